@@ -1,1 +1,64 @@
-fn main() {}
+//! RustPV: a Xen paravirtual guest kernel.
+//!
+//! Xen enters at `_start` (platform/boot.rs) with `start_info`; the platform
+//! layer maps what Xen shares and sets up the console, then [`kmain`] prints
+//! the banner and runs the app the command line names.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
+// On the host only the pure modules are built, for their unit tests.
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+mod cmdline;
+mod console;
+mod events;
+mod fmtbuf;
+mod time;
+
+#[cfg(target_os = "none")]
+mod apps;
+#[cfg(target_os = "none")]
+mod banner;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod selftest;
+
+#[cfg(target_os = "none")]
+fn kmain() -> ! {
+    use hypercall::abi::sched::ShutdownReason;
+
+    let cmd = cmdline::Cmdline::new(platform::start_info().cmdline());
+    let level = cmd
+        .get("loglevel")
+        .map(|l| (l, console::logger::parse_level(l)));
+    console::logger::init(level.and_then(|(_, l)| l).unwrap_or(log::LevelFilter::Info));
+    banner::print(&cmd);
+    if let Some((text, None)) = level {
+        log::warn!("loglevel={text} is not a level; using info");
+    }
+    for key in cmd.unknown_keys() {
+        log::warn!("unknown setting {key:?} on the command line; known settings:");
+        for (known, about) in cmdline::KNOWN_KEYS {
+            log::warn!("  {known}: {about}");
+        }
+    }
+
+    let app = cmd.app();
+    kprintln!("running app={app}");
+    match apps::run(app, &cmd) {
+        Ok(()) => {
+            kprintln!("app {app} finished; powering off");
+            platform::shutdown(ShutdownReason::Poweroff)
+        }
+        Err(e) => {
+            kprintln!("app {app} failed: {e}; crashing the domain");
+            platform::shutdown(ShutdownReason::Crash)
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the kernel runs as a Xen guest: build it with `cargo xtask build`, boot it with `cargo xtask run`");
+    std::process::exit(2);
+}

@@ -1,0 +1,190 @@
+//! The one console of the guest, behind a lock.
+
+use super::crlf_chunks;
+use super::ring::{Backend, RingError, RingWriter};
+use crate::{events, platform};
+use core::fmt::{self, Write};
+use hypercall::abi::console::XenconsInterface;
+use hypercall::ops::{console_io_write, event_channel, sched_op};
+use hypercall::EvtchnPort;
+use spin::Mutex;
+
+/// How long output waits for a full ring to drain before it is dropped:
+/// long enough for a busy dom0, short enough that a dead xenconsoled does
+/// not hang the guest.
+const STALL_BUDGET_NS: u64 = 10_000_000_000;
+
+#[derive(Clone, Copy)]
+enum Sink {
+    /// `console_io`: reaches Xen's serial line for dom0 (and debug builds).
+    Hypervisor,
+    /// The PV console ring.
+    Ring {
+        ring: &'static XenconsInterface,
+        port: EvtchnPort,
+    },
+}
+
+/// Counters a person may want after a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub bytes: u64,
+    pub dropped: u64,
+    pub stalls: u64,
+    pub corrupt: bool,
+}
+
+struct Console {
+    sink: Sink,
+    stats: Stats,
+    /// The backend stalled past the budget: drop output without waiting
+    /// until the ring has room again.
+    stalled: bool,
+}
+
+/// The ring, once known, for the emergency path that cannot take the lock.
+static RING: spin::Once<(&'static XenconsInterface, EvtchnPort)> = spin::Once::new();
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    sink: Sink::Hypervisor,
+    stats: Stats {
+        bytes: 0,
+        dropped: 0,
+        stalls: 0,
+        corrupt: false,
+    },
+    stalled: false,
+});
+
+/// Waits on the console's event channel with `SCHEDOP_poll`, which works
+/// while upcalls are masked.
+#[derive(Clone, Copy)]
+struct PortBackend(EvtchnPort);
+
+impl Backend for PortBackend {
+    fn notify(&self) {
+        // A failed notify only delays output until the next one.
+        let _ = event_channel::send(self.0);
+    }
+
+    fn arm(&self) {
+        events::clear_pending(platform::shared_info(), self.0);
+    }
+
+    fn wait(&self, timeout_ns: u64) -> bool {
+        let deadline = platform::now_ns().saturating_add(timeout_ns);
+        sched_op::poll(&[self.0], deadline).is_ok()
+            && events::is_pending(platform::shared_info(), self.0)
+    }
+}
+
+impl Console {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        match self.sink {
+            Sink::Hypervisor => {
+                let _ = console_io_write(bytes);
+                self.stats.bytes += bytes.len() as u64;
+            }
+            Sink::Ring { ring, port } => {
+                if self.stats.corrupt {
+                    self.stats.dropped += bytes.len() as u64;
+                    return;
+                }
+                let budget = if self.stalled { 0 } else { STALL_BUDGET_NS };
+                let w = RingWriter::new(ring, PortBackend(port), budget);
+                match w.write_all(bytes) {
+                    Ok(()) => {
+                        self.stalled = false;
+                        self.stats.bytes += bytes.len() as u64;
+                    }
+                    Err(RingError::Stalled { written }) => {
+                        if !self.stalled {
+                            self.stats.stalls += 1;
+                        }
+                        self.stalled = true;
+                        self.stats.bytes += written as u64;
+                        self.stats.dropped += (bytes.len() - written) as u64;
+                    }
+                    Err(RingError::Corrupt { .. }) => {
+                        self.stats.corrupt = true;
+                        self.stats.dropped += bytes.len() as u64;
+                        let _ =
+                            console_io_write(b"console ring indices corrupt; output stopped\r\n");
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Sink::Ring { ring, port } = self.sink {
+            let _ = RingWriter::new(ring, PortBackend(port), STALL_BUDGET_NS / 5).flush();
+        }
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        crlf_chunks(s.as_bytes(), |c| self.write_bytes(c));
+        Ok(())
+    }
+}
+
+/// Sends console output to Xen's own console (`console_io`).
+pub fn init_hypervisor() {
+    CONSOLE.lock().sink = Sink::Hypervisor;
+}
+
+/// Sends console output to the PV console ring.
+pub fn init_ring(ring: &'static XenconsInterface, port: EvtchnPort) {
+    RING.call_once(|| (ring, port));
+    CONSOLE.lock().sink = Sink::Ring { ring, port };
+}
+
+/// Formats `args` to the console.
+pub fn print(args: fmt::Arguments<'_>) {
+    let _ = CONSOLE.lock().write_fmt(args);
+}
+
+/// Waits (bounded) until the backend has taken all output.
+pub fn flush() {
+    CONSOLE.lock().flush();
+}
+
+/// `(out_prod, out_cons)` of the console ring, if output goes to one.
+pub fn ring_state() -> Option<(u32, u32)> {
+    match CONSOLE.lock().sink {
+        Sink::Ring { ring, .. } => Some((
+            ring.out_prod.load(core::sync::atomic::Ordering::Acquire),
+            ring.out_cons.load(core::sync::atomic::Ordering::Acquire),
+        )),
+        Sink::Hypervisor => None,
+    }
+}
+
+/// Output counters so far.
+pub fn stats() -> Stats {
+    CONSOLE.lock().stats
+}
+
+/// Prints even when the console lock is held (a panic while printing):
+/// writes to the sink directly, which at worst interleaves with the
+/// interrupted line, since that code never resumes.
+pub fn emergency_print(args: fmt::Arguments<'_>) {
+    if let Some(mut c) = CONSOLE.try_lock() {
+        let _ = c.write_fmt(args);
+        c.flush();
+        return;
+    }
+    let sink = match RING.get() {
+        Some(&(ring, port)) => Sink::Ring { ring, port },
+        None => Sink::Hypervisor,
+    };
+    let mut c = Console {
+        sink,
+        stats: Stats::default(),
+        stalled: false,
+    };
+    let _ = c.write_fmt(args);
+    c.flush();
+}

@@ -1,0 +1,71 @@
+//! The image's contract with Xen's domain builder: ELF notes, the entry
+//! stub and the boot stack (`xen/include/public/elfnote.h`).
+
+use core::arch::global_asm;
+use hypercall::abi::start_info::StartInfo;
+
+// Notes are read by libelf from the PT_NOTE segment. Each is
+// {namesz=4, descsz, type, "Xen\0", desc, pad to 4}.
+// VIRT_BASE and PADDR_OFFSET are equal so that Xen maps every segment at
+// its link address (the ELF paddr equals the vaddr in link.ld).
+global_asm!(
+    r#"
+    .macro xen_note_str type, value
+    .balign 4
+    .long 4
+    .long 6f - 5f
+    .long \type
+    .asciz "Xen"
+5:  .asciz "\value"
+6:  .balign 4
+    .endm
+
+    .macro xen_note_quad type, value
+    .balign 4
+    .long 4
+    .long 6f - 5f
+    .long \type
+    .asciz "Xen"
+5:  .quad \value
+6:  .balign 4
+    .endm
+
+    .pushsection .note.Xen, "a", @note
+    xen_note_str 6, "RustPV"
+    xen_note_str 7, "0.1"
+    xen_note_str 5, "xen-3.0"
+    xen_note_str 8, "generic"
+    xen_note_quad 3, __virt_base
+    xen_note_quad 4, __virt_base
+    xen_note_quad 1, _start
+    xen_note_quad 2, hypercall_page
+    .popsection
+
+    .pushsection .bss.boot_stack, "aw", @nobits
+    .balign 4096
+    .globl __boot_stack_bottom
+__boot_stack_bottom:
+    .skip 65536
+__boot_stack_top:
+    .popsection
+
+    .pushsection .text.entry, "ax", @progbits
+    .globl _start
+_start:
+    cld
+    lea __boot_stack_top(%rip), %rsp
+    xor %ebp, %ebp
+    mov %rsi, %rdi
+    call {entry}
+    ud2
+    .popsection
+    "#,
+    entry = sym rust_entry,
+    options(att_syntax)
+);
+
+/// Where the entry stub lands: `start_info` is in `rdi` (Xen passed it in `rsi`).
+extern "C" fn rust_entry(start_info: *const StartInfo) -> ! {
+    super::init(start_info);
+    crate::kmain()
+}

@@ -1,0 +1,199 @@
+//! The platform layer: the only part of the kernel that turns addresses
+//! from Xen into references. Everything above it is safe code.
+#![allow(unsafe_code)]
+
+mod boot;
+mod panic;
+
+use crate::console;
+use crate::time::PvClock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hypercall::abi::console::XenconsInterface;
+use hypercall::abi::sched::ShutdownReason;
+use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
+use hypercall::abi::start_info::StartInfo;
+use hypercall::abi::xen::{pte, uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
+use hypercall::ops::{mmu, sched_op};
+use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
+use spin::Once;
+
+extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+    static __virt_base: u8;
+    static hypercall_page: [u8; PAGE_SIZE];
+    static shared_info_page: u8;
+}
+
+// A page of the image whose mapping is replaced by Xen's shared info frame.
+core::arch::global_asm!(
+    ".pushsection .bss.shared_info_page, \"aw\", @nobits",
+    ".balign 4096",
+    ".globl shared_info_page",
+    "shared_info_page:",
+    ".skip 4096",
+    ".popsection",
+);
+
+static START_INFO: Once<&'static StartInfo> = Once::new();
+static SHARED_INFO: Once<&'static SharedInfo> = Once::new();
+static P2M: Once<&'static [AtomicU64]> = Once::new();
+static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+
+fn virt_base() -> usize {
+    core::ptr::addr_of!(__virt_base) as usize
+}
+
+/// `[start, end)` of the loaded image.
+pub fn image_range() -> (usize, usize) {
+    (
+        core::ptr::addr_of!(__image_start) as usize,
+        core::ptr::addr_of!(__image_end) as usize,
+    )
+}
+
+/// The start of the pseudo-physical direct map Xen built (`pfn 0`).
+pub fn pfn_to_virt(pfn: Pfn) -> usize {
+    virt_base() + (pfn.0 as usize) * PAGE_SIZE
+}
+
+fn init(si: *const StartInfo) {
+    // SAFETY: Xen passes a pointer to start_info inside the bootstrap
+    // mapping; it stays mapped and nobody writes it after entry.
+    let si: &'static StartInfo = unsafe { &*si };
+    START_INFO.call_once(|| si);
+
+    // SAFETY: the domain builder puts the P2M list (nr_pages u64 entries)
+    // in the bootstrap mapping at `mfn_list`. AtomicU64 has u64's layout,
+    // and atomics let later code (ballooning) update it through `&`.
+    let p2m = unsafe {
+        core::slice::from_raw_parts(si.mfn_list as *const AtomicU64, si.nr_pages as usize)
+    };
+    P2M.call_once(|| p2m);
+
+    let page = core::ptr::addr_of!(shared_info_page) as usize;
+    let entry = si.shared_info_addr().0 & pte::ADDR_MASK
+        | pte::PRESENT
+        | pte::RW
+        | pte::USER
+        | pte::ACCESSED
+        | pte::DIRTY;
+    // SAFETY: `shared_info_page` is a page of our .bss that nothing else
+    // references; after the call it maps Xen's shared info frame.
+    if let Err(e) = unsafe { mmu::update_va_mapping(page, entry, uvmf::INVLPG) } {
+        console::emergency_print(format_args!("cannot map shared_info: {e}\n"));
+        shutdown(ShutdownReason::Crash);
+    }
+    // SAFETY: the page now holds `struct shared_info`, whose fields are all
+    // atomics (Xen writes them concurrently), mapped for the guest's life.
+    let shared: &'static SharedInfo = unsafe { &*(page as *const SharedInfo) };
+    SHARED_INFO.call_once(|| shared);
+    BOOT_NS.store(now_ns(), Ordering::Relaxed);
+
+    if si.is_initial_domain() {
+        console::init_hypervisor();
+    } else {
+        match console_ring(si) {
+            Some((ring, port)) => console::init_ring(ring, port),
+            None => console::init_hypervisor(),
+        }
+    }
+}
+
+/// The console ring page, found through the machine-to-phys table.
+fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort)> {
+    let (mfn, port) = si.console.domu();
+    let pfn = mfn_to_pfn(mfn)?;
+    if pfn.0 >= si.nr_pages || pfn_to_mfn(pfn) != Some(mfn) {
+        return None;
+    }
+    // SAFETY: the frame is ours (P2M and M2P agree), it lies in the
+    // bootstrap mapping the builder made (console and store pages are
+    // allocated inside it), and the struct is all atomics, shared with
+    // xenconsoled for the guest's life.
+    Some((
+        unsafe { &*(pfn_to_virt(pfn) as *const XenconsInterface) },
+        port,
+    ))
+}
+
+/// start_info as Xen gave it.
+pub fn start_info() -> &'static StartInfo {
+    START_INFO
+        .get()
+        .expect("start_info is set before any other code runs")
+}
+
+/// The shared info page.
+pub fn shared_info() -> &'static SharedInfo {
+    SHARED_INFO.get().expect("shared_info is mapped at entry")
+}
+
+/// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
+pub fn vcpu_info() -> &'static VcpuInfo {
+    &shared_info().vcpu_info[0]
+}
+
+/// The P2M list: pfn → mfn, as Xen built it.
+pub fn p2m() -> &'static [AtomicU64] {
+    P2M.get().expect("P2M is set at entry")
+}
+
+/// The machine frame behind `pfn`.
+pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
+    p2m()
+        .get(pfn.0 as usize)
+        .map(|e| Mfn(e.load(Ordering::Relaxed)))
+}
+
+/// The pseudo-physical frame of one of our machine frames, from Xen's
+/// read-only machine-to-phys table. `None` for frames beyond the table.
+pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
+    if mfn.0 >= MACH2PHYS_NR_ENTRIES {
+        return None;
+    }
+    let entry = (MACH2PHYS_VIRT_START + mfn.0 * 8) as *const u64;
+    // SAFETY: Xen maps the M2P table read-only into every PV guest at
+    // MACH2PHYS_VIRT_START; entries of frames the guest owns are present.
+    // Callers pass frames Xen gave us (start_info, P2M).
+    Some(Pfn(unsafe { entry.read_volatile() }))
+}
+
+/// The bytes Xen wrote into the hypercall page.
+pub fn hypercall_page_bytes() -> &'static [u8; PAGE_SIZE] {
+    // SAFETY: the page is part of the image; Xen filled it before entry
+    // and nothing writes it afterwards.
+    unsafe { &*core::ptr::addr_of!(hypercall_page) }
+}
+
+/// A serialised TSC read.
+pub fn rdtsc() -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: lfence and rdtsc only read the time stamp counter.
+    unsafe {
+        core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack));
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Xen system time now, in ns.
+pub fn now_ns() -> u64 {
+    PvClock::read(&vcpu_info().time).ns_at(rdtsc())
+}
+
+/// Nanoseconds since this guest started.
+pub fn uptime_ns() -> u64 {
+    now_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
+}
+
+/// Flushes the console and ends the domain.
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    console::flush();
+    loop {
+        let _ = sched_op::shutdown(reason);
+        // Only an invalid reason returns; crash instead of spinning.
+        let _ = sched_op::shutdown(ShutdownReason::Crash);
+        let _ = sched_op::yield_now();
+    }
+}

@@ -1,0 +1,52 @@
+//! The PV clock and the wall clock.
+
+use super::{fail, note, Suite};
+use crate::platform;
+use crate::time::{wallclock_base, PvClock, Utc};
+use hypercall::ops::{event_channel, sched_op};
+use hypercall::DomId;
+
+pub fn run(s: &mut Suite) {
+    s.check("clock.tsc_frequency", |d| {
+        let c = PvClock::read(&platform::vcpu_info().time);
+        let mhz = c.tsc_hz() / 1_000_000;
+        note!(d, "{mhz} MHz (mul {:#x} shift {})", c.mul, c.shift);
+        (10..20_000).contains(&mhz)
+    });
+
+    s.check("clock.monotonic", |d| {
+        const READS: u64 = 10_000;
+        let t0 = platform::now_ns();
+        let mut last = t0;
+        for i in 0..READS {
+            let t = platform::now_ns();
+            if t < last {
+                fail!(d, "read {i}: {t} after {last}");
+            }
+            last = t;
+        }
+        note!(d, "{READS} reads, {} ns each", (last - t0) / READS);
+        last > t0
+    });
+
+    s.check("clock.wallclock", |d| {
+        let (sec, _) = wallclock_base(platform::shared_info());
+        let now = Utc::from_unix(sec + platform::now_ns() / 1_000_000_000);
+        note!(d, "{now}");
+        (2020..2100).contains(&now.year)
+    });
+
+    s.check("clock.poll_deadline_20ms", |d| {
+        // A fresh port nobody signals: poll can only end at its deadline.
+        let port = match event_channel::alloc_unbound(DomId::SELF) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "alloc_unbound: {e}"),
+        };
+        let t0 = platform::now_ns();
+        let r = sched_op::poll(&[port], t0 + 20_000_000);
+        let waited = platform::now_ns() - t0;
+        let _ = event_channel::close(port);
+        note!(d, "waited {} us", waited / 1000);
+        r.is_ok() && (20_000_000..2_000_000_000).contains(&waited)
+    });
+}

@@ -1,0 +1,200 @@
+//! Hypercall plumbing, error mapping and `xen_version`.
+
+use super::{fail, note, Suite};
+use crate::platform;
+use hypercall::abi::event_channel::stat;
+use hypercall::abi::xen::HYPERVISOR_VIRT_START;
+use hypercall::ops::{event_channel, memory, sched_op, unimplemented_hypercall, version};
+use hypercall::raw::nr;
+use hypercall::{DomId, EvtchnPort, XenError};
+
+pub fn run(s: &mut Suite) {
+    s.check("hypercall.page_filled", |d| {
+        let page = platform::hypercall_page_bytes();
+        for n in [
+            nr::XEN_VERSION,
+            nr::CONSOLE_IO,
+            nr::SCHED_OP,
+            nr::EVENT_CHANNEL_OP,
+        ] {
+            let entry = &page[n as usize * 32..n as usize * 32 + 32];
+            // Each entry loads its number with `mov $n, %eax` (0xb8 imm32).
+            let mut want = [0xb8, 0, 0, 0, 0];
+            want[1..].copy_from_slice(&n.to_le_bytes());
+            if !entry.windows(5).any(|w| w == want) {
+                fail!(
+                    d,
+                    "entry {n} does not load its number: {:02x?}",
+                    &entry[..16]
+                );
+            }
+        }
+        true
+    });
+
+    s.check(
+        "hypercall.error.unimplemented_is_enosys",
+        |d| match unimplemented_hypercall() {
+            Err(XenError::ENOSYS) => true,
+            other => fail!(d, "got {other:?}"),
+        },
+    );
+
+    s.check(
+        "hypercall.error.sched_op_unknown_is_enosys",
+        |d| match sched_op::unknown_command() {
+            Err(XenError::ENOSYS) => true,
+            other => fail!(d, "got {other:?}"),
+        },
+    );
+
+    s.check(
+        "hypercall.error.send_to_invalid_port_is_einval",
+        |d| match event_channel::send(EvtchnPort(0x00ff_ffff)) {
+            Err(XenError::EINVAL) => true,
+            other => fail!(d, "got {other:?}"),
+        },
+    );
+
+    s.check("xenver.version", |d| {
+        let (major, minor) = version::version();
+        note!(d, "{major}.{minor}");
+        major >= 4
+    });
+
+    s.check("xenver.extraversion", |d| match version::extraversion() {
+        Ok(v) => {
+            note!(d, "{v:?}");
+            true
+        }
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check("xenver.capabilities", |d| match version::capabilities() {
+        Ok(c) if c.as_str().split(' ').any(|abi| abi == "xen-3.0-x86_64") => {
+            note!(d, "{c}");
+            true
+        }
+        Ok(c) => fail!(d, "no xen-3.0-x86_64 in {c:?}"),
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check("xenver.pagesize", |d| match version::pagesize() {
+        Ok(4096) => true,
+        other => fail!(d, "got {other:?}"),
+    });
+
+    s.check(
+        "xenver.platform_parameters",
+        |d| match version::virt_start() {
+            Ok(v) if v == HYPERVISOR_VIRT_START => {
+                note!(d, "virt_start {v:#x}");
+                true
+            }
+            other => fail!(d, "got {other:x?}, want {HYPERVISOR_VIRT_START:#x}"),
+        },
+    );
+
+    s.check("xenver.features", |d| match version::features(0) {
+        // A PV guest manages its own P2M: auto_translated_physmap (bit 2) is off.
+        Ok(map) if map & (1 << 2) == 0 => {
+            note!(d, "{map:#x}");
+            true
+        }
+        Ok(map) => fail!(d, "{map:#x} claims auto-translated physmap"),
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check(
+        "xenver.features_out_of_range",
+        |d| match version::features(1000) {
+            Err(XenError::EINVAL) => true,
+            other => fail!(d, "got {other:?}"),
+        },
+    );
+
+    s.check("xenver.compile_info", |d| match version::compile_info() {
+        Ok(info) => {
+            let compiler = hypercall::abi::start_info::c_str(&info.compiler);
+            note!(d, "{compiler}");
+            !compiler.is_empty()
+        }
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check("xenver.guest_handle", |d| match version::guest_handle() {
+        Ok(uuid) => {
+            for b in uuid {
+                note!(d, "{b:02x}");
+            }
+            // The toolstack gives every domU a UUID; dom0's is all zero.
+            platform::start_info().is_initial_domain() || uuid != [0; 16]
+        }
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check("sched.yield", |d| match sched_op::yield_now() {
+        Ok(()) => true,
+        Err(e) => fail!(d, "{e}"),
+    });
+
+    s.check("evtchn.status_of_console_and_store", |d| {
+        let si = platform::start_info();
+        if si.is_initial_domain() {
+            note!(d, "skipped in dom0: no console ring or store");
+            return true;
+        }
+        for (what, port) in [("console", si.console.domu().1), ("store", si.store().1)] {
+            match event_channel::status(DomId::SELF, port) {
+                Ok((stat::INTERDOMAIN, vcpu)) => {
+                    note!(d, "{what} port {port} interdomain vcpu {vcpu}; ")
+                }
+                other => fail!(d, "{what} port {port}: {other:?}"),
+            }
+        }
+        true
+    });
+
+    s.check("evtchn.loopback_pair_wakes_poll", |d| {
+        let a = match event_channel::alloc_unbound(DomId::SELF) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "alloc_unbound: {e}"),
+        };
+        let b = match event_channel::bind_interdomain(DomId::SELF, a) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "bind_interdomain: {e}"),
+        };
+        let shared = platform::shared_info();
+        crate::events::clear_pending(shared, b);
+        let ok = event_channel::send(a).is_ok();
+        let t0 = platform::now_ns();
+        // Already pending: poll must return at once, not at the deadline.
+        let polled = sched_op::poll(&[b], t0 + 5_000_000_000);
+        let waited = platform::now_ns() - t0;
+        let pending = crate::events::clear_pending(shared, b);
+        let closed = event_channel::close(a).is_ok() && event_channel::close(b).is_ok();
+        note!(
+            d,
+            "ports {a}<->{b}, poll returned after {} us",
+            waited / 1000
+        );
+        ok && polled.is_ok() && pending && closed && waited < 1_000_000_000
+    });
+
+    s.check("memory.reservation", |d| {
+        let si = platform::start_info();
+        let cur = memory::current_reservation(DomId::SELF);
+        let max = memory::maximum_reservation(DomId::SELF);
+        match (cur, max) {
+            (Ok(cur), Ok(max)) => {
+                note!(
+                    d,
+                    "current {cur} pages, maximum {max}, start_info {}",
+                    si.nr_pages
+                );
+                si.is_initial_domain() || (cur == si.nr_pages && max >= cur)
+            }
+            other => fail!(d, "{other:?}"),
+        }
+    });
+}

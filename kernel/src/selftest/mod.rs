@@ -1,0 +1,75 @@
+//! `app=selftest`: the in-guest test suite. One line per check,
+//! `PASS name: figure` or `FAIL name: why`, then `N passed, N failed`.
+
+mod clock;
+mod console;
+mod hypercalls;
+mod start_info;
+
+use crate::apps::{AppError, AppResult};
+use crate::cmdline::Cmdline;
+use crate::fmtbuf::FmtBuf;
+use crate::kprintln;
+
+/// Room for one check's figure or reason.
+pub type Detail = FmtBuf<240>;
+
+/// Counts results and prints one line per check.
+pub struct Suite {
+    passed: u32,
+    failed: u32,
+}
+
+impl Suite {
+    /// Runs one check. `f` writes a figure or a reason into its detail and
+    /// says whether the check passed.
+    pub fn check(&mut self, name: &str, f: impl FnOnce(&mut Detail) -> bool) {
+        let mut detail = Detail::new();
+        let ok = f(&mut detail);
+        let sep = if detail.as_str().is_empty() { "" } else { ": " };
+        if ok {
+            self.passed += 1;
+            kprintln!("PASS {name}{sep}{detail}");
+        } else {
+            self.failed += 1;
+            kprintln!("FAIL {name}{sep}{detail}");
+        }
+    }
+}
+
+/// Writes to a check's detail and returns false from the check.
+macro_rules! fail {
+    ($d:expr, $($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt($d, format_args!($($arg)*));
+        return false;
+    }};
+}
+pub(crate) use fail;
+
+/// Writes a figure to a check's detail.
+macro_rules! note {
+    ($d:expr, $($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt($d, format_args!($($arg)*));
+    }};
+}
+pub(crate) use note;
+
+pub fn run(_: &Cmdline<'_>) -> AppResult {
+    let mut suite = Suite {
+        passed: 0,
+        failed: 0,
+    };
+    hypercalls::run(&mut suite);
+    start_info::run(&mut suite);
+    clock::run(&mut suite);
+    console::run(&mut suite);
+    kprintln!("{} passed, {} failed", suite.passed, suite.failed);
+    if suite.failed == 0 {
+        Ok(())
+    } else {
+        Err(AppError::TestsFailed {
+            failed: suite.failed,
+            passed: suite.passed,
+        })
+    }
+}
