@@ -1,1 +1,226 @@
-fn main() {}
+//! `cargo xtask`: build the guest, run it on Xen in QEMU, run all checks.
+//!
+//! ```text
+//! cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
+//! cargo xtask run   [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
+//!                   [--kernel ELF] [-- extra cmdline...]
+//! cargo xtask test
+//! cargo xtask fetch
+//! ```
+
+mod ci;
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use xtask::guest;
+use xtask::lab::Echo;
+use xtask::report::Timings;
+use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario};
+
+const USAGE: &str = "usage:
+  cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
+      build the guest; write target/xen/guest.elf and target/xen/guest.cfg
+  cargo xtask run [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
+                  [--kernel ELF] [-- extra cmdline...]
+      build the guest and run it as a DomU on Xen 4.17 in QEMU; exit 0 only
+      if it powers off cleanly
+  cargo xtask test
+      fmt, clippy (host and guest), unit tests, boot tests
+  cargo xtask fetch
+      download and extract Xen and dom0 into the cache only";
+
+#[derive(Debug)]
+struct Args {
+    app: String,
+    memory: u32,
+    timeout: u64,
+    kvm: bool,
+    verbose: bool,
+    kernel: Option<PathBuf>,
+    extra: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        app: "hello".into(),
+        memory: 32,
+        timeout: 60,
+        kvm: false,
+        verbose: false,
+        kernel: None,
+        extra: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--app" => a.app = value("--app")?,
+            "--memory" => {
+                a.memory = value("--memory")?
+                    .parse()
+                    .ok()
+                    .filter(|m| (4..=65536).contains(m))
+                    .context("--memory takes MiB between 4 and 65536")?
+            }
+            "--timeout" => {
+                a.timeout = value("--timeout")?
+                    .parse()
+                    .ok()
+                    .filter(|t| *t > 0)
+                    .context("--timeout takes a positive number of seconds")?
+            }
+            "--kernel" => a.kernel = Some(PathBuf::from(value("--kernel")?)),
+            "--kvm" => a.kvm = true,
+            "--verbose" | "-v" => a.verbose = true,
+            "--" => {
+                a.extra = it.by_ref().cloned().collect();
+            }
+            "-h" | "--help" => bail!("{USAGE}"),
+            o => bail!("unknown argument {o:?}\n{USAGE}"),
+        }
+    }
+    xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
+    Ok(a)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("build") => parse(&args[1..]).and_then(|a| cmd_build(&a)),
+        Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
+        Some("test") if args.len() == 1 => ci::run(),
+        Some("fetch") if args.len() == 1 => cmd_fetch(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(anyhow::anyhow!("{USAGE}")),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn cmd_build(a: &Args) -> Result<()> {
+    let b = guest::build(false)?;
+    let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+    println!(
+        "guest ELF:      {} ({})",
+        b.stable.display(),
+        guest::size_of(&b.stable)
+    );
+    println!(
+        "stripped ELF:   {} ({})",
+        b.stripped.display(),
+        guest::size_of(&b.stripped)
+    );
+    println!("xl config:      {}", cfg.display());
+    if !guest::has_xen_notes(&b.stable) {
+        eprintln!(
+            "warning: {} has no Xen ELF notes: Xen will refuse it",
+            b.stable.display()
+        );
+    }
+    println!("on a Xen host:  xl create -c {}", cfg.display());
+    Ok(())
+}
+
+fn cmd_fetch() -> Result<()> {
+    let lab = Lab::prepare(LabOptions::default())?;
+    println!("tree:   {}", lab.bundle.root.display());
+    println!("xen:    {}", lab.bundle.xen.display());
+    println!(
+        "kernel: {} ({})",
+        lab.bundle.vmlinuz.display(),
+        lab.bundle.kernel_version
+    );
+    Ok(())
+}
+
+fn cmd_run(a: &Args) -> Result<()> {
+    let total = Instant::now();
+    let mut timings = Timings::default();
+
+    let kernel = match &a.kernel {
+        Some(k) => {
+            if !k.is_file() {
+                bail!("--kernel {}: no such file", k.display());
+            }
+            k.clone()
+        }
+        None => {
+            let t = Instant::now();
+            let b = guest::build(true)?;
+            guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+            timings.add("guest build", t.elapsed());
+            println!(
+                "[lab] guest built: {} ({})",
+                b.stable.display(),
+                guest::size_of(&b.stable)
+            );
+            b.stable
+        }
+    };
+
+    let opts = LabOptions {
+        kvm: a.kvm,
+        verbose: a.verbose || LabOptions::default().verbose,
+        echo: if a.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "run".into(),
+        ..LabOptions::default()
+    };
+    let lab = Lab::prepare(opts)?;
+    timings
+        .phases
+        .insert(0, ("fetch".to_string(), lab.fetch_time));
+
+    let spec = GuestSpec::new(&a.app, &kernel, &a.app)
+        .args(&a.extra)
+        .memory(a.memory)
+        .timeout(Duration::from_secs(a.timeout));
+    let report = lab.boot(&[Scenario::single(spec)])?;
+    timings.add_boot(&report);
+    println!("\nphase timings:\n{}", timings.table(total.elapsed()));
+    if let Some(p) = &report.serial_log {
+        println!("serial log: {}", p.display());
+    }
+
+    let run = report.runs.iter().find(|r| r.name == a.app);
+    match run {
+        Some(r) if r.result == GuestResult::Poweroff && report.failure.is_none() => {
+            println!(
+                "OK: guest {} (domid {}) powered off cleanly",
+                r.name,
+                r.domid.map_or("?".into(), |d| d.to_string())
+            );
+            if !r.console_complete {
+                eprintln!("warning: the guest's console log did not reach the host complete");
+            }
+            Ok(())
+        }
+        Some(r) if r.result != GuestResult::Incomplete => bail!(
+            "guest {} ended with {} (domid {}){}",
+            r.name,
+            r.result,
+            r.domid.map_or("?".into(), |d| d.to_string()),
+            report
+                .failure
+                .as_ref()
+                .map_or(String::new(), |f| format!("; {f}"))
+        ),
+        _ => bail!(
+            "{}",
+            report
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the guest never ran".into())
+        ),
+    }
+}

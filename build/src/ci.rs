@@ -1,0 +1,96 @@
+//! `cargo xtask test`: every check, in order, stopping at the first failure.
+
+use anyhow::{bail, Result};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The `no_std` crates checked for the guest target (add new ones here).
+pub const GUEST_CRATES: &[&str] = &["kernel", "hypercall"];
+
+struct Step {
+    name: &'static str,
+    args: Vec<String>,
+}
+
+fn steps() -> Vec<Step> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut guest_clippy = s(&["clippy"]);
+    for c in GUEST_CRATES {
+        guest_clippy.push("-p".into());
+        guest_clippy.push(c.to_string());
+    }
+    guest_clippy.extend(s(&[
+        "--target",
+        xtask::guest::GUEST_TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ]));
+    vec![
+        Step {
+            name: "format",
+            args: s(&["fmt", "--all", "--", "--check"]),
+        },
+        Step {
+            name: "clippy (host)",
+            args: s(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        },
+        Step {
+            name: "clippy (guest)",
+            args: guest_clippy,
+        },
+        Step {
+            name: "unit tests",
+            args: s(&["test", "--workspace", "--exclude", "xen-tests"]),
+        },
+        Step {
+            name: "boot tests",
+            args: s(&["test", "-p", "xen-tests", "--", "--test-threads=1"]),
+        },
+    ]
+}
+
+pub fn run() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = xtask::workspace_root();
+    let mut done: Vec<(&str, Duration)> = Vec::new();
+    let total = Instant::now();
+    for step in steps() {
+        println!("\n==> {}: cargo {}", step.name, step.args.join(" "));
+        let t = Instant::now();
+        let status = Command::new(&cargo)
+            .args(&step.args)
+            .current_dir(&root)
+            .stdin(std::process::Stdio::null())
+            .status();
+        let ok = matches!(&status, Ok(s) if s.success());
+        if !ok {
+            print_summary(&done, Some(step.name), total.elapsed());
+            match status {
+                Err(e) => bail!("{} failed: cannot run cargo: {e}", step.name),
+                Ok(s) => bail!("{} failed ({s}): see its output above", step.name),
+            }
+        }
+        done.push((step.name, t.elapsed()));
+    }
+    print_summary(&done, None, total.elapsed());
+    Ok(())
+}
+
+fn print_summary(done: &[(&str, Duration)], failed: Option<&str>, total: Duration) {
+    println!("\n==> summary");
+    for (n, d) in done {
+        println!("  ok    {n:<16} {:>7.1}s", d.as_secs_f64());
+    }
+    if let Some(f) = failed {
+        println!("  FAIL  {f}");
+    }
+    println!("  total {:>24.1}s", total.as_secs_f64());
+}

@@ -1,0 +1,147 @@
+# The dom0 shell library for scenarios (sourced by /init).
+#
+# run_guest NAME CFG TIMEOUT
+#   Creates the domain NAME from CFG paused, prints `xl list`, streams its
+#   console live as "[NAME] line", unpauses it and waits up to TIMEOUT
+#   seconds for it to end (then `xl destroy`). Afterwards prints
+#     @@GUEST name=NAME domid=N result=poweroff|reboot|suspend|crash|watchdog|soft_reset|timeout|create-failed|unknown
+#   and the complete console log between @@CONSOLE-BEGIN/@@CONSOLE-END, one
+#   "@@C|NAME|line" per line. Returns 0 for poweroff, 1 otherwise.
+#
+# run_guest_start NAME CFG / run_guest_wait NAME TIMEOUT
+#   The same in two halves, to run several guests at once.
+
+LAB_CONSOLE_DIR=/var/log/xen/console
+
+lab_uptime() { cut -d' ' -f1 /proc/uptime; }
+
+lab_reason() {
+    case "$1" in
+        0) echo poweroff ;;
+        1) echo reboot ;;
+        2) echo suspend ;;
+        3) echo crash ;;
+        4) echo watchdog ;;
+        5) echo soft_reset ;;
+        *) echo unknown ;;
+    esac
+}
+
+# Dumps the guest's console log for the host, complete.
+lab_dump_console() {
+    local name=$1 log n l
+    log=$LAB_CONSOLE_DIR/guest-$name.log
+    n=0
+    echo "@@CONSOLE-BEGIN name=$name"
+    if [ -f "$log" ]; then
+        while IFS= read -r l || [ -n "$l" ]; do
+            echo "@@C|$name|$l"
+            n=$((n + 1))
+        done < "$log"
+    fi
+    echo "@@CONSOLE-END name=$name lines=$n"
+}
+
+# Follows a console log live, printing complete lines as "[NAME] line",
+# polling its size every 0.2 s, until /tmp/lab-follow-NAME is removed.
+lab_follow() {
+    local name=$1 log=$2 off=0 size n tmp=/tmp/lab-chunk-$1
+    local last=
+    while :; do
+        [ -e "/tmp/lab-follow-$name" ] || last=1
+        size=$(wc -c < "$log" 2>/dev/null || echo 0)
+        if [ "$size" -gt "$off" ]; then
+            tail -c +$((off + 1)) "$log" | head -c $((size - off)) > "$tmp"
+            if [ -z "$last" ] && [ "$(tail -c 1 "$tmp" | wc -l)" -ne 1 ]; then
+                # Keep a partial last line for the next round.
+                sed '$d' "$tmp" > "$tmp.2"
+                mv "$tmp.2" "$tmp"
+            fi
+            n=$(wc -c < "$tmp")
+            if [ "$n" -gt 0 ]; then
+                sed "s/^/[$name] /" "$tmp"
+                [ "$(tail -c 1 "$tmp" | wc -l)" -eq 1 ] || echo
+                off=$((off + n))
+            fi
+        fi
+        [ -n "$last" ] && break
+        sleep 0.2
+    done
+    rm -f "$tmp"
+}
+
+lab_stop_follow() {
+    local f=/tmp/lab-follow-$1 pid
+    [ -e "$f" ] || return 0
+    pid=$(cat "$f")
+    rm -f "$f"
+    # One last round of the loop prints what is left.
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null
+}
+
+run_guest_start() {
+    local name=$1 cfg=$2 log domid
+    log=$LAB_CONSOLE_DIR/guest-$name.log
+    rm -f "$log" "/var/log/xen/xl-$name.log"
+    echo "@@GUEST-CREATE name=$name uptime=$(lab_uptime)"
+    if ! xl create -p "$cfg" > "/tmp/xl-create-$name.out" 2>&1; then
+        sed "s/^/[xl] /" "/tmp/xl-create-$name.out"
+        echo "@@GUEST name=$name domid=none result=create-failed"
+        lab_dump_console "$name"
+        return 1
+    fi
+    domid=$(xl domid "$name" 2>/dev/null)
+    echo "$domid" > "/tmp/lab-domid-$name"
+    echo "@@GUEST-UP name=$name domid=$domid uptime=$(lab_uptime)"
+    xl list | sed "s/^/[xl list] /"
+    # Live view of the console (display only: the host takes the complete
+    # log from lab_dump_console).
+    : >> "$log"
+    : > "/tmp/lab-follow-$name"
+    lab_follow "$name" "$log" &
+    echo $! > "/tmp/lab-follow-$name"
+    xl unpause "$name" || { echo "[xl] unpause $name failed"; return 1; }
+    return 0
+}
+
+run_guest_wait() {
+    local name=$1 timeout=${2:-60} domid ticks result xllog code i
+    domid=$(cat "/tmp/lab-domid-$name" 2>/dev/null)
+    ticks=$((timeout * 10))
+    result=
+    while xl domid "$name" > /dev/null 2>&1; do
+        ticks=$((ticks - 1))
+        if [ "$ticks" -le 0 ]; then
+            result=timeout
+            xl list | sed "s/^/[xl list] /"
+            xl destroy "$name"
+            break
+        fi
+        sleep 0.1
+    done
+    if [ -z "$result" ]; then
+        # The xl monitor process logs why the domain ended.
+        xllog=/var/log/xen/xl-$name.log
+        code=
+        i=0
+        while [ $i -lt 20 ]; do
+            code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$xllog" 2>/dev/null | tail -n 1)
+            [ -n "$code" ] && break
+            i=$((i + 1))
+            sleep 0.1
+        done
+        result=$(lab_reason "$code")
+        [ "$result" = unknown ] && [ -f "$xllog" ] && sed "s/^/[xl log] /" "$xllog"
+    fi
+    # Let xenconsoled write the guest's last lines before reading the log.
+    sleep 0.5
+    lab_stop_follow "$name"
+    echo "@@GUEST name=$name domid=${domid:-none} result=$result uptime=$(lab_uptime)"
+    lab_dump_console "$name"
+    [ "$result" = poweroff ]
+}
+
+run_guest() {
+    run_guest_start "$1" "$2" || return 1
+    run_guest_wait "$1" "${3:-60}"
+}

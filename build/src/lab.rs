@@ -1,0 +1,412 @@
+//! The lab: fetch Xen and dom0 (cached), assemble dom0's initramfs with the
+//! scenarios' guests, boot QEMU, follow the serial console, and return a
+//! [`BootReport`].
+
+use crate::cpio::Archive;
+use crate::debs::{self, Dom0Bundle};
+use crate::initramfs;
+use crate::qemu::{Next, QemuConfig, Running};
+use crate::scenario::{self, live_guest_line, xl_line, BootReport, Marker, Parser, Scenario};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What to show live while a boot runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// Nothing but the final report.
+    Quiet,
+    /// Guest consoles, `xl` output, phase lines and errors (default).
+    Guests,
+    /// Every serial line (Xen, dom0 kernel, markers).
+    All,
+}
+
+/// Lab settings.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Try KVM (off by default: Xen dies under KVM on the known machines).
+    pub kvm: bool,
+    /// Verbose Xen and dom0 kernel logging (and echo everything).
+    pub verbose: bool,
+    /// Live output.
+    pub echo: Echo,
+    /// Live output to stdout (else stderr, which test harnesses don't capture).
+    pub to_stdout: bool,
+    /// dom0's memory, MiB.
+    pub dom0_mem_mib: u32,
+    /// From QEMU start to dom0 ready.
+    pub boot_timeout: Duration,
+    /// The cache of packages.
+    pub cache_dir: PathBuf,
+    /// Names this boot's files under `target/xen/logs/`.
+    pub label: String,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        let verbose = std::env::var_os("XENPV_LAB_VERBOSE").is_some_and(|v| !v.is_empty());
+        Self {
+            kvm: false,
+            verbose,
+            echo: if verbose { Echo::All } else { Echo::Guests },
+            to_stdout: false,
+            dom0_mem_mib: 512,
+            boot_timeout: Duration::from_secs(300),
+            cache_dir: crate::cache::cache_dir(),
+            label: "boot".to_string(),
+        }
+    }
+}
+
+/// A prepared lab: packages fetched and extracted.
+#[derive(Debug)]
+pub struct Lab {
+    /// Settings.
+    pub opts: LabOptions,
+    /// The extracted packages.
+    pub bundle: Dom0Bundle,
+    /// How long fetching took.
+    pub fetch_time: Duration,
+}
+
+/// Serializes `prepare` within one process (tests share the cache).
+static PREPARE: Mutex<()> = Mutex::new(());
+
+fn say(to_stdout: bool, s: &str) {
+    if to_stdout {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{s}");
+        let _ = o.flush();
+    } else {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "{s}");
+        let _ = e.flush();
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+impl Lab {
+    /// Fetches (or reuses from the cache) Xen, dom0's kernel and toolstack.
+    pub fn prepare(opts: LabOptions) -> Result<Self> {
+        let _g = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
+        let t = Instant::now();
+        let to_stdout = opts.to_stdout;
+        let quiet = opts.echo == Echo::Quiet;
+        let mut log = |s: &str| {
+            if !quiet {
+                say(to_stdout, &format!("[lab] {s}"));
+            }
+        };
+        crate::cmd::mkdir(&opts.cache_dir)?;
+        let bundle = debs::fetch(&opts.cache_dir, &mut log)
+            .context("fetching Xen and dom0 from Debian failed")?;
+        log(&format!(
+            "Xen {} + dom0 Linux {} ready in {}",
+            debs::XEN_VERSION,
+            bundle.kernel_version,
+            secs(t.elapsed())
+        ));
+        Ok(Self {
+            opts,
+            bundle,
+            fetch_time: t.elapsed(),
+        })
+    }
+
+    fn say(&self, s: &str) {
+        if self.opts.echo != Echo::Quiet {
+            say(self.opts.to_stdout, s);
+        }
+    }
+
+    /// QEMU memory for these scenarios: dom0 + the largest scenario + slack.
+    pub fn machine_memory_mib(&self, scenarios: &[Scenario]) -> u32 {
+        let guests = scenarios
+            .iter()
+            .map(Scenario::memory_mib)
+            .max()
+            .unwrap_or(0);
+        let total = self.opts.dom0_mem_mib + guests + 256;
+        total.div_ceil(128) * 128
+    }
+
+    /// Xen's command line.
+    pub fn xen_cmdline(&self) -> String {
+        let m = self.opts.dom0_mem_mib;
+        let mut s = format!(
+            "console=com1 com1=115200,8n1 serial_tx_buffer=256k dom0_mem={m}M,max:{m}M dom0_max_vcpus=2"
+        );
+        if self.opts.verbose {
+            s.push_str(" loglvl=all guest_loglvl=all");
+        }
+        s
+    }
+
+    /// dom0's command line (`LAB_*=` words become `/init`'s environment).
+    pub fn dom0_cmdline(&self) -> String {
+        let mut s = String::from("console=hvc0 earlyprintk=xen panic=-1 rdinit=/init");
+        if self.opts.verbose {
+            s.push_str(" loglevel=7 LAB_VERBOSE=1");
+        } else {
+            s.push_str(" loglevel=4");
+        }
+        s
+    }
+
+    /// Builds dom0's initramfs with these scenarios.
+    pub fn initramfs(&self, scenarios: &[Scenario]) -> Result<Archive> {
+        let mut a = initramfs::base(&self.bundle)?;
+        initramfs::add_scenarios(&mut a, scenarios)?;
+        Ok(a)
+    }
+
+    /// Boots once and runs all `scenarios` in order.
+    ///
+    /// `Err` only when nothing could be started (bad scenarios, missing
+    /// QEMU, initramfs failure); a boot that started and went wrong returns
+    /// a report with [`BootReport::failure`] set and the runs so far.
+    pub fn boot(&self, scenarios: &[Scenario]) -> Result<BootReport> {
+        scenario::validate(scenarios)?;
+        crate::cmd::require_tool(crate::qemu::QEMU)?;
+        let t_init = Instant::now();
+        let archive = self.initramfs(scenarios)?;
+        let out = crate::xen_out_dir();
+        let logs = out.join("logs");
+        crate::cmd::mkdir(&logs)?;
+        let work = out.join("work");
+        crate::cmd::mkdir(&work)?;
+        let initrd = work.join(format!("{}-{}.cpio", self.opts.label, std::process::id()));
+        std::fs::write(&initrd, archive.to_bytes())
+            .with_context(|| format!("cannot write {}", initrd.display()))?;
+        let initramfs_time = t_init.elapsed();
+        self.say(&format!(
+            "[lab] dom0 initramfs: {} entries, {:.1} MiB, built in {}",
+            archive.len(),
+            archive.data_bytes() as f64 / (1024.0 * 1024.0),
+            secs(initramfs_time)
+        ));
+
+        let cfg = QemuConfig {
+            xen: self.bundle.xen.clone(),
+            xen_cmdline: self.xen_cmdline(),
+            dom0_kernel: self.bundle.vmlinuz.clone(),
+            dom0_cmdline: self.dom0_cmdline(),
+            initrd: initrd.clone(),
+            memory_mib: self.machine_memory_mib(scenarios),
+            smp: 2,
+            kvm: self.opts.kvm,
+        };
+        let serial_path = logs.join(format!("{}.serial.log", self.opts.label));
+        let mut report = self.run_qemu(&cfg, scenarios, &serial_path);
+        let _ = std::fs::remove_file(&initrd);
+        report.serial_log = Some(serial_path);
+        report.initramfs_time = initramfs_time;
+        Ok(report)
+    }
+
+    fn run_qemu(
+        &self,
+        cfg: &QemuConfig,
+        scenarios: &[Scenario],
+        serial_path: &PathBuf,
+    ) -> BootReport {
+        let mut parser = Parser::new();
+        let mut serial = std::fs::File::create(serial_path).ok();
+        if let (Some(f), Ok(c)) = (serial.as_mut(), cfg.command()) {
+            let _ = writeln!(f, "# {c:?}");
+        }
+        self.say(&format!(
+            "[lab] booting Xen + dom0 in QEMU ({}, {} MiB)",
+            if cfg.kvm { "KVM" } else { "TCG" },
+            cfg.memory_mib
+        ));
+        let mut q = match Running::start(cfg) {
+            Ok(q) => q,
+            Err(e) => {
+                parser.report.failure = Some(format!("{e:#}"));
+                return parser.report;
+            }
+        };
+        let guests: Vec<String> = scenarios
+            .iter()
+            .flat_map(|s| s.guests.iter().map(|g| g.name.clone()))
+            .collect();
+        let start = q.started;
+        let mut deadline = start + self.opts.boot_timeout;
+        let mut waiting_for = format!(
+            "dom0 to come up (boot timeout {})",
+            secs(self.opts.boot_timeout)
+        );
+        let mut tail: std::collections::VecDeque<String> = Default::default();
+        let mut done = false;
+        let mut shown: std::collections::HashMap<String, usize> = Default::default();
+        loop {
+            match q.next(deadline) {
+                Next::Line(t, line) => {
+                    let at = t.saturating_duration_since(start);
+                    if let Some(f) = serial.as_mut() {
+                        let _ = writeln!(f, "[{:9.3}] {line}", at.as_secs_f64());
+                    }
+                    tail.push_back(line.clone());
+                    if tail.len() > 40 {
+                        tail.pop_front();
+                    }
+                    let marker = parser.line(at, &line);
+                    self.echo_line(
+                        &line,
+                        marker.as_ref(),
+                        &guests,
+                        at,
+                        &parser.report,
+                        &mut shown,
+                    );
+                    match marker {
+                        Some(Marker::Dom0Ready(_)) => {
+                            deadline = Instant::now() + Duration::from_secs(60);
+                            waiting_for = "the first scenario to start".into();
+                        }
+                        Some(Marker::ScenarioBegin(n)) => {
+                            let budget = scenarios
+                                .iter()
+                                .find(|s| s.name == n)
+                                .map_or(Duration::from_secs(120), Scenario::budget);
+                            deadline = Instant::now() + budget;
+                            waiting_for = format!("scenario {n} (budget {})", secs(budget));
+                        }
+                        Some(Marker::ScenarioEnd(n, _)) => {
+                            deadline = Instant::now() + Duration::from_secs(60);
+                            waiting_for = format!("the next scenario after {n}");
+                        }
+                        Some(Marker::Dom0Error(_)) => {
+                            deadline = Instant::now() + Duration::from_secs(30);
+                            waiting_for = "dom0 to power off after its error".into();
+                        }
+                        Some(Marker::AllDone) => {
+                            done = true;
+                            deadline = Instant::now() + Duration::from_secs(60);
+                            waiting_for = "dom0 to power off".into();
+                        }
+                        _ => {}
+                    }
+                }
+                Next::Eof => break,
+                Next::Timeout => {
+                    if parser.report.failure.is_none() {
+                        parser.report.failure = Some(format!(
+                            "timeout after {}: waiting for {waiting_for}; QEMU killed",
+                            secs(start.elapsed())
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+        let (status, stderr) = q.finish(Duration::from_secs(10));
+        parser.report.qemu_time = start.elapsed();
+        parser.report.tail = tail.into_iter().collect();
+        if parser.report.failure.is_none() {
+            if !done {
+                let what = if parser.report.dom0_ready_at.is_none() {
+                    "before dom0 was ready"
+                } else {
+                    "before all scenarios finished"
+                };
+                let why = match status {
+                    Some(s) if !s.success() => {
+                        format!(" ({s}: {})", crate::cmd::last_lines(&stderr, 2))
+                    }
+                    _ => String::new(),
+                };
+                parser.report.failure = Some(format!("QEMU exited {what}{why}"));
+            } else if let Some(s) = status.filter(|s| !s.success()) {
+                parser.report.failure = Some(format!(
+                    "QEMU failed ({s}): {}",
+                    crate::cmd::last_lines(&stderr, 2)
+                ));
+            }
+        }
+        if let Some(f) = &parser.report.failure {
+            self.say(&format!("[lab] boot failed: {f}"));
+        }
+        parser.report
+    }
+
+    /// Shows a serial line live. `shown` counts each guest's console lines
+    /// already displayed, so the final dump only adds what the live view missed.
+    fn echo_line(
+        &self,
+        line: &str,
+        marker: Option<&Marker>,
+        guests: &[String],
+        at: Duration,
+        r: &BootReport,
+        shown: &mut std::collections::HashMap<String, usize>,
+    ) {
+        match self.opts.echo {
+            Echo::Quiet => {}
+            Echo::All => self.say(line),
+            Echo::Guests => {
+                if let Some(m) = marker {
+                    let msg = match m {
+                        Marker::Dom0Ready(_) => Some(format!(
+                            "[lab] dom0 ready after {} (Xen {})",
+                            secs(at),
+                            r.xen_version.as_deref().unwrap_or("?")
+                        )),
+                        Marker::Dom0Error(e) => Some(format!("[lab] dom0 error: {e}")),
+                        Marker::Console(n, text) => {
+                            let idx = r
+                                .runs
+                                .iter()
+                                .find(|x| &x.name == n)
+                                .map_or(0, |x| x.console.len());
+                            let seen = shown.entry(n.clone()).or_default();
+                            if idx > *seen {
+                                *seen = idx;
+                                Some(format!("[{n}] {}", text.trim_end_matches('\r')))
+                            } else {
+                                None
+                            }
+                        }
+                        Marker::ScenarioBegin(n) => Some(format!("[lab] scenario {n}")),
+                        Marker::GuestUp(n, d) => {
+                            let run = r.runs.iter().find(|x| &x.name == n);
+                            Some(format!(
+                                "[lab] guest {n}: domain {} built in {}",
+                                d.map_or("?".into(), |d| d.to_string()),
+                                run.and_then(|x| x.create_time()).map_or("?".into(), secs)
+                            ))
+                        }
+                        Marker::Guest(n, _, res) => {
+                            let run = r.runs.iter().find(|x| &x.name == n);
+                            Some(format!(
+                                "[lab] guest {n}: {res} after {}",
+                                run.and_then(|x| x.run_time()).map_or("?".into(), secs)
+                            ))
+                        }
+                        _ => None,
+                    };
+                    if let Some(m) = msg {
+                        self.say(&m);
+                    }
+                } else if let Some((name, text)) = live_guest_line(line, guests) {
+                    *shown.entry(name.to_string()).or_default() += 1;
+                    self.say(&format!("[{name}] {text}"));
+                } else if xl_line(line).is_some()
+                    || line.contains("characters lost")
+                    || line.contains("Panic")
+                    || line.contains("Kernel panic")
+                    || line.contains("FATAL")
+                {
+                    self.say(line);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The Xen test lab: everything needed to boot a Rust PV guest on real Xen
+//! inside QEMU, from Debian's packages, on a machine with no Xen installed.
+//!
+//! Used by `cargo xtask` (the binary in this package) and by the boot tests
+//! in the `xen-tests` package.
+//!
+//! The pieces, one idea per module:
+//! - [`cache`]: where downloaded and extracted packages live between runs.
+//! - [`cmd`]: running host tools with clear one-line errors.
+//! - [`debs`]: resolving, downloading and extracting Debian packages.
+//! - [`elf`]: the shared-library closure of dom0's toolstack binaries.
+//! - [`kmod`]: picking the dom0 kernel modules and their load order.
+//! - [`cpio`]: a writer for the `newc` cpio format (initramfs).
+//! - [`initramfs`]: assembling dom0's initramfs.
+//! - [`dom0`]: dom0's `/init` and its shell library (`run_guest`).
+//! - [`xlcfg`]: xl domain configuration files.
+//! - [`scenario`]: what to run in one boot, and the parsed results.
+//! - [`qemu`]: the QEMU command line and the serial-line reader.
+//! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
+//! - [`guest`]: building the guest kernel with cargo.
+//! - [`report`]: phase timings.
+
+pub mod cache;
+pub mod cmd;
+pub mod cpio;
+pub mod debs;
+pub mod dom0;
+pub mod elf;
+pub mod guest;
+pub mod initramfs;
+pub mod kmod;
+pub mod lab;
+pub mod qemu;
+pub mod report;
+pub mod scenario;
+pub mod xlcfg;
+
+pub use lab::{Lab, LabOptions};
+pub use scenario::{BootReport, GuestResult, GuestRun, GuestSpec, Scenario};
+
+use std::path::PathBuf;
+
+/// The root of the cargo workspace this package belongs to.
+pub fn workspace_root() -> PathBuf {
+    // build/ is one level below the workspace root.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_root().join(d)
+            }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// Where the harness writes its outputs: `target/xen/`.
+pub fn xen_out_dir() -> PathBuf {
+    target_dir().join("xen")
+}

@@ -1,0 +1,709 @@
+//! Scenarios (what one boot runs) and their results.
+//!
+//! One QEMU boot costs tens of seconds under TCG, so a boot runs a list of
+//! [`Scenario`]s in sequence. Each is a dom0 shell snippet (by default one
+//! `run_guest` per guest) using the library in `dom0/lib.sh`. The host parses
+//! the marker lines dom0 prints into a [`BootReport`].
+
+use crate::dom0::{GUEST_CFG_DIR, GUEST_KERNEL_DIR};
+use crate::xlcfg::{validate_name, XlConfig};
+use anyhow::{bail, Result};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One guest domain to create.
+#[derive(Debug, Clone)]
+pub struct GuestSpec {
+    /// Domain name; also the `[NAME]` prefix of its console lines. Unique in a boot.
+    pub name: String,
+    /// The guest ELF on the host.
+    pub kernel: PathBuf,
+    /// The guest command line (xl `extra=`).
+    pub cmdline: String,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// How long the guest may run before `xl destroy`.
+    pub timeout: Duration,
+    /// xl `on_reboot` (the lab default is `destroy`, so a reboot is reported).
+    pub on_reboot: String,
+    /// xl `on_crash`.
+    pub on_crash: String,
+    /// Further raw xl config lines.
+    pub extra_config: Vec<String>,
+}
+
+impl GuestSpec {
+    /// A guest running `kernel` with `app=APP`, 32 MiB, 60 s timeout.
+    pub fn new(name: &str, kernel: impl Into<PathBuf>, app: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            kernel: kernel.into(),
+            cmdline: format!("app={app}"),
+            memory_mib: 32,
+            vcpus: 1,
+            timeout: Duration::from_secs(60),
+            on_reboot: "destroy".into(),
+            on_crash: "destroy".into(),
+            extra_config: Vec::new(),
+        }
+    }
+
+    /// Appends words to the command line.
+    pub fn args(mut self, extra: &[String]) -> Self {
+        for a in extra {
+            self.cmdline.push(' ');
+            self.cmdline.push_str(a);
+        }
+        self
+    }
+
+    /// Sets the memory size.
+    pub fn memory(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// The xl config as used inside dom0 (kernel under `/guests`).
+    pub fn xl_config(&self, kernel_in_dom0: &str) -> XlConfig {
+        let mut c = XlConfig::new(&self.name, kernel_in_dom0, &self.cmdline);
+        c.memory_mib = self.memory_mib;
+        c.vcpus = self.vcpus;
+        c.on_reboot = self.on_reboot.clone();
+        c.on_crash = self.on_crash.clone();
+        c.extra_lines = self.extra_config.clone();
+        c
+    }
+
+    /// Path of this guest's config inside dom0.
+    pub fn cfg_path(&self) -> String {
+        format!("{GUEST_CFG_DIR}/{}.cfg", self.name)
+    }
+}
+
+/// A dom0 shell snippet and the guests it uses.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Scenario name.
+    pub name: String,
+    /// Guests whose configs (`/etc/xen-lab/guests/NAME.cfg`) and kernels
+    /// are put in dom0.
+    pub guests: Vec<GuestSpec>,
+    /// The snippet; `None` runs each guest in turn with `run_guest`.
+    pub script: Option<String>,
+    /// Extra time the script needs besides the guests' timeouts.
+    pub slack: Duration,
+}
+
+impl Scenario {
+    /// A scenario running one guest.
+    pub fn single(guest: GuestSpec) -> Self {
+        Self {
+            name: guest.name.clone(),
+            guests: vec![guest],
+            script: None,
+            slack: Duration::from_secs(60),
+        }
+    }
+
+    /// A scenario running a custom snippet.
+    pub fn script(name: &str, guests: Vec<GuestSpec>, script: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            guests,
+            script: Some(script.to_string()),
+            slack: Duration::from_secs(60),
+        }
+    }
+
+    /// The shell text dom0 runs for this scenario.
+    pub fn shell(&self) -> String {
+        let body = match &self.script {
+            Some(s) => s.clone(),
+            None => self
+                .guests
+                .iter()
+                .map(|g| {
+                    format!(
+                        "run_guest {} {} {}\n",
+                        g.name,
+                        g.cfg_path(),
+                        g.timeout.as_secs().max(1)
+                    )
+                })
+                .collect(),
+        };
+        format!(
+            "echo \"@@SCENARIO-BEGIN name={n}\"\n(\n{body}\n)\necho \"@@SCENARIO-END name={n} rc=$?\"\n",
+            n = self.name
+        )
+    }
+
+    /// How long the host waits for this scenario.
+    pub fn budget(&self) -> Duration {
+        self.guests
+            .iter()
+            .map(|g| g.timeout + Duration::from_secs(30))
+            .sum::<Duration>()
+            + self.slack
+    }
+
+    /// Memory all its guests need at once, MiB (plus per-domain overhead).
+    pub fn memory_mib(&self) -> u32 {
+        self.guests.iter().map(|g| g.memory_mib + 8).sum()
+    }
+}
+
+/// Checks names are valid and unique, and kernels exist.
+pub fn validate(scenarios: &[Scenario]) -> Result<()> {
+    if scenarios.is_empty() {
+        bail!("no scenarios to run");
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut snames = std::collections::BTreeSet::new();
+    for s in scenarios {
+        validate_name(&s.name)?;
+        if !snames.insert(s.name.clone()) {
+            bail!("scenario name {:?} used twice", s.name);
+        }
+        for g in &s.guests {
+            validate_name(&g.name)?;
+            if !names.insert(g.name.clone()) {
+                bail!("guest name {:?} used twice in one boot", g.name);
+            }
+            if !g.kernel.is_file() {
+                bail!(
+                    "guest kernel {} not found (build it first: `cargo xtask build`)",
+                    g.kernel.display()
+                );
+            }
+            g.xl_config(&format!("{GUEST_KERNEL_DIR}/x.elf"))
+                .validate()?;
+        }
+    }
+    Ok(())
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestResult {
+    /// SCHEDOP_shutdown(poweroff): the clean end.
+    Poweroff,
+    /// Shutdown reason reboot.
+    Reboot,
+    /// Shutdown reason suspend.
+    Suspend,
+    /// Shutdown reason crash.
+    Crash,
+    /// The watchdog fired.
+    Watchdog,
+    /// Soft reset.
+    SoftReset,
+    /// Still running at its timeout (destroyed).
+    Timeout,
+    /// `xl create` failed.
+    CreateFailed,
+    /// The run never finished (the boot ended first).
+    Incomplete,
+    /// Anything else dom0 reported.
+    Other(String),
+}
+
+impl GuestResult {
+    /// From the `result=` word dom0 prints.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "poweroff" => Self::Poweroff,
+            "reboot" => Self::Reboot,
+            "suspend" => Self::Suspend,
+            "crash" => Self::Crash,
+            "watchdog" => Self::Watchdog,
+            "soft_reset" => Self::SoftReset,
+            "timeout" => Self::Timeout,
+            "create-failed" => Self::CreateFailed,
+            o => Self::Other(o.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for GuestResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::Poweroff => "poweroff",
+            Self::Reboot => "reboot",
+            Self::Suspend => "suspend",
+            Self::Crash => "crash",
+            Self::Watchdog => "watchdog",
+            Self::SoftReset => "soft_reset",
+            Self::Timeout => "timeout",
+            Self::CreateFailed => "create-failed",
+            Self::Incomplete => "incomplete",
+            Self::Other(o) => o,
+        };
+        f.write_str(s)
+    }
+}
+
+/// One guest run's outcome.
+#[derive(Debug, Clone)]
+pub struct GuestRun {
+    /// Domain name.
+    pub name: String,
+    /// Scenario it ran in.
+    pub scenario: String,
+    /// Domain id (≥ 1 for a DomU).
+    pub domid: Option<u32>,
+    /// How it ended.
+    pub result: GuestResult,
+    /// The complete console log (from xenconsoled's file), `\r` stripped.
+    pub console: Vec<String>,
+    /// Did the whole console log reach the host (line count checked)?
+    pub console_complete: bool,
+    /// `xl create` started (since QEMU start).
+    pub create_at: Option<Duration>,
+    /// Domain built and paused (since QEMU start).
+    pub up_at: Option<Duration>,
+    /// Domain gone (since QEMU start).
+    pub end_at: Option<Duration>,
+    /// Toolstack messages (`[xl] ...`) seen for this guest.
+    pub xl_output: Vec<String>,
+}
+
+impl GuestRun {
+    fn new(name: &str, scenario: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            scenario: scenario.to_string(),
+            domid: None,
+            result: GuestResult::Incomplete,
+            console: Vec::new(),
+            console_complete: false,
+            create_at: None,
+            up_at: None,
+            end_at: None,
+            xl_output: Vec::new(),
+        }
+    }
+
+    /// Time from `xl create` to the domain being built.
+    pub fn create_time(&self) -> Option<Duration> {
+        Some(self.up_at?.saturating_sub(self.create_at?))
+    }
+
+    /// Time from the domain being built to its end.
+    pub fn run_time(&self) -> Option<Duration> {
+        Some(self.end_at?.saturating_sub(self.up_at?))
+    }
+
+    /// The console as one string.
+    pub fn console_text(&self) -> String {
+        self.console.join("\n")
+    }
+
+    /// A failure description with the console, for assertion messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "guest {} (domid {}): result {}, {} console lines{}",
+            self.name,
+            self.domid.map_or("none".to_string(), |d| d.to_string()),
+            self.result,
+            self.console.len(),
+            if self.console_complete {
+                ""
+            } else {
+                " (console INCOMPLETE)"
+            }
+        );
+        for l in &self.xl_output {
+            s.push_str(&format!("\n  {l}"));
+        }
+        s.push_str("\n--- console ---");
+        for l in &self.console {
+            s.push_str(&format!("\n  {l}"));
+        }
+        s.push_str("\n--- end ---");
+        s
+    }
+}
+
+/// One scenario's outcome.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    /// Name.
+    pub name: String,
+    /// Exit status of its snippet (`None`: did not finish).
+    pub rc: Option<i32>,
+    /// Start and end, since QEMU start.
+    pub begin_at: Option<Duration>,
+    /// End, since QEMU start.
+    pub end_at: Option<Duration>,
+}
+
+/// Everything one boot produced.
+#[derive(Debug, Clone, Default)]
+pub struct BootReport {
+    /// Guest runs in the order they started.
+    pub runs: Vec<GuestRun>,
+    /// Scenarios in order.
+    pub scenarios: Vec<ScenarioRun>,
+    /// Xen version dom0 saw (`4.17.x`).
+    pub xen_version: Option<String>,
+    /// dom0 `/init` started (since QEMU start).
+    pub dom0_init_at: Option<Duration>,
+    /// dom0 toolstack ready (since QEMU start).
+    pub dom0_ready_at: Option<Duration>,
+    /// All scenarios done.
+    pub all_done_at: Option<Duration>,
+    /// QEMU ran this long.
+    pub qemu_time: Duration,
+    /// Building the initramfs took this long.
+    pub initramfs_time: Duration,
+    /// Why the boot failed, if it did (timeout, QEMU died, dom0 error...).
+    pub failure: Option<String>,
+    /// The full serial log on disk.
+    pub serial_log: Option<PathBuf>,
+    /// Serial lines mentioning lost characters.
+    pub lost_output: Vec<String>,
+    /// The last serial lines (for failure messages).
+    pub tail: Vec<String>,
+}
+
+impl BootReport {
+    /// The run of guest `name`, or an error that explains what happened.
+    pub fn run(&self, name: &str) -> Result<&GuestRun, String> {
+        match self.runs.iter().find(|r| r.name == name) {
+            Some(r) => Ok(r),
+            None => Err(format!(
+                "guest {name} never ran: {}",
+                self.failure_summary()
+            )),
+        }
+    }
+
+    /// One paragraph on why the boot went wrong (or "boot completed").
+    pub fn failure_summary(&self) -> String {
+        let mut s = self
+            .failure
+            .clone()
+            .unwrap_or_else(|| "boot completed".to_string());
+        if let Some(p) = &self.serial_log {
+            s.push_str(&format!(" (serial log: {})", p.display()));
+        }
+        if self.failure.is_some() && !self.tail.is_empty() {
+            s.push_str("\n--- last serial lines ---\n");
+            s.push_str(&self.tail.join("\n"));
+        }
+        s
+    }
+}
+
+/// A parsed marker line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marker {
+    /// dom0 /init started.
+    Dom0Init,
+    /// Toolstack up.
+    Dom0Ready(Vec<(String, String)>),
+    /// dom0 gave up.
+    Dom0Error(String),
+    /// Scenario start.
+    ScenarioBegin(String),
+    /// Scenario end with status.
+    ScenarioEnd(String, Option<i32>),
+    /// `xl create` started.
+    GuestCreate(String),
+    /// Domain built.
+    GuestUp(String, Option<u32>),
+    /// Domain ended.
+    Guest(String, Option<u32>, String),
+    /// Console dump start.
+    ConsoleBegin(String),
+    /// One console line.
+    Console(String, String),
+    /// Console dump end with line count.
+    ConsoleEnd(String, Option<usize>),
+    /// Everything done.
+    AllDone,
+}
+
+fn kv(s: &str) -> Vec<(String, String)> {
+    s.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get(kvs: &[(String, String)], k: &str) -> Option<String> {
+    kvs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
+}
+
+/// Parses a serial line holding a marker (possibly after other output).
+pub fn parse_marker(line: &str) -> Option<Marker> {
+    let at = line.find("@@")?;
+    let m = &line[at + 2..];
+    if let Some(rest) = m.strip_prefix("C|") {
+        let (name, text) = rest.split_once('|')?;
+        return Some(Marker::Console(name.to_string(), text.to_string()));
+    }
+    let (word, rest) = m.split_once(' ').unwrap_or((m, ""));
+    let a = kv(rest);
+    let name = || get(&a, "name").unwrap_or_default();
+    Some(match word {
+        "DOM0-INIT" => Marker::Dom0Init,
+        "DOM0-READY" => Marker::Dom0Ready(a.clone()),
+        "DOM0-ERROR" => Marker::Dom0Error(rest.to_string()),
+        "SCENARIO-BEGIN" => Marker::ScenarioBegin(name()),
+        "SCENARIO-END" => Marker::ScenarioEnd(name(), get(&a, "rc").and_then(|v| v.parse().ok())),
+        "GUEST-CREATE" => Marker::GuestCreate(name()),
+        "GUEST-UP" => Marker::GuestUp(name(), get(&a, "domid").and_then(|v| v.parse().ok())),
+        "GUEST" => Marker::Guest(
+            name(),
+            get(&a, "domid").and_then(|v| v.parse().ok()),
+            get(&a, "result").unwrap_or_default(),
+        ),
+        "CONSOLE-BEGIN" => Marker::ConsoleBegin(name()),
+        "CONSOLE-END" => Marker::ConsoleEnd(name(), get(&a, "lines").and_then(|v| v.parse().ok())),
+        "ALL-DONE" => Marker::AllDone,
+        _ => return None,
+    })
+}
+
+/// Builds a [`BootReport`] from serial lines as they arrive.
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// The report so far.
+    pub report: BootReport,
+    current_scenario: String,
+}
+
+impl Parser {
+    /// A fresh parser.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn run_mut(&mut self, name: &str) -> &mut GuestRun {
+        if let Some(i) = self.report.runs.iter().position(|r| r.name == name) {
+            return &mut self.report.runs[i];
+        }
+        let sc = self.current_scenario.clone();
+        self.report.runs.push(GuestRun::new(name, &sc));
+        let last = self.report.runs.len() - 1;
+        &mut self.report.runs[last]
+    }
+
+    /// Feeds one line (without its newline) that arrived `at` after QEMU
+    /// started; returns the marker it held, if any.
+    pub fn line(&mut self, at: Duration, line: &str) -> Option<Marker> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.contains("chars lost") || line.contains("characters lost") {
+            self.report.lost_output.push(line.to_string());
+        }
+        if let Some((name, rest)) = xl_line(line) {
+            if !name.is_empty() {
+                if let Some(r) = self
+                    .report
+                    .runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.end_at.is_none())
+                {
+                    r.xl_output.push(format!("[{name}] {rest}"));
+                }
+            }
+        }
+        let m = parse_marker(line)?;
+        match &m {
+            Marker::Dom0Init => self.report.dom0_init_at = Some(at),
+            Marker::Dom0Ready(a) => {
+                self.report.dom0_ready_at = Some(at);
+                self.report.xen_version = get(a, "xen");
+            }
+            Marker::Dom0Error(e) => {
+                self.report.failure = Some(format!("dom0 failed: {e}"));
+            }
+            Marker::ScenarioBegin(n) => {
+                self.current_scenario = n.clone();
+                self.report.scenarios.push(ScenarioRun {
+                    name: n.clone(),
+                    rc: None,
+                    begin_at: Some(at),
+                    end_at: None,
+                });
+            }
+            Marker::ScenarioEnd(n, rc) => {
+                if let Some(s) = self
+                    .report
+                    .scenarios
+                    .iter_mut()
+                    .rev()
+                    .find(|s| &s.name == n)
+                {
+                    s.rc = *rc;
+                    s.end_at = Some(at);
+                }
+            }
+            Marker::GuestCreate(n) => self.run_mut(n).create_at = Some(at),
+            Marker::GuestUp(n, d) => {
+                let r = self.run_mut(n);
+                r.up_at = Some(at);
+                r.domid = *d;
+            }
+            Marker::Guest(n, d, res) => {
+                let r = self.run_mut(n);
+                r.end_at = Some(at);
+                if d.is_some() {
+                    r.domid = *d;
+                }
+                r.result = GuestResult::parse(res);
+            }
+            Marker::ConsoleBegin(n) => self.run_mut(n).console.clear(),
+            Marker::Console(n, text) => {
+                let t = text.trim_end_matches('\r').to_string();
+                self.run_mut(n).console.push(t);
+            }
+            Marker::ConsoleEnd(n, count) => {
+                let r = self.run_mut(n);
+                r.console_complete = *count == Some(r.console.len());
+            }
+            Marker::AllDone => self.report.all_done_at = Some(at),
+        }
+        Some(m)
+    }
+}
+
+/// A `[xl] ...`/`[xl list] ...`-style toolstack line: (tag, rest).
+pub fn xl_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("[xl")?;
+    let end = rest.find(']')?;
+    Some((
+        line[1..end + 3].trim_end_matches(']'),
+        rest[end + 1..].trim_start(),
+    ))
+}
+
+/// A live console line `[NAME] text` for a known guest: (name, text).
+pub fn live_guest_line<'a>(line: &'a str, guests: &[String]) -> Option<(&'a str, &'a str)> {
+    let rest = line.strip_prefix('[')?;
+    let (name, text) = rest.split_once("] ")?;
+    guests
+        .iter()
+        .any(|g| g == name)
+        .then_some((name, text.trim_end_matches('\r')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: &mut Parser, lines: &[&str]) {
+        for (i, l) in lines.iter().enumerate() {
+            p.line(Duration::from_secs(i as u64), l);
+        }
+    }
+
+    #[test]
+    fn full_run() {
+        let mut p = Parser::new();
+        feed(
+            &mut p,
+            &[
+                "(XEN) noise",
+                "@@DOM0-INIT 1.2",
+                "@@DOM0-READY xen=4.17.7 free_memory=900 uptime=3",
+                "@@SCENARIO-BEGIN name=s1",
+                "@@GUEST-CREATE name=hello uptime=4",
+                "@@GUEST-UP name=hello domid=1 uptime=5",
+                "[xl list] Name ID",
+                "[hello] Xen 4.17",
+                "@@GUEST name=hello domid=1 result=poweroff uptime=6",
+                "@@CONSOLE-BEGIN name=hello",
+                "@@C|hello|Xen 4.17.7 banner\r",
+                "@@C|hello|a|b",
+                "@@CONSOLE-END name=hello lines=2",
+                "@@SCENARIO-END name=s1 rc=0",
+                "@@ALL-DONE",
+            ],
+        );
+        let r = &p.report;
+        assert_eq!(r.xen_version.as_deref(), Some("4.17.7"));
+        assert_eq!(r.dom0_ready_at, Some(Duration::from_secs(2)));
+        let g = r.run("hello").unwrap();
+        assert_eq!(g.domid, Some(1));
+        assert_eq!(g.result, GuestResult::Poweroff);
+        assert_eq!(g.console, vec!["Xen 4.17.7 banner", "a|b"]);
+        assert!(g.console_complete);
+        assert_eq!(g.create_time(), Some(Duration::from_secs(1)));
+        assert_eq!(g.run_time(), Some(Duration::from_secs(3)));
+        assert_eq!(g.scenario, "s1");
+        assert_eq!(g.xl_output, vec!["[xl list] Name ID"]);
+        assert_eq!(r.scenarios[0].rc, Some(0));
+        assert!(r.all_done_at.is_some());
+        assert!(r.run("nope").is_err());
+    }
+
+    #[test]
+    fn incomplete_console_and_results() {
+        let mut p = Parser::new();
+        feed(
+            &mut p,
+            &[
+                "@@GUEST name=p domid=2 result=crash",
+                "@@CONSOLE-BEGIN name=p",
+                "@@C|p|one",
+                "@@CONSOLE-END name=p lines=2",
+                "@@DOM0-ERROR insmod xenfs failed",
+            ],
+        );
+        let g = p.report.run("p").unwrap();
+        assert_eq!(g.result, GuestResult::Crash);
+        assert!(!g.console_complete);
+        assert!(g.describe().contains("INCOMPLETE"));
+        assert!(p
+            .report
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("insmod xenfs"));
+    }
+
+    #[test]
+    fn markers_after_noise() {
+        assert_eq!(
+            parse_marker("[   1.0] x @@GUEST-UP name=a domid=3"),
+            Some(Marker::GuestUp("a".into(), Some(3)))
+        );
+        assert_eq!(parse_marker("no marker"), None);
+        assert_eq!(parse_marker("@@UNKNOWN x"), None);
+        assert_eq!(GuestResult::parse("timeout"), GuestResult::Timeout);
+        assert_eq!(GuestResult::parse("weird").to_string(), "weird");
+    }
+
+    #[test]
+    fn live_lines() {
+        let g = vec!["hello".to_string()];
+        assert_eq!(live_guest_line("[hello] hi\r", &g), Some(("hello", "hi")));
+        assert_eq!(live_guest_line("[other] hi", &g), None);
+        assert_eq!(xl_line("[xl list] Name"), Some(("xl list", "Name")));
+        assert_eq!(xl_line("[xl] error"), Some(("xl", "error")));
+    }
+
+    #[test]
+    fn shell_and_budget() {
+        let g = GuestSpec::new("hello", "/k", "hello").timeout(Duration::from_secs(20));
+        let s = Scenario::single(g);
+        let sh = s.shell();
+        assert!(sh.contains("run_guest hello /etc/xen-lab/guests/hello.cfg 20"));
+        assert!(sh.contains("@@SCENARIO-END name=hello rc=$?"));
+        assert_eq!(s.budget(), Duration::from_secs(110));
+        assert_eq!(s.memory_mib(), 40);
+    }
+}
