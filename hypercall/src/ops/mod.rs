@@ -1,0 +1,54 @@
+//! Typed wrappers: one safe function per hypercall operation the guest uses.
+//!
+//! Each wrapper owns the argument struct Xen reads or writes, passes its
+//! address for the duration of the call, and maps the result to [`XenError`].
+
+pub mod console;
+pub mod event_channel;
+pub mod memory;
+pub mod mmu;
+pub mod sched_op;
+pub mod version;
+
+pub use console::write as console_io_write;
+
+use crate::abi::start_info::c_str;
+use crate::error::{XenError, XenResult};
+use crate::raw::hypercall;
+
+pub(crate) fn ptr<T>(p: &T) -> u64 {
+    p as *const T as u64
+}
+
+pub(crate) fn ptr_mut<T>(p: &mut T) -> u64 {
+    p as *mut T as u64
+}
+
+/// A NUL-terminated string Xen filled into a fixed buffer.
+#[derive(Clone, Copy)]
+pub struct FixedStr<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> FixedStr<N> {
+    pub fn as_str(&self) -> &str {
+        c_str(&self.0)
+    }
+}
+
+impl<const N: usize> core::fmt::Display for FixedStr<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for FixedStr<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A hypercall number Xen leaves unimplemented (between `hypfs_op` and the
+/// arch range); for tests of the error path (Xen answers `ENOSYS`).
+pub fn unimplemented_hypercall() -> XenResult<u64> {
+    // SAFETY: entry 47 of the hypercall page only returns -ENOSYS.
+    XenError::from_ret(unsafe { hypercall::<47>(0, 0, 0, 0, 0) })
+}
