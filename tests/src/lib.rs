@@ -1,1 +1,171 @@
 //! Boot tests on real Xen.
+//!
+//! Each test file boots QEMU + Xen + dom0 ONCE (a boot costs tens of seconds
+//! under TCG) and runs all its guests in that boot, in sequence: a
+//! `static LAB: OnceLock<BootReport>` is filled by the first test that needs
+//! it, then every `#[test]` asserts on its own guest run.
+//!
+//! ```no_run
+//! use std::sync::OnceLock;
+//! use xen_tests::{boot, guest, BootReport, Scenario};
+//!
+//! static LAB: OnceLock<BootReport> = OnceLock::new();
+//! fn lab() -> &'static BootReport {
+//!     LAB.get_or_init(|| boot("example", || vec![Scenario::single(guest("hello", "hello"))]))
+//! }
+//! #[test]
+//! fn hello() {
+//!     let run = xen_tests::expect_run(lab(), "hello");
+//!     xen_tests::assert_result(run, &xen_tests::GuestResult::Poweroff);
+//! }
+//! ```
+//!
+//! Environment: `XENPV_GUEST_ELF` uses a prebuilt guest instead of building
+//! it; `XENPV_LAB_VERBOSE=1` shows every serial line; `XENPV_LAB_CACHE`
+//! moves the package cache.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub use xtask::scenario::GuestRun;
+pub use xtask::{BootReport, GuestResult, GuestSpec, Lab, LabOptions, Scenario};
+
+/// The guest ELF: `$XENPV_GUEST_ELF`, or built once per test binary with
+/// `cargo build -p kernel --release --target x86_64-unknown-none`.
+pub fn guest_elf() -> Result<PathBuf, String> {
+    static ELF: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    ELF.get_or_init(|| {
+        if let Some(p) = std::env::var_os("XENPV_GUEST_ELF").filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("XENPV_GUEST_ELF={} does not exist", p.display()))
+            };
+        }
+        xtask::guest::build(true)
+            .map(|b| b.stable)
+            .map_err(|e| format!("building the guest failed: {e:#}"))
+    })
+    .clone()
+}
+
+/// A guest spec named `name` running `app=APP` from [`guest_elf`] (the
+/// kernel path is checked when the boot starts).
+pub fn guest(name: &str, app: &str) -> GuestSpec {
+    let elf = guest_elf().unwrap_or_else(|_| PathBuf::from("/nonexistent/guest.elf"));
+    GuestSpec::new(name, elf, app)
+}
+
+/// Boots once and runs the scenarios. Never panics: a failure to build,
+/// fetch or start is recorded in [`BootReport::failure`], so each test
+/// reports it with its own name.
+pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootReport {
+    let failed = |msg: String| BootReport {
+        failure: Some(msg),
+        ..BootReport::default()
+    };
+    if let Err(e) = guest_elf() {
+        return failed(e);
+    }
+    let opts = LabOptions {
+        label: label.to_string(),
+        ..LabOptions::default()
+    };
+    let lab = match Lab::prepare(opts) {
+        Ok(l) => l,
+        Err(e) => return failed(format!("{e:#}")),
+    };
+    match lab.boot(&scenarios()) {
+        Ok(r) => {
+            print_timings(label, &lab, &r);
+            r
+        }
+        Err(e) => failed(format!("{e:#}")),
+    }
+}
+
+fn print_timings(label: &str, lab: &Lab, r: &BootReport) {
+    let mut t = xtask::report::Timings::default();
+    t.add("fetch (cached)", lab.fetch_time);
+    t.add_boot(r);
+    // Straight to stderr: libtest does not capture it, so CI logs show it.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "[lab] {label}: phase timings\n{}",
+        t.table(lab.fetch_time + r.initramfs_time + r.qemu_time)
+    );
+}
+
+/// The run of guest `name`; panics with the boot's failure and the last
+/// serial lines if it never ran.
+pub fn expect_run<'a>(report: &'a BootReport, name: &str) -> &'a GuestRun {
+    match report.run(name) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Asserts how the guest ended, a DomU domid, and a complete console.
+pub fn assert_result(run: &GuestRun, want: &GuestResult) {
+    assert!(
+        &run.result == want,
+        "expected result {want}, got {}\n{}",
+        run.result,
+        run.describe()
+    );
+    assert!(
+        run.domid.is_some_and(|d| d >= 1),
+        "expected a DomU domain id >= 1\n{}",
+        run.describe()
+    );
+    assert!(
+        run.console_complete,
+        "the console log did not reach the host complete\n{}",
+        run.describe()
+    );
+}
+
+/// Asserts some console line contains `needle`.
+pub fn assert_console_contains(run: &GuestRun, needle: &str) {
+    assert!(
+        run.console.iter().any(|l| l.contains(needle)),
+        "no console line contains {needle:?}\n{}",
+        run.describe()
+    );
+}
+
+/// Asserts some console line is exactly `line` (surrounding space ignored).
+pub fn assert_console_line(run: &GuestRun, line: &str) {
+    assert!(
+        run.console.iter().any(|l| l.trim() == line),
+        "no console line is exactly {line:?}\n{}",
+        run.describe()
+    );
+}
+
+/// Parses `N passed, M failed` (the whole line).
+pub fn parse_summary(line: &str) -> Option<(u64, u64)> {
+    let (p, rest) = line.trim().split_once(" passed, ")?;
+    let f = rest.strip_suffix(" failed")?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(p) || !digits(f) {
+        return None;
+    }
+    Some((p.parse().ok()?, f.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lines() {
+        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_summary("3 passed, 1 failed\r"), Some((3, 1)));
+        assert_eq!(parse_summary("x passed, 1 failed"), None);
+        assert_eq!(parse_summary("3 passed, 1 failed!"), None);
+        assert_eq!(parse_summary("PASS a"), None);
+    }
+}
