@@ -11,6 +11,7 @@ pub mod shared_info;
 pub mod start_info;
 pub mod version;
 pub mod xen;
+pub mod xenstore;
 
 /// Asserts a struct's size and field offsets at compile time.
 macro_rules! assert_layout {

@@ -1,0 +1,418 @@
+//! Checks the hand-written structs of `hypercall::abi` against Xen's own C
+//! headers (`/usr/include/xen`, Debian's `libxen-dev`).
+//!
+//! The `assert_layout!` lines next to each struct only check the Rust side
+//! against numbers someone copied by hand; this test asks gcc. It writes a C
+//! program that prints `sizeof`/`offsetof` (and each field's size) for every
+//! row of [`table`], compiles it with `$CC` (default `cc`), runs it, and
+//! compares each number with `size_of`/`offset_of!` on the Rust type. Every
+//! mismatch is listed, not just the first.
+//!
+//! To check a new struct or constant, add a `layout!` or `consts!` block to
+//! [`table`] (and its header to [`HEADERS`] if it is new).
+//!
+//! Missing headers or compiler are a failure, never a skip: a layout nobody
+//! checked is how a guest ends up corrupting a page Xen shares with it.
+
+use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
+use hypercall::abi::{xen, xenstore};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Headers the C program includes, in order.
+const HEADERS: &[&str] = &[
+    "stdio.h",
+    "stddef.h",
+    "stdint.h",
+    "errno.h",
+    "xen/xen.h",
+    "xen/version.h",
+    "xen/sched.h",
+    "xen/event_channel.h",
+    "xen/memory.h",
+    "xen/grant_table.h",
+    "xen/io/console.h",
+    "xen/io/xs_wire.h",
+];
+
+/// The interface version the guest is written against: Xen 4.17's headers
+/// support at most 0x00040e00. Without it the headers fall back to the
+/// legacy (0x00000000) interface, which hides some newer definitions.
+const XEN_INTERFACE_VERSION: &str = "0x00040e00";
+
+/// One number both sides must agree on.
+struct Row {
+    /// What it is, for the failure message.
+    what: String,
+    /// A C expression whose value is the number.
+    c_expr: String,
+    /// The Rust side's number.
+    rust: u64,
+}
+
+/// The size of a field's type, without needing a value of the struct.
+fn field_size<S, F>(_project: fn(&S) -> &F) -> usize {
+    core::mem::size_of::<F>()
+}
+
+/// The C name of a field: the Rust name unless a `: "c_name"` is given.
+macro_rules! c_field {
+    ($rf:ident) => {
+        stringify!($rf)
+    };
+    ($rf:ident, $cf:literal) => {
+        $cf
+    };
+}
+
+/// Rows for one struct: its size, and each listed field's offset and size.
+/// `layout!(rows, RustType => "struct c_name" { field, rust_field: "c_field" })`.
+macro_rules! layout {
+    ($rows:ident, $rty:ty => $cty:literal { $($rf:ident $(: $cf:literal)?),* $(,)? }) => {{
+        $rows.push(Row {
+            what: format!("sizeof({}) vs size_of::<{}>()", $cty, stringify!($rty)),
+            c_expr: format!("sizeof({})", $cty),
+            rust: core::mem::size_of::<$rty>() as u64,
+        });
+        $(
+            let cf = c_field!($rf $(, $cf)?);
+            $rows.push(Row {
+                what: format!(
+                    "offsetof({}, {}) vs offset_of!({}, {})",
+                    $cty, cf, stringify!($rty), stringify!($rf)
+                ),
+                c_expr: format!("offsetof({}, {})", $cty, cf),
+                rust: core::mem::offset_of!($rty, $rf) as u64,
+            });
+            $rows.push(Row {
+                what: format!(
+                    "sizeof(({}){{0}}.{}) vs size of {}::{}",
+                    $cty, cf, stringify!($rty), stringify!($rf)
+                ),
+                c_expr: format!("sizeof((({} *)0)->{})", $cty, cf),
+                rust: field_size(|s: &$rty| &s.$rf) as u64,
+            });
+        )*
+    }};
+}
+
+/// Rows for constants: `consts!(rows, rust::CONST => "C_MACRO", ...)`.
+macro_rules! consts {
+    ($rows:ident, $($rust:expr => $c:literal),* $(,)?) => {{
+        $(
+            $rows.push(Row {
+                what: format!("{} vs {}", $c, stringify!($rust)),
+                c_expr: format!("({})", $c),
+                rust: ($rust) as u64,
+            });
+        )*
+    }};
+}
+
+/// Everything checked. One block per struct or group of constants: add yours.
+fn table() -> Vec<Row> {
+    let mut rows = Vec::new();
+
+    // xen.h
+    layout!(rows, start_info::StartInfo => "struct start_info" {
+        magic, nr_pages, shared_info, flags, store_mfn, store_evtchn, console,
+        pt_base, nr_pt_frames, mfn_list, mod_start, mod_len, cmd_line,
+        first_p2m_pfn, nr_p2m_frames,
+    });
+    consts!(rows,
+        start_info::MAX_GUEST_CMDLINE => "MAX_GUEST_CMDLINE",
+        start_info::sif::PRIVILEGED => "SIF_PRIVILEGED",
+        start_info::sif::INITDOMAIN => "SIF_INITDOMAIN",
+        start_info::sif::MULTIBOOT_MOD => "SIF_MULTIBOOT_MOD",
+        start_info::sif::MOD_START_PFN => "SIF_MOD_START_PFN",
+        start_info::sif::VIRT_P2M_4TOOLS => "SIF_VIRT_P2M_4TOOLS",
+    );
+    layout!(rows, shared_info::VcpuTimeInfo => "struct vcpu_time_info" {
+        version, pad0, tsc_timestamp, system_time, tsc_to_system_mul,
+        tsc_shift, flags, pad1,
+    });
+    layout!(rows, shared_info::ArchVcpuInfo => "struct arch_vcpu_info" { cr2, pad });
+    layout!(rows, shared_info::VcpuInfo => "struct vcpu_info" {
+        evtchn_upcall_pending, evtchn_upcall_mask, evtchn_pending_sel, arch, time,
+    });
+    layout!(rows, shared_info::ArchSharedInfo => "struct arch_shared_info" {
+        max_pfn, pfn_to_mfn_frame_list_list, nmi_reason, p2m_cr3, p2m_vaddr,
+        p2m_generation,
+    });
+    layout!(rows, shared_info::SharedInfo => "struct shared_info" {
+        vcpu_info, evtchn_pending, evtchn_mask, wc_version, wc_sec, wc_nsec,
+        wc_sec_hi, arch,
+    });
+    consts!(rows,
+        shared_info::LEGACY_MAX_VCPUS => "XEN_LEGACY_MAX_VCPUS",
+        shared_info::BITS_PER_XEN_ULONG => "(sizeof(xen_ulong_t) * 8)",
+        xen::HYPERVISOR_VIRT_START => "HYPERVISOR_VIRT_START",
+        xen::HYPERVISOR_VIRT_END => "HYPERVISOR_VIRT_END",
+        xen::MACH2PHYS_VIRT_START => "MACH2PHYS_VIRT_START",
+        xen::MACH2PHYS_VIRT_END => "MACH2PHYS_VIRT_END",
+        xen::DOMID_SELF => "DOMID_SELF",
+        xen::uvmf::NONE => "UVMF_NONE",
+        xen::uvmf::TLB_FLUSH => "UVMF_TLB_FLUSH",
+        xen::uvmf::INVLPG => "UVMF_INVLPG",
+        xen::uvmf::LOCAL => "UVMF_LOCAL",
+        xen::uvmf::ALL => "UVMF_ALL",
+        xen::consoleio::WRITE => "CONSOLEIO_write",
+        xen::consoleio::READ => "CONSOLEIO_read",
+        xen::xenmem::CURRENT_RESERVATION => "XENMEM_current_reservation",
+        xen::xenmem::MAXIMUM_RESERVATION => "XENMEM_maximum_reservation",
+    );
+    consts!(rows,
+        hypercall::raw::nr::SET_TRAP_TABLE => "__HYPERVISOR_set_trap_table",
+        hypercall::raw::nr::MMU_UPDATE => "__HYPERVISOR_mmu_update",
+        hypercall::raw::nr::SET_GDT => "__HYPERVISOR_set_gdt",
+        hypercall::raw::nr::STACK_SWITCH => "__HYPERVISOR_stack_switch",
+        hypercall::raw::nr::SET_CALLBACKS => "__HYPERVISOR_set_callbacks",
+        hypercall::raw::nr::FPU_TASKSWITCH => "__HYPERVISOR_fpu_taskswitch",
+        hypercall::raw::nr::PLATFORM_OP => "__HYPERVISOR_platform_op",
+        hypercall::raw::nr::MEMORY_OP => "__HYPERVISOR_memory_op",
+        hypercall::raw::nr::MULTICALL => "__HYPERVISOR_multicall",
+        hypercall::raw::nr::UPDATE_VA_MAPPING => "__HYPERVISOR_update_va_mapping",
+        hypercall::raw::nr::SET_TIMER_OP => "__HYPERVISOR_set_timer_op",
+        hypercall::raw::nr::XEN_VERSION => "__HYPERVISOR_xen_version",
+        hypercall::raw::nr::CONSOLE_IO => "__HYPERVISOR_console_io",
+        hypercall::raw::nr::GRANT_TABLE_OP => "__HYPERVISOR_grant_table_op",
+        hypercall::raw::nr::VM_ASSIST => "__HYPERVISOR_vm_assist",
+        hypercall::raw::nr::IRET => "__HYPERVISOR_iret",
+        hypercall::raw::nr::VCPU_OP => "__HYPERVISOR_vcpu_op",
+        hypercall::raw::nr::SET_SEGMENT_BASE => "__HYPERVISOR_set_segment_base",
+        hypercall::raw::nr::MMUEXT_OP => "__HYPERVISOR_mmuext_op",
+        hypercall::raw::nr::NMI_OP => "__HYPERVISOR_nmi_op",
+        hypercall::raw::nr::SCHED_OP => "__HYPERVISOR_sched_op",
+        hypercall::raw::nr::CALLBACK_OP => "__HYPERVISOR_callback_op",
+        hypercall::raw::nr::EVENT_CHANNEL_OP => "__HYPERVISOR_event_channel_op",
+        hypercall::raw::nr::PHYSDEV_OP => "__HYPERVISOR_physdev_op",
+        hypercall::raw::nr::HVM_OP => "__HYPERVISOR_hvm_op",
+    );
+
+    // version.h
+    layout!(rows, version::CompileInfo => "struct xen_compile_info" {
+        compiler, compile_by, compile_domain, compile_date,
+    });
+    layout!(rows, version::PlatformParameters => "struct xen_platform_parameters" { virt_start });
+    layout!(rows, version::FeatureInfo => "struct xen_feature_info" { submap_idx, submap });
+    layout!(rows, version::Extraversion => "xen_extraversion_t" {});
+    layout!(rows, version::Capabilities => "xen_capabilities_info_t" {});
+    layout!(rows, version::Changeset => "xen_changeset_info_t" {});
+    consts!(rows,
+        version::cmd::VERSION => "XENVER_version",
+        version::cmd::EXTRAVERSION => "XENVER_extraversion",
+        version::cmd::COMPILE_INFO => "XENVER_compile_info",
+        version::cmd::CAPABILITIES => "XENVER_capabilities",
+        version::cmd::CHANGESET => "XENVER_changeset",
+        version::cmd::PLATFORM_PARAMETERS => "XENVER_platform_parameters",
+        version::cmd::GET_FEATURES => "XENVER_get_features",
+        version::cmd::PAGESIZE => "XENVER_pagesize",
+        version::cmd::GUEST_HANDLE => "XENVER_guest_handle",
+        version::cmd::COMMANDLINE => "XENVER_commandline",
+    );
+
+    // sched.h
+    layout!(rows, sched::SchedShutdown => "struct sched_shutdown" { reason });
+    layout!(rows, sched::SchedPoll => "struct sched_poll" { ports, nr_ports, timeout });
+    consts!(rows,
+        sched::cmd::YIELD => "SCHEDOP_yield",
+        sched::cmd::BLOCK => "SCHEDOP_block",
+        sched::cmd::SHUTDOWN => "SCHEDOP_shutdown",
+        sched::cmd::POLL => "SCHEDOP_poll",
+        sched::cmd::REMOTE_SHUTDOWN => "SCHEDOP_remote_shutdown",
+        sched::cmd::SHUTDOWN_CODE => "SCHEDOP_shutdown_code",
+        sched::cmd::WATCHDOG => "SCHEDOP_watchdog",
+        sched::ShutdownReason::Poweroff => "SHUTDOWN_poweroff",
+        sched::ShutdownReason::Reboot => "SHUTDOWN_reboot",
+        sched::ShutdownReason::Suspend => "SHUTDOWN_suspend",
+        sched::ShutdownReason::Crash => "SHUTDOWN_crash",
+        sched::ShutdownReason::Watchdog => "SHUTDOWN_watchdog",
+        sched::ShutdownReason::SoftReset => "SHUTDOWN_soft_reset",
+    );
+
+    // event_channel.h
+    layout!(rows, evtchn::EvtchnSend => "struct evtchn_send" { port });
+    layout!(rows, evtchn::EvtchnStatus => "struct evtchn_status" {
+        dom, port, status, vcpu, u,
+    });
+    layout!(rows, evtchn::EvtchnAllocUnbound => "struct evtchn_alloc_unbound" {
+        dom, remote_dom, port,
+    });
+    layout!(rows, evtchn::EvtchnBindInterdomain => "struct evtchn_bind_interdomain" {
+        remote_dom, remote_port, local_port,
+    });
+    layout!(rows, evtchn::EvtchnClose => "struct evtchn_close" { port });
+    consts!(rows,
+        evtchn::cmd::BIND_INTERDOMAIN => "EVTCHNOP_bind_interdomain",
+        evtchn::cmd::BIND_VIRQ => "EVTCHNOP_bind_virq",
+        evtchn::cmd::CLOSE => "EVTCHNOP_close",
+        evtchn::cmd::SEND => "EVTCHNOP_send",
+        evtchn::cmd::STATUS => "EVTCHNOP_status",
+        evtchn::cmd::ALLOC_UNBOUND => "EVTCHNOP_alloc_unbound",
+        evtchn::cmd::BIND_IPI => "EVTCHNOP_bind_ipi",
+        evtchn::cmd::BIND_VCPU => "EVTCHNOP_bind_vcpu",
+        evtchn::cmd::UNMASK => "EVTCHNOP_unmask",
+        evtchn::cmd::RESET => "EVTCHNOP_reset",
+        evtchn::cmd::INIT_CONTROL => "EVTCHNOP_init_control",
+        evtchn::cmd::EXPAND_ARRAY => "EVTCHNOP_expand_array",
+        evtchn::cmd::SET_PRIORITY => "EVTCHNOP_set_priority",
+        evtchn::stat::CLOSED => "EVTCHNSTAT_closed",
+        evtchn::stat::UNBOUND => "EVTCHNSTAT_unbound",
+        evtchn::stat::INTERDOMAIN => "EVTCHNSTAT_interdomain",
+        evtchn::stat::PIRQ => "EVTCHNSTAT_pirq",
+        evtchn::stat::VIRQ => "EVTCHNSTAT_virq",
+        evtchn::stat::IPI => "EVTCHNSTAT_ipi",
+    );
+
+    // io/console.h
+    layout!(rows, console::XenconsInterface => "struct xencons_interface" {
+        input: "in", output: "out", in_cons, in_prod, out_cons, out_prod,
+    });
+
+    // io/xs_wire.h
+    layout!(rows, xenstore::XenstoreDomainInterface => "struct xenstore_domain_interface" {
+        req, rsp, req_cons, req_prod, rsp_cons, rsp_prod, server_features,
+        connection, error,
+    });
+    layout!(rows, xenstore::XsdSockmsg => "struct xsd_sockmsg" { ty: "type", req_id, tx_id, len });
+    consts!(rows,
+        xenstore::RING_SIZE => "XENSTORE_RING_SIZE",
+        xenstore::PAYLOAD_MAX => "XENSTORE_PAYLOAD_MAX",
+        xenstore::ABS_PATH_MAX => "XENSTORE_ABS_PATH_MAX",
+        xenstore::REL_PATH_MAX => "XENSTORE_REL_PATH_MAX",
+        xenstore::SERVER_FEATURE_RECONNECTION => "XENSTORE_SERVER_FEATURE_RECONNECTION",
+        xenstore::SERVER_FEATURE_ERROR => "XENSTORE_SERVER_FEATURE_ERROR",
+        xenstore::CONNECTED => "XENSTORE_CONNECTED",
+        xenstore::RECONNECT => "XENSTORE_RECONNECT",
+        xenstore::ERROR_NONE => "XENSTORE_ERROR_NONE",
+        xenstore::ERROR_COMM => "XENSTORE_ERROR_COMM",
+        xenstore::ERROR_RINGIDX => "XENSTORE_ERROR_RINGIDX",
+        xenstore::ERROR_PROTO => "XENSTORE_ERROR_PROTO",
+        xenstore::msg_type::CONTROL => "XS_CONTROL",
+        xenstore::msg_type::DIRECTORY => "XS_DIRECTORY",
+        xenstore::msg_type::READ => "XS_READ",
+        xenstore::msg_type::GET_PERMS => "XS_GET_PERMS",
+        xenstore::msg_type::WATCH => "XS_WATCH",
+        xenstore::msg_type::UNWATCH => "XS_UNWATCH",
+        xenstore::msg_type::TRANSACTION_START => "XS_TRANSACTION_START",
+        xenstore::msg_type::TRANSACTION_END => "XS_TRANSACTION_END",
+        xenstore::msg_type::INTRODUCE => "XS_INTRODUCE",
+        xenstore::msg_type::RELEASE => "XS_RELEASE",
+        xenstore::msg_type::GET_DOMAIN_PATH => "XS_GET_DOMAIN_PATH",
+        xenstore::msg_type::WRITE => "XS_WRITE",
+        xenstore::msg_type::MKDIR => "XS_MKDIR",
+        xenstore::msg_type::RM => "XS_RM",
+        xenstore::msg_type::SET_PERMS => "XS_SET_PERMS",
+        xenstore::msg_type::WATCH_EVENT => "XS_WATCH_EVENT",
+        xenstore::msg_type::ERROR => "XS_ERROR",
+        xenstore::msg_type::IS_DOMAIN_INTRODUCED => "XS_IS_DOMAIN_INTRODUCED",
+        xenstore::msg_type::RESUME => "XS_RESUME",
+        xenstore::msg_type::SET_TARGET => "XS_SET_TARGET",
+        xenstore::msg_type::RESET_WATCHES => "XS_RESET_WATCHES",
+        xenstore::msg_type::DIRECTORY_PART => "XS_DIRECTORY_PART",
+        xenstore::msg_type::INVALID => "XS_INVALID",
+        xenstore::WATCH_PATH => "XS_WATCH_PATH",
+        xenstore::WATCH_TOKEN => "XS_WATCH_TOKEN",
+    );
+
+    rows
+}
+
+/// The C program: one `printf` per row, in order.
+fn c_program(rows: &[Row]) -> String {
+    let mut src = String::new();
+    for h in HEADERS {
+        writeln!(src, "#include <{h}>").unwrap();
+    }
+    src.push_str("int main(void)\n{\n");
+    for row in rows {
+        writeln!(
+            src,
+            "    printf(\"%llu\\n\", (unsigned long long)({}));",
+            row.c_expr
+        )
+        .unwrap();
+    }
+    src.push_str("    return 0;\n}\n");
+    src
+}
+
+/// A scratch directory for this test's C files.
+fn scratch_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Compiles `src` into `dir/name` and returns the binary, or the compiler's
+/// complaint.
+fn compile(dir: &Path, name: &str, src: &str) -> Result<PathBuf, String> {
+    let c = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&c, src).expect("write C source");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .arg("-std=gnu11")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg(format!(
+            "-D__XEN_INTERFACE_VERSION__={XEN_INTERFACE_VERSION}"
+        ))
+        .arg("-o")
+        .arg(&bin)
+        .arg(&c)
+        .output()
+        .map_err(|e| format!("cannot run C compiler `{cc}`: {e} (install gcc)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{cc}` failed on {}:\n{}",
+            c.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(bin)
+}
+
+#[test]
+fn abi_structs_match_xen_headers() {
+    let dir = scratch_dir();
+
+    // First the headers alone, so a machine without them gets the remedy
+    // rather than a screen of compiler errors.
+    let probe: String = HEADERS
+        .iter()
+        .map(|h| format!("#include <{h}>\n"))
+        .chain(["int main(void) { return 0; }\n".to_string()])
+        .collect();
+    if let Err(e) = compile(&dir, "probe", &probe) {
+        panic!("Xen public headers unusable: install libxen-dev (apt-get install libxen-dev)\n{e}");
+    }
+
+    let rows = table();
+    let bin = compile(&dir, "layout", &c_program(&rows))
+        .unwrap_or_else(|e| panic!("a row of the table names something the C headers lack:\n{e}"));
+    let out = Command::new(&bin).output().expect("run layout program");
+    assert!(out.status.success(), "layout program failed: {out:?}");
+    let stdout = String::from_utf8(out.stdout).expect("layout program prints ASCII");
+    let c_values: Vec<u64> = stdout
+        .lines()
+        .map(|l| l.parse().expect("layout program prints numbers"))
+        .collect();
+    assert_eq!(c_values.len(), rows.len(), "one number per row");
+
+    let mismatches: Vec<String> = rows
+        .iter()
+        .zip(&c_values)
+        .filter(|(row, &c)| row.rust != c)
+        .map(|(row, c)| format!("  {}: C says {c}, Rust says {}", row.what, row.rust))
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} layout checks disagree with Xen's headers:\n{}",
+        mismatches.len(),
+        rows.len(),
+        mismatches.join("\n")
+    );
+    eprintln!("{} layout checks agree with Xen's headers", rows.len());
+}
