@@ -156,6 +156,24 @@ pub fn parse_summary(line: &str) -> Option<(u64, u64)> {
     Some((p.parse().ok()?, f.parse().ok()?))
 }
 
+/// SplitMix64, as the guest's console self-test computes it.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Line `i` of the guest's console test pattern:
+/// `console-pattern III` + six SplitMix64 values in hex.
+pub fn console_pattern_line(i: u64) -> String {
+    let mut s = format!("console-pattern {i:03} ");
+    for k in 0..6 {
+        s.push_str(&format!("{:016x}", splitmix64(i * 6 + k)));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +185,13 @@ mod tests {
         assert_eq!(parse_summary("x passed, 1 failed"), None);
         assert_eq!(parse_summary("3 passed, 1 failed!"), None);
         assert_eq!(parse_summary("PASS a"), None);
+    }
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs of SplitMix64 seeded with 0 (state advanced once).
+        assert_eq!(splitmix64(0), 0xe220_a839_7b1d_cdaf);
+        assert!(console_pattern_line(7).starts_with("console-pattern 007 "));
+        assert_eq!(console_pattern_line(0).len(), 20 + 96);
     }
 }

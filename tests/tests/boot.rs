@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_console_line, assert_result, boot, expect_run, guest,
-    parse_summary, BootReport, GuestResult, Scenario,
+    assert_console_contains, assert_console_line, assert_result, boot, console_pattern_line,
+    expect_run, guest, parse_summary, BootReport, GuestResult, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -70,4 +70,28 @@ fn panic_is_reported_as_crash() {
     let run = expect_run(lab(), "panic");
     assert_result(run, &GuestResult::Crash);
     assert_console_contains(run, "panicked at");
+}
+
+/// The selftest writes a pattern three times the console ring's size; it
+/// must reach the host whole and in order (no loss in the ring, in
+/// xenconsoled, or on Xen's serial line).
+#[test]
+fn selftest_console_pattern_arrives_intact() {
+    const LINES: u64 = 48;
+    let run = expect_run(lab(), "selftest");
+    let got: Vec<&String> = run
+        .console
+        .iter()
+        .filter(|l| l.starts_with("console-pattern "))
+        .collect();
+    assert_eq!(
+        got.len() as u64,
+        LINES,
+        "expected {LINES} console-pattern lines\n{}",
+        run.describe()
+    );
+    for (i, line) in got.iter().enumerate() {
+        let want = console_pattern_line(i as u64);
+        assert_eq!(line.as_str(), want, "console-pattern line {i} corrupted");
+    }
 }
