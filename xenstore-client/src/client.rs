@@ -1,0 +1,311 @@
+//! The client: numbers requests, sends them one at a time, matches each
+//! reply to its request by id, and sets watch events aside (in order) while
+//! it waits.
+//!
+//! The operations themselves live in [`Store`], shared with
+//! [`crate::Transaction`] so code can be written once for both.
+
+use crate::errors::{Error, XsErrno};
+use crate::perms::{parse_decimal, Perm};
+use crate::reply;
+use crate::request;
+use crate::transport::Transport;
+use crate::types::{Instant, ReqId, TxId};
+use crate::watch::{EventQueue, WatchEvent};
+use crate::wire::{Message, MsgType};
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+use hypercall::DomId;
+
+/// How long a request may take, by default. xenstored answers in
+/// microseconds; seconds mean it is stuck or gone, and the guest should say
+/// so rather than hang.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times [`Client::transaction`] starts over on `EAGAIN`.
+pub const DEFAULT_TX_ATTEMPTS: u32 = 16;
+/// How many abandoned request ids are remembered, so their late replies
+/// are dropped quietly instead of being reported as unknown.
+const ABANDONED_MAX: usize = 32;
+
+/// The operations that work both outside and inside a transaction.
+pub trait Store {
+    /// Sends one request of type `ty` and returns the reply that answers
+    /// it (which may be `XS_ERROR`; see [`reply::payload_for`]).
+    fn request(&mut self, ty: MsgType, payload: Vec<u8>) -> Result<Message, Error>;
+
+    /// The value of `path`, raw bytes.
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        let m = self.request(MsgType::Read, request::path(path)?)?;
+        Ok(reply::payload_for(MsgType::Read, &m)?.to_vec())
+    }
+
+    /// The value of `path`, or `None` if there is no such node.
+    fn read_opt(&mut self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        match self.read(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Xs(XsErrno::ENOENT)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The value of `path` as text.
+    fn read_string(&mut self, path: &str) -> Result<String, Error> {
+        String::from_utf8(self.read(path)?).map_err(|_| Error::NotUtf8)
+    }
+
+    /// The value of `path` as an unsigned decimal number (`domid`,
+    /// `memory/target`, `state`...).
+    fn read_u64(&mut self, path: &str) -> Result<u64, Error> {
+        parse_decimal(&self.read(path)?).ok_or(Error::NotANumber)
+    }
+
+    /// Sets `path` to `value`, creating it and any missing parents.
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
+        let m = self.request(MsgType::Write, request::write(path, value)?)?;
+        Ok(reply::ok(reply::payload_for(MsgType::Write, &m)?)?)
+    }
+
+    /// Creates `path` (empty) if it does not exist.
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        let m = self.request(MsgType::Mkdir, request::path(path)?)?;
+        Ok(reply::ok(reply::payload_for(MsgType::Mkdir, &m)?)?)
+    }
+
+    /// Removes `path` and everything below it.
+    fn rm(&mut self, path: &str) -> Result<(), Error> {
+        let m = self.request(MsgType::Rm, request::path(path)?)?;
+        Ok(reply::ok(reply::payload_for(MsgType::Rm, &m)?)?)
+    }
+
+    /// The names of the children of `path`.
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, Error> {
+        let m = self.request(MsgType::Directory, request::path(path)?)?;
+        Ok(reply::directory(reply::payload_for(
+            MsgType::Directory,
+            &m,
+        )?)?)
+    }
+
+    /// The permissions of `path`; the first entry is the owner's.
+    fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, Error> {
+        let m = self.request(MsgType::GetPerms, request::path(path)?)?;
+        Ok(reply::perms(reply::payload_for(MsgType::GetPerms, &m)?)?)
+    }
+
+    /// Replaces the permissions of `path`; the first entry is the owner.
+    fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), Error> {
+        let m = self.request(MsgType::SetPerms, request::set_perms(path, perms)?)?;
+        Ok(reply::ok(reply::payload_for(MsgType::SetPerms, &m)?)?)
+    }
+}
+
+/// A connection to xenstored over some [`Transport`].
+pub struct Client<T> {
+    transport: T,
+    next_req: u32,
+    events: EventQueue,
+    /// Requests given up on (timed out, or answered by a stranger): their
+    /// replies may still come and are then dropped.
+    abandoned: VecDeque<ReqId>,
+    reply_timeout: Option<Duration>,
+    tx_attempts: u32,
+}
+
+impl<T: Transport> Client<T> {
+    pub fn new(transport: T) -> Client<T> {
+        Client {
+            transport,
+            next_req: 1,
+            events: EventQueue::new(EventQueue::DEFAULT_CAP),
+            abandoned: VecDeque::new(),
+            reply_timeout: Some(DEFAULT_REPLY_TIMEOUT),
+            tx_attempts: DEFAULT_TX_ATTEMPTS,
+        }
+    }
+
+    /// How long one request may take (`None`: forever).
+    pub fn set_reply_timeout(&mut self, t: Option<Duration>) {
+        self.reply_timeout = t;
+    }
+
+    /// How many times [`Client::transaction`] tries before giving up.
+    pub fn set_tx_attempts(&mut self, n: u32) {
+        self.tx_attempts = n.max(1);
+    }
+
+    /// How many watch events may wait to be handed out before the oldest
+    /// are dropped (and counted in [`Client::events_lost`]).
+    pub fn set_event_queue_cap(&mut self, cap: usize) {
+        let mut q = EventQueue::new(cap);
+        while let Some(e) = self.events.pop() {
+            q.push(e);
+        }
+        self.events = q;
+    }
+
+    pub(crate) fn tx_attempts(&self) -> u32 {
+        self.tx_attempts
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// The current time of the transport's clock, for deadlines.
+    pub fn now(&self) -> Instant {
+        self.transport.now()
+    }
+
+    fn alloc_req_id(&mut self) -> ReqId {
+        // 0 is what xenstored puts in watch events; never use it.
+        if self.next_req == 0 {
+            self.next_req = 1;
+        }
+        let id = ReqId(self.next_req);
+        self.next_req = self.next_req.wrapping_add(1);
+        id
+    }
+
+    fn abandon(&mut self, id: ReqId) {
+        if self.abandoned.len() == ABANDONED_MAX {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(id);
+    }
+
+    /// Whether `id` was abandoned; forgets it (one reply per request).
+    fn was_abandoned(&mut self, id: ReqId) -> bool {
+        match self.abandoned.iter().position(|&a| a == id) {
+            Some(i) => {
+                self.abandoned.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Handles a message that is not the awaited reply: queues events,
+    /// drops late replies, reports anything else.
+    fn stray(&mut self, msg: Message) -> Result<(), Error> {
+        if msg.header.ty == MsgType::WatchEvent as u32 {
+            self.events.push(reply::watch_event(&msg.payload)?);
+            return Ok(());
+        }
+        if self.was_abandoned(msg.header.req_id) {
+            return Ok(());
+        }
+        Err(Error::UnknownReqId(msg.header.req_id))
+    }
+
+    /// Sends a request in transaction `tx` and waits for its reply.
+    pub fn request_in(
+        &mut self,
+        tx: TxId,
+        ty: MsgType,
+        payload: Vec<u8>,
+    ) -> Result<Message, Error> {
+        let id = self.alloc_req_id();
+        let bytes = Message::new(ty, id, tx, payload)?.encode();
+        let deadline = self.reply_timeout.map(|t| self.transport.now().after(t));
+        let result = self.exchange(id, &bytes, deadline);
+        if result.is_err() {
+            // Whatever went wrong, a reply to `id` may still arrive.
+            self.abandon(id);
+        }
+        result
+    }
+
+    fn exchange(
+        &mut self,
+        id: ReqId,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Message, Error> {
+        self.transport.send(bytes, deadline)?;
+        loop {
+            let msg = self.transport.recv(deadline)?;
+            if msg.header.req_id == id && msg.header.ty != MsgType::WatchEvent as u32 {
+                return Ok(msg);
+            }
+            self.stray(msg)?;
+        }
+    }
+
+    /// Registers a watch on `path` (and everything below it). xenstored
+    /// fires it once right away, then on every change; events carry
+    /// `token`, which should be unique per watch.
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        let m = self.request(MsgType::Watch, request::watch(path, token)?)?;
+        Ok(reply::ok(reply::payload_for(MsgType::Watch, &m)?)?)
+    }
+
+    /// Removes a watch; queued events of its token are dropped too.
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        let m = self.request(MsgType::Unwatch, request::watch(path, token)?)?;
+        reply::ok(reply::payload_for(MsgType::Unwatch, &m)?)?;
+        self.events.forget_token(token);
+        Ok(())
+    }
+
+    /// Removes every watch of this connection (what a guest does at boot,
+    /// in case an earlier kernel in this domain left some).
+    pub fn reset_watches(&mut self) -> Result<(), Error> {
+        let m = self.request(MsgType::ResetWatches, request::empty())?;
+        reply::ok(reply::payload_for(MsgType::ResetWatches, &m)?)?;
+        self.events.clear();
+        Ok(())
+    }
+
+    /// The home path of domain `dom` (`/local/domain/<dom>`).
+    pub fn get_domain_path(&mut self, dom: DomId) -> Result<String, Error> {
+        let m = self.request(MsgType::GetDomainPath, request::domid(dom))?;
+        Ok(reply::domain_path(reply::payload_for(
+            MsgType::GetDomainPath,
+            &m,
+        )?)?)
+    }
+
+    /// The next watch event, waiting for one until `deadline` (`None`:
+    /// forever; a past deadline: only what already arrived).
+    pub fn next_event(&mut self, deadline: Option<Instant>) -> Result<WatchEvent, Error> {
+        loop {
+            if let Some(e) = self.events.pop() {
+                return Ok(e);
+            }
+            let msg = self.transport.recv(deadline)?;
+            self.stray(msg)?;
+        }
+    }
+
+    /// The next watch event if one has arrived, without waiting.
+    pub fn try_next_event(&mut self) -> Result<Option<WatchEvent>, Error> {
+        let now = self.transport.now();
+        match self.next_event(Some(now)) {
+            Ok(e) => Ok(Some(e)),
+            Err(Error::TimedOut) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Events received and not yet handed out.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn events_lost(&self) -> u64 {
+        self.events.lost()
+    }
+}
+
+impl<T: Transport> Store for Client<T> {
+    fn request(&mut self, ty: MsgType, payload: Vec<u8>) -> Result<Message, Error> {
+        self.request_in(TxId::NONE, ty, payload)
+    }
+}

@@ -1,0 +1,187 @@
+//! [`Transport`] over the store page: messages go through the `req` ring
+//! and come back through the `rsp` ring, with waits on the event channel
+//! (through [`RingEvents`]) instead of spinning when a ring is full or
+//! empty.
+
+use crate::errors::{Error, RingError};
+use crate::ring::Ring;
+use crate::transport::Transport;
+use crate::types::Instant;
+use crate::wire::{Message, MESSAGE_MAX};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use hypercall::abi::xenstore::{
+    XenstoreDomainInterface, ERROR_NONE, RING_SIZE, SERVER_FEATURE_ERROR,
+};
+
+/// The deadline passed while waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut;
+
+/// How the ring transport signals xenstored and waits for it: in the guest,
+/// the store event channel from `start_info` and `SCHEDOP_poll`.
+pub trait RingEvents {
+    /// Tells xenstored the rings changed (`EVTCHNOP_send` on the store port).
+    fn notify(&mut self);
+
+    /// Blocks until xenstored may have changed the rings (the store port is
+    /// pending) or `deadline` passes. Returning early is harmless: the
+    /// caller looks at the rings again and waits again. To lose no wakeup,
+    /// clear the port's pending bit *after* it fired and *before*
+    /// returning, never before blocking.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), TimedOut>;
+
+    /// The clock deadlines are in (Xen system time in the guest).
+    fn now(&self) -> Instant;
+}
+
+/// The guest's end of the store page.
+pub struct RingTransport<'a, E> {
+    page: &'a XenstoreDomainInterface,
+    events: E,
+    /// Bytes of messages accepted by `send` and not yet in the ring.
+    out: VecDeque<u8>,
+    /// Bytes copied out of the `rsp` ring, not yet a whole message.
+    inbuf: Vec<u8>,
+    /// Set once the stream is beyond repair (bad indices, a header that
+    /// lies about its length): every later call returns it.
+    broken: Option<Error>,
+}
+
+impl<'a, E: RingEvents> RingTransport<'a, E> {
+    pub fn new(page: &'a XenstoreDomainInterface, events: E) -> Self {
+        RingTransport {
+            page,
+            events,
+            out: VecDeque::new(),
+            inbuf: Vec::new(),
+            broken: None,
+        }
+    }
+
+    /// The event mechanism (e.g. for a test to reach its fake server).
+    pub fn events(&self) -> &E {
+        &self.events
+    }
+
+    pub fn events_mut(&mut self) -> &mut E {
+        &mut self.events
+    }
+
+    /// The error that broke the stream, if one did.
+    pub fn broken(&self) -> Option<&Error> {
+        self.broken.as_ref()
+    }
+
+    fn fail<T>(&mut self, e: Error) -> Result<T, Error> {
+        self.broken = Some(e.clone());
+        Err(e)
+    }
+
+    /// xenstored's own report of a broken connection, where it has the
+    /// `error` field.
+    fn server_error(&self) -> Option<Error> {
+        let features = self.page.server_features.load(Ordering::Acquire);
+        let error = self.page.error.load(Ordering::Acquire);
+        (features & SERVER_FEATURE_ERROR != 0 && error != ERROR_NONE)
+            .then_some(Error::Ring(RingError::ServerError(error)))
+    }
+
+    /// Moves queued output into the `req` ring. Returns whether any moved.
+    fn flush(&mut self) -> Result<bool, Error> {
+        let ring = Ring::requests(self.page);
+        let mut moved = false;
+        while !self.out.is_empty() {
+            let (a, _) = self.out.as_slices();
+            let n = match ring.write(a) {
+                Ok(n) => n,
+                Err(e) => return self.fail(e.into()),
+            };
+            if n == 0 {
+                break;
+            }
+            self.out.drain(..n);
+            moved = true;
+        }
+        if moved {
+            self.events.notify();
+        }
+        Ok(moved)
+    }
+
+    /// Copies whatever the `rsp` ring holds into `inbuf`. Returns whether
+    /// anything came.
+    fn fill(&mut self) -> Result<bool, Error> {
+        let ring = Ring::responses(self.page);
+        // Never hold more than one whole message plus one ring's worth.
+        let room = (MESSAGE_MAX + RING_SIZE).saturating_sub(self.inbuf.len());
+        let mut chunk = [0u8; RING_SIZE];
+        let want = room.min(RING_SIZE);
+        let n = match ring.read(&mut chunk[..want]) {
+            Ok(n) => n,
+            Err(e) => return self.fail(e.into()),
+        };
+        if n > 0 {
+            self.inbuf.extend_from_slice(&chunk[..n]);
+            // xenstored may be waiting for space to write the rest.
+            self.events.notify();
+        }
+        Ok(n > 0)
+    }
+
+    /// Waits for the other side, or says the deadline passed.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if let Some(e) = self.server_error() {
+            return self.fail(e);
+        }
+        if self.events.now().reached(deadline) {
+            return Err(Error::TimedOut);
+        }
+        self.events
+            .wait(deadline)
+            .map_err(|TimedOut| Error::TimedOut)
+    }
+}
+
+impl<E: RingEvents> Transport for RingTransport<'_, E> {
+    fn send(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<(), Error> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        self.out.extend(msg);
+        loop {
+            self.flush()?;
+            if self.out.is_empty() {
+                return Ok(());
+            }
+            self.wait(deadline)?;
+        }
+    }
+
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        loop {
+            // Earlier sends that timed out still go out, or the request
+            // stream would stay cut in the middle of a message.
+            self.flush()?;
+            match Message::decode(&self.inbuf) {
+                Ok(Some((msg, used))) => {
+                    self.inbuf.drain(..used);
+                    return Ok(msg);
+                }
+                Ok(None) => {}
+                Err(m) => return self.fail(m.into()),
+            }
+            if !self.fill()? {
+                self.wait(deadline)?;
+            }
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.events.now()
+    }
+}
