@@ -12,6 +12,7 @@ mod cmdline;
 mod console;
 mod events;
 mod fmtbuf;
+mod memory;
 mod time;
 
 #[cfg(target_os = "none")]

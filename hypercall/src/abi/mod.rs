@@ -6,6 +6,8 @@
 
 pub mod console;
 pub mod event_channel;
+pub mod memory;
+pub mod mmu;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;

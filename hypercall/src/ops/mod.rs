@@ -7,6 +7,7 @@ pub mod console;
 pub mod event_channel;
 pub mod memory;
 pub mod mmu;
+pub mod multicall;
 pub mod sched_op;
 pub mod version;
 

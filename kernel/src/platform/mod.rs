@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 mod boot;
+pub mod mm;
 mod panic;
 
 use crate::console;
@@ -98,6 +99,7 @@ fn init(si: *const StartInfo) {
             None => console::init_hypervisor(),
         }
     }
+    mm::init(si);
 }
 
 /// The console ring page, found through the machine-to-phys table.

@@ -4,6 +4,7 @@
 mod clock;
 mod console;
 mod hypercalls;
+mod memory;
 mod start_info;
 
 use crate::apps::{AppError, AppResult};
@@ -63,6 +64,7 @@ pub fn run(_: &Cmdline<'_>) -> AppResult {
     start_info::run(&mut suite);
     clock::run(&mut suite);
     console::run(&mut suite);
+    memory::run(&mut suite);
     kprintln!("{} passed, {} failed", suite.passed, suite.failed);
     if suite.failed == 0 {
         Ok(())

@@ -1,0 +1,96 @@
+//! `HYPERVISOR_multicall`: several hypercalls in one trap into Xen.
+//!
+//! Each [`MulticallEntry`] names a hypercall and its arguments; Xen runs
+//! them in order and writes each one's return value into its `result`. The
+//! constructors here only build entries (safe); [`multicall`] runs them
+//! (unsafe, since the entries carry raw pointers and change page tables).
+
+use crate::abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
+use crate::abi::xen::DOMID_SELF;
+use crate::error::{XenError, XenResult};
+use crate::raw::{hypercall, nr};
+
+/// An `update_va_mapping(va, pte, flags)` entry.
+pub fn update_va_mapping(va: usize, pte: u64, flags: u64) -> MulticallEntry {
+    MulticallEntry {
+        op: nr::UPDATE_VA_MAPPING.into(),
+        result: 0,
+        args: [va as u64, pte, flags, 0, 0, 0],
+    }
+}
+
+/// An `mmu_update(reqs, len, NULL, DOMID_SELF)` entry. `reqs` must outlive
+/// the [`multicall`] that runs it.
+pub fn mmu_update(reqs: &[MmuUpdate]) -> MulticallEntry {
+    MulticallEntry {
+        op: nr::MMU_UPDATE.into(),
+        result: 0,
+        args: [
+            reqs.as_ptr() as u64,
+            reqs.len() as u64,
+            0,
+            DOMID_SELF.into(),
+            0,
+            0,
+        ],
+    }
+}
+
+/// An `mmuext_op(ops, len, NULL, DOMID_SELF)` entry. `ops` must outlive
+/// the [`multicall`] that runs it.
+pub fn mmuext_op(ops: &[MmuextOp]) -> MulticallEntry {
+    MulticallEntry {
+        op: nr::MMUEXT_OP.into(),
+        result: 0,
+        args: [
+            ops.as_ptr() as u64,
+            ops.len() as u64,
+            0,
+            DOMID_SELF.into(),
+            0,
+            0,
+        ],
+    }
+}
+
+/// The index and error of the first entry whose call failed.
+pub fn first_failure(entries: &[MulticallEntry]) -> Option<(usize, XenError)> {
+    entries.iter().enumerate().find_map(|(i, e)| {
+        XenError::from_ret(e.result as i64)
+            .err()
+            .map(|err| (i, err))
+    })
+}
+
+/// Runs `entries` in one hypercall. `Err` means Xen rejected the batch
+/// itself; each entry's own outcome is in its `result` (see
+/// [`first_failure`]). Xen runs every entry even after one fails.
+///
+/// # Safety
+/// Every entry must be a call the caller could make directly with the same
+/// arguments (pointers in them live for the duration of this call), and
+/// together they must keep the guest's memory sound.
+pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> XenResult<()> {
+    // SAFETY: `entries` is a live, writable array of `multicall_entry_t` of
+    // the length given; the caller vouches for each entry.
+    XenError::from_ret(unsafe {
+        hypercall::<{ nr::MULTICALL }>(entries.as_mut_ptr() as u64, entries.len() as u64, 0, 0, 0)
+    })
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_found_by_index() {
+        let mut entries = [
+            update_va_mapping(0x1000, 0, 0),
+            update_va_mapping(0x2000, 0, 0),
+        ];
+        assert_eq!(first_failure(&entries), None);
+        entries[1].result = (-22i64) as u64;
+        assert_eq!(first_failure(&entries), Some((1, XenError::EINVAL)));
+    }
+}

@@ -1,0 +1,559 @@
+//! The unsafe half of memory management: the real [`Mmu`] (hypercalls and
+//! reads of live page tables), start-of-day mapping of all memory, the
+//! boot-stack guard page, the global allocator and the balloon. The logic
+//! lives in `crate::memory` and is unit-tested against a fake MMU.
+//!
+//! Soundness rests on one rule: the only mappings this module removes or
+//! makes read-only are of frames nothing in Rust refers to: page-table
+//! frames fresh from the frame allocator, the guard page (the bottom page
+//! of the boot stack, which the stack never reaches while it is in bounds)
+//! and balloon frames taken from the frame allocator.
+
+use crate::console;
+use crate::kprintln;
+use crate::memory::balloon::{self, Reservation};
+use crate::memory::frames::FrameAllocator;
+use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
+use crate::memory::pagetable::{
+    self, AddressSpace, Level, MapStats, Mmu, MmuError, Pte, DATA_FLAGS,
+};
+use core::alloc::Layout;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hypercall::abi::memory::INVALID_P2M_ENTRY;
+use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
+use hypercall::abi::start_info::{sif, StartInfo};
+use hypercall::abi::xen::uvmf;
+use hypercall::ops::{memory, mmu, multicall};
+use hypercall::{DomId, Mfn, Pfn, XenError, PAGE_SIZE};
+use spin::{Mutex, Once};
+
+extern "C" {
+    static __boot_stack_bottom: u8;
+}
+
+/// Requests per `mmu_update` (32 KiB of requests in .bss).
+const BATCH: usize = 2048;
+
+static BATCH_BUF: Mutex<[MmuUpdate; BATCH]> = Mutex::new([MmuUpdate::pt(0, 0); BATCH]);
+static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
+static HYPERCALLS: AtomicU64 = AtomicU64::new(0);
+/// Pfns below this are mapped in the direct map (page tables are read
+/// through it only below this line).
+static MAPPED_END: AtomicU64 = AtomicU64::new(0);
+static HEAP_BYTES: AtomicU64 = AtomicU64::new(0);
+static INFO: Once<MemoryInfo> = Once::new();
+
+/// What start of day found and did, for the boot log and the selftest.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryInfo {
+    pub layout: BootLayout,
+    pub root: Mfn,
+    /// Where Xen's bootstrap mapping ended.
+    pub boot_mapped_end: Pfn,
+    pub stats: MapStats,
+    /// Time and hypercalls extending the direct map to all pages.
+    pub map_ns: u64,
+    pub map_hypercalls: u64,
+    pub guard_page: VirtAddr,
+}
+
+fn count() {
+    HYPERCALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Page-table hypercalls made so far.
+pub fn hypercalls() -> u64 {
+    HYPERCALLS.load(Ordering::Relaxed)
+}
+
+fn mmu_err(op: &'static str, e: mmu::BatchError) -> MmuError {
+    MmuError {
+        op,
+        error: e.error,
+        done: e.done,
+    }
+}
+
+/// The real MMU. Private: only this module drives it, and keeps to the
+/// rule in the module comment.
+struct GuestMmu;
+
+impl Mmu for GuestMmu {
+    fn pfn_to_mfn(&self, pfn: Pfn) -> Option<Mfn> {
+        super::pfn_to_mfn(pfn).filter(|m| m.0 != INVALID_P2M_ENTRY)
+    }
+
+    fn read_entry(&self, table: Mfn, index: usize) -> Pte {
+        let pfn = super::mfn_to_pfn(table).expect("page-table frame in the M2P");
+        assert!(
+            pfn.0 < MAPPED_END.load(Ordering::Relaxed) && index < pagetable::ENTRIES,
+            "page table {table:?} (pfn {pfn:?}) is outside the direct map"
+        );
+        let entry = (super::pfn_to_virt(pfn) + index * 8) as *const AtomicU64;
+        // SAFETY: the table's pfn is below MAPPED_END, so the direct map
+        // maps it (read-only); the entry is an aligned u64 inside it. Xen may
+        // set A/D bits concurrently, hence an atomic load.
+        Pte(unsafe { (*entry).load(Ordering::Relaxed) })
+    }
+
+    fn update(&mut self, batch: &[MmuUpdate]) -> Result<(), MmuError> {
+        count();
+        // SAFETY: this module only builds requests that add mappings, map
+        // table frames read-only, or unmap frames nothing refers to.
+        unsafe { mmu::mmu_update(batch) }.map_err(|e| mmu_err("mmu_update", e))
+    }
+
+    fn update_and_flush(&mut self, batch: &[MmuUpdate]) -> Result<(), MmuError> {
+        let flush = [MmuextOp::plain(ext::TLB_FLUSH_LOCAL)];
+        let mut calls = [multicall::mmu_update(batch), multicall::mmuext_op(&flush)];
+        count();
+        // SAFETY: both arrays outlive the call; the requests keep to the
+        // module rule and a flush changes no mapping.
+        unsafe { multicall::multicall(&mut calls) }.map_err(|error| MmuError {
+            op: "multicall",
+            error,
+            done: 0,
+        })?;
+        match multicall::first_failure(&calls) {
+            None => Ok(()),
+            Some((i, error)) => Err(MmuError {
+                op: if i == 0 { "mmu_update" } else { "mmuext_op" },
+                error,
+                done: 0,
+            }),
+        }
+    }
+
+    fn remap(&mut self, maps: &[(VirtAddr, Pte)]) -> Result<(), MmuError> {
+        let mut calls = [MulticallEntry::default(); 32];
+        for chunk in maps.chunks(calls.len()) {
+            for (c, &(va, pte)) in calls.iter_mut().zip(chunk) {
+                *c = multicall::update_va_mapping(va.0 as usize, pte.0, uvmf::INVLPG);
+            }
+            count();
+            // SAFETY: each entry is an update_va_mapping of a page that the
+            // module rule allows to change; no pointers are passed.
+            unsafe { multicall::multicall(&mut calls[..chunk.len()]) }.map_err(|error| {
+                MmuError {
+                    op: "multicall",
+                    error,
+                    done: 0,
+                }
+            })?;
+            if let Some((done, error)) = multicall::first_failure(&calls[..chunk.len()]) {
+                return Err(MmuError {
+                    op: "update_va_mapping",
+                    error,
+                    done,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn pin(&mut self, level: Level, table: Mfn) -> Result<(), MmuError> {
+        let cmd = match level {
+            Level::L1 => ext::PIN_L1_TABLE,
+            Level::L2 => ext::PIN_L2_TABLE,
+            Level::L3 => ext::PIN_L3_TABLE,
+            Level::L4 => ext::PIN_L4_TABLE,
+        };
+        count();
+        // SAFETY: pinning only makes Xen validate and keep a table type; a
+        // frame that fails validation is refused, not changed.
+        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(cmd, table.0)]) }.map_err(|e| mmu_err("pin", e))
+    }
+
+    fn unpin(&mut self, table: Mfn) -> Result<(), MmuError> {
+        count();
+        // SAFETY: unpinning drops Xen's extra type reference; no mapping
+        // changes.
+        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(ext::UNPIN_TABLE, table.0)]) }
+            .map_err(|e| mmu_err("unpin", e))
+    }
+
+    fn flush_tlb(&mut self) -> Result<(), MmuError> {
+        count();
+        mmu::tlb_flush_local().map_err(|error| MmuError {
+            op: "tlb_flush",
+            error,
+            done: 0,
+        })
+    }
+}
+
+impl Reservation for GuestMmu {
+    fn decrease(&mut self, mfns: &[Mfn]) -> Result<usize, MmuError> {
+        count();
+        // SAFETY: balloon::give_back passes frames it has just unmapped,
+        // taken from the frame allocator: nothing refers to them.
+        unsafe { memory::decrease_reservation(mfns) }
+            .map(|n| n as usize)
+            .map_err(|error| MmuError {
+                op: "decrease_reservation",
+                error,
+                done: 0,
+            })
+    }
+
+    fn populate(&mut self, pfns: &[Pfn], out: &mut [Mfn]) -> Result<usize, MmuError> {
+        count();
+        // SAFETY: balloon::take_back passes pfns it ballooned out: holes.
+        unsafe { memory::populate_physmap(pfns, out) }
+            .map(|n| n as usize)
+            .map_err(|error| MmuError {
+                op: "populate_physmap",
+                error,
+                done: 0,
+            })
+    }
+
+    fn set_p2m(&mut self, pfn: Pfn, mfn: Option<Mfn>) {
+        super::p2m()[pfn.0 as usize]
+            .store(mfn.map_or(INVALID_P2M_ENTRY, |m| m.0), Ordering::Relaxed);
+    }
+}
+
+fn boot_info(si: &StartInfo) -> BootInfo {
+    let (image_start, image_end) = super::image_range();
+    let domu_page = |mfn: Mfn| {
+        (!si.is_initial_domain())
+            .then(|| super::mfn_to_pfn(mfn))
+            .flatten()
+            .filter(|p| p.0 < si.nr_pages)
+    };
+    let module = if si.mod_len == 0 {
+        (VirtAddr(0), 0)
+    } else if si.flags & sif::MOD_START_PFN != 0 {
+        (
+            VirtAddr(super::pfn_to_virt(Pfn(si.mod_start)) as u64),
+            si.mod_len,
+        )
+    } else {
+        (VirtAddr(si.mod_start), si.mod_len)
+    };
+    BootInfo {
+        virt_base: VirtAddr(image_start as u64),
+        nr_pages: si.nr_pages,
+        image_end: VirtAddr(image_end as u64),
+        module,
+        mfn_list: VirtAddr(si.mfn_list),
+        start_info: VirtAddr(si as *const StartInfo as u64),
+        store: domu_page(si.store().0),
+        console: domu_page(si.console.domu().0),
+        pt_base: VirtAddr(si.pt_base),
+        nr_pt_frames: si.nr_pt_frames,
+    }
+}
+
+fn fatal(what: core::fmt::Arguments<'_>) -> ! {
+    console::emergency_print(format_args!("memory: {what}\n"));
+    super::shutdown(hypercall::abi::sched::ShutdownReason::Crash)
+}
+
+/// Start of day: finds what Xen mapped, maps every page in the direct map,
+/// unmaps the guard page and hands free frames to the allocator.
+pub fn init(si: &StartInfo) {
+    let info = boot_info(si);
+    let layout = info
+        .layout()
+        .unwrap_or_else(|e| fatal(format_args!("bad start of day: {e}")));
+    let map = layout.map;
+    let root =
+        super::pfn_to_mfn(map.pfn(info.pt_base).unwrap_or(Pfn(u64::MAX))).unwrap_or_else(|| {
+            fatal(format_args!(
+                "pt_base {} is not in the direct map",
+                info.pt_base
+            ))
+        });
+    MAPPED_END.store(layout.first_free.0, Ordering::Relaxed);
+    let mut mmu = GuestMmu;
+
+    // What Xen mapped: at least up to the padding, up to a 4 MiB boundary.
+    let boot_end_va = pagetable::mapped_until(&mmu, root, map.virt(layout.first_free), map.end());
+    let boot_end = map.pfn(boot_end_va).unwrap_or(Pfn(map.nr_pages));
+    if boot_end < layout.surely_mapped {
+        fatal(format_args!("Xen mapped only up to pfn {boot_end}"));
+    }
+    MAPPED_END.store(boot_end.0, Ordering::Relaxed);
+
+    let mut frames = FRAMES.lock();
+    if frames.free(layout.first_free..Pfn(map.nr_pages)).is_err() {
+        fatal(format_args!("cannot seed the frame allocator"));
+    }
+    let space = AddressSpace { root, map };
+    let todo = boot_end..Pfn(map.nr_pages);
+    let plan = pagetable::plan(&mmu, &space, todo.clone());
+    let tables = frames.alloc(plan.tables).unwrap_or(Pfn(0)..Pfn(0));
+    if tables.end.0 - tables.start.0 != plan.tables {
+        fatal(format_args!("no {} frames for page tables", plan.tables));
+    }
+    drop(frames);
+    let boot_tables = map.pfn(info.pt_base).unwrap_or(Pfn(0));
+    let boot_tables = boot_tables..Pfn(boot_tables.0 + info.nr_pt_frames);
+
+    let (t0, h0) = (super::now_ns(), hypercalls());
+    let stats = pagetable::map_range(
+        &mut mmu,
+        &space,
+        todo,
+        tables,
+        boot_end,
+        &[boot_tables],
+        &mut *BATCH_BUF.lock(),
+    )
+    .unwrap_or_else(|e| fatal(format_args!("extending the direct map: {e}")));
+    let (map_ns, map_hypercalls) = (super::now_ns() - t0, hypercalls() - h0);
+    MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
+
+    let guard_page = VirtAddr(core::ptr::addr_of!(__boot_stack_bottom) as u64);
+    let mut old = [None];
+    pagetable::unmap_pages(&mut mmu, root, guard_page, &mut old, &mut *BATCH_BUF.lock())
+        .unwrap_or_else(|e| fatal(format_args!("unmapping the guard page: {e}")));
+
+    let info = INFO.call_once(|| MemoryInfo {
+        layout,
+        root,
+        boot_mapped_end: boot_end,
+        stats,
+        map_ns,
+        map_hypercalls,
+        guard_page,
+    });
+    kprintln!(
+        "memory: {} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
+        map.nr_pages >> 8,
+        map.nr_pages,
+        info.boot_mapped_end.0,
+        map_ns / 1000,
+        map_hypercalls,
+        stats.entries,
+        stats.tables,
+        stats.made_read_only,
+        FRAMES.lock().free_frames() >> 8,
+    );
+}
+
+/// Start-of-day facts.
+pub fn info() -> &'static MemoryInfo {
+    INFO.get().expect("memory is initialised at entry")
+}
+
+/// The direct map of all pseudo-physical memory.
+pub fn direct_map() -> DirectMap {
+    info().layout.map
+}
+
+/// The leaf entry mapping `va`, if mapped.
+pub fn lookup(va: VirtAddr) -> Option<Pte> {
+    pagetable::lookup(&GuestMmu, info().root, va)
+}
+
+/// The first mapped page in `range`.
+pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
+    pagetable::first_mapped(&GuestMmu, info().root, range)
+}
+
+/// Free frames and the longest run of them.
+pub fn free_frames() -> (u64, u64) {
+    let f = FRAMES.lock();
+    (f.free_frames(), f.largest_run())
+}
+
+/// Bytes the heap has claimed from the frame allocator.
+pub fn heap_bytes() -> u64 {
+    HEAP_BYTES.load(Ordering::Relaxed)
+}
+
+/// Writes `pattern(word index)` over every free frame, reads it back and
+/// returns the first mismatch (as a virtual address), or the bytes checked.
+/// Frames are taken from the allocator for the duration.
+pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
+    let map = direct_map();
+    let mut checked = 0;
+    let mut taken: [Range<Pfn>; 32] = core::array::from_fn(|_| Pfn(0)..Pfn(0));
+    let mut n = 0;
+    let mut result = Ok(());
+    while n < taken.len() {
+        let run = {
+            let mut f = FRAMES.lock();
+            let largest = f.largest_run();
+            f.alloc(largest)
+        };
+        let Some(run) = run else { break };
+        let (start, end) = (map.virt(run.start).0, map.virt(run.end).0);
+        let words = (end - start) / 8;
+        // SAFETY: the frames were just taken from the allocator, so nothing
+        // else refers to them; they are mapped writable in the direct map.
+        let mem = unsafe { core::slice::from_raw_parts_mut(start as *mut u64, words as usize) };
+        for (i, w) in mem.iter_mut().enumerate() {
+            // Volatile, so the compiler cannot skip the memory round trip.
+            // SAFETY: `w` is a valid, exclusive u64.
+            unsafe { core::ptr::write_volatile(w, pattern(start / 8 + i as u64)) };
+        }
+        for (i, w) in mem.iter().enumerate() {
+            // SAFETY: as above.
+            if unsafe { core::ptr::read_volatile(w) } != pattern(start / 8 + i as u64) {
+                result = Err(VirtAddr(start + i as u64 * 8));
+                break;
+            }
+        }
+        checked += end - start;
+        taken[n] = run;
+        n += 1;
+        if result.is_err() {
+            break;
+        }
+    }
+    let mut f = FRAMES.lock();
+    for run in taken[..n].iter().cloned() {
+        f.free(run).expect("returning frames just taken");
+    }
+    result.map(|()| checked)
+}
+
+/// Gives `pages` free pages back to Xen; returns the pfns (now holes).
+pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
+    let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
+        op: "balloon: no free run that long",
+        error: XenError::ENOMEM,
+        done: 0,
+    })?;
+    let i = info();
+    let r = balloon::give_back(
+        &mut GuestMmu,
+        i.root,
+        &i.layout.map,
+        run.clone(),
+        &mut *BATCH_BUF.lock(),
+    );
+    if r.is_err() {
+        // Which pages Xen took is in the P2M; keep the run out of the
+        // allocator rather than hand out holes.
+        return r.map(|()| run);
+    }
+    Ok(run)
+}
+
+/// Takes the holes `pfns` back from Xen and frees them to the allocator.
+pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
+    let i = info();
+    balloon::take_back(
+        &mut GuestMmu,
+        i.root,
+        &i.layout.map,
+        pfns.clone(),
+        &mut *BATCH_BUF.lock(),
+    )?;
+    FRAMES.lock().free(pfns).map_err(|_| MmuError {
+        op: "balloon: freeing the frames",
+        error: XenError::EINVAL,
+        done: 0,
+    })
+}
+
+/// Pages Xen says this domain has.
+pub fn current_reservation() -> Result<u64, XenError> {
+    memory::current_reservation(DomId::SELF)
+}
+
+/// Takes a free frame, makes it a pinned L1 table and undoes it all:
+/// Xen refuses the pin while the frame is mapped writable and accepts it
+/// once it is read-only. Returns (refused-while-writable, pinned, restored).
+pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
+    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+        op: "pin: no free frame",
+        error: XenError::ENOMEM,
+        done: 0,
+    })?;
+    let pfn = run.start;
+    let map = direct_map();
+    let va = map.virt(pfn);
+    let mut mmu = GuestMmu;
+    let mfn = mmu
+        .pfn_to_mfn(pfn)
+        .expect("a free frame has a machine frame");
+    // SAFETY: the frame was just taken from the allocator: exclusive,
+    // mapped writable. Zeroed so it validates as an empty L1.
+    unsafe { core::ptr::write_bytes(va.0 as *mut u8, 0, PAGE_SIZE) };
+    let refused = mmu.pin(Level::L1, mfn).is_err();
+    let rw = Pte::new(mfn, DATA_FLAGS);
+    let result = mmu.remap(&[(va, rw.read_only())]).and_then(|()| {
+        mmu.pin(Level::L1, mfn)?;
+        let writable_refused = mmu.remap(&[(va, rw)]).is_err();
+        mmu.unpin(mfn)?;
+        mmu.remap(&[(va, rw)])?;
+        Ok((
+            refused,
+            writable_refused,
+            lookup(va).is_some_and(|p| p.writable()),
+        ))
+    });
+    if result.is_ok() {
+        FRAMES
+            .lock()
+            .free(run)
+            .expect("returning a frame just taken");
+    }
+    result
+}
+
+/// The heap's source of memory: runs of frames from the frame allocator,
+/// at least 2 MiB at a time, claimed through the direct map.
+#[derive(Debug)]
+pub struct FrameSource;
+
+/// Smallest heap growth, in pages.
+const HEAP_GROWTH_PAGES: u64 = 512;
+
+// SAFETY: acquire only touches the Talc it is given, and the frame
+// allocator's own lock (never the heap's), and never allocates.
+unsafe impl talc::source::Source for FrameSource {
+    fn acquire<B: talc::base::binning::Binning>(
+        talc: &mut talc::base::Talc<Self, B>,
+        layout: Layout,
+    ) -> Result<(), ()> {
+        // Room for the allocation, its alignment and Talc's metadata.
+        let need = crate::memory::layout::bytes_to_pages(
+            layout.size() as u64 + layout.align() as u64 + 4096,
+        );
+        let run = {
+            let Some(mut f) = FRAMES.try_lock() else {
+                return Err(());
+            };
+            f.alloc(need.max(HEAP_GROWTH_PAGES))
+                .or_else(|| f.alloc(need))
+        };
+        let Some(run) = run.filter(|_| INFO.get().is_some()) else {
+            let (free, largest) = FRAMES
+                .try_lock()
+                .map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
+            console::emergency_print(format_args!(
+                "out of memory: the heap cannot grow by {} bytes (align {}): {} frames free, longest run {}, heap {} KiB\n",
+                layout.size(),
+                layout.align(),
+                free,
+                largest,
+                heap_bytes() / 1024
+            ));
+            return Err(());
+        };
+        let map = direct_map();
+        let base = map.virt(run.start).0 as *mut u8;
+        let size = ((run.end.0 - run.start.0) as usize) * PAGE_SIZE;
+        // SAFETY: the run was just taken from the frame allocator, so it is
+        // exclusively the heap's from now on; it is mapped writable in the
+        // direct map.
+        match unsafe { talc.claim(base, size) } {
+            Some(_) => {
+                HEAP_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            None => Err(()),
+        }
+    }
+}
+
+#[global_allocator]
+static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
