@@ -327,12 +327,7 @@ fn c_program(rows: &[Row]) -> String {
     }
     src.push_str("int main(void)\n{\n");
     for row in rows {
-        writeln!(
-            src,
-            "    printf(\"%llu\\n\", (unsigned long long)({}));",
-            row.c_expr
-        )
-        .unwrap();
+        writeln!(src, "    printf(\"%llu\\n\", (unsigned long long)({}));", row.c_expr).unwrap();
     }
     src.push_str("    return 0;\n}\n");
     src
@@ -356,9 +351,7 @@ fn compile(dir: &Path, name: &str, src: &str) -> Result<PathBuf, String> {
         .arg("-std=gnu11")
         .arg("-Wall")
         .arg("-Werror")
-        .arg(format!(
-            "-D__XEN_INTERFACE_VERSION__={XEN_INTERFACE_VERSION}"
-        ))
+        .arg(format!("-D__XEN_INTERFACE_VERSION__={XEN_INTERFACE_VERSION}"))
         .arg("-o")
         .arg(&bin)
         .arg(&c)
@@ -395,10 +388,8 @@ fn abi_structs_match_xen_headers() {
     let out = Command::new(&bin).output().expect("run layout program");
     assert!(out.status.success(), "layout program failed: {out:?}");
     let stdout = String::from_utf8(out.stdout).expect("layout program prints ASCII");
-    let c_values: Vec<u64> = stdout
-        .lines()
-        .map(|l| l.parse().expect("layout program prints numbers"))
-        .collect();
+    let c_values: Vec<u64> =
+        stdout.lines().map(|l| l.parse().expect("layout program prints numbers")).collect();
     assert_eq!(c_values.len(), rows.len(), "one number per row");
 
     let mismatches: Vec<String> = rows

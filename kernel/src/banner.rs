@@ -18,10 +18,7 @@ pub fn print(cmd: &Cmdline<'_>) {
     let extra = hypercall::abi::start_info::c_str(&extra);
 
     kprintln!();
-    kprintln!(
-        "RustPV {} - a Xen PV guest kernel in Rust",
-        env!("CARGO_PKG_VERSION")
-    );
+    kprintln!("RustPV {} - a Xen PV guest kernel in Rust", env!("CARGO_PKG_VERSION"));
     kprintln!("Xen {major}.{minor}{extra}");
     match version::capabilities() {
         Ok(caps) => kprintln!("  capabilities: {caps}"),
@@ -70,11 +67,7 @@ pub fn print(cmd: &Cmdline<'_>) {
     let (store_mfn, store_port) = si.store();
     let (con_mfn, con_port) = si.console.domu();
     kprintln!("start_info: {}", si.magic_str());
-    kprintln!(
-        "  memory: {} pages ({} MiB)",
-        si.nr_pages,
-        si.nr_pages * 4096 / (1 << 20)
-    );
+    kprintln!("  memory: {} pages ({} MiB)", si.nr_pages, si.nr_pages * 4096 / (1 << 20));
     kprintln!("  flags: {:#x}{}", si.flags, flags);
     kprintln!("  shared_info at machine address {:#x}", si.shared_info);
     if si.is_initial_domain() {
@@ -83,11 +76,7 @@ pub fn print(cmd: &Cmdline<'_>) {
         kprintln!("  xenstore: mfn {store_mfn} evtchn {store_port}");
         kprintln!("  console: mfn {con_mfn} evtchn {con_port}");
     }
-    kprintln!(
-        "  page tables: {:#x}, {} frames",
-        si.pt_base,
-        si.nr_pt_frames
-    );
+    kprintln!("  page tables: {:#x}, {} frames", si.pt_base, si.nr_pt_frames);
     kprintln!("  p2m list: {:#x}", si.mfn_list);
     if si.mod_len != 0 {
         kprintln!("  module: {:#x}, {} bytes", si.mod_start, si.mod_len);

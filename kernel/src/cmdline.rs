@@ -4,11 +4,10 @@
 /// Settings this kernel understands; anything else is reported at boot so a
 /// typo does not go unnoticed.
 pub const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("app", "what to run: hello, selftest, panic"),
-    (
-        "loglevel",
-        "error, warn, info, debug or trace (default info)",
-    ),
+    ("app", "what to run: hello, selftest, fault, panic"),
+    ("loglevel", "error, warn, info, debug or trace (default info)"),
+    ("fault", "with app=fault: pf, gp, ud or de"),
+    ("evtchn", "event channel ABI: fifo (default; 2l if Xen refuses) or 2l"),
 ];
 
 /// A parsed view of the command line; borrows the original text.
@@ -28,20 +27,15 @@ impl<'a> Cmdline<'a> {
 
     /// Every setting in order: `(key, Some(value))` or `(word, None)`.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
-        self.raw
-            .split_ascii_whitespace()
-            .map(|tok| match tok.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (tok, None),
-            })
+        self.raw.split_ascii_whitespace().map(|tok| match tok.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (tok, None),
+        })
     }
 
     /// The value of the last `key=value` for `key` (later settings win, as in Linux).
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.iter()
-            .filter(|(k, _)| *k == key)
-            .filter_map(|(_, v)| v)
-            .last()
+        self.iter().filter(|(k, _)| *k == key).filter_map(|(_, v)| v).last()
     }
 
     /// The app to run (`app=`), `hello` when none is given.

@@ -12,11 +12,7 @@ pub struct FmtBuf<const N: usize> {
 
 impl<const N: usize> FmtBuf<N> {
     pub const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            len: 0,
-            truncated: false,
-        }
+        Self { buf: [0; N], len: 0, truncated: false }
     }
 
     pub fn as_str(&self) -> &str {

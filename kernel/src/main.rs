@@ -11,9 +11,11 @@
 mod cmdline;
 mod console;
 mod events;
+mod fault;
 mod fmtbuf;
 mod memory;
 mod time;
+mod timer_queue;
 
 #[cfg(target_os = "none")]
 mod apps;
@@ -23,15 +25,15 @@ mod banner;
 mod platform;
 #[cfg(target_os = "none")]
 mod selftest;
+#[cfg(target_os = "none")]
+mod timer;
 
 #[cfg(target_os = "none")]
 fn kmain() -> ! {
     use hypercall::abi::sched::ShutdownReason;
 
     let cmd = cmdline::Cmdline::new(platform::start_info().cmdline());
-    let level = cmd
-        .get("loglevel")
-        .map(|l| (l, console::logger::parse_level(l)));
+    let level = cmd.get("loglevel").map(|l| (l, console::logger::parse_level(l)));
     console::logger::init(level.and_then(|(_, l)| l).unwrap_or(log::LevelFilter::Info));
     banner::print(&cmd);
     if let Some((text, None)) = level {
@@ -43,6 +45,8 @@ fn kmain() -> ! {
             log::warn!("  {known}: {about}");
         }
     }
+
+    start_events(&cmd);
 
     let app = cmd.app();
     kprintln!("running app={app}");
@@ -56,6 +60,43 @@ fn kmain() -> ! {
             platform::shutdown(ShutdownReason::Crash)
         }
     }
+}
+
+/// Entry points, the event channel ABI, the timer, then upcalls on.
+#[cfg(target_os = "none")]
+fn start_events(cmd: &cmdline::Cmdline<'_>) {
+    use events::Abi;
+    use hypercall::abi::sched::ShutdownReason;
+
+    if let Err(e) = platform::install_entry_points() {
+        kprintln!("cannot install trap table and callbacks: {e}");
+        platform::shutdown(ShutdownReason::Crash);
+    }
+    let want = match cmd.get("evtchn") {
+        None => Abi::Fifo,
+        Some(text) => Abi::parse(text).unwrap_or_else(|| {
+            log::warn!("evtchn={text} is not an ABI (fifo, 2l); using fifo");
+            Abi::Fifo
+        }),
+    };
+    match events::init(want) {
+        (abi, None) => log::info!("event channels: {} ABI", abi.name()),
+        (abi, Some(e)) => {
+            log::warn!("event channels: FIFO refused by Xen ({e}); using {}", abi.name())
+        }
+    }
+    if let Some(port) = console::port() {
+        // The console waits on its port with SCHEDOP_poll; the upcall only
+        // needs to know the port is expected.
+        if let Err(e) = events::register(port, |_, _| {}, 0) {
+            log::warn!("console port {port}: {e}");
+        }
+    }
+    if let Err(e) = timer::init() {
+        kprintln!("cannot bind the timer VIRQ: {e}");
+        platform::shutdown(ShutdownReason::Crash);
+    }
+    events::enable_upcalls();
 }
 
 #[cfg(not(target_os = "none"))]

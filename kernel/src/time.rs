@@ -17,11 +17,7 @@ pub struct PvClock {
 /// Scales a TSC delta to nanoseconds the way Xen defines it:
 /// `((delta << shift) * mul) >> 32`, with a negative shift shifting right.
 pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
-    let d = if shift >= 0 {
-        delta << shift
-    } else {
-        delta >> shift.unsigned_abs()
-    };
+    let d = if shift >= 0 { delta << shift } else { delta >> shift.unsigned_abs() };
     ((u128::from(d) * u128::from(mul)) >> 32) as u64
 }
 
@@ -63,11 +59,7 @@ impl PvClock {
             return 0;
         }
         let hz = (1_000_000_000u128 << 32) / u128::from(self.mul);
-        let hz = if self.shift >= 0 {
-            hz >> self.shift
-        } else {
-            hz << self.shift.unsigned_abs()
-        };
+        let hz = if self.shift >= 0 { hz >> self.shift } else { hz << self.shift.unsigned_abs() };
         hz as u64
     }
 }
@@ -159,18 +151,9 @@ mod tests {
 
     #[test]
     fn frequency_from_parameters() {
-        let c = PvClock {
-            tsc_timestamp: 0,
-            system_time: 0,
-            mul: 1 << 31,
-            shift: 0,
-        };
+        let c = PvClock { tsc_timestamp: 0, system_time: 0, mul: 1 << 31, shift: 0 };
         assert_eq!(c.tsc_hz(), 2_000_000_000);
-        let c = PvClock {
-            mul: 1 << 31,
-            shift: -1,
-            ..c
-        };
+        let c = PvClock { mul: 1 << 31, shift: -1, ..c };
         assert_eq!(c.tsc_hz(), 4_000_000_000);
         let c = PvClock { mul: 0, ..c };
         assert_eq!(c.tsc_hz(), 0);
@@ -202,12 +185,7 @@ mod tests {
 
     #[test]
     fn ns_at_wraps_like_xen() {
-        let c = PvClock {
-            tsc_timestamp: u64::MAX - 9,
-            system_time: 0,
-            mul: 1 << 31,
-            shift: 1,
-        };
+        let c = PvClock { tsc_timestamp: u64::MAX - 9, system_time: 0, mul: 1 << 31, shift: 1 };
         // 20 ticks after the timestamp, across the u64 wrap.
         assert_eq!(c.ns_at(10), 20);
     }
@@ -215,14 +193,8 @@ mod tests {
     #[test]
     fn calendar_conversion() {
         assert_eq!(Utc::from_unix(0).to_string(), "1970-01-01 00:00:00 UTC");
-        assert_eq!(
-            Utc::from_unix(951_782_400).to_string(),
-            "2000-02-29 00:00:00 UTC"
-        );
-        assert_eq!(
-            Utc::from_unix(1_795_305_600 + 3661).to_string(),
-            "2026-11-22 01:01:01 UTC"
-        );
+        assert_eq!(Utc::from_unix(951_782_400).to_string(), "2000-02-29 00:00:00 UTC");
+        assert_eq!(Utc::from_unix(1_795_305_600 + 3661).to_string(), "2026-11-22 01:01:01 UTC");
     }
 
     #[test]

@@ -34,18 +34,12 @@ assert_layout!(MmuUpdate, size = 16, ptr = 0, val = 8);
 impl MmuUpdate {
     /// Sets the entry at machine address `entry_ma` to `val`.
     pub const fn pt(entry_ma: u64, val: u64) -> Self {
-        Self {
-            ptr: entry_ma | cmd::NORMAL_PT_UPDATE,
-            val,
-        }
+        Self { ptr: entry_ma | cmd::NORMAL_PT_UPDATE, val }
     }
 
     /// Says machine frame `mfn` now backs pseudo-physical frame `pfn`.
     pub const fn machphys(mfn: u64, pfn: u64) -> Self {
-        Self {
-            ptr: (mfn << 12) | cmd::MACHPHYS_UPDATE,
-            val: pfn,
-        }
+        Self { ptr: (mfn << 12) | cmd::MACHPHYS_UPDATE, val: pfn }
     }
 }
 
@@ -85,29 +79,17 @@ assert_layout!(MmuextOp, size = 24, cmd = 0, arg1 = 8, arg2 = 16);
 impl MmuextOp {
     /// An operation on a machine frame (pin, unpin, clear, new base pointer).
     pub const fn on_mfn(cmd: u32, mfn: u64) -> Self {
-        Self {
-            cmd,
-            arg1: mfn,
-            arg2: 0,
-        }
+        Self { cmd, arg1: mfn, arg2: 0 }
     }
 
     /// An operation on a virtual address (`INVLPG_*`).
     pub const fn on_va(cmd: u32, va: u64) -> Self {
-        Self {
-            cmd,
-            arg1: va,
-            arg2: 0,
-        }
+        Self { cmd, arg1: va, arg2: 0 }
     }
 
     /// An operation without arguments (`TLB_FLUSH_LOCAL`, `TLB_FLUSH_ALL`).
     pub const fn plain(cmd: u32) -> Self {
-        Self {
-            cmd,
-            arg1: 0,
-            arg2: 0,
-        }
+        Self { cmd, arg1: 0, arg2: 0 }
     }
 }
 

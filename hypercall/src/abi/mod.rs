@@ -4,6 +4,7 @@
 //! at compile time here and checked against the C headers by
 //! `hypercall/tests/abi_layout.rs`.
 
+pub mod arch;
 pub mod console;
 pub mod event_channel;
 pub mod memory;
@@ -11,6 +12,7 @@ pub mod mmu;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;
+pub mod vcpu;
 pub mod version;
 pub mod xen;
 pub mod xenstore;

@@ -144,10 +144,7 @@ impl VcpuInfo {
             evtchn_upcall_mask: AtomicU8::new(0),
             _pad: core::array::from_fn(|_| AtomicU8::new(0)),
             evtchn_pending_sel: AtomicU64::new(0),
-            arch: ArchVcpuInfo {
-                cr2: AtomicU64::new(0),
-                pad: AtomicU64::new(0),
-            },
+            arch: ArchVcpuInfo { cr2: AtomicU64::new(0), pad: AtomicU64::new(0) },
             time: VcpuTimeInfo {
                 version: AtomicU32::new(0),
                 pad0: AtomicU32::new(0),

@@ -143,11 +143,7 @@ mod tests {
 
     #[test]
     fn console_union_views() {
-        let c = ConsoleUnion {
-            word0: 0x0000_0010_0000_0020,
-            word1: 7,
-            _pad: 0,
-        };
+        let c = ConsoleUnion { word0: 0x0000_0010_0000_0020, word1: 7, _pad: 0 };
         assert_eq!(c.domu(), (Mfn(0x0000_0010_0000_0020), EvtchnPort(7)));
         assert_eq!(c.dom0(), (0x20, 0x10));
     }

@@ -79,14 +79,7 @@ pub struct XsdSockmsg {
     /// Bytes of payload after the header.
     pub len: u32,
 }
-assert_layout!(
-    XsdSockmsg,
-    size = 16,
-    ty = 0,
-    req_id = 4,
-    tx_id = 8,
-    len = 12
-);
+assert_layout!(XsdSockmsg, size = 16, ty = 0, req_id = 4, tx_id = 8, len = 12);
 
 /// `struct xenstore_domain_interface`: the store page. Indices are
 /// free-running `u32`s masked by [`RING_SIZE`]. The guest produces `req` and

@@ -59,12 +59,7 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> Result<(), BatchError> {
             0,
         )
     };
-    XenError::from_ret(ret)
-        .map(drop)
-        .map_err(|error| BatchError {
-            error,
-            done: done as usize,
-        })
+    XenError::from_ret(ret).map(drop).map_err(|error| BatchError { error, done: done as usize })
 }
 
 /// `HYPERVISOR_mmuext_op(ops, count, &done, DOMID_SELF)`: pins, unpins,
@@ -88,12 +83,7 @@ pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> Result<(), BatchError> {
             0,
         )
     };
-    XenError::from_ret(ret)
-        .map(drop)
-        .map_err(|error| BatchError {
-            error,
-            done: done as usize,
-        })
+    XenError::from_ret(ret).map(drop).map_err(|error| BatchError { error, done: done as usize })
 }
 
 /// Flushes this vCPU's whole TLB (`MMUEXT_TLB_FLUSH_LOCAL`).
@@ -105,10 +95,7 @@ pub fn tlb_flush_local() -> XenResult<()> {
 
 /// Flushes one page's translation on this vCPU (`MMUEXT_INVLPG_LOCAL`).
 pub fn invlpg_local(va: usize) -> XenResult<()> {
-    let op = [MmuextOp::on_va(
-        crate::abi::mmu::ext::INVLPG_LOCAL,
-        va as u64,
-    )];
+    let op = [MmuextOp::on_va(crate::abi::mmu::ext::INVLPG_LOCAL, va as u64)];
     // SAFETY: a TLB flush changes no mapping.
     unsafe { mmuext_op(&op) }.map_err(|e| e.error)
 }

@@ -3,12 +3,14 @@
 //! Each wrapper owns the argument struct Xen reads or writes, passes its
 //! address for the duration of the call, and maps the result to [`XenError`].
 
+pub mod arch;
 pub mod console;
 pub mod event_channel;
 pub mod memory;
 pub mod mmu;
 pub mod multicall;
 pub mod sched_op;
+pub mod vcpu;
 pub mod version;
 
 pub use console::write as console_io_write;

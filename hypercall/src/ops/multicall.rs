@@ -25,14 +25,7 @@ pub fn mmu_update(reqs: &[MmuUpdate]) -> MulticallEntry {
     MulticallEntry {
         op: nr::MMU_UPDATE.into(),
         result: 0,
-        args: [
-            reqs.as_ptr() as u64,
-            reqs.len() as u64,
-            0,
-            DOMID_SELF.into(),
-            0,
-            0,
-        ],
+        args: [reqs.as_ptr() as u64, reqs.len() as u64, 0, DOMID_SELF.into(), 0, 0],
     }
 }
 
@@ -42,24 +35,16 @@ pub fn mmuext_op(ops: &[MmuextOp]) -> MulticallEntry {
     MulticallEntry {
         op: nr::MMUEXT_OP.into(),
         result: 0,
-        args: [
-            ops.as_ptr() as u64,
-            ops.len() as u64,
-            0,
-            DOMID_SELF.into(),
-            0,
-            0,
-        ],
+        args: [ops.as_ptr() as u64, ops.len() as u64, 0, DOMID_SELF.into(), 0, 0],
     }
 }
 
 /// The index and error of the first entry whose call failed.
 pub fn first_failure(entries: &[MulticallEntry]) -> Option<(usize, XenError)> {
-    entries.iter().enumerate().find_map(|(i, e)| {
-        XenError::from_ret(e.result as i64)
-            .err()
-            .map(|err| (i, err))
-    })
+    entries
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| XenError::from_ret(e.result as i64).err().map(|err| (i, err)))
 }
 
 /// Runs `entries` in one hypercall. `Err` means Xen rejected the batch
@@ -85,10 +70,7 @@ mod tests {
 
     #[test]
     fn failures_are_found_by_index() {
-        let mut entries = [
-            update_va_mapping(0x1000, 0, 0),
-            update_va_mapping(0x2000, 0, 0),
-        ];
+        let mut entries = [update_va_mapping(0x1000, 0, 0), update_va_mapping(0x2000, 0, 0)];
         assert_eq!(first_failure(&entries), None);
         entries[1].result = (-22i64) as u64;
         assert_eq!(first_failure(&entries), Some((1, XenError::EINVAL)));

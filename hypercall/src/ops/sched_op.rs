@@ -28,9 +28,7 @@ pub fn block() -> XenResult<()> {
 /// Asks Xen to end this domain for `reason`. On success the vCPU does not
 /// run again; an error comes back only for a bad reason.
 pub fn shutdown(reason: ShutdownReason) -> XenResult<()> {
-    let arg = SchedShutdown {
-        reason: reason as u32,
-    };
+    let arg = SchedShutdown { reason: reason as u32 };
     // SAFETY: `arg` is a readable `struct sched_shutdown`.
     XenError::from_ret(unsafe {
         hypercall::<{ nr::SCHED_OP }>(sched::cmd::SHUTDOWN.into(), ptr(&arg), 0, 0, 0)

@@ -70,10 +70,7 @@ pub fn virt_start() -> XenResult<u64> {
 
 /// Feature submap `idx` (`XENFEAT_*` bits).
 pub fn features(idx: u32) -> XenResult<u32> {
-    let mut fi = FeatureInfo {
-        submap_idx: idx,
-        submap: 0,
-    };
+    let mut fi = FeatureInfo { submap_idx: idx, submap: 0 };
     // SAFETY: `fi` is a writable `struct xen_feature_info`.
     XenError::from_ret(unsafe {
         hypercall::<{ nr::XEN_VERSION }>(ver::cmd::GET_FEATURES.into(), ptr_mut(&mut fi), 0, 0, 0)

@@ -9,6 +9,7 @@ use core::fmt;
 #[derive(Debug)]
 pub enum AppError {
     Unknown,
+    BadSetting(&'static str),
     TestsFailed { failed: u32, passed: u32 },
 }
 
@@ -22,6 +23,7 @@ impl fmt::Display for AppError {
                 }
                 Ok(())
             }
+            AppError::BadSetting(what) => f.write_str(what),
             AppError::TestsFailed { failed, passed } => {
                 write!(f, "{failed} checks failed ({passed} passed)")
             }
@@ -37,18 +39,10 @@ struct App {
 }
 
 const APPS: &[App] = &[
-    App {
-        name: "hello",
-        run: hello::run,
-    },
-    App {
-        name: "selftest",
-        run: crate::selftest::run,
-    },
-    App {
-        name: "panic",
-        run: panic,
-    },
+    App { name: "hello", run: hello::run },
+    App { name: "selftest", run: crate::selftest::run },
+    App { name: "panic", run: panic },
+    App { name: "fault", run: fault },
 ];
 
 /// Runs the app called `name`.
@@ -62,4 +56,19 @@ pub fn run(name: &str, cmd: &Cmdline<'_>) -> AppResult {
 /// Panics on purpose, to show (and test) the crash path.
 fn panic(_: &Cmdline<'_>) -> AppResult {
     panic!("deliberate panic requested by app=panic")
+}
+
+/// Raises a CPU exception on purpose (`fault=pf|gp|ud|de`, default pf),
+/// to show (and test) the fault report.
+fn fault(cmd: &Cmdline<'_>) -> AppResult {
+    use crate::platform::{trigger_fault, DeliberateFault};
+    let kind = match cmd.get("fault").unwrap_or("pf") {
+        "pf" => DeliberateFault::NullRead,
+        "gp" => DeliberateFault::GeneralProtection,
+        "ud" => DeliberateFault::InvalidOpcode,
+        "de" => DeliberateFault::DivideError,
+        _ => return Err(AppError::BadSetting("fault= takes pf, gp, ud or de")),
+    };
+    crate::kprintln!("raising {kind:?} on purpose");
+    trigger_fault(kind)
 }

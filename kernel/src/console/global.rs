@@ -2,12 +2,12 @@
 
 use super::crlf_chunks;
 use super::ring::{Backend, RingError, RingWriter};
+use crate::events::IrqLock;
 use crate::{events, platform};
 use core::fmt::{self, Write};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::ops::{console_io_write, event_channel, sched_op};
 use hypercall::EvtchnPort;
-use spin::Mutex;
 
 /// How long output waits for a full ring to drain before it is dropped:
 /// long enough for a busy dom0, short enough that a dead xenconsoled does
@@ -19,10 +19,7 @@ enum Sink {
     /// `console_io`: reaches Xen's serial line for dom0 (and debug builds).
     Hypervisor,
     /// The PV console ring.
-    Ring {
-        ring: &'static XenconsInterface,
-        port: EvtchnPort,
-    },
+    Ring { ring: &'static XenconsInterface, port: EvtchnPort },
 }
 
 /// Counters a person may want after a run.
@@ -45,14 +42,9 @@ struct Console {
 /// The ring, once known, for the emergency path that cannot take the lock.
 static RING: spin::Once<(&'static XenconsInterface, EvtchnPort)> = spin::Once::new();
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console {
+static CONSOLE: IrqLock<Console> = IrqLock::new(Console {
     sink: Sink::Hypervisor,
-    stats: Stats {
-        bytes: 0,
-        dropped: 0,
-        stalls: 0,
-        corrupt: false,
-    },
+    stats: Stats { bytes: 0, dropped: 0, stalls: 0, corrupt: false },
     stalled: false,
 });
 
@@ -68,13 +60,12 @@ impl Backend for PortBackend {
     }
 
     fn arm(&self) {
-        events::clear_pending(platform::shared_info(), self.0);
+        events::clear_pending(self.0);
     }
 
     fn wait(&self, timeout_ns: u64) -> bool {
         let deadline = platform::now_ns().saturating_add(timeout_ns);
-        sched_op::poll(&[self.0], deadline).is_ok()
-            && events::is_pending(platform::shared_info(), self.0)
+        sched_op::poll(&[self.0], deadline).is_ok() && events::is_pending(self.0)
     }
 }
 
@@ -151,6 +142,11 @@ pub fn flush() {
     CONSOLE.lock().flush();
 }
 
+/// The console ring's event channel, if output goes to a ring.
+pub fn port() -> Option<EvtchnPort> {
+    RING.get().map(|&(_, port)| port)
+}
+
 /// `(out_prod, out_cons)` of the console ring, if output goes to one.
 pub fn ring_state() -> Option<(u32, u32)> {
     match CONSOLE.lock().sink {
@@ -180,11 +176,7 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         Some(&(ring, port)) => Sink::Ring { ring, port },
         None => Sink::Hypervisor,
     };
-    let mut c = Console {
-        sink,
-        stats: Stats::default(),
-        stalled: false,
-    };
+    let mut c = Console { sink, stats: Stats::default(), stalled: false };
     let _ = c.write_fmt(args);
     c.flush();
 }

@@ -11,7 +11,9 @@ mod global;
 #[cfg(target_os = "none")]
 pub mod logger;
 #[cfg(target_os = "none")]
-pub use global::{emergency_print, flush, init_hypervisor, init_ring, print, ring_state, stats};
+pub use global::{
+    emergency_print, flush, init_hypervisor, init_ring, port, print, ring_state, stats,
+};
 
 /// Splits `bytes` into runs to send, with every `\n` becoming `\r\n`.
 pub fn crlf_chunks(bytes: &[u8], mut send: impl FnMut(&[u8])) {

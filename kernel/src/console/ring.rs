@@ -45,11 +45,7 @@ const _: () = assert!(OUT_RING_SIZE.is_power_of_two());
 
 impl<'a, B: Backend> RingWriter<'a, B> {
     pub fn new(ring: &'a XenconsInterface, backend: B, stall_budget_ns: u64) -> Self {
-        Self {
-            ring,
-            backend,
-            stall_budget_ns,
-        }
+        Self { ring, backend, stall_budget_ns }
     }
 
     /// Bytes produced but not yet consumed.
@@ -73,9 +69,7 @@ impl<'a, B: Backend> RingWriter<'a, B> {
             let at = prod.wrapping_add(i as u32) & MASK;
             self.ring.output[at as usize].store(b, Ordering::Relaxed);
         }
-        self.ring
-            .out_prod
-            .store(prod.wrapping_add(n as u32), Ordering::Release);
+        self.ring.out_prod.store(prod.wrapping_add(n as u32), Ordering::Release);
         Ok(n)
     }
 
@@ -92,9 +86,7 @@ impl<'a, B: Backend> RingWriter<'a, B> {
                 continue;
             }
             if waited >= self.stall_budget_ns {
-                return Err(RingError::Stalled {
-                    written: total - bytes.len(),
-                });
+                return Err(RingError::Stalled { written: total - bytes.len() });
             }
             self.backend.arm();
             if (self.in_flight()? as usize) < OUT_RING_SIZE {
@@ -201,12 +193,7 @@ mod tests {
         };
         let w = RingWriter::new(&ring, &fake, 300_000_000);
         let err = w.write_all(&pattern(OUT_RING_SIZE + 10)).unwrap_err();
-        assert_eq!(
-            err,
-            RingError::Stalled {
-                written: OUT_RING_SIZE
-            }
-        );
+        assert_eq!(err, RingError::Stalled { written: OUT_RING_SIZE });
         assert!(matches!(w.flush(), Err(RingError::Stalled { .. })));
     }
 
@@ -222,25 +209,14 @@ mod tests {
             notifications: RefCell::new(0),
         };
         let w = RingWriter::new(&ring, &fake, 1_000);
-        assert_eq!(
-            w.write_some(b"x"),
-            Err(RingError::Corrupt {
-                prod: 10,
-                cons: 5000
-            })
-        );
-        assert_eq!(
-            ring.out_prod.load(Ordering::Relaxed),
-            10,
-            "nothing written to a corrupt ring"
-        );
+        assert_eq!(w.write_some(b"x"), Err(RingError::Corrupt { prod: 10, cons: 5000 }));
+        assert_eq!(ring.out_prod.load(Ordering::Relaxed), 10, "nothing written to a corrupt ring");
     }
 
     #[test]
     fn partial_write_when_nearly_full() {
         let ring = XenconsInterface::zeroed();
-        ring.out_prod
-            .store(OUT_RING_SIZE as u32 - 3, Ordering::Relaxed);
+        ring.out_prod.store(OUT_RING_SIZE as u32 - 3, Ordering::Relaxed);
         let fake = FakeConsoled {
             ring: &ring,
             seen: RefCell::new(vec![]),

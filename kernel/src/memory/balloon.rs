@@ -28,11 +28,7 @@ pub trait Reservation {
 }
 
 fn short(op: &'static str, done: usize) -> MmuError {
-    MmuError {
-        op,
-        error: XenError::ENOMEM,
-        done,
-    }
+    MmuError { op, error: XenError::ENOMEM, done }
 }
 
 /// Gives the pages of `pfns` (mapped in `map`, unused) back to Xen.
@@ -87,19 +83,65 @@ pub fn take_back<M: Mmu + Reservation>(
         for k in 0..filled {
             m.set_p2m(want[k], Some(got[k]));
         }
-        map_pages(
-            m,
-            root,
-            map.virt(Pfn(pfn)),
-            &got[..filled],
-            Some(Pfn(pfn)),
-            DATA_FLAGS,
-            buf,
-        )?;
+        map_pages(m, root, map.virt(Pfn(pfn)), &got[..filled], Some(Pfn(pfn)), DATA_FLAGS, buf)?;
         if filled < n {
             return Err(short("populate_physmap", filled));
         }
         pfn += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeXen;
+    use super::super::pagetable::lookup;
+    use super::*;
+
+    #[test]
+    fn four_mib_out_and_back_keeps_p2m_m2p_and_mappings_true() {
+        let (mut x, _) = FakeXen::boot(4096, 4096, 0x73);
+        let (root, map) = (x.root, x.map());
+        let mut buf = vec![MmuUpdate::default(); 300];
+        let holes = Pfn(3072)..Pfn(4096);
+        let before = x.reservation();
+        give_back(&mut x, root, &map, holes.clone(), &mut buf).unwrap();
+        assert_eq!(x.reservation(), before - 1024);
+        for p in 3072..4096 {
+            assert_eq!(x.p2m[p as usize], None);
+            assert!(lookup(&x, root, map.virt(Pfn(p))).is_none());
+        }
+        x.audit();
+        take_back(&mut x, root, &map, holes, &mut buf).unwrap();
+        assert_eq!(x.reservation(), before);
+        for p in 3072..4096 {
+            let mfn = x.p2m[p as usize].unwrap();
+            assert_eq!(x.m2p(mfn), Some(Pfn(p)));
+            assert_eq!(lookup(&x, root, map.virt(Pfn(p))).map(|e| e.mfn()), Some(mfn));
+        }
+        x.audit();
+    }
+
+    #[test]
+    fn populate_beyond_the_maximum_is_reported() {
+        let (mut x, _) = FakeXen::boot(2048, 2048, 0x73);
+        let (root, map) = (x.root, x.map());
+        let mut buf = vec![MmuUpdate::default(); 64];
+        give_back(&mut x, root, &map, Pfn(1900)..Pfn(2048), &mut buf).unwrap();
+        x.max_pages -= 10;
+        let e = take_back(&mut x, root, &map, Pfn(1900)..Pfn(2048), &mut buf).unwrap_err();
+        assert_eq!(e.op, "populate_physmap");
+        assert_eq!(e.done, 138);
+    }
+
+    #[test]
+    fn a_page_table_frame_cannot_be_given_back() {
+        let (mut x, pt_end) = FakeXen::boot(2048, 2048, 0x73);
+        let (root, map) = (x.root, x.map());
+        let mut buf = vec![MmuUpdate::default(); 64];
+        // The bootstrap tables are mapped read-only; unmapping the mapping
+        // is allowed, but Xen will not free a frame in use as a table.
+        let e = give_back(&mut x, root, &map, Pfn(pt_end - 1)..Pfn(pt_end), &mut buf);
+        assert_eq!(e.unwrap_err().op, "decrease_reservation");
+    }
 }

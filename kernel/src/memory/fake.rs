@@ -52,11 +52,7 @@ impl FakeXen {
     /// Xen's domain builder leaves it. Machine frames run backwards from
     /// 0x90000, so mixing up pfns and mfns shows.
     pub fn boot(nr_pages: u64, boot_pages: u64, pt_first: u64) -> (Self, u64) {
-        let mut x = FakeXen {
-            next_mfn: 0x100000,
-            max_pages: nr_pages,
-            ..Default::default()
-        };
+        let mut x = FakeXen { next_mfn: 0x100000, max_pages: nr_pages, ..Default::default() };
         for pfn in 0..nr_pages {
             let mfn = 0x90000 - pfn;
             x.p2m.push(Some(Mfn(mfn)));
@@ -96,16 +92,12 @@ impl FakeXen {
                 Pte::new(Mfn(mfn(&x, pfn)), flags).0;
         }
         x.root = Mfn(l4);
-        x.pin(Level::L4, Mfn(l4))
-            .expect("the fake's own start of day validates");
+        x.pin(Level::L4, Mfn(l4)).expect("the fake's own start of day validates");
         (x, pt_end)
     }
 
     pub fn map(&self) -> DirectMap {
-        DirectMap {
-            base: VirtAddr(VIRT_BASE),
-            nr_pages: self.p2m.len() as u64,
-        }
+        DirectMap { base: VirtAddr(VIRT_BASE), nr_pages: self.p2m.len() as u64 }
     }
 
     fn entry(&self, table: u64, i: usize) -> u64 {
@@ -218,9 +210,7 @@ impl FakeXen {
             self.get_entry(level, val)?;
             self.put_entry(level, old);
         }
-        self.mem
-            .entry(table)
-            .or_insert_with(|| Box::new([GARBAGE; ENTRIES]))[i] = val;
+        self.mem.entry(table).or_insert_with(|| Box::new([GARBAGE; ENTRIES]))[i] = val;
         Ok(())
     }
 
@@ -248,14 +238,8 @@ impl FakeXen {
             }
         }
         for t in tables {
-            assert!(
-                !writable.contains(&t),
-                "table frame {t:#x} is mapped writable"
-            );
-            assert!(
-                self.types.contains_key(&t),
-                "linked table {t:#x} not validated"
-            );
+            assert!(!writable.contains(&t), "table frame {t:#x} is mapped writable");
+            assert!(self.types.contains_key(&t), "linked table {t:#x} not validated");
         }
     }
 
@@ -315,8 +299,7 @@ impl Mmu for FakeXen {
                 t = e.mfn().0;
             }
             let ma = entry_addr(Mfn(t), Level::L1.index(va)).0;
-            self.write_entry(ma, pte.0)
-                .map_err(|e| err("update_va_mapping", e, done))?;
+            self.write_entry(ma, pte.0).map_err(|e| err("update_va_mapping", e, done))?;
         }
         Ok(())
     }
@@ -326,8 +309,7 @@ impl Mmu for FakeXen {
         if self.pinned.contains(&table.0) {
             return Err(err("pin", XenError::EINVAL, 0));
         }
-        self.get_table(table.0, level)
-            .map_err(|e| err("pin", e, 0))?;
+        self.get_table(table.0, level).map_err(|e| err("pin", e, 0))?;
         self.pinned.insert(table.0);
         Ok(())
     }

@@ -35,11 +35,7 @@ impl Default for FrameAllocator {
 
 impl FrameAllocator {
     pub const fn new() -> Self {
-        Self {
-            runs: [(0, 0); MAX_RUNS],
-            len: 0,
-            free: 0,
-        }
+        Self { runs: [(0, 0); MAX_RUNS], len: 0, free: 0 }
     }
 
     /// Free frames in all.
@@ -55,11 +51,7 @@ impl FrameAllocator {
 
     /// The longest free run, in frames.
     pub fn largest_run(&self) -> u64 {
-        self.runs[..self.len]
-            .iter()
-            .map(|&(s, e)| e - s)
-            .max()
-            .unwrap_or(0)
+        self.runs[..self.len].iter().map(|&(s, e)| e - s).max().unwrap_or(0)
     }
 
     /// Takes `n` contiguous frames from the lowest run that has them.
@@ -67,9 +59,7 @@ impl FrameAllocator {
         if n == 0 {
             return None;
         }
-        let i = self.runs[..self.len]
-            .iter()
-            .position(|&(s, e)| e - s >= n)?;
+        let i = self.runs[..self.len].iter().position(|&(s, e)| e - s >= n)?;
         let (s, e) = self.runs[i];
         if e - s == n {
             self.remove(i);
@@ -86,9 +76,7 @@ impl FrameAllocator {
         if n == 0 {
             return None;
         }
-        let i = self.runs[..self.len]
-            .iter()
-            .rposition(|&(s, e)| e - s >= n)?;
+        let i = self.runs[..self.len].iter().rposition(|&(s, e)| e - s >= n)?;
         let (s, e) = self.runs[i];
         if e - s == n {
             self.remove(i);
@@ -209,9 +197,7 @@ mod tests {
         let mut held = Vec::new();
         let mut seed = 12345u64;
         for _ in 0..2000 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             if seed >> 63 == 0 || held.is_empty() {
                 if let Some(run) = a.alloc((seed >> 40) % 37 + 1) {
                     held.push(run);

@@ -110,14 +110,9 @@ pub const BOOT_PADDING_PAGES: u64 = (512 * 1024) / PAGE_SIZE as u64;
 impl BootInfo {
     /// The layout, or why the numbers Xen gave are inconsistent.
     pub fn layout(&self) -> Result<BootLayout, &'static str> {
-        let map = DirectMap {
-            base: self.virt_base,
-            nr_pages: self.nr_pages,
-        };
+        let map = DirectMap { base: self.virt_base, nr_pages: self.nr_pages };
         let end_of = |va: VirtAddr, bytes: u64| -> Result<u64, &'static str> {
-            let first = map
-                .pfn(va)
-                .ok_or("a bootstrap element lies outside the direct map")?;
+            let first = map.pfn(va).ok_or("a bootstrap element lies outside the direct map")?;
             Ok(first.0 + bytes_to_pages(bytes + (va.0 & (PAGE_SIZE as u64 - 1))))
         };
         let mut end = end_of(self.virt_base, self.image_end.0 - self.virt_base.0)?;

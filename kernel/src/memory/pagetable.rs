@@ -116,11 +116,7 @@ pub struct MmuError {
 
 impl fmt::Display for MmuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed after {} requests: {}",
-            self.op, self.done, self.error
-        )
+        write!(f, "{} failed after {} requests: {}", self.op, self.done, self.error)
     }
 }
 
@@ -183,11 +179,7 @@ pub struct Batch<'b> {
 impl<'b> Batch<'b> {
     pub fn new(buf: &'b mut [MmuUpdate]) -> Self {
         assert!(!buf.is_empty(), "a batch needs room for one request");
-        Self {
-            buf,
-            len: 0,
-            sent: 0,
-        }
+        Self { buf, len: 0, sent: 0 }
     }
 
     pub fn push<M: Mmu>(&mut self, mmu: &mut M, req: MmuUpdate) -> Result<(), MmuError> {
@@ -297,10 +289,7 @@ fn va_range(space: &AddressSpace, pfns: &Range<Pfn>) -> Range<u64> {
 
 /// Counts the new tables and entries mapping `pfns` would take.
 pub fn plan<M: Mmu>(mmu: &M, space: &AddressSpace, pfns: Range<Pfn>) -> MapStats {
-    let mut c = Count {
-        mmu,
-        stats: MapStats::default(),
-    };
+    let mut c = Count { mmu, stats: MapStats::default() };
     let range = va_range(space, &pfns);
     if !range.is_empty() {
         // Counting never fails.
@@ -332,11 +321,7 @@ impl<M: Mmu> Visit for Write<'_, '_, M> {
     fn new_table(&mut self) -> Result<Mfn, MmuError> {
         if self.next_table >= self.tables.end {
             // plan() and the walk disagree: a bug, not a Xen error.
-            return Err(MmuError {
-                op: "page-table plan",
-                error: XenError::ENOMEM,
-                done: 0,
-            });
+            return Err(MmuError { op: "page-table plan", error: XenError::ENOMEM, done: 0 });
         }
         let pfn = Pfn(self.next_table);
         self.next_table += 1;
@@ -349,8 +334,7 @@ impl<M: Mmu> Visit for Write<'_, '_, M> {
     }
     fn write(&mut self, table: Mfn, index: usize, pte: Pte) -> Result<(), MmuError> {
         self.stats.entries += 1;
-        self.batch
-            .push(self.mmu, MmuUpdate::pt(entry_addr(table, index).0, pte.0))
+        self.batch.push(self.mmu, MmuUpdate::pt(entry_addr(table, index).0, pte.0))
     }
     fn leaf(&self, va: VirtAddr) -> Pte {
         let Some(pfn) = self.map.pfn(va) else {
@@ -533,10 +517,7 @@ pub fn map_pages<M: Mmu>(
         if let Some(first) = pfns {
             batch.push(mmu, MmuUpdate::machphys(mfn.0, first.0 + k as u64))?;
         }
-        batch.push(
-            mmu,
-            MmuUpdate::pt(entry_addr(table, i).0, Pte::new(mfn, flags).0),
-        )?;
+        batch.push(mmu, MmuUpdate::pt(entry_addr(table, i).0, Pte::new(mfn, flags).0))?;
     }
     batch.flush(mmu)
 }
@@ -550,10 +531,7 @@ mod tests {
     /// builder maps the rest, as `platform::mm` does.
     fn extend(nr_pages: u64, boot_pages: u64) -> (FakeXen, MapStats, Range<Pfn>) {
         let (mut x, pt_end) = FakeXen::boot(nr_pages, boot_pages, 0x73);
-        let space = AddressSpace {
-            root: x.root,
-            map: x.map(),
-        };
+        let space = AddressSpace { root: x.root, map: x.map() };
         let end = mapped_until(&x, x.root, VirtAddr(VIRT_BASE), space.map.end());
         let mapped_end = space.map.pfn(end).unwrap_or(Pfn(nr_pages));
         assert_eq!(mapped_end, Pfn(boot_pages));
@@ -563,16 +541,9 @@ mod tests {
         let tables = Pfn(first_free)..Pfn(first_free + p.tables);
         let mut buf = vec![MmuUpdate::default(); 1024];
         let boot_tables = [Pfn(0x73)..Pfn(pt_end)];
-        let stats = map_range(
-            &mut x,
-            &space,
-            todo,
-            tables.clone(),
-            mapped_end,
-            &boot_tables,
-            &mut buf,
-        )
-        .unwrap();
+        let stats =
+            map_range(&mut x, &space, todo, tables.clone(), mapped_end, &boot_tables, &mut buf)
+                .unwrap();
         assert_eq!(stats.tables, p.tables);
         assert_eq!(stats.entries, p.entries);
         x.audit();
@@ -593,10 +564,7 @@ mod tests {
             }
         }
         assert!(x.translate(VIRT_BASE + nr * PAGE).is_none());
-        assert_eq!(
-            first_mapped(x, x.root, VirtAddr(0)..VirtAddr(VIRT_BASE)),
-            None
-        );
+        assert_eq!(first_mapped(x, x.root, VirtAddr(0)..VirtAddr(VIRT_BASE)), None);
     }
 
     #[test]
@@ -620,10 +588,17 @@ mod tests {
         check_direct_map(&x, &tables);
         // 512 L1s cover 1 GiB; 4 exist; one new L2 for the part past 1 GiB.
         assert_eq!(stats.tables, 508 + 1);
-        assert_eq!(
-            stats.made_read_only,
-            stats.tables.min(2048 - tables.start.0)
-        );
+        assert_eq!(stats.made_read_only, stats.tables.min(2048 - tables.start.0));
+    }
+
+    #[test]
+    fn table_frames_past_the_bootstrap_map_are_mapped_read_only_from_the_start() {
+        // A 1 MiB bootstrap map: most of the 509 table frames lie beyond it,
+        // so their first mapping (written by the builder) must be read-only.
+        let (x, stats, tables) = extend(262_144, 256);
+        check_direct_map(&x, &tables);
+        assert!(tables.end.0 > 256);
+        assert_eq!(stats.made_read_only, 256 - tables.start.0);
     }
 
     #[test]
@@ -655,15 +630,7 @@ mod tests {
         let p = plan(&x, &space, Pfn(1024)..Pfn(8192));
         let tables = Pfn(pt_end + 1)..Pfn(pt_end + 1 + p.tables);
         let mut buf = vec![MmuUpdate::default(); 64];
-        let e = map_range(
-            &mut x,
-            &space,
-            Pfn(1024)..Pfn(8192),
-            tables,
-            Pfn(0),
-            &[],
-            &mut buf,
-        );
+        let e = map_range(&mut x, &space, Pfn(1024)..Pfn(8192), tables, Pfn(0), &[], &mut buf);
         assert_eq!(e.unwrap_err().error, XenError::EINVAL);
     }
 
@@ -682,13 +649,10 @@ mod tests {
         let mfn = x.pfn_to_mfn(pfn).unwrap();
         let va = x.map().virt(pfn);
         // Zero the frame through mmu_update (it is an ordinary frame now).
-        let zero: Vec<_> = (0..ENTRIES)
-            .map(|i| MmuUpdate::pt(entry_addr(mfn, i).0, 0))
-            .collect();
+        let zero: Vec<_> = (0..ENTRIES).map(|i| MmuUpdate::pt(entry_addr(mfn, i).0, 0)).collect();
         x.update(&zero).unwrap();
         assert_eq!(x.pin(Level::L1, mfn).unwrap_err().error, XenError::EINVAL);
-        x.remap(&[(va, Pte::new(mfn, DATA_FLAGS).read_only())])
-            .unwrap();
+        x.remap(&[(va, Pte::new(mfn, DATA_FLAGS).read_only())]).unwrap();
         x.pin(Level::L1, mfn).unwrap();
         // Pinned: it may not be mapped writable again until unpinned.
         assert!(x.remap(&[(va, Pte::new(mfn, DATA_FLAGS))]).is_err());

@@ -45,7 +45,7 @@ global_asm!(
     .balign 4096
     .globl __boot_stack_bottom
 __boot_stack_bottom:
-    .skip 65536
+    .skip {stack_size}
 __boot_stack_top:
     .popsection
 
@@ -61,8 +61,12 @@ _start:
     .popsection
     "#,
     entry = sym rust_entry,
+    stack_size = const BOOT_STACK_SIZE,
     options(att_syntax)
 );
+
+/// Size of the boot stack in `.bss.boot_stack`.
+pub const BOOT_STACK_SIZE: usize = 65536;
 
 /// Where the entry stub lands: `start_info` is in `rdi` (Xen passed it in `rsi`).
 extern "C" fn rust_entry(start_info: *const StartInfo) -> ! {

@@ -68,11 +68,7 @@ pub fn hypercalls() -> u64 {
 }
 
 fn mmu_err(op: &'static str, e: mmu::BatchError) -> MmuError {
-    MmuError {
-        op,
-        error: e.error,
-        done: e.done,
-    }
+    MmuError { op, error: e.error, done: e.done }
 }
 
 /// The real MMU. Private: only this module drives it, and keeps to the
@@ -134,19 +130,10 @@ impl Mmu for GuestMmu {
             count();
             // SAFETY: each entry is an update_va_mapping of a page that the
             // module rule allows to change; no pointers are passed.
-            unsafe { multicall::multicall(&mut calls[..chunk.len()]) }.map_err(|error| {
-                MmuError {
-                    op: "multicall",
-                    error,
-                    done: 0,
-                }
-            })?;
+            unsafe { multicall::multicall(&mut calls[..chunk.len()]) }
+                .map_err(|error| MmuError { op: "multicall", error, done: 0 })?;
             if let Some((done, error)) = multicall::first_failure(&calls[..chunk.len()]) {
-                return Err(MmuError {
-                    op: "update_va_mapping",
-                    error,
-                    done,
-                });
+                return Err(MmuError { op: "update_va_mapping", error, done });
             }
         }
         Ok(())
@@ -175,11 +162,7 @@ impl Mmu for GuestMmu {
 
     fn flush_tlb(&mut self) -> Result<(), MmuError> {
         count();
-        mmu::tlb_flush_local().map_err(|error| MmuError {
-            op: "tlb_flush",
-            error,
-            done: 0,
-        })
+        mmu::tlb_flush_local().map_err(|error| MmuError { op: "tlb_flush", error, done: 0 })
     }
 }
 
@@ -190,11 +173,7 @@ impl Reservation for GuestMmu {
         // taken from the frame allocator: nothing refers to them.
         unsafe { memory::decrease_reservation(mfns) }
             .map(|n| n as usize)
-            .map_err(|error| MmuError {
-                op: "decrease_reservation",
-                error,
-                done: 0,
-            })
+            .map_err(|error| MmuError { op: "decrease_reservation", error, done: 0 })
     }
 
     fn populate(&mut self, pfns: &[Pfn], out: &mut [Mfn]) -> Result<usize, MmuError> {
@@ -202,11 +181,7 @@ impl Reservation for GuestMmu {
         // SAFETY: balloon::take_back passes pfns it ballooned out: holes.
         unsafe { memory::populate_physmap(pfns, out) }
             .map(|n| n as usize)
-            .map_err(|error| MmuError {
-                op: "populate_physmap",
-                error,
-                done: 0,
-            })
+            .map_err(|error| MmuError { op: "populate_physmap", error, done: 0 })
     }
 
     fn set_p2m(&mut self, pfn: Pfn, mfn: Option<Mfn>) {
@@ -226,10 +201,7 @@ fn boot_info(si: &StartInfo) -> BootInfo {
     let module = if si.mod_len == 0 {
         (VirtAddr(0), 0)
     } else if si.flags & sif::MOD_START_PFN != 0 {
-        (
-            VirtAddr(super::pfn_to_virt(Pfn(si.mod_start)) as u64),
-            si.mod_len,
-        )
+        (VirtAddr(super::pfn_to_virt(Pfn(si.mod_start)) as u64), si.mod_len)
     } else {
         (VirtAddr(si.mod_start), si.mod_len)
     };
@@ -256,16 +228,11 @@ fn fatal(what: core::fmt::Arguments<'_>) -> ! {
 /// unmaps the guard page and hands free frames to the allocator.
 pub fn init(si: &StartInfo) {
     let info = boot_info(si);
-    let layout = info
-        .layout()
-        .unwrap_or_else(|e| fatal(format_args!("bad start of day: {e}")));
+    let layout = info.layout().unwrap_or_else(|e| fatal(format_args!("bad start of day: {e}")));
     let map = layout.map;
     let root =
         super::pfn_to_mfn(map.pfn(info.pt_base).unwrap_or(Pfn(u64::MAX))).unwrap_or_else(|| {
-            fatal(format_args!(
-                "pt_base {} is not in the direct map",
-                info.pt_base
-            ))
+            fatal(format_args!("pt_base {} is not in the direct map", info.pt_base))
         });
     MAPPED_END.store(layout.first_free.0, Ordering::Relaxed);
     let mut mmu = GuestMmu;
@@ -439,13 +406,7 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
 /// Takes the holes `pfns` back from Xen and frees them to the allocator.
 pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
     let i = info();
-    balloon::take_back(
-        &mut GuestMmu,
-        i.root,
-        &i.layout.map,
-        pfns.clone(),
-        &mut *BATCH_BUF.lock(),
-    )?;
+    balloon::take_back(&mut GuestMmu, i.root, &i.layout.map, pfns.clone(), &mut *BATCH_BUF.lock())?;
     FRAMES.lock().free(pfns).map_err(|_| MmuError {
         op: "balloon: freeing the frames",
         error: XenError::EINVAL,
@@ -471,9 +432,7 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
     let map = direct_map();
     let va = map.virt(pfn);
     let mut mmu = GuestMmu;
-    let mfn = mmu
-        .pfn_to_mfn(pfn)
-        .expect("a free frame has a machine frame");
+    let mfn = mmu.pfn_to_mfn(pfn).expect("a free frame has a machine frame");
     // SAFETY: the frame was just taken from the allocator: exclusive,
     // mapped writable. Zeroed so it validates as an empty L1.
     unsafe { core::ptr::write_bytes(va.0 as *mut u8, 0, PAGE_SIZE) };
@@ -484,17 +443,10 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         let writable_refused = mmu.remap(&[(va, rw)]).is_err();
         mmu.unpin(mfn)?;
         mmu.remap(&[(va, rw)])?;
-        Ok((
-            refused,
-            writable_refused,
-            lookup(va).is_some_and(|p| p.writable()),
-        ))
+        Ok((refused, writable_refused, lookup(va).is_some_and(|p| p.writable())))
     });
     if result.is_ok() {
-        FRAMES
-            .lock()
-            .free(run)
-            .expect("returning a frame just taken");
+        FRAMES.lock().free(run).expect("returning a frame just taken");
     }
     result
 }
@@ -522,13 +474,11 @@ unsafe impl talc::source::Source for FrameSource {
             let Some(mut f) = FRAMES.try_lock() else {
                 return Err(());
             };
-            f.alloc(need.max(HEAP_GROWTH_PAGES))
-                .or_else(|| f.alloc(need))
+            f.alloc(need.max(HEAP_GROWTH_PAGES)).or_else(|| f.alloc(need))
         };
         let Some(run) = run.filter(|_| INFO.get().is_some()) else {
-            let (free, largest) = FRAMES
-                .try_lock()
-                .map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
+            let (free, largest) =
+                FRAMES.try_lock().map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
             console::emergency_print(format_args!(
                 "out of memory: the heap cannot grow by {} bytes (align {}): {} frames free, longest run {}, heap {} KiB\n",
                 layout.size(),

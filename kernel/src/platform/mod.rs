@@ -3,12 +3,19 @@
 #![allow(unsafe_code)]
 
 mod boot;
+mod entry;
+mod events;
 pub mod mm;
 mod panic;
 
+pub use entry::{
+    install as install_entry_points, trigger as trigger_fault, DeliberateFault, TrapFrame,
+};
+pub use events::{fifo_init, fifo_pages};
+
 use crate::console;
 use crate::time::PvClock;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
@@ -40,6 +47,7 @@ static START_INFO: Once<&'static StartInfo> = Once::new();
 static SHARED_INFO: Once<&'static SharedInfo> = Once::new();
 static P2M: Once<&'static [AtomicU64]> = Once::new();
 static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
 
 fn virt_base() -> usize {
     core::ptr::addr_of!(__virt_base) as usize
@@ -47,10 +55,7 @@ fn virt_base() -> usize {
 
 /// `[start, end)` of the loaded image.
 pub fn image_range() -> (usize, usize) {
-    (
-        core::ptr::addr_of!(__image_start) as usize,
-        core::ptr::addr_of!(__image_end) as usize,
-    )
+    (core::ptr::addr_of!(__image_start) as usize, core::ptr::addr_of!(__image_end) as usize)
 }
 
 /// The start of the pseudo-physical direct map Xen built (`pfn 0`).
@@ -89,6 +94,8 @@ fn init(si: *const StartInfo) {
     // atomics (Xen writes them concurrently), mapped for the guest's life.
     let shared: &'static SharedInfo = unsafe { &*(page as *const SharedInfo) };
     SHARED_INFO.call_once(|| shared);
+    UPCALL_MASK_AT_ENTRY
+        .store(shared.vcpu_info[0].evtchn_upcall_mask.load(Ordering::Relaxed), Ordering::Relaxed);
     BOOT_NS.store(now_ns(), Ordering::Relaxed);
 
     if si.is_initial_domain() {
@@ -113,22 +120,27 @@ fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort
     // bootstrap mapping the builder made (console and store pages are
     // allocated inside it), and the struct is all atomics, shared with
     // xenconsoled for the guest's life.
-    Some((
-        unsafe { &*(pfn_to_virt(pfn) as *const XenconsInterface) },
-        port,
-    ))
+    Some((unsafe { &*(pfn_to_virt(pfn) as *const XenconsInterface) }, port))
 }
 
 /// start_info as Xen gave it.
 pub fn start_info() -> &'static StartInfo {
-    START_INFO
-        .get()
-        .expect("start_info is set before any other code runs")
+    START_INFO.get().expect("start_info is set before any other code runs")
 }
 
 /// The shared info page.
 pub fn shared_info() -> &'static SharedInfo {
     SHARED_INFO.get().expect("shared_info is mapped at entry")
+}
+
+/// `vcpu_info.evtchn_upcall_mask` as Xen started the guest (it must be 1).
+pub fn upcall_mask_at_entry() -> u8 {
+    UPCALL_MASK_AT_ENTRY.load(Ordering::Relaxed)
+}
+
+/// `vcpu_info`, or `None` before shared_info is mapped.
+pub fn try_vcpu_info() -> Option<&'static VcpuInfo> {
+    SHARED_INFO.get().map(|s| &s.vcpu_info[0])
 }
 
 /// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
@@ -143,9 +155,7 @@ pub fn p2m() -> &'static [AtomicU64] {
 
 /// The machine frame behind `pfn`.
 pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
-    p2m()
-        .get(pfn.0 as usize)
-        .map(|e| Mfn(e.load(Ordering::Relaxed)))
+    p2m().get(pfn.0 as usize).map(|e| Mfn(e.load(Ordering::Relaxed)))
 }
 
 /// The pseudo-physical frame of one of our machine frames, from Xen's
@@ -166,6 +176,22 @@ pub fn hypercall_page_bytes() -> &'static [u8; PAGE_SIZE] {
     // SAFETY: the page is part of the image; Xen filled it before entry
     // and nothing writes it afterwards.
     unsafe { &*core::ptr::addr_of!(hypercall_page) }
+}
+
+/// A word of the boot stack, for walking frame pointers in a fault report;
+/// `None` for any address outside the stack or misaligned.
+pub fn stack_word(addr: u64) -> Option<u64> {
+    extern "C" {
+        static __boot_stack_bottom: u8;
+    }
+    let bottom = core::ptr::addr_of!(__boot_stack_bottom) as u64;
+    let top = bottom + boot::BOOT_STACK_SIZE as u64;
+    if addr < bottom || addr + 8 > top || !addr.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: the address is an aligned word inside the boot stack, which
+    // is mapped and readable for the guest's life.
+    Some(unsafe { (addr as *const u64).read_volatile() })
 }
 
 /// A serialised TSC read.

@@ -121,10 +121,7 @@ pub fn run(s: &mut Suite) {
         let boxes: Vec<Box<[u8]>> = (0..2000)
             .map(|i| alloc::vec![i as u8; 1 + (i * 37) % 9000].into_boxed_slice())
             .collect();
-        let boxes_ok = boxes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| b.iter().all(|&x| x == i as u8));
+        let boxes_ok = boxes.iter().enumerate().all(|(i, b)| b.iter().all(|&x| x == i as u8));
         note!(
             d,
             "Vec of {} MiB, BTreeMap of {} entries, 2000 boxes; heap {} MiB",

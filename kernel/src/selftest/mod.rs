@@ -3,9 +3,11 @@
 
 mod clock;
 mod console;
+mod events;
 mod hypercalls;
 mod memory;
 mod start_info;
+mod timers;
 
 use crate::apps::{AppError, AppResult};
 use crate::cmdline::Cmdline;
@@ -55,23 +57,19 @@ macro_rules! note {
 }
 pub(crate) use note;
 
-pub fn run(_: &Cmdline<'_>) -> AppResult {
-    let mut suite = Suite {
-        passed: 0,
-        failed: 0,
-    };
+pub fn run(cmd: &Cmdline<'_>) -> AppResult {
+    let mut suite = Suite { passed: 0, failed: 0 };
     hypercalls::run(&mut suite);
     start_info::run(&mut suite);
     clock::run(&mut suite);
     console::run(&mut suite);
+    events::run(&mut suite);
     memory::run(&mut suite);
+    timers::run(&mut suite, cmd);
     kprintln!("{} passed, {} failed", suite.passed, suite.failed);
     if suite.failed == 0 {
         Ok(())
     } else {
-        Err(AppError::TestsFailed {
-            failed: suite.failed,
-            passed: suite.passed,
-        })
+        Err(AppError::TestsFailed { failed: suite.failed, passed: suite.passed })
     }
 }

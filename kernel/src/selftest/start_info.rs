@@ -15,12 +15,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("start_info.nr_pages", |d| {
-        note!(
-            d,
-            "{} pages = {} MiB",
-            si.nr_pages,
-            (si.nr_pages as usize * PAGE_SIZE) >> 20
-        );
+        note!(d, "{} pages = {} MiB", si.nr_pages, (si.nr_pages as usize * PAGE_SIZE) >> 20);
         si.nr_pages >= 256 && platform::p2m().len() as u64 == si.nr_pages
     });
 
@@ -73,11 +68,11 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.shared_info_mapped", |d| {
         let v = platform::vcpu_info();
-        let mask = v.evtchn_upcall_mask.load(Ordering::Relaxed);
+        let mask = platform::upcall_mask_at_entry();
         let version = v.time.version.load(Ordering::Relaxed);
         note!(
             d,
-            "machine {:#x}, upcall mask {mask}, time version {version}",
+            "machine {:#x}, upcall mask at entry {mask}, time version {version}",
             si.shared_info
         );
         // Upcalls stay masked until the guest installs a handler.
@@ -86,8 +81,6 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.cmdline", |d| {
         note!(d, "{:?}", si.cmdline());
-        si.cmdline()
-            .split_ascii_whitespace()
-            .any(|w| w == "app=selftest")
+        si.cmdline().split_ascii_whitespace().any(|w| w == "app=selftest")
     });
 }

@@ -1,0 +1,261 @@
+//! The guest's event channel state: the active ABI, the handler table and
+//! the upcall that dispatches to it.
+
+use super::fifo::{self, FifoConsumer};
+use super::irq::{IrqGuard, IrqLock};
+use super::table::{Handler, HandlerTable, TableError};
+use super::two_level::{self, ScanPosition};
+use super::Abi;
+use crate::platform;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use hypercall::abi::event_channel::fifo as fifo_abi;
+use hypercall::ops::event_channel as evtchn;
+use hypercall::{DomId, EvtchnPort, XenError};
+use spin::Once;
+
+/// Ports this kernel can bind handlers to (the FIFO array page holds 1024).
+pub const MAX_PORTS: usize = fifo_abi::WORDS_PER_PAGE;
+
+/// Why an event channel operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventError {
+    Xen(XenError),
+    Table(TableError),
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::Xen(e) => write!(f, "Xen refused: {e}"),
+            EventError::Table(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<XenError> for EventError {
+    fn from(e: XenError) -> Self {
+        EventError::Xen(e)
+    }
+}
+
+impl From<TableError> for EventError {
+    fn from(e: TableError) -> Self {
+        EventError::Table(e)
+    }
+}
+
+/// Only the upcall touches the scan positions, so they have their own
+/// lock: handlers may take the table lock (to bind or close ports) while
+/// the scan is in progress.
+struct ScanState {
+    two_level: ScanPosition,
+    fifo: FifoConsumer,
+}
+
+static ABI: Once<Abi> = Once::new();
+static TABLE: IrqLock<HandlerTable<MAX_PORTS>> = IrqLock::new(HandlerTable::new());
+static SCAN: IrqLock<ScanState> =
+    IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() });
+static UPCALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The ABI in use (2-level until [`init`] chose).
+pub fn abi() -> Abi {
+    ABI.get().copied().unwrap_or(Abi::TwoLevel)
+}
+
+/// Picks the ABI: FIFO if `want` says so and Xen accepts the control
+/// block, else 2-level. Must run before any port is bound by the guest.
+/// Returns the ABI and, if FIFO was refused, Xen's reason.
+pub fn init(want: Abi) -> (Abi, Option<XenError>) {
+    let mut refused = None;
+    let chosen = if want == Abi::Fifo {
+        match platform::fifo_init() {
+            Ok(()) => Abi::Fifo,
+            Err(e) => {
+                refused = Some(e);
+                Abi::TwoLevel
+            }
+        }
+    } else {
+        Abi::TwoLevel
+    };
+    ABI.call_once(|| chosen);
+    (abi(), refused)
+}
+
+static IN_UPCALL: AtomicBool = AtomicBool::new(false);
+
+/// Whether the current code runs inside an event handler.
+pub fn in_upcall() -> bool {
+    IN_UPCALL.load(Ordering::Relaxed)
+}
+
+/// Called by the platform's upcall entry with upcalls masked.
+pub fn handle_upcall() {
+    UPCALLS.fetch_add(1, Ordering::Relaxed);
+    IN_UPCALL.store(true, Ordering::Relaxed);
+    let vcpu = platform::vcpu_info();
+    let mut scan = SCAN.lock();
+    loop {
+        vcpu.evtchn_upcall_pending.store(0, Ordering::SeqCst);
+        match abi() {
+            Abi::TwoLevel => {
+                two_level::scan(platform::shared_info(), vcpu, &mut scan.two_level, dispatch)
+            }
+            Abi::Fifo => {
+                let (cb, words) = platform::fifo_pages();
+                scan.fifo.consume(cb, words, dispatch)
+            }
+        }
+        if vcpu.evtchn_upcall_pending.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+    }
+    IN_UPCALL.store(false, Ordering::Relaxed);
+}
+
+fn dispatch(port: EvtchnPort) {
+    let handler = TABLE.lock().lookup(port);
+    match handler {
+        Some((f, data)) => f(port, data),
+        None => {
+            // Nobody listens: mask it so it cannot storm, and say so once.
+            mask(port);
+            log::warn!("event on port {port} with no handler; port masked");
+        }
+    }
+}
+
+/// Runs `handler(port, data)` for every event on `port`.
+pub fn register(port: EvtchnPort, handler: Handler, data: usize) -> Result<(), EventError> {
+    TABLE.lock().register(port, handler, data)?;
+    Ok(())
+}
+
+/// Removes `port`'s handler.
+pub fn unregister(port: EvtchnPort) -> Result<(), EventError> {
+    TABLE.lock().unregister(port)?;
+    Ok(())
+}
+
+/// Events delivered to `port`'s handler so far.
+pub fn delivered(port: EvtchnPort) -> u64 {
+    TABLE.lock().delivered(port)
+}
+
+/// Upcalls taken so far.
+pub fn upcalls() -> u64 {
+    UPCALLS.load(Ordering::Relaxed)
+}
+
+/// Events that arrived on ports without a handler.
+pub fn unknown_events() -> u64 {
+    TABLE.lock().unknown
+}
+
+/// Bad links seen in the FIFO queues.
+pub fn fifo_bad_links() -> u64 {
+    SCAN.lock().fifo.bad_links
+}
+
+fn check_range(port: EvtchnPort) -> Result<EvtchnPort, EventError> {
+    if (port.0 as usize) < MAX_PORTS {
+        Ok(port)
+    } else {
+        // Give it back: this kernel could never deliver it.
+        let _ = evtchn::close(port);
+        Err(TableError::OutOfRange(port).into())
+    }
+}
+
+/// Binds virtual IRQ `virq` of vCPU 0 to a new port with `handler`.
+pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    // Upcalls stay masked until the handler is in the table: an event may
+    // arrive on the new port as soon as the hypercall returns.
+    let _masked = IrqGuard::new();
+    let port = check_range(evtchn::bind_virq(virq, 0)?)?;
+    bind_new(port, handler, data)
+}
+
+/// A new port vCPU 0 can signal itself through, with `handler`.
+pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    let _masked = IrqGuard::new();
+    let port = check_range(evtchn::bind_ipi(0)?)?;
+    bind_new(port, handler, data)
+}
+
+/// A new port `remote` may bind to (no handler yet: see [`register`]).
+pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
+    check_range(evtchn::alloc_unbound(remote)?)
+}
+
+/// Connects to `remote_port` of `remote` with `handler`. Xen marks the new
+/// port pending as it binds (the peer may have signalled before anyone
+/// listened), so the handler runs once right after binding.
+pub fn bind_interdomain(
+    remote: DomId,
+    remote_port: EvtchnPort,
+    handler: Handler,
+    data: usize,
+) -> Result<EvtchnPort, EventError> {
+    let _masked = IrqGuard::new();
+    let port = check_range(evtchn::bind_interdomain(remote, remote_port)?)?;
+    bind_new(port, handler, data)
+}
+
+fn bind_new(port: EvtchnPort, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    if let Err(e) = register(port, handler, data) {
+        let _ = evtchn::close(port);
+        return Err(e);
+    }
+    Ok(port)
+}
+
+/// Notifies the other end of `port`.
+pub fn send(port: EvtchnPort) -> Result<(), EventError> {
+    Ok(evtchn::send(port)?)
+}
+
+/// Closes `port` and drops its handler (if any).
+pub fn close(port: EvtchnPort) -> Result<(), EventError> {
+    let _ = TABLE.lock().unregister(port);
+    Ok(evtchn::close(port)?)
+}
+
+/// Stops upcalls for `port`; its events stay pending.
+pub fn mask(port: EvtchnPort) {
+    match abi() {
+        Abi::TwoLevel => two_level::mask(platform::shared_info(), port),
+        Abi::Fifo => fifo::mask(platform::fifo_pages().1, port),
+    }
+}
+
+/// Allows upcalls for `port` again; Xen delivers it if it is pending.
+pub fn unmask(port: EvtchnPort) -> Result<(), EventError> {
+    Ok(evtchn::unmask(port)?)
+}
+
+/// Whether `port` is masked.
+pub fn is_masked(port: EvtchnPort) -> bool {
+    match abi() {
+        Abi::TwoLevel => two_level::is_masked(platform::shared_info(), port),
+        Abi::Fifo => fifo::is_masked(platform::fifo_pages().1, port),
+    }
+}
+
+/// Whether `port` is pending.
+pub fn is_pending(port: EvtchnPort) -> bool {
+    match abi() {
+        Abi::TwoLevel => two_level::is_pending(platform::shared_info(), port),
+        Abi::Fifo => fifo::is_pending(platform::fifo_pages().1, port),
+    }
+}
+
+/// Clears `port`'s pending state; returns whether it was pending.
+pub fn clear_pending(port: EvtchnPort) -> bool {
+    match abi() {
+        Abi::TwoLevel => two_level::clear_pending(platform::shared_info(), port),
+        Abi::Fifo => fifo::clear_pending(platform::fifo_pages().1, port),
+    }
+}

@@ -1,0 +1,292 @@
+//! Entry points Xen calls: the virtual IDT (exceptions), the event upcall
+//! and the failsafe callback.
+//!
+//! A 64-bit PV kernel runs in ring 3, so Xen delivers these by building a
+//! "bounce frame" on the current stack: `rcx, r11, [error code], rip, cs,
+//! rflags, rsp, ss` (`xen/arch/x86/x86_64/entry.S`, create_bounce_frame),
+//! 16-byte aligned. The stubs below turn it into a [`TrapFrame`] and return
+//! through `HYPERVISOR_iret`, which restores the event mask from the saved
+//! `rflags.IF` atomically with the return.
+
+use core::arch::global_asm;
+use hypercall::abi::arch::{callback_type, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVENTS};
+use hypercall::ops::arch;
+use hypercall::XenError;
+
+/// The saved state of the interrupted code, lowest address first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Exception vector; `VECTOR_UPCALL` or `VECTOR_FAILSAFE` for callbacks.
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+use crate::fault::{VECTOR_FAILSAFE, VECTOR_UPCALL};
+
+global_asm!(
+    r#"
+    .pushsection .text.entry_stubs, "ax", @progbits
+
+    // Xen left the interrupted rcx and r11 on top of its frame.
+    .macro load_rcx_r11 skip
+    mov (%rsp), %rcx
+    mov 8(%rsp), %r11
+    add $\skip, %rsp
+    .endm
+
+    .macro trap_no_error name, vector
+    .globl \name
+\name:
+    load_rcx_r11 16
+    push $0
+    push $\vector
+    jmp trap_common
+    .endm
+
+    .macro trap_error name, vector
+    .globl \name
+\name:
+    load_rcx_r11 16
+    push $\vector
+    jmp trap_common
+    .endm
+
+    .macro save_regs
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    .endm
+
+    .macro restore_regs
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    .endm
+
+    // Calls \handler(frame) on a 16-byte aligned stack, then returns to
+    // the interrupted code through HYPERVISOR_iret.
+    .macro call_and_return handler
+    save_regs
+    mov %rsp, %rdi
+    mov %rsp, %rbp
+    and $-16, %rsp
+    call \handler
+    mov %rbp, %rsp
+    restore_regs
+    add $16, %rsp          // vector, error code
+    push $0                // iret flags: not returning from a syscall
+    jmp hypercall_page + 23 * 32
+    .endm
+
+    trap_no_error xen_trap_divide_error, 0
+    trap_no_error xen_trap_debug, 1
+    trap_no_error xen_trap_int3, 3
+    trap_no_error xen_trap_overflow, 4
+    trap_no_error xen_trap_bounds, 5
+    trap_no_error xen_trap_invalid_op, 6
+    trap_no_error xen_trap_device_not_available, 7
+    trap_no_error xen_trap_coprocessor_segment_overrun, 9
+    trap_error xen_trap_invalid_tss, 10
+    trap_error xen_trap_segment_not_present, 11
+    trap_error xen_trap_stack_segment, 12
+    trap_error xen_trap_general_protection, 13
+    trap_error xen_trap_page_fault, 14
+    trap_no_error xen_trap_coprocessor_error, 16
+    trap_error xen_trap_alignment_check, 17
+    trap_no_error xen_trap_machine_check, 18
+    trap_no_error xen_trap_simd_error, 19
+
+trap_common:
+    call_and_return {trap}
+
+    .globl xen_event_callback
+xen_event_callback:
+    load_rcx_r11 16
+    push $0
+    push ${upcall_vector}
+    call_and_return {upcall}
+
+    // The failsafe frame also carries ds, es, fs, gs: Xen could not load
+    // them on a return to the guest. That is a bug here; report it.
+    .globl xen_failsafe_callback
+xen_failsafe_callback:
+    load_rcx_r11 48
+    push $0
+    push ${failsafe_vector}
+    jmp trap_common
+
+    .popsection
+    "#,
+    trap = sym rust_trap,
+    upcall = sym rust_upcall,
+    upcall_vector = const VECTOR_UPCALL,
+    failsafe_vector = const VECTOR_FAILSAFE,
+    options(att_syntax)
+);
+
+extern "C" {
+    fn xen_trap_divide_error();
+    fn xen_trap_debug();
+    fn xen_trap_int3();
+    fn xen_trap_overflow();
+    fn xen_trap_bounds();
+    fn xen_trap_invalid_op();
+    fn xen_trap_device_not_available();
+    fn xen_trap_coprocessor_segment_overrun();
+    fn xen_trap_invalid_tss();
+    fn xen_trap_segment_not_present();
+    fn xen_trap_stack_segment();
+    fn xen_trap_general_protection();
+    fn xen_trap_page_fault();
+    fn xen_trap_coprocessor_error();
+    fn xen_trap_alignment_check();
+    fn xen_trap_machine_check();
+    fn xen_trap_simd_error();
+    fn xen_event_callback();
+    fn xen_failsafe_callback();
+}
+
+extern "C" fn rust_trap(frame: *mut TrapFrame) {
+    // SAFETY: the stub passes the frame it just built on this stack; it
+    // stays valid and unaliased until this function returns.
+    let frame = unsafe { &mut *frame };
+    crate::fault::handle(frame);
+}
+
+extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
+    crate::events::handle_upcall();
+}
+
+/// Installs the virtual IDT and the event and failsafe callbacks.
+pub fn install() -> Result<(), XenError> {
+    // (vector, stub, lowest ring that may `int` it): int3 and into are for everyone.
+    let stubs: [(u8, unsafe extern "C" fn(), u8); 17] = [
+        (0, xen_trap_divide_error, 0),
+        (1, xen_trap_debug, 0),
+        (3, xen_trap_int3, 3),
+        (4, xen_trap_overflow, 3),
+        (5, xen_trap_bounds, 0),
+        (6, xen_trap_invalid_op, 0),
+        (7, xen_trap_device_not_available, 0),
+        (9, xen_trap_coprocessor_segment_overrun, 0),
+        (10, xen_trap_invalid_tss, 0),
+        (11, xen_trap_segment_not_present, 0),
+        (12, xen_trap_stack_segment, 0),
+        (13, xen_trap_general_protection, 0),
+        (14, xen_trap_page_fault, 0),
+        (16, xen_trap_coprocessor_error, 0),
+        (17, xen_trap_alignment_check, 0),
+        (18, xen_trap_machine_check, 0),
+        (19, xen_trap_simd_error, 0),
+    ];
+    let mut table = [TrapInfo { vector: 0, flags: 0, cs: 0, address: 0 }; 18];
+    for (slot, &(vector, stub, dpl)) in table.iter_mut().zip(stubs.iter()) {
+        // Mask events on entry, like an interrupt gate: a fault handler
+        // must not be interrupted by an upcall.
+        *slot = TrapInfo {
+            vector,
+            flags: dpl | TI_MASK_EVENTS,
+            cs: FLAT_KERNEL_CS,
+            address: stub as *const () as u64,
+        };
+    }
+    // SAFETY: every address is a stub above that handles Xen's exception
+    // frame for its vector; the table ends with a zero entry.
+    unsafe { arch::set_trap_table(&table)? };
+    // SAFETY: the stubs handle Xen's event and failsafe callback frames.
+    unsafe {
+        arch::register_callback(callback_type::EVENT, 0, xen_event_callback as *const () as u64)?;
+        arch::register_callback(
+            callback_type::FAILSAFE,
+            0,
+            xen_failsafe_callback as *const () as u64,
+        )?;
+    }
+    Ok(())
+}
+
+/// A deliberate exception, to show (and test) the fault report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliberateFault {
+    /// A read of address 8, in the unmapped page at 0.
+    NullRead,
+    /// A read of a non-canonical address.
+    GeneralProtection,
+    /// `ud2`.
+    InvalidOpcode,
+    /// Division by zero.
+    DivideError,
+}
+
+/// Raises `kind`; the fault handler ends the domain, so this never returns.
+pub fn trigger(kind: DeliberateFault) -> ! {
+    match kind {
+        DeliberateFault::NullRead => {
+            // SAFETY: none is needed for soundness: the page at 0 is never
+            // mapped, so the read faults and the handler ends the domain.
+            let v = unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(8)) };
+            panic!("read of address 8 returned {v:#x}: the page at 0 is mapped");
+        }
+        DeliberateFault::GeneralProtection => {
+            // SAFETY: a non-canonical address cannot be accessed: #GP.
+            let v = unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(0x8000_0000_0000_0000)) };
+            panic!("non-canonical read returned {v:#x}");
+        }
+        // SAFETY: ud2 only raises #UD.
+        DeliberateFault::InvalidOpcode => unsafe { core::arch::asm!("ud2", options(noreturn)) },
+        DeliberateFault::DivideError => {
+            let zero: u64 = 0;
+            // SAFETY: a 64-bit divide by zero only raises #DE.
+            unsafe {
+                core::arch::asm!("xor edx, edx", "mov eax, 1", "div {0}", in(reg) zero, out("eax") _, out("edx") _);
+            }
+            panic!("division by zero did not fault");
+        }
+    }
+}

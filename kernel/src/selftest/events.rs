@@ -1,0 +1,183 @@
+//! Event channels on real Xen: delivery exactly once, bursts, masking,
+//! errors, and the ABI in use.
+
+use super::{fail, note, Suite};
+use crate::events::{self, table::TableError, EventError, IrqGuard};
+use crate::platform;
+use crate::timer;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hypercall::abi::event_channel::virq;
+use hypercall::ops::sched_op;
+use hypercall::{DomId, EvtchnPort, XenError};
+
+/// Deliveries per port, indexed by the `data` word handlers are bound with.
+static HITS: [AtomicU64; PAIRS] = [const { AtomicU64::new(0) }; PAIRS];
+const PAIRS: usize = 100;
+
+fn count(_: EvtchnPort, slot: usize) {
+    HITS[slot].fetch_add(1, Ordering::SeqCst);
+}
+
+fn hits(slot: usize) -> u64 {
+    HITS[slot].load(Ordering::SeqCst)
+}
+
+/// A loopback pair: `(sender, receiver)`; the receiver counts into `slot`.
+fn pair(slot: usize) -> Result<(EvtchnPort, EvtchnPort), EventError> {
+    let _masked = IrqGuard::new();
+    let a = events::alloc_unbound(DomId::SELF)?;
+    let b = events::bind_interdomain(DomId::SELF, a, count, slot)?;
+    // Drop the notification Xen raises on every interdomain bind, so the
+    // counts below are of our sends only.
+    events::clear_pending(b);
+    Ok((a, b))
+}
+
+fn close_pair((a, b): (EvtchnPort, EvtchnPort)) -> bool {
+    events::close(a).is_ok() && events::close(b).is_ok()
+}
+
+/// Waits (blocked, not spinning) until `cond` or `ms` pass.
+fn wait_ms(ms: u64, cond: impl FnMut() -> bool) -> bool {
+    timer::wait_until(platform::now_ns() + ms * 1_000_000, cond)
+}
+
+pub fn run(s: &mut Suite) {
+    s.check("evtchn.abi", |d| {
+        note!(d, "{}", events::abi().name());
+        !events::upcalls_masked()
+    });
+
+    s.check("evtchn.loopback_delivered_exactly_once", |d| {
+        HITS[0].store(0, Ordering::SeqCst);
+        let p = match pair(0) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "{e}"),
+        };
+        let sent = events::send(p.0).is_ok();
+        let arrived = wait_ms(1000, || hits(0) >= 1);
+        // Give a duplicate the chance to show up.
+        wait_ms(20, || false);
+        let counted = events::delivered(p.1);
+        note!(d, "ports {}->{}, deliveries {} (table counted {counted})", p.0, p.1, hits(0));
+        close_pair(p) && sent && arrived && hits(0) == 1 && counted == 1
+    });
+
+    s.check("evtchn.burst_10000_none_lost_none_doubled", |d| {
+        let mut ports = [(EvtchnPort(0), EvtchnPort(0)); PAIRS];
+        for (i, slot) in ports.iter_mut().enumerate() {
+            HITS[i].store(0, Ordering::SeqCst);
+            *slot = match pair(i) {
+                Ok(p) => p,
+                Err(e) => fail!(d, "pair {i}: {e}"),
+            };
+        }
+        let t0 = platform::now_ns();
+        let upcalls0 = events::upcalls();
+        const ROUNDS: u64 = 100;
+        for round in 1..=ROUNDS {
+            {
+                // One burst: every sender once, delivered together.
+                let _masked = IrqGuard::new();
+                for &(a, _) in &ports {
+                    if let Err(e) = events::send(a) {
+                        fail!(d, "send on {a}: {e}");
+                    }
+                }
+            }
+            if !wait_ms(1000, || (0..PAIRS).all(|i| hits(i) >= round)) {
+                let missing = (0..PAIRS).filter(|&i| hits(i) < round).count();
+                fail!(d, "round {round}: {missing} ports not delivered");
+            }
+        }
+        let elapsed = platform::now_ns() - t0;
+        let upcalls = events::upcalls() - upcalls0;
+        let doubled = (0..PAIRS).filter(|&i| hits(i) != ROUNDS).count();
+        let closed = ports.iter().all(|&p| close_pair(p));
+        note!(
+            d,
+            "{} events on {PAIRS} ports in {} ms, {upcalls} upcalls, {doubled} ports off count",
+            ROUNDS * PAIRS as u64,
+            elapsed / 1_000_000
+        );
+        closed && doubled == 0
+    });
+
+    s.check("evtchn.masked_port_waits_for_unmask", |d| {
+        HITS[1].store(0, Ordering::SeqCst);
+        let p = match pair(1) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "{e}"),
+        };
+        events::mask(p.1);
+        let _ = events::send(p.0);
+        let early = wait_ms(20, || hits(1) > 0);
+        let pending = events::is_pending(p.1) && events::is_masked(p.1);
+        let unmasked = events::unmask(p.1).is_ok();
+        let late = wait_ms(1000, || hits(1) > 0);
+        note!(d, "while masked: delivered {early}, pending {pending}; after unmask: {}", hits(1));
+        close_pair(p) && !early && pending && unmasked && late && hits(1) == 1
+    });
+
+    s.check("evtchn.ipi_to_self", |d| {
+        HITS[2].store(0, Ordering::SeqCst);
+        let port = match events::bind_ipi(count, 2) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "{e}"),
+        };
+        let _ = events::send(port);
+        let ok = wait_ms(1000, || hits(2) == 1);
+        note!(d, "port {port}");
+        events::close(port).is_ok() && ok
+    });
+
+    s.check("evtchn.errors_are_clear", |d| {
+        let timer_port = crate::timer::init().ok();
+        // Xen refuses a second binding of the same VIRQ on the same vCPU.
+        let virq_again = events::bind_virq(virq::TIMER, count, 3);
+        let p = match pair(3) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "{e}"),
+        };
+        let double = events::register(p.1, count, 3);
+        let unknown = events::unregister(EvtchnPort(1000));
+        let bad_send = events::send(EvtchnPort(0x00ff_ffff));
+        close_pair(p);
+        note!(
+            d,
+            "timer port {timer_port:?}; VIRQ again: {virq_again:?}; double handler: {double:?}"
+        );
+        virq_again == Err(EventError::Xen(XenError::EEXIST))
+            && double == Err(EventError::Table(TableError::AlreadyBound(p.1)))
+            && unknown == Err(EventError::Table(TableError::NotBound(EvtchnPort(1000))))
+            && bad_send == Err(EventError::Xen(XenError::EINVAL))
+    });
+
+    s.check("evtchn.poll_with_upcalls_masked", |d| {
+        let p = match pair(4) {
+            Ok(p) => p,
+            Err(e) => fail!(d, "{e}"),
+        };
+        let _masked = IrqGuard::new();
+        events::clear_pending(p.1);
+        let _ = events::send(p.0);
+        let t0 = platform::now_ns();
+        let polled = sched_op::poll(&[p.1], t0 + 5_000_000_000);
+        let waited = platform::now_ns() - t0;
+        let pending = events::clear_pending(p.1);
+        note!(d, "poll returned after {} us", waited / 1000);
+        drop(_masked);
+        close_pair(p) && polled.is_ok() && pending && waited < 1_000_000_000
+    });
+
+    s.check("evtchn.no_unknown_events", |d| {
+        note!(
+            d,
+            "{} upcalls, {} unknown, {} bad FIFO links",
+            events::upcalls(),
+            events::unknown_events(),
+            events::fifo_bad_links()
+        );
+        events::unknown_events() == 0 && events::fifo_bad_links() == 0
+    });
+}

@@ -1,0 +1,148 @@
+//! A fixed-capacity queue of one-shot timers ordered by deadline.
+
+/// A timer's handle, for cancelling it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId(u64);
+
+/// What runs when a timer expires: a function and the word it was armed with.
+pub type TimerFn = fn(usize);
+
+#[derive(Clone, Copy, Debug)]
+pub struct Timer {
+    pub deadline_ns: u64,
+    pub id: TimerId,
+    pub func: TimerFn,
+    pub data: usize,
+}
+
+/// The queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFull;
+
+/// Sorted by deadline, earliest last (so expiry pops from the end);
+/// equal deadlines expire in the order they were added.
+pub struct TimerQueue<const N: usize> {
+    timers: [Option<Timer>; N],
+    len: usize,
+    next_id: u64,
+}
+
+impl<const N: usize> TimerQueue<N> {
+    pub const fn new() -> Self {
+        Self { timers: [None; N], len: 0, next_id: 1 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn add(
+        &mut self,
+        deadline_ns: u64,
+        func: TimerFn,
+        data: usize,
+    ) -> Result<TimerId, QueueFull> {
+        if self.len == N {
+            return Err(QueueFull);
+        }
+        let id = TimerId(self.next_id);
+        self.next_id += 1;
+        // Insert before every timer that is due no later (they go first).
+        let at = self.timers[..self.len]
+            .iter()
+            .position(|t| t.is_some_and(|t| t.deadline_ns <= deadline_ns))
+            .unwrap_or(self.len);
+        self.timers.copy_within(at..self.len, at + 1);
+        self.timers[at] = Some(Timer { deadline_ns, id, func, data });
+        self.len += 1;
+        Ok(id)
+    }
+
+    /// Removes a timer that has not fired; false if it is not queued.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        match self.timers[..self.len].iter().position(|t| t.is_some_and(|t| t.id == id)) {
+            Some(at) => {
+                self.timers.copy_within(at + 1..self.len, at);
+                self.len -= 1;
+                self.timers[self.len] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.len.checked_sub(1).and_then(|i| self.timers[i]).map(|t| t.deadline_ns)
+    }
+
+    /// Takes the earliest timer if it is due at `now_ns`.
+    pub fn pop_due(&mut self, now_ns: u64) -> Option<Timer> {
+        let last = self.len.checked_sub(1)?;
+        let t = self.timers[last]?;
+        if t.deadline_ns > now_ns {
+            return None;
+        }
+        self.timers[last] = None;
+        self.len = last;
+        Some(t)
+    }
+}
+
+impl<const N: usize> Default for TimerQueue<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nop(_: usize) {}
+
+    #[test]
+    fn expires_in_deadline_order_then_insertion_order() {
+        let mut q = TimerQueue::<8>::new();
+        q.add(30, nop, 1).unwrap();
+        q.add(10, nop, 2).unwrap();
+        q.add(20, nop, 3).unwrap();
+        q.add(10, nop, 4).unwrap();
+        assert_eq!(q.next_deadline(), Some(10));
+        assert!(q.pop_due(5).is_none());
+        let order: Vec<usize> = std::iter::from_fn(|| q.pop_due(100)).map(|t| t.data).collect();
+        assert_eq!(order, vec![2, 4, 3, 1]);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.next_deadline(), None);
+    }
+
+    #[test]
+    fn full_queue_and_cancel() {
+        let mut q = TimerQueue::<2>::new();
+        let a = q.add(5, nop, 0).unwrap();
+        q.add(6, nop, 1).unwrap();
+        assert_eq!(q.add(7, nop, 2), Err(QueueFull));
+        assert!(q.cancel(a));
+        assert!(!q.cancel(a));
+        assert_eq!(q.next_deadline(), Some(6));
+        q.add(7, nop, 2).unwrap();
+    }
+
+    #[test]
+    fn random_storm_pops_sorted() {
+        let mut q = TimerQueue::<256>::new();
+        let mut x = 12345u64;
+        for i in 0..256 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            q.add(x >> 40, nop, i).unwrap();
+        }
+        let mut last = 0;
+        let mut n = 0;
+        while let Some(t) = q.pop_due(u64::MAX) {
+            assert!(t.deadline_ns >= last);
+            last = t.deadline_ns;
+            n += 1;
+        }
+        assert_eq!(n, 256);
+    }
+}
