@@ -82,10 +82,7 @@ pub trait Store {
     /// The names of the children of `path`.
     fn directory(&mut self, path: &str) -> Result<Vec<String>, Error> {
         let m = self.request(MsgType::Directory, request::path(path)?)?;
-        Ok(reply::directory(reply::payload_for(
-            MsgType::Directory,
-            &m,
-        )?)?)
+        Ok(reply::directory(reply::payload_for(MsgType::Directory, &m)?)?)
     }
 
     /// The permissions of `path`; the first entry is the owner's.
@@ -265,10 +262,7 @@ impl<T: Transport> Client<T> {
     /// The home path of domain `dom` (`/local/domain/<dom>`).
     pub fn get_domain_path(&mut self, dom: DomId) -> Result<String, Error> {
         let m = self.request(MsgType::GetDomainPath, request::domid(dom))?;
-        Ok(reply::domain_path(reply::payload_for(
-            MsgType::GetDomainPath,
-            &m,
-        )?)?)
+        Ok(reply::domain_path(reply::payload_for(MsgType::GetDomainPath, &m)?)?)
     }
 
     /// The next watch event, waiting for one until `deadline` (`None`:

@@ -78,9 +78,7 @@ impl XsErrno {
 
     /// The errno named `s`, if it is one xenstored sends.
     pub fn from_name(s: &[u8]) -> Option<XsErrno> {
-        XsErrno::ALL
-            .into_iter()
-            .find(|e| e.as_str().as_bytes() == s)
+        XsErrno::ALL.into_iter().find(|e| e.as_str().as_bytes() == s)
     }
 }
 

@@ -19,20 +19,12 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
     if b.is_empty() {
         return Err(PathError::Empty);
     }
-    let max = if b[0] == b'/' {
-        ABS_PATH_MAX
-    } else {
-        REL_PATH_MAX
-    };
+    let max = if b[0] == b'/' { ABS_PATH_MAX } else { REL_PATH_MAX };
     if b.len() > max {
         return Err(PathError::TooLong { len: b.len(), max });
     }
     if let Some(&c) = b.iter().find(|&&c| !allowed(c)) {
-        return Err(if c == 0 {
-            PathError::ContainsNul
-        } else {
-            PathError::BadChar(c)
-        });
+        return Err(if c == 0 { PathError::ContainsNul } else { PathError::BadChar(c) });
     }
     if path.contains("//") || (b.len() > 1 && b[b.len() - 1] == b'/') {
         return Err(PathError::EmptyComponent);
@@ -58,13 +50,7 @@ mod tests {
 
     #[test]
     fn good_paths() {
-        for p in [
-            "/",
-            "/local/domain/3",
-            "device/vif/0/state",
-            "@releaseDomain",
-            "data-1/a_b",
-        ] {
+        for p in ["/", "/local/domain/3", "device/vif/0/state", "@releaseDomain", "data-1/a_b"] {
             assert_eq!(check_path(p), Ok(()), "{p}");
         }
     }
@@ -87,20 +73,14 @@ mod tests {
         let rel1: String = "a".repeat(REL_PATH_MAX + 1);
         assert_eq!(
             check_path(&rel1),
-            Err(PathError::TooLong {
-                len: REL_PATH_MAX + 1,
-                max: REL_PATH_MAX
-            })
+            Err(PathError::TooLong { len: REL_PATH_MAX + 1, max: REL_PATH_MAX })
         );
         let abs = alloc::format!("/{}", "a".repeat(ABS_PATH_MAX - 1));
         assert_eq!(check_path(&abs), Ok(()));
         let abs1 = alloc::format!("/{}", "a".repeat(ABS_PATH_MAX));
         assert_eq!(
             check_path(&abs1),
-            Err(PathError::TooLong {
-                len: ABS_PATH_MAX + 1,
-                max: ABS_PATH_MAX
-            })
+            Err(PathError::TooLong { len: ABS_PATH_MAX + 1, max: ABS_PATH_MAX })
         );
     }
 

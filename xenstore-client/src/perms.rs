@@ -72,13 +72,9 @@ impl Perm {
             b'b' => Access::Both,
             _ => return Err(Malformed::BadPerm),
         };
-        let dom = parse_decimal(digits)
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or(Malformed::BadPerm)?;
-        Ok(Perm {
-            dom: DomId(dom),
-            access,
-        })
+        let dom =
+            parse_decimal(digits).and_then(|v| u16::try_from(v).ok()).ok_or(Malformed::BadPerm)?;
+        Ok(Perm { dom: DomId(dom), access })
     }
 }
 
@@ -105,10 +101,7 @@ pub fn access_of(perms: &[Perm], dom: DomId) -> Access {
     if dom == DomId(0) || dom == owner.dom {
         return Access::Both;
     }
-    perms[1..]
-        .iter()
-        .find(|p| p.dom == dom)
-        .map_or(owner.access, |p| p.access)
+    perms[1..].iter().find(|p| p.dom == dom).map_or(owner.access, |p| p.access)
 }
 
 #[cfg(test)]

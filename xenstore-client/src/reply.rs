@@ -19,11 +19,7 @@ pub fn payload_for(sent: MsgType, msg: &Message) -> Result<&[u8], Error> {
         return Err(error(&msg.payload)?);
     }
     if got != sent as u32 {
-        return Err(Malformed::UnexpectedType {
-            sent: sent as u32,
-            got,
-        }
-        .into());
+        return Err(Malformed::UnexpectedType { sent: sent as u32, got }.into());
     }
     Ok(&msg.payload)
 }
@@ -82,10 +78,7 @@ pub fn directory(payload: &[u8]) -> Result<Vec<String>, Malformed> {
 
 /// Permissions of `XS_GET_PERMS`: at least the owner entry.
 pub fn perms(payload: &[u8]) -> Result<Vec<Perm>, Malformed> {
-    let v = strings(payload)?
-        .into_iter()
-        .map(Perm::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+    let v = strings(payload)?.into_iter().map(Perm::parse).collect::<Result<Vec<_>, _>>()?;
     if v.is_empty() {
         return Err(Malformed::BadPerm);
     }
@@ -114,10 +107,7 @@ pub fn watch_event(payload: &[u8]) -> Result<WatchEvent, Malformed> {
     let [path, token, ..] = parts.as_slice() else {
         return Err(Malformed::BadWatchEvent);
     };
-    Ok(WatchEvent {
-        path: text(path)?.into(),
-        token: text(token)?.into(),
-    })
+    Ok(WatchEvent { path: text(path)?.into(), token: text(token)?.into() })
 }
 
 /// Any reply, typed by the request it answers: one entry point over all
@@ -184,10 +174,7 @@ mod tests {
         for e in XsErrno::ALL {
             let mut p = e.as_str().as_bytes().to_vec();
             p.push(0);
-            assert_eq!(
-                parse(MsgType::Read, &msg(MsgType::Error, &p)),
-                Err(Error::Xs(e))
-            );
+            assert_eq!(parse(MsgType::Read, &msg(MsgType::Error, &p)), Err(Error::Xs(e)));
         }
         assert_eq!(
             parse(MsgType::Read, &msg(MsgType::Error, b"EFUTURE\0")),
@@ -220,10 +207,7 @@ mod tests {
 
     #[test]
     fn ok_must_be_exact() {
-        assert_eq!(
-            parse(MsgType::Write, &msg(MsgType::Write, b"OK\0")),
-            Ok(Reply::Ok)
-        );
+        assert_eq!(parse(MsgType::Write, &msg(MsgType::Write, b"OK\0")), Ok(Reply::Ok));
         for bad in [&b"OK"[..], b"OK\0\0", b"ok\0", b""] {
             assert_eq!(
                 parse(MsgType::Write, &msg(MsgType::Write, bad)),
@@ -238,10 +222,7 @@ mod tests {
             parse(MsgType::Read, &msg(MsgType::Read, b"a\0b")),
             Ok(Reply::Value(b"a\0b".to_vec()))
         );
-        assert_eq!(
-            parse(MsgType::Read, &msg(MsgType::Read, b"")),
-            Ok(Reply::Value(vec![]))
-        );
+        assert_eq!(parse(MsgType::Read, &msg(MsgType::Read, b"")), Ok(Reply::Value(vec![])));
     }
 
     #[test]
@@ -256,10 +237,7 @@ mod tests {
     fn perm_lists() {
         assert_eq!(
             perms(b"n3\0r0\0"),
-            Ok(vec![
-                Perm::new(DomId(3), Access::None),
-                Perm::new(DomId(0), Access::Read)
-            ])
+            Ok(vec![Perm::new(DomId(3), Access::None), Perm::new(DomId(0), Access::Read)])
         );
         assert_eq!(perms(b""), Err(Malformed::BadPerm));
         assert_eq!(perms(b"n3"), Err(Malformed::MissingNul));
@@ -270,15 +248,7 @@ mod tests {
     fn transaction_ids() {
         assert_eq!(tx_id(b"17\0"), Ok(TxId(17)));
         assert_eq!(tx_id(b"4294967295\0"), Ok(TxId(u32::MAX)));
-        for bad in [
-            &b"0\0"[..],
-            b"17",
-            b"",
-            b"\0",
-            b"-1\0",
-            b"4294967296\0",
-            b"1\02\0",
-        ] {
+        for bad in [&b"0\0"[..], b"17", b"", b"\0", b"-1\0", b"4294967296\0", b"1\0\x32\0"] {
             assert_eq!(tx_id(bad), Err(Malformed::BadTxId), "{bad:?}");
         }
     }
@@ -287,10 +257,7 @@ mod tests {
     fn watch_events() {
         assert_eq!(
             watch_event(b"a/b\0tok\0"),
-            Ok(WatchEvent {
-                path: "a/b".into(),
-                token: "tok".into()
-            })
+            Ok(WatchEvent { path: "a/b".into(), token: "tok".into() })
         );
         assert!(watch_event(b"a/b\0tok\0extra\0").is_ok());
         for bad in [&b"a/b\0"[..], b"a/b\0tok", b"", b"a"] {
@@ -300,10 +267,7 @@ mod tests {
 
     #[test]
     fn domain_paths() {
-        assert_eq!(
-            domain_path(b"/local/domain/3\0"),
-            Ok("/local/domain/3".into())
-        );
+        assert_eq!(domain_path(b"/local/domain/3\0"), Ok("/local/domain/3".into()));
         assert_eq!(domain_path(b"/local/domain/3"), Err(Malformed::MissingNul));
         assert_eq!(domain_path(b"a\0b\0"), Err(Malformed::BadValue));
     }

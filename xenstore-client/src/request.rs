@@ -10,10 +10,7 @@ use hypercall::DomId;
 
 fn fit(payload: Vec<u8>) -> Result<Vec<u8>, Error> {
     if payload.len() > PAYLOAD_MAX {
-        return Err(Error::PayloadTooLong {
-            len: payload.len(),
-            max: PAYLOAD_MAX,
-        });
+        return Err(Error::PayloadTooLong { len: payload.len(), max: PAYLOAD_MAX });
     }
     Ok(payload)
 }
@@ -37,10 +34,7 @@ pub fn write(path: &str, value: &[u8]) -> Result<Vec<u8>, Error> {
     check_path(path)?;
     let room = PAYLOAD_MAX.saturating_sub(path.len() + 1);
     if value.len() > room {
-        return Err(Error::PayloadTooLong {
-            len: value.len(),
-            max: room,
-        });
+        return Err(Error::PayloadTooLong { len: value.len(), max: room });
     }
     let mut v = Vec::with_capacity(path.len() + 1 + value.len());
     push_str0(&mut v, path);
@@ -103,14 +97,8 @@ mod tests {
         assert_eq!(write("a", b"").unwrap(), b"a\0");
         assert_eq!(watch("a", "t").unwrap(), b"a\0t\0");
         assert_eq!(
-            set_perms(
-                "a",
-                &[
-                    Perm::new(DomId(3), Access::None),
-                    Perm::new(DomId(0), Access::Read)
-                ]
-            )
-            .unwrap(),
+            set_perms("a", &[Perm::new(DomId(3), Access::None), Perm::new(DomId(0), Access::Read)])
+                .unwrap(),
             b"a\0n3\0r0\0"
         );
         assert_eq!(transaction_end(true), b"T\0");
@@ -125,28 +113,16 @@ mod tests {
         assert!(write("a", &vec![1; room]).is_ok());
         assert_eq!(
             write("a", &vec![1; room + 1]),
-            Err(Error::PayloadTooLong {
-                len: room + 1,
-                max: room
-            })
+            Err(Error::PayloadTooLong { len: room + 1, max: room })
         );
     }
 
     #[test]
     fn bad_paths_and_tokens_are_refused() {
-        assert_eq!(
-            path("a b"),
-            Err(Error::InvalidPath(PathError::BadChar(b' ')))
-        );
-        assert_eq!(
-            watch("a", "t\0"),
-            Err(Error::InvalidPath(PathError::ContainsNul))
-        );
+        assert_eq!(path("a b"), Err(Error::InvalidPath(PathError::BadChar(b' '))));
+        assert_eq!(watch("a", "t\0"), Err(Error::InvalidPath(PathError::ContainsNul)));
         assert_eq!(set_perms("a", &[]), Err(Error::EmptyPerms));
         let long_token = "t".repeat(PAYLOAD_MAX);
-        assert!(matches!(
-            watch("a", &long_token),
-            Err(Error::PayloadTooLong { .. })
-        ));
+        assert!(matches!(watch("a", &long_token), Err(Error::PayloadTooLong { .. })));
     }
 }

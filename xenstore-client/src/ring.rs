@@ -33,20 +33,12 @@ pub struct Ring<'a> {
 impl<'a> Ring<'a> {
     /// The guest→xenstored ring.
     pub fn requests(page: &'a XenstoreDomainInterface) -> Ring<'a> {
-        Ring {
-            data: &page.req,
-            cons: &page.req_cons,
-            prod: &page.req_prod,
-        }
+        Ring { data: &page.req, cons: &page.req_cons, prod: &page.req_prod }
     }
 
     /// The xenstored→guest ring (replies and watch events).
     pub fn responses(page: &'a XenstoreDomainInterface) -> Ring<'a> {
-        Ring {
-            data: &page.rsp,
-            cons: &page.rsp_cons,
-            prod: &page.rsp_prod,
-        }
+        Ring { data: &page.rsp, cons: &page.rsp_cons, prod: &page.rsp_prod }
     }
 
     /// Bytes between `cons` and `prod`, refusing indices that claim more
@@ -71,8 +63,7 @@ impl<'a> Ring<'a> {
             self.data[at as usize].store(b, Ordering::Relaxed);
         }
         if n > 0 {
-            self.prod
-                .store(prod.wrapping_add(n as u32), Ordering::Release);
+            self.prod.store(prod.wrapping_add(n as u32), Ordering::Release);
         }
         Ok(n)
     }
@@ -88,8 +79,7 @@ impl<'a> Ring<'a> {
             *b = self.data[at as usize].load(Ordering::Relaxed);
         }
         if n > 0 {
-            self.cons
-                .store(cons.wrapping_add(n as u32), Ordering::Release);
+            self.cons.store(cons.wrapping_add(n as u32), Ordering::Release);
         }
         Ok(n)
     }
@@ -111,12 +101,7 @@ mod tests {
 
     fn page_at(start: u32) -> XenstoreDomainInterface {
         let page = XenstoreDomainInterface::zeroed();
-        for idx in [
-            &page.req_cons,
-            &page.req_prod,
-            &page.rsp_cons,
-            &page.rsp_prod,
-        ] {
+        for idx in [&page.req_cons, &page.req_prod, &page.rsp_cons, &page.rsp_prod] {
             idx.store(start, Ordering::Relaxed);
         }
         page
@@ -139,10 +124,7 @@ mod tests {
         let page = page_at(0);
         page.rsp_prod.store(RING_SIZE as u32 + 1, Ordering::Relaxed);
         let r = Ring::responses(&page);
-        let err = Err(RingError::BadIndices {
-            cons: 0,
-            prod: RING_SIZE as u32 + 1,
-        });
+        let err = Err(RingError::BadIndices { cons: 0, prod: RING_SIZE as u32 + 1 });
         assert_eq!(r.read(&mut [0; 4]), err);
         assert_eq!(r.write(&[0; 4]), err);
         assert_eq!(r.pending(), err);
@@ -155,10 +137,7 @@ mod tests {
     #[test]
     fn exactly_full_is_not_corrupt() {
         let page = page_at(u32::MAX - 3);
-        page.req_prod.store(
-            (u32::MAX - 3).wrapping_add(RING_SIZE as u32),
-            Ordering::Relaxed,
-        );
+        page.req_prod.store((u32::MAX - 3).wrapping_add(RING_SIZE as u32), Ordering::Relaxed);
         let r = Ring::requests(&page);
         assert_eq!(r.pending(), Ok(RING_SIZE));
         assert_eq!(r.write(&[1]), Ok(0));
@@ -176,12 +155,12 @@ mod tests {
                 0 => 0,
                 1 => u32::MAX - rng.below(2 * RING_SIZE as u64) as u32,
                 2 => (RING_SIZE as u32) - rng.below(8) as u32,
-                _ => rng.next() as u32,
+                _ => rng.next_u64() as u32,
             };
             let page = page_at(start);
             let r = Ring::responses(&page);
             let total = rng.below(8 * RING_SIZE as u64) as usize;
-            let input: Vec<u8> = (0..total).map(|_| rng.next() as u8).collect();
+            let input: Vec<u8> = (0..total).map(|_| rng.next_u64() as u8).collect();
             let (mut sent, mut out) = (0usize, Vec::new());
             while out.len() < total {
                 if sent < total && rng.below(2) == 0 {
@@ -198,10 +177,7 @@ mod tests {
                 assert_eq!(in_flight, sent - out.len(), "case {case}");
             }
             assert_eq!(out, input, "case {case}: start {start:#x}");
-            assert_eq!(
-                page.rsp_prod.load(Ordering::Relaxed),
-                start.wrapping_add(total as u32)
-            );
+            assert_eq!(page.rsp_prod.load(Ordering::Relaxed), start.wrapping_add(total as u32));
         }
     }
 
@@ -211,7 +187,7 @@ mod tests {
     fn prop_no_overwrite_of_unread_bytes() {
         let mut rng = Rng::new(0x5eed_0002);
         for _ in 0..200 {
-            let page = page_at(rng.next() as u32);
+            let page = page_at(rng.next_u64() as u32);
             let r = Ring::requests(&page);
             let mut next_tag = 0u8;
             let mut expect = 0u8;

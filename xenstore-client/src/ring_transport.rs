@@ -51,13 +51,7 @@ pub struct RingTransport<'a, E> {
 
 impl<'a, E: RingEvents> RingTransport<'a, E> {
     pub fn new(page: &'a XenstoreDomainInterface, events: E) -> Self {
-        RingTransport {
-            page,
-            events,
-            out: VecDeque::new(),
-            inbuf: Vec::new(),
-            broken: None,
-        }
+        RingTransport { page, events, out: VecDeque::new(), inbuf: Vec::new(), broken: None }
     }
 
     /// The event mechanism (e.g. for a test to reach its fake server).
@@ -138,9 +132,7 @@ impl<'a, E: RingEvents> RingTransport<'a, E> {
         if self.events.now().reached(deadline) {
             return Err(Error::TimedOut);
         }
-        self.events
-            .wait(deadline)
-            .map_err(|TimedOut| Error::TimedOut)
+        self.events.wait(deadline).map_err(|TimedOut| Error::TimedOut)
     }
 }
 

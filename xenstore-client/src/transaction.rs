@@ -26,11 +26,7 @@ impl<T: Transport> Client<T> {
     pub fn begin(&mut self) -> Result<Transaction<'_, T>, Error> {
         let m = self.request(MsgType::TransactionStart, request::empty())?;
         let id = reply::tx_id(reply::payload_for(MsgType::TransactionStart, &m)?)?;
-        Ok(Transaction {
-            client: self,
-            id,
-            open: true,
-        })
+        Ok(Transaction { client: self, id, open: true })
     }
 
     /// Runs `f` in a transaction and commits it, starting over (a new

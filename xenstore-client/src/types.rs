@@ -57,10 +57,7 @@ mod tests {
     #[test]
     fn instant_after_saturates() {
         assert_eq!(Instant(5).after(Duration::from_nanos(7)), Instant(12));
-        assert_eq!(
-            Instant(u64::MAX - 1).after(Duration::from_secs(1)),
-            Instant(u64::MAX)
-        );
+        assert_eq!(Instant(u64::MAX - 1).after(Duration::from_secs(1)), Instant(u64::MAX));
         assert!(Instant(10).reached(Some(Instant(10))));
         assert!(!Instant(9).reached(Some(Instant(10))));
         assert!(!Instant(u64::MAX).reached(None));

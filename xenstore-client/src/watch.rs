@@ -31,11 +31,7 @@ impl EventQueue {
     pub const DEFAULT_CAP: usize = 1024;
 
     pub fn new(cap: usize) -> EventQueue {
-        EventQueue {
-            events: VecDeque::new(),
-            cap: cap.max(1),
-            lost: 0,
-        }
+        EventQueue { events: VecDeque::new(), cap: cap.max(1), lost: 0 }
     }
 
     pub fn push(&mut self, ev: WatchEvent) {
@@ -81,10 +77,7 @@ mod tests {
     use alloc::format;
 
     fn ev(i: usize, token: &str) -> WatchEvent {
-        WatchEvent {
-            path: format!("p{i}"),
-            token: token.into(),
-        }
+        WatchEvent { path: format!("p{i}"), token: token.into() }
     }
 
     #[test]

@@ -97,12 +97,7 @@ impl Header {
     /// a header the stream cannot be trusted to be framed.
     pub fn decode(b: &[u8; HEADER_LEN]) -> Result<Header, Malformed> {
         let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let h = Header {
-            ty: word(0),
-            req_id: ReqId(word(4)),
-            tx_id: TxId(word(8)),
-            len: word(12),
-        };
+        let h = Header { ty: word(0), req_id: ReqId(word(4)), tx_id: TxId(word(8)), len: word(12) };
         if h.len as usize > PAYLOAD_MAX {
             return Err(Malformed::PayloadTooLong { len: h.len });
         }
@@ -132,18 +127,10 @@ impl Message {
         payload: Vec<u8>,
     ) -> Result<Message, Error> {
         if payload.len() > PAYLOAD_MAX {
-            return Err(Error::PayloadTooLong {
-                len: payload.len(),
-                max: PAYLOAD_MAX,
-            });
+            return Err(Error::PayloadTooLong { len: payload.len(), max: PAYLOAD_MAX });
         }
         Ok(Message {
-            header: Header {
-                ty: ty as u32,
-                req_id,
-                tx_id,
-                len: payload.len() as u32,
-            },
+            header: Header { ty: ty as u32, req_id, tx_id, len: payload.len() as u32 },
             payload,
         })
     }
@@ -167,13 +154,7 @@ impl Message {
         let Some(payload) = bytes.get(HEADER_LEN..end) else {
             return Ok(None);
         };
-        Ok(Some((
-            Message {
-                header,
-                payload: payload.to_vec(),
-            },
-            end,
-        )))
+        Ok(Some((Message { header, payload: payload.to_vec() }, end)))
     }
 
     /// Decodes exactly one message that must fill `bytes`: for callers that
@@ -181,20 +162,13 @@ impl Message {
     pub fn decode_exact(bytes: &[u8]) -> Result<Message, Malformed> {
         let need = match Message::decode(bytes)? {
             Some((m, used)) if used == bytes.len() => return Ok(m),
-            Some((_, used)) => {
-                return Err(Malformed::TrailingBytes {
-                    extra: bytes.len() - used,
-                })
-            }
+            Some((_, used)) => return Err(Malformed::TrailingBytes { extra: bytes.len() - used }),
             None => match bytes.first_chunk::<HEADER_LEN>() {
                 Some(h) => HEADER_LEN + Header::decode(h)?.len as usize,
                 None => HEADER_LEN,
             },
         };
-        Err(Malformed::Truncated {
-            need,
-            have: bytes.len(),
-        })
+        Err(Malformed::Truncated { need, have: bytes.len() })
     }
 }
 
@@ -222,9 +196,7 @@ mod tests {
         b[12..16].copy_from_slice(&(PAYLOAD_MAX as u32 + 1).to_le_bytes());
         assert_eq!(
             Header::decode(&b),
-            Err(Malformed::PayloadTooLong {
-                len: PAYLOAD_MAX as u32 + 1
-            })
+            Err(Malformed::PayloadTooLong { len: PAYLOAD_MAX as u32 + 1 })
         );
         b[12..16].copy_from_slice(&(PAYLOAD_MAX as u32).to_le_bytes());
         assert!(Header::decode(&b).is_ok());
@@ -255,10 +227,7 @@ mod tests {
     fn new_refuses_oversized_payload() {
         assert_eq!(
             Message::new(MsgType::Write, ReqId(0), TxId(0), vec![0; PAYLOAD_MAX + 1]),
-            Err(Error::PayloadTooLong {
-                len: PAYLOAD_MAX + 1,
-                max: PAYLOAD_MAX
-            })
+            Err(Error::PayloadTooLong { len: PAYLOAD_MAX + 1, max: PAYLOAD_MAX })
         );
     }
 

@@ -15,6 +15,9 @@ pub struct FakeEvents<'a> {
     page: &'a XenstoreDomainInterface,
     server: &'a RefCell<FakeXenstored>,
     now: Instant,
+    /// The event channel's pending bit: xenstored notifies whenever it
+    /// moved bytes, so a wait after that returns at once.
+    pending: bool,
     notifies: u64,
     waits: u64,
 }
@@ -22,13 +25,7 @@ pub struct FakeEvents<'a> {
 impl<'a> FakeEvents<'a> {
     pub fn new(page: &'a XenstoreDomainInterface, server: &'a RefCell<FakeXenstored>) -> Self {
         server.borrow().attach(page);
-        FakeEvents {
-            page,
-            server,
-            now: Instant(0),
-            notifies: 0,
-            waits: 0,
-        }
+        FakeEvents { page, server, now: Instant(0), pending: false, notifies: 0, waits: 0 }
     }
 
     /// Notifications the client sent.
@@ -50,12 +47,14 @@ impl<'a> FakeEvents<'a> {
 impl RingEvents for FakeEvents<'_> {
     fn notify(&mut self) {
         self.notifies += 1;
-        self.server.borrow_mut().serve(self.page);
+        if self.server.borrow_mut().serve(self.page) {
+            self.pending = true;
+        }
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), TimedOut> {
         self.waits += 1;
-        if self.server.borrow_mut().serve(self.page) {
+        if core::mem::take(&mut self.pending) || self.server.borrow_mut().serve(self.page) {
             return Ok(());
         }
         // Nothing will ever happen now: a real guest would sleep until the

@@ -12,10 +12,12 @@
 //! [`FakeXenstored::set_stalled`].
 
 mod events;
+mod harness;
 mod ops;
 mod tree;
 
 pub use events::FakeEvents;
+pub use harness::{FakeClient, FakeGuard, Harness};
 
 use crate::errors::XsErrno;
 use crate::perms::{Access, Perm};
@@ -150,29 +152,15 @@ impl FakeXenstored {
             seen: Vec::new(),
         };
         let dom0_only = [Perm::new(DomId(0), Access::None)];
-        fake.tree.insert(
-            "/".into(),
-            Node {
-                value: Vec::new(),
-                perms: dom0_only.to_vec(),
-                gen: 0,
-            },
-        );
+        fake.tree.insert("/".into(), Node { value: Vec::new(), perms: dom0_only.to_vec(), gen: 0 });
         let home = fake.home();
-        let readable = [
-            Perm::new(DomId(0), Access::None),
-            Perm::new(guest, Access::Read),
-        ];
+        let readable = [Perm::new(DomId(0), Access::None), Perm::new(guest, Access::Read)];
         let setup: Result<(), XsErrno> = (|| {
             fake.mkdir_as(DomId(0), "/local/domain")?;
             fake.mkdir_as(DomId(0), "/tool")?;
             fake.mkdir_as(DomId(0), &home)?;
             fake.set_perms_as(DomId(0), &home, &[Perm::new(guest, Access::None)])?;
-            fake.write_as(
-                DomId(0),
-                &format!("{home}/domid"),
-                format!("{}", guest.0).as_bytes(),
-            )?;
+            fake.write_as(DomId(0), &format!("{home}/domid"), format!("{}", guest.0).as_bytes())?;
             fake.set_perms_as(DomId(0), &format!("{home}/domid"), &readable)?;
             fake.write_as(DomId(0), &format!("{home}/name"), b"guest")?;
             fake.set_perms_as(DomId(0), &format!("{home}/name"), &readable)
@@ -192,6 +180,11 @@ impl FakeXenstored {
         format!("/local/domain/{}", self.guest.0)
     }
 
+    /// `rel` under the guest's home, as an absolute path.
+    pub fn abs(&self, rel: &str) -> String {
+        format!("/local/domain/{}/{rel}", self.guest.0)
+    }
+
     pub fn config_mut(&mut self) -> &mut FakeConfig {
         &mut self.config
     }
@@ -203,10 +196,7 @@ impl FakeXenstored {
 
     /// Registered watches as `(path, token)`.
     pub fn watches(&self) -> Vec<(String, String)> {
-        self.watches
-            .iter()
-            .map(|w| (w.path.clone(), w.token.clone()))
-            .collect()
+        self.watches.iter().map(|w| (w.path.clone(), w.token.clone())).collect()
     }
 
     /// Transactions open now.
@@ -280,8 +270,7 @@ impl FakeXenstored {
     /// Announces the fake's features on the page (it reports errors in the
     /// page's `error` field).
     pub fn attach(&self, page: &XenstoreDomainInterface) {
-        page.server_features
-            .store(SERVER_FEATURE_ERROR, Ordering::Release);
+        page.server_features.store(SERVER_FEATURE_ERROR, Ordering::Release);
     }
 
     /// Does what xenstored does when the guest notifies it: takes requests
@@ -402,12 +391,7 @@ impl FakeXenstored {
             }
         };
         let reply = Message {
-            header: Header {
-                ty,
-                req_id: h.req_id,
-                tx_id: h.tx_id,
-                len: payload.len() as u32,
-            },
+            header: Header { ty, req_id: h.req_id, tx_id: h.tx_id, len: payload.len() as u32 },
             payload,
         };
         if self.config.events_before_reply {

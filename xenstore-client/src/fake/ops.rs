@@ -30,31 +30,12 @@ pub(super) struct Ctx<'a> {
 impl FakeXenstored {
     /// The view for transaction `tx` (or the live tree).
     pub(super) fn ctx(&mut self, tx: TxId) -> Result<Ctx<'_>, XsErrno> {
-        let FakeXenstored {
-            tree,
-            gen,
-            config,
-            changes,
-            txs,
-            ..
-        } = self;
+        let FakeXenstored { tree, gen, config, changes, txs, .. } = self;
         if tx == TxId::NONE {
-            return Ok(Ctx {
-                tree,
-                gen,
-                config,
-                live_changes: changes,
-                log: None,
-            });
+            return Ok(Ctx { tree, gen, config, live_changes: changes, log: None });
         }
         let t = txs.get_mut(&tx.0).ok_or(XsErrno::ENOENT)?;
-        Ok(Ctx {
-            tree: &mut t.tree,
-            gen,
-            config,
-            live_changes: changes,
-            log: Some(&mut t.log),
-        })
+        Ok(Ctx { tree: &mut t.tree, gen, config, live_changes: changes, log: Some(&mut t.log) })
     }
 
     /// An absolute node path from what the guest sent.
@@ -120,10 +101,7 @@ impl FakeXenstored {
                 Ok(out)
             }
             MsgType::Write => {
-                let nul = payload
-                    .iter()
-                    .position(|&b| b == 0)
-                    .ok_or(XsErrno::EINVAL)?;
+                let nul = payload.iter().position(|&b| b == 0).ok_or(XsErrno::EINVAL)?;
                 let p = self.resolve(&payload[..nul])?;
                 self.ctx(tx)?.write(dom, &p, &payload[nul + 1..])?;
                 Ok(OK.into())
@@ -155,11 +133,7 @@ impl FakeXenstored {
             }
             MsgType::Watch => {
                 let (path, abs, token) = self.watch_args(payload)?;
-                if self
-                    .watches
-                    .iter()
-                    .any(|w| w.abs == abs && w.token == token)
-                {
+                if self.watches.iter().any(|w| w.abs == abs && w.token == token) {
                     return Err(XsErrno::EEXIST);
                 }
                 if self.watches.len() >= self.config.max_watches {
@@ -193,13 +167,7 @@ impl FakeXenstored {
                 }
                 let id = self.next_tx;
                 self.next_tx = self.next_tx.wrapping_add(1).max(1);
-                self.txs.insert(
-                    id,
-                    Tx {
-                        tree: self.tree.clone(),
-                        log: TxLog::default(),
-                    },
-                );
+                self.txs.insert(id, Tx { tree: self.tree.clone(), log: TxLog::default() });
                 Ok(format!("{id}\0").into_bytes())
             }
             MsgType::TransactionEnd => {
@@ -371,14 +339,7 @@ impl Ctx<'_> {
         self.modified(&anc);
         for p in missing.iter().rev() {
             let v = if p == path { value.into() } else { Vec::new() };
-            self.tree.insert(
-                p.clone(),
-                Node {
-                    value: v,
-                    perms: perms.clone(),
-                    gen: 0,
-                },
-            );
+            self.tree.insert(p.clone(), Node { value: v, perms: perms.clone(), gen: 0 });
             self.modified(p);
         }
         Ok(())

@@ -64,11 +64,7 @@ impl Tree {
         self.below(path)
             .into_iter()
             .filter_map(|p| {
-                let rest = if path == "/" {
-                    &p[1..]
-                } else {
-                    &p[path.len() + 1..]
-                };
+                let rest = if path == "/" { &p[1..] } else { &p[path.len() + 1..] };
                 (!rest.contains('/')).then(|| String::from(rest))
             })
             .collect()
@@ -85,10 +81,7 @@ impl Tree {
 
     /// How many nodes `dom` owns (for the node quota).
     pub fn owned_by(&self, dom: DomId) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| n.perms.first().is_some_and(|p| p.dom == dom))
-            .count()
+        self.nodes.values().filter(|n| n.perms.first().is_some_and(|p| p.dom == dom)).count()
     }
 }
 
@@ -113,14 +106,7 @@ mod tests {
     fn children_are_direct_only() {
         let mut t = Tree::default();
         for p in ["/", "/a", "/a/b", "/a/b/c", "/a/d", "/ab"] {
-            t.insert(
-                p.into(),
-                Node {
-                    value: vec![],
-                    perms: vec![],
-                    gen: 0,
-                },
-            );
+            t.insert(p.into(), Node { value: vec![], perms: vec![], gen: 0 });
         }
         assert_eq!(t.children("/"), vec!["a", "ab"]);
         assert_eq!(t.children("/a"), vec!["b", "d"]);
