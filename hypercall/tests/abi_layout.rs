@@ -14,8 +14,8 @@
 //! Missing headers or compiler are a failure, never a skip: a layout nobody
 //! checked is how a guest ends up corrupting a page Xen shares with it.
 
+use hypercall::abi::{arch, memory, mmu, vcpu, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
-use hypercall::abi::{xen, xenstore};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +30,8 @@ const HEADERS: &[&str] = &[
     "xen/version.h",
     "xen/sched.h",
     "xen/event_channel.h",
+    "xen/vcpu.h",
+    "xen/callback.h",
     "xen/memory.h",
     "xen/grant_table.h",
     "xen/io/console.h",
@@ -263,6 +265,108 @@ fn table() -> Vec<Row> {
         evtchn::stat::PIRQ => "EVTCHNSTAT_pirq",
         evtchn::stat::VIRQ => "EVTCHNSTAT_virq",
         evtchn::stat::IPI => "EVTCHNSTAT_ipi",
+    );
+
+    layout!(rows, evtchn::EvtchnBindVirq => "struct evtchn_bind_virq" { virq, vcpu, port });
+    layout!(rows, evtchn::EvtchnBindIpi => "struct evtchn_bind_ipi" { vcpu, port });
+    layout!(rows, evtchn::EvtchnUnmask => "struct evtchn_unmask" { port });
+    layout!(rows, evtchn::EvtchnInitControl => "struct evtchn_init_control" {
+        control_gfn, offset, vcpu, link_bits, _pad,
+    });
+    layout!(rows, evtchn::EvtchnExpandArray => "struct evtchn_expand_array" { array_gfn });
+    layout!(rows, evtchn::EvtchnSetPriority => "struct evtchn_set_priority" { port, priority });
+    layout!(rows, evtchn::EvtchnFifoControlBlock => "struct evtchn_fifo_control_block" {
+        ready, _rsvd, head,
+    });
+    consts!(rows,
+        evtchn::virq::TIMER => "VIRQ_TIMER",
+        evtchn::virq::DEBUG => "VIRQ_DEBUG",
+        evtchn::fifo::PRIORITY_MAX => "EVTCHN_FIFO_PRIORITY_MAX",
+        evtchn::fifo::PRIORITY_DEFAULT => "EVTCHN_FIFO_PRIORITY_DEFAULT",
+        evtchn::fifo::PRIORITY_MIN => "EVTCHN_FIFO_PRIORITY_MIN",
+        evtchn::fifo::MAX_QUEUES => "EVTCHN_FIFO_MAX_QUEUES",
+        evtchn::fifo::PENDING => "(1u << EVTCHN_FIFO_PENDING)",
+        evtchn::fifo::MASKED => "(1u << EVTCHN_FIFO_MASKED)",
+        evtchn::fifo::LINKED => "(1u << EVTCHN_FIFO_LINKED)",
+        evtchn::fifo::BUSY => "(1u << EVTCHN_FIFO_BUSY)",
+        evtchn::fifo::LINK_BITS => "EVTCHN_FIFO_LINK_BITS",
+        evtchn::fifo::LINK_MASK => "EVTCHN_FIFO_LINK_MASK",
+        evtchn::fifo::WORDS_PER_PAGE => "(4096 / sizeof(event_word_t))",
+    );
+
+    // xen.h: page tables and multicalls
+    layout!(rows, mmu::MmuUpdate => "struct mmu_update" { ptr, val });
+    layout!(rows, mmu::MmuextOp => "struct mmuext_op" { cmd, arg1, arg2 });
+    layout!(rows, mmu::MulticallEntry => "struct multicall_entry" { op, result, args });
+    consts!(rows,
+        mmu::cmd::NORMAL_PT_UPDATE => "MMU_NORMAL_PT_UPDATE",
+        mmu::cmd::MACHPHYS_UPDATE => "MMU_MACHPHYS_UPDATE",
+        mmu::cmd::PT_UPDATE_PRESERVE_AD => "MMU_PT_UPDATE_PRESERVE_AD",
+        mmu::ext::PIN_L1_TABLE => "MMUEXT_PIN_L1_TABLE",
+        mmu::ext::PIN_L2_TABLE => "MMUEXT_PIN_L2_TABLE",
+        mmu::ext::PIN_L3_TABLE => "MMUEXT_PIN_L3_TABLE",
+        mmu::ext::PIN_L4_TABLE => "MMUEXT_PIN_L4_TABLE",
+        mmu::ext::UNPIN_TABLE => "MMUEXT_UNPIN_TABLE",
+        mmu::ext::NEW_BASEPTR => "MMUEXT_NEW_BASEPTR",
+        mmu::ext::TLB_FLUSH_LOCAL => "MMUEXT_TLB_FLUSH_LOCAL",
+        mmu::ext::INVLPG_LOCAL => "MMUEXT_INVLPG_LOCAL",
+        mmu::ext::TLB_FLUSH_MULTI => "MMUEXT_TLB_FLUSH_MULTI",
+        mmu::ext::INVLPG_MULTI => "MMUEXT_INVLPG_MULTI",
+        mmu::ext::TLB_FLUSH_ALL => "MMUEXT_TLB_FLUSH_ALL",
+        mmu::ext::INVLPG_ALL => "MMUEXT_INVLPG_ALL",
+        mmu::ext::FLUSH_CACHE => "MMUEXT_FLUSH_CACHE",
+        mmu::ext::SET_LDT => "MMUEXT_SET_LDT",
+        mmu::ext::NEW_USER_BASEPTR => "MMUEXT_NEW_USER_BASEPTR",
+        mmu::ext::CLEAR_PAGE => "MMUEXT_CLEAR_PAGE",
+        mmu::ext::COPY_PAGE => "MMUEXT_COPY_PAGE",
+    );
+
+    // memory.h
+    layout!(rows, memory::XenMemoryReservation => "struct xen_memory_reservation" {
+        extent_start, nr_extents, extent_order, mem_flags, domid,
+    });
+    consts!(rows,
+        memory::cmd::INCREASE_RESERVATION => "XENMEM_increase_reservation",
+        memory::cmd::DECREASE_RESERVATION => "XENMEM_decrease_reservation",
+        memory::cmd::CURRENT_RESERVATION => "XENMEM_current_reservation",
+        memory::cmd::MAXIMUM_RESERVATION => "XENMEM_maximum_reservation",
+        memory::cmd::POPULATE_PHYSMAP => "XENMEM_populate_physmap",
+    );
+
+    // vcpu.h
+    layout!(rows, vcpu::VcpuSetSingleshotTimer => "struct vcpu_set_singleshot_timer" {
+        timeout_abs_ns, flags,
+    });
+    layout!(rows, vcpu::VcpuRunstateInfo => "struct vcpu_runstate_info" {
+        state, state_entry_time, time,
+    });
+    consts!(rows,
+        vcpu::cmd::GET_RUNSTATE_INFO => "VCPUOP_get_runstate_info",
+        vcpu::cmd::SET_PERIODIC_TIMER => "VCPUOP_set_periodic_timer",
+        vcpu::cmd::STOP_PERIODIC_TIMER => "VCPUOP_stop_periodic_timer",
+        vcpu::cmd::SET_SINGLESHOT_TIMER => "VCPUOP_set_singleshot_timer",
+        vcpu::cmd::STOP_SINGLESHOT_TIMER => "VCPUOP_stop_singleshot_timer",
+        vcpu::SSHOTTMR_FUTURE => "VCPU_SSHOTTMR_future",
+        vcpu::runstate::RUNNING => "RUNSTATE_running",
+        vcpu::runstate::RUNNABLE => "RUNSTATE_runnable",
+        vcpu::runstate::BLOCKED => "RUNSTATE_blocked",
+        vcpu::runstate::OFFLINE => "RUNSTATE_offline",
+    );
+
+    // arch-x86/xen.h, arch-x86/xen-x86_64.h, callback.h
+    layout!(rows, arch::TrapInfo => "struct trap_info" { vector, flags, cs, address });
+    layout!(rows, arch::CallbackRegister => "struct callback_register" {
+        kind: "type", flags, address,
+    });
+    consts!(rows,
+        arch::FLAT_KERNEL_CS => "FLAT_KERNEL_CS",
+        arch::FLAT_KERNEL_SS => "FLAT_KERNEL_SS",
+        arch::callback_type::EVENT => "CALLBACKTYPE_event",
+        arch::callback_type::FAILSAFE => "CALLBACKTYPE_failsafe",
+        arch::callback_type::SYSCALL => "CALLBACKTYPE_syscall",
+        arch::CALLBACKF_MASK_EVENTS => "CALLBACKF_mask_events",
+        arch::CALLBACKOP_REGISTER => "CALLBACKOP_register",
+        arch::VGCF_IN_SYSCALL => "VGCF_in_syscall",
     );
 
     // io/console.h
