@@ -8,6 +8,8 @@
 // On the host only the pure modules are built, for their unit tests.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+extern crate alloc;
+
 mod cmdline;
 mod console;
 mod events;
@@ -16,11 +18,14 @@ mod fmtbuf;
 mod memory;
 mod time;
 mod timer_queue;
+mod xenbus;
 
 #[cfg(target_os = "none")]
 mod apps;
 #[cfg(target_os = "none")]
 mod banner;
+#[cfg(target_os = "none")]
+mod devices;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
@@ -47,6 +52,11 @@ fn kmain() -> ! {
     }
 
     start_events(&cmd);
+    match xenbus::init() {
+        Ok(Some(id)) => kprintln!("domain: id {}, name {:?}, vm {}", id.domid, id.name, id.vm),
+        Ok(None) => kprintln!("domain: initial domain, no XenStore"),
+        Err(e) => log::error!("xenstore: cannot connect: {e:?}"),
+    }
 
     let app = cmd.app();
     kprintln!("running app={app}");

@@ -1,6 +1,7 @@
 //! The apps the command line can select with `app=NAME`.
 
 mod hello;
+mod idle;
 
 use crate::cmdline::Cmdline;
 use core::fmt;
@@ -43,6 +44,7 @@ const APPS: &[App] = &[
     App { name: "selftest", run: crate::selftest::run },
     App { name: "panic", run: panic },
     App { name: "fault", run: fault },
+    App { name: "idle", run: idle::run },
 ];
 
 /// Runs the app called `name`.

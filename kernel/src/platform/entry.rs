@@ -275,7 +275,11 @@ pub fn trigger(kind: DeliberateFault) -> ! {
         }
         DeliberateFault::GeneralProtection => {
             // SAFETY: a non-canonical address cannot be accessed: #GP.
-            let v = unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(0x8000_0000_0000_0000)) };
+            let v = unsafe {
+                core::ptr::read_volatile(core::ptr::without_provenance::<u64>(
+                    0x8000_0000_0000_0000,
+                ))
+            };
             panic!("non-canonical read returned {v:#x}");
         }
         // SAFETY: ud2 only raises #UD.

@@ -21,6 +21,7 @@ use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
 use hypercall::abi::start_info::StartInfo;
 use hypercall::abi::xen::{pte, uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
+use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::{mmu, sched_op};
 use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
 use spin::Once;
@@ -109,18 +110,41 @@ fn init(si: *const StartInfo) {
     mm::init(si);
 }
 
-/// The console ring page, found through the machine-to-phys table.
-fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort)> {
-    let (mfn, port) = si.console.domu();
+/// Pages Xen hands a domU in `start_info` and shares with a dom0 daemon,
+/// whose structs are made only of atomics (so a shared reference to one
+/// is sound while the other side writes it).
+trait DaemonPage {}
+impl DaemonPage for XenconsInterface {}
+impl DaemonPage for XenstoreDomainInterface {}
+
+/// One of our frames named by machine frame, found through the M2P.
+fn daemon_page<T: DaemonPage>(si: &StartInfo, mfn: Mfn) -> Option<&'static T> {
     let pfn = mfn_to_pfn(mfn)?;
     if pfn.0 >= si.nr_pages || pfn_to_mfn(pfn) != Some(mfn) {
         return None;
     }
-    // SAFETY: the frame is ours (P2M and M2P agree), it lies in the
+    // SAFETY: the frame is ours (P2M and M2P agree) and lies in the
     // bootstrap mapping the builder made (console and store pages are
-    // allocated inside it), and the struct is all atomics, shared with
-    // xenconsoled for the guest's life.
-    Some((unsafe { &*(pfn_to_virt(pfn) as *const XenconsInterface) }, port))
+    // allocated inside it), mapped for the guest's life; `T` is all
+    // atomics (DaemonPage), so concurrent writes by the daemon are fine.
+    Some(unsafe { &*(pfn_to_virt(pfn) as *const T) })
+}
+
+/// The console ring page and its event channel.
+fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort)> {
+    let (mfn, port) = si.console.domu();
+    Some((daemon_page(si, mfn)?, port))
+}
+
+/// The XenStore ring page and its event channel (`None` in dom0, which
+/// has no store page).
+pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+    let si = start_info();
+    if si.is_initial_domain() {
+        return None;
+    }
+    let (mfn, port) = si.store();
+    Some((daemon_page(si, mfn)?, port))
 }
 
 /// start_info as Xen gave it.
@@ -184,8 +208,9 @@ pub fn stack_word(addr: u64) -> Option<u64> {
     extern "C" {
         static __boot_stack_bottom: u8;
     }
-    let bottom = core::ptr::addr_of!(__boot_stack_bottom) as u64;
-    let top = bottom + boot::BOOT_STACK_SIZE as u64;
+    // The lowest page of the stack is the unmapped guard page.
+    let bottom = core::ptr::addr_of!(__boot_stack_bottom) as u64 + PAGE_SIZE as u64;
+    let top = core::ptr::addr_of!(__boot_stack_bottom) as u64 + boot::BOOT_STACK_SIZE as u64;
     if addr < bottom || addr + 8 > top || !addr.is_multiple_of(8) {
         return None;
     }

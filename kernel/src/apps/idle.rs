@@ -1,0 +1,129 @@
+//! `app=idle`: everything up, then blocked until the toolstack says what to
+//! do (`xl shutdown`, `xl reboot`, `xl mem-set`, `xl sysrq`).
+
+use super::{AppError, AppResult};
+use crate::cmdline::Cmdline;
+use crate::xenbus::device::{self, DeviceInfo, XenbusState};
+use crate::xenbus::{self, control, control::ShutdownRequest};
+use crate::{devices, events, kprintln, platform, timer};
+use alloc::vec::Vec;
+use core::time::Duration;
+use hypercall::abi::sched::ShutdownReason;
+
+pub fn run(cmd: &Cmdline<'_>) -> AppResult {
+    if xenbus::identity().is_none() {
+        return Err(AppError::BadSetting("app=idle needs XenStore (a domU)"));
+    }
+    let timeout_ms = cmd.get("xenbus.timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
+    probe_devices(Duration::from_millis(timeout_ms));
+    kprintln!("idle: ready; waiting for the toolstack");
+    loop {
+        let ev = match xenbus::with(|bus| bus.next_event(None)) {
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => {
+                log::error!("xenstore: {e:?}; retrying in 1 s");
+                timer::sleep_ns(1_000_000_000);
+                continue;
+            }
+            None => unreachable!("identity implies a bus"),
+        };
+        match ev.token.as_str() {
+            control::SHUTDOWN_TOKEN => {
+                let req = xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                if let Some(req) = req {
+                    obey(req);
+                }
+            }
+            control::SYSRQ_TOKEN => {
+                if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
+                    sysrq(key);
+                }
+            }
+            other => log::debug!("watch event {other} on {}", ev.path),
+        }
+    }
+}
+
+fn obey(req: ShutdownRequest) {
+    let reason = match req {
+        ShutdownRequest::Poweroff | ShutdownRequest::Halt => ShutdownReason::Poweroff,
+        ShutdownRequest::Reboot => ShutdownReason::Reboot,
+        ShutdownRequest::Crash => ShutdownReason::Crash,
+        ShutdownRequest::Suspend | ShutdownRequest::Other(_) => {
+            log::warn!("control/shutdown: {req:?} is not supported; ignored");
+            return;
+        }
+    };
+    kprintln!("control: {req:?} requested by the toolstack");
+    let n = devices::quiesce_all();
+    kprintln!("control: {n} devices quiesced; shutting down ({reason:?})");
+    platform::shutdown(reason);
+}
+
+/// `xl sysrq DOMAIN KEY`: a debug dump for any key but `h`, which lists keys.
+fn sysrq(key: u8) {
+    if key == b'h' {
+        kprintln!("sysrq: any key dumps event, timer and console state");
+        return;
+    }
+    let (fired, programmed, queued) = timer::stats();
+    let con = crate::console::stats();
+    kprintln!("sysrq {:?}: uptime {} ms", key as char, platform::uptime_ns() / 1_000_000);
+    kprintln!(
+        "  events: {} ABI, {} upcalls, {} unknown",
+        events::abi().name(),
+        events::upcalls(),
+        events::unknown_events()
+    );
+    kprintln!("  timers: {fired} fired, Xen timer set {programmed} times, {queued} queued");
+    kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
+}
+
+/// Frontends this app moved out of their initial state.
+static PROBED: spin::Mutex<Vec<DeviceInfo>> = spin::Mutex::new(Vec::new());
+
+/// Tells each probed frontend's backend we are going away.
+fn close_probed() {
+    for d in PROBED.lock().iter() {
+        let closed = xenbus::with(|bus| device::set_state(bus, d, XenbusState::Closed));
+        if let Some(Err(e)) = closed {
+            log::warn!("xenbus: closing {}: {e}", d.frontend);
+        }
+    }
+}
+
+/// Announces every frontend the toolstack gave this domain and waits for
+/// its backend to come up (`InitWait` or later), so a missing backend is
+/// reported by name instead of leaving the device silently dead.
+fn probe_devices(timeout: Duration) {
+    let probed = xenbus::with(|bus| {
+        let devices = device::enumerate(bus)?;
+        for dev in &devices {
+            let d = match dev {
+                Ok(d) => d,
+                Err(e) => {
+                    kprintln!("xenbus: broken device entry: {e}");
+                    continue;
+                }
+            };
+            kprintln!("xenbus: {} -> {} (backend domain {})", d.frontend, d.backend, d.backend_id);
+            let waited = device::set_state(bus, d, XenbusState::Initialising).and_then(|()| {
+                device::wait_for_backend(bus, d, |s| s >= XenbusState::InitWait, timeout)
+            });
+            match waited {
+                Ok(state) => kprintln!("xenbus: {}: backend is {state}", d.frontend),
+                Err(e) => kprintln!("xenbus: {}: {e}", d.frontend),
+            }
+            PROBED.lock().push(d.clone());
+        }
+        Ok::<usize, device::XenbusError>(devices.len())
+    });
+    if !PROBED.lock().is_empty() {
+        devices::register("probed xenbus frontends", close_probed);
+    }
+    match probed {
+        Some(Ok(n)) => kprintln!("xenbus: {n} devices"),
+        Some(Err(e)) => log::warn!("xenbus: cannot list devices: {e}"),
+        None => {}
+    }
+}

@@ -1,0 +1,336 @@
+//! Frontend devices in XenStore and the xenbus state machine
+//! (`xen/include/public/io/xenbus.h`).
+//!
+//! A frontend lives at `device/<type>/<id>` (relative to the domain's home)
+//! with `backend` (the backend's absolute path) and `backend-id`; each side
+//! publishes `state` and watches the other's.
+
+use super::bus::Bus;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+use hypercall::DomId;
+use xenstore_client::{Error, Store, Transport, XsErrno};
+
+/// `enum xenbus_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum XenbusState {
+    Unknown = 0,
+    Initialising = 1,
+    InitWait = 2,
+    Initialised = 3,
+    Connected = 4,
+    Closing = 5,
+    Closed = 6,
+    Reconfiguring = 7,
+    Reconfigured = 8,
+}
+
+impl XenbusState {
+    pub fn from_number(n: u64) -> Option<Self> {
+        use XenbusState::*;
+        Some(match n {
+            0 => Unknown,
+            1 => Initialising,
+            2 => InitWait,
+            3 => Initialised,
+            4 => Connected,
+            5 => Closing,
+            6 => Closed,
+            7 => Reconfiguring,
+            8 => Reconfigured,
+            _ => return None,
+        })
+    }
+
+    /// Parses a `state` node's value (a decimal number, maybe NUL-ended).
+    pub fn parse(v: &[u8]) -> Option<Self> {
+        let text = core::str::from_utf8(v).ok()?.trim_end_matches('\0').trim();
+        XenbusState::from_number(text.parse().ok()?)
+    }
+}
+
+impl fmt::Display for XenbusState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} ({})", self, *self as u8)
+    }
+}
+
+/// What went wrong on the bus.
+#[derive(Debug, PartialEq)]
+pub enum XenbusError {
+    Store(Error),
+    /// A node every device must have is missing or unreadable.
+    Missing {
+        path: String,
+    },
+    /// A `state` node with a value that is not a state.
+    BadState {
+        path: String,
+        value: Vec<u8>,
+    },
+    /// The backend did not reach a wanted state in time.
+    BackendTimeout {
+        backend: String,
+        last: Option<XenbusState>,
+        waited: Duration,
+    },
+}
+
+impl From<Error> for XenbusError {
+    fn from(e: Error) -> Self {
+        XenbusError::Store(e)
+    }
+}
+
+impl fmt::Display for XenbusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XenbusError::Store(e) => write!(f, "xenstore: {e:?}"),
+            XenbusError::Missing { path } => write!(f, "{path} is missing"),
+            XenbusError::BadState { path, value } => {
+                write!(
+                    f,
+                    "{path} holds {:?}, not a xenbus state",
+                    alloc::string::String::from_utf8_lossy(value)
+                )
+            }
+            XenbusError::BackendTimeout { backend, last, waited } => {
+                let last =
+                    last.map_or_else(|| String::from("no state at all"), |s| format!("state {s}"));
+                write!(f, "backend {backend} did not answer within {} ms ({last}): is the backend driver loaded in its domain?", waited.as_millis())
+            }
+        }
+    }
+}
+
+/// One frontend device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `vif`, `vbd`, ...
+    pub kind: String,
+    pub id: String,
+    /// `device/<kind>/<id>`, relative to the domain's home.
+    pub frontend: String,
+    /// The backend's absolute path.
+    pub backend: String,
+    pub backend_id: DomId,
+}
+
+fn absent_is_empty(r: Result<Vec<String>, Error>) -> Result<Vec<String>, Error> {
+    match r {
+        Err(Error::Xs(XsErrno::ENOENT)) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Every frontend under `device/`. A device missing its `backend` or
+/// `backend-id` is returned as an error in its slot, so one broken entry
+/// does not hide the others.
+pub fn enumerate<T: Transport>(
+    bus: &mut Bus<T>,
+) -> Result<Vec<Result<DeviceInfo, XenbusError>>, XenbusError> {
+    let mut out = Vec::new();
+    for kind in absent_is_empty(bus.xs.directory("device"))? {
+        for id in absent_is_empty(bus.xs.directory(&format!("device/{kind}")))? {
+            out.push(describe(bus, &kind, &id));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one frontend's backend details.
+pub fn describe<T: Transport>(
+    bus: &mut Bus<T>,
+    kind: &str,
+    id: &str,
+) -> Result<DeviceInfo, XenbusError> {
+    let frontend = format!("device/{kind}/{id}");
+    let backend_path = format!("{frontend}/backend");
+    let backend = match bus.xs.read_opt(&backend_path)? {
+        Some(v) => {
+            String::from_utf8(v).map_err(|_| XenbusError::Missing { path: backend_path.clone() })?
+        }
+        None => return Err(XenbusError::Missing { path: backend_path }),
+    };
+    let id_path = format!("{frontend}/backend-id");
+    let backend_id = match bus.xs.read_u64(&id_path) {
+        Ok(n) if n < 0x7FF0 => DomId(n as u16),
+        Ok(_) | Err(Error::NotANumber) | Err(Error::Xs(XsErrno::ENOENT)) => {
+            return Err(XenbusError::Missing { path: id_path })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(DeviceInfo { kind: kind.into(), id: id.into(), frontend, backend, backend_id })
+}
+
+/// Publishes the frontend's state.
+pub fn set_state<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    state: XenbusState,
+) -> Result<(), XenbusError> {
+    bus.xs.write(&format!("{}/state", dev.frontend), format!("{}", state as u8).as_bytes())?;
+    Ok(())
+}
+
+/// The backend's state, `None` if it has not written one.
+pub fn backend_state<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+) -> Result<Option<XenbusState>, XenbusError> {
+    let path = format!("{}/state", dev.backend);
+    match bus.xs.read_opt(&path)? {
+        None => Ok(None),
+        Some(v) => XenbusState::parse(&v).map(Some).ok_or(XenbusError::BadState { path, value: v }),
+    }
+}
+
+/// Waits (watching, not polling) until the backend's state satisfies
+/// `wanted`, for at most `timeout`.
+pub fn wait_for_backend<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    wanted: impl Fn(XenbusState) -> bool,
+    timeout: Duration,
+) -> Result<XenbusState, XenbusError> {
+    let token = format!("backend-state:{}", dev.frontend);
+    let path = format!("{}/state", dev.backend);
+    let start = bus.now();
+    let deadline = bus.deadline(timeout);
+    bus.xs.watch(&path, &token)?;
+    let result = loop {
+        let state = match backend_state(bus, dev) {
+            Ok(s) => s,
+            Err(e) => break Err(e),
+        };
+        if let Some(s) = state.filter(|&s| wanted(s)) {
+            break Ok(s);
+        }
+        match bus.next_event_for(&token, Some(deadline)) {
+            Ok(_) => {}
+            Err(Error::TimedOut) => {
+                let waited = Duration::from_nanos(bus.now().0.saturating_sub(start.0));
+                break Err(XenbusError::BackendTimeout {
+                    backend: dev.backend.clone(),
+                    last: state,
+                    waited,
+                });
+            }
+            Err(e) => break Err(e.into()),
+        }
+    };
+    let _ = bus.xs.unwatch(&path, &token);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xenstore_client::fake::Harness;
+    use xenstore_client::{Access, Perm};
+
+    /// Writes as dom0 (the toolstack or a backend) a node the guest may read.
+    fn dom0_put(h: &Harness, path: &str, value: &[u8]) {
+        let mut fake = h.fake();
+        let guest = fake.guest();
+        fake.write_as(DomId(0), path, value).unwrap();
+        let perms = [Perm::new(DomId(0), Access::None), Perm::new(guest, Access::Read)];
+        fake.set_perms_as(DomId(0), path, &perms).unwrap();
+    }
+
+    /// Writes a node in the guest's home that the guest owns.
+    fn guest_put(h: &Harness, rel: &str, value: &[u8]) {
+        let mut fake = h.fake();
+        let (guest, path) = (fake.guest(), fake.abs(rel));
+        fake.write_as(DomId(0), &path, value).unwrap();
+        fake.set_perms_as(DomId(0), &path, &[Perm::new(guest, Access::None)]).unwrap();
+    }
+
+    fn add_device(h: &Harness, kind: &str, id: &str, backend_id: u16) -> String {
+        let guest = h.fake().guest();
+        let backend = format!("/local/domain/{backend_id}/backend/{kind}/{}/{id}", guest.0);
+        guest_put(h, &format!("device/{kind}/{id}/backend"), backend.as_bytes());
+        guest_put(h, &format!("device/{kind}/{id}/backend-id"), backend_id.to_string().as_bytes());
+        backend
+    }
+
+    #[test]
+    fn states_parse() {
+        assert_eq!(XenbusState::parse(b"4"), Some(XenbusState::Connected));
+        assert_eq!(XenbusState::parse(b"2\0"), Some(XenbusState::InitWait));
+        assert_eq!(XenbusState::parse(b"9"), None);
+        assert_eq!(XenbusState::parse(b"x"), None);
+    }
+
+    #[test]
+    fn enumerates_devices_and_reports_broken_ones() {
+        let h = Harness::new(DomId(7));
+        let b = add_device(&h, "vif", "0", 0);
+        add_device(&h, "vbd", "51712", 0);
+        guest_put(&h, "device/vbd/51728/backend-id", b"0");
+        let mut bus = Bus::new(h.client());
+        let mut devs = enumerate(&mut bus).unwrap();
+        devs.sort_by_key(|d| format!("{d:?}"));
+        let ok: Vec<_> = devs.iter().filter_map(|d| d.as_ref().ok()).collect();
+        assert_eq!(ok.len(), 2);
+        assert!(ok.iter().any(|d| d.kind == "vif" && d.backend == b && d.backend_id == DomId(0)));
+        assert!(devs.iter().any(
+            |d| matches!(d, Err(XenbusError::Missing { path }) if path.ends_with("51728/backend"))
+        ));
+    }
+
+    #[test]
+    fn no_devices_is_an_empty_list() {
+        let h = Harness::new(DomId(3));
+        let mut bus = Bus::new(h.client());
+        assert!(enumerate(&mut bus).unwrap().is_empty());
+    }
+
+    #[test]
+    fn waits_for_the_backend_then_times_out_clearly() {
+        let h = Harness::new(DomId(7));
+        let backend = add_device(&h, "vif", "0", 0);
+        let mut bus = Bus::new(h.client());
+        let dev = describe(&mut bus, "vif", "0").unwrap();
+        set_state(&mut bus, &dev, XenbusState::Initialising).unwrap();
+
+        dom0_put(&h, &format!("{backend}/state"), b"2");
+        let s = wait_for_backend(
+            &mut bus,
+            &dev,
+            |s| s >= XenbusState::InitWait,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(s, XenbusState::InitWait);
+
+        let err = wait_for_backend(
+            &mut bus,
+            &dev,
+            |s| s == XenbusState::Connected,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        match &err {
+            XenbusError::BackendTimeout { last: Some(XenbusState::InitWait), waited, .. } => {
+                assert!(*waited >= Duration::from_millis(300))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("did not answer within"));
+        assert!(h.fake().watches().is_empty(), "the watch is removed");
+    }
+
+    #[test]
+    fn a_garbage_state_is_an_error() {
+        let h = Harness::new(DomId(7));
+        let backend = add_device(&h, "vbd", "1", 0);
+        dom0_put(&h, &format!("{backend}/state"), b"banana");
+        let mut bus = Bus::new(h.client());
+        let dev = describe(&mut bus, "vbd", "1").unwrap();
+        assert!(matches!(backend_state(&mut bus, &dev), Err(XenbusError::BadState { .. })));
+    }
+}

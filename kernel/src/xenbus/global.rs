@@ -1,0 +1,103 @@
+//! The guest's one connection to xenstored, over the store page from
+//! `start_info`, waiting on the store event channel.
+
+use super::bus::Bus;
+use super::control;
+use crate::events;
+use crate::{platform, timer};
+use alloc::string::String;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use hypercall::{DomId, EvtchnPort};
+use spin::{Mutex, Once};
+use xenstore_client::{Client, Error, Instant, RingEvents, RingTransport, Store, TimedOut};
+
+/// Wakes the ring transport: every store event bumps a counter, and a
+/// waiter sleeps until the counter moves past what it last saw.
+pub struct StoreEvents {
+    port: EvtchnPort,
+    seen: u64,
+}
+
+static STORE_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+fn on_store_event(_: EvtchnPort, _: usize) {
+    STORE_EVENTS.fetch_add(1, Ordering::SeqCst);
+}
+
+impl RingEvents for StoreEvents {
+    fn notify(&mut self) {
+        let _ = events::send(self.port);
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), TimedOut> {
+        let seen = self.seen;
+        let moved = || STORE_EVENTS.load(Ordering::SeqCst) != seen;
+        let woke = match deadline {
+            Some(d) => timer::wait_until(d.0, moved),
+            None => {
+                timer::block_until(moved);
+                true
+            }
+        };
+        self.seen = STORE_EVENTS.load(Ordering::SeqCst);
+        if woke {
+            Ok(())
+        } else {
+            Err(TimedOut)
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant(platform::now_ns())
+    }
+}
+
+pub type GuestBus = Bus<RingTransport<'static, StoreEvents>>;
+
+/// What the store says about this domain.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub domid: DomId,
+    pub name: String,
+    pub vm: String,
+}
+
+static BUS: Once<Mutex<GuestBus>> = Once::new();
+static IDENTITY: Once<Identity> = Once::new();
+
+/// How long one request may wait for xenstored before it is an error.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to xenstored, learns who we are, and starts answering the
+/// toolstack's control requests. `Ok(None)` in dom0 (no store page).
+pub fn init() -> Result<Option<&'static Identity>, Error> {
+    let Some((page, port)) = platform::store_page() else {
+        return Ok(None);
+    };
+    if let Err(e) = events::register(port, on_store_event, 0) {
+        log::warn!("store port {port}: {e}");
+    }
+    let seen = STORE_EVENTS.load(Ordering::SeqCst);
+    let mut client = Client::new(RingTransport::new(page, StoreEvents { port, seen }));
+    client.set_reply_timeout(Some(REPLY_TIMEOUT));
+    let mut bus = Bus::new(client);
+    let domid = bus.xs.read_u64("domid")?;
+    let name = bus.xs.read_string("name").unwrap_or_default();
+    let vm = bus.xs.read_string("vm").unwrap_or_default();
+    control::start(&mut bus)?;
+    BUS.call_once(|| Mutex::new(bus));
+    Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
+}
+
+/// This domain's identity, once [`init`] ran.
+pub fn identity() -> Option<&'static Identity> {
+    IDENTITY.get()
+}
+
+/// Runs `f` with the bus; `None` if there is no store (dom0, or before init).
+/// Never call it from an event handler: requests block.
+pub fn with<R>(f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
+    assert!(!events::in_upcall(), "xenstore used from an event handler");
+    BUS.get().map(|b| f(&mut b.lock()))
+}

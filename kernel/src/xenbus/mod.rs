@@ -1,0 +1,13 @@
+//! xenbus: the guest's side of XenStore. The [`Bus`] owns the client and
+//! keeps watch events that arrive while someone waits for a different one;
+//! [`device`] enumerates frontends and runs their state machine;
+//! [`control`] answers the toolstack (`xl shutdown`, `xl reboot`, sysrq).
+
+pub mod bus;
+pub mod control;
+pub mod device;
+
+#[cfg(target_os = "none")]
+mod global;
+#[cfg(target_os = "none")]
+pub use global::*;
