@@ -15,6 +15,7 @@
 //! checked is how a guest ends up corrupting a page Xen shares with it.
 
 use hypercall::abi::{arch, memory, mmu, vcpu, xen, xenstore};
+use hypercall::abi::grant_table as gnt;
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -418,6 +419,94 @@ fn table() -> Vec<Row> {
         xenstore::msg_type::INVALID => "XS_INVALID",
         xenstore::WATCH_PATH => "XS_WATCH_PATH",
         xenstore::WATCH_TOKEN => "XS_WATCH_TOKEN",
+    );
+
+    // grant_table.h
+    layout!(rows, gnt::GrantEntryV1 => "struct grant_entry_v1" { flags, domid, frame });
+    layout!(rows, gnt::GrantEntryHeader => "struct grant_entry_header" { flags, domid });
+    layout!(rows, gnt::GrantEntryV2 => "union grant_entry_v2" {
+        hdr, pad0: "full_page.pad0", frame: "full_page.frame",
+    });
+    layout!(rows, gnt::GrantStatus => "grant_status_t" {});
+    layout!(rows, gnt::GrantRef => "grant_ref_t" {});
+    layout!(rows, gnt::GrantHandle => "grant_handle_t" {});
+    layout!(rows, gnt::GnttabSetupTable => "struct gnttab_setup_table" {
+        dom, nr_frames, status, frame_list,
+    });
+    layout!(rows, gnt::GnttabQuerySize => "struct gnttab_query_size" {
+        dom, nr_frames, max_nr_frames, status,
+    });
+    layout!(rows, gnt::GnttabMapGrantRef => "struct gnttab_map_grant_ref" {
+        host_addr, flags, ref_: "ref", dom, status, handle, dev_bus_addr,
+    });
+    layout!(rows, gnt::GnttabUnmapGrantRef => "struct gnttab_unmap_grant_ref" {
+        host_addr, dev_bus_addr, handle, status,
+    });
+    layout!(rows, gnt::GnttabCopyPtr => "struct gnttab_copy_ptr" { u, domid, offset });
+    layout!(rows, gnt::GnttabCopy => "struct gnttab_copy" { source, dest, len, flags, status });
+    layout!(rows, gnt::GnttabSetVersion => "struct gnttab_set_version" { version });
+    layout!(rows, gnt::GnttabGetVersion => "struct gnttab_get_version" { dom, pad, version });
+    layout!(rows, gnt::GnttabGetStatusFrames => "struct gnttab_get_status_frames" {
+        nr_frames, dom, status, frame_list,
+    });
+    consts!(rows,
+        gnt::op::MAP_GRANT_REF => "GNTTABOP_map_grant_ref",
+        gnt::op::UNMAP_GRANT_REF => "GNTTABOP_unmap_grant_ref",
+        gnt::op::SETUP_TABLE => "GNTTABOP_setup_table",
+        gnt::op::DUMP_TABLE => "GNTTABOP_dump_table",
+        gnt::op::TRANSFER => "GNTTABOP_transfer",
+        gnt::op::COPY => "GNTTABOP_copy",
+        gnt::op::QUERY_SIZE => "GNTTABOP_query_size",
+        gnt::op::UNMAP_AND_REPLACE => "GNTTABOP_unmap_and_replace",
+        gnt::op::SET_VERSION => "GNTTABOP_set_version",
+        gnt::op::GET_STATUS_FRAMES => "GNTTABOP_get_status_frames",
+        gnt::op::GET_VERSION => "GNTTABOP_get_version",
+        gnt::op::SWAP_GRANT_REF => "GNTTABOP_swap_grant_ref",
+        gnt::op::CACHE_FLUSH => "GNTTABOP_cache_flush",
+        gnt::NR_RESERVED_ENTRIES => "GNTTAB_NR_RESERVED_ENTRIES",
+        gnt::RESERVED_CONSOLE => "GNTTAB_RESERVED_CONSOLE",
+        gnt::RESERVED_XENSTORE => "GNTTAB_RESERVED_XENSTORE",
+        gnt::gtf::INVALID => "GTF_invalid",
+        gnt::gtf::PERMIT_ACCESS => "GTF_permit_access",
+        gnt::gtf::ACCEPT_TRANSFER => "GTF_accept_transfer",
+        gnt::gtf::TRANSITIVE => "GTF_transitive",
+        gnt::gtf::TYPE_MASK => "GTF_type_mask",
+        gnt::gtf::READONLY => "GTF_readonly",
+        gnt::gtf::READING => "GTF_reading",
+        gnt::gtf::WRITING => "GTF_writing",
+        gnt::gtf::PWT => "GTF_PWT",
+        gnt::gtf::PCD => "GTF_PCD",
+        gnt::gtf::PAT => "GTF_PAT",
+        gnt::gtf::SUB_PAGE => "GTF_sub_page",
+        gnt::gtf::TRANSFER_COMMITTED => "GTF_transfer_committed",
+        gnt::gtf::TRANSFER_COMPLETED => "GTF_transfer_completed",
+        gnt::gntmap::DEVICE_MAP => "GNTMAP_device_map",
+        gnt::gntmap::HOST_MAP => "GNTMAP_host_map",
+        gnt::gntmap::READONLY => "GNTMAP_readonly",
+        gnt::gntmap::APPLICATION_MAP => "GNTMAP_application_map",
+        gnt::gntmap::CONTAINS_PTE => "GNTMAP_contains_pte",
+        gnt::gntcopy::SOURCE_GREF => "GNTCOPY_source_gref",
+        gnt::gntcopy::DEST_GREF => "GNTCOPY_dest_gref",
+        gnt::V1_PER_FRAME => "(4096 / sizeof(grant_entry_v1_t))",
+        gnt::V2_PER_FRAME => "(4096 / sizeof(grant_entry_v2_t))",
+        gnt::STATUS_PER_FRAME => "(4096 / sizeof(grant_status_t))",
+    );
+    // GNTST_* are negative: compare them as i16 bit patterns.
+    consts!(rows,
+        gnt::gntst::OKAY as u16 => "(uint16_t)GNTST_okay",
+        gnt::gntst::GENERAL_ERROR as u16 => "(uint16_t)GNTST_general_error",
+        gnt::gntst::BAD_DOMAIN as u16 => "(uint16_t)GNTST_bad_domain",
+        gnt::gntst::BAD_GNTREF as u16 => "(uint16_t)GNTST_bad_gntref",
+        gnt::gntst::BAD_HANDLE as u16 => "(uint16_t)GNTST_bad_handle",
+        gnt::gntst::BAD_VIRT_ADDR as u16 => "(uint16_t)GNTST_bad_virt_addr",
+        gnt::gntst::BAD_DEV_ADDR as u16 => "(uint16_t)GNTST_bad_dev_addr",
+        gnt::gntst::NO_DEVICE_SPACE as u16 => "(uint16_t)GNTST_no_device_space",
+        gnt::gntst::PERMISSION_DENIED as u16 => "(uint16_t)GNTST_permission_denied",
+        gnt::gntst::BAD_PAGE as u16 => "(uint16_t)GNTST_bad_page",
+        gnt::gntst::BAD_COPY_ARG as u16 => "(uint16_t)GNTST_bad_copy_arg",
+        gnt::gntst::ADDRESS_TOO_BIG as u16 => "(uint16_t)GNTST_address_too_big",
+        gnt::gntst::EAGAIN as u16 => "(uint16_t)GNTST_eagain",
+        gnt::gntst::NO_SPACE as u16 => "(uint16_t)GNTST_no_space",
     );
 
     rows

@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod console;
 pub mod event_channel;
+pub mod grant_table;
 pub mod memory;
 pub mod mmu;
 pub mod sched;
