@@ -14,8 +14,8 @@
 //! Missing headers or compiler are a failure, never a skip: a layout nobody
 //! checked is how a guest ends up corrupting a page Xen shares with it.
 
-use hypercall::abi::{arch, memory, mmu, vcpu, xen, xenstore};
 use hypercall::abi::grant_table as gnt;
+use hypercall::abi::{arch, memory, mmu, vcpu, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
