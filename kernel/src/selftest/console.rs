@@ -40,14 +40,18 @@ pub fn run(s: &mut Suite) {
         );
         sent > 2 * 2048 && after.dropped == 0 && !after.corrupt
     });
-    s.check("console.backend_caught_up", |d| match console::ring_state() {
-        Some((prod, cons)) => {
-            note!(d, "out_prod {prod} out_cons {cons}");
-            prod == cons
-        }
-        None => {
-            note!(d, "no ring (dom0 console_io)");
-            platform::start_info().is_initial_domain()
+    s.check("console.backend_caught_up", |d| {
+        // The PASS line above is in the ring too: wait for the backend again.
+        console::flush();
+        match console::ring_state() {
+            Some((prod, cons)) => {
+                note!(d, "out_prod {prod} out_cons {cons}");
+                prod == cons
+            }
+            None => {
+                note!(d, "no ring (dom0 console_io)");
+                platform::start_info().is_initial_domain()
+            }
         }
     });
 }

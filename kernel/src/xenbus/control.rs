@@ -114,10 +114,7 @@ mod tests {
         toolstack_writes(&h, "control/sysrq", b"");
         let mut bus = Bus::new(h.client());
         start(&mut bus).unwrap();
-        assert_eq!(
-            node(&h, "control/feature-poweroff").as_deref(),
-            Some(&b"1"[..])
-        );
+        assert_eq!(node(&h, "control/feature-poweroff").as_deref(), Some(&b"1"[..]));
         let far = Some(bus.deadline(Duration::from_secs(1)));
         // The initial firing of each watch finds nothing to do.
         while let Ok(ev) = bus.xs.next_event(Some(bus.now())) {
