@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod balloon_plan;
 mod cmdline;
 mod console;
 mod events;
@@ -22,6 +23,8 @@ mod xenbus;
 
 #[cfg(target_os = "none")]
 mod apps;
+#[cfg(target_os = "none")]
+mod balloon;
 #[cfg(target_os = "none")]
 mod banner;
 #[cfg(target_os = "none")]

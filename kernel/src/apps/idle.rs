@@ -5,7 +5,7 @@ use super::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::{self, control, control::ShutdownRequest};
-use crate::{devices, events, kprintln, platform, timer};
+use crate::{balloon, devices, events, kprintln, platform, timer};
 use alloc::vec::Vec;
 use core::time::Duration;
 use hypercall::abi::sched::ShutdownReason;
@@ -16,6 +16,9 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
     let timeout_ms = cmd.get("xenbus.timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
     probe_devices(Duration::from_millis(timeout_ms));
+    if let Some(Err(e)) = xenbus::with(balloon::start) {
+        log::warn!("balloon: cannot watch memory/target: {e:?}");
+    }
     kprintln!("idle: ready; waiting for the toolstack");
     loop {
         let ev = match xenbus::with(|bus| bus.next_event(None)) {
@@ -37,6 +40,11 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             control::SYSRQ_TOKEN => {
                 if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                     sysrq(key);
+                }
+            }
+            balloon::TARGET_TOKEN => {
+                if let Some(Err(e)) = xenbus::with(balloon::follow_target) {
+                    log::warn!("balloon: {e:?}");
                 }
             }
             other => log::debug!("watch event {other} on {}", ev.path),
