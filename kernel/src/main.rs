@@ -11,6 +11,7 @@
 extern crate alloc;
 
 mod balloon_plan;
+mod bench;
 mod cmdline;
 mod console;
 mod events;
@@ -29,6 +30,8 @@ mod balloon;
 mod banner;
 #[cfg(target_os = "none")]
 mod devices;
+#[cfg(target_os = "none")]
+mod grants;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
@@ -55,6 +58,7 @@ fn kmain() -> ! {
     }
 
     start_events(&cmd);
+    grants::init();
     match xenbus::init() {
         Ok(Some(id)) => kprintln!("domain: id {}, name {:?}, vm {}", id.domid, id.name, id.vm),
         Ok(None) => kprintln!("domain: initial domain, no XenStore"),

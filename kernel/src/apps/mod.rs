@@ -45,6 +45,7 @@ const APPS: &[App] = &[
     App { name: "panic", run: panic },
     App { name: "fault", run: fault },
     App { name: "idle", run: idle::run },
+    App { name: "bench", run: crate::bench::run },
 ];
 
 /// Runs the app called `name`.

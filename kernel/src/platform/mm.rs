@@ -25,7 +25,7 @@ use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall::abi::start_info::{sif, StartInfo};
 use hypercall::abi::xen::uvmf;
 use hypercall::ops::{memory, mmu, multicall};
-use hypercall::{DomId, Mfn, Pfn, XenError, PAGE_SIZE};
+use hypercall::{DomId, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::{Mutex, Once};
 
 extern "C" {
@@ -315,6 +315,12 @@ pub fn direct_map() -> DirectMap {
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
     pagetable::lookup(&GuestMmu, info().root, va)
+}
+
+/// The machine address of the leaf entry that maps `va`, and the entry.
+pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
+    let (table, index) = pagetable::leaf_slot(&GuestMmu, info().root, va)?;
+    Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
 /// The first mapped page in `range`.

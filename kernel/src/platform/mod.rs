@@ -2,11 +2,14 @@
 //! from Xen into references. Everything above it is safe code.
 #![allow(unsafe_code)]
 
+pub mod bench;
 mod boot;
 mod entry;
 mod events;
+pub mod grants;
 pub mod mm;
 mod panic;
+pub mod vmap;
 
 pub use entry::{
     install as install_entry_points, trigger as trigger_fault, DeliberateFault, TrapFrame,
@@ -217,6 +220,44 @@ pub fn stack_word(addr: u64) -> Option<u64> {
     // SAFETY: the address is an aligned word inside the boot stack, which
     // is mapped and readable for the guest's life.
     Some(unsafe { (addr as *const u64).read_volatile() })
+}
+
+/// The TSC at the start of a timed region: `lfence` keeps earlier
+/// instructions from drifting past the read.
+#[inline(always)]
+pub fn tsc_begin() -> u64 {
+    rdtsc()
+}
+
+/// The TSC at the end of a timed region: `rdtscp` waits for the region's
+/// instructions, `lfence` keeps later ones from starting early.
+#[inline(always)]
+pub fn tsc_end() -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: rdtscp and lfence only read the time stamp counter (and
+    // TSC_AUX into ecx).
+    unsafe {
+        core::arch::asm!("rdtscp", "lfence", out("eax") lo, out("edx") hi, out("ecx") _, options(nomem, nostack));
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// The CPU's brand string (CPUID 0x80000002..4), as the guest sees it.
+pub fn cpu_brand() -> crate::fmtbuf::FmtBuf<48> {
+    use core::fmt::Write;
+    let mut out = crate::fmtbuf::FmtBuf::new();
+    for leaf in 0x8000_0002u32..=0x8000_0004 {
+        let r = core::arch::x86_64::__cpuid(leaf);
+        for word in [r.eax, r.ebx, r.ecx, r.edx] {
+            for byte in word.to_le_bytes() {
+                if byte != 0 {
+                    let _ = out.write_char(byte as char);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A serialised TSC read.
