@@ -13,8 +13,8 @@ static TABLE: Mutex<Option<GrantTable<XenGrants>>> = Mutex::new(None);
 static DOMID: Once<DomId> = Once::new();
 
 fn setup() -> Result<Stats, GrantError> {
-    let (_, max) = gnttab::query_size()
-        .map_err(|error| GrantError::Hypervisor { op: "query_size", error })?;
+    let (_, max) =
+        gnttab::query_size().map_err(|error| GrantError::Hypervisor { op: "query_size", error })?;
     let table = GrantTable::new(XenGrants::new(max)?, Version::V1)?;
     let stats = table.stats();
     *TABLE.lock() = Some(table);

@@ -44,10 +44,16 @@ impl MappedFrames {
     /// memory under live references.
     fn extend(&mut self, want: &[Mfn]) -> Result<(), GrantError> {
         if want.len() as u32 > self.capacity {
-            return Err(GrantError::Mapping { what: "more frames than reserved", error: XenError::E2BIG });
+            return Err(GrantError::Mapping {
+                what: "more frames than reserved",
+                error: XenError::E2BIG,
+            });
         }
         if want[..self.mfns.len().min(want.len())] != self.mfns[..self.mfns.len().min(want.len())] {
-            return Err(GrantError::Mapping { what: "Xen moved a grant frame", error: XenError::EINVAL });
+            return Err(GrantError::Mapping {
+                what: "Xen moved a grant frame",
+                error: XenError::EINVAL,
+            });
         }
         let have = self.mfns.len();
         if want.len() > have {
@@ -56,7 +62,8 @@ impl MappedFrames {
             // mapped before, or unmapped by `clear`); the frames are Xen's
             // grant frames, shared with us and not in our P2M, so they alias
             // no memory Rust owns.
-            unsafe { vmap::map(va, &want[have..], true) }.map_err(mapping("mapping grant frames"))?;
+            unsafe { vmap::map(va, &want[have..], true) }
+                .map_err(mapping("mapping grant frames"))?;
             self.mfns.extend_from_slice(&want[have..]);
         }
         Ok(())
@@ -68,7 +75,8 @@ impl MappedFrames {
     /// No slice made by [`slice`](Self::slice) may be alive.
     unsafe fn clear(&mut self) -> Result<(), GrantError> {
         // SAFETY: passed on from the caller.
-        unsafe { vmap::unmap(self.va, self.mfns.len() as u64) }.map_err(mapping("unmapping status frames"))?;
+        unsafe { vmap::unmap(self.va, self.mfns.len() as u64) }
+            .map_err(mapping("unmapping status frames"))?;
         self.mfns.clear();
         Ok(())
     }
@@ -97,7 +105,10 @@ impl XenGrants {
     /// Reserves room for `max_frames` table frames and their status frames.
     pub fn new(max_frames: u32) -> Result<Self, GrantError> {
         let status_frames = (max_frames * V2_PER_FRAME).div_ceil(STATUS_PER_FRAME);
-        Ok(Self { entries: MappedFrames::new(max_frames)?, status: MappedFrames::new(status_frames)? })
+        Ok(Self {
+            entries: MappedFrames::new(max_frames)?,
+            status: MappedFrames::new(status_frames)?,
+        })
     }
 }
 
@@ -108,10 +119,13 @@ impl Hypervisor for XenGrants {
 
     fn grow(&mut self, nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
         let mut mfns = vec![Mfn(0); nr_frames as usize];
-        gnttab::setup_table(&mut mfns).map_err(|error| GrantError::Hypervisor { op: "setup_table", error })?;
+        gnttab::setup_table(&mut mfns)
+            .map_err(|error| GrantError::Hypervisor { op: "setup_table", error })?;
         self.entries.extend(&mfns)?;
         Ok(match version {
-            Version::V1 => Entries::V1(self.entries.slice::<GrantEntryV1>((nr_frames * V1_PER_FRAME) as usize)),
+            Version::V1 => {
+                Entries::V1(self.entries.slice::<GrantEntryV1>((nr_frames * V1_PER_FRAME) as usize))
+            }
             Version::V2 => {
                 let n = nr_frames * V2_PER_FRAME;
                 let mut smfns = vec![Mfn(0); n.div_ceil(STATUS_PER_FRAME) as usize];
@@ -160,7 +174,9 @@ impl SharedPage {
     /// The machine frame behind the page.
     pub fn frame(&self) -> Mfn {
         let map = mm::direct_map();
-        let pfn = map.pfn(VirtAddr(self as *const Self as u64)).expect("heap pages are in the direct map");
+        let pfn = map
+            .pfn(VirtAddr(self as *const Self as u64))
+            .expect("heap pages are in the direct map");
         super::pfn_to_mfn(pfn).expect("heap pages have a machine frame")
     }
 
@@ -178,7 +194,6 @@ static SLOTS: Mutex<Vec<VirtAddr>> = Mutex::new(Vec::new());
 pub struct Mapping {
     va: VirtAddr,
     handle: GrantHandle,
-    readonly: bool,
 }
 
 impl Mapping {
@@ -194,7 +209,7 @@ impl Mapping {
         // fresh page, or a slot whose mapping was unmapped before it was
         // returned); its page table exists. Xen maps the granted frame.
         match unsafe { gnttab::map_grant_ref(va.0, dom, gref, flags) } {
-            Ok(handle) => Ok(Mapping { va, handle, readonly }),
+            Ok(handle) => Ok(Mapping { va, handle }),
             Err(error) => {
                 SLOTS.lock().push(va);
                 Err(GrantError::Hypervisor { op: "map_grant_ref", error })
@@ -208,10 +223,6 @@ impl Mapping {
         // `self` lives; `unmap` and drop take `self`, so no borrow outlives
         // the mapping. Atomics: the granter may write concurrently.
         unsafe { core::slice::from_raw_parts(self.va.0 as *const AtomicU64, PAGE_SIZE / 8) }
-    }
-
-    pub fn readonly(&self) -> bool {
-        self.readonly
     }
 
     pub fn va(&self) -> VirtAddr {

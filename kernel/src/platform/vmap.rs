@@ -64,11 +64,7 @@ fn new_table() -> Result<Mfn, XenError> {
     // from Rust (only its address is kept): it becomes a page table, which
     // the direct map may only map read-only.
     unsafe {
-        mmu::update_va_mapping(
-            page as usize,
-            Pte::new(mfn, DATA_FLAGS).read_only().0,
-            uvmf::INVLPG,
-        )
+        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, uvmf::INVLPG)
     }?;
     Ok(mfn)
 }
@@ -101,7 +97,8 @@ fn l1_slot(va: u64, create: bool) -> Result<(Mfn, usize), XenError> {
 pub fn reserve(pages: u64) -> Result<VirtAddr, XenError> {
     let mut next = NEXT.lock();
     let start = *next;
-    let end = start.checked_add(pages * PAGE).filter(|&e| e <= BASE + SIZE).ok_or(XenError::ENOMEM)?;
+    let end =
+        start.checked_add(pages * PAGE).filter(|&e| e <= BASE + SIZE).ok_or(XenError::ENOMEM)?;
     // One walk per L1 table (2 MiB) the range touches.
     let mut va = start;
     while va < end {

@@ -4,6 +4,7 @@
 mod clock;
 mod console;
 mod events;
+mod grants;
 mod hypercalls;
 mod memory;
 mod start_info;
@@ -65,6 +66,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     console::run(&mut suite);
     events::run(&mut suite);
     memory::run(&mut suite);
+    grants::run(&mut suite);
     timers::run(&mut suite, cmd);
     kprintln!("{} passed, {} failed", suite.passed, suite.failed);
     if suite.failed == 0 {
