@@ -19,37 +19,15 @@ fn steps() -> Vec<Step> {
         guest_clippy.push("-p".into());
         guest_clippy.push(c.to_string());
     }
-    guest_clippy.extend(s(&[
-        "--target",
-        xtask::guest::GUEST_TARGET,
-        "--",
-        "-D",
-        "warnings",
-    ]));
+    guest_clippy.extend(s(&["--target", xtask::guest::GUEST_TARGET, "--", "-D", "warnings"]));
     vec![
-        Step {
-            name: "format",
-            args: s(&["fmt", "--all", "--", "--check"]),
-        },
+        Step { name: "format", args: s(&["fmt", "--all", "--", "--check"]) },
         Step {
             name: "clippy (host)",
-            args: s(&[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
+            args: s(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         },
-        Step {
-            name: "clippy (guest)",
-            args: guest_clippy,
-        },
-        Step {
-            name: "unit tests",
-            args: s(&["test", "--workspace", "--exclude", "xen-tests"]),
-        },
+        Step { name: "clippy (guest)", args: guest_clippy },
+        Step { name: "unit tests", args: s(&["test", "--workspace", "--exclude", "xen-tests"]) },
         Step {
             name: "boot tests",
             args: s(&["test", "-p", "xen-tests", "--", "--test-threads=1"]),

@@ -31,9 +31,7 @@ pub fn missing_tool_message(tool: &str) -> String {
 /// Finds `tool` in `$PATH`.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
 }
 
 /// Fails with an install hint when `tool` is not in `$PATH`.
@@ -62,10 +60,7 @@ fn spawn_error(cmd: &Command, e: std::io::Error) -> anyhow::Error {
 /// Runs a command with no stdin, capturing its output; fails if it exits
 /// non-zero, quoting the last lines of its stderr.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| spawn_error(cmd, e))?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| spawn_error(cmd, e))?;
     if !out.status.success() {
         bail!(
             "`{}` failed ({}): {}",
@@ -85,10 +80,7 @@ pub fn stdout(cmd: &mut Command) -> Result<String> {
 
 /// Runs a command with inherited stdout/stderr (the user sees its progress).
 pub fn status(cmd: &mut Command) -> Result<()> {
-    let st = cmd
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| spawn_error(cmd, e))?;
+    let st = cmd.stdin(Stdio::null()).status().map_err(|e| spawn_error(cmd, e))?;
     if !st.success() {
         bail!("`{}` failed ({st})", describe(cmd));
     }

@@ -211,9 +211,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let list = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success());
-        assert_eq!(
-            list.lines().collect::<Vec<_>>(),
-            vec!["d", "d/f.txt", "d/l"]
-        );
+        assert_eq!(list.lines().collect::<Vec<_>>(), vec!["d", "d/f.txt", "d/l"]);
     }
 }

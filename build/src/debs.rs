@@ -89,10 +89,7 @@ fn apt_update() -> Result<()> {
         } else {
             ""
         };
-        bail!(
-            "`apt-get update` failed{hint}: {}",
-            cmd::last_lines(&err, 2)
-        );
+        bail!("`apt-get update` failed{hint}: {}", cmd::last_lines(&err, 2));
     }
     Ok(())
 }
@@ -107,9 +104,7 @@ pub fn parse_depends(text: &str) -> Vec<(String, Vec<String>)> {
             continue;
         }
         let t = line.trim().trim_start_matches('|');
-        let dep = t
-            .strip_prefix("Depends:")
-            .or_else(|| t.strip_prefix("PreDepends:"));
+        let dep = t.strip_prefix("Depends:").or_else(|| t.strip_prefix("PreDepends:"));
         if let (Some(dep), Some(last)) = (dep, out.last_mut()) {
             let dep = dep.trim();
             if !dep.starts_with('<') && !dep.is_empty() {
@@ -185,40 +180,30 @@ pub fn fetch(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<Dom0Bundle> {
     for t in ["apt-get", "apt-cache", "dpkg-deb"] {
         cmd::require_tool(t).context("fetching Xen and dom0 needs Debian's apt")?;
     }
-    let mut updated = false;
-    let kernel_pkg = resolve_kernel(&mut updated, log)?;
-    let kernel_version = kernel_pkg
-        .strip_prefix("linux-image-")
-        .unwrap_or(&kernel_pkg)
+    let resolved = match read_resolved(cache) {
+        Some(r) => r,
+        None => {
+            let r = resolve(log)?;
+            write_resolved(cache, &r);
+            r
+        }
+    };
+    let kernel_pkg = resolved
+        .iter()
+        .map(|(f, _)| package_of(f))
+        .find(|p| p.starts_with("linux-image-"))
+        .context("no linux-image package among the resolved packages")?
         .to_string();
-    let mut roots = base_packages();
-    roots.push(kernel_pkg.clone());
-    let pkgs = package_closure(&roots, &mut updated, log)?;
-
-    let mut args = vec!["apt-get", "download", "--print-uris"];
-    args.extend(pkgs.iter().map(String::as_str));
-    let uris = parse_print_uris(&apt_query(&args, &mut updated, log)?);
-    if uris.len() != pkgs.len() {
-        bail!(
-            "`apt-get download --print-uris` listed {} files for {} packages ({})",
-            uris.len(),
-            pkgs.len(),
-            pkgs.iter().cloned().collect::<Vec<_>>().join(" ")
-        );
-    }
+    let kernel_version = kernel_pkg.strip_prefix("linux-image-").unwrap_or(&kernel_pkg).to_string();
+    let pkgs: BTreeSet<String> = resolved.iter().map(|(f, _)| package_of(f).to_string()).collect();
+    let uris = resolved;
 
     let debs_dir = cache.join("debs");
     cmd::mkdir(&debs_dir)?;
-    let missing: Vec<&(String, u64)> = uris
-        .iter()
-        .filter(|(f, _)| !debs_dir.join(f).is_file())
-        .collect();
+    let missing: Vec<&(String, u64)> =
+        uris.iter().filter(|(f, _)| !debs_dir.join(f).is_file()).collect();
     if missing.is_empty() {
-        log(&format!(
-            "{} packages already cached in {}",
-            uris.len(),
-            debs_dir.display()
-        ));
+        log(&format!("{} packages already cached in {}", uris.len(), debs_dir.display()));
     } else {
         let bytes: u64 = missing.iter().map(|(_, s)| s).sum();
         log(&format!(
@@ -242,11 +227,7 @@ pub fn fetch(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<Dom0Bundle> {
     let trees = cache.join("trees");
     let root = trees.join(&key);
     if !root.join(".complete").is_file() {
-        log(&format!(
-            "extracting {} packages into {}",
-            debs.len(),
-            root.display()
-        ));
+        log(&format!("extracting {} packages into {}", debs.len(), root.display()));
         extract_all(&debs_dir, &debs, &trees, &key)?;
     }
     prune(&trees, &key);
@@ -258,14 +239,81 @@ pub fn fetch(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<Dom0Bundle> {
             bail!("{} missing from the extracted packages", p.display());
         }
     }
-    Ok(Dom0Bundle {
-        root,
-        xen,
-        vmlinuz,
-        kernel_version,
-        debs,
-        key,
-    })
+    Ok(Dom0Bundle { root, xen, vmlinuz, kernel_version, debs, key })
+}
+
+/// The package name of a `.deb` file name (`name_version_arch.deb`).
+pub fn package_of(deb: &str) -> &str {
+    deb.split('_').next().unwrap_or(deb)
+}
+
+/// Asks apt which `.deb`s (file name, size) make up the lab.
+fn resolve(log: &mut dyn FnMut(&str)) -> Result<Vec<(String, u64)>> {
+    let mut updated = false;
+    let kernel_pkg = resolve_kernel(&mut updated, log)?;
+    let mut roots = base_packages();
+    roots.push(kernel_pkg);
+    let pkgs = package_closure(&roots, &mut updated, log)?;
+    let mut args = vec!["apt-get", "download", "--print-uris"];
+    args.extend(pkgs.iter().map(String::as_str));
+    let uris = parse_print_uris(&apt_query(&args, &mut updated, log)?);
+    if uris.len() != pkgs.len() {
+        bail!(
+            "`apt-get download --print-uris` listed {} files for {} packages ({})",
+            uris.len(),
+            pkgs.len(),
+            pkgs.iter().cloned().collect::<Vec<_>>().join(" ")
+        );
+    }
+    Ok(uris)
+}
+
+/// A fingerprint of apt's package lists: resolution results stay valid
+/// until `apt-get update` changes them.
+fn lists_fingerprint() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut parts = Vec::new();
+    for e in std::fs::read_dir("/var/lib/apt/lists").ok()?.flatten() {
+        let m = e.metadata().ok()?;
+        if m.is_file() {
+            parts.push(format!("{} {} {}", e.file_name().to_string_lossy(), m.size(), m.mtime()));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    parts.sort();
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Some(crate::cache::short_hash(&refs))
+}
+
+fn resolved_path(cache: &Path) -> Option<PathBuf> {
+    Some(cache.join("resolved").join(lists_fingerprint()?))
+}
+
+fn read_resolved(cache: &Path) -> Option<Vec<(String, u64)>> {
+    let text = std::fs::read_to_string(resolved_path(cache)?).ok()?;
+    let r: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|l| {
+            let (f, s) = l.split_once(' ')?;
+            Some((f.to_string(), s.parse().ok()?))
+        })
+        .collect();
+    (!r.is_empty()).then_some(r)
+}
+
+fn write_resolved(cache: &Path, r: &[(String, u64)]) {
+    let Some(p) = resolved_path(cache) else {
+        return;
+    };
+    if let Some(dir) = p.parent() {
+        // Only the current fingerprint is worth keeping.
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let text: String = r.iter().map(|(f, s)| format!("{f} {s}\n")).collect();
+    let _ = std::fs::write(p, text);
 }
 
 /// `apt-get download` into a private directory, then move into `dest`.
@@ -304,18 +352,13 @@ fn extract_all(debs_dir: &Path, debs: &[String], trees: &Path, key: &str) -> Res
     let _ = std::fs::remove_dir_all(&tmp);
     cmd::mkdir(&tmp)?;
     for d in debs {
-        cmd::output(
-            Command::new("dpkg-deb")
-                .arg("-x")
-                .arg(debs_dir.join(d))
-                .arg(&tmp),
-        )
-        .with_context(|| {
-            format!(
-                "cannot extract {d} (a broken download? delete it from {})",
-                debs_dir.display()
-            )
-        })?;
+        cmd::output(Command::new("dpkg-deb").arg("-x").arg(debs_dir.join(d)).arg(&tmp))
+            .with_context(|| {
+                format!(
+                    "cannot extract {d} (a broken download? delete it from {})",
+                    debs_dir.display()
+                )
+            })?;
     }
     let gz = tmp.join("boot").join(format!("xen-{XEN_VERSION}-amd64.gz"));
     let xen = cmd::output(Command::new("gzip").arg("-dc").arg(&gz))
@@ -367,6 +410,15 @@ mod tests {
             parse_print_uris(text),
             vec![("busybox-static_1%3a1.35_amd64.deb".to_string(), 928188)]
         );
+    }
+
+    #[test]
+    fn package_names() {
+        assert_eq!(
+            package_of("linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb"),
+            "linux-image-6.1.0-56-amd64"
+        );
+        assert_eq!(package_of("busybox-static_1%3a1.35_amd64.deb"), "busybox-static");
     }
 
     #[test]

@@ -46,10 +46,7 @@ pub fn build(quiet: bool) -> Result<GuestBuild> {
     cmd::status(&mut c).with_context(|| {
         format!("building the guest failed (is the `{GUEST_TARGET}` target installed? `rustup target add {GUEST_TARGET}`)")
     })?;
-    let elf = crate::target_dir()
-        .join(GUEST_TARGET)
-        .join("release")
-        .join(GUEST_PACKAGE);
+    let elf = crate::target_dir().join(GUEST_TARGET).join("release").join(GUEST_PACKAGE);
     if !elf.is_file() {
         bail!("cargo did not produce {}", elf.display());
     }
@@ -60,11 +57,7 @@ pub fn build(quiet: bool) -> Result<GuestBuild> {
     let stripped = out.join("guest.stripped.elf");
     cmd::output(Command::new("strip").arg("-o").arg(&stripped).arg(&stable))
         .context("cannot strip the guest")?;
-    Ok(GuestBuild {
-        elf,
-        stable,
-        stripped,
-    })
+    Ok(GuestBuild { elf, stable, stripped })
 }
 
 /// Does this ELF carry Xen ELF notes (is it a Xen PV kernel)?

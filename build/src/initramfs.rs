@@ -14,14 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Toolstack programs from `xen-utils` (in `/usr/lib/xen-<ver>/bin`).
-pub const XEN_TOOLS: &[&str] = &[
-    "xl",
-    "xenstored",
-    "xenconsoled",
-    "xen-init-dom0",
-    "xenconsole",
-    "libxl-save-helper",
-];
+pub const XEN_TOOLS: &[&str] =
+    &["xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole", "libxl-save-helper"];
 
 /// Programs from `xenstore-utils` (in `/usr/bin`).
 pub const XENSTORE_TOOLS: &[&str] = &[
@@ -53,11 +47,7 @@ fn add_tree_path(a: &mut Archive, root: &Path, rel: &str, mode: u32) -> Result<P
         a.symlink(rel, &target.to_string_lossy());
         let real = elf::resolve_in_root(root, &p)
             .with_context(|| format!("{rel} is a dangling symlink"))?;
-        let real_rel = real
-            .strip_prefix(root)
-            .unwrap_or(&real)
-            .to_string_lossy()
-            .into_owned();
+        let real_rel = real.strip_prefix(root).unwrap_or(&real).to_string_lossy().into_owned();
         if !a.contains(&real_rel) {
             add_host_file(a, &real_rel, &real, mode)?;
         }
@@ -72,18 +62,9 @@ fn add_tree_path(a: &mut Archive, root: &Path, rel: &str, mode: u32) -> Result<P
 pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
     let root = &bundle.root;
     let mut a = Archive::new();
-    for d in [
-        "proc",
-        "sys",
-        "dev",
-        "run",
-        "tmp",
-        "root",
-        "mnt",
-        "var/log",
-        "var/lib/xen",
-        "etc/xen",
-    ] {
+    for d in
+        ["proc", "sys", "dev", "run", "tmp", "root", "mnt", "var/log", "var/lib/xen", "etc/xen"]
+    {
         a.dir(d);
     }
     a.add("tmp", Entry::Dir(0o1777));
@@ -118,12 +99,7 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
     binaries.dedup();
     let libs: BTreeMap<String, PathBuf> = elf::library_closure(root, &binaries)?;
     for (soname, file) in &libs {
-        add_host_file(
-            &mut a,
-            &format!("lib/x86_64-linux-gnu/{soname}"),
-            file,
-            0o755,
-        )?;
+        add_host_file(&mut a, &format!("lib/x86_64-linux-gnu/{soname}"), file, 0o755)?;
     }
     a.symlink(
         &format!("lib64/{}", elf::DYNAMIC_LOADER),

@@ -126,10 +126,7 @@ pub fn collect(tree: &Path, kernel_version: &str, wanted: &[&str]) -> Result<Vec
             visit(&d, idx, done, stack)?;
         }
         stack.pop();
-        done.push(Module {
-            name: name.to_string(),
-            data,
-        });
+        done.push(Module { name: name.to_string(), data });
         Ok(())
     }
     for w in wanted {
@@ -153,10 +150,7 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            module_name("xen_blkback.ko.xz").as_deref(),
-            Some("xen-blkback")
-        );
+        assert_eq!(module_name("xen_blkback.ko.xz").as_deref(), Some("xen-blkback"));
         assert_eq!(module_name("loop.ko").as_deref(), Some("loop"));
         assert_eq!(module_name("modules.dep"), None);
     }

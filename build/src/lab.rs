@@ -112,11 +112,7 @@ impl Lab {
             bundle.kernel_version,
             secs(t.elapsed())
         ));
-        Ok(Self {
-            opts,
-            bundle,
-            fetch_time: t.elapsed(),
-        })
+        Ok(Self { opts, bundle, fetch_time: t.elapsed() })
     }
 
     fn say(&self, s: &str) {
@@ -127,11 +123,7 @@ impl Lab {
 
     /// QEMU memory for these scenarios: dom0 + the largest scenario + slack.
     pub fn machine_memory_mib(&self, scenarios: &[Scenario]) -> u32 {
-        let guests = scenarios
-            .iter()
-            .map(Scenario::memory_mib)
-            .max()
-            .unwrap_or(0);
+        let guests = scenarios.iter().map(Scenario::memory_mib).max().unwrap_or(0);
         let total = self.opts.dom0_mem_mib + guests + 256;
         total.div_ceil(128) * 128
     }
@@ -144,6 +136,12 @@ impl Lab {
         );
         if self.opts.verbose {
             s.push_str(" loglvl=all guest_loglvl=all");
+        }
+        if let Ok(extra) = std::env::var("XENPV_XEN_ARGS") {
+            if !extra.trim().is_empty() {
+                s.push(' ');
+                s.push_str(extra.trim());
+            }
         }
         s
     }
@@ -173,7 +171,7 @@ impl Lab {
     /// a report with [`BootReport::failure`] set and the runs so far.
     pub fn boot(&self, scenarios: &[Scenario]) -> Result<BootReport> {
         scenario::validate(scenarios)?;
-        crate::cmd::require_tool(crate::qemu::QEMU)?;
+        crate::qemu::qemu_binary()?;
         let t_init = Instant::now();
         let archive = self.initramfs(scenarios)?;
         let out = crate::xen_out_dir();
@@ -202,10 +200,16 @@ impl Lab {
             smp: 2,
             kvm: self.opts.kvm,
         };
+        // Written under a private name (several runs may share a target
+        // dir), then renamed to LABEL.serial.log: the latest finished run.
+        let running = logs.join(format!("{}.{}.serial.log", self.opts.label, std::process::id()));
         let serial_path = logs.join(format!("{}.serial.log", self.opts.label));
-        let mut report = self.run_qemu(&cfg, scenarios, &serial_path);
+        let mut report = self.run_qemu(&cfg, scenarios, &running);
         let _ = std::fs::remove_file(&initrd);
-        report.serial_log = Some(serial_path);
+        report.serial_log = Some(match std::fs::rename(&running, &serial_path) {
+            Ok(()) => serial_path,
+            Err(_) => running,
+        });
         report.initramfs_time = initramfs_time;
         Ok(report)
     }
@@ -233,16 +237,12 @@ impl Lab {
                 return parser.report;
             }
         };
-        let guests: Vec<String> = scenarios
-            .iter()
-            .flat_map(|s| s.guests.iter().map(|g| g.name.clone()))
-            .collect();
+        let guests: Vec<String> =
+            scenarios.iter().flat_map(|s| s.guests.iter().map(|g| g.name.clone())).collect();
         let start = q.started;
         let mut deadline = start + self.opts.boot_timeout;
-        let mut waiting_for = format!(
-            "dom0 to come up (boot timeout {})",
-            secs(self.opts.boot_timeout)
-        );
+        let mut waiting_for =
+            format!("dom0 to come up (boot timeout {})", secs(self.opts.boot_timeout));
         let mut tail: std::collections::VecDeque<String> = Default::default();
         let mut done = false;
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
@@ -258,14 +258,7 @@ impl Lab {
                         tail.pop_front();
                     }
                     let marker = parser.line(at, &line);
-                    self.echo_line(
-                        &line,
-                        marker.as_ref(),
-                        &guests,
-                        at,
-                        &parser.report,
-                        &mut shown,
-                    );
+                    self.echo_line(&line, marker.as_ref(), &guests, at, &parser.report, &mut shown);
                     match marker {
                         Some(Marker::Dom0Ready(_)) => {
                             deadline = Instant::now() + Duration::from_secs(60);
@@ -325,10 +318,8 @@ impl Lab {
                 };
                 parser.report.failure = Some(format!("QEMU exited {what}{why}"));
             } else if let Some(s) = status.filter(|s| !s.success()) {
-                parser.report.failure = Some(format!(
-                    "QEMU failed ({s}): {}",
-                    crate::cmd::last_lines(&stderr, 2)
-                ));
+                parser.report.failure =
+                    Some(format!("QEMU failed ({s}): {}", crate::cmd::last_lines(&stderr, 2)));
             }
         }
         if let Some(f) = &parser.report.failure {
@@ -361,11 +352,8 @@ impl Lab {
                         )),
                         Marker::Dom0Error(e) => Some(format!("[lab] dom0 error: {e}")),
                         Marker::Console(n, text) => {
-                            let idx = r
-                                .runs
-                                .iter()
-                                .find(|x| &x.name == n)
-                                .map_or(0, |x| x.console.len());
+                            let idx =
+                                r.runs.iter().find(|x| &x.name == n).map_or(0, |x| x.console.len());
                             let seen = shown.entry(n.clone()).or_default();
                             if idx > *seen {
                                 *seen = idx;

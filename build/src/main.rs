@@ -22,9 +22,11 @@ const USAGE: &str = "usage:
   cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
       build the guest; write target/xen/guest.elf and target/xen/guest.cfg
   cargo xtask run [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
-                  [--kernel ELF] [-- extra cmdline...]
+                  [--kernel ELF] [--dom0-script FILE] [-- extra cmdline...]
       build the guest and run it as a DomU on Xen 4.17 in QEMU; exit 0 only
-      if it powers off cleanly
+      if it powers off cleanly. --dom0-script runs FILE in dom0 (busybox sh,
+      with run_guest etc. from build/src/dom0/lib.sh) instead of run_guest;
+      the guest's config is /etc/xen-lab/guests/APP.cfg
   cargo xtask test
       fmt, clippy (host and guest), unit tests, boot tests
   cargo xtask fetch
@@ -38,6 +40,7 @@ struct Args {
     kvm: bool,
     verbose: bool,
     kernel: Option<PathBuf>,
+    script: Option<PathBuf>,
     extra: Vec<String>,
 }
 
@@ -49,14 +52,13 @@ fn parse(args: &[String]) -> Result<Args> {
         kvm: false,
         verbose: false,
         kernel: None,
+        script: None,
         extra: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+            it.next().cloned().with_context(|| format!("{name} needs a value\n{USAGE}"))
         };
         match arg.as_str() {
             "--app" => a.app = value("--app")?,
@@ -75,6 +77,7 @@ fn parse(args: &[String]) -> Result<Args> {
                     .context("--timeout takes a positive number of seconds")?
             }
             "--kernel" => a.kernel = Some(PathBuf::from(value("--kernel")?)),
+            "--dom0-script" => a.script = Some(PathBuf::from(value("--dom0-script")?)),
             "--kvm" => a.kvm = true,
             "--verbose" | "-v" => a.verbose = true,
             "--" => {
@@ -110,22 +113,11 @@ fn main() {
 fn cmd_build(a: &Args) -> Result<()> {
     let b = guest::build(false)?;
     let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
-    println!(
-        "guest ELF:      {} ({})",
-        b.stable.display(),
-        guest::size_of(&b.stable)
-    );
-    println!(
-        "stripped ELF:   {} ({})",
-        b.stripped.display(),
-        guest::size_of(&b.stripped)
-    );
+    println!("guest ELF:      {} ({})", b.stable.display(), guest::size_of(&b.stable));
+    println!("stripped ELF:   {} ({})", b.stripped.display(), guest::size_of(&b.stripped));
     println!("xl config:      {}", cfg.display());
     if !guest::has_xen_notes(&b.stable) {
-        eprintln!(
-            "warning: {} has no Xen ELF notes: Xen will refuse it",
-            b.stable.display()
-        );
+        eprintln!("warning: {} has no Xen ELF notes: Xen will refuse it", b.stable.display());
     }
     println!("on a Xen host:  xl create -c {}", cfg.display());
     Ok(())
@@ -135,11 +127,7 @@ fn cmd_fetch() -> Result<()> {
     let lab = Lab::prepare(LabOptions::default())?;
     println!("tree:   {}", lab.bundle.root.display());
     println!("xen:    {}", lab.bundle.xen.display());
-    println!(
-        "kernel: {} ({})",
-        lab.bundle.vmlinuz.display(),
-        lab.bundle.kernel_version
-    );
+    println!("kernel: {} ({})", lab.bundle.vmlinuz.display(), lab.bundle.kernel_version);
     Ok(())
 }
 
@@ -159,11 +147,7 @@ fn cmd_run(a: &Args) -> Result<()> {
             let b = guest::build(true)?;
             guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
             timings.add("guest build", t.elapsed());
-            println!(
-                "[lab] guest built: {} ({})",
-                b.stable.display(),
-                guest::size_of(&b.stable)
-            );
+            println!("[lab] guest built: {} ({})", b.stable.display(), guest::size_of(&b.stable));
             b.stable
         }
     };
@@ -177,15 +161,23 @@ fn cmd_run(a: &Args) -> Result<()> {
         ..LabOptions::default()
     };
     let lab = Lab::prepare(opts)?;
-    timings
-        .phases
-        .insert(0, ("fetch".to_string(), lab.fetch_time));
+    timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
     let spec = GuestSpec::new(&a.app, &kernel, &a.app)
         .args(&a.extra)
         .memory(a.memory)
         .timeout(Duration::from_secs(a.timeout));
-    let report = lab.boot(&[Scenario::single(spec)])?;
+    let scenario = match &a.script {
+        None => Scenario::single(spec),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --dom0-script {}", p.display()))?;
+            let mut s = Scenario::script("script", vec![spec], &text);
+            s.slack = Duration::from_secs(a.timeout);
+            s
+        }
+    };
+    let report = lab.boot(&[scenario])?;
     timings.add_boot(&report);
     println!("\nphase timings:\n{}", timings.table(total.elapsed()));
     if let Some(p) = &report.serial_log {
@@ -210,17 +202,8 @@ fn cmd_run(a: &Args) -> Result<()> {
             r.name,
             r.result,
             r.domid.map_or("?".into(), |d| d.to_string()),
-            report
-                .failure
-                .as_ref()
-                .map_or(String::new(), |f| format!("; {f}"))
+            report.failure.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
-        _ => bail!(
-            "{}",
-            report
-                .failure
-                .clone()
-                .unwrap_or_else(|| "the guest never ran".into())
-        ),
+        _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
     }
 }

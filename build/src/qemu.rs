@@ -13,8 +13,37 @@ use std::time::{Duration, Instant};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// CPU model for TCG: without SMAP/SMEP Xen can deliver dom0's exceptions.
-pub const TCG_CPU: &str = "max,-smap,-smep,-pku,-la57";
+/// Environment variable naming another QEMU binary.
+pub const QEMU_ENV: &str = "XENPV_QEMU";
+
+/// The QEMU binary to run: `$XENPV_QEMU` or `qemu-system-x86_64` from `$PATH`.
+pub fn qemu_binary() -> Result<PathBuf> {
+    match std::env::var_os(QEMU_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                bail!("{QEMU_ENV}={} does not exist", p.display())
+            }
+        }
+        None => cmd::require_tool(QEMU),
+    }
+}
+
+/// CPU model for TCG. Without SMAP/SMEP Xen can deliver dom0's exceptions.
+/// Without XSAVE, Xen switches FPU state with FXSAVE: with XSAVE (QEMU 7.2
+/// TCG), dom0's processes crash at random (glibc segfaults, several per
+/// thousand process starts) whenever a DomU runs; with `-xsave`, none.
+pub const TCG_CPU: &str = "max,-smap,-smep,-pku,-la57,-xsave";
+
+/// The `-cpu` model: `$XENPV_QEMU_CPU` or [`TCG_CPU`].
+pub fn cpu_model() -> String {
+    std::env::var("XENPV_QEMU_CPU")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| TCG_CPU.to_string())
+}
 
 /// What to boot.
 #[derive(Debug, Clone)]
@@ -46,20 +75,13 @@ impl QemuConfig {
                 bail!("QEMU module paths cannot contain ',' or ' ': {s}");
             }
         }
-        let mut c = Command::new(QEMU);
+        let mut c = Command::new(qemu_binary()?);
         let accel = if self.kvm { "kvm" } else { "tcg" };
         c.args(["-machine", &format!("q35,accel={accel}")])
-            .args(["-cpu", TCG_CPU])
+            .args(["-cpu", &cpu_model()])
             .args(["-m", &self.memory_mib.to_string()])
             .args(["-smp", &self.smp.to_string()])
-            .args([
-                "-nographic",
-                "-no-reboot",
-                "-nic",
-                "none",
-                "-monitor",
-                "none",
-            ])
+            .args(["-nographic", "-no-reboot", "-nic", "none", "-monitor", "none"])
             .args(["-serial", "stdio"])
             .arg("-kernel")
             .arg(&self.xen)
@@ -99,15 +121,10 @@ pub struct Running {
 impl Running {
     /// Starts QEMU (fails with an install hint if it is missing).
     pub fn start(cfg: &QemuConfig) -> Result<Self> {
-        cmd::require_tool(QEMU)?;
         let mut c = cfg.command()?;
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
-        let mut child = c
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+        let mut child = c.spawn().map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
         let (tx, lines) = channel();
         let Some(out) = child.stdout.take() else {
             bail!("no stdout pipe from QEMU");
@@ -138,12 +155,7 @@ impl Running {
                 let _ = etx.send(s);
             });
         }
-        Ok(Self {
-            child,
-            lines,
-            stderr,
-            started,
-        })
+        Ok(Self { child, lines, stderr, started })
     }
 
     /// The next line, or EOF, or `Timeout` once `deadline` passes.
@@ -178,10 +190,7 @@ impl Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let err = self
-            .stderr
-            .recv_timeout(Duration::from_secs(2))
-            .unwrap_or_default();
+        let err = self.stderr.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
         (status, err)
     }
 }

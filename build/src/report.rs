@@ -37,13 +37,7 @@ impl Timings {
 
     /// A table, one phase a line.
     pub fn table(&self, total: Duration) -> String {
-        let w = self
-            .phases
-            .iter()
-            .map(|(n, _)| n.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
+        let w = self.phases.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
         let mut s = String::new();
         for (n, d) in &self.phases {
             let _ = writeln!(s, "  {n:<w$}  {:>7.1}s", d.as_secs_f64());

@@ -149,10 +149,7 @@ impl Scenario {
 
     /// How long the host waits for this scenario.
     pub fn budget(&self) -> Duration {
-        self.guests
-            .iter()
-            .map(|g| g.timeout + Duration::from_secs(30))
-            .sum::<Duration>()
+        self.guests.iter().map(|g| g.timeout + Duration::from_secs(30)).sum::<Duration>()
             + self.slack
     }
 
@@ -185,8 +182,7 @@ pub fn validate(scenarios: &[Scenario]) -> Result<()> {
                     g.kernel.display()
                 );
             }
-            g.xl_config(&format!("{GUEST_KERNEL_DIR}/x.elf"))
-                .validate()?;
+            g.xl_config(&format!("{GUEST_KERNEL_DIR}/x.elf")).validate()?;
         }
     }
     Ok(())
@@ -316,11 +312,7 @@ impl GuestRun {
             self.domid.map_or("none".to_string(), |d| d.to_string()),
             self.result,
             self.console.len(),
-            if self.console_complete {
-                ""
-            } else {
-                " (console INCOMPLETE)"
-            }
+            if self.console_complete { "" } else { " (console INCOMPLETE)" }
         );
         for l in &self.xl_output {
             s.push_str(&format!("\n  {l}"));
@@ -381,19 +373,13 @@ impl BootReport {
     pub fn run(&self, name: &str) -> Result<&GuestRun, String> {
         match self.runs.iter().find(|r| r.name == name) {
             Some(r) => Ok(r),
-            None => Err(format!(
-                "guest {name} never ran: {}",
-                self.failure_summary()
-            )),
+            None => Err(format!("guest {name} never ran: {}", self.failure_summary())),
         }
     }
 
     /// One paragraph on why the boot went wrong (or "boot completed").
     pub fn failure_summary(&self) -> String {
-        let mut s = self
-            .failure
-            .clone()
-            .unwrap_or_else(|| "boot completed".to_string());
+        let mut s = self.failure.clone().unwrap_or_else(|| "boot completed".to_string());
         if let Some(p) = &self.serial_log {
             s.push_str(&format!(" (serial log: {})", p.display()));
         }
@@ -509,13 +495,7 @@ impl Parser {
         }
         if let Some((name, rest)) = xl_line(line) {
             if !name.is_empty() {
-                if let Some(r) = self
-                    .report
-                    .runs
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.end_at.is_none())
-                {
+                if let Some(r) = self.report.runs.iter_mut().rev().find(|r| r.end_at.is_none()) {
                     r.xl_output.push(format!("[{name}] {rest}"));
                 }
             }
@@ -540,13 +520,7 @@ impl Parser {
                 });
             }
             Marker::ScenarioEnd(n, rc) => {
-                if let Some(s) = self
-                    .report
-                    .scenarios
-                    .iter_mut()
-                    .rev()
-                    .find(|s| &s.name == n)
-                {
+                if let Some(s) = self.report.scenarios.iter_mut().rev().find(|s| &s.name == n) {
                     s.rc = *rc;
                     s.end_at = Some(at);
                 }
@@ -584,20 +558,14 @@ impl Parser {
 pub fn xl_line(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix("[xl")?;
     let end = rest.find(']')?;
-    Some((
-        line[1..end + 3].trim_end_matches(']'),
-        rest[end + 1..].trim_start(),
-    ))
+    Some((line[1..end + 3].trim_end_matches(']'), rest[end + 1..].trim_start()))
 }
 
 /// A live console line `[NAME] text` for a known guest: (name, text).
 pub fn live_guest_line<'a>(line: &'a str, guests: &[String]) -> Option<(&'a str, &'a str)> {
     let rest = line.strip_prefix('[')?;
     let (name, text) = rest.split_once("] ")?;
-    guests
-        .iter()
-        .any(|g| g == name)
-        .then_some((name, text.trim_end_matches('\r')))
+    guests.iter().any(|g| g == name).then_some((name, text.trim_end_matches('\r')))
 }
 
 #[cfg(test)]
@@ -667,12 +635,7 @@ mod tests {
         assert_eq!(g.result, GuestResult::Crash);
         assert!(!g.console_complete);
         assert!(g.describe().contains("INCOMPLETE"));
-        assert!(p
-            .report
-            .failure
-            .as_deref()
-            .unwrap()
-            .contains("insmod xenfs"));
+        assert!(p.report.failure.as_deref().unwrap().contains("insmod xenfs"));
     }
 
     #[test]

@@ -88,9 +88,7 @@ impl XlConfig {
 pub fn validate_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 48
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         bail!("invalid name {name:?}: use 1-48 characters of A-Z a-z 0-9 _ - .");
     }

@@ -61,17 +61,11 @@ pub fn guest(name: &str, app: &str) -> GuestSpec {
 /// fetch or start is recorded in [`BootReport::failure`], so each test
 /// reports it with its own name.
 pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootReport {
-    let failed = |msg: String| BootReport {
-        failure: Some(msg),
-        ..BootReport::default()
-    };
+    let failed = |msg: String| BootReport { failure: Some(msg), ..BootReport::default() };
     if let Err(e) = guest_elf() {
         return failed(e);
     }
-    let opts = LabOptions {
-        label: label.to_string(),
-        ..LabOptions::default()
-    };
+    let opts = LabOptions { label: label.to_string(), ..LabOptions::default() };
     let lab = match Lab::prepare(opts) {
         Ok(l) => l,
         Err(e) => return failed(format!("{e:#}")),
@@ -109,12 +103,7 @@ pub fn expect_run<'a>(report: &'a BootReport, name: &str) -> &'a GuestRun {
 
 /// Asserts how the guest ended, a DomU domid, and a complete console.
 pub fn assert_result(run: &GuestRun, want: &GuestResult) {
-    assert!(
-        &run.result == want,
-        "expected result {want}, got {}\n{}",
-        run.result,
-        run.describe()
-    );
+    assert!(&run.result == want, "expected result {want}, got {}\n{}", run.result, run.describe());
     assert!(
         run.domid.is_some_and(|d| d >= 1),
         "expected a DomU domain id >= 1\n{}",

@@ -35,27 +35,16 @@ fn hello_powers_off_with_banner() {
 #[test]
 fn selftest_passes() {
     let run = expect_run(lab(), "selftest");
-    let fails: Vec<&String> = run
-        .console
-        .iter()
-        .filter(|l| l.starts_with("FAIL"))
-        .collect();
+    let fails: Vec<&String> = run.console.iter().filter(|l| l.starts_with("FAIL")).collect();
     for l in &fails {
         eprintln!("selftest: {l}");
     }
     assert_result(run, &GuestResult::Poweroff);
     let panics: Vec<&String> = run.console.iter().filter(|l| l.contains("panic")).collect();
-    assert!(
-        panics.is_empty(),
-        "selftest console mentions a panic: {panics:?}\n{}",
-        run.describe()
-    );
+    assert!(panics.is_empty(), "selftest console mentions a panic: {panics:?}\n{}", run.describe());
     let summary = run.console.iter().rev().find_map(|l| parse_summary(l));
     let Some((passed, failed)) = summary else {
-        panic!(
-            "no `N passed, N failed` line in the selftest console\n{}",
-            run.describe()
-        );
+        panic!("no `N passed, N failed` line in the selftest console\n{}", run.describe());
     };
     assert!(
         failed == 0 && fails.is_empty(),
@@ -79,11 +68,8 @@ fn panic_is_reported_as_crash() {
 fn selftest_console_pattern_arrives_intact() {
     const LINES: u64 = 48;
     let run = expect_run(lab(), "selftest");
-    let got: Vec<&String> = run
-        .console
-        .iter()
-        .filter(|l| l.starts_with("console-pattern "))
-        .collect();
+    let got: Vec<&String> =
+        run.console.iter().filter(|l| l.starts_with("console-pattern ")).collect();
     assert_eq!(
         got.len() as u64,
         LINES,

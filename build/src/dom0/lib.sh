@@ -29,17 +29,16 @@ lab_reason() {
 
 # Dumps the guest's console log for the host, complete.
 lab_dump_console() {
-    local name=$1 log n l
+    local name=$1 log n
     log=$LAB_CONSOLE_DIR/guest-$name.log
     n=0
     echo "@@CONSOLE-BEGIN name=$name"
-    if [ -f "$log" ]; then
-        while IFS= read -r l || [ -n "$l" ]; do
-            echo "@@C|$name|$l"
-            n=$((n + 1))
-        done < "$log"
+    if [ -s "$log" ]; then
+        sed "s/^/@@C|$name|/" "$log"
+        [ "$(tail -c 1 "$log" | wc -l)" -eq 1 ] || echo
+        n=$(sed -n '$=' "$log")
     fi
-    echo "@@CONSOLE-END name=$name lines=$n"
+    echo "@@CONSOLE-END name=$name lines=${n:-0}"
 }
 
 # Follows a console log live, printing complete lines as "[NAME] line",
@@ -105,16 +104,17 @@ run_guest_start() {
 }
 
 run_guest_wait() {
-    local name=$1 timeout=${2:-60} domid ticks result xllog code i
+    local name=$1 timeout=${2:-60} domid deadline up result xllog code i
     domid=$(cat "/tmp/lab-domid-$name" 2>/dev/null)
-    ticks=$((timeout * 10))
+    read -r up _ < /proc/uptime
+    deadline=$((${up%.*} + timeout))
     result=
     # Cheap polling (xenstore-exists, not xl): dom0 shares the CPUs with
     # the guest under TCG. libxl removes the domain's xenstore directory
     # once it has destroyed it.
     while if [ -n "$domid" ]; then xenstore-exists "/local/domain/$domid"; else xl domid "$name"; fi > /dev/null 2>&1; do
-        ticks=$((ticks - 1))
-        if [ "$ticks" -le 0 ]; then
+        read -r up _ < /proc/uptime
+        if [ "${up%.*}" -ge "$deadline" ]; then
             result=timeout
             xl list | sed "s/^/[xl list] /"
             xl destroy "$name"
