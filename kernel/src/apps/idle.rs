@@ -7,6 +7,7 @@ use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::{self, control, control::ShutdownRequest};
 use crate::{balloon, devices, events, kprintln, platform, timer};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use hypercall::abi::sched::ShutdownReason;
 
@@ -15,7 +16,12 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         return Err(AppError::BadSetting("app=idle needs XenStore (a domU)"));
     }
     let timeout_ms = cmd.get("xenbus.timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
-    probe_devices(Duration::from_millis(timeout_ms));
+    let timeout = Duration::from_millis(timeout_ms);
+    probe_devices(timeout);
+    // Devices attached later (xl network-attach, block-attach) appear here.
+    if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch("device", DEVICE_TOKEN)) {
+        log::warn!("xenbus: cannot watch device/: {e:?}");
+    }
     if let Some(Err(e)) = xenbus::with(balloon::start) {
         log::warn!("balloon: cannot watch memory/target: {e:?}");
     }
@@ -47,6 +53,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
                     log::warn!("balloon: {e:?}");
                 }
             }
+            DEVICE_TOKEN => probe_devices(timeout),
             other => log::debug!("watch event {other} on {}", ev.path),
         }
     }
@@ -87,6 +94,11 @@ fn sysrq(key: u8) {
     kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
 }
 
+/// The watch token for `device/` (hotplugged frontends).
+const DEVICE_TOKEN: &str = "device";
+
+static CLOSE_REGISTERED: AtomicBool = AtomicBool::new(false);
+
 /// Frontends this app moved out of their initial state.
 static PROBED: spin::Mutex<Vec<DeviceInfo>> = spin::Mutex::new(Vec::new());
 
@@ -106,6 +118,7 @@ fn close_probed() {
 fn probe_devices(timeout: Duration) {
     let probed = xenbus::with(|bus| {
         let devices = device::enumerate(bus)?;
+        let mut new = 0;
         for dev in &devices {
             let d = match dev {
                 Ok(d) => d,
@@ -114,6 +127,9 @@ fn probe_devices(timeout: Duration) {
                     continue;
                 }
             };
+            if PROBED.lock().iter().any(|p| p.frontend == d.frontend) {
+                continue;
+            }
             kprintln!("xenbus: {} -> {} (backend domain {})", d.frontend, d.backend, d.backend_id);
             let waited = device::set_state(bus, d, XenbusState::Initialising).and_then(|()| {
                 device::wait_for_backend(bus, d, |s| s >= XenbusState::InitWait, timeout)
@@ -123,14 +139,16 @@ fn probe_devices(timeout: Duration) {
                 Err(e) => kprintln!("xenbus: {}: {e}", d.frontend),
             }
             PROBED.lock().push(d.clone());
+            new += 1;
         }
-        Ok::<usize, device::XenbusError>(devices.len())
+        Ok::<usize, device::XenbusError>(new)
     });
-    if !PROBED.lock().is_empty() {
+    if !PROBED.lock().is_empty() && !CLOSE_REGISTERED.swap(true, Ordering::Relaxed) {
         devices::register("probed xenbus frontends", close_probed);
     }
     match probed {
-        Some(Ok(n)) => kprintln!("xenbus: {n} devices"),
+        Some(Ok(0)) => {}
+        Some(Ok(n)) => kprintln!("xenbus: probed {n} new devices"),
         Some(Err(e)) => log::warn!("xenbus: cannot list devices: {e}"),
         None => {}
     }
