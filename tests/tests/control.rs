@@ -1,0 +1,218 @@
+//! The toolstack drives an `app=idle` guest, all in one QEMU boot:
+//! `xenstore-ls` shows its keys, `xl mem-set` down and up is honoured,
+//! `xl sysrq` gets a dump, a hotplugged device whose backend never comes
+//! is reported (not a hang), `xl reboot` brings it back, and `xl shutdown`
+//! ends it cleanly within seconds. Then `app=bench` runs in quick mode and
+//! its figures are checked for presence and the orderings that must hold.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+use xen_tests::{
+    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
+    GuestRun, Scenario,
+};
+
+static LAB: OnceLock<BootReport> = OnceLock::new();
+
+/// Shell helpers for the script: wait for console text, report checks as
+/// `[xl check] ...` lines (collected with the guest's toolstack output).
+const HELPERS: &str = r#"
+wait_console() { # NAME TEXT COUNT SECONDS
+    _log=/var/log/xen/console/guest-$1.log
+    _tries=$(($4 * 5))
+    while :; do
+        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
+        [ "${_c:-0}" -ge "$3" ] && break
+        _tries=$((_tries - 1))
+        if [ "$_tries" -le 0 ]; then
+            echo "[xl check] timeout waiting for '$2' x$3 in $1"
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "[xl check] seen '$2' x$3 in $1"
+}
+mem_kib() { # NAME: the domain's current memory in KiB, from xl list
+    xl list "$1" | sed -n '2p' | awk '{print $3 * 1024}'
+}
+"#;
+
+const CONTROL: &str = r#"
+run_guest_start ctl /etc/xen-lab/guests/ctl.cfg || exit 1
+if wait_console ctl "idle: ready" 1 90; then
+    d=$(cat /tmp/lab-domid-ctl)
+    xenstore-ls /local/domain/$d | sed 's/^/[xl xenstore-ls] /'
+
+    xl mem-set ctl 24m
+    wait_console ctl "balloon: target 24576 KiB" 1 60
+    echo "[xl check] mem-after-down $(mem_kib ctl)"
+    xl mem-set ctl 32m
+    wait_console ctl "balloon: target 32768 KiB" 1 60
+    echo "[xl check] mem-after-up $(mem_kib ctl)"
+
+    xl sysrq ctl t
+    wait_console ctl "sysrq 't'" 1 30
+
+    # A frontend whose backend never comes, set up as libxl does one: a
+    # directory the guest owns, then backend and backend-id in one transaction.
+    xenstore-mkdir /local/domain/$d/device/vfake
+    xenstore-chmod /local/domain/$d/device/vfake n$d
+    xenstore-write /local/domain/$d/device/vfake/0/backend /local/domain/0/backend/vfake/$d/0 \
+                   /local/domain/$d/device/vfake/0/backend-id 0
+    wait_console ctl "device/vfake/0: backend" 1 60
+
+    xl reboot ctl
+    wait_console ctl "idle: ready" 2 120
+    xl domid ctl > /tmp/lab-domid-ctl
+    echo "[xl check] rebooted-domid $(cat /tmp/lab-domid-ctl)"
+
+    echo "[xl check] shutdown-at $(lab_uptime)"
+    xl shutdown ctl
+    run_guest_wait ctl 60
+    echo "[xl check] shutdown-done $(lab_uptime)"
+else
+    run_guest_wait ctl 1
+fi
+"#;
+
+fn lab() -> &'static BootReport {
+    LAB.get_or_init(|| {
+        boot("control", || {
+            let mut ctl = guest("ctl", "idle")
+                .args(&["xenbus.timeout_ms=3000".to_string()])
+                .timeout(Duration::from_secs(400));
+            ctl.on_reboot = "restart".into();
+            vec![
+                Scenario::script("control", vec![ctl], &format!("{HELPERS}{CONTROL}")),
+                Scenario::single(
+                    guest("bench", "bench")
+                        .args(&["bench.quick=1".to_string()])
+                        .timeout(Duration::from_secs(180)),
+                ),
+            ]
+        })
+    })
+}
+
+/// The value after `[xl check] KEY ` in the guest's toolstack output.
+fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
+    let prefix = format!("[xl check] {key} ");
+    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+fn ctl() -> &'static GuestRun {
+    expect_run(lab(), "ctl")
+}
+
+#[test]
+fn xl_shutdown_ends_the_guest_cleanly_within_seconds() {
+    let run = ctl();
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "control: Poweroff requested by the toolstack");
+    let at: f64 = check_value(run, "shutdown-at")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the script never asked for the shutdown\n{}", run.describe()));
+    let done: f64 = check_value(run, "shutdown-done")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no end of shutdown recorded\n{}", run.describe()));
+    // run_guest_wait adds ~1 s of its own (log flush, console dump).
+    assert!(done - at < 15.0, "xl shutdown took {:.1} s\n{}", done - at, run.describe());
+}
+
+#[test]
+fn xl_reboot_brings_the_guest_back() {
+    let run = ctl();
+    assert_console_contains(run, "control: Reboot requested by the toolstack");
+    let readies = run.console.iter().filter(|l| l.contains("idle: ready")).count();
+    assert!(readies >= 2, "the guest came up {readies} time(s)\n{}", run.describe());
+    let again: u32 = check_value(run, "rebooted-domid")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no domain after the reboot\n{}", run.describe()));
+    assert!(again >= 1, "rebooted domain id {again}\n{}", run.describe());
+}
+
+#[test]
+fn xl_mem_set_down_and_up_is_honoured() {
+    let run = ctl();
+    assert_console_contains(run, "balloon: target 24576 KiB; 8192 -> 6144 pages");
+    assert_console_contains(run, "balloon: target 32768 KiB; 6144 -> 8192 pages");
+    let kib = |key| -> u64 {
+        check_value(run, key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in the toolstack output\n{}", run.describe()))
+    };
+    assert_eq!(kib("mem-after-down"), 24 * 1024, "xl list after mem-set 24m\n{}", run.describe());
+    assert_eq!(kib("mem-after-up"), 32 * 1024, "xl list after mem-set 32m\n{}", run.describe());
+}
+
+#[test]
+fn dom0_sees_the_guests_keys() {
+    let run = ctl();
+    for key in ["feature-poweroff = \"1\"", "feature-reboot = \"1\""] {
+        assert!(
+            run.xl_output.iter().any(|l| l.starts_with("[xl xenstore-ls]") && l.contains(key)),
+            "xenstore-ls does not show {key}\n{}",
+            run.describe()
+        );
+    }
+    assert_console_contains(run, "domain: id ");
+}
+
+#[test]
+fn sysrq_gets_a_debug_dump() {
+    let run = ctl();
+    assert_console_contains(run, "sysrq 't': uptime");
+    assert_console_contains(run, "  events: ");
+}
+
+#[test]
+fn a_backend_that_never_comes_is_reported_not_waited_for_forever() {
+    let run = ctl();
+    assert_console_contains(run, "device/vfake/0: backend /local/domain/0/backend/vfake/");
+    assert_console_contains(run, "did not answer within 3");
+    // And the guest went on serving the toolstack afterwards.
+    assert_console_contains(run, "control: Reboot requested by the toolstack");
+}
+
+#[test]
+fn bench_quick_reports_every_figure_with_sane_orderings() {
+    let run = expect_run(lab(), "bench");
+    assert_result(run, &GuestResult::Poweroff);
+    let figure = |name: &str| -> [u64; 4] {
+        let line = run
+            .console
+            .iter()
+            .find(|l| l.starts_with(&format!("BENCH name={name} ")))
+            .unwrap_or_else(|| panic!("no BENCH line for {name}\n{}", run.describe()));
+        let cycles = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("cycles="))
+            .unwrap_or_else(|| panic!("no cycles in {line:?}"));
+        let v: Vec<u64> = cycles.split('/').map(|x| x.parse().expect("a number")).collect();
+        assert_eq!(v.len(), 4, "{line:?}");
+        assert!(v[0] <= v[1] && v[1] <= v[2] && v[2] <= v[3], "min<=median<=p99<=max: {line:?}");
+        [v[0], v[1], v[2], v[3]]
+    };
+    for name in [
+        "xen_version",
+        "sched_yield",
+        "evtchn_send",
+        "evtchn_send_upcall_handler_roundtrip",
+        "mmu_update_1",
+        "update_va_mapping_invlpg",
+        "mmuext_tlb_flush_local",
+        "multicall_32_xen_version_total",
+        "separate_32_xen_version_total",
+        "xenstore_read_roundtrip",
+    ] {
+        assert!(figure(name)[1] > 0, "{name} measured as free\n{}", run.describe());
+    }
+    // Orderings that must hold whatever the emulation speed.
+    assert!(figure("mmu_update_512_per_entry")[1] < figure("mmu_update_1")[1]);
+    assert!(
+        figure("multicall_32_xen_version_total")[1] < figure("separate_32_xen_version_total")[1]
+    );
+    assert!(figure("evtchn_send")[1] < figure("evtchn_send_upcall_handler_roundtrip")[1]);
+    assert!(figure("xen_version")[1] < figure("xenstore_read_roundtrip")[1]);
+    assert_console_contains(run, "BENCH-DONE failures=0");
+}
