@@ -1,1 +1,13 @@
-#![no_std]
+//! Xen PV frontends. Everything here is safe code generic over small
+//! traits for the hypervisor side, so the same logic runs in the guest and
+//! under `cargo test` against fake backends:
+//!
+//! - [`xenbus`]: frontend devices in XenStore and their state machine.
+//! - [`ring`]: Xen's shared request/response rings (`io/ring.h`).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod ring;
+pub mod xenbus;

@@ -2,8 +2,8 @@
 //! requests from `xl shutdown` / `xl reboot` / `xl destroy`-less crash, sysrq
 //! keys, and the `feature-*` keys that tell `xl` what this guest obeys.
 
-use super::bus::Bus;
 use alloc::string::String;
+use pv_drivers::xenbus::Bus;
 use xenstore_client::{Error, Store, Transport};
 
 /// Watch tokens (the watched paths themselves, for readable logs).

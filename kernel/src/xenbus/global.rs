@@ -1,7 +1,6 @@
 //! The guest's one connection to xenstored, over the store page from
 //! `start_info`, waiting on the store event channel.
 
-use super::bus::Bus;
 use super::control;
 use crate::events;
 use crate::{platform, timer};
@@ -9,6 +8,7 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use hypercall::{DomId, EvtchnPort};
+use pv_drivers::xenbus::Bus;
 use spin::{Mutex, Once};
 use xenstore_client::{Client, Error, Instant, RingEvents, RingTransport, Store, TimedOut};
 

@@ -3,9 +3,9 @@
 //! [`device`] enumerates frontends and runs their state machine;
 //! [`control`] answers the toolstack (`xl shutdown`, `xl reboot`, sysrq).
 
-pub mod bus;
 pub mod control;
-pub mod device;
+
+pub use pv_drivers::xenbus::device;
 
 #[cfg(target_os = "none")]
 mod global;
