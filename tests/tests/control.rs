@@ -53,12 +53,11 @@ if wait_console ctl "idle: ready" 1 90; then
     xl sysrq ctl t
     wait_console ctl "sysrq 't'" 1 30
 
-    # A frontend whose backend never comes, set up as libxl does one: a
-    # directory the guest owns, then backend and backend-id in one transaction.
-    xenstore-mkdir /local/domain/$d/device/vfake
-    xenstore-chmod /local/domain/$d/device/vfake n$d
+    # A frontend whose backend never comes: backend and backend-id in one
+    # transaction, then handed to the guest as libxl does (it owns it).
     xenstore-write /local/domain/$d/device/vfake/0/backend /local/domain/0/backend/vfake/$d/0 \
                    /local/domain/$d/device/vfake/0/backend-id 0
+    xenstore-chmod -r /local/domain/$d/device/vfake n$d
     wait_console ctl "device/vfake/0: backend" 1 60
 
     xl reboot ctl
@@ -68,8 +67,15 @@ if wait_console ctl "idle: ready" 1 90; then
 
     echo "[xl check] shutdown-at $(lab_uptime)"
     xl shutdown ctl
-    run_guest_wait ctl 60
+    # Until libxl has torn the domain down (its xenstore directory goes).
+    _d=$(cat /tmp/lab-domid-ctl)
+    _tries=600
+    while xenstore-exists /local/domain/$_d 2>/dev/null && [ $_tries -gt 0 ]; do
+        _tries=$((_tries - 1))
+        sleep 0.1
+    done
     echo "[xl check] shutdown-done $(lab_uptime)"
+    run_guest_wait ctl 60
 else
     run_guest_wait ctl 1
 fi
@@ -115,7 +121,6 @@ fn xl_shutdown_ends_the_guest_cleanly_within_seconds() {
     let done: f64 = check_value(run, "shutdown-done")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no end of shutdown recorded\n{}", run.describe()));
-    // run_guest_wait adds ~1 s of its own (log flush, console dump).
     assert!(done - at < 15.0, "xl shutdown took {:.1} s\n{}", done - at, run.describe());
 }
 

@@ -131,10 +131,13 @@ fn probe_devices(timeout: Duration) {
                 continue;
             }
             kprintln!("xenbus: {} -> {} (backend domain {})", d.frontend, d.backend, d.backend_id);
-            let waited = device::set_state(bus, d, XenbusState::Initialising).and_then(|()| {
-                device::wait_for_backend(bus, d, |s| s >= XenbusState::InitWait, timeout)
-            });
-            match waited {
+            if let Err(e) = device::set_state(bus, d, XenbusState::Initialising) {
+                // Not ours to write yet (a toolstack still setting it up):
+                // the next change under device/ brings it back here.
+                kprintln!("xenbus: {}: {e}; will retry", d.frontend);
+                continue;
+            }
+            match device::wait_for_backend(bus, d, |s| s >= XenbusState::InitWait, timeout) {
                 Ok(state) => kprintln!("xenbus: {}: backend is {state}", d.frontend),
                 Err(e) => kprintln!("xenbus: {}: {e}", d.frontend),
             }

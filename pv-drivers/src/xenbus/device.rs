@@ -270,6 +270,7 @@ mod tests {
         let h = Harness::new(DomId(7));
         let b = add_device(&h, "vif", "0", 0);
         add_device(&h, "vbd", "51712", 0);
+        guest_put(&h, "device/suspend/event-channel", b"");
         guest_put(&h, "device/vbd/51728/backend-id", b"0");
         let mut bus = Bus::new(h.client());
         let mut devs = enumerate(&mut bus).unwrap();
