@@ -15,7 +15,7 @@
 //! checked is how a guest ends up corrupting a page Xen shares with it.
 
 use hypercall::abi::grant_table as gnt;
-use hypercall::abi::{arch, memory, mmu, vcpu, xen, xenstore};
+use hypercall::abi::{arch, memory, mmu, netif, vcpu, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,7 @@ const HEADERS: &[&str] = &[
     "xen/grant_table.h",
     "xen/io/console.h",
     "xen/io/xs_wire.h",
+    "xen/io/netif.h",
 ];
 
 /// The interface version the guest is written against: Xen 4.17's headers
@@ -374,6 +375,45 @@ fn table() -> Vec<Row> {
     layout!(rows, console::XenconsInterface => "struct xencons_interface" {
         input: "in", output: "out", in_cons, in_prod, out_cons, out_prod,
     });
+
+    // io/netif.h
+    layout!(rows, netif::NetifTxRequest => "struct netif_tx_request" { gref, offset, flags, id, size });
+    layout!(rows, netif::NetifTxResponse => "struct netif_tx_response" { id, status });
+    layout!(rows, netif::NetifRxRequest => "struct netif_rx_request" { id, pad, gref });
+    layout!(rows, netif::NetifRxResponse => "struct netif_rx_response" { id, offset, flags, status });
+    layout!(rows, netif::NetifExtraInfo => "struct netif_extra_info" { kind: "type", flags, u });
+    rows.push(Row {
+        what: "sizeof(netif_extra_info.u.gso) vs size_of::<NetifExtraGso>()".into(),
+        c_expr: "sizeof(((struct netif_extra_info *)0)->u.gso)".into(),
+        rust: core::mem::size_of::<netif::NetifExtraGso>() as u64,
+    });
+    consts!(rows,
+        netif::NR_SLOTS_MIN => "XEN_NETIF_NR_SLOTS_MIN",
+        netif::MAX_TX_SIZE => "XEN_NETIF_MAX_TX_SIZE",
+        netif::txf::CSUM_BLANK => "NETTXF_csum_blank",
+        netif::txf::DATA_VALIDATED => "NETTXF_data_validated",
+        netif::txf::MORE_DATA => "NETTXF_more_data",
+        netif::txf::EXTRA_INFO => "NETTXF_extra_info",
+        netif::rxf::DATA_VALIDATED => "NETRXF_data_validated",
+        netif::rxf::CSUM_BLANK => "NETRXF_csum_blank",
+        netif::rxf::MORE_DATA => "NETRXF_more_data",
+        netif::rxf::EXTRA_INFO => "NETRXF_extra_info",
+        netif::rxf::GSO_PREFIX => "NETRXF_gso_prefix",
+        netif::extra_type::NONE => "XEN_NETIF_EXTRA_TYPE_NONE",
+        netif::extra_type::GSO => "XEN_NETIF_EXTRA_TYPE_GSO",
+        netif::extra_type::MCAST_ADD => "XEN_NETIF_EXTRA_TYPE_MCAST_ADD",
+        netif::extra_type::MCAST_DEL => "XEN_NETIF_EXTRA_TYPE_MCAST_DEL",
+        netif::extra_type::HASH => "XEN_NETIF_EXTRA_TYPE_HASH",
+        netif::extra_type::MAX => "XEN_NETIF_EXTRA_TYPE_MAX",
+        netif::EXTRA_FLAG_MORE => "XEN_NETIF_EXTRA_FLAG_MORE",
+        netif::gso_type::NONE => "XEN_NETIF_GSO_TYPE_NONE",
+        netif::gso_type::TCPV4 => "XEN_NETIF_GSO_TYPE_TCPV4",
+        netif::gso_type::TCPV6 => "XEN_NETIF_GSO_TYPE_TCPV6",
+        netif::rsp::DROPPED as i64 => "NETIF_RSP_DROPPED",
+        netif::rsp::ERROR as i64 => "NETIF_RSP_ERROR",
+        netif::rsp::OKAY => "NETIF_RSP_OKAY",
+        netif::rsp::NULL => "NETIF_RSP_NULL",
+    );
 
     // io/xs_wire.h
     layout!(rows, xenstore::XenstoreDomainInterface => "struct xenstore_domain_interface" {

@@ -10,6 +10,7 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod memory;
 pub mod mmu;
+pub mod netif;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;
