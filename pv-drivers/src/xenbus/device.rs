@@ -126,6 +126,10 @@ fn absent_is_empty(r: Result<Vec<String>, Error>) -> Result<Vec<String>, Error> 
     }
 }
 
+/// Entries under `device/` that are not frontends: libxl keeps the
+/// suspend event channel at `device/suspend/event-channel`.
+const NOT_DEVICES: &[&str] = &["suspend"];
+
 /// Every frontend under `device/`. A device missing its `backend` or
 /// `backend-id` is returned as an error in its slot, so one broken entry
 /// does not hide the others.
@@ -134,6 +138,9 @@ pub fn enumerate<T: Transport>(
 ) -> Result<Vec<Result<DeviceInfo, XenbusError>>, XenbusError> {
     let mut out = Vec::new();
     for kind in absent_is_empty(bus.xs.directory("device"))? {
+        if NOT_DEVICES.contains(&kind.as_str()) {
+            continue;
+        }
         for id in absent_is_empty(bus.xs.directory(&format!("device/{kind}")))? {
             out.push(describe(bus, &kind, &id));
         }
@@ -176,15 +183,21 @@ pub fn set_state<T: Transport>(
     Ok(())
 }
 
-/// The backend's state, `None` if it has not written one.
+/// The backend's state, `None` if it has not written one. A backend
+/// directory that does not exist yet reads as `EACCES` (xenstored checks
+/// the nearest existing ancestor, which belongs to the backend domain), so
+/// that is "no state" too.
 pub fn backend_state<T: Transport>(
     bus: &mut Bus<T>,
     dev: &DeviceInfo,
 ) -> Result<Option<XenbusState>, XenbusError> {
     let path = format!("{}/state", dev.backend);
-    match bus.xs.read_opt(&path)? {
-        None => Ok(None),
-        Some(v) => XenbusState::parse(&v).map(Some).ok_or(XenbusError::BadState { path, value: v }),
+    match bus.xs.read_opt(&path) {
+        Ok(None) | Err(Error::Xs(XsErrno::EACCES)) => Ok(None),
+        Ok(Some(v)) => {
+            XenbusState::parse(&v).map(Some).ok_or(XenbusError::BadState { path, value: v })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -277,6 +290,7 @@ mod tests {
         devs.sort_by_key(|d| format!("{d:?}"));
         let ok: Vec<_> = devs.iter().filter_map(|d| d.as_ref().ok()).collect();
         assert_eq!(ok.len(), 2);
+        assert_eq!(devs.len(), 3, "device/suspend is not a device: {devs:?}");
         assert!(ok.iter().any(|d| d.kind == "vif" && d.backend == b && d.backend_id == DomId(0)));
         assert!(devs.iter().any(
             |d| matches!(d, Err(XenbusError::Missing { path }) if path.ends_with("51728/backend"))
@@ -323,6 +337,35 @@ mod tests {
         }
         assert!(err.to_string().contains("did not answer within"));
         assert!(h.fake().watches().is_empty(), "the watch is removed");
+    }
+
+    #[test]
+    fn a_backend_directory_we_cannot_see_times_out_clearly() {
+        let h = Harness::new(DomId(7));
+        add_device(&h, "vfake", "0", 0);
+        // The backend domain's tree exists but is not readable by the guest.
+        {
+            let mut fake = h.fake();
+            fake.write_as(DomId(0), "/local/domain/0/backend/other", b"x").unwrap();
+            fake.set_perms_as(
+                DomId(0),
+                "/local/domain/0/backend",
+                &[Perm::new(DomId(0), Access::None)],
+            )
+            .unwrap();
+        }
+        let mut bus = Bus::new(h.client());
+        let dev = describe(&mut bus, "vfake", "0").unwrap();
+        assert_eq!(backend_state(&mut bus, &dev), Ok(None));
+        let err = wait_for_backend(
+            &mut bus,
+            &dev,
+            |s| s >= XenbusState::InitWait,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(matches!(err, XenbusError::BackendTimeout { last: None, .. }), "{err:?}");
+        assert!(err.to_string().contains("no state at all"), "{err}");
     }
 
     #[test]
