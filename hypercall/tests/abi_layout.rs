@@ -14,6 +14,7 @@
 //! Missing headers or compiler are a failure, never a skip: a layout nobody
 //! checked is how a guest ends up corrupting a page Xen shares with it.
 
+use hypercall::abi::blkif;
 use hypercall::abi::grant_table as gnt;
 use hypercall::abi::{arch, memory, mmu, netif, vcpu, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
@@ -37,6 +38,7 @@ const HEADERS: &[&str] = &[
     "xen/grant_table.h",
     "xen/io/console.h",
     "xen/io/xs_wire.h",
+    "xen/io/blkif.h",
     "xen/io/netif.h",
 ];
 
@@ -414,6 +416,38 @@ fn table() -> Vec<Row> {
         netif::rsp::OKAY => "NETIF_RSP_OKAY",
         netif::rsp::NULL => "NETIF_RSP_NULL",
     );
+
+    // io/blkif.h
+    layout!(rows, blkif::Segment => "struct blkif_request_segment" { gref, first_sect, last_sect });
+    layout!(rows, blkif::Request => "struct blkif_request" {
+        operation, nr_segments, handle, id, sector_number, seg,
+    });
+    layout!(rows, blkif::RequestDiscard => "struct blkif_request_discard" {
+        operation, flag, handle, id, sector_number, nr_sectors,
+    });
+    layout!(rows, blkif::RequestIndirect => "struct blkif_request_indirect" {
+        operation, indirect_op, nr_segments, id, sector_number, handle, indirect_grefs,
+    });
+    layout!(rows, blkif::Response => "struct blkif_response" { id, operation, status });
+    consts!(rows,
+        blkif::OP_READ => "BLKIF_OP_READ",
+        blkif::OP_WRITE => "BLKIF_OP_WRITE",
+        blkif::OP_WRITE_BARRIER => "BLKIF_OP_WRITE_BARRIER",
+        blkif::OP_FLUSH_DISKCACHE => "BLKIF_OP_FLUSH_DISKCACHE",
+        blkif::OP_DISCARD => "BLKIF_OP_DISCARD",
+        blkif::OP_INDIRECT => "BLKIF_OP_INDIRECT",
+        blkif::MAX_SEGMENTS_PER_REQUEST => "BLKIF_MAX_SEGMENTS_PER_REQUEST",
+        blkif::MAX_INDIRECT_PAGES_PER_REQUEST => "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST",
+        blkif::DISCARD_SECURE => "BLKIF_DISCARD_SECURE",
+        blkif::RSP_OKAY as i64 => "BLKIF_RSP_OKAY",
+        blkif::RSP_ERROR as i64 => "BLKIF_RSP_ERROR",
+        blkif::RSP_EOPNOTSUPP as i64 => "BLKIF_RSP_EOPNOTSUPP",
+        blkif::VDISK_CDROM => "VDISK_CDROM",
+        blkif::VDISK_REMOVABLE => "VDISK_REMOVABLE",
+        blkif::VDISK_READONLY => "VDISK_READONLY",
+    );
+    // A ring slot is the union of request and response: the request.
+    consts!(rows, core::mem::size_of::<blkif::Request>() => "sizeof(union blkif_sring_entry)");
 
     // io/xs_wire.h
     layout!(rows, xenstore::XenstoreDomainInterface => "struct xenstore_domain_interface" {

@@ -5,6 +5,7 @@
 //! `hypercall/tests/abi_layout.rs`.
 
 pub mod arch;
+pub mod blkif;
 pub mod console;
 pub mod event_channel;
 pub mod grant_table;
