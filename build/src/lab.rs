@@ -87,6 +87,26 @@ fn say(to_stdout: bool, s: &str) {
     }
 }
 
+/// Removes `LABEL.PID.serial.log` files of processes that are gone
+/// (runs that were killed before renaming their log).
+fn prune_stale_logs(dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".serial.log") else {
+            continue;
+        };
+        let Some((_, pid)) = stem.rsplit_once('.') else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -202,6 +222,7 @@ impl Lab {
         };
         // Written under a private name (several runs may share a target
         // dir), then renamed to LABEL.serial.log: the latest finished run.
+        prune_stale_logs(&logs);
         let running = logs.join(format!("{}.{}.serial.log", self.opts.label, std::process::id()));
         let serial_path = logs.join(format!("{}.serial.log", self.opts.label));
         let mut report = self.run_qemu(&cfg, scenarios, &running);
@@ -240,9 +261,12 @@ impl Lab {
         let guests: Vec<String> =
             scenarios.iter().flat_map(|s| s.guests.iter().map(|g| g.name.clone())).collect();
         let start = q.started;
-        let mut deadline = start + self.opts.boot_timeout;
-        let mut waiting_for =
-            format!("dom0 to come up (boot timeout {})", secs(self.opts.boot_timeout));
+        // Xen prints within seconds under TCG: silence means it died early
+        // (e.g. under KVM, see --kvm), so don't wait the whole boot timeout.
+        let first_output = Duration::from_secs(60).min(self.opts.boot_timeout);
+        let mut deadline = start + first_output;
+        let mut waiting_for = format!("Xen's first message (none in {})", secs(first_output));
+        let mut seen_output = false;
         let mut tail: std::collections::VecDeque<String> = Default::default();
         let mut done = false;
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
@@ -250,6 +274,14 @@ impl Lab {
             match q.next(deadline) {
                 Next::Line(t, line) => {
                     let at = t.saturating_duration_since(start);
+                    if !seen_output && line.contains("(XEN)") {
+                        seen_output = true;
+                        deadline = start + self.opts.boot_timeout;
+                        waiting_for = format!(
+                            "dom0 to come up (boot timeout {})",
+                            secs(self.opts.boot_timeout)
+                        );
+                    }
                     if let Some(f) = serial.as_mut() {
                         let _ = writeln!(f, "[{:9.3}] {line}", at.as_secs_f64());
                     }
@@ -291,8 +323,13 @@ impl Lab {
                 Next::Eof => break,
                 Next::Timeout => {
                     if parser.report.failure.is_none() {
+                        let hint = if cfg.kvm && !seen_output {
+                            " (Xen is known to die early under KVM on some machines: run without --kvm)"
+                        } else {
+                            ""
+                        };
                         parser.report.failure = Some(format!(
-                            "timeout after {}: waiting for {waiting_for}; QEMU killed",
+                            "timeout after {}: waiting for {waiting_for}; QEMU killed{hint}",
                             secs(start.elapsed())
                         ));
                     }

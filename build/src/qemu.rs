@@ -37,12 +37,14 @@ pub fn qemu_binary() -> Result<PathBuf> {
 /// thousand process starts) whenever a DomU runs; with `-xsave`, none.
 pub const TCG_CPU: &str = "max,-smap,-smep,-pku,-la57,-xsave";
 
-/// The `-cpu` model: `$XENPV_QEMU_CPU` or [`TCG_CPU`].
-pub fn cpu_model() -> String {
-    std::env::var("XENPV_QEMU_CPU")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| TCG_CPU.to_string())
+/// The `-cpu` model: `$XENPV_QEMU_CPU` or [`TCG_CPU`] (under KVM without
+/// `arch-capabilities`: QEMU 7.2 aborts setting MSR 0x10a otherwise).
+pub fn cpu_model(kvm: bool) -> String {
+    match std::env::var("XENPV_QEMU_CPU").ok().filter(|v| !v.is_empty()) {
+        Some(m) => m,
+        None if kvm => format!("{TCG_CPU},-arch-capabilities"),
+        None => TCG_CPU.to_string(),
+    }
 }
 
 /// What to boot.
@@ -78,7 +80,7 @@ impl QemuConfig {
         let mut c = Command::new(qemu_binary()?);
         let accel = if self.kvm { "kvm" } else { "tcg" };
         c.args(["-machine", &format!("q35,accel={accel}")])
-            .args(["-cpu", &cpu_model()])
+            .args(["-cpu", &cpu_model(self.kvm)])
             .args(["-m", &self.memory_mib.to_string()])
             .args(["-smp", &self.smp.to_string()])
             .args(["-nographic", "-no-reboot", "-nic", "none", "-monitor", "none"])
