@@ -19,6 +19,7 @@ mod fault;
 mod fmtbuf;
 mod memory;
 mod time;
+mod timeline;
 mod timer_queue;
 mod xenbus;
 
@@ -47,6 +48,7 @@ fn kmain() -> ! {
     let level = cmd.get("loglevel").map(|l| (l, console::logger::parse_level(l)));
     console::logger::init(level.and_then(|(_, l)| l).unwrap_or(log::LevelFilter::Info));
     banner::print(&cmd);
+    timeline::mark("banner");
     if let Some((text, None)) = level {
         log::warn!("loglevel={text} is not a level; using info");
     }
@@ -58,12 +60,16 @@ fn kmain() -> ! {
     }
 
     start_events(&cmd);
+    timeline::mark("events");
     grants::init();
+    timeline::mark("grants");
     match xenbus::init() {
         Ok(Some(id)) => kprintln!("domain: id {}, name {:?}, vm {}", id.domid, id.name, id.vm),
         Ok(None) => kprintln!("domain: initial domain, no XenStore"),
         Err(e) => log::error!("xenstore: cannot connect: {e:?}"),
     }
+    timeline::mark("xenstore");
+    timeline::print();
 
     let app = cmd.app();
     kprintln!("running app={app}");

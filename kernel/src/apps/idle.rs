@@ -25,6 +25,8 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if let Some(Err(e)) = xenbus::with(balloon::start) {
         log::warn!("balloon: cannot watch memory/target: {e:?}");
     }
+    crate::timeline::mark("ready");
+    crate::timeline::print();
     kprintln!("idle: ready; waiting for the toolstack");
     loop {
         let ev = match xenbus::with(|bus| bus.next_event(None)) {

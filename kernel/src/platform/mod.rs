@@ -110,7 +110,9 @@ fn init(si: *const StartInfo) {
             None => console::init_hypervisor(),
         }
     }
+    crate::timeline::mark("console");
     mm::init(si);
+    crate::timeline::mark("memory");
 }
 
 /// Pages Xen hands a domU in `start_info` and shares with a dom0 daemon,
