@@ -435,3 +435,45 @@ impl Lab {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GuestSpec;
+
+    fn lab(verbose: bool) -> Lab {
+        Lab {
+            opts: LabOptions { verbose, ..LabOptions::default() },
+            bundle: Dom0Bundle {
+                root: "/x".into(),
+                xen: "/x/xen.elf".into(),
+                vmlinuz: "/x/vmlinuz".into(),
+                kernel_version: "6.1.0-1-amd64".into(),
+                debs: Vec::new(),
+                key: "k".into(),
+            },
+            fetch_time: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn memory_covers_dom0_and_the_largest_scenario() {
+        let l = lab(false);
+        let small = Scenario::single(GuestSpec::new("a", "/k", "hello"));
+        let big = Scenario::single(GuestSpec::new("b", "/k", "hello").memory(1024));
+        assert_eq!(l.machine_memory_mib(std::slice::from_ref(&small)), 896);
+        let m = l.machine_memory_mib(&[small, big]);
+        assert!(m >= 512 + 1024 + 8 && m.is_multiple_of(128), "{m}");
+    }
+
+    #[test]
+    fn command_lines() {
+        let quiet = lab(false);
+        assert!(quiet.dom0_cmdline().contains("loglevel=4"));
+        assert!(quiet.xen_cmdline().contains("dom0_mem=512M,max:512M"));
+        assert!(!quiet.xen_cmdline().contains("loglvl=all"));
+        let verbose = lab(true);
+        assert!(verbose.dom0_cmdline().contains("LAB_VERBOSE=1"));
+        assert!(verbose.xen_cmdline().contains("loglvl=all"));
+    }
+}
