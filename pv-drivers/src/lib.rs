@@ -9,5 +9,6 @@
 
 extern crate alloc;
 
+pub mod netfront;
 pub mod ring;
 pub mod xenbus;

@@ -114,6 +114,18 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
         self.size
     }
 
+    /// The front end of a ring already in use, at the private indices a
+    /// previous [`FrontRing::indices`] returned: lets a driver that owns
+    /// the ring memory keep only the indices between calls.
+    pub fn resume(mem: &'a [AtomicU32], (req_prod_pvt, rsp_cons): (u32, u32)) -> Self {
+        FrontRing { req_prod_pvt, rsp_cons, ..Self::attach(mem) }
+    }
+
+    /// The private producer and consumer indices, for [`FrontRing::resume`].
+    pub fn indices(&self) -> (u32, u32) {
+        (self.req_prod_pvt, self.rsp_cons)
+    }
+
     fn slot_at(&self, idx: u32) -> usize {
         HEADER_WORDS + (idx & (self.size - 1)) as usize * slot_words::<Req, Rsp>()
     }

@@ -1,0 +1,140 @@
+//! The PV network frontend (`xen/include/public/io/netif.h`, following the
+//! conventions Linux's `xen-netfront` negotiates with `xen-netback`).
+//!
+//! - [`wire`]: netif entries as ring slots; [`buf`]: bytes in shared pages.
+//! - [`rx`]: the RX ring: buffers kept posted, responses copied out once,
+//!   checked, and assembled into packets (multi-slot, extra-info slots).
+//! - [`tx`]: the TX ring: packets split over slots, completions reclaimed.
+//! - [`connect`]: the xenbus handshake and the disconnect that revokes
+//!   every grant.
+//!
+//! Everything the kernel provides (pages, grants, event channels) comes
+//! through [`NetHost`], so the ring logic runs under `cargo test` against a
+//! fake backend, hostile cases included.
+
+pub mod buf;
+pub mod connect;
+pub mod rx;
+pub mod tx;
+pub mod wire;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+use core::sync::atomic::AtomicU32;
+use hypercall::abi::grant_table::GrantRef;
+use hypercall::{DomId, EvtchnPort};
+
+/// Bytes in a page shared with the backend.
+pub const PAGE_BYTES: usize = 4096;
+
+/// What the frontend needs from the kernel.
+pub trait NetHost {
+    /// A zeroed page of memory (seen only as atomics: the backend writes it).
+    type Page: AsRef<[AtomicU32]>;
+    /// A new page, `None` when memory is short.
+    fn alloc_page(&mut self) -> Option<Self::Page>;
+    /// Lets `to` access `page` (read-only if asked).
+    fn grant(
+        &mut self,
+        page: &Self::Page,
+        to: DomId,
+        readonly: bool,
+    ) -> Result<GrantRef, HostError>;
+    /// Revokes `gref`; false if the backend still maps it, in which case
+    /// the page must never be reused (the caller keeps it).
+    fn revoke(&mut self, gref: GrantRef) -> bool;
+    /// An unbound event channel port for `backend` to bind, with the
+    /// frontend's handler attached.
+    fn alloc_channel(&mut self, backend: DomId) -> Result<EvtchnPort, HostError>;
+    /// Closes a port from [`NetHost::alloc_channel`].
+    fn close_channel(&mut self, port: EvtchnPort);
+    /// Signals the backend through `port`.
+    fn notify(&mut self, port: EvtchnPort);
+}
+
+/// A kernel service the frontend asked for failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    NoMemory,
+    Grant,
+    EventChannel,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostError::NoMemory => "out of memory",
+            HostError::Grant => "cannot grant a page",
+            HostError::EventChannel => "cannot allocate an event channel",
+        })
+    }
+}
+
+/// Counters, kept per device. The backend's mistakes each have their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Packets that took more than one slot, each way.
+    pub rx_multi_slot: u64,
+    pub tx_multi_slot: u64,
+    /// Extra-info slots seen on RX (GSO and others), parsed and skipped.
+    pub rx_extra_info: u64,
+    /// RX packets flagged `NETRXF_data_validated` / `NETRXF_csum_blank`.
+    pub rx_csum_validated: u64,
+    pub rx_csum_blank: u64,
+    /// Packets dropped: too many slots, too large, or no memory.
+    pub rx_dropped: u64,
+    /// Hostile or broken backend: a response id that is not ours.
+    pub rx_bad_id: u64,
+    pub tx_bad_id: u64,
+    /// A length (with its offset) past the end of the buffer.
+    pub rx_bad_len: u64,
+    /// A response status that is an error.
+    pub rx_error_status: u64,
+    pub tx_error_status: u64,
+    /// A producer index out of range (responses never asked for).
+    pub rx_bad_prod: u64,
+    pub tx_bad_prod: u64,
+    /// An extra-info slot of an unknown type or where none was announced.
+    pub rx_bad_extra: u64,
+    /// Event channel notifications sent to the backend, and events received.
+    pub notifications: u64,
+    pub events: u64,
+    /// Grants made, revoked, and left in place because the backend still
+    /// mapped the page (those pages are kept, never reused).
+    pub grants_made: u64,
+    pub grants_revoked: u64,
+    pub grants_kept: u64,
+}
+
+impl Stats {
+    /// Grants currently published.
+    pub fn grants_active(&self) -> u64 {
+        self.grants_made - self.grants_revoked - self.grants_kept
+    }
+
+    /// Backend protocol violations of every kind.
+    pub fn backend_errors(&self) -> u64 {
+        self.rx_bad_id
+            + self.tx_bad_id
+            + self.rx_bad_len
+            + self.rx_bad_prod
+            + self.tx_bad_prod
+            + self.rx_bad_extra
+    }
+}
+
+/// Logs the first occurrence of a backend fault kind, counts every one.
+pub(crate) fn fault(count: &mut u64, what: &str, detail: fmt::Arguments<'_>) {
+    if *count == 0 {
+        log::warn!("netfront: backend fault ({what}): {detail}; further ones are only counted");
+    }
+    *count += 1;
+}

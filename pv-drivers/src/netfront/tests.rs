@@ -1,0 +1,408 @@
+//! The frontend against the fake backend: traffic both ways, multi-slot
+//! packets and extra-info slots, a hostile backend (each fault counted and
+//! survived), a fixed-seed fuzz of RX responses, grants revoked at the
+//! end, and the xenbus handshake against the fake XenStore.
+
+use super::connect::{parse_mac, Config, Netfront};
+use super::fake::{FakeBackend, FakeHost, Page};
+use super::rx::{new_buffer, RxPacket, RxQueue, MAX_PACKET};
+use super::tx::{TxError, TxQueue};
+use super::Stats;
+use hypercall::abi::netif::{
+    extra_type, gso_type, rxf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
+};
+use hypercall::{DomId, EvtchnPort};
+
+struct Rig {
+    host: FakeHost,
+    rx: RxQueue<Page>,
+    tx: TxQueue<Page>,
+    be: FakeBackend,
+    stats: Stats,
+}
+
+fn rig(rx_target: u32) -> Rig {
+    let mut host = FakeHost::default();
+    let mut stats = Stats::default();
+    let t = new_buffer(&mut host, DomId(0), false, &mut stats).unwrap();
+    let r = new_buffer(&mut host, DomId(0), false, &mut stats).unwrap();
+    let tx = TxQueue::new(t.page, t.gref, EvtchnPort(1), DomId(0), 64);
+    let mut rx = RxQueue::new(r.page, r.gref, EvtchnPort(2), DomId(0), rx_target);
+    rx.refill(&mut host, &mut stats).unwrap();
+    let be = FakeBackend::attach(&host, tx.ring_gref, rx.ring_gref);
+    Rig { host, rx, tx, be, stats }
+}
+
+impl Rig {
+    fn poll(&mut self) -> Vec<RxPacket> {
+        let mut got = Vec::new();
+        let _ = self.rx.poll(&mut self.stats, |p| got.push(p));
+        self.rx.refill(&mut self.host, &mut self.stats).unwrap();
+        got
+    }
+}
+
+/// xorshift64*: fixed seeds, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn packet(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+#[test]
+fn packets_arrive_and_buffers_stay_posted() {
+    let mut r = rig(32);
+    let mut rng = Rng(1);
+    assert_eq!(r.rx.posted(), 32);
+    for _ in 0..300 {
+        let burst = 1 + rng.below(10) as usize;
+        let sent: Vec<Vec<u8>> = (0..burst)
+            .map(|_| {
+                let n = 14 + rng.below(1500) as usize;
+                packet(&mut rng, n)
+            })
+            .collect();
+        for p in &sent {
+            assert!(r.be.deliver(p, 4096, &[], rxf::DATA_VALIDATED));
+        }
+        let got = r.poll();
+        assert_eq!(
+            got.iter().map(|p| &p.data).collect::<Vec<_>>(),
+            sent.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(r.rx.posted(), 32);
+    }
+    assert_eq!(r.stats.backend_errors(), 0);
+    assert_eq!(r.stats.rx_csum_validated, r.stats.rx_packets);
+    // Buffers are reused, not granted anew: 2 rings + 32 buffers.
+    assert_eq!(r.stats.grants_made, 2 + 32);
+}
+
+#[test]
+fn multi_slot_packets_with_extra_info_are_assembled() {
+    let mut r = rig(64);
+    let mut rng = Rng(2);
+    let big = packet(&mut rng, 60_000);
+    let gso = NetifExtraInfo {
+        kind: extra_type::GSO,
+        flags: EXTRA_FLAG_MORE,
+        u: [1448, u16::from(gso_type::TCPV4), 0],
+    };
+    let mcast = NetifExtraInfo { kind: extra_type::MCAST_ADD, flags: 0, u: [1, 2, 3] };
+    assert!(r.be.deliver(&big, 4096, &[gso, mcast], rxf::CSUM_BLANK | rxf::DATA_VALIDATED));
+    let small = packet(&mut rng, 60);
+    assert!(r.be.deliver(&small, 4096, &[], 0));
+    let got = r.poll();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].data, big);
+    assert_eq!(got[0].gso.map(|g| (g.size, g.kind)), Some((1448, gso_type::TCPV4)));
+    assert_eq!(got[1].data, small);
+    assert_eq!((r.stats.rx_multi_slot, r.stats.rx_extra_info, r.stats.rx_csum_blank), (1, 2, 1));
+    assert_eq!(r.stats.backend_errors(), 0);
+}
+
+#[test]
+fn tx_packets_go_out_in_slots_and_completions_free_them() {
+    let mut r = rig(8);
+    let mut rng = Rng(3);
+    for round in 0..50 {
+        let sizes = [60usize, 1514, 4096, 4097, 9000, 65535];
+        let sent: Vec<Vec<u8>> = sizes.iter().map(|&n| packet(&mut rng, n)).collect();
+        for p in &sent {
+            r.tx.send(&mut r.host, &mut r.stats, p).unwrap();
+        }
+        r.tx.flush(&mut r.host, &mut r.stats);
+        assert_eq!(r.be.take_tx(), sent, "round {round}");
+        r.tx.reclaim(&mut r.stats).unwrap();
+        assert_eq!(r.tx.in_flight(), 0);
+    }
+    assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &[]), Err(TxError::BadSize));
+    assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &vec![0; 65536]), Err(TxError::BadSize));
+    assert_eq!(r.stats.tx_multi_slot, 50 * 3);
+    // Buffer pages are reused: at most 64 were ever granted for TX.
+    assert!(r.stats.grants_made <= 2 + 8 + 64);
+    // One notification per batch at most (the backend re-arms each time).
+    assert!(r.host.notifies <= 1 + 50 * 2, "{} notifications", r.host.notifies);
+}
+
+#[test]
+fn tx_is_busy_until_the_backend_answers() {
+    let mut r = rig(8);
+    let p = vec![7u8; 4096 * 3];
+    let mut sent = 0;
+    while r.tx.send(&mut r.host, &mut r.stats, &p).is_ok() {
+        sent += 1;
+    }
+    assert_eq!(sent, 64 / 3);
+    r.tx.flush(&mut r.host, &mut r.stats);
+    assert_eq!(r.be.take_tx().len(), sent);
+    r.tx.reclaim(&mut r.stats).unwrap();
+    assert!(r.tx.send(&mut r.host, &mut r.stats, &p).is_ok());
+}
+
+#[test]
+fn a_hostile_backend_is_counted_and_survived() {
+    let mut r = rig(16);
+    let good = vec![0xabu8; 100];
+    let check_good = |r: &mut Rig| {
+        assert!(r.be.deliver(&good, 4096, &[], 0));
+        let got = r.poll();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, good);
+    };
+    // A response id that is not the slot's.
+    assert!(r.be.raw_rx(|q| NetifRxResponse { id: q.id ^ 5, offset: 0, flags: 0, status: 10 }));
+    r.be.rx.publish();
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_bad_id, 1);
+    check_good(&mut r);
+    // A length past the page, and an offset that pushes it past.
+    assert!(r.be.raw_rx(|q| NetifRxResponse { id: q.id, offset: 0, flags: 0, status: 5000 }));
+    assert!(r.be.raw_rx(|q| NetifRxResponse { id: q.id, offset: 4000, flags: 0, status: 200 }));
+    r.be.rx.publish();
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_bad_len, 2);
+    check_good(&mut r);
+    // An error status in the middle of a chain drops the whole packet.
+    assert!(r.be.raw_rx(|q| NetifRxResponse {
+        id: q.id,
+        offset: 0,
+        flags: rxf::MORE_DATA,
+        status: 100
+    }));
+    assert!(r.be.raw_rx(|q| NetifRxResponse { id: q.id, offset: 0, flags: 0, status: -1 }));
+    r.be.rx.publish();
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_error_status, 1);
+    check_good(&mut r);
+    // An extra-info slot of no known type.
+    assert!(r.be.raw_rx(|q| NetifRxResponse {
+        id: q.id,
+        offset: 0,
+        flags: rxf::EXTRA_INFO,
+        status: 10
+    }));
+    assert!(r.be.raw_rx(|_| NetifRxResponse { id: 0x00_09, offset: 0, flags: 0, status: 0 }));
+    r.be.rx.publish();
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_bad_extra, 1);
+    check_good(&mut r);
+    // A producer index far past what was posted: counted, nothing read.
+    let posted = r.rx.posted();
+    r.be.rx.force_rsp_prod(1_000_000);
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_bad_prod, 1);
+    assert_eq!(r.rx.posted(), posted);
+    // TX: an id never sent and a producer index out of range.
+    r.be.tx.push_response(&hypercall::abi::netif::NetifTxResponse { id: 9999, status: 0 });
+    r.tx.send(&mut r.host, &mut r.stats, &[1; 60]).unwrap();
+    r.tx.flush(&mut r.host, &mut r.stats);
+    r.be.tx.publish();
+    r.tx.reclaim(&mut r.stats).unwrap();
+    assert_eq!(r.stats.tx_bad_id, 1);
+    r.be.tx.force_rsp_prod(77);
+    assert!(r.tx.reclaim(&mut r.stats).is_err());
+    assert_eq!(r.stats.tx_bad_prod, 1);
+    assert_eq!(r.stats.rx_dropped, 5);
+}
+
+/// Fixed-seed fuzzing of RX response handling: random and mutated
+/// responses (ids, offsets, flags, statuses, producer indices) mixed with
+/// well-formed packets. Nothing may panic or read out of bounds; buffers
+/// are never lost; every delivered packet is within limits; at the end
+/// every grant is revoked.
+#[test]
+fn fuzz_rx_responses() {
+    for seed in 1..=20u64 {
+        let mut r = rig(64);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut delivered = 0u64;
+        for _ in 0..2000 {
+            match rng.below(6) {
+                0 | 1 => {
+                    let len = rng.below(9000) as usize;
+                    let p = packet(&mut rng, len);
+                    let chunk = 1 + rng.below(4096) as usize;
+                    let _ = r.be.deliver(&p, chunk, &[], rng.next() as u16 & 0x1f);
+                }
+                2 | 3 => {
+                    let n = 1 + rng.below(8);
+                    for _ in 0..n {
+                        let mutate = rng.next();
+                        let raw = rng.next();
+                        let _ = r.be.raw_rx(|q| {
+                            let mut rsp = NetifRxResponse {
+                                id: q.id,
+                                offset: (raw & 0xfff) as u16,
+                                flags: (raw >> 16) as u16 & 0x1f,
+                                status: ((raw >> 32) % 5000) as i16 - 100,
+                            };
+                            match mutate % 4 {
+                                0 => rsp.id = (raw >> 48) as u16,
+                                1 => rsp.offset = (raw >> 20) as u16,
+                                2 => rsp.flags = (raw >> 40) as u16,
+                                _ => rsp.status = (raw >> 24) as i16,
+                            }
+                            rsp
+                        });
+                    }
+                    r.be.rx.publish();
+                }
+                4 => {
+                    if rng.below(10) == 0 {
+                        r.be.rx.force_rsp_prod(rng.next() as u32);
+                    }
+                }
+                _ => {
+                    let _ = r.rx.poll(&mut r.stats, |p| {
+                        assert!(p.data.len() <= MAX_PACKET);
+                        delivered += 1;
+                    });
+                    let _ = r.rx.refill(&mut r.host, &mut r.stats);
+                    assert!(r.rx.posted() <= 64);
+                }
+            }
+        }
+        assert_eq!(r.stats.rx_packets, delivered);
+        // Buffers never leak: ring + posted + spare is all we granted.
+        let mut stats = r.stats;
+        let kept = r.rx.release(&mut r.host, &mut stats);
+        let kept_tx = r.tx.release(&mut r.host, &mut stats);
+        assert!(kept.is_empty() && kept_tx.is_empty());
+        assert_eq!(stats.grants_active(), 0, "seed {seed}");
+        assert!(r.host.table.borrow().active.is_empty(), "seed {seed}");
+    }
+}
+
+#[test]
+fn release_revokes_every_grant_and_keeps_mapped_pages() {
+    let mut r = rig(16);
+    r.tx.send(&mut r.host, &mut r.stats, &[1; 5000]).unwrap();
+    r.tx.flush(&mut r.host, &mut r.stats);
+    // The backend still maps one RX buffer.
+    let mapped = *r.host.table.borrow().active.keys().last().unwrap();
+    r.host.table.borrow_mut().mapped.insert(mapped);
+    let mut stats = r.stats;
+    let made = stats.grants_made;
+    let mut kept = r.rx.release(&mut r.host, &mut stats);
+    kept.extend(r.tx.release(&mut r.host, &mut stats));
+    assert_eq!(kept.len(), 1);
+    assert_eq!((stats.grants_revoked, stats.grants_kept), (made - 1, 1));
+    assert_eq!(r.host.table.borrow().active.len(), 1);
+}
+
+#[test]
+fn macs_parse() {
+    assert_eq!(parse_mac("00:16:3e:0a:bb:FF"), Some([0, 0x16, 0x3e, 0x0a, 0xbb, 0xff]));
+    assert_eq!(parse_mac("00:16:3e:0a:bb"), None);
+    assert_eq!(parse_mac("00:16:3e:0a:bb:ff:00"), None);
+    assert_eq!(parse_mac("0:16:3e:0a:bb:ff"), None);
+}
+
+mod handshake {
+    use super::*;
+    use crate::xenbus::device::{self, XenbusState};
+    use crate::xenbus::Bus;
+    use std::time::Duration;
+    use xenstore_client::fake::Harness;
+    use xenstore_client::{Access, Perm, Store};
+
+    fn put(h: &Harness, path: &str, value: &[u8], guest_owns: bool) {
+        let mut fake = h.fake();
+        let guest = fake.guest();
+        let path = if path.starts_with('/') { path.to_string() } else { fake.abs(path) };
+        fake.write_as(DomId(0), &path, value).unwrap();
+        let perms = if guest_owns {
+            vec![Perm::new(guest, Access::None)]
+        } else {
+            vec![Perm::new(DomId(0), Access::None), Perm::new(guest, Access::Read)]
+        };
+        fake.set_perms_as(DomId(0), &path, &perms).unwrap();
+    }
+
+    fn vif(split: bool) -> (Harness, String) {
+        let h = Harness::new(DomId(9));
+        let be = "/local/domain/0/backend/vif/9/0".to_string();
+        put(&h, "device/vif/0/backend", be.as_bytes(), true);
+        put(&h, "device/vif/0/backend-id", b"0", true);
+        put(&h, "device/vif/0/mac", b"00:16:3e:12:34:56", true);
+        put(&h, "device/vif/0/state", b"1", true);
+        put(&h, &format!("{be}/feature-rx-copy"), b"1", false);
+        put(
+            &h,
+            &format!("{be}/feature-split-event-channels"),
+            if split { b"1" } else { b"0" },
+            false,
+        );
+        put(&h, &format!("{be}/multi-queue-max-queues"), b"2", false);
+        // The backend is already Connected: single-threaded, it cannot
+        // answer while the frontend waits.
+        put(&h, &format!("{be}/state"), b"4", false);
+        (h, be)
+    }
+
+    #[test]
+    fn connect_publishes_rings_channels_and_features() {
+        for split in [false, true] {
+            let (h, _) = vif(split);
+            let mut bus = Bus::new(h.client());
+            let mut host = FakeHost::default();
+            let dev = device::describe(&mut bus, "vif", "0").unwrap();
+            let cfg =
+                Config { rx_buffers: 32, tx_buffers: 16, timeout: Duration::from_millis(500) };
+            let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg).unwrap();
+            assert_eq!(nf.mac, [0, 0x16, 0x3e, 0x12, 0x34, 0x56]);
+            assert_eq!((nf.mtu, nf.split, nf.queues_offered), (1500, split, 2));
+            assert_eq!(nf.rx_posted(), 32);
+            let rd = |bus: &mut Bus<_>, k: &str| {
+                bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap()
+            };
+            assert_eq!(rd(&mut bus, "request-rx-copy"), "1");
+            assert_eq!(rd(&mut bus, "feature-rx-notify"), "1");
+            assert_eq!(rd(&mut bus, "state"), "4");
+            let tx_ref: u32 = rd(&mut bus, "tx-ring-ref").parse().unwrap();
+            assert!(host.table.borrow().active.contains_key(&tx_ref));
+            if split {
+                assert_ne!(rd(&mut bus, "event-channel-tx"), rd(&mut bus, "event-channel-rx"));
+                assert_eq!(host.open_ports.len(), 2);
+            } else {
+                assert!(bus.xs.read_opt("device/vif/0/event-channel").unwrap().is_some());
+                assert_eq!(host.open_ports.len(), 1);
+            }
+            // Disconnect: the backend is not there to close, so the wait
+            // times out; every grant and port goes anyway.
+            put(&h, "/local/domain/0/backend/vif/9/0/state", b"6", false);
+            let (stats, kept) = nf.disconnect(&mut bus, &mut host, Duration::from_millis(300));
+            assert!(kept.is_empty());
+            assert_eq!(stats.grants_active(), 0);
+            assert_eq!(stats.grants_revoked, 2 + 32);
+            assert!(host.table.borrow().active.is_empty());
+            assert!(host.open_ports.is_empty());
+            assert_eq!(device::backend_state(&mut bus, &dev).unwrap(), Some(XenbusState::Closed));
+            assert_eq!(rd(&mut bus, "state"), "6");
+        }
+    }
+
+    #[test]
+    fn a_backend_without_rx_copy_is_refused_cleanly() {
+        let (h, be) = vif(false);
+        put(&h, &format!("{be}/feature-rx-copy"), b"0", false);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let err = Netfront::connect(&mut bus, &mut host, &dev, &Config::default()).err().unwrap();
+        assert!(err.to_string().contains("feature-rx-copy"));
+        assert!(host.table.borrow().active.is_empty());
+    }
+}

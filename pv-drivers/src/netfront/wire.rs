@@ -1,0 +1,109 @@
+//! netif entries as ring slots: each struct encoded into, and decoded from,
+//! the 32-bit words of a private copy of its slot (little-endian, C layout
+//! checked by `hypercall/tests/abi_layout.rs`).
+
+use crate::ring::RingEntry;
+use hypercall::abi::netif::{
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+};
+
+fn pair(lo: u16, hi: u16) -> u32 {
+    u32::from(lo) | (u32::from(hi) << 16)
+}
+
+fn lo(w: u32) -> u16 {
+    w as u16
+}
+
+fn hi(w: u32) -> u16 {
+    (w >> 16) as u16
+}
+
+impl RingEntry for NetifTxRequest {
+    const BYTES: usize = 12;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = self.gref;
+        out[1] = pair(self.offset, self.flags);
+        out[2] = pair(self.id, self.size);
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifTxRequest {
+            gref: w[0],
+            offset: lo(w[1]),
+            flags: hi(w[1]),
+            id: lo(w[2]),
+            size: hi(w[2]),
+        }
+    }
+}
+
+impl RingEntry for NetifTxResponse {
+    const BYTES: usize = 4;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = pair(self.id, self.status as u16);
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifTxResponse { id: lo(w[0]), status: hi(w[0]) as i16 }
+    }
+}
+
+impl RingEntry for NetifRxRequest {
+    const BYTES: usize = 8;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = pair(self.id, self.pad);
+        out[1] = self.gref;
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifRxRequest { id: lo(w[0]), pad: hi(w[0]), gref: w[1] }
+    }
+}
+
+impl RingEntry for NetifRxResponse {
+    const BYTES: usize = 8;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = pair(self.id, self.offset);
+        out[1] = pair(self.flags, self.status as u16);
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifRxResponse { id: lo(w[0]), offset: hi(w[0]), flags: lo(w[1]), status: hi(w[1]) as i16 }
+    }
+}
+
+/// An RX slot read as an extra-info entry: `netif_extra_info` overlays
+/// `netif_rx_response` byte for byte.
+pub fn extra_from_rx(r: &NetifRxResponse) -> NetifExtraInfo {
+    NetifExtraInfo {
+        kind: r.id as u8,
+        flags: (r.id >> 8) as u8,
+        u: [r.offset, r.flags, r.status as u16],
+    }
+}
+
+/// The inverse of [`extra_from_rx`], for fake backends.
+pub fn extra_as_rx(e: &NetifExtraInfo) -> NetifRxResponse {
+    NetifRxResponse {
+        id: u16::from(e.kind) | (u16::from(e.flags) << 8),
+        offset: e.u[0],
+        flags: e.u[1],
+        status: e.u[2] as i16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let t = NetifTxRequest { gref: 0x1234_5678, offset: 7, flags: 5, id: 300, size: 1514 };
+        let mut w = [0u32; 3];
+        t.encode(&mut w);
+        assert_eq!(NetifTxRequest::decode(&w), t);
+        let r = NetifRxResponse { id: 9, offset: 2, flags: 0x14, status: -2 };
+        let mut w = [0u32; 2];
+        r.encode(&mut w);
+        assert_eq!(NetifRxResponse::decode(&w), r);
+        let e = NetifExtraInfo { kind: 1, flags: 1, u: [1448, 1, 0] };
+        assert_eq!(extra_from_rx(&extra_as_rx(&e)), e);
+    }
+}
