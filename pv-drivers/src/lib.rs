@@ -10,5 +10,6 @@
 extern crate alloc;
 
 pub mod netfront;
+pub mod blkfront;
 pub mod ring;
 pub mod xenbus;

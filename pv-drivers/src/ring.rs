@@ -221,6 +221,18 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> BackRing<'a, Req, Rsp> {
         BackRing { mem, size, rsp_prod_pvt: 0, req_cons: 0, _entries: PhantomData }
     }
 
+    /// The back end of a ring already in use, at the private indices
+    /// (`rsp_prod_pvt`, `req_cons`) a previous [`BackRing::indices`]
+    /// returned (as [`FrontRing::resume`]).
+    pub fn resume(mem: &'a [AtomicU32], (rsp_prod_pvt, req_cons): (u32, u32)) -> Self {
+        BackRing { rsp_prod_pvt, req_cons, ..Self::attach(mem) }
+    }
+
+    /// The private producer and consumer indices, for [`BackRing::resume`].
+    pub fn indices(&self) -> (u32, u32) {
+        (self.rsp_prod_pvt, self.req_cons)
+    }
+
     fn slot_at(&self, idx: u32) -> usize {
         HEADER_WORDS + (idx & (self.size - 1)) as usize * slot_words::<Req, Rsp>()
     }
@@ -353,6 +365,26 @@ mod tests {
         }
         assert_eq!(answered, u32::from(next_id));
         assert_eq!(front.in_flight(), 0);
+    }
+
+    #[test]
+    fn indices_survive_detaching_and_resuming() {
+        let mem = page();
+        let mut front = FrontRing::<Req, Rsp>::init(&mem);
+        let back = BackRing::<Req, Rsp>::attach(&mem);
+        front.push_request(&Req { id: 1, op: 0, payload: 9 }).unwrap();
+        front.publish();
+        let saved = front.indices();
+        let bsaved = back.indices();
+        let mut back = BackRing::<Req, Rsp>::resume(&mem, bsaved);
+        assert_eq!(back.take_request().unwrap().payload, 9);
+        back.push_response(&Rsp { id: 1, status: 0, extra: 0 });
+        back.publish();
+        let mut front = FrontRing::<Req, Rsp>::resume(&mem, saved);
+        assert_eq!(front.in_flight(), 1);
+        assert_eq!(front.take_response().unwrap().unwrap().id, 1);
+        assert_eq!(front.indices(), (1, 1));
+        assert_eq!(back.indices(), (1, 1));
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! The xenbus handshake (`blkif.h`, as Linux's xen-blkfront does it):
+//!
+//! 1. the backend reaches `InitWait` and has written what the frontend
+//!    must know before building the ring (`max-ring-page-order`,
+//!    `feature-max-indirect-segments`, `multi-queue-max-queues`);
+//! 2. [`start`]: the frontend grants the ring page(s), allocates the
+//!    event channel, writes `ring-ref` (or `ring-page-order` and
+//!    `ring-ref0..N`), `event-channel`, `protocol`, `feature-persistent`,
+//!    and switches to `Initialised`;
+//! 3. the backend maps the ring, writes `sectors`, `info`, `sector-size`
+//!    and its features, and switches to `Connected`;
+//! 4. [`Connecting::finish`]: the frontend reads them and switches to
+//!    `Connected`.
+//!
+//! Split in two so host tests can play the backend between the halves.
+
+use super::device::{BlkFront, Config, Features, Geometry};
+use super::env::{BlkEnv, PageSet};
+use super::wire::RingRequest;
+use super::BlkError;
+use crate::ring::FrontRing;
+use crate::xenbus::device::{self, DeviceInfo, XenbusState};
+use crate::xenbus::Bus;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+use hypercall::abi::blkif::Response;
+use hypercall::abi::grant_table::GrantRef;
+use hypercall::EvtchnPort;
+use xenstore_client::{Error, Store, Transport, XsErrno};
+
+/// A device between [`start`] and [`Connecting::finish`].
+pub struct Connecting<E: BlkEnv> {
+    env: E,
+    dev: DeviceInfo,
+    config: Config,
+    ring: E::Pages,
+    ring_grefs: Vec<GrantRef>,
+    port: EvtchnPort,
+    max_indirect_offered: u32,
+}
+
+/// Reads an optional number the backend wrote; garbage is a protocol error.
+pub(crate) fn read_num<T: Transport>(
+    bus: &mut Bus<T>,
+    path: &str,
+) -> Result<Option<u64>, BlkError> {
+    match bus.xs.read_u64(path) {
+        Ok(n) => Ok(Some(n)),
+        Err(Error::Xs(XsErrno::ENOENT)) => Ok(None),
+        Err(Error::NotANumber) => {
+            let v = bus.xs.read_opt(path)?.unwrap_or_default();
+            Err(BlkError::Protocol(format!(
+                "{path} = {:?} is not a number",
+                String::from_utf8_lossy(&v)
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn flag<T: Transport>(bus: &mut Bus<T>, path: &str) -> Result<bool, BlkError> {
+    Ok(read_num(bus, path)?.is_some_and(|n| n != 0))
+}
+
+/// Steps 1 and 2: waits for the backend's `InitWait`, builds and
+/// advertises the ring.
+pub fn start<T: Transport, E: BlkEnv>(
+    bus: &mut Bus<T>,
+    mut env: E,
+    dev: DeviceInfo,
+    config: Config,
+) -> Result<Connecting<E>, BlkError> {
+    let state =
+        device::wait_for_backend(bus, &dev, |s| s >= XenbusState::InitWait, config.xenbus_timeout)?;
+    if state >= XenbusState::Closing {
+        return Err(BlkError::Protocol(format!("backend {} is {state}", dev.backend)));
+    }
+    let be = &dev.backend;
+    let max_order = read_num(bus, &format!("{be}/max-ring-page-order"))?.unwrap_or(0);
+    let order = max_order.min(u64::from(config.max_ring_order)) as u32;
+    let max_indirect_offered =
+        read_num(bus, &format!("{be}/feature-max-indirect-segments"))?.unwrap_or(0) as u32;
+
+    let pages = 1usize << order;
+    let ring = env.alloc_pages(pages)?;
+    // Header initialised before the backend can see the pages.
+    let _ = FrontRing::<RingRequest, Response>::init(ring.words());
+    let mut ring_grefs = Vec::new();
+    let fail = |env: &mut E, grefs: &[GrantRef], e: BlkError| {
+        for &g in grefs {
+            let _ = env.revoke(g);
+        }
+        e
+    };
+    for i in 0..pages {
+        match env.grant(dev.backend_id, ring.frame(i), false) {
+            Ok(g) => ring_grefs.push(g),
+            Err(e) => return Err(fail(&mut env, &ring_grefs, e)),
+        }
+    }
+    let port = match env.bind_event(dev.backend_id) {
+        Ok(p) => p,
+        Err(e) => return Err(fail(&mut env, &ring_grefs, e)),
+    };
+    let c = Connecting { env, dev, config, ring, ring_grefs, port, max_indirect_offered };
+    match c.advertise(bus, order) {
+        Ok(()) => Ok(c),
+        Err(e) => {
+            let mut c = c;
+            c.env.close_event(c.port);
+            let grefs = core::mem::take(&mut c.ring_grefs);
+            Err(fail(&mut c.env, &grefs, e))
+        }
+    }
+}
+
+impl<E: BlkEnv> Connecting<E> {
+    fn advertise<T: Transport>(&self, bus: &mut Bus<T>, order: u32) -> Result<(), BlkError> {
+        let fe = &self.dev.frontend;
+        let w = |bus: &mut Bus<T>, key: &str, v: String| -> Result<(), BlkError> {
+            bus.xs.write(&format!("{fe}/{key}"), v.as_bytes())?;
+            Ok(())
+        };
+        if order == 0 {
+            w(bus, "ring-ref", format!("{}", self.ring_grefs[0].0))?;
+        } else {
+            w(bus, "ring-page-order", format!("{order}"))?;
+            for (i, g) in self.ring_grefs.iter().enumerate() {
+                w(bus, &format!("ring-ref{i}"), format!("{}", g.0))?;
+            }
+        }
+        w(bus, "event-channel", format!("{}", self.port.0))?;
+        w(bus, "protocol", String::from("x86_64-abi"))?;
+        w(bus, "feature-persistent", String::from(if self.config.persistent { "1" } else { "0" }))?;
+        device::set_state(bus, &self.dev, XenbusState::Initialised)?;
+        Ok(())
+    }
+
+    /// The device's xenbus entry.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.dev
+    }
+
+    /// Steps 3 and 4: waits for `Connected`, reads the disk's geometry and
+    /// features, connects.
+    pub fn finish<T: Transport>(mut self, bus: &mut Bus<T>) -> Result<BlkFront<E>, BlkError> {
+        match self.read_connected(bus) {
+            Ok((geometry, features)) => {
+                device::set_state(bus, &self.dev, XenbusState::Connected)?;
+                Ok(BlkFront::new(
+                    self.env,
+                    self.dev,
+                    self.config,
+                    self.ring,
+                    self.ring_grefs,
+                    self.port,
+                    geometry,
+                    features,
+                ))
+            }
+            Err(e) => {
+                self.env.close_event(self.port);
+                for g in core::mem::take(&mut self.ring_grefs) {
+                    if !self.env.revoke(g) {
+                        // Still mapped: the ring memory must outlive us.
+                        core::mem::forget(self.ring);
+                        break;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn read_connected<T: Transport>(
+        &mut self,
+        bus: &mut Bus<T>,
+    ) -> Result<(Geometry, Features), BlkError> {
+        let state = device::wait_for_backend(
+            bus,
+            &self.dev,
+            |s| s >= XenbusState::Connected,
+            self.config.xenbus_timeout,
+        )?;
+        if state != XenbusState::Connected {
+            return Err(BlkError::Protocol(format!("backend {} is {state}", self.dev.backend)));
+        }
+        let be = self.dev.backend.clone();
+        let sectors = read_num(bus, &format!("{be}/sectors"))?
+            .ok_or_else(|| BlkError::Protocol(format!("{be}/sectors is missing")))?;
+        let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0) as u32;
+        let sector_size = read_num(bus, &format!("{be}/sector-size"))?.unwrap_or(512);
+        if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
+            return Err(BlkError::Protocol(format!("{be}/sector-size = {sector_size}")));
+        }
+        let geometry = Geometry::new(sectors, sector_size as u32, info);
+        let indirect = read_num(bus, &format!("{be}/feature-max-indirect-segments"))?
+            .map_or(self.max_indirect_offered, |n| n as u32);
+        let features = Features {
+            ring_pages: self.ring_grefs.len() as u32,
+            persistent: self.config.persistent && flag(bus, &format!("{be}/feature-persistent"))?,
+            indirect_segments: indirect.min(self.config.max_indirect_segments),
+            flush: flag(bus, &format!("{be}/feature-flush-cache"))?,
+            barrier: flag(bus, &format!("{be}/feature-barrier"))?,
+            discard: flag(bus, &format!("{be}/feature-discard"))?,
+            max_queues: read_num(bus, &format!("{be}/multi-queue-max-queues"))?.unwrap_or(1) as u32,
+        };
+        Ok((geometry, features))
+    }
+}
+
+/// Waits until the backend is at least `Closing`... and beyond: `pred`
+/// holds, or its state node is gone (the toolstack removed it), or the
+/// timeout passes. Returns the last state seen.
+pub(crate) fn wait_backend_or_gone<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    pred: impl Fn(XenbusState) -> bool,
+    timeout: Duration,
+) -> Option<XenbusState> {
+    match device::wait_for_backend(bus, dev, pred, timeout) {
+        Ok(s) => Some(s),
+        Err(_) => device::backend_state(bus, dev).ok().flatten(),
+    }
+}

@@ -1,0 +1,806 @@
+//! A connected block device: requests on the ring, responses checked
+//! before they are believed, the block API the kernel uses, and close.
+//!
+//! Every call is synchronous for its caller but not one request at a
+//! time: a long transfer is split into requests (inline segments, or
+//! indirect segment pages when offered) that are all queued at once, as
+//! far as the ring and the bounce pool allow, then collected in whatever
+//! order the backend answers. Every wait has a deadline.
+
+use super::connect::wait_backend_or_gone;
+use super::env::{BlkEnv, PageSet, PAGE_WORDS};
+use super::pool::{GrantCounts, Pool};
+use super::wire::{put_indirect_segment, RingRequest};
+use super::BlkError;
+use crate::ring::{FrontRing, RingError};
+use crate::xenbus::device::{self, DeviceInfo, XenbusState};
+use crate::xenbus::Bus;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+use hypercall::abi::blkif::{
+    Request, RequestDiscard, RequestIndirect, Response, Segment, MAX_INDIRECT_PAGES_PER_REQUEST,
+    MAX_SEGMENTS_PER_REQUEST, OP_DISCARD, OP_FLUSH_DISKCACHE, OP_INDIRECT, OP_READ, OP_WRITE,
+    OP_WRITE_BARRIER, RSP_EOPNOTSUPP, RSP_OKAY, SECTOR_BYTES, SEGMENTS_PER_INDIRECT_PAGE,
+    VDISK_CDROM, VDISK_READONLY, VDISK_REMOVABLE,
+};
+use hypercall::abi::grant_table::GrantRef;
+use hypercall::EvtchnPort;
+use xenstore_client::Transport;
+
+const PAGE_BYTES: usize = 4096;
+
+/// What the frontend asks for; the backend's offer caps it.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Largest `ring-page-order` to use (pages = 2^order).
+    pub max_ring_order: u32,
+    /// Largest number of segments per indirect request.
+    pub max_indirect_segments: u32,
+    /// Advertise `feature-persistent`.
+    pub persistent: bool,
+    /// Bounce pages (data and indirect) this device may hold.
+    pub pool_pages: usize,
+    /// How long a request may go unanswered.
+    pub io_timeout: Duration,
+    /// How long the backend may take to change state.
+    pub xenbus_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_ring_order: 2,
+            max_indirect_segments: 64,
+            persistent: true,
+            pool_pages: 512,
+            io_timeout: Duration::from_secs(30),
+            xenbus_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The disk as the backend describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Size in 512-byte units (`sectors`).
+    pub sectors: u64,
+    /// Logical sector size in bytes (`sector-size`).
+    pub sector_size: u32,
+    pub read_only: bool,
+    pub removable: bool,
+    pub cdrom: bool,
+}
+
+impl Geometry {
+    pub fn new(sectors: u64, sector_size: u32, info: u32) -> Self {
+        Geometry {
+            sectors,
+            sector_size,
+            read_only: info & VDISK_READONLY != 0,
+            removable: info & VDISK_REMOVABLE != 0,
+            cdrom: info & VDISK_CDROM != 0,
+        }
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.sectors * SECTOR_BYTES
+    }
+}
+
+/// What was negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    pub ring_pages: u32,
+    pub persistent: bool,
+    /// Segments per indirect request; 0: no indirect requests.
+    pub indirect_segments: u32,
+    pub flush: bool,
+    pub barrier: bool,
+    pub discard: bool,
+    /// `multi-queue-max-queues` offered (this driver uses one queue).
+    pub max_queues: u32,
+}
+
+/// Counters, for logs and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: u64,
+    pub indirect_requests: u64,
+    pub responses: u64,
+    pub notifies: u64,
+    pub waits: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub flushes: u64,
+    pub errors: u64,
+    /// Most requests in flight at once.
+    pub max_in_flight: u32,
+    /// Responses whose id is out of range or not in flight.
+    pub bad_ids: u64,
+    /// Responses whose operation is not the request's.
+    pub bad_ops: u64,
+    /// Producer indices beyond the ring (the ring is then abandoned).
+    pub bad_producer: u64,
+    pub grants: GrantCounts,
+}
+
+/// How a device ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseReport {
+    pub revoked: u64,
+    pub refused: u64,
+    pub backend: Option<XenbusState>,
+}
+
+/// One request on the ring.
+struct InFlight {
+    op: u8,
+    /// The operation the response must echo.
+    wire_op: u8,
+    sector: u64,
+    data: Vec<usize>,
+    indirect: Vec<usize>,
+    /// Where a read's bytes go in the caller's buffer, and how many.
+    buf_off: usize,
+    len: usize,
+}
+
+/// The buffer of the call in progress.
+enum Buf<'b> {
+    None,
+    Read(&'b mut [u8]),
+    Write(&'b [u8]),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    Live,
+    /// The ring cannot be trusted any more; every call fails.
+    Broken,
+    Closed,
+}
+
+pub struct BlkFront<E: BlkEnv> {
+    env: E,
+    dev: DeviceInfo,
+    config: Config,
+    ring_mem: E::Pages,
+    ring_grefs: Vec<GrantRef>,
+    ring_idx: (u32, u32),
+    ring_size: u32,
+    port: EvtchnPort,
+    geometry: Geometry,
+    features: Features,
+    slots: Vec<Option<InFlight>>,
+    free_ids: Vec<usize>,
+    pool: Pool<E::Pages>,
+    health: Health,
+    stats: Stats,
+    /// Recent protocol problems, for the kernel to log.
+    problems: Vec<String>,
+    /// 512-byte units the discard in progress covers.
+    discard_len: u64,
+}
+
+fn copy_in(words: &[core::sync::atomic::AtomicU32], data: &[u8]) {
+    for (w, c) in words.iter().zip(data.chunks(4)) {
+        let mut b = [0u8; 4];
+        b[..c.len()].copy_from_slice(c);
+        w.store(u32::from_le_bytes(b), Ordering::Relaxed);
+    }
+}
+
+fn copy_out(words: &[core::sync::atomic::AtomicU32], out: &mut [u8]) {
+    for (w, c) in words.iter().zip(out.chunks_mut(4)) {
+        let b = w.load(Ordering::Relaxed).to_le_bytes();
+        c.copy_from_slice(&b[..c.len()]);
+    }
+}
+
+impl<E: BlkEnv> BlkFront<E> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        env: E,
+        dev: DeviceInfo,
+        config: Config,
+        ring_mem: E::Pages,
+        ring_grefs: Vec<GrantRef>,
+        port: EvtchnPort,
+        geometry: Geometry,
+        features: Features,
+    ) -> Self {
+        let ring_size = FrontRing::<RingRequest, Response>::attach(ring_mem.words()).size();
+        let mut pool =
+            Pool::new(config.pool_pages.max(MAX_SEGMENTS_PER_REQUEST + 1), dev.backend_id);
+        pool.set_persistent(features.persistent);
+        BlkFront {
+            env,
+            dev,
+            config,
+            ring_mem,
+            ring_grefs,
+            ring_idx: (0, 0),
+            ring_size,
+            port,
+            geometry,
+            features,
+            slots: (0..ring_size).map(|_| None).collect(),
+            free_ids: (0..ring_size as usize).rev().collect(),
+            pool,
+            health: Health::Live,
+            stats: Stats::default(),
+            problems: Vec::new(),
+            discard_len: 0,
+        }
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.dev
+    }
+
+    pub fn ring_slots(&self) -> u32 {
+        self.ring_size
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.grants = self.pool.counts;
+        s
+    }
+
+    /// Protocol problems seen since the last call (counted in [`Stats`] too).
+    pub fn take_problems(&mut self) -> Vec<String> {
+        core::mem::take(&mut self.problems)
+    }
+
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < 32 {
+            self.problems.push(p);
+        }
+    }
+
+    fn check_live(&self) -> Result<(), BlkError> {
+        match self.health {
+            Health::Live => Ok(()),
+            _ => Err(BlkError::Gone),
+        }
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), BlkError> {
+        let size = self.geometry.bytes();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(BlkError::OutOfRange { offset, len, size });
+        }
+        Ok(())
+    }
+
+    fn check_aligned(&self, offset: u64, len: u64) -> Result<(), BlkError> {
+        let ss = u64::from(self.geometry.sector_size);
+        if !offset.is_multiple_of(ss) || !len.is_multiple_of(ss) {
+            return Err(BlkError::Unaligned {
+                offset,
+                len,
+                sector_size: self.geometry.sector_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads whole sectors: `buf.len()` bytes from 512-byte unit `sector`
+    /// (both multiples of the disk's sector size).
+    pub fn read_sectors(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        let off = sector.saturating_mul(SECTOR_BYTES);
+        self.check_live()?;
+        self.check_range(off, buf.len() as u64)?;
+        self.check_aligned(off, buf.len() as u64)?;
+        self.transfer(OP_READ, sector, Buf::Read(buf))
+    }
+
+    /// Writes whole sectors (see [`BlkFront::read_sectors`]). Returns once
+    /// the backend acknowledged every byte; [`BlkFront::flush`] makes
+    /// them durable.
+    pub fn write_sectors(&mut self, sector: u64, data: &[u8]) -> Result<(), BlkError> {
+        let off = sector.saturating_mul(SECTOR_BYTES);
+        self.check_live()?;
+        if self.geometry.read_only {
+            return Err(BlkError::ReadOnly);
+        }
+        self.check_range(off, data.len() as u64)?;
+        self.check_aligned(off, data.len() as u64)?;
+        self.transfer(OP_WRITE, sector, Buf::Write(data))
+    }
+
+    /// Reads bytes at any offset and length.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        self.check_live()?;
+        self.check_range(offset, buf.len() as u64)?;
+        let ss = u64::from(self.geometry.sector_size);
+        let start = offset - offset % ss;
+        let end = (offset + buf.len() as u64).div_ceil(ss) * ss;
+        if start == offset && end == offset + buf.len() as u64 {
+            return self.read_sectors(offset / SECTOR_BYTES, buf);
+        }
+        // Unaligned: whole sectors for the edges, the middle straight in.
+        let head = (offset - start) as usize;
+        let first_full = if head == 0 { offset } else { start + ss };
+        let last_full = (offset + buf.len() as u64) / ss * ss;
+        let mut edge = alloc::vec![0u8; ss as usize];
+        if head != 0 {
+            self.read_sectors(start / SECTOR_BYTES, &mut edge)?;
+            let n = (ss as usize - head).min(buf.len());
+            buf[..n].copy_from_slice(&edge[head..head + n]);
+        }
+        if last_full > first_full {
+            let a = (first_full - offset) as usize;
+            let b = (last_full - offset) as usize;
+            self.read_sectors(first_full / SECTOR_BYTES, &mut buf[a..b])?;
+        }
+        let tail_start = last_full.max(first_full);
+        if tail_start < offset + buf.len() as u64 && tail_start >= first_full {
+            self.read_sectors(tail_start / SECTOR_BYTES, &mut edge)?;
+            let a = (tail_start - offset) as usize;
+            let n = buf.len() - a;
+            buf[a..].copy_from_slice(&edge[..n]);
+        }
+        Ok(())
+    }
+
+    /// Writes bytes at any offset and length (partial sectors are read,
+    /// merged and written back).
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
+        self.check_live()?;
+        if self.geometry.read_only {
+            return Err(BlkError::ReadOnly);
+        }
+        self.check_range(offset, data.len() as u64)?;
+        let ss = u64::from(self.geometry.sector_size);
+        let end = offset + data.len() as u64;
+        if offset.is_multiple_of(ss) && end.is_multiple_of(ss) {
+            return self.write_sectors(offset / SECTOR_BYTES, data);
+        }
+        let start = offset - offset % ss;
+        let head = (offset - start) as usize;
+        let first_full = if head == 0 { offset } else { start + ss };
+        let last_full = end / ss * ss;
+        let mut edge = alloc::vec![0u8; ss as usize];
+        if head != 0 {
+            self.read_sectors(start / SECTOR_BYTES, &mut edge)?;
+            let n = (ss as usize - head).min(data.len());
+            edge[head..head + n].copy_from_slice(&data[..n]);
+            self.write_sectors(start / SECTOR_BYTES, &edge)?;
+        }
+        if last_full > first_full {
+            let a = (first_full - offset) as usize;
+            let b = (last_full - offset) as usize;
+            self.write_sectors(first_full / SECTOR_BYTES, &data[a..b])?;
+        }
+        let tail_start = last_full.max(first_full);
+        if tail_start < end && tail_start >= first_full {
+            self.read_sectors(tail_start / SECTOR_BYTES, &mut edge)?;
+            let a = (tail_start - offset) as usize;
+            edge[..data.len() - a].copy_from_slice(&data[a..]);
+            self.write_sectors(tail_start / SECTOR_BYTES, &edge)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write acknowledged so far durable: `flush-cache` if
+    /// offered, else an empty `barrier`; a backend with neither has no
+    /// volatile cache to flush (Linux treats it the same way).
+    pub fn flush(&mut self) -> Result<(), BlkError> {
+        self.check_live()?;
+        if self.geometry.read_only {
+            return Ok(());
+        }
+        let op = if self.features.flush {
+            OP_FLUSH_DISKCACHE
+        } else if self.features.barrier {
+            OP_WRITE_BARRIER
+        } else {
+            return Ok(());
+        };
+        self.stats.flushes += 1;
+        self.transfer(op, 0, Buf::None)
+    }
+
+    /// Discards `count` 512-byte units from `sector` (only when offered).
+    pub fn discard(&mut self, sector: u64, count: u64) -> Result<(), BlkError> {
+        self.check_live()?;
+        if self.geometry.read_only {
+            return Err(BlkError::ReadOnly);
+        }
+        if !self.features.discard {
+            return Err(BlkError::NotSupported("discard"));
+        }
+        let off = sector.saturating_mul(SECTOR_BYTES);
+        let len = count.saturating_mul(SECTOR_BYTES);
+        self.check_range(off, len)?;
+        self.discard_len = count;
+        self.transfer(OP_DISCARD, sector, Buf::None)
+    }
+
+    /// Segments per request.
+    fn max_segments(&self) -> usize {
+        let indirect = self.features.indirect_segments as usize;
+        let cap = MAX_INDIRECT_PAGES_PER_REQUEST * SEGMENTS_PER_INDIRECT_PAGE;
+        if indirect > MAX_SEGMENTS_PER_REQUEST {
+            // Leave room in the pool for the indirect page(s).
+            indirect.min(cap).min(self.pool.capacity() - MAX_INDIRECT_PAGES_PER_REQUEST)
+        } else {
+            MAX_SEGMENTS_PER_REQUEST
+        }
+    }
+
+    /// Queues one request covering `bytes` (> 0 for reads and writes) of
+    /// the call's buffer from `buf_off`; `Ok(false)` if the ring or the
+    /// pool is full for now.
+    fn queue_one(
+        &mut self,
+        op: u8,
+        sector: u64,
+        buf: &Buf<'_>,
+        buf_off: usize,
+        bytes: usize,
+        discard_sectors: u64,
+    ) -> Result<bool, BlkError> {
+        let nseg = bytes.div_ceil(PAGE_BYTES);
+        let indirect_pages = if nseg > MAX_SEGMENTS_PER_REQUEST {
+            nseg.div_ceil(SEGMENTS_PER_INDIRECT_PAGE)
+        } else {
+            0
+        };
+        let Some(&id) = self.free_ids.last() else { return Ok(false) };
+        if self.pool.available() < nseg + indirect_pages {
+            return Ok(false);
+        }
+        let mut ring =
+            FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
+        if ring.free_requests() == 0 {
+            return Ok(false);
+        }
+        let readonly = op == OP_WRITE;
+        let mut segs = Vec::with_capacity(nseg);
+        let mut data = Vec::with_capacity(nseg);
+        let mut indirect = Vec::new();
+        let give_back = |pool: &mut Pool<E::Pages>, env: &mut E, pages: &[usize]| {
+            for &p in pages {
+                pool.put(env, p);
+            }
+        };
+        for s in 0..nseg {
+            let (p, gref) = match self.pool.take(&mut self.env, readonly) {
+                Ok(x) => x,
+                Err(e) => {
+                    give_back(&mut self.pool, &mut self.env, &data);
+                    return Err(e);
+                }
+            };
+            data.push(p);
+            let off = buf_off + s * PAGE_BYTES;
+            let n = (bytes - s * PAGE_BYTES).min(PAGE_BYTES);
+            if let Buf::Write(src) = buf {
+                copy_in(&self.pool.words(p)[..n / 4], &src[off..off + n]);
+            }
+            let last = (n / SECTOR_BYTES as usize - 1) as u8;
+            segs.push(Segment { gref, first_sect: 0, last_sect: last });
+        }
+        let req = if op == OP_DISCARD {
+            RingRequest::Discard(RequestDiscard {
+                operation: OP_DISCARD,
+                flag: 0,
+                handle: self.handle(),
+                id: id as u64,
+                sector_number: sector,
+                nr_sectors: discard_sectors,
+            })
+        } else if indirect_pages > 0 {
+            let mut grefs = [GrantRef(0); MAX_INDIRECT_PAGES_PER_REQUEST];
+            for (k, g) in grefs.iter_mut().take(indirect_pages).enumerate() {
+                let (p, gref) = match self.pool.take(&mut self.env, true) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        give_back(&mut self.pool, &mut self.env, &data);
+                        give_back(&mut self.pool, &mut self.env, &indirect);
+                        return Err(e);
+                    }
+                };
+                indirect.push(p);
+                *g = gref;
+                let words = self.pool.words(p);
+                let per = SEGMENTS_PER_INDIRECT_PAGE;
+                for (i, s) in segs.iter().skip(k * per).take(per).enumerate() {
+                    put_indirect_segment(&words[..PAGE_WORDS], i, s);
+                }
+            }
+            self.stats.indirect_requests += 1;
+            RingRequest::Indirect(RequestIndirect {
+                operation: OP_INDIRECT,
+                indirect_op: op,
+                nr_segments: nseg as u16,
+                id: id as u64,
+                sector_number: sector,
+                handle: self.handle(),
+                indirect_grefs: grefs,
+            })
+        } else {
+            let mut seg = [Segment::default(); MAX_SEGMENTS_PER_REQUEST];
+            seg[..nseg].copy_from_slice(&segs);
+            RingRequest::Rw(Request {
+                operation: op,
+                nr_segments: nseg as u8,
+                handle: self.handle(),
+                id: id as u64,
+                sector_number: sector,
+                seg,
+            })
+        };
+        ring.push_request(&req).expect("checked free_requests above");
+        self.ring_idx = ring.indices();
+        self.free_ids.pop();
+        self.slots[id] = Some(InFlight {
+            op,
+            wire_op: req.operation(),
+            sector,
+            data,
+            indirect,
+            buf_off,
+            len: bytes,
+        });
+        self.stats.requests += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(ring.in_flight());
+        Ok(true)
+    }
+
+    fn handle(&self) -> u16 {
+        self.dev.id.parse::<u32>().map_or(0, |n| n as u16)
+    }
+
+    fn publish(&mut self) {
+        let mut ring =
+            FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
+        if ring.publish() {
+            self.stats.notifies += 1;
+            self.env.notify(self.port);
+        }
+    }
+
+    /// Runs one operation over the whole buffer: queue, publish, collect,
+    /// until every byte is answered (or failed). The first error wins, but
+    /// everything queued is still collected before returning, so no
+    /// request of this call outlives it (unless the ring is abandoned).
+    fn transfer(&mut self, op: u8, sector: u64, mut buf: Buf<'_>) -> Result<(), BlkError> {
+        let total = match &buf {
+            Buf::None => 0,
+            Buf::Read(b) => b.len(),
+            Buf::Write(b) => b.len(),
+        };
+        let per_req = self.max_segments() * PAGE_BYTES;
+        let mut next = 0usize;
+        let mut control_sent = false;
+        let mut first_err: Option<BlkError> = None;
+        let mut in_flight = 0usize;
+        let mut last_progress = self.env.now_ns();
+        loop {
+            let mut queued = false;
+            while first_err.is_none() && self.health == Health::Live {
+                let (bytes, more) = if total == 0 {
+                    (0, !control_sent)
+                } else {
+                    ((total - next).min(per_req), next < total)
+                };
+                if !more {
+                    break;
+                }
+                let s = sector + (next as u64 / SECTOR_BYTES);
+                let discard = if op == OP_DISCARD { self.discard_len } else { 0 };
+                match self.queue_one(op, s, &buf, next, bytes, discard) {
+                    Ok(true) => {
+                        queued = true;
+                        in_flight += 1;
+                        next += bytes;
+                        control_sent = true;
+                    }
+                    Ok(false) => break,
+                    Err(e) => first_err = Some(e),
+                }
+            }
+            if queued {
+                self.publish();
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let done = self.collect(&mut buf, &mut first_err)?;
+            in_flight -= done;
+            if self.health != Health::Live {
+                first_err.get_or_insert(BlkError::Gone);
+                break;
+            }
+            if done > 0 {
+                last_progress = self.env.now_ns();
+                continue;
+            }
+            let deadline = last_progress.saturating_add(self.config.io_timeout.as_nanos() as u64);
+            self.stats.waits += 1;
+            if !self.env.wait_event(deadline) && self.env.now_ns() >= deadline {
+                // One last look, then give up on the ring.
+                let done = self.collect(&mut buf, &mut first_err)?;
+                in_flight -= done;
+                if done == 0 {
+                    let waited_ms = (self.env.now_ns() - last_progress) / 1_000_000;
+                    self.problem(format!("no response in {waited_ms} ms; device abandoned"));
+                    self.abandon();
+                    return Err(BlkError::Timeout { op, waited_ms });
+                }
+                last_progress = self.env.now_ns();
+            }
+        }
+        match first_err {
+            Some(e) => {
+                self.stats.errors += 1;
+                Err(e)
+            }
+            None => {
+                match op {
+                    OP_READ => self.stats.bytes_read += total as u64,
+                    OP_WRITE => self.stats.bytes_written += total as u64,
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes every response there is; returns how many of this call's
+    /// requests completed. Bad responses are counted, noted, and either
+    /// ignored (unknown id: nothing to complete) or fail their request.
+    fn collect(
+        &mut self,
+        buf: &mut Buf<'_>,
+        err: &mut Option<BlkError>,
+    ) -> Result<usize, BlkError> {
+        let mut done = 0;
+        loop {
+            let mut ring =
+                FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
+            let rsp = match ring.take_response() {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    let again = ring.final_check_for_responses();
+                    self.ring_idx = ring.indices();
+                    match again {
+                        Ok(true) => continue,
+                        Ok(false) => return Ok(done),
+                        Err(e) => {
+                            self.bad_ring(e);
+                            return Ok(done);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.ring_idx = ring.indices();
+                    self.bad_ring(e);
+                    return Ok(done);
+                }
+            };
+            self.ring_idx = ring.indices();
+            self.stats.responses += 1;
+            let id = rsp.id;
+            let slot = usize::try_from(id).ok().filter(|&i| i < self.slots.len());
+            let Some(f) = slot.and_then(|i| self.slots[i].take()) else {
+                self.stats.bad_ids += 1;
+                self.problem(format!("response id {id} is not a request in flight; ignored"));
+                continue;
+            };
+            let i = slot.expect("found above");
+            self.free_ids.push(i);
+            done += 1;
+            let mut outcome = Ok(());
+            if rsp.operation != f.wire_op {
+                self.stats.bad_ops += 1;
+                self.problem(format!(
+                    "response {id} has operation {} for a request of operation {}; request failed",
+                    rsp.operation, f.wire_op
+                ));
+                outcome = Err(BlkError::Protocol(format!(
+                    "response with operation {} to operation {}",
+                    rsp.operation, f.wire_op
+                )));
+            } else if rsp.status == RSP_EOPNOTSUPP {
+                outcome = Err(BlkError::NotSupported(match f.op {
+                    OP_FLUSH_DISKCACHE => "flush-cache",
+                    OP_WRITE_BARRIER => "barrier",
+                    OP_DISCARD => "discard",
+                    _ => "this operation",
+                }));
+            } else if rsp.status != RSP_OKAY {
+                outcome = Err(BlkError::Io { op: f.op, sector: f.sector, status: rsp.status });
+            }
+            if outcome.is_ok() {
+                if let Buf::Read(out) = buf {
+                    for (k, &p) in f.data.iter().enumerate() {
+                        let a = f.buf_off + k * PAGE_BYTES;
+                        let n = (f.len - k * PAGE_BYTES).min(PAGE_BYTES);
+                        copy_out(&self.pool.words(p)[..n.div_ceil(4)], &mut out[a..a + n]);
+                    }
+                }
+            }
+            for &p in f.data.iter().chain(f.indirect.iter()) {
+                self.pool.put(&mut self.env, p);
+            }
+            if let Err(e) = outcome {
+                err.get_or_insert(e);
+            }
+        }
+    }
+
+    fn bad_ring(&mut self, e: RingError) {
+        self.stats.bad_producer += 1;
+        self.problem(format!("{e:?}; ring abandoned, requests in flight failed"));
+        self.abandon();
+    }
+
+    /// The ring cannot be trusted: fail everything in flight. Its pages
+    /// stay granted (the backend may still write them) until close.
+    fn abandon(&mut self) {
+        self.health = Health::Broken;
+        for slot in &mut self.slots {
+            if let Some(f) = slot.take() {
+                for &p in f.data.iter().chain(f.indirect.iter()) {
+                    self.pool.lose(p);
+                }
+            }
+        }
+    }
+
+    /// Whether the backend is going away (`xl block-detach`): its state is
+    /// `Closing` or later, or gone.
+    pub fn backend_leaving<T: Transport>(&mut self, bus: &mut Bus<T>) -> Result<bool, BlkError> {
+        Ok(match device::backend_state(bus, &self.dev)? {
+            None => true,
+            Some(s) => s >= XenbusState::Closing,
+        })
+    }
+
+    /// Closes the device: `Closing`, then `Closed` once the backend
+    /// follows, then every grant revoked and the event channel closed.
+    /// Grants the backend still maps are counted and their pages leaked
+    /// (never reused).
+    pub fn close<T: Transport>(mut self, bus: &mut Bus<T>) -> CloseReport {
+        let t = self.config.xenbus_timeout;
+        let _ = device::set_state(bus, &self.dev, XenbusState::Closing);
+        wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closing, t);
+        let _ = device::set_state(bus, &self.dev, XenbusState::Closed);
+        let backend = wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
+        self.health = Health::Closed;
+        self.env.close_event(self.port);
+        let (mut revoked, mut refused) = self.pool.revoke_all(&mut self.env);
+        let mut leak_ring = false;
+        for g in core::mem::take(&mut self.ring_grefs) {
+            if self.env.revoke(g) {
+                revoked += 1;
+            } else {
+                refused += 1;
+                leak_ring = true;
+            }
+        }
+        if leak_ring {
+            // The backend still maps the ring: its memory must never be
+            // reused, so the whole device is leaked on purpose.
+            core::mem::forget(self);
+        }
+        CloseReport { revoked, refused, backend }
+    }
+}

@@ -1,0 +1,353 @@
+//! A fake blkback for host tests: grants, frames and event channel of a
+//! pretend hypervisor, and a backend serving the ring against a `Vec<u8>`
+//! disk, which can misbehave on request.
+
+use super::env::{BlkEnv, PageSet, PAGE_WORDS};
+use super::wire::{get_indirect_segment, RingRequest};
+use super::BlkError;
+use crate::ring::BackRing;
+use hypercall::abi::blkif::*;
+use hypercall::abi::grant_table::GrantRef;
+use hypercall::{DomId, EvtchnPort, Mfn};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+type Mem = Rc<Vec<AtomicU32>>;
+
+pub struct FakePages {
+    mem: Mem,
+    mfns: Vec<Mfn>,
+}
+
+impl PageSet for FakePages {
+    fn words(&self) -> &[AtomicU32] {
+        &self.mem
+    }
+    fn frame(&self, i: usize) -> Mfn {
+        self.mfns[i]
+    }
+}
+
+/// How the backend misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    None,
+    /// Answers each batch in reverse order.
+    Reverse,
+    /// Answers one request per event, holding the rest back.
+    Partial,
+    /// Answers the second request of a batch with the first one's id.
+    DuplicateId,
+    /// Answers the first request of a batch with an id nobody used.
+    IdOutOfRange,
+    /// Echoes a wrong operation in the first response of a batch.
+    BadOp,
+    /// Publishes a producer index far beyond the ring.
+    ProducerBeyond,
+    /// Fails every write with BLKIF_RSP_ERROR.
+    FailWrites,
+    /// Never answers.
+    Silent,
+}
+
+pub struct BeRing {
+    mem: Mem,
+    start: usize,
+    words: usize,
+    idx: (u32, u32),
+}
+
+pub struct World {
+    next_mfn: u64,
+    frames: HashMap<u64, (Mem, usize)>,
+    grants: HashMap<u32, (u64, bool)>,
+    next_gref: u32,
+    /// Grants the backend keeps mapped (persistent grants, the ring).
+    pub mapped: HashSet<u32>,
+    pub grants_made: u64,
+    pub revokes: u64,
+    events: u64,
+    pub now: u64,
+    pub notifies: u64,
+    pub port_open: bool,
+    pub disk: Vec<u8>,
+    pub persistent: bool,
+    pub ring: Option<BeRing>,
+    pub hostile: Hostile,
+    held: Vec<Response>,
+    pub seen: Vec<RingRequest>,
+    /// Things a real backend would reject (bad grants, bad segments).
+    pub violations: Vec<String>,
+    pub flushes: u64,
+}
+
+pub type Shared = Rc<RefCell<World>>;
+
+pub fn world(disk_bytes: usize) -> Shared {
+    Rc::new(RefCell::new(World {
+        next_mfn: 0x1000,
+        frames: HashMap::new(),
+        grants: HashMap::new(),
+        next_gref: 8,
+        mapped: HashSet::new(),
+        grants_made: 0,
+        revokes: 0,
+        events: 0,
+        now: 0,
+        notifies: 0,
+        port_open: false,
+        disk: vec![0; disk_bytes],
+        persistent: false,
+        ring: None,
+        hostile: Hostile::None,
+        held: Vec::new(),
+        seen: Vec::new(),
+        violations: Vec::new(),
+        flushes: 0,
+    }))
+}
+
+impl World {
+    /// The page `gref` grants, as (memory, word offset, read-only).
+    fn page(&self, gref: GrantRef) -> Option<(Mem, usize, bool)> {
+        let &(mfn, ro) = self.grants.get(&gref.0)?;
+        let (mem, i) = self.frames.get(&mfn)?;
+        Some((mem.clone(), i * PAGE_WORDS, ro))
+    }
+
+    /// Maps the ring the frontend advertised (pages must be consecutive).
+    pub fn map_ring(&mut self, grefs: &[GrantRef]) {
+        let (mem, start, _) = self.page(grefs[0]).expect("ring-ref is a grant");
+        for (k, g) in grefs.iter().enumerate() {
+            let (m, s, ro) = self.page(*g).expect("ring-ref is a grant");
+            assert!(Rc::ptr_eq(&m, &mem) && s == start + k * PAGE_WORDS && !ro);
+            self.mapped.insert(g.0);
+        }
+        self.ring = Some(BeRing { mem, start, words: grefs.len() * PAGE_WORDS, idx: (0, 0) });
+    }
+
+    /// The backend lets go of everything (blkback's disconnect).
+    pub fn disconnect(&mut self) {
+        self.mapped.clear();
+        self.ring = None;
+    }
+
+    /// Number of grants currently active.
+    pub fn live_grants(&self) -> usize {
+        self.grants.len()
+    }
+
+    fn segment_io(&mut self, write: bool, sector: &mut u64, s: Segment) -> bool {
+        let Some((mem, base, ro)) = self.page(s.gref) else {
+            self.violations.push(format!("gref {:?} not granted", s.gref));
+            return false;
+        };
+        if s.first_sect > s.last_sect || s.last_sect >= 8 {
+            self.violations.push(format!("bad segment {s:?}"));
+            return false;
+        }
+        if !write && ro {
+            self.violations.push(format!("read into read-only grant {:?}", s.gref));
+            return false;
+        }
+        if self.persistent {
+            self.mapped.insert(s.gref.0);
+        }
+        for k in s.first_sect..=s.last_sect {
+            let disk_off = (*sector * 512) as usize;
+            if disk_off + 512 > self.disk.len() {
+                return false;
+            }
+            let w0 = base + usize::from(k) * 128;
+            for j in 0..128 {
+                let d = &mut self.disk[disk_off + 4 * j..disk_off + 4 * j + 4];
+                if write {
+                    d.copy_from_slice(&mem[w0 + j].load(Ordering::Relaxed).to_le_bytes());
+                } else {
+                    mem[w0 + j].store(u32::from_le_bytes(d.try_into().unwrap()), Ordering::Relaxed);
+                }
+            }
+            *sector += 1;
+        }
+        true
+    }
+
+    fn execute(&mut self, req: &RingRequest) -> Response {
+        let (id, op) = (req.id(), req.operation());
+        let ok = match *req {
+            RingRequest::Rw(r) => match r.operation {
+                OP_READ | OP_WRITE => {
+                    let write = r.operation == OP_WRITE;
+                    if write && self.hostile == Hostile::FailWrites {
+                        false
+                    } else {
+                        let mut sector = r.sector_number;
+                        let n = usize::from(r.nr_segments).min(MAX_SEGMENTS_PER_REQUEST);
+                        r.seg[..n].iter().all(|&s| self.segment_io(write, &mut sector, s))
+                    }
+                }
+                OP_FLUSH_DISKCACHE | OP_WRITE_BARRIER => {
+                    self.flushes += 1;
+                    true
+                }
+                _ => false,
+            },
+            RingRequest::Indirect(r) => {
+                let write = r.indirect_op == OP_WRITE;
+                if write && self.hostile == Hostile::FailWrites {
+                    false
+                } else {
+                    let mut sector = r.sector_number;
+                    let mut ok = true;
+                    for i in 0..usize::from(r.nr_segments) {
+                        let page = i / SEGMENTS_PER_INDIRECT_PAGE;
+                        let Some((mem, base, _)) = self.page(r.indirect_grefs[page]) else {
+                            self.violations.push("indirect page not granted".into());
+                            ok = false;
+                            break;
+                        };
+                        if self.persistent {
+                            self.mapped.insert(r.indirect_grefs[page].0);
+                        }
+                        let seg = get_indirect_segment(
+                            &mem[base..base + PAGE_WORDS],
+                            i % SEGMENTS_PER_INDIRECT_PAGE,
+                        );
+                        ok &= self.segment_io(write, &mut sector, seg);
+                    }
+                    ok
+                }
+            }
+            RingRequest::Discard(r) => {
+                let a = (r.sector_number * 512) as usize;
+                let b = a + (r.nr_sectors * 512) as usize;
+                if b <= self.disk.len() {
+                    self.disk[a..b].fill(0);
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        Response { id, operation: op, status: if ok { RSP_OKAY } else { RSP_ERROR } }
+    }
+
+    /// Serves whatever requests are on the ring; returns whether it
+    /// published responses.
+    pub fn step(&mut self) -> bool {
+        let Some(ring) = self.ring.take() else { return false };
+        let mem = ring.mem.clone();
+        let words = &mem[ring.start..ring.start + ring.words];
+        let mut back = BackRing::<RingRequest, Response>::resume(words, ring.idx);
+        let mut rsps = core::mem::take(&mut self.held);
+        while let Some(req) = back.take_request() {
+            self.seen.push(req);
+            let rsp = self.execute(&req);
+            rsps.push(rsp);
+        }
+        match self.hostile {
+            Hostile::Reverse => rsps.reverse(),
+            Hostile::Partial if rsps.len() > 1 => self.held = rsps.split_off(1),
+            Hostile::DuplicateId if rsps.len() >= 2 => rsps[1].id = rsps[0].id,
+            Hostile::IdOutOfRange if !rsps.is_empty() => rsps[0].id = 9999,
+            Hostile::BadOp if !rsps.is_empty() => rsps[0].operation = 0x77,
+            Hostile::Silent => self.held = core::mem::take(&mut rsps),
+            _ => {}
+        }
+        let any = !rsps.is_empty();
+        for r in &rsps {
+            back.push_response(r);
+        }
+        if any {
+            back.publish();
+            if self.hostile == Hostile::ProducerBeyond {
+                let (prod, _) = back.indices();
+                back.force_rsp_prod(prod.wrapping_add(1000));
+            }
+            self.events += 1;
+        }
+        let idx = back.indices();
+        self.ring = Some(BeRing { idx, ..ring });
+        any
+    }
+}
+
+pub struct FakeEnv {
+    pub w: Shared,
+    seen: u64,
+}
+
+impl FakeEnv {
+    pub fn new(w: &Shared) -> Self {
+        FakeEnv { w: w.clone(), seen: 0 }
+    }
+}
+
+impl BlkEnv for FakeEnv {
+    type Pages = FakePages;
+
+    fn alloc_pages(&mut self, n: usize) -> Result<FakePages, BlkError> {
+        let mut w = self.w.borrow_mut();
+        let mem: Mem = Rc::new((0..n * PAGE_WORDS).map(|_| AtomicU32::new(0)).collect());
+        let mut mfns = Vec::new();
+        for i in 0..n {
+            let m = w.next_mfn;
+            w.next_mfn += 1;
+            w.frames.insert(m, (mem.clone(), i));
+            mfns.push(Mfn(m));
+        }
+        Ok(FakePages { mem, mfns })
+    }
+
+    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, BlkError> {
+        assert_eq!(to, DomId(0));
+        let mut w = self.w.borrow_mut();
+        let g = w.next_gref;
+        w.next_gref += 1;
+        w.grants.insert(g, (frame.0, readonly));
+        w.grants_made += 1;
+        Ok(GrantRef(g))
+    }
+
+    fn revoke(&mut self, gref: GrantRef) -> bool {
+        let mut w = self.w.borrow_mut();
+        if w.mapped.contains(&gref.0) {
+            return false;
+        }
+        assert!(w.grants.remove(&gref.0).is_some(), "revoking {gref:?}, not granted");
+        w.revokes += 1;
+        true
+    }
+
+    fn bind_event(&mut self, _backend: DomId) -> Result<EvtchnPort, BlkError> {
+        self.w.borrow_mut().port_open = true;
+        Ok(EvtchnPort(5))
+    }
+
+    fn close_event(&mut self, _port: EvtchnPort) {
+        self.w.borrow_mut().port_open = false;
+    }
+
+    fn notify(&mut self, _port: EvtchnPort) {
+        self.w.borrow_mut().notifies += 1;
+    }
+
+    fn wait_event(&mut self, deadline_ns: u64) -> bool {
+        let mut w = self.w.borrow_mut();
+        w.step();
+        if w.events != self.seen {
+            self.seen = w.events;
+            w.now += 1000;
+            true
+        } else {
+            w.now = w.now.max(deadline_ns);
+            false
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.w.borrow().now
+    }
+}

@@ -1,0 +1,54 @@
+//! blkfront: the frontend of Xen's PV block device (`io/blkif.h`), as
+//! Linux's xen-blkfront negotiates it: single or multi-page rings,
+//! indirect descriptors, persistent grants, flush/barrier, discard.
+//!
+//! - [`connect`]: the xenbus handshake, in two halves.
+//! - [`device`]: the connected device and its block API.
+//! - [`env`]: what the driver needs from the kernel ([`BlkEnv`]).
+//! - [`pool`]: bounce pages and their grants.
+//! - [`wire`]: blkif entries in ring slots.
+//!
+//! Not done: multi-queue (`multi-queue-max-queues` is read and reported;
+//! one queue is used, which every backend accepts).
+
+pub mod connect;
+pub mod device;
+pub mod env;
+mod error;
+pub mod pool;
+pub mod wire;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use connect::{start, Connecting};
+pub use device::{BlkFront, CloseReport, Config, Features, Geometry, Stats};
+pub use env::{BlkEnv, PageSet, PAGE_WORDS};
+pub use error::BlkError;
+
+/// The Linux-style name of a `device/vbd/<id>` (`virtual-device` number):
+/// `xvda` for 51712 (major 202, minor 0), `xvdb` for 51728, ...; the
+/// extended form `(1 << 28) | (disk << 8)` for many disks.
+pub fn vbd_name(id: u32) -> alloc::string::String {
+    let disk = if id & (1 << 28) != 0 {
+        Some((id >> 8) & 0xfffff)
+    } else if id >> 8 == 202 {
+        Some((id & 0xff) >> 4)
+    } else {
+        None
+    };
+    match disk {
+        Some(d) => {
+            let mut name = alloc::string::String::from("xvd");
+            // a..z, then aa..zz, as Linux counts.
+            if d >= 26 {
+                name.push((b'a' + (d / 26 - 1) as u8) as char);
+            }
+            name.push((b'a' + (d % 26) as u8) as char);
+            name
+        }
+        None => alloc::format!("vbd{id}"),
+    }
+}
