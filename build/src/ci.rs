@@ -30,7 +30,7 @@ fn steps() -> Vec<Step> {
         Step { name: "unit tests", args: s(&["test", "--workspace", "--exclude", "xen-tests"]) },
         Step {
             name: "boot tests",
-            args: s(&["test", "-p", "xen-tests", "--", "--test-threads=1"]),
+            args: s(&["test", "-p", "xen-tests", "--no-fail-fast", "--", "--test-threads=1"]),
         },
     ]
 }
