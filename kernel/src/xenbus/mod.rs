@@ -5,6 +5,7 @@
 
 pub mod control;
 
+#[cfg(target_os = "none")]
 pub use pv_drivers::xenbus::device;
 
 #[cfg(target_os = "none")]
