@@ -1,5 +1,7 @@
 //! The guest's basic runs on Xen 4.17, all in one QEMU boot:
-//! `hello` powers off, `selftest` passes its checks, `panic` crashes.
+//! `hello` powers off, `selftest` passes its checks under both event
+//! channel ABIs and at 32 MiB and 1 GiB, `panic` and a page fault crash the
+//! domain with a report.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,10 +17,25 @@ fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("boot", || {
             let t = Duration::from_secs(60);
+            let long = Duration::from_secs(240);
             vec![
                 Scenario::single(guest("hello", "hello").timeout(t)),
-                Scenario::single(guest("selftest", "selftest").timeout(t)),
+                Scenario::single(guest("selftest", "selftest").timeout(long)),
+                Scenario::single(
+                    guest("selftest-2l", "selftest")
+                        .args(&["evtchn=2l".to_string(), "selftest.idle_secs=2".to_string()])
+                        .timeout(long),
+                ),
+                Scenario::single(
+                    guest("selftest-1g", "selftest")
+                        .args(&["selftest.idle_secs=2".to_string()])
+                        .memory(1024)
+                        .timeout(long),
+                ),
                 Scenario::single(guest("panic", "panic").timeout(t)),
+                Scenario::single(
+                    guest("fault", "fault").args(&["fault=pf".to_string()]).timeout(t),
+                ),
             ]
         })
     })
@@ -32,26 +49,70 @@ fn hello_powers_off_with_banner() {
     assert_console_line(run, "running app=hello");
 }
 
-#[test]
-fn selftest_passes() {
-    let run = expect_run(lab(), "selftest");
+/// Every check passed and the summary line is there.
+fn assert_selftest_passed(name: &str) -> &'static xen_tests::GuestRun {
+    let run = expect_run(lab(), name);
     let fails: Vec<&String> = run.console.iter().filter(|l| l.starts_with("FAIL")).collect();
     for l in &fails {
-        eprintln!("selftest: {l}");
+        eprintln!("{name}: {l}");
     }
     assert_result(run, &GuestResult::Poweroff);
     let panics: Vec<&String> = run.console.iter().filter(|l| l.contains("panic")).collect();
-    assert!(panics.is_empty(), "selftest console mentions a panic: {panics:?}\n{}", run.describe());
+    assert!(panics.is_empty(), "{name} console mentions a panic: {panics:?}\n{}", run.describe());
     let summary = run.console.iter().rev().find_map(|l| parse_summary(l));
     let Some((passed, failed)) = summary else {
-        panic!("no `N passed, N failed` line in the selftest console\n{}", run.describe());
+        panic!("no `N passed, N failed` line in the {name} console\n{}", run.describe());
     };
     assert!(
         failed == 0 && fails.is_empty(),
-        "selftest: {failed} check(s) failed: {fails:?}\n{}",
+        "{name}: {failed} check(s) failed: {fails:?}\n{}",
         run.describe()
     );
-    assert!(passed > 0, "selftest ran no checks\n{}", run.describe());
+    assert!(passed > 0, "{name} ran no checks\n{}", run.describe());
+    run
+}
+
+#[test]
+fn selftest_passes() {
+    let run = assert_selftest_passed("selftest");
+    assert_console_contains(run, "PASS evtchn.abi: FIFO");
+}
+
+#[test]
+fn selftest_passes_on_the_two_level_event_abi() {
+    let run = assert_selftest_passed("selftest-2l");
+    assert_console_contains(run, "PASS evtchn.abi: 2-level");
+}
+
+#[test]
+fn selftest_passes_with_1_gib() {
+    let run = assert_selftest_passed("selftest-1g");
+    assert_console_contains(run, "PASS start_info.nr_pages: 262144 pages = 1024 MiB");
+}
+
+#[test]
+fn a_page_fault_is_reported_then_the_domain_crashes() {
+    let run = expect_run(lab(), "fault");
+    assert_result(run, &GuestResult::Crash);
+    assert_console_contains(run, "FATAL: #PF page fault (vector 14)");
+    assert_console_contains(
+        run,
+        "fault address (cr2) 0x0000000000000008: page not present on read",
+    );
+    assert_console_contains(run, "backtrace (frame pointers):");
+}
+
+#[test]
+fn boot_timeline_is_printed() {
+    let run = expect_run(lab(), "hello");
+    let line = run
+        .console
+        .iter()
+        .find(|l| l.starts_with("boot timeline: "))
+        .unwrap_or_else(|| panic!("no boot timeline\n{}", run.describe()));
+    for phase in ["console", "memory", "banner", "events", "grants", "xenstore"] {
+        assert!(line.contains(&format!(" {phase} ")), "phase {phase} missing from {line:?}");
+    }
 }
 
 #[test]
