@@ -43,6 +43,11 @@ if wait_console ctl "idle: ready" 1 90; then
     d=$(cat /tmp/lab-domid-ctl)
     xenstore-ls /local/domain/$d | sed 's/^/[xl xenstore-ls] /'
 
+    # An idle guest blocks: its CPU time in xl list hardly moves.
+    echo "[xl check] cpu-before $(xl list ctl | sed -n '2p' | awk '{print $6}')"
+    sleep 5
+    echo "[xl check] cpu-after $(xl list ctl | sed -n '2p' | awk '{print $6}')"
+
     xl mem-set ctl 24m
     wait_console ctl "balloon: target 24576 KiB" 1 60
     echo "[xl check] mem-after-down $(mem_kib ctl)"
@@ -166,6 +171,19 @@ fn dom0_sees_the_guests_keys() {
         );
     }
     assert_console_contains(run, "domain: id ");
+}
+
+#[test]
+fn an_idle_guest_accrues_almost_no_cpu_time() {
+    let run = ctl();
+    let secs = |key| -> f64 {
+        check_value(run, key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in the toolstack output\n{}", run.describe()))
+    };
+    let used = secs("cpu-after") - secs("cpu-before");
+    // Five seconds of wall time; xl list rounds to 0.1 s.
+    assert!(used <= 0.2, "the idle guest used {used:.1} s of CPU in 5 s\n{}", run.describe());
 }
 
 #[test]
