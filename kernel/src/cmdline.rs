@@ -4,7 +4,9 @@
 /// Settings this kernel understands; anything else is reported at boot so a
 /// typo does not go unnoticed.
 pub const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("app", "what to run: hello, selftest, idle, bench, fault, panic"),
+    ("app", "what to run: hello, selftest, idle, bench, echo, http, fault, panic"),
+    ("ip", "with app=echo/http: the address, ADDR/PREFIX (default 192.0.2.2/24)"),
+    ("gw", "with app=echo/http: the default IPv4 gateway"),
     ("loglevel", "error, warn, info, debug or trace (default info)"),
     ("fault", "with app=fault: pf, gp, ud or de"),
     ("evtchn", "event channel ABI: fifo (default; 2l if Xen refuses) or 2l"),

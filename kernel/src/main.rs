@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod balloon_plan;
 mod bench;
+mod blk_pattern;
 mod cmdline;
 mod console;
 mod events;
@@ -30,9 +31,15 @@ mod balloon;
 #[cfg(target_os = "none")]
 mod banner;
 #[cfg(target_os = "none")]
+mod blk;
+#[cfg(target_os = "none")]
 mod devices;
 #[cfg(target_os = "none")]
+mod diag;
+#[cfg(target_os = "none")]
 mod grants;
+#[cfg(target_os = "none")]
+mod net;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
@@ -118,6 +125,11 @@ fn start_events(cmd: &cmdline::Cmdline<'_>) {
     if let Err(e) = timer::init() {
         kprintln!("cannot bind the timer VIRQ: {e}");
         platform::shutdown(ShutdownReason::Crash);
+    }
+    if let Err(e) =
+        events::bind_virq(hypercall::abi::event_channel::virq::DEBUG, diag::on_debug_virq, 0)
+    {
+        log::warn!("cannot bind the debug VIRQ: {e}");
     }
     events::enable_upcalls();
 }

@@ -57,6 +57,9 @@ if wait_console ctl "idle: ready" 1 90; then
 
     xl sysrq ctl t
     wait_console ctl "sysrq 't'" 1 30
+    # Xen's 'q' key dumps every domain and raises VIRQ_DEBUG in each.
+    xl debug-keys q
+    wait_console ctl "debug VIRQ: uptime" 1 30
 
     # A frontend whose backend never comes: backend and backend-id in one
     # transaction, then handed to the guest as libxl does (it owns it).
@@ -184,6 +187,11 @@ fn an_idle_guest_accrues_almost_no_cpu_time() {
     let used = secs("cpu-after") - secs("cpu-before");
     // Five seconds of wall time; xl list rounds to 0.1 s.
     assert!(used <= 0.2, "the idle guest used {used:.1} s of CPU in 5 s\n{}", run.describe());
+}
+
+#[test]
+fn xens_debug_key_raises_the_debug_virq() {
+    assert_console_contains(ctl(), "debug VIRQ: uptime");
 }
 
 #[test]

@@ -61,7 +61,8 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
 }
 
-fn obey(req: ShutdownRequest) {
+/// Carries out a toolstack shutdown request (network services call it too).
+pub fn obey(req: ShutdownRequest) {
     let reason = match req {
         ShutdownRequest::Poweroff | ShutdownRequest::Halt => ShutdownReason::Poweroff,
         ShutdownRequest::Reboot => ShutdownReason::Reboot,
@@ -78,7 +79,7 @@ fn obey(req: ShutdownRequest) {
 }
 
 /// `xl sysrq DOMAIN KEY`: a debug dump for any key but `h`, which lists keys.
-fn sysrq(key: u8) {
+pub fn sysrq(key: u8) {
     if key == b'h' {
         kprintln!("sysrq: any key dumps event, timer and console state");
         return;

@@ -1,7 +1,9 @@
 //! The apps the command line can select with `app=NAME`.
 
+mod echo;
 mod hello;
-mod idle;
+mod http;
+pub mod idle;
 
 use crate::cmdline::Cmdline;
 use core::fmt;
@@ -46,6 +48,8 @@ const APPS: &[App] = &[
     App { name: "fault", run: fault },
     App { name: "idle", run: idle::run },
     App { name: "bench", run: crate::bench::run },
+    App { name: "echo", run: echo::run },
+    App { name: "http", run: http::run },
 ];
 
 /// Runs the app called `name`.

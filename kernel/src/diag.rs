@@ -1,0 +1,26 @@
+//! A dump of the guest's state for a person debugging it: asked for with
+//! `xl sysrq DOMAIN KEY` or Xen's `q` debug key (`VIRQ_DEBUG`).
+
+use crate::{console, events, kprintln, platform, timer};
+use hypercall::EvtchnPort;
+
+/// Prints uptime, event, timer and console counters.
+pub fn dump(why: core::fmt::Arguments<'_>) {
+    let (fired, programmed, queued) = timer::stats();
+    let con = console::stats();
+    kprintln!("{why}: uptime {} ms", platform::uptime_ns() / 1_000_000);
+    kprintln!(
+        "  events: {} ABI, {} upcalls, {} unknown",
+        events::abi().name(),
+        events::upcalls(),
+        events::unknown_events()
+    );
+    kprintln!("  timers: {fired} fired, Xen timer set {programmed} times, {queued} queued");
+    kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
+}
+
+/// The `VIRQ_DEBUG` handler: printing is all it does, which is safe in an
+/// upcall (the console lock masks upcalls).
+pub fn on_debug_virq(_: EvtchnPort, _: usize) {
+    dump(format_args!("debug VIRQ"));
+}

@@ -1,0 +1,316 @@
+//! The loop every network service runs: netfront RX into smoltcp, the
+//! service's sockets, TX out in one batch; then a wait (with a timeout)
+//! for the next event. XenStore is checked every 50 ms for the toolstack:
+//! the vif going away (`xl network-detach`: disconnect, revoke every
+//! grant), a vif appearing (`xl network-attach`: connect), `xl shutdown`
+//! and `xl sysrq` (the idle app's handling).
+
+use super::device::NetDev;
+use super::host::{self, KernelHost};
+use crate::apps::{idle, AppError, AppResult};
+use crate::cmdline::Cmdline;
+use crate::xenbus::device::{self, XenbusState};
+use crate::xenbus::{self, control};
+use crate::{kprintln, platform, timer};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
+use pv_drivers::netfront::Stats;
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+/// What the status page shows.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub uptime_ms: u64,
+    pub domid: u16,
+    pub mem_kib: u64,
+    /// The current vif's counters (zero while detached).
+    pub now: Stats,
+    /// Counters of earlier attachments, summed.
+    pub before: Stats,
+    pub attachments: u32,
+    pub connected: bool,
+    pub events: u64,
+    pub tx_busy: u64,
+}
+
+/// A service: its sockets, served once per loop.
+pub trait Service {
+    fn name(&self) -> &'static str;
+    fn open(&mut self, sockets: &mut SocketSet<'static>);
+    fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+}
+
+const DEVICE_TOKEN: &str = "net-device";
+const BACKEND_TOKEN: &str = "net-backend";
+
+fn now() -> Instant {
+    Instant::from_micros((platform::uptime_ns() / 1000) as i64)
+}
+
+fn add(a: &mut Stats, b: &Stats) {
+    macro_rules! sum { ($($f:ident),*) => { $(a.$f += b.$f;)* } }
+    sum!(
+        rx_packets,
+        rx_bytes,
+        tx_packets,
+        tx_bytes,
+        rx_multi_slot,
+        tx_multi_slot,
+        rx_extra_info,
+        rx_csum_validated,
+        rx_csum_blank,
+        rx_dropped,
+        rx_bad_id,
+        tx_bad_id,
+        rx_bad_len,
+        rx_error_status,
+        tx_error_status,
+        rx_bad_prod,
+        tx_bad_prod,
+        rx_bad_extra,
+        notifications,
+        events,
+        grants_made,
+        grants_revoked,
+        grants_kept
+    );
+}
+
+struct Net {
+    host: KernelHost,
+    nf: Option<Netfront<KernelHost>>,
+    iface: Option<Interface>,
+    cidr: IpCidr,
+    gw: Option<core::net::Ipv4Addr>,
+    status: Status,
+    cfg: NetConfig,
+}
+
+impl Net {
+    /// Connects the first vif whose backend waits for a frontend.
+    fn attach(&mut self) {
+        if self.nf.is_some() {
+            return;
+        }
+        let found = xenbus::with(|bus| {
+            let devs = device::enumerate(bus).ok()?;
+            devs.into_iter().flatten().filter(|d| d.kind == "vif").find(|d| {
+                device::backend_state(bus, d).ok().flatten() == Some(XenbusState::InitWait)
+            })
+        })
+        .flatten();
+        let Some(dev) = found else { return };
+        let host = &mut self.host;
+        let cfg = self.cfg;
+        match xenbus::with(|bus| Netfront::connect(bus, host, &dev, &cfg)) {
+            Some(Ok(nf)) => {
+                let m = nf.mac;
+                kprintln!(
+                    "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} event channel(s), backend offers {} queue(s), {} RX buffers posted",
+                    dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
+                    if nf.split { 2 } else { 1 }, nf.queues_offered, nf.rx_posted()
+                );
+                let path = format!("{}/state", dev.backend);
+                if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch(&path, BACKEND_TOKEN)) {
+                    log::warn!("net: cannot watch {path}: {e:?}");
+                }
+                self.status.attachments += 1;
+                self.status.connected = true;
+                self.setup_iface(&nf);
+                self.nf = Some(nf);
+            }
+            Some(Err(e)) => kprintln!("net: {}: cannot connect: {e}", dev.frontend),
+            None => {}
+        }
+    }
+
+    fn setup_iface(&mut self, nf: &Netfront<KernelHost>) {
+        let hw = HardwareAddress::Ethernet(EthernetAddress(nf.mac));
+        if let Some(iface) = &mut self.iface {
+            iface.set_hardware_addr(hw);
+            return;
+        }
+        let mut cfg = Config::new(hw);
+        cfg.random_seed = platform::now_ns();
+        // Interface::new only reads the device's capabilities.
+        let mut iface = Interface::new(cfg, &mut CapsOnly(nf.mtu as usize + 14), now());
+        let cidr = self.cidr;
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(cidr);
+        });
+        if let Some(gw) = self.gw {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        self.iface = Some(iface);
+    }
+
+    /// Disconnects the vif if its backend is closing or gone.
+    fn check_backend(&mut self, force: bool) {
+        let Some(nf) = &self.nf else { return };
+        let dev = nf.dev.clone();
+        let state = xenbus::with(|bus| device::backend_state(bus, &dev).ok().flatten()).flatten();
+        if !force && matches!(state, Some(s) if s <= XenbusState::Connected) {
+            return;
+        }
+        let nf = self.nf.take().expect("checked above");
+        let path = format!("{}/state", dev.backend);
+        let _ = xenbus::with(|bus| bus.xs.unwatch(&path, BACKEND_TOKEN));
+        let host = &mut self.host;
+        let out = xenbus::with(|bus| nf.disconnect(bus, host, Duration::from_secs(5)));
+        if let Some((stats, kept)) = out {
+            kprintln!(
+                "net: {} disconnected (backend {}): {} grants revoked, {} still mapped and kept",
+                dev.frontend,
+                state.map_or_else(|| "gone".into(), |s| format!("{s}")),
+                stats.grants_revoked,
+                stats.grants_kept
+            );
+            // Pages the backend still maps are never reused.
+            core::mem::forget(kept);
+            add(&mut self.status.before, &stats);
+        }
+        self.status.connected = false;
+    }
+
+    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
+        let (Some(nf), Some(iface)) = (&mut self.nf, &mut self.iface) else { return };
+        let _ = nf.poll_rx(&mut self.host, |p| rxq.push_back(p.data));
+        let _ = nf.reclaim_tx();
+        let mut dev = NetDev { nf, host: &mut self.host, rxq, tx_busy: &mut self.status.tx_busy };
+        iface.poll(now(), &mut dev, sockets);
+        nf.flush(&mut self.host);
+    }
+}
+
+/// A device that only answers capabilities (for `Interface::new`).
+struct CapsOnly(usize);
+
+impl smoltcp::phy::Device for CapsOnly {
+    type RxToken<'a> = super::device::Rx;
+    type TxToken<'a> = NoTx;
+    fn receive(&mut self, _: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        None
+    }
+    fn transmit(&mut self, _: Instant) -> Option<NoTx> {
+        None
+    }
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        let mut caps = smoltcp::phy::DeviceCapabilities::default();
+        caps.medium = smoltcp::phy::Medium::Ethernet;
+        caps.max_transmission_unit = self.0;
+        caps
+    }
+}
+
+struct NoTx;
+impl smoltcp::phy::TxToken for NoTx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        f(&mut vec![0; len])
+    }
+}
+
+/// Runs `svc` until the toolstack ends the domain.
+pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
+    let Some(id) = xenbus::identity() else {
+        return Err(AppError::BadSetting("network services need XenStore (a domU)"));
+    };
+    let (addr, prefix) = super::parse_cidr(cmd.get("ip").unwrap_or("192.0.2.2/24"))
+        .ok_or(AppError::BadSetting("ip= takes ADDR/PREFIX, e.g. ip=192.0.2.2/24"))?;
+    let gw = match cmd.get("gw") {
+        Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
+        None => None,
+    };
+    let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
+    let mut net = Net {
+        host: KernelHost,
+        nf: None,
+        iface: None,
+        cidr: IpCidr::new(IpAddress::Ipv4(addr), prefix),
+        gw,
+        status: Status { domid: id.domid.0, ..Status::default() },
+        cfg: NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10) },
+    };
+    net.status.mem_kib = platform::start_info().nr_pages * 4;
+    if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch("device", DEVICE_TOKEN)) {
+        log::warn!("net: cannot watch device/: {e:?}");
+    }
+    net.attach();
+    let mut sockets = SocketSet::new(Vec::new());
+    svc.open(&mut sockets);
+    kprintln!("{}: ready on {}/{}", svc.name(), addr, prefix);
+    let mut rxq = VecDeque::new();
+    let mut next_store = 0u64;
+    loop {
+        net.poll(&mut sockets, &mut rxq);
+        net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
+        net.status.events = host::events();
+        net.status.now = net.nf.as_ref().map(|n| n.stats).unwrap_or_default();
+        svc.serve(&mut sockets, &net.status);
+        net.poll(&mut sockets, &mut rxq);
+
+        if platform::now_ns() >= next_store {
+            next_store = platform::now_ns() + 50_000_000;
+            while let Some(Ok(ev)) = xenbus::with(|bus| {
+                let now = bus.now();
+                bus.next_event(Some(now))
+            }) {
+                match ev.token.as_str() {
+                    control::SHUTDOWN_TOKEN => {
+                        let req =
+                            xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                        if let Some(req) = req {
+                            net.check_backend(true);
+                            print_counters(&net.status);
+                            idle::obey(req);
+                        }
+                    }
+                    control::SYSRQ_TOKEN => {
+                        if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
+                            print_counters(&net.status);
+                            idle::sysrq(key);
+                        }
+                    }
+                    DEVICE_TOKEN | BACKEND_TOKEN => {
+                        net.check_backend(false);
+                        net.attach();
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        if !rxq.is_empty() {
+            continue;
+        }
+        let delay = net
+            .iface
+            .as_mut()
+            .and_then(|i| i.poll_delay(now(), &sockets))
+            .map_or(50_000, |d| d.total_micros())
+            .min(50_000);
+        let seen = host::events();
+        timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
+    }
+}
+
+/// The efficiency figures: notifications and events per 1,000 packets.
+pub fn print_counters(s: &Status) {
+    let mut t = s.before;
+    add(&mut t, &s.now);
+    let packets = (t.rx_packets + t.tx_packets).max(1);
+    let (fired, programmed, _) = timer::stats();
+    kprintln!(
+        "net: counters: rx {} pkts {} B, tx {} pkts {} B; per 1000 packets: {} notifications sent, {} events received, {} timer sets; backend faults {}; grants made {} revoked {} kept {}; tx busy {}; timers fired {fired}",
+        t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes,
+        t.notifications * 1000 / packets,
+        s.events * 1000 / packets,
+        programmed * 1000 / packets,
+        t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+}
