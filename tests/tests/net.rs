@@ -6,6 +6,7 @@
 //!   new one (`xl network-attach`), and the service answers again;
 //! - `app=echo` at 192.0.2.3: 1,000 TCP echo round trips from 4 clients at
 //!   once, random sizes up to 64 KiB, each compared byte for byte (`cmp`).
+//!
 //! Both end with `xl shutdown`.
 
 use std::sync::OnceLock;

@@ -61,7 +61,7 @@ impl Service for Echo {
             if !s.may_recv() && !s.can_recv() && s.send_queue() == 0 && s.may_send() {
                 s.close();
                 self.connections += 1;
-                if self.connections % 100 == 0 {
+                if self.connections.is_multiple_of(100) {
                     log::info!(
                         "echo: {} connections, {} bytes echoed",
                         self.connections,
