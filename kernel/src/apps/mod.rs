@@ -1,5 +1,6 @@
 //! The apps the command line can select with `app=NAME`.
 
+mod blk;
 mod echo;
 mod hello;
 mod http;
@@ -48,6 +49,7 @@ const APPS: &[App] = &[
     App { name: "fault", run: fault },
     App { name: "idle", run: idle::run },
     App { name: "bench", run: crate::bench::run },
+    App { name: "blk", run: blk::run },
     App { name: "echo", run: echo::run },
     App { name: "http", run: http::run },
 ];

@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod bench;
+pub mod blk;
 mod boot;
 mod entry;
 mod events;

@@ -2,10 +2,11 @@
 //! features, hostile responses, close.
 
 use super::fake::{self, FakeEnv, Hostile, Shared};
+use super::wire::RingRequest;
 use super::*;
 use crate::xenbus::device::describe;
 use crate::xenbus::Bus;
-use hypercall::abi::blkif::{OP_INDIRECT, VDISK_READONLY};
+use hypercall::abi::blkif::VDISK_READONLY;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::DomId;
 use xenstore_client::fake::{FakeEvents, Harness};
@@ -185,7 +186,7 @@ fn single_page_ring_without_features_still_works() {
         assert_eq!(dev.discard(0, 8), Err(BlkError::NotSupported("discard")));
         dev.flush().unwrap();
         assert_eq!(w.borrow().flushes, 0, "nothing to flush without a cache");
-        assert!(w.borrow().seen.iter().all(|r| r.operation() != OP_INDIRECT));
+        assert!(w.borrow().seen.iter().all(|r| !matches!(r, RingRequest::Indirect(_))));
         detach(h, bus, w, dev);
         assert_eq!(w.borrow().live_grants(), 0);
     });
@@ -235,7 +236,7 @@ fn large_transfers_use_indirect_requests_many_in_flight_and_persistent_grants() 
         assert!(s.max_in_flight >= 4, "{s:?}");
         assert_eq!(s.grants.granted, granted, "hot pages are not granted again");
         assert_eq!(s.grants.revoked, 0);
-        assert!(w.borrow().seen.iter().any(|r| r.operation() == OP_INDIRECT));
+        assert!(w.borrow().seen.iter().any(|r| matches!(r, RingRequest::Indirect(_))));
     });
 }
 

@@ -29,11 +29,13 @@ impl RingRequest {
         }
     }
 
-    /// The operation a response to this request must echo.
+    /// The operation a response to this request must echo: for an
+    /// indirect request, the operation it carries (blkback answers with
+    /// `indirect_op`, and Linux's blkfront checks exactly that).
     pub fn operation(&self) -> u8 {
         match self {
             RingRequest::Rw(r) => r.operation,
-            RingRequest::Indirect(_) => OP_INDIRECT,
+            RingRequest::Indirect(r) => r.indirect_op,
             RingRequest::Discard(_) => OP_DISCARD,
         }
     }
