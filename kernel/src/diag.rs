@@ -19,6 +19,27 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
     kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
 }
 
+/// What the guest costs right now: image, frames in use (the allocator's
+/// view: everything not free, page tables and heap included), heap, grants
+/// and event channels.
+pub fn footprint() {
+    let si = platform::start_info();
+    let (start, end) = platform::image_range();
+    let (free, _) = platform::mm::free_frames();
+    let used = si.nr_pages.saturating_sub(free);
+    let grants = crate::grants::with(|t| t.stats());
+    kprintln!(
+        "footprint: image {} KiB, {} of {} pages in use ({} KiB), heap {} KiB, {} event channels bound, {} grants in use",
+        (end - start) / 1024,
+        used,
+        si.nr_pages,
+        used * 4,
+        platform::mm::heap_bytes() / 1024,
+        events::bound_ports(),
+        grants.map_or(0, |g| g.in_use)
+    );
+}
+
 /// The `VIRQ_DEBUG` handler: printing is all it does, which is safe in an
 /// upcall (the console lock masks upcalls).
 pub fn on_debug_virq(_: EvtchnPort, _: usize) {

@@ -77,6 +77,7 @@ fn kmain() -> ! {
     }
     timeline::mark("xenstore");
     timeline::print();
+    diag::footprint();
 
     let app = cmd.app();
     kprintln!("running app={app}");

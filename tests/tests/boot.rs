@@ -113,6 +113,7 @@ fn boot_timeline_is_printed() {
     for phase in ["console", "memory", "banner", "events", "grants", "xenstore"] {
         assert!(line.contains(&format!(" {phase} ")), "phase {phase} missing from {line:?}");
     }
+    assert_console_contains(run, "footprint: image ");
 }
 
 #[test]

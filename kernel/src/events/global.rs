@@ -144,6 +144,11 @@ pub fn delivered(port: EvtchnPort) -> u64 {
     TABLE.lock().delivered(port)
 }
 
+/// Ports with a handler.
+pub fn bound_ports() -> usize {
+    TABLE.lock().bound()
+}
+
 /// Upcalls taken so far.
 pub fn upcalls() -> u64 {
     UPCALLS.load(Ordering::Relaxed)

@@ -82,6 +82,11 @@ impl<const N: usize> HandlerTable<N> {
         }
     }
 
+    /// Ports with a handler.
+    pub fn bound(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
     /// Events delivered to `port`'s handler so far.
     pub fn delivered(&self, port: EvtchnPort) -> u64 {
         self.slots.get(port.0 as usize).and_then(|s| s.as_ref()).map_or(0, |s| s.delivered)
@@ -108,6 +113,7 @@ mod tests {
         assert_eq!(t.register(EvtchnPort(8), nop, 0), Err(TableError::OutOfRange(EvtchnPort(8))));
         assert_eq!(t.unregister(EvtchnPort(4)), Err(TableError::NotBound(EvtchnPort(4))));
         assert_eq!(t.delivered(EvtchnPort(3)), 0);
+        assert_eq!(t.bound(), 1);
         t.unregister(EvtchnPort(3)).unwrap();
         assert!(t.lookup(EvtchnPort(3)).is_none());
     }
