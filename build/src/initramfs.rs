@@ -146,7 +146,13 @@ pub fn add_scenarios(a: &mut Archive, scenarios: &[Scenario]) -> Result<()> {
                     p
                 }
             };
-            a.file(&g.cfg_path(), 0o644, g.xl_config(&dom0_path).render()?);
+            let mut cfg = g.xl_config(&dom0_path);
+            if let Some(rd) = &g.ramdisk {
+                let p = format!("{}/ramdisk-{}", dom0::GUEST_KERNEL_DIR, g.name);
+                a.file(&p, 0o644, cmd::read(rd)?);
+                cfg.extra_lines.push(format!("ramdisk = \"{p}\""));
+            }
+            a.file(&g.cfg_path(), 0o644, cfg.render()?);
         }
         script.push_str(&s.shell());
     }

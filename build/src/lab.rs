@@ -43,6 +43,8 @@ pub struct LabOptions {
     pub cache_dir: PathBuf,
     /// Names this boot's files under `target/xen/logs/`.
     pub label: String,
+    /// QEMU's `-cpu` model (`None`: `$XENPV_QEMU_CPU` or the TCG default).
+    pub cpu: Option<String>,
 }
 
 impl Default for LabOptions {
@@ -57,6 +59,7 @@ impl Default for LabOptions {
             boot_timeout: Duration::from_secs(300),
             cache_dir: crate::cache::cache_dir(),
             label: "boot".to_string(),
+            cpu: None,
         }
     }
 }
@@ -219,6 +222,7 @@ impl Lab {
             memory_mib: self.machine_memory_mib(scenarios),
             smp: 2,
             kvm: self.opts.kvm,
+            cpu: self.opts.cpu.clone(),
         };
         // Written under a private name (several runs may share a target
         // dir), then renamed to LABEL.serial.log: the latest finished run.

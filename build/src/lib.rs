@@ -19,8 +19,12 @@
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
 //! - [`guest`]: building the guest kernel with cargo.
 //! - [`report`]: phase timings.
+//! - [`bench`], [`chart`], [`linuxbench`]: `cargo xtask bench hypercall`
+//!   (the Rust guest against a Linux PV DomU's kernel module).
 
+pub mod bench;
 pub mod cache;
+pub mod chart;
 pub mod cmd;
 pub mod cpio;
 pub mod debs;
@@ -30,6 +34,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kmod;
 pub mod lab;
+pub mod linuxbench;
 pub mod qemu;
 pub mod report;
 pub mod scenario;

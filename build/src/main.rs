@@ -6,6 +6,7 @@
 //!                   [--kernel ELF] [-- extra cmdline...]
 //! cargo xtask test
 //! cargo xtask fetch
+//! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux]
 //! ```
 
 mod ci;
@@ -30,7 +31,12 @@ const USAGE: &str = "usage:
   cargo xtask test
       fmt, clippy (host and guest), unit tests, boot tests
   cargo xtask fetch
-      download and extract Xen and dom0 into the cache only";
+      download and extract Xen and dom0 into the cache only
+  cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm]
+                              [--verbose] [--no-linux]
+      hypercall latency of app=bench (N runs, default 3) and of a Linux PV
+      DomU's kernel module, per QEMU CPU model (default both); writes a
+      table, target/xen/bench/hypercall.json and hypercall.png";
 
 #[derive(Debug)]
 struct Args {
@@ -98,6 +104,7 @@ fn main() {
         Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
         Some("test") if args.len() == 1 => ci::run(),
         Some("fetch") if args.len() == 1 => cmd_fetch(),
+        Some("bench") => parse_bench(&args[1..]).and_then(|o| xtask::bench::run(&o)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -108,6 +115,47 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
+    let mut o = xtask::bench::BenchOptions {
+        runs: 3,
+        quick: false,
+        cpu: "both".into(),
+        kvm: false,
+        verbose: false,
+        no_linux: false,
+    };
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("hypercall") => {}
+        Some(o) => bail!("unknown benchmark {o:?}: only `hypercall`\n{USAGE}"),
+        None => bail!("which benchmark? `cargo xtask bench hypercall`\n{USAGE}"),
+    }
+    while let Some(arg) = it.next() {
+        let mut value =
+            |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--runs" => {
+                o.runs = value("--runs")?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=20).contains(n))
+                    .context("--runs takes a number from 1 to 20")?
+            }
+            "--cpu" => {
+                o.cpu = value("--cpu")?;
+                xtask::bench::cpu_models(&o.cpu)?;
+            }
+            "--quick" => o.quick = true,
+            "--kvm" => o.kvm = true,
+            "--verbose" | "-v" => o.verbose = true,
+            "--no-linux" => o.no_linux = true,
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(o)
 }
 
 fn cmd_build(a: &Args) -> Result<()> {

@@ -66,6 +66,8 @@ pub struct QemuConfig {
     pub smp: u32,
     /// Use KVM instead of TCG.
     pub kvm: bool,
+    /// The `-cpu` model; `None`: [`cpu_model`].
+    pub cpu: Option<String>,
 }
 
 impl QemuConfig {
@@ -80,7 +82,7 @@ impl QemuConfig {
         let mut c = Command::new(qemu_binary()?);
         let accel = if self.kvm { "kvm" } else { "tcg" };
         c.args(["-machine", &format!("q35,accel={accel}")])
-            .args(["-cpu", &cpu_model(self.kvm)])
+            .args(["-cpu", &self.cpu.clone().unwrap_or_else(|| cpu_model(self.kvm))])
             .args(["-m", &self.memory_mib.to_string()])
             .args(["-smp", &self.smp.to_string()])
             .args(["-nographic", "-no-reboot", "-nic", "none", "-monitor", "none"])

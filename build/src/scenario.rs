@@ -33,6 +33,8 @@ pub struct GuestSpec {
     pub on_crash: String,
     /// Further raw xl config lines.
     pub extra_config: Vec<String>,
+    /// An initial ramdisk on the host (xl `ramdisk=`), e.g. for a Linux DomU.
+    pub ramdisk: Option<PathBuf>,
 }
 
 impl GuestSpec {
@@ -48,7 +50,14 @@ impl GuestSpec {
             on_reboot: "destroy".into(),
             on_crash: "destroy".into(),
             extra_config: Vec::new(),
+            ramdisk: None,
         }
+    }
+
+    /// Sets the initial ramdisk (copied into dom0 next to the kernel).
+    pub fn ramdisk(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ramdisk = Some(path.into());
+        self
     }
 
     /// Appends words to the command line.
@@ -181,6 +190,9 @@ pub fn validate(scenarios: &[Scenario]) -> Result<()> {
                     "guest kernel {} not found (build it first: `cargo xtask build`)",
                     g.kernel.display()
                 );
+            }
+            if let Some(rd) = g.ramdisk.as_ref().filter(|rd| !rd.is_file()) {
+                bail!("ramdisk {} of guest {} not found", rd.display(), g.name);
             }
             g.xl_config(&format!("{GUEST_KERNEL_DIR}/x.elf")).validate()?;
         }

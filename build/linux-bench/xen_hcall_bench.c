@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xen_hcall_bench: the comparator of `app=bench` (kernel/src/bench/), run
+ * inside a Linux PV DomU. Every figure is taken from kernel context with
+ * Linux's own hypercall wrappers (HYPERVISOR_*), exactly the way the Rust
+ * guest takes it: warm-up of iters/10 + 1, then `iters` samples each timed
+ * with `lfence; rdtsc` ... `rdtscp; lfence`, the median cost of the timer
+ * pair subtracted, min/median/p99/max in cycles and in ns (tsc_khz, which a
+ * PV guest takes from Xen's vcpu_time_info), printed with printk as
+ *
+ *   BENCH name=N iters=I per=K cycles=min/median/p99/max ns=min/median/p99/max
+ *
+ * so that one parser reads both guests. The module runs `runs` rounds
+ * (each preceded by `BENCH-RUN n=R`), prints `BENCH-DONE failures=F` and
+ * returns -EAGAIN so it never stays loaded.
+ *
+ * Built by `cargo xtask bench hypercall` against Debian's linux-headers for
+ * the kernel the lab boots; never committed as a binary.
+ */
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/sort.h>
+#include <linux/interrupt.h>
+#include <linux/utsname.h>
+#include <linux/atomic.h>
+#include <asm/tsc.h>
+#include <asm/pgtable.h>
+#include <asm/processor.h>
+#include <xen/xen.h>
+#include <xen/events.h>
+#include <xen/xenbus.h>
+#include <xen/interface/xen.h>
+#include <xen/interface/version.h>
+#include <xen/interface/sched.h>
+#include <xen/interface/event_channel.h>
+#include <asm/xen/hypercall.h>
+#include <asm/xen/page.h>
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Xen PV hypercall latency, the Linux side of cargo xtask bench hypercall");
+
+static int iters = 10000;
+module_param(iters, int, 0444);
+MODULE_PARM_DESC(iters, "samples per measurement (quick mode: 300)");
+static int runs = 1;
+module_param(runs, int, 0444);
+MODULE_PARM_DESC(runs, "rounds of the whole suite");
+
+#define SCRATCH_PAGES 512
+#define MULTI 32
+
+struct summary {
+	unsigned long n;
+	u64 min, median, p99, max;
+};
+
+struct bench {
+	u64 *samples;
+	u64 overhead;
+	u64 tsc_hz;
+	int failures;
+};
+
+/* The same serialised pair as the Rust guest (platform::tsc_begin/end). */
+static __always_inline u64 tsc_begin(void)
+{
+	u32 lo, hi;
+
+	asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) :: "memory");
+	return ((u64)hi << 32) | lo;
+}
+
+static __always_inline u64 tsc_end(void)
+{
+	u32 lo, hi, aux;
+
+	asm volatile("rdtscp; lfence" : "=a"(lo), "=d"(hi), "=c"(aux) :: "memory");
+	return ((u64)hi << 32) | lo;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest rank, as kernel/src/bench/stats.rs. */
+static u64 quantile(const u64 *s, unsigned long n, unsigned long permille)
+{
+	unsigned long rank = DIV_ROUND_UP(permille * n, 1000);
+
+	rank = clamp(rank, 1UL, n);
+	return s[rank - 1];
+}
+
+static struct summary summarise(u64 *s, unsigned long n)
+{
+	struct summary r;
+
+	sort(s, n, sizeof(u64), cmp_u64, NULL);
+	r.n = n;
+	r.min = s[0];
+	r.median = quantile(s, n, 500);
+	r.p99 = quantile(s, n, 990);
+	r.max = s[n - 1];
+	return r;
+}
+
+static u64 sub0(u64 a, u64 b)
+{
+	return a > b ? a - b : 0;
+}
+
+static u64 to_ns(struct bench *b, u64 c)
+{
+	return b->tsc_hz ? mul_u64_u64_div_u64(c, 1000000000ULL, b->tsc_hz) : 0;
+}
+
+static void report(struct bench *b, const char *name, struct summary s, u64 per)
+{
+	printk(KERN_WARNING
+	       "BENCH name=%s iters=%lu per=%llu cycles=%llu/%llu/%llu/%llu ns=%llu/%llu/%llu/%llu\n",
+	       name, s.n, per, s.min, s.median, s.p99, s.max, to_ns(b, s.min),
+	       to_ns(b, s.median), to_ns(b, s.p99), to_ns(b, s.max));
+}
+
+/*
+ * Times OP (a statement using the variables in scope) n times after
+ * n/10 + 1 warm-up runs; subtracts the timer, divides by PER, reports.
+ */
+#define MEASURE(b, name, n, per, OP)                                          \
+	({                                                                    \
+		unsigned long __i, __n = (n);                                 \
+		struct summary __s;                                           \
+		for (__i = 0; __i < __n / 10 + 1; __i++) {                    \
+			OP;                                                   \
+		}                                                             \
+		for (__i = 0; __i < __n; __i++) {                             \
+			u64 __t0 = tsc_begin();                               \
+			OP;                                                   \
+			(b)->samples[__i] = tsc_end() - __t0;                 \
+		}                                                             \
+		__s = summarise((b)->samples, __n);                           \
+		__s.min = sub0(__s.min, (b)->overhead) / (per);               \
+		__s.median = sub0(__s.median, (b)->overhead) / (per);         \
+		__s.p99 = sub0(__s.p99, (b)->overhead) / (per);               \
+		__s.max = sub0(__s.max, (b)->overhead) / (per);               \
+		report((b), (name), __s, (per));                              \
+		cond_resched();                                               \
+		__s;                                                          \
+	})
+
+static noinline u64 noop(u64 x)
+{
+	asm volatile("" : "+r"(x));
+	return x;
+}
+
+/* Static: 2 KiB is too much for a kernel stack frame. */
+static struct multicall_entry mc[MULTI];
+
+static atomic64_t round_trips = ATOMIC64_INIT(0);
+
+static irqreturn_t on_round_trip(int irq, void *dev)
+{
+	atomic64_inc(&round_trips);
+	return IRQ_HANDLED;
+}
+
+static void fail(struct bench *b, const char *what)
+{
+	b->failures++;
+	printk(KERN_WARNING "BENCH-ERROR %s\n", what);
+}
+
+/* Page-table entries of our own pages, rewritten with their own values. */
+struct scratch {
+	void *buf;
+	struct mmu_update req[SCRATCH_PAGES];
+	unsigned long first_va;
+	pte_t first_pte;
+};
+
+static int scratch_init(struct scratch *s)
+{
+	int i;
+
+	s->buf = vmalloc(SCRATCH_PAGES * PAGE_SIZE);
+	if (!s->buf)
+		return -ENOMEM;
+	for (i = 0; i < SCRATCH_PAGES; i++) {
+		unsigned long va = (unsigned long)s->buf + i * PAGE_SIZE;
+		unsigned int level;
+		pte_t *ptep;
+
+		/* Touch it: vmalloc pages are mapped, but be sure. */
+		*(volatile char *)va = 0;
+		ptep = lookup_address(va, &level);
+		if (!ptep || level != PG_LEVEL_4K) {
+			vfree(s->buf);
+			return -EFAULT;
+		}
+		s->req[i].ptr = arbitrary_virt_to_machine(ptep).maddr |
+				MMU_NORMAL_PT_UPDATE;
+		/* The raw (machine) entry, as Xen holds it. */
+		s->req[i].val = native_pte_val(*ptep);
+		if (i == 0) {
+			s->first_va = va;
+			s->first_pte = *ptep;
+		}
+	}
+	return 0;
+}
+
+static void run_suite(struct bench *b, int n)
+{
+	struct summary timer, null, single, batched, multi, separate;
+	struct evtchn_alloc_unbound au = { .dom = DOMID_SELF, .remote_dom = DOMID_SELF };
+	struct evtchn_bind_interdomain bi;
+	struct evtchn_send send;
+	struct evtchn_close cl;
+	struct mmuext_op flush = { .cmd = MMUEXT_TLB_FLUSH_LOCAL };
+	struct scratch *sc;
+	int irq, rc, k;
+
+	b->overhead = 0;
+	timer = MEASURE(b, "tsc_timer_pair", n, 1, (void)0);
+	b->overhead = timer.median;
+
+	MEASURE(b, "function_call", n, 1, noop(1));
+	null = MEASURE(b, "xen_version", n, 1,
+		       HYPERVISOR_xen_version(XENVER_version, NULL));
+	MEASURE(b, "sched_yield", n, 1, HYPERVISOR_sched_op(SCHEDOP_yield, NULL));
+
+	/* A loopback pair: send on `au.port` raises `bi.local_port`. */
+	rc = HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &au);
+	if (rc) {
+		fail(b, "EVTCHNOP_alloc_unbound");
+	} else {
+		bi.remote_dom = DOMID_SELF;
+		bi.remote_port = au.port;
+		rc = HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bi);
+		if (rc) {
+			fail(b, "EVTCHNOP_bind_interdomain");
+		} else {
+			irq = bind_evtchn_to_irqhandler(bi.local_port, on_round_trip, 0,
+							"xen-hcall-bench", b);
+			if (irq < 0) {
+				fail(b, "bind_evtchn_to_irqhandler");
+				cl.port = bi.local_port;
+				HYPERVISOR_event_channel_op(EVTCHNOP_close, &cl);
+			} else {
+				s64 before, delivered, expected;
+
+				send.port = au.port;
+				/* Upcalls masked: the hypercall alone. */
+				local_irq_disable();
+				MEASURE(b, "evtchn_send", n, 1,
+					HYPERVISOR_event_channel_op(EVTCHNOP_send, &send));
+				local_irq_enable();
+				/*
+				 * Upcalls on: Xen delivers the event as the
+				 * hypercall returns; upcall, Linux's irq layer,
+				 * the handler and the return are inside.
+				 */
+				before = atomic64_read(&round_trips);
+				MEASURE(b, "evtchn_send_upcall_handler_roundtrip", n, 1,
+					HYPERVISOR_event_channel_op(EVTCHNOP_send, &send));
+				delivered = atomic64_read(&round_trips) - before;
+				expected = n + n / 10 + 1;
+				if (delivered < expected)
+					printk(KERN_WARNING "BENCH-NOTE round trip: %lld handler runs for %lld sends (Linux coalesces pending events)\n",
+					       delivered, expected);
+				unbind_from_irqhandler(irq, b);
+			}
+		}
+		cl.port = au.port;
+		HYPERVISOR_event_channel_op(EVTCHNOP_close, &cl);
+	}
+
+	sc = kzalloc(sizeof(*sc), GFP_KERNEL);
+	if (!sc || scratch_init(sc)) {
+		fail(b, "no scratch pages for the page-table benchmarks");
+	} else {
+		single = MEASURE(b, "mmu_update_1", n, 1,
+				 HYPERVISOR_mmu_update(sc->req, 1, NULL, DOMID_SELF));
+		MEASURE(b, "mmu_update_64_per_entry", DIV_ROUND_UP(n, 4), 64,
+			HYPERVISOR_mmu_update(sc->req, 64, NULL, DOMID_SELF));
+		batched = MEASURE(b, "mmu_update_512_per_entry", DIV_ROUND_UP(n, 16), 512,
+				  HYPERVISOR_mmu_update(sc->req, 512, NULL, DOMID_SELF));
+		if (batched.median >= single.median)
+			fail(b, "512 batched mmu_update entries cost no less per entry than single calls");
+		MEASURE(b, "update_va_mapping_invlpg", n, 1,
+			HYPERVISOR_update_va_mapping(sc->first_va, sc->first_pte,
+						     UVMF_INVLPG | UVMF_LOCAL));
+		vfree(sc->buf);
+	}
+	kfree(sc);
+
+	MEASURE(b, "mmuext_tlb_flush_local", n, 1,
+		HYPERVISOR_mmuext_op(&flush, 1, NULL, DOMID_SELF));
+
+	multi = MEASURE(b, "multicall_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
+		for (k = 0; k < MULTI; k++) {
+			mc[k].op = __HYPERVISOR_xen_version;
+			mc[k].result = 0;
+			mc[k].args[0] = XENVER_version;
+			mc[k].args[1] = 0;
+		}
+		HYPERVISOR_multicall(mc, MULTI);
+	}));
+	separate = MEASURE(b, "separate_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
+		for (k = 0; k < MULTI; k++)
+			HYPERVISOR_xen_version(XENVER_version, NULL);
+	}));
+	if (multi.median >= separate.median)
+		fail(b, "a multicall of 32 costs no less than 32 separate hypercalls");
+	if (null.median == 0)
+		fail(b, "the null hypercall measured as free: the timer is broken");
+
+	/* xenbus_read: Linux's xenbus request path to xenstored and back. */
+	MEASURE(b, "xenstore_read_roundtrip", max(n / 20, 20), 1, ({
+		unsigned int len;
+		void *v = xenbus_read(XBT_NIL, "domid", "", &len);
+
+		if (!IS_ERR(v))
+			kfree(v);
+	}));
+}
+
+static int __init bench_init(void)
+{
+	struct bench b = { .failures = 0 };
+	unsigned int major, minor;
+	int ver, r;
+	struct xen_extraversion extra;
+
+	if (!xen_pv_domain()) {
+		pr_err("BENCH-ERROR not a Xen PV domain\n");
+		return -ENODEV;
+	}
+	if (iters < 20)
+		iters = 20;
+	b.samples = vmalloc(array_size(iters, sizeof(u64)));
+	if (!b.samples)
+		return -ENOMEM;
+	b.tsc_hz = (u64)tsc_khz * 1000;
+	ver = HYPERVISOR_xen_version(XENVER_version, NULL);
+	major = ver >> 16;
+	minor = ver & 0xffff;
+	memset(&extra, 0, sizeof(extra));
+	HYPERVISOR_xen_version(XENVER_extraversion, &extra);
+	extra.extraversion[sizeof(extra.extraversion) - 1] = 0;
+	printk(KERN_WARNING
+	       "BENCH-ENV xen=%u.%u%s tsc_hz=%llu cpu=\"%s\" domain=domU iters=%d kernel=linux-%s runs=%d\n",
+	       major, minor, extra.extraversion, b.tsc_hz,
+	       boot_cpu_data.x86_model_id, iters, init_utsname()->release, runs);
+	for (r = 1; r <= runs; r++) {
+		printk(KERN_WARNING "BENCH-RUN n=%d\n", r);
+		run_suite(&b, iters);
+	}
+	printk(KERN_WARNING "BENCH-DONE failures=%d\n", b.failures);
+	vfree(b.samples);
+	/* Done: never stay loaded. */
+	return -EAGAIN;
+}
+
+module_init(bench_init);

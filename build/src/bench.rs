@@ -1,0 +1,729 @@
+//! `cargo xtask bench hypercall`: hypercall latency of the Rust guest
+//! (`app=bench`) and of a Linux PV DomU (a kernel module, see
+//! [`crate::linuxbench`]) on the same Xen in the same boot, per QEMU CPU
+//! model (AMD: no XPTI; Intel: Xen isolates PV page tables, XPTI).
+//!
+//! Both sides print `BENCH name=N iters=I per=K cycles=a/b/c/d ns=a/b/c/d`
+//! lines; this module parses them, takes the median of each run's median
+//! with the spread across runs, and writes a console table, a JSON file and
+//! a PNG chart under `target/xen/bench/`.
+
+use crate::lab::Echo;
+use crate::scenario::{BootReport, GuestResult, GuestRun};
+use crate::{GuestSpec, Lab, LabOptions, Scenario};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One `BENCH` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figure {
+    /// Measurement name.
+    pub name: String,
+    /// Samples taken.
+    pub iters: u64,
+    /// Figures are per item of a batch of this size.
+    pub per: u64,
+    /// min / median / p99 / max in TSC cycles.
+    pub cycles: [u64; 4],
+    /// The same in ns.
+    pub ns: [u64; 4],
+}
+
+/// One complete run of the suite (one guest console, or one `BENCH-RUN`
+/// section of the Linux module's output).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuiteRun {
+    /// `key=value` pairs of `BENCH-ENV` (`cpu` unquoted).
+    pub env: BTreeMap<String, String>,
+    /// The figures in order.
+    pub figures: Vec<Figure>,
+    /// `BENCH-ERROR` lines.
+    pub errors: Vec<String>,
+}
+
+impl SuiteRun {
+    /// The figure called `name`.
+    pub fn get(&self, name: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.name == name)
+    }
+}
+
+/// The measurements `app=bench` must report (the Linux module reports the
+/// same names).
+pub const EXPECTED: &[&str] = &[
+    "tsc_timer_pair",
+    "function_call",
+    "xen_version",
+    "sched_yield",
+    "evtchn_send",
+    "evtchn_send_upcall_handler_roundtrip",
+    "mmu_update_1",
+    "mmu_update_64_per_entry",
+    "mmu_update_512_per_entry",
+    "update_va_mapping_invlpg",
+    "mmuext_tlb_flush_local",
+    "multicall_32_xen_version_total",
+    "separate_32_xen_version_total",
+    "xenstore_read_roundtrip",
+];
+
+fn quad(s: &str) -> Option<[u64; 4]> {
+    let v: Vec<u64> = s.split('/').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    <[u64; 4]>::try_from(v).ok()
+}
+
+/// Parses a `BENCH name=...` line (possibly after other text).
+pub fn parse_figure(line: &str) -> Option<Figure> {
+    let at = line.find("BENCH name=")?;
+    let mut f = Figure { name: String::new(), iters: 0, per: 1, cycles: [0; 4], ns: [0; 4] };
+    let (mut c, mut n) = (false, false);
+    for w in line[at + 6..].split_whitespace() {
+        let (k, v) = w.split_once('=')?;
+        match k {
+            "name" => f.name = v.to_string(),
+            "iters" => f.iters = v.parse().ok()?,
+            "per" => f.per = v.parse().ok()?,
+            "cycles" => (f.cycles, c) = (quad(v)?, true),
+            "ns" => (f.ns, n) = (quad(v)?, true),
+            _ => {}
+        }
+    }
+    (!f.name.is_empty() && c && n).then_some(f)
+}
+
+/// Parses `BENCH-ENV` words; `cpu="..."` may contain spaces.
+pub fn parse_env(line: &str) -> Option<BTreeMap<String, String>> {
+    let at = line.find("BENCH-ENV ")?;
+    let mut rest = &line[at + 10..];
+    let mut m = BTreeMap::new();
+    while let Some((k, after)) = rest.trim_start().split_once('=') {
+        let (v, tail) = if let Some(q) = after.strip_prefix('"') {
+            match q.split_once('"') {
+                Some((v, t)) => (v, t),
+                None => (q, ""),
+            }
+        } else {
+            after.split_once(' ').unwrap_or((after, ""))
+        };
+        m.insert(k.trim().to_string(), v.to_string());
+        rest = tail;
+    }
+    Some(m)
+}
+
+/// Splits a console into suite runs (`BENCH-RUN` starts a new one; without
+/// it the whole console is one run). Errors name `who` and say what is
+/// missing.
+pub fn parse_console(who: &str, lines: &[String]) -> Result<Vec<SuiteRun>> {
+    let mut env = None;
+    let mut runs: Vec<SuiteRun> = Vec::new();
+    let mut done = None;
+    for l in lines {
+        if let Some(e) = parse_env(l) {
+            env = Some(e);
+        } else if l.contains("BENCH-RUN ") {
+            runs.push(SuiteRun::default());
+        } else if let Some(f) = parse_figure(l) {
+            if runs.is_empty() {
+                runs.push(SuiteRun::default());
+            }
+            if let Some(r) = runs.last_mut() {
+                r.figures.push(f);
+            }
+        } else if let Some(at) = l.find("BENCH-ERROR ") {
+            if let Some(r) = runs.last_mut() {
+                r.errors.push(l[at + 12..].to_string());
+            }
+        } else if let Some(at) = l.find("BENCH-DONE failures=") {
+            done = l[at + 20..].split_whitespace().next().and_then(|v| v.parse::<u32>().ok());
+        }
+    }
+    let Some(env) = env else {
+        bail!("{who}: no BENCH-ENV line on its console (did the benchmark start?)");
+    };
+    if done.is_none() {
+        bail!("{who}: no BENCH-DONE line on its console (the benchmark did not finish)");
+    }
+    runs.retain(|r| !r.figures.is_empty());
+    if runs.is_empty() {
+        bail!("{who}: no BENCH lines on its console");
+    }
+    for r in &mut runs {
+        r.env = env.clone();
+    }
+    Ok(runs)
+}
+
+/// Checks a run of our guest has every expected figure.
+pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
+    let missing: Vec<&str> = EXPECTED.iter().copied().filter(|n| run.get(n).is_none()).collect();
+    if !missing.is_empty() {
+        bail!("{who}: missing BENCH line(s) for {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// The median of a set of values and its spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// Median (nearest rank, lower middle for an even count).
+    pub median: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Spread {
+    /// Of `v` (`None` if empty).
+    pub fn of(v: &[u64]) -> Option<Spread> {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        Some(Spread { median: *s.get((s.len().max(1) - 1) / 2)?, min: s[0], max: s[s.len() - 1] })
+    }
+}
+
+/// One measurement across runs: the spread of the runs' medians.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Across {
+    /// ns.
+    pub ns: Spread,
+    /// Cycles.
+    pub cycles: Spread,
+    /// Runs it came from.
+    pub runs: usize,
+}
+
+/// `name`'s median across `runs`.
+pub fn across(runs: &[SuiteRun], name: &str) -> Option<Across> {
+    let figs: Vec<&Figure> = runs.iter().filter_map(|r| r.get(name)).collect();
+    Some(Across {
+        ns: Spread::of(&figs.iter().map(|f| f.ns[1]).collect::<Vec<_>>())?,
+        cycles: Spread::of(&figs.iter().map(|f| f.cycles[1]).collect::<Vec<_>>())?,
+        runs: figs.len(),
+    })
+}
+
+/// Everything measured under one CPU model.
+#[derive(Debug, Clone, Default)]
+pub struct CpuResult {
+    /// `amd` or `intel`.
+    pub key: String,
+    /// QEMU's `-cpu` argument.
+    pub qemu_cpu: String,
+    /// Xen version (from BENCH-ENV, else dom0's).
+    pub xen: String,
+    /// CPU brand string the guest saw.
+    pub cpu: String,
+    /// TSC frequency the guest used.
+    pub tsc_hz: u64,
+    /// Xen's XPTI line for DomUs: `Some(true)` on, `Some(false)` off.
+    pub xpti_domu: Option<bool>,
+    /// The raw XPTI line from Xen's boot log.
+    pub xpti_line: Option<String>,
+    /// Runs of the Rust guest.
+    pub ours: Vec<SuiteRun>,
+    /// Runs of the Linux module.
+    pub linux: Vec<SuiteRun>,
+    /// The Linux kernel release.
+    pub linux_kernel: Option<String>,
+    /// Why the Linux comparator (or a guest run) is missing.
+    pub problems: Vec<String>,
+    /// The boot's serial log.
+    pub serial_log: Option<PathBuf>,
+}
+
+/// Xen's boot log line `XPTI (64-bit PV only): Dom0 enabled, DomU enabled`.
+pub fn parse_xpti(log: &str) -> Option<(bool, String)> {
+    let line = log.lines().find(|l| l.contains("XPTI (64-bit PV only)"))?;
+    let domu = line.split("DomU").nth(1)?.trim_start();
+    let on = domu.starts_with("enabled");
+    let text = line.find("XPTI").map_or(line, |i| &line[i..]).trim().to_string();
+    Some((on, text))
+}
+
+/// The CPU models `--cpu` selects.
+pub fn cpu_models(which: &str) -> Result<Vec<(&'static str, String)>> {
+    const FLAGS: &str = "-smap,-smep,-pku,-la57,-xsave";
+    let amd = ("amd", format!("EPYC,{FLAGS}"));
+    let intel = ("intel", format!("Skylake-Client-noTSX-IBRS,{FLAGS}"));
+    Ok(match which {
+        "amd" => vec![amd],
+        "intel" => vec![intel],
+        "both" => vec![amd, intel],
+        o => bail!("--cpu takes amd, intel or both, not {o:?}"),
+    })
+}
+
+/// Settings of one `bench hypercall`.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Runs of the Rust guest per CPU model (and rounds of the Linux module).
+    pub runs: u32,
+    /// Quick mode: 300 samples per figure.
+    pub quick: bool,
+    /// `amd`, `intel` or `both`.
+    pub cpu: String,
+    /// Try KVM.
+    pub kvm: bool,
+    /// Echo every serial line.
+    pub verbose: bool,
+    /// Skip the Linux comparator.
+    pub no_linux: bool,
+}
+
+/// The output directory, `target/xen/bench/`.
+pub fn out_dir() -> PathBuf {
+    crate::xen_out_dir().join("bench")
+}
+
+/// Runs the whole benchmark and writes the reports. Errors are one line.
+pub fn run(o: &BenchOptions) -> Result<()> {
+    let models = cpu_models(&o.cpu)?;
+    if o.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let t = Instant::now();
+    let guest = crate::guest::build(true)?;
+    println!("[bench] guest built: {}", guest.stable.display());
+    let out = out_dir();
+    crate::cmd::mkdir(&out)?;
+    let mut results = Vec::new();
+    let mut linux_ramdisk: Option<Result<PathBuf, String>> = None;
+    for (key, model) in &models {
+        let opts = LabOptions {
+            kvm: o.kvm,
+            verbose: o.verbose || LabOptions::default().verbose,
+            echo: if o.verbose { Echo::All } else { Echo::Guests },
+            to_stdout: true,
+            label: format!("bench-{key}"),
+            cpu: Some(model.clone()),
+            ..LabOptions::default()
+        };
+        let lab = Lab::prepare(opts)?;
+        if linux_ramdisk.is_none() && !o.no_linux {
+            let mut log = |s: &str| println!("[bench] {s}");
+            linux_ramdisk = Some(
+                crate::linuxbench::prepare(&lab.opts.cache_dir, &lab.bundle, &out, &mut log)
+                    .map_err(|e| format!("Linux comparator unavailable: {e:#}")),
+            );
+        }
+        let scenarios = scenarios(o, &guest.stable, &lab, linux_ramdisk.as_ref());
+        println!("[bench] {key}: QEMU -cpu {model}, {} run(s)", o.runs);
+        let report = lab.boot(&scenarios)?;
+        let mut r = collect(key, model, o, &report);
+        if let Some(Err(e)) = &linux_ramdisk {
+            r.problems.push(e.clone());
+        }
+        results.push(r);
+    }
+    let text = table(&results, o);
+    println!("\n{text}");
+    let json = to_json(&results, o);
+    let json_path = out.join("hypercall.json");
+    std::fs::write(&json_path, json)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(out.join("hypercall.txt"), &text)?;
+    println!("JSON:  {}", json_path.display());
+    let png = out.join("hypercall.png");
+    match crate::chart::draw(&results, &png) {
+        Ok(()) => println!("chart: {}", png.display()),
+        Err(e) => println!("chart: skipped ({e:#})"),
+    }
+    println!("total: {:.0} s", t.elapsed().as_secs_f64());
+    let problems: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.key)))
+        .collect();
+    if results.iter().any(|r| r.ours.is_empty()) {
+        bail!("no complete run of app=bench: {}", problems.join("; "));
+    }
+    if let Some(p) = problems.first() {
+        bail!(
+            "{p}{}",
+            if problems.len() > 1 {
+                format!(" (+{} more above)", problems.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Our guest `runs` times, then one Linux DomU running the module `runs` rounds.
+fn scenarios(
+    o: &BenchOptions,
+    kernel: &Path,
+    lab: &Lab,
+    linux: Option<&Result<PathBuf, String>>,
+) -> Vec<Scenario> {
+    let mut v = Vec::new();
+    for i in 1..=o.runs {
+        let mut g = GuestSpec::new(&format!("bench-{i}"), kernel, "bench")
+            .timeout(Duration::from_secs(if o.quick { 180 } else { 600 }));
+        if o.quick {
+            g = g.args(&["bench.quick=1".to_string()]);
+        }
+        g.extra_config.push("tsc_mode = \"native\"".to_string());
+        v.push(Scenario::single(g));
+    }
+    if let Some(Ok(rd)) = linux {
+        let mut g = GuestSpec::new("linux-bench", &lab.bundle.vmlinuz, "bench")
+            .memory(256)
+            .timeout(Duration::from_secs(if o.quick { 300 } else { 900 }))
+            .ramdisk(rd);
+        g.cmdline = format!(
+            "console=hvc0 quiet bench_iters={} bench_runs={}",
+            if o.quick { 300 } else { 10_000 },
+            o.runs
+        );
+        g.extra_config.push("tsc_mode = \"native\"".to_string());
+        v.push(Scenario::single(g));
+    }
+    v
+}
+
+fn run_problem(run: &GuestRun) -> Option<String> {
+    (run.result != GuestResult::Poweroff).then(|| {
+        format!(
+            "{} ended with {} (domid {})",
+            run.name,
+            run.result,
+            run.domid.map_or("?".into(), |d| d.to_string())
+        )
+    })
+}
+
+/// Parses one boot's consoles.
+pub fn collect(key: &str, model: &str, o: &BenchOptions, report: &BootReport) -> CpuResult {
+    let mut r = CpuResult {
+        key: key.to_string(),
+        qemu_cpu: model.to_string(),
+        xen: report.xen_version.clone().unwrap_or_default(),
+        serial_log: report.serial_log.clone(),
+        ..CpuResult::default()
+    };
+    if let Some(log) = report.serial_log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if let Some((on, line)) = parse_xpti(&log) {
+            r.xpti_domu = Some(on);
+            r.xpti_line = Some(line);
+        }
+    }
+    if let Some(f) = &report.failure {
+        r.problems.push(format!("boot: {f}"));
+    }
+    for i in 1..=o.runs {
+        let name = format!("bench-{i}");
+        let Ok(run) = report.run(&name) else {
+            r.problems.push(format!("{name} never ran"));
+            continue;
+        };
+        if let Some(p) = run_problem(run) {
+            r.problems.push(p);
+        }
+        match parse_console(&name, &run.console).and_then(|mut v| {
+            let s = v.remove(0);
+            check_complete(&name, &s)?;
+            Ok(s)
+        }) {
+            Ok(s) => r.ours.push(s),
+            Err(e) => r.problems.push(format!("{e:#}")),
+        }
+    }
+    if !o.no_linux {
+        match report.run("linux-bench") {
+            Err(_) => {}
+            Ok(run) => {
+                if let Some(p) = run_problem(run) {
+                    r.problems.push(format!("Linux DomU: {p}"));
+                }
+                match parse_console("linux-bench (Linux PV DomU)", &run.console) {
+                    Ok(v) => r.linux = v,
+                    Err(e) => {
+                        let tail: Vec<&str> =
+                            run.console.iter().rev().take(3).rev().map(String::as_str).collect();
+                        r.problems.push(format!("{e:#}; its console ends: {}", tail.join(" | ")))
+                    }
+                }
+            }
+        }
+    }
+    if let Some(env) = r.ours.first().map(|s| &s.env) {
+        r.cpu = env.get("cpu").cloned().unwrap_or_default();
+        r.tsc_hz = env.get("tsc_hz").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if let Some(x) = env.get("xen") {
+            r.xen = x.clone();
+        }
+    }
+    r.linux_kernel = r.linux.first().and_then(|s| s.env.get("kernel").cloned());
+    r
+}
+
+fn fmt_ns(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else if ns >= 10_000 {
+        format!("{:.1}us", ns as f64 / 1e3)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+fn fmt_spread(a: Option<Across>) -> (String, String) {
+    match a {
+        None => ("-".into(), "-".into()),
+        Some(a) if a.runs > 1 => (
+            format!("{} [{}-{}]", fmt_ns(a.ns.median), fmt_ns(a.ns.min), fmt_ns(a.ns.max)),
+            a.cycles.median.to_string(),
+        ),
+        Some(a) => (fmt_ns(a.ns.median), a.cycles.median.to_string()),
+    }
+}
+
+/// Linux median / ours median (ns), if both are there and ours is not 0.
+pub fn ratio(ours: Option<Across>, linux: Option<Across>) -> Option<f64> {
+    let (o, l) = (ours?, linux?);
+    (o.ns.median > 0).then(|| l.ns.median as f64 / o.ns.median as f64)
+}
+
+/// Where the runs happened, in one line per CPU model.
+pub fn environment(r: &CpuResult, o: &BenchOptions) -> String {
+    format!(
+        "{}: cpu \"{}\" (QEMU -cpu {}), Xen {}, {} emulation, XPTI for PV DomUs {}, TSC {:.3} GHz, {} run(s){}",
+        r.key,
+        if r.cpu.is_empty() { "?" } else { &r.cpu },
+        r.qemu_cpu,
+        if r.xen.is_empty() { "?" } else { &r.xen },
+        if o.kvm { "KVM (hardware)" } else { "TCG (software)" },
+        match r.xpti_domu {
+            Some(true) => "ON",
+            Some(false) => "off",
+            None => "unknown",
+        },
+        r.tsc_hz as f64 / 1e9,
+        r.ours.len(),
+        r.linux_kernel.as_ref().map_or(String::new(), |k| format!(", Linux DomU {k}"))
+    )
+}
+
+/// The console table.
+pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Hypercall latency: median of each run's median, [min-max across runs]; cycles = median TSC cycles; per = batch size the figure is divided by"
+    );
+    for r in results {
+        let _ = writeln!(s, "\n== {}", environment(r, o));
+        if let Some(l) = &r.xpti_line {
+            let _ = writeln!(s, "   Xen: {l}");
+        }
+        let _ = writeln!(
+            s,
+            "{:<38} {:>4} | {:>28} {:>9} | {:>28} {:>9} | {:>8}",
+            "measurement",
+            "per",
+            "Rust guest ns",
+            "cycles",
+            "Linux PV DomU ns",
+            "cycles",
+            "Lx/Rust"
+        );
+        for name in EXPECTED {
+            let ours = across(&r.ours, name);
+            let linux = across(&r.linux, name);
+            if ours.is_none() && linux.is_none() {
+                continue;
+            }
+            let per = r.ours.iter().chain(&r.linux).find_map(|x| x.get(name)).map_or(1, |f| f.per);
+            let (on, oc) = fmt_spread(ours);
+            let (ln, lc) = fmt_spread(linux);
+            let ra = ratio(ours, linux).map_or("-".to_string(), |x| format!("{x:.2}x"));
+            let _ =
+                writeln!(s, "{name:<38} {per:>4} | {on:>28} {oc:>9} | {ln:>28} {lc:>9} | {ra:>8}");
+        }
+        for p in &r.problems {
+            let _ = writeln!(s, "   problem: {p}");
+        }
+    }
+    if let (Some(a), Some(i)) =
+        (results.iter().find(|r| r.key == "amd"), results.iter().find(|r| r.key == "intel"))
+    {
+        let _ = writeln!(s, "\nIntel model / AMD model (Rust guest, median cycles; XPTI on the Intel model only if shown ON above):");
+        for name in
+            ["xen_version", "sched_yield", "evtchn_send", "mmu_update_1", "mmuext_tlb_flush_local"]
+        {
+            if let (Some(x), Some(y)) = (across(&i.ours, name), across(&a.ours, name)) {
+                if y.cycles.median > 0 {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<24} {:.2}x",
+                        x.cycles.median as f64 / y.cycles.median as f64
+                    );
+                }
+            }
+        }
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_spread(a: Option<Across>) -> String {
+    match a {
+        None => "null".into(),
+        Some(a) => format!(
+            "{{\"runs\":{},\"ns\":{{\"median\":{},\"min\":{},\"max\":{}}},\"cycles\":{{\"median\":{},\"min\":{},\"max\":{}}}}}",
+            a.runs, a.ns.median, a.ns.min, a.ns.max, a.cycles.median, a.cycles.min, a.cycles.max
+        ),
+    }
+}
+
+fn json_runs(runs: &[SuiteRun]) -> String {
+    let items: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let figs: Vec<String> = r
+                .figures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{{\"name\":{},\"iters\":{},\"per\":{},\"cycles\":[{},{},{},{}],\"ns\":[{},{},{},{}]}}",
+                        json_str(&f.name), f.iters, f.per, f.cycles[0], f.cycles[1], f.cycles[2], f.cycles[3],
+                        f.ns[0], f.ns[1], f.ns[2], f.ns[3]
+                    )
+                })
+                .collect();
+            format!("[{}]", figs.join(","))
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The JSON report.
+pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> String {
+    let mut cpus = Vec::new();
+    for r in results {
+        let summary: Vec<String> = EXPECTED
+            .iter()
+            .map(|n| {
+                let (a, b) = (across(&r.ours, n), across(&r.linux, n));
+                format!(
+                    "{{\"name\":{},\"rust\":{},\"linux\":{},\"linux_over_rust\":{}}}",
+                    json_str(n),
+                    json_spread(a),
+                    json_spread(b),
+                    ratio(a, b).map_or("null".into(), |x| format!("{x:.4}"))
+                )
+            })
+            .collect();
+        cpus.push(format!(
+            "{{\"key\":{},\"qemu_cpu\":{},\"cpu\":{},\"xen\":{},\"tsc_hz\":{},\"xpti_domu\":{},\"xpti_line\":{},\"linux_kernel\":{},\"environment\":{},\"problems\":[{}],\"summary\":[{}],\"rust_runs\":{},\"linux_runs\":{}}}",
+            json_str(&r.key),
+            json_str(&r.qemu_cpu),
+            json_str(&r.cpu),
+            json_str(&r.xen),
+            r.tsc_hz,
+            r.xpti_domu.map_or("null".into(), |b| b.to_string()),
+            r.xpti_line.as_deref().map_or("null".into(), json_str),
+            r.linux_kernel.as_deref().map_or("null".into(), json_str),
+            json_str(&environment(r, o)),
+            r.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(","),
+            summary.join(","),
+            json_runs(&r.ours),
+            json_runs(&r.linux)
+        ));
+    }
+    format!(
+        "{{\"benchmark\":\"hypercall\",\"emulation\":{},\"quick\":{},\"runs\":{},\"linux_side\":\"kernel module (kernel to kernel)\",\"cpus\":[{}]}}\n",
+        json_str(if o.kvm { "kvm" } else { "tcg" }),
+        o.quick,
+        o.runs,
+        cpus.join(",")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_figures_and_env() {
+        let f =
+            parse_figure("[x] BENCH name=xen_version iters=300 per=1 cycles=1/2/3/4 ns=5/6/7/8")
+                .unwrap();
+        assert_eq!(f.name, "xen_version");
+        assert_eq!((f.iters, f.per, f.cycles, f.ns), (300, 1, [1, 2, 3, 4], [5, 6, 7, 8]));
+        assert!(parse_figure("BENCH name=x iters=1 per=1 cycles=1/2/3 ns=1/2/3/4").is_none());
+        assert!(parse_figure("BENCH-DONE failures=0").is_none());
+        let e =
+            parse_env("BENCH-ENV xen=4.17.5 tsc_hz=2000 cpu=\"AMD EPYC Processor\" domain=domU")
+                .unwrap();
+        assert_eq!(e["cpu"], "AMD EPYC Processor");
+        assert_eq!(e["domain"], "domU");
+        assert_eq!(e["tsc_hz"], "2000");
+    }
+
+    #[test]
+    fn splits_runs_and_reports_missing_lines() {
+        let c = lines(&[
+            "BENCH-ENV xen=4.17 tsc_hz=1 cpu=\"c\"",
+            "BENCH-RUN n=1",
+            "BENCH name=a iters=1 per=1 cycles=1/2/3/4 ns=1/2/3/4",
+            "BENCH-RUN n=2",
+            "BENCH name=a iters=1 per=1 cycles=1/4/5/6 ns=1/4/5/6",
+            "BENCH-DONE failures=0",
+        ]);
+        let r = parse_console("linux", &c).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(across(&r, "a").unwrap().ns, Spread { median: 2, min: 2, max: 4 });
+        let e = parse_console("g", &c[..5]).unwrap_err().to_string();
+        assert!(e.contains("no BENCH-DONE"), "{e}");
+        let e = parse_console("g", &c[1..]).unwrap_err().to_string();
+        assert!(e.contains("no BENCH-ENV"), "{e}");
+        let e = check_complete("g", &r[0]).unwrap_err().to_string();
+        assert!(e.contains("missing BENCH line(s) for tsc_timer_pair"), "{e}");
+    }
+
+    #[test]
+    fn spread_ratio_xpti_and_json() {
+        assert_eq!(Spread::of(&[5, 1, 3]), Some(Spread { median: 3, min: 1, max: 5 }));
+        assert_eq!(Spread::of(&[]), None);
+        let a = Across {
+            ns: Spread { median: 10, min: 9, max: 11 },
+            cycles: Spread { median: 1, min: 1, max: 1 },
+            runs: 3,
+        };
+        let b = Across { ns: Spread { median: 25, min: 20, max: 30 }, ..a };
+        assert_eq!(ratio(Some(a), Some(b)), Some(2.5));
+        assert_eq!(ratio(Some(a), None), None);
+        let log = "(XEN)   XPTI (64-bit PV only): Dom0 enabled, DomU enabled (with PCID)\n";
+        assert_eq!(parse_xpti(log).map(|x| x.0), Some(true));
+        let log = "(XEN)   XPTI (64-bit PV only): Dom0 disabled, DomU disabled (with PCID)\n";
+        assert_eq!(parse_xpti(log).map(|x| x.0), Some(false));
+        assert!(cpu_models("both").unwrap().len() == 2 && cpu_models("arm").is_err());
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}

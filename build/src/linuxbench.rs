@@ -1,0 +1,171 @@
+//! The Linux side of `cargo xtask bench hypercall`: a kernel module
+//! (`build/linux-bench/`) built against Debian's `linux-headers` for the
+//! kernel the lab boots, and a busybox initramfs that loads it in a Linux
+//! PV DomU (Debian's dom0 kernel, booted as a DomU), copies the module's
+//! `BENCH` lines from the kernel log to the console and powers off.
+
+use crate::cmd;
+use crate::cpio::Archive;
+use crate::debs::Dom0Bundle;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The module's C source.
+pub const MODULE_C: &str = include_str!("../linux-bench/xen_hcall_bench.c");
+/// Its Kbuild file.
+pub const KBUILD: &str = include_str!("../linux-bench/Kbuild");
+/// The module's name.
+pub const MODULE: &str = "xen_hcall_bench";
+
+/// The Linux DomU's `/init` (busybox sh). Unknown `key=value` words of the
+/// kernel command line reach it as environment variables.
+pub const INIT_SH: &str = r#"#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "linux-bench: $(uname -r), loading the module (iters=${bench_iters:-10000} runs=${bench_runs:-1})"
+# The module runs everything in its init and refuses to stay loaded
+# (EAGAIN): insmod's complaint about that is expected.
+insmod /xen_hcall_bench.ko iters="${bench_iters:-10000}" runs="${bench_runs:-1}" 2>/dev/null
+dmesg | sed -n 's/^.*\(BENCH[-A-Z]* .*\)$/\1/p'
+dmesg | grep -q 'BENCH-DONE' || { echo "linux-bench: the module printed no BENCH-DONE"; dmesg | tail -n 20; }
+echo "linux-bench: powering off"
+poweroff -f
+"#;
+
+/// Where Debian installs the headers of kernel `version` (`6.1.0-56-amd64`).
+pub fn headers_dir(version: &str) -> PathBuf {
+    PathBuf::from("/usr/src").join(format!("linux-headers-{version}"))
+}
+
+/// The Debian package holding those headers.
+pub fn headers_package(version: &str) -> String {
+    format!("linux-headers-{version}")
+}
+
+/// Makes sure the headers are installed: as root, installs them with
+/// apt-get (they pull linux-kbuild and gcc); otherwise explains how.
+pub fn ensure_headers(version: &str, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let dir = headers_dir(version);
+    if dir.join("Makefile").is_file() {
+        return Ok(dir);
+    }
+    let pkg = headers_package(version);
+    let root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root.unwrap_or(false) {
+        bail!(
+            "kernel headers for {version} missing ({} not found): run `apt-get install {pkg}` as root",
+            dir.display()
+        );
+    }
+    log(&format!("installing {pkg} (for the Linux comparator module)"));
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends", &pkg])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run apt-get")?;
+    if !out.status.success() || !dir.join("Makefile").is_file() {
+        bail!(
+            "`apt-get install {pkg}` failed: {}",
+            cmd::last_lines(&String::from_utf8_lossy(&out.stderr), 2)
+        );
+    }
+    Ok(dir)
+}
+
+/// Builds the module (cached by kernel version and source hash) and
+/// returns the `.ko`.
+pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let key = crate::cache::short_hash(&[version, MODULE_C, KBUILD]);
+    let dir = cache.join("linux-bench").join(format!("{version}-{key}"));
+    let ko = dir.join(format!("{MODULE}.ko"));
+    if ko.is_file() {
+        return Ok(ko);
+    }
+    let headers = ensure_headers(version, log)?;
+    cmd::require_tool("make").context("building the Linux comparator module")?;
+    let tmp = cache.join("linux-bench").join(format!(".build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    cmd::mkdir(&tmp)?;
+    std::fs::write(tmp.join(format!("{MODULE}.c")), MODULE_C)?;
+    std::fs::write(tmp.join("Kbuild"), KBUILD)?;
+    log(&format!("building {MODULE}.ko against {}", headers.display()));
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(&headers)
+        .arg(format!("M={}", tmp.display()))
+        .arg("modules")
+        .output()
+        .context("cannot run make")?;
+    let built = tmp.join(format!("{MODULE}.ko"));
+    if !out.status.success() || !built.is_file() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let _ = std::fs::remove_dir_all(&tmp);
+        bail!("building {MODULE}.ko failed: {}", cmd::last_lines(&err, 3));
+    }
+    cmd::mkdir(&dir)?;
+    std::fs::rename(&built, &ko)
+        .with_context(|| format!("cannot move the module to {}", ko.display()))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(ko)
+}
+
+/// The Linux DomU's initramfs: busybox, its applets, the module, `/init`.
+pub fn initramfs(bundle: &Dom0Bundle, ko: &Path) -> Result<Archive> {
+    let mut a = Archive::new();
+    for d in ["proc", "sys", "dev", "tmp", "root"] {
+        a.dir(d);
+    }
+    let bb = bundle.root.join("bin/busybox");
+    if !bb.is_file() {
+        bail!("bin/busybox missing from the busybox-static package");
+    }
+    a.file("bin/busybox", 0o755, cmd::read(&bb)?);
+    for applet in
+        ["sh", "mount", "insmod", "dmesg", "sed", "grep", "tail", "uname", "poweroff", "cat"]
+    {
+        a.symlink(&format!("bin/{applet}"), "busybox");
+    }
+    a.file(&format!("{MODULE}.ko"), 0o644, cmd::read(ko)?);
+    a.file("init", 0o755, INIT_SH);
+    Ok(a)
+}
+
+/// Builds the module and writes the Linux DomU's initramfs under `out`.
+pub fn prepare(
+    cache: &Path,
+    bundle: &Dom0Bundle,
+    out: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<PathBuf> {
+    let ko = build_module(cache, &bundle.kernel_version, log)?;
+    let a = initramfs(bundle, &ko)?;
+    cmd::mkdir(out)?;
+    let path = out.join("linux-bench.cpio");
+    std::fs::write(&path, a.to_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_paths() {
+        assert!(KBUILD.contains("obj-m := xen_hcall_bench.o"));
+        assert!(MODULE_C.contains("HYPERVISOR_xen_version"));
+        assert!(MODULE_C.contains("BENCH-DONE"));
+        assert_eq!(
+            headers_dir("6.1.0-56-amd64"),
+            PathBuf::from("/usr/src/linux-headers-6.1.0-56-amd64")
+        );
+        assert!(INIT_SH.contains("poweroff -f"));
+    }
+}
