@@ -97,8 +97,11 @@ if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 
         echo "[xl check] echo-client $1 trips $_i bad $_bad"
     }
     t0=$(lab_uptime)
-    for c in 1 2 3 4; do client $c 250 & done
-    wait
+    # Wait for the clients only: a bare `wait` would also wait for the
+    # console follower run_guest_start left in the background.
+    pids=
+    for c in 1 2 3 4; do client $c 250 & pids="$pids $!"; done
+    wait $pids
     echo "[xl check] echo-seconds $t0 $(lab_uptime)"
     xl sysrq echo c
     wait_console echo "net: counters" 1 30
