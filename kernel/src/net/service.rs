@@ -247,6 +247,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
     loop {
+        // Taken before looking at the rings: an event that arrives while we
+        // work moves the count past it, so the wait below returns at once
+        // instead of sleeping on news it already missed.
+        let seen = host::events();
         net.poll(&mut sockets, &mut rxq);
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = host::events();
@@ -294,7 +298,6 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             .and_then(|i| i.poll_delay(now(), &sockets))
             .map_or(50_000, |d| d.total_micros())
             .min(50_000);
-        let seen = host::events();
         timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
     }
 }
