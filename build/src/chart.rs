@@ -95,6 +95,16 @@ fn panel(
                 String::new()
             }
         })
+        .x_label_formatter(&|x| {
+            let v = *x;
+            if v >= 1e6 {
+                format!("{:.0}ms", v / 1e6)
+            } else if v >= 1e3 {
+                format!("{:.0}us", v / 1e3)
+            } else {
+                format!("{v:.0}ns")
+            }
+        })
         .x_desc("median ns per operation (log scale; whisker: min-max across runs)")
         .label_style(("sans-serif", 13))
         .draw()?;
@@ -125,7 +135,7 @@ fn panel(
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], LINUX.filled()));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
