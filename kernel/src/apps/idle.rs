@@ -5,7 +5,7 @@ use super::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::{self, control, control::ShutdownRequest};
-use crate::{balloon, devices, events, kprintln, platform, timer};
+use crate::{balloon, devices, kprintln, platform, timer};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
@@ -84,17 +84,7 @@ pub fn sysrq(key: u8) {
         kprintln!("sysrq: any key dumps event, timer and console state");
         return;
     }
-    let (fired, programmed, queued) = timer::stats();
-    let con = crate::console::stats();
-    kprintln!("sysrq {:?}: uptime {} ms", key as char, platform::uptime_ns() / 1_000_000);
-    kprintln!(
-        "  events: {} ABI, {} upcalls, {} unknown",
-        events::abi().name(),
-        events::upcalls(),
-        events::unknown_events()
-    );
-    kprintln!("  timers: {fired} fired, Xen timer set {programmed} times, {queued} queued");
-    kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
+    crate::diag::dump(format_args!("sysrq {:?}", key as char));
 }
 
 /// The watch token for `device/` (hotplugged frontends).
