@@ -486,10 +486,10 @@ fn fmt_spread(a: Option<Across>) -> (String, String) {
     }
 }
 
-/// Linux median / ours median (ns), if both are there and ours is not 0.
+/// Linux median / ours median (ns), if both are there and neither is 0.
 pub fn ratio(ours: Option<Across>, linux: Option<Across>) -> Option<f64> {
     let (o, l) = (ours?, linux?);
-    (o.ns.median > 0).then(|| l.ns.median as f64 / o.ns.median as f64)
+    (o.ns.median > 0 && l.ns.median > 0).then(|| l.ns.median as f64 / o.ns.median as f64)
 }
 
 /// Where the runs happened, in one line per CPU model.
