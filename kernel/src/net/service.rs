@@ -175,6 +175,9 @@ impl Net {
             core::mem::forget(kept);
             add(&mut self.status.before, &stats);
         }
+        // The live device's counters are in `before` now: counting them
+        // again as `now` would double them in the report.
+        self.status.now = Default::default();
         self.status.connected = false;
     }
 
