@@ -710,6 +710,50 @@ mod tests {
     }
 
     #[test]
+    fn failed_guests_become_one_line_problems() {
+        let run = |name: &str, result, console: &[&str]| GuestRun {
+            name: name.into(),
+            scenario: name.into(),
+            domid: Some(2),
+            result,
+            console: lines(console),
+            console_complete: true,
+            create_at: None,
+            up_at: None,
+            end_at: None,
+            xl_output: Vec::new(),
+        };
+        let report = BootReport {
+            runs: vec![
+                run(
+                    "bench-1",
+                    GuestResult::Poweroff,
+                    &["BENCH-ENV xen=4.17 cpu=\"c\"", "BENCH-DONE failures=0"],
+                ),
+                run("linux-bench", GuestResult::Timeout, &["Kernel panic - not syncing"]),
+            ],
+            ..BootReport::default()
+        };
+        let o = BenchOptions {
+            runs: 2,
+            quick: true,
+            cpu: "amd".into(),
+            kvm: false,
+            verbose: false,
+            no_linux: false,
+        };
+        let r = collect("amd", "EPYC", &o, &report);
+        assert!(r.ours.is_empty() && r.linux.is_empty());
+        let p = r.problems.join("\n");
+        assert!(p.contains("bench-1: no BENCH lines"), "{p}");
+        assert!(p.contains("bench-2 never ran"), "{p}");
+        assert!(p.contains("Linux DomU: linux-bench ended with timeout"), "{p}");
+        assert!(p.contains("its console ends: Kernel panic"), "{p}");
+        assert!(r.problems.iter().all(|x| !x.contains('\n')), "{p}");
+        assert!(table(&[r], &o).contains("problem: bench-2 never ran"));
+    }
+
+    #[test]
     fn spread_ratio_xpti_and_json() {
         assert_eq!(Spread::of(&[5, 1, 3]), Some(Spread { median: 3, min: 1, max: 5 }));
         assert_eq!(Spread::of(&[]), None);

@@ -113,6 +113,15 @@ pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> R
     std::fs::rename(&built, &ko)
         .with_context(|| format!("cannot move the module to {}", ko.display()))?;
     let _ = std::fs::remove_dir_all(&tmp);
+    // Builds of older sources or kernels are of no further use.
+    if let Ok(rd) = std::fs::read_dir(cache.join("linux-bench")) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !n.starts_with('.') && e.path() != dir {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     Ok(ko)
 }
 
