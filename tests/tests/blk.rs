@@ -22,21 +22,6 @@ const SIZE_B: u64 = (33 << 20) + 512;
 const SIZE_C: u64 = 1 << 20;
 
 const SCRIPT: &str = r#"
-wait_console() { # NAME TEXT COUNT SECONDS
-    _log=/var/log/xen/console/guest-$1.log
-    _tries=$(($4 * 5))
-    while :; do
-        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
-        [ "${_c:-0}" -ge "$3" ] && break
-        _tries=$((_tries - 1))
-        if [ "$_tries" -le 0 ]; then
-            echo "[xl check] timeout waiting for '$2' x$3 in $1"
-            return 1
-        fi
-        sleep 0.2
-    done
-    echo "[xl check] seen '$2' x$3 in $1"
-}
 # The block hotplug script detaches loop devices on remove: attach again
 # before each guest.
 loops() {

@@ -20,6 +20,7 @@ fn lab() -> &'static BootReport {
             let long = Duration::from_secs(240);
             vec![
                 Scenario::single(guest("hello", "hello").timeout(t)),
+                Scenario::single(guest("hello-4m", "hello").memory(4).timeout(t)),
                 Scenario::single(guest("selftest", "selftest").timeout(long)),
                 Scenario::single(
                     guest("selftest-2l", "selftest")
@@ -100,6 +101,13 @@ fn a_page_fault_is_reported_then_the_domain_crashes() {
         "fault address (cr2) 0x0000000000000008: page not present on read",
     );
     assert_console_contains(run, "backtrace (frame pointers):");
+}
+
+#[test]
+fn hello_runs_at_its_documented_minimum_of_4_mib() {
+    let run = expect_run(lab(), "hello-4m");
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "Hello from RustPV: 4 MiB");
 }
 
 #[test]

@@ -14,27 +14,22 @@ use xen_tests::{
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
-/// Shell helpers for the script: wait for console text, report checks as
-/// `[xl check] ...` lines (collected with the guest's toolstack output).
+/// Shell helpers for the script besides the lab's (`wait_console`, in
+/// build/src/dom0/lib.sh); checks are reported as `[xl check] ...` lines,
+/// collected with the guest's toolstack output.
 const HELPERS: &str = r#"
-wait_console() { # NAME TEXT COUNT SECONDS
-    _log=/var/log/xen/console/guest-$1.log
-    _tries=$(($4 * 5))
-    while :; do
-        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
-        [ "${_c:-0}" -ge "$3" ] && break
-        _tries=$((_tries - 1))
-        if [ "$_tries" -le 0 ]; then
-            echo "[xl check] timeout waiting for '$2' x$3 in $1"
-            return 1
-        fi
-        sleep 0.2
-    done
-    echo "[xl check] seen '$2' x$3 in $1"
-}
 mem_kib() { # NAME: the domain's current memory in KiB, from xl list
     xl list "$1" | sed -n '2p' | awk '{print $3 * 1024}'
 }
+"#;
+
+/// `app=idle` at its documented minimum memory (README): up, then
+/// `xl shutdown`.
+const IDLE_MIN: &str = r#"
+run_guest_start idle-4m /etc/xen-lab/guests/idle-4m.cfg || exit 1
+wait_console idle-4m "idle: ready" 1 60
+xl shutdown idle-4m
+run_guest_wait idle-4m 60
 "#;
 
 const CONTROL: &str = r#"
@@ -98,6 +93,11 @@ fn lab() -> &'static BootReport {
             ctl.on_reboot = "restart".into();
             vec![
                 Scenario::script("control", vec![ctl], &format!("{HELPERS}{CONTROL}")),
+                Scenario::script(
+                    "idle-4m",
+                    vec![guest("idle-4m", "idle").memory(4).timeout(Duration::from_secs(120))],
+                    IDLE_MIN,
+                ),
                 Scenario::single({
                     let mut b = guest("bench", "bench")
                         .args(&["bench.quick=1".to_string()])
@@ -187,6 +187,14 @@ fn an_idle_guest_accrues_almost_no_cpu_time() {
     let used = secs("cpu-after") - secs("cpu-before");
     // Five seconds of wall time; xl list rounds to 0.1 s.
     assert!(used <= 0.2, "the idle guest used {used:.1} s of CPU in 5 s\n{}", run.describe());
+}
+
+#[test]
+fn idle_runs_and_obeys_at_its_documented_minimum_of_4_mib() {
+    let run = expect_run(lab(), "idle-4m");
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "memory: 1024 pages (4 MiB)");
+    assert_console_contains(run, "control: Poweroff requested by the toolstack");
 }
 
 #[test]

@@ -19,20 +19,6 @@ use xen_tests::{
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
 const HELPERS: &str = r#"
-wait_console() { # NAME TEXT COUNT SECONDS
-    _log=/var/log/xen/console/guest-$1.log
-    _tries=$(($4 * 5))
-    while :; do
-        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
-        [ "${_c:-0}" -ge "$3" ] && break
-        _tries=$((_tries - 1))
-        if [ "$_tries" -le 0 ]; then
-            echo "[xl check] timeout waiting for '$2' x$3 in $1"
-            return 1
-        fi
-        sleep 0.2
-    done
-}
 # busybox wget first; it has been seen to crash (rc 139) in this dom0, so
 # the same request by hand through nc is the fallback (and is recorded).
 http_get() { # PATH OUT

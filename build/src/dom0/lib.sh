@@ -10,6 +10,10 @@
 #
 # run_guest_start NAME CFG / run_guest_wait NAME TIMEOUT
 #   The same in two halves, to run several guests at once.
+#
+# wait_console NAME TEXT COUNT SECONDS
+#   Waits until TEXT (a grep pattern) is in NAME's console log COUNT times;
+#   prints "[xl check] seen ..." or "[xl check] timeout ..." and returns 1.
 
 LAB_CONSOLE_DIR=/var/log/xen/console
 
@@ -147,4 +151,20 @@ run_guest_wait() {
 run_guest() {
     run_guest_start "$1" "$2" || return 1
     run_guest_wait "$1" "${3:-60}"
+}
+
+wait_console() {
+    _log=$LAB_CONSOLE_DIR/guest-$1.log
+    _tries=$(($4 * 5))
+    while :; do
+        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
+        [ "${_c:-0}" -ge "$3" ] && break
+        _tries=$((_tries - 1))
+        if [ "$_tries" -le 0 ]; then
+            echo "[xl check] timeout waiting for '$2' x$3 in $1"
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "[xl check] seen '$2' x$3 in $1"
 }
