@@ -4,12 +4,15 @@ use super::stats::{cycles_to_ns, Summary};
 use crate::apps::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::events::{self, IrqGuard};
+use crate::grants;
+use crate::platform::grants::{self as pg, SharedPage};
 use crate::platform::{self, bench::Scratch};
 use crate::time::PvClock;
 use crate::{kprintln, xenbus};
 use alloc::vec::Vec;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU64, Ordering};
+use grant_tables::{CopyBatch, Page};
 use hypercall::abi::mmu::MulticallEntry;
 use hypercall::ops::{mmu, sched_op, version};
 use hypercall::{DomId, EvtchnPort};
@@ -187,6 +190,35 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
     if null.median == 0 {
         b.fail("the null hypercall measured as free: the timer is broken");
+    }
+
+    // Grants: publishing and revoking a v1 entry is guest memory only (no
+    // hypercall); a grant copy of a whole page is one GNTTABOP_copy.
+    match grants::self_domid() {
+        Some(me) if grants::with(|_| ()).is_some() => {
+            let src = SharedPage::new();
+            let dst = SharedPage::new();
+            let frame = src.frame();
+            let mut failed = false;
+            b.run("grant_access_end_access", iters, 1, || {
+                let ok = grants::with(|t| {
+                    t.grant_access(me, frame, true).and_then(|r| t.end_access(r)).is_ok()
+                });
+                failed |= ok != Some(true);
+            });
+            let from = [Page::Frame(DomId::SELF, frame)];
+            let to = [Page::Frame(DomId::SELF, dst.frame())];
+            let dests: [&SharedPage; 1] = [&dst];
+            b.run("gnttab_copy_4k", iters, 1, || {
+                let mut batch = CopyBatch::new();
+                failed |= batch.push(&from, 0, &to, 0, 4096).is_err();
+                failed |= pg::copy(&mut batch, me, &dests, |_| None).is_err();
+            });
+            if failed {
+                b.fail("a grant or a grant copy failed while measured");
+            }
+        }
+        _ => b.fail("no grant table: grant figures not measured"),
     }
 
     // A XenStore read: request out, xenstored in dom0 answers, event back.
