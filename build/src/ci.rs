@@ -5,7 +5,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The `no_std` crates checked for the guest target (add new ones here).
-pub const GUEST_CRATES: &[&str] = &["kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
+pub const GUEST_CRATES: &[&str] =
+    &["kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
 
 struct Step {
     name: &'static str,
