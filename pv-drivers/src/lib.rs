@@ -9,7 +9,7 @@
 
 extern crate alloc;
 
-pub mod netfront;
 pub mod blkfront;
+pub mod netfront;
 pub mod ring;
 pub mod xenbus;
