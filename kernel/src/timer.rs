@@ -17,6 +17,7 @@ static TIMERS: IrqLock<TimerQueue<CAPACITY>> = IrqLock::new(TimerQueue::new());
 static PORT: Once<EvtchnPort> = Once::new();
 static FIRED: AtomicU64 = AtomicU64::new(0);
 static PROGRAMMED: AtomicU64 = AtomicU64::new(0);
+static BLOCKS: AtomicU64 = AtomicU64::new(0);
 
 /// Binds `VIRQ_TIMER` and stops the periodic tick Xen starts every PV vCPU
 /// with, so an idle guest is woken only by the deadlines it asked for.
@@ -93,8 +94,14 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         }
         // Xen unmasks, blocks if nothing is pending, and delivers the
         // upcall before this returns.
+        BLOCKS.fetch_add(1, Ordering::Relaxed);
         let _ = sched_op::block();
     }
+}
+
+/// `SCHEDOP_block` calls so far (from [`block_until`]).
+pub fn blocks() -> u64 {
+    BLOCKS.load(Ordering::Relaxed)
 }
 
 /// Blocks until `cond()` holds or system time `deadline_ns` passes;

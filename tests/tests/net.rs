@@ -190,5 +190,18 @@ fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
     assert_eq!(trips, 1000);
     assert_eq!(check(run, "echo-ping-rc"), "0", "{}", run.describe());
     assert_console_contains(run, "net: counters");
+    // netback offers 2 queues here (one per dom0 vCPU): both carry traffic
+    // each way.
+    assert_console_contains(run, "2 queue(s) in use");
+    let line = run
+        .console
+        .iter()
+        .find_map(|l| l.split("net: queues: ").nth(1))
+        .unwrap_or_else(|| panic!("no queues line\n{}", run.describe()));
+    let n: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    // "2 in use: q0 rx A tx B; q1 rx C tx D;"
+    assert_eq!(n.len(), 7, "{line}");
+    assert!(n[0] == 2 && n[2] > 0 && n[3] > 0 && n[5] > 0 && n[6] > 0, "{line}");
     assert_result(run, &GuestResult::Poweroff);
 }

@@ -1,6 +1,11 @@
 //! `app=echo`: TCP echo on port 7 (RFC 862), many clients at once; answers
 //! ping. Each connection's bytes go back in order; a client that half-closes
 //! gets the rest of its echo, then the close.
+//!
+//! For throughput measurements (`cargo xtask bench net`) it also sinks
+//! data on port 9 (discard, RFC 863) and sources it on port 19 (like
+//! chargen, RFC 864, but the stream's byte at offset `i` is `i % 251`, so
+//! a client can check every byte) until the client closes.
 
 use super::AppResult;
 use crate::cmdline::Cmdline;
@@ -10,14 +15,43 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
 const PORT: u16 = 7;
-/// Connections served at once.
+const DISCARD: u16 = 9;
+const SOURCE: u16 = 19;
+/// Connections served at once (echo; discard and source each).
 const SOCKETS: usize = 8;
+const BULK_SOCKETS: usize = 2;
 const BUFFER: usize = 64 * 1024;
+
+/// The source stream's byte at offset `i`.
+pub fn source_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
 
 struct Echo {
     handles: alloc::vec::Vec<SocketHandle>,
+    discard: alloc::vec::Vec<SocketHandle>,
+    /// Source sockets and the stream offset each has sent.
+    source: alloc::vec::Vec<(SocketHandle, u64)>,
     bytes: u64,
     connections: u64,
+}
+
+fn socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+    )
+}
+
+/// Listens again once a connection is over; false while it is closed.
+fn relisten(s: &mut tcp::Socket<'_>, port: u16) -> bool {
+    if !s.is_open() {
+        if s.listen(port).is_err() {
+            log::warn!("echo: cannot listen on port {port}");
+        }
+        return false;
+    }
+    true
 }
 
 impl Service for Echo {
@@ -27,22 +61,62 @@ impl Service for Echo {
 
     fn open(&mut self, sockets: &mut SocketSet<'static>) {
         for _ in 0..SOCKETS {
-            let s = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; BUFFER]),
-                tcp::SocketBuffer::new(vec![0; BUFFER]),
-            );
-            self.handles.push(sockets.add(s));
+            self.handles.push(sockets.add(socket()));
+        }
+        for _ in 0..BULK_SOCKETS {
+            self.discard.push(sockets.add(socket()));
+            self.source.push((sockets.add(socket()), 0));
         }
     }
 
     fn serve(&mut self, sockets: &mut SocketSet<'static>, _: &Status) {
         let mut chunk = [0u8; 4096];
+        for &h in &self.discard {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            if !relisten(s, DISCARD) {
+                continue;
+            }
+            while s.can_recv() {
+                match s.recv(|b| (b.len(), b.len())) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if !s.may_recv() && s.may_send() {
+                s.close();
+            }
+        }
+        for (h, sent) in &mut self.source {
+            let s = sockets.get_mut::<tcp::Socket>(*h);
+            if !relisten(s, SOURCE) {
+                *sent = 0;
+                continue;
+            }
+            if !s.may_send() {
+                continue;
+            }
+            while s.can_send() {
+                let n = s
+                    .send(|b| {
+                        for (k, x) in b.iter_mut().enumerate() {
+                            *x = source_byte(*sent + k as u64);
+                        }
+                        (b.len(), b.len())
+                    })
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                *sent += n as u64;
+            }
+            // The client closed: so do we.
+            if !s.may_recv() {
+                s.close();
+            }
+        }
         for &h in &self.handles {
             let s = sockets.get_mut::<tcp::Socket>(h);
-            if !s.is_open() {
-                if s.listen(PORT).is_err() {
-                    log::warn!("echo: cannot listen on port {PORT}");
-                }
+            if !relisten(s, PORT) {
                 continue;
             }
             if s.may_recv() || s.can_recv() {
@@ -74,5 +148,8 @@ impl Service for Echo {
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    service::run(cmd, &mut Echo { handles: vec![], bytes: 0, connections: 0 })
+    service::run(
+        cmd,
+        &mut Echo { handles: vec![], discard: vec![], source: vec![], bytes: 0, connections: 0 },
+    )
 }

@@ -37,6 +37,11 @@ pub struct Status {
     pub connected: bool,
     pub events: u64,
     pub tx_busy: u64,
+    /// The current vif's packets per queue (RX, TX).
+    pub queues: Vec<(u64, u64)>,
+    /// Events delivered on the current vif's TX and RX channels (one
+    /// channel per queue unless split: then all count as RX).
+    pub port_events: (u64, u64),
 }
 
 /// A service: its sockets, served once per loop.
@@ -75,6 +80,8 @@ fn add(a: &mut Stats, b: &Stats) {
         tx_bad_prod,
         rx_bad_extra,
         notifications,
+        tx_notifications,
+        rx_notifications,
         events,
         grants_made,
         grants_revoked,
@@ -112,9 +119,10 @@ impl Net {
             Some(Ok(nf)) => {
                 let m = nf.mac;
                 kprintln!(
-                    "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} event channel(s), backend offers {} queue(s), {} RX buffers posted",
+                    "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
                     dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
-                    if nf.split { 2 } else { 1 }, nf.queues_offered, nf.rx_posted()
+                    nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
+                    nf.rx_posted()
                 );
                 let path = format!("{}/state", dev.backend);
                 if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch(&path, BACKEND_TOKEN)) {
@@ -230,6 +238,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         None => None,
     };
     let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
+    let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
     let mut net = Net {
         host: KernelHost,
         nf: None,
@@ -237,7 +246,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         cidr: IpCidr::new(IpAddress::Ipv4(addr), prefix),
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
-        cfg: NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10) },
+        cfg: NetConfig {
+            rx_buffers,
+            tx_buffers: 128,
+            timeout: Duration::from_secs(10),
+            max_queues,
+        },
     };
     net.status.mem_kib = platform::start_info().nr_pages * 4;
     if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch("device", DEVICE_TOKEN)) {
@@ -258,6 +272,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = host::events();
         net.status.now = net.nf.as_ref().map(|n| n.stats).unwrap_or_default();
+        net.status.queues.clear();
+        if let Some(nf) = &net.nf {
+            net.status.queues.extend(nf.queues().iter().map(|q| (q.rx_packets, q.tx_packets)));
+            net.status.port_events = (0, 0);
+            for q in nf.queues() {
+                let (tx, rx) = q.ports();
+                if tx != rx {
+                    net.status.port_events.0 += crate::events::delivered(tx);
+                }
+                net.status.port_events.1 += crate::events::delivered(rx);
+            }
+        }
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
 
@@ -318,5 +344,18 @@ pub fn print_counters(s: &Status) {
         s.events * 1000 / packets,
         programmed * 1000 / packets,
         t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+    let mut per_queue = alloc::string::String::new();
+    for (i, (rx, tx)) in s.queues.iter().enumerate() {
+        per_queue.push_str(&format!(" q{i} rx {rx} tx {tx};"));
+    }
+    kprintln!("net: queues: {} in use:{}", s.queues.len(), per_queue);
+    // Cumulative, for `cargo xtask bench net` to take differences of. The
+    // data path's hypercalls are the notifications (EVTCHNOP_send), the
+    // timer sets (set_timer_op) and the blocks (SCHEDOP_block).
+    kprintln!(
+        "net: efficiency rx-pkts {} tx-pkts {} rx-bytes {} tx-bytes {} tx-notify {} rx-notify {} tx-events {} rx-events {} timer-sets {programmed} blocks {}",
+        t.rx_packets, t.tx_packets, t.rx_bytes, t.tx_bytes, t.tx_notifications,
+        t.rx_notifications, s.port_events.0, s.port_events.1, timer::blocks()
     );
 }

@@ -2,6 +2,7 @@
 //! channels to `xen-netback` (as Linux's `talk_to_netback` does), and the
 //! disconnect that closes the device and revokes every grant.
 
+use super::flow::select_queue;
 use super::rx::{RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
 use super::{HostError, NetHost, Stats};
@@ -13,6 +14,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
+use hypercall::abi::grant_table::GrantRef;
 use hypercall::EvtchnPort;
 use xenstore_client::{Store, Transport};
 
@@ -25,11 +27,18 @@ pub struct Config {
     pub tx_buffers: u32,
     /// How long the backend may take for each state change.
     pub timeout: Duration,
+    /// Queues to use at most (the backend's `multi-queue-max-queues`
+    /// limits them too); RX and TX buffers are per queue.
+    pub max_queues: u32,
 }
+
+/// Queues at most, whatever the backend offers (Linux's default bound is
+/// the number of CPUs; ours serves every queue from one loop).
+pub const MAX_QUEUES: u32 = 8;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { rx_buffers: 128, tx_buffers: 64, timeout: Duration::from_secs(10) }
+        Config { rx_buffers: 128, tx_buffers: 64, timeout: Duration::from_secs(10), max_queues: 4 }
     }
 }
 
@@ -96,24 +105,122 @@ fn flag<T: Transport>(bus: &mut Bus<T>, path: &str) -> Result<bool, NetError> {
     })
 }
 
-/// A connected vif (one queue).
+/// One queue: a TX and an RX ring with their event channel(s).
+pub struct Queue<P> {
+    rx: RxQueue<P>,
+    tx: TxQueue<P>,
+    /// Packets through this queue, each way.
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+}
+
+impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
+    /// Event channel(s) and both ring pages; on failure whatever was made
+    /// is closed or revoked again.
+    fn new<H: NetHost<Page = P>>(
+        host: &mut H,
+        backend: hypercall::DomId,
+        split: bool,
+        cfg: &Config,
+        stats: &mut Stats,
+    ) -> Result<Self, HostError> {
+        let tx_port = host.alloc_channel(backend)?;
+        let rx_port = if split {
+            match host.alloc_channel(backend) {
+                Ok(p) => p,
+                Err(e) => {
+                    host.close_channel(tx_port);
+                    return Err(e);
+                }
+            }
+        } else {
+            tx_port
+        };
+        let close = |host: &mut H| {
+            host.close_channel(tx_port);
+            if split {
+                host.close_channel(rx_port);
+            }
+        };
+        let txb = match super::rx::new_buffer(host, backend, false, stats) {
+            Ok(b) => b,
+            Err(e) => {
+                close(host);
+                return Err(e);
+            }
+        };
+        let rxb = match super::rx::new_buffer(host, backend, false, stats) {
+            Ok(b) => b,
+            Err(e) => {
+                let mut kept = Vec::new();
+                super::rx::revoke_or_keep(host, stats, txb, &mut kept);
+                core::mem::forget(kept);
+                close(host);
+                return Err(e);
+            }
+        };
+        Ok(Queue {
+            tx: TxQueue::new(txb.page, txb.gref, tx_port, backend, cfg.tx_buffers),
+            rx: RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers),
+            rx_packets: 0,
+            tx_packets: 0,
+        })
+    }
+
+    /// The event channel ports (TX, RX; the same port unless split).
+    pub fn ports(&self) -> (EvtchnPort, EvtchnPort) {
+        (self.tx.port, self.rx.port)
+    }
+
+    /// The ring grant references (TX, RX).
+    pub fn ring_refs(&self) -> (GrantRef, GrantRef) {
+        (self.tx.ring_gref, self.rx.ring_gref)
+    }
+
+    /// RX buffers posted now.
+    pub fn rx_posted(&self) -> u32 {
+        self.rx.posted()
+    }
+
+    /// TX slots not yet answered.
+    pub fn tx_in_flight(&self) -> u32 {
+        self.tx.in_flight()
+    }
+
+    /// Closes the event channel(s).
+    fn close<H: NetHost<Page = P>>(&self, host: &mut H, split: bool) {
+        host.close_channel(self.tx.port);
+        if split {
+            host.close_channel(self.rx.port);
+        }
+    }
+
+    /// Revokes every grant; returns the pages the backend still maps.
+    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+        let mut kept = self.rx.release(host, stats);
+        kept.extend(self.tx.release(host, stats));
+        kept
+    }
+}
+
+/// A connected vif.
 pub struct Netfront<H: NetHost> {
     pub dev: DeviceInfo,
     pub mac: [u8; 6],
     pub mtu: u32,
     /// Separate TX and RX event channels (`feature-split-event-channels`).
     pub split: bool,
-    /// Queues the backend offered (`multi-queue-max-queues`); one is used.
+    /// Queues the backend offered (`multi-queue-max-queues`).
     pub queues_offered: u32,
-    rx: RxQueue<H::Page>,
-    tx: TxQueue<H::Page>,
+    queues: Vec<Queue<H::Page>>,
     pub stats: Stats,
 }
 
 impl<H: NetHost> Netfront<H> {
     /// Connects `dev`: waits for the backend to be ready, shares the rings
-    /// and event channels, moves to Connected and waits for the backend
-    /// to follow, then posts the RX buffers.
+    /// and event channels of as many queues as both sides allow, moves to
+    /// Connected and waits for the backend to follow, then posts the RX
+    /// buffers.
     pub fn connect<T: Transport>(
         bus: &mut Bus<T>,
         host: &mut H,
@@ -128,54 +235,28 @@ impl<H: NetHost> Netfront<H> {
         }
         let split = flag(bus, &format!("{be}/feature-split-event-channels"))?;
         let queues_offered =
-            bus.xs.read_u64(&format!("{be}/multi-queue-max-queues")).unwrap_or(1) as u32;
+            bus.xs.read_u64(&format!("{be}/multi-queue-max-queues")).unwrap_or(1).min(1 << 16)
+                as u32;
+        let num_queues = queues_offered.clamp(1, cfg.max_queues.clamp(1, MAX_QUEUES));
         let mac_text = bus.xs.read_string(&format!("{}/mac", dev.frontend)).unwrap_or_default();
         let mac = parse_mac(&mac_text).ok_or(NetError::BadMac(mac_text))?;
         let mtu = bus.xs.read_u64(&format!("{be}/mtu")).map_or(1500, |m| m.clamp(68, 65535) as u32);
 
         let mut stats = Stats::default();
-        let backend = dev.backend_id;
-        let tx_port = host.alloc_channel(backend)?;
-        let rx_port = if split {
-            match host.alloc_channel(backend) {
-                Ok(p) => p,
+        let mut queues = Vec::new();
+        for _ in 0..num_queues {
+            match Queue::new(host, dev.backend_id, split, cfg, &mut stats) {
+                Ok(q) => queues.push(q),
                 Err(e) => {
-                    host.close_channel(tx_port);
-                    return Err(e.into());
+                    for q in queues {
+                        q.close(host, split);
+                        core::mem::forget(q.release(host, &mut stats));
+                    }
+                    return Err(NetError::Host(e));
                 }
             }
-        } else {
-            tx_port
-        };
-        let close = |host: &mut H| {
-            host.close_channel(tx_port);
-            if split {
-                host.close_channel(rx_port);
-            }
-        };
-        let rings = (|| {
-            let tx = super::rx::new_buffer(host, backend, false, &mut stats)?;
-            let rx = match super::rx::new_buffer(host, backend, false, &mut stats) {
-                Ok(b) => b,
-                Err(e) => {
-                    let mut kept = Vec::new();
-                    super::rx::revoke_or_keep(host, &mut stats, tx, &mut kept);
-                    core::mem::forget(kept);
-                    return Err(e);
-                }
-            };
-            Ok((tx, rx))
-        })();
-        let (txb, rxb) = match rings {
-            Ok(r) => r,
-            Err(e) => {
-                close(host);
-                return Err(NetError::Host(e));
-            }
-        };
-        let tx = TxQueue::new(txb.page, txb.gref, tx_port, backend, cfg.tx_buffers);
-        let rx = RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers);
-        let mut nf = Netfront { dev: dev.clone(), mac, mtu, split, queues_offered, rx, tx, stats };
+        }
+        let mut nf = Netfront { dev: dev.clone(), mac, mtu, split, queues_offered, queues, stats };
         let written = nf.publish(bus);
         let connected = written.and_then(|()| {
             device::set_state(bus, dev, XenbusState::Connected)?;
@@ -184,40 +265,56 @@ impl<H: NetHost> Netfront<H> {
         });
         if let Err(e) = connected {
             let _ = device::set_state(bus, dev, XenbusState::Closed);
-            close(host);
+            for q in &nf.queues {
+                q.close(host, split);
+            }
             let kept = nf.release(host);
             core::mem::forget(kept);
             return Err(e);
         }
-        if let Err(e) = nf.rx.refill(host, &mut nf.stats) {
-            log::warn!(
-                "netfront: {}: only {} RX buffers posted: {e}",
-                dev.frontend,
-                nf.rx.posted()
-            );
+        for q in &mut nf.queues {
+            if let Err(e) = q.rx.refill(host, &mut nf.stats) {
+                log::warn!(
+                    "netfront: {}: only {} RX buffers posted: {e}",
+                    dev.frontend,
+                    q.rx.posted()
+                );
+            }
         }
         Ok(nf)
     }
 
-    /// Writes the frontend's keys (what Linux's `talk_to_netback` writes).
+    /// Writes the frontend's keys (what Linux's `talk_to_netback` writes):
+    /// one queue's rings and channels at the device's top level, or
+    /// `multi-queue-num-queues` and each queue's under `queue-N/`.
     fn publish<T: Transport>(&self, bus: &mut Bus<T>) -> Result<(), NetError> {
         let fe = &self.dev.frontend;
         let num = |n: u32| format!("{n}");
-        let mut keys: Vec<(&str, String)> = Vec::from([
-            ("tx-ring-ref", num(self.tx.ring_gref.0)),
-            ("rx-ring-ref", num(self.rx.ring_gref.0)),
-            ("request-rx-copy", num(1)),
-            ("feature-rx-notify", num(1)),
-            ("feature-sg", num(1)),
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let multi = self.queues.len() > 1;
+        if multi {
+            keys.push(("multi-queue-num-queues".into(), num(self.queues.len() as u32)));
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            let dir = if multi { format!("queue-{i}/") } else { String::new() };
+            keys.push((format!("{dir}tx-ring-ref"), num(q.tx.ring_gref.0)));
+            keys.push((format!("{dir}rx-ring-ref"), num(q.rx.ring_gref.0)));
+            if self.split {
+                keys.push((format!("{dir}event-channel-tx"), num(q.tx.port.0)));
+                keys.push((format!("{dir}event-channel-rx"), num(q.rx.port.0)));
+            } else {
+                keys.push((format!("{dir}event-channel"), num(q.tx.port.0)));
+            }
+        }
+        for (k, v) in [
+            ("request-rx-copy", 1),
+            ("feature-rx-notify", 1),
+            ("feature-sg", 1),
             // Checksums are computed by our stack: ask the backend not to
             // hand us packets with a blank checksum.
-            ("feature-no-csum-offload", num(1)),
-        ]);
-        if self.split {
-            keys.push(("event-channel-tx", num(self.tx.port.0)));
-            keys.push(("event-channel-rx", num(self.rx.port.0)));
-        } else {
-            keys.push(("event-channel", num(self.tx.port.0)));
+            ("feature-no-csum-offload", 1),
+        ] {
+            keys.push((k.into(), num(v)));
         }
         for (k, v) in keys {
             bus.xs.write(&format!("{fe}/{k}"), v.as_bytes())?;
@@ -225,59 +322,80 @@ impl<H: NetHost> Netfront<H> {
         Ok(())
     }
 
-    /// The event channel ports (TX, RX; the same port unless split).
-    pub fn ports(&self) -> (EvtchnPort, EvtchnPort) {
-        (self.tx.port, self.rx.port)
+    /// The queues in use.
+    pub fn queues(&self) -> &[Queue<H::Page>] {
+        &self.queues
     }
 
-    /// Delivers received packets and posts buffers again.
+    /// Delivers received packets from every queue and posts buffers again.
+    /// Returns the first ring error (the other queues are still served).
     pub fn poll_rx(
         &mut self,
         host: &mut H,
-        deliver: impl FnMut(RxPacket),
+        mut deliver: impl FnMut(RxPacket),
     ) -> Result<(), RingError> {
-        let r = self.rx.poll(&mut self.stats, deliver);
-        let _ = self.rx.refill(host, &mut self.stats);
+        let mut result = Ok(());
+        for q in &mut self.queues {
+            let before = self.stats.rx_packets;
+            let r = q.rx.poll(&mut self.stats, &mut deliver);
+            q.rx_packets += self.stats.rx_packets - before;
+            let _ = q.rx.refill(host, &mut self.stats);
+            result = result.and(r);
+        }
+        result
+    }
+
+    /// Queues a packet on its flow's queue (see [`Netfront::flush`]);
+    /// reclaims completions first if the ring or the buffers are short.
+    pub fn send(&mut self, host: &mut H, packet: &[u8]) -> Result<(), TxError> {
+        let i = select_queue(packet, self.queues.len());
+        let q = &mut self.queues[i];
+        let r = match q.tx.send(host, &mut self.stats, packet) {
+            Err(TxError::Busy) => {
+                let _ = q.tx.reclaim(&mut self.stats);
+                q.tx.send(host, &mut self.stats, packet)
+            }
+            r => r,
+        };
+        if r.is_ok() {
+            q.tx_packets += 1;
+        }
         r
     }
 
-    /// Queues a packet (see [`Netfront::flush`]); reclaims completions
-    /// first if the ring or the buffers are short.
-    pub fn send(&mut self, host: &mut H, packet: &[u8]) -> Result<(), TxError> {
-        match self.tx.send(host, &mut self.stats, packet) {
-            Err(TxError::Busy) => {
-                let _ = self.tx.reclaim(&mut self.stats);
-                self.tx.send(host, &mut self.stats, packet)
-            }
-            r => r,
+    /// Publishes queued packets (one notification per queue at most).
+    pub fn flush(&mut self, host: &mut H) {
+        for q in &mut self.queues {
+            q.tx.flush(host, &mut self.stats);
         }
     }
 
-    /// Publishes queued packets.
-    pub fn flush(&mut self, host: &mut H) {
-        self.tx.flush(host, &mut self.stats);
-    }
-
-    /// Frees answered TX slots.
+    /// Frees answered TX slots on every queue.
     pub fn reclaim_tx(&mut self) -> Result<(), RingError> {
-        self.tx.reclaim(&mut self.stats)
+        let mut result = Ok(());
+        for q in &mut self.queues {
+            result = result.and(q.tx.reclaim(&mut self.stats));
+        }
+        result
     }
 
-    /// RX buffers posted now.
+    /// RX buffers posted now, all queues.
     pub fn rx_posted(&self) -> u32 {
-        self.rx.posted()
+        self.queues.iter().map(Queue::rx_posted).sum()
     }
 
-    /// TX slots not yet answered.
+    /// TX slots not yet answered, all queues.
     pub fn tx_in_flight(&self) -> u32 {
-        self.tx.in_flight()
+        self.queues.iter().map(Queue::tx_in_flight).sum()
     }
 
     /// Revokes all grants; returns the pages the backend still maps.
     fn release(self, host: &mut H) -> (Stats, Vec<H::Page>) {
         let mut stats = self.stats;
-        let mut kept = self.rx.release(host, &mut stats);
-        kept.extend(self.tx.release(host, &mut stats));
+        let mut kept = Vec::new();
+        for q in self.queues {
+            kept.extend(q.release(host, &mut stats));
+        }
         (stats, kept)
     }
 
@@ -302,10 +420,8 @@ impl<H: NetHost> Netfront<H> {
             Err(XenbusError::BackendTimeout { last: None, .. }) => {}
             Err(e) => log::warn!("netfront: {}: {e}", dev.frontend),
         }
-        let (tx, rx, split) = (self.tx.port, self.rx.port, self.split);
-        host.close_channel(tx);
-        if split {
-            host.close_channel(rx);
+        for q in &self.queues {
+            q.close(host, self.split);
         }
         self.release(host)
     }

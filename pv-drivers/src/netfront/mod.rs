@@ -14,6 +14,7 @@
 
 pub mod buf;
 pub mod connect;
+pub mod flow;
 pub mod rx;
 pub mod tx;
 pub mod wire;
@@ -104,8 +105,11 @@ pub struct Stats {
     pub tx_bad_prod: u64,
     /// An extra-info slot of an unknown type or where none was announced.
     pub rx_bad_extra: u64,
-    /// Event channel notifications sent to the backend, and events received.
+    /// Event channel notifications sent to the backend (all, and those for
+    /// new TX requests and for new RX buffers), and events received.
     pub notifications: u64,
+    pub tx_notifications: u64,
+    pub rx_notifications: u64,
     pub events: u64,
     /// Grants made, revoked, and left in place because the backend still
     /// mapped the page (those pages are kept, never reused).

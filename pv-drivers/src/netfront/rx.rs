@@ -142,6 +142,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
         if pushed > 0 && ring.publish() {
             host.notify(self.port);
             stats.notifications += 1;
+            stats.rx_notifications += 1;
         }
         self.indices = ring.indices();
         result

@@ -359,8 +359,7 @@ mod handshake {
             let mut bus = Bus::new(h.client());
             let mut host = FakeHost::default();
             let dev = device::describe(&mut bus, "vif", "0").unwrap();
-            let cfg =
-                Config { rx_buffers: 32, tx_buffers: 16, timeout: Duration::from_millis(500) };
+            let cfg = Config { max_queues: 1, ..cfg() };
             let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg).unwrap();
             assert_eq!(nf.mac, [0, 0x16, 0x3e, 0x12, 0x34, 0x56]);
             assert_eq!((nf.mtu, nf.split, nf.queues_offered), (1500, split, 2));
@@ -392,6 +391,153 @@ mod handshake {
             assert_eq!(device::backend_state(&mut bus, &dev).unwrap(), Some(XenbusState::Closed));
             assert_eq!(rd(&mut bus, "state"), "6");
         }
+    }
+
+    fn cfg() -> Config {
+        Config {
+            rx_buffers: 32,
+            tx_buffers: 64,
+            timeout: Duration::from_millis(500),
+            max_queues: 4,
+        }
+    }
+
+    /// An Ethernet + IPv4 + TCP frame from `sport` to port 7.
+    fn tcp_frame(sport: u16, payload: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + payload];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[14 + 12..14 + 16].copy_from_slice(&[192, 0, 2, 2]);
+        f[14 + 16..14 + 20].copy_from_slice(&[192, 0, 2, 1]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&7u16.to_be_bytes());
+        for (k, b) in f[54..].iter_mut().enumerate() {
+            *b = (k as u16 ^ sport) as u8;
+        }
+        f
+    }
+
+    #[test]
+    fn multi_queue_publishes_each_queue_and_spreads_flows() {
+        for split in [false, true] {
+            let (h, be) = vif(split);
+            let mut bus = Bus::new(h.client());
+            let mut host = FakeHost::default();
+            let dev = device::describe(&mut bus, "vif", "0").unwrap();
+            let mut nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg()).unwrap();
+            assert_eq!(nf.queues().len(), 2);
+            let rd = |bus: &mut Bus<_>, k: &str| {
+                bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap()
+            };
+            assert_eq!(rd(&mut bus, "multi-queue-num-queues"), "2");
+            assert!(bus.xs.read_opt("device/vif/0/tx-ring-ref").unwrap().is_none());
+            assert!(bus.xs.read_opt("device/vif/0/event-channel").unwrap().is_none());
+            let mut backends = Vec::new();
+            for (i, q) in nf.queues().iter().enumerate() {
+                let (t, r) = q.ring_refs();
+                assert_eq!(rd(&mut bus, &format!("queue-{i}/tx-ring-ref")), t.0.to_string());
+                assert_eq!(rd(&mut bus, &format!("queue-{i}/rx-ring-ref")), r.0.to_string());
+                let (tp, rp) = q.ports();
+                if split {
+                    assert_eq!(
+                        rd(&mut bus, &format!("queue-{i}/event-channel-tx")),
+                        tp.0.to_string()
+                    );
+                    assert_eq!(
+                        rd(&mut bus, &format!("queue-{i}/event-channel-rx")),
+                        rp.0.to_string()
+                    );
+                } else {
+                    assert_eq!(rd(&mut bus, &format!("queue-{i}/event-channel")), tp.0.to_string());
+                }
+                assert_eq!(q.rx_posted(), 32);
+                backends.push(FakeBackend::attach(&host, t, r));
+            }
+            assert_eq!(host.open_ports.len(), if split { 4 } else { 2 });
+
+            // TX: 16 flows, 3 packets each (one multi-slot); each flow stays
+            // on one queue, in order, and both queues carry some.
+            let mut sent = Vec::new();
+            for round in 0..3 {
+                for sport in 40000..40016u16 {
+                    let f = tcp_frame(sport, if round == 1 { 6000 } else { 100 + round });
+                    nf.send(&mut host, &f).unwrap();
+                    sent.push(f);
+                }
+                // An ARP frame goes to queue 0.
+                let mut arp = vec![0u8; 42];
+                arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+                nf.send(&mut host, &arp).unwrap();
+                nf.flush(&mut host);
+            }
+            let got: Vec<Vec<Vec<u8>>> = backends.iter_mut().map(|b| b.take_tx()).collect();
+            assert!(got.iter().all(|g| g.len() > 3), "both queues carry flows");
+            assert_eq!(got[0].iter().filter(|p| p[12..14] == [8, 6]).count(), 3);
+            for sport in 40000..40016u16 {
+                let mine = |p: &&Vec<u8>| p.len() > 54 && p[34..36] == sport.to_be_bytes();
+                let on: Vec<usize> = (0..2).filter(|&q| got[q].iter().any(|p| mine(&p))).collect();
+                assert_eq!(on.len(), 1, "flow {sport} on one queue");
+                let want: Vec<&Vec<u8>> = sent.iter().filter(mine).collect();
+                let have: Vec<&Vec<u8>> = got[on[0]].iter().filter(mine).collect();
+                assert_eq!(want, have, "flow {sport} in order, byte for byte");
+            }
+            nf.reclaim_tx().unwrap();
+            assert_eq!(nf.tx_in_flight(), 0);
+            let per_queue: Vec<u64> = nf.queues().iter().map(|q| q.tx_packets).collect();
+            assert_eq!(per_queue, vec![got[0].len() as u64, got[1].len() as u64]);
+
+            // RX: packets on both queues all arrive; buffers are posted again.
+            let mut rng = Rng(7);
+            let mut want = Vec::new();
+            for k in 0..40 {
+                let p = packet(&mut rng, 60 + k * 37);
+                assert!(backends[k % 2].deliver(&p, 4096, &[], 0));
+                want.push(p);
+            }
+            let mut got = Vec::new();
+            nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want);
+            assert!(nf.queues().iter().all(|q| q.rx_packets == 20 && q.rx_posted() == 32));
+
+            put(&h, &format!("{be}/state"), b"6", false);
+            let (stats, kept) = nf.disconnect(&mut bus, &mut host, Duration::from_millis(300));
+            assert!(kept.is_empty());
+            assert_eq!(stats.grants_active(), 0);
+            assert!(host.table.borrow().active.is_empty());
+            assert!(host.open_ports.is_empty());
+        }
+    }
+
+    #[test]
+    fn queue_offers_are_bounded() {
+        for (offer, want) in [(&b"0"[..], 1), (b"1", 1), (b"3", 3), (b"100000", 4), (b"x", 1)] {
+            let (h, be) = vif(true);
+            put(&h, &format!("{be}/multi-queue-max-queues"), offer, false);
+            let mut bus = Bus::new(h.client());
+            let mut host = FakeHost::default();
+            let dev = device::describe(&mut bus, "vif", "0").unwrap();
+            let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg()).unwrap();
+            assert_eq!(nf.queues().len(), want, "offer {offer:?}");
+            let multi = bus.xs.read_opt("device/vif/0/multi-queue-num-queues").unwrap();
+            assert_eq!(multi.is_some(), want > 1);
+        }
+    }
+
+    #[test]
+    fn a_queue_that_cannot_be_made_undoes_the_others() {
+        let (h, _) = vif(true);
+        let mut bus = Bus::new(h.client());
+        // Two ring pages and the first queue's 32 buffers would fit; the
+        // second queue's rings do not.
+        let mut host = FakeHost::default();
+        host.pages_left = Some(3);
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        assert!(Netfront::connect(&mut bus, &mut host, &dev, &cfg()).is_err());
+        assert!(host.table.borrow().active.is_empty());
+        assert!(host.open_ports.is_empty());
     }
 
     #[test]

@@ -146,6 +146,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         if ring.publish() {
             host.notify(self.port);
             stats.notifications += 1;
+            stats.tx_notifications += 1;
         }
         self.unpublished = false;
     }
