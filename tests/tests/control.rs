@@ -253,12 +253,13 @@ fn bench_quick_reports_every_figure_with_sane_orderings() {
     ] {
         assert!(figure(name)[1] > 0, "{name} measured as free\n{}", run.describe());
     }
-    // Orderings that must hold whatever the emulation speed.
-    assert!(figure("mmu_update_512_per_entry")[1] < figure("mmu_update_1")[1]);
+    // Orderings that must hold whatever the emulation speed, on minimums
+    // (noise from the host only ever adds time).
+    assert!(figure("mmu_update_512_per_entry")[0] < figure("mmu_update_1")[0]);
     assert!(
-        figure("multicall_32_xen_version_total")[1] < figure("separate_32_xen_version_total")[1]
+        figure("multicall_32_xen_version_total")[0] < figure("separate_32_xen_version_total")[0]
     );
-    assert!(figure("evtchn_send")[1] < figure("evtchn_send_upcall_handler_roundtrip")[1]);
-    assert!(figure("xen_version")[1] < figure("xenstore_read_roundtrip")[1]);
+    assert!(figure("evtchn_send")[0] < figure("evtchn_send_upcall_handler_roundtrip")[0]);
+    assert!(figure("xen_version")[0] < figure("xenstore_read_roundtrip")[0]);
     assert_console_contains(run, "BENCH-DONE failures=0");
 }
