@@ -21,8 +21,13 @@
 //! - [`report`]: phase timings.
 //! - [`bench`], [`chart`], [`linuxbench`]: `cargo xtask bench hypercall`
 //!   (the Rust guest against a Linux PV DomU's kernel module).
+//! - [`netbench`], [`nettool`]: `cargo xtask bench net` (TCP throughput and
+//!   request rate against a Linux PV DomU, measured by a static tool in dom0).
+//! - [`bootbench`]: `cargo xtask bench boot` (boot time and memory against
+//!   a Linux PV DomU with netfront).
 
 pub mod bench;
+pub mod bootbench;
 pub mod cache;
 pub mod chart;
 pub mod cmd;
@@ -35,6 +40,8 @@ pub mod initramfs;
 pub mod kmod;
 pub mod lab;
 pub mod linuxbench;
+pub mod netbench;
+pub mod nettool;
 pub mod qemu;
 pub mod report;
 pub mod scenario;

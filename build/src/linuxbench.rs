@@ -125,8 +125,10 @@ pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> R
     Ok(ko)
 }
 
-/// The Linux DomU's initramfs: busybox, its applets, the module, `/init`.
-pub fn initramfs(bundle: &Dom0Bundle, ko: &Path) -> Result<Archive> {
+/// The base of a Linux DomU's initramfs (shared with `bench boot`): the
+/// usual directories, busybox-static as `/bin/busybox` and `applets` as
+/// links to it.
+pub fn busybox_archive(bundle: &Dom0Bundle, applets: &[&str]) -> Result<Archive> {
     let mut a = Archive::new();
     for d in ["proc", "sys", "dev", "tmp", "root"] {
         a.dir(d);
@@ -136,11 +138,18 @@ pub fn initramfs(bundle: &Dom0Bundle, ko: &Path) -> Result<Archive> {
         bail!("bin/busybox missing from the busybox-static package");
     }
     a.file("bin/busybox", 0o755, cmd::read(&bb)?);
-    for applet in
-        ["sh", "mount", "insmod", "dmesg", "sed", "grep", "tail", "uname", "poweroff", "cat"]
-    {
+    for applet in applets {
         a.symlink(&format!("bin/{applet}"), "busybox");
     }
+    Ok(a)
+}
+
+/// The Linux DomU's initramfs: busybox, its applets, the module, `/init`.
+pub fn initramfs(bundle: &Dom0Bundle, ko: &Path) -> Result<Archive> {
+    let mut a = busybox_archive(
+        bundle,
+        &["sh", "mount", "insmod", "dmesg", "sed", "grep", "tail", "uname", "poweroff", "cat"],
+    )?;
     a.file(&format!("{MODULE}.ko"), 0o644, cmd::read(ko)?);
     a.file("init", 0o755, INIT_SH);
     Ok(a)

@@ -6,7 +6,9 @@
 //!                   [--kernel ELF] [-- extra cmdline...]
 //! cargo xtask test
 //! cargo xtask fetch
+//! cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux]
 //! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux]
+//! cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
 //! ```
 
 mod ci;
@@ -36,7 +38,16 @@ const USAGE: &str = "usage:
                               [--verbose] [--no-linux]
       hypercall latency of app=bench (N runs, default 3) and of a Linux PV
       DomU's kernel module, per QEMU CPU model (default both); writes a
-      table, target/xen/bench/hypercall.json and hypercall.png";
+      table, target/xen/bench/hypercall.json and hypercall.png
+  cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux]
+      TCP throughput both ways (N MiB, default 32) and 64-byte request rate
+      of app=echo and of a Linux PV DomU with xen-netfront, measured from
+      dom0 by nettool, plus the guest's notifications, events and hypercalls
+      per 1,000 packets; writes target/xen/bench/net.txt and net.json
+  cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
+      boot time of app=hello, app=http (with a vif) and a Linux PV DomU (N
+      rounds, default 3) on dom0's clock; --min-memory also finds the
+      smallest memory= of each; writes a table and target/xen/bench/boot.json";
 
 #[derive(Debug)]
 struct Args {
@@ -104,6 +115,12 @@ fn main() {
         Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
         Some("test") if args.len() == 1 => ci::run(),
         Some("fetch") if args.len() == 1 => cmd_fetch(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("boot") => {
+            parse_boot_bench(&args[2..]).and_then(|o| xtask::bootbench::run(&o))
+        }
+        Some("bench") if args.get(1).map(String::as_str) == Some("net") => {
+            parse_net_bench(&args[2..]).and_then(|o| xtask::netbench::run(&o))
+        }
         Some("bench") => parse_bench(&args[1..]).and_then(|o| xtask::bench::run(&o)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -115,6 +132,25 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn parse_net_bench(args: &[String]) -> Result<xtask::netbench::NetBenchOptions> {
+    let mut o = xtask::netbench::NetBenchOptions::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut num = |what: &str| -> Result<u64> {
+            it.next().and_then(|v| v.parse().ok()).with_context(|| format!("{arg} takes {what}"))
+        };
+        match arg.as_str() {
+            "--mib" => o.bytes = num("a number of MiB")? << 20,
+            "--requests" => o.requests = num("a count")? as u32,
+            "--kvm" => o.kvm = true,
+            "--verbose" => o.verbose = true,
+            "--no-linux" => o.no_linux = true,
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
+    Ok(o)
 }
 
 fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
@@ -129,8 +165,8 @@ fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
     let mut it = args.iter();
     match it.next().map(String::as_str) {
         Some("hypercall") => {}
-        Some(o) => bail!("unknown benchmark {o:?}: only `hypercall`\n{USAGE}"),
-        None => bail!("which benchmark? `cargo xtask bench hypercall`\n{USAGE}"),
+        Some(o) => bail!("unknown benchmark {o:?}: `hypercall` or `boot`\n{USAGE}"),
+        None => bail!("which benchmark? `cargo xtask bench hypercall` or `boot`\n{USAGE}"),
     }
     while let Some(arg) = it.next() {
         let mut value =
@@ -151,6 +187,33 @@ fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
             "--kvm" => o.kvm = true,
             "--verbose" | "-v" => o.verbose = true,
             "--no-linux" => o.no_linux = true,
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+fn parse_boot_bench(args: &[String]) -> Result<xtask::bootbench::BootBenchOptions> {
+    let mut o = xtask::bootbench::BootBenchOptions {
+        rounds: 3,
+        min_memory: false,
+        kvm: false,
+        verbose: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--rounds" => {
+                o.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| (1..=20).contains(n))
+                    .context("--rounds takes a number from 1 to 20")?
+            }
+            "--min-memory" => o.min_memory = true,
+            "--kvm" => o.kvm = true,
+            "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }

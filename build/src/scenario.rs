@@ -110,6 +110,8 @@ pub struct Scenario {
     pub script: Option<String>,
     /// Extra time the script needs besides the guests' timeouts.
     pub slack: Duration,
+    /// Host files put into dom0 as well: (path in dom0, host path).
+    pub files: Vec<(String, PathBuf)>,
 }
 
 impl Scenario {
@@ -120,6 +122,7 @@ impl Scenario {
             guests: vec![guest],
             script: None,
             slack: Duration::from_secs(60),
+            files: Vec::new(),
         }
     }
 
@@ -130,7 +133,14 @@ impl Scenario {
             guests,
             script: Some(script.to_string()),
             slack: Duration::from_secs(60),
+            files: Vec::new(),
         }
+    }
+
+    /// Puts the host file `src` at `dest` in dom0 (mode 0755).
+    pub fn with_file(mut self, dest: &str, src: impl Into<PathBuf>) -> Self {
+        self.files.push((dest.trim_start_matches('/').to_string(), src.into()));
+        self
     }
 
     /// The shell text dom0 runs for this scenario.
@@ -286,7 +296,8 @@ pub struct GuestRun {
 }
 
 impl GuestRun {
-    fn new(name: &str, scenario: &str) -> Self {
+    /// A run of guest `name` in `scenario`, not yet seen to end.
+    pub fn new(name: &str, scenario: &str) -> Self {
         Self {
             name: name.to_string(),
             scenario: scenario.to_string(),

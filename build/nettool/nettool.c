@@ -1,0 +1,254 @@
+/* nettool: a small static TCP measuring tool for dom0 and the Linux PV
+ * DomU of `cargo xtask bench net` and the net boot test (busybox nc moves
+ * 1 KiB per syscall and measures itself). 64 KiB per call, timed with
+ * CLOCK_MONOTONIC, IPv4 literals only (no resolver: static glibc's NSS
+ * is not needed).
+ *
+ *   nettool send IP PORT BYTES        write BYTES, half-close, wait for EOF
+ *   nettool recv IP PORT BYTES        read BYTES, byte i must be i % 251
+ *   nettool rr IP PORT COUNT SIZE     COUNT request/responses of SIZE bytes
+ *   nettool echo IP PORT TRIPS MAX SEED CONNS
+ *                                     TRIPS round trips of 1..MAX random
+ *                                     bytes over CONNS parallel connections,
+ *                                     each byte checked
+ *   nettool serve                     echo on 7, discard on 9, source on 19
+ *
+ * Every mode prints one line: "NETTOOL <mode> key=value ...".
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void die(const char *what) {
+    printf("NETTOOL error %s errno=%d %s\n", what, errno, strerror(errno));
+    fflush(stdout);
+    exit(2);
+}
+
+static int dial(const char *ip, int port) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
+        errno = EINVAL;
+        die("address");
+    }
+    for (int attempt = 0;; attempt++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0) die("socket");
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) return s;
+        close(s);
+        if (attempt >= 20) die("connect");
+        usleep(200000);
+    }
+}
+
+static uint64_t rng;
+static uint64_t next_rand(void) {
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+
+/* Writes out[0..n) and reads n bytes back into in, interleaved (so
+ * neither side's buffers need to hold the whole message). */
+static int trip(int s, const unsigned char *out, unsigned char *in, size_t n) {
+    size_t sent = 0, got = 0;
+    while (got < n) {
+        struct pollfd p = {s, POLLIN | (sent < n ? POLLOUT : 0), 0};
+        if (poll(&p, 1, 30000) <= 0) return -1;
+        if (sent < n && (p.revents & POLLOUT)) {
+            size_t k = n - sent < CHUNK ? n - sent : CHUNK;
+            ssize_t w = send(s, out + sent, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w < 0 && errno != EAGAIN) return -1;
+            if (w > 0) sent += (size_t)w;
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t r = recv(s, in + got, n - got, MSG_DONTWAIT);
+            if (r == 0) return -1;
+            if (r < 0 && errno != EAGAIN) return -1;
+            if (r > 0) got += (size_t)r;
+        }
+    }
+    return 0;
+}
+
+static int mode_send(const char *ip, int port, uint64_t bytes) {
+    static unsigned char buf[CHUNK];
+    for (int i = 0; i < CHUNK; i++) buf[i] = (unsigned char)i;
+    int s = dial(ip, port);
+    uint64_t t0 = now_ns(), left = bytes;
+    while (left > 0) {
+        ssize_t w = write(s, buf, left < CHUNK ? left : CHUNK);
+        if (w <= 0) die("write");
+        left -= (uint64_t)w;
+    }
+    shutdown(s, SHUT_WR);
+    while (read(s, buf, sizeof buf) > 0) {
+    }
+    uint64_t ns = now_ns() - t0;
+    printf("NETTOOL send bytes=%llu ns=%llu mibps=%.2f\n", (unsigned long long)bytes,
+           (unsigned long long)ns, bytes / 1048576.0 / (ns / 1e9));
+    return 0;
+}
+
+static int mode_recv(const char *ip, int port, uint64_t bytes) {
+    static unsigned char buf[CHUNK];
+    int s = dial(ip, port);
+    uint64_t t0 = now_ns(), got = 0, bad = 0;
+    while (got < bytes) {
+        uint64_t want = bytes - got < CHUNK ? bytes - got : CHUNK;
+        ssize_t r = read(s, buf, want);
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] != (unsigned char)((got + (uint64_t)i) % 251)) bad++;
+        got += (uint64_t)r;
+    }
+    uint64_t ns = now_ns() - t0;
+    close(s);
+    printf("NETTOOL recv bytes=%llu ns=%llu mibps=%.2f bad=%llu\n", (unsigned long long)got,
+           (unsigned long long)ns, got / 1048576.0 / (ns / 1e9), (unsigned long long)bad);
+    return got == bytes && bad == 0 ? 0 : 1;
+}
+
+static int mode_rr(const char *ip, int port, long count, size_t size) {
+    unsigned char *out = malloc(size), *in = malloc(size);
+    for (size_t i = 0; i < size; i++) out[i] = (unsigned char)(i * 7);
+    int s = dial(ip, port);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    long bad = 0, done = 0;
+    uint64_t t0 = now_ns();
+    for (; done < count; done++) {
+        out[0] = (unsigned char)done;
+        if (trip(s, out, in, size) != 0) break;
+        if (memcmp(out, in, size) != 0) bad++;
+    }
+    uint64_t ns = now_ns() - t0;
+    close(s);
+    printf("NETTOOL rr count=%ld size=%zu ns=%llu per_s=%.1f bad=%ld\n", done, size,
+           (unsigned long long)ns, done / (ns / 1e9), bad);
+    return done == count && bad == 0 ? 0 : 1;
+}
+
+static int mode_echo(const char *ip, int port, long trips, size_t max, uint64_t seed, int conns) {
+    for (int c = 0; c < conns; c++) {
+        if (fork() != 0) continue;
+        rng = seed * 1000003u + (uint64_t)c + 1;
+        unsigned char *out = malloc(max), *in = malloc(max);
+        long mine = trips / conns + (c < trips % conns ? 1 : 0), done = 0, bad = 0;
+        uint64_t bytes = 0;
+        int s = dial(ip, port);
+        for (; done < mine; done++) {
+            size_t n = (size_t)(next_rand() % max) + 1;
+            for (size_t i = 0; i < n; i++) out[i] = (unsigned char)next_rand();
+            if (trip(s, out, in, n) != 0) {
+                bad++;
+                break;
+            }
+            if (memcmp(out, in, n) != 0) bad++;
+            bytes += n;
+        }
+        close(s);
+        printf("NETTOOL echo conn=%d trips=%ld bad=%ld bytes=%llu\n", c + 1, done, bad,
+               (unsigned long long)bytes);
+        fflush(stdout);
+        _exit(bad == 0 && done == mine ? 0 : 1);
+    }
+    int rc = 0, st;
+    while (wait(&st) > 0)
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) rc = 1;
+    return rc;
+}
+
+static void serve_conn(int c, int port) {
+    static unsigned char buf[CHUNK];
+    if (port == 19) {
+        uint64_t off = 0;
+        for (;;) {
+            for (int i = 0; i < CHUNK; i++) buf[i] = (unsigned char)((off + (uint64_t)i) % 251);
+            ssize_t w = send(c, buf, CHUNK, MSG_NOSIGNAL);
+            if (w <= 0) break;
+            off += (uint64_t)w; /* the next chunk's pattern starts at off */
+        }
+    } else {
+        ssize_t r;
+        while ((r = read(c, buf, sizeof buf)) > 0) {
+            if (port == 7) {
+                for (ssize_t o = 0; o < r;) {
+                    ssize_t w = send(c, buf + o, (size_t)(r - o), MSG_NOSIGNAL);
+                    if (w <= 0) return;
+                    o += w;
+                }
+            }
+        }
+    }
+}
+
+static int mode_serve(void) {
+    int ports[3] = {7, 9, 19}, fds[3];
+    signal(SIGCHLD, SIG_IGN);
+    for (int i = 0; i < 3; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)ports[i]);
+        if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 16) != 0) die("listen");
+        fds[i] = s;
+    }
+    printf("NETTOOL serve ready ports=7,9,19\n");
+    fflush(stdout);
+    for (;;) {
+        struct pollfd p[3];
+        for (int i = 0; i < 3; i++) p[i] = (struct pollfd){fds[i], POLLIN, 0};
+        if (poll(p, 3, -1) < 0) continue;
+        for (int i = 0; i < 3; i++) {
+            if (!(p[i].revents & POLLIN)) continue;
+            int c = accept(fds[i], NULL, NULL);
+            if (c < 0) continue;
+            if (fork() == 0) {
+                int one = 1;
+                setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                serve_conn(c, ports[i]);
+                _exit(0);
+            }
+            close(c);
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc >= 5 && !strcmp(argv[1], "send")) return mode_send(argv[2], atoi(argv[3]), strtoull(argv[4], 0, 0));
+    if (argc >= 5 && !strcmp(argv[1], "recv")) return mode_recv(argv[2], atoi(argv[3]), strtoull(argv[4], 0, 0));
+    if (argc >= 6 && !strcmp(argv[1], "rr")) return mode_rr(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]));
+    if (argc >= 8 && !strcmp(argv[1], "echo"))
+        return mode_echo(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]), strtoull(argv[6], 0, 0), atoi(argv[7]));
+    if (argc >= 2 && !strcmp(argv[1], "serve")) return mode_serve();
+    fprintf(stderr, "usage: nettool send|recv IP PORT BYTES | rr IP PORT COUNT SIZE | echo IP PORT TRIPS MAX SEED CONNS | serve\n");
+    return 64;
+}

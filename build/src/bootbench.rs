@@ -1,0 +1,732 @@
+//! `cargo xtask bench boot`: boot time of the Rust guest (`app=hello`, and
+//! `app=http` with a vif) against a Linux PV DomU (Debian's kernel, a
+//! busybox initramfs that loads `xen-netfront` and brings `eth0` up), all
+//! in one Xen boot, measured by a dom0 script on dom0's clock.
+//!
+//! Each round creates every kind once, one domain at a time (the next is
+//! created only once the last is gone). Per run dom0 records, from
+//! `/proc/uptime` (10 ms resolution, checked every 20 ms):
+//! - `create`: `xl create` (build + unpause) until it returns;
+//! - `console`: create until the guest's console log is non-empty;
+//! - `ready`: create until `hello` has shut down (the xl monitor's log), or
+//!   until the first reply to dom0's ping (every 50 ms, started before the
+//!   create; the guest's MAC is a permanent neighbour entry in dom0, so no
+//!   ARP round trip is counted on dom0's side) for `http` and Linux.
+//!
+//! With `--min-memory` the same runs then find the smallest `memory=` each
+//! kind reaches ready in (ascending ladders, first success wins).
+
+use crate::bench::{json_str, Spread};
+use crate::debs::Dom0Bundle;
+use crate::lab::Echo;
+use crate::scenario::{BootReport, GuestRun};
+use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The kinds of guest measured, in round order.
+pub const KINDS: &[&str] = &["hello", "http", "linux"];
+/// dom0's bridge address; guests use 192.0.2.x (RFC 5737).
+pub const BRIDGE_IP: &str = "192.0.2.1/24";
+/// `app=http`'s address and MAC.
+pub const HTTP_IP: &str = "192.0.2.20";
+/// The Linux DomU's address and MAC.
+pub const LINUX_IP: &str = "192.0.2.21";
+const HTTP_MAC: &str = "00:16:3e:0c:00:20";
+const LINUX_MAC: &str = "00:16:3e:0c:00:21";
+/// Memory of the measured runs, MiB.
+pub const OURS_MIB: u32 = 32;
+/// Memory of the Linux DomU in the measured runs, MiB.
+pub const LINUX_MIB: u32 = 256;
+/// `--min-memory` ladders (MiB, ascending).
+pub const LADDER_OURS: &[u32] = &[4, 8, 16, 32];
+/// The Linux DomU's ladder.
+pub const LADDER_LINUX: &[u32] = &[64, 80, 96, 128, 160, 192, 256];
+
+/// Settings of one `bench boot`.
+#[derive(Debug, Clone)]
+pub struct BootBenchOptions {
+    /// Rounds (each kind once per round).
+    pub rounds: u32,
+    /// Also find each kind's smallest memory.
+    pub min_memory: bool,
+    /// Try KVM.
+    pub kvm: bool,
+    /// Echo every serial line.
+    pub verbose: bool,
+}
+
+/// The Linux DomU's `/init`: netfront up with an address, a ready marker,
+/// then idle until destroyed. `bench_ip=` comes from the kernel command line.
+pub const LINUX_INIT: &str = r#"#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "linux-boot: init $(cut -d' ' -f1 /proc/uptime) s after the kernel started"
+for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-boot: insmod $m failed"; done
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+ip addr add "${bench_ip:-192.0.2.21/24}" dev eth0 && ip link set eth0 up \
+    || echo "linux-boot: eth0 not configured"
+echo "linux-boot: ready on ${bench_ip:-192.0.2.21/24} at $(cut -d' ' -f1 /proc/uptime) s"
+sed -n 's/^\(MemTotal\|MemFree\|MemAvailable\):  */\1 /p' /proc/meminfo | tr '\n' ' ' | sed 's/^/linux-boot: meminfo /'
+echo
+while :; do sleep 3600; done
+"#;
+
+/// The Linux DomU's initramfs: busybox, `xen-netfront` (and its
+/// dependencies) from the lab's module set, `/init`.
+pub fn linux_initramfs(bundle: &Dom0Bundle) -> Result<crate::cpio::Archive> {
+    let mut a = crate::linuxbench::busybox_archive(
+        bundle,
+        &["sh", "mount", "insmod", "cat", "cut", "sed", "tr", "ip", "sleep", "echo"],
+    )?;
+    let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, &["xen-netfront"])?;
+    let mut names = String::new();
+    for m in mods {
+        a.file(&format!("{}.ko", m.name), 0o644, m.data);
+        names.push_str(&m.name);
+        names.push('\n');
+    }
+    a.file("modules", 0o644, names);
+    a.file("init", 0o755, LINUX_INIT);
+    Ok(a)
+}
+
+/// The dom0 side: functions, the bridge, then the rounds.
+pub const DOM0_LIB: &str = r#"
+bb_now() { read -r _u _ < /proc/uptime; echo "${_u%.*}${_u#*.}"; }
+# bb_run KIND NAME MEM LIMIT IP: one timed run; prints "[xl boot] ..."
+bb_run() {
+    _k=$1; _n=$2; _m=$3; _lim=$4; _ip=$5
+    _cfg=/tmp/bb-$_n.cfg
+    _log=$LAB_CONSOLE_DIR/guest-$_n.log
+    _xl=/var/log/xen/xl-$_n.log
+    sed -e "s/^name = .*/name = \"$_n\"/" -e "s/^memory = .*/memory = $_m/" \
+        /etc/xen-lab/guests/bb-$_k.cfg > "$_cfg"
+    rm -f "$_log" "$_xl" /tmp/bb-ping
+    _pp=
+    if [ -n "$_ip" ]; then ping -i 0.05 "$_ip" > /tmp/bb-ping 2>&1 & _pp=$!; fi
+    echo "@@GUEST-CREATE name=$_n uptime=$(lab_uptime)"
+    _t0=$(bb_now)
+    if ! xl create "$_cfg" > /tmp/bb-create.out 2>&1; then
+        _t1=$(bb_now)
+        [ -n "$_pp" ] && kill $_pp 2>/dev/null
+        sed 's/^/[xl] /' /tmp/bb-create.out | head -n 5
+        echo "[xl boot] name=$_n kind=$_k mem=$_m result=create-failed create_cs=$((_t1 - _t0))"
+        echo "@@GUEST name=$_n domid=none result=create-failed"
+        lab_dump_console "$_n"
+        return 1
+    fi
+    _t1=$(bb_now)
+    _d=$(xl domid "$_n" 2>/dev/null)
+    echo "@@GUEST-UP name=$_n domid=$_d uptime=$(lab_uptime)"
+    _tc=; _tr=; _res=
+    while :; do
+        _u=$(bb_now)
+        [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$_u
+        if [ "$_k" = hello ]; then
+            if grep -q "has shut down" "$_xl" 2>/dev/null; then _tr=$_u; _res=ready; break; fi
+        else
+            if grep -q "bytes from" /tmp/bb-ping 2>/dev/null; then _tr=$_u; _res=ready; break; fi
+            if grep -q "has shut down" "$_xl" 2>/dev/null; then _res=died; break; fi
+            if [ -n "$_pp" ] && ! kill -0 $_pp 2>/dev/null; then
+                ping -i 0.05 "$_ip" >> /tmp/bb-ping 2>&1 & _pp=$!
+            fi
+        fi
+        [ $((_u - _t0)) -ge $((_lim * 100)) ] && { _res=timeout; break; }
+        sleep 0.02
+    done
+    [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$(bb_now)
+    [ -n "$_pp" ] && kill $_pp 2>/dev/null
+    echo "[xl boot] name=$_n kind=$_k mem=$_m result=$_res create_cs=$((_t1 - _t0)) console_cs=$([ -n "$_tc" ] && echo $((_tc - _t0))) ready_cs=$([ -n "$_tr" ] && echo $((_tr - _t0)))"
+    # Services (and anything not ready) are destroyed; hello powered off.
+    if [ "$_k" != hello ] || [ "$_res" != ready ]; then
+        sleep 0.3
+        xl destroy "$_n" 2>/dev/null
+    fi
+    _i=0
+    while [ -n "$_d" ] && xenstore-exists "/local/domain/$_d" 2>/dev/null && [ $_i -lt 300 ]; do
+        sleep 0.1; _i=$((_i + 1))
+    done
+    _code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$_xl" 2>/dev/null | tail -n 1)
+    if [ "$_res" = ready ] && [ "$_k" = hello ]; then _r=$(lab_reason "$_code");
+    elif [ "$_res" = ready ]; then _r=destroyed-when-ready;
+    elif [ -n "$_code" ]; then _r=$(lab_reason "$_code");
+    else _r=$_res; fi
+    sleep 0.3
+    echo "@@GUEST name=$_n domid=${_d:-none} result=$_r uptime=$(lab_uptime)"
+    lab_dump_console "$_n"
+    # Let the backends settle before the next domain.
+    sleep 0.5
+    [ "$_res" = ready ]
+}
+bb_ip() { case $1 in http) echo HTTP_IP ;; linux) echo LINUX_IP ;; esac; }
+if [ ! -d /sys/class/net/xenbr0 ]; then
+    ip link add xenbr0 type bridge
+    ip addr add BRIDGE_IP dev xenbr0
+    ip link set xenbr0 up
+fi
+ip neigh replace HTTP_IP lladdr HTTP_MAC dev xenbr0 nud permanent
+ip neigh replace LINUX_IP lladdr LINUX_MAC dev xenbr0 nud permanent
+echo "BOOTBENCH-ENV cpu=\"$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)\" dom0_cpus=$(grep -c ^processor /proc/cpuinfo) kernel=$(uname -r)"
+"#;
+
+fn dom0_lib() -> String {
+    DOM0_LIB
+        .replace("BRIDGE_IP", BRIDGE_IP)
+        .replace("HTTP_IP", HTTP_IP)
+        .replace("LINUX_IP", LINUX_IP)
+        .replace("HTTP_MAC", HTTP_MAC)
+        .replace("LINUX_MAC", LINUX_MAC)
+}
+
+/// Per-run time limit, seconds.
+fn limit(kind: &str) -> u64 {
+    if kind == "linux" {
+        120
+    } else {
+        60
+    }
+}
+
+/// The dom0 script: `rounds` rounds of every kind, then the ladders.
+pub fn script(o: &BootBenchOptions) -> String {
+    let mut s = dom0_lib();
+    for r in 1..=o.rounds {
+        for k in KINDS {
+            let mem = if *k == "linux" { LINUX_MIB } else { OURS_MIB };
+            let _ = writeln!(s, "bb_run {k} {k}-{r} {mem} {} \"$(bb_ip {k})\"", limit(k));
+        }
+    }
+    if o.min_memory {
+        for k in KINDS {
+            let ladder = if *k == "linux" { LADDER_LINUX } else { LADDER_OURS };
+            let mems: Vec<String> = ladder.iter().map(|m| m.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "for m in {}; do bb_run {k} {k}-min$m $m {} \"$(bb_ip {k})\" && break; done",
+                mems.join(" "),
+                limit(k)
+            );
+        }
+    }
+    s
+}
+
+/// The guest specs the script clones (`/etc/xen-lab/guests/bb-KIND.cfg`).
+pub fn guests(kernel: &Path, vmlinuz: &Path, ramdisk: &Path) -> Vec<GuestSpec> {
+    let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
+    let hello = GuestSpec::new("bb-hello", kernel, "hello").memory(OURS_MIB);
+    let mut http = GuestSpec::new("bb-http", kernel, "http")
+        .memory(OURS_MIB)
+        .args(&[format!("ip={HTTP_IP}/24")]);
+    http.extra_config.push(vif(HTTP_MAC));
+    let mut linux = GuestSpec::new("bb-linux", vmlinuz, "linux").memory(LINUX_MIB).ramdisk(ramdisk);
+    linux.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}/24");
+    linux.extra_config.push(vif(LINUX_MAC));
+    vec![hello, http, linux]
+}
+
+/// One measured run, from its `[xl boot]` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// Domain name (`hello-1`, `linux-min96`).
+    pub name: String,
+    /// `hello`, `http` or `linux`.
+    pub kind: String,
+    /// Memory, MiB.
+    pub mem: u32,
+    /// `ready`, `timeout`, `died`, `create-failed`.
+    pub result: String,
+    /// `xl create` until it returned, ms.
+    pub create_ms: Option<u64>,
+    /// Create until the first console output, ms.
+    pub console_ms: Option<u64>,
+    /// Create until ready, ms.
+    pub ready_ms: Option<u64>,
+}
+
+/// Parses `[xl boot] name=.. kind=.. mem=.. result=.. create_cs=.. console_cs=.. ready_cs=..`.
+pub fn parse_sample(line: &str) -> Option<Sample> {
+    let at = line.find("[xl boot] ")?;
+    let mut s = Sample::default();
+    for w in line[at + 10..].split_whitespace() {
+        let (k, v) = w.split_once('=').unwrap_or((w, ""));
+        let cs = || v.parse::<u64>().ok().map(|c| c * 10);
+        match k {
+            "name" => s.name = v.to_string(),
+            "kind" => s.kind = v.to_string(),
+            "mem" => s.mem = v.parse().ok()?,
+            "result" => s.result = v.to_string(),
+            "create_cs" => s.create_ms = cs(),
+            "console_cs" => s.console_ms = cs(),
+            "ready_cs" => s.ready_ms = cs(),
+            _ => {}
+        }
+    }
+    (!s.name.is_empty() && !s.kind.is_empty()).then_some(s)
+}
+
+/// `--min-memory` for one kind: the smallest size that reached ready, and
+/// the sizes that failed with why.
+pub type MinMemory = (Option<u32>, Vec<(u32, String)>);
+
+/// Reads one figure of a sample.
+pub type Figure = fn(&Sample) -> Option<u64>;
+
+/// Everything one `bench boot` found.
+#[derive(Debug, Clone, Default)]
+pub struct BootBench {
+    /// Every run, in order.
+    pub samples: Vec<Sample>,
+    /// Xen's version.
+    pub xen: String,
+    /// The CPU model dom0 saw.
+    pub cpu: String,
+    /// dom0's kernel (also the Linux DomU's).
+    pub kernel: String,
+    /// First `boot timeline:` and `footprint:` lines of our guests, per kind.
+    pub guest_lines: Vec<(String, String)>,
+    /// The Linux DomU's `meminfo` line.
+    pub linux_meminfo: Option<String>,
+    /// Sizes in bytes: our stripped image, Linux's vmlinuz, its initramfs.
+    pub sizes: Vec<(String, u64)>,
+    /// Runs that did not reach ready, and boot failures.
+    pub problems: Vec<String>,
+}
+
+impl BootBench {
+    /// The measured (not `--min-memory`) runs of `kind` that reached ready.
+    pub fn measured(&self, kind: &str) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.kind == kind && !s.name.contains("-min") && s.result == "ready")
+            .collect()
+    }
+
+    /// The spread of one figure of `kind`.
+    pub fn spread(&self, kind: &str, f: Figure) -> Option<Spread> {
+        Spread::of(&self.measured(kind).iter().filter_map(|s| f(s)).collect::<Vec<_>>())
+    }
+
+    /// The smallest memory `kind` reached ready in during `--min-memory`,
+    /// and the sizes it failed at.
+    pub fn min_memory(&self, kind: &str) -> Option<MinMemory> {
+        let v: Vec<&Sample> =
+            self.samples.iter().filter(|s| s.kind == kind && s.name.contains("-min")).collect();
+        if v.is_empty() {
+            return None;
+        }
+        let ok = v.iter().filter(|s| s.result == "ready").map(|s| s.mem).min();
+        let failed =
+            v.iter().filter(|s| s.result != "ready").map(|s| (s.mem, s.result.clone())).collect();
+        Some((ok, failed))
+    }
+}
+
+const FIGURES: &[(&str, Figure)] = &[
+    ("xl create returns", |s| s.create_ms),
+    ("create -> first console output", |s| s.console_ms),
+    ("create -> ready", |s| s.ready_ms),
+];
+
+fn label(kind: &str) -> &'static str {
+    match kind {
+        "hello" => "Rust app=hello",
+        "http" => "Rust app=http+vif",
+        _ => "Linux PV DomU",
+    }
+}
+
+fn ready_means(kind: &str) -> &'static str {
+    match kind {
+        "hello" => "powered off",
+        _ => "first ping reply",
+    }
+}
+
+/// Collects the samples and the guests' own lines from a boot.
+pub fn collect(report: &BootReport, sizes: Vec<(String, u64)>) -> BootBench {
+    let mut b = BootBench {
+        xen: report.xen_version.clone().unwrap_or_default(),
+        sizes,
+        ..Default::default()
+    };
+    if let Some(f) = &report.failure {
+        b.problems.push(format!("boot: {f}"));
+    }
+    if let Some(log) = report.serial_log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if let Some(l) = log.lines().find(|l| l.contains("BOOTBENCH-ENV ")) {
+            if let Some(e) = crate::bench::parse_env(&l.replace("BOOTBENCH-ENV", "BENCH-ENV")) {
+                b.cpu = e.get("cpu").cloned().unwrap_or_default();
+                b.kernel = e.get("kernel").cloned().unwrap_or_default();
+            }
+        }
+    }
+    for run in &report.runs {
+        let Some(s) = run.xl_output.iter().find_map(|l| parse_sample(l)) else {
+            b.problems.push(format!("{}: no timing line (result {})", run.name, run.result));
+            continue;
+        };
+        if s.result != "ready" && !s.name.contains("-min") {
+            b.problems.push(format!("{}: {} ({})", s.name, s.result, console_tail(run)));
+        }
+        if s.result == "ready"
+            && s.kind != "linux"
+            && !b.guest_lines.iter().any(|(k, _)| k == &s.kind)
+        {
+            let pick = |p: &str| run.console.iter().find(|l| l.contains(p)).cloned();
+            if let (Some(t), Some(f)) = (pick("boot timeline:"), pick("footprint:")) {
+                b.guest_lines.push((s.kind.clone(), format!("{t}\n{f}")));
+            }
+        }
+        if s.kind == "linux" && b.linux_meminfo.is_none() {
+            b.linux_meminfo = run.console.iter().find_map(|l| {
+                l.split_once("linux-boot: meminfo ").map(|(_, m)| m.trim().to_string())
+            });
+        }
+        b.samples.push(s);
+    }
+    b
+}
+
+fn console_tail(run: &GuestRun) -> String {
+    let tail: Vec<&str> = run.console.iter().rev().take(2).rev().map(String::as_str).collect();
+    if tail.is_empty() {
+        "no console output".into()
+    } else {
+        format!("console ends: {}", tail.join(" | "))
+    }
+}
+
+fn fmt_spread(s: Option<Spread>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) => format!("{} [{}-{}]", s.median, s.min, s.max),
+    }
+}
+
+/// Linux median / ours median.
+pub fn ratio(ours: Option<Spread>, linux: Option<Spread>) -> Option<f64> {
+    let (o, l) = (ours?, linux?);
+    (o.median > 0).then(|| l.median as f64 / o.median as f64)
+}
+
+/// One line on where it ran.
+pub fn environment(b: &BootBench, o: &BootBenchOptions) -> String {
+    format!(
+        "Xen {}, {} emulation (QEMU), CPU \"{}\", dom0 and Linux DomU kernel {}, {} round(s); Rust guest {} MiB, Linux DomU {} MiB, 1 vCPU each",
+        if b.xen.is_empty() { "?" } else { &b.xen },
+        if o.kvm { "KVM (hardware)" } else { "TCG (software)" },
+        if b.cpu.is_empty() { "?" } else { &b.cpu },
+        if b.kernel.is_empty() { "?" } else { &b.kernel },
+        o.rounds,
+        OURS_MIB,
+        LINUX_MIB
+    )
+}
+
+/// The console (and README) table.
+pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Boot time, ms on dom0's clock: median [min-max] of the rounds that reached ready"
+    );
+    let _ = writeln!(s, "{}", environment(b, o));
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| {:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
+        "phase",
+        label("hello"),
+        label("http"),
+        label("linux"),
+        "Linux/hello",
+        "Linux/http"
+    );
+    let _ =
+        writeln!(s, "|{:-<32}|{:->24}|{:->24}|{:->24}|{:->13}|{:->13}|", "", "", "", "", "", "");
+    for (name, f) in FIGURES {
+        let (h, n, l) = (b.spread("hello", *f), b.spread("http", *f), b.spread("linux", *f));
+        let r = |x| ratio(x, l).map_or("-".to_string(), |v| format!("{v:.1}x"));
+        let _ = writeln!(
+            s,
+            "| {name:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
+            fmt_spread(h),
+            fmt_spread(n),
+            fmt_spread(l),
+            r(h),
+            r(n)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nready = {} (hello), {} (http, Linux: dom0 pings every 50 ms from before the create); rounds counted: hello {}, http {}, Linux {}",
+        ready_means("hello"),
+        ready_means("http"),
+        b.measured("hello").len(),
+        b.measured("http").len(),
+        b.measured("linux").len()
+    );
+    if !b.sizes.is_empty() {
+        let v: Vec<String> =
+            b.sizes.iter().map(|(n, z)| format!("{n} {} KiB", z.div_ceil(1024))).collect();
+        let _ = writeln!(s, "sizes: {}", v.join(", "));
+    }
+    for (k, lines) in &b.guest_lines {
+        for l in lines.lines() {
+            let _ = writeln!(s, "{k}: {l}");
+        }
+    }
+    if let Some(m) = &b.linux_meminfo {
+        let _ = writeln!(s, "linux: /proc/meminfo when ready: {m}");
+    }
+    for k in KINDS {
+        if let Some((ok, failed)) = b.min_memory(k) {
+            let f: Vec<String> = failed.iter().map(|(m, r)| format!("{m} MiB {r}")).collect();
+            let _ = writeln!(
+                s,
+                "smallest memory, {}: {}{}",
+                label(k),
+                ok.map_or("none of the sizes tried".to_string(), |m| format!("{m} MiB")),
+                if f.is_empty() { String::new() } else { format!(" (failed: {})", f.join(", ")) }
+            );
+        }
+    }
+    for p in &b.problems {
+        let _ = writeln!(s, "problem: {p}");
+    }
+    s
+}
+
+fn json_opt(v: Option<u64>) -> String {
+    v.map_or("null".into(), |x| x.to_string())
+}
+
+fn json_spread(s: Option<Spread>) -> String {
+    s.map_or("null".into(), |s| {
+        format!("{{\"median\":{},\"min\":{},\"max\":{}}}", s.median, s.min, s.max)
+    })
+}
+
+/// The JSON report.
+pub fn to_json(b: &BootBench, o: &BootBenchOptions) -> String {
+    let mut kinds = Vec::new();
+    for k in KINDS {
+        let figs: Vec<String> = FIGURES
+            .iter()
+            .zip(["create_ms", "console_ms", "ready_ms"])
+            .map(|((_, f), key)| {
+                let (x, l) = (b.spread(k, *f), b.spread("linux", *f));
+                format!(
+                    "{}:{{\"spread\":{},\"linux_over_this\":{}}}",
+                    json_str(key),
+                    json_spread(x),
+                    ratio(x, l).map_or("null".into(), |r| format!("{r:.3}"))
+                )
+            })
+            .collect();
+        let min = b
+            .min_memory(k)
+            .map_or("null".into(), |(ok, _)| ok.map_or("null".into(), |m| m.to_string()));
+        kinds.push(format!(
+            "{}:{{\"label\":{},\"ready_means\":{},\"rounds\":{},{},\"min_memory_mib\":{}}}",
+            json_str(k),
+            json_str(label(k)),
+            json_str(ready_means(k)),
+            b.measured(k).len(),
+            figs.join(","),
+            min
+        ));
+    }
+    let samples: Vec<String> = b
+        .samples
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"name\":{},\"kind\":{},\"mem_mib\":{},\"result\":{},\"create_ms\":{},\"console_ms\":{},\"ready_ms\":{}}}",
+                json_str(&s.name), json_str(&s.kind), s.mem, json_str(&s.result),
+                json_opt(s.create_ms), json_opt(s.console_ms), json_opt(s.ready_ms)
+            )
+        })
+        .collect();
+    let sizes: Vec<String> = b.sizes.iter().map(|(n, z)| format!("{}:{z}", json_str(n))).collect();
+    let lines: Vec<String> =
+        b.guest_lines.iter().map(|(k, l)| format!("{}:{}", json_str(k), json_str(l))).collect();
+    format!(
+        "{{\"benchmark\":\"boot\",\"emulation\":{},\"xen\":{},\"cpu\":{},\"kernel\":{},\"rounds\":{},\"clock\":\"dom0 /proc/uptime, 10 ms resolution, polled every 20 ms\",\"environment\":{},\"kinds\":{{{}}},\"sizes_bytes\":{{{}}},\"guest_lines\":{{{}}},\"linux_meminfo\":{},\"samples\":[{}],\"problems\":[{}]}}\n",
+        json_str(if o.kvm { "kvm" } else { "tcg" }),
+        json_str(&b.xen),
+        json_str(&b.cpu),
+        json_str(&b.kernel),
+        o.rounds,
+        json_str(&environment(b, o)),
+        kinds.join(","),
+        sizes.join(","),
+        lines.join(","),
+        b.linux_meminfo.as_deref().map_or("null".into(), json_str),
+        samples.join(","),
+        b.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
+    )
+}
+
+fn file_size(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len())
+}
+
+/// Runs the benchmark and writes the reports. Errors are one line.
+pub fn run(o: &BootBenchOptions) -> Result<()> {
+    if o.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let t = Instant::now();
+    let guest = crate::guest::build(true)?;
+    println!("[bench] guest built: {}", guest.stable.display());
+    let out = crate::bench::out_dir();
+    cmd::mkdir(&out)?;
+    let opts = LabOptions {
+        kvm: o.kvm,
+        verbose: o.verbose || LabOptions::default().verbose,
+        echo: if o.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "bench-boot".into(),
+        ..LabOptions::default()
+    };
+    let lab = Lab::prepare(opts)?;
+    let rd = out.join("linux-boot.cpio");
+    let archive = linux_initramfs(&lab.bundle).context("Linux DomU initramfs")?;
+    std::fs::write(&rd, archive.to_bytes())
+        .with_context(|| format!("cannot write {}", rd.display()))?;
+    let guests = guests(&guest.stable, &lab.bundle.vmlinuz, &rd);
+    let runs = o.rounds as u64 * KINDS.len() as u64
+        + if o.min_memory { (LADDER_OURS.len() * 2 + LADDER_LINUX.len()) as u64 } else { 0 };
+    let mut sc = Scenario::script("bench-boot", guests, &script(o));
+    // Each run: its limit at most, plus teardown; the guests' own timeouts
+    // (60 s each) already count in the budget.
+    sc.slack = Duration::from_secs(runs * (limit("linux") + 15));
+    println!(
+        "[bench] boot: {} round(s) of {}{}",
+        o.rounds,
+        KINDS.join(", "),
+        if o.min_memory { ", then the smallest memory of each" } else { "" }
+    );
+    let report = lab.boot(&[sc])?;
+    let sizes: Vec<(String, u64)> = [
+        ("Rust guest stripped ELF", guest.stripped.as_path()),
+        ("Linux vmlinuz", lab.bundle.vmlinuz.as_path()),
+        ("Linux initramfs", rd.as_path()),
+    ]
+    .iter()
+    .filter_map(|(n, p)| file_size(p).map(|z| (n.to_string(), z)))
+    .collect();
+    let b = collect(&report, sizes);
+    let text = table(&b, o);
+    println!("\n{text}");
+    let json_path = out.join("boot.json");
+    std::fs::write(&json_path, to_json(&b, o))
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(out.join("boot.txt"), &text)?;
+    println!("JSON:  {}", json_path.display());
+    println!("total: {:.0} s", t.elapsed().as_secs_f64());
+    for k in KINDS {
+        if b.measured(k).is_empty() {
+            bail!(
+                "no run of {} reached ready{}",
+                label(k),
+                b.problems.first().map_or(String::new(), |p| format!(": {p}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// For the unit tests and callers that only want the output path.
+pub fn json_path() -> PathBuf {
+    crate::bench::out_dir().join("boot.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::GuestResult;
+
+    #[test]
+    fn parses_samples() {
+        let s = parse_sample("[xl boot] name=http-2 kind=http mem=32 result=ready create_cs=45 console_cs=61 ready_cs=310").unwrap();
+        assert_eq!((s.create_ms, s.console_ms, s.ready_ms), (Some(450), Some(610), Some(3100)));
+        assert_eq!((s.kind.as_str(), s.mem), ("http", 32));
+        let s = parse_sample(
+            "[xl boot] name=linux-min64 kind=linux mem=64 result=create-failed create_cs=12",
+        )
+        .unwrap();
+        assert_eq!((s.console_ms, s.ready_ms), (None, None));
+        let s = parse_sample(
+            "[xl boot] name=a kind=hello mem=4 result=timeout create_cs=1 console_cs= ready_cs=",
+        )
+        .unwrap();
+        assert_eq!(s.console_ms, None);
+        assert!(parse_sample("[xl boot] garbage").is_none());
+        assert!(parse_sample("[xl boot] name=a kind=b mem=x").is_none());
+    }
+
+    fn run(name: &str, xl: &str, console: &[&str]) -> GuestRun {
+        let mut r = GuestRun::new(name, "bench-boot");
+        r.result = GuestResult::Poweroff;
+        r.xl_output = vec![xl.to_string()];
+        r.console = console.iter().map(|s| s.to_string()).collect();
+        r
+    }
+
+    #[test]
+    fn table_ratios_and_minimum_memory() {
+        let report = BootReport {
+            runs: vec![
+                run("hello-1", "[xl boot] name=hello-1 kind=hello mem=32 result=ready create_cs=50 console_cs=60 ready_cs=100", &["boot timeline: console 0.1 ms", "footprint: image 664 KiB"]),
+                run("http-1", "[xl boot] name=http-1 kind=http mem=32 result=ready create_cs=60 console_cs=70 ready_cs=300", &[]),
+                run("linux-1", "[xl boot] name=linux-1 kind=linux mem=256 result=ready create_cs=200 console_cs=400 ready_cs=1200", &["linux-boot: meminfo MemTotal 1 kB"]),
+                run("linux-2", "[xl boot] name=linux-2 kind=linux mem=256 result=timeout create_cs=200", &["Kernel panic"]),
+                run("http-min4", "[xl boot] name=http-min4 kind=http mem=4 result=died create_cs=20", &[]),
+                run("http-min8", "[xl boot] name=http-min8 kind=http mem=8 result=ready create_cs=20 console_cs=30 ready_cs=200", &[]),
+            ],
+            ..BootReport::default()
+        };
+        let b = collect(&report, vec![("img".into(), 2048)]);
+        assert_eq!(b.measured("linux").len(), 1);
+        assert_eq!(b.spread("hello", |s| s.ready_ms).unwrap().median, 1000);
+        assert_eq!(
+            ratio(b.spread("hello", |s| s.ready_ms), b.spread("linux", |s| s.ready_ms)),
+            Some(12.0)
+        );
+        assert_eq!(b.min_memory("http"), Some((Some(8), vec![(4, "died".to_string())])));
+        assert_eq!(b.min_memory("hello"), None);
+        let o = BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false };
+        let t = table(&b, &o);
+        assert!(t.contains("12.0x"), "{t}");
+        assert!(
+            t.contains("smallest memory, Rust app=http+vif: 8 MiB (failed: 4 MiB died)"),
+            "{t}"
+        );
+        assert!(t.contains("problem: linux-2: timeout (console ends: Kernel panic)"), "{t}");
+        assert!(t.contains("hello: footprint: image 664 KiB"), "{t}");
+        assert!(b.problems.iter().all(|p| !p.contains('\n')));
+        let j = to_json(&b, &o);
+        assert!(j.contains("\"min_memory_mib\":8"), "{j}");
+        assert!(j.contains("\"linux_meminfo\":\"MemTotal 1 kB\""), "{j}");
+    }
+
+    #[test]
+    fn script_has_rounds_and_ladders() {
+        let o = BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false };
+        let s = script(&o);
+        assert!(s.contains("bb_run linux linux-2 256 120"));
+        assert!(s.contains("for m in 4 8 16 32; do bb_run http http-min$m $m 60"));
+        assert!(s.contains("ip neigh replace 192.0.2.20 lladdr 00:16:3e:0c:00:20"));
+        assert!(!s.contains("HTTP_IP") && !s.contains("BRIDGE_IP"));
+        assert!(LINUX_INIT.contains("linux-boot: ready"));
+    }
+}

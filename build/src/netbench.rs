@@ -1,0 +1,447 @@
+//! `cargo xtask bench net`: TCP throughput dom0→guest and guest→dom0 and
+//! the small-packet request rate, our guest (`app=echo`: echo on 7,
+//! discard on 9, source on 19) against a Linux PV DomU (Debian's kernel
+//! with `xen-netfront`, `nettool serve` on the same ports), one QEMU boot,
+//! measured from dom0 by `nettool` ([`crate::nettool`]). Our guest also
+//! reports cumulative ring counters on `xl sysrq`; the differences across
+//! each phase give the deterministic efficiency figures (notifications,
+//! events and data-path hypercalls per 1,000 packets).
+
+use crate::bench::json_str;
+use crate::lab::{Echo, Lab, LabOptions};
+use crate::nettool;
+use crate::scenario::{BootReport, GuestSpec, Scenario};
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Settings of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct NetBenchOptions {
+    /// Bytes per throughput transfer.
+    pub bytes: u64,
+    /// Request/response round trips (64 bytes each way).
+    pub requests: u32,
+    pub kvm: bool,
+    pub verbose: bool,
+    /// Skip the Linux DomU.
+    pub no_linux: bool,
+}
+
+impl Default for NetBenchOptions {
+    fn default() -> Self {
+        Self { bytes: 32 << 20, requests: 2000, kvm: false, verbose: false, no_linux: false }
+    }
+}
+
+const OURS: &str = "nb-ours";
+const LINUX: &str = "nb-linux";
+const OURS_IP: &str = "192.0.2.3";
+const LINUX_IP: &str = "192.0.2.4";
+const RR_SIZE: u32 = 64;
+
+/// The Linux DomU's `/init`: netfront up, `nettool serve` in front.
+pub const LINUX_INIT: &str = r#"#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-net: insmod $m failed"; done
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+ip link set lo up
+ip addr add "${bench_ip}/24" dev eth0 && ip link set eth0 up || echo "linux-net: eth0 not configured"
+echo "linux-net: $(uname -r) eth0 $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
+exec /bin/nettool serve
+"#;
+
+/// The Linux DomU's initramfs: busybox, `xen-netfront`, `nettool`, `/init`.
+pub fn linux_initramfs(
+    bundle: &crate::debs::Dom0Bundle,
+    tool: &Path,
+) -> Result<crate::cpio::Archive> {
+    let mut a = crate::linuxbench::busybox_archive(
+        bundle,
+        &["sh", "mount", "insmod", "cat", "sleep", "ip", "uname", "ls", "tr"],
+    )?;
+    let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, &["xen-netfront"])?;
+    let mut names = String::new();
+    for m in mods {
+        a.file(&format!("{}.ko", m.name), 0o644, m.data);
+        names.push_str(&m.name);
+        names.push('\n');
+    }
+    a.file("modules", 0o644, names);
+    a.file(nettool::DEST, 0o755, crate::cmd::read(tool)?);
+    a.file("init", 0o755, LINUX_INIT);
+    Ok(a)
+}
+
+const BRIDGE: &str = r#"
+if [ ! -d /sys/class/net/xenbr0 ]; then
+    ip link add xenbr0 type bridge
+    ip addr add 192.0.2.1/24 dev xenbr0
+    ip link set xenbr0 up
+fi
+"#;
+
+/// The dom0 snippet measuring the guest `name` at `ip`; with `marks`, an
+/// `xl sysrq` before and after each phase has the guest print its counters.
+pub fn phases(name: &str, ip: &str, o: &NetBenchOptions, marks: bool) -> String {
+    let mark = |k: u32| {
+        if marks {
+            format!("xl sysrq {name} c; wait_console {name} 'net: efficiency' {k} 30\n")
+        } else {
+            String::new()
+        }
+    };
+    let tool = |args: String| format!("nettool {args} 2>&1 | sed 's/^/[xl bench] {name} /'\n");
+    let mut s = String::new();
+    s.push_str(&format!(
+        "ping -c 2 -W 5 {ip} > /dev/null 2>&1; echo \"[xl check] {name}-ping-rc $?\"\n"
+    ));
+    s.push_str(&mark(1));
+    s.push_str(&tool(format!("send {ip} 9 {}", o.bytes)));
+    s.push_str(&mark(2));
+    s.push_str(&tool(format!("recv {ip} 19 {}", o.bytes)));
+    s.push_str(&mark(3));
+    s.push_str(&tool(format!("rr {ip} 7 {} {RR_SIZE}", o.requests)));
+    s.push_str(&mark(4));
+    s
+}
+
+/// Both scenarios (ours, then Linux if `linux_ramdisk`).
+pub fn scenarios(
+    o: &NetBenchOptions,
+    kernel: &Path,
+    tool: &Path,
+    vmlinuz: &Path,
+    linux_ramdisk: Option<&Path>,
+) -> Vec<Scenario> {
+    let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
+    let mut ours = GuestSpec::new(OURS, kernel, "echo")
+        .args(&[format!("ip={OURS_IP}/24")])
+        .memory(64)
+        .timeout(Duration::from_secs(900));
+    ours.extra_config.push(vif("00:16:3e:0c:00:13"));
+    let script = format!(
+        "{BRIDGE}run_guest_start {OURS} {cfg} || exit 1\n\
+         if wait_console {OURS} 'echo: ready' 1 90 && wait_console {OURS} 'connected: mac' 1 30; then\n\
+         {body}xl shutdown {OURS}\nrun_guest_wait {OURS} 60\nelse\nrun_guest_wait {OURS} 1\nfi\n",
+        cfg = ours.cfg_path(),
+        body = phases(OURS, OURS_IP, o, true)
+    );
+    let mut v =
+        vec![Scenario::script("net-ours", vec![ours], &script).with_file(nettool::DEST, tool)];
+    if let Some(rd) = linux_ramdisk {
+        let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
+            .memory(256)
+            .timeout(Duration::from_secs(900))
+            .ramdisk(rd);
+        g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}");
+        g.extra_config.push(vif("00:16:3e:0c:00:14"));
+        let script = format!(
+            "{BRIDGE}run_guest_start {LINUX} {cfg} || exit 1\n\
+             if wait_console {LINUX} 'NETTOOL serve ready' 1 240; then\n{body}fi\n\
+             xl destroy {LINUX}\nrun_guest_wait {LINUX} 30\n",
+            cfg = g.cfg_path(),
+            body = phases(LINUX, LINUX_IP, o, false)
+        );
+        v.push(Scenario::script("net-linux", vec![g], &script).with_file(nettool::DEST, tool));
+    }
+    v
+}
+
+/// One side's measurements.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Side {
+    /// MiB/s dom0→guest, guest→dom0; requests per second.
+    pub to_guest: Option<f64>,
+    pub from_guest: Option<f64>,
+    pub rr: Option<f64>,
+    /// Check failures (bad bytes, short transfers) as text.
+    pub problems: Vec<String>,
+}
+
+/// Reads the `NETTOOL` lines dom0 printed for `name`.
+pub fn parse_side(name: &str, lines: &[String]) -> Side {
+    let mut s = Side::default();
+    let tag = format!("{name} NETTOOL ");
+    for l in lines.iter().filter(|l| l.contains(&tag)) {
+        let Some((mode, kv)) = nettool::parse_line(l) else { continue };
+        let bad = nettool::value(&kv, "bad").unwrap_or(0.0);
+        if bad > 0.0 || mode == "error" {
+            s.problems.push(l.clone());
+        }
+        match mode {
+            "send" => s.to_guest = nettool::value(&kv, "mibps"),
+            "recv" => s.from_guest = nettool::value(&kv, "mibps"),
+            "rr" => s.rr = nettool::value(&kv, "per_s"),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Our guest's cumulative counters (`net: efficiency ...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+    pub tx_notify: u64,
+    pub rx_notify: u64,
+    pub tx_events: u64,
+    pub rx_events: u64,
+    pub timer_sets: u64,
+    pub blocks: u64,
+}
+
+impl Counters {
+    pub fn parse(line: &str) -> Option<Self> {
+        let rest = &line[line.find("net: efficiency ")? + 16..];
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        let get = |k: &str| -> Option<u64> {
+            w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)?.parse().ok())
+        };
+        Some(Counters {
+            rx_pkts: get("rx-pkts")?,
+            tx_pkts: get("tx-pkts")?,
+            tx_notify: get("tx-notify")?,
+            rx_notify: get("rx-notify")?,
+            tx_events: get("tx-events")?,
+            rx_events: get("rx-events")?,
+            timer_sets: get("timer-sets")?,
+            blocks: get("blocks")?,
+        })
+    }
+
+    fn minus(&self, o: &Self) -> Self {
+        Counters {
+            rx_pkts: self.rx_pkts.saturating_sub(o.rx_pkts),
+            tx_pkts: self.tx_pkts.saturating_sub(o.tx_pkts),
+            tx_notify: self.tx_notify.saturating_sub(o.tx_notify),
+            rx_notify: self.rx_notify.saturating_sub(o.rx_notify),
+            tx_events: self.tx_events.saturating_sub(o.tx_events),
+            rx_events: self.rx_events.saturating_sub(o.rx_events),
+            timer_sets: self.timer_sets.saturating_sub(o.timer_sets),
+            blocks: self.blocks.saturating_sub(o.blocks),
+        }
+    }
+
+    /// Hypercalls on the data path: EVTCHNOP_send, set_timer_op, SCHEDOP_block.
+    pub fn hypercalls(&self) -> u64 {
+        self.tx_notify + self.rx_notify + self.timer_sets + self.blocks
+    }
+}
+
+/// The counters across each phase (send, recv, rr), from the guest's console.
+pub fn phase_counters(console: &[String]) -> Vec<Counters> {
+    let snaps: Vec<Counters> = console.iter().filter_map(|l| Counters::parse(l)).collect();
+    snaps.windows(2).take(3).map(|w| w[1].minus(&w[0])).collect()
+}
+
+fn per_k(n: u64, pkts: u64) -> String {
+    if pkts == 0 {
+        return "-".into();
+    }
+    format!("{:.1}", n as f64 * 1000.0 / pkts as f64)
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+/// The report: throughput and rate side by side, then the counters.
+pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)",
+        o.bytes >> 20,
+        o.requests
+    );
+    let _ = writeln!(t, "{:<28} {:>12} {:>14} {:>8}", "", "Rust guest", "Linux PV DomU", "ratio");
+    for (label, a, b) in [
+        ("TCP dom0->guest (MiB/s)", ours.to_guest, linux.to_guest),
+        ("TCP guest->dom0 (MiB/s)", ours.from_guest, linux.from_guest),
+        ("request/response (per s)", ours.rr, linux.rr),
+    ] {
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        let _ = writeln!(t, "{label:<28} {:>12} {:>14} {:>8}", fmt(a), fmt(b), ratio);
+    }
+    let _ = writeln!(t, "\nRust guest ring efficiency (counted in the guest, per 1,000 packets):");
+    let _ = writeln!(
+        t,
+        "{:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
+        "phase",
+        "rx pkts",
+        "tx pkts",
+        "rx events",
+        "rx notify",
+        "tx notify",
+        "tx events",
+        "hypercalls"
+    );
+    for (name, c) in ["dom0->guest", "guest->dom0", "request/resp."].iter().zip(phases) {
+        let all = c.rx_pkts + c.tx_pkts;
+        let _ = writeln!(
+            t,
+            "{name:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
+            c.rx_pkts,
+            c.tx_pkts,
+            per_k(c.rx_events, c.rx_pkts),
+            per_k(c.rx_notify, c.rx_pkts),
+            per_k(c.tx_notify, c.tx_pkts),
+            per_k(c.tx_events, c.tx_pkts),
+            per_k(c.hypercalls(), all),
+        );
+    }
+    let _ = writeln!(
+        t,
+        "(rx events/notify per 1,000 RX packets, tx notify/events per 1,000 TX packets; hypercalls = \
+         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)"
+    );
+    t
+}
+
+pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
+    let side = |s: &Side| {
+        let f = |v: Option<f64>| v.map_or("null".into(), |x| format!("{x:.3}"));
+        format!(
+            "{{\"to_guest_mibps\":{},\"from_guest_mibps\":{},\"rr_per_s\":{},\"problems\":[{}]}}",
+            f(s.to_guest),
+            f(s.from_guest),
+            f(s.rr),
+            s.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
+        )
+    };
+    let ph: Vec<String> = ["to_guest", "from_guest", "rr"]
+        .iter()
+        .zip(phases)
+        .map(|(n, c)| {
+            format!(
+                "{{\"phase\":\"{n}\",\"rx_pkts\":{},\"tx_pkts\":{},\"rx_events\":{},\"rx_notify\":{},\"tx_notify\":{},\"tx_events\":{},\"timer_sets\":{},\"blocks\":{}}}",
+                c.rx_pkts, c.tx_pkts, c.rx_events, c.rx_notify, c.tx_notify, c.tx_events, c.timer_sets, c.blocks
+            )
+        })
+        .collect();
+    format!(
+        "{{\"bytes\":{},\"requests\":{},\"ours\":{},\"linux\":{},\"phases\":[{}]}}\n",
+        o.bytes,
+        o.requests,
+        side(ours),
+        side(linux),
+        ph.join(",")
+    )
+}
+
+/// Runs the benchmark and writes `target/xen/bench/net.{txt,json}`.
+pub fn run(o: &NetBenchOptions) -> Result<()> {
+    let t = Instant::now();
+    let guest = crate::guest::build(true)?;
+    let opts = LabOptions {
+        kvm: o.kvm,
+        verbose: o.verbose || LabOptions::default().verbose,
+        echo: if o.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "bench-net".into(),
+        ..LabOptions::default()
+    };
+    let lab = Lab::prepare(opts)?;
+    let tool = nettool::build(&lab.opts.cache_dir)?;
+    let out = crate::bench::out_dir();
+    crate::cmd::mkdir(&out)?;
+    let ramdisk: Option<PathBuf> = if o.no_linux {
+        None
+    } else {
+        let a = linux_initramfs(&lab.bundle, &tool)?;
+        let p = out.join("linux-net.cpio");
+        std::fs::write(&p, a.to_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        Some(p)
+    };
+    let sc = scenarios(o, &guest.stable, &tool, &lab.bundle.vmlinuz, ramdisk.as_deref());
+    let report = lab.boot(&sc)?;
+    let (ours, linux, phases) = collect(&report);
+    let text = table(&ours, &linux, &phases, o);
+    println!("\n{text}");
+    std::fs::write(out.join("net.txt"), &text)?;
+    std::fs::write(out.join("net.json"), to_json(&ours, &linux, &phases, o))?;
+    println!("JSON:  {}", out.join("net.json").display());
+    println!("total: {:.0} s", t.elapsed().as_secs_f64());
+    let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
+    if let Some(f) = &report.failure {
+        problems.push(format!("boot: {f}"));
+    }
+    if ours.to_guest.is_none() || ours.from_guest.is_none() || ours.rr.is_none() {
+        problems.push("the Rust guest's measurements are incomplete".into());
+    }
+    if let Some(p) = problems.first() {
+        bail!("{p}");
+    }
+    Ok(())
+}
+
+fn collect(report: &BootReport) -> (Side, Side, Vec<Counters>) {
+    let xl: Vec<String> = report.runs.iter().flat_map(|r| r.xl_output.iter().cloned()).collect();
+    let ours = parse_side(OURS, &xl);
+    let linux = parse_side(LINUX, &xl);
+    let phases = report.run(OURS).map(|r| phase_counters(&r.console)).unwrap_or_default();
+    (ours, linux, phases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn sides_counters_and_table() {
+        let xl = s(&[
+            "[xl bench] nb-ours NETTOOL send bytes=100 ns=5 mibps=4.00",
+            "[xl bench] nb-ours NETTOOL recv bytes=100 ns=5 mibps=2.00 bad=0",
+            "[xl bench] nb-ours NETTOOL rr count=10 size=64 ns=5 per_s=100.0 bad=0",
+            "[xl bench] nb-linux NETTOOL send bytes=100 ns=5 mibps=8.00",
+            "[xl bench] nb-linux NETTOOL recv bytes=90 ns=5 mibps=2.00 bad=3",
+        ]);
+        let ours = parse_side(OURS, &xl);
+        assert_eq!((ours.to_guest, ours.from_guest, ours.rr), (Some(4.0), Some(2.0), Some(100.0)));
+        assert!(ours.problems.is_empty());
+        let linux = parse_side(LINUX, &xl);
+        assert_eq!(linux.rr, None);
+        assert_eq!(linux.problems.len(), 1);
+        let line = |k: u64| {
+            format!("(d1) net: efficiency rx-pkts {} tx-pkts {} rx-bytes 0 tx-bytes 0 tx-notify {} rx-notify {} tx-events {} rx-events {} timer-sets {} blocks {}", 1000 * k, 500 * k, 10 * k, 20 * k, 30 * k, 40 * k, 5 * k, 6 * k)
+        };
+        let console: Vec<String> = (0..5).map(line).collect();
+        let p = phase_counters(&console);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0].rx_pkts, 1000);
+        assert_eq!(p[0].hypercalls(), 10 + 20 + 5 + 6);
+        let t = table(&ours, &linux, &p, &NetBenchOptions::default());
+        assert!(t.contains("0.50"), "{t}");
+        assert!(t.contains("40.0"), "{t}");
+        let j = to_json(&ours, &linux, &p, &NetBenchOptions::default());
+        assert!(j.contains("\"to_guest_mibps\":4.000"));
+    }
+
+    #[test]
+    fn scripts_measure_and_mark() {
+        let o = NetBenchOptions::default();
+        let p = phases(OURS, OURS_IP, &o, true);
+        assert!(p.contains("nettool send 192.0.2.3 9 33554432"));
+        assert_eq!(p.matches("xl sysrq").count(), 4);
+        assert!(!phases(LINUX, LINUX_IP, &o, false).contains("sysrq"));
+        let sc =
+            scenarios(&o, Path::new("k"), Path::new("t"), Path::new("v"), Some(Path::new("r")));
+        assert_eq!(sc.len(), 2);
+        assert_eq!(sc[0].files[0].0, "bin/nettool");
+    }
+}

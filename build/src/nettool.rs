@@ -1,0 +1,73 @@
+//! `nettool` (`build/nettool/nettool.c`): a small static TCP measuring
+//! tool for dom0 and the Linux PV DomU (dom0 has no compiler, and busybox
+//! `nc` moves 1 KiB per syscall and measures itself). Built on the host
+//! with `gcc -static`, cached by its source hash.
+
+use crate::cmd;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The tool's C source.
+pub const SOURCE: &str = include_str!("../nettool/nettool.c");
+/// Where it goes in dom0 and in the Linux DomU.
+pub const DEST: &str = "bin/nettool";
+
+/// Builds the tool (once per source) and returns its path.
+pub fn build(cache: &Path) -> Result<PathBuf> {
+    let key = crate::cache::short_hash(&[SOURCE]);
+    let dir = cache.join("nettool");
+    let bin = dir.join(format!("nettool-{key}"));
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    cmd::require_tool("gcc").context("building nettool (static, for dom0)")?;
+    cmd::mkdir(&dir)?;
+    let src = dir.join(format!(".nettool-{}.c", std::process::id()));
+    let tmp = dir.join(format!(".nettool-{}", std::process::id()));
+    std::fs::write(&src, SOURCE)?;
+    let out = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .context("cannot run gcc")?;
+    let _ = std::fs::remove_file(&src);
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "gcc -static nettool.c failed (is libc6-dev installed?): {}",
+            cmd::last_lines(&String::from_utf8_lossy(&out.stderr), 3)
+        );
+    }
+    std::fs::rename(&tmp, &bin)?;
+    Ok(bin)
+}
+
+/// One `NETTOOL <mode> k=v ...` line: the mode and its values.
+pub fn parse_line(line: &str) -> Option<(&str, Vec<(&str, &str)>)> {
+    let rest = &line[line.find("NETTOOL ")? + 8..];
+    let mut words = rest.split_whitespace();
+    let mode = words.next()?;
+    Some((mode, words.filter_map(|w| w.split_once('=')).collect()))
+}
+
+/// The value of `key` in a parsed line, as a number.
+pub fn value(kv: &[(&str, &str)], key: &str) -> Option<f64> {
+    kv.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse() {
+        let (m, kv) = parse_line("[xl bench] NETTOOL send bytes=100 ns=2000 mibps=1.5").unwrap();
+        assert_eq!(m, "send");
+        assert_eq!(value(&kv, "bytes"), Some(100.0));
+        assert_eq!(value(&kv, "mibps"), Some(1.5));
+        assert_eq!(value(&kv, "nope"), None);
+        assert!(parse_line("nothing here").is_none());
+    }
+}
