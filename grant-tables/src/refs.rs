@@ -113,6 +113,14 @@ impl RefAllocator {
         Some(Reservation { refs })
     }
 
+    /// One reference, reserved: the single-grant path, without the
+    /// allocation a [`Reservation`] costs.
+    pub fn take_one(&mut self) -> Option<GrantRef> {
+        let r = self.free.pop_first()?;
+        self.state[r as usize] = RefState::Reserved;
+        Some(GrantRef(r))
+    }
+
     /// A reserved reference now grants a page.
     pub fn mark_granted(&mut self, r: GrantRef) {
         debug_assert_eq!(self.state(r), Some(RefState::Reserved));
@@ -131,6 +139,20 @@ impl RefAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_one_hands_out_the_lowest_free_and_reuses_it() {
+        let mut a = RefAllocator::new();
+        a.resize(12);
+        assert_eq!(a.take_one(), Some(GrantRef(NR_RESERVED_ENTRIES)));
+        let second = a.take_one().unwrap();
+        a.put(GrantRef(NR_RESERVED_ENTRIES));
+        assert_eq!(a.take_one(), Some(GrantRef(NR_RESERVED_ENTRIES)));
+        assert_eq!(a.state(second), Some(RefState::Reserved));
+        a.take_one().unwrap();
+        a.take_one().unwrap();
+        assert_eq!(a.take_one(), None, "4 usable entries of 12");
+    }
 
     #[test]
     fn reserved_entries_are_never_handed_out() {

@@ -214,8 +214,10 @@ impl<H: Hypervisor> GrantTable<H> {
         readonly: bool,
     ) -> Result<GrantRef, GrantError> {
         self.check_frame(frame)?;
-        let mut res = self.reserve(1)?;
-        self.grant_reserved(&mut res, domid, frame, readonly)
+        self.ensure_free(1)?;
+        let r = self.refs.take_one().expect("ensure_free made room");
+        self.publish(r, domid, frame, readonly);
+        Ok(r)
     }
 
     fn check_frame(&self, frame: Mfn) -> Result<(), GrantError> {
@@ -235,6 +237,12 @@ impl<H: Hypervisor> GrantTable<H> {
     ) -> Result<GrantRef, GrantError> {
         self.check_frame(frame)?;
         let r = res.claim().ok_or(GrantError::ReservationEmpty)?;
+        self.publish(r, domid, frame, readonly);
+        Ok(r)
+    }
+
+    /// Writes the entry of reserved `r` in Xen's order and marks it granted.
+    fn publish(&mut self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) {
         let i = r.0 as usize;
         match self.entries {
             Entries::V1(e) => protocol::publish_v1(&e[i], domid.0, frame.0 as u32, readonly),
@@ -243,7 +251,6 @@ impl<H: Hypervisor> GrantTable<H> {
             }
         }
         self.refs.mark_granted(r);
-        Ok(r)
     }
 
     /// Revokes `r`. Refused ([`GrantError::InUse`]) while the peer has the
