@@ -5,9 +5,10 @@
 //!   `/status.json`, detaches its vif (`xl network-detach`) and attaches a
 //!   new one (`xl network-attach`), and the service answers again;
 //! - `app=echo` at 192.0.2.3: 1,000 TCP echo round trips from 4 clients at
-//!   once, random sizes up to 64 KiB, each compared byte for byte (`cmp`).
+//!   once, random sizes up to 64 KiB, each compared byte for byte (`cmp`);
+//! - `app=http` at 192.0.2.4 with 4 MiB, its smallest memory: dom0 pings it.
 //!
-//! Both end with `xl shutdown`.
+//! All end with `xl shutdown`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -97,6 +98,21 @@ else
 fi
 "#;
 
+/// `app=http` at its documented minimum memory (4 MiB, README "Boot time
+/// and footprint"): up, answers a ping, shuts down cleanly.
+const HTTP_MIN: &str = r#"
+run_guest_start httpmin /etc/xen-lab/guests/httpmin.cfg || exit 1
+if wait_console httpmin "http: ready" 1 90; then
+    ping -c 3 -W 5 192.0.2.4 > /dev/null 2>&1; echo "[xl check] min-ping-rc $?"
+    shutdown_guest httpmin
+else
+    run_guest_wait httpmin 1
+fi
+"#;
+
+/// The smallest `memory=` `app=http` boots and serves in (MiB).
+const HTTP_MIN_MIB: u32 = 4;
+
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("net", || {
@@ -111,7 +127,13 @@ fn lab() -> &'static BootReport {
                 .memory(64)
                 .timeout(Duration::from_secs(1200));
             echo.extra_config = vif("00:16:3e:0c:00:03");
+            let mut httpmin = guest("httpmin", "http")
+                .args(&["ip=192.0.2.4/24".to_string()])
+                .memory(HTTP_MIN_MIB)
+                .timeout(Duration::from_secs(200));
+            httpmin.extra_config = vif("00:16:3e:0c:00:04");
             vec![
+                Scenario::script("httpmin", vec![httpmin], &format!("{HELPERS}{HTTP_MIN}")),
                 Scenario::script("http", vec![http], &format!("{HELPERS}{HTTP}")),
                 Scenario::script("echo", vec![echo], &format!("{HELPERS}{ECHO}")),
             ]
@@ -134,6 +156,15 @@ fn http() -> &'static GuestRun {
 
 fn echo() -> &'static GuestRun {
     expect_run(lab(), "echo")
+}
+
+#[test]
+fn http_serves_at_its_minimum_memory() {
+    let run = expect_run(lab(), "httpmin");
+    assert_console_contains(run, &format!("memory: {HTTP_MIN_MIB} MiB,"));
+    assert_console_contains(run, "boot timeline:");
+    assert_eq!(check(run, "min-ping-rc"), "0", "{}", run.describe());
+    assert_result(run, &GuestResult::Poweroff);
 }
 
 #[test]
