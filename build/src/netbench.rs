@@ -61,18 +61,10 @@ pub fn linux_initramfs(
     bundle: &crate::debs::Dom0Bundle,
     tool: &Path,
 ) -> Result<crate::cpio::Archive> {
-    let mut a = crate::cpio::Archive::new();
-    for d in ["proc", "sys", "dev", "tmp", "root"] {
-        a.dir(d);
-    }
-    let bb = bundle.root.join("bin/busybox");
-    if !bb.is_file() {
-        bail!("bin/busybox missing from the busybox-static package");
-    }
-    a.file("bin/busybox", 0o755, crate::cmd::read(&bb)?);
-    for applet in ["sh", "mount", "insmod", "cat", "sleep", "ip", "uname", "ls", "tr"] {
-        a.symlink(&format!("bin/{applet}"), "busybox");
-    }
+    let mut a = crate::linuxbench::busybox_archive(
+        bundle,
+        &["sh", "mount", "insmod", "cat", "sleep", "ip", "uname", "ls", "tr"],
+    )?;
     let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, &["xen-netfront"])?;
     let mut names = String::new();
     for m in mods {
