@@ -21,11 +21,12 @@ fn on_event(_: EvtchnPort, slot: usize) {
     EVENTS[slot].fetch_add(1, Ordering::SeqCst);
 }
 
-/// One device's kernel side: its event counter slot.
+/// One device's kernel side: its event counter slot, which the event
+/// channels of all its queues count into.
 pub struct KernelEnv {
     slot: usize,
     seen: u64,
-    port: Option<EvtchnPort>,
+    ports: Vec<EvtchnPort>,
 }
 
 impl KernelEnv {
@@ -36,13 +37,13 @@ impl KernelEnv {
             .position(|u| !u)
             .ok_or_else(|| BlkError::Resource(alloc::format!("more than {MAX_DISKS} disks")))?;
         used[slot] = true;
-        Ok(KernelEnv { slot, seen: EVENTS[slot].load(Ordering::SeqCst), port: None })
+        Ok(KernelEnv { slot, seen: EVENTS[slot].load(Ordering::SeqCst), ports: Vec::new() })
     }
 }
 
 impl Drop for KernelEnv {
     fn drop(&mut self) {
-        if let Some(p) = self.port.take() {
+        for p in self.ports.drain(..) {
             let _ = events::close(p);
         }
         USED.lock()[self.slot] = false;
@@ -76,13 +77,13 @@ impl BlkEnv for KernelEnv {
             let _ = events::close(port);
             return Err(BlkError::Resource(alloc::format!("event channel: {e}")));
         }
-        self.port = Some(port);
+        self.ports.push(port);
         Ok(port)
     }
 
     fn close_event(&mut self, port: EvtchnPort) {
         let _ = events::close(port);
-        self.port = None;
+        self.ports.retain(|&p| p != port);
     }
 
     fn notify(&mut self, port: EvtchnPort) {

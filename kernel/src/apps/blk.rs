@@ -37,9 +37,11 @@ fn kib_per_s(bytes: u64, ms: u64) -> u64 {
 fn report(name: &str, d: &Disk) {
     let s = d.stats();
     kprintln!(
-        "blk: {name}: {} requests ({} indirect), {} responses, max {} in flight, {} notifies, {} waits; grants {} made, {} revoked, {} refused; bad ids {}, bad ops {}, bad producer {}",
-        s.requests, s.indirect_requests, s.responses, s.max_in_flight, s.notifies, s.waits,
-        s.grants.granted, s.grants.revoked, s.grants.revoke_refused, s.bad_ids, s.bad_ops, s.bad_producer
+        "blk: {name}: {} requests ({} indirect; per queue {:?}), {} responses, max {} in flight, {} notifies, {} waits; grants {} made, {} revoked, {} refused; bad ids {}, orphaned {}, bad ops {}, bad producer {}",
+        s.requests, s.indirect_requests, &s.queue_requests[..d.features().queues as usize],
+        s.responses, s.max_in_flight, s.notifies, s.waits,
+        s.grants.granted, s.grants.revoked, s.grants.revoke_refused, s.bad_ids, s.orphaned, s.bad_ops,
+        s.bad_producer
     );
 }
 
@@ -120,12 +122,12 @@ fn open_all() -> Vec<(String, Disk)> {
                 let g = d.geometry();
                 let f = d.features();
                 kprintln!(
-                    "blk: {name}: {} sectors of 512 B ({} bytes), sector-size {}, {}{}; ring {} page(s) {} slots, indirect {}, persistent {}, flush {}, barrier {}, discard {}, queues offered {}",
+                    "blk: {name}: {} sectors of 512 B ({} bytes), sector-size {}, {}{}; ring {} page(s) {} slots, indirect {}, persistent {}, flush {}, barrier {}, discard {}, queues offered {}, using {} queue(s)",
                     g.sectors, g.bytes(), g.sector_size,
                     if g.read_only { "read-only" } else { "read-write" },
                     if g.removable { ", removable" } else { "" },
                     f.ring_pages, d.ring_slots(), f.indirect_segments, f.persistent, f.flush,
-                    f.barrier, f.discard, f.max_queues
+                    f.barrier, f.discard, f.max_queues, f.queues
                 );
                 out.push((name, d));
             }

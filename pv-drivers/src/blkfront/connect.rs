@@ -1,12 +1,14 @@
 //! The xenbus handshake (`blkif.h`, as Linux's xen-blkfront does it):
 //!
 //! 1. the backend reaches `InitWait` and has written what the frontend
-//!    must know before building the ring (`max-ring-page-order`,
+//!    must know before building the rings (`max-ring-page-order`,
 //!    `feature-max-indirect-segments`, `multi-queue-max-queues`);
-//! 2. [`start`]: the frontend grants the ring page(s), allocates the
-//!    event channel, writes `ring-ref` (or `ring-page-order` and
-//!    `ring-ref0..N`), `event-channel`, `protocol`, `feature-persistent`,
-//!    and switches to `Initialised`;
+//! 2. [`start`]: the frontend grants the ring page(s) of each queue,
+//!    allocates their event channels, writes `ring-ref` (or
+//!    `ring-page-order` and `ring-ref0..N`) and `event-channel` — under
+//!    `queue-N/` for each queue, with `multi-queue-num-queues`, when
+//!    more than one is used — then `protocol`, `feature-persistent`, and
+//!    switches to `Initialised`;
 //! 3. the backend maps the ring, writes `sectors`, `info`, `sector-size`
 //!    and its features, and switches to `Connected`;
 //! 4. [`Connecting::finish`]: the frontend reads them and switches to
@@ -15,19 +17,15 @@
 //! Split in two so host tests can play the backend between the halves.
 
 use super::device::{BlkFront, Config, Features, Geometry};
-use super::env::{BlkEnv, PageSet};
-use super::wire::RingRequest;
+use super::env::BlkEnv;
+use super::queue::{QueueSetup, MAX_QUEUES};
 use super::BlkError;
-use crate::ring::FrontRing;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::Bus;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
-use hypercall::abi::blkif::Response;
-use hypercall::abi::grant_table::GrantRef;
-use hypercall::EvtchnPort;
 use xenstore_client::{Error, Store, Transport, XsErrno};
 
 /// A device between [`start`] and [`Connecting::finish`].
@@ -35,10 +33,10 @@ pub struct Connecting<E: BlkEnv> {
     env: E,
     dev: DeviceInfo,
     config: Config,
-    ring: E::Pages,
-    ring_grefs: Vec<GrantRef>,
-    port: EvtchnPort,
+    queues: Vec<QueueSetup<E::Pages>>,
+    order: u32,
     max_indirect_offered: u32,
+    max_queues_offered: u32,
 }
 
 /// Reads an optional number the backend wrote; garbage is a protocol error.
@@ -83,55 +81,66 @@ pub fn start<T: Transport, E: BlkEnv>(
     let max_indirect_offered =
         read_num(bus, &format!("{be}/feature-max-indirect-segments"))?.unwrap_or(0) as u32;
 
+    let max_queues_offered =
+        read_num(bus, &format!("{be}/multi-queue-max-queues"))?.unwrap_or(1).max(1) as u32;
+    let nqueues = max_queues_offered.min(config.max_queues).clamp(1, MAX_QUEUES as u32) as usize;
+
     let pages = 1usize << order;
-    let ring = env.alloc_pages(pages)?;
-    // Header initialised before the backend can see the pages.
-    let _ = FrontRing::<RingRequest, Response>::init(ring.words());
-    let mut ring_grefs = Vec::new();
-    let fail = |env: &mut E, grefs: &[GrantRef], e: BlkError| {
-        for &g in grefs {
-            let _ = env.revoke(g);
-        }
-        e
-    };
-    for i in 0..pages {
-        match env.grant(dev.backend_id, ring.frame(i), false) {
-            Ok(g) => ring_grefs.push(g),
-            Err(e) => return Err(fail(&mut env, &ring_grefs, e)),
+    let mut queues = Vec::with_capacity(nqueues);
+    for _ in 0..nqueues {
+        match QueueSetup::build(&mut env, dev.backend_id, pages) {
+            Ok(q) => queues.push(q),
+            Err(e) => {
+                release_all(&mut env, queues);
+                return Err(e);
+            }
         }
     }
-    let port = match env.bind_event(dev.backend_id) {
-        Ok(p) => p,
-        Err(e) => return Err(fail(&mut env, &ring_grefs, e)),
-    };
-    let c = Connecting { env, dev, config, ring, ring_grefs, port, max_indirect_offered };
-    match c.advertise(bus, order) {
+    let c =
+        Connecting { env, dev, config, queues, order, max_indirect_offered, max_queues_offered };
+    match c.advertise(bus) {
         Ok(()) => Ok(c),
         Err(e) => {
             let mut c = c;
-            c.env.close_event(c.port);
-            let grefs = core::mem::take(&mut c.ring_grefs);
-            Err(fail(&mut c.env, &grefs, e))
+            let queues = core::mem::take(&mut c.queues);
+            release_all(&mut c.env, queues);
+            Err(e)
         }
     }
 }
 
+/// Undoes [`QueueSetup::build`] for every queue.
+fn release_all<E: BlkEnv>(env: &mut E, queues: Vec<QueueSetup<E::Pages>>) {
+    for q in queues {
+        q.release(env, true);
+    }
+}
+
 impl<E: BlkEnv> Connecting<E> {
-    fn advertise<T: Transport>(&self, bus: &mut Bus<T>, order: u32) -> Result<(), BlkError> {
+    fn advertise<T: Transport>(&self, bus: &mut Bus<T>) -> Result<(), BlkError> {
         let fe = &self.dev.frontend;
         let w = |bus: &mut Bus<T>, key: &str, v: String| -> Result<(), BlkError> {
             bus.xs.write(&format!("{fe}/{key}"), v.as_bytes())?;
             Ok(())
         };
-        if order == 0 {
-            w(bus, "ring-ref", format!("{}", self.ring_grefs[0].0))?;
-        } else {
-            w(bus, "ring-page-order", format!("{order}"))?;
-            for (i, g) in self.ring_grefs.iter().enumerate() {
-                w(bus, &format!("ring-ref{i}"), format!("{}", g.0))?;
-            }
+        if self.order > 0 {
+            w(bus, "ring-page-order", format!("{}", self.order))?;
         }
-        w(bus, "event-channel", format!("{}", self.port.0))?;
+        let multi = self.queues.len() > 1;
+        if multi {
+            w(bus, "multi-queue-num-queues", format!("{}", self.queues.len()))?;
+        }
+        for (n, q) in self.queues.iter().enumerate() {
+            let dir = if multi { format!("queue-{n}/") } else { String::new() };
+            if self.order == 0 {
+                w(bus, &format!("{dir}ring-ref"), format!("{}", q.grefs[0].0))?;
+            } else {
+                for (i, g) in q.grefs.iter().enumerate() {
+                    w(bus, &format!("{dir}ring-ref{i}"), format!("{}", g.0))?;
+                }
+            }
+            w(bus, &format!("{dir}event-channel"), format!("{}", q.port.0))?;
+        }
         w(bus, "protocol", String::from("x86_64-abi"))?;
         w(bus, "feature-persistent", String::from(if self.config.persistent { "1" } else { "0" }))?;
         device::set_state(bus, &self.dev, XenbusState::Initialised)?;
@@ -149,26 +158,11 @@ impl<E: BlkEnv> Connecting<E> {
         match self.read_connected(bus) {
             Ok((geometry, features)) => {
                 device::set_state(bus, &self.dev, XenbusState::Connected)?;
-                Ok(BlkFront::new(
-                    self.env,
-                    self.dev,
-                    self.config,
-                    self.ring,
-                    self.ring_grefs,
-                    self.port,
-                    geometry,
-                    features,
-                ))
+                Ok(BlkFront::new(self.env, self.dev, self.config, self.queues, geometry, features))
             }
             Err(e) => {
-                self.env.close_event(self.port);
-                for g in core::mem::take(&mut self.ring_grefs) {
-                    if !self.env.revoke(g) {
-                        // Still mapped: the ring memory must outlive us.
-                        core::mem::forget(self.ring);
-                        break;
-                    }
-                }
+                let queues = core::mem::take(&mut self.queues);
+                release_all(&mut self.env, queues);
                 Err(e)
             }
         }
@@ -199,13 +193,14 @@ impl<E: BlkEnv> Connecting<E> {
         let indirect = read_num(bus, &format!("{be}/feature-max-indirect-segments"))?
             .map_or(self.max_indirect_offered, |n| n as u32);
         let features = Features {
-            ring_pages: self.ring_grefs.len() as u32,
+            ring_pages: 1 << self.order,
             persistent: self.config.persistent && flag(bus, &format!("{be}/feature-persistent"))?,
             indirect_segments: indirect.min(self.config.max_indirect_segments),
             flush: flag(bus, &format!("{be}/feature-flush-cache"))?,
             barrier: flag(bus, &format!("{be}/feature-barrier"))?,
             discard: flag(bus, &format!("{be}/feature-discard"))?,
-            max_queues: read_num(bus, &format!("{be}/multi-queue-max-queues"))?.unwrap_or(1) as u32,
+            max_queues: self.max_queues_offered,
+            queues: self.queues.len() as u32,
         };
         Ok((geometry, features))
     }

@@ -8,11 +8,12 @@
 //! order the backend answers. Every wait has a deadline.
 
 use super::connect::wait_backend_or_gone;
-use super::env::{BlkEnv, PageSet, PAGE_WORDS};
+use super::env::{BlkEnv, PAGE_WORDS};
 use super::pool::{GrantCounts, Pool};
+use super::queue::{InFlight, Queue, QueueSetup, Taken, MAX_QUEUES};
 use super::wire::{put_indirect_segment, RingRequest};
 use super::BlkError;
-use crate::ring::{FrontRing, RingError};
+use crate::ring::RingError;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::Bus;
 use alloc::format;
@@ -27,7 +28,6 @@ use hypercall::abi::blkif::{
     VDISK_CDROM, VDISK_READONLY, VDISK_REMOVABLE,
 };
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::EvtchnPort;
 use xenstore_client::Transport;
 
 const PAGE_BYTES: usize = 4096;
@@ -41,6 +41,9 @@ pub struct Config {
     pub max_indirect_segments: u32,
     /// Advertise `feature-persistent`.
     pub persistent: bool,
+    /// Most queues to use when the backend offers `multi-queue-max-queues`
+    /// (capped at [`MAX_QUEUES`]; 1: one ring, the plain protocol).
+    pub max_queues: u32,
     /// Bounce pages (data and indirect) this device may hold.
     pub pool_pages: usize,
     /// How long a request may go unanswered.
@@ -55,6 +58,7 @@ impl Default for Config {
             max_ring_order: 2,
             max_indirect_segments: 64,
             persistent: true,
+            max_queues: 4,
             pool_pages: 512,
             io_timeout: Duration::from_secs(30),
             xenbus_timeout: Duration::from_secs(10),
@@ -101,8 +105,10 @@ pub struct Features {
     pub flush: bool,
     pub barrier: bool,
     pub discard: bool,
-    /// `multi-queue-max-queues` offered (this driver uses one queue).
+    /// `multi-queue-max-queues` offered (1 if not).
     pub max_queues: u32,
+    /// Queues in use (`multi-queue-num-queues`, or 1).
+    pub queues: u32,
 }
 
 /// Counters, for logs and benchmarks.
@@ -121,6 +127,11 @@ pub struct Stats {
     pub max_in_flight: u32,
     /// Responses whose id is out of range or not in flight.
     pub bad_ids: u64,
+    /// Requests failed because a bogus response took their answer's
+    /// place (found when the ring had answered everything it took).
+    pub orphaned: u64,
+    /// Requests per queue.
+    pub queue_requests: [u64; MAX_QUEUES],
     /// Responses whose operation is not the request's.
     pub bad_ops: u64,
     /// Producer indices beyond the ring (the ring is then abandoned).
@@ -134,19 +145,6 @@ pub struct CloseReport {
     pub revoked: u64,
     pub refused: u64,
     pub backend: Option<XenbusState>,
-}
-
-/// One request on the ring.
-struct InFlight {
-    op: u8,
-    /// The operation the response must echo.
-    wire_op: u8,
-    sector: u64,
-    data: Vec<usize>,
-    indirect: Vec<usize>,
-    /// Where a read's bytes go in the caller's buffer, and how many.
-    buf_off: usize,
-    len: usize,
 }
 
 /// The buffer of the call in progress.
@@ -168,15 +166,13 @@ pub struct BlkFront<E: BlkEnv> {
     env: E,
     dev: DeviceInfo,
     config: Config,
-    ring_mem: E::Pages,
-    ring_grefs: Vec<GrantRef>,
-    ring_idx: (u32, u32),
-    ring_size: u32,
-    port: EvtchnPort,
+    queues: Vec<Queue<E::Pages>>,
+    /// Where the next request goes first (round robin).
+    next_queue: usize,
+    /// Requests made, for ids.
+    seq: u32,
     geometry: Geometry,
     features: Features,
-    slots: Vec<Option<InFlight>>,
-    free_ids: Vec<usize>,
     pool: Pool<E::Pages>,
     health: Health,
     stats: Stats,
@@ -207,13 +203,10 @@ impl<E: BlkEnv> BlkFront<E> {
         env: E,
         dev: DeviceInfo,
         config: Config,
-        ring_mem: E::Pages,
-        ring_grefs: Vec<GrantRef>,
-        port: EvtchnPort,
+        queues: Vec<QueueSetup<E::Pages>>,
         geometry: Geometry,
         features: Features,
     ) -> Self {
-        let ring_size = FrontRing::<RingRequest, Response>::attach(ring_mem.words()).size();
         let mut pool =
             Pool::new(config.pool_pages.max(MAX_SEGMENTS_PER_REQUEST + 1), dev.backend_id);
         pool.set_persistent(features.persistent);
@@ -221,15 +214,11 @@ impl<E: BlkEnv> BlkFront<E> {
             env,
             dev,
             config,
-            ring_mem,
-            ring_grefs,
-            ring_idx: (0, 0),
-            ring_size,
-            port,
+            queues: queues.into_iter().enumerate().map(|(i, q)| Queue::new(q, i)).collect(),
+            next_queue: 0,
+            seq: 0,
             geometry,
             features,
-            slots: (0..ring_size).map(|_| None).collect(),
-            free_ids: (0..ring_size as usize).rev().collect(),
             pool,
             health: Health::Live,
             stats: Stats::default(),
@@ -250,8 +239,15 @@ impl<E: BlkEnv> BlkFront<E> {
         &self.dev
     }
 
+    /// Slots of each queue's ring.
     pub fn ring_slots(&self) -> u32 {
-        self.ring_size
+        self.queues[0].size()
+    }
+
+    /// Requests waiting for an answer (0 between calls unless the ring
+    /// was abandoned).
+    pub fn in_flight(&self) -> usize {
+        self.queues.iter().map(Queue::busy).sum()
     }
 
     pub fn stats(&self) -> Stats {
@@ -461,15 +457,18 @@ impl<E: BlkEnv> BlkFront<E> {
         } else {
             0
         };
-        let Some(&id) = self.free_ids.last() else { return Ok(false) };
+        // The first queue with room, from the round-robin position.
+        let n = self.queues.len();
+        let Some(q) =
+            (0..n).map(|k| (self.next_queue + k) % n).find(|&q| self.queues[q].has_room())
+        else {
+            return Ok(false);
+        };
         if self.pool.available() < nseg + indirect_pages {
             return Ok(false);
         }
-        let mut ring =
-            FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
-        if ring.free_requests() == 0 {
-            return Ok(false);
-        }
+        let seq = self.seq;
+        let id = self.queues[q].next_id(seq).expect("has_room");
         let readonly = op == OP_WRITE;
         let mut segs = Vec::with_capacity(nseg);
         let mut data = Vec::with_capacity(nseg);
@@ -501,7 +500,7 @@ impl<E: BlkEnv> BlkFront<E> {
                 operation: OP_DISCARD,
                 flag: 0,
                 handle: self.handle(),
-                id: id as u64,
+                id,
                 sector_number: sector,
                 nr_sectors: discard_sectors,
             })
@@ -529,7 +528,7 @@ impl<E: BlkEnv> BlkFront<E> {
                 operation: OP_INDIRECT,
                 indirect_op: op,
                 nr_segments: nseg as u16,
-                id: id as u64,
+                id,
                 sector_number: sector,
                 handle: self.handle(),
                 indirect_grefs: grefs,
@@ -541,25 +540,18 @@ impl<E: BlkEnv> BlkFront<E> {
                 operation: op,
                 nr_segments: nseg as u8,
                 handle: self.handle(),
-                id: id as u64,
+                id,
                 sector_number: sector,
                 seg,
             })
         };
-        ring.push_request(&req).expect("checked free_requests above");
-        self.ring_idx = ring.indices();
-        self.free_ids.pop();
-        self.slots[id] = Some(InFlight {
-            op,
-            wire_op: req.operation(),
-            sector,
-            data,
-            indirect,
-            buf_off,
-            len: bytes,
-        });
+        let f = InFlight::new(op, req.operation(), sector, data, indirect, buf_off, bytes);
+        self.queues[q].push(&req, f, seq).expect("has_room");
+        self.seq = seq.wrapping_add(1);
+        self.next_queue = (q + 1) % n;
+        self.stats.queue_requests[q] += 1;
         self.stats.requests += 1;
-        self.stats.max_in_flight = self.stats.max_in_flight.max(ring.in_flight());
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight() as u32);
         Ok(true)
     }
 
@@ -568,11 +560,11 @@ impl<E: BlkEnv> BlkFront<E> {
     }
 
     fn publish(&mut self) {
-        let mut ring =
-            FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
-        if ring.publish() {
-            self.stats.notifies += 1;
-            self.env.notify(self.port);
+        for q in &mut self.queues {
+            if q.publish() {
+                self.stats.notifies += 1;
+                self.env.notify(q.setup.port);
+            }
         }
     }
 
@@ -620,6 +612,17 @@ impl<E: BlkEnv> BlkFront<E> {
                 self.publish();
             }
             if in_flight == 0 {
+                let left = if total == 0 { !control_sent } else { next < total };
+                if left && first_err.is_none() && self.health == Health::Live {
+                    // Nothing in flight and still no room: pages lost to a
+                    // misbehaving backend. Never report success for bytes
+                    // not sent.
+                    first_err = Some(BlkError::Resource(format!(
+                        "bounce pool exhausted ({} of {} pages usable)",
+                        self.pool.available(),
+                        self.pool.capacity()
+                    )));
+                }
                 break;
             }
             let done = self.collect(&mut buf, &mut first_err)?;
@@ -663,86 +666,111 @@ impl<E: BlkEnv> BlkFront<E> {
         }
     }
 
-    /// Takes every response there is; returns how many of this call's
-    /// requests completed. Bad responses are counted, noted, and either
-    /// ignored (unknown id: nothing to complete) or fail their request.
+    /// Takes every response there is, on every queue; returns how many
+    /// of this call's requests completed (or failed). A response matching
+    /// no request is counted, noted and fails the call; the request whose
+    /// answer it replaced fails once its ring has answered everything
+    /// (see [`super::queue`]). A wrong operation fails its request.
     fn collect(
         &mut self,
         buf: &mut Buf<'_>,
         err: &mut Option<BlkError>,
     ) -> Result<usize, BlkError> {
         let mut done = 0;
-        loop {
-            let mut ring =
-                FrontRing::<RingRequest, Response>::resume(self.ring_mem.words(), self.ring_idx);
-            let rsp = match ring.take_response() {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    let again = ring.final_check_for_responses();
-                    self.ring_idx = ring.indices();
-                    match again {
-                        Ok(true) => continue,
-                        Ok(false) => return Ok(done),
-                        Err(e) => {
-                            self.bad_ring(e);
-                            return Ok(done);
-                        }
+        for q in 0..self.queues.len() {
+            loop {
+                let taken = match self.queues[q].take() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.bad_ring(e);
+                        return Ok(done);
                     }
-                }
-                Err(e) => {
-                    self.ring_idx = ring.indices();
-                    self.bad_ring(e);
-                    return Ok(done);
-                }
-            };
-            self.ring_idx = ring.indices();
-            self.stats.responses += 1;
-            let id = rsp.id;
-            let slot = usize::try_from(id).ok().filter(|&i| i < self.slots.len());
-            let Some(f) = slot.and_then(|i| self.slots[i].take()) else {
-                self.stats.bad_ids += 1;
-                self.problem(format!("response id {id} is not a request in flight; ignored"));
-                continue;
-            };
-            let i = slot.expect("found above");
-            self.free_ids.push(i);
-            done += 1;
-            let mut outcome = Ok(());
-            if rsp.operation != f.wire_op {
-                self.stats.bad_ops += 1;
+                };
+                let (rsp, f) = match taken {
+                    Taken::Empty => break,
+                    Taken::Bogus(rsp) => {
+                        self.stats.responses += 1;
+                        self.stats.bad_ids += 1;
+                        self.problem(format!(
+                            "queue {q}: response id {:#x} is not a request in flight; ignored",
+                            rsp.id
+                        ));
+                        err.get_or_insert(BlkError::Protocol(format!(
+                            "response id {:#x} matches no request in flight",
+                            rsp.id
+                        )));
+                        continue;
+                    }
+                    Taken::Done(rsp, f) => (rsp, f),
+                };
+                self.stats.responses += 1;
+                done += 1;
+                self.complete(rsp, f, buf, err);
+            }
+            for f in self.queues[q].orphans() {
+                done += 1;
+                self.stats.orphaned += 1;
                 self.problem(format!(
-                    "response {id} has operation {} for a request of operation {}; request failed",
-                    rsp.operation, f.wire_op
+                    "queue {q}: operation {} at sector {} lost its answer to a bogus response; failed",
+                    f.op, f.sector
                 ));
-                outcome = Err(BlkError::Protocol(format!(
-                    "response with operation {} to operation {}",
-                    rsp.operation, f.wire_op
+                err.get_or_insert(BlkError::Protocol(format!(
+                    "operation {} at sector {} was never answered (a bogus response took its place)",
+                    f.op, f.sector
                 )));
-            } else if rsp.status == RSP_EOPNOTSUPP {
-                outcome = Err(BlkError::NotSupported(match f.op {
-                    OP_FLUSH_DISKCACHE => "flush-cache",
-                    OP_WRITE_BARRIER => "barrier",
-                    OP_DISCARD => "discard",
-                    _ => "this operation",
-                }));
-            } else if rsp.status != RSP_OKAY {
-                outcome = Err(BlkError::Io { op: f.op, sector: f.sector, status: rsp.status });
-            }
-            if outcome.is_ok() {
-                if let Buf::Read(out) = buf {
-                    for (k, &p) in f.data.iter().enumerate() {
-                        let a = f.buf_off + k * PAGE_BYTES;
-                        let n = (f.len - k * PAGE_BYTES).min(PAGE_BYTES);
-                        copy_out(&self.pool.words(p)[..n.div_ceil(4)], &mut out[a..a + n]);
-                    }
+                // The backend may have mapped these pages: never reused.
+                for &p in f.data.iter().chain(f.indirect.iter()) {
+                    self.pool.lose(p);
                 }
             }
-            for &p in f.data.iter().chain(f.indirect.iter()) {
-                self.pool.put(&mut self.env, p);
+        }
+        Ok(done)
+    }
+
+    /// Checks one matched response and finishes its request.
+    fn complete(
+        &mut self,
+        rsp: Response,
+        f: InFlight,
+        buf: &mut Buf<'_>,
+        err: &mut Option<BlkError>,
+    ) {
+        let id = rsp.id;
+        let mut outcome = Ok(());
+        if rsp.operation != f.wire_op {
+            self.stats.bad_ops += 1;
+            self.problem(format!(
+                "response {id:#x} has operation {} for a request of operation {}; request failed",
+                rsp.operation, f.wire_op
+            ));
+            outcome = Err(BlkError::Protocol(format!(
+                "response with operation {} to operation {}",
+                rsp.operation, f.wire_op
+            )));
+        } else if rsp.status == RSP_EOPNOTSUPP {
+            outcome = Err(BlkError::NotSupported(match f.op {
+                OP_FLUSH_DISKCACHE => "flush-cache",
+                OP_WRITE_BARRIER => "barrier",
+                OP_DISCARD => "discard",
+                _ => "this operation",
+            }));
+        } else if rsp.status != RSP_OKAY {
+            outcome = Err(BlkError::Io { op: f.op, sector: f.sector, status: rsp.status });
+        }
+        if outcome.is_ok() {
+            if let Buf::Read(out) = buf {
+                for (k, &p) in f.data.iter().enumerate() {
+                    let a = f.buf_off + k * PAGE_BYTES;
+                    let n = (f.len - k * PAGE_BYTES).min(PAGE_BYTES);
+                    copy_out(&self.pool.words(p)[..n.div_ceil(4)], &mut out[a..a + n]);
+                }
             }
-            if let Err(e) = outcome {
-                err.get_or_insert(e);
-            }
+        }
+        for &p in f.data.iter().chain(f.indirect.iter()) {
+            self.pool.put(&mut self.env, p);
+        }
+        if let Err(e) = outcome {
+            err.get_or_insert(e);
         }
     }
 
@@ -756,8 +784,8 @@ impl<E: BlkEnv> BlkFront<E> {
     /// stay granted (the backend may still write them) until close.
     fn abandon(&mut self) {
         self.health = Health::Broken;
-        for slot in &mut self.slots {
-            if let Some(f) = slot.take() {
+        for q in 0..self.queues.len() {
+            for f in self.queues[q].drain() {
                 for &p in f.data.iter().chain(f.indirect.iter()) {
                     self.pool.lose(p);
                 }
@@ -785,21 +813,11 @@ impl<E: BlkEnv> BlkFront<E> {
         let _ = device::set_state(bus, &self.dev, XenbusState::Closed);
         let backend = wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
         self.health = Health::Closed;
-        self.env.close_event(self.port);
         let (mut revoked, mut refused) = self.pool.revoke_all(&mut self.env);
-        let mut leak_ring = false;
-        for g in core::mem::take(&mut self.ring_grefs) {
-            if self.env.revoke(g) {
-                revoked += 1;
-            } else {
-                refused += 1;
-                leak_ring = true;
-            }
-        }
-        if leak_ring {
-            // The backend still maps the ring: its memory must never be
-            // reused, so the whole device is leaked on purpose.
-            core::mem::forget(self);
+        for q in core::mem::take(&mut self.queues) {
+            let (ok, no) = q.setup.release(&mut self.env, true);
+            revoked += ok;
+            refused += no;
         }
         CloseReport { revoked, refused, backend }
     }

@@ -50,6 +50,44 @@ pub enum Hostile {
     FailWrites,
     /// Never answers.
     Silent,
+    /// Swaps the first responses of queue 0's and queue 1's batches: each
+    /// lands on the other queue's ring.
+    CrossQueue,
+    /// Answers the first request of a batch with the last response sent
+    /// for the same slot (a stale id, as a backend replaying old answers).
+    ReplayStale,
+    /// Fixed-seed chaos: random and mutated responses (see [`Chaos`]).
+    Chaos,
+}
+
+/// A xorshift generator, for reproducible chaos.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// In `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What chaos did, so tests can tell the frontend had work to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChaosCounts {
+    pub ids: u64,
+    pub statuses: u64,
+    pub ops: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub producers: u64,
+    pub steps: u64,
 }
 
 pub struct BeRing {
@@ -71,13 +109,25 @@ pub struct World {
     events: u64,
     pub now: u64,
     pub notifies: u64,
-    pub port_open: bool,
+    /// Event channels bound and not closed.
+    pub open_ports: HashSet<u32>,
     pub disk: Vec<u8>,
     pub persistent: bool,
-    pub ring: Option<BeRing>,
+    /// One ring per queue, in queue order.
+    pub rings: Vec<BeRing>,
     pub hostile: Hostile,
-    held: Vec<Response>,
+    /// Responses held back, per queue.
+    held: Vec<Vec<Response>>,
     pub seen: Vec<RingRequest>,
+    /// The queue each request of `seen` came on.
+    pub seen_queue: Vec<usize>,
+    pub next_port: u32,
+    pub chaos: Rng,
+    /// Chance of mutating each response, in 1/1000.
+    pub chaos_rate: u64,
+    pub chaos_counts: ChaosCounts,
+    /// The last response sent per (queue, slot bits of the id).
+    sent: HashMap<(usize, u64), Response>,
     /// Things a real backend would reject (bad grants, bad segments).
     pub violations: Vec<String>,
     pub flushes: u64,
@@ -97,13 +147,19 @@ pub fn world(disk_bytes: usize) -> Shared {
         events: 0,
         now: 0,
         notifies: 0,
-        port_open: false,
+        open_ports: HashSet::new(),
         disk: vec![0; disk_bytes],
         persistent: false,
-        ring: None,
+        rings: Vec::new(),
         hostile: Hostile::None,
         held: Vec::new(),
         seen: Vec::new(),
+        seen_queue: Vec::new(),
+        next_port: 5,
+        chaos: Rng(1),
+        chaos_rate: 0,
+        chaos_counts: ChaosCounts::default(),
+        sent: HashMap::new(),
         violations: Vec::new(),
         flushes: 0,
     }))
@@ -117,7 +173,8 @@ impl World {
         Some((mem.clone(), i * PAGE_WORDS, ro))
     }
 
-    /// Maps the ring the frontend advertised (pages must be consecutive).
+    /// Maps the ring of the next queue the frontend advertised (pages
+    /// must be consecutive).
     pub fn map_ring(&mut self, grefs: &[GrantRef]) {
         let (mem, start, _) = self.page(grefs[0]).expect("ring-ref is a grant");
         for (k, g) in grefs.iter().enumerate() {
@@ -125,13 +182,15 @@ impl World {
             assert!(Rc::ptr_eq(&m, &mem) && s == start + k * PAGE_WORDS && !ro);
             self.mapped.insert(g.0);
         }
-        self.ring = Some(BeRing { mem, start, words: grefs.len() * PAGE_WORDS, idx: (0, 0) });
+        self.rings.push(BeRing { mem, start, words: grefs.len() * PAGE_WORDS, idx: (0, 0) });
+        self.held.push(Vec::new());
     }
 
     /// The backend lets go of everything (blkback's disconnect).
     pub fn disconnect(&mut self) {
         self.mapped.clear();
-        self.ring = None;
+        self.rings.clear();
+        self.held.clear();
     }
 
     /// Number of grants currently active.
@@ -234,43 +293,155 @@ impl World {
         Response { id, operation: op, status: if ok { RSP_OKAY } else { RSP_ERROR } }
     }
 
-    /// Serves whatever requests are on the ring; returns whether it
+    /// Serves whatever requests are on every ring; returns whether it
     /// published responses.
     pub fn step(&mut self) -> bool {
-        let Some(ring) = self.ring.take() else { return false };
-        let mem = ring.mem.clone();
-        let words = &mem[ring.start..ring.start + ring.words];
-        let mut back = BackRing::<RingRequest, Response>::resume(words, ring.idx);
-        let mut rsps = core::mem::take(&mut self.held);
-        while let Some(req) = back.take_request() {
-            self.seen.push(req);
-            let rsp = self.execute(&req);
-            rsps.push(rsp);
+        let rings = core::mem::take(&mut self.rings);
+        // Take every queue's requests and answer them.
+        let mut batches = Vec::new();
+        let mut idxs = Vec::new();
+        for (q, ring) in rings.iter().enumerate() {
+            let words = &ring.mem[ring.start..ring.start + ring.words];
+            let mut back = BackRing::<RingRequest, Response>::resume(words, ring.idx);
+            let mut rsps = core::mem::take(&mut self.held[q]);
+            while let Some(req) = back.take_request() {
+                self.seen.push(req);
+                self.seen_queue.push(q);
+                let rsp = self.execute(&req);
+                rsps.push(rsp);
+            }
+            idxs.push(back.indices());
+            batches.push(rsps);
         }
-        match self.hostile {
-            Hostile::Reverse => rsps.reverse(),
-            Hostile::Partial if rsps.len() > 1 => self.held = rsps.split_off(1),
-            Hostile::DuplicateId if rsps.len() >= 2 => rsps[1].id = rsps[0].id,
-            Hostile::IdOutOfRange if !rsps.is_empty() => rsps[0].id = 9999,
-            Hostile::BadOp if !rsps.is_empty() => rsps[0].operation = 0x77,
-            Hostile::Silent => self.held = core::mem::take(&mut rsps),
-            _ => {}
+        if self.hostile == Hostile::CrossQueue && batches.len() >= 2 {
+            let (a, b) = batches.split_at_mut(1);
+            if let (Some(x), Some(y)) = (a[0].first_mut(), b[0].first_mut()) {
+                core::mem::swap(x, y);
+            }
         }
-        let any = !rsps.is_empty();
-        for r in &rsps {
-            back.push_response(r);
+        let mut any = false;
+        for (q, ring) in rings.iter().enumerate() {
+            let mut rsps = core::mem::take(&mut batches[q]);
+            match self.hostile {
+                Hostile::Reverse => rsps.reverse(),
+                Hostile::Partial if rsps.len() > 1 => self.held[q] = rsps.split_off(1),
+                Hostile::DuplicateId if rsps.len() >= 2 => rsps[1].id = rsps[0].id,
+                Hostile::IdOutOfRange if !rsps.is_empty() => rsps[0].id = 9999,
+                Hostile::BadOp if !rsps.is_empty() => rsps[0].operation = 0x77,
+                Hostile::Silent => self.held[q] = core::mem::take(&mut rsps),
+                Hostile::ReplayStale if !rsps.is_empty() => {
+                    if let Some(old) = self.sent.get(&(q, rsps[0].id & 0xffff)) {
+                        rsps[0] = *old;
+                    }
+                }
+                _ => {}
+            }
+            for r in &rsps {
+                self.sent.insert((q, r.id & 0xffff), *r);
+            }
+            let mut bump = 0u32;
+            if self.hostile == Hostile::Chaos {
+                bump = self.mutate(q, &mut rsps);
+            }
+            let words = &ring.mem[ring.start..ring.start + ring.words];
+            let mut back = BackRing::<RingRequest, Response>::resume(words, idxs[q]);
+            for r in &rsps {
+                back.push_response(r);
+            }
+            if !rsps.is_empty() || bump != 0 {
+                back.publish();
+                if self.hostile == Hostile::ProducerBeyond {
+                    let (prod, _) = back.indices();
+                    back.force_rsp_prod(prod.wrapping_add(1000));
+                }
+                if bump != 0 {
+                    let (prod, _) = back.indices();
+                    back.force_rsp_prod(prod.wrapping_add(bump));
+                }
+                any = true;
+            }
+            idxs[q] = back.indices();
         }
         if any {
-            back.publish();
-            if self.hostile == Hostile::ProducerBeyond {
-                let (prod, _) = back.indices();
-                back.force_rsp_prod(prod.wrapping_add(1000));
-            }
             self.events += 1;
         }
-        let idx = back.indices();
-        self.ring = Some(BeRing { idx, ..ring });
+        self.rings = rings.into_iter().zip(idxs).map(|(r, idx)| BeRing { idx, ..r }).collect();
         any
+    }
+
+    /// Chaos on one batch: mutated ids, statuses, operations; responses
+    /// held back (answered later, or never), duplicated, reordered; now
+    /// and then a producer index moved. Returns how far to move it.
+    fn mutate(&mut self, q: usize, rsps: &mut Vec<Response>) -> u32 {
+        self.chaos_counts.steps += 1;
+        let rate = self.chaos_rate;
+        let mut out = Vec::with_capacity(rsps.len());
+        let mut held = Vec::new();
+        let batch: Vec<u64> = rsps.iter().map(|r| r.id).collect();
+        for mut r in rsps.drain(..) {
+            if self.chaos.below(1000) >= rate {
+                out.push(r);
+                continue;
+            }
+            let raw = self.chaos.next();
+            match self.chaos.below(9) {
+                0 => {
+                    r.id = raw;
+                    self.chaos_counts.ids += 1;
+                }
+                1 => {
+                    // Plausible: another id of the batch, or a nearby slot.
+                    r.id = batch[(raw % batch.len() as u64) as usize] ^ (raw >> 60);
+                    self.chaos_counts.ids += 1;
+                }
+                2 => {
+                    r.id &= 0xffff_ffff;
+                    self.chaos_counts.ids += 1;
+                }
+                3 => {
+                    r.status = (raw >> 16) as i16;
+                    self.chaos_counts.statuses += 1;
+                }
+                4 => {
+                    r.operation = raw as u8;
+                    self.chaos_counts.ops += 1;
+                }
+                5 => {
+                    held.push(r);
+                    self.chaos_counts.dropped += 1;
+                    continue;
+                }
+                6 => {
+                    out.push(r);
+                    self.chaos_counts.duplicated += 1;
+                }
+                7 => {
+                    let n = out.len();
+                    if n > 0 {
+                        out.swap((raw % n as u64) as usize, n - 1);
+                    }
+                }
+                _ => {}
+            }
+            out.push(r);
+        }
+        // Held responses come back a step later, or (rarely) never.
+        for r in held {
+            if self.chaos.below(8) != 0 {
+                self.held[q].push(r);
+            }
+        }
+        *rsps = out;
+        if rate > 0 && self.chaos.below(20_000) < rate / 4 {
+            self.chaos_counts.producers += 1;
+            let raw = self.chaos.next();
+            return match raw % 3 {
+                0 => 1,
+                1 => (raw >> 8) as u32,
+                _ => 0u32.wrapping_sub(1 + (raw >> 40) as u32 % 4),
+            };
+        }
+        0
     }
 }
 
@@ -322,12 +493,15 @@ impl BlkEnv for FakeEnv {
     }
 
     fn bind_event(&mut self, _backend: DomId) -> Result<EvtchnPort, BlkError> {
-        self.w.borrow_mut().port_open = true;
-        Ok(EvtchnPort(5))
+        let mut w = self.w.borrow_mut();
+        let p = w.next_port;
+        w.next_port += 1;
+        w.open_ports.insert(p);
+        Ok(EvtchnPort(p))
     }
 
-    fn close_event(&mut self, _port: EvtchnPort) {
-        self.w.borrow_mut().port_open = false;
+    fn close_event(&mut self, port: EvtchnPort) {
+        assert!(self.w.borrow_mut().open_ports.remove(&port.0), "closing {port:?}, not open");
     }
 
     fn notify(&mut self, _port: EvtchnPort) {

@@ -1,21 +1,23 @@
 //! blkfront: the frontend of Xen's PV block device (`io/blkif.h`), as
 //! Linux's xen-blkfront negotiates it: single or multi-page rings,
-//! indirect descriptors, persistent grants, flush/barrier, discard.
+//! multi-queue (a ring and event channel per queue), indirect
+//! descriptors, persistent grants, flush/barrier, discard.
 //!
 //! - [`connect`]: the xenbus handshake, in two halves.
 //! - [`device`]: the connected device and its block API.
 //! - [`env`]: what the driver needs from the kernel ([`BlkEnv`]).
 //! - [`pool`]: bounce pages and their grants.
+//! - [`queue`]: one queue's ring, event channel and requests in flight;
+//!   request ids, and how a lost answer is found without a timeout.
 //! - [`wire`]: blkif entries in ring slots.
 //!
-//! Not done: multi-queue (`multi-queue-max-queues` is read and reported;
-//! one queue is used, which every backend accepts).
 
 pub mod connect;
 pub mod device;
 pub mod env;
 mod error;
 pub mod pool;
+pub mod queue;
 pub mod wire;
 
 #[cfg(test)]
