@@ -222,20 +222,16 @@ fn a_backend_that_never_comes_is_reported_not_waited_for_forever() {
 fn bench_quick_reports_every_figure_with_sane_orderings() {
     let run = expect_run(lab(), "bench");
     assert_result(run, &GuestResult::Poweroff);
+    let figures: Vec<xtask::bench::Figure> =
+        run.console.iter().filter_map(|l| xtask::bench::parse_figure(l)).collect();
     let figure = |name: &str| -> [u64; 4] {
-        let line = run
-            .console
+        let f = figures
             .iter()
-            .find(|l| l.starts_with(&format!("BENCH name={name} ")))
+            .find(|f| f.name == name)
             .unwrap_or_else(|| panic!("no BENCH line for {name}\n{}", run.describe()));
-        let cycles = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("cycles="))
-            .unwrap_or_else(|| panic!("no cycles in {line:?}"));
-        let v: Vec<u64> = cycles.split('/').map(|x| x.parse().expect("a number")).collect();
-        assert_eq!(v.len(), 4, "{line:?}");
-        assert!(v[0] <= v[1] && v[1] <= v[2] && v[2] <= v[3], "min<=median<=p99<=max: {line:?}");
-        [v[0], v[1], v[2], v[3]]
+        let v = f.cycles;
+        assert!(v[0] <= v[1] && v[1] <= v[2] && v[2] <= v[3], "min<=median<=p99<=max: {f:?}");
+        v
     };
     for name in [
         "xen_version",
