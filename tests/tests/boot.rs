@@ -23,16 +23,9 @@ fn lab() -> &'static BootReport {
                 Scenario::single(guest("hello-4m", "hello").memory(4).timeout(t)),
                 Scenario::single(guest("selftest", "selftest").timeout(long)),
                 Scenario::single(
-                    guest("selftest-2l", "selftest")
-                        .args(&["evtchn=2l".to_string(), "selftest.idle_secs=2".to_string()])
-                        .timeout(long),
+                    guest("selftest-2l", "selftest").args(&["evtchn=2l".to_string()]).timeout(long),
                 ),
-                Scenario::single(
-                    guest("selftest-1g", "selftest")
-                        .args(&["selftest.idle_secs=2".to_string()])
-                        .memory(1024)
-                        .timeout(long),
-                ),
+                Scenario::single(guest("selftest-1g", "selftest").memory(1024).timeout(long)),
                 Scenario::single(guest("panic", "panic").timeout(t)),
                 Scenario::single(
                     guest("fault", "fault").args(&["fault=pf".to_string()]).timeout(t),
