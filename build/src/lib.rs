@@ -27,11 +27,13 @@
 //!   a Linux PV DomU with netfront).
 
 pub mod bench;
+pub mod blkbench;
 pub mod bootbench;
 pub mod cache;
 pub mod chart;
 pub mod cmd;
 pub mod cpio;
+pub mod ctool;
 pub mod debs;
 pub mod dom0;
 pub mod elf;

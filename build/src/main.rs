@@ -6,6 +6,7 @@
 //!                   [--kernel ELF] [-- extra cmdline...]
 //! cargo xtask test
 //! cargo xtask fetch
+//! cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux]
 //! cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux]
 //! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux]
 //! cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
@@ -44,6 +45,12 @@ const USAGE: &str = "usage:
       of app=echo and of a Linux PV DomU with xen-netfront, measured from
       dom0 by nettool, plus the guest's notifications, events and hypercalls
       per 1,000 packets; writes target/xen/bench/net.txt and net.json
+  cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux]
+      sequential MiB/s and 4 KiB random IOPS at queue depth 1 and 32, read and
+      write, of app=blk (blk.mode=bench) and of a Linux PV DomU (xen-blkfront,
+      blktool) on one dom0 loop disk, with the ratio and our hypercalls,
+      notifications and grant operations per request; writes
+      target/xen/bench/blk.txt and blk.json
   cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
       boot time of app=hello, app=http (with a vif) and a Linux PV DomU (N
       rounds, default 3) on dom0's clock; --min-memory also finds the
@@ -118,6 +125,9 @@ fn main() {
         Some("bench") if args.get(1).map(String::as_str) == Some("boot") => {
             parse_boot_bench(&args[2..]).and_then(|o| xtask::bootbench::run(&o))
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("blk") => {
+            parse_blk_bench(&args[2..]).and_then(|o| xtask::blkbench::run(&o))
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("net") => {
             parse_net_bench(&args[2..]).and_then(|o| xtask::netbench::run(&o))
         }
@@ -132,6 +142,25 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn parse_blk_bench(args: &[String]) -> Result<xtask::blkbench::BlkBenchOptions> {
+    let mut o = xtask::blkbench::BlkBenchOptions::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut num = |what: &str| -> Result<u64> {
+            it.next().and_then(|v| v.parse().ok()).with_context(|| format!("{arg} takes {what}"))
+        };
+        match arg.as_str() {
+            "--mib" => o.mib = num("a number of MiB")?.max(1),
+            "--ios" => o.ios = num("a count")?.max(32) as u32,
+            "--kvm" => o.kvm = true,
+            "--verbose" => o.verbose = true,
+            "--no-linux" => o.no_linux = true,
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
+    Ok(o)
 }
 
 fn parse_net_bench(args: &[String]) -> Result<xtask::netbench::NetBenchOptions> {

@@ -1,12 +1,10 @@
 //! `nettool` (`build/nettool/nettool.c`): a small static TCP measuring
 //! tool for dom0 and the Linux PV DomU (dom0 has no compiler, and busybox
 //! `nc` moves 1 KiB per syscall and measures itself). Built on the host
-//! with `gcc -static`, cached by its source hash.
+//! with `gcc -static`, cached by its source hash ([`crate::ctool`]).
 
-use crate::cmd;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The tool's C source.
 pub const SOURCE: &str = include_str!("../nettool/nettool.c");
@@ -15,33 +13,7 @@ pub const DEST: &str = "bin/nettool";
 
 /// Builds the tool (once per source) and returns its path.
 pub fn build(cache: &Path) -> Result<PathBuf> {
-    let key = crate::cache::short_hash(&[SOURCE]);
-    let dir = cache.join("nettool");
-    let bin = dir.join(format!("nettool-{key}"));
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    cmd::require_tool("gcc").context("building nettool (static, for dom0)")?;
-    cmd::mkdir(&dir)?;
-    let src = dir.join(format!(".nettool-{}.c", std::process::id()));
-    let tmp = dir.join(format!(".nettool-{}", std::process::id()));
-    std::fs::write(&src, SOURCE)?;
-    let out = Command::new("gcc")
-        .args(["-static", "-O2", "-Wall", "-o"])
-        .arg(&tmp)
-        .arg(&src)
-        .output()
-        .context("cannot run gcc")?;
-    let _ = std::fs::remove_file(&src);
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "gcc -static nettool.c failed (is libc6-dev installed?): {}",
-            cmd::last_lines(&String::from_utf8_lossy(&out.stderr), 3)
-        );
-    }
-    std::fs::rename(&tmp, &bin)?;
-    Ok(bin)
+    crate::ctool::build_static(cache, "nettool", SOURCE)
 }
 
 /// One `NETTOOL <mode> k=v ...` line: the mode and its values.

@@ -11,6 +11,14 @@
 //!   and reports its grants; ends when no disk is left (or after
 //!   `blk.soak_s` seconds, default 300).
 //!
+//! - `blk.mode=bench`: on the first writable disk, sequential write and
+//!   read (1 MiB requests over `blk.bench_mib` MiB, default 32), then
+//!   4 KiB random reads and writes at queue depth 1 and 32
+//!   (`blk.ios=N` each, default 2000), one `BLKBENCH` line per test with
+//!   its throughput and, per request, the hypercalls (notifications,
+//!   timer sets, blocks), notifications and grant operations — for
+//!   `cargo xtask bench blk`. Overwrites the disk.
+//!
 //! Figures per disk: bytes, time, throughput, requests, grant operations.
 
 use super::{AppError, AppResult};
@@ -147,14 +155,37 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         Some(Err(_)) => return Err(AppError::BadSetting("blk.seed= takes a number")),
     };
     let mode = cmd.get("blk.mode").unwrap_or("write");
-    if !matches!(mode, "write" | "verify" | "soak") {
-        return Err(AppError::BadSetting("blk.mode= takes write, verify or soak"));
+    if !matches!(mode, "write" | "verify" | "soak" | "bench") {
+        return Err(AppError::BadSetting("blk.mode= takes write, verify, soak or bench"));
     }
     let disks = open_all();
     kprintln!("blk: {} disk(s), mode {mode}, seed {seed}", disks.len());
     let mut failed = 0u32;
     let mut passed = 0u32;
-    if mode == "soak" {
+    if mode == "bench" {
+        let mib = cmd.get("blk.bench_mib").and_then(|v| v.parse().ok()).unwrap_or(32u64);
+        let ios = cmd.get("blk.ios").and_then(|v| v.parse().ok()).unwrap_or(2000u32);
+        let mut done = false;
+        for (name, mut d) in disks {
+            if !done && !d.geometry().read_only {
+                done = true;
+                match bench(&name, &mut d, mib, ios.max(32)) {
+                    Ok(()) => passed += 1,
+                    Err(e) => {
+                        kprintln!("blk: {name}: FAILED: {e}");
+                        failed += 1;
+                    }
+                }
+                log_problems(&name, &mut d);
+                report(&name, &d);
+            }
+            close(&name, d);
+        }
+        if !done {
+            kprintln!("blk: bench: no writable disk");
+            failed += 1;
+        }
+    } else if mode == "soak" {
         let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
         let (p, f) = soak(disks, secs);
         passed += p;
@@ -259,4 +290,112 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
         close(&name, d);
     }
     (passed, failed)
+}
+
+/// What one bench test cost, from counters before and after.
+struct Mark {
+    ns: u64,
+    stats: pv_drivers::blkfront::Stats,
+    timer_sets: u64,
+    blocks: u64,
+}
+
+fn mark(d: &Disk) -> Mark {
+    Mark {
+        ns: platform::now_ns(),
+        stats: d.stats(),
+        timer_sets: crate::timer::stats().1,
+        blocks: crate::timer::blocks(),
+    }
+}
+
+fn bench_line(test: &str, d: &Disk, m: &Mark, bytes: u64, ios: u64) {
+    let now = mark(d);
+    let ns = (now.ns - m.ns).max(1);
+    let (a, b) = (&m.stats, &now.stats);
+    let reqs = (b.requests - a.requests).max(1);
+    let notifies = b.notifies - a.notifies;
+    let grant_ops = (b.grants.granted - a.grants.granted) + (b.grants.revoked - a.grants.revoked);
+    let timer_sets = now.timer_sets - m.timer_sets;
+    let blocks = now.blocks - m.blocks;
+    let hcalls = notifies + timer_sets + blocks;
+    // Milli-units, printed as decimals.
+    let per = |n: u64| {
+        let x = n * 1000 / reqs;
+        alloc::format!("{}.{:03}", x / 1000, x % 1000)
+    };
+    kprintln!(
+        "BLKBENCH test={test} bytes={bytes} ios={ios} ns={ns} kib_s={} iops={} reqs={reqs} notifies={notifies} timer_sets={timer_sets} blocks={blocks} grant_ops={grant_ops} hcalls_per_req={} notifies_per_req={} grant_ops_per_req={}",
+        bytes * 1_000_000_000 / 1024 / ns,
+        ios * 1_000_000_000 / ns,
+        per(hcalls),
+        per(notifies),
+        per(grant_ops)
+    );
+}
+
+/// xorshift64, for random offsets anyone can reproduce.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
+    let span = d.geometry().bytes().min(mib << 20) / 4096 * 4096;
+    let blocks = span / 4096;
+    kprintln!(
+        "blk: {name}: bench over {span} bytes, {ios} random I/Os per test, {} queue(s)",
+        d.features().queues
+    );
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK];
+    blk_pattern::fill(1, 0, &mut buf);
+    // Sequential, 1 MiB calls.
+    let m = mark(d);
+    let mut off = 0;
+    while off < span {
+        let n = (span - off).min(CHUNK as u64) as usize;
+        d.write_at(off, &buf[..n])?;
+        off += n as u64;
+    }
+    d.flush()?;
+    bench_line("seq-write", d, &m, span, span.div_ceil(CHUNK as u64));
+    let m = mark(d);
+    let mut off = 0;
+    while off < span {
+        let n = (span - off).min(CHUNK as u64) as usize;
+        d.read_at(off, &mut buf[..n])?;
+        off += n as u64;
+    }
+    bench_line("seq-read", d, &m, span, span.div_ceil(CHUNK as u64));
+    // Random 4 KiB at queue depth 1 and 32.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for depth in [1usize, 32] {
+        for write in [false, true] {
+            let m = mark(d);
+            let mut left = ios as usize;
+            let mut sectors = Vec::with_capacity(depth);
+            while left > 0 {
+                let n = left.min(depth);
+                sectors.clear();
+                for _ in 0..n {
+                    sectors.push(next(&mut rng) % blocks * 8);
+                }
+                let b = &mut buf[..n * 4096];
+                if write {
+                    d.write_blocks(&sectors, b)?;
+                } else {
+                    d.read_blocks(&sectors, b)?;
+                }
+                left -= n;
+            }
+            let test = alloc::format!("rand-{}-qd{depth}", if write { "write" } else { "read" });
+            bench_line(&test, d, &m, u64::from(ios) * 4096, u64::from(ios));
+        }
+    }
+    d.flush()?;
+    kprintln!("blk: {name}: bench done");
+    Ok(())
 }

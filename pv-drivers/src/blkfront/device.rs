@@ -301,7 +301,7 @@ impl<E: BlkEnv> BlkFront<E> {
         self.check_live()?;
         self.check_range(off, buf.len() as u64)?;
         self.check_aligned(off, buf.len() as u64)?;
-        self.transfer(OP_READ, sector, Buf::Read(buf))
+        self.transfer(OP_READ, sector, Buf::Read(buf), None)
     }
 
     /// Writes whole sectors (see [`BlkFront::read_sectors`]). Returns once
@@ -315,7 +315,44 @@ impl<E: BlkEnv> BlkFront<E> {
         }
         self.check_range(off, data.len() as u64)?;
         self.check_aligned(off, data.len() as u64)?;
-        self.transfer(OP_WRITE, sector, Buf::Write(data))
+        self.transfer(OP_WRITE, sector, Buf::Write(data), None)
+    }
+
+    /// Reads `sectors.len()` equal blocks at once, block k (of
+    /// `buf.len() / sectors.len()` bytes, whole sectors) from 512-byte unit
+    /// `sectors[k]`: scattered I/O with every block in flight together,
+    /// as far as the rings and the pool allow (queue depth > 1).
+    pub fn read_blocks(&mut self, sectors: &[u64], buf: &mut [u8]) -> Result<(), BlkError> {
+        self.check_live()?;
+        self.check_blocks(sectors, buf.len())?;
+        self.transfer(OP_READ, 0, Buf::Read(buf), Some(sectors))
+    }
+
+    /// Writes blocks as [`BlkFront::read_blocks`] reads them.
+    pub fn write_blocks(&mut self, sectors: &[u64], data: &[u8]) -> Result<(), BlkError> {
+        self.check_live()?;
+        if self.geometry.read_only {
+            return Err(BlkError::ReadOnly);
+        }
+        self.check_blocks(sectors, data.len())?;
+        self.transfer(OP_WRITE, 0, Buf::Write(data), Some(sectors))
+    }
+
+    fn check_blocks(&self, sectors: &[u64], len: usize) -> Result<(), BlkError> {
+        if sectors.is_empty() || !len.is_multiple_of(sectors.len()) || len == 0 {
+            return Err(BlkError::Unaligned {
+                offset: 0,
+                len: len as u64,
+                sector_size: self.geometry.sector_size,
+            });
+        }
+        let bs = (len / sectors.len()) as u64;
+        for &s in sectors {
+            let off = s.saturating_mul(SECTOR_BYTES);
+            self.check_range(off, bs)?;
+            self.check_aligned(off, bs)?;
+        }
+        Ok(())
     }
 
     /// Reads bytes at any offset and length.
@@ -408,7 +445,7 @@ impl<E: BlkEnv> BlkFront<E> {
             return Ok(());
         };
         self.stats.flushes += 1;
-        self.transfer(op, 0, Buf::None)
+        self.transfer(op, 0, Buf::None, None)
     }
 
     /// Discards `count` 512-byte units from `sector` (only when offered).
@@ -424,7 +461,7 @@ impl<E: BlkEnv> BlkFront<E> {
         let len = count.saturating_mul(SECTOR_BYTES);
         self.check_range(off, len)?;
         self.discard_len = count;
-        self.transfer(OP_DISCARD, sector, Buf::None)
+        self.transfer(OP_DISCARD, sector, Buf::None, None)
     }
 
     /// Segments per request.
@@ -572,7 +609,13 @@ impl<E: BlkEnv> BlkFront<E> {
     /// until every byte is answered (or failed). The first error wins, but
     /// everything queued is still collected before returning, so no
     /// request of this call outlives it (unless the ring is abandoned).
-    fn transfer(&mut self, op: u8, sector: u64, mut buf: Buf<'_>) -> Result<(), BlkError> {
+    fn transfer(
+        &mut self,
+        op: u8,
+        sector: u64,
+        mut buf: Buf<'_>,
+        blocks: Option<&[u64]>,
+    ) -> Result<(), BlkError> {
         let total = match &buf {
             Buf::None => 0,
             Buf::Read(b) => b.len(),
@@ -595,7 +638,16 @@ impl<E: BlkEnv> BlkFront<E> {
                 if !more {
                     break;
                 }
-                let s = sector + (next as u64 / SECTOR_BYTES);
+                // Contiguous from `sector`, or block k of the buffer at
+                // `blocks[k]` (never a request across two blocks).
+                let (s, bytes) = match blocks {
+                    None => (sector + (next as u64 / SECTOR_BYTES), bytes),
+                    Some(b) => {
+                        let bs = total / b.len();
+                        let within = next % bs;
+                        (b[next / bs] + within as u64 / SECTOR_BYTES, bytes.min(bs - within))
+                    }
+                };
                 let discard = if op == OP_DISCARD { self.discard_len } else { 0 };
                 match self.queue_one(op, s, &buf, next, bytes, discard) {
                     Ok(true) => {

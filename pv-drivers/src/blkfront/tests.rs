@@ -652,3 +652,35 @@ fn fuzz_responses() {
     assert!(stats.bad_producer > 10, "{stats:?}");
     assert!(oks > errs / 4, "most calls get through the chaos: {oks} ok, {errs} failed");
 }
+
+#[test]
+fn scattered_blocks_go_out_together_on_every_queue() {
+    let offer = Offer { queues: Some(2), ..Offer::default() };
+    with_device(offer, Config::default(), |_, _, w, mut dev| {
+        // 32 blocks of 4 KiB at scattered places, then two of 12 KiB.
+        let sectors: Vec<u64> = (0..32u64).map(|k| (k * 37 % 32) * 64 + 8).collect();
+        let data = pattern(32 * 4096, 21);
+        dev.write_blocks(&sectors, &data).unwrap();
+        let s = dev.stats();
+        assert_eq!(s.requests, 32);
+        assert!(s.max_in_flight >= 32, "{s:?}");
+        assert!(s.queue_requests[0] == 16 && s.queue_requests[1] == 16, "{s:?}");
+        for (k, &sec) in sectors.iter().enumerate() {
+            let at = sec as usize * 512;
+            assert_eq!(w.borrow().disk[at..at + 4096], data[k * 4096..(k + 1) * 4096]);
+        }
+        let mut back = vec![0; data.len()];
+        dev.read_blocks(&sectors, &mut back).unwrap();
+        assert_eq!(back, data);
+        let mut big = vec![0; 2 * 12288];
+        dev.read_blocks(&[3, 1000], &mut big).unwrap();
+        assert_eq!(big[..12288], w.borrow().disk[3 * 512..3 * 512 + 12288]);
+        assert_eq!(big[12288..], w.borrow().disk[1000 * 512..1000 * 512 + 12288]);
+        assert!(dev.read_blocks(&[], &mut []).is_err());
+        assert!(dev.read_blocks(&[1, 2], &mut [0; 1000]).is_err());
+        assert!(matches!(
+            dev.read_blocks(&[2047], &mut [0; 1024]),
+            Err(BlkError::OutOfRange { .. })
+        ));
+    });
+}
