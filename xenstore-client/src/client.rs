@@ -218,6 +218,58 @@ impl<T: Transport> Client<T> {
         result
     }
 
+    /// Sends every request before waiting for any reply, so `n` requests
+    /// cost about one round trip to xenstored instead of `n` (at boot,
+    /// when a guest reads who it is and sets up its watches). Replies are
+    /// matched by request id; each is returned as a single request's would
+    /// be, in the order asked. Watch events that arrive meanwhile are
+    /// queued as usual. On an error every unanswered request is abandoned
+    /// (its late reply is dropped).
+    pub fn pipeline(&mut self, reqs: Vec<(MsgType, Vec<u8>)>) -> Result<Vec<Message>, Error> {
+        let deadline = self.reply_timeout.map(|t| self.transport.now().after(t));
+        let mut ids = Vec::with_capacity(reqs.len());
+        let mut result = Ok(());
+        for (ty, payload) in reqs {
+            let id = self.alloc_req_id();
+            let sent = Message::new(ty, id, TxId::NONE, payload)
+                .and_then(|m| self.transport.send(&m.encode(), deadline));
+            if let Err(e) = sent {
+                result = Err(e);
+                break;
+            }
+            ids.push(id);
+        }
+        let mut replies: Vec<Option<Message>> = ids.iter().map(|_| None).collect();
+        let mut left = ids.len();
+        while result.is_ok() && left > 0 {
+            match self.transport.recv(deadline) {
+                Ok(msg) => {
+                    let slot = (msg.header.ty != MsgType::WatchEvent as u32)
+                        .then(|| ids.iter().position(|&id| id == msg.header.req_id))
+                        .flatten()
+                        .filter(|&i| replies[i].is_none());
+                    match slot {
+                        Some(i) => {
+                            replies[i] = Some(msg);
+                            left -= 1;
+                        }
+                        None => result = self.stray(msg),
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+        if let Err(e) = result {
+            for (id, r) in ids.iter().zip(&replies) {
+                if r.is_none() {
+                    self.abandon(*id);
+                }
+            }
+            return Err(e);
+        }
+        Ok(replies.into_iter().map(|m| m.expect("every id answered")).collect())
+    }
+
     fn exchange(
         &mut self,
         id: ReqId,

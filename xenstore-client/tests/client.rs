@@ -695,3 +695,57 @@ fn waits_instead_of_spinning() {
     assert!(events.notifies() < 40, "{}", events.notifies());
     assert!(events.waits() < 40, "{}", events.waits());
 }
+
+// --- Pipelining ---
+
+#[test]
+fn pipelined_requests_come_back_in_the_order_asked() {
+    use xenstore_client::{reply, request};
+    let s = Setup::new();
+    let mut xs = s.client();
+    let replies = xs
+        .pipeline(vec![
+            (MsgType::Read, request::path("domid").unwrap()),
+            (MsgType::Write, request::write("data/x", b"1").unwrap()),
+            (MsgType::Read, request::path("name").unwrap()),
+            (MsgType::Watch, request::watch("data", "tok").unwrap()),
+            (MsgType::Read, request::path("nope").unwrap()),
+        ])
+        .unwrap();
+    assert_eq!(replies.len(), 5);
+    assert_eq!(reply::payload_for(MsgType::Read, &replies[0]).unwrap(), b"7");
+    assert_eq!(reply::ok(reply::payload_for(MsgType::Write, &replies[1]).unwrap()), Ok(()));
+    assert_eq!(reply::payload_for(MsgType::Read, &replies[2]).unwrap(), b"guest");
+    assert_eq!(reply::ok(reply::payload_for(MsgType::Watch, &replies[3]).unwrap()), Ok(()));
+    // A failed request is an error reply in its slot, not a failed batch.
+    assert_eq!(reply::payload_for(MsgType::Read, &replies[4]), Err(Error::Xs(XsErrno::ENOENT)));
+    // The watch's first firing was queued as an event, not lost.
+    assert_eq!(xs.next_event(None), Ok(ev("data", "tok")));
+    // And the connection goes on as usual.
+    assert_eq!(xs.read_string("data/x"), Ok("1".into()));
+}
+
+#[test]
+fn an_empty_pipeline_is_no_request() {
+    let s = Setup::new();
+    let mut xs = s.client();
+    assert_eq!(xs.pipeline(vec![]), Ok(vec![]));
+    assert_eq!(xs.read_u64("domid"), Ok(u64::from(GUEST.0)));
+}
+
+#[test]
+fn a_stalled_daemon_fails_the_pipeline_and_late_replies_are_dropped() {
+    use xenstore_client::request;
+    let s = Setup::new();
+    let mut xs = s.client();
+    xs.set_reply_timeout(Some(Duration::from_millis(50)));
+    s.fake().set_stalled(true);
+    let r = xs.pipeline(vec![
+        (MsgType::Read, request::path("domid").unwrap()),
+        (MsgType::Read, request::path("name").unwrap()),
+    ]);
+    assert_eq!(r, Err(Error::TimedOut));
+    s.fake().set_stalled(false);
+    // The two late replies are recognised as abandoned, not as strays.
+    assert_eq!(xs.read_u64("domid"), Ok(u64::from(GUEST.0)));
+}

@@ -4,7 +4,7 @@
 
 use alloc::string::String;
 use pv_drivers::xenbus::Bus;
-use xenstore_client::{Error, Store, Transport};
+use xenstore_client::{reply, request, Error, MsgType, Store, Transport};
 
 /// Watch tokens (the watched paths themselves, for readable logs).
 pub const SHUTDOWN_TOKEN: &str = "control/shutdown";
@@ -41,13 +41,19 @@ impl ShutdownRequest {
     }
 }
 
-/// Advertises the features and watches the control nodes.
+/// Advertises the features and watches the control nodes, in one
+/// pipelined round trip to xenstored.
 pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
+    let mut reqs = alloc::vec::Vec::new();
     for key in FEATURES {
-        bus.xs.write(key, b"1")?;
+        reqs.push((MsgType::Write, request::write(key, b"1")?));
     }
-    bus.xs.watch("control/shutdown", SHUTDOWN_TOKEN)?;
-    bus.xs.watch("control/sysrq", SYSRQ_TOKEN)?;
+    reqs.push((MsgType::Watch, request::watch("control/shutdown", SHUTDOWN_TOKEN)?));
+    reqs.push((MsgType::Watch, request::watch("control/sysrq", SYSRQ_TOKEN)?));
+    let kinds: alloc::vec::Vec<MsgType> = reqs.iter().map(|(k, _)| *k).collect();
+    for (kind, m) in kinds.into_iter().zip(bus.xs.pipeline(reqs)?) {
+        reply::ok(reply::payload_for(kind, &m)?)?;
+    }
     Ok(())
 }
 

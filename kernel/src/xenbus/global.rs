@@ -5,12 +5,15 @@ use super::control;
 use crate::events;
 use crate::{platform, timer};
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use hypercall::{DomId, EvtchnPort};
 use pv_drivers::xenbus::Bus;
 use spin::{Mutex, Once};
-use xenstore_client::{Client, Error, Instant, RingEvents, RingTransport, Store, TimedOut};
+use xenstore_client::{
+    reply, request, Client, Error, Instant, MsgType, RingEvents, RingTransport, TimedOut,
+};
 
 /// Wakes the ring transport: every store event bumps a counter, and a
 /// waiter sleeps until the counter moves past what it last saw.
@@ -82,9 +85,20 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
     let mut client = Client::new(RingTransport::new(page, StoreEvents { port, seen }));
     client.set_reply_timeout(Some(REPLY_TIMEOUT));
     let mut bus = Bus::new(client);
-    let domid = bus.xs.read_u64("domid")?;
-    let name = bus.xs.read_string("name").unwrap_or_default();
-    let vm = bus.xs.read_string("vm").unwrap_or_default();
+    // Who we are, in one pipelined round trip to xenstored.
+    let reqs = ["domid", "name", "vm"]
+        .iter()
+        .map(|p| Ok((MsgType::Read, request::path(p)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let replies = bus.xs.pipeline(reqs)?;
+    let text = |m: &xenstore_client::Message| -> Result<String, Error> {
+        let v = reply::payload_for(MsgType::Read, m)?;
+        String::from_utf8(v.to_vec()).map_err(|_| Error::NotUtf8)
+    };
+    let domid: u64 =
+        text(&replies[0])?.trim_end_matches('\0').parse().map_err(|_| Error::NotANumber)?;
+    let name = text(&replies[1]).unwrap_or_default();
+    let vm = text(&replies[2]).unwrap_or_default();
     control::start(&mut bus)?;
     BUS.call_once(|| Mutex::new(bus));
     Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
