@@ -37,10 +37,7 @@ struct Echo {
 }
 
 fn socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; BUFFER]),
-        tcp::SocketBuffer::new(vec![0; BUFFER]),
-    )
+    crate::net::tcp_socket(BUFFER, BUFFER)
 }
 
 /// Listens again once a connection is over; false while it is closed.

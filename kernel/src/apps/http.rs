@@ -7,7 +7,6 @@ use crate::cmdline::Cmdline;
 use crate::net::service::{self, Service, Status};
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -90,10 +89,7 @@ impl Service for Http {
 
     fn open(&mut self, sockets: &mut SocketSet<'static>) {
         for _ in 0..SOCKETS {
-            let s = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 4096]),
-                tcp::SocketBuffer::new(vec![0; 8192]),
-            );
+            let s = crate::net::tcp_socket(4096, 8192);
             self.conns.push(Conn { handle: sockets.add(s), request: Vec::new(), answered: false });
         }
     }

@@ -16,3 +16,19 @@ pub fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     (prefix <= 32).then_some(())?;
     Some((addr.parse().ok()?, prefix))
 }
+
+/// A TCP socket for the guest's services, tuned for request/response
+/// latency: Nagle off (a small reply must not wait for the ACK of the
+/// previous one, which a Linux peer delays by up to 40 ms) and no delayed
+/// ACKs (the peer's window moves without waiting on our timer).
+pub fn tcp_socket(rx_bytes: usize, tx_bytes: usize) -> smoltcp::socket::tcp::Socket<'static> {
+    use smoltcp::socket::tcp;
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(alloc::vec![0; rx_bytes]),
+        tcp::SocketBuffer::new(alloc::vec![0; tx_bytes]),
+    );
+    s.set_nagle_enabled(false);
+    s.set_ack_delay(None);
+    s
+}
+
