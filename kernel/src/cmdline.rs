@@ -4,7 +4,7 @@
 /// Settings this kernel understands; anything else is reported at boot so a
 /// typo does not go unnoticed.
 pub const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("app", "what to run: hello, selftest, idle, bench, echo, http, fault, panic"),
+    ("app", "what to run: hello, selftest, idle, bench, blk, echo, http, fault, panic"),
     ("ip", "with app=echo/http: the address, ADDR/PREFIX (default 192.0.2.2/24)"),
     ("gw", "with app=echo/http: the default IPv4 gateway"),
     ("loglevel", "error, warn, info, debug or trace (default info)"),
