@@ -5,7 +5,7 @@
 /// typo does not go unnoticed.
 pub const KNOWN_KEYS: &[(&str, &str)] = &[
     ("app", "what to run: hello, selftest, idle, bench, blk, echo, http, fault, panic"),
-    ("ip", "with app=echo/http: the address, ADDR/PREFIX (default 192.0.2.2/24)"),
+    ("ip", "with app=echo/http: the address, ADDR/PREFIX, or dhcp (the default)"),
     ("gw", "with app=echo/http: the default IPv4 gateway"),
     ("loglevel", "error, warn, info, debug or trace (default info)"),
     ("fault", "with app=fault: pf, gp, ud or de"),

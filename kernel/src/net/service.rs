@@ -20,6 +20,7 @@ use core::time::Duration;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::Stats;
 use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
@@ -93,7 +94,8 @@ struct Net {
     host: KernelHost,
     nf: Option<Netfront<KernelHost>>,
     iface: Option<Interface>,
-    cidr: IpCidr,
+    /// The address from `ip=`; `None`: DHCP.
+    cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
     cfg: NetConfig,
@@ -148,10 +150,11 @@ impl Net {
         cfg.random_seed = platform::now_ns();
         // Interface::new only reads the device's capabilities.
         let mut iface = Interface::new(cfg, &mut CapsOnly(nf.mtu as usize + 14), now());
-        let cidr = self.cidr;
-        iface.update_ip_addrs(|a| {
-            let _ = a.push(cidr);
-        });
+        if let Some(cidr) = self.cidr {
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(cidr);
+            });
+        }
         if let Some(gw) = self.gw {
             let _ = iface.routes_mut().add_default_ipv4_route(gw);
         }
@@ -231,8 +234,16 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let Some(id) = xenbus::identity() else {
         return Err(AppError::BadSetting("network services need XenStore (a domU)"));
     };
-    let (addr, prefix) = super::parse_cidr(cmd.get("ip").unwrap_or("192.0.2.2/24"))
-        .ok_or(AppError::BadSetting("ip= takes ADDR/PREFIX, e.g. ip=192.0.2.2/24"))?;
+    // No ip= (or ip=dhcp): ask a DHCP server.
+    let cidr = match cmd.get("ip").filter(|&v| v != "dhcp") {
+        Some(text) => {
+            let (addr, prefix) = super::parse_cidr(text).ok_or(AppError::BadSetting(
+                "ip= takes ADDR/PREFIX (or dhcp), e.g. ip=192.0.2.2/24",
+            ))?;
+            Some(IpCidr::new(IpAddress::Ipv4(addr), prefix))
+        }
+        None => None,
+    };
     let gw = match cmd.get("gw") {
         Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
         None => None,
@@ -243,7 +254,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         host: KernelHost,
         nf: None,
         iface: None,
-        cidr: IpCidr::new(IpAddress::Ipv4(addr), prefix),
+        cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
         cfg: NetConfig {
@@ -260,7 +271,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     net.attach();
     let mut sockets = SocketSet::new(Vec::new());
     svc.open(&mut sockets);
-    kprintln!("{}: ready on {}/{}", svc.name(), addr, prefix);
+    let dhcp = cidr.is_none().then(|| sockets.add(dhcpv4::Socket::new()));
+    match cidr {
+        Some(c) => kprintln!("{}: ready on {c}", svc.name()),
+        None => kprintln!("{}: ready; address by DHCP", svc.name()),
+    }
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
     loop {
@@ -269,6 +284,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         // instead of sleeping on news it already missed.
         let seen = host::events();
         net.poll(&mut sockets, &mut rxq);
+        if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
+            follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
+        }
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = host::events();
         net.status.now = net.nf.as_ref().map(|n| n.stats).unwrap_or_default();
@@ -328,6 +346,33 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             .map_or(50_000, |d| d.total_micros())
             .min(50_000);
         timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
+    }
+}
+
+/// Applies what the DHCP socket learned (or lost) to the interface.
+fn follow_dhcp(iface: &mut Interface, socket: &mut dhcpv4::Socket) {
+    match socket.poll() {
+        Some(dhcpv4::Event::Configured(c)) => {
+            iface.update_ip_addrs(|a| {
+                a.clear();
+                let _ = a.push(IpCidr::Ipv4(c.address));
+            });
+            match c.router {
+                Some(r) => {
+                    let _ = iface.routes_mut().add_default_ipv4_route(r);
+                }
+                None => {
+                    iface.routes_mut().remove_default_ipv4_route();
+                }
+            }
+            kprintln!("net: dhcp: address {} router {:?}", c.address, c.router);
+        }
+        Some(dhcpv4::Event::Deconfigured) => {
+            iface.update_ip_addrs(|a| a.clear());
+            iface.routes_mut().remove_default_ipv4_route();
+            kprintln!("net: dhcp: lease lost; no address");
+        }
+        None => {}
     }
 }
 
