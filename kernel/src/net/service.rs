@@ -368,9 +368,12 @@ fn follow_dhcp(iface: &mut Interface, socket: &mut dhcpv4::Socket) {
             kprintln!("net: dhcp: address {} router {:?}", c.address, c.router);
         }
         Some(dhcpv4::Event::Deconfigured) => {
+            // smoltcp also reports this once at start, with nothing to lose.
+            if !iface.ip_addrs().is_empty() {
+                kprintln!("net: dhcp: lease lost; no address");
+            }
             iface.update_ip_addrs(|a| a.clear());
             iface.routes_mut().remove_default_ipv4_route();
-            kprintln!("net: dhcp: lease lost; no address");
         }
         None => {}
     }
