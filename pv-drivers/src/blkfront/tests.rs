@@ -684,3 +684,30 @@ fn scattered_blocks_go_out_together_on_every_queue() {
         ));
     });
 }
+
+#[test]
+fn pages_lost_to_a_hostile_backend_make_calls_fail_never_succeed_empty() {
+    // Orphaned requests' pages are never reused; once too few are left
+    // for a request, a call fails with Resource instead of returning Ok
+    // for bytes it never sent.
+    let config = Config { pool_pages: 16, ..Config::default() };
+    with_device(Offer::default(), config, |h, bus, w, mut dev| {
+        w.borrow_mut().hostile = Hostile::DuplicateId;
+        let sectors = [0u64, 8, 16, 24];
+        for _ in 0..20 {
+            let _ = dev.write_blocks(&sectors, &[1; 4 * 4096]);
+        }
+        assert!(dev.stats().orphaned >= 12, "{:?}", dev.stats());
+        w.borrow_mut().hostile = Hostile::None;
+        let data = pattern(64 * 1024, 30);
+        match dev.write_at(0, &data) {
+            Err(BlkError::Resource(m)) => assert!(m.contains("pool exhausted"), "{m}"),
+            Ok(()) => assert_eq!(w.borrow().disk[..data.len()], data[..], "Ok means written"),
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(matches!(dev.write_at(0, &data), Err(BlkError::Resource(_))));
+        let r = detach(h, bus, w, dev);
+        assert_eq!(r.refused, 0);
+        assert_eq!(w.borrow().live_grants(), 0, "lost pages are revoked at close");
+    });
+}
