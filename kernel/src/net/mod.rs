@@ -31,4 +31,3 @@ pub fn tcp_socket(rx_bytes: usize, tx_bytes: usize) -> smoltcp::socket::tcp::Soc
     s.set_ack_delay(None);
     s
 }
-
