@@ -74,14 +74,7 @@ pub fn linux_initramfs(
         bundle,
         &["sh", "mount", "insmod", "cat", "sleep", "uname", "ls", "wc", "poweroff"],
     )?;
-    let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, &["xen-blkfront"])?;
-    let mut names = String::new();
-    for m in mods {
-        a.file(&format!("{}.ko", m.name), 0o644, m.data);
-        names.push_str(&m.name);
-        names.push('\n');
-    }
-    a.file("modules", 0o644, names);
+    crate::linuxbench::add_modules(&mut a, bundle, &["xen-blkfront"])?;
     a.file("bin/blktool", 0o755, crate::cmd::read(tool)?);
     a.file("init", 0o755, LINUX_INIT);
     Ok(a)

@@ -84,14 +84,7 @@ pub fn linux_initramfs(bundle: &Dom0Bundle) -> Result<crate::cpio::Archive> {
         bundle,
         &["sh", "mount", "insmod", "cat", "cut", "sed", "tr", "ip", "sleep", "echo"],
     )?;
-    let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, &["xen-netfront"])?;
-    let mut names = String::new();
-    for m in mods {
-        a.file(&format!("{}.ko", m.name), 0o644, m.data);
-        names.push_str(&m.name);
-        names.push('\n');
-    }
-    a.file("modules", 0o644, names);
+    crate::linuxbench::add_modules(&mut a, bundle, &["xen-netfront"])?;
     a.file("init", 0o755, LINUX_INIT);
     Ok(a)
 }

@@ -125,6 +125,25 @@ pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> R
     Ok(ko)
 }
 
+/// Adds `modules` (and what they depend on) from the lab's module set to a
+/// Linux DomU's initramfs, with `/modules` listing them in load order for
+/// its `/init` to `insmod`.
+pub fn add_modules(
+    a: &mut crate::cpio::Archive,
+    bundle: &crate::debs::Dom0Bundle,
+    modules: &[&str],
+) -> Result<()> {
+    let mods = crate::kmod::collect(&bundle.root, &bundle.kernel_version, modules)?;
+    let mut names = String::new();
+    for m in mods {
+        a.file(&format!("{}.ko", m.name), 0o644, m.data);
+        names.push_str(&m.name);
+        names.push('\n');
+    }
+    a.file("modules", 0o644, names);
+    Ok(())
+}
+
 /// The base of a Linux DomU's initramfs (shared with `bench boot`): the
 /// usual directories, busybox-static as `/bin/busybox` and `applets` as
 /// links to it.
