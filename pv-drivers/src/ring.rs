@@ -192,6 +192,20 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
         Ok(Some(Rsp::decode(&words[..n])))
     }
 
+    /// The consumer's loop: every response, each with its ring index, then
+    /// the final check (re-arming the event), repeated until the ring is
+    /// truly empty. Stops at the first protocol error.
+    pub fn drain_responses(&mut self, mut f: impl FnMut(u32, Rsp)) -> Result<(), RingError> {
+        loop {
+            let idx = self.rsp_cons;
+            match self.take_response()? {
+                Some(rsp) => f(idx, rsp),
+                None if self.final_check_for_responses()? => continue,
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// After draining: asks for an event on the next response and checks
     /// once more (`RING_FINAL_CHECK_FOR_RESPONSES`), so a response that
     /// raced the request is not left without an event.
@@ -432,6 +446,27 @@ mod tests {
         back.push_response(&Rsp { id: 1, status: -5, extra: 0 });
         back.publish();
         assert_eq!(front.take_response().unwrap(), Some(Rsp { id: 1, status: -5, extra: 0 }));
+    }
+
+    #[test]
+    fn drain_takes_everything_with_its_index_and_rearms() {
+        let mem = page();
+        let mut front = FrontRing::<Req, Rsp>::init(&mem);
+        let mut back = BackRing::<Req, Rsp>::attach(&mem);
+        for id in 0..5 {
+            front.push_request(&Req { id, op: 0, payload: 0 }).unwrap();
+        }
+        front.publish();
+        while let Some(r) = back.take_request() {
+            back.push_response(&Rsp { id: r.id, status: 0, extra: 0 });
+        }
+        back.publish();
+        let mut got = vec![];
+        front.drain_responses(|idx, r| got.push((idx, r.id))).unwrap();
+        assert_eq!(got, vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
+        assert_eq!(mem[RSP_EVENT].load(Ordering::SeqCst), 6, "armed for the next response");
+        back.force_rsp_prod(100);
+        assert!(front.drain_responses(|_, _| {}).is_err());
     }
 
     #[test]

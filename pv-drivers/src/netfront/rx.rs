@@ -158,18 +158,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
     ) -> Result<(), RingError> {
         let mut ring =
             FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.as_ref(), self.indices);
-        let result = loop {
-            let idx = ring.indices().1;
-            match ring.take_response() {
-                Ok(Some(rsp)) => self.st.slot(idx, &rsp, stats, &mut deliver),
-                Ok(None) => match ring.final_check_for_responses() {
-                    Ok(true) => continue,
-                    Ok(false) => break Ok(()),
-                    Err(e) => break Err(e),
-                },
-                Err(e) => break Err(e),
-            }
-        };
+        let result = ring.drain_responses(|idx, rsp| self.st.slot(idx, &rsp, stats, &mut deliver));
         self.indices = ring.indices();
         if let Err(RingError::ProducerOutOfRange { prod, cons, size }) = result {
             fault(

@@ -155,35 +155,20 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     pub fn reclaim(&mut self, stats: &mut Stats) -> Result<(), RingError> {
         let mut ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
-        let result = loop {
-            match ring.take_response() {
-                Ok(Some(r)) => {
-                    if r.status == rsp::NULL {
-                        continue;
-                    }
-                    let Some(b) = self.in_flight.get_mut(usize::from(r.id)).and_then(Option::take)
-                    else {
-                        fault(&mut stats.tx_bad_id, "TX response id", format_args!("{}", r.id));
-                        continue;
-                    };
-                    self.spare.push(b);
-                    self.free_ids.push(r.id);
-                    if r.status != rsp::OKAY {
-                        fault(
-                            &mut stats.tx_error_status,
-                            "TX status",
-                            format_args!("{}", r.status),
-                        );
-                    }
-                }
-                Ok(None) => match ring.final_check_for_responses() {
-                    Ok(true) => continue,
-                    Ok(false) => break Ok(()),
-                    Err(e) => break Err(e),
-                },
-                Err(e) => break Err(e),
+        let result = ring.drain_responses(|_, r| {
+            if r.status == rsp::NULL {
+                return;
             }
-        };
+            let Some(b) = self.in_flight.get_mut(usize::from(r.id)).and_then(Option::take) else {
+                fault(&mut stats.tx_bad_id, "TX response id", format_args!("{}", r.id));
+                return;
+            };
+            self.spare.push(b);
+            self.free_ids.push(r.id);
+            if r.status != rsp::OKAY {
+                fault(&mut stats.tx_error_status, "TX status", format_args!("{}", r.status));
+            }
+        });
         self.indices = ring.indices();
         if let Err(RingError::ProducerOutOfRange { prod, cons, size }) = result {
             fault(
