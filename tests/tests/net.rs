@@ -74,10 +74,12 @@ run_guest_start echo /etc/xen-lab/guests/echo.cfg || exit 1
 if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 30; then
     ping -c 2 -W 5 192.0.2.3 > /dev/null 2>&1; echo "[xl check] echo-ping-rc $?"
     t0=$(lab_uptime)
-    # nettool (a static helper, 64 KiB per call): 1,000 round trips over 4
+    # nettool (a static helper, 64 KiB per call): 1,000 round trips over 16
     # connections at once, sizes 1..65536 at random, every byte compared;
-    # one line per connection becomes the check the test reads.
-    nettool echo 192.0.2.3 7 1000 65536 $(date +%s) 4 > /tmp/echo.out 2>&1
+    # one line per connection becomes the check the test reads. 16 flows,
+    # so both queues carry traffic each way whatever the flow hashes are
+    # (with 4, all landed on one queue one run in eight).
+    nettool echo 192.0.2.3 7 1000 65536 $(date +%s) 16 > /tmp/echo.out 2>&1
     echo "[xl check] echo-nettool-rc $?"
     sed -n 's/^NETTOOL echo conn=\([0-9]*\) trips=\([0-9]*\) bad=\([0-9]*\).*/[xl check] echo-client \1 trips \2 bad \3/p' /tmp/echo.out
     sed 's/^/[xl echo] /' /tmp/echo.out
@@ -120,6 +122,8 @@ fi
 
 /// The smallest `memory=` `app=http` boots and serves in (MiB).
 const HTTP_MIN_MIB: u32 = 4;
+/// Connections the echo round trips are spread over (see `ECHO`).
+const ECHO_CONNECTIONS: u32 = 16;
 
 fn nettool() -> std::path::PathBuf {
     xtask::nettool::build(&xtask::cache::cache_dir()).expect("building nettool")
@@ -231,7 +235,7 @@ fn the_vif_detaches_and_reattaches_and_the_service_answers_again() {
 fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
     let run = echo();
     let mut trips = 0;
-    for c in 1..=4 {
+    for c in 1..=ECHO_CONNECTIONS {
         let v = check(run, &format!("echo-client {c}"));
         let f: Vec<&str> = v.split_whitespace().collect();
         assert_eq!(f.get(2), Some(&"bad"), "{v}");

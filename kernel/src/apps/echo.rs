@@ -18,7 +18,7 @@ const PORT: u16 = 7;
 const DISCARD: u16 = 9;
 const SOURCE: u16 = 19;
 /// Connections served at once (echo; discard and source each).
-const SOCKETS: usize = 8;
+const SOCKETS: usize = 16;
 const BULK_SOCKETS: usize = 2;
 const BUFFER: usize = 64 * 1024;
 
