@@ -72,11 +72,6 @@ pub const EXPECTED: &[&str] = &[
     "gnttab_copy_4k",
 ];
 
-/// Every row of the report, in order.
-fn all_rows() -> impl Iterator<Item = &'static &'static str> {
-    EXPECTED.iter()
-}
-
 fn quad(s: &str) -> Option<[u64; 4]> {
     let v: Vec<u64> = s.split('/').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     <[u64; 4]>::try_from(v).ok()
@@ -542,7 +537,7 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
             "cycles",
             "Lx/Rust"
         );
-        for name in all_rows() {
+        for name in EXPECTED {
             let ours = across(&r.ours, name);
             let linux = across(&r.linux, name);
             if ours.is_none() && linux.is_none() {
@@ -632,7 +627,8 @@ fn json_runs(runs: &[SuiteRun]) -> String {
 pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> String {
     let mut cpus = Vec::new();
     for r in results {
-        let summary: Vec<String> = all_rows()
+        let summary: Vec<String> = EXPECTED
+            .iter()
             .map(|n| {
                 let (a, b) = (across(&r.ours, n), across(&r.linux, n));
                 format!(
