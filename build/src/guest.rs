@@ -30,6 +30,7 @@ fn cargo() -> String {
 /// `cargo build -p kernel --release --target x86_64-unknown-none`, then
 /// copies the ELF to `target/xen/guest.elf` (and a stripped copy).
 pub fn build(quiet: bool) -> Result<GuestBuild> {
+    crate::setup::ensure_rust(false)?;
     let root = crate::workspace_root();
     let mut c = Command::new(cargo());
     c.current_dir(&root).args([

@@ -126,6 +126,8 @@ impl Lab {
                 say(to_stdout, &format!("[lab] {s}"));
             }
         };
+        crate::setup::ensure_packages(crate::setup::LAB)?;
+        crate::setup::refresh_package_lists()?;
         crate::cmd::mkdir(&opts.cache_dir)?;
         let bundle = debs::fetch(&opts.cache_dir, &mut log)
             .context("fetching Xen and dom0 from Debian failed")?;

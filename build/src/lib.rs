@@ -19,6 +19,7 @@
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
 //! - [`guest`]: building the guest kernel with cargo.
 //! - [`report`]: phase timings.
+//! - [`setup`]: installing what the host lacks (the guest's target, QEMU, ...).
 //! - [`bench`], [`chart`], [`linuxbench`]: `cargo xtask bench hypercall`
 //!   (the Rust guest against a Linux PV DomU's kernel module).
 //! - [`netbench`], [`nettool`]: `cargo xtask bench net` (TCP throughput and
@@ -47,6 +48,7 @@ pub mod nettool;
 pub mod qemu;
 pub mod report;
 pub mod scenario;
+pub mod setup;
 pub mod xlcfg;
 
 pub use lab::{Lab, LabOptions};

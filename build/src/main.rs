@@ -117,6 +117,12 @@ fn parse(args: &[String]) -> Result<Args> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bench") {
+        if let Err(e) = xtask::setup::ensure_packages(xtask::setup::BENCH) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
     let res = match args.first().map(String::as_str) {
         Some("build") => parse(&args[1..]).and_then(|a| cmd_build(&a)),
         Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
