@@ -147,15 +147,24 @@ fn apt(privilege: Privilege, args: &[&str]) -> Command {
     c
 }
 
-/// The age of apt's package lists (`None`: there are none).
+/// When this harness last refreshed apt's lists (apt stamps its list files
+/// with the archive's own dates, not the time they were fetched).
+fn update_stamp() -> std::path::PathBuf {
+    crate::cache::cache_dir().join("apt-lists-updated")
+}
+
+/// Time since the harness last refreshed apt's package lists (`None`:
+/// never, or the host has no lists at all).
 fn lists_age() -> Option<Duration> {
-    let newest = std::fs::read_dir("/var/lib/apt/lists")
+    let has_lists = std::fs::read_dir("/var/lib/apt/lists")
         .ok()?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
-        .max()?;
-    Some(SystemTime::now().duration_since(newest).unwrap_or_default())
+        .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
+    if !has_lists {
+        return None;
+    }
+    let stamped = std::fs::metadata(update_stamp()).ok()?.modified().ok()?;
+    Some(SystemTime::now().duration_since(stamped).unwrap_or_default())
 }
 
 /// Lists older than this are refreshed before the lab resolves dom0's
@@ -179,13 +188,23 @@ pub fn refresh_package_lists() -> Result<()> {
         return Ok(());
     }
     say(&match age {
-        None => "apt-get update: this host has no package lists yet".to_string(),
+        None => "apt-get update: the lab resolves dom0's kernel from apt's package lists, and this harness has not refreshed them yet".to_string(),
         Some(a) => format!(
-            "apt-get update: the package lists are {} hours old, and the lab resolves dom0's kernel from them",
+            "apt-get update: the package lists were refreshed {} hours ago, and the lab resolves dom0's kernel from them",
             a.as_secs() / 3600
         ),
     });
-    cmd::status(&mut apt(p, &["update", "-q"])).context("`apt-get update` failed")
+    apt_update(p)
+}
+
+fn apt_update(p: Privilege) -> Result<()> {
+    cmd::status(&mut apt(p, &["update", "-q"])).context("`apt-get update` failed")?;
+    let stamp = update_stamp();
+    if let Some(dir) = stamp.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(stamp, b"");
+    Ok(())
 }
 
 /// Installs the missing packages among `needs` (or fails with the command
@@ -210,7 +229,7 @@ pub fn ensure_packages(needs: &[Need]) -> Result<()> {
     if cmd::status(&mut apt(p, &args)).is_err() {
         // Missing or stale lists: "Unable to locate package", or a 404.
         say("apt-get install failed; refreshing the package lists and trying once more");
-        cmd::status(&mut apt(p, &["update", "-q"])).context("`apt-get update` failed")?;
+        apt_update(p)?;
         cmd::status(&mut apt(p, &args)).with_context(|| {
             format!("installing {} failed; try: {}", names.join(" "), install_command(&names))
         })?;
