@@ -266,6 +266,7 @@ pub fn tcp4_tx_queue(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, queues:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netfront::fake::xen_netif_toeplitz_hash as netif_h_toeplitz;
     use alloc::vec;
     use alloc::vec::Vec;
 
@@ -361,31 +362,6 @@ mod tests {
             let f = frame(&s, &d, 58, sport, dport);
             assert_eq!(flow_hash(&f), Some(l3), "ICMPv6 {src} -> {dst}");
         }
-    }
-
-    /// netif.h's reference implementation (`xen_netif_toeplitz_hash`, a
-    /// 64-bit prefix register), written independently of [`toeplitz`].
-    fn netif_h_toeplitz(key: &[u8], buf: &[u8]) -> u32 {
-        let mut prefix: u64 = 0;
-        let mut keyi = 0;
-        while keyi < 8 {
-            prefix = (prefix << 8) | u64::from(key.get(keyi).copied().unwrap_or(0));
-            keyi += 1;
-        }
-        let mut hash: u64 = 0;
-        for &b in buf {
-            let mut byte = b;
-            for _ in 0..8 {
-                if byte & 0x80 != 0 {
-                    hash ^= prefix;
-                }
-                prefix <<= 1;
-                byte <<= 1;
-            }
-            prefix |= u64::from(key.get(keyi).copied().unwrap_or(0));
-            keyi += 1;
-        }
-        (hash >> 32) as u32
     }
 
     #[test]
