@@ -78,6 +78,22 @@ pub fn request_name(kind: u16) -> &'static str {
     }
 }
 
+/// `XEN_NETIF_CTRL_HASH_TYPE_*` flags by name (`ipv4,ipv4-tcp,...`).
+pub fn hash_type_names(flags: u32) -> alloc::string::String {
+    let names = [
+        (hash_type::IPV4, "ipv4"),
+        (hash_type::IPV4_TCP, "ipv4-tcp"),
+        (hash_type::IPV6, "ipv6"),
+        (hash_type::IPV6_TCP, "ipv6-tcp"),
+    ];
+    let on: Vec<&str> = names.iter().filter(|(f, _)| flags & f != 0).map(|(_, n)| *n).collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join(",")
+    }
+}
+
 fn status_name(status: u32) -> &'static str {
     match status {
         ctrl_status::NOT_SUPPORTED => "NOT_SUPPORTED",
@@ -368,5 +384,8 @@ mod tests {
         };
         assert_eq!(e.to_string(), "SET_HASH_MAPPING refused: status 2 (INVALID_PARAMETER)");
         assert!(CtrlError::NoRing.to_string().contains("feature-ctrl-ring"));
+        assert_eq!(hash_type_names(WANTED_HASH_TYPES), "ipv4,ipv4-tcp,ipv6,ipv6-tcp");
+        assert_eq!(hash_type_names(hash_type::IPV4_TCP), "ipv4-tcp");
+        assert_eq!(hash_type_names(0), "none");
     }
 }
