@@ -19,8 +19,10 @@
 //! so its low bits spread such flows evenly (see the tests).
 //!
 //! Toeplitz is written out here: it is 15 lines, and no small `no_std`
-//! crate on crates.io provides it (checked: none named for it exists).
-//! It is checked against Microsoft's published RSS verification vectors.
+//! crate provides it (crates.io has no `toeplitz` or `toeplitz-hash`
+//! crate; the hashing crates there are general-purpose hashers, and DPDK's
+//! or Linux's implementations are C). It is checked against Microsoft's
+//! published RSS verification vectors and netif.h's reference code.
 
 use hypercall::abi::netif::hash_type;
 
