@@ -7,10 +7,14 @@
  *   nettool send IP PORT BYTES        write BYTES, half-close, wait for EOF
  *   nettool recv IP PORT BYTES        read BYTES, byte i must be i % 251
  *   nettool rr IP PORT COUNT SIZE     COUNT request/responses of SIZE bytes
- *   nettool echo IP PORT TRIPS MAX SEED CONNS
+ *   nettool echo IP PORT TRIPS MAX SEED CONNS [LPORT,LPORT,...]
  *                                     TRIPS round trips of 1..MAX random
  *                                     bytes over CONNS parallel connections,
- *                                     each byte checked
+ *                                     each byte checked; with LPORTs, the
+ *                                     connections are made from these local
+ *                                     ports (one each: CONNS of them), so
+ *                                     the flows (and the queues they hash
+ *                                     to) are known in advance
  *   nettool serve                     echo on 7, discard on 9, source on 19
  *
  * Every mode prints one line: "NETTOOL <mode> key=value ...".
@@ -45,7 +49,8 @@ static void die(const char *what) {
     exit(2);
 }
 
-static int dial(const char *ip, int port) {
+/* Connects to ip:port, from local port lport unless it is 0. */
+static int dial_from(const char *ip, int port, int lport) {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -57,12 +62,23 @@ static int dial(const char *ip, int port) {
     for (int attempt = 0;; attempt++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
         if (s < 0) die("socket");
+        if (lport != 0) {
+            struct sockaddr_in l;
+            int one = 1;
+            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            memset(&l, 0, sizeof l);
+            l.sin_family = AF_INET;
+            l.sin_port = htons((uint16_t)lport);
+            if (bind(s, (struct sockaddr *)&l, sizeof l) != 0) die("bind");
+        }
         if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) return s;
         close(s);
         if (attempt >= 20) die("connect");
         usleep(200000);
     }
 }
+
+static int dial(const char *ip, int port) { return dial_from(ip, port, 0); }
 
 static uint64_t rng;
 static uint64_t next_rand(void) {
@@ -153,14 +169,35 @@ static int mode_rr(const char *ip, int port, long count, size_t size) {
     return done == count && bad == 0 ? 0 : 1;
 }
 
-static int mode_echo(const char *ip, int port, long trips, size_t max, uint64_t seed, int conns) {
+static int mode_echo(const char *ip, int port, long trips, size_t max, uint64_t seed, int conns,
+                     const char *lports) {
+    int local[256] = {0};
+    if (conns < 1 || conns > 256) {
+        errno = EINVAL;
+        die("connections");
+    }
+    if (lports) {
+        /* One local port per connection, comma-separated. */
+        const char *p = lports;
+        for (int c = 0; c < conns; c++) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v <= 0 || v > 65535 || (*end != ',' && *end != 0) ||
+                (c + 1 < conns) != (*end == ',')) {
+                errno = EINVAL;
+                die("local ports (one per connection)");
+            }
+            local[c] = (int)v;
+            p = end + 1;
+        }
+    }
     for (int c = 0; c < conns; c++) {
         if (fork() != 0) continue;
         rng = seed * 1000003u + (uint64_t)c + 1;
         unsigned char *out = malloc(max), *in = malloc(max);
         long mine = trips / conns + (c < trips % conns ? 1 : 0), done = 0, bad = 0;
         uint64_t bytes = 0;
-        int s = dial(ip, port);
+        int s = dial_from(ip, port, local[c]);
         for (; done < mine; done++) {
             size_t n = (size_t)(next_rand() % max) + 1;
             for (size_t i = 0; i < n; i++) out[i] = (unsigned char)next_rand();
@@ -171,9 +208,12 @@ static int mode_echo(const char *ip, int port, long trips, size_t max, uint64_t 
             if (memcmp(out, in, n) != 0) bad++;
             bytes += n;
         }
+        struct sockaddr_in me;
+        socklen_t melen = sizeof me;
+        int lport = getsockname(s, (struct sockaddr *)&me, &melen) == 0 ? ntohs(me.sin_port) : 0;
         close(s);
-        printf("NETTOOL echo conn=%d trips=%ld bad=%ld bytes=%llu\n", c + 1, done, bad,
-               (unsigned long long)bytes);
+        printf("NETTOOL echo conn=%d trips=%ld bad=%ld bytes=%llu lport=%d\n", c + 1, done, bad,
+               (unsigned long long)bytes, lport);
         fflush(stdout);
         _exit(bad == 0 && done == mine ? 0 : 1);
     }
@@ -247,8 +287,9 @@ int main(int argc, char **argv) {
     if (argc >= 5 && !strcmp(argv[1], "recv")) return mode_recv(argv[2], atoi(argv[3]), strtoull(argv[4], 0, 0));
     if (argc >= 6 && !strcmp(argv[1], "rr")) return mode_rr(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]));
     if (argc >= 8 && !strcmp(argv[1], "echo"))
-        return mode_echo(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]), strtoull(argv[6], 0, 0), atoi(argv[7]));
+        return mode_echo(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]), strtoull(argv[6], 0, 0), atoi(argv[7]),
+                         argc >= 9 ? argv[8] : NULL);
     if (argc >= 2 && !strcmp(argv[1], "serve")) return mode_serve();
-    fprintf(stderr, "usage: nettool send|recv IP PORT BYTES | rr IP PORT COUNT SIZE | echo IP PORT TRIPS MAX SEED CONNS | serve\n");
+    fprintf(stderr, "usage: nettool send|recv IP PORT BYTES | rr IP PORT COUNT SIZE | echo IP PORT TRIPS MAX SEED CONNS [LPORT,...] | serve\n");
     return 64;
 }

@@ -416,6 +416,34 @@ fn table() -> Vec<Row> {
         netif::rsp::OKAY => "NETIF_RSP_OKAY",
         netif::rsp::NULL => "NETIF_RSP_NULL",
     );
+    layout!(rows, netif::NetifCtrlRequest => "struct xen_netif_ctrl_request" { id, kind: "type", data });
+    layout!(rows, netif::NetifCtrlResponse => "struct xen_netif_ctrl_response" {
+        id, kind: "type", status, data,
+    });
+    consts!(rows,
+        netif::CTRL_RING_PAGE_SLOTS => "__CONST_RING_SIZE(xen_netif_ctrl, 4096)",
+        netif::ctrl_type::INVALID => "XEN_NETIF_CTRL_TYPE_INVALID",
+        netif::ctrl_type::GET_HASH_FLAGS => "XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS",
+        netif::ctrl_type::SET_HASH_FLAGS => "XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS",
+        netif::ctrl_type::SET_HASH_KEY => "XEN_NETIF_CTRL_TYPE_SET_HASH_KEY",
+        netif::ctrl_type::GET_HASH_MAPPING_SIZE => "XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE",
+        netif::ctrl_type::SET_HASH_MAPPING_SIZE => "XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE",
+        netif::ctrl_type::SET_HASH_MAPPING => "XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING",
+        netif::ctrl_type::SET_HASH_ALGORITHM => "XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM",
+        netif::ctrl_type::GET_GREF_MAPPING_SIZE => "XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE",
+        netif::ctrl_type::ADD_GREF_MAPPING => "XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING",
+        netif::ctrl_type::DEL_GREF_MAPPING => "XEN_NETIF_CTRL_TYPE_DEL_GREF_MAPPING",
+        netif::ctrl_status::SUCCESS => "XEN_NETIF_CTRL_STATUS_SUCCESS",
+        netif::ctrl_status::NOT_SUPPORTED => "XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED",
+        netif::ctrl_status::INVALID_PARAMETER => "XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER",
+        netif::ctrl_status::BUFFER_OVERFLOW => "XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW",
+        netif::hash_type::IPV4 => "XEN_NETIF_CTRL_HASH_TYPE_IPV4",
+        netif::hash_type::IPV4_TCP => "XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP",
+        netif::hash_type::IPV6 => "XEN_NETIF_CTRL_HASH_TYPE_IPV6",
+        netif::hash_type::IPV6_TCP => "XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP",
+        netif::hash_algorithm::NONE => "XEN_NETIF_CTRL_HASH_ALGORITHM_NONE",
+        netif::hash_algorithm::TOEPLITZ => "XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ",
+    );
 
     // io/blkif.h
     layout!(rows, blkif::Segment => "struct blkif_request_segment" { gref, first_sect, last_sect });

@@ -5,11 +5,15 @@
 //!   `/status.json`, detaches its vif (`xl network-detach`) and attaches a
 //!   new one (`xl network-attach`), and the service answers again;
 //! - `app=echo` at 192.0.2.3: 1,000 TCP echo round trips from 4 clients at
-//!   once, random sizes up to 64 KiB, each compared byte for byte (`cmp`);
+//!   once, random sizes up to 64 KiB, each compared byte for byte, from
+//!   local ports chosen (with the guest's own flow hash) so that two flows
+//!   take each of the 2 queues, both ways;
 //! - `app=http` at 192.0.2.4 with 4 MiB, its smallest memory: dom0 pings it.
 //!
 //! All end with `xl shutdown`.
 
+use pv_drivers::netfront::ctrl::WANTED_HASH_TYPES;
+use pv_drivers::netfront::flow::{tcp4_tx_queue, RxSteering, TABLE_SIZE};
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
@@ -69,19 +73,25 @@ else
 fi
 "#;
 
-const ECHO: &str = r#"
+/// The echo scenario: `nettool echo` from the local ports `ports` (one
+/// connection each; see [`echo_ports`]).
+fn echo_script(ports: &[u16]) -> String {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let (conns, list) = (ports.len(), list.join(","));
+    format!(
+        r#"
 run_guest_start echo /etc/xen-lab/guests/echo.cfg || exit 1
 if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 30; then
     ping -c 2 -W 5 192.0.2.3 > /dev/null 2>&1; echo "[xl check] echo-ping-rc $?"
     t0=$(lab_uptime)
-    # nettool (a static helper, 64 KiB per call): 1,000 round trips over 16
-    # connections at once, sizes 1..65536 at random, every byte compared;
-    # one line per connection becomes the check the test reads. 16 flows,
-    # so both queues carry traffic each way whatever the flow hashes are
-    # (with 4, all landed on one queue one run in eight).
-    nettool echo 192.0.2.3 7 1000 65536 $(date +%s) 16 > /tmp/echo.out 2>&1
+    # nettool (a static helper, 64 KiB per call): 1,000 round trips over
+    # {conns} connections at once, from local ports {list} (chosen on the
+    # host so that their flows hash to both queues, both ways), sizes
+    # 1..65536 at random, every byte compared; one line per connection
+    # becomes the check the test reads.
+    nettool echo 192.0.2.3 7 1000 65536 $(date +%s) {conns} {list} > /tmp/echo.out 2>&1
     echo "[xl check] echo-nettool-rc $?"
-    sed -n 's/^NETTOOL echo conn=\([0-9]*\) trips=\([0-9]*\) bad=\([0-9]*\).*/[xl check] echo-client \1 trips \2 bad \3/p' /tmp/echo.out
+    sed -n 's/^NETTOOL echo conn=\([0-9]*\) trips=\([0-9]*\) bad=\([0-9]*\).* lport=\([0-9]*\).*/[xl check] echo-client \1 trips \2 bad \3 lport \4/p' /tmp/echo.out
     sed 's/^/[xl echo] /' /tmp/echo.out
     echo "[xl check] echo-seconds $t0 $(lab_uptime)"
     xl sysrq echo c
@@ -90,7 +100,9 @@ if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 
 else
     run_guest_wait echo 1
 fi
-"#;
+"#
+    )
+}
 
 /// `app=http` at its documented minimum memory (4 MiB, README "Boot time
 /// and footprint"): up, answers a ping, shuts down cleanly.
@@ -122,8 +134,39 @@ fi
 
 /// The smallest `memory=` `app=http` boots and serves in (MiB).
 const HTTP_MIN_MIB: u32 = 4;
-/// Connections the echo round trips are spread over (see `ECHO`).
-const ECHO_CONNECTIONS: u32 = 16;
+/// The echo guest and dom0 on the bridge.
+const GUEST: [u8; 4] = [192, 0, 2, 3];
+const DOM0: [u8; 4] = [192, 0, 2, 1];
+/// Queues netback offers here (one per dom0 vCPU).
+const QUEUES: usize = 2;
+/// Connections per queue in the echo test.
+const PER_QUEUE: usize = 2;
+
+/// How the guest asks netback to steer RX (`pv_drivers::netfront::ctrl`),
+/// which its console confirms (`STEERING_LINE`).
+fn steering() -> RxSteering {
+    RxSteering { flags: WANTED_HASH_TYPES, table_size: TABLE_SIZE, queues: QUEUES as u32 }
+}
+const STEERING_LINE: &str = "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over ipv4,ipv4-tcp,ipv6,ipv6-tcp, 128-entry table over 2 queues";
+
+/// The queues of dom0's connection from local port `port` to the echo
+/// service: (TX, the guest's replies 192.0.2.3:7 -> 192.0.2.1:port, as
+/// the guest picks them; RX, dom0's packets the other way, as netback
+/// picks them once steered).
+fn echo_queues(port: u16) -> (usize, usize) {
+    (tcp4_tx_queue(GUEST, DOM0, 7, port, QUEUES), steering().tcp4_queue(DOM0, GUEST, port, 7))
+}
+
+/// dom0's local ports for the echo connections: the first `PER_QUEUE`
+/// from 40000 up whose flow takes queue q both ways, for each queue q.
+/// Deterministic: the same ports every run.
+fn echo_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    for q in 0..QUEUES {
+        ports.extend((40000..60000u16).filter(|&p| echo_queues(p) == (q, q)).take(PER_QUEUE));
+    }
+    ports
+}
 
 fn nettool() -> std::path::PathBuf {
     xtask::nettool::build(&xtask::cache::cache_dir()).expect("building nettool")
@@ -149,8 +192,12 @@ fn lab() -> &'static BootReport {
             vec![
                 Scenario::script("httpmin", vec![httpmin], &format!("{HELPERS}{HTTP_MIN}")),
                 Scenario::script("http", vec![http], &format!("{HELPERS}{HTTP}")),
-                Scenario::script("echo", vec![echo], &format!("{HELPERS}{ECHO}"))
-                    .with_file(xtask::nettool::DEST, nettool()),
+                Scenario::script(
+                    "echo",
+                    vec![echo],
+                    &format!("{HELPERS}{}", echo_script(&echo_ports())),
+                )
+                .with_file(xtask::nettool::DEST, nettool()),
             ]
         })
     })
@@ -231,23 +278,61 @@ fn the_vif_detaches_and_reattaches_and_the_service_answers_again() {
     assert_result(run, &GuestResult::Poweroff);
 }
 
+/// A host check of the port choice (no boot): every queue gets
+/// `PER_QUEUE` flows, each on the same queue both ways, from distinct
+/// ports in the unprivileged range.
+#[test]
+fn the_echo_ports_take_every_queue_both_ways() {
+    let ports = echo_ports();
+    eprintln!("echo ports: {ports:?}");
+    assert_eq!(ports.len(), QUEUES * PER_QUEUE, "{ports:?}");
+    for q in 0..QUEUES {
+        let on: Vec<u16> = ports.iter().copied().filter(|&p| echo_queues(p) == (q, q)).collect();
+        assert_eq!(on.len(), PER_QUEUE, "queue {q}: {ports:?}");
+    }
+    let mut sorted = ports.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ports.len());
+    assert!(ports.iter().all(|&p| p >= 1024));
+    // The same through the frames the guest builds and parses.
+    let frame = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    };
+    for &p in &ports {
+        let (tx, rx) = echo_queues(p);
+        assert_eq!(pv_drivers::netfront::flow::select_queue(&frame(GUEST, DOM0, 7, p), QUEUES), tx);
+        assert_eq!(steering().queue(&frame(DOM0, GUEST, p, 7)), rx);
+    }
+}
+
 #[test]
 fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
     let run = echo();
+    let ports = echo_ports();
     let mut trips = 0;
-    for c in 1..=ECHO_CONNECTIONS {
+    for c in 1..=ports.len() {
         let v = check(run, &format!("echo-client {c}"));
         let f: Vec<&str> = v.split_whitespace().collect();
         assert_eq!(f.get(2), Some(&"bad"), "{v}");
         assert_eq!(f[3], "0", "client {c}: {v}\n{}", run.describe());
+        // Each connection came from the port chosen for it.
+        assert_eq!(f.get(5), Some(&ports[c - 1].to_string().as_str()), "client {c}: {v}");
         trips += f[1].parse::<u32>().unwrap();
     }
     assert_eq!(trips, 1000);
     assert_eq!(check(run, "echo-nettool-rc"), "0", "{}", run.describe());
     assert_eq!(check(run, "echo-ping-rc"), "0", "{}", run.describe());
     assert_console_contains(run, "net: counters");
-    // netback offers 2 queues here (one per dom0 vCPU): both carry traffic
-    // each way.
+    // netback offers 2 queues here (one per dom0 vCPU).
     assert_console_contains(run, "2 queue(s) in use");
     let line = run
         .console
@@ -258,6 +343,36 @@ fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
         line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
     // "2 in use: q0 rx A tx B; q1 rx C tx D;"
     assert_eq!(n.len(), 7, "{line}");
-    assert!(n[0] == 2 && n[2] > 0 && n[3] > 0 && n[5] > 0 && n[6] > 0, "{line}");
+    assert_eq!(n[0], 2, "{line}");
+    let (q0_rx, q0_tx, q1_rx, q1_tx) = (n[2], n[3], n[5], n[6]);
+    // TX: the guest's replies of two connections hash to each queue (see
+    // `echo_ports`), whatever netback does. Each connection moves
+    // megabytes: far more than 100 packets each way (ARP and ping take
+    // queue 0 only, a handful).
+    assert!(q0_tx >= 100 && q1_tx >= 100, "{line}");
+    let steered = run.console.iter().any(|l| l.contains(STEERING_LINE));
+    if steered {
+        // RX: netback steers by our key and table, so dom0's packets of
+        // two connections arrive on each queue.
+        assert!(q0_rx >= 100 && q1_rx >= 100, "{line}");
+    } else {
+        // A netback without the control ring picks RX queues itself (at
+        // random per connection): only the total is certain.
+        assert!(
+            run.console.iter().any(|l| l.contains("net: rss: ")),
+            "no RX steering outcome logged\n{}",
+            run.describe()
+        );
+        eprintln!("note: RX not steered by the guest; {line}");
+        assert!(q0_rx + q1_rx >= 200, "{line}");
+    }
     assert_result(run, &GuestResult::Poweroff);
+}
+
+/// Debian 12's netback has the control ring: the guest's RX steering is
+/// in force (the echo test's RX figures rely on it there).
+#[test]
+fn netback_takes_the_guests_rx_steering() {
+    let run = echo();
+    assert_console_contains(run, STEERING_LINE);
 }

@@ -143,3 +143,81 @@ pub struct NetifExtraInfo {
     pub u: [u16; 3],
 }
 assert_layout!(NetifExtraInfo, size = 8, kind = 0, flags = 1, u = 2);
+
+// The control ring (`netif.h`, "Control ring" and "Control messages"):
+// a third ring, one page, on which the frontend sets how the backend
+// spreads the packets it sends to the guest (RX) over the queues.
+
+/// Slots of a one-page control ring: 16-byte slots (the request, the
+/// larger entry) after the 64-byte header, rounded down to a power of two
+/// (`__CONST_RING_SIZE(xen_netif_ctrl, 4096)`).
+pub const CTRL_RING_PAGE_SLOTS: u32 = 128;
+
+/// `XEN_NETIF_CTRL_TYPE_*`: what a control request asks.
+pub mod ctrl_type {
+    pub const INVALID: u16 = 0;
+    pub const GET_HASH_FLAGS: u16 = 1;
+    pub const SET_HASH_FLAGS: u16 = 2;
+    pub const SET_HASH_KEY: u16 = 3;
+    pub const GET_HASH_MAPPING_SIZE: u16 = 4;
+    pub const SET_HASH_MAPPING_SIZE: u16 = 5;
+    pub const SET_HASH_MAPPING: u16 = 6;
+    pub const SET_HASH_ALGORITHM: u16 = 7;
+    pub const GET_GREF_MAPPING_SIZE: u16 = 8;
+    pub const ADD_GREF_MAPPING: u16 = 9;
+    pub const DEL_GREF_MAPPING: u16 = 10;
+}
+
+/// `XEN_NETIF_CTRL_STATUS_*`: a control response's status.
+pub mod ctrl_status {
+    pub const SUCCESS: u32 = 0;
+    pub const NOT_SUPPORTED: u32 = 1;
+    pub const INVALID_PARAMETER: u32 = 2;
+    pub const BUFFER_OVERFLOW: u32 = 3;
+}
+
+/// `XEN_NETIF_CTRL_HASH_TYPE_*`: what the backend hashes (flags).
+pub mod hash_type {
+    /// Source and destination IPv4 addresses (8 bytes).
+    pub const IPV4: u32 = 1 << 0;
+    /// IPv4 addresses, then TCP source and destination ports (12 bytes).
+    pub const IPV4_TCP: u32 = 1 << 1;
+    /// Source and destination IPv6 addresses (32 bytes).
+    pub const IPV6: u32 = 1 << 2;
+    /// IPv6 addresses, then TCP ports (36 bytes).
+    pub const IPV6_TCP: u32 = 1 << 3;
+}
+
+/// `XEN_NETIF_CTRL_HASH_ALGORITHM_*`.
+pub mod hash_algorithm {
+    /// No hashing: the backend steers as it likes (the default).
+    pub const NONE: u32 = 0;
+    /// Toeplitz with a key set by `SET_HASH_KEY`.
+    pub const TOEPLITZ: u32 = 1;
+}
+
+/// `struct xen_netif_ctrl_request`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifCtrlRequest {
+    /// Echoed in the response.
+    pub id: u16,
+    /// `XEN_NETIF_CTRL_TYPE_*`.
+    pub kind: u16,
+    pub data: [u32; 3],
+}
+assert_layout!(NetifCtrlRequest, size = 16, id = 0, kind = 2, data = 4);
+
+/// `struct xen_netif_ctrl_response`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifCtrlResponse {
+    /// The request's id.
+    pub id: u16,
+    /// The request's type.
+    pub kind: u16,
+    /// `XEN_NETIF_CTRL_STATUS_*`.
+    pub status: u32,
+    pub data: u32,
+}
+assert_layout!(NetifCtrlResponse, size = 12, id = 0, kind = 2, status = 4, data = 8);

@@ -18,6 +18,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
+use pv_drivers::netfront::ctrl::{self, CtrlError};
+use pv_drivers::netfront::flow::RxSteering;
 use pv_drivers::netfront::Stats;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::dhcpv4;
@@ -118,7 +120,11 @@ impl Net {
         let host = &mut self.host;
         let cfg = self.cfg;
         match xenbus::with(|bus| Netfront::connect(bus, host, &dev, &cfg)) {
-            Some(Ok(nf)) => {
+            Some(Ok(mut nf)) => {
+                // Before anything is sent: from here on every flow's RX
+                // queue is the one the guest predicts (or netback's own
+                // choice, if it refuses).
+                let steering = steer_rx(&mut nf, host);
                 let m = nf.mac;
                 kprintln!(
                     "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
@@ -126,6 +132,19 @@ impl Net {
                     nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
                     nf.rx_posted()
                 );
+                match steering {
+                    Ok(s) => kprintln!(
+                        "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
+                        ctrl::hash_type_names(s.flags), s.table_size, s.queues
+                    ),
+                    Err(CtrlError::NoRing) if nf.queues().len() == 1 => {}
+                    Err(CtrlError::NoRing) => kprintln!(
+                        "net: rss: no control ring offered (feature-ctrl-ring): netback picks RX queues itself"
+                    ),
+                    Err(e) => kprintln!(
+                        "net: rss: RX steering refused ({e}): netback picks RX queues itself"
+                    ),
+                }
                 let path = format!("{}/state", dev.backend);
                 if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch(&path, BACKEND_TOKEN)) {
                     log::warn!("net: cannot watch {path}: {e:?}");
@@ -200,6 +219,18 @@ impl Net {
         iface.poll(now(), &mut dev, sockets);
         nf.flush(&mut self.host);
     }
+}
+
+/// Has netback steer RX as the guest steers TX, through the vif's control
+/// ring; each answer is waited for at most 2 s in all.
+fn steer_rx(nf: &mut Netfront<KernelHost>, host: &mut KernelHost) -> Result<RxSteering, CtrlError> {
+    let deadline = platform::now_ns() + 2_000_000_000;
+    nf.steer_rx(host, || {
+        let seen = host::events();
+        let until = (platform::now_ns() + 1_000_000).min(deadline);
+        timer::wait_until(until, || host::events() != seen);
+        platform::now_ns() < deadline
+    })
 }
 
 /// A device that only answers capabilities (for `Interface::new`).

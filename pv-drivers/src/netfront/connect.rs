@@ -2,7 +2,8 @@
 //! channels to `xen-netback` (as Linux's `talk_to_netback` does), and the
 //! disconnect that closes the device and revokes every grant.
 
-use super::flow::select_queue;
+use super::ctrl::{CtrlError, CtrlRing};
+use super::flow::{select_queue, RxSteering};
 use super::rx::{RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
 use super::{HostError, NetHost, Stats};
@@ -213,6 +214,11 @@ pub struct Netfront<H: NetHost> {
     /// Queues the backend offered (`multi-queue-max-queues`).
     pub queues_offered: u32,
     queues: Vec<Queue<H::Page>>,
+    /// The control ring, if the backend offered one and there are queues
+    /// to steer between.
+    ctrl: Option<CtrlRing<H::Page>>,
+    /// How netback steers RX, once [`Netfront::steer_rx`] set it up.
+    rx_steering: Option<RxSteering>,
     pub stats: Stats,
 }
 
@@ -256,7 +262,27 @@ impl<H: NetHost> Netfront<H> {
                 }
             }
         }
-        let mut nf = Netfront { dev: dev.clone(), mac, mtu, split, queues_offered, queues, stats };
+        // A control ring to steer RX with (netif.h, "Control ring"): only
+        // worth it with queues to steer between; without one the vif works
+        // as before.
+        let mut ctrl = None;
+        if queues.len() > 1 && flag(bus, &format!("{be}/feature-ctrl-ring"))? {
+            match CtrlRing::new(host, dev.backend_id, &mut stats) {
+                Ok(c) => ctrl = Some(c),
+                Err(e) => log::warn!("netfront: {}: no control ring: {e}", dev.frontend),
+            }
+        }
+        let mut nf = Netfront {
+            dev: dev.clone(),
+            mac,
+            mtu,
+            split,
+            queues_offered,
+            queues,
+            ctrl,
+            rx_steering: None,
+            stats,
+        };
         let written = nf.publish(bus);
         let connected = written.and_then(|()| {
             device::set_state(bus, dev, XenbusState::Connected)?;
@@ -265,9 +291,7 @@ impl<H: NetHost> Netfront<H> {
         });
         if let Err(e) = connected {
             let _ = device::set_state(bus, dev, XenbusState::Closed);
-            for q in &nf.queues {
-                q.close(host, split);
-            }
+            nf.close_channels(host);
             let kept = nf.release(host);
             core::mem::forget(kept);
             return Err(e);
@@ -306,6 +330,10 @@ impl<H: NetHost> Netfront<H> {
                 keys.push((format!("{dir}event-channel"), num(q.tx.port.0)));
             }
         }
+        if let Some(c) = &self.ctrl {
+            keys.push(("ctrl-ring-ref".into(), num(c.ring_gref.0)));
+            keys.push(("event-channel-ctrl".into(), num(c.port.0)));
+        }
         for (k, v) in [
             ("request-rx-copy", 1),
             ("feature-rx-notify", 1),
@@ -325,6 +353,32 @@ impl<H: NetHost> Netfront<H> {
     /// The queues in use.
     pub fn queues(&self) -> &[Queue<H::Page>] {
         &self.queues
+    }
+
+    /// The control ring's grant and event channel, if there is one.
+    pub fn ctrl_ring(&self) -> Option<(GrantRef, EvtchnPort)> {
+        self.ctrl.as_ref().map(|c| (c.ring_gref, c.port))
+    }
+
+    /// How netback steers RX, if [`Netfront::steer_rx`] set it up.
+    pub fn rx_steering(&self) -> Option<RxSteering> {
+        self.rx_steering
+    }
+
+    /// Has netback steer RX flows as we steer TX ([`super::ctrl`]): call
+    /// once connected. `wait` is called while an answer is due; it should
+    /// block until an event or a short timeout, and return false to give
+    /// up. On failure netback keeps (or is set back to) its own RX steering.
+    pub fn steer_rx(
+        &mut self,
+        host: &mut H,
+        wait: impl FnMut() -> bool,
+    ) -> Result<RxSteering, CtrlError> {
+        let ctrl = self.ctrl.as_mut().ok_or(CtrlError::NoRing)?;
+        let queues = self.queues.len() as u32;
+        let s = ctrl.configure_toeplitz(host, &mut self.stats, queues, wait)?;
+        self.rx_steering = Some(s);
+        Ok(s)
     }
 
     /// Delivers received packets from every queue and posts buffers again.
@@ -389,12 +443,25 @@ impl<H: NetHost> Netfront<H> {
         self.queues.iter().map(Queue::tx_in_flight).sum()
     }
 
+    /// Closes every event channel (queues and control ring).
+    fn close_channels(&self, host: &mut H) {
+        for q in &self.queues {
+            q.close(host, self.split);
+        }
+        if let Some(c) = &self.ctrl {
+            c.close(host);
+        }
+    }
+
     /// Revokes all grants; returns the pages the backend still maps.
     fn release(self, host: &mut H) -> (Stats, Vec<H::Page>) {
         let mut stats = self.stats;
         let mut kept = Vec::new();
         for q in self.queues {
             kept.extend(q.release(host, &mut stats));
+        }
+        if let Some(c) = self.ctrl {
+            kept.extend(c.release(host, &mut stats));
         }
         (stats, kept)
     }
@@ -420,9 +487,7 @@ impl<H: NetHost> Netfront<H> {
             Err(XenbusError::BackendTimeout { last: None, .. }) => {}
             Err(e) => log::warn!("netfront: {}: {e}", dev.frontend),
         }
-        for q in &self.queues {
-            q.close(host, self.split);
-        }
+        self.close_channels(host);
         self.release(host)
     }
 }

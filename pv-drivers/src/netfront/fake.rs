@@ -8,7 +8,8 @@ use super::{HostError, NetHost};
 use crate::ring::BackRing;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::abi::netif::{
-    rsp, rxf, txf, NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+    ctrl_type, hash_algorithm, hash_type, rsp, rxf, txf, NetifCtrlRequest, NetifCtrlResponse,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
 };
 use hypercall::{DomId, EvtchnPort};
 use std::cell::RefCell;
@@ -174,4 +175,242 @@ impl FakeBackend {
         self.tx.publish();
         out
     }
+}
+
+/// How the fake control backend behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtrlMode {
+    /// As Linux's netback (`hash.c`, `process_ctrl_request`).
+    Honest,
+    /// Answers requests of this type with this status.
+    Refuse(u16, u32),
+    /// Answers with a wrong id.
+    WrongId,
+    /// Never answers.
+    Silent,
+    /// Publishes a producer index far past what was asked.
+    WildProducer,
+    /// Answers `GET_HASH_MAPPING_SIZE` with this instead of 128.
+    MappingSize(u32),
+    /// Answers `GET_HASH_FLAGS` with this instead of all four types.
+    Flags(u32),
+}
+
+/// The backend's end of the control ring: a model of Linux's netback
+/// (`drivers/net/xen-netback/hash.c` and `interface.c`) with its own
+/// Toeplitz (netif.h's reference code) and packet parsing, so a test can
+/// ask which queue netback would pick for a packet.
+pub struct FakeCtrl {
+    table: Rc<RefCell<Table>>,
+    ring: BackRing<'static, NetifCtrlRequest, NetifCtrlResponse>,
+    pub mode: CtrlMode,
+    pub num_queues: u32,
+    pub alg: u32,
+    pub flags: u32,
+    pub key: [u8; 40],
+    mapping: [[u32; 128]; 2],
+    sel: usize,
+    pub size: u32,
+    /// Request types seen, in order.
+    pub seen: Vec<u16>,
+}
+
+impl FakeCtrl {
+    pub fn attach(host: &FakeHost, ring_ref: GrantRef, num_queues: u32) -> Self {
+        let page = host.table.borrow().active[&ring_ref.0].0.clone();
+        FakeCtrl {
+            table: host.table.clone(),
+            ring: BackRing::attach(leak(page)),
+            mode: CtrlMode::Honest,
+            num_queues,
+            alg: hash_algorithm::NONE,
+            flags: 0,
+            key: [0; 40],
+            mapping: [[0; 128]; 2],
+            sel: 0,
+            size: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A grant copy from `gref` (offset 0): `None` as `GNTST_*` errors.
+    fn copy_from(&self, gref: u32, len: usize) -> Option<Vec<u8>> {
+        let t = self.table.borrow();
+        let (page, _, _) = t.active.get(&gref)?;
+        let mut out = vec![0u8; len];
+        read_bytes(page, 0, &mut out).ok()?;
+        Some(out)
+    }
+
+    fn process(&mut self, req: &NetifCtrlRequest) -> (u32, u32) {
+        use hypercall::abi::netif::ctrl_status as st;
+        let all = hash_type::IPV4 | hash_type::IPV4_TCP | hash_type::IPV6 | hash_type::IPV6_TCP;
+        let d = req.data;
+        match req.kind {
+            ctrl_type::SET_HASH_ALGORITHM => match d[0] {
+                hash_algorithm::NONE | hash_algorithm::TOEPLITZ => {
+                    self.alg = d[0];
+                    (st::SUCCESS, 0)
+                }
+                _ => (st::INVALID_PARAMETER, 0),
+            },
+            ctrl_type::GET_HASH_FLAGS if self.alg == hash_algorithm::NONE => (st::NOT_SUPPORTED, 0),
+            ctrl_type::GET_HASH_FLAGS => match self.mode {
+                CtrlMode::Flags(f) => (st::SUCCESS, f),
+                _ => (st::SUCCESS, all),
+            },
+            ctrl_type::SET_HASH_FLAGS => {
+                if d[0] & !all != 0 || self.alg == hash_algorithm::NONE {
+                    return (st::INVALID_PARAMETER, 0);
+                }
+                self.flags = d[0];
+                (st::SUCCESS, 0)
+            }
+            ctrl_type::SET_HASH_KEY => {
+                let len = d[1] as usize;
+                if len > 40 {
+                    return (st::INVALID_PARAMETER, 0);
+                }
+                let Some(bytes) = (if len == 0 { Some(vec![]) } else { self.copy_from(d[0], len) })
+                else {
+                    return (st::INVALID_PARAMETER, 0);
+                };
+                self.key = [0; 40];
+                self.key[..len].copy_from_slice(&bytes);
+                (st::SUCCESS, 0)
+            }
+            ctrl_type::GET_HASH_MAPPING_SIZE => match self.mode {
+                CtrlMode::MappingSize(n) => (st::SUCCESS, n),
+                _ => (st::SUCCESS, 128),
+            },
+            ctrl_type::SET_HASH_MAPPING_SIZE => {
+                if d[0] > 128 {
+                    return (st::INVALID_PARAMETER, 0);
+                }
+                self.size = d[0];
+                self.mapping[self.sel] = [0; 128];
+                (st::SUCCESS, 0)
+            }
+            ctrl_type::SET_HASH_MAPPING => {
+                let (gref, len, off) = (d[0], d[1], d[2]);
+                match off.checked_add(len) {
+                    Some(end) if end <= self.size && len <= 1024 => {}
+                    _ => return (st::INVALID_PARAMETER, 0),
+                }
+                let Some(bytes) = self.copy_from(gref, len as usize * 4) else {
+                    return (st::INVALID_PARAMETER, 0);
+                };
+                let mut next = self.mapping[self.sel];
+                for (i, e) in bytes.chunks_exact(4).enumerate() {
+                    next[off as usize + i] = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+                }
+                if next[off as usize..(off + len) as usize].iter().any(|&q| q >= self.num_queues) {
+                    return (st::INVALID_PARAMETER, 0);
+                }
+                self.mapping[1 - self.sel] = next;
+                self.sel = 1 - self.sel;
+                (st::SUCCESS, 0)
+            }
+            _ => (st::NOT_SUPPORTED, 0),
+        }
+    }
+
+    /// Answers every queued request; the number answered.
+    pub fn serve(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(req) = self.ring.take_request() {
+            self.seen.push(req.kind);
+            let (status, data) = match self.mode {
+                CtrlMode::Silent => continue,
+                CtrlMode::Refuse(kind, status) if kind == req.kind => (status, 0),
+                _ => self.process(&req),
+            };
+            let id = if self.mode == CtrlMode::WrongId { req.id ^ 0x55 } else { req.id };
+            self.ring.push_response(&NetifCtrlResponse { id, kind: req.kind, status, data });
+            n += 1;
+        }
+        if self.mode == CtrlMode::WildProducer {
+            self.ring.force_rsp_prod(0x8000_0000);
+        } else {
+            self.ring.publish();
+        }
+        n
+    }
+
+    /// The queue netback sends `frame` on, as `xenvif_select_queue`:
+    /// `None` while no hash algorithm is set (netback's own choice).
+    pub fn select_queue(&self, frame: &[u8]) -> Option<u32> {
+        if self.alg == hash_algorithm::NONE {
+            return None;
+        }
+        let hash = self.skb_hash(frame);
+        Some(if self.size == 0 {
+            hash % self.num_queues
+        } else {
+            self.mapping[self.sel][(hash % self.size) as usize]
+        })
+    }
+
+    /// `xenvif_set_skb_hash`: 0 when nothing is hashed.
+    fn skb_hash(&self, f: &[u8]) -> u32 {
+        if f.len() < 14 {
+            return 0;
+        }
+        let ip = &f[14..];
+        let (v6, l3, l4) = match (f[12], f[13]) {
+            (0x08, 0x00) => (false, hash_type::IPV4, hash_type::IPV4_TCP),
+            (0x86, 0xdd) => (true, hash_type::IPV6, hash_type::IPV6_TCP),
+            _ => return 0,
+        };
+        if self.flags & (l3 | l4) == 0 {
+            return 0;
+        }
+        // The flow dissector's view: addresses, protocol, fragment, ports.
+        let (addrs, tcp_ports) = if v6 {
+            if ip.len() < 40 {
+                return 0;
+            }
+            let tcp = ip[6] == 6 && ip.len() >= 44;
+            (&ip[8..40], tcp.then(|| &ip[40..44]))
+        } else {
+            if ip.len() < 20 {
+                return 0;
+            }
+            let ihl = usize::from(ip[0] & 15) * 4;
+            let frag = (u16::from(ip[6]) << 8 | u16::from(ip[7])) & 0x3fff != 0;
+            let tcp = ip[9] == 6 && !frag && ip.len() >= ihl + 4;
+            (&ip[12..20], tcp.then(|| &ip[ihl..ihl + 4]))
+        };
+        let mut data = addrs.to_vec();
+        match tcp_ports {
+            Some(p) if self.flags & l4 != 0 => data.extend_from_slice(p),
+            _ if self.flags & l3 != 0 => {}
+            _ => return 0,
+        }
+        xen_netif_toeplitz_hash(&self.key, &data)
+    }
+}
+
+/// netif.h's `xen_netif_toeplitz_hash`, as written there.
+pub fn xen_netif_toeplitz_hash(key: &[u8], buf: &[u8]) -> u32 {
+    let mut prefix: u64 = 0;
+    let mut keyi = 0;
+    while keyi < 8 {
+        prefix = (prefix << 8) | u64::from(key.get(keyi).copied().unwrap_or(0));
+        keyi += 1;
+    }
+    let mut hash: u64 = 0;
+    for &b in buf {
+        let mut byte = b;
+        for _ in 0..8 {
+            if byte & 0x80 != 0 {
+                hash ^= prefix;
+            }
+            prefix <<= 1;
+            byte <<= 1;
+        }
+        prefix |= u64::from(key.get(keyi).copied().unwrap_or(0));
+        keyi += 1;
+    }
+    (hash >> 32) as u32
 }

@@ -7,6 +7,8 @@
 //! - [`tx`]: the TX ring: packets split over slots, completions reclaimed.
 //! - [`connect`]: the xenbus handshake and the disconnect that revokes
 //!   every grant.
+//! - [`flow`]: which queue a packet takes (Toeplitz, as RSS NICs do);
+//!   [`ctrl`]: the control ring that has netback steer RX the same way.
 //!
 //! Everything the kernel provides (pages, grants, event channels) comes
 //! through [`NetHost`], so the ring logic runs under `cargo test` against a
@@ -14,6 +16,7 @@
 
 pub mod buf;
 pub mod connect;
+pub mod ctrl;
 pub mod flow;
 pub mod rx;
 pub mod tx;

@@ -4,7 +4,9 @@
 //! end, and the xenbus handshake against the fake XenStore.
 
 use super::connect::{parse_mac, Config, Netfront};
-use super::fake::{FakeBackend, FakeHost, Page};
+use super::ctrl::{CtrlError, WANTED_HASH_TYPES};
+use super::fake::{CtrlMode, FakeBackend, FakeCtrl, FakeHost, Page};
+use super::flow::RSS_KEY;
 use super::rx::{new_buffer, RxPacket, RxQueue, MAX_PACKET};
 use super::tx::{TxError, TxQueue};
 use super::Stats;
@@ -316,7 +318,7 @@ mod handshake {
     use crate::xenbus::Bus;
     use std::time::Duration;
     use xenstore_client::fake::Harness;
-    use xenstore_client::{Access, Perm, Store};
+    use xenstore_client::{Access, Perm, Store, Transport};
 
     fn put(h: &Harness, path: &str, value: &[u8], guest_owns: bool) {
         let mut fake = h.fake();
@@ -508,6 +510,263 @@ mod handshake {
             assert_eq!(stats.grants_active(), 0);
             assert!(host.table.borrow().active.is_empty());
             assert!(host.open_ports.is_empty());
+        }
+    }
+
+    /// A frame from dom0 (192.0.2.1:`sport`) to the guest (192.0.2.3:7).
+    fn from_dom0(proto: u8, sport: u16) -> Vec<u8> {
+        let mut f = tcp_frame(sport, 10);
+        f[14 + 9] = proto;
+        f[14 + 12..14 + 16].copy_from_slice(&[192, 0, 2, 1]);
+        f[14 + 16..14 + 20].copy_from_slice(&[192, 0, 2, 3]);
+        f
+    }
+
+    fn ctrl_vif(split: bool) -> (Harness, String) {
+        let (h, be) = vif(split);
+        put(&h, &format!("{be}/feature-ctrl-ring"), b"1", false);
+        (h, be)
+    }
+
+    /// Connects a 2-queue vif with a control ring, and the fake netback's
+    /// end of that ring.
+    fn ctrl_rig(h: &Harness) -> (Bus<impl Transport + '_>, FakeHost, Netfront<FakeHost>, FakeCtrl) {
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg()).unwrap();
+        let (gref, _) = nf.ctrl_ring().expect("a control ring");
+        let ctrl = FakeCtrl::attach(&host, gref, 2);
+        (bus, host, nf, ctrl)
+    }
+
+    fn close_and_check<T: Transport>(
+        h: &Harness,
+        bus: &mut Bus<T>,
+        host: &mut FakeHost,
+        nf: Netfront<FakeHost>,
+    ) {
+        put(h, "/local/domain/0/backend/vif/9/0/state", b"6", false);
+        let (stats, kept) = nf.disconnect(bus, host, Duration::from_millis(300));
+        assert!(kept.is_empty());
+        assert_eq!(stats.grants_active(), 0);
+        assert!(host.table.borrow().active.is_empty(), "every grant revoked");
+        assert!(host.open_ports.is_empty(), "every port closed");
+    }
+
+    #[test]
+    fn rx_steering_through_the_control_ring_matches_netback() {
+        let (h, _) = ctrl_vif(true);
+        let (mut bus, mut host, mut nf, mut ctrl) = ctrl_rig(&h);
+        let (gref, port) = nf.ctrl_ring().unwrap();
+        let rd =
+            |bus: &mut Bus<_>, k: &str| bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap();
+        assert_eq!(rd(&mut bus, "ctrl-ring-ref"), gref.0.to_string());
+        assert_eq!(rd(&mut bus, "event-channel-ctrl"), port.0.to_string());
+        assert!(host.open_ports.contains(&port.0));
+        // Before: netback steers by itself.
+        assert_eq!(ctrl.select_queue(&from_dom0(6, 40000)), None);
+        assert_eq!(nf.rx_steering(), None);
+        let grants_before = host.table.borrow().active.len();
+
+        let s = nf.steer_rx(&mut host, || ctrl.serve() > 0).unwrap();
+        use hypercall::abi::netif::ctrl_type as t;
+        assert_eq!(
+            ctrl.seen,
+            vec![
+                t::SET_HASH_ALGORITHM,
+                t::GET_HASH_FLAGS,
+                t::SET_HASH_KEY,
+                t::GET_HASH_MAPPING_SIZE,
+                t::SET_HASH_MAPPING_SIZE,
+                t::SET_HASH_MAPPING,
+                t::SET_HASH_FLAGS
+            ]
+        );
+        assert_eq!(ctrl.key, RSS_KEY);
+        assert_eq!((s.flags, s.table_size, s.queues), (WANTED_HASH_TYPES, 128, 2));
+        assert_eq!((ctrl.flags, ctrl.size), (WANTED_HASH_TYPES, 128));
+        assert_eq!(nf.rx_steering(), Some(s));
+        // The key and table pages were revoked once answered.
+        assert_eq!(host.table.borrow().active.len(), grants_before);
+
+        // Netback's choice is ours for every kind of frame, and the flows
+        // of dom0's (even) ephemeral ports spread over both queues.
+        let mut per_queue = [0u32; 2];
+        for k in 0..4000u16 {
+            let p = 32768 + 2 * k;
+            for proto in [6u8, 17, 1] {
+                let f = from_dom0(proto, p);
+                let theirs = ctrl.select_queue(&f).unwrap();
+                assert_eq!(theirs as usize, s.queue(&f), "proto {proto} port {p}");
+                if proto == 6 {
+                    per_queue[theirs as usize] += 1;
+                    assert_eq!(s.tcp4_queue([192, 0, 2, 1], [192, 0, 2, 3], p, 7), theirs as usize);
+                }
+            }
+            let mut frag = from_dom0(6, p);
+            frag[14 + 6] = 0x20;
+            assert_eq!(ctrl.select_queue(&frag).unwrap() as usize, s.queue(&frag));
+        }
+        assert!(per_queue.iter().all(|&n| (1800..=2200).contains(&n)), "{per_queue:?}");
+        let mut arp = from_dom0(6, 1);
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert_eq!(ctrl.select_queue(&arp), Some(0));
+        assert_eq!(s.queue(&arp), 0);
+
+        // Packets netback puts on the queue it picked arrive there.
+        let mut backends: Vec<FakeBackend> = nf
+            .queues()
+            .iter()
+            .map(|q| {
+                let (t, r) = q.ring_refs();
+                FakeBackend::attach(&host, t, r)
+            })
+            .collect();
+        let mut want = [0u64; 2];
+        for p in 50000..50020u16 {
+            let f = from_dom0(6, p);
+            let q = ctrl.select_queue(&f).unwrap() as usize;
+            assert!(backends[q].deliver(&f, 4096, &[], 0));
+            want[q] += 1;
+        }
+        nf.poll_rx(&mut host, |_| {}).unwrap();
+        let got: Vec<u64> = nf.queues().iter().map(|q| q.rx_packets).collect();
+        assert_eq!(got, want.to_vec());
+        close_and_check(&h, &mut bus, &mut host, nf);
+    }
+
+    #[test]
+    fn without_a_control_ring_the_vif_works_as_before() {
+        // The backend does not offer one.
+        let (h, _) = vif(true);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let mut nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg()).unwrap();
+        assert!(nf.ctrl_ring().is_none());
+        assert!(bus.xs.read_opt("device/vif/0/ctrl-ring-ref").unwrap().is_none());
+        assert!(bus.xs.read_opt("device/vif/0/event-channel-ctrl").unwrap().is_none());
+        assert_eq!(
+            nf.steer_rx(&mut host, || panic!("nothing to wait for")),
+            Err(CtrlError::NoRing)
+        );
+        assert_eq!(nf.queues().len(), 2);
+        close_and_check(&h, &mut bus, &mut host, nf);
+        // One queue: nothing to steer, no ring even if offered.
+        let (h, _) = ctrl_vif(false);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let cfg1 = Config { max_queues: 1, ..cfg() };
+        let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg1).unwrap();
+        assert!(nf.ctrl_ring().is_none());
+        assert!(bus.xs.read_opt("device/vif/0/ctrl-ring-ref").unwrap().is_none());
+        close_and_check(&h, &mut bus, &mut host, nf);
+    }
+
+    #[test]
+    fn smaller_tables_no_table_and_fewer_hash_types_are_followed() {
+        for mode in [
+            CtrlMode::MappingSize(16),
+            CtrlMode::MappingSize(0),
+            CtrlMode::MappingSize(1000),
+            CtrlMode::Flags(hypercall::abi::netif::hash_type::IPV4_TCP),
+            CtrlMode::Flags(hypercall::abi::netif::hash_type::IPV4 | 0x100),
+        ] {
+            let (h, _) = ctrl_vif(true);
+            let (mut bus, mut host, mut nf, mut ctrl) = ctrl_rig(&h);
+            ctrl.mode = mode;
+            let s = nf.steer_rx(&mut host, || ctrl.serve() > 0).unwrap();
+            match mode {
+                CtrlMode::MappingSize(n) => assert_eq!(s.table_size, n.min(128), "{mode:?}"),
+                CtrlMode::Flags(f) => assert_eq!(s.flags, f & WANTED_HASH_TYPES, "{mode:?}"),
+                _ => unreachable!(),
+            }
+            let mut used = [false; 2];
+            for p in 0..2000u16 {
+                for proto in [6u8, 17] {
+                    // Other hosts too: an address-only hash cannot tell
+                    // one host's flows apart.
+                    let mut f = from_dom0(proto, 30000 + 3 * p);
+                    f[14 + 15] = p as u8;
+                    let q = ctrl.select_queue(&f).unwrap();
+                    assert_eq!(q as usize, s.queue(&f), "{mode:?} port {p}");
+                    used[q as usize] = true;
+                }
+            }
+            assert!(used[0] && used[1], "{mode:?}");
+            close_and_check(&h, &mut bus, &mut host, nf);
+        }
+    }
+
+    #[test]
+    fn a_refusing_or_broken_control_backend_is_an_error_not_a_panic() {
+        use hypercall::abi::netif::{ctrl_status as st, ctrl_type as t, hash_algorithm};
+        for mode in [
+            CtrlMode::Refuse(t::SET_HASH_ALGORITHM, st::NOT_SUPPORTED),
+            CtrlMode::Refuse(t::SET_HASH_KEY, st::INVALID_PARAMETER),
+            CtrlMode::Refuse(t::SET_HASH_MAPPING, st::BUFFER_OVERFLOW),
+            CtrlMode::Refuse(t::SET_HASH_FLAGS, 0xdead),
+            CtrlMode::Flags(0x100),
+            CtrlMode::WrongId,
+            CtrlMode::Silent,
+            CtrlMode::WildProducer,
+        ] {
+            let (h, _) = ctrl_vif(true);
+            let (mut bus, mut host, mut nf, mut ctrl) = ctrl_rig(&h);
+            ctrl.mode = mode;
+            let mut waits = 0;
+            let err = nf
+                .steer_rx(&mut host, || {
+                    // Gives up after 5 waits with nothing answered.
+                    ctrl.serve() > 0 || {
+                        waits += 1;
+                        waits < 5
+                    }
+                })
+                .unwrap_err();
+            let _ = err.to_string();
+            assert_eq!(nf.rx_steering(), None, "{mode:?}");
+            match mode {
+                CtrlMode::Refuse(kind, status) => {
+                    assert_eq!(err, CtrlError::Refused { request: kind, status }, "{mode:?}");
+                    // Set back: netback steers by itself again.
+                    assert_eq!(ctrl.alg, hash_algorithm::NONE, "{mode:?}");
+                    if kind == t::SET_HASH_ALGORITHM {
+                        assert_eq!(ctrl.seen, vec![t::SET_HASH_ALGORITHM]);
+                    } else {
+                        assert_eq!(ctrl.seen.last(), Some(&t::SET_HASH_ALGORITHM), "{mode:?}");
+                    }
+                }
+                CtrlMode::Flags(_) => {
+                    assert!(matches!(err, CtrlError::Unusable { .. }), "{err:?}");
+                    assert_eq!(ctrl.alg, hash_algorithm::NONE);
+                }
+                CtrlMode::WrongId => {
+                    assert!(matches!(err, CtrlError::BadResponse { .. }), "{err:?}");
+                    // Out of step: nothing more was sent.
+                    assert_eq!(ctrl.seen, vec![t::SET_HASH_ALGORITHM]);
+                }
+                CtrlMode::Silent => {
+                    assert_eq!(err, CtrlError::Timeout { request: t::SET_HASH_ALGORITHM });
+                    assert_eq!(waits, 5);
+                }
+                CtrlMode::WildProducer => assert!(matches!(err, CtrlError::Ring(_)), "{err:?}"),
+                _ => unreachable!(),
+            }
+            // Asking again on a ring out of step sends nothing.
+            if matches!(mode, CtrlMode::WrongId | CtrlMode::Silent | CtrlMode::WildProducer) {
+                let n = ctrl.seen.len();
+                assert!(nf.steer_rx(&mut host, || true).is_err());
+                ctrl.serve();
+                assert_eq!(ctrl.seen.len(), n, "{mode:?}");
+            }
+            // The data path is unaffected.
+            let f = tcp_frame(40000, 100);
+            nf.send(&mut host, &f).unwrap();
+            nf.flush(&mut host);
+            close_and_check(&h, &mut bus, &mut host, nf);
         }
     }
 

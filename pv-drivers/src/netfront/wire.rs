@@ -4,7 +4,8 @@
 
 use crate::ring::RingEntry;
 use hypercall::abi::netif::{
-    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+    NetifCtrlRequest, NetifCtrlResponse, NetifExtraInfo, NetifRxRequest, NetifRxResponse,
+    NetifTxRequest, NetifTxResponse,
 };
 
 fn pair(lo: u16, hi: u16) -> u32 {
@@ -69,6 +70,29 @@ impl RingEntry for NetifRxResponse {
     }
 }
 
+impl RingEntry for NetifCtrlRequest {
+    const BYTES: usize = 16;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = pair(self.id, self.kind);
+        out[1..4].copy_from_slice(&self.data);
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifCtrlRequest { id: lo(w[0]), kind: hi(w[0]), data: [w[1], w[2], w[3]] }
+    }
+}
+
+impl RingEntry for NetifCtrlResponse {
+    const BYTES: usize = 12;
+    fn encode(&self, out: &mut [u32]) {
+        out[0] = pair(self.id, self.kind);
+        out[1] = self.status;
+        out[2] = self.data;
+    }
+    fn decode(w: &[u32]) -> Self {
+        NetifCtrlResponse { id: lo(w[0]), kind: hi(w[0]), status: w[1], data: w[2] }
+    }
+}
+
 /// An RX slot read as an extra-info entry: `netif_extra_info` overlays
 /// `netif_rx_response` byte for byte.
 pub fn extra_from_rx(r: &NetifRxResponse) -> NetifExtraInfo {
@@ -103,6 +127,14 @@ mod tests {
         let mut w = [0u32; 2];
         r.encode(&mut w);
         assert_eq!(NetifRxResponse::decode(&w), r);
+        let c = NetifCtrlRequest { id: 3, kind: 6, data: [0x1234, 128, 0] };
+        let mut w = [0u32; 4];
+        c.encode(&mut w);
+        assert_eq!(NetifCtrlRequest::decode(&w), c);
+        let c = NetifCtrlResponse { id: 3, kind: 6, status: 2, data: 0xdead_beef };
+        let mut w = [0u32; 3];
+        c.encode(&mut w);
+        assert_eq!(NetifCtrlResponse::decode(&w), c);
         let e = NetifExtraInfo { kind: 1, flags: 1, u: [1448, 1, 0] };
         assert_eq!(extra_from_rx(&extra_as_rx(&e)), e);
     }
