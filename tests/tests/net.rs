@@ -89,7 +89,10 @@ if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 
     # host so that their flows hash to both queues, both ways), sizes
     # 1..65536 at random, every byte compared; one line per connection
     # becomes the check the test reads.
-    nettool echo 192.0.2.3 7 1000 65536 $(date +%s) {conns} {list} > /tmp/echo.out 2>&1
+    # The sizes' seed changes every run and is recorded, so a failure can
+    # be replayed with it.
+    seed=$(date +%s); echo "[xl check] echo-seed $seed"
+    nettool echo 192.0.2.3 7 1000 65536 $seed {conns} {list} > /tmp/echo.out 2>&1
     echo "[xl check] echo-nettool-rc $?"
     sed -n 's/^NETTOOL echo conn=\([0-9]*\) trips=\([0-9]*\) bad=\([0-9]*\).* lport=\([0-9]*\).*/[xl check] echo-client \1 trips \2 bad \3 lport \4/p' /tmp/echo.out
     sed 's/^/[xl echo] /' /tmp/echo.out
@@ -318,12 +321,13 @@ fn the_echo_ports_take_every_queue_both_ways() {
 fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
     let run = echo();
     let ports = echo_ports();
+    let seed = check(run, "echo-seed");
     let mut trips = 0;
     for c in 1..=ports.len() {
         let v = check(run, &format!("echo-client {c}"));
         let f: Vec<&str> = v.split_whitespace().collect();
         assert_eq!(f.get(2), Some(&"bad"), "{v}");
-        assert_eq!(f[3], "0", "client {c}: {v}\n{}", run.describe());
+        assert_eq!(f[3], "0", "client {c} (sizes from seed {seed}): {v}\n{}", run.describe());
         // Each connection came from the port chosen for it.
         assert_eq!(f.get(5), Some(&ports[c - 1].to_string().as_str()), "client {c}: {v}");
         trips += f[1].parse::<u32>().unwrap();
