@@ -34,13 +34,15 @@ lab_reason() {
 # lab_wait_log_closed NAME TRIES: waits (0.1 s a try) until xenconsoled
 # no longer has NAME's console log open; 1 if it still has after TRIES.
 lab_wait_log_closed() {
-    local log=$LAB_CONSOLE_DIR/guest-$1.log tries=$2 n=0 pid fd open
+    local tries=$2 n=0 pid fd open
     pid=$(cat /run/xen/xenconsoled.pid 2>/dev/null)
     [ -n "$pid" ] || return 1
     while :; do
         open=
         for fd in /proc/$pid/fd/*; do
-            [ "$(readlink "$fd" 2>/dev/null)" = "$log" ] && open=1 && break
+            case "$(readlink "$fd" 2>/dev/null)" in
+                */guest-$1.log) open=1; break ;;
+            esac
         done
         if [ -z "$open" ]; then
             # Serial log only: how long xenconsoled took.
