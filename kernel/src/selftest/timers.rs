@@ -1,5 +1,5 @@
-//! Timers and sleeping on real Xen: accuracy, a storm, and an idle guest
-//! that costs (almost) no CPU.
+//! Timers and sleeping on real Xen: the deadline programmed and the upcalls
+//! taken per sleep, a storm, and an idle guest that wakes once.
 
 use super::{fail, note, Suite};
 use crate::cmdline::Cmdline;
