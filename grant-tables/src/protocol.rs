@@ -300,18 +300,32 @@ mod tests {
         assert_eq!(revoke_v2(&e, &status), Ok(()));
     }
 
+    /// Blocks until the peer has finished `after + 2` map attempts: the
+    /// attempt under way when `after` was read may have started before the
+    /// caller's last move, the next one started after it.
+    fn wait_for_attempt(attempts: &AtomicU64, after: u64) {
+        while attempts.load(Ordering::SeqCst) < after + 2 {
+            std::thread::yield_now();
+        }
+    }
+
     /// The race with real threads: a peer maps and unmaps as fast as it
-    /// can while the guest revokes and re-grants. Whenever a revoke
+    /// can while the guest revokes and re-grants. Each round the guest
+    /// waits until the peer has tried to map the fresh grant (so it got in
+    /// every round: the race is made to happen, whatever the scheduler
+    /// does), then revokes while the peer keeps mapping. Whenever a revoke
     /// succeeds the peer must hold no mapping, and a map that starts after
     /// it must fail, until the guest grants again.
     #[test]
     fn revoke_races_a_peer_that_maps_and_unmaps() {
-        const ROUNDS: u32 = 5_000;
+        const ROUNDS: u64 = 5_000;
         let e = Arc::new(GrantEntryV1::default());
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
         let peer = {
-            let (e, held, stop) = (e.clone(), held.clone(), stop.clone());
+            let (e, held, stop, attempts) =
+                (e.clone(), held.clone(), stop.clone(), attempts.clone());
             std::thread::spawn(move || {
                 let mut maps = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -322,14 +336,15 @@ mod tests {
                         held.store(false, Ordering::Relaxed);
                         peer::unmap_v1(&*e);
                     }
+                    attempts.fetch_add(1, Ordering::SeqCst);
                 }
                 maps
             })
         };
-        let (mut revoked, mut refused) = (0u32, 0u64);
+        let (mut revoked, mut refused) = (0u64, 0u64);
         while revoked < ROUNDS {
-            publish_v1(&*e, 1, revoked, false);
-            std::thread::yield_now();
+            publish_v1(&*e, 1, revoked as u32, false);
+            wait_for_attempt(&attempts, attempts.load(Ordering::SeqCst));
             loop {
                 match revoke_v1(&*e) {
                     Ok(()) => {
@@ -348,22 +363,27 @@ mod tests {
             }
             // The page is ours again: the peer cannot map it.
             assert!(is_free_v1(&*e));
+            assert!(!peer::map_v1(&*e, 1, false));
             revoked += 1;
         }
         stop.store(true, Ordering::Relaxed);
         let maps = peer.join().unwrap();
-        assert!(maps > 0, "the peer never got in: no race was exercised");
+        // An attempt on a valid grant for this domain always maps.
+        assert!(maps >= ROUNDS, "{maps} peer maps in {ROUNDS} rounds");
         eprintln!("{ROUNDS} revokes, {refused} refused while mapped, {maps} peer maps");
     }
 
     #[test]
     fn v2_revoke_races_a_peer() {
+        const ROUNDS: u64 = 5_000;
         let e = Arc::new(GrantEntryV2::default());
         let status = Arc::new(AtomicU16::new(0));
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
         let peer = {
-            let (e, status, held, stop) = (e.clone(), status.clone(), held.clone(), stop.clone());
+            let (e, status, held, stop, attempts) =
+                (e.clone(), status.clone(), held.clone(), stop.clone(), attempts.clone());
             std::thread::spawn(move || {
                 let mut maps = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -373,21 +393,24 @@ mod tests {
                         held.store(false, Ordering::SeqCst);
                         peer::unmap_v2(&*status);
                     }
+                    attempts.fetch_add(1, Ordering::SeqCst);
                 }
                 maps
             })
         };
-        for round in 0..5_000u64 {
+        for round in 0..ROUNDS {
             publish_v2(&*e, 1, round, false);
-            // Give the peer a chance at the fresh grant.
-            std::thread::yield_now();
+            // The peer tries the fresh grant before the revoke.
+            wait_for_attempt(&attempts, attempts.load(Ordering::SeqCst));
             while revoke_v2(&*e, &*status).is_err() {
                 std::thread::yield_now();
             }
             assert!(!held.load(Ordering::SeqCst), "revoked while the peer held a mapping");
+            assert!(!peer::map_v2(&*e, &*status, 1, false), "mapped after the revoke");
         }
         stop.store(true, Ordering::Relaxed);
-        assert!(peer.join().unwrap() > 0);
+        let maps = peer.join().unwrap();
+        assert!(maps >= ROUNDS, "{maps} peer maps in {ROUNDS} rounds");
     }
 }
 
@@ -513,6 +536,8 @@ mod loom_model {
                 loom::thread::yield_now();
             }
             assert!(!held.load(Ordering::Relaxed), "revoked while mapped");
+            // Revoked: a second attempt by the peer fails.
+            assert!(!peer::map_v2(&*e, &*status, 1, false));
             peer.join().unwrap();
         });
     }

@@ -6,7 +6,7 @@ use crate::platform::blk::SharedPages;
 use crate::{events, grants, platform, timer, xenbus};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
 use pv_drivers::blkfront::{self, BlkEnv, BlkError, BlkFront, Config};
@@ -101,6 +101,22 @@ impl BlkEnv for KernelEnv {
     fn now_ns(&self) -> u64 {
         platform::now_ns()
     }
+
+    fn published(&mut self, in_flight: usize) {
+        if ANNOUNCE.swap(false, Ordering::SeqCst) {
+            crate::kprintln!("blk: soak: ready for detach: {in_flight} requests in flight");
+        }
+    }
+}
+
+/// Set by [`announce_in_flight`], taken by the next publish of any disk.
+static ANNOUNCE: AtomicBool = AtomicBool::new(false);
+
+/// Prints `blk: soak: ready for detach: N requests in flight` at the next
+/// moment requests are outstanding, so the toolstack detaches a disk while
+/// I/O is certainly going on (tests/tests/blk.rs waits for the line).
+pub fn announce_in_flight() {
+    ANNOUNCE.store(true, Ordering::SeqCst);
 }
 
 pub type Disk = BlkFront<KernelEnv>;

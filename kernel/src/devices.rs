@@ -5,7 +5,9 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 /// A driver's "stop now": finish or fail in-flight I/O, disconnect.
-pub type QuiesceFn = fn();
+/// Returns false if it gave up waiting for something (a backend that did
+/// not answer in time), true if it finished without waiting out a timeout.
+pub type QuiesceFn = fn() -> bool;
 
 struct Hook {
     name: &'static str,
@@ -19,13 +21,18 @@ pub fn register(name: &'static str, quiesce: QuiesceFn) {
     HOOKS.lock().push(Hook { name, quiesce });
 }
 
-/// Quiesces every registered driver, newest first; returns how many.
-pub fn quiesce_all() -> usize {
+/// Quiesces every registered driver, newest first; returns how many, and
+/// how many of them waited out a timeout.
+pub fn quiesce_all() -> (usize, usize) {
     // Taken out of the lock: a hook may itself log or touch XenStore.
     let hooks = core::mem::take(&mut *HOOKS.lock());
+    let mut timed_out = 0;
     for hook in hooks.iter().rev() {
         log::info!("quiescing {}", hook.name);
-        (hook.quiesce)();
+        if !(hook.quiesce)() {
+            log::warn!("{}: gave up waiting while quiescing", hook.name);
+            timed_out += 1;
+        }
     }
-    hooks.len()
+    (hooks.len(), timed_out)
 }

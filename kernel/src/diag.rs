@@ -15,7 +15,14 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
         events::upcalls(),
         events::unknown_events()
     );
+    let (virqs, stray) = timer::virqs();
     kprintln!("  timers: {fired} fired, Xen timer set {programmed} times, {queued} queued");
+    // Every time the guest woke up, and what woke it: an idle guest's
+    // counts stand still between two dumps (tests/tests/control.rs).
+    kprintln!(
+        "  wake-ups: {} blocks, {virqs} timer upcalls ({stray} with nothing due)",
+        timer::blocks()
+    );
     kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
 }
 

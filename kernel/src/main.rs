@@ -117,11 +117,14 @@ fn start_events(cmd: &cmdline::Cmdline<'_>) {
         }
     }
     if let Some(port) = console::port() {
-        // The console waits on its port with SCHEDOP_poll; the upcall only
-        // needs to know the port is expected.
+        // The console waits on its port with SCHEDOP_poll, which sees a
+        // masked port's events too; masked, xenconsoled's "I read your
+        // output" notifications never wake a blocked guest. The handler
+        // only says the port is expected.
         if let Err(e) = events::register(port, |_, _| {}, 0) {
             log::warn!("console port {port}: {e}");
         }
+        events::mask(port);
     }
     if let Err(e) = timer::init() {
         kprintln!("cannot bind the timer VIRQ: {e}");

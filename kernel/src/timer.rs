@@ -1,5 +1,12 @@
 //! One-shot timers on Xen's per-vCPU single-shot timer (`VIRQ_TIMER`),
 //! sleeping, and blocking until something happens.
+//!
+//! Xen's timer is kept pointed at the earliest queued deadline, and only
+//! then: a wait that ends early (its condition came true) leaves its
+//! deadline armed in Xen until the guest next blocks, when it is moved to
+//! the next queued deadline or stopped. So an idle guest is woken by
+//! nothing it did not ask for, and a busy one pays no hypercall for the
+//! cancel (the next wait re-arms the timer anyway).
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
 use crate::platform;
@@ -13,11 +20,21 @@ use spin::Once;
 /// Timers that can be armed at once.
 pub const CAPACITY: usize = 128;
 
-static TIMERS: IrqLock<TimerQueue<CAPACITY>> = IrqLock::new(TimerQueue::new());
+struct Timers {
+    queue: TimerQueue<CAPACITY>,
+    /// The deadline Xen's single-shot timer is set to, until it fires or
+    /// is stopped.
+    armed: Option<u64>,
+}
+
+static TIMERS: IrqLock<Timers> = IrqLock::new(Timers { queue: TimerQueue::new(), armed: None });
 static PORT: Once<EvtchnPort> = Once::new();
 static FIRED: AtomicU64 = AtomicU64::new(0);
 static PROGRAMMED: AtomicU64 = AtomicU64::new(0);
+static LAST_PROGRAMMED: AtomicU64 = AtomicU64::new(0);
 static BLOCKS: AtomicU64 = AtomicU64::new(0);
+static VIRQS: AtomicU64 = AtomicU64::new(0);
+static STRAY_VIRQS: AtomicU64 = AtomicU64::new(0);
 
 /// Binds `VIRQ_TIMER` and stops the periodic tick Xen starts every PV vCPU
 /// with, so an idle guest is woken only by the deadlines it asked for.
@@ -32,53 +49,87 @@ pub fn init() -> Result<EvtchnPort, EventError> {
 }
 
 fn on_timer_virq(_: EvtchnPort, _: usize) {
+    VIRQS.fetch_add(1, Ordering::Relaxed);
+    // A single-shot timer fires once: Xen's is idle now.
+    TIMERS.lock().armed = None;
+    let mut any = false;
     loop {
-        let due = TIMERS.lock().pop_due(platform::now_ns());
+        let due = TIMERS.lock().queue.pop_due(platform::now_ns());
         match due {
             Some(t) => {
+                any = true;
                 FIRED.fetch_add(1, Ordering::Relaxed);
                 (t.func)(t.data);
             }
             None => break,
         }
     }
-    reprogram();
+    if !any {
+        STRAY_VIRQS.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut t = TIMERS.lock();
+    if let Some(deadline) = t.queue.next_deadline() {
+        set(&mut t, deadline);
+    }
 }
 
-/// Points Xen's single-shot timer at the earliest deadline.
-fn reprogram() {
-    let next = TIMERS.lock().next_deadline();
-    if let Some(deadline) = next {
-        PROGRAMMED.fetch_add(1, Ordering::Relaxed);
-        // A deadline already past fires at once (flags 0), which is what we want.
-        let _ = vcpu::set_singleshot_timer(0, deadline);
+/// Points Xen's single-shot timer at `deadline`. A deadline already past
+/// fires at once (flags 0), which is what we want.
+fn set(t: &mut Timers, deadline: u64) {
+    PROGRAMMED.fetch_add(1, Ordering::Relaxed);
+    LAST_PROGRAMMED.store(deadline, Ordering::Relaxed);
+    let _ = vcpu::set_singleshot_timer(0, deadline);
+    t.armed = Some(deadline);
+}
+
+/// Makes Xen's timer match the queue: the earliest deadline, or none.
+fn sync(t: &mut Timers) {
+    let next = t.queue.next_deadline();
+    if t.armed == next {
+        return;
+    }
+    match next {
+        Some(deadline) => set(t, deadline),
+        None => {
+            PROGRAMMED.fetch_add(1, Ordering::Relaxed);
+            let _ = vcpu::stop_singleshot_timer(0);
+            t.armed = None;
+        }
     }
 }
 
 /// Runs `func(data)` from the timer upcall at system time `deadline_ns`.
 pub fn add(deadline_ns: u64, func: TimerFn, data: usize) -> Result<TimerId, QueueFull> {
-    let (id, earliest) = {
-        let mut q = TIMERS.lock();
-        let id = q.add(deadline_ns, func, data)?;
-        (id, q.next_deadline() == Some(deadline_ns))
-    };
-    if earliest {
-        reprogram();
+    let mut t = TIMERS.lock();
+    let id = t.queue.add(deadline_ns, func, data)?;
+    if t.queue.next_deadline() == Some(deadline_ns) && t.armed != Some(deadline_ns) {
+        set(&mut t, deadline_ns);
     }
     Ok(id)
 }
 
-/// Removes a timer that has not fired yet.
+/// Removes a timer that has not fired yet. Xen's timer is left as it is
+/// until the next block (see the module's documentation).
 pub fn cancel(id: TimerId) -> bool {
-    TIMERS.lock().cancel(id)
+    TIMERS.lock().queue.cancel(id)
 }
 
-/// Timers fired so far, how often Xen's timer was set, and timers queued now.
+/// Timers fired so far, how often Xen's timer was programmed (set or
+/// stopped), and timers queued now.
 pub fn stats() -> (u64, u64, usize) {
-    (FIRED.load(Ordering::Relaxed), PROGRAMMED.load(Ordering::Relaxed), TIMERS.lock().len())
+    (FIRED.load(Ordering::Relaxed), PROGRAMMED.load(Ordering::Relaxed), TIMERS.lock().queue.len())
 }
 
-fn wake_only(_: usize) {}
+/// The deadline last handed to Xen's `set_singleshot_timer`.
+pub fn last_programmed() -> u64 {
+    LAST_PROGRAMMED.load(Ordering::Relaxed)
+}
+
+/// `VIRQ_TIMER` upcalls so far, and how many of them found no timer due
+/// (a periodic tick, or a deadline Xen reached before the guest's clock).
+pub fn virqs() -> (u64, u64) {
+    (VIRQS.load(Ordering::Relaxed), STRAY_VIRQS.load(Ordering::Relaxed))
+}
 
 /// Blocks until `cond()` holds, re-checking after every event. The check
 /// runs with upcalls masked and `SCHEDOP_block` unmasks them atomically, so
@@ -92,6 +143,8 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         if cond() {
             return;
         }
+        // No stale deadline (of a wait that ended early) may wake us.
+        sync(&mut TIMERS.lock());
         // Xen unmasks, blocks if nothing is pending, and delivers the
         // upcall before this returns.
         BLOCKS.fetch_add(1, Ordering::Relaxed);
@@ -104,12 +157,26 @@ pub fn blocks() -> u64 {
     BLOCKS.load(Ordering::Relaxed)
 }
 
+/// The token of the last [`wait_until`] whose timer fired.
+static WOKEN: AtomicU64 = AtomicU64::new(0);
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+fn wake_waiter(token: usize) {
+    WOKEN.store(token as u64, Ordering::SeqCst);
+}
+
 /// Blocks until `cond()` holds or system time `deadline_ns` passes;
-/// returns `cond()`.
+/// returns `cond()`. The deadline ends the wait when its timer fires (not
+/// when the clock is read past it), so a wait that times out has taken
+/// exactly one timer upcall.
 pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
-    match add(deadline_ns, wake_only, 0) {
+    if platform::now_ns() >= deadline_ns {
+        return cond();
+    }
+    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    match add(deadline_ns, wake_waiter, token as usize) {
         Ok(id) => {
-            block_until(|| cond() || platform::now_ns() >= deadline_ns);
+            block_until(|| cond() || WOKEN.load(Ordering::SeqCst) == token);
             cancel(id);
         }
         Err(QueueFull) => {

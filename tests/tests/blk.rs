@@ -53,11 +53,12 @@ run_guest_wait blkv 400
 
 loops
 run_guest_start blkd /etc/xen-lab/guests/blkd.cfg || exit 1
+# The guest prints the ready line at a moment it has requests in flight,
+# and again once the first disk is closed; it keeps doing I/O meanwhile.
 if wait_console blkd "soak: ready for detach" 1 120; then
-    sleep 3
     xl block-detach blkd xvdb && echo "[xl check] detached xvdb"
     wait_console blkd "xvdb: closed" 1 60
-    sleep 2
+    wait_console blkd "soak: ready for detach" 2 60
     xl block-detach blkd xvda && echo "[xl check] detached xvda"
     wait_console blkd "xvda: closed" 1 60
     run_guest_wait blkd 120
@@ -226,19 +227,58 @@ fn a_second_boot_reads_every_byte_back() {
     assert_console_contains(run, "blk: done, 2 disk(s) ok, 0 failed");
 }
 
+/// The numbers in `text`, in order.
+fn numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
+}
+
+/// The number right before `suffix` in `line`.
+fn number_before(line: &str, suffix: &str) -> Option<u64> {
+    let head = &line[..line.find(suffix)?];
+    head.rsplit(' ').next()?.parse().ok()
+}
+
 #[test]
 fn block_detach_during_io_closes_each_disk_with_every_grant_revoked() {
     let run = expect_run(lab(), "blkd");
     assert_result(run, &GuestResult::Poweroff);
+    // Each detach was asked for after the guest said it had requests
+    // outstanding, once per disk.
+    let ready: Vec<&String> =
+        run.console.iter().filter(|l| l.contains("blk: soak: ready for detach: ")).collect();
+    assert_eq!(ready.len(), 2, "{ready:?}\n{}", run.describe());
+    for l in &ready {
+        let n = number_before(l, " requests in flight");
+        assert!(n.is_some_and(|n| n > 0), "{l}");
+    }
     for d in ["xvda", "xvdb"] {
-        let closed = run
+        let line = |what: &str| -> &String {
+            run.console
+                .iter()
+                .find(|l| l.contains(&format!("blk: {d}: {what}")))
+                .unwrap_or_else(|| panic!("no `{d}: {what}` line\n{}", run.describe()))
+        };
+        assert_console_contains(run, &format!("blk: {d}: backend is leaving after"));
+        // The requests in flight when the backend started leaving were all
+        // answered (completed, or failed by the backend's response): none
+        // abandoned, none answered wrongly.
+        let stats = run
             .console
             .iter()
-            .find(|l| l.contains(&format!("blk: {d}: closed;")))
-            .unwrap_or_else(|| panic!("{d} never closed\n{}", run.describe()));
-        assert!(closed.contains(" 0 refused"), "{closed}\n{}", run.describe());
-        assert!(!closed.contains("closed; 0 grants revoked"), "{closed}");
-        assert_console_contains(run, &format!("blk: {d}: backend is leaving after"));
+            .find(|l| l.contains(&format!("blk: {d}: ")) && l.contains(" responses, "))
+            .unwrap_or_else(|| panic!("no {d} stats\n{}", run.describe()));
+        let requests = number_before(stats, " requests (");
+        let responses = number_before(stats, " responses, ");
+        assert!(requests.is_some_and(|n| n > 0) && responses == requests, "{stats}");
+        assert!(stats.contains("bad ids 0, orphaned 0, bad ops 0, bad producer 0"), "{stats}");
+        // The backend reached Closed before the guest revoked anything:
+        // blkback unmaps everything before it says Closed, so every grant
+        // the disk ever made comes back.
+        let closed = line("closed;");
+        assert!(closed.contains("closed; backend Closed (6);"), "{closed}\n{}", run.describe());
+        let g = numbers(closed.split("grants ").nth(1).unwrap());
+        let (made, revoked, refused) = (g[0], g[1], g[3]);
+        assert!(made > 0 && made == revoked && refused == 0, "{closed}");
     }
     assert_console_contains(run, "blk: done, 2 disk(s) ok, 0 failed");
 }

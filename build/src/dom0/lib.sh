@@ -31,6 +31,31 @@ lab_reason() {
     esac
 }
 
+# lab_wait_log_closed NAME TRIES: waits (0.1 s a try) until xenconsoled
+# no longer has NAME's console log open; 1 if it still has after TRIES.
+lab_wait_log_closed() {
+    local tries=$2 n=0 pid fd open
+    pid=$(cat /run/xen/xenconsoled.pid 2>/dev/null)
+    [ -n "$pid" ] || return 1
+    while :; do
+        open=
+        for fd in /proc/$pid/fd/*; do
+            case "$(readlink "$fd" 2>/dev/null)" in
+                */guest-$1.log) open=1; break ;;
+            esac
+        done
+        if [ -z "$open" ]; then
+            # Serial log only: how long xenconsoled took.
+            echo "lab: xenconsoled closed guest-$1.log after $n waits of 0.1 s"
+            return 0
+        fi
+        n=$((n + 1))
+        tries=$((tries - 1))
+        [ "$tries" -le 0 ] && return 1
+        sleep 0.1
+    done
+}
+
 # Dumps the guest's console log for the host, complete.
 lab_dump_console() {
     local name=$1 log n
@@ -140,8 +165,10 @@ run_guest_wait() {
         result=$(lab_reason "$code")
         [ "$result" = unknown ] && [ -f "$xllog" ] && sed "s/^/[xl log] /" "$xllog"
     fi
-    # Let xenconsoled write the guest's last lines before reading the log.
-    sleep 0.5
+    # xenconsoled writes the guest's output to the log as it reads the
+    # ring, and closes the log once it has noticed the domain is gone:
+    # wait for that (a hang guard of 10 s, reported) before reading it.
+    lab_wait_log_closed "$name" 100 || echo "[xl check] xenconsoled still has guest-$name.log open after 10 s"
     lab_stop_follow "$name"
     echo "@@GUEST name=$name domid=${domid:-none} result=$result uptime=$(lab_uptime)"
     lab_dump_console "$name"

@@ -9,7 +9,10 @@
 //! - `blk.mode=soak`: writes and verifies a region of every disk in a loop
 //!   until the toolstack detaches it (`xl block-detach`), then closes it
 //!   and reports its grants; ends when no disk is left (or after
-//!   `blk.soak_s` seconds, default 300).
+//!   `blk.soak_s` seconds, default 300). It prints `blk: soak: ready for
+//!   detach: N requests in flight` at a moment N > 0 requests are
+//!   outstanding, at the start and again after each disk closes, so a
+//!   script can detach while I/O is going on.
 //!
 //! - `blk.mode=bench`: on the first writable disk, sequential write and
 //!   read (1 MiB requests over `blk.bench_mib` MiB, default 32), then
@@ -105,11 +108,13 @@ fn verify_disk(name: &str, d: &mut Disk, seed: u64) -> Result<Option<u64>, BlkEr
 fn close(name: &str, d: Disk) {
     let r = xenbus::with(|bus| d.close(bus));
     if let Some(r) = r {
+        let backend = r.backend.map_or_else(|| String::from("gone"), |s| alloc::format!("{s}"));
         kprintln!(
-            "blk: {name}: closed; {} grants revoked, {} refused; backend {:?}",
+            "blk: {name}: closed; backend {backend}; grants {} made, {} revoked ({} at close), {} refused",
+            r.made,
+            r.revoked_in_all,
             r.revoked,
-            r.refused,
-            r.backend
+            r.refused
         );
     }
 }
@@ -240,7 +245,8 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
     let deadline = platform::now_ns() + secs * 1_000_000_000;
     let mut round = 0u64;
     let mut ops = vec![0u64; disks.len()];
-    kprintln!("blk: soak: ready for detach");
+    // The ready line comes from the first publish, with I/O in flight.
+    blk::announce_in_flight();
     while !disks.is_empty() && platform::now_ns() < deadline {
         let mut i = 0;
         while i < disks.len() {
@@ -253,6 +259,10 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
                 report(&name, &d);
                 close(&name, d);
                 passed += 1;
+                if !disks.is_empty() {
+                    // Ready for the next detach, again with I/O in flight.
+                    blk::announce_in_flight();
+                }
                 continue;
             }
             let span = d.geometry().bytes().min(256 * 1024);

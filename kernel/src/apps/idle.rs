@@ -73,8 +73,10 @@ pub fn obey(req: ShutdownRequest) {
         }
     };
     kprintln!("control: {req:?} requested by the toolstack");
-    let n = devices::quiesce_all();
-    kprintln!("control: {n} devices quiesced; shutting down ({reason:?})");
+    let (n, timed_out) = devices::quiesce_all();
+    kprintln!(
+        "control: {n} devices quiesced ({timed_out} waited out a timeout); shutting down ({reason:?})"
+    );
     platform::shutdown(reason);
 }
 
@@ -95,14 +97,18 @@ static CLOSE_REGISTERED: AtomicBool = AtomicBool::new(false);
 /// Frontends this app moved out of their initial state.
 static PROBED: spin::Mutex<Vec<DeviceInfo>> = spin::Mutex::new(Vec::new());
 
-/// Tells each probed frontend's backend we are going away.
-fn close_probed() {
+/// Tells each probed frontend's backend we are going away (without
+/// waiting for an answer: these devices carry no I/O).
+fn close_probed() -> bool {
+    let mut in_time = true;
     for d in PROBED.lock().iter() {
         let closed = xenbus::with(|bus| device::set_state(bus, d, XenbusState::Closed));
         if let Some(Err(e)) = closed {
             log::warn!("xenbus: closing {}: {e}", d.frontend);
+            in_time &= e != device::XenbusError::Store(xenstore_client::Error::TimedOut);
         }
     }
+    in_time
 }
 
 /// Announces every frontend the toolstack gave this domain and waits for

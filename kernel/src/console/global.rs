@@ -67,6 +67,10 @@ impl Backend for PortBackend {
         let deadline = platform::now_ns().saturating_add(timeout_ns);
         sched_op::poll(&[self.0], deadline).is_ok() && events::is_pending(self.0)
     }
+
+    fn now_ns(&self) -> u64 {
+        platform::now_ns()
+    }
 }
 
 impl Console {
@@ -107,9 +111,20 @@ impl Console {
         }
     }
 
-    fn flush(&mut self) {
-        if let Sink::Ring { ring, port } = self.sink {
-            let _ = RingWriter::new(ring, PortBackend(port), STALL_BUDGET_NS / 5).flush();
+    /// Waits until the backend took everything, with the same stall budget
+    /// as a write (none once the backend is known to be stalled).
+    fn flush(&mut self) -> Result<(), RingError> {
+        match self.sink {
+            Sink::Ring { ring, port } => {
+                let budget = if self.stalled { 0 } else { STALL_BUDGET_NS };
+                let r = RingWriter::new(ring, PortBackend(port), budget).flush();
+                if matches!(r, Err(RingError::Stalled { .. })) && !self.stalled {
+                    self.stats.stalls += 1;
+                    self.stalled = true;
+                }
+                r
+            }
+            Sink::Hypervisor => Ok(()),
         }
     }
 }
@@ -137,9 +152,10 @@ pub fn print(args: fmt::Arguments<'_>) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// Waits (bounded) until the backend has taken all output.
-pub fn flush() {
-    CONSOLE.lock().flush();
+/// Waits until the backend has taken all output, or made no progress for
+/// the stall budget (measured on the clock).
+pub fn flush() -> Result<(), RingError> {
+    CONSOLE.lock().flush()
 }
 
 /// The console ring's event channel, if output goes to a ring.
@@ -169,7 +185,7 @@ pub fn stats() -> Stats {
 pub fn emergency_print(args: fmt::Arguments<'_>) {
     if let Some(mut c) = CONSOLE.try_lock() {
         let _ = c.write_fmt(args);
-        c.flush();
+        let _ = c.flush();
         return;
     }
     let sink = match RING.get() {
@@ -178,5 +194,5 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     };
     let mut c = Console { sink, stats: Stats::default(), stalled: false };
     let _ = c.write_fmt(args);
-    c.flush();
+    let _ = c.flush();
 }

@@ -35,7 +35,7 @@ impl Log for ConsoleLogger {
     }
 
     fn flush(&self) {
-        super::flush();
+        let _ = super::flush();
     }
 }
 

@@ -18,8 +18,11 @@ pub trait Backend {
     /// [`wait`]: Backend::wait
     fn arm(&self);
     /// Waits until the consumer may have made progress, or `timeout_ns`
-    /// passed. Returns false on timeout.
+    /// passed. Returns false on timeout. May return early: the writer
+    /// measures what it waited with [`now_ns`](Backend::now_ns).
     fn wait(&self, timeout_ns: u64) -> bool;
+    /// The time now, in ns.
+    fn now_ns(&self) -> u64;
 }
 
 /// Why output did not (all) reach the ring.
@@ -36,7 +39,8 @@ pub enum RingError {
 pub struct RingWriter<'a, B> {
     ring: &'a XenconsInterface,
     backend: B,
-    /// How long a full ring may stay full before output is given up.
+    /// How long the consumer may make no progress before output is given
+    /// up, measured with the backend's clock (a wait may end early).
     stall_budget_ns: u64,
 }
 
@@ -76,15 +80,18 @@ impl<'a, B: Backend> RingWriter<'a, B> {
     /// Writes all of `bytes`, waiting for the consumer while the ring is full.
     pub fn write_all(&self, mut bytes: &[u8]) -> Result<(), RingError> {
         let total = bytes.len();
-        let mut waited = 0u64;
+        // When the consumer last made room (or we started waiting).
+        let mut stalled_since = None;
         while !bytes.is_empty() {
             let n = self.write_some(bytes)?;
             if n > 0 {
                 self.backend.notify();
                 bytes = &bytes[n..];
-                waited = 0;
+                stalled_since = None;
                 continue;
             }
+            let now = self.backend.now_ns();
+            let waited = now.saturating_sub(*stalled_since.get_or_insert(now));
             if waited >= self.stall_budget_ns {
                 return Err(RingError::Stalled { written: total - bytes.len() });
             }
@@ -92,43 +99,71 @@ impl<'a, B: Backend> RingWriter<'a, B> {
             if (self.in_flight()? as usize) < OUT_RING_SIZE {
                 continue;
             }
-            let slice = (self.stall_budget_ns - waited).min(100_000_000);
-            self.backend.wait(slice);
-            waited += slice;
+            self.backend.wait((self.stall_budget_ns - waited).min(SLICE_NS));
         }
         Ok(())
     }
 
-    /// Waits until the consumer has taken everything (or the budget runs out).
+    /// Waits until the consumer has taken everything, or made no progress
+    /// for the stall budget.
     pub fn flush(&self) -> Result<(), RingError> {
-        let mut waited = 0u64;
-        while self.in_flight()? != 0 {
+        let mut progress = (self.in_flight()?, self.backend.now_ns());
+        loop {
+            let left = self.in_flight()?;
+            if left == 0 {
+                return Ok(());
+            }
+            let now = self.backend.now_ns();
+            if left < progress.0 {
+                progress = (left, now);
+            }
+            let waited = now.saturating_sub(progress.1);
             if waited >= self.stall_budget_ns {
                 return Err(RingError::Stalled { written: 0 });
             }
             self.backend.arm();
             if self.in_flight()? == 0 {
-                break;
+                return Ok(());
             }
-            let slice = (self.stall_budget_ns - waited).min(100_000_000);
-            self.backend.wait(slice);
-            waited += slice;
+            self.backend.wait((self.stall_budget_ns - waited).min(SLICE_NS));
         }
-        Ok(())
     }
 }
+
+/// The longest single wait, so a lost notification costs at most this.
+const SLICE_NS: u64 = 100_000_000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
-    /// Plays xenconsoled: on every wait it consumes up to `per_wait` bytes.
+    /// Plays xenconsoled: on every wait it consumes up to `per_wait` bytes
+    /// (after `idle_waits` waits that consume nothing). A wait takes its
+    /// whole timeout on the fake clock, or only `early_ns` if set (a poll
+    /// that some other event ended).
     struct FakeConsoled<'a> {
         ring: &'a XenconsInterface,
         seen: RefCell<Vec<u8>>,
         per_wait: usize,
         notifications: RefCell<usize>,
+        clock: Cell<u64>,
+        early_ns: Option<u64>,
+        idle_waits: Cell<usize>,
+        waits: Cell<usize>,
+    }
+
+    fn fake(ring: &XenconsInterface, per_wait: usize) -> FakeConsoled<'_> {
+        FakeConsoled {
+            ring,
+            seen: RefCell::new(vec![]),
+            per_wait,
+            notifications: RefCell::new(0),
+            clock: Cell::new(0),
+            early_ns: None,
+            idle_waits: Cell::new(0),
+            waits: Cell::new(0),
+        }
     }
 
     impl FakeConsoled<'_> {
@@ -151,9 +186,18 @@ mod tests {
             *self.notifications.borrow_mut() += 1;
         }
         fn arm(&self) {}
-        fn wait(&self, _timeout_ns: u64) -> bool {
+        fn wait(&self, timeout_ns: u64) -> bool {
+            self.waits.set(self.waits.get() + 1);
+            self.clock.set(self.clock.get() + self.early_ns.unwrap_or(timeout_ns));
+            if self.idle_waits.get() > 0 {
+                self.idle_waits.set(self.idle_waits.get() - 1);
+                return false;
+            }
             self.consume(self.per_wait);
             self.per_wait > 0
+        }
+        fn now_ns(&self) -> u64 {
+            self.clock.get()
         }
     }
 
@@ -167,12 +211,7 @@ mod tests {
         // Start near the u32 wrap so both the ring and the index wrap.
         ring.out_prod.store(u32::MAX - 100, Ordering::Relaxed);
         ring.out_cons.store(u32::MAX - 100, Ordering::Relaxed);
-        let fake = FakeConsoled {
-            ring: &ring,
-            seen: RefCell::new(vec![]),
-            per_wait: 700,
-            notifications: RefCell::new(0),
-        };
+        let fake = fake(&ring, 700);
         let w = RingWriter::new(&ring, &fake, 1_000_000_000);
         let data = pattern(3 * OUT_RING_SIZE + 123);
         w.write_all(&data).unwrap();
@@ -185,16 +224,62 @@ mod tests {
     #[test]
     fn a_stalled_consumer_gives_an_error_not_a_hang() {
         let ring = XenconsInterface::zeroed();
-        let fake = FakeConsoled {
-            ring: &ring,
-            seen: RefCell::new(vec![]),
-            per_wait: 0,
-            notifications: RefCell::new(0),
-        };
+        let fake = fake(&ring, 0);
         let w = RingWriter::new(&ring, &fake, 300_000_000);
         let err = w.write_all(&pattern(OUT_RING_SIZE + 10)).unwrap_err();
         assert_eq!(err, RingError::Stalled { written: OUT_RING_SIZE });
         assert!(matches!(w.flush(), Err(RingError::Stalled { .. })));
+    }
+
+    /// Waits that some other event ends after 1 ms cost 1 ms of the
+    /// budget, not a whole slice: 50 of them (50 ms) before the consumer
+    /// wakes up are well within a 300 ms budget (counted in 100 ms slices
+    /// they would have used it up three times over).
+    #[test]
+    fn early_wakeups_do_not_use_up_the_budget() {
+        let ring = XenconsInterface::zeroed();
+        let mut f = fake(&ring, 700);
+        f.early_ns = Some(1_000_000);
+        f.idle_waits.set(50);
+        let w = RingWriter::new(&ring, &f, 300_000_000);
+        let data = pattern(OUT_RING_SIZE + 10);
+        w.write_all(&data).unwrap();
+        f.idle_waits.set(50);
+        w.flush().unwrap();
+        assert_eq!(*f.seen.borrow(), data);
+        assert!(f.waits.get() >= 100, "the consumer was idle for 100 waits");
+        assert!(f.clock.get() < 300_000_000);
+    }
+
+    /// The budget runs on the clock: with waits that end early the writer
+    /// still gives up once the consumer made no progress for the budget.
+    #[test]
+    fn a_stalled_consumer_is_given_up_after_the_budget_by_the_clock() {
+        let ring = XenconsInterface::zeroed();
+        let mut f = fake(&ring, 0);
+        f.early_ns = Some(1_000_000);
+        let w = RingWriter::new(&ring, &f, 300_000_000);
+        let err = w.write_all(&pattern(OUT_RING_SIZE + 10)).unwrap_err();
+        assert_eq!(err, RingError::Stalled { written: OUT_RING_SIZE });
+        assert_eq!(f.clock.get(), 300_000_000);
+        assert_eq!(f.waits.get(), 300);
+        f.clock.set(0);
+        assert!(matches!(w.flush(), Err(RingError::Stalled { .. })));
+        assert_eq!(f.clock.get(), 300_000_000);
+    }
+
+    /// A consumer that keeps making progress, however slowly, is waited
+    /// for: the budget is for no progress at all.
+    #[test]
+    fn flush_waits_for_a_slow_consumer_that_keeps_going() {
+        let ring = XenconsInterface::zeroed();
+        let f = fake(&ring, 3);
+        let w = RingWriter::new(&ring, &f, 300_000_000);
+        let data = pattern(100);
+        w.write_all(&data).unwrap();
+        w.flush().unwrap();
+        assert_eq!(*f.seen.borrow(), data);
+        assert!(f.clock.get() > 300_000_000, "longer than the budget in all");
     }
 
     #[test]
@@ -202,12 +287,7 @@ mod tests {
         let ring = XenconsInterface::zeroed();
         ring.out_cons.store(5000, Ordering::Relaxed);
         ring.out_prod.store(10, Ordering::Relaxed);
-        let fake = FakeConsoled {
-            ring: &ring,
-            seen: RefCell::new(vec![]),
-            per_wait: 1,
-            notifications: RefCell::new(0),
-        };
+        let fake = fake(&ring, 1);
         let w = RingWriter::new(&ring, &fake, 1_000);
         assert_eq!(w.write_some(b"x"), Err(RingError::Corrupt { prod: 10, cons: 5000 }));
         assert_eq!(ring.out_prod.load(Ordering::Relaxed), 10, "nothing written to a corrupt ring");
@@ -217,12 +297,7 @@ mod tests {
     fn partial_write_when_nearly_full() {
         let ring = XenconsInterface::zeroed();
         ring.out_prod.store(OUT_RING_SIZE as u32 - 3, Ordering::Relaxed);
-        let fake = FakeConsoled {
-            ring: &ring,
-            seen: RefCell::new(vec![]),
-            per_wait: 0,
-            notifications: RefCell::new(0),
-        };
+        let fake = fake(&ring, 0);
         let w = RingWriter::new(&ring, &fake, 0);
         assert_eq!(w.write_some(b"hello").unwrap(), 3);
         assert_eq!(w.write_some(b"lo").unwrap(), 0);

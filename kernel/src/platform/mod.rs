@@ -286,7 +286,7 @@ pub fn uptime_ns() -> u64 {
 
 /// Flushes the console and ends the domain.
 pub fn shutdown(reason: ShutdownReason) -> ! {
-    console::flush();
+    let _ = console::flush();
     loop {
         let _ = sched_op::shutdown(reason);
         // Only an invalid reason returns; crash instead of spinning.

@@ -60,7 +60,9 @@ pub fn run(s: &mut Suite) {
         drop(masked);
         let _ = event_channel::close(port);
         note!(d, "waited {} us in {polls} polls; port pending: {pending}", waited / 1000);
-        // It blocked (a handful of wake-ups, not a spin) and nothing fired.
-        r.is_ok() && !pending && polls < 100 && (20_000_000..2_000_000_000).contains(&waited)
+        // It blocked (a handful of wake-ups, not a spin), nothing fired, and
+        // it did not end before the deadline. The upper bound is only a
+        // hang guard: how late the vCPU runs again is the host's doing.
+        r.is_ok() && !pending && polls < 100 && (20_000_000..30_000_000_000).contains(&waited)
     });
 }

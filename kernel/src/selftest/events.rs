@@ -7,7 +7,8 @@ use crate::platform;
 use crate::timer;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
-use hypercall::ops::sched_op;
+use hypercall::abi::vcpu::runstate;
+use hypercall::ops::{sched_op, vcpu};
 use hypercall::{DomId, EvtchnPort, XenError};
 
 /// Deliveries per port, indexed by the `data` word handlers are bound with.
@@ -37,9 +38,27 @@ fn close_pair((a, b): (EvtchnPort, EvtchnPort)) -> bool {
     events::close(a).is_ok() && events::close(b).is_ok()
 }
 
+/// How long a wait for an event may take before the check fails: a hang
+/// guard, far above what delivery takes on any host.
+const HANG_GUARD_MS: u64 = 30_000;
+
 /// Waits (blocked, not spinning) until `cond` or `ms` pass.
 fn wait_ms(ms: u64, cond: impl FnMut() -> bool) -> bool {
     timer::wait_until(platform::now_ns() + ms * 1_000_000, cond)
+}
+
+/// Makes sure every event deliverable now has been delivered: an IPI to
+/// self is sent after them and waited for, and one upcall scans every
+/// pending, unmasked port. So a duplicate or a masked port's event that
+/// was wrongly delivered would have been counted by the time this returns.
+fn drain() -> bool {
+    HITS[PAIRS - 1].store(0, Ordering::SeqCst);
+    let Ok(marker) = events::bind_ipi(count, PAIRS - 1) else {
+        return false;
+    };
+    let sent = events::send(marker).is_ok();
+    let arrived = wait_ms(HANG_GUARD_MS, || hits(PAIRS - 1) >= 1);
+    events::close(marker).is_ok() && sent && arrived
 }
 
 pub fn run(s: &mut Suite) {
@@ -55,12 +74,20 @@ pub fn run(s: &mut Suite) {
             Err(e) => fail!(d, "{e}"),
         };
         let sent = events::send(p.0).is_ok();
-        let arrived = wait_ms(1000, || hits(0) >= 1);
-        // Give a duplicate the chance to show up.
-        wait_ms(20, || false);
+        let arrived = wait_ms(HANG_GUARD_MS, || hits(0) >= 1);
+        // Nothing is left to deliver: the upcall that ran the handler
+        // cleared the port, and an upcall after it found nothing more.
+        let left = events::is_pending(p.1);
+        let drained = drain();
         let counted = events::delivered(p.1);
-        note!(d, "ports {}->{}, deliveries {} (table counted {counted})", p.0, p.1, hits(0));
-        close_pair(p) && sent && arrived && hits(0) == 1 && counted == 1
+        note!(
+            d,
+            "ports {}->{}, deliveries {} (table counted {counted}); pending after: {left}",
+            p.0,
+            p.1,
+            hits(0)
+        );
+        close_pair(p) && sent && arrived && !left && drained && hits(0) == 1 && counted == 1
     });
 
     s.check("evtchn.burst_10000_none_lost_none_doubled", |d| {
@@ -85,7 +112,7 @@ pub fn run(s: &mut Suite) {
                     }
                 }
             }
-            if !wait_ms(1000, || (0..PAIRS).all(|i| hits(i) >= round)) {
+            if !wait_ms(HANG_GUARD_MS, || (0..PAIRS).all(|i| hits(i) >= round)) {
                 let missing = (0..PAIRS).filter(|&i| hits(i) < round).count();
                 fail!(d, "round {round}: {missing} ports not delivered");
             }
@@ -111,12 +138,15 @@ pub fn run(s: &mut Suite) {
         };
         events::mask(p.1);
         let _ = events::send(p.0);
-        let early = wait_ms(20, || hits(1) > 0);
+        // An upcall after the send has run: had the mask let it through,
+        // it would have been counted.
+        let drained = drain();
+        let early = hits(1) > 0;
         let pending = events::is_pending(p.1) && events::is_masked(p.1);
         let unmasked = events::unmask(p.1).is_ok();
-        let late = wait_ms(1000, || hits(1) > 0);
+        let late = wait_ms(HANG_GUARD_MS, || hits(1) > 0);
         note!(d, "while masked: delivered {early}, pending {pending}; after unmask: {}", hits(1));
-        close_pair(p) && !early && pending && unmasked && late && hits(1) == 1
+        close_pair(p) && drained && !early && pending && unmasked && late && hits(1) == 1
     });
 
     s.check("evtchn.ipi_to_self", |d| {
@@ -126,7 +156,7 @@ pub fn run(s: &mut Suite) {
             Err(e) => fail!(d, "{e}"),
         };
         let _ = events::send(port);
-        let ok = wait_ms(1000, || hits(2) == 1);
+        let ok = wait_ms(HANG_GUARD_MS, || hits(2) == 1);
         note!(d, "port {port}");
         events::close(port).is_ok() && ok
     });
@@ -161,13 +191,23 @@ pub fn run(s: &mut Suite) {
         let _masked = IrqGuard::new();
         events::clear_pending(p.1);
         let _ = events::send(p.0);
+        // The event is pending before the poll: Xen must return at once,
+        // without blocking the vCPU (its blocked time does not move). The
+        // deadline is only a hang guard.
+        let Ok(before) = vcpu::runstate(0) else {
+            fail!(d, "runstate unavailable");
+        };
         let t0 = platform::now_ns();
-        let polled = sched_op::poll(&[p.1], t0 + 5_000_000_000);
+        let polled = sched_op::poll(&[p.1], t0 + HANG_GUARD_MS * 1_000_000);
         let waited = platform::now_ns() - t0;
+        let Ok(after) = vcpu::runstate(0) else {
+            fail!(d, "runstate unavailable");
+        };
+        let blocked = after.time[runstate::BLOCKED] - before.time[runstate::BLOCKED];
         let pending = events::clear_pending(p.1);
-        note!(d, "poll returned after {} us", waited / 1000);
+        note!(d, "poll returned after {} us, blocked {blocked} ns", waited / 1000);
         drop(_masked);
-        close_pair(p) && polled.is_ok() && pending && waited < 1_000_000_000
+        close_pair(p) && polled.is_ok() && pending && blocked == 0
     });
 
     s.check("evtchn.no_unknown_events", |d| {

@@ -1,9 +1,9 @@
-//! Timers and sleeping on real Xen: accuracy, a storm, and an idle guest
-//! that costs (almost) no CPU.
+//! Timers and sleeping on real Xen: the deadline programmed and the upcalls
+//! taken per sleep, a storm, and an idle guest that wakes once.
 
 use super::{fail, note, Suite};
 use crate::cmdline::Cmdline;
-use crate::{platform, timer};
+use crate::{events, platform, timer};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hypercall::abi::vcpu::runstate;
 use hypercall::ops::vcpu;
@@ -25,25 +25,52 @@ fn storm_fired(i: usize) {
 
 pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
     s.check("timer.sleep_10ms", |d| {
-        let mut took = [0u64; 10];
-        for t in &mut took {
-            let t0 = platform::now_ns();
-            timer::sleep_ns(10_000_000);
-            *t = platform::now_ns() - t0;
+        // The mechanism, not the host's scheduling: each sleep hands Xen
+        // exactly its deadline, is woken by exactly one timer upcall (no
+        // periodic tick, no upcall that found nothing due), blocks only
+        // when an event is coming (no spinning) and never returns early.
+        // How late it wakes is the host's doing: a figure only.
+        const SLEEP_NS: u64 = 10_000_000;
+        let queued = timer::stats().2;
+        if queued != 0 {
+            fail!(d, "{queued} timers already queued: the sleeps would not be alone");
         }
-        took.sort_unstable();
+        let mut late = [0u64; 10];
+        let mut blocks_max = 0;
+        for (i, late) in late.iter_mut().enumerate() {
+            let (virqs0, stray0) = timer::virqs();
+            let (blocks0, upcalls0) = (timer::blocks(), events::upcalls());
+            let t0 = platform::now_ns();
+            let deadline = t0 + SLEEP_NS;
+            timer::sleep_until(deadline);
+            let t1 = platform::now_ns();
+            let (virqs, stray) = (timer::virqs().0 - virqs0, timer::virqs().1 - stray0);
+            let (blocks, upcalls) = (timer::blocks() - blocks0, events::upcalls() - upcalls0);
+            let programmed = timer::last_programmed();
+            if programmed != deadline {
+                fail!(d, "sleep {i}: Xen's timer set to {programmed}, not t0 + 10 ms = {deadline}");
+            }
+            if t1 < deadline {
+                fail!(d, "sleep {i}: woke {} ns early", deadline - t1);
+            }
+            if virqs != 1 || stray != 0 {
+                fail!(d, "sleep {i}: {virqs} timer upcalls ({stray} with nothing due), not 1");
+            }
+            if blocks > upcalls {
+                fail!(d, "sleep {i}: {blocks} blocks for {upcalls} upcalls: woken by nothing");
+            }
+            blocks_max = blocks_max.max(blocks);
+            *late = t1 - deadline;
+        }
+        late.sort_unstable();
         note!(
             d,
-            "10 sleeps: min {} us, median {} us, max {} us (never early; median within +40 ms, max within +500 ms)",
-            took[0] / 1000,
-            took[5] / 1000,
-            took[9] / 1000
+            "10 sleeps, deadline t0 + 10 ms each, 1 timer upcall each, at most {blocks_max} blocks; late by min {} us, median {} us, max {} us",
+            late[0] / 1000,
+            late[5] / 1000,
+            late[9] / 1000
         );
-        // Never early. Lateness is scheduling: under software emulation a
-        // domU waits behind dom0's vCPUs and the host's other processes,
-        // so the bounds are loose, but they still catch a timer that fires
-        // on a coarse tick, late by a period, or not at all.
-        took[0] >= 10_000_000 && took[5] <= 50_000_000 && took[9] <= 510_000_000
+        true
     });
 
     s.check("timer.storm_100_in_order_exactly_once", |d| {
@@ -61,11 +88,17 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
                 fail!(d, "timer {i}: {e:?}");
             }
         }
-        let all = timer::wait_until(base + 2_000_000_000, || NEXT.load(Ordering::SeqCst) >= STORM);
+        // A hang guard, far above what 50 ms of deadlines take.
+        let all = timer::wait_until(base + 30_000_000_000, || NEXT.load(Ordering::SeqCst) >= STORM);
         if !all {
-            fail!(d, "only {} of {STORM} fired within 2 s", NEXT.load(Ordering::SeqCst));
+            fail!(d, "only {} of {STORM} fired within 30 s", NEXT.load(Ordering::SeqCst));
         }
-        timer::sleep_ns(10_000_000);
+        // Nothing is left to deliver: a timer fires by being taken off the
+        // queue, and the queue is empty.
+        let left = timer::stats().2;
+        if left != 0 {
+            fail!(d, "{left} timers still queued after all {STORM} fired");
+        }
         let mut worst_late = 0;
         for i in 0..STORM {
             let fired = FIRED_AT[i].load(Ordering::SeqCst);
@@ -94,26 +127,34 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
 
     let idle_secs: u64 = cmd.get("selftest.idle_secs").and_then(|v| v.parse().ok()).unwrap_or(5);
     s.check("timer.idle_costs_no_cpu", |d| {
+        // Idle means woken once, by the one deadline asked for: no tick,
+        // no stale deadline of an earlier wait, no console notification
+        // (the console's port is masked). That count is the check; the
+        // share of time on the CPU is the host's business (a figure, with
+        // a bound only a busy loop would break).
         let (Ok(before), t0) = (vcpu::runstate(0), platform::now_ns()) else {
             fail!(d, "runstate unavailable");
         };
+        let (virqs0, stray0) = timer::virqs();
+        let (blocks0, upcalls0) = (timer::blocks(), events::upcalls());
         timer::sleep_ns(idle_secs * 1_000_000_000);
         let (Ok(after), t1) = (vcpu::runstate(0), platform::now_ns()) else {
             fail!(d, "runstate unavailable");
         };
+        let (virqs, stray) = (timer::virqs().0 - virqs0, timer::virqs().1 - stray0);
+        let (blocks, upcalls) = (timer::blocks() - blocks0, events::upcalls() - upcalls0);
         let running = after.time[runstate::RUNNING] - before.time[runstate::RUNNING];
         let blocked = after.time[runstate::BLOCKED] - before.time[runstate::BLOCKED];
         let wall = t1 - t0;
         let permille = running * 1000 / wall.max(1);
         note!(
             d,
-            "{idle_secs} s idle: running {} ms ({}.{}%), blocked {} ms",
+            "{idle_secs} s idle: {upcalls} upcalls ({virqs} timer, {stray} with nothing due), {blocks} blocks; running {} ms ({}.{}%), blocked {} ms",
             running / 1_000_000,
             permille / 10,
             permille % 10,
             blocked / 1_000_000
         );
-        // Under 2% of the time on the CPU while asleep.
-        permille < 20
+        upcalls == 1 && virqs == 1 && stray == 0 && blocks <= 1 && permille < 500
     });
 }

@@ -142,9 +142,18 @@ pub struct Stats {
 /// How a device ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseReport {
+    /// Grants revoked at close (bounce pages and rings).
     pub revoked: u64,
+    /// Revokes refused at close: the backend still maps those pages.
     pub refused: u64,
+    /// The backend's state when the grants were revoked (`None`: its
+    /// directory was gone).
     pub backend: Option<XenbusState>,
+    /// Every grant the device made in its life, rings included, and how
+    /// many of them were revoked (during I/O or at close): equal when the
+    /// backend let go of everything.
+    pub made: u64,
+    pub revoked_in_all: u64,
 }
 
 /// The buffer of the call in progress.
@@ -180,6 +189,8 @@ pub struct BlkFront<E: BlkEnv> {
     problems: Vec<String>,
     /// 512-byte units the discard in progress covers.
     discard_len: u64,
+    /// Grants of the rings' pages.
+    ring_grants: u64,
 }
 
 fn copy_in(words: &[core::sync::atomic::AtomicU32], data: &[u8]) {
@@ -210,6 +221,7 @@ impl<E: BlkEnv> BlkFront<E> {
         let mut pool =
             Pool::new(config.pool_pages.max(MAX_SEGMENTS_PER_REQUEST + 1), dev.backend_id);
         pool.set_persistent(features.persistent);
+        let ring_grants = queues.iter().map(|q| q.grefs.len() as u64).sum();
         BlkFront {
             env,
             dev,
@@ -224,6 +236,7 @@ impl<E: BlkEnv> BlkFront<E> {
             stats: Stats::default(),
             problems: Vec::new(),
             discard_len: 0,
+            ring_grants,
         }
     }
 
@@ -662,6 +675,7 @@ impl<E: BlkEnv> BlkFront<E> {
             }
             if queued {
                 self.publish();
+                self.env.published(in_flight);
             }
             if in_flight == 0 {
                 let left = if total == 0 { !control_sent } else { next < total };
@@ -866,11 +880,19 @@ impl<E: BlkEnv> BlkFront<E> {
         let backend = wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
         self.health = Health::Closed;
         let (mut revoked, mut refused) = self.pool.revoke_all(&mut self.env);
+        let mut ring_revoked = 0;
         for q in core::mem::take(&mut self.queues) {
             let (ok, no) = q.setup.release(&mut self.env, true);
             revoked += ok;
+            ring_revoked += ok;
             refused += no;
         }
-        CloseReport { revoked, refused, backend }
+        CloseReport {
+            revoked,
+            refused,
+            backend,
+            made: self.pool.counts.granted + self.ring_grants,
+            revoked_in_all: self.pool.counts.revoked + ring_revoked,
+        }
     }
 }

@@ -47,4 +47,8 @@ pub trait BlkEnv {
     fn wait_event(&mut self, deadline_ns: u64) -> bool;
     /// System time, ns.
     fn now_ns(&self) -> u64;
+    /// Told right after requests were published to the backend, with how
+    /// many of the current call's requests are outstanding (at least one):
+    /// a point at which I/O is certainly in flight. Nothing by default.
+    fn published(&mut self, _in_flight: usize) {}
 }

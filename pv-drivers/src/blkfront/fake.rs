@@ -122,6 +122,8 @@ pub struct World {
     /// The queue each request of `seen` came on.
     pub seen_queue: Vec<usize>,
     pub next_port: u32,
+    /// What [`BlkEnv::published`] was told, call after call.
+    pub published: Vec<usize>,
     pub chaos: Rng,
     /// Chance of mutating each response, in 1/1000.
     pub chaos_rate: u64,
@@ -156,6 +158,7 @@ pub fn world(disk_bytes: usize) -> Shared {
         seen: Vec::new(),
         seen_queue: Vec::new(),
         next_port: 5,
+        published: Vec::new(),
         chaos: Rng(1),
         chaos_rate: 0,
         chaos_counts: ChaosCounts::default(),
@@ -523,5 +526,9 @@ impl BlkEnv for FakeEnv {
 
     fn now_ns(&self) -> u64 {
         self.w.borrow().now
+    }
+
+    fn published(&mut self, in_flight: usize) {
+        self.w.borrow_mut().published.push(in_flight);
     }
 }

@@ -4,7 +4,7 @@
 use super::fake::{self, FakeEnv, Hostile, Shared};
 use super::wire::RingRequest;
 use super::*;
-use crate::xenbus::device::describe;
+use crate::xenbus::device::{describe, XenbusState};
 use crate::xenbus::Bus;
 use hypercall::abi::blkif::VDISK_READONLY;
 use hypercall::abi::grant_table::GrantRef;
@@ -179,7 +179,10 @@ fn handshake_negotiates_multi_page_ring_indirect_and_persistent() {
         assert_eq!(dev.geometry().bytes(), 1 << 20);
         let r = detach(h, bus, w, dev);
         assert_eq!(r.refused, 0);
+        assert_eq!(r.backend, Some(XenbusState::Closed));
         assert_eq!(w.borrow().live_grants(), 0, "every grant revoked");
+        assert_eq!(r.made, w.borrow().grants_made, "the report counts every grant, rings too");
+        assert_eq!(r.revoked_in_all, r.made);
         assert!(w.borrow().open_ports.is_empty());
         assert_eq!(fe_key(h, "state").as_deref(), Some("6"));
     });
@@ -211,8 +214,10 @@ fn single_page_ring_without_features_still_works() {
         dev.flush().unwrap();
         assert_eq!(w.borrow().flushes, 0, "nothing to flush without a cache");
         assert!(w.borrow().seen.iter().all(|r| !matches!(r, RingRequest::Indirect(_))));
-        detach(h, bus, w, dev);
+        let r = detach(h, bus, w, dev);
         assert_eq!(w.borrow().live_grants(), 0);
+        assert_eq!((r.made, r.revoked_in_all), (w.borrow().grants_made, w.borrow().revokes));
+        assert_eq!(r.made, r.revoked_in_all, "granted per use, revoked per use and at close");
     });
 }
 
@@ -258,6 +263,10 @@ fn large_transfers_use_indirect_requests_many_in_flight_and_persistent_grants() 
         let s = dev.stats();
         assert!(s.indirect_requests >= 4, "{s:?}");
         assert!(s.max_in_flight >= 4, "{s:?}");
+        // Told once per publish, with this call's requests outstanding.
+        let published = w.borrow().published.clone();
+        assert!(!published.is_empty() && published.iter().all(|&n| n > 0), "{published:?}");
+        assert!(published.iter().any(|&n| n >= 4), "{published:?}");
         assert_eq!(s.grants.granted, granted, "hot pages are not granted again");
         assert_eq!(s.grants.revoked, 0);
         assert!(w.borrow().seen.iter().any(|r| matches!(r, RingRequest::Indirect(_))));
@@ -504,6 +513,7 @@ fn persistent_grants_still_mapped_at_close_are_counted_not_reused() {
         let r = dev.close(bus);
         assert!(r.refused > 0);
         assert_eq!(r.refused as usize, w.borrow().live_grants());
+        assert_eq!(r.made - r.revoked_in_all, r.refused, "the report shows what is still mapped");
     });
 }
 

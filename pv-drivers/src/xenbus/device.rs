@@ -75,6 +75,9 @@ pub enum XenbusError {
     BackendTimeout {
         backend: String,
         last: Option<XenbusState>,
+        /// The configured limit.
+        timeout: Duration,
+        /// What the wait measured (at least `timeout`).
         waited: Duration,
     },
 }
@@ -97,10 +100,10 @@ impl fmt::Display for XenbusError {
                     alloc::string::String::from_utf8_lossy(value)
                 )
             }
-            XenbusError::BackendTimeout { backend, last, waited } => {
+            XenbusError::BackendTimeout { backend, last, timeout, waited } => {
                 let last =
                     last.map_or_else(|| String::from("no state at all"), |s| format!("state {s}"));
-                write!(f, "backend {backend} did not answer within {} ms ({last}): is the backend driver loaded in its domain?", waited.as_millis())
+                write!(f, "backend {backend} did not answer within {} ms (waited {} ms; {last}): is the backend driver loaded in its domain?", timeout.as_millis(), waited.as_millis())
             }
         }
     }
@@ -229,6 +232,7 @@ pub fn wait_for_backend<T: Transport>(
                 break Err(XenbusError::BackendTimeout {
                     backend: dev.backend.clone(),
                     last: state,
+                    timeout,
                     waited,
                 });
             }
@@ -330,12 +334,19 @@ mod tests {
         )
         .unwrap_err();
         match &err {
-            XenbusError::BackendTimeout { last: Some(XenbusState::InitWait), waited, .. } => {
+            XenbusError::BackendTimeout {
+                last: Some(XenbusState::InitWait),
+                timeout,
+                waited,
+                ..
+            } => {
+                assert_eq!(*timeout, Duration::from_millis(300));
                 assert!(*waited >= Duration::from_millis(300))
             }
             other => panic!("{other:?}"),
         }
-        assert!(err.to_string().contains("did not answer within"));
+        // The configured limit, then the measured wait.
+        assert!(err.to_string().contains("did not answer within 300 ms (waited "), "{err}");
         assert!(h.fake().watches().is_empty(), "the watch is removed");
     }
 
