@@ -271,11 +271,18 @@ fn block_detach_during_io_closes_each_disk_with_every_grant_revoked() {
         let responses = number_before(stats, " responses, ");
         assert!(requests.is_some_and(|n| n > 0) && responses == requests, "{stats}");
         assert!(stats.contains("bad ids 0, orphaned 0, bad ops 0, bad producer 0"), "{stats}");
-        // The backend reached Closed before the guest revoked anything:
-        // blkback unmaps everything before it says Closed, so every grant
-        // the disk ever made comes back.
+        // The backend finished before the guest revoked anything: blkback
+        // unmaps everything before it says Closed, so every grant the disk
+        // ever made comes back. The guest reads the state once it is woken;
+        // by then libxl may already have removed the closed backend's
+        // directory ("gone"), which also comes after blkback's unmaps.
         let closed = line("closed;");
-        assert!(closed.contains("closed; backend Closed (6);"), "{closed}\n{}", run.describe());
+        assert!(
+            closed.contains("closed; backend Closed (6);")
+                || closed.contains("closed; backend gone;"),
+            "{closed}\n{}",
+            run.describe()
+        );
         let g = numbers(closed.split("grants ").nth(1).unwrap());
         let (made, revoked, refused) = (g[0], g[1], g[3]);
         assert!(made > 0 && made == revoked && refused == 0, "{closed}");
