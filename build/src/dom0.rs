@@ -37,21 +37,6 @@ pub const GUEST_CFG_DIR: &str = "/etc/xen-lab/guests";
 /// Directory of the guests' kernels in dom0.
 pub const GUEST_KERNEL_DIR: &str = "/guests";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::release::XenRelease;
-
-    #[test]
-    fn release_settings() {
-        let s = release_sh(XenRelease::V4_20);
-        assert!(s.contains("LAB_XEN_VERSION=4.20\n"), "{s}");
-        assert!(s.contains("LAB_XEN_TOOLS=/usr/lib/xen-4.20/bin\n"), "{s}");
-        assert!(INIT_SH.contains(RELEASE_PATH));
-        assert!(!INIT_SH.contains("4.17"), "/init must take paths from {RELEASE_PATH}");
-    }
-}
-
 /// Minimal hotplug script for vifs: up, into bridge `xenbr0`, connected.
 pub const VIF_SCRIPT: &str = r#"#!/bin/sh
 # vif hotplug (busybox sh): called by libxl with $1 = online|offline|add|remove.
@@ -96,3 +81,18 @@ remove)
 esac
 exit 0
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::XenRelease;
+
+    #[test]
+    fn release_settings() {
+        let s = release_sh(XenRelease::V4_20);
+        assert!(s.contains("LAB_XEN_VERSION=4.20\n"), "{s}");
+        assert!(s.contains("LAB_XEN_TOOLS=/usr/lib/xen-4.20/bin\n"), "{s}");
+        assert!(INIT_SH.contains(RELEASE_PATH));
+        assert!(!INIT_SH.contains("4.17"), "/init must take paths from {RELEASE_PATH}");
+    }
+}
