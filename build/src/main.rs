@@ -293,7 +293,7 @@ fn cmd_build(a: &Args) -> Result<()> {
 
 fn cmd_fetch(xen: Option<XenRelease>) -> Result<()> {
     let lab = Lab::prepare(LabOptions { to_stdout: true, ..LabOptions::default() }.with_xen(xen))?;
-    println!("release: {} ({})", lab.bundle.release, lab.bundle.release.debian());
+    println!("release: {} from {}", lab.bundle.release, lab.bundle.release.debian());
     println!("tree:   {}", lab.bundle.root.display());
     println!("xen:    {}", lab.bundle.xen.display());
     println!("kernel: {} ({})", lab.bundle.vmlinuz.display(), lab.bundle.kernel_version);
@@ -375,5 +375,43 @@ fn cmd_run(a: &Args) -> Result<()> {
             report.failure.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
         _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn xen_release_options() {
+        assert_eq!(parse(&args(&[])).unwrap().xen, None);
+        assert_eq!(parse(&args(&["--xen", "4.20"])).unwrap().xen, Some(XenRelease::V4_20));
+        let e = format!("{:#}", parse(&args(&["--xen", "4.21"])).unwrap_err());
+        assert!(e.contains("4.17, 4.20"), "{e}");
+        assert!(parse(&args(&["--xen"])).is_err());
+        assert_eq!(parse_fetch(&args(&[])).unwrap(), None);
+        assert_eq!(parse_fetch(&args(&["--xen", "4.17"])).unwrap(), Some(XenRelease::V4_17));
+        assert!(parse_fetch(&args(&["--xen"])).is_err());
+        assert!(parse_fetch(&args(&["--kvm"])).is_err());
+        assert_eq!(
+            parse_boot_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_bench(&args(&["hypercall", "--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_net_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_blk_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
     }
 }
