@@ -242,7 +242,7 @@ fn bench_quick_reports_every_figure_with_sane_orderings() {
     // (noise from the host only ever adds time).
     assert!(figure("mmu_update_512_per_entry")[0] < figure("mmu_update_1")[0]);
     // A multicall is no dearer than the calls it replaces (10% margin):
-    // cheaper on Xen 4.17 (~0.6x under TCG), even on Xen 4.20, whose
+    // cheaper on Xen 4.17 (0.6x-0.9x under TCG), even on Xen 4.20, whose
     // hypercall round trip costs what its multicall spends per entry (the
     // guest's own check, kernel/src/bench/stats.rs, says the same).
     let (multi, separate) =

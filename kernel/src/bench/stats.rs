@@ -76,7 +76,7 @@ pub const MULTICALL_MARGIN_PERCENT: u64 = 10;
 /// "No dearer", not "cheaper": how much batching saves depends on what a
 /// guest-to-Xen round trip costs against Xen's per-entry work, and that
 /// differs between Xen releases. Under QEMU's TCG, a multicall of 32
-/// `xen_version`s costs ~0.6x the 32 separate calls on Xen 4.17, but the
+/// `xen_version`s costs 0.6x-0.9x the 32 separate calls on Xen 4.17, but the
 /// same on Xen 4.20 (0.98x to 1.02x over three runs), whose hypercall round trip is
 /// as cheap as its multicall's handling of one entry. Batching page-table
 /// updates (`mmu_update`) pays on both, and is checked strictly.
