@@ -277,6 +277,8 @@ pub struct BenchOptions {
     pub verbose: bool,
     /// Skip the Linux comparator.
     pub no_linux: bool,
+    /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
+    pub xen: Option<crate::release::XenRelease>,
 }
 
 /// The output directory, `target/xen/bench/`.
@@ -306,7 +308,8 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             label: format!("bench-{key}"),
             cpu: Some(model.clone()),
             ..LabOptions::default()
-        };
+        }
+        .with_xen(o.xen);
         let lab = Lab::prepare(opts)?;
         if linux_ramdisk.is_none() && !o.no_linux {
             let mut log = |s: &str| println!("[bench] {s}");
@@ -744,6 +747,7 @@ mod tests {
             kvm: false,
             verbose: false,
             no_linux: false,
+            xen: None,
         };
         let r = collect("amd", "EPYC", &o, &report);
         assert!(r.ours.is_empty() && r.linux.is_empty());

@@ -30,11 +30,13 @@ pub struct BlkBenchOptions {
     pub verbose: bool,
     /// Skip the Linux DomU.
     pub no_linux: bool,
+    /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
+    pub xen: Option<crate::release::XenRelease>,
 }
 
 impl Default for BlkBenchOptions {
     fn default() -> Self {
-        Self { mib: 32, ios: 2000, kvm: false, verbose: false, no_linux: false }
+        Self { mib: 32, ios: 2000, kvm: false, verbose: false, no_linux: false, xen: None }
     }
 }
 
@@ -253,7 +255,8 @@ pub fn run(o: &BlkBenchOptions) -> Result<()> {
         to_stdout: true,
         label: "bench-blk".into(),
         ..LabOptions::default()
-    };
+    }
+    .with_xen(o.xen);
     let lab = Lab::prepare(opts)?;
     let out = crate::bench::out_dir();
     crate::cmd::mkdir(&out)?;

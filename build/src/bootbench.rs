@@ -56,6 +56,8 @@ pub struct BootBenchOptions {
     pub kvm: bool,
     /// Echo every serial line.
     pub verbose: bool,
+    /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
+    pub xen: Option<crate::release::XenRelease>,
 }
 
 /// The Linux DomU's `/init`: netfront up with an address, a ready marker,
@@ -589,7 +591,8 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
         to_stdout: true,
         label: "bench-boot".into(),
         ..LabOptions::default()
-    };
+    }
+    .with_xen(o.xen);
     let lab = Lab::prepare(opts)?;
     let rd = out.join("linux-boot.cpio");
     let archive = linux_initramfs(&lab.bundle).context("Linux DomU initramfs")?;
@@ -697,7 +700,8 @@ mod tests {
         );
         assert_eq!(b.min_memory("http"), Some((Some(8), vec![(4, "died".to_string())])));
         assert_eq!(b.min_memory("hello"), None);
-        let o = BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false };
+        let o =
+            BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false, xen: None };
         let t = table(&b, &o);
         assert!(t.contains("12.0x"), "{t}");
         assert!(
@@ -714,7 +718,8 @@ mod tests {
 
     #[test]
     fn script_has_rounds_and_ladders() {
-        let o = BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false };
+        let o =
+            BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false, xen: None };
         let s = script(&o);
         assert!(s.contains("bb_run linux linux-2 256 120"));
         assert!(s.contains("for m in 4 8 16 32; do bb_run http http-min$m $m 60"));

@@ -1,7 +1,8 @@
 //! The shared-library closure of dom0's dynamically linked binaries.
 //!
 //! `readelf -d` lists each ELF's `NEEDED` entries; a library is looked up in
-//! the extracted package tree first, then on the host.
+//! the extracted package tree first, then (for the release the host runs)
+//! on the host.
 
 use crate::cmd;
 use anyhow::{bail, Context, Result};
@@ -15,15 +16,23 @@ pub const DYNAMIC_LOADER: &str = "ld-linux-x86-64.so.2";
 /// Libraries loaded at run time without a `NEEDED` entry.
 pub const EXTRA_LIBS: &[&str] = &["libgcc_s.so.1", DYNAMIC_LOADER];
 
-/// Library directories, relative to a root.
-const LIB_DIRS: &[&str] = &[
-    "lib/x86_64-linux-gnu",
-    "usr/lib/x86_64-linux-gnu",
-    "lib64",
-    "usr/lib/xen-4.17/lib/x86_64-linux-gnu",
-    "lib",
-    "usr/lib",
-];
+/// Library directories, relative to a root (besides a release's private
+/// library directory, [`LibSearch::extra_dirs`]).
+const LIB_DIRS: &[&str] =
+    &["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib"];
+
+/// Where libraries are looked for.
+#[derive(Debug, Clone)]
+pub struct LibSearch<'a> {
+    /// The extracted package tree (searched first).
+    pub tree: &'a Path,
+    /// More directories relative to a root, after [`LIB_DIRS`] (e.g.
+    /// `usr/lib/xen-4.20/lib/x86_64-linux-gnu`).
+    pub extra_dirs: Vec<String>,
+    /// Whether the host's own libraries may fill gaps (only when the tree's
+    /// packages come from the Debian release the host runs).
+    pub host: bool,
+}
 
 /// `NEEDED` entries of an ELF file.
 pub fn needed(path: &Path) -> Result<Vec<String>> {
@@ -63,10 +72,14 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Finds a library by soname: in `tree` first, then in the host's `/`.
-pub fn find_lib(tree: &Path, soname: &str) -> Option<PathBuf> {
-    for root in [tree, Path::new("/")] {
-        for d in LIB_DIRS {
+/// Finds a library by soname: in the tree first, then (if allowed) in the
+/// host's `/`.
+pub fn find_lib(search: &LibSearch<'_>, soname: &str) -> Option<PathBuf> {
+    let roots: &[&Path] = if search.host { &[search.tree, Path::new("/")] } else { &[search.tree] };
+    let dirs = LIB_DIRS.iter().copied().chain(search.extra_dirs.iter().map(String::as_str));
+    let dirs: Vec<&str> = dirs.collect();
+    for root in roots {
+        for d in &dirs {
             if let Some(p) = resolve_in_root(root, &root.join(d).join(soname)) {
                 return Some(p);
             }
@@ -77,7 +90,10 @@ pub fn find_lib(tree: &Path, soname: &str) -> Option<PathBuf> {
 
 /// soname → file for every library the given binaries need, transitively,
 /// plus [`EXTRA_LIBS`].
-pub fn library_closure(tree: &Path, binaries: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>> {
+pub fn library_closure(
+    search: &LibSearch<'_>,
+    binaries: &[PathBuf],
+) -> Result<BTreeMap<String, PathBuf>> {
     let mut libs = BTreeMap::new();
     let mut todo: Vec<String> = EXTRA_LIBS.iter().map(|s| s.to_string()).collect();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -88,9 +104,15 @@ pub fn library_closure(tree: &Path, binaries: &[PathBuf]) -> Result<BTreeMap<Str
         if !seen.insert(so.clone()) {
             continue;
         }
-        let Some(file) = find_lib(tree, &so) else {
+        let Some(file) = find_lib(search, &so) else {
+            if search.host {
+                bail!(
+                    "shared library {so} (needed by dom0's toolstack) is neither in the Debian packages nor on this host: install the Debian package that ships it"
+                );
+            }
             bail!(
-                "shared library {so} (needed by dom0's toolstack) is neither in the Debian packages nor on this host: install the Debian package that ships it"
+                "shared library {so} (needed by dom0's toolstack) is not in the extracted Debian packages ({}): its package is missing from the fetched library closure",
+                search.tree.display()
             );
         };
         todo.extend(needed(&file)?);
@@ -111,7 +133,11 @@ mod tests {
 
     #[test]
     fn finds_host_libc() {
-        let p = find_lib(Path::new("/nonexistent"), "libc.so.6");
+        let mut s =
+            LibSearch { tree: Path::new("/nonexistent"), extra_dirs: Vec::new(), host: true };
+        let p = find_lib(&s, "libc.so.6");
         assert!(p.is_some_and(|p| p.is_file()));
+        s.host = false;
+        assert_eq!(find_lib(&s, "libc.so.6"), None);
     }
 }

@@ -3,12 +3,12 @@
 
 use crate::cmd;
 use crate::cpio::{Archive, Entry};
-use crate::debs::{Dom0Bundle, XEN_VERSION};
+use crate::debs::Dom0Bundle;
 use crate::dom0;
 use crate::elf;
 use crate::kmod;
 use crate::scenario::Scenario;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,10 +71,7 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
     a.symlink("var/run", "../run");
 
     // busybox and its applets.
-    let bb = root.join("bin/busybox");
-    if !bb.is_file() {
-        bail!("bin/busybox missing from the busybox-static package");
-    }
+    let bb = bundle.busybox()?;
     add_host_file(&mut a, "bin/busybox", &bb, 0o755)?;
     let list =
         cmd::stdout(Command::new(&bb).arg("--list-full")).context("cannot list busybox applets")?;
@@ -86,7 +83,8 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
 
     // The toolstack.
     let mut binaries = Vec::new();
-    let xen_bin = format!("usr/lib/xen-{XEN_VERSION}/bin");
+    let release = bundle.release;
+    let xen_bin = release.tools_dir();
     for t in XEN_TOOLS {
         let rel = format!("{xen_bin}/{t}");
         binaries.push(add_tree_path(&mut a, root, &rel, 0o755)?);
@@ -97,7 +95,12 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
     }
     binaries.sort();
     binaries.dedup();
-    let libs: BTreeMap<String, PathBuf> = elf::library_closure(root, &binaries)?;
+    let search = elf::LibSearch {
+        tree: root,
+        extra_dirs: vec![release.private_lib_dir()],
+        host: release.uses_host_apt(),
+    };
+    let libs: BTreeMap<String, PathBuf> = elf::library_closure(&search, &binaries)?;
     for (soname, file) in &libs {
         add_host_file(&mut a, &format!("lib/x86_64-linux-gnu/{soname}"), file, 0o755)?;
     }
@@ -119,6 +122,7 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
 
     // Scripts and config.
     a.file("init", 0o755, dom0::INIT_SH);
+    a.file(dom0::RELEASE_PATH, 0o644, dom0::release_sh(release));
     a.file(dom0::LIB_PATH, 0o644, dom0::LIB_SH);
     a.file("etc/xen/scripts/vif-bridge", 0o755, dom0::VIF_SCRIPT);
     a.symlink("etc/xen/scripts/vif", "vif-bridge");

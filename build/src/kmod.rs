@@ -3,7 +3,7 @@
 //! decompressed if Debian ships them compressed.
 
 use crate::cmd;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,19 +95,41 @@ pub fn depends(ko: &[u8]) -> Vec<String> {
     Vec::new()
 }
 
-/// Loads `wanted` and their dependencies from `lib/modules/<kver>` in `tree`,
-/// dependencies first.
+/// The names in a `modules.builtin` file (`kernel/drivers/block/loop.ko`
+/// per line): modules built into the kernel, nothing to load.
+pub fn parse_builtin(text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| module_name(l.trim().rsplit('/').next()?)).collect()
+}
+
+/// The kernel's module directory in an extracted tree: `lib/modules/<kver>`
+/// (Debian 12) or `usr/lib/modules/<kver>` (Debian 13, merged `/usr`).
+pub fn modules_dir(tree: &Path, kernel_version: &str) -> PathBuf {
+    let usr = tree.join("usr/lib/modules").join(kernel_version);
+    if usr.is_dir() {
+        usr
+    } else {
+        tree.join("lib/modules").join(kernel_version)
+    }
+}
+
+/// Loads `wanted` and their dependencies from the kernel's module directory
+/// in `tree` ([`modules_dir`]), dependencies first. Wanted modules that the
+/// kernel has built in (`modules.builtin`) are skipped.
 pub fn collect(tree: &Path, kernel_version: &str, wanted: &[&str]) -> Result<Vec<Module>> {
-    let dir = tree.join("lib/modules").join(kernel_version);
+    let dir = modules_dir(tree, kernel_version);
     let mut idx = BTreeMap::new();
     index(&dir, &mut idx);
     if idx.is_empty() {
         bail!("no kernel modules under {}", dir.display());
     }
+    let builtin: Vec<String> = std::fs::read_to_string(dir.join("modules.builtin"))
+        .map(|t| parse_builtin(&t))
+        .unwrap_or_default();
     let mut done: Vec<Module> = Vec::new();
     fn visit(
         name: &str,
         idx: &BTreeMap<String, PathBuf>,
+        builtin: &[String],
         done: &mut Vec<Module>,
         stack: &mut Vec<String>,
     ) -> Result<()> {
@@ -117,20 +139,23 @@ pub fn collect(tree: &Path, kernel_version: &str, wanted: &[&str]) -> Result<Vec
         if stack.iter().any(|s| s == name) {
             bail!("module dependency cycle through {name}");
         }
-        let path = idx.get(name).with_context(|| {
-            format!("kernel module {name} not found in the dom0 kernel package")
-        })?;
+        let Some(path) = idx.get(name) else {
+            if builtin.iter().any(|b| b == name) {
+                return Ok(());
+            }
+            bail!("kernel module {name} not found in the dom0 kernel package (nor built in)");
+        };
         let data = decompress(path)?;
         stack.push(name.to_string());
         for d in depends(&data) {
-            visit(&d, idx, done, stack)?;
+            visit(&d, idx, builtin, done, stack)?;
         }
         stack.pop();
         done.push(Module { name: name.to_string(), data });
         Ok(())
     }
     for w in wanted {
-        visit(&canon(w), &idx, &mut done, &mut Vec::new())?;
+        visit(&canon(w), &idx, &builtin, &mut done, &mut Vec::new())?;
     }
     Ok(done)
 }
@@ -146,6 +171,12 @@ mod tests {
         let none = b"\0depends=\0name=x\0";
         assert!(depends(none).is_empty());
         assert!(depends(b"nothing here").is_empty());
+    }
+
+    #[test]
+    fn builtin_list() {
+        let t = "kernel/drivers/block/loop.ko\nkernel/net/bridge/br_netfilter.ko\n\n";
+        assert_eq!(parse_builtin(t), vec!["loop", "br-netfilter"]);
     }
 
     #[test]

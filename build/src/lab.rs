@@ -6,6 +6,7 @@ use crate::cpio::Archive;
 use crate::debs::{self, Dom0Bundle};
 use crate::initramfs;
 use crate::qemu::{Next, QemuConfig, Running};
+use crate::release::XenRelease;
 use crate::scenario::{self, live_guest_line, xl_line, BootReport, Marker, Parser, Scenario};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -45,6 +46,21 @@ pub struct LabOptions {
     pub label: String,
     /// QEMU's `-cpu` model (`None`: `$XENPV_QEMU_CPU` or the TCG default).
     pub cpu: Option<String>,
+    /// The Xen release to boot; by default from `$XENPV_XEN` (unset: 4.17).
+    /// An `Err` (a misspelt `$XENPV_XEN`) fails [`Lab::prepare`] with
+    /// this message: never a silent default.
+    pub xen: Result<XenRelease, String>,
+}
+
+impl LabOptions {
+    /// These options with `release` if given (else as they are: from
+    /// `$XENPV_XEN`).
+    pub fn with_xen(mut self, release: Option<XenRelease>) -> Self {
+        if let Some(r) = release {
+            self.xen = Ok(r);
+        }
+        self
+    }
 }
 
 impl Default for LabOptions {
@@ -60,6 +76,7 @@ impl Default for LabOptions {
             cache_dir: crate::cache::cache_dir(),
             label: "boot".to_string(),
             cpu: None,
+            xen: XenRelease::from_env(),
         }
     }
 }
@@ -126,14 +143,18 @@ impl Lab {
                 say(to_stdout, &format!("[lab] {s}"));
             }
         };
+        let release = opts.xen.clone().map_err(anyhow::Error::msg)?;
         crate::setup::ensure_packages(crate::setup::LAB)?;
-        crate::setup::refresh_package_lists()?;
+        if release.uses_host_apt() {
+            crate::setup::refresh_package_lists()?;
+        }
         crate::cmd::mkdir(&opts.cache_dir)?;
-        let bundle = debs::fetch(&opts.cache_dir, &mut log)
-            .context("fetching Xen and dom0 from Debian failed")?;
+        let bundle = debs::fetch(&opts.cache_dir, release, &mut log).with_context(|| {
+            format!("fetching {release} and dom0 from {} failed", release.debian())
+        })?;
         log(&format!(
-            "Xen {} + dom0 Linux {} ready in {}",
-            debs::XEN_VERSION,
+            "{release} from {} + dom0 Linux {} ready in {}",
+            release.debian(),
             bundle.kernel_version,
             secs(t.elapsed())
         ));
@@ -457,6 +478,7 @@ mod tests {
                 kernel_version: "6.1.0-1-amd64".into(),
                 debs: Vec::new(),
                 key: "k".into(),
+                release: XenRelease::V4_17,
             },
             fetch_time: Duration::ZERO,
         }

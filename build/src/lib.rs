@@ -7,6 +7,7 @@
 //! The pieces, one idea per module:
 //! - [`cache`]: where downloaded and extracted packages live between runs.
 //! - [`cmd`]: running host tools with clear one-line errors.
+//! - [`release`]: the Xen releases (4.17 from Debian 12, 4.20 from Debian 13).
 //! - [`debs`]: resolving, downloading and extracting Debian packages.
 //! - [`elf`]: the shared-library closure of dom0's toolstack binaries.
 //! - [`kmod`]: picking the dom0 kernel modules and their load order.
@@ -46,12 +47,14 @@ pub mod linuxbench;
 pub mod netbench;
 pub mod nettool;
 pub mod qemu;
+pub mod release;
 pub mod report;
 pub mod scenario;
 pub mod setup;
 pub mod xlcfg;
 
 pub use lab::{Lab, LabOptions};
+pub use release::XenRelease;
 pub use scenario::{BootReport, GuestResult, GuestRun, GuestSpec, Scenario};
 
 use std::path::PathBuf;

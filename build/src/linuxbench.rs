@@ -152,10 +152,7 @@ pub fn busybox_archive(bundle: &Dom0Bundle, applets: &[&str]) -> Result<Archive>
     for d in ["proc", "sys", "dev", "tmp", "root"] {
         a.dir(d);
     }
-    let bb = bundle.root.join("bin/busybox");
-    if !bb.is_file() {
-        bail!("bin/busybox missing from the busybox-static package");
-    }
+    let bb = bundle.busybox()?;
     a.file("bin/busybox", 0o755, cmd::read(&bb)?);
     for applet in applets {
         a.symlink(&format!("bin/{applet}"), "busybox");
@@ -181,6 +178,15 @@ pub fn prepare(
     out: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<PathBuf> {
+    if !bundle.release.uses_host_apt() {
+        // The headers come from the host's apt, which has only its own
+        // Debian release's kernels.
+        bail!(
+            "the module needs linux-headers-{} from {}, which this host's apt sources lack: run with --no-linux, or with --xen 4.17",
+            bundle.kernel_version,
+            bundle.release.debian()
+        );
+    }
     let ko = build_module(cache, &bundle.kernel_version, log)?;
     let a = initramfs(bundle, &ko)?;
     cmd::mkdir(out)?;

@@ -3,13 +3,13 @@
 //! ```text
 //! cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
 //! cargo xtask run   [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
-//!                   [--kernel ELF] [-- extra cmdline...]
+//!                   [--xen 4.17|4.20] [--kernel ELF] [-- extra cmdline...]
 //! cargo xtask test
-//! cargo xtask fetch
-//! cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux]
-//! cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux]
-//! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux]
-//! cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
+//! cargo xtask fetch [--xen 4.17|4.20]
+//! cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
+//! cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
+//! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
+//! cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose] [--xen 4.17|4.20]
 //! ```
 
 mod ci;
@@ -20,21 +20,25 @@ use std::time::{Duration, Instant};
 use xtask::guest;
 use xtask::lab::Echo;
 use xtask::report::Timings;
-use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario};
+use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
 
 const USAGE: &str = "usage:
   cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
       build the guest; write target/xen/guest.elf and target/xen/guest.cfg
   cargo xtask run [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
-                  [--kernel ELF] [--dom0-script FILE] [-- extra cmdline...]
-      build the guest and run it as a DomU on Xen 4.17 in QEMU; exit 0 only
-      if it powers off cleanly. --dom0-script runs FILE in dom0 (busybox sh,
-      with run_guest etc. from build/src/dom0/lib.sh) instead of run_guest;
-      the guest's config is /etc/xen-lab/guests/APP.cfg
+                  [--xen 4.17|4.20] [--kernel ELF] [--dom0-script FILE] [-- extra cmdline...]
+      build the guest and run it as a DomU on Xen in QEMU; exit 0 only
+      if it powers off cleanly. --xen picks the release: 4.17 (Debian 12,
+      the default) or 4.20 (Debian 13); without it $XENPV_XEN decides.
+      --dom0-script runs FILE in dom0 (busybox sh, with run_guest etc. from
+      build/src/dom0/lib.sh) instead of run_guest; the guest's config is
+      /etc/xen-lab/guests/APP.cfg
   cargo xtask test
-      fmt, clippy (host and guest), unit tests, boot tests
-  cargo xtask fetch
+      fmt, clippy (host and guest), unit tests, boot tests (on the Xen
+      release $XENPV_XEN names, default 4.17)
+  cargo xtask fetch [--xen 4.17|4.20]
       download and extract Xen and dom0 into the cache only
+  every bench command also takes --xen 4.17|4.20
   cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm]
                               [--verbose] [--no-linux]
       hypercall latency of app=bench (N runs, default 3) and of a Linux PV
@@ -65,7 +69,23 @@ struct Args {
     verbose: bool,
     kernel: Option<PathBuf>,
     script: Option<PathBuf>,
+    xen: Option<XenRelease>,
     extra: Vec<String>,
+}
+
+/// The value of `--xen`.
+fn parse_xen(v: Option<&String>) -> Result<XenRelease> {
+    let v = v.with_context(|| format!("--xen needs a value: {}", XenRelease::accepted()))?;
+    XenRelease::parse(v).context("bad --xen")
+}
+
+/// `fetch [--xen R]`.
+fn parse_fetch(args: &[String]) -> Result<Option<XenRelease>> {
+    match args {
+        [] => Ok(None),
+        [flag, v] if flag == "--xen" => parse_xen(Some(v)).map(Some),
+        _ => bail!("unknown arguments {args:?}\n{USAGE}"),
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args> {
@@ -77,6 +97,7 @@ fn parse(args: &[String]) -> Result<Args> {
         verbose: false,
         kernel: None,
         script: None,
+        xen: None,
         extra: Vec::new(),
     };
     let mut it = args.iter();
@@ -102,6 +123,7 @@ fn parse(args: &[String]) -> Result<Args> {
             }
             "--kernel" => a.kernel = Some(PathBuf::from(value("--kernel")?)),
             "--dom0-script" => a.script = Some(PathBuf::from(value("--dom0-script")?)),
+            "--xen" => a.xen = Some(parse_xen(Some(&value("--xen")?))?),
             "--kvm" => a.kvm = true,
             "--verbose" | "-v" => a.verbose = true,
             "--" => {
@@ -127,7 +149,7 @@ fn main() {
         Some("build") => parse(&args[1..]).and_then(|a| cmd_build(&a)),
         Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
         Some("test") if args.len() == 1 => ci::run(),
-        Some("fetch") if args.len() == 1 => cmd_fetch(),
+        Some("fetch") => parse_fetch(&args[1..]).and_then(cmd_fetch),
         Some("bench") if args.get(1).map(String::as_str) == Some("boot") => {
             parse_boot_bench(&args[2..]).and_then(|o| xtask::bootbench::run(&o))
         }
@@ -160,6 +182,7 @@ fn parse_blk_bench(args: &[String]) -> Result<xtask::blkbench::BlkBenchOptions> 
         match arg.as_str() {
             "--mib" => o.mib = num("a number of MiB")?.max(1),
             "--ios" => o.ios = num("a count")?.max(32) as u32,
+            "--xen" => o.xen = Some(parse_xen(it.next())?),
             "--kvm" => o.kvm = true,
             "--verbose" => o.verbose = true,
             "--no-linux" => o.no_linux = true,
@@ -179,6 +202,7 @@ fn parse_net_bench(args: &[String]) -> Result<xtask::netbench::NetBenchOptions> 
         match arg.as_str() {
             "--mib" => o.bytes = num("a number of MiB")? << 20,
             "--requests" => o.requests = num("a count")? as u32,
+            "--xen" => o.xen = Some(parse_xen(it.next())?),
             "--kvm" => o.kvm = true,
             "--verbose" => o.verbose = true,
             "--no-linux" => o.no_linux = true,
@@ -196,6 +220,7 @@ fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
         kvm: false,
         verbose: false,
         no_linux: false,
+        xen: None,
     };
     let mut it = args.iter();
     match it.next().map(String::as_str) {
@@ -219,6 +244,7 @@ fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
                 xtask::bench::cpu_models(&o.cpu)?;
             }
             "--quick" => o.quick = true,
+            "--xen" => o.xen = Some(parse_xen(value("--xen").ok().as_ref())?),
             "--kvm" => o.kvm = true,
             "--verbose" | "-v" => o.verbose = true,
             "--no-linux" => o.no_linux = true,
@@ -235,6 +261,7 @@ fn parse_boot_bench(args: &[String]) -> Result<xtask::bootbench::BootBenchOption
         min_memory: false,
         kvm: false,
         verbose: false,
+        xen: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -247,6 +274,7 @@ fn parse_boot_bench(args: &[String]) -> Result<xtask::bootbench::BootBenchOption
                     .context("--rounds takes a number from 1 to 20")?
             }
             "--min-memory" => o.min_memory = true,
+            "--xen" => o.xen = Some(parse_xen(it.next())?),
             "--kvm" => o.kvm = true,
             "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => bail!("{USAGE}"),
@@ -269,8 +297,9 @@ fn cmd_build(a: &Args) -> Result<()> {
     Ok(())
 }
 
-fn cmd_fetch() -> Result<()> {
-    let lab = Lab::prepare(LabOptions::default())?;
+fn cmd_fetch(xen: Option<XenRelease>) -> Result<()> {
+    let lab = Lab::prepare(LabOptions { to_stdout: true, ..LabOptions::default() }.with_xen(xen))?;
+    println!("release: {} from {}", lab.bundle.release, lab.bundle.release.debian());
     println!("tree:   {}", lab.bundle.root.display());
     println!("xen:    {}", lab.bundle.xen.display());
     println!("kernel: {} ({})", lab.bundle.vmlinuz.display(), lab.bundle.kernel_version);
@@ -305,7 +334,8 @@ fn cmd_run(a: &Args) -> Result<()> {
         to_stdout: true,
         label: "run".into(),
         ..LabOptions::default()
-    };
+    }
+    .with_xen(a.xen);
     let lab = Lab::prepare(opts)?;
     timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
@@ -351,5 +381,43 @@ fn cmd_run(a: &Args) -> Result<()> {
             report.failure.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
         _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn xen_release_options() {
+        assert_eq!(parse(&args(&[])).unwrap().xen, None);
+        assert_eq!(parse(&args(&["--xen", "4.20"])).unwrap().xen, Some(XenRelease::V4_20));
+        let e = format!("{:#}", parse(&args(&["--xen", "4.21"])).unwrap_err());
+        assert!(e.contains("4.17, 4.20"), "{e}");
+        assert!(parse(&args(&["--xen"])).is_err());
+        assert_eq!(parse_fetch(&args(&[])).unwrap(), None);
+        assert_eq!(parse_fetch(&args(&["--xen", "4.17"])).unwrap(), Some(XenRelease::V4_17));
+        assert!(parse_fetch(&args(&["--xen"])).is_err());
+        assert!(parse_fetch(&args(&["--kvm"])).is_err());
+        assert_eq!(
+            parse_boot_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_bench(&args(&["hypercall", "--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_net_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
+        assert_eq!(
+            parse_blk_bench(&args(&["--xen", "4.20"])).unwrap().xen,
+            Some(XenRelease::V4_20)
+        );
     }
 }

@@ -27,11 +27,20 @@ pub struct NetBenchOptions {
     pub verbose: bool,
     /// Skip the Linux DomU.
     pub no_linux: bool,
+    /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
+    pub xen: Option<crate::release::XenRelease>,
 }
 
 impl Default for NetBenchOptions {
     fn default() -> Self {
-        Self { bytes: 32 << 20, requests: 2000, kvm: false, verbose: false, no_linux: false }
+        Self {
+            bytes: 32 << 20,
+            requests: 2000,
+            kvm: false,
+            verbose: false,
+            no_linux: false,
+            xen: None,
+        }
     }
 }
 
@@ -343,7 +352,8 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
         to_stdout: true,
         label: "bench-net".into(),
         ..LabOptions::default()
-    };
+    }
+    .with_xen(o.xen);
     let lab = Lab::prepare(opts)?;
     let tool = nettool::build(&lab.opts.cache_dir)?;
     let out = crate::bench::out_dir();

@@ -20,15 +20,24 @@
 //! }
 //! ```
 //!
-//! Environment: `XENPV_GUEST_ELF` uses a prebuilt guest instead of building
-//! it; `XENPV_LAB_VERBOSE=1` shows every serial line; `XENPV_LAB_CACHE`
-//! moves the package cache.
+//! Environment: `XENPV_XEN=4.17|4.20` picks the Xen release (default 4.17,
+//! Debian 12; 4.20 comes from Debian 13); `XENPV_GUEST_ELF` uses a prebuilt
+//! guest instead of building it; `XENPV_LAB_VERBOSE=1` shows every serial
+//! line; `XENPV_LAB_CACHE` moves the package cache.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub use xtask::scenario::GuestRun;
-pub use xtask::{BootReport, GuestResult, GuestSpec, Lab, LabOptions, Scenario};
+pub use xtask::{BootReport, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+
+/// The Xen release the boot tests run on: `$XENPV_XEN` (`4.17`, the
+/// default, or `4.20`). A misspelt value fails every boot with a message
+/// listing the accepted values; here it falls back to the default only for
+/// assertions that the failed boot never reaches.
+pub fn xen_release() -> XenRelease {
+    LabOptions::default().xen.unwrap_or_default()
+}
 
 /// The guest ELF: `$XENPV_GUEST_ELF`, or built once per test binary with
 /// `cargo build -p kernel --release --target x86_64-unknown-none`.

@@ -307,9 +307,13 @@ fn bench_quick_reports_every_figure_with_sane_orderings() {
     // Orderings that must hold whatever the emulation speed, on minimums
     // (noise from the host only ever adds time).
     assert!(figure("mmu_update_512_per_entry")[0] < figure("mmu_update_1")[0]);
-    assert!(
-        figure("multicall_32_xen_version_total")[0] < figure("separate_32_xen_version_total")[0]
-    );
+    // A multicall is no dearer than the calls it replaces (10% margin):
+    // cheaper on Xen 4.17 (0.6x-0.9x under TCG), even on Xen 4.20, whose
+    // hypercall round trip costs what its multicall spends per entry (the
+    // guest's own check, kernel/src/bench/stats.rs, says the same).
+    let (multi, separate) =
+        (figure("multicall_32_xen_version_total")[0], figure("separate_32_xen_version_total")[0]);
+    assert!(multi * 100 <= separate * 110, "multicall {multi} vs separate {separate} cycles");
     assert!(figure("evtchn_send")[0] < figure("evtchn_send_upcall_handler_roundtrip")[0]);
     assert!(figure("xen_version")[0] < figure("xenstore_read_roundtrip")[0]);
     assert_console_contains(run, "BENCH-DONE failures=0");

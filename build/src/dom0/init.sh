@@ -2,7 +2,9 @@
 # dom0's /init (generated into the initramfs by `xtask`): brings up the Xen
 # toolstack, then runs the scenarios in /etc/xen-lab/scenarios.sh and powers
 # the machine off. Lines starting with @@ are read by the host.
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The release's paths (LAB_XEN_TOOLS, LAB_XEN_VERSION), written by xtask.
+. /etc/xen-lab/release.sh
+export PATH=$LAB_XEN_TOOLS:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb
 
 fail() {

@@ -56,8 +56,11 @@ pub struct FeatureInfo {
 }
 assert_layout!(FeatureInfo, size = 8, submap_idx = 0, submap = 4);
 
-/// `XENFEAT_*` bits of submap 0, with their names for reports.
-pub const FEATURE_NAMES: [(u32, &str); 18] = [
+/// `XENFEAT_*` bits of submap 0, with their names for reports. Bits 0-17
+/// are Xen 4.17's; Xen 4.18 added 18 and 19 (VCPUOP_register_runstate_phys_area
+/// and VCPUOP_register_vcpu_time_phys_area exist) and 4.19 added 20 (a
+/// device-model detail), so Xen 4.20 reports them to PV guests.
+pub const FEATURE_NAMES: [(u32, &str); 21] = [
     (0, "writable_page_tables"),
     (1, "writable_descriptor_tables"),
     (2, "auto_translated_physmap"),
@@ -76,4 +79,18 @@ pub const FEATURE_NAMES: [(u32, &str); 18] = [
     (15, "linux_rsdp_unrestricted"),
     (16, "not_direct_mapped"),
     (17, "direct_mapped"),
+    (18, "runstate_phys_area"),
+    (19, "vcpu_time_phys_area"),
+    (20, "dm_msix_all_writes"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::FEATURE_NAMES;
+
+    #[test]
+    fn feature_bits_are_distinct_and_in_order() {
+        assert!(FEATURE_NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(FEATURE_NAMES.iter().all(|(bit, _)| *bit < 32));
+    }
+}
