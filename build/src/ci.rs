@@ -3,19 +3,21 @@
 use anyhow::{bail, Result};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use xtask::XenRelease;
 
 /// The `no_std` crates checked for the guest target (add new ones here).
 pub const GUEST_CRATES: &[&str] =
     &["kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
 
 struct Step {
-    name: &'static str,
+    name: String,
     args: Vec<String>,
     /// Environment for this step only.
     env: Vec<(&'static str, &'static str)>,
 }
 
-fn steps() -> Vec<Step> {
+/// The checks, with the boot tests on `releases`.
+fn steps(releases: &[XenRelease]) -> Vec<Step> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut guest_clippy = s(&["clippy"]);
     for c in GUEST_CRATES {
@@ -23,11 +25,12 @@ fn steps() -> Vec<Step> {
         guest_clippy.push(c.to_string());
     }
     guest_clippy.extend(s(&["--target", xtask::guest::GUEST_TARGET, "--", "-D", "warnings"]));
-    let step = |name, args: &[&str]| Step { name, args: s(args), env: Vec::new() };
-    vec![
+    let step =
+        |name: &str, args: &[&str]| Step { name: name.into(), args: s(args), env: Vec::new() };
+    let mut steps = vec![
         step("format", &["fmt", "--all", "--", "--check"]),
         step("clippy (host)", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
-        Step { name: "clippy (guest)", args: guest_clippy, env: Vec::new() },
+        Step { name: "clippy (guest)".into(), args: guest_clippy, env: Vec::new() },
         step("unit tests", &["test", "--workspace", "--exclude", "xen-tests"]),
         // The revoke race of grant-tables, every interleaving. `--cfg loom`
         // changes every crate's flags: its own target directory keeps the
@@ -36,11 +39,14 @@ fn steps() -> Vec<Step> {
             env: vec![("RUSTFLAGS", "--cfg loom"), ("CARGO_TARGET_DIR", LOOM_TARGET_DIR)],
             ..step("loom model", &["test", "-p", "grant-tables", "--release", "loom_model"])
         },
-        Step { env: vec![(XEN_ENV, "4.17")], ..step("boot tests (Xen 4.17)", BOOT_TESTS) },
-        // The second release: every boot test file again, on Debian 13's
-        // Xen 4.20 and Linux 6.12 dom0.
-        Step { env: vec![(XEN_ENV, "4.20")], ..step("boot tests (Xen 4.20)", BOOT_TESTS) },
-    ]
+    ];
+    for &r in releases {
+        steps.push(Step {
+            env: vec![(XEN_ENV, r.version())],
+            ..step(&format!("boot tests ({r})"), BOOT_TESTS)
+        });
+    }
+    steps
 }
 
 /// Every boot test file, one QEMU boot each, one test thread.
@@ -51,7 +57,10 @@ const XEN_ENV: &str = xtask::release::XEN_ENV;
 /// Where the loom build goes, relative to the workspace root.
 const LOOM_TARGET_DIR: &str = "target/loom";
 
-pub fn run() -> Result<()> {
+/// Every check; the boot tests on `xen` only, or on every release (the
+/// full suite on 4.17 first, then the boot tests on 4.20).
+pub fn run(xen: Option<XenRelease>) -> Result<()> {
+    let releases = xen.map_or_else(|| XenRelease::ALL.to_vec(), |r| vec![r]);
     println!(
         "==> setup: the guest's target, rustfmt, clippy and the Debian packages the tests use"
     );
@@ -60,9 +69,9 @@ pub fn run() -> Result<()> {
     xtask::setup::ensure_packages(&needs)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = xtask::workspace_root();
-    let mut done: Vec<(&str, Duration)> = Vec::new();
+    let mut done: Vec<(String, Duration)> = Vec::new();
     let total = Instant::now();
-    for step in steps() {
+    for step in steps(&releases) {
         println!("\n==> {}: cargo {}", step.name, step.args.join(" "));
         let t = Instant::now();
         let status = Command::new(&cargo)
@@ -73,7 +82,7 @@ pub fn run() -> Result<()> {
             .status();
         let ok = matches!(&status, Ok(s) if s.success());
         if !ok {
-            print_summary(&done, Some(step.name), total.elapsed());
+            print_summary(&done, Some(&step.name), total.elapsed());
             match status {
                 Err(e) => bail!("{} failed: cannot run cargo: {e}", step.name),
                 Ok(s) => bail!("{} failed ({s}): see its output above", step.name),
@@ -85,7 +94,7 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn print_summary(done: &[(&str, Duration)], failed: Option<&str>, total: Duration) {
+fn print_summary(done: &[(String, Duration)], failed: Option<&str>, total: Duration) {
     println!("\n==> summary");
     for (n, d) in done {
         println!("  ok    {n:<22} {:>7.1}s", d.as_secs_f64());

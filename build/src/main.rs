@@ -1,20 +1,11 @@
 //! `cargo xtask`: build the guest, run it on Xen in QEMU, run all checks.
-//!
-//! ```text
-//! cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
-//! cargo xtask run   [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
-//!                   [--xen 4.17|4.20] [--kernel ELF] [-- extra cmdline...]
-//! cargo xtask test
-//! cargo xtask fetch [--xen 4.17|4.20]
-//! cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
-//! cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
-//! cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm] [--verbose] [--no-linux] [--xen 4.17|4.20]
-//! cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose] [--xen 4.17|4.20]
-//! ```
+//! `cargo xtask help` (or `COMMAND --help`) lists every command and option;
+//! the arguments are parsed by clap from the types below.
 
 mod ci;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xtask::guest;
@@ -22,269 +13,241 @@ use xtask::lab::Echo;
 use xtask::report::Timings;
 use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
 
-const USAGE: &str = "usage:
-  cargo xtask build [--app NAME] [--memory MIB] [-- extra cmdline...]
-      build the guest; write target/xen/guest.elf and target/xen/guest.cfg
-  cargo xtask run [--app NAME] [--memory MIB] [--timeout SECS] [--kvm] [--verbose]
-                  [--xen 4.17|4.20] [--kernel ELF] [--dom0-script FILE] [-- extra cmdline...]
-      build the guest and run it as a DomU on Xen in QEMU; exit 0 only
-      if it powers off cleanly. --xen picks the release: 4.17 (Debian 12,
-      the default) or 4.20 (Debian 13); without it $XENPV_XEN decides.
-      --dom0-script runs FILE in dom0 (busybox sh, with run_guest etc. from
-      build/src/dom0/lib.sh) instead of run_guest; the guest's config is
-      /etc/xen-lab/guests/APP.cfg
-  cargo xtask test
-      fmt, clippy (host and guest), unit tests, boot tests (on the Xen
-      release $XENPV_XEN names, default 4.17)
-  cargo xtask fetch [--xen 4.17|4.20]
-      download and extract Xen and dom0 into the cache only
-  every bench command also takes --xen 4.17|4.20
-  cargo xtask bench hypercall [--runs N] [--quick] [--cpu amd|intel|both] [--kvm]
-                              [--verbose] [--no-linux]
-      hypercall latency of app=bench (N runs, default 3) and of a Linux PV
-      DomU's kernel module, per QEMU CPU model (default both); writes a
-      table, target/xen/bench/hypercall.json and hypercall.png
-  cargo xtask bench net [--mib N] [--requests N] [--kvm] [--verbose] [--no-linux]
-      TCP throughput both ways (N MiB, default 32) and 64-byte request rate
-      of app=echo and of a Linux PV DomU with xen-netfront, measured from
-      dom0 by nettool, plus the guest's notifications, events and hypercalls
-      per 1,000 packets; writes target/xen/bench/net.txt and net.json
-  cargo xtask bench blk [--mib N] [--ios N] [--kvm] [--verbose] [--no-linux]
-      sequential MiB/s and 4 KiB random IOPS at queue depth 1 and 32, read and
-      write, of app=blk (blk.mode=bench) and of a Linux PV DomU (xen-blkfront,
-      blktool) on one dom0 loop disk, with the ratio and our hypercalls,
-      notifications and grant operations per request; writes
-      target/xen/bench/blk.txt and blk.json
-  cargo xtask bench boot [--rounds N] [--min-memory] [--kvm] [--verbose]
-      boot time of app=hello, app=http (with a vif) and a Linux PV DomU (N
-      rounds, default 3) on dom0's clock; --min-memory also finds the
-      smallest memory= of each; writes a table and target/xen/bench/boot.json";
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build the Rust PV guest, boot it on real Xen (in QEMU) as a DomU, test and benchmark it",
+    after_help = "Without --xen, $XENPV_XEN picks the release (4.17 when unset)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-#[derive(Debug)]
-struct Args {
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build the guest; write target/xen/guest.elf and target/xen/guest.cfg.
+    Build(GuestArgs),
+    /// Build the guest and run it as a DomU on Xen in QEMU; exit 0 only if
+    /// it powers off cleanly.
+    Run(RunArgs),
+    /// fmt, clippy (host and guest), unit tests, the loom model, and the
+    /// boot tests: on Xen 4.17 and then on 4.20, or on the one --xen (or
+    /// $XENPV_XEN) names.
+    Test {
+        /// Run the boot tests on this release only.
+        #[arg(long, value_parser = parse_release)]
+        xen: Option<XenRelease>,
+    },
+    /// Download and extract Xen and dom0 into the cache only.
+    Fetch {
+        /// The Xen release: 4.17 (Debian 12) or 4.20 (Debian 13).
+        #[arg(long, value_parser = parse_release)]
+        xen: Option<XenRelease>,
+    },
+    /// Benchmarks against a Linux PV DomU on the same Xen.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+/// What the guest runs.
+#[derive(Debug, ClapArgs)]
+struct GuestArgs {
+    /// The app: hello, selftest, idle, bench, blk, echo, http, fault, panic.
+    #[arg(long, default_value = "hello")]
     app: String,
+    /// The guest's memory in MiB.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..=65536))]
     memory: u32,
-    timeout: u64,
-    kvm: bool,
-    verbose: bool,
-    kernel: Option<PathBuf>,
-    script: Option<PathBuf>,
-    xen: Option<XenRelease>,
+    /// Words for the guest's command line (xl `extra=`), after `--`.
+    #[arg(last = true)]
     extra: Vec<String>,
 }
 
-/// The value of `--xen`.
-fn parse_xen(v: Option<&String>) -> Result<XenRelease> {
-    let v = v.with_context(|| format!("--xen needs a value: {}", XenRelease::accepted()))?;
-    XenRelease::parse(v).context("bad --xen")
+/// How the lab boots.
+#[derive(Debug, ClapArgs)]
+struct LabArgs {
+    /// The Xen release: 4.17 (Debian 12) or 4.20 (Debian 13).
+    #[arg(long, value_parser = parse_release)]
+    xen: Option<XenRelease>,
+    /// Try KVM (Xen dies under KVM on the known machines).
+    #[arg(long)]
+    kvm: bool,
+    /// Every serial line, verbose Xen and dom0 logging.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
-/// `fetch [--xen R]`.
-fn parse_fetch(args: &[String]) -> Result<Option<XenRelease>> {
-    match args {
-        [] => Ok(None),
-        [flag, v] if flag == "--xen" => parse_xen(Some(v)).map(Some),
-        _ => bail!("unknown arguments {args:?}\n{USAGE}"),
-    }
+#[derive(Debug, ClapArgs)]
+struct RunArgs {
+    #[command(flatten)]
+    guest: GuestArgs,
+    #[command(flatten)]
+    lab: LabArgs,
+    /// Seconds the guest may run.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Boot this ELF instead of building the guest.
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Run FILE in dom0 (busybox sh, with run_guest etc. from
+    /// build/src/dom0/lib.sh) instead of run_guest; the guest's config is
+    /// /etc/xen-lab/guests/APP.cfg.
+    #[arg(long, value_name = "FILE")]
+    dom0_script: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Args> {
-    let mut a = Args {
-        app: "hello".into(),
-        memory: 32,
-        timeout: 60,
-        kvm: false,
-        verbose: false,
-        kernel: None,
-        script: None,
-        xen: None,
-        extra: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next().cloned().with_context(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match arg.as_str() {
-            "--app" => a.app = value("--app")?,
-            "--memory" => {
-                a.memory = value("--memory")?
-                    .parse()
-                    .ok()
-                    .filter(|m| (4..=65536).contains(m))
-                    .context("--memory takes MiB between 4 and 65536")?
-            }
-            "--timeout" => {
-                a.timeout = value("--timeout")?
-                    .parse()
-                    .ok()
-                    .filter(|t| *t > 0)
-                    .context("--timeout takes a positive number of seconds")?
-            }
-            "--kernel" => a.kernel = Some(PathBuf::from(value("--kernel")?)),
-            "--dom0-script" => a.script = Some(PathBuf::from(value("--dom0-script")?)),
-            "--xen" => a.xen = Some(parse_xen(Some(&value("--xen")?))?),
-            "--kvm" => a.kvm = true,
-            "--verbose" | "-v" => a.verbose = true,
-            "--" => {
-                a.extra = it.by_ref().cloned().collect();
-            }
-            "-h" | "--help" => bail!("{USAGE}"),
-            o => bail!("unknown argument {o:?}\n{USAGE}"),
-        }
-    }
-    xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
-    Ok(a)
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// Hypercall latency of app=bench and of a Linux PV DomU's kernel
+    /// module, per QEMU CPU model; writes a table,
+    /// target/xen/bench/hypercall.json and hypercall.png.
+    Hypercall {
+        /// Runs of the guest per CPU model.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
+        /// 300 samples per figure instead of 10,000.
+        #[arg(long)]
+        quick: bool,
+        /// QEMU CPU models.
+        #[arg(long, default_value = "both", value_parser = ["amd", "intel", "both"])]
+        cpu: String,
+        /// Skip the Linux comparator.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// TCP throughput both ways and 64-byte request rate of app=echo and of
+    /// a Linux PV DomU, measured from dom0 by nettool; writes
+    /// target/xen/bench/net.txt and net.json.
+    Net {
+        /// MiB per throughput transfer [default: 32].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        mib: Option<u64>,
+        /// Request/response round trips [default: 2000].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        requests: Option<u32>,
+        /// Skip the Linux DomU.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Sequential MiB/s and 4 KiB random IOPS at queue depth 1 and 32 of
+    /// app=blk and of a Linux PV DomU on one dom0 loop disk; writes
+    /// target/xen/bench/blk.txt and blk.json.
+    Blk {
+        /// Disk size and sequential span, MiB [default: 32].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        mib: Option<u64>,
+        /// Random I/Os per test, at least 32 (the deepest queue) [default: 2000].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(32..))]
+        ios: Option<u32>,
+        /// Skip the Linux DomU.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Boot time of app=hello, app=http (with a vif) and a Linux PV DomU on
+    /// dom0's clock; writes a table and target/xen/bench/boot.json.
+    Boot {
+        /// Rounds (each kind once per round).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
+        /// Also find each kind's smallest memory=.
+        #[arg(long)]
+        min_memory: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+}
+
+fn parse_release(s: &str) -> Result<XenRelease, String> {
+    XenRelease::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("bench") {
-        if let Err(e) = xtask::setup::ensure_packages(xtask::setup::BENCH) {
-            eprintln!("error: {e:#}");
-            std::process::exit(1);
-        }
-    }
-    let res = match args.first().map(String::as_str) {
-        Some("build") => parse(&args[1..]).and_then(|a| cmd_build(&a)),
-        Some("run") => parse(&args[1..]).and_then(|a| cmd_run(&a)),
-        Some("test") if args.len() == 1 => ci::run(),
-        Some("fetch") => parse_fetch(&args[1..]).and_then(cmd_fetch),
-        Some("bench") if args.get(1).map(String::as_str) == Some("boot") => {
-            parse_boot_bench(&args[2..]).and_then(|o| xtask::bootbench::run(&o))
-        }
-        Some("bench") if args.get(1).map(String::as_str) == Some("blk") => {
-            parse_blk_bench(&args[2..]).and_then(|o| xtask::blkbench::run(&o))
-        }
-        Some("bench") if args.get(1).map(String::as_str) == Some("net") => {
-            parse_net_bench(&args[2..]).and_then(|o| xtask::netbench::run(&o))
-        }
-        Some("bench") => parse_bench(&args[1..]).and_then(|o| xtask::bench::run(&o)),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(anyhow::anyhow!("{USAGE}")),
-    };
-    if let Err(e) = res {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli.cmd) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn parse_blk_bench(args: &[String]) -> Result<xtask::blkbench::BlkBenchOptions> {
-    let mut o = xtask::blkbench::BlkBenchOptions::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut num = |what: &str| -> Result<u64> {
-            it.next().and_then(|v| v.parse().ok()).with_context(|| format!("{arg} takes {what}"))
-        };
-        match arg.as_str() {
-            "--mib" => o.mib = num("a number of MiB")?.max(1),
-            "--ios" => o.ios = num("a count")?.max(32) as u32,
-            "--xen" => o.xen = Some(parse_xen(it.next())?),
-            "--kvm" => o.kvm = true,
-            "--verbose" => o.verbose = true,
-            "--no-linux" => o.no_linux = true,
-            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Build(g) => cmd_build(&g),
+        Cmd::Run(r) => cmd_run(&r),
+        Cmd::Test { xen } => {
+            // --xen, else $XENPV_XEN, else every release.
+            let env = std::env::var(xtask::release::XEN_ENV).ok().filter(|v| !v.trim().is_empty());
+            let xen = match (xen, env) {
+                (Some(x), _) => Some(x),
+                (None, Some(_)) => Some(XenRelease::from_env().map_err(anyhow::Error::msg)?),
+                (None, None) => None,
+            };
+            ci::run(xen)
+        }
+        Cmd::Fetch { xen } => cmd_fetch(xen),
+        Cmd::Bench(b) => {
+            xtask::setup::ensure_packages(xtask::setup::BENCH)?;
+            run_bench(b)
         }
     }
-    Ok(o)
 }
 
-fn parse_net_bench(args: &[String]) -> Result<xtask::netbench::NetBenchOptions> {
-    let mut o = xtask::netbench::NetBenchOptions::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut num = |what: &str| -> Result<u64> {
-            it.next().and_then(|v| v.parse().ok()).with_context(|| format!("{arg} takes {what}"))
-        };
-        match arg.as_str() {
-            "--mib" => o.bytes = num("a number of MiB")? << 20,
-            "--requests" => o.requests = num("a count")? as u32,
-            "--xen" => o.xen = Some(parse_xen(it.next())?),
-            "--kvm" => o.kvm = true,
-            "--verbose" => o.verbose = true,
-            "--no-linux" => o.no_linux = true,
-            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+fn run_bench(b: BenchCmd) -> Result<()> {
+    match b {
+        BenchCmd::Hypercall { runs, quick, cpu, no_linux, lab } => {
+            xtask::bench::run(&xtask::bench::BenchOptions {
+                runs,
+                quick,
+                cpu,
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Net { mib, requests, no_linux, lab } => {
+            let d = xtask::netbench::NetBenchOptions::default();
+            xtask::netbench::run(&xtask::netbench::NetBenchOptions {
+                bytes: mib.map_or(d.bytes, |m| m << 20),
+                requests: requests.unwrap_or(d.requests),
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Blk { mib, ios, no_linux, lab } => {
+            let d = xtask::blkbench::BlkBenchOptions::default();
+            xtask::blkbench::run(&xtask::blkbench::BlkBenchOptions {
+                mib: mib.unwrap_or(d.mib),
+                ios: ios.unwrap_or(d.ios),
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Boot { rounds, min_memory, lab } => {
+            xtask::bootbench::run(&xtask::bootbench::BootBenchOptions {
+                rounds,
+                min_memory,
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                xen: lab.xen,
+            })
         }
     }
-    Ok(o)
 }
 
-fn parse_bench(args: &[String]) -> Result<xtask::bench::BenchOptions> {
-    let mut o = xtask::bench::BenchOptions {
-        runs: 3,
-        quick: false,
-        cpu: "both".into(),
-        kvm: false,
-        verbose: false,
-        no_linux: false,
-        xen: None,
-    };
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("hypercall") => {}
-        Some(o) => bail!("unknown benchmark {o:?}: `hypercall` or `boot`\n{USAGE}"),
-        None => bail!("which benchmark? `cargo xtask bench hypercall` or `boot`\n{USAGE}"),
-    }
-    while let Some(arg) = it.next() {
-        let mut value =
-            |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--runs" => {
-                o.runs = value("--runs")?
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=20).contains(n))
-                    .context("--runs takes a number from 1 to 20")?
-            }
-            "--cpu" => {
-                o.cpu = value("--cpu")?;
-                xtask::bench::cpu_models(&o.cpu)?;
-            }
-            "--quick" => o.quick = true,
-            "--xen" => o.xen = Some(parse_xen(value("--xen").ok().as_ref())?),
-            "--kvm" => o.kvm = true,
-            "--verbose" | "-v" => o.verbose = true,
-            "--no-linux" => o.no_linux = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    Ok(o)
-}
-
-fn parse_boot_bench(args: &[String]) -> Result<xtask::bootbench::BootBenchOptions> {
-    let mut o = xtask::bootbench::BootBenchOptions {
-        rounds: 3,
-        min_memory: false,
-        kvm: false,
-        verbose: false,
-        xen: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                o.rounds = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|n| (1..=20).contains(n))
-                    .context("--rounds takes a number from 1 to 20")?
-            }
-            "--min-memory" => o.min_memory = true,
-            "--xen" => o.xen = Some(parse_xen(it.next())?),
-            "--kvm" => o.kvm = true,
-            "--verbose" | "-v" => o.verbose = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    Ok(o)
-}
-
-fn cmd_build(a: &Args) -> Result<()> {
+fn cmd_build(a: &GuestArgs) -> Result<()> {
+    xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
     let b = guest::build(false)?;
     let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
     println!("guest ELF:      {} ({})", b.stable.display(), guest::size_of(&b.stable));
@@ -306,11 +269,13 @@ fn cmd_fetch(xen: Option<XenRelease>) -> Result<()> {
     Ok(())
 }
 
-fn cmd_run(a: &Args) -> Result<()> {
+fn cmd_run(r: &RunArgs) -> Result<()> {
+    let a = &r.guest;
+    xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
     let total = Instant::now();
     let mut timings = Timings::default();
 
-    let kernel = match &a.kernel {
+    let kernel = match &r.kernel {
         Some(k) => {
             if !k.is_file() {
                 bail!("--kernel {}: no such file", k.display());
@@ -328,28 +293,28 @@ fn cmd_run(a: &Args) -> Result<()> {
     };
 
     let opts = LabOptions {
-        kvm: a.kvm,
-        verbose: a.verbose || LabOptions::default().verbose,
-        echo: if a.verbose { Echo::All } else { Echo::Guests },
+        kvm: r.lab.kvm,
+        verbose: r.lab.verbose || LabOptions::default().verbose,
+        echo: if r.lab.verbose { Echo::All } else { Echo::Guests },
         to_stdout: true,
         label: "run".into(),
         ..LabOptions::default()
     }
-    .with_xen(a.xen);
+    .with_xen(r.lab.xen);
     let lab = Lab::prepare(opts)?;
     timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
     let spec = GuestSpec::new(&a.app, &kernel, &a.app)
         .args(&a.extra)
         .memory(a.memory)
-        .timeout(Duration::from_secs(a.timeout));
-    let scenario = match &a.script {
+        .timeout(Duration::from_secs(r.timeout));
+    let scenario = match &r.dom0_script {
         None => Scenario::single(spec),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read --dom0-script {}", p.display()))?;
             let mut s = Scenario::script("script", vec![spec], &text);
-            s.slack = Duration::from_secs(a.timeout);
+            s.slack = Duration::from_secs(r.timeout);
             s
         }
     };
@@ -388,36 +353,65 @@ fn cmd_run(a: &Args) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    fn parse(a: &[&str]) -> Result<Cmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(a.iter().copied())).map(|c| c.cmd)
     }
 
     #[test]
-    fn xen_release_options() {
-        assert_eq!(parse(&args(&[])).unwrap().xen, None);
-        assert_eq!(parse(&args(&["--xen", "4.20"])).unwrap().xen, Some(XenRelease::V4_20));
-        let e = format!("{:#}", parse(&args(&["--xen", "4.21"])).unwrap_err());
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_guest_lab_and_command_line() {
+        let Ok(Cmd::Run(r)) =
+            parse(&["run", "--app", "echo", "--xen", "4.20", "--", "ip=1.2.3.4/24"])
+        else {
+            panic!("run did not parse");
+        };
+        assert_eq!((r.guest.app.as_str(), r.guest.memory, r.timeout), ("echo", 32, 60));
+        assert_eq!(r.lab.xen, Some(XenRelease::V4_20));
+        assert_eq!(r.guest.extra, ["ip=1.2.3.4/24"]);
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_what_is_accepted() {
+        let e = parse(&["run", "--xen", "4.21"]).unwrap_err().to_string();
         assert!(e.contains("4.17, 4.20"), "{e}");
-        assert!(parse(&args(&["--xen"])).is_err());
-        assert_eq!(parse_fetch(&args(&[])).unwrap(), None);
-        assert_eq!(parse_fetch(&args(&["--xen", "4.17"])).unwrap(), Some(XenRelease::V4_17));
-        assert!(parse_fetch(&args(&["--xen"])).is_err());
-        assert!(parse_fetch(&args(&["--kvm"])).is_err());
-        assert_eq!(
-            parse_boot_bench(&args(&["--xen", "4.20"])).unwrap().xen,
-            Some(XenRelease::V4_20)
-        );
-        assert_eq!(
-            parse_bench(&args(&["hypercall", "--xen", "4.20"])).unwrap().xen,
-            Some(XenRelease::V4_20)
-        );
-        assert_eq!(
-            parse_net_bench(&args(&["--xen", "4.20"])).unwrap().xen,
-            Some(XenRelease::V4_20)
-        );
-        assert_eq!(
-            parse_blk_bench(&args(&["--xen", "4.20"])).unwrap().xen,
-            Some(XenRelease::V4_20)
-        );
+        assert!(parse(&["run", "--xen"]).is_err());
+        assert!(parse(&["run", "--memory", "2"]).is_err());
+        assert!(parse(&["run", "--timeout", "0"]).is_err());
+        assert!(parse(&["run", "--mystery"]).is_err());
+        assert!(parse(&["fetch", "--kvm"]).is_err());
+        assert!(parse(&["bench", "blk", "--ios", "8"]).is_err());
+        assert!(parse(&["bench", "blk", "--mib", "0"]).is_err());
+        assert!(parse(&["bench", "hypercall", "--cpu", "arm"]).is_err());
+        assert!(parse(&["bench", "hypercall", "--runs", "21"]).is_err());
+        assert!(parse(&["bench", "disk"]).is_err());
+    }
+
+    #[test]
+    fn every_command_takes_the_release() {
+        for cmd in [
+            &["fetch", "--xen", "4.20"][..],
+            &["test", "--xen", "4.20"],
+            &["bench", "hypercall", "--xen", "4.20"],
+            &["bench", "net", "--xen", "4.20"],
+            &["bench", "blk", "--xen", "4.20"],
+            &["bench", "boot", "--xen", "4.20"],
+        ] {
+            let xen = match parse(cmd).unwrap() {
+                Cmd::Fetch { xen } | Cmd::Test { xen } => xen,
+                Cmd::Bench(
+                    BenchCmd::Hypercall { lab, .. }
+                    | BenchCmd::Net { lab, .. }
+                    | BenchCmd::Blk { lab, .. }
+                    | BenchCmd::Boot { lab, .. },
+                ) => lab.xen,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(xen, Some(XenRelease::V4_20), "{cmd:?}");
+        }
     }
 }
