@@ -69,6 +69,11 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
     xtask::setup::ensure_packages(&needs)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = xtask::workspace_root();
+    println!(
+        "\n==> no test fakes in the guest: cargo tree -p {} -e normal,features",
+        xtask::guest::GUEST_PACKAGE
+    );
+    no_fakes_in_guest(&cargo, &root)?;
     let mut done: Vec<(String, Duration)> = Vec::new();
     let total = Instant::now();
     for step in steps(&releases) {
@@ -94,6 +99,30 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
     Ok(())
 }
 
+/// Test doubles (`xenstore-client`'s `fake` feature) are for host tests
+/// only: the guest's dependency tree must not enable them.
+fn no_fakes_in_guest(cargo: &str, root: &std::path::Path) -> Result<()> {
+    let tree = xtask::cmd::stdout(Command::new(cargo).current_dir(root).args([
+        "tree",
+        "-p",
+        xtask::guest::GUEST_PACKAGE,
+        "--target",
+        xtask::guest::GUEST_TARGET,
+        "-e",
+        "normal,features",
+    ]))?;
+    let fakes = fake_features(&tree);
+    if !fakes.is_empty() {
+        bail!("the guest is built with test fakes: {}", fakes.join(", "));
+    }
+    Ok(())
+}
+
+/// The lines of `cargo tree -e features` output that enable a `fake` feature.
+fn fake_features(tree: &str) -> Vec<&str> {
+    tree.lines().filter(|l| l.contains("feature \"fake\"")).map(str::trim).collect()
+}
+
 fn print_summary(done: &[(String, Duration)], failed: Option<&str>, total: Duration) {
     println!("\n==> summary");
     for (n, d) in done {
@@ -103,4 +132,17 @@ fn print_summary(done: &[(String, Duration)], failed: Option<&str>, total: Durat
         println!("  FAIL  {f}");
     }
     println!("  total {:>30.1}s", total.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fake_feature_in_the_tree_is_found() {
+        let tree = "kernel v0.1.0\n├── xenstore-client feature \"default\"\n│   └── xenstore-client v0.1.0\n";
+        assert!(fake_features(tree).is_empty());
+        let tree = format!("{tree}├── xenstore-client feature \"fake\"\n");
+        assert_eq!(fake_features(&tree), ["├── xenstore-client feature \"fake\""]);
+    }
 }

@@ -29,6 +29,7 @@ extern crate alloc;
 
 pub mod client;
 pub mod errors;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod path;
 pub mod perms;
@@ -36,6 +37,7 @@ pub mod reply;
 pub mod request;
 pub mod ring;
 pub mod ring_transport;
+#[cfg(any(test, feature = "fake"))]
 pub mod testutil;
 pub mod transaction;
 pub mod transport;
