@@ -7,6 +7,11 @@
 //! the next queued deadline or stopped. So an idle guest is woken by
 //! nothing it did not ask for, and a busy one pays no hypercall for the
 //! cancel (the next wait re-arms the timer anyway).
+//!
+//! Xen's timer VIRQ is the authority on time having passed: timers up to
+//! the deadline Xen fired for run even if this vCPU's clock (extrapolated
+//! from its physical CPU's time info) still reads a few microseconds
+//! short, so one deadline takes one upcall on a loaded host too.
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
 use crate::platform;
@@ -25,9 +30,16 @@ struct Timers {
     /// The deadline Xen's single-shot timer is set to, until it fires or
     /// is stopped.
     armed: Option<u64>,
+    /// The earliest deadline handed to Xen since its timer last fired.
+    /// A timer VIRQ says Xen's clock has passed (at least) this deadline;
+    /// the guest's clock, extrapolated from the time info of the physical
+    /// CPU it last ran on, can read a few microseconds less. So timers up
+    /// to it are due, or a VIRQ would find nothing due and need a second.
+    floor: Option<u64>,
 }
 
-static TIMERS: IrqLock<Timers> = IrqLock::new(Timers { queue: TimerQueue::new(), armed: None });
+static TIMERS: IrqLock<Timers> =
+    IrqLock::new(Timers { queue: TimerQueue::new(), armed: None, floor: None });
 static PORT: Once<EvtchnPort> = Once::new();
 static FIRED: AtomicU64 = AtomicU64::new(0);
 static PROGRAMMED: AtomicU64 = AtomicU64::new(0);
@@ -51,10 +63,14 @@ pub fn init() -> Result<EvtchnPort, EventError> {
 fn on_timer_virq(_: EvtchnPort, _: usize) {
     VIRQS.fetch_add(1, Ordering::Relaxed);
     // A single-shot timer fires once: Xen's is idle now.
-    TIMERS.lock().armed = None;
+    let floor = {
+        let mut t = TIMERS.lock();
+        t.armed = None;
+        t.floor.take().unwrap_or(0)
+    };
     let mut any = false;
     loop {
-        let due = TIMERS.lock().queue.pop_due(platform::now_ns());
+        let due = TIMERS.lock().queue.pop_due(platform::now_ns().max(floor));
         match due {
             Some(t) => {
                 any = true;
@@ -80,6 +96,9 @@ fn set(t: &mut Timers, deadline: u64) {
     LAST_PROGRAMMED.store(deadline, Ordering::Relaxed);
     let _ = vcpu::set_singleshot_timer(0, deadline);
     t.armed = Some(deadline);
+    // The minimum, not the latest: a VIRQ of an earlier deadline may be
+    // pending still, and must not make a later timer due early.
+    t.floor = Some(t.floor.map_or(deadline, |f| f.min(deadline)));
 }
 
 /// Makes Xen's timer match the queue: the earliest deadline, or none.
@@ -192,6 +211,11 @@ pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
 /// Sleeps until system time `deadline_ns`.
 pub fn sleep_until(deadline_ns: u64) {
     wait_until(deadline_ns, || false);
+    // Xen's clock said the deadline passed; this vCPU's may be behind by
+    // the skew between physical CPUs' time info (microseconds).
+    while platform::now_ns() < deadline_ns {
+        core::hint::spin_loop();
+    }
 }
 
 /// Sleeps for `ns` nanoseconds.
