@@ -1,5 +1,14 @@
 //! Page-table operations of a PV guest: `update_va_mapping`, `mmu_update`
 //! and `mmuext_op`.
+//!
+//! Soundness: every request here can change what a virtual address of
+//! this guest maps (or whether a frame may be written), and `mmu_update`
+//! names page-table entries by caller-chosen machine address. Xen checks
+//! that the entries and frames are this domain's and that no page table
+//! becomes writable, but it cannot know which of the guest's pages Rust
+//! still refers to: so `update_va_mapping`, `mmu_update` and `mmuext_op`
+//! are `unsafe`. The two flushes are safe: they change no mapping, only
+//! drop cached translations. Request arrays are read only during the call.
 
 use crate::abi::mmu::{MmuUpdate, MmuextOp};
 use crate::abi::xen::DOMID_SELF;

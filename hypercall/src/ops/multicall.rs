@@ -2,8 +2,11 @@
 //!
 //! Each [`MulticallEntry`] names a hypercall and its arguments; Xen runs
 //! them in order and writes each one's return value into its `result`. The
-//! constructors here only build entries (safe); [`multicall`] runs them
-//! (unsafe, since the entries carry raw pointers and change page tables).
+//! constructors here only build entries (safe: an entry is plain data and
+//! does nothing until it runs, even one that holds the address of a slice
+//! that has since gone); [`multicall`] runs them (unsafe, since the
+//! entries carry raw pointers the caller keeps alive, and change page
+//! tables).
 
 use crate::abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
 use crate::abi::xen::DOMID_SELF;
