@@ -29,7 +29,7 @@ impl Scratch {
         let mut reqs = Vec::with_capacity(pages);
         for i in 0..pages {
             let (entry, pte) = mm::leaf_entry(VirtAddr((start + i * PAGE_SIZE) as u64))?;
-            reqs.push(MmuUpdate::pt(entry.0, pte.0));
+            reqs.push(MmuUpdate::pt(entry, pte.0));
         }
         let first_pte = reqs.first()?.val;
         Some(Scratch { _buf: buf, reqs, first_va: start, first_pte })

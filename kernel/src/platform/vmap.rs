@@ -80,7 +80,7 @@ fn l1_slot(va: u64, create: bool) -> Result<(Mfn, usize), XenError> {
             e.mfn()
         } else if create {
             let child = new_table()?;
-            let link = [MmuUpdate::pt(entry_addr(table, i).0, Pte::new(child, TABLE_FLAGS).0)];
+            let link = [MmuUpdate::pt(entry_addr(table, i), Pte::new(child, TABLE_FLAGS).0)];
             // SAFETY: the entry was empty, so no mapping changes; the new
             // table is zeroed and mapped nowhere writable.
             unsafe { mmu::mmu_update(&link) }.map_err(|e| e.error)?;
@@ -128,7 +128,7 @@ pub unsafe fn map(va: VirtAddr, mfns: &[Mfn], writable: bool) -> Result<(), XenE
             let (table, i) = l1_slot(page, false)?;
             let pte = Pte::new(mfn, DATA_FLAGS);
             let pte = if writable { pte } else { pte.read_only() };
-            *req = MmuUpdate::pt(entry_addr(table, i).0, pte.0);
+            *req = MmuUpdate::pt(entry_addr(table, i), pte.0);
         }
         // SAFETY: the caller vouches for the frames and the old mappings.
         unsafe { mmu::mmu_update(&reqs[..chunk.len()]) }.map_err(|e| e.error)?;
