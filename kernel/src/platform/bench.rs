@@ -5,7 +5,7 @@ use super::mm;
 use crate::memory::layout::VirtAddr;
 use alloc::vec::Vec;
 use hypercall::abi::mmu::{MmuUpdate, MulticallEntry};
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{mmu, multicall};
 use hypercall::raw::nr;
 use hypercall::{XenError, PAGE_SIZE};
@@ -49,7 +49,7 @@ impl Scratch {
     /// a single-page flush.
     pub fn remap_first(&self) -> Result<(), XenError> {
         // SAFETY: as for `rewrite`: the page keeps its frame and rights.
-        unsafe { mmu::update_va_mapping(self.first_va, self.first_pte, uvmf::INVLPG) }
+        unsafe { mmu::update_va_mapping(self.first_va, self.first_pte, Uvmf::INVLPG) }
     }
 }
 

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall::abi::start_info::{sif, StartInfo};
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{memory, mmu, multicall};
 use hypercall::{DomId, FrameRange, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::{Mutex, Once};
@@ -125,7 +125,7 @@ impl Mmu for GuestMmu {
         let mut calls = [MulticallEntry::default(); 32];
         for chunk in maps.chunks(calls.len()) {
             for (c, &(va, pte)) in calls.iter_mut().zip(chunk) {
-                *c = multicall::update_va_mapping(va.0 as usize, pte.0, uvmf::INVLPG);
+                *c = multicall::update_va_mapping(va.0 as usize, pte.0, Uvmf::INVLPG);
             }
             count();
             // SAFETY: each entry is an update_va_mapping of a page that the

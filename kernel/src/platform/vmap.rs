@@ -19,7 +19,7 @@ use crate::platform::mm;
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::mmu::MmuUpdate;
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::mmu;
 use hypercall::{Mfn, XenError, PAGE_SIZE};
 use spin::Mutex;
@@ -64,7 +64,7 @@ fn new_table() -> Result<Mfn, XenError> {
     // from Rust (only its address is kept): it becomes a page table, which
     // the direct map may only map read-only.
     unsafe {
-        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, uvmf::INVLPG)
+        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, Uvmf::INVLPG)
     }?;
     Ok(mfn)
 }
@@ -144,7 +144,7 @@ pub unsafe fn unmap(va: VirtAddr, pages: u64) -> Result<(), XenError> {
     for k in 0..pages {
         let page = va.0 + k * PAGE;
         // SAFETY: passed on from the caller.
-        unsafe { mmu::update_va_mapping(page as usize, 0, uvmf::INVLPG) }?;
+        unsafe { mmu::update_va_mapping(page as usize, 0, Uvmf::INVLPG) }?;
     }
     Ok(())
 }
