@@ -20,6 +20,7 @@
 
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::grant_table::{gtf, GrantEntryV1, GrantEntryV2};
+use hypercall::{DomId, Mfn};
 
 // The full barrier of the v2 protocol, as loom sees it in the model.
 #[cfg(not(all(test, loom)))]
@@ -77,9 +78,14 @@ pub const IN_USE: u16 = gtf::READING | gtf::WRITING;
 /// with Release, so a peer that sees the flags sees the target too. The
 /// entry must be unused (flags 0): the caller owns it through the
 /// allocator.
-pub fn publish_v1<E: EntryV1>(e: &E, domid: u16, frame: u32, readonly: bool) {
-    e.domid().store(domid, Ordering::Relaxed);
-    e.frame().store(u64::from(frame), Ordering::Relaxed);
+///
+/// # Panics
+/// If `frame` does not fit the 32 bits of a v1 entry (the table checks
+/// before it publishes: [`GrantError::FrameTooLarge`](crate::GrantError)).
+pub fn publish_v1<E: EntryV1>(e: &E, domid: DomId, frame: Mfn, readonly: bool) {
+    assert!(frame.0 <= u64::from(u32::MAX), "{frame:?} does not fit a v1 grant entry");
+    e.domid().store(domid.0, Ordering::Relaxed);
+    e.frame().store(frame.0, Ordering::Relaxed);
     e.flags().store(grant_flags(readonly), Ordering::Release);
 }
 
@@ -102,9 +108,9 @@ pub fn revoke_v1<E: EntryV1>(e: &E) -> Result<(), u16> {
 }
 
 /// Publishes a v2 full-page grant: `domid`, `frame`, then flags (Release).
-pub fn publish_v2<E: EntryV2>(e: &E, domid: u16, frame: u64, readonly: bool) {
-    e.domid().store(domid, Ordering::Relaxed);
-    e.frame().store(frame, Ordering::Relaxed);
+pub fn publish_v2<E: EntryV2>(e: &E, domid: DomId, frame: Mfn, readonly: bool) {
+    e.domid().store(domid.0, Ordering::Relaxed);
+    e.frame().store(frame.0, Ordering::Relaxed);
     e.flags().store(grant_flags(readonly), Ordering::Release);
 }
 
@@ -199,11 +205,11 @@ pub mod peer {
 
     /// v1 map: compare-and-swap the flags, checking type, permission and
     /// that the grant is for `domid`. Returns whether the map succeeded.
-    pub fn map_v1<E: EntryV1>(e: &E, domid: u16, write: bool) -> bool {
+    pub fn map_v1<E: EntryV1>(e: &E, domid: DomId, write: bool) -> bool {
         let mut flags = e.flags().load(Ordering::Acquire);
         loop {
             if flags & gtf::TYPE_MASK != gtf::PERMIT_ACCESS
-                || e.domid().load(Ordering::Relaxed) != domid
+                || e.domid().load(Ordering::Relaxed) != domid.0
                 || (write && flags & gtf::READONLY != 0)
             {
                 return false;
@@ -224,10 +230,10 @@ pub mod peer {
 
     /// v2 map: set status, full barrier, re-check the entry; back out if
     /// it was revoked meanwhile.
-    pub fn map_v2<E: EntryV2, S: Atomic16>(e: &E, status: &S, domid: u16, write: bool) -> bool {
+    pub fn map_v2<E: EntryV2, S: Atomic16>(e: &E, status: &S, domid: DomId, write: bool) -> bool {
         let flags = e.flags().load(Ordering::Acquire);
         if flags & gtf::TYPE_MASK != gtf::PERMIT_ACCESS
-            || e.domid().load(Ordering::Relaxed) != domid
+            || e.domid().load(Ordering::Relaxed) != domid.0
         {
             return false;
         }
@@ -237,7 +243,7 @@ pub mod peer {
         status.store(old | bits, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let again = e.flags().load(Ordering::Acquire);
-        if again != flags || e.domid().load(Ordering::Relaxed) != domid {
+        if again != flags || e.domid().load(Ordering::Relaxed) != domid.0 {
             status.fetch_and(!bits, Ordering::Release);
             return false;
         }
@@ -259,32 +265,38 @@ mod tests {
     #[test]
     fn publish_writes_the_target_then_the_flags() {
         let e = GrantEntryV1::default();
-        publish_v1(&e, 7, 0x1234, true);
+        publish_v1(&e, DomId(7), Mfn(0x1234), true);
         assert_eq!(e.domid.load(Ordering::Relaxed), 7);
         assert_eq!(e.frame.load(Ordering::Relaxed), 0x1234);
         assert_eq!(e.flags.load(Ordering::Relaxed), gtf::PERMIT_ACCESS | gtf::READONLY);
     }
 
     #[test]
+    #[should_panic(expected = "does not fit a v1 grant entry")]
+    fn publish_v1_refuses_a_frame_beyond_32_bits() {
+        publish_v1(&GrantEntryV1::default(), DomId(7), Mfn(1 << 32), false);
+    }
+
+    #[test]
     fn revoke_is_refused_while_mapped_and_allowed_after() {
         let e = GrantEntryV1::default();
-        publish_v1(&e, 3, 99, false);
-        assert!(peer::map_v1(&e, 3, true));
+        publish_v1(&e, DomId(3), Mfn(99), false);
+        assert!(peer::map_v1(&e, DomId(3), true));
         assert_eq!(revoke_v1(&e), Err(gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING));
         peer::unmap_v1(&e);
         assert_eq!(revoke_v1(&e), Ok(()));
         assert!(is_free_v1(&e));
         // Revoked: the peer can no longer map it.
-        assert!(!peer::map_v1(&e, 3, false));
+        assert!(!peer::map_v1(&e, DomId(3), false));
     }
 
     #[test]
     fn the_peer_checks_domid_and_read_only() {
         let e = GrantEntryV1::default();
-        publish_v1(&e, 3, 99, true);
-        assert!(!peer::map_v1(&e, 4, false), "another domain");
-        assert!(!peer::map_v1(&e, 3, true), "write to a read-only grant");
-        assert!(peer::map_v1(&e, 3, false));
+        publish_v1(&e, DomId(3), Mfn(99), true);
+        assert!(!peer::map_v1(&e, DomId(4), false), "another domain");
+        assert!(!peer::map_v1(&e, DomId(3), true), "write to a read-only grant");
+        assert!(peer::map_v1(&e, DomId(3), false));
         assert_eq!(revoke_v1(&e), Err(gtf::PERMIT_ACCESS | gtf::READONLY | gtf::READING));
     }
 
@@ -292,10 +304,10 @@ mod tests {
     fn v2_revoke_disables_at_once_and_waits_for_the_status() {
         let e = GrantEntryV2::default();
         let status = AtomicU16::new(0);
-        publish_v2(&e, 5, 0x1_0000_0000, false);
-        assert!(peer::map_v2(&e, &status, 5, true));
+        publish_v2(&e, DomId(5), Mfn(0x1_0000_0000), false);
+        assert!(peer::map_v2(&e, &status, DomId(5), true));
         assert!(revoke_v2(&e, &status).is_err());
-        assert!(!peer::map_v2(&e, &status, 5, false), "no new mapping after revoke");
+        assert!(!peer::map_v2(&e, &status, DomId(5), false), "no new mapping after revoke");
         peer::unmap_v2(&status);
         assert_eq!(revoke_v2(&e, &status), Ok(()));
     }
@@ -329,7 +341,7 @@ mod tests {
             std::thread::spawn(move || {
                 let mut maps = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    if peer::map_v1(&*e, 1, true) {
+                    if peer::map_v1(&*e, DomId(1), true) {
                         held.store(true, Ordering::Relaxed);
                         maps += 1;
                         std::hint::spin_loop();
@@ -343,7 +355,7 @@ mod tests {
         };
         let (mut revoked, mut refused) = (0u64, 0u64);
         while revoked < ROUNDS {
-            publish_v1(&*e, 1, revoked as u32, false);
+            publish_v1(&*e, DomId(1), Mfn(revoked), false);
             wait_for_attempt(&attempts, attempts.load(Ordering::SeqCst));
             loop {
                 match revoke_v1(&*e) {
@@ -363,7 +375,7 @@ mod tests {
             }
             // The page is ours again: the peer cannot map it.
             assert!(is_free_v1(&*e));
-            assert!(!peer::map_v1(&*e, 1, false));
+            assert!(!peer::map_v1(&*e, DomId(1), false));
             revoked += 1;
         }
         stop.store(true, Ordering::Relaxed);
@@ -387,7 +399,7 @@ mod tests {
             std::thread::spawn(move || {
                 let mut maps = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    if peer::map_v2(&*e, &*status, 1, true) {
+                    if peer::map_v2(&*e, &*status, DomId(1), true) {
                         held.store(true, Ordering::SeqCst);
                         maps += 1;
                         held.store(false, Ordering::SeqCst);
@@ -399,14 +411,14 @@ mod tests {
             })
         };
         for round in 0..ROUNDS {
-            publish_v2(&*e, 1, round, false);
+            publish_v2(&*e, DomId(1), Mfn(round), false);
             // The peer tries the fresh grant before the revoke.
             wait_for_attempt(&attempts, attempts.load(Ordering::SeqCst));
             while revoke_v2(&*e, &*status).is_err() {
                 std::thread::yield_now();
             }
             assert!(!held.load(Ordering::SeqCst), "revoked while the peer held a mapping");
-            assert!(!peer::map_v2(&*e, &*status, 1, false), "mapped after the revoke");
+            assert!(!peer::map_v2(&*e, &*status, DomId(1), false), "mapped after the revoke");
         }
         stop.store(true, Ordering::Relaxed);
         let maps = peer.join().unwrap();
@@ -490,11 +502,11 @@ mod loom_model {
         loom::model(|| {
             let e = Arc::new(Entry::default());
             let held = Arc::new(AtomicBool::new(false));
-            publish_v1(&*e, 1, 42, false);
+            publish_v1(&*e, DomId(1), Mfn(42), false);
             let peer = {
                 let (e, held) = (e.clone(), held.clone());
                 loom::thread::spawn(move || {
-                    if peer::map_v1(&*e, 1, true) {
+                    if peer::map_v1(&*e, DomId(1), true) {
                         assert_eq!(e.frame.load(Ordering::Relaxed), 42);
                         held.store(true, Ordering::Relaxed);
                         held.store(false, Ordering::Relaxed);
@@ -510,7 +522,7 @@ mod loom_model {
             }
             assert!(!held.load(Ordering::Relaxed), "revoked while mapped");
             // Revoked: a second attempt by the peer fails.
-            assert!(!peer::map_v1(&*e, 1, false));
+            assert!(!peer::map_v1(&*e, DomId(1), false));
             peer.join().unwrap();
         });
     }
@@ -521,11 +533,11 @@ mod loom_model {
             let e = Arc::new(Entry::default());
             let status = Arc::new(LAtomicU16::new(0));
             let held = Arc::new(AtomicBool::new(false));
-            publish_v2(&*e, 1, 42, false);
+            publish_v2(&*e, DomId(1), Mfn(42), false);
             let peer = {
                 let (e, status, held) = (e.clone(), status.clone(), held.clone());
                 loom::thread::spawn(move || {
-                    if peer::map_v2(&*e, &*status, 1, true) {
+                    if peer::map_v2(&*e, &*status, DomId(1), true) {
                         held.store(true, Ordering::Relaxed);
                         held.store(false, Ordering::Relaxed);
                         peer::unmap_v2(&*status);
@@ -537,7 +549,7 @@ mod loom_model {
             }
             assert!(!held.load(Ordering::Relaxed), "revoked while mapped");
             // Revoked: a second attempt by the peer fails.
-            assert!(!peer::map_v2(&*e, &*status, 1, false));
+            assert!(!peer::map_v2(&*e, &*status, DomId(1), false));
             peer.join().unwrap();
         });
     }

@@ -10,34 +10,12 @@ use crate::error::GrantError;
 use crate::protocol;
 use crate::refs::{RefAllocator, RefState, Reservation};
 use alloc::vec::Vec;
-use hypercall::abi::grant_table::{
-    GrantEntryV1, GrantEntryV2, GrantRef, GrantStatus, V1_PER_FRAME, V2_PER_FRAME,
-};
+use hypercall::abi::grant_table::{GrantEntryV1, GrantEntryV2, GrantRef, GrantStatus};
 use hypercall::ops::grant_table::GnttabError;
 use hypercall::{DomId, Mfn, Pfn};
 
-/// The entry layout in force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    V1,
-    V2,
-}
-
-impl Version {
-    pub const fn number(self) -> u32 {
-        match self {
-            Version::V1 => 1,
-            Version::V2 => 2,
-        }
-    }
-
-    pub const fn per_frame(self) -> u32 {
-        match self {
-            Version::V1 => V1_PER_FRAME,
-            Version::V2 => V2_PER_FRAME,
-        }
-    }
-}
+/// The entry layout in force (the ABI's enum, with `number` and `per_frame`).
+pub use hypercall::abi::grant_table::Version;
 
 /// The table's entries as mapped by the [`Hypervisor`]: shared with Xen,
 /// so only ever atomics behind shared references.
@@ -245,9 +223,9 @@ impl<H: Hypervisor> GrantTable<H> {
     fn publish(&mut self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) {
         let i = r.0 as usize;
         match self.entries {
-            Entries::V1(e) => protocol::publish_v1(&e[i], domid.0, frame.0 as u32, readonly),
+            Entries::V1(e) => protocol::publish_v1(&e[i], domid, frame, readonly),
             Entries::V2 { entries, .. } => {
-                protocol::publish_v2(&entries[i], domid.0, frame.0, readonly)
+                protocol::publish_v2(&entries[i], domid, frame, readonly)
             }
         }
         self.refs.mark_granted(r);
@@ -446,7 +424,7 @@ mod tests {
         let mut t = table(1, 1);
         let r = t.grant_access(PEER, Mfn(0x42), false).unwrap();
         let e = &t.hypervisor().v1()[r.0 as usize];
-        assert!(peer::map_v1(e, PEER.0, true));
+        assert!(peer::map_v1(e, PEER, true));
         let flags = gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING;
         assert_eq!(t.end_access(r), Err(GrantError::InUse { gref: r, flags }));
         assert_eq!(t.end_access_or_keep(r, Pfn(77)), None);
@@ -459,7 +437,7 @@ mod tests {
         peer::unmap_v1(e);
         assert_eq!(t.reclaim(), vec![Pfn(77)]);
         assert_eq!(t.stats().quarantined, 0);
-        assert!(!peer::map_v1(e, PEER.0, false), "revoked");
+        assert!(!peer::map_v1(e, PEER, false), "revoked");
     }
 
     #[test]
@@ -476,7 +454,7 @@ mod tests {
         let (entries, status) = t.hypervisor().v2();
         let i = r.0 as usize;
         assert_eq!(entries[i].frame.load(Ordering::Relaxed), 1 << 40);
-        assert!(peer::map_v2(&entries[i], &status[i], PEER.0, true));
+        assert!(peer::map_v2(&entries[i], &status[i], PEER, true));
         assert!(matches!(t.end_access(r), Err(GrantError::InUse { .. })));
         peer::unmap_v2(&status[i]);
         t.end_access(r).unwrap();
@@ -510,7 +488,7 @@ mod tests {
                     while !stop.load(Ordering::Relaxed) {
                         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                         let r = refs[(seed >> 8) as usize % refs.len()].0 as usize;
-                        if peer::map_v1(&entries[r], PEER.0, true) {
+                        if peer::map_v1(&entries[r], PEER, true) {
                             holds[r].store(1, Ordering::Relaxed);
                             std::hint::spin_loop();
                             holds[r].store(0, Ordering::Relaxed);

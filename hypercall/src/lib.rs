@@ -16,4 +16,4 @@ pub mod raw;
 pub mod types;
 
 pub use error::{XenError, XenResult};
-pub use types::{DomId, EvtchnPort, MachineAddr, Mfn, Pfn, PAGE_SHIFT, PAGE_SIZE};
+pub use types::{DomId, EvtchnPort, FrameRange, MachineAddr, Mfn, Pfn, PAGE_SHIFT, PAGE_SIZE};

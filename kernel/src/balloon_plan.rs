@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 use core::ops::Range;
-use hypercall::Pfn;
+use hypercall::{FrameRange, Pfn};
 
 /// Pages given back per step: small enough that a failure leaves most of
 /// the work done, big enough to keep hypercalls few.
@@ -31,7 +31,7 @@ impl Balloon {
 
     /// Pages currently given back.
     pub fn out_pages(&self) -> u64 {
-        self.runs.iter().map(|r| r.end.0 - r.start.0).sum()
+        self.runs.iter().map(|r| r.frame_count()).sum()
     }
 
     /// The next step from holding `held` pages toward `target`, or `None`
@@ -46,9 +46,8 @@ impl Balloon {
         if want == 0 {
             return None;
         }
-        let len = run.end.0 - run.start.0;
-        let take = want.min(len);
-        Some(Step::In(Pfn(run.end.0 - take)..run.end))
+        let take = want.min(run.frame_count());
+        Some(Step::In(run.end - take..run.end))
     }
 
     /// Records a finished step.
@@ -83,7 +82,7 @@ mod tests {
                     b.done(&step, Some(run));
                 }
                 Step::In(r) => {
-                    *held += r.end.0 - r.start.0;
+                    *held += r.frame_count();
                     b.done(&step, None);
                 }
             }

@@ -312,6 +312,41 @@ pub struct GnttabCopy {
 }
 assert_layout!(GnttabCopy, size = 40, source = 0, dest = 16, len = 32, flags = 34, status = 36);
 
+/// The grant table interface version (the entry layout in force):
+/// `struct grant_entry_v1` or `union grant_entry_v2` with status frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    /// The number `gnttab_set_version` and `gnttab_get_version` carry.
+    pub const fn number(self) -> u32 {
+        match self {
+            Version::V1 => 1,
+            Version::V2 => 2,
+        }
+    }
+
+    /// The version Xen names by `n`, if it is one.
+    pub const fn from_number(n: u32) -> Option<Version> {
+        match n {
+            1 => Some(Version::V1),
+            2 => Some(Version::V2),
+            _ => None,
+        }
+    }
+
+    /// Entries of this layout in one 4 KiB frame.
+    pub const fn per_frame(self) -> u32 {
+        match self {
+            Version::V1 => V1_PER_FRAME,
+            Version::V2 => V2_PER_FRAME,
+        }
+    }
+}
+
 /// `struct gnttab_set_version`: in, the version wanted; out, the version in force.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -351,3 +386,19 @@ assert_layout!(
     status = 6,
     frame_list = 8
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_round_trip_through_their_numbers() {
+        for v in [Version::V1, Version::V2] {
+            assert_eq!(Version::from_number(v.number()), Some(v));
+        }
+        assert_eq!(Version::from_number(0), None);
+        assert_eq!(Version::from_number(3), None);
+        assert_eq!(Version::V1.per_frame(), 512);
+        assert_eq!(Version::V2.per_frame(), 256);
+    }
+}

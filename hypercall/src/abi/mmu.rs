@@ -6,6 +6,7 @@
 //! pins, unpins and flushes with `mmuext_op`.
 
 use super::assert_layout;
+use crate::types::{MachineAddr, Mfn, Pfn};
 
 /// `MMU_*`: the command in the low two bits of [`MmuUpdate::ptr`].
 pub mod cmd {
@@ -32,16 +33,32 @@ pub struct MmuUpdate {
 assert_layout!(MmuUpdate, size = 16, ptr = 0, val = 8);
 
 impl MmuUpdate {
-    /// Sets the entry at machine address `entry_ma` to `val`.
-    pub const fn pt(entry_ma: u64, val: u64) -> Self {
-        Self { ptr: entry_ma | cmd::NORMAL_PT_UPDATE, val }
+    /// `MMU_NORMAL_PT_UPDATE`: sets the page-table entry at machine address
+    /// `entry` (8-byte aligned: the low bits carry the command) to `val`.
+    pub const fn pt(entry: MachineAddr, val: u64) -> Self {
+        Self { ptr: (entry.0 & !CMD_MASK) | cmd::NORMAL_PT_UPDATE, val }
     }
 
-    /// Says machine frame `mfn` now backs pseudo-physical frame `pfn`.
-    pub const fn machphys(mfn: u64, pfn: u64) -> Self {
-        Self { ptr: (mfn << 12) | cmd::MACHPHYS_UPDATE, val: pfn }
+    /// `MMU_MACHPHYS_UPDATE`: says machine frame `mfn` now backs
+    /// pseudo-physical frame `pfn`.
+    pub const fn machphys(mfn: Mfn, pfn: Pfn) -> Self {
+        Self { ptr: mfn.addr().0 | cmd::MACHPHYS_UPDATE, val: pfn.0 }
+    }
+
+    /// The `MMU_*` command of this request.
+    pub const fn command(&self) -> u64 {
+        self.ptr & CMD_MASK
+    }
+
+    /// The machine address the request names (an entry, or a byte of the
+    /// frame for `MMU_MACHPHYS_UPDATE`).
+    pub const fn target(&self) -> MachineAddr {
+        MachineAddr(self.ptr & !CMD_MASK)
     }
 }
+
+/// The bits of [`MmuUpdate::ptr`] that hold the command.
+const CMD_MASK: u64 = 3;
 
 /// `MMUEXT_*` commands of `mmuext_op`.
 pub mod ext {
@@ -78,8 +95,8 @@ assert_layout!(MmuextOp, size = 24, cmd = 0, arg1 = 8, arg2 = 16);
 
 impl MmuextOp {
     /// An operation on a machine frame (pin, unpin, clear, new base pointer).
-    pub const fn on_mfn(cmd: u32, mfn: u64) -> Self {
-        Self { cmd, arg1: mfn, arg2: 0 }
+    pub const fn on_mfn(cmd: u32, mfn: Mfn) -> Self {
+        Self { cmd, arg1: mfn.0, arg2: 0 }
     }
 
     /// An operation on a virtual address (`INVLPG_*`).
@@ -105,3 +122,23 @@ pub struct MulticallEntry {
     pub args: [u64; 6],
 }
 assert_layout!(MulticallEntry, size = 64, op = 0, result = 8, args = 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_encode_their_command_and_target() {
+        let pt = MmuUpdate::pt(MachineAddr(0x1234_5008), 0x67);
+        assert_eq!(pt, MmuUpdate { ptr: 0x1234_5008, val: 0x67 });
+        assert_eq!(pt.command(), cmd::NORMAL_PT_UPDATE);
+        assert_eq!(pt.target(), MachineAddr(0x1234_5008));
+
+        let m2p = MmuUpdate::machphys(Mfn(0x12345), Pfn(0x42));
+        assert_eq!(m2p, MmuUpdate { ptr: 0x1234_5001, val: 0x42 });
+        assert_eq!(m2p.command(), cmd::MACHPHYS_UPDATE);
+        assert_eq!(m2p.target().mfn(), Mfn(0x12345));
+
+        assert_eq!(MmuextOp::on_mfn(ext::PIN_L1_TABLE, Mfn(7)).arg1, 7);
+    }
+}

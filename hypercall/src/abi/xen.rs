@@ -25,6 +25,32 @@ pub mod uvmf {
     pub const ALL: u64 = 4;
 }
 
+/// The flags argument of `update_va_mapping` (a [`uvmf`] flush and its
+/// scope), typed so that it cannot be swapped with the PTE, which is a
+/// `u64` too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct Uvmf(u64);
+
+impl Uvmf {
+    /// No flush.
+    pub const NONE: Uvmf = Uvmf(uvmf::NONE);
+    /// Flush the whole TLB of this vCPU.
+    pub const TLB_FLUSH: Uvmf = Uvmf(uvmf::TLB_FLUSH);
+    /// Flush the one page of this vCPU.
+    pub const INVLPG: Uvmf = Uvmf(uvmf::INVLPG);
+
+    /// The same flush on every vCPU of the domain (`UVMF_ALL`).
+    pub const fn all_vcpus(self) -> Uvmf {
+        Uvmf(self.0 | uvmf::ALL)
+    }
+
+    /// The word the hypercall takes.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+}
+
 /// x86-64 page-table entry bits a PV guest uses.
 pub mod pte {
     pub const PRESENT: u64 = 1 << 0;

@@ -1,4 +1,8 @@
 //! The x86-64 PV entry points: virtual IDT and callbacks.
+//!
+//! Soundness: both calls are `unsafe`: Xen will jump to the addresses
+//! given, with its own frame layout. The tables are read during the call
+//! only (Xen copies the trap table).
 
 use super::ptr;
 use crate::abi::arch::{CallbackRegister, TrapInfo, CALLBACKOP_REGISTER};

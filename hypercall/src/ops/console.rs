@@ -1,4 +1,8 @@
 //! Xen's own console (`console_io`).
+//!
+//! Soundness: safe. Xen reads the borrowed bytes during the call. (The PV
+//! console *ring* is a page the toolstack sets up before the guest runs;
+//! no hypercall registers it: see `kernel/src/platform/mod.rs`.)
 
 use crate::abi::xen::consoleio;
 use crate::error::{XenError, XenResult};

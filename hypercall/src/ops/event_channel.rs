@@ -1,4 +1,13 @@
 //! `event_channel_op` sub-operations.
+//!
+//! Soundness: every operation here except two passes Xen only its own
+//! argument struct, by reference, for the call's duration, and names
+//! ports and domains (numbers Xen validates), never guest memory: those
+//! are safe. A port bound to another domain lets that domain send
+//! events, nothing more. The two FIFO set-up calls, [`init_control`] and
+//! [`expand_array`], hand Xen a frame it keeps writing for the rest of the
+//! domain's life, so they are `unsafe` and their callers vouch for the
+//! frame.
 
 use super::{ptr, ptr_mut};
 use crate::abi::event_channel::{
@@ -81,7 +90,9 @@ pub fn status(dom: DomId, port: EvtchnPort) -> XenResult<(u32, u32)> {
 
 fn op<T>(cmd: u32, arg: &mut T) -> XenResult<()> {
     // SAFETY: every caller passes the argument struct that `cmd` takes, as
-    // a live, writable value; Xen reads and writes only that struct.
+    // a live, writable value; Xen reads and writes only that struct during
+    // the call (what it does with the frames `init_control` and
+    // `expand_array` name is the business of those functions' callers).
     XenError::from_ret(unsafe {
         hypercall::<{ nr::EVENT_CHANNEL_OP }>(cmd.into(), ptr_mut(arg), 0, 0, 0)
     })
@@ -107,17 +118,52 @@ pub fn unmask(port: EvtchnPort) -> XenResult<()> {
     op(evtchn::cmd::UNMASK, &mut EvtchnUnmask { port: port.0 })
 }
 
-/// Switches this domain to the FIFO ABI with `control` (a frame of ours)
-/// as `vcpu`'s control block. Returns the link bits.
-pub fn init_control(control: Mfn, offset: u32, vcpu: u32) -> XenResult<u8> {
+/// `EVTCHNOP_init_control`: switches this domain to the FIFO ABI with the
+/// frame `control` as `vcpu`'s control block (a
+/// `struct evtchn_fifo_control_block` at byte `offset`). Returns the link
+/// bits.
+///
+/// Xen keeps the frame mapped and writes the control block (the `ready`
+/// bitmap, queue heads) whenever it links an event, from this call until
+/// the domain ends: the frame is Xen's to write for the rest of the
+/// domain's life, whatever Rust thinks it owns.
+///
+/// # Safety
+/// `control` must be a frame of this domain (Xen refuses others) that is
+/// reserved for this control block from the call on, for as long as the
+/// domain lives:
+/// - it is never freed, handed to an allocator, ballooned out, granted,
+///   or reused for anything else;
+/// - Rust never holds a `&mut` to any part of it, and reads and writes the
+///   control block only through atomics (as
+///   [`EvtchnFifoControlBlock`](crate::abi::event_channel::EvtchnFifoControlBlock)
+///   is), since Xen writes it concurrently;
+/// - no other control block or event array page of this domain is the
+///   same frame.
+///
+/// Xen itself checks that `offset` is 8-byte aligned and leaves room for
+/// the block in the page, and refuses a second control block for `vcpu`.
+pub unsafe fn init_control(control: Mfn, offset: u32, vcpu: u32) -> XenResult<u8> {
     let mut arg =
         EvtchnInitControl { control_gfn: control.0, offset, vcpu, link_bits: 0, _pad: [0; 7] };
     op(evtchn::cmd::INIT_CONTROL, &mut arg)?;
     Ok(arg.link_bits)
 }
 
-/// Adds `page` (a frame of ours) to the FIFO event array.
-pub fn expand_array(page: Mfn) -> XenResult<()> {
+/// `EVTCHNOP_expand_array`: adds the frame `page` to the FIFO event array
+/// (1024 event words of 32 bits, for the next 1024 ports).
+///
+/// Xen keeps the frame mapped and reads and writes the event words
+/// (setting PENDING and LINKED, following links) from this call until the
+/// domain ends.
+///
+/// # Safety
+/// `page` must be a frame of this domain reserved for the event array
+/// from the call on, for as long as the domain lives: never freed, handed
+/// to an allocator, ballooned out, granted or reused; never reached
+/// through a `&mut` and accessed only as atomic 32-bit words; and not a
+/// frame already given to Xen as a control block or array page.
+pub unsafe fn expand_array(page: Mfn) -> XenResult<()> {
     op(evtchn::cmd::EXPAND_ARRAY, &mut EvtchnExpandArray { array_gfn: page.0 })
 }
 

@@ -2,16 +2,35 @@
 //!
 //! Xen reports twice: the hypercall's return value (the batch as a whole)
 //! and a `GNTST_*` status in each operation struct. [`GnttabError`] keeps
-//! the two apart. Operations that change this guest's page tables or write
-//! its memory (map, unmap, copy) are `unsafe`: the caller vouches for the
-//! addresses and frames; the rest only fill structs the wrapper owns.
+//! the two apart.
+//!
+//! Soundness, operation by operation:
+//! - `map_grant_ref`, `unmap_grant_ref` and `copy` are `unsafe`: the first
+//!   two change this guest's page tables at a caller-chosen address, the
+//!   third lets Xen write caller-chosen frames of this guest.
+//! - `setup_table` and `get_status_frames` are safe: Xen writes only the
+//!   frame list the wrapper borrows, during the call. The frames it lists
+//!   are Xen's own (allocated by Xen, shared with the guest), not frames
+//!   of ours Xen starts writing; mapping them is the unsafe step, done by
+//!   the caller with `update_va_mapping`/`mmu_update`.
+//! - `set_version` is safe: it changes the layout Xen reads and writes in
+//!   those Xen-owned shared frames (all atomics to Rust, valid for any
+//!   bits). Going back to v1 frees the status frames, but a PV guest that
+//!   still maps one gets `-EBUSY` and nothing is freed
+//!   (`gnttab_unpopulate_status_frames`).
+//! - `query_size`, `get_version`, `self_domid` only fill structs the
+//!   wrapper owns.
+//!
+//! Granting itself is no hypercall: the guest writes a grant entry in the
+//! shared table, and the other domain may then write the frame it names.
+//! That is the `grant-tables` crate's and its callers' business.
 
 use super::ptr_mut;
 use crate::abi::event_channel::{self as evtchn, EvtchnStatus};
 use crate::abi::grant_table::{
     op, GntStatus, GnttabCopy, GnttabGetStatusFrames, GnttabGetVersion, GnttabMapGrantRef,
     GnttabQuerySize, GnttabSetVersion, GnttabSetupTable, GnttabUnmapGrantRef, GrantHandle,
-    GrantRef,
+    GrantRef, Version,
 };
 use crate::error::XenError;
 use crate::raw::{hypercall, nr};
@@ -71,6 +90,11 @@ pub fn query_size() -> Result<(u32, u32), GnttabError> {
 
 /// Grows this domain's table to `frames.len()` frames (never shrinks it)
 /// and writes the machine frame of each into `frames`.
+///
+/// Safe: Xen writes only `frames`, borrowed for the call. The table frames
+/// are Xen's memory shared with the guest (for a PV guest Xen allocates
+/// them and never moves or frees them while the domain lives); mapping
+/// them is an `unsafe` page-table update of the caller's.
 pub fn setup_table(frames: &mut [Mfn]) -> Result<(), GnttabError> {
     let mut arg = GnttabSetupTable {
         dom: DomId::SELF.0,
@@ -85,26 +109,38 @@ pub fn setup_table(frames: &mut [Mfn]) -> Result<(), GnttabError> {
     Ok(())
 }
 
-/// Switches the table to version `version` (1 or 2); returns the version
-/// in force. Xen refuses while grants other than the reserved ones are
-/// active. After a switch to 2 the status frames exist; before a switch
-/// back to 1 the guest must unmap them (Xen frees them).
-pub fn set_version(version: u32) -> Result<u32, GnttabError> {
-    let mut arg = GnttabSetVersion { version };
+/// Xen's answer naming a version, or `EINVAL` for a number that is none.
+fn version_of(n: u32) -> Result<Version, GnttabError> {
+    Version::from_number(n).ok_or(GnttabError::Hypercall(XenError::EINVAL))
+}
+
+/// Switches the table to `version`; returns the version in force. Xen
+/// refuses while grants other than the reserved ones are active. After a
+/// switch to 2 the status frames exist; before a switch back to 1 the
+/// guest must unmap them (Xen frees them).
+///
+/// Safe: the switch changes only how Xen reads and writes its own shared
+/// frames, and Xen refuses (`-EBUSY`, nothing freed) to free status frames
+/// a PV guest still maps.
+pub fn set_version(version: Version) -> Result<Version, GnttabError> {
+    let mut arg = GnttabSetVersion { version: version.number() };
     // SAFETY: one writable `struct gnttab_set_version`.
     unsafe { gnttab_op(op::SET_VERSION, ptr_mut(&mut arg), 1) }?;
-    Ok(arg.version)
+    version_of(arg.version)
 }
 
 /// The version of `dom`'s table.
-pub fn get_version(dom: DomId) -> Result<u32, GnttabError> {
+pub fn get_version(dom: DomId) -> Result<Version, GnttabError> {
     let mut arg = GnttabGetVersion { dom: dom.0, pad: 0, version: 0 };
     // SAFETY: one writable `struct gnttab_get_version`.
     unsafe { gnttab_op(op::GET_VERSION, ptr_mut(&mut arg), 1) }?;
-    Ok(arg.version)
+    version_of(arg.version)
 }
 
 /// The machine frames of the v2 status array, one per slot of `frames`.
+///
+/// Safe for the reason [`setup_table`] is: Xen writes only `frames`
+/// during the call, and the status frames are Xen's own.
 pub fn get_status_frames(frames: &mut [Mfn]) -> Result<(), GnttabError> {
     let mut arg = GnttabGetStatusFrames {
         nr_frames: frames.len() as u32,

@@ -1,4 +1,10 @@
 //! `memory_op` sub-operations.
+//!
+//! Soundness: the reservation queries pass a `domid_t` by reference and
+//! are safe. `decrease_reservation` and `populate_physmap` take or replace
+//! the frames behind this guest's pfns, so they are `unsafe`; Xen reads
+//! their extent lists (and `populate_physmap` writes them) only during
+//! the call, through handles to slices the wrappers borrow.
 
 use super::ptr;
 use crate::abi::memory::{cmd, XenMemoryReservation};

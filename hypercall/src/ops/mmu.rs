@@ -1,23 +1,32 @@
 //! Page-table operations of a PV guest: `update_va_mapping`, `mmu_update`
 //! and `mmuext_op`.
+//!
+//! Soundness: every request here can change what a virtual address of
+//! this guest maps (or whether a frame may be written), and `mmu_update`
+//! names page-table entries by caller-chosen machine address. Xen checks
+//! that the entries and frames are this domain's and that no page table
+//! becomes writable, but it cannot know which of the guest's pages Rust
+//! still refers to: so `update_va_mapping`, `mmu_update` and `mmuext_op`
+//! are `unsafe`. The two flushes are safe: they change no mapping, only
+//! drop cached translations. Request arrays are read only during the call.
 
 use crate::abi::mmu::{MmuUpdate, MmuextOp};
-use crate::abi::xen::DOMID_SELF;
+use crate::abi::xen::{Uvmf, DOMID_SELF};
 use crate::error::{XenError, XenResult};
 use crate::raw::{hypercall, nr};
 use core::fmt;
 
 /// Replaces the page-table entry that maps `va` with `pte` (a machine
-/// frame with `abi::xen::pte` bits), flushing as `flags` (`uvmf::*`) says.
+/// frame with `abi::xen::pte` bits), flushing as `flags` says.
 ///
 /// # Safety
 /// Whatever `va` mapped before is gone (or changes) after the call: no
 /// live Rust reference may point into that page, and the new frame must be
 /// one the guest may map with those rights.
-pub unsafe fn update_va_mapping(va: usize, pte: u64, flags: u64) -> XenResult<()> {
+pub unsafe fn update_va_mapping(va: usize, pte: u64, flags: Uvmf) -> XenResult<()> {
     // SAFETY: the caller guarantees the remap keeps the guest's memory sound.
     XenError::from_ret(unsafe {
-        hypercall::<{ nr::UPDATE_VA_MAPPING }>(va as u64, pte, flags, 0, 0)
+        hypercall::<{ nr::UPDATE_VA_MAPPING }>(va as u64, pte, flags.bits(), 0, 0)
     })
     .map(drop)
 }

@@ -1,7 +1,34 @@
-//! Typed wrappers: one safe function per hypercall operation the guest uses.
+//! Typed wrappers: one function per hypercall operation the guest uses.
 //!
 //! Each wrapper owns the argument struct Xen reads or writes, passes its
 //! address for the duration of the call, and maps the result to [`XenError`].
+//!
+//! # Which wrappers are safe
+//! A wrapper is a safe `fn` only if Xen, during and after the call, touches
+//! no guest memory but
+//! - the argument structs and buffers the wrapper owns or borrows, for the
+//!   duration of the call (Rust's borrow rules already make that sound), or
+//! - memory that is Xen's own and that the guest sees only as atomics
+//!   (shared info, grant table frames), or numbers Xen validates (ports,
+//!   domain ids, vCPU ids).
+//!
+//! Everything else is an `unsafe fn` whose `# Safety` section says what
+//! the caller vouches for:
+//! - calls after which Xen (or another domain) *keeps* writing a frame the
+//!   caller names: [`event_channel::init_control`],
+//!   [`event_channel::expand_array`];
+//! - calls that change this guest's page tables or the frames behind its
+//!   pfns: [`mmu::update_va_mapping`], [`mmu::mmu_update`],
+//!   [`mmu::mmuext_op`], [`memory::decrease_reservation`],
+//!   [`memory::populate_physmap`], [`grant_table::map_grant_refs`] (and
+//!   the single-op forms), [`grant_table::unmap_grant_refs`],
+//!   [`multicall::multicall`];
+//! - calls through which Xen writes caller-named guest frames:
+//!   [`grant_table::copy`];
+//! - calls that make Xen jump to a caller-named address:
+//!   [`arch::set_trap_table`], [`arch::register_callback`].
+//!
+//! `docs/unsafe-boundary.md` has the whole list with the reasoning.
 
 pub mod arch;
 pub mod console;

@@ -2,20 +2,23 @@
 //!
 //! Each [`MulticallEntry`] names a hypercall and its arguments; Xen runs
 //! them in order and writes each one's return value into its `result`. The
-//! constructors here only build entries (safe); [`multicall`] runs them
-//! (unsafe, since the entries carry raw pointers and change page tables).
+//! constructors here only build entries (safe: an entry is plain data and
+//! does nothing until it runs, even one that holds the address of a slice
+//! that has since gone); [`multicall`] runs them (unsafe, since the
+//! entries carry raw pointers the caller keeps alive, and change page
+//! tables).
 
 use crate::abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
-use crate::abi::xen::DOMID_SELF;
+use crate::abi::xen::{Uvmf, DOMID_SELF};
 use crate::error::{XenError, XenResult};
 use crate::raw::{hypercall, nr};
 
 /// An `update_va_mapping(va, pte, flags)` entry.
-pub fn update_va_mapping(va: usize, pte: u64, flags: u64) -> MulticallEntry {
+pub fn update_va_mapping(va: usize, pte: u64, flags: Uvmf) -> MulticallEntry {
     MulticallEntry {
         op: nr::UPDATE_VA_MAPPING.into(),
         result: 0,
-        args: [va as u64, pte, flags, 0, 0, 0],
+        args: [va as u64, pte, flags.bits(), 0, 0, 0],
     }
 }
 
@@ -70,9 +73,17 @@ mod tests {
 
     #[test]
     fn failures_are_found_by_index() {
-        let mut entries = [update_va_mapping(0x1000, 0, 0), update_va_mapping(0x2000, 0, 0)];
+        let mut entries =
+            [update_va_mapping(0x1000, 0, Uvmf::NONE), update_va_mapping(0x2000, 0, Uvmf::NONE)];
         assert_eq!(first_failure(&entries), None);
         entries[1].result = (-22i64) as u64;
         assert_eq!(first_failure(&entries), Some((1, XenError::EINVAL)));
+    }
+
+    #[test]
+    fn update_va_mapping_entries_keep_the_argument_order() {
+        let e = update_va_mapping(0x1000, 0x5067, Uvmf::INVLPG.all_vcpus());
+        assert_eq!(e.op, u64::from(nr::UPDATE_VA_MAPPING));
+        assert_eq!(e.args, [0x1000, 0x5067, 2 | 4, 0, 0, 0]);
     }
 }

@@ -1,4 +1,9 @@
 //! `sched_op` sub-operations.
+//!
+//! Soundness: all safe. `yield`, `block` and `shutdown` touch no guest
+//! memory but their argument struct; `poll` gives Xen a slice of ports it
+//! reads during the call only. Ending the domain is not a memory-safety
+//! matter.
 
 use super::ptr;
 use crate::abi::sched::{self, SchedPoll, SchedShutdown, ShutdownReason};

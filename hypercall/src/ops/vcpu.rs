@@ -1,4 +1,14 @@
 //! `vcpu_op` sub-operations.
+//!
+//! Soundness: the timer operations and `runstate` (`VCPUOP_get_runstate_info`,
+//! a one-off copy into a struct the wrapper owns) are safe. This guest
+//! does not use `VCPUOP_register_vcpu_info` or
+//! `VCPUOP_register_runstate_memory_area`: after those Xen writes the
+//! vCPU info or runstate into a caller-named guest address for as long as
+//! the vCPU lives, so a wrapper for either must be an `unsafe fn` whose
+//! caller reserves the memory for Xen (as
+//! [`event_channel::init_control`](super::event_channel::init_control)
+//! does), or take an owned page that lives as long as Xen may write it.
 
 use super::ptr_mut;
 use crate::abi::vcpu::{cmd, VcpuRunstateInfo, VcpuSetSingleshotTimer};

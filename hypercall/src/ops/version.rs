@@ -1,4 +1,8 @@
 //! `xen_version` sub-operations.
+//!
+//! Soundness: all safe. Xen writes a fixed-size answer into a buffer or
+//! struct the wrapper owns, during the call; each buffer is exactly the
+//! size `xen/include/public/version.h` gives for its command.
 
 use super::{ptr_mut, FixedStr};
 use crate::abi::version::{self as ver, CompileInfo, FeatureInfo, PlatformParameters};

@@ -11,7 +11,7 @@ use super::layout::DirectMap;
 use super::pagetable::{map_pages, unmap_pages, Mmu, MmuError, DATA_FLAGS};
 use core::ops::Range;
 use hypercall::abi::mmu::MmuUpdate;
-use hypercall::{Mfn, Pfn, XenError};
+use hypercall::{FrameRange, Mfn, Pfn, XenError};
 
 /// Pages handled per round (bounded so the buffers can live on the stack).
 pub const CHUNK: usize = 256;
@@ -39,21 +39,21 @@ pub fn give_back<M: Mmu + Reservation>(
     pfns: Range<Pfn>,
     buf: &mut [MmuUpdate],
 ) -> Result<(), MmuError> {
-    let mut pfn = pfns.start.0;
-    while pfn < pfns.end.0 {
-        let n = ((pfns.end.0 - pfn) as usize).min(CHUNK);
+    let mut pfn = pfns.start;
+    while pfn < pfns.end {
+        let n = ((pfns.end - pfn) as usize).min(CHUNK);
         let mut old = [None; CHUNK];
-        unmap_pages(m, root, map.virt(Pfn(pfn)), &mut old[..n], buf)?;
+        unmap_pages(m, root, map.virt(pfn), &mut old[..n], buf)?;
         let mut mfns = [Mfn(0); CHUNK];
         for k in 0..n {
-            mfns[k] = match old[k].or_else(|| m.pfn_to_mfn(Pfn(pfn + k as u64))) {
+            mfns[k] = match old[k].or_else(|| m.pfn_to_mfn(pfn + k as u64)) {
                 Some(mfn) => mfn,
                 None => return Err(short("balloon: pfn has no frame", k)),
             };
         }
         let took = m.decrease(&mfns[..n])?;
         for k in 0..took {
-            m.set_p2m(Pfn(pfn + k as u64), None);
+            m.set_p2m(pfn + k as u64, None);
         }
         if took < n {
             return Err(short("decrease_reservation", took));
@@ -71,19 +71,19 @@ pub fn take_back<M: Mmu + Reservation>(
     pfns: Range<Pfn>,
     buf: &mut [MmuUpdate],
 ) -> Result<(), MmuError> {
-    let mut pfn = pfns.start.0;
-    while pfn < pfns.end.0 {
-        let n = ((pfns.end.0 - pfn) as usize).min(CHUNK);
+    let mut pfn = pfns.start;
+    while pfn < pfns.end {
+        let n = ((pfns.end - pfn) as usize).min(CHUNK);
         let mut want = [Pfn(0); CHUNK];
-        for (k, w) in want[..n].iter_mut().enumerate() {
-            *w = Pfn(pfn + k as u64);
+        for (w, p) in want[..n].iter_mut().zip(pfn.run(n as u64).frames()) {
+            *w = p;
         }
         let mut got = [Mfn(0); CHUNK];
         let filled = m.populate(&want[..n], &mut got[..n])?;
         for k in 0..filled {
             m.set_p2m(want[k], Some(got[k]));
         }
-        map_pages(m, root, map.virt(Pfn(pfn)), &got[..filled], Some(Pfn(pfn)), DATA_FLAGS, buf)?;
+        map_pages(m, root, map.virt(pfn), &got[..filled], Some(pfn), DATA_FLAGS, buf)?;
         if filled < n {
             return Err(short("populate_physmap", filled));
         }

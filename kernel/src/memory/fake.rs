@@ -273,8 +273,8 @@ impl Mmu for FakeXen {
         self.hypercalls += 1;
         for (done, req) in batch.iter().enumerate() {
             self.log.push(*req);
-            let ma = req.ptr & !3;
-            let r = match req.ptr & 3 {
+            let ma = req.target().0;
+            let r = match req.command() {
                 cmd::NORMAL_PT_UPDATE => self.write_entry(ma, req.val),
                 cmd::MACHPHYS_UPDATE if self.owned.contains(&(ma >> 12)) => {
                     self.m2p.insert(ma >> 12, req.val);

@@ -67,7 +67,7 @@ impl FrameAllocator {
             self.runs[i].0 = s + n;
         }
         self.free -= n;
-        Some(Pfn(s)..Pfn(s + n))
+        Some(Pfn(s).run(n))
     }
 
     /// Takes `n` contiguous frames from the top of the highest run that has
@@ -133,6 +133,7 @@ impl FrameAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hypercall::FrameRange;
 
     fn r(s: u64, e: u64) -> Range<Pfn> {
         Pfn(s)..Pfn(e)
@@ -206,7 +207,7 @@ mod tests {
                 let k = (seed >> 20) as usize % held.len();
                 a.free(held.swap_remove(k)).unwrap();
             }
-            let held_n: u64 = held.iter().map(|r| r.end.0 - r.start.0).sum();
+            let held_n: u64 = held.iter().map(|r| r.frame_count()).sum();
             assert_eq!(a.free_frames() + held_n, 4096);
         }
         for run in held {

@@ -22,7 +22,7 @@ use core::fmt;
 use core::ops::Range;
 use hypercall::abi::mmu::MmuUpdate;
 use hypercall::abi::xen::pte;
-use hypercall::{MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
+use hypercall::{FrameRange, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 
 /// Entries in a table of any level.
 pub const ENTRIES: usize = 512;
@@ -334,7 +334,7 @@ impl<M: Mmu> Visit for Write<'_, '_, M> {
     }
     fn write(&mut self, table: Mfn, index: usize, pte: Pte) -> Result<(), MmuError> {
         self.stats.entries += 1;
-        self.batch.push(self.mmu, MmuUpdate::pt(entry_addr(table, index).0, pte.0))
+        self.batch.push(self.mmu, MmuUpdate::pt(entry_addr(table, index), pte.0))
     }
     fn leaf(&self, va: VirtAddr) -> Pte {
         let Some(pfn) = self.map.pfn(va) else {
@@ -366,10 +366,10 @@ pub fn map_range<M: Mmu>(
     let mut made_read_only = 0;
     // Step 1: table frames that are mapped now lose write access, a
     // buffer-full of update_va_mapping at a time.
-    let mapped_tables = tables.start.0..tables.end.0.min(mapped_end.0).max(tables.start.0);
+    let mapped_tables = tables.start..tables.end.min(mapped_end).max(tables.start);
     let mut remaps = [(VirtAddr(0), Pte::EMPTY); 32];
     let mut n = 0;
-    for pfn in mapped_tables.map(Pfn) {
+    for pfn in mapped_tables.frames() {
         let mfn = mmu.pfn_to_mfn(pfn).ok_or(MmuError {
             op: "page-table frame",
             error: XenError::EINVAL,
@@ -405,7 +405,7 @@ pub fn map_range<M: Mmu>(
     let mut stats = w.stats;
     stats.batches = w.batch.sent;
     stats.made_read_only = made_read_only;
-    stats.pages = pfns.end.0 - pfns.start.0;
+    stats.pages = pfns.frame_count();
     Ok(stats)
 }
 
@@ -490,7 +490,7 @@ pub fn unmap_pages<M: Mmu>(
         })?;
         let old = mmu.read_entry(table, i);
         *slot = old.present().then(|| old.mfn());
-        batch.push(mmu, MmuUpdate::pt(entry_addr(table, i).0, 0))?;
+        batch.push(mmu, MmuUpdate::pt(entry_addr(table, i), 0))?;
     }
     batch.flush_with_tlb(mmu)
 }
@@ -515,9 +515,9 @@ pub fn map_pages<M: Mmu>(
             done: k,
         })?;
         if let Some(first) = pfns {
-            batch.push(mmu, MmuUpdate::machphys(mfn.0, first.0 + k as u64))?;
+            batch.push(mmu, MmuUpdate::machphys(mfn, first + k as u64))?;
         }
-        batch.push(mmu, MmuUpdate::pt(entry_addr(table, i).0, Pte::new(mfn, flags).0))?;
+        batch.push(mmu, MmuUpdate::pt(entry_addr(table, i), Pte::new(mfn, flags).0))?;
     }
     batch.flush(mmu)
 }
@@ -638,7 +638,7 @@ mod tests {
     fn the_fake_rejects_foreign_frames() {
         let (mut x, _) = FakeXen::boot(2048, 1024, 0x73);
         let (table, i) = leaf_slot(&x, x.root, VirtAddr(VIRT_BASE)).unwrap();
-        let req = MmuUpdate::pt(entry_addr(table, i).0, Pte::new(Mfn(0x12), DATA_FLAGS).0);
+        let req = MmuUpdate::pt(entry_addr(table, i), Pte::new(Mfn(0x12), DATA_FLAGS).0);
         assert_eq!(x.update(&[req]).unwrap_err().error, XenError::EPERM);
     }
 
@@ -649,7 +649,7 @@ mod tests {
         let mfn = x.pfn_to_mfn(pfn).unwrap();
         let va = x.map().virt(pfn);
         // Zero the frame through mmu_update (it is an ordinary frame now).
-        let zero: Vec<_> = (0..ENTRIES).map(|i| MmuUpdate::pt(entry_addr(mfn, i).0, 0)).collect();
+        let zero: Vec<_> = (0..ENTRIES).map(|i| MmuUpdate::pt(entry_addr(mfn, i), 0)).collect();
         x.update(&zero).unwrap();
         assert_eq!(x.pin(Level::L1, mfn).unwrap_err().error, XenError::EINVAL);
         x.remap(&[(va, Pte::new(mfn, DATA_FLAGS).read_only())]).unwrap();

@@ -5,7 +5,7 @@ use super::mm;
 use crate::memory::layout::VirtAddr;
 use alloc::vec::Vec;
 use hypercall::abi::mmu::{MmuUpdate, MulticallEntry};
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{mmu, multicall};
 use hypercall::raw::nr;
 use hypercall::{XenError, PAGE_SIZE};
@@ -29,7 +29,7 @@ impl Scratch {
         let mut reqs = Vec::with_capacity(pages);
         for i in 0..pages {
             let (entry, pte) = mm::leaf_entry(VirtAddr((start + i * PAGE_SIZE) as u64))?;
-            reqs.push(MmuUpdate::pt(entry.0, pte.0));
+            reqs.push(MmuUpdate::pt(entry, pte.0));
         }
         let first_pte = reqs.first()?.val;
         Some(Scratch { _buf: buf, reqs, first_va: start, first_pte })
@@ -49,7 +49,7 @@ impl Scratch {
     /// a single-page flush.
     pub fn remap_first(&self) -> Result<(), XenError> {
         // SAFETY: as for `rewrite`: the page keeps its frame and rights.
-        unsafe { mmu::update_va_mapping(self.first_va, self.first_pte, uvmf::INVLPG) }
+        unsafe { mmu::update_va_mapping(self.first_va, self.first_pte, Uvmf::INVLPG) }
     }
 }
 

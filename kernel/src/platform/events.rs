@@ -1,11 +1,20 @@
 //! The pages the FIFO event channel ABI shares with Xen: one control block
 //! (vCPU 0) and the first page of the event array.
+//!
+//! Once registered, Xen writes both pages for the rest of the domain's
+//! life (`EVTCHNOP_init_control`/`expand_array` are `unsafe` for that
+//! reason). So they are two pages of the image's .bss, reserved for this:
+//! the frame allocator never hands out image frames (they lie below
+//! `first_free`), the balloon only gives back frames it took from the
+//! allocator, nothing grants them, and Rust sees them only as atomics,
+//! through [`fifo_pages`].
 
 use super::{pfn_to_mfn, virt_base};
 use core::sync::atomic::AtomicU32;
 use hypercall::abi::event_channel::{fifo, EvtchnFifoControlBlock};
 use hypercall::ops::event_channel as evtchn;
 use hypercall::{Mfn, Pfn, XenError, PAGE_SIZE};
+use spin::Once;
 
 extern "C" {
     static fifo_control_page: u8;
@@ -28,13 +37,28 @@ fn page_mfn(va: usize) -> Result<Mfn, XenError> {
     pfn_to_mfn(Pfn(((va - virt_base()) / PAGE_SIZE) as u64)).ok_or(XenError::EFAULT)
 }
 
-/// Hands both pages to Xen and switches the domain to the FIFO ABI.
+/// The outcome of the one registration.
+static REGISTERED: Once<Result<(), XenError>> = Once::new();
+
+/// Hands both pages to Xen and switches the domain to the FIFO ABI. Only
+/// the first call talks to Xen; later ones return its outcome, so each
+/// page is given to Xen once.
 pub fn fifo_init() -> Result<(), XenError> {
-    let control = core::ptr::addr_of!(fifo_control_page) as usize;
-    let array = core::ptr::addr_of!(fifo_array_page) as usize;
-    evtchn::init_control(page_mfn(control)?, 0, 0)?;
-    evtchn::expand_array(page_mfn(array)?)?;
-    Ok(())
+    *REGISTERED.call_once(|| {
+        let control = core::ptr::addr_of!(fifo_control_page) as usize;
+        let array = core::ptr::addr_of!(fifo_array_page) as usize;
+        // SAFETY: `fifo_control_page` is a page of the image reserved for
+        // vCPU 0's control block (see the module comment): never freed or
+        // reused, seen by Rust only as the all-atomics control block
+        // through `fifo_pages`; this is the only registration (`Once`), and
+        // it is not the array page.
+        unsafe { evtchn::init_control(page_mfn(control)?, 0, 0) }?;
+        // SAFETY: `fifo_array_page` is a page of the image reserved for the
+        // event array on the same terms, seen only as atomic words, and
+        // given to Xen once.
+        unsafe { evtchn::expand_array(page_mfn(array)?) }?;
+        Ok(())
+    })
 }
 
 /// The control block and the event words.

@@ -146,9 +146,9 @@ impl Hypervisor for XenGrants {
             // calling this, and nothing else holds status slices.
             unsafe { self.status.clear() }?;
         }
-        let now = gnttab::set_version(version.number())
+        let now = gnttab::set_version(version)
             .map_err(|error| GrantError::Hypervisor { op: "set_version", error })?;
-        if now != version.number() {
+        if now != version {
             return Err(GrantError::Hypervisor {
                 op: "set_version",
                 error: GnttabError::Hypercall(XenError::EINVAL),

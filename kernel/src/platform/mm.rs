@@ -23,9 +23,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall::abi::start_info::{sif, StartInfo};
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{memory, mmu, multicall};
-use hypercall::{DomId, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
+use hypercall::{DomId, FrameRange, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::{Mutex, Once};
 
 extern "C" {
@@ -35,7 +35,7 @@ extern "C" {
 /// Requests per `mmu_update` (32 KiB of requests in .bss).
 const BATCH: usize = 2048;
 
-static BATCH_BUF: Mutex<[MmuUpdate; BATCH]> = Mutex::new([MmuUpdate::pt(0, 0); BATCH]);
+static BATCH_BUF: Mutex<[MmuUpdate; BATCH]> = Mutex::new([MmuUpdate::pt(MachineAddr(0), 0); BATCH]);
 static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
 static HYPERCALLS: AtomicU64 = AtomicU64::new(0);
 /// Pfns below this are mapped in the direct map (page tables are read
@@ -125,7 +125,7 @@ impl Mmu for GuestMmu {
         let mut calls = [MulticallEntry::default(); 32];
         for chunk in maps.chunks(calls.len()) {
             for (c, &(va, pte)) in calls.iter_mut().zip(chunk) {
-                *c = multicall::update_va_mapping(va.0 as usize, pte.0, uvmf::INVLPG);
+                *c = multicall::update_va_mapping(va.0 as usize, pte.0, Uvmf::INVLPG);
             }
             count();
             // SAFETY: each entry is an update_va_mapping of a page that the
@@ -149,14 +149,14 @@ impl Mmu for GuestMmu {
         count();
         // SAFETY: pinning only makes Xen validate and keep a table type; a
         // frame that fails validation is refused, not changed.
-        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(cmd, table.0)]) }.map_err(|e| mmu_err("pin", e))
+        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(cmd, table)]) }.map_err(|e| mmu_err("pin", e))
     }
 
     fn unpin(&mut self, table: Mfn) -> Result<(), MmuError> {
         count();
         // SAFETY: unpinning drops Xen's extra type reference; no mapping
         // changes.
-        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(ext::UNPIN_TABLE, table.0)]) }
+        unsafe { mmu::mmuext_op(&[MmuextOp::on_mfn(ext::UNPIN_TABLE, table)]) }
             .map_err(|e| mmu_err("unpin", e))
     }
 
@@ -253,12 +253,12 @@ pub fn init(si: &StartInfo) {
     let todo = boot_end..Pfn(map.nr_pages);
     let plan = pagetable::plan(&mmu, &space, todo.clone());
     let tables = frames.alloc(plan.tables).unwrap_or(Pfn(0)..Pfn(0));
-    if tables.end.0 - tables.start.0 != plan.tables {
+    if tables.frame_count() != plan.tables {
         fatal(format_args!("no {} frames for page tables", plan.tables));
     }
     drop(frames);
     let boot_tables = map.pfn(info.pt_base).unwrap_or(Pfn(0));
-    let boot_tables = boot_tables..Pfn(boot_tables.0 + info.nr_pt_frames);
+    let boot_tables = boot_tables.run(info.nr_pt_frames);
 
     let (t0, h0) = (super::now_ns(), hypercalls());
     let stats = pagetable::map_range(
@@ -497,7 +497,7 @@ unsafe impl talc::source::Source for FrameSource {
         };
         let map = direct_map();
         let base = map.virt(run.start).0 as *mut u8;
-        let size = ((run.end.0 - run.start.0) as usize) * PAGE_SIZE;
+        let size = (run.frame_count() as usize) * PAGE_SIZE;
         // SAFETY: the run was just taken from the frame allocator, so it is
         // exclusively the heap's from now on; it is mapped writable in the
         // direct map.

@@ -24,7 +24,7 @@ use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
 use hypercall::abi::start_info::StartInfo;
-use hypercall::abi::xen::{pte, uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
+use hypercall::abi::xen::{pte, Uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::{mmu, sched_op};
 use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
@@ -91,7 +91,7 @@ fn init(si: *const StartInfo) {
         | pte::DIRTY;
     // SAFETY: `shared_info_page` is a page of our .bss that nothing else
     // references; after the call it maps Xen's shared info frame.
-    if let Err(e) = unsafe { mmu::update_va_mapping(page, entry, uvmf::INVLPG) } {
+    if let Err(e) = unsafe { mmu::update_va_mapping(page, entry, Uvmf::INVLPG) } {
         console::emergency_print(format_args!("cannot map shared_info: {e}\n"));
         shutdown(ShutdownReason::Crash);
     }

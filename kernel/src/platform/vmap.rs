@@ -19,7 +19,7 @@ use crate::platform::mm;
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::mmu::MmuUpdate;
-use hypercall::abi::xen::uvmf;
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::mmu;
 use hypercall::{Mfn, XenError, PAGE_SIZE};
 use spin::Mutex;
@@ -64,7 +64,7 @@ fn new_table() -> Result<Mfn, XenError> {
     // from Rust (only its address is kept): it becomes a page table, which
     // the direct map may only map read-only.
     unsafe {
-        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, uvmf::INVLPG)
+        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, Uvmf::INVLPG)
     }?;
     Ok(mfn)
 }
@@ -80,7 +80,7 @@ fn l1_slot(va: u64, create: bool) -> Result<(Mfn, usize), XenError> {
             e.mfn()
         } else if create {
             let child = new_table()?;
-            let link = [MmuUpdate::pt(entry_addr(table, i).0, Pte::new(child, TABLE_FLAGS).0)];
+            let link = [MmuUpdate::pt(entry_addr(table, i), Pte::new(child, TABLE_FLAGS).0)];
             // SAFETY: the entry was empty, so no mapping changes; the new
             // table is zeroed and mapped nowhere writable.
             unsafe { mmu::mmu_update(&link) }.map_err(|e| e.error)?;
@@ -128,7 +128,7 @@ pub unsafe fn map(va: VirtAddr, mfns: &[Mfn], writable: bool) -> Result<(), XenE
             let (table, i) = l1_slot(page, false)?;
             let pte = Pte::new(mfn, DATA_FLAGS);
             let pte = if writable { pte } else { pte.read_only() };
-            *req = MmuUpdate::pt(entry_addr(table, i).0, pte.0);
+            *req = MmuUpdate::pt(entry_addr(table, i), pte.0);
         }
         // SAFETY: the caller vouches for the frames and the old mappings.
         unsafe { mmu::mmu_update(&reqs[..chunk.len()]) }.map_err(|e| e.error)?;
@@ -144,7 +144,7 @@ pub unsafe fn unmap(va: VirtAddr, pages: u64) -> Result<(), XenError> {
     for k in 0..pages {
         let page = va.0 + k * PAGE;
         // SAFETY: passed on from the caller.
-        unsafe { mmu::update_va_mapping(page as usize, 0, uvmf::INVLPG) }?;
+        unsafe { mmu::update_va_mapping(page as usize, 0, Uvmf::INVLPG) }?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::platform::{self, mm};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use hypercall::{Pfn, PAGE_SIZE};
+use hypercall::{FrameRange, Pfn, PAGE_SIZE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -169,16 +169,17 @@ pub fn run(s: &mut Suite) {
         };
         let during = mm::current_reservation().unwrap_or(0);
         let map = mm::direct_map();
-        let unmapped = (holes.start.0..holes.end.0)
-            .all(|p| mm::lookup(map.virt(Pfn(p))).is_none() && platform::pfn_to_mfn(Pfn(p)) == Some(hypercall::Mfn(!0)));
+        let unmapped = holes
+            .frames()
+            .all(|p| mm::lookup(map.virt(p)).is_none() && platform::pfn_to_mfn(p) == Some(hypercall::Mfn(!0)));
         if let Err(e) = mm::balloon_in(holes.clone()) {
             fail!(d, "balloon in: {e}");
         }
         let after = mm::current_reservation().unwrap_or(0);
-        let remapped = (holes.start.0..holes.end.0).all(|p| {
-            let mfn = platform::pfn_to_mfn(Pfn(p));
-            mm::lookup(map.virt(Pfn(p))).map(|e| e.mfn()) == mfn
-                && mfn.and_then(platform::mfn_to_pfn) == Some(Pfn(p))
+        let remapped = holes.frames().all(|p| {
+            let mfn = platform::pfn_to_mfn(p);
+            mm::lookup(map.virt(p)).map(|e| e.mfn()) == mfn
+                && mfn.and_then(platform::mfn_to_pfn) == Some(p)
         });
         note!(
             d,
