@@ -163,6 +163,13 @@ impl<E: BlkEnv> Connecting<E> {
                 Ok(BlkFront::new(self.env, self.dev, self.config, self.queues, geometry, features))
             }
             Err(e) => {
+                // Tell the backend we gave up and let it unmap the rings
+                // before they are revoked, unless the node is a new
+                // device's by now.
+                if let Ok(true) = device::close_state(bus, &self.dev, XenbusState::Closed) {
+                    let t = self.config.xenbus_timeout;
+                    wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
+                }
                 let queues = core::mem::take(&mut self.queues);
                 release_all(&mut self.env, queues);
                 Err(e)

@@ -4,7 +4,7 @@
 
 use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
-use super::rx::{RxPacket, RxQueue};
+use super::rx::{Buffer, RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
 use super::{HostError, NetHost, Stats};
 use crate::ring::RingError;
@@ -200,7 +200,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
     }
 
     /// Revokes every grant; returns the pages the backend still maps.
-    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
         let mut kept = self.rx.release(host, stats);
         kept.extend(self.tx.release(host, stats));
         kept
@@ -298,10 +298,10 @@ impl<H: NetHost> Netfront<H> {
             Ok(())
         });
         if let Err(e) = connected {
-            // Unless the node already belongs to a new device.
-            let _ = device::close_state(bus, dev, XenbusState::Closed);
-            nf.close_channels(host);
-            let kept = nf.release(host);
+            // The backend may have mapped the rings already: close with it
+            // and let it unmap before revoking (unless the node belongs to
+            // a new device by now). Pages it still maps are never reused.
+            let (_, kept) = nf.disconnect(bus, host, cfg.timeout);
             core::mem::forget(kept);
             return Err(e);
         }
@@ -463,7 +463,7 @@ impl<H: NetHost> Netfront<H> {
     }
 
     /// Revokes all grants; returns the pages the backend still maps.
-    fn release(self, host: &mut H) -> (Stats, Vec<H::Page>) {
+    fn release(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
         let mut stats = self.stats;
         let mut kept = Vec::new();
         for q in self.queues {
@@ -487,7 +487,7 @@ impl<H: NetHost> Netfront<H> {
         bus: &mut Bus<T>,
         host: &mut H,
         timeout: Duration,
-    ) -> (Stats, Vec<H::Page>) {
+    ) -> (Stats, Vec<Buffer<H::Page>>) {
         let dev = self.dev.clone();
         let written = match device::close_state(bus, &dev, XenbusState::Closed) {
             Ok(w) => w,
@@ -501,7 +501,8 @@ impl<H: NetHost> Netfront<H> {
                 Ok(_) => {}
                 // Gone already (the toolstack removed it): nothing maps our pages.
                 Err(XenbusError::BackendTimeout { last: None, .. })
-                | Err(XenbusError::BackendGone { .. }) => {}
+                | Err(XenbusError::BackendGone { .. })
+                | Err(XenbusError::Vanished { .. }) => {}
                 Err(e) => log::warn!("netfront: {}: {e}", dev.frontend),
             }
         }
@@ -512,7 +513,7 @@ impl<H: NetHost> Netfront<H> {
     /// id now names a new device): closes the event channels and revokes
     /// every grant the backend no longer maps. Returns the final counters
     /// and the pages still mapped (never reuse them).
-    pub fn abandon(self, host: &mut H) -> (Stats, Vec<H::Page>) {
+    pub fn abandon(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
         self.close_channels(host);
         self.release(host)
     }

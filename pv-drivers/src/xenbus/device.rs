@@ -351,7 +351,16 @@ pub fn wait_for_backend<T: Transport>(
                 break Err(XenbusError::BackendGone { backend: dev.backend.clone(), last })
             }
             (_, Some(s)) => seen = Some(s),
-            (None, None) => {}
+            (None, None) => {
+                // Not there yet, or never again: is the device itself
+                // still there, with this backend?
+                match bus.xs.read_opt(&format!("{}/backend", dev.frontend)) {
+                    Ok(Some(b))
+                        if b.strip_suffix(b"\0").unwrap_or(&b) == dev.backend.as_bytes() => {}
+                    Ok(_) => break Err(XenbusError::Vanished { frontend: dev.frontend.clone() }),
+                    Err(e) => break Err(e.into()),
+                }
+            }
         }
         match bus.next_event_for(&token, Some(deadline)) {
             Ok(_) => {}

@@ -154,6 +154,8 @@ pub enum Cause {
     /// The re-examination timer, with no event since the last scan: a
     /// change no event announced.
     Timer,
+    /// The retry of a failed connect, once its wait was over.
+    Retry,
 }
 
 /// Why a connected device was let go.
@@ -251,10 +253,11 @@ impl<C: fmt::Display> fmt::Display for Happening<C> {
                     write!(f, ", {} ms after its last detach", ms(*d))?;
                 }
                 write!(f, "; backend {backend}")?;
-                if *cause == Cause::Timer {
-                    f.write_str(" (found by the re-examination timer, no watch event)")?;
+                match cause {
+                    Cause::Timer => f.write_str(" (found by the re-examination timer, no watch event)"),
+                    Cause::Retry => f.write_str(" (on a retry)"),
+                    Cause::Event => Ok(()),
                 }
-                Ok(())
             }
             Happening::Detached { dev, number, why, connected_for, closed, cause, .. } => {
                 write!(
@@ -348,7 +351,28 @@ struct Seen {
     id: String,
     info: Result<DeviceInfo, String>,
     frontend: Node,
-    backend: Option<Node>,
+    /// The backend's state and `online` (`None` until read).
+    backend: Option<(Node, Online)>,
+}
+
+/// The backend's `online` node: 0 while the toolstack removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Online {
+    Yes,
+    /// `online` = 0: the toolstack is taking it away.
+    No,
+    /// Absent or not a number.
+    Unknown,
+}
+
+impl Online {
+    fn from_value(v: Option<&[u8]>) -> Online {
+        match v.and_then(text) {
+            Some("0") => Online::No,
+            Some(t) if t.parse::<u64>().is_ok_and(|n| n != 0) => Online::Yes,
+            _ => Online::Unknown,
+        }
+    }
 }
 
 /// The frontends of one kind (`vif`, `vbd`...), driven by one [`Driver`].
@@ -650,15 +674,16 @@ impl<D: Driver> Hotplug<D> {
                 paths.push(format!("{}/{id}/{key}", self.dir));
             }
         }
-        // The backend state of devices we know, read at the same time on
-        // the guess that their backend path did not change.
-        let guesses: Vec<Option<String>> = ids
-            .iter()
-            .map(|id| self.slots.get(id).map(|s| format!("{}/state", s.info.backend)))
-            .collect();
-        paths.extend(guesses.iter().flatten().cloned());
+        // The backend state and `online` of devices we know, read at the
+        // same time on the guess that their backend path did not change.
+        let guesses: Vec<Option<String>> =
+            ids.iter().map(|id| self.slots.get(id).map(|s| s.info.backend.clone())).collect();
+        for g in guesses.iter().flatten() {
+            paths.push(format!("{g}/state"));
+            paths.push(format!("{g}/online"));
+        }
         let values = read_all(bus, &paths)?;
-        let (fronts, mut guessed) = (values.chunks(3), values[3 * ids.len()..].iter());
+        let (fronts, mut guessed) = (values.chunks(3), values[3 * ids.len()..].chunks(2));
         let mut seen = Vec::with_capacity(ids.len());
         for ((id, v), guess) in ids.iter().zip(fronts).zip(&guesses) {
             let guessed_value = guess.as_ref().and_then(|_| guessed.next());
@@ -670,9 +695,10 @@ impl<D: Driver> Hotplug<D> {
             let frontend = format!("{}/{id}", self.dir);
             let info = parse_info(&self.kind, id, frontend, v[0].as_deref(), v[1].as_deref());
             let backend = match (&info, guess, guessed_value) {
-                (Ok(i), Some(g), Some(value)) if *g == format!("{}/state", i.backend) => {
-                    Some(Node::from_value(value.as_deref()))
-                }
+                (Ok(i), Some(g), Some([state, online])) if *g == i.backend => Some((
+                    Node::from_value(state.as_deref()),
+                    Online::from_value(online.as_deref()),
+                )),
                 _ => None,
             };
             seen.push(Seen {
@@ -685,13 +711,19 @@ impl<D: Driver> Hotplug<D> {
         let missing: Vec<usize> = (0..seen.len())
             .filter(|&i| seen[i].backend.is_none() && seen[i].info.is_ok())
             .collect();
-        let paths: Vec<String> = missing
-            .iter()
-            .filter_map(|&i| seen[i].info.as_ref().ok().map(|d| format!("{}/state", d.backend)))
-            .collect();
+        let mut paths = Vec::new();
+        for &i in &missing {
+            if let Ok(d) = &seen[i].info {
+                paths.push(format!("{}/state", d.backend));
+                paths.push(format!("{}/online", d.backend));
+            }
+        }
         let values = read_all(bus, &paths)?;
-        for (&i, v) in missing.iter().zip(values) {
-            seen[i].backend = Some(Node::from_value(v.as_deref()));
+        for (&i, v) in missing.iter().zip(values.chunks(2)) {
+            seen[i].backend = Some((
+                Node::from_value(v[0].as_deref()),
+                Online::from_value(v.get(1).and_then(|o| o.as_deref())),
+            ));
         }
         Ok(seen)
     }
@@ -756,7 +788,7 @@ impl<D: Driver> Hotplug<D> {
                 Some(old) => old,
                 None => self.new_slot(bus, &s.id, info, now, out),
             };
-            let backend = s.backend.unwrap_or(Node::Absent);
+            let (backend, online) = s.backend.unwrap_or((Node::Absent, Online::Unknown));
             if let Node::Garbage(v) = &backend {
                 let what = format!("{}/state = {v:?} is not a xenbus state", slot.info.backend);
                 if slot.told.insert(what.clone()) {
@@ -766,7 +798,7 @@ impl<D: Driver> Hotplug<D> {
                     });
                 }
             }
-            self.step(bus, driver, &s.id, &mut slot, &s.frontend, &backend, cause, out);
+            self.step(bus, driver, &s.id, &mut slot, (&s.frontend, &backend, online), cause, out);
             slot.last = (s.frontend, backend);
             self.slots.insert(s.id, slot);
         }
@@ -885,8 +917,7 @@ impl<D: Driver> Hotplug<D> {
         driver: &mut D,
         id: &str,
         slot: &mut Slot<D::Device>,
-        fe: &Node,
-        be: &Node,
+        (fe, be, online): (&Node, &Node, Online),
         cause: Cause,
         out: &mut Vec<Happening<D::Closed>>,
     ) {
@@ -960,6 +991,24 @@ impl<D: Driver> Hotplug<D> {
                     slot.seen_at = now;
                     Self::set_phase(slot, Phase::Waiting, now);
                 }
+                // Both closed and the toolstack is not taking the device
+                // away (`online` is not 0): the backend failed on its own.
+                // After a short wait (a removal in progress would have
+                // gone by then), start over: Initialising asks it to wait
+                // for us again.
+                (Node::State(f @ Closed), Node::State(Closed))
+                    if online != Online::No && now >= slot.phase_since.after(self.cfg.retry) =>
+                {
+                    let f = *f;
+                    let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
+                        a == Some(f) && b == Some(Closed)
+                    };
+                    if self.write_guarded(bus, id, slot, Initialising, guard, out) {
+                        slot.seen_at = now;
+                        Self::set_phase(slot, Phase::Waiting, now);
+                    }
+                    return;
+                }
                 _ => return,
             }
         }
@@ -994,7 +1043,7 @@ impl<D: Driver> Hotplug<D> {
             // A backend that closed after our failed attempt (or that we
             // closed, below): Initialising asks it to wait for us again
             // (netback, blkback).
-            (Some(f), Some(Closed)) if f != Initialising && retry_due => {
+            (Some(f), Some(Closed)) if f != Initialising && retry_due && online != Online::No => {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Closed)
                 };
@@ -1068,6 +1117,10 @@ impl<D: Driver> Hotplug<D> {
         cause: Cause,
         out: &mut Vec<Happening<D::Closed>>,
     ) {
+        let cause = match slot.phase {
+            Phase::Failed { .. } => Cause::Retry,
+            _ => cause,
+        };
         let result = driver.connect(bus, &slot.info);
         let now = bus.now();
         let dev = format!("{}/{id}", self.kind);
