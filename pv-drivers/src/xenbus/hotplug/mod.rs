@@ -390,6 +390,8 @@ pub struct Hotplug<D: Driver> {
     next_check: Option<Instant>,
     lost_seen: u64,
     counters: Counters,
+    /// The last scan's failure, if it failed (said once).
+    scan_error: Option<String>,
 }
 
 /// Reads every path in one pipelined round trip. An absent node (or one
@@ -490,6 +492,7 @@ impl<D: Driver> Hotplug<D> {
             next_check: None,
             lost_seen: 0,
             counters: Counters::default(),
+            scan_error: None,
         }
     }
 
@@ -598,13 +601,23 @@ impl<D: Driver> Hotplug<D> {
                 true
             }
             Err(e) => {
-                out.push(Happening::Problem {
-                    dev: self.kind.clone(),
-                    what: format!("cannot read {}: {e}; trying again", self.dir),
-                });
+                // Said once until a scan succeeds again: a store that
+                // keeps failing must not flood the console every second.
+                let what = format!(
+                    "cannot read {}: {e}; trying again every {} ms",
+                    self.dir,
+                    ms(self.cfg.recheck)
+                );
+                if self.scan_error.as_ref() != Some(&what) {
+                    out.push(Happening::Problem { dev: self.kind.clone(), what: what.clone() });
+                    self.scan_error = Some(what);
+                }
                 false
             }
         };
+        if scanned {
+            self.scan_error = None;
+        }
         let now = bus.now();
         let mut unsettled = !scanned;
         for (id, slot) in &mut self.slots {

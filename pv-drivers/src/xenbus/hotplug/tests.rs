@@ -1049,8 +1049,35 @@ fn broken_entries_are_reported_clearly_and_do_not_stop_the_others() {
     assert_eq!(mgr.ids().collect::<Vec<_>>(), ["4"]);
 }
 
-/// Random scripts of detach/attach cycles of every kind, random points
-/// for every act, random event fates. Fixed seeds.
+#[test]
+fn a_store_that_keeps_failing_is_said_once_and_retried() {
+    let h = Harness::new(GUEST);
+    let world = Rc::new(RefCell::new(World::new(12, &[Act::Create { be_dom: 0 }, Act::Probe])));
+    setup(&h, &world);
+    let mut bus = Bus::new(h.client());
+    let mut mgr = manager(&mut bus);
+    let mut drv = test_driver();
+    // The guest may not read its device directory for a while.
+    world.borrow_mut().act(&mut h.fake(), true);
+    let dir = "/local/domain/7/device/vif";
+    let perms = h.fake().perms(dir).unwrap();
+    h.fake().set_perms_as(DomId(0), dir, &[Perm::new(DomId(0), Access::None)]).unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..5 {
+        mgr.kick();
+        lines.extend(mgr.poll(&mut bus, &mut drv).into_iter().map(|h| h.to_string()));
+        let deadline = mgr.next_deadline().expect("a failed scan is retried on the timer");
+        assert!(deadline > bus.now());
+    }
+    assert_eq!(
+        lines,
+        ["hotplug: vif: cannot read device/vif: xenstore: Xs(EACCES); trying again every 1000 ms"]
+    );
+    h.fake().set_perms_as(DomId(0), dir, &perms).unwrap();
+    let run = drive(&h, &world, &mut mgr, &mut drv, &mut bus, None);
+    check_end(&h, &world.borrow(), &mgr, &drv, &run);
+}
+
 /// A random script: a first device, then 3 to 6 changes of every kind
 /// (with `other_domain`, also to a backend in another domain).
 fn random_script(rng: &mut Rng, other_domain: bool) -> Vec<Act> {
@@ -1072,6 +1099,8 @@ fn random_script(rng: &mut Rng, other_domain: bool) -> Vec<Act> {
     script
 }
 
+/// Random scripts of detach/attach cycles of every kind, random points
+/// for every act, random event fates. Fixed seeds.
 fn explore(seeds: core::ops::Range<u64>, events: Events, p_react: u64) {
     for seed in seeds {
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
