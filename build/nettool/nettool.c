@@ -16,6 +16,13 @@
  *                                     the flows (and the queues they hash
  *                                     to) are known in advance
  *   nettool serve                     echo on 7, discard on 9, source on 19
+ *   nettool ping IP INTERVAL_MS FILE  ICMP echo every INTERVAL_MS until
+ *                                     SIGTERM; after each reply FILE holds
+ *                                     its arrival time (CLOCK_BOOTTIME ms,
+ *                                     the clock of /proc/uptime, right-
+ *                                     aligned in 20 columns); one line per
+ *                                     outage (no reply for 3 intervals)
+ *                                     when it ends, a summary at the end
  *
  * Every mode prints one line: "NETTOOL <mode> key=value ...".
  */
@@ -23,6 +30,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,6 +291,98 @@ static int mode_serve(void) {
     }
 }
 
+static uint64_t boot_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_BOOTTIME, &t);
+    return (uint64_t)t.tv_sec * 1000ull + (uint64_t)t.tv_nsec / 1000000ull;
+}
+
+static volatile sig_atomic_t ping_stop;
+static void on_term(int sig) {
+    (void)sig;
+    ping_stop = 1;
+}
+
+static uint16_t icmp_sum(const void *data, size_t n) {
+    const uint8_t *b = data;
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+    if (n & 1) sum += (uint32_t)(b[n - 1] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return htons((uint16_t)~sum);
+}
+
+/* A running ping that keeps the time of its last reply in a file a shell
+ * can read without forking, and reports every outage. */
+static int mode_ping(const char *ip, long interval_ms, const char *path) {
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof to);
+    to.sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip, &to.sin_addr) != 1 || interval_ms < 1) {
+        errno = EINVAL;
+        die("address or interval");
+    }
+    int s = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    if (s < 0) die("raw socket");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) die("file");
+    char line[32];
+    snprintf(line, sizeof line, "%20llu\n", 0ull);
+    if (pwrite(fd, line, 21, 0) != 21) die("file write");
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    uint16_t id = (uint16_t)getpid();
+    uint64_t sent = 0, replies = 0, outages = 0, max_gap = 0, last = 0;
+    uint64_t next = boot_ms();
+    while (!ping_stop) {
+        uint64_t now = boot_ms();
+        if (now >= next) {
+            unsigned char pkt[8 + 16];
+            memset(pkt, 0, sizeof pkt);
+            pkt[0] = ICMP_ECHO;
+            pkt[4] = (unsigned char)(id >> 8);
+            pkt[5] = (unsigned char)id;
+            pkt[6] = (unsigned char)(sent >> 8);
+            pkt[7] = (unsigned char)sent;
+            memcpy(pkt + 8, &now, sizeof now);
+            uint16_t c = icmp_sum(pkt, sizeof pkt);
+            memcpy(pkt + 2, &c, 2);
+            /* A vif being detached makes sends fail now and then: fine. */
+            sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
+            sent++;
+            next += (uint64_t)interval_ms;
+            if (next < now) next = now + (uint64_t)interval_ms;
+        }
+        struct pollfd p = {s, POLLIN, 0};
+        uint64_t wait = next > now ? next - now : 0;
+        if (poll(&p, 1, (int)wait) <= 0) continue;
+        unsigned char buf[1500];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t r = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+        if (r < 20) continue;
+        size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
+        if ((size_t)r < ihl + 8 || from.sin_addr.s_addr != to.sin_addr.s_addr) continue;
+        const unsigned char *icmp = buf + ihl;
+        if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id) continue;
+        uint64_t t = boot_ms();
+        if (last && t - last > 3 * (uint64_t)interval_ms) {
+            outages++;
+            if (t - last > max_gap) max_gap = t - last;
+            printf("NETTOOL ping outage from_ms=%llu to_ms=%llu ms=%llu\n", (unsigned long long)last,
+                   (unsigned long long)t, (unsigned long long)(t - last));
+        }
+        last = t;
+        replies++;
+        snprintf(line, sizeof line, "%20llu\n", (unsigned long long)t);
+        if (pwrite(fd, line, 21, 0) != 21) die("file write");
+    }
+    printf("NETTOOL ping sent=%llu replies=%llu outages=%llu max_gap_ms=%llu\n",
+           (unsigned long long)sent, (unsigned long long)replies, (unsigned long long)outages,
+           (unsigned long long)max_gap);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 5 && !strcmp(argv[1], "send")) return mode_send(argv[2], atoi(argv[3]), strtoull(argv[4], 0, 0));
@@ -290,6 +392,7 @@ int main(int argc, char **argv) {
         return mode_echo(argv[2], atoi(argv[3]), atol(argv[4]), (size_t)atol(argv[5]), strtoull(argv[6], 0, 0), atoi(argv[7]),
                          argc >= 9 ? argv[8] : NULL);
     if (argc >= 2 && !strcmp(argv[1], "serve")) return mode_serve();
-    fprintf(stderr, "usage: nettool send|recv IP PORT BYTES | rr IP PORT COUNT SIZE | echo IP PORT TRIPS MAX SEED CONNS [LPORT,...] | serve\n");
+    if (argc >= 5 && !strcmp(argv[1], "ping")) return mode_ping(argv[2], atol(argv[3]), argv[4]);
+    fprintf(stderr, "usage: nettool send|recv IP PORT BYTES | rr IP PORT COUNT SIZE | echo IP PORT TRIPS MAX SEED CONNS [LPORT,...] | serve | ping IP INTERVAL_MS FILE\n");
     return 64;
 }

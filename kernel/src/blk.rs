@@ -30,7 +30,8 @@ pub struct KernelEnv {
 }
 
 impl KernelEnv {
-    fn new() -> Result<Self, BlkError> {
+    /// A device's environment: a free event counter slot.
+    pub fn new() -> Result<Self, BlkError> {
         let mut used = USED.lock();
         let slot = used
             .iter()
@@ -144,4 +145,14 @@ pub fn open(dev: DeviceInfo, config: Config) -> Result<Disk, BlkError> {
     let env = KernelEnv::new()?;
     xenbus::with(|bus| blkfront::start(bus, env, dev, config).and_then(|c| c.finish(bus)))
         .unwrap_or_else(|| Err(BlkError::Resource("no XenStore".into())))
+}
+
+/// Grant references in use in the whole table, and grants kept out of use
+/// because a peer still maps them.
+pub fn grant_table_line() -> String {
+    crate::grants::with(|t| {
+        let s = t.stats();
+        alloc::format!("grant table: {} in use, {} quarantined", s.in_use, s.quarantined)
+    })
+    .unwrap_or_else(|| "grant table: unavailable".into())
 }

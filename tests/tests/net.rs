@@ -56,7 +56,7 @@ if wait_console http "http: ready" 1 90 && wait_console http "connected: mac" 1 
     http_get /status.json /tmp/json; echo "[xl check] json-rc $?"
     sed 's/^/[xl json] /' /tmp/json
     xl network-detach http 0; echo "[xl check] detach-rc $?"
-    wait_console http "disconnected" 1 60
+    wait_console http "hotplug: vif/0: detached #1" 1 60
     xl network-attach http mac=00:16:3e:0c:00:02 bridge=xenbr0; echo "[xl check] attach-rc $?"
     wait_console http "connected: mac" 2 60
     ok=1
@@ -263,7 +263,7 @@ fn the_vif_detaches_and_reattaches_and_the_service_answers_again() {
     let run = http();
     assert_eq!(check(run, "detach-rc"), "0", "{}", run.describe());
     assert_eq!(check(run, "attach-rc"), "0", "{}", run.describe());
-    assert_console_contains(run, "disconnected (backend");
+    assert_console_contains(run, "hotplug: vif/0: detached #1 (backend Closing (5))");
     assert_eq!(check(run, "wget-after-reattach-rc"), "0", "{}", run.describe());
     assert_eq!(check(run, "ping-after-reattach-rc"), "0", "{}", run.describe());
     assert!(
@@ -274,10 +274,13 @@ fn the_vif_detaches_and_reattaches_and_the_service_answers_again() {
     // Every grant of the first attachment was revoked.
     assert_console_contains(run, "still mapped and kept");
     assert!(
-        run.console.iter().any(|l| l.contains("disconnected") && l.contains(", 0 still mapped")),
+        run.console
+            .iter()
+            .any(|l| l.contains("hotplug: vif/0: detached #1") && l.contains(", 0 still mapped")),
         "{}",
         run.describe()
     );
+    assert_console_contains(run, "hotplug: vif/0: attached #2 in ");
     assert_result(run, &GuestResult::Poweroff);
 }
 

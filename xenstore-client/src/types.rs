@@ -44,6 +44,11 @@ impl Instant {
         Instant(self.0.saturating_add(ns))
     }
 
+    /// How long after `earlier` `self` is (zero if it is not after it).
+    pub fn since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
     /// Whether `deadline` (if any) has passed at `self`.
     pub fn reached(self, deadline: Option<Instant>) -> bool {
         deadline.is_some_and(|d| self >= d)
@@ -61,5 +66,7 @@ mod tests {
         assert!(Instant(10).reached(Some(Instant(10))));
         assert!(!Instant(9).reached(Some(Instant(10))));
         assert!(!Instant(u64::MAX).reached(None));
+        assert_eq!(Instant(12).since(Instant(5)), Duration::from_nanos(7));
+        assert_eq!(Instant(5).since(Instant(12)), Duration::ZERO);
     }
 }

@@ -14,6 +14,15 @@
 //!   outstanding, at the start and again after each disk closes, so a
 //!   script can detach while I/O is going on.
 //!
+//! - `blk.mode=hotplug`: disks come and go (`xl block-attach`,
+//!   `xl block-detach`) under the xenbus hotplug manager; after each
+//!   attach of a disk, the first `blk.hotplug_kib` KiB (default 1024) must
+//!   hold what its previous attach wrote (`blk.seed` + attach number - 1),
+//!   then get the next pattern (+ attach number), flushed and read back.
+//!   One `blk: hotplug: NAME: attach #N: ...` line each. Ends at
+//!   `xl shutdown`, or after `blk.soak_s` seconds (default 300), with
+//!   every disk closed.
+//!
 //! - `blk.mode=bench`: on the first writable disk, sequential write and
 //!   read (1 MiB requests over `blk.bench_mib` MiB, default 32), then
 //!   4 KiB random reads and writes at queue depth 1 and 32
@@ -32,7 +41,9 @@ use crate::{kprintln, platform, xenbus};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use pv_drivers::blkfront::hotplug::VbdDriver;
 use pv_drivers::blkfront::{BlkError, Config};
+use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
 
 /// Chunk lengths, cycled: odd sizes so requests start and end anywhere.
 const CHUNKS: &[usize] = &[3, 509, 65_536, 151_563, 1 << 20, 777_777, 4096, 8191];
@@ -64,6 +75,11 @@ fn log_problems(name: &str, d: &mut Disk) {
 
 fn write_disk(name: &str, d: &mut Disk, seed: u64) -> Result<(), BlkError> {
     let size = d.geometry().bytes();
+    write_span(name, d, seed, size)
+}
+
+/// Writes the pattern of `seed` over the first `size` bytes, flushes.
+fn write_span(name: &str, d: &mut Disk, seed: u64, size: u64) -> Result<(), BlkError> {
     let t0 = platform::now_ns();
     let mut off = 0u64;
     let mut buf = vec![0u8; *CHUNKS.iter().max().unwrap()];
@@ -87,6 +103,11 @@ fn write_disk(name: &str, d: &mut Disk, seed: u64) -> Result<(), BlkError> {
 /// `Ok(None)` if every byte matches, `Ok(Some(offset))` at the first that does not.
 fn verify_disk(name: &str, d: &mut Disk, seed: u64) -> Result<Option<u64>, BlkError> {
     let size = d.geometry().bytes();
+    verify_span(name, d, seed, size)
+}
+
+/// Checks the first `size` bytes hold the pattern of `seed`.
+fn verify_span(name: &str, d: &mut Disk, seed: u64, size: u64) -> Result<Option<u64>, BlkError> {
     let t0 = platform::now_ns();
     let mut off = 0u64;
     let mut buf = vec![0u8; *CHUNKS.iter().max().unwrap()];
@@ -160,8 +181,18 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         Some(Err(_)) => return Err(AppError::BadSetting("blk.seed= takes a number")),
     };
     let mode = cmd.get("blk.mode").unwrap_or("write");
-    if !matches!(mode, "write" | "verify" | "soak" | "bench") {
-        return Err(AppError::BadSetting("blk.mode= takes write, verify, soak or bench"));
+    if !matches!(mode, "write" | "verify" | "soak" | "bench" | "hotplug") {
+        return Err(AppError::BadSetting("blk.mode= takes write, verify, soak, bench or hotplug"));
+    }
+    if mode == "hotplug" {
+        let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
+        let kib = cmd.get("blk.hotplug_kib").and_then(|v| v.parse().ok()).unwrap_or(1024u64);
+        let (passed, failed) = hotplug_disks(seed, secs, kib * 1024);
+        kprintln!("blk: hotplug: done, {passed} attach(es) verified, {failed} failed");
+        if failed > 0 {
+            return Err(AppError::TestsFailed { failed, passed });
+        }
+        return Ok(());
     }
     let disks = open_all();
     kprintln!("blk: {} disk(s), mode {mode}, seed {seed}", disks.len());
@@ -408,4 +439,136 @@ fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
     d.flush()?;
     kprintln!("blk: {name}: bench done");
     Ok(())
+}
+
+/// `blk.mode=hotplug`: see the module docs. Returns the attaches verified
+/// and failed.
+fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
+    use crate::xenbus::control;
+    let mut drv = VbdDriver::new(blk::KernelEnv::new, Config::default());
+    let mut disks = Hotplug::new("vbd", hotplug::Config::default());
+    kprintln!("blk: hotplug: {} before any disk", blk::grant_table_line());
+    if let Some(Err(e)) = xenbus::with(|bus| disks.start(bus)) {
+        kprintln!("blk: hotplug: cannot watch device/vbd: {e}; found by re-examination only");
+    }
+    let deadline = platform::now_ns() + secs * 1_000_000_000;
+    let (mut passed, mut failed) = (0u32, 0u32);
+    let mut shutdown = false;
+    kprintln!("blk: hotplug: ready");
+    while !shutdown && platform::now_ns() < deadline {
+        let happened = xenbus::with(|bus| disks.poll(bus, &mut drv)).unwrap_or_default();
+        for h in happened {
+            kprintln!("{h}");
+            match h {
+                Happening::Attached { id, number, .. } => {
+                    let name =
+                        id.parse().map_or_else(|_| id.clone(), pv_drivers::blkfront::vbd_name);
+                    let Some(d) = disks.device_mut(&id) else { continue };
+                    match check_attach(&name, d, seed, number, span) {
+                        Ok(what) => {
+                            passed += 1;
+                            kprintln!("blk: hotplug: {name}: attach #{number}: {what}");
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            kprintln!("blk: hotplug: {name}: attach #{number}: FAILED: {e}");
+                        }
+                    }
+                    log_problems(&name, d);
+                    kprintln!("blk: hotplug: {}", blk::grant_table_line());
+                }
+                Happening::Detached { .. } => {
+                    kprintln!("blk: hotplug: {}", blk::grant_table_line());
+                }
+                _ => {}
+            }
+        }
+        // Sleep until an event, the manager's next re-examination, or 1 s.
+        let now = platform::now_ns();
+        let wake = disks
+            .next_deadline()
+            .map_or(now + 1_000_000_000, |t| t.0)
+            .min(now + 1_000_000_000)
+            .min(deadline);
+        let ev = xenbus::with(|bus| bus.next_event(Some(xenstore_client::Instant(wake))));
+        let mut next = match ev {
+            Some(Ok(ev)) => Some(ev),
+            Some(Err(xenstore_client::Error::TimedOut)) | None => None,
+            Some(Err(e)) => {
+                log::warn!("blk: hotplug: xenstore: {e:?}; re-reading the disks");
+                disks.kick();
+                None
+            }
+        };
+        while let Some(ev) = next.take() {
+            match ev.token.as_str() {
+                control::SHUTDOWN_TOKEN => {
+                    let req = xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                    if let Some(req) = req {
+                        kprintln!("blk: hotplug: {req:?} requested by the toolstack");
+                        shutdown = true;
+                    }
+                }
+                token => {
+                    disks.on_event(token);
+                }
+            }
+            next = xenbus::with(|bus| {
+                let now = bus.now();
+                bus.next_event(Some(now)).ok()
+            })
+            .flatten();
+        }
+    }
+    for h in xenbus::with(|bus| disks.shutdown(bus, &mut drv)).unwrap_or_default() {
+        kprintln!("{h}");
+    }
+    let c = disks.counters();
+    kprintln!(
+        "blk: hotplug: {} attaches, {} detaches, {} scans ({} by the timer), {} found by the timer, {} connect failures; {}",
+        c.attaches, c.detaches, c.scans, c.timer_scans, c.found_by_timer, c.connect_failures,
+        blk::grant_table_line()
+    );
+    (passed, failed)
+}
+
+/// After attach `number` of a disk: what the previous attach wrote must be
+/// there; then this attach's pattern goes on, flushed and read back.
+fn check_attach(
+    name: &str,
+    d: &mut Disk,
+    seed: u64,
+    number: u32,
+    span: u64,
+) -> Result<String, String> {
+    let span = span.min(d.geometry().bytes());
+    let e = |e: BlkError| alloc::format!("{e}");
+    let mine = seed + u64::from(number);
+    let mut what = String::new();
+    if number > 1 {
+        match verify_span(name, d, mine - 1, span).map_err(e)? {
+            None => what.push_str(&alloc::format!(
+                "previous attach's pattern (seed {}) intact over {span} bytes; ",
+                mine - 1
+            )),
+            Some(off) => {
+                return Err(alloc::format!(
+                    "previous attach's pattern (seed {}) MISMATCH at byte offset {off}",
+                    mine - 1
+                ))
+            }
+        }
+    }
+    if d.geometry().read_only {
+        what.push_str("read-only, not written");
+        return Ok(what);
+    }
+    write_span(name, d, mine, span).map_err(e)?;
+    match verify_span(name, d, mine, span).map_err(e)? {
+        None => {
+            what.push_str(&alloc::format!("wrote seed {mine} and read it back"));
+            Ok(what)
+        }
+        Some(off) => Err(alloc::format!("read back seed {mine}: MISMATCH at byte offset {off}")),
+    }
 }

@@ -9,18 +9,20 @@ use super::device::NetDev;
 use super::host::{self, KernelHost};
 use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
-use crate::xenbus::device::{self, XenbusState};
 use crate::xenbus::{self, control};
-use crate::{kprintln, platform, timer};
+use crate::{grants, kprintln, platform, timer};
 use alloc::collections::VecDeque;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
+use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
 use pv_drivers::netfront::Stats;
+use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
@@ -53,9 +55,6 @@ pub trait Service {
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
 }
-
-const DEVICE_TOKEN: &str = "net-device";
-const BACKEND_TOKEN: &str = "net-backend";
 
 fn now() -> Instant {
     Instant::from_micros((platform::uptime_ns() / 1000) as i64)
@@ -93,74 +92,110 @@ fn add(a: &mut Stats, b: &Stats) {
 }
 
 struct Net {
-    host: KernelHost,
-    nf: Option<Netfront<KernelHost>>,
+    /// The vifs: attached, detached and re-attached by the hotplug manager.
+    vifs: Hotplug<VifDriver<KernelHost>>,
+    drv: VifDriver<KernelHost>,
+    /// The vif the interface uses (the first connected one).
+    current: Option<String>,
     iface: Option<Interface>,
     /// The address from `ip=`; `None`: DHCP.
     cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
-    cfg: NetConfig,
+}
+
+/// Grant references in use in the whole table, and grants kept out of
+/// use because a peer still maps them: after a detach, back to what they
+/// were before the first attach ("no grant left behind").
+fn grant_table_line() -> String {
+    grants::with(|t| {
+        let s = t.stats();
+        format!("grant table: {} in use, {} quarantined", s.in_use, s.quarantined)
+    })
+    .unwrap_or_else(|| "grant table: unavailable".into())
 }
 
 impl Net {
-    /// Connects the first vif whose backend waits for a frontend.
-    fn attach(&mut self) {
-        if self.nf.is_some() {
-            return;
-        }
-        let found = xenbus::with(|bus| {
-            let devs = device::enumerate(bus).ok()?;
-            devs.into_iter().flatten().filter(|d| d.kind == "vif").find(|d| {
-                device::backend_state(bus, d).ok().flatten() == Some(XenbusState::InitWait)
-            })
-        })
-        .flatten();
-        let Some(dev) = found else { return };
-        let host = &mut self.host;
-        let cfg = self.cfg;
-        match xenbus::with(|bus| Netfront::connect(bus, host, &dev, &cfg)) {
-            Some(Ok(mut nf)) => {
-                // Before anything is sent: from here on every flow's RX
-                // queue is the one the guest predicts (or netback's own
-                // choice, if it refuses).
-                let steering = steer_rx(&mut nf, host);
-                let m = nf.mac;
-                kprintln!(
-                    "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
-                    dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
-                    nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
-                    nf.rx_posted()
-                );
-                match steering {
-                    Ok(s) => kprintln!(
-                        "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
-                        ctrl::hash_type_names(s.flags), s.table_size, s.queues
-                    ),
-                    Err(CtrlError::NoRing) if nf.queues().len() == 1 => {}
-                    Err(CtrlError::NoRing) => kprintln!(
-                        "net: rss: no control ring offered (feature-ctrl-ring): netback picks RX queues itself"
-                    ),
-                    Err(e) => kprintln!(
-                        "net: rss: RX steering refused ({e}): netback picks RX queues itself"
-                    ),
-                }
-                let path = format!("{}/state", dev.backend);
-                if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch(&path, BACKEND_TOKEN)) {
-                    log::warn!("net: cannot watch {path}: {e:?}");
-                }
-                self.status.attachments += 1;
-                self.status.connected = true;
-                self.setup_iface(&nf);
-                self.nf = Some(nf);
-            }
-            Some(Err(e)) => kprintln!("net: {}: cannot connect: {e}", dev.frontend),
-            None => {}
+    /// Re-reads the vifs if an event, the timer or a lost event asks for
+    /// it, and follows what happened.
+    fn follow_xenbus(&mut self) {
+        let (vifs, drv) = (&mut self.vifs, &mut self.drv);
+        let happened = xenbus::with(|bus| vifs.poll(bus, drv)).unwrap_or_default();
+        for h in happened {
+            self.follow(h);
         }
     }
 
-    fn setup_iface(&mut self, nf: &Netfront<KernelHost>) {
-        let hw = HardwareAddress::Ethernet(EthernetAddress(nf.mac));
+    /// Lets every vif go (the domain is going down).
+    fn shutdown(&mut self) {
+        let (vifs, drv) = (&mut self.vifs, &mut self.drv);
+        let happened = xenbus::with(|bus| vifs.shutdown(bus, drv)).unwrap_or_default();
+        for h in happened {
+            self.follow(h);
+        }
+    }
+
+    fn follow(&mut self, h: Happening<VifClosed>) {
+        kprintln!("{h}");
+        match h {
+            Happening::Attached { id, .. } => {
+                self.status.attachments += 1;
+                if self.current.is_none() {
+                    self.use_vif(&id);
+                }
+                kprintln!("net: {}", grant_table_line());
+            }
+            Happening::Detached { id, closed, .. } => {
+                add(&mut self.status.before, &closed.stats);
+                if self.current.as_deref() == Some(id.as_str()) {
+                    // The live device's counters are in `before` now.
+                    self.status.now = Default::default();
+                    self.status.connected = false;
+                    self.current = None;
+                    let next = self.vifs.devices().next().map(|(i, _)| String::from(i));
+                    if let Some(next) = next {
+                        self.use_vif(&next);
+                    }
+                }
+                kprintln!("net: {}", grant_table_line());
+            }
+            _ => {}
+        }
+    }
+
+    /// Points the interface at the connected vif `id`.
+    fn use_vif(&mut self, id: &str) {
+        let Some(nf) = self.vifs.device_mut(id) else { return };
+        // Before anything is sent: from here on every flow's RX queue is
+        // the one the guest predicts (or netback's own choice, if it
+        // refuses).
+        let steering = steer_rx(nf, &mut self.drv.host);
+        let m = nf.mac;
+        kprintln!(
+            "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
+            nf.dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
+            nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
+            nf.rx_posted()
+        );
+        match steering {
+            Ok(s) => kprintln!(
+                "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
+                ctrl::hash_type_names(s.flags), s.table_size, s.queues
+            ),
+            Err(CtrlError::NoRing) if nf.queues().len() == 1 => {}
+            Err(CtrlError::NoRing) => kprintln!(
+                "net: rss: no control ring offered (feature-ctrl-ring): netback picks RX queues itself"
+            ),
+            Err(e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
+        }
+        let (mac, mtu) = (nf.mac, nf.mtu);
+        self.current = Some(id.into());
+        self.status.connected = true;
+        self.setup_iface(mac, mtu);
+    }
+
+    fn setup_iface(&mut self, mac: [u8; 6], mtu: u32) {
+        let hw = HardwareAddress::Ethernet(EthernetAddress(mac));
         if let Some(iface) = &mut self.iface {
             iface.set_hardware_addr(hw);
             return;
@@ -168,7 +203,7 @@ impl Net {
         let mut cfg = Config::new(hw);
         cfg.random_seed = platform::now_ns();
         // Interface::new only reads the device's capabilities.
-        let mut iface = Interface::new(cfg, &mut CapsOnly(nf.mtu as usize + 14), now());
+        let mut iface = Interface::new(cfg, &mut CapsOnly(mtu as usize + 14), now());
         if let Some(cidr) = self.cidr {
             iface.update_ip_addrs(|a| {
                 let _ = a.push(cidr);
@@ -180,44 +215,38 @@ impl Net {
         self.iface = Some(iface);
     }
 
-    /// Disconnects the vif if its backend is closing or gone.
-    fn check_backend(&mut self, force: bool) {
-        let Some(nf) = &self.nf else { return };
-        let dev = nf.dev.clone();
-        let state = xenbus::with(|bus| device::backend_state(bus, &dev).ok().flatten()).flatten();
-        if !force && matches!(state, Some(s) if s <= XenbusState::Connected) {
+    /// Refreshes the status page's figures of the vif in use.
+    fn refresh_status(&mut self) {
+        let st = &mut self.status;
+        st.queues.clear();
+        let id = self.current.as_deref();
+        let Some((_, nf)) = self.vifs.devices().find(|(i, _)| Some(*i) == id) else {
+            st.now = Default::default();
             return;
+        };
+        st.now = nf.stats;
+        st.queues.extend(nf.queues().iter().map(|q| (q.rx_packets, q.tx_packets)));
+        st.port_events = (0, 0);
+        for q in nf.queues() {
+            let (tx, rx) = q.ports();
+            if tx != rx {
+                st.port_events.0 += crate::events::delivered(tx);
+            }
+            st.port_events.1 += crate::events::delivered(rx);
         }
-        let nf = self.nf.take().expect("checked above");
-        let path = format!("{}/state", dev.backend);
-        let _ = xenbus::with(|bus| bus.xs.unwatch(&path, BACKEND_TOKEN));
-        let host = &mut self.host;
-        let out = xenbus::with(|bus| nf.disconnect(bus, host, Duration::from_secs(5)));
-        if let Some((stats, kept)) = out {
-            kprintln!(
-                "net: {} disconnected (backend {}): {} grants revoked, {} still mapped and kept",
-                dev.frontend,
-                state.map_or_else(|| "gone".into(), |s| format!("{s}")),
-                stats.grants_revoked,
-                stats.grants_kept
-            );
-            // Pages the backend still maps are never reused.
-            core::mem::forget(kept);
-            add(&mut self.status.before, &stats);
-        }
-        // The live device's counters are in `before` now: counting them
-        // again as `now` would double them in the report.
-        self.status.now = Default::default();
-        self.status.connected = false;
     }
 
     fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
-        let (Some(nf), Some(iface)) = (&mut self.nf, &mut self.iface) else { return };
-        let _ = nf.poll_rx(&mut self.host, |p| rxq.push_back(p.data));
+        let Some(id) = self.current.as_deref() else { return };
+        let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
+            return;
+        };
+        let host = &mut self.drv.host;
+        let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
         let _ = nf.reclaim_tx();
-        let mut dev = NetDev { nf, host: &mut self.host, rxq, tx_busy: &mut self.status.tx_busy };
+        let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
         iface.poll(now(), &mut dev, sockets);
-        nf.flush(&mut self.host);
+        nf.flush(host);
     }
 }
 
@@ -281,25 +310,23 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     };
     let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
     let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
+    let cfg =
+        NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
     let mut net = Net {
-        host: KernelHost,
-        nf: None,
+        vifs: Hotplug::new("vif", hotplug::Config::default()),
+        drv: VifDriver::new(KernelHost, cfg),
+        current: None,
         iface: None,
         cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
-        cfg: NetConfig {
-            rx_buffers,
-            tx_buffers: 128,
-            timeout: Duration::from_secs(10),
-            max_queues,
-        },
     };
     net.status.mem_kib = platform::start_info().nr_pages * 4;
-    if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch("device", DEVICE_TOKEN)) {
-        log::warn!("net: cannot watch device/: {e:?}");
+    kprintln!("net: {} before any vif", grant_table_line());
+    if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
+        kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
-    net.attach();
+    net.follow_xenbus();
     let mut sockets = SocketSet::new(Vec::new());
     svc.open(&mut sockets);
     let dhcp = cidr.is_none().then(|| sockets.add(dhcpv4::Socket::new()));
@@ -320,34 +347,32 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         }
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = host::events();
-        net.status.now = net.nf.as_ref().map(|n| n.stats).unwrap_or_default();
-        net.status.queues.clear();
-        if let Some(nf) = &net.nf {
-            net.status.queues.extend(nf.queues().iter().map(|q| (q.rx_packets, q.tx_packets)));
-            net.status.port_events = (0, 0);
-            for q in nf.queues() {
-                let (tx, rx) = q.ports();
-                if tx != rx {
-                    net.status.port_events.0 += crate::events::delivered(tx);
-                }
-                net.status.port_events.1 += crate::events::delivered(rx);
-            }
-        }
+        net.refresh_status();
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
-            while let Some(Ok(ev)) = xenbus::with(|bus| {
-                let now = bus.now();
-                bus.next_event(Some(now))
-            }) {
+            loop {
+                let ev = match xenbus::with(|bus| {
+                    let now = bus.now();
+                    bus.next_event(Some(now))
+                }) {
+                    Some(Ok(ev)) => ev,
+                    Some(Err(xenstore_client::Error::TimedOut)) | None => break,
+                    Some(Err(e)) => {
+                        // Whatever it was, something may have been missed.
+                        log::warn!("net: xenstore: {e:?}; re-reading the vifs");
+                        net.vifs.kick();
+                        break;
+                    }
+                };
                 match ev.token.as_str() {
                     control::SHUTDOWN_TOKEN => {
                         let req =
                             xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
                         if let Some(req) = req {
-                            net.check_backend(true);
+                            net.shutdown();
                             print_counters(&net.status);
                             idle::obey(req);
                         }
@@ -358,13 +383,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             idle::sysrq(key);
                         }
                     }
-                    DEVICE_TOKEN | BACKEND_TOKEN => {
-                        net.check_backend(false);
-                        net.attach();
+                    token => {
+                        net.vifs.on_event(token);
                     }
-                    _ => {}
                 }
             }
+            net.follow_xenbus();
         }
 
         if !rxq.is_empty() {

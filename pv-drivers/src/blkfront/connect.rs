@@ -117,33 +117,35 @@ fn release_all<E: BlkEnv>(env: &mut E, queues: Vec<QueueSetup<E::Pages>>) {
 }
 
 impl<E: BlkEnv> Connecting<E> {
+    /// The frontend's keys and Initialised, in one transaction (as Linux's
+    /// `talk_to_blkback`), only while the device is still there.
     fn advertise<T: Transport>(&self, bus: &mut Bus<T>) -> Result<(), BlkError> {
-        let fe = &self.dev.frontend;
-        let w = |bus: &mut Bus<T>, key: &str, v: String| -> Result<(), BlkError> {
-            bus.xs.write(&format!("{fe}/{key}"), v.as_bytes())?;
-            Ok(())
-        };
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut w = |key: String, v: String| keys.push((key, v));
         if self.order > 0 {
-            w(bus, "ring-page-order", format!("{}", self.order))?;
+            w("ring-page-order".into(), format!("{}", self.order));
         }
         let multi = self.queues.len() > 1;
         if multi {
-            w(bus, "multi-queue-num-queues", format!("{}", self.queues.len()))?;
+            w("multi-queue-num-queues".into(), format!("{}", self.queues.len()));
         }
         for (n, q) in self.queues.iter().enumerate() {
             let dir = if multi { format!("queue-{n}/") } else { String::new() };
             if self.order == 0 {
-                w(bus, &format!("{dir}ring-ref"), format!("{}", q.grefs[0].0))?;
+                w(format!("{dir}ring-ref"), format!("{}", q.grefs[0].0));
             } else {
                 for (i, g) in q.grefs.iter().enumerate() {
-                    w(bus, &format!("{dir}ring-ref{i}"), format!("{}", g.0))?;
+                    w(format!("{dir}ring-ref{i}"), format!("{}", g.0));
                 }
             }
-            w(bus, &format!("{dir}event-channel"), format!("{}", q.port.0))?;
+            w(format!("{dir}event-channel"), format!("{}", q.port.0));
         }
-        w(bus, "protocol", String::from("x86_64-abi"))?;
-        w(bus, "feature-persistent", String::from(if self.config.persistent { "1" } else { "0" }))?;
-        device::set_state(bus, &self.dev, XenbusState::Initialised)?;
+        w("protocol".into(), String::from("x86_64-abi"));
+        w(
+            "feature-persistent".into(),
+            String::from(if self.config.persistent { "1" } else { "0" }),
+        );
+        device::publish(bus, &self.dev, &keys, XenbusState::Initialised)?;
         Ok(())
     }
 
@@ -161,6 +163,13 @@ impl<E: BlkEnv> Connecting<E> {
                 Ok(BlkFront::new(self.env, self.dev, self.config, self.queues, geometry, features))
             }
             Err(e) => {
+                // Tell the backend we gave up and let it unmap the rings
+                // before they are revoked, unless the node is a new
+                // device's by now.
+                if let Ok(true) = device::close_state(bus, &self.dev, XenbusState::Closed) {
+                    let t = self.config.xenbus_timeout;
+                    wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
+                }
                 let queues = core::mem::take(&mut self.queues);
                 release_all(&mut self.env, queues);
                 Err(e)

@@ -710,7 +710,7 @@ impl<E: BlkEnv> BlkFront<E> {
                 if done == 0 {
                     let waited_ms = (self.env.now_ns() - last_progress) / 1_000_000;
                     self.problem(format!("no response in {waited_ms} ms; device abandoned"));
-                    self.abandon();
+                    self.abandon_ring();
                     return Err(BlkError::Timeout { op, waited_ms });
                 }
                 last_progress = self.env.now_ns();
@@ -843,12 +843,12 @@ impl<E: BlkEnv> BlkFront<E> {
     fn bad_ring(&mut self, e: RingError) {
         self.stats.bad_producer += 1;
         self.problem(format!("{e:?}; ring abandoned, requests in flight failed"));
-        self.abandon();
+        self.abandon_ring();
     }
 
     /// The ring cannot be trusted: fail everything in flight. Its pages
     /// stay granted (the backend may still write them) until close.
-    fn abandon(&mut self) {
+    fn abandon_ring(&mut self) {
         self.health = Health::Broken;
         for q in 0..self.queues.len() {
             for f in self.queues[q].drain() {
@@ -871,13 +871,30 @@ impl<E: BlkEnv> BlkFront<E> {
     /// Closes the device: `Closing`, then `Closed` once the backend
     /// follows, then every grant revoked and the event channel closed.
     /// Grants the backend still maps are counted and their pages leaked
-    /// (never reused).
+    /// (never reused). If the frontend's node was reset meanwhile (a new
+    /// device under the same id), nothing is written and nothing waited
+    /// for: the node and its backend belong to the new device.
     pub fn close<T: Transport>(mut self, bus: &mut Bus<T>) -> CloseReport {
         let t = self.config.xenbus_timeout;
-        let _ = device::set_state(bus, &self.dev, XenbusState::Closing);
-        wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closing, t);
-        let _ = device::set_state(bus, &self.dev, XenbusState::Closed);
-        let backend = wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
+        let mut backend = None;
+        if matches!(device::close_state(bus, &self.dev, XenbusState::Closing), Ok(true)) {
+            wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closing, t);
+            if matches!(device::close_state(bus, &self.dev, XenbusState::Closed), Ok(true)) {
+                backend = wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
+            }
+        }
+        self.release_all(backend)
+    }
+
+    /// Lets the device go without a word to XenStore (it vanished, or its
+    /// id now names a new device): fails nothing (no call is in progress),
+    /// revokes every grant the backend no longer maps, closes the event
+    /// channels.
+    pub fn abandon(mut self) -> CloseReport {
+        self.release_all(None)
+    }
+
+    fn release_all(&mut self, backend: Option<XenbusState>) -> CloseReport {
         self.health = Health::Closed;
         let (mut revoked, mut refused) = self.pool.revoke_all(&mut self.env);
         let mut ring_revoked = 0;

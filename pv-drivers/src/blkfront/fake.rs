@@ -176,6 +176,11 @@ impl World {
         Some((mem.clone(), i * PAGE_WORDS, ro))
     }
 
+    /// Whether `gref` is granted now.
+    pub fn granted(&self, gref: GrantRef) -> bool {
+        self.page(gref).is_some()
+    }
+
     /// Maps the ring of the next queue the frontend advertised (pages
     /// must be consecutive).
     pub fn map_ring(&mut self, grefs: &[GrantRef]) {

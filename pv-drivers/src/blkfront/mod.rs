@@ -5,6 +5,7 @@
 //!
 //! - [`connect`]: the xenbus handshake, in two halves.
 //! - [`device`]: the connected device and its block API.
+//! - [`hotplug`]: disks that come and go, under the xenbus hotplug manager.
 //! - [`env`]: what the driver needs from the kernel ([`BlkEnv`]).
 //! - [`pool`]: bounce pages and their grants.
 //! - [`queue`]: one queue's ring, event channel and requests in flight;
@@ -16,12 +17,13 @@ pub mod connect;
 pub mod device;
 pub mod env;
 mod error;
+pub mod hotplug;
 pub mod pool;
 pub mod queue;
 pub mod wire;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

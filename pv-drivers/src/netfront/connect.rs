@@ -4,7 +4,7 @@
 
 use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
-use super::rx::{RxPacket, RxQueue};
+use super::rx::{Buffer, RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
 use super::{HostError, NetHost, Stats};
 use crate::ring::RingError;
@@ -52,6 +52,8 @@ pub enum NetError {
     NoRxCopy,
     /// The `mac` node is missing or not six hex bytes.
     BadMac(String),
+    /// The backend went to this state instead of connecting.
+    BackendLeft(XenbusState),
 }
 
 impl From<XenbusError> for NetError {
@@ -79,6 +81,7 @@ impl fmt::Display for NetError {
             NetError::Host(e) => e.fmt(f),
             NetError::NoRxCopy => f.write_str("the backend does not offer feature-rx-copy"),
             NetError::BadMac(m) => write!(f, "bad mac {m:?}"),
+            NetError::BackendLeft(s) => write!(f, "the backend went {s} instead of connecting"),
         }
     }
 }
@@ -197,7 +200,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
     }
 
     /// Revokes every grant; returns the pages the backend still maps.
-    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
         let mut kept = self.rx.release(host, stats);
         kept.extend(self.tx.release(host, stats));
         kept
@@ -283,16 +286,22 @@ impl<H: NetHost> Netfront<H> {
             rx_steering: None,
             stats,
         };
-        let written = nf.publish(bus);
-        let connected = written.and_then(|()| {
-            device::set_state(bus, dev, XenbusState::Connected)?;
-            device::wait_for_backend(bus, dev, |s| s == XenbusState::Connected, cfg.timeout)?;
+        let connected = nf.publish(bus).and_then(|()| {
+            // Connected, or anything past it: a backend that starts
+            // closing instead (the toolstack detaching the device while
+            // we connect) ends the wait at once.
+            let s =
+                device::wait_for_backend(bus, dev, |s| s >= XenbusState::Connected, cfg.timeout)?;
+            if s != XenbusState::Connected {
+                return Err(NetError::BackendLeft(s));
+            }
             Ok(())
         });
         if let Err(e) = connected {
-            let _ = device::set_state(bus, dev, XenbusState::Closed);
-            nf.close_channels(host);
-            let kept = nf.release(host);
+            // The backend may have mapped the rings already: close with it
+            // and let it unmap before revoking (unless the node belongs to
+            // a new device by now). Pages it still maps are never reused.
+            let (_, kept) = nf.disconnect(bus, host, cfg.timeout);
             core::mem::forget(kept);
             return Err(e);
         }
@@ -308,11 +317,11 @@ impl<H: NetHost> Netfront<H> {
         Ok(nf)
     }
 
-    /// Writes the frontend's keys (what Linux's `talk_to_netback` writes):
+    /// Writes the frontend's keys (what Linux's `talk_to_netback` writes)
+    /// and Connected, in one transaction:
     /// one queue's rings and channels at the device's top level, or
     /// `multi-queue-num-queues` and each queue's under `queue-N/`.
     fn publish<T: Transport>(&self, bus: &mut Bus<T>) -> Result<(), NetError> {
-        let fe = &self.dev.frontend;
         let num = |n: u32| format!("{n}");
         let mut keys: Vec<(String, String)> = Vec::new();
         let multi = self.queues.len() > 1;
@@ -344,9 +353,9 @@ impl<H: NetHost> Netfront<H> {
         ] {
             keys.push((k.into(), num(v)));
         }
-        for (k, v) in keys {
-            bus.xs.write(&format!("{fe}/{k}"), v.as_bytes())?;
-        }
+        // All at once with Connected, as Linux's talk_to_netback does (and
+        // only while the device is still there).
+        device::publish(bus, &self.dev, &keys, XenbusState::Connected)?;
         Ok(())
     }
 
@@ -454,7 +463,7 @@ impl<H: NetHost> Netfront<H> {
     }
 
     /// Revokes all grants; returns the pages the backend still maps.
-    fn release(self, host: &mut H) -> (Stats, Vec<H::Page>) {
+    fn release(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
         let mut stats = self.stats;
         let mut kept = Vec::new();
         for q in self.queues {
@@ -470,23 +479,41 @@ impl<H: NetHost> Netfront<H> {
     /// `xenbus_frontend_closed`), waits for it to close (so it has unmapped
     /// our pages), closes the event channels and revokes every grant.
     /// Returns the final counters and the pages still mapped (never reuse
-    /// them).
+    /// them). If the frontend's node was reset meanwhile (a new device
+    /// under the same id), nothing is written and nothing waited for:
+    /// the node and its backend belong to the new device.
     pub fn disconnect<T: Transport>(
         self,
         bus: &mut Bus<T>,
         host: &mut H,
         timeout: Duration,
-    ) -> (Stats, Vec<H::Page>) {
+    ) -> (Stats, Vec<Buffer<H::Page>>) {
         let dev = self.dev.clone();
-        if let Err(e) = device::set_state(bus, &dev, XenbusState::Closed) {
-            log::warn!("netfront: {}: {e}", dev.frontend);
+        let written = match device::close_state(bus, &dev, XenbusState::Closed) {
+            Ok(w) => w,
+            Err(e) => {
+                log::warn!("netfront: {}: {e}", dev.frontend);
+                false
+            }
+        };
+        if written {
+            match device::wait_for_backend(bus, &dev, |s| s == XenbusState::Closed, timeout) {
+                Ok(_) => {}
+                // Gone already (the toolstack removed it): nothing maps our pages.
+                Err(XenbusError::BackendTimeout { last: None, .. })
+                | Err(XenbusError::BackendGone { .. })
+                | Err(XenbusError::Vanished { .. }) => {}
+                Err(e) => log::warn!("netfront: {}: {e}", dev.frontend),
+            }
         }
-        match device::wait_for_backend(bus, &dev, |s| s == XenbusState::Closed, timeout) {
-            Ok(_) => {}
-            // Gone already (the toolstack removed it): nothing maps our pages.
-            Err(XenbusError::BackendTimeout { last: None, .. }) => {}
-            Err(e) => log::warn!("netfront: {}: {e}", dev.frontend),
-        }
+        self.abandon(host)
+    }
+
+    /// Lets the device go without a word to XenStore (it vanished, or its
+    /// id now names a new device): closes the event channels and revokes
+    /// every grant the backend no longer maps. Returns the final counters
+    /// and the pages still mapped (never reuse them).
+    pub fn abandon(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
         self.close_channels(host);
         self.release(host)
     }

@@ -351,7 +351,7 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
 
     /// Revokes the ring's grant; returns the page if the backend still
     /// maps it.
-    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
         let mut kept = Vec::new();
         revoke_or_keep(host, stats, Buffer { page: self.ring, gref: self.ring_gref }, &mut kept);
         kept

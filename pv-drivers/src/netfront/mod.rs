@@ -7,6 +7,7 @@
 //! - [`tx`]: the TX ring: packets split over slots, completions reclaimed.
 //! - [`connect`]: the xenbus handshake and the disconnect that revokes
 //!   every grant.
+//! - [`hotplug`]: vifs that come and go, under the xenbus hotplug manager.
 //! - [`flow`]: which queue a packet takes (Toeplitz, as RSS NICs do);
 //!   [`ctrl`]: the control ring that has netback steer RX the same way.
 //!
@@ -18,12 +19,13 @@ pub mod buf;
 pub mod connect;
 pub mod ctrl;
 pub mod flow;
+pub mod hotplug;
 pub mod rx;
 pub mod tx;
 pub mod wire;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

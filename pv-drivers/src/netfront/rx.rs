@@ -172,7 +172,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
 
     /// Revokes every grant (ring and buffers). Pages the backend still maps
     /// are returned: they must never be reused.
-    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
         let mut kept = Vec::new();
         let bufs = self.st.posted.into_iter().flatten().chain(self.st.spare);
         for b in bufs.chain(core::iter::once(Buffer { page: self.ring, gref: self.ring_gref })) {
@@ -302,12 +302,12 @@ pub(crate) fn revoke_or_keep<H: NetHost>(
     host: &mut H,
     stats: &mut Stats,
     b: Buffer<H::Page>,
-    kept: &mut Vec<H::Page>,
+    kept: &mut Vec<Buffer<H::Page>>,
 ) {
     if host.revoke(b.gref) {
         stats.grants_revoked += 1;
     } else {
         stats.grants_kept += 1;
-        kept.push(b.page);
+        kept.push(b);
     }
 }

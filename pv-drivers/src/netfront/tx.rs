@@ -181,7 +181,11 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     }
 
     /// Revokes every grant. Pages the backend still maps are returned.
-    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<P> {
+    pub fn release<H: NetHost<Page = P>>(
+        self,
+        host: &mut H,
+        stats: &mut Stats,
+    ) -> Vec<super::rx::Buffer<P>> {
         let mut kept = Vec::new();
         let bufs = self.in_flight.into_iter().flatten().chain(self.spare);
         for b in bufs.chain(core::iter::once(Buffer { page: self.ring, gref: self.ring_gref })) {

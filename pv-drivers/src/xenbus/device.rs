@@ -80,6 +80,16 @@ pub enum XenbusError {
         /// What the wait measured (at least `timeout`).
         waited: Duration,
     },
+    /// The device's directory is gone (the toolstack removed it).
+    Vanished {
+        frontend: String,
+    },
+    /// The backend's `state` node was there and went away while we waited
+    /// (the toolstack removed the backend).
+    BackendGone {
+        backend: String,
+        last: XenbusState,
+    },
 }
 
 impl From<Error> for XenbusError {
@@ -104,6 +114,12 @@ impl fmt::Display for XenbusError {
                 let last =
                     last.map_or_else(|| String::from("no state at all"), |s| format!("state {s}"));
                 write!(f, "backend {backend} did not answer within {} ms (waited {} ms; {last}): is the backend driver loaded in its domain?", timeout.as_millis(), waited.as_millis())
+            }
+            XenbusError::Vanished { frontend } => {
+                write!(f, "{frontend} is gone (the toolstack removed the device)")
+            }
+            XenbusError::BackendGone { backend, last } => {
+                write!(f, "backend {backend} went away while we waited (last state {last})")
             }
         }
     }
@@ -176,14 +192,117 @@ pub fn describe<T: Transport>(
     Ok(DeviceInfo { kind: kind.into(), id: id.into(), frontend, backend, backend_id })
 }
 
-/// Publishes the frontend's state.
+/// Publishes the frontend's state, in a transaction that first checks the
+/// device is still there, with the same backend (its `backend` and
+/// `backend-id` nodes): a write to a device the toolstack removed
+/// meanwhile would create a stray directory under `device/` instead, or
+/// speak to a backend that never heard of us ([`XenbusError::Vanished`]).
 pub fn set_state<T: Transport>(
     bus: &mut Bus<T>,
     dev: &DeviceInfo,
     state: XenbusState,
 ) -> Result<(), XenbusError> {
-    bus.xs.write(&format!("{}/state", dev.frontend), format!("{}", state as u8).as_bytes())?;
-    Ok(())
+    publish(bus, dev, &[], state)
+}
+
+/// Writes the frontend's keys (`(name, value)` under its directory) and
+/// then its state, all in one transaction that first checks the device is
+/// still there with the same backend: the backend sees all of them or
+/// none.
+pub fn publish<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    keys: &[(String, String)],
+    state: XenbusState,
+) -> Result<(), XenbusError> {
+    let fe = &dev.frontend;
+    let backend_path = format!("{fe}/backend");
+    let state_path = format!("{fe}/state");
+    let value = format!("{}", state as u8);
+    let id_path = format!("{fe}/backend-id");
+    let backend_id = format!("{}", dev.backend_id.0);
+    let same = |v: Option<Vec<u8>>, want: &str| {
+        v.is_some_and(|v| {
+            core::str::from_utf8(&v).is_ok_and(|t| t.trim_end_matches('\0').trim() == want)
+        })
+    };
+    let there = bus.xs.transaction(|tx| {
+        // The same device: its backend and backend domain as we read them
+        // (a new device under the same id may have another).
+        if !same(tx.read_opt(&backend_path)?, &dev.backend)
+            || !same(tx.read_opt(&id_path)?, &backend_id)
+        {
+            return Ok(false);
+        }
+        for (k, v) in keys {
+            tx.write(&format!("{fe}/{k}"), v.as_bytes())?;
+        }
+        tx.write(&state_path, value.as_bytes())?;
+        Ok(true)
+    })?;
+    if there {
+        Ok(())
+    } else {
+        Err(XenbusError::Vanished { frontend: fe.clone() })
+    }
+}
+
+/// The frontend's own `state` node as the store holds it now: `Ok(None)`
+/// if it is absent, `Err(value)` if it is not a state.
+fn read_state_node<S: Store>(
+    xs: &mut S,
+    path: &str,
+) -> Result<Result<Option<XenbusState>, Vec<u8>>, Error> {
+    match xs.read_opt(path) {
+        Ok(None) | Err(Error::Xs(XsErrno::EACCES)) => Ok(Ok(None)),
+        Ok(Some(v)) => Ok(XenbusState::parse(&v).map(Some).ok_or(v)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Publishes the frontend's state `to` only if, read in the same
+/// transaction, the frontend's state and the backend's state satisfy
+/// `guard(frontend, backend)` (`None`: no such node; a value that is not
+/// a state never satisfies it). Returns whether it wrote.
+///
+/// The toolstack may remove a device and create a new one under the same
+/// id at any moment; the new one starts with `state` = Initialising. A
+/// write based on an earlier read could land on the new device (a Closed
+/// meant for the old backend would close the new one before it ever
+/// connected); in a transaction, xenstored refuses the write if either
+/// node changed after the read (`EAGAIN`: read again, decide again).
+pub fn switch_state<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    to: XenbusState,
+    guard: impl Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
+) -> Result<bool, XenbusError> {
+    let fe_path = format!("{}/state", dev.frontend);
+    let be_path = format!("{}/state", dev.backend);
+    let value = format!("{}", to as u8);
+    Ok(bus.xs.transaction(|tx| {
+        let (Ok(fe), Ok(be)) = (read_state_node(tx, &fe_path)?, read_state_node(tx, &be_path)?)
+        else {
+            return Ok(false);
+        };
+        if !guard(fe, be) {
+            return Ok(false);
+        }
+        tx.write(&fe_path, value.as_bytes())?;
+        Ok(true)
+    })?)
+}
+
+/// Publishes a closing state (`Closing`, `Closed`) unless the frontend's
+/// node was reset to Initialising or removed meanwhile, i.e. now belongs to
+/// a new device under the same id (what Linux calls a vanished device).
+/// Returns whether it wrote.
+pub fn close_state<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    to: XenbusState,
+) -> Result<bool, XenbusError> {
+    switch_state(bus, dev, to, |fe, _| matches!(fe, Some(s) if s != XenbusState::Initialising))
 }
 
 /// The backend's state, `None` if it has not written one. A backend
@@ -217,6 +336,7 @@ pub fn wait_for_backend<T: Transport>(
     let start = bus.now();
     let deadline = bus.deadline(timeout);
     bus.xs.watch(&path, &token)?;
+    let mut seen: Option<XenbusState> = None;
     let result = loop {
         let state = match backend_state(bus, dev) {
             Ok(s) => s,
@@ -224,6 +344,23 @@ pub fn wait_for_backend<T: Transport>(
         };
         if let Some(s) = state.filter(|&s| wanted(s)) {
             break Ok(s);
+        }
+        match (seen, state) {
+            // It was there and is gone: waiting longer cannot help.
+            (Some(last), None) => {
+                break Err(XenbusError::BackendGone { backend: dev.backend.clone(), last })
+            }
+            (_, Some(s)) => seen = Some(s),
+            (None, None) => {
+                // Not there yet, or never again: is the device itself
+                // still there, with this backend?
+                match bus.xs.read_opt(&format!("{}/backend", dev.frontend)) {
+                    Ok(Some(b))
+                        if b.strip_suffix(b"\0").unwrap_or(&b) == dev.backend.as_bytes() => {}
+                    Ok(_) => break Err(XenbusError::Vanished { frontend: dev.frontend.clone() }),
+                    Err(e) => break Err(e.into()),
+                }
+            }
         }
         match bus.next_event_for(&token, Some(deadline)) {
             Ok(_) => {}

@@ -9,7 +9,10 @@
 //! domains (the toolstack, a backend) are made directly with the `*_as`
 //! methods. Faults are injected with [`FakeXenstored::mangle_next_reply`],
 //! [`FakeXenstored::push_raw`], [`FakeXenstored::fail_next_commits`] and
-//! [`FakeXenstored::set_stalled`].
+//! [`FakeXenstored::set_stalled`]. Races are staged with
+//! [`FakeXenstored::set_interleave`] (other domains act between any two
+//! requests of the guest) and [`FakeXenstored::set_event_filter`] (watch
+//! events delivered, held back and coalesced, or lost).
 
 mod events;
 mod harness;
@@ -105,6 +108,20 @@ struct Tx {
 }
 
 type Mangler = Box<dyn FnOnce(Message) -> Vec<u8>>;
+type Interleave = Box<dyn FnMut(&mut FakeXenstored)>;
+type EventFilter = Box<dyn FnMut(&str, &str) -> EventFate>;
+
+/// What becomes of one watch event ([`FakeXenstored::set_event_filter`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFate {
+    /// Sent now.
+    Deliver,
+    /// Kept back until [`FakeXenstored::release_held`]; an event equal to
+    /// one already held is merged into it (coalesced).
+    Hold,
+    /// Never sent (lost).
+    Drop,
+}
 
 /// The fake daemon. See the module docs.
 pub struct FakeXenstored {
@@ -127,6 +144,12 @@ pub struct FakeXenstored {
     broken: bool,
     mangler: Option<Mangler>,
     seen: Vec<Header>,
+    interleave: Option<Interleave>,
+    event_filter: Option<EventFilter>,
+    /// Events held back, as (path, token).
+    held: Vec<(String, String)>,
+    events_dropped: u64,
+    events_coalesced: u64,
 }
 
 impl FakeXenstored {
@@ -150,6 +173,11 @@ impl FakeXenstored {
             broken: false,
             mangler: None,
             seen: Vec::new(),
+            interleave: None,
+            event_filter: None,
+            held: Vec::new(),
+            events_dropped: 0,
+            events_coalesced: 0,
         };
         let dom0_only = [Perm::new(DomId(0), Access::None)];
         fake.tree.insert("/".into(), Node { value: Vec::new(), perms: dom0_only.to_vec(), gen: 0 });
@@ -218,6 +246,48 @@ impl FakeXenstored {
     /// request id, a bad length, garbage, nothing at all...).
     pub fn mangle_next_reply(&mut self, f: impl FnOnce(Message) -> Vec<u8> + 'static) {
         self.mangler = Some(Box::new(f));
+    }
+
+    /// Runs `f` before each request of the guest is answered: what another
+    /// domain (the toolstack, a backend) does there lands between any two
+    /// of the guest's requests, transactions included.
+    pub fn set_interleave(&mut self, f: impl FnMut(&mut FakeXenstored) + 'static) {
+        self.interleave = Some(Box::new(f));
+    }
+
+    /// Stops running the interleave hook.
+    pub fn clear_interleave(&mut self) {
+        self.interleave = None;
+    }
+
+    /// Decides the fate of every watch event from now on, given its path
+    /// (as the watcher sees it) and token.
+    pub fn set_event_filter(&mut self, f: impl FnMut(&str, &str) -> EventFate + 'static) {
+        self.event_filter = Some(Box::new(f));
+    }
+
+    /// Delivers every event again, now, and stops filtering.
+    pub fn clear_event_filter(&mut self) {
+        self.event_filter = None;
+    }
+
+    /// Sends the held events, oldest first; returns how many.
+    pub fn release_held(&mut self) -> usize {
+        let held = core::mem::take(&mut self.held);
+        for (p, t) in &held {
+            self.send_event(p, t);
+        }
+        held.len()
+    }
+
+    /// Events held back now.
+    pub fn held_events(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Events dropped by the filter, and merged into a held one.
+    pub fn events_dropped(&self) -> (u64, u64) {
+        (self.events_dropped, self.events_coalesced)
     }
 
     /// Raw bytes for the response stream, as if xenstored sent them.
@@ -363,6 +433,24 @@ impl FakeXenstored {
     }
 
     fn emit_event(&mut self, path: &str, token: &str) {
+        let fate = match self.event_filter.as_mut() {
+            Some(f) => f(path, token),
+            None => EventFate::Deliver,
+        };
+        match fate {
+            EventFate::Deliver => self.send_event(path, token),
+            EventFate::Hold => {
+                if self.held.iter().any(|(p, t)| p == path && t == token) {
+                    self.events_coalesced += 1;
+                } else {
+                    self.held.push((path.into(), token.into()));
+                }
+            }
+            EventFate::Drop => self.events_dropped += 1,
+        }
+    }
+
+    fn send_event(&mut self, path: &str, token: &str) {
         let mut payload = Vec::with_capacity(path.len() + token.len() + 2);
         payload.extend_from_slice(path.as_bytes());
         payload.push(0);
@@ -375,6 +463,12 @@ impl FakeXenstored {
 
     /// Answers one request from the guest.
     fn handle(&mut self, req: Message) {
+        if let Some(mut f) = self.interleave.take() {
+            f(self);
+            if self.interleave.is_none() {
+                self.interleave = Some(f);
+            }
+        }
         self.seen.push(req.header);
         let h = req.header;
         let mut after_reply = Vec::new();
