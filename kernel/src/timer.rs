@@ -8,10 +8,14 @@
 //! nothing it did not ask for, and a busy one pays no hypercall for the
 //! cancel (the next wait re-arms the timer anyway).
 //!
-//! Xen's timer VIRQ is the authority on time having passed: timers up to
-//! the deadline Xen fired for run even if this vCPU's clock (extrapolated
-//! from its physical CPU's time info) still reads a few microseconds
-//! short, so one deadline takes one upcall on a loaded host too.
+//!
+//! A timer VIRQ means Xen's clock has passed a deadline the guest gave it,
+//! but this vCPU's clock (extrapolated from its physical CPU's time info)
+//! can still read short of it: under emulation by up to a millisecond.
+//! Timers run only once the guest's own clock has passed their deadline
+//! (callers rely on that), so the upcall waits out such a skew, up to
+//! [`MAX_SKEW_NS`], rather than re-arming a deadline Xen considers past
+//! and taking upcall after upcall until the clocks agree.
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
 use crate::platform;
@@ -30,11 +34,8 @@ struct Timers {
     /// The deadline Xen's single-shot timer is set to, until it fires or
     /// is stopped.
     armed: Option<u64>,
-    /// The earliest deadline handed to Xen since its timer last fired.
-    /// A timer VIRQ says Xen's clock has passed (at least) this deadline;
-    /// the guest's clock, extrapolated from the time info of the physical
-    /// CPU it last ran on, can read a few microseconds less. So timers up
-    /// to it are due, or a VIRQ would find nothing due and need a second.
+    /// The earliest deadline handed to Xen since its timer last fired: a
+    /// timer VIRQ says Xen's clock has passed (at least) this.
     floor: Option<u64>,
 }
 
@@ -47,6 +48,17 @@ static LAST_PROGRAMMED: AtomicU64 = AtomicU64::new(0);
 static BLOCKS: AtomicU64 = AtomicU64::new(0);
 static VIRQS: AtomicU64 = AtomicU64::new(0);
 static STRAY_VIRQS: AtomicU64 = AtomicU64::new(0);
+static SKEW_MAX_NS: AtomicU64 = AtomicU64::new(0);
+/// Stray upcalls by cause: no deadline given to Xen since its last fire
+/// (a tick Xen sent on its own), the deadline more than [`MAX_SKEW_NS`]
+/// ahead of this vCPU's clock, and neither (a fire of a deadline since
+/// replaced).
+static STRAY_CAUSES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The most a timer upcall waits for this vCPU's clock to reach the
+/// deadline Xen fired for; a larger gap is not clock skew (the upcall then
+/// finds nothing due, and the deadline is set again).
+pub const MAX_SKEW_NS: u64 = 5_000_000;
 
 /// Binds `VIRQ_TIMER` and stops the periodic tick Xen starts every PV vCPU
 /// with, so an idle guest is woken only by the deadlines it asked for.
@@ -63,14 +75,22 @@ pub fn init() -> Result<EvtchnPort, EventError> {
 fn on_timer_virq(_: EvtchnPort, _: usize) {
     VIRQS.fetch_add(1, Ordering::Relaxed);
     // A single-shot timer fires once: Xen's is idle now.
-    let floor = {
+    let given = {
         let mut t = TIMERS.lock();
         t.armed = None;
-        t.floor.take().unwrap_or(0)
+        t.floor.take()
     };
+    let floor = given.unwrap_or(0);
+    let now = platform::now_ns();
+    if floor > now && floor - now <= MAX_SKEW_NS {
+        SKEW_MAX_NS.fetch_max(floor - now, Ordering::Relaxed);
+        while platform::now_ns() < floor {
+            core::hint::spin_loop();
+        }
+    }
     let mut any = false;
     loop {
-        let due = TIMERS.lock().queue.pop_due(platform::now_ns().max(floor));
+        let due = TIMERS.lock().queue.pop_due(platform::now_ns());
         match due {
             Some(t) => {
                 any = true;
@@ -82,6 +102,12 @@ fn on_timer_virq(_: EvtchnPort, _: usize) {
     }
     if !any {
         STRAY_VIRQS.fetch_add(1, Ordering::Relaxed);
+        let cause = match given {
+            None => 0,
+            Some(f) if f > now.saturating_add(MAX_SKEW_NS) => 1,
+            Some(_) => 2,
+        };
+        STRAY_CAUSES[cause].fetch_add(1, Ordering::Relaxed);
     }
     let mut t = TIMERS.lock();
     if let Some(deadline) = t.queue.next_deadline() {
@@ -142,6 +168,19 @@ pub fn stats() -> (u64, u64, usize) {
 /// The deadline last handed to Xen's `set_singleshot_timer`.
 pub fn last_programmed() -> u64 {
     LAST_PROGRAMMED.load(Ordering::Relaxed)
+}
+
+/// The largest gap a timer upcall waited out between Xen's clock (the
+/// deadline it fired for) and this vCPU's.
+pub fn skew_max_ns() -> u64 {
+    SKEW_MAX_NS.load(Ordering::Relaxed)
+}
+
+/// Stray timer upcalls so far by cause: no deadline given since Xen's
+/// last fire, the deadline over [`MAX_SKEW_NS`] ahead of this vCPU's
+/// clock, neither.
+pub fn stray_causes() -> [u64; 3] {
+    STRAY_CAUSES.each_ref().map(|c| c.load(Ordering::Relaxed))
 }
 
 /// `VIRQ_TIMER` upcalls so far, and how many of them found no timer due
@@ -211,11 +250,6 @@ pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
 /// Sleeps until system time `deadline_ns`.
 pub fn sleep_until(deadline_ns: u64) {
     wait_until(deadline_ns, || false);
-    // Xen's clock said the deadline passed; this vCPU's may be behind by
-    // the skew between physical CPUs' time info (microseconds).
-    while platform::now_ns() < deadline_ns {
-        core::hint::spin_loop();
-    }
 }
 
 /// Sleeps for `ns` nanoseconds.

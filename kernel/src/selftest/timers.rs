@@ -37,6 +37,7 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
         }
         let mut late = [0u64; 10];
         let mut blocks_max = 0;
+        let mut strays = 0;
         for (i, late) in late.iter_mut().enumerate() {
             let (virqs0, stray0) = timer::virqs();
             let (blocks0, upcalls0) = (timer::blocks(), events::upcalls());
@@ -53,9 +54,13 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
             if t1 < deadline {
                 fail!(d, "sleep {i}: woke {} ns early", deadline - t1);
             }
-            if virqs != 1 || stray != 0 {
-                fail!(d, "sleep {i}: {virqs} timer upcalls ({stray} with nothing due), not 1");
+            // Exactly one upcall ran the sleep's timer. Xen may wake the
+            // vCPU before its own clock reads the deadline (counted by
+            // cause, a figure): the deadline is then set again.
+            if virqs - stray != 1 {
+                fail!(d, "sleep {i}: {} timer upcalls found a timer due, not 1", virqs - stray);
             }
+            strays += stray;
             if blocks > upcalls {
                 fail!(d, "sleep {i}: {blocks} blocks for {upcalls} upcalls: woken by nothing");
             }
@@ -65,10 +70,12 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
         late.sort_unstable();
         note!(
             d,
-            "10 sleeps, deadline t0 + 10 ms each, 1 timer upcall each, at most {blocks_max} blocks; late by min {} us, median {} us, max {} us",
+            "10 sleeps, deadline t0 + 10 ms each, 1 upcall each ran its timer, {strays} upcalls found nothing due (by cause since boot: no deadline / far ahead / replaced {:?}), at most {blocks_max} blocks; late by min {} us, median {} us, max {} us; clock skew waited out at most {} us",
+            timer::stray_causes(),
             late[0] / 1000,
             late[5] / 1000,
-            late[9] / 1000
+            late[9] / 1000,
+            timer::skew_max_ns() / 1000
         );
         true
     });
@@ -155,6 +162,13 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
             permille % 10,
             blocked / 1_000_000
         );
-        upcalls == 1 && virqs == 1 && stray == 0 && blocks <= 1 && permille < 500
+        // One upcall ran the timer and nothing else woke the vCPU but
+        // stray timer upcalls at the deadline, far fewer than a periodic
+        // tick would send (100 Hz: 500 in 5 s).
+        upcalls == virqs
+            && virqs - stray == 1
+            && stray < 50
+            && blocks <= 1 + stray
+            && permille < 500
     });
 }
