@@ -10,7 +10,9 @@
  *
  *   BENCH name=N iters=I per=K cycles=min/median/p99/max ns=min/median/p99/max
  *
- * so that one parser reads both guests. The module runs `runs` rounds
+ * so that one parser reads both guests. Timings are reported, never judged
+ * here (`cargo xtask bench hypercall` prints the comparisons); BENCH-ERROR
+ * is for an operation that failed or could not be set up. The module runs `runs` rounds
  * (each preceded by `BENCH-RUN n=R`) and prints `BENCH-DONE failures=F`,
  * all in its init function. It then stays loaded (doing nothing): an
  * init that fails makes busybox's insmod retry with init_module(2), which
@@ -222,7 +224,7 @@ static int scratch_init(struct scratch *s)
 
 static void run_suite(struct bench *b, int n)
 {
-	struct summary timer, null, single, batched, multi, separate;
+	struct summary timer;
 	struct evtchn_alloc_unbound au = { .dom = DOMID_SELF, .remote_dom = DOMID_SELF };
 	struct evtchn_bind_interdomain bi;
 	struct evtchn_send send;
@@ -236,7 +238,7 @@ static void run_suite(struct bench *b, int n)
 	b->overhead = timer.median;
 
 	MEASURE(b, "function_call", n, 1, noop(1));
-	null = MEASURE(b, "xen_version", n, 1,
+	MEASURE(b, "xen_version", n, 1,
 		       HYPERVISOR_xen_version(XENVER_version, NULL));
 	MEASURE(b, "sched_yield", n, 1, HYPERVISOR_sched_op(SCHEDOP_yield, NULL));
 
@@ -290,14 +292,12 @@ static void run_suite(struct bench *b, int n)
 	if (!sc || scratch_init(sc)) {
 		fail(b, "no scratch pages for the page-table benchmarks");
 	} else {
-		single = MEASURE(b, "mmu_update_1", n, 1,
+		MEASURE(b, "mmu_update_1", n, 1,
 				 HYPERVISOR_mmu_update(sc->req, 1, NULL, DOMID_SELF));
 		MEASURE(b, "mmu_update_64_per_entry", DIV_ROUND_UP(n, 4), 64,
 			HYPERVISOR_mmu_update(sc->req, 64, NULL, DOMID_SELF));
-		batched = MEASURE(b, "mmu_update_512_per_entry", DIV_ROUND_UP(n, 16), 512,
+		MEASURE(b, "mmu_update_512_per_entry", DIV_ROUND_UP(n, 16), 512,
 				  HYPERVISOR_mmu_update(sc->req, 512, NULL, DOMID_SELF));
-		if (batched.min >= single.min)
-			fail(b, "512 batched mmu_update entries cost no less per entry than single calls");
 		MEASURE(b, "update_va_mapping_invlpg", n, 1,
 			HYPERVISOR_update_va_mapping(sc->first_va, sc->first_pte,
 						     UVMF_INVLPG | UVMF_LOCAL));
@@ -308,7 +308,7 @@ static void run_suite(struct bench *b, int n)
 	MEASURE(b, "mmuext_tlb_flush_local", n, 1,
 		HYPERVISOR_mmuext_op(&flush, 1, NULL, DOMID_SELF));
 
-	multi = MEASURE(b, "multicall_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
+	MEASURE(b, "multicall_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
 		for (k = 0; k < MULTI; k++) {
 			mc[k].op = __HYPERVISOR_xen_version;
 			mc[k].result = 0;
@@ -317,14 +317,10 @@ static void run_suite(struct bench *b, int n)
 		}
 		HYPERVISOR_multicall(mc, MULTI);
 	}));
-	separate = MEASURE(b, "separate_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
+	MEASURE(b, "separate_32_xen_version_total", DIV_ROUND_UP(n, 4), 1, ({
 		for (k = 0; k < MULTI; k++)
 			HYPERVISOR_xen_version(XENVER_version, NULL);
 	}));
-	if (multi.min >= separate.min)
-		fail(b, "a multicall of 32 costs no less than 32 separate hypercalls");
-	if (null.median == 0)
-		fail(b, "the null hypercall measured as free: the timer is broken");
 
 	/*
 	 * Grants, as the Rust guest measures them: granting one of our pages

@@ -30,6 +30,24 @@ pub struct Figure {
     pub cycles: [u64; 4],
     /// The same in ns.
     pub ns: [u64; 4],
+    /// Samples at or below the timer's own median, reported as 0
+    /// (`clamped=`; our guest only).
+    pub clamped: Option<u64>,
+    /// Round trip: sends whose handler ran only after the send returned
+    /// (`late=`; our guest only).
+    pub late: Option<u64>,
+}
+
+/// One `BENCH-CHECK name=N result=pass|fail detail` line of our guest: a
+/// condition that must hold on every run (not a timing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Check name (one of [`CHECKS`]).
+    pub name: String,
+    /// `result=pass`.
+    pub pass: bool,
+    /// What was counted.
+    pub detail: String,
 }
 
 /// One complete run of the suite (one guest console, or one `BENCH-RUN`
@@ -42,12 +60,19 @@ pub struct SuiteRun {
     pub figures: Vec<Figure>,
     /// `BENCH-ERROR` lines.
     pub errors: Vec<String>,
+    /// `BENCH-CHECK` lines (our guest).
+    pub checks: Vec<Check>,
 }
 
 impl SuiteRun {
     /// The figure called `name`.
     pub fn get(&self, name: &str) -> Option<&Figure> {
         self.figures.iter().find(|f| f.name == name)
+    }
+
+    /// The check called `name`.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
     }
 }
 
@@ -72,6 +97,56 @@ pub const EXPECTED: &[&str] = &[
     "gnttab_copy_4k",
 ];
 
+/// The `BENCH-CHECK` lines `app=bench` prints (kernel/src/bench/run.rs):
+/// each call succeeded and had its effect. None of them depends on timing.
+pub const CHECKS: &[&str] = &[
+    "xen_version_answers",
+    "sched_yield_succeeds",
+    "evtchn_send_marks_pending",
+    "roundtrip_one_handler_run_per_send",
+    "mmu_update_applies_every_entry",
+    "update_va_mapping_succeeds",
+    "mmuext_tlb_flush_succeeds",
+    "multicall_runs_all_32",
+    "separate_32_answer",
+    "grant_access_end_access_succeeds",
+    "gnttab_copy_copies",
+    "xenstore_read_answers",
+];
+
+/// How many samples figure `name` takes when the guest runs with `iters`
+/// (`BENCH-ENV iters=`): the guest's plan (kernel/src/bench/stats.rs,
+/// `Plan`). `None` for a name not in [`EXPECTED`].
+pub fn expected_samples(name: &str, iters: u64) -> Option<u64> {
+    let iters = iters.max(1);
+    Some(match name {
+        "mmu_update_64_per_entry"
+        | "multicall_32_xen_version_total"
+        | "separate_32_xen_version_total" => iters.div_ceil(4),
+        "mmu_update_512_per_entry" => iters.div_ceil(16),
+        "xenstore_read_roundtrip" => (iters / 20).max(20),
+        n if EXPECTED.contains(&n) => iters,
+        _ => return None,
+    })
+}
+
+/// Timing comparisons, reported (never judged): `(name, numerator,
+/// denominator)`, each a figure of [`EXPECTED`]. The guest prints the same
+/// as `BENCH-RATIO` lines.
+pub const RATIOS: &[(&str, &str, &str)] = &[
+    ("mmu_512_per_entry_vs_single", "mmu_update_512_per_entry", "mmu_update_1"),
+    ("multicall_vs_separate", "multicall_32_xen_version_total", "separate_32_xen_version_total"),
+    ("roundtrip_vs_send", "evtchn_send_upcall_handler_roundtrip", "evtchn_send"),
+    ("xenstore_read_vs_null", "xenstore_read_roundtrip", "xen_version"),
+];
+
+/// `num / den` of two medians (cycles), `None` if either is missing or the
+/// denominator is 0 (at or below the timer's cost).
+pub fn median_ratio(num: Option<Across>, den: Option<Across>) -> Option<f64> {
+    let (n, d) = (num?, den?);
+    (d.cycles.median > 0).then(|| n.cycles.median as f64 / d.cycles.median as f64)
+}
+
 fn quad(s: &str) -> Option<[u64; 4]> {
     let v: Vec<u64> = s.split('/').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     <[u64; 4]>::try_from(v).ok()
@@ -80,7 +155,15 @@ fn quad(s: &str) -> Option<[u64; 4]> {
 /// Parses a `BENCH name=...` line (possibly after other text).
 pub fn parse_figure(line: &str) -> Option<Figure> {
     let at = line.find("BENCH name=")?;
-    let mut f = Figure { name: String::new(), iters: 0, per: 1, cycles: [0; 4], ns: [0; 4] };
+    let mut f = Figure {
+        name: String::new(),
+        iters: 0,
+        per: 1,
+        cycles: [0; 4],
+        ns: [0; 4],
+        clamped: None,
+        late: None,
+    };
     let (mut c, mut n) = (false, false);
     for w in line[at + 6..].split_whitespace() {
         let (k, v) = w.split_once('=')?;
@@ -90,10 +173,29 @@ pub fn parse_figure(line: &str) -> Option<Figure> {
             "per" => f.per = v.parse().ok()?,
             "cycles" => (f.cycles, c) = (quad(v)?, true),
             "ns" => (f.ns, n) = (quad(v)?, true),
+            "clamped" => f.clamped = Some(v.parse().ok()?),
+            "late" => f.late = Some(v.parse().ok()?),
             _ => {}
         }
     }
     (!f.name.is_empty() && c && n).then_some(f)
+}
+
+/// Parses a `BENCH-CHECK name=N result=pass|fail detail...` line.
+pub fn parse_check(line: &str) -> Option<Check> {
+    let at = line.find("BENCH-CHECK ")?;
+    let mut words = line[at + 12..].splitn(3, ' ');
+    let name = words.next()?.strip_prefix("name=")?;
+    let pass = match words.next()?.strip_prefix("result=")? {
+        "pass" => true,
+        "fail" => false,
+        _ => return None,
+    };
+    (!name.is_empty()).then(|| Check {
+        name: name.to_string(),
+        pass,
+        detail: words.next().unwrap_or("").to_string(),
+    })
 }
 
 /// Parses `BENCH-ENV` words; `cpu="..."` may contain spaces.
@@ -135,6 +237,13 @@ pub fn parse_console(who: &str, lines: &[String]) -> Result<Vec<SuiteRun>> {
             if let Some(r) = runs.last_mut() {
                 r.figures.push(f);
             }
+        } else if let Some(c) = parse_check(l) {
+            if runs.is_empty() {
+                runs.push(SuiteRun::default());
+            }
+            if let Some(r) = runs.last_mut() {
+                r.checks.push(c);
+            }
         } else if let Some(at) = l.find("BENCH-ERROR ") {
             if let Some(r) = runs.last_mut() {
                 r.errors.push(l[at + 12..].to_string());
@@ -159,11 +268,33 @@ pub fn parse_console(who: &str, lines: &[String]) -> Result<Vec<SuiteRun>> {
     Ok(runs)
 }
 
-/// Checks a run of our guest has every expected figure.
+/// Checks a run of our guest is complete and correct: every expected
+/// figure, each with the samples the plan asks for (from `BENCH-ENV
+/// iters=`), and every check, passed.
 pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
+    if let Some(e) = run.errors.first() {
+        bail!("{who}: BENCH-ERROR {e}");
+    }
     let missing: Vec<&str> = EXPECTED.iter().copied().filter(|n| run.get(n).is_none()).collect();
     if !missing.is_empty() {
         bail!("{who}: missing BENCH line(s) for {}", missing.join(", "));
+    }
+    let Some(iters) = run.env.get("iters").and_then(|v| v.parse::<u64>().ok()) else {
+        bail!("{who}: no iters= in BENCH-ENV");
+    };
+    for f in &run.figures {
+        if let Some(want) = expected_samples(&f.name, iters) {
+            if f.iters != want {
+                bail!("{who}: {} has {} samples, the plan asks for {want}", f.name, f.iters);
+            }
+        }
+    }
+    let missing: Vec<&str> = CHECKS.iter().copied().filter(|n| run.check(n).is_none()).collect();
+    if !missing.is_empty() {
+        bail!("{who}: missing BENCH-CHECK line(s) for {}", missing.join(", "));
+    }
+    if let Some(c) = run.checks.iter().find(|c| !c.pass) {
+        bail!("{who}: check {} failed: {}", c.name, c.detail);
     }
     Ok(())
 }
@@ -449,7 +580,12 @@ pub fn collect(key: &str, model: &str, o: &BenchOptions, report: &BootReport) ->
                     r.problems.push(format!("Linux DomU: {p}"));
                 }
                 match parse_console("linux-bench (Linux PV DomU)", &run.console) {
-                    Ok(v) => r.linux = v,
+                    Ok(v) => {
+                        for e in v.iter().flat_map(|x| &x.errors) {
+                            r.problems.push(format!("Linux DomU: BENCH-ERROR {e}"));
+                        }
+                        r.linux = v
+                    }
                     Err(e) => {
                         let tail: Vec<&str> =
                             run.console.iter().rev().take(3).rev().map(String::as_str).collect();
@@ -553,6 +689,23 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
             let _ =
                 writeln!(s, "{name:<38} {per:>4} | {on:>28} {oc:>9} | {ln:>28} {lc:>9} | {ra:>8}");
         }
+        let _ = writeln!(s, "ratios (of median cycles; reported, not judged):");
+        for (name, num, den) in RATIOS {
+            let x = |runs: &[SuiteRun]| {
+                median_ratio(across(runs, num), across(runs, den))
+                    .map_or("-".to_string(), |v| format!("{v:.2}"))
+            };
+            let _ = writeln!(
+                s,
+                "  {name:<28} {:<68} Rust {:>8} | Linux {:>8}",
+                format!("{num} / {den}"),
+                x(&r.ours),
+                x(&r.linux)
+            );
+        }
+        for line in notes(r) {
+            let _ = writeln!(s, "   note: {line}");
+        }
         for p in &r.problems {
             let _ = writeln!(s, "   problem: {p}");
         }
@@ -576,6 +729,43 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
         }
     }
     s
+}
+
+/// What the figures of one CPU model say besides the numbers: figures
+/// whose median came out at or below the timer's own cost (reported as 0),
+/// and the round trip's late deliveries.
+pub fn notes(r: &CpuResult) -> Vec<String> {
+    let mut v = Vec::new();
+    for (who, runs) in [("Rust guest", &r.ours), ("Linux PV DomU", &r.linux)] {
+        let zero: Vec<String> = EXPECTED
+            .iter()
+            .filter_map(|n| {
+                let k = runs.iter().filter_map(|x| x.get(n)).filter(|f| f.cycles[1] == 0).count();
+                (k > 0).then(|| format!("{n} ({k} of {} runs)", runs.len()))
+            })
+            .collect();
+        if !zero.is_empty() {
+            v.push(format!(
+                "{who}: median at or below the timer's own cost, reported as 0: {}",
+                zero.join(", ")
+            ));
+        }
+    }
+    let late: Vec<u64> =
+        r.ours.iter().filter_map(|x| x.get("evtchn_send_upcall_handler_roundtrip")?.late).collect();
+    if !late.is_empty() {
+        let sends: u64 = r
+            .ours
+            .iter()
+            .filter_map(|x| x.get("evtchn_send_upcall_handler_roundtrip"))
+            .map(|f| f.iters + f.iters / 10 + 1)
+            .sum();
+        v.push(format!(
+            "Rust guest round trip: {} of {sends} sends ran their handler only after the send returned (waited for; see README)",
+            late.iter().sum::<u64>()
+        ));
+    }
+    v
 }
 
 /// `s` as a JSON string literal.
@@ -613,10 +803,11 @@ fn json_runs(runs: &[SuiteRun]) -> String {
                 .figures
                 .iter()
                 .map(|f| {
+                    let opt = |k: &str, v: Option<u64>| v.map_or(String::new(), |v| format!(",\"{k}\":{v}"));
                     format!(
-                        "{{\"name\":{},\"iters\":{},\"per\":{},\"cycles\":[{},{},{},{}],\"ns\":[{},{},{},{}]}}",
+                        "{{\"name\":{},\"iters\":{},\"per\":{},\"cycles\":[{},{},{},{}],\"ns\":[{},{},{},{}]{}{}}}",
                         json_str(&f.name), f.iters, f.per, f.cycles[0], f.cycles[1], f.cycles[2], f.cycles[3],
-                        f.ns[0], f.ns[1], f.ns[2], f.ns[3]
+                        f.ns[0], f.ns[1], f.ns[2], f.ns[3], opt("clamped", f.clamped), opt("late", f.late)
                     )
                 })
                 .collect();
@@ -643,8 +834,43 @@ pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> String {
                 )
             })
             .collect();
+        let ratios: Vec<String> = RATIOS
+            .iter()
+            .map(|(name, num, den)| {
+                let x = |runs: &[SuiteRun]| {
+                    median_ratio(across(runs, num), across(runs, den))
+                        .map_or("null".into(), |v| format!("{v:.4}"))
+                };
+                format!(
+                    "{{\"name\":{},\"of\":{},\"rust\":{},\"linux\":{}}}",
+                    json_str(name),
+                    json_str(&format!("{num}/{den}")),
+                    x(&r.ours),
+                    x(&r.linux)
+                )
+            })
+            .collect();
+        let checks: Vec<String> = r
+            .ours
+            .iter()
+            .map(|run| {
+                let c: Vec<String> = run
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{{\"name\":{},\"pass\":{},\"detail\":{}}}",
+                            json_str(&c.name),
+                            c.pass,
+                            json_str(&c.detail)
+                        )
+                    })
+                    .collect();
+                format!("[{}]", c.join(","))
+            })
+            .collect();
         cpus.push(format!(
-            "{{\"key\":{},\"qemu_cpu\":{},\"cpu\":{},\"xen\":{},\"tsc_hz\":{},\"xpti_domu\":{},\"xpti_line\":{},\"linux_kernel\":{},\"environment\":{},\"problems\":[{}],\"summary\":[{}],\"rust_runs\":{},\"linux_runs\":{}}}",
+            "{{\"key\":{},\"qemu_cpu\":{},\"cpu\":{},\"xen\":{},\"tsc_hz\":{},\"xpti_domu\":{},\"xpti_line\":{},\"linux_kernel\":{},\"environment\":{},\"problems\":[{}],\"notes\":[{}],\"summary\":[{}],\"ratios\":[{}],\"rust_runs\":{},\"rust_checks\":[{}],\"linux_runs\":{}}}",
             json_str(&r.key),
             json_str(&r.qemu_cpu),
             json_str(&r.cpu),
@@ -655,8 +881,11 @@ pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> String {
             r.linux_kernel.as_deref().map_or("null".into(), json_str),
             json_str(&environment(r, o)),
             r.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(","),
+            notes(r).iter().map(|p| json_str(p)).collect::<Vec<_>>().join(","),
             summary.join(","),
+            ratios.join(","),
             json_runs(&r.ours),
+            checks.join(","),
             json_runs(&r.linux)
         ));
     }
@@ -686,6 +915,21 @@ mod tests {
         assert_eq!((f.iters, f.per, f.cycles, f.ns), (300, 1, [1, 2, 3, 4], [5, 6, 7, 8]));
         assert!(parse_figure("BENCH name=x iters=1 per=1 cycles=1/2/3 ns=1/2/3/4").is_none());
         assert!(parse_figure("BENCH-DONE failures=0").is_none());
+        assert_eq!((f.clamped, f.late), (None, None));
+        let f = parse_figure(
+            "BENCH name=evtchn_send_upcall_handler_roundtrip iters=300 per=1 cycles=1/2/3/4 ns=5/6/7/8 clamped=0 late=2",
+        )
+        .unwrap();
+        assert_eq!((f.clamped, f.late), (Some(0), Some(2)));
+        let c = parse_check(
+            "[bench] BENCH-CHECK name=gnttab_copy_copies result=pass 331 copies of 4 KiB, 0 failed",
+        )
+        .unwrap();
+        assert_eq!((c.name.as_str(), c.pass), ("gnttab_copy_copies", true));
+        assert_eq!(c.detail, "331 copies of 4 KiB, 0 failed");
+        assert!(!parse_check("BENCH-CHECK name=x result=fail").unwrap().pass);
+        assert!(parse_check("BENCH-CHECK name=x result=maybe y").is_none());
+        assert!(parse_check("BENCH-CHECK result=pass x").is_none());
         let e =
             parse_env("BENCH-ENV xen=4.17.5 tsc_hz=2000 cpu=\"AMD EPYC Processor\" domain=domU")
                 .unwrap();
@@ -713,6 +957,121 @@ mod tests {
         assert!(e.contains("no BENCH-ENV"), "{e}");
         let e = check_complete("g", &r[0]).unwrap_err().to_string();
         assert!(e.contains("missing BENCH line(s) for tsc_timer_pair"), "{e}");
+    }
+
+    /// The console of a complete quick run of our guest (figures of 1 cycle).
+    fn quick_console() -> Vec<String> {
+        let mut c =
+            vec!["BENCH-ENV xen=4.17.7 tsc_hz=2600000000 cpu=\"c\" domain=domU iters=300"
+                .to_string()];
+        for n in EXPECTED {
+            c.push(format!(
+                "BENCH name={n} iters={} per=1 cycles=1/1/1/1 ns=1/1/1/1 clamped=0",
+                expected_samples(n, 300).unwrap()
+            ));
+        }
+        for n in CHECKS {
+            c.push(format!("BENCH-CHECK name={n} result=pass counted"));
+        }
+        c.push("BENCH-DONE failures=0 checks=12".into());
+        c
+    }
+
+    #[test]
+    fn the_sample_plan_matches_the_guest() {
+        // kernel/src/bench/stats.rs, Plan: 300 -> 300 / 75 / 19 / 20.
+        assert_eq!(expected_samples("xen_version", 300), Some(300));
+        assert_eq!(expected_samples("mmu_update_64_per_entry", 300), Some(75));
+        assert_eq!(expected_samples("multicall_32_xen_version_total", 300), Some(75));
+        assert_eq!(expected_samples("mmu_update_512_per_entry", 300), Some(19));
+        assert_eq!(expected_samples("xenstore_read_roundtrip", 300), Some(20));
+        assert_eq!(expected_samples("xenstore_read_roundtrip", 10_000), Some(500));
+        assert_eq!(expected_samples("no_such_figure", 300), None);
+        for (_, num, den) in RATIOS {
+            assert!(EXPECTED.contains(num) && EXPECTED.contains(den));
+        }
+    }
+
+    #[test]
+    fn a_run_is_complete_only_with_every_figure_planned_and_every_check_passed() {
+        let c = quick_console();
+        let run = |c: &[String]| parse_console("g", c).unwrap().remove(0);
+        check_complete("g", &run(&c)).unwrap();
+        assert_eq!(run(&c).checks.len(), CHECKS.len());
+
+        let mut short = c.clone();
+        let at = short.iter().position(|l| l.contains("name=mmu_update_512_per_entry ")).unwrap();
+        short[at] = short[at].replace("iters=19", "iters=18");
+        let e = check_complete("g", &run(&short)).unwrap_err().to_string();
+        assert!(e.contains("mmu_update_512_per_entry has 18 samples, the plan asks for 19"), "{e}");
+
+        let mut failed = c.clone();
+        let at = failed.iter().position(|l| l.contains("roundtrip_one_handler")).unwrap();
+        failed[at] = "BENCH-CHECK name=roundtrip_one_handler_run_per_send result=fail 330 handler runs for 331 sends".into();
+        let e = check_complete("g", &run(&failed)).unwrap_err().to_string();
+        assert!(
+            e.contains("check roundtrip_one_handler_run_per_send failed: 330 handler runs"),
+            "{e}"
+        );
+
+        let missing: Vec<String> =
+            c.iter().filter(|l| !l.contains("name=gnttab_copy_copies")).cloned().collect();
+        let e = check_complete("g", &run(&missing)).unwrap_err().to_string();
+        assert!(e.contains("missing BENCH-CHECK line(s) for gnttab_copy_copies"), "{e}");
+
+        let mut error = c.clone();
+        error.insert(3, "BENCH-ERROR no scratch pages for the page-table benchmarks".into());
+        let e = check_complete("g", &run(&error)).unwrap_err().to_string();
+        assert!(e.contains("BENCH-ERROR no scratch pages"), "{e}");
+    }
+
+    #[test]
+    fn ratios_and_notes_are_reported_not_judged() {
+        let mut c = quick_console();
+        let set = |c: &mut Vec<String>, name: &str, median: u64, extra: &str| {
+            let at = c.iter().position(|l| l.contains(&format!("name={name} "))).unwrap();
+            let n = expected_samples(name, 300).unwrap();
+            c[at] = format!(
+                "BENCH name={name} iters={n} per=1 cycles=0/{median}/9/9 ns=0/{median}/9/9 clamped=0{extra}"
+            );
+        };
+        set(&mut c, "mmu_update_1", 2496, "");
+        set(&mut c, "mmu_update_512_per_entry", 670, "");
+        // A multicall dearer than its separate calls is a figure, not an error.
+        set(&mut c, "multicall_32_xen_version_total", 21000, "");
+        set(&mut c, "separate_32_xen_version_total", 18226, "");
+        set(&mut c, "evtchn_send_upcall_handler_roundtrip", 4446, " late=3");
+        set(&mut c, "evtchn_send", 1690, "");
+        set(&mut c, "xen_version", 0, "");
+        let ours = parse_console("g", &c).unwrap();
+        check_complete("g", &ours[0]).unwrap();
+        let r = CpuResult { key: "amd".into(), ours, ..CpuResult::default() };
+        let q = |n| across(&r.ours, n);
+        let m = median_ratio(q("mmu_update_512_per_entry"), q("mmu_update_1")).unwrap();
+        assert!((m - 0.268).abs() < 0.001, "{m}");
+        assert_eq!(median_ratio(q("xenstore_read_roundtrip"), q("xen_version")), None);
+        let notes = notes(&r).join("\n");
+        assert!(notes.contains("reported as 0: xen_version (1 of 1 runs)"), "{notes}");
+        assert!(notes.contains("3 of 331 sends ran their handler only after"), "{notes}");
+        let o = BenchOptions {
+            runs: 1,
+            quick: true,
+            cpu: "amd".into(),
+            kvm: false,
+            verbose: false,
+            no_linux: true,
+            xen: None,
+        };
+        let t = table(std::slice::from_ref(&r), &o);
+        assert!(t.contains("multicall_vs_separate"), "{t}");
+        assert!(t.contains("1.15"), "{t}");
+        let j = to_json(&[r], &o);
+        assert!(j.contains("\"ratios\":[{\"name\":\"mmu_512_per_entry_vs_single\""), "{j}");
+        assert!(j.contains("\"late\":3"), "{j}");
+        assert!(
+            j.contains("\"rust_checks\":[[{\"name\":\"xen_version_answers\",\"pass\":true"),
+            "{j}"
+        );
     }
 
     #[test]

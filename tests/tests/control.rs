@@ -3,8 +3,10 @@
 //! `xl sysrq` gets a dump, an idle guest wakes only for the toolstack, a
 //! hotplugged device whose backend never comes is reported (not a hang),
 //! `xl reboot` brings it back as a new domain, and `xl shutdown` ends it
-//! cleanly without anyone waiting out a timeout. Then `app=bench` runs in quick mode and
-//! its figures are checked for presence and the orderings that must hold.
+//! cleanly without anyone waiting out a timeout. Then `app=bench` runs in quick mode:
+//! every figure must be there with the samples its plan asks for and every
+//! correctness check of the guest must pass; its timings are printed, not
+//! asserted (they vary with the load of the machine).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -287,34 +289,35 @@ fn a_backend_that_never_comes_is_reported_not_waited_for_forever() {
 }
 
 #[test]
-fn bench_quick_reports_every_figure_with_sane_orderings() {
+fn bench_quick_reports_every_planned_figure_and_passes_every_check() {
+    use xtask::bench::{across, check_complete, median_ratio, parse_console, CHECKS, RATIOS};
     let run = expect_run(lab(), "bench");
     assert_result(run, &GuestResult::Poweroff);
-    let figures: Vec<xtask::bench::Figure> =
-        run.console.iter().filter_map(|l| xtask::bench::parse_figure(l)).collect();
-    let figure = |name: &str| -> [u64; 4] {
-        let f = figures
-            .iter()
-            .find(|f| f.name == name)
-            .unwrap_or_else(|| panic!("no BENCH line for {name}\n{}", run.describe()));
-        f.cycles
-    };
-    // Every figure the harness expects is there and costs something; a
-    // plain call minus the timer can honestly come out as 0 cycles.
-    for &name in xtask::bench::EXPECTED.iter().filter(|&&n| n != "function_call") {
-        assert!(figure(name)[1] > 0, "{name} measured as free\n{}", run.describe());
+    let runs = parse_console("bench", &run.console)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", run.describe()));
+    let r = &runs[0];
+    assert_eq!(r.env.get("iters").map(String::as_str), Some("300"), "bench.quick=1 takes 300");
+    // Every figure with the samples the plan asks for, every check there
+    // and passed: what each operation must do whatever it costs.
+    check_complete("bench", r).unwrap_or_else(|e| panic!("{e:#}\n{}", run.describe()));
+    // The round trip waits for each send's handler: exactly one run per
+    // send, warm-up included (300 + 31).
+    let rt = r.check("roundtrip_one_handler_run_per_send").expect("checked above");
+    assert!(
+        rt.detail.starts_with("331 handler runs for 331 sends of 331 (0 refused)"),
+        "{}\n{}",
+        rt.detail,
+        run.describe()
+    );
+    assert_console_contains(run, &format!("BENCH-DONE failures=0 checks={}", CHECKS.len()));
+    // Timings are figures for the log, never a verdict.
+    for (name, num, den) in RATIOS {
+        let v = median_ratio(across(&runs, num), across(&runs, den));
+        eprintln!(
+            "bench ratio {name} ({num} / {den}): {}",
+            v.map_or("-".into(), |v| format!("{v:.2}"))
+        );
     }
-    // Orderings that must hold whatever the emulation speed, on minimums
-    // (noise from the host only ever adds time).
-    assert!(figure("mmu_update_512_per_entry")[0] < figure("mmu_update_1")[0]);
-    // A multicall is no dearer than the calls it replaces (10% margin):
-    // cheaper on Xen 4.17 (0.6x-0.9x under TCG), even on Xen 4.20, whose
-    // hypercall round trip costs what its multicall spends per entry (the
-    // guest's own check, kernel/src/bench/stats.rs, says the same).
-    let (multi, separate) =
-        (figure("multicall_32_xen_version_total")[0], figure("separate_32_xen_version_total")[0]);
-    assert!(multi * 100 <= separate * 110, "multicall {multi} vs separate {separate} cycles");
-    assert!(figure("evtchn_send")[0] < figure("evtchn_send_upcall_handler_roundtrip")[0]);
-    assert!(figure("xen_version")[0] < figure("xenstore_read_roundtrip")[0]);
-    assert_console_contains(run, "BENCH-DONE failures=0");
+    let late = r.get("evtchn_send_upcall_handler_roundtrip").and_then(|f| f.late);
+    eprintln!("bench round trip: {late:?} sends ran their handler only after the send returned");
 }

@@ -58,6 +58,9 @@ pub mod pte {
     pub const USER: u64 = 1 << 2;
     pub const ACCESSED: u64 = 1 << 5;
     pub const DIRTY: u64 = 1 << 6;
+    /// Ignored by the CPU and left to the guest: Xen accepts it in a PV
+    /// guest's entries (`_PAGE_AVAIL0`, outside its L1 disallow mask).
+    pub const AVAIL0: u64 = 1 << 9;
     pub const NX: u64 = 1 << 63;
     /// Bits 12..52 hold the machine frame number.
     pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
