@@ -85,14 +85,21 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
         let base = platform::now_ns() + 1_000_000;
         let mut deadlines = [0u64; STORM];
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        for (i, dl) in deadlines.iter_mut().enumerate() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *dl = base + x % 50_000_000;
-            FIRED_COUNT[i].store(0, Ordering::SeqCst);
-            if let Err(e) = timer::add(*dl, storm_fired, i) {
-                fail!(d, "timer {i}: {e:?}");
+        {
+            // All 100 are queued before any fires: on a loaded host adding
+            // them can outlast the first deadline, and a timer added after
+            // a later one fired would fire out of order through no fault
+            // of the queue.
+            let _masked = events::IrqGuard::new();
+            for (i, dl) in deadlines.iter_mut().enumerate() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *dl = base + x % 50_000_000;
+                FIRED_COUNT[i].store(0, Ordering::SeqCst);
+                if let Err(e) = timer::add(*dl, storm_fired, i) {
+                    fail!(d, "timer {i}: {e:?}");
+                }
             }
         }
         // A hang guard, far above what 50 ms of deadlines take.
