@@ -146,13 +146,3 @@ pub fn open(dev: DeviceInfo, config: Config) -> Result<Disk, BlkError> {
     xenbus::with(|bus| blkfront::start(bus, env, dev, config).and_then(|c| c.finish(bus)))
         .unwrap_or_else(|| Err(BlkError::Resource("no XenStore".into())))
 }
-
-/// Grant references in use in the whole table, and grants kept out of use
-/// because a peer still maps them.
-pub fn grant_table_line() -> String {
-    crate::grants::with(|t| {
-        let s = t.stats();
-        alloc::format!("grant table: {} in use, {} quarantined", s.in_use, s.quarantined)
-    })
-    .unwrap_or_else(|| "grant table: unavailable".into())
-}

@@ -53,3 +53,15 @@ pub fn self_domid() -> Option<DomId> {
 pub fn with<R>(f: impl FnOnce(&mut GrantTable<XenGrants>) -> R) -> Option<R> {
     TABLE.lock().as_mut().map(f)
 }
+
+/// `grant table: N in use, Q quarantined`: references granted now, and
+/// grants kept out of use because a peer still maps their page. After a
+/// device is let go, back to what they were before it came ("no grant left
+/// behind": the hotplug boot test compares them).
+pub fn summary_line() -> alloc::string::String {
+    with(|t| {
+        let s = t.stats();
+        alloc::format!("grant table: {} in use, {} quarantined", s.in_use, s.quarantined)
+    })
+    .unwrap_or_else(|| "grant table: unavailable".into())
+}

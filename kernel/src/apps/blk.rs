@@ -447,7 +447,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
     use crate::xenbus::control;
     let mut drv = VbdDriver::new(blk::KernelEnv::new, Config::default());
     let mut disks = Hotplug::new("vbd", hotplug::Config::default());
-    kprintln!("blk: hotplug: {} before any disk", blk::grant_table_line());
+    kprintln!("blk: hotplug: {} before any disk", crate::grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| disks.start(bus)) {
         kprintln!("blk: hotplug: cannot watch device/vbd: {e}; found by re-examination only");
     }
@@ -475,10 +475,10 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
                         }
                     }
                     log_problems(&name, d);
-                    kprintln!("blk: hotplug: {}", blk::grant_table_line());
+                    kprintln!("blk: hotplug: {}", crate::grants::summary_line());
                 }
                 Happening::Detached { .. } => {
-                    kprintln!("blk: hotplug: {}", blk::grant_table_line());
+                    kprintln!("blk: hotplug: {}", crate::grants::summary_line());
                 }
                 _ => {}
             }
@@ -527,7 +527,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
     kprintln!(
         "blk: hotplug: {} attaches, {} detaches, {} scans ({} by the timer), {} found by the timer, {} connect failures; {}",
         c.attaches, c.detaches, c.scans, c.timer_scans, c.found_by_timer, c.connect_failures,
-        blk::grant_table_line()
+        crate::grants::summary_line()
     );
     (passed, failed)
 }

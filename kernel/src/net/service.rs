@@ -104,17 +104,6 @@ struct Net {
     status: Status,
 }
 
-/// Grant references in use in the whole table, and grants kept out of
-/// use because a peer still maps them: after a detach, back to what they
-/// were before the first attach ("no grant left behind").
-fn grant_table_line() -> String {
-    grants::with(|t| {
-        let s = t.stats();
-        format!("grant table: {} in use, {} quarantined", s.in_use, s.quarantined)
-    })
-    .unwrap_or_else(|| "grant table: unavailable".into())
-}
-
 impl Net {
     /// Re-reads the vifs if an event, the timer or a lost event asks for
     /// it, and follows what happened.
@@ -143,7 +132,7 @@ impl Net {
                 if self.current.is_none() {
                     self.use_vif(&id);
                 }
-                kprintln!("net: {}", grant_table_line());
+                kprintln!("net: {}", grants::summary_line());
             }
             Happening::Detached { id, closed, .. } => {
                 add(&mut self.status.before, &closed.stats);
@@ -157,7 +146,7 @@ impl Net {
                         self.use_vif(&next);
                     }
                 }
-                kprintln!("net: {}", grant_table_line());
+                kprintln!("net: {}", grants::summary_line());
             }
             _ => {}
         }
@@ -322,7 +311,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         status: Status { domid: id.domid.0, ..Status::default() },
     };
     net.status.mem_kib = platform::start_info().nr_pages * 4;
-    kprintln!("net: {} before any vif", grant_table_line());
+    kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
