@@ -209,7 +209,6 @@ fn copy_out(words: &[core::sync::atomic::AtomicU32], out: &mut [u8]) {
 }
 
 impl<E: BlkEnv> BlkFront<E> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         env: E,
         dev: DeviceInfo,

@@ -43,7 +43,6 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         op: u8,
         wire_op: u8,

@@ -869,7 +869,10 @@ impl<D: Driver> Hotplug<D> {
 
     /// The id's device is gone for good (removed, or replaced by one with
     /// another backend): let it go without XenStore, stop watching.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the driver, its slot and the store each pass their parts; a bundle struct would only rename them"
+    )]
     fn end_slot<T: Transport>(
         &mut self,
         bus: &mut Bus<T>,
@@ -923,7 +926,10 @@ impl<D: Driver> Hotplug<D> {
     }
 
     /// Moves one device toward what the store shows.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the driver, its slot and the store each pass their parts; a bundle struct would only rename them"
+    )]
     fn step<T: Transport>(
         &mut self,
         bus: &mut Bus<T>,
