@@ -16,8 +16,8 @@
 //! toolstack reuses `vif/0` at once for a new one. A connected device is
 //! recognised as replaced when its backend path or backend domain changed,
 //! when its `state` node no longer holds our Connected (the toolstack
-//! writes Initialising into a new device, as Linux's xenbus checks since
-//! 2026), when its directory went away, or when its backend's `state` went
+//! writes Initialising into a new device; a 2026 Linux xenbus patch checks
+//! the same), when its directory went away, or when its backend's `state` went
 //! away or back to Initialising/InitWait (a new backend). The old one is
 //! then let go of without a word to XenStore ([`Driver::abandon`]): its
 //! nodes belong to the new device.
