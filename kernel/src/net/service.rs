@@ -7,8 +7,9 @@
 
 use super::device::NetDev;
 use super::host::{self, KernelHost};
-use crate::apps::{idle, AppError, AppResult};
+use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
+use crate::toolstack as idle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
