@@ -99,8 +99,9 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
     Ok(())
 }
 
-/// Test doubles (`xenstore-client`'s `fake` feature) are for host tests
-/// only: the guest's dependency tree must not enable them.
+/// Test doubles (the `fake` features: `xenstore-client`'s in-memory
+/// xenstored, `pv-drivers`' pretend hypervisor) are for host tests only:
+/// the guest's dependency tree must not enable them.
 fn no_fakes_in_guest(cargo: &str, root: &std::path::Path) -> Result<()> {
     let tree = xtask::cmd::stdout(Command::new(cargo).current_dir(root).args([
         "tree",
@@ -144,5 +145,8 @@ mod tests {
         assert!(fake_features(tree).is_empty());
         let tree = format!("{tree}├── xenstore-client feature \"fake\"\n");
         assert_eq!(fake_features(&tree), ["├── xenstore-client feature \"fake\""]);
+        let tree = format!("{tree}│   ├── pv-drivers feature \"fake\"\n");
+        assert_eq!(fake_features(&tree).len(), 2);
+        assert_eq!(fake_features(&tree)[1], "│   ├── pv-drivers feature \"fake\"");
     }
 }

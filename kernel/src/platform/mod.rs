@@ -3,13 +3,13 @@
 #![allow(unsafe_code)]
 
 pub mod bench;
-pub mod blk;
 mod boot;
 mod entry;
 mod events;
 pub mod grants;
 pub mod mm;
 mod panic;
+pub mod shared_pages;
 pub mod vmap;
 
 pub use entry::{
