@@ -53,19 +53,7 @@ pub const TESTS: [&str; 6] = [
 ];
 
 /// The Linux DomU's `/init`: blkfront up, `blktool` over `/dev/xvda`.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-blk: insmod $m failed"; done
-i=0
-while [ ! -b /dev/xvda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-echo "linux-blk: $(uname -r) xvda queues $(ls /sys/block/xvda/mq 2>/dev/null | wc -l)"
-/bin/blktool /dev/xvda "${bench_span:-33554432}" "${bench_ios:-2000}"
-echo "linux-blk: powering off"
-poweroff -f
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/blk-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-blkfront`, `blktool`, `/init`.
 pub fn linux_initramfs(
@@ -94,11 +82,6 @@ pub fn scenarios(
     linux_ramdisk: Option<&Path>,
 ) -> Vec<Scenario> {
     let span = o.mib << 20;
-    // The block hotplug script detaches the loop device on remove.
-    let disk = format!(
-        "losetup -d /dev/loop0 2>/dev/null; [ -f /tmp/bench.img ] || dd if=/dev/zero of=/tmp/bench.img bs=1M count={} 2>/dev/null; losetup /dev/loop0 /tmp/bench.img\n",
-        o.mib
-    );
     let mut ours = GuestSpec::new(OURS, kernel, "blk")
         .args(&[
             "blk.mode=bench".into(),
@@ -109,7 +92,8 @@ pub fn scenarios(
         .timeout(Duration::from_secs(1200));
     ours.extra_config.push(disk_line());
     let mut guests = vec![ours.clone()];
-    let mut script = format!("{disk}run_guest {OURS} {} 1200\n", ours.cfg_path());
+    let run = |name: &str, cfg: String| format!("bk_run {name} {cfg} {} 1200\n", o.mib);
+    let mut script = format!(". {}\n{}", crate::dom0::BENCH_BLK.0, run(OURS, ours.cfg_path()));
     if let Some(rd) = linux_ramdisk {
         let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
             .memory(256)
@@ -117,7 +101,7 @@ pub fn scenarios(
             .ramdisk(rd);
         g.cmdline = format!("console=hvc0 quiet bench_span={span} bench_ios={}", o.ios);
         g.extra_config.push(disk_line());
-        script.push_str(&format!("{disk}run_guest {LINUX} {} 1200\n", g.cfg_path()));
+        script.push_str(&run(LINUX, g.cfg_path()));
         guests.push(g);
     }
     vec![Scenario::script("blk-bench", guests, &script)]
@@ -351,8 +335,10 @@ mod tests {
         let sc = scenarios(&o, Path::new("/k"), Path::new("/v"), Some(Path::new("/rd")));
         assert_eq!(sc.len(), 1);
         let sh = sc[0].shell();
-        assert!(sh.contains("losetup /dev/loop0 /tmp/bench.img"), "{sh}");
-        assert!(sh.contains("run_guest bb-ours") && sh.contains("run_guest bb-linux"), "{sh}");
+        assert!(sh.contains(". /etc/xen-lab/bench-blk.sh\n"), "{sh}");
+        assert!(sh.contains("bk_run bb-ours /etc/xen-lab/guests/bb-ours.cfg 32 1200\n"), "{sh}");
+        assert!(sh.contains("bk_run bb-linux /etc/xen-lab/guests/bb-linux.cfg 32 1200\n"), "{sh}");
+        assert!(crate::dom0::BENCH_BLK.1.contains("losetup /dev/loop0 /tmp/bench.img"));
         assert!(LINUX_INIT.contains("blktool /dev/xvda"));
         assert!(BLKTOOL_C.contains("IOCB_CMD_PREAD"));
     }

@@ -62,22 +62,7 @@ pub struct BootBenchOptions {
 
 /// The Linux DomU's `/init`: netfront up with an address, a ready marker,
 /// then idle until destroyed. `bench_ip=` comes from the kernel command line.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo "linux-boot: init $(cut -d' ' -f1 /proc/uptime) s after the kernel started"
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-boot: insmod $m failed"; done
-i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-ip addr add "${bench_ip:-192.0.2.21/24}" dev eth0 && ip link set eth0 up \
-    || echo "linux-boot: eth0 not configured"
-echo "linux-boot: ready on ${bench_ip:-192.0.2.21/24} at $(cut -d' ' -f1 /proc/uptime) s"
-sed -n 's/^\(MemTotal\|MemFree\|MemAvailable\):  */\1 /p' /proc/meminfo | tr '\n' ' ' | sed 's/^/linux-boot: meminfo /'
-echo
-while :; do sleep 3600; done
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/boot-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-netfront` (and its
 /// dependencies) from the lab's module set, `/init`.
@@ -91,92 +76,12 @@ pub fn linux_initramfs(bundle: &Dom0Bundle) -> Result<crate::cpio::Archive> {
     Ok(a)
 }
 
-/// The dom0 side: functions, the bridge, then the rounds.
-pub const DOM0_LIB: &str = r#"
-bb_now() { read -r _u _ < /proc/uptime; echo "${_u%.*}${_u#*.}"; }
-# bb_run KIND NAME MEM LIMIT IP: one timed run; prints "[xl boot] ..."
-bb_run() {
-    _k=$1; _n=$2; _m=$3; _lim=$4; _ip=$5
-    _cfg=/tmp/bb-$_n.cfg
-    _log=$LAB_CONSOLE_DIR/guest-$_n.log
-    _xl=/var/log/xen/xl-$_n.log
-    sed -e "s/^name = .*/name = \"$_n\"/" -e "s/^memory = .*/memory = $_m/" \
-        /etc/xen-lab/guests/bb-$_k.cfg > "$_cfg"
-    rm -f "$_log" "$_xl" /tmp/bb-ping
-    _pp=
-    if [ -n "$_ip" ]; then ping -i 0.05 "$_ip" > /tmp/bb-ping 2>&1 & _pp=$!; fi
-    echo "@@GUEST-CREATE name=$_n uptime=$(lab_uptime)"
-    _t0=$(bb_now)
-    if ! xl create "$_cfg" > /tmp/bb-create.out 2>&1; then
-        _t1=$(bb_now)
-        [ -n "$_pp" ] && kill $_pp 2>/dev/null
-        sed 's/^/[xl] /' /tmp/bb-create.out | head -n 5
-        echo "[xl boot] name=$_n kind=$_k mem=$_m result=create-failed create_cs=$((_t1 - _t0))"
-        echo "@@GUEST name=$_n domid=none result=create-failed"
-        lab_dump_console "$_n"
-        return 1
-    fi
-    _t1=$(bb_now)
-    _d=$(xl domid "$_n" 2>/dev/null)
-    echo "@@GUEST-UP name=$_n domid=$_d uptime=$(lab_uptime)"
-    _tc=; _tr=; _res=
-    while :; do
-        _u=$(bb_now)
-        [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$_u
-        if [ "$_k" = hello ]; then
-            if grep -q "has shut down" "$_xl" 2>/dev/null; then _tr=$_u; _res=ready; break; fi
-        else
-            if grep -q "bytes from" /tmp/bb-ping 2>/dev/null; then _tr=$_u; _res=ready; break; fi
-            if grep -q "has shut down" "$_xl" 2>/dev/null; then _res=died; break; fi
-            if [ -n "$_pp" ] && ! kill -0 $_pp 2>/dev/null; then
-                ping -i 0.05 "$_ip" >> /tmp/bb-ping 2>&1 & _pp=$!
-            fi
-        fi
-        [ $((_u - _t0)) -ge $((_lim * 100)) ] && { _res=timeout; break; }
-        sleep 0.02
-    done
-    [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$(bb_now)
-    [ -n "$_pp" ] && kill $_pp 2>/dev/null
-    echo "[xl boot] name=$_n kind=$_k mem=$_m result=$_res create_cs=$((_t1 - _t0)) console_cs=$([ -n "$_tc" ] && echo $((_tc - _t0))) ready_cs=$([ -n "$_tr" ] && echo $((_tr - _t0)))"
-    # Services (and anything not ready) are destroyed; hello powered off.
-    if [ "$_k" != hello ] || [ "$_res" != ready ]; then
-        sleep 0.3
-        xl destroy "$_n" 2>/dev/null
-    fi
-    _i=0
-    while [ -n "$_d" ] && xenstore-exists "/local/domain/$_d" 2>/dev/null && [ $_i -lt 300 ]; do
-        sleep 0.1; _i=$((_i + 1))
-    done
-    _code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$_xl" 2>/dev/null | tail -n 1)
-    if [ "$_res" = ready ] && [ "$_k" = hello ]; then _r=$(lab_reason "$_code");
-    elif [ "$_res" = ready ]; then _r=destroyed-when-ready;
-    elif [ -n "$_code" ]; then _r=$(lab_reason "$_code");
-    else _r=$_res; fi
-    sleep 0.3
-    echo "@@GUEST name=$_n domid=${_d:-none} result=$_r uptime=$(lab_uptime)"
-    lab_dump_console "$_n"
-    # Let the backends settle before the next domain.
-    sleep 0.5
-    [ "$_res" = ready ]
-}
-bb_ip() { case $1 in http) echo HTTP_IP ;; linux) echo LINUX_IP ;; esac; }
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add BRIDGE_IP dev xenbr0
-    ip link set xenbr0 up
-fi
-ip neigh replace HTTP_IP lladdr HTTP_MAC dev xenbr0 nud permanent
-ip neigh replace LINUX_IP lladdr LINUX_MAC dev xenbr0 nud permanent
-echo "BOOTBENCH-ENV cpu=\"$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)\" dom0_cpus=$(grep -c ^processor /proc/cpuinfo) kernel=$(uname -r)"
-"#;
-
-fn dom0_lib() -> String {
-    DOM0_LIB
-        .replace("BRIDGE_IP", BRIDGE_IP)
-        .replace("HTTP_IP", HTTP_IP)
-        .replace("LINUX_IP", LINUX_IP)
-        .replace("HTTP_MAC", HTTP_MAC)
-        .replace("LINUX_MAC", LINUX_MAC)
+/// The dom0 side's settings, for `dom0/bench-boot.sh`.
+fn dom0_settings() -> String {
+    format!(
+        "BB_BRIDGE_IP={BRIDGE_IP}\nBB_HTTP_IP={HTTP_IP}\nBB_HTTP_MAC={HTTP_MAC}\nBB_LINUX_IP={LINUX_IP}\nBB_LINUX_MAC={LINUX_MAC}\n. {}\nbb_setup\n",
+        crate::dom0::BENCH_BOOT.0
+    )
 }
 
 /// Per-run time limit, seconds.
@@ -190,7 +95,7 @@ fn limit(kind: &str) -> u64 {
 
 /// The dom0 script: `rounds` rounds of every kind, then the ladders.
 pub fn script(o: &BootBenchOptions) -> String {
-    let mut s = dom0_lib();
+    let mut s = dom0_settings();
     for r in 1..=o.rounds {
         for k in KINDS {
             let mem = if *k == "linux" { LINUX_MIB } else { OURS_MIB };
@@ -723,8 +628,11 @@ mod tests {
         let s = script(&o);
         assert!(s.contains("bb_run linux linux-2 256 120"));
         assert!(s.contains("for m in 4 8 16 32; do bb_run http http-min$m $m 60"));
-        assert!(s.contains("ip neigh replace 192.0.2.20 lladdr 00:16:3e:0c:00:20"));
-        assert!(!s.contains("HTTP_IP") && !s.contains("BRIDGE_IP"));
+        assert!(
+            s.contains("BB_HTTP_IP=192.0.2.20\n") && s.contains("BB_HTTP_MAC=00:16:3e:0c:00:20\n")
+        );
+        assert!(s.contains(". /etc/xen-lab/bench-boot.sh\nbb_setup\n"));
+        assert!(crate::dom0::BENCH_BOOT.1.contains("bb_run() {"));
         assert!(LINUX_INIT.contains("linux-boot: ready"));
     }
 }

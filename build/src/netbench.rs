@@ -51,19 +51,7 @@ const LINUX_IP: &str = "192.0.2.4";
 const RR_SIZE: u32 = 64;
 
 /// The Linux DomU's `/init`: netfront up, `nettool serve` in front.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-net: insmod $m failed"; done
-i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-ip link set lo up
-ip addr add "${bench_ip}/24" dev eth0 && ip link set eth0 up || echo "linux-net: eth0 not configured"
-echo "linux-net: $(uname -r) eth0 $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
-exec /bin/nettool serve
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/net-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-netfront`, `nettool`, `/init`.
 pub fn linux_initramfs(
@@ -80,37 +68,16 @@ pub fn linux_initramfs(
     Ok(a)
 }
 
-const BRIDGE: &str = r#"
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-"#;
-
-/// The dom0 snippet measuring the guest `name` at `ip`; with `marks`, an
-/// `xl sysrq` before and after each phase has the guest print its counters.
-pub fn phases(name: &str, ip: &str, o: &NetBenchOptions, marks: bool) -> String {
-    let mark = |k: u32| {
-        if marks {
-            format!("xl sysrq {name} c; wait_console {name} 'net: efficiency' {k} 30\n")
-        } else {
-            String::new()
-        }
-    };
-    let tool = |args: String| format!("nettool {args} 2>&1 | sed 's/^/[xl bench] {name} /'\n");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "ping -c 2 -W 5 {ip} > /dev/null 2>&1; echo \"[xl check] {name}-ping-rc $?\"\n"
-    ));
-    s.push_str(&mark(1));
-    s.push_str(&tool(format!("send {ip} 9 {}", o.bytes)));
-    s.push_str(&mark(2));
-    s.push_str(&tool(format!("recv {ip} 19 {}", o.bytes)));
-    s.push_str(&mark(3));
-    s.push_str(&tool(format!("rr {ip} 7 {} {RR_SIZE}", o.requests)));
-    s.push_str(&mark(4));
-    s
+/// The dom0 call measuring one side: `nb_ours` or `nb_linux` of
+/// `dom0/bench-net.sh` with the guest's name, config and address and the
+/// run's sizes.
+pub fn measure(func: &str, name: &str, cfg: &str, ip: &str, o: &NetBenchOptions) -> String {
+    format!(
+        ". {}\n{func} {name} {cfg} {ip} {} {} {RR_SIZE}\n",
+        crate::dom0::BENCH_NET.0,
+        o.bytes,
+        o.requests
+    )
 }
 
 /// Both scenarios (ours, then Linux if `linux_ramdisk`).
@@ -127,13 +94,7 @@ pub fn scenarios(
         .memory(64)
         .timeout(Duration::from_secs(900));
     ours.extra_config.push(vif("00:16:3e:0c:00:13"));
-    let script = format!(
-        "{BRIDGE}run_guest_start {OURS} {cfg} || exit 1\n\
-         if wait_console {OURS} 'echo: ready' 1 90 && wait_console {OURS} 'connected: mac' 1 30; then\n\
-         {body}xl shutdown {OURS}\nrun_guest_wait {OURS} 60\nelse\nrun_guest_wait {OURS} 1\nfi\n",
-        cfg = ours.cfg_path(),
-        body = phases(OURS, OURS_IP, o, true)
-    );
+    let script = measure("nb_ours", OURS, &ours.cfg_path(), OURS_IP, o);
     let mut v =
         vec![Scenario::script("net-ours", vec![ours], &script).with_file(nettool::DEST, tool)];
     if let Some(rd) = linux_ramdisk {
@@ -143,13 +104,7 @@ pub fn scenarios(
             .ramdisk(rd);
         g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}");
         g.extra_config.push(vif("00:16:3e:0c:00:14"));
-        let script = format!(
-            "{BRIDGE}run_guest_start {LINUX} {cfg} || exit 1\n\
-             if wait_console {LINUX} 'NETTOOL serve ready' 1 240; then\n{body}fi\n\
-             xl destroy {LINUX}\nrun_guest_wait {LINUX} 30\n",
-            cfg = g.cfg_path(),
-            body = phases(LINUX, LINUX_IP, o, false)
-        );
+        let script = measure("nb_linux", LINUX, &g.cfg_path(), LINUX_IP, o);
         v.push(Scenario::script("net-linux", vec![g], &script).with_file(nettool::DEST, tool));
     }
     v
@@ -438,10 +393,12 @@ mod tests {
     #[test]
     fn scripts_measure_and_mark() {
         let o = NetBenchOptions::default();
-        let p = phases(OURS, OURS_IP, &o, true);
-        assert!(p.contains("nettool send 192.0.2.3 9 33554432"));
-        assert_eq!(p.matches("xl sysrq").count(), 4);
-        assert!(!phases(LINUX, LINUX_IP, &o, false).contains("sysrq"));
+        let p = measure("nb_ours", OURS, "/c", OURS_IP, &o);
+        assert!(p.contains("nb_ours nb-ours /c 192.0.2.3 33554432 2000 64\n"), "{p}");
+        assert!(p.starts_with(". /etc/xen-lab/bench-net.sh\n"), "{p}");
+        let lib = crate::dom0::BENCH_NET.1;
+        assert!(lib.contains("nb_tool \"$1\" send \"$2\" 9 \"$3\""));
+        assert_eq!(lib.matches("nb_mark \"$1\" \"$6\"").count(), 4);
         let sc =
             scenarios(&o, Path::new("k"), Path::new("t"), Path::new("v"), Some(Path::new("r")));
         assert_eq!(sc.len(), 2);
