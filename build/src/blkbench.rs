@@ -7,12 +7,12 @@
 //! guest's deterministic figures per request: hypercalls (notifications,
 //! timer sets, blocks), notifications, grant operations.
 
-use crate::bench::json_str;
 use crate::lab::{Echo, Lab, LabOptions};
+use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,7 @@ pub fn scenarios(
 }
 
 /// One test's figures from a `BLKBENCH` or `BLKTOOL` line.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figure {
     pub kib_s: f64,
     pub iops: f64,
@@ -152,47 +152,45 @@ fn headline(test: &str, f: &Figure) -> f64 {
     }
 }
 
-fn cell(v: Option<f64>, dec: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.dec$}"))
-}
-
 pub fn table(
     ours: &BTreeMap<String, Figure>,
     linux: &BTreeMap<String, Figure>,
     o: &BlkBenchOptions,
 ) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "blk: {} MiB loop disk in dom0 (blkback), {} random 4 KiB I/Os per test; sequential in MiB/s (1 MiB requests), random in IOPS",
+    let mut s = format!(
+        "blk: {} MiB loop disk in dom0 (blkback), {} random 4 KiB I/Os per test; sequential in MiB/s (1 MiB requests), random in IOPS\n",
         o.mib, o.ios
     );
-    let _ = writeln!(
-        s,
-        "{:<16} {:>10} {:>10} {:>7} | ours per request: {:>7} {:>9} {:>10}",
-        "test", "ours", "linux", "ratio", "hcalls", "notifies", "grant ops"
-    );
-    for t in TESTS {
-        let a = ours.get(t);
-        let b = linux.get(t);
-        let ha = a.map(|f| headline(t, f));
-        let hb = b.map(|f| headline(t, f));
+    let mut t = Table::new(Style::Plain)
+        .left("test", 16)
+        .right("ours", 10)
+        .right("linux", 10)
+        .right("ratio", 7)
+        .bar()
+        .right("ours per request: hcalls", 26)
+        .right("notifies", 9)
+        .right("grant ops", 10);
+    let cell = report::cell;
+    for test in TESTS {
+        let a = ours.get(test);
+        let b = linux.get(test);
+        let ha = a.map(|f| headline(test, f));
+        let hb = b.map(|f| headline(test, f));
         let ratio = match (ha, hb) {
             (Some(x), Some(y)) if y > 0.0 => Some(x / y),
             _ => None,
         };
-        let _ = writeln!(
-            s,
-            "{:<16} {:>10} {:>10} {:>7} | {:>26} {:>9} {:>10}",
-            t,
+        t.row([
+            test.to_string(),
             cell(ha, 1),
             cell(hb, 1),
             cell(ratio, 2),
             cell(a.and_then(|f| f.hcalls_per_req), 3),
             cell(a.and_then(|f| f.notifies_per_req), 3),
             cell(a.and_then(|f| f.grant_ops_per_req), 3),
-        );
+        ]);
     }
+    s.push_str(&t.render());
     s.push_str(
         "ratio: ours / Linux (higher is better for us). hcalls: EVTCHNOP_send + set_timer_op + SCHEDOP_block per ring request;\n\
          grant ops: grants made + revoked per request (persistent grants: hot bounce pages are granted once).\n",
@@ -200,32 +198,21 @@ pub fn table(
     s
 }
 
-pub fn to_json(
-    ours: &BTreeMap<String, Figure>,
-    linux: &BTreeMap<String, Figure>,
+/// The JSON report (`blk.json`): every test's figures by name, per side.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub mib: u64,
+    pub ios: u32,
+    pub ours: &'a BTreeMap<String, Figure>,
+    pub linux: &'a BTreeMap<String, Figure>,
+}
+
+pub fn to_json<'a>(
+    ours: &'a BTreeMap<String, Figure>,
+    linux: &'a BTreeMap<String, Figure>,
     o: &BlkBenchOptions,
-) -> String {
-    let side = |m: &BTreeMap<String, Figure>| {
-        let items: Vec<String> = m
-            .iter()
-            .map(|(t, f)| {
-                let opt = |v: Option<f64>| v.map_or("null".into(), |x| format!("{x}"));
-                format!(
-                    "{}: {{\"kib_s\": {}, \"iops\": {}, \"hcalls_per_req\": {}, \"notifies_per_req\": {}, \"grant_ops_per_req\": {}}}",
-                    json_str(t), f.kib_s, f.iops, opt(f.hcalls_per_req),
-                    opt(f.notifies_per_req), opt(f.grant_ops_per_req)
-                )
-            })
-            .collect();
-        format!("{{{}}}", items.join(", "))
-    };
-    format!(
-        "{{\"mib\": {}, \"ios\": {}, \"ours\": {}, \"linux\": {}}}\n",
-        o.mib,
-        o.ios,
-        side(ours),
-        side(linux)
-    )
+) -> Report<'a> {
+    Report { mib: o.mib, ios: o.ios, ours, linux }
 }
 
 /// Runs the benchmark and writes `target/xen/bench/blk.{txt,json}`.
@@ -259,9 +246,7 @@ pub fn run(o: &BlkBenchOptions) -> Result<()> {
     let (ours, linux) = collect(&report);
     let text = table(&ours, &linux, o);
     println!("\n{text}");
-    std::fs::write(out.join("blk.txt"), &text)?;
-    std::fs::write(out.join("blk.json"), to_json(&ours, &linux, o))?;
-    println!("JSON:  {}", out.join("blk.json").display());
+    report::write(&out, "blk", &text, &to_json(&ours, &linux, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     if let Some(f) = &report.failure {
         bail!("boot: {f}");
@@ -325,8 +310,9 @@ mod tests {
             "{t}"
         );
         assert!(t.lines().any(|l| l.starts_with("rand-write-qd32") && l.contains(" - ")), "{t}");
-        let j = to_json(&ours, &linux, &BlkBenchOptions::default());
-        assert!(j.contains("\"seq-write\": {\"kib_s\": 20480"), "{j}");
+        let j = serde_json::to_value(to_json(&ours, &linux, &BlkBenchOptions::default())).unwrap();
+        assert_eq!(j["ours"]["seq-write"]["kib_s"], 20480.0, "{j}");
+        assert_eq!(j["linux"]["seq-write"]["hcalls_per_req"], serde_json::Value::Null, "{j}");
     }
 
     #[test]

@@ -16,14 +16,16 @@
 //! With `--min-memory` the same runs then find the smallest `memory=` each
 //! kind reaches ready in (ascending ladders, first success wins).
 
-use crate::bench::{json_str, Spread};
 use crate::debs::Dom0Bundle;
 use crate::lab::Echo;
+use crate::report::{self, Spread, Style, Table};
 use crate::scenario::{BootReport, GuestRun};
 use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The kinds of guest measured, in round order.
@@ -132,13 +134,14 @@ pub fn guests(kernel: &Path, vmlinuz: &Path, ramdisk: &Path) -> Vec<GuestSpec> {
 }
 
 /// One measured run, from its `[xl boot]` line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Sample {
     /// Domain name (`hello-1`, `linux-min96`).
     pub name: String,
     /// `hello`, `http` or `linux`.
     pub kind: String,
     /// Memory, MiB.
+    #[serde(rename = "mem_mib")]
     pub mem: u32,
     /// `ready`, `timeout`, `died`, `create-failed`.
     pub result: String,
@@ -339,31 +342,19 @@ pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
     );
     let _ = writeln!(s, "{}", environment(b, o));
     let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "| {:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
-        "phase",
-        label("hello"),
-        label("http"),
-        label("linux"),
-        "Linux/hello",
-        "Linux/http"
-    );
-    let _ =
-        writeln!(s, "|{:-<32}|{:->24}|{:->24}|{:->24}|{:->13}|{:->13}|", "", "", "", "", "", "");
+    let mut t = Table::new(Style::Markdown)
+        .left("phase (ms, median [min-max])", 30)
+        .right(label("hello"), 22)
+        .right(label("http"), 22)
+        .right(label("linux"), 22)
+        .right("Linux/hello", 11)
+        .right("Linux/http", 11);
     for (name, f) in FIGURES {
         let (h, n, l) = (b.spread("hello", *f), b.spread("http", *f), b.spread("linux", *f));
         let r = |x| ratio(x, l).map_or("-".to_string(), |v| format!("{v:.1}x"));
-        let _ = writeln!(
-            s,
-            "| {name:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
-            fmt_spread(h),
-            fmt_spread(n),
-            fmt_spread(l),
-            r(h),
-            r(n)
-        );
+        t.row([name.to_string(), fmt_spread(h), fmt_spread(n), fmt_spread(l), r(h), r(n)]);
     }
+    s.push_str(&t.render());
     let _ = writeln!(
         s,
         "\nready = {} (hello), {} (http, Linux: dom0 pings every 50 ms from before the create); rounds counted: hello {}, http {}, Linux {}",
@@ -404,75 +395,88 @@ pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
     s
 }
 
-fn json_opt(v: Option<u64>) -> String {
-    v.map_or("null".into(), |x| x.to_string())
+/// The JSON report (`boot.json`).
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub benchmark: &'static str,
+    /// `tcg` or `kvm`.
+    pub emulation: &'static str,
+    pub xen: &'a str,
+    pub cpu: &'a str,
+    pub kernel: &'a str,
+    pub rounds: u32,
+    pub clock: &'static str,
+    pub environment: String,
+    /// By kind (`hello`, `http`, `linux`).
+    pub kinds: BTreeMap<&'static str, KindReport>,
+    pub sizes_bytes: BTreeMap<&'a str, u64>,
+    pub guest_lines: BTreeMap<&'a str, &'a str>,
+    pub linux_meminfo: Option<&'a str>,
+    pub samples: &'a [Sample],
+    pub problems: &'a [String],
 }
 
-fn json_spread(s: Option<Spread>) -> String {
-    s.map_or("null".into(), |s| {
-        format!("{{\"median\":{},\"min\":{},\"max\":{}}}", s.median, s.min, s.max)
-    })
+/// One kind's figures in [`Report`].
+#[derive(Debug, Serialize)]
+pub struct KindReport {
+    pub label: &'static str,
+    pub ready_means: &'static str,
+    /// Rounds that reached ready.
+    pub rounds: usize,
+    pub create_ms: FigureReport,
+    pub console_ms: FigureReport,
+    pub ready_ms: FigureReport,
+    pub min_memory_mib: Option<u32>,
+}
+
+/// One figure of a kind, and Linux's against it.
+#[derive(Debug, Serialize)]
+pub struct FigureReport {
+    pub spread: Option<Spread>,
+    pub linux_over_this: Option<f64>,
 }
 
 /// The JSON report.
-pub fn to_json(b: &BootBench, o: &BootBenchOptions) -> String {
-    let mut kinds = Vec::new();
-    for k in KINDS {
-        let figs: Vec<String> = FIGURES
-            .iter()
-            .zip(["create_ms", "console_ms", "ready_ms"])
-            .map(|((_, f), key)| {
-                let (x, l) = (b.spread(k, *f), b.spread("linux", *f));
-                format!(
-                    "{}:{{\"spread\":{},\"linux_over_this\":{}}}",
-                    json_str(key),
-                    json_spread(x),
-                    ratio(x, l).map_or("null".into(), |r| format!("{r:.3}"))
-                )
-            })
-            .collect();
-        let min = b
-            .min_memory(k)
-            .map_or("null".into(), |(ok, _)| ok.map_or("null".into(), |m| m.to_string()));
-        kinds.push(format!(
-            "{}:{{\"label\":{},\"ready_means\":{},\"rounds\":{},{},\"min_memory_mib\":{}}}",
-            json_str(k),
-            json_str(label(k)),
-            json_str(ready_means(k)),
-            b.measured(k).len(),
-            figs.join(","),
-            min
-        ));
-    }
-    let samples: Vec<String> = b
-        .samples
+pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
+    let kinds = KINDS
         .iter()
-        .map(|s| {
-            format!(
-                "{{\"name\":{},\"kind\":{},\"mem_mib\":{},\"result\":{},\"create_ms\":{},\"console_ms\":{},\"ready_ms\":{}}}",
-                json_str(&s.name), json_str(&s.kind), s.mem, json_str(&s.result),
-                json_opt(s.create_ms), json_opt(s.console_ms), json_opt(s.ready_ms)
-            )
+        .map(|&k| {
+            let fig = |i: usize| {
+                let f = FIGURES[i].1;
+                let (x, l) = (b.spread(k, f), b.spread("linux", f));
+                FigureReport {
+                    spread: x,
+                    linux_over_this: ratio(x, l).map(|r| report::round(r, 3)),
+                }
+            };
+            let kind = KindReport {
+                label: label(k),
+                ready_means: ready_means(k),
+                rounds: b.measured(k).len(),
+                create_ms: fig(0),
+                console_ms: fig(1),
+                ready_ms: fig(2),
+                min_memory_mib: b.min_memory(k).and_then(|(ok, _)| ok),
+            };
+            (k, kind)
         })
         .collect();
-    let sizes: Vec<String> = b.sizes.iter().map(|(n, z)| format!("{}:{z}", json_str(n))).collect();
-    let lines: Vec<String> =
-        b.guest_lines.iter().map(|(k, l)| format!("{}:{}", json_str(k), json_str(l))).collect();
-    format!(
-        "{{\"benchmark\":\"boot\",\"emulation\":{},\"xen\":{},\"cpu\":{},\"kernel\":{},\"rounds\":{},\"clock\":\"dom0 /proc/uptime, 10 ms resolution, polled every 20 ms\",\"environment\":{},\"kinds\":{{{}}},\"sizes_bytes\":{{{}}},\"guest_lines\":{{{}}},\"linux_meminfo\":{},\"samples\":[{}],\"problems\":[{}]}}\n",
-        json_str(if o.kvm { "kvm" } else { "tcg" }),
-        json_str(&b.xen),
-        json_str(&b.cpu),
-        json_str(&b.kernel),
-        o.rounds,
-        json_str(&environment(b, o)),
-        kinds.join(","),
-        sizes.join(","),
-        lines.join(","),
-        b.linux_meminfo.as_deref().map_or("null".into(), json_str),
-        samples.join(","),
-        b.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
-    )
+    Report {
+        benchmark: "boot",
+        emulation: if o.kvm { "kvm" } else { "tcg" },
+        xen: &b.xen,
+        cpu: &b.cpu,
+        kernel: &b.kernel,
+        rounds: o.rounds,
+        clock: "dom0 /proc/uptime, 10 ms resolution, polled every 20 ms",
+        environment: environment(b, o),
+        kinds,
+        sizes_bytes: b.sizes.iter().map(|(n, z)| (n.as_str(), *z)).collect(),
+        guest_lines: b.guest_lines.iter().map(|(k, l)| (k.as_str(), l.as_str())).collect(),
+        linux_meminfo: b.linux_meminfo.as_deref(),
+        samples: &b.samples,
+        problems: &b.problems,
+    }
 }
 
 fn file_size(p: &Path) -> Option<u64> {
@@ -528,11 +532,7 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     let b = collect(&report, sizes);
     let text = table(&b, o);
     println!("\n{text}");
-    let json_path = out.join("boot.json");
-    std::fs::write(&json_path, to_json(&b, o))
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    std::fs::write(out.join("boot.txt"), &text)?;
-    println!("JSON:  {}", json_path.display());
+    report::write(&out, "boot", &text, &to_json(&b, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     for k in KINDS {
         if b.measured(k).is_empty() {
@@ -544,11 +544,6 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// For the unit tests and callers that only want the output path.
-pub fn json_path() -> PathBuf {
-    crate::bench::out_dir().join("boot.json")
 }
 
 #[cfg(test)]
@@ -616,9 +611,10 @@ mod tests {
         assert!(t.contains("problem: linux-2: timeout (console ends: Kernel panic)"), "{t}");
         assert!(t.contains("hello: footprint: image 664 KiB"), "{t}");
         assert!(b.problems.iter().all(|p| !p.contains('\n')));
-        let j = to_json(&b, &o);
-        assert!(j.contains("\"min_memory_mib\":8"), "{j}");
-        assert!(j.contains("\"linux_meminfo\":\"MemTotal 1 kB\""), "{j}");
+        let j = serde_json::to_value(to_json(&b, &o)).unwrap();
+        assert_eq!(j["kinds"]["http"]["min_memory_mib"], 8, "{j}");
+        assert_eq!(j["linux_meminfo"], "MemTotal 1 kB", "{j}");
+        assert_eq!(j["samples"][0]["mem_mib"].as_u64(), Some(u64::from(b.samples[0].mem)), "{j}");
     }
 
     #[test]

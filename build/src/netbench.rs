@@ -7,12 +7,12 @@
 //! each phase give the deterministic efficiency figures (notifications,
 //! events and data-path hypercalls per 1,000 packets).
 
-use crate::bench::json_str;
 use crate::lab::{Echo, Lab, LabOptions};
 use crate::nettool;
+use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
 use anyhow::{bail, Context, Result};
-use std::fmt::Write as _;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -142,7 +142,7 @@ pub fn parse_side(name: &str, lines: &[String]) -> Side {
 }
 
 /// Our guest's cumulative counters (`net: efficiency ...`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub rx_pkts: u64,
     pub tx_pkts: u64,
@@ -205,95 +205,110 @@ fn per_k(n: u64, pkts: u64) -> String {
     format!("{:.1}", n as f64 * 1000.0 / pkts as f64)
 }
 
-fn fmt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |x| format!("{x:.2}"))
-}
-
 /// The report: throughput and rate side by side, then the counters.
 pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)",
+    let mut s = format!(
+        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)\n",
         o.bytes >> 20,
         o.requests
     );
-    let _ = writeln!(t, "{:<28} {:>12} {:>14} {:>8}", "", "Rust guest", "Linux PV DomU", "ratio");
+    let mut t = Table::new(Style::Plain)
+        .left("", 28)
+        .right("Rust guest", 12)
+        .right("Linux PV DomU", 14)
+        .right("ratio", 8);
     for (label, a, b) in [
         ("TCP dom0->guest (MiB/s)", ours.to_guest, linux.to_guest),
         ("TCP guest->dom0 (MiB/s)", ours.from_guest, linux.from_guest),
         ("request/response (per s)", ours.rr, linux.rr),
     ] {
         let ratio = match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
         };
-        let _ = writeln!(t, "{label:<28} {:>12} {:>14} {:>8}", fmt(a), fmt(b), ratio);
+        t.row([label.to_string(), report::cell(a, 2), report::cell(b, 2), report::cell(ratio, 2)]);
     }
-    let _ = writeln!(t, "\nRust guest ring efficiency (counted in the guest, per 1,000 packets):");
-    let _ = writeln!(
-        t,
-        "{:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
-        "phase",
-        "rx pkts",
-        "tx pkts",
-        "rx events",
-        "rx notify",
-        "tx notify",
-        "tx events",
-        "hypercalls"
-    );
+    s.push_str(&t.render());
+    s.push_str("\nRust guest ring efficiency (counted in the guest, per 1,000 packets):\n");
+    let mut t = Table::new(Style::Plain)
+        .left("phase", 16)
+        .right("rx pkts", 9)
+        .right("tx pkts", 9)
+        .right("rx events", 10)
+        .right("rx notify", 10)
+        .right("tx notify", 10)
+        .right("tx events", 10)
+        .right("hypercalls", 11);
     for (name, c) in ["dom0->guest", "guest->dom0", "request/resp."].iter().zip(phases) {
         let all = c.rx_pkts + c.tx_pkts;
-        let _ = writeln!(
-            t,
-            "{name:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
-            c.rx_pkts,
-            c.tx_pkts,
+        t.row([
+            name.to_string(),
+            c.rx_pkts.to_string(),
+            c.tx_pkts.to_string(),
             per_k(c.rx_events, c.rx_pkts),
             per_k(c.rx_notify, c.rx_pkts),
             per_k(c.tx_notify, c.tx_pkts),
             per_k(c.tx_events, c.tx_pkts),
             per_k(c.hypercalls(), all),
-        );
+        ]);
     }
-    let _ = writeln!(
-        t,
+    s.push_str(&t.render());
+    s.push_str(
         "(rx events/notify per 1,000 RX packets, tx notify/events per 1,000 TX packets; hypercalls = \
-         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)"
+         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)\n",
     );
-    t
+    s
 }
 
-pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
+/// The JSON report (`net.json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub bytes: u64,
+    pub requests: u32,
+    pub ours: SideReport,
+    pub linux: SideReport,
+    pub phases: Vec<PhaseReport>,
+}
+
+/// One side's figures in [`Report`].
+#[derive(Debug, Serialize)]
+pub struct SideReport {
+    pub to_guest_mibps: Option<f64>,
+    pub from_guest_mibps: Option<f64>,
+    pub rr_per_s: Option<f64>,
+    pub problems: Vec<String>,
+}
+
+/// Our guest's counters over one phase.
+#[derive(Debug, Serialize)]
+pub struct PhaseReport {
+    /// `to_guest`, `from_guest` or `rr`.
+    pub phase: &'static str,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> Report {
     let side = |s: &Side| {
-        let f = |v: Option<f64>| v.map_or("null".into(), |x| format!("{x:.3}"));
-        format!(
-            "{{\"to_guest_mibps\":{},\"from_guest_mibps\":{},\"rr_per_s\":{},\"problems\":[{}]}}",
-            f(s.to_guest),
-            f(s.from_guest),
-            f(s.rr),
-            s.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
-        )
+        let r = |v: Option<f64>| v.map(|x| report::round(x, 3));
+        SideReport {
+            to_guest_mibps: r(s.to_guest),
+            from_guest_mibps: r(s.from_guest),
+            rr_per_s: r(s.rr),
+            problems: s.problems.clone(),
+        }
     };
-    let ph: Vec<String> = ["to_guest", "from_guest", "rr"]
-        .iter()
-        .zip(phases)
-        .map(|(n, c)| {
-            format!(
-                "{{\"phase\":\"{n}\",\"rx_pkts\":{},\"tx_pkts\":{},\"rx_events\":{},\"rx_notify\":{},\"tx_notify\":{},\"tx_events\":{},\"timer_sets\":{},\"blocks\":{}}}",
-                c.rx_pkts, c.tx_pkts, c.rx_events, c.rx_notify, c.tx_notify, c.tx_events, c.timer_sets, c.blocks
-            )
-        })
-        .collect();
-    format!(
-        "{{\"bytes\":{},\"requests\":{},\"ours\":{},\"linux\":{},\"phases\":[{}]}}\n",
-        o.bytes,
-        o.requests,
-        side(ours),
-        side(linux),
-        ph.join(",")
-    )
+    Report {
+        bytes: o.bytes,
+        requests: o.requests,
+        ours: side(ours),
+        linux: side(linux),
+        phases: ["to_guest", "from_guest", "rr"]
+            .iter()
+            .zip(phases)
+            .map(|(phase, c)| PhaseReport { phase, counters: *c })
+            .collect(),
+    }
 }
 
 /// Runs the benchmark and writes `target/xen/bench/net.{txt,json}`.
@@ -327,9 +342,7 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
     let (ours, linux, phases) = collect(&report);
     let text = table(&ours, &linux, &phases, o);
     println!("\n{text}");
-    std::fs::write(out.join("net.txt"), &text)?;
-    std::fs::write(out.join("net.json"), to_json(&ours, &linux, &phases, o))?;
-    println!("JSON:  {}", out.join("net.json").display());
+    report::write(&out, "net", &text, &to_json(&ours, &linux, &phases, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
     if let Some(f) = &report.failure {
@@ -386,8 +399,14 @@ mod tests {
         let t = table(&ours, &linux, &p, &NetBenchOptions::default());
         assert!(t.contains("0.50"), "{t}");
         assert!(t.contains("40.0"), "{t}");
-        let j = to_json(&ours, &linux, &p, &NetBenchOptions::default());
-        assert!(j.contains("\"to_guest_mibps\":4.000"));
+        let j =
+            serde_json::to_value(to_json(&ours, &linux, &p, &NetBenchOptions::default())).unwrap();
+        assert_eq!(j["ours"]["to_guest_mibps"], 4.0);
+        assert_eq!(j["linux"]["rr_per_s"], serde_json::Value::Null);
+        assert_eq!(
+            (j["phases"][0]["phase"].as_str(), j["phases"][0]["rx_pkts"].as_u64()),
+            (Some("to_guest"), Some(1000))
+        );
     }
 
     #[test]
