@@ -95,7 +95,8 @@ pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
     let scripts = shell_scripts(&root)?;
     for step in steps(&releases, &scripts) {
         let program = step.program.as_deref().unwrap_or(&cargo);
-        println!("\n==> {}: {program} {}", step.name, step.args.join(" "));
+        let shown = step.program.as_deref().unwrap_or("cargo");
+        println!("\n==> {}: {shown} {}", step.name, step.args.join(" "));
         let t = Instant::now();
         let status = Command::new(program)
             .args(&step.args)
