@@ -1,5 +1,5 @@
 //! The kernel's side of every PV frontend (`pv_drivers::env`): shared
-//! pages from the heap (`platform::shared_pages`, the unsafe part), grants
+//! pages from the heap (`platform::pv::shared_pages`, the unsafe part), grants
 //! from the global table, event channels whose handler only counts (the
 //! driver or service loop does the work in its own context, never the
 //! upcall), and, for blkfront, waiting on that count with a deadline.
@@ -8,13 +8,13 @@
 //! count into it, so a device (or the network service, for all its vifs)
 //! wakes on its own events only.
 
-use crate::platform::shared_pages::SharedPages;
-use crate::{blk, events, grants, platform, timer};
+use crate::{blk, events, grants, timer};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use grant_tables::GrantError;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
+use platform::pv::shared_pages::SharedPages;
 use pv_drivers::blkfront::BlkEnv;
 use pv_drivers::env::{EnvError, EventChannels, Grants, PageAlloc};
 
