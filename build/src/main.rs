@@ -391,6 +391,27 @@ mod tests {
     }
 
     #[test]
+    fn a_scripts_own_guests_decide_its_outcome() {
+        use xtask::scenario::BootReport;
+        let run = |name: &str, result| {
+            let mut g = xtask::GuestRun::new(name, "script");
+            g.result = result;
+            g
+        };
+        let mut r = BootReport {
+            runs: vec![run("bench1", GuestResult::Poweroff), run("bench2", GuestResult::Poweroff)],
+            ..BootReport::default()
+        };
+        assert!(script_outcome(&r).is_ok());
+        r.runs.push(run("bench3", GuestResult::Crash));
+        let e = script_outcome(&r).unwrap_err().to_string();
+        assert!(e.contains("bench3 ended with crash"), "{e}");
+        r.runs.truncate(2);
+        r.failure = Some("QEMU timed out".into());
+        assert!(script_outcome(&r).unwrap_err().to_string().contains("QEMU timed out"));
+    }
+
+    #[test]
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
