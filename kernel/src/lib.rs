@@ -36,6 +36,8 @@ pub mod devices;
 #[cfg(target_os = "none")]
 pub mod diag;
 #[cfg(target_os = "none")]
+pub mod driver_env;
+#[cfg(target_os = "none")]
 pub mod grants;
 #[cfg(target_os = "none")]
 pub mod net;
