@@ -10,6 +10,7 @@ mod events;
 pub mod grants;
 pub mod mm;
 mod panic;
+mod pvh;
 pub mod vmap;
 
 pub use entry::{
