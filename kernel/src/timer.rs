@@ -206,7 +206,12 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         // Xen unmasks, blocks if nothing is pending, and delivers the
         // upcall before this returns.
         BLOCKS.fetch_add(1, Ordering::Relaxed);
-        let _ = sched_op::block();
+        if crate::platform::is_pvh() {
+            // PVH: `sti; hlt` (the interrupt flag masks the upcall there).
+            crate::platform::pvh::block();
+        } else {
+            let _ = sched_op::block();
+        }
     }
 }
 

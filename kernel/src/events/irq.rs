@@ -15,8 +15,12 @@ pub struct IrqGuard {
 impl IrqGuard {
     pub fn new() -> Self {
         // Before shared_info is mapped upcalls are masked (as Xen starts us).
-        let was_masked = platform::try_vcpu_info()
-            .is_none_or(|v| v.evtchn_upcall_mask.swap(1, Ordering::SeqCst) != 0);
+        let was_masked = if platform::is_pvh() {
+            platform::pvh::irq_disable()
+        } else {
+            platform::try_vcpu_info()
+                .is_none_or(|v| v.evtchn_upcall_mask.swap(1, Ordering::SeqCst) != 0)
+        };
         compiler_fence(Ordering::SeqCst);
         IrqGuard { was_masked }
     }
@@ -39,6 +43,11 @@ impl Drop for IrqGuard {
 /// Unmasks upcalls; if Xen marked one pending while they were masked, a
 /// hypercall makes Xen deliver it now (Xen checks on every return to the guest).
 pub fn enable_upcalls() {
+    if platform::is_pvh() {
+        compiler_fence(Ordering::SeqCst);
+        platform::pvh::irq_enable();
+        return;
+    }
     let v = platform::vcpu_info();
     compiler_fence(Ordering::SeqCst);
     v.evtchn_upcall_mask.store(0, Ordering::SeqCst);
@@ -49,6 +58,9 @@ pub fn enable_upcalls() {
 
 /// Whether upcalls are masked right now.
 pub fn upcalls_masked() -> bool {
+    if platform::is_pvh() {
+        return platform::pvh::irq_masked();
+    }
     platform::vcpu_info().evtchn_upcall_mask.load(Ordering::Relaxed) != 0
 }
 

@@ -205,6 +205,10 @@ extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
 
 /// Installs the virtual IDT and the event and failsafe callbacks.
 pub fn install() -> Result<(), XenError> {
+    if super::pvh::active() {
+        // A PVH guest takes exceptions and events through its own IDT.
+        return super::pvh::idt::install();
+    }
     // (vector, stub, lowest ring that may `int` it): int3 and into are for everyone.
     let stubs: [(u8, unsafe extern "C" fn(), u8); 17] = [
         (0, xen_trap_divide_error, 0),

@@ -302,6 +302,42 @@ pub fn init(si: &StartInfo) {
     );
 }
 
+/// Start of day of a PVH guest: the page tables are native and already
+/// map all RAM (`pvh::memory`), so this only seeds the frame allocator
+/// with the RAM runs `free` and records the layout.
+pub fn init_pvh(
+    map: DirectMap,
+    first_free: Pfn,
+    free: impl Iterator<Item = Range<Pfn>>,
+    root: Mfn,
+    guard_page: VirtAddr,
+) {
+    MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
+    let mut frames = FRAMES.lock();
+    for run in free {
+        if frames.free(run).is_err() {
+            fatal(format_args!("cannot seed the frame allocator"));
+        }
+    }
+    drop(frames);
+    let info = INFO.call_once(|| MemoryInfo {
+        layout: BootLayout { map, first_free, surely_mapped: Pfn(map.nr_pages) },
+        root,
+        boot_mapped_end: Pfn(map.nr_pages),
+        stats: MapStats::default(),
+        map_ns: 0,
+        map_hypercalls: 0,
+        guard_page,
+    });
+    kprintln!(
+        "memory: {} MiB, {} pages (PVH: native page tables, identity map of 2 MiB pages); free from pfn {:#x}; {} MiB free",
+        map.nr_pages >> 8,
+        map.nr_pages,
+        info.layout.first_free.0,
+        FRAMES.lock().free_frames() >> 8,
+    );
+}
+
 /// Start-of-day facts.
 pub fn info() -> &'static MemoryInfo {
     INFO.get().expect("memory is initialised at entry")

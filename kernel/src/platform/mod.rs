@@ -10,7 +10,7 @@ mod events;
 pub mod grants;
 pub mod mm;
 mod panic;
-mod pvh;
+pub mod pvh;
 pub mod vmap;
 
 pub use entry::{
@@ -56,7 +56,16 @@ static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
 
 fn virt_base() -> usize {
+    // A PVH guest's direct map is the identity map: pfn 0 at address 0.
+    if pvh::active() {
+        return 0;
+    }
     core::ptr::addr_of!(__virt_base) as usize
+}
+
+/// Whether this domain runs as PVH (entered through the PHYS32 entry).
+pub fn is_pvh() -> bool {
+    pvh::active()
 }
 
 /// `[start, end)` of the loaded image.
@@ -146,6 +155,9 @@ fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort
 /// The XenStore ring page and its event channel (`None` in dom0, which
 /// has no store page).
 pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+    if pvh::active() {
+        return pvh::store_page();
+    }
     let si = start_info();
     if si.is_initial_domain() {
         return None;
@@ -192,6 +204,10 @@ pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
 /// The pseudo-physical frame of one of our machine frames, from Xen's
 /// read-only machine-to-phys table. `None` for frames beyond the table.
 pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
+    if pvh::active() {
+        // GFN = PFN: a frame of ours is its own pseudo-physical frame.
+        return (pfn_to_mfn(Pfn(mfn.0)) == Some(mfn)).then_some(Pfn(mfn.0));
+    }
     if mfn.0 >= MACH2PHYS_NR_ENTRIES {
         return None;
     }
@@ -283,6 +299,15 @@ pub fn now_ns() -> u64 {
 /// Nanoseconds since this guest started.
 pub fn uptime_ns() -> u64 {
     now_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
+}
+
+/// The faulting address of the last page fault: Xen's copy in
+/// `vcpu_info` for a PV guest, the CR2 register under PVH.
+pub fn fault_address() -> u64 {
+    if pvh::active() {
+        return x86_64::registers::control::Cr2::read_raw();
+    }
+    vcpu_info().arch.cr2.load(Ordering::Relaxed)
 }
 
 /// Flushes the console and ends the domain.

@@ -3,21 +3,49 @@
 //! hypercall page filled through an MSR, shared info and grant frames put
 //! into our physical space with `XENMEM_add_to_physmap`, events through an
 //! IDT vector, console and XenStore found through HVM parameters.
+//!
+//! What the rest of the kernel reads from a PV `start_info` (command line,
+//! memory size, console and store rings) is gathered into a `StartInfo` of
+//! our own, so the code above the platform needs no second path.
 
 mod entry32;
+pub mod grants;
+pub mod idt;
+mod memory;
 
-use super::{console, shutdown, SHARED_INFO};
-use core::sync::atomic::Ordering;
+use super::{console, SHARED_INFO};
+use core::sync::atomic::{AtomicBool, Ordering};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::hvm::{self, HvmStartInfo};
-use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::SharedInfo;
+use hypercall::abi::start_info::{ConsoleUnion, StartInfo, MAX_GUEST_CMDLINE};
+use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::hvm as hvm_op;
-use hypercall::{EvtchnPort, Pfn, PAGE_SIZE};
+use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
+use spin::Once;
 
 extern "C" {
     static hypercall_page: [u8; PAGE_SIZE];
     static shared_info_page: u8;
+}
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static START_INFO: Once<StartInfo> = Once::new();
+static HVM_START_INFO: Once<&'static HvmStartInfo> = Once::new();
+
+/// Whether the guest entered through the PVH entry.
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// `hvm_start_info` as Xen gave it (PVH only).
+pub fn hvm_start_info() -> Option<&'static HvmStartInfo> {
+    HVM_START_INFO.get().copied()
+}
+
+/// The memory map Xen passed (PVH only).
+pub fn memmap() -> &'static [hvm::HvmMemmapTableEntry] {
+    hvm_start_info().map_or(&[], memory::memmap)
 }
 
 /// Writes to Xen's debug port (0xe9): an HVM guest's bytes land on Xen's
@@ -37,9 +65,10 @@ fn fatal(what: &str) -> ! {
     debugcon(b"RustPV (PVH): ");
     debugcon(what.as_bytes());
     debugcon(b"\n");
+    console::emergency_print(format_args!("PVH start of day: {what}\n"));
     loop {
-        // SAFETY: with interrupts off, hlt stops this vCPU for good: the
-        // domain cannot do anything useful without hypercalls.
+        // SAFETY: with interrupts off, hlt stops this vCPU for good; Xen
+        // reports the domain as idle until the toolstack destroys it.
         unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
@@ -76,7 +105,7 @@ fn init_hypercall_page() -> Result<(), &'static str> {
 }
 
 /// `hvm_start_info` as Xen gave it, checked.
-fn start_info(paddr: u64) -> &'static HvmStartInfo {
+fn checked_start_info(paddr: u64) -> &'static HvmStartInfo {
     if paddr == 0 || !paddr.is_multiple_of(8) || paddr >= 1 << 32 {
         fatal("hvm_start_info address is not a 4 GiB-mapped, aligned address");
     }
@@ -105,40 +134,141 @@ fn map_shared_info() -> Result<&'static SharedInfo, hypercall::XenError> {
     Ok(unsafe { &*(page as *const SharedInfo) })
 }
 
-/// The console ring from `HVM_PARAM_CONSOLE_PFN`/`_EVTCHN`.
-fn console_ring() -> Option<(&'static XenconsInterface, EvtchnPort)> {
-    let pfn = hvm_op::get_param(hvm::param::CONSOLE_PFN).ok().filter(|&p| p != 0)?;
-    let port = hvm_op::get_param(hvm::param::CONSOLE_EVTCHN).ok()?;
-    if pfn >= (1 << 32) / PAGE_SIZE as u64 {
+/// Pages shared with a dom0 daemon through an HVM parameter: structs made
+/// only of atomics.
+trait DaemonPage {}
+impl DaemonPage for XenconsInterface {}
+impl DaemonPage for XenstoreDomainInterface {}
+
+/// The page and port named by two HVM parameters.
+fn daemon_page<T: DaemonPage>(pfn_param: u32, port_param: u32) -> Option<(&'static T, EvtchnPort)> {
+    let pfn = hvm_op::get_param(pfn_param).ok().filter(|&p| p != 0)?;
+    let port = hvm_op::get_param(port_param).ok()?;
+    if pfn >= (1 << 32) / PAGE_SIZE as u64 || port > u64::from(u32::MAX) {
         return None;
     }
-    // SAFETY: the console ring is a special page of the domain below 4 GiB
-    // (in the boot identity map), shared with xenconsoled for the guest's
-    // life; XenconsInterface is all atomics.
-    let ring = unsafe { &*((pfn as usize * PAGE_SIZE) as *const XenconsInterface) };
-    Some((ring, EvtchnPort(port as u32)))
+    // SAFETY: the console and store rings are special pages of the domain
+    // below 4 GiB (in the boot identity map, outside the RAM the frame
+    // allocator hands out), shared with the daemon for the guest's life;
+    // `T` is all atomics.
+    let page = unsafe { &*((pfn as usize * PAGE_SIZE) as *const T) };
+    Some((page, EvtchnPort(port as u32)))
+}
+
+/// The XenStore ring and its event channel, from HVM parameters.
+pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+    daemon_page(hvm::param::STORE_PFN, hvm::param::STORE_EVTCHN)
+}
+
+/// The command line's length (NUL excluded), read from physical memory.
+fn cmdline_bytes(paddr: u64) -> &'static [u8] {
+    if paddr == 0 || paddr >= 1 << 32 {
+        return &[];
+    }
+    // SAFETY: the builder wrote a NUL-terminated string at `paddr`, below
+    // 4 GiB (identity-mapped); it is read up to the NUL or the PV limit.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(paddr as *const u8, MAX_GUEST_CMDLINE) };
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(MAX_GUEST_CMDLINE - 1);
+    &bytes[..len]
+}
+
+/// A PV-style `start_info` describing this PVH domain.
+fn synthesize_start_info(
+    si: &HvmStartInfo,
+    nr_pages: u64,
+    cmdline: &[u8],
+    console: Option<(Mfn, EvtchnPort)>,
+) -> StartInfo {
+    let mut magic = [0u8; 32];
+    magic[..18].copy_from_slice(b"xen-3.0-x86_64-pvh");
+    let mut cmd_line = [0u8; MAX_GUEST_CMDLINE];
+    cmd_line[..cmdline.len()].copy_from_slice(cmdline);
+    let store = hvm_op::get_param(hvm::param::STORE_PFN).unwrap_or(0);
+    let store_evtchn = hvm_op::get_param(hvm::param::STORE_EVTCHN).unwrap_or(0);
+    let (cmfn, cport) = console.unwrap_or((Mfn(0), EvtchnPort(0)));
+    StartInfo {
+        magic,
+        nr_pages,
+        shared_info: core::ptr::addr_of!(shared_info_page) as u64,
+        flags: si.flags,
+        store_mfn: store,
+        store_evtchn: store_evtchn as u32,
+        console: ConsoleUnion::new_domu(cmfn, cport),
+        pt_base: 0,
+        nr_pt_frames: 0,
+        mfn_list: 0,
+        mod_start: memory::modules(si).first().map_or(0, |m| m.paddr),
+        mod_len: memory::modules(si).first().map_or(0, |m| m.size),
+        cmd_line,
+        first_p2m_pfn: 0,
+        nr_p2m_frames: 0,
+    }
+}
+
+/// Masks the event upcall (`cli`); returns whether it was masked before.
+/// Under PVH `evtchn_upcall_mask` does not stop Xen's vector injection:
+/// the interrupt flag does.
+pub fn irq_disable() -> bool {
+    let was_enabled = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    !was_enabled
+}
+
+/// Unmasks the event upcall (`sti`): a pending vector is taken at once.
+pub fn irq_enable() {
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Whether the upcall is masked (interrupts off).
+pub fn irq_masked() -> bool {
+    !x86_64::instructions::interrupts::are_enabled()
+}
+
+/// Blocks the vCPU until an event: `sti; hlt`. The `sti` shadow makes the
+/// unmask and the halt atomic, so an event pending at the `sti` ends the
+/// halt instead of being missed (the PVH form of `SCHEDOP_block`).
+pub fn block() {
+    x86_64::instructions::interrupts::enable_and_hlt();
 }
 
 /// Rust's first code in a PVH domain (called by `entry32` in long mode).
 pub(super) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
     debugcon(b"RustPV: PVH entry\n");
-    let si = start_info(start_info_paddr);
+    ACTIVE.store(true, Ordering::Relaxed);
+    let si = checked_start_info(start_info_paddr);
+    HVM_START_INFO.call_once(|| si);
     if let Err(e) = init_hypercall_page() {
         fatal(e);
     }
     let shared = map_shared_info().unwrap_or_else(|_| fatal("cannot map shared info"));
     SHARED_INFO.call_once(|| shared);
+    super::UPCALL_MASK_AT_ENTRY
+        .store(shared.vcpu_info[0].evtchn_upcall_mask.load(Ordering::Relaxed), Ordering::Relaxed);
     super::BOOT_NS.store(super::now_ns(), Ordering::Relaxed);
-    match console_ring() {
+    let ring = daemon_page::<XenconsInterface>(hvm::param::CONSOLE_PFN, hvm::param::CONSOLE_EVTCHN);
+    match ring {
         Some((ring, port)) => console::init_ring(ring, port),
         None => debugcon(b"RustPV (PVH): no console ring\n"),
     }
-    crate::kprintln!(
-        "RustPV: PVH: hvm_start_info v{} at {:#x}, {} memory map entries, {} modules",
-        si.version,
-        start_info_paddr,
-        si.memmap_entries,
-        si.nr_modules
-    );
-    shutdown(ShutdownReason::Poweroff)
+    crate::timeline::mark("console");
+
+    for e in memmap() {
+        crate::kprintln!(
+            "pvh: memory map [{:#011x}, {:#011x}) type {}",
+            e.addr,
+            e.addr.saturating_add(e.size),
+            e.type_
+        );
+    }
+    let cmdline = cmdline_bytes(si.cmdline_paddr);
+    let (layout, p2m) = memory::init(si, start_info_paddr, cmdline.len() as u64);
+    super::P2M.call_once(|| p2m);
+    let console_frame = ring.map(|(r, port)| (Mfn(r as *const _ as u64 / PAGE_SIZE as u64), port));
+    let start = START_INFO
+        .call_once(|| synthesize_start_info(si, layout.map.nr_pages, cmdline, console_frame));
+    super::START_INFO.call_once(|| start);
+    super::mm::init_pvh(layout.map, layout.first_free, layout.free.iter(), layout.root, layout.guard_page);
+    crate::timeline::mark("memory");
+    crate::kmain()
 }
