@@ -240,6 +240,11 @@ impl Mapping {
     pub fn new(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, GrantError> {
         let va = match SLOTS.lock().pop() {
             Some(va) => va,
+            // PVH: Xen maps the grant at a guest frame (GFN = address).
+            None if super::pvh::active() => VirtAddr(
+                super::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))?
+                    as u64,
+            ),
             None => vmap::reserve(1).map_err(mapping("reserving a mapping slot"))?,
         };
         let flags = if readonly { gntmap::READONLY } else { 0 };
@@ -279,7 +284,8 @@ impl Mapping {
         // SAFETY: `self` is being consumed, so no borrow of `words` lives.
         let r = unsafe { gnttab::unmap_grant_ref(self.va.0, self.handle) }
             .map_err(|error| GrantError::Hypervisor { op: "unmap_grant_ref", error });
-        if r.is_ok() && vmap::lookup(self.va).is_none_or(|p| !p.present()) {
+        let cleared = super::pvh::active() || vmap::lookup(self.va).is_none_or(|p| !p.present());
+        if r.is_ok() && cleared {
             SLOTS.lock().push(self.va);
         }
         // A slot Xen did not clear is not reused.

@@ -9,6 +9,8 @@
 //! of the boot stack, which the stack never reaches while it is in bounds)
 //! and balloon frames taken from the frame allocator.
 
+extern crate alloc;
+
 use crate::console;
 use crate::kprintln;
 use crate::memory::balloon::{self, Reservation};
@@ -350,17 +352,30 @@ pub fn direct_map() -> DirectMap {
 
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
+    if super::pvh::active() {
+        return super::pvh::memory::lookup(va.0);
+    }
     pagetable::lookup(&GuestMmu, info().root, va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
 pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
+    if super::pvh::active() {
+        // Native page tables: there is no machine address to hand Xen.
+        return None;
+    }
     let (table, index) = pagetable::leaf_slot(&GuestMmu, info().root, va)?;
     Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
 /// The first mapped page in `range`.
 pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
+    if super::pvh::active() {
+        let pages = (range.start.0 / PAGE_SIZE as u64)..range.end.0.div_ceil(PAGE_SIZE as u64);
+        return pages
+            .map(|p| VirtAddr(p * PAGE_SIZE as u64))
+            .find(|&va| super::pvh::memory::lookup(va.0).is_some());
+    }
     pagetable::first_mapped(&GuestMmu, info().root, range)
 }
 
@@ -422,6 +437,73 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     result.map(|()| checked)
 }
 
+/// PVH: gives guest frames back with `decrease_reservation` (GFN = PFN).
+/// The identity map keeps mapping them (2 MiB pages); nothing refers to
+/// them, and the P2M marks them as holes.
+fn balloon_out_pvh(run: Range<Pfn>) -> Result<Range<Pfn>, MmuError> {
+    let gfns: alloc::vec::Vec<Mfn> = run.clone().frames().map(|p| Mfn(p.0)).collect();
+    let n = GuestMmu.decrease(&gfns)?;
+    for pfn in run.clone().frames().take(n) {
+        GuestMmu.set_p2m(pfn, None);
+    }
+    if n != gfns.len() {
+        return Err(MmuError { op: "decrease_reservation", error: XenError::EBUSY, done: n });
+    }
+    Ok(run)
+}
+
+/// PVH: repopulates the holes `pfns` (GFN = PFN) and frees them.
+fn balloon_in_pvh(pfns: Range<Pfn>) -> Result<(), MmuError> {
+    let want: alloc::vec::Vec<Pfn> = pfns.clone().frames().collect();
+    let mut out = alloc::vec![Mfn(0); want.len()];
+    let n = GuestMmu.populate(&want, &mut out)?;
+    for &pfn in &want[..n] {
+        GuestMmu.set_p2m(pfn, Some(Mfn(pfn.0)));
+    }
+    if n != want.len() {
+        return Err(MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n });
+    }
+    FRAMES.lock().free(pfns).map_err(|_| MmuError {
+        op: "balloon: freeing the frames",
+        error: XenError::EINVAL,
+        done: 0,
+    })
+}
+
+/// PVH: a native page-table update round trip through the scratch page:
+/// a free frame is mapped at the scratch page by writing its PTE and
+/// `invlpg` (no hypercall), its bytes are seen and written through the
+/// alias, and the scratch page is mapped back. Returns (read through the
+/// alias, write through the alias seen in the direct map, restored).
+pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
+    use super::pvh::memory::{map_scratch, SCRATCH_VA};
+    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+        op: "scratch: no free frame",
+        error: XenError::ENOMEM,
+        done: 0,
+    })?;
+    let frame = direct_map().virt(run.start).0 as *mut u64;
+    let scratch = SCRATCH_VA as *mut u64;
+    // SAFETY: the frame was just taken from the allocator (exclusive,
+    // mapped in the direct map); the scratch page is kept out of the
+    // allocator and referenced by nothing, so aliasing it to the frame for
+    // the duration of this function is sound. Volatile accesses keep the
+    // compiler from merging the two views.
+    let result = unsafe {
+        frame.write_volatile(0x5eed_0001);
+        map_scratch(Some(run.start));
+        let read = scratch.read_volatile() == 0x5eed_0001;
+        scratch.write_volatile(0x5eed_0002);
+        let written = frame.read_volatile() == 0x5eed_0002;
+        map_scratch(None);
+        scratch.write_volatile(0x5eed_0003);
+        let restored = frame.read_volatile() == 0x5eed_0002 && lookup(VirtAddr(SCRATCH_VA)).is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
+        (read, written, restored)
+    };
+    FRAMES.lock().free(run).expect("returning a frame just taken");
+    Ok(result)
+}
+
 /// Gives `pages` free pages back to Xen; returns the pfns (now holes).
 pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
@@ -429,6 +511,9 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
+    if super::pvh::active() {
+        return balloon_out_pvh(run);
+    }
     let i = info();
     let r = balloon::give_back(
         &mut GuestMmu,
@@ -447,6 +532,9 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
 
 /// Takes the holes `pfns` back from Xen and frees them to the allocator.
 pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
+    if super::pvh::active() {
+        return balloon_in_pvh(pfns);
+    }
     let i = info();
     balloon::take_back(&mut GuestMmu, i.root, &i.layout.map, pfns.clone(), &mut *BATCH_BUF.lock())?;
     FRAMES.lock().free(pfns).map_err(|_| MmuError {

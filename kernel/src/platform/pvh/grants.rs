@@ -53,3 +53,21 @@ pub fn entry_frames(nr_frames: u32) -> Result<usize, XenError> {
 pub fn status_frames(nr_frames: u32) -> Result<usize, XenError> {
     extend(&STATUS_FRAMES, STATUS_GFN_BASE, MAPIDX_GRANT_TABLE_STATUS, nr_frames)
 }
+
+/// First guest frame of the slots where pages granted to us are mapped
+/// (`GNTMAP_host_map` with a guest physical address).
+pub const MAP_GFN_BASE: u64 = 0xF2000;
+/// Slots available.
+pub const MAP_SLOTS: u64 = 0x1000;
+
+static NEXT_MAP_SLOT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh mapping slot: the (identity-mapped) address of a guest frame
+/// with no RAM behind it. Slots are reused by the caller, never returned.
+pub fn map_slot() -> Result<usize, XenError> {
+    let i = NEXT_MAP_SLOT.fetch_add(1, Ordering::Relaxed);
+    if u64::from(i) >= MAP_SLOTS {
+        return Err(XenError::ENOMEM);
+    }
+    Ok(((MAP_GFN_BASE + u64::from(i)) as usize) * PAGE_SIZE)
+}

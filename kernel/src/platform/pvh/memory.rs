@@ -217,9 +217,9 @@ pub fn init(si: &HvmStartInfo, si_paddr: u64, cmdline_len: u64) -> (Layout, &'st
 
     let mut free = heapless_runs::Runs::new();
     for r in ram(map) {
-        // Below the image (page 0 stays out: it is the null page), and past
-        // the P2M.
-        free.push(clip(r.clone(), Pfn(1), Pfn(image_start)));
+        // Below the image (page 0 stays out: it is the null page; page 1
+        // is the scratch page), and past the P2M.
+        free.push(clip(r.clone(), Pfn(SCRATCH_VA / PAGE + 1), Pfn(image_start)));
         free.push(clip(r, first_free, Pfn(nr_pages)));
     }
 
@@ -242,4 +242,61 @@ pub fn init(si: &HvmStartInfo, si_paddr: u64, cmdline_len: u64) -> (Layout, &'st
         root: Mfn(root.start_address().as_u64() / PAGE),
     };
     (layout, p2m)
+}
+
+/// The leaf mapping of `va` in the live page tables, as a 4 KiB entry: a
+/// 2 MiB page's entry is given for the 4 KiB page inside it (frame and
+/// flags, without the page-size bit). `None` when unmapped.
+pub fn lookup(va: u64) -> Option<crate::memory::pagetable::Pte> {
+    const PS: u64 = 1 << 7;
+    const ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+    if !(0..1u64 << 47).contains(&va) {
+        return None;
+    }
+    let (root, _) = x86_64::registers::control::Cr3::read();
+    let mut table = root.start_address().as_u64();
+    for level in (1..=4u32).rev() {
+        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        if table >= MAPPED_LIMIT {
+            return None;
+        }
+        // SAFETY: every page table of this guest is a frame below 4 GiB
+        // (image .bss), identity-mapped; the entry is an aligned u64 in it,
+        // read atomically (the CPU sets accessed/dirty bits concurrently).
+        let raw = unsafe { (*((table + index as u64 * 8) as *const AtomicU64)).load(Ordering::Relaxed) };
+        if raw & 1 == 0 {
+            return None;
+        }
+        if level == 1 {
+            return Some(crate::memory::pagetable::Pte(raw));
+        }
+        if level == 2 && raw & PS != 0 {
+            let offset = va & ((1 << 21) - 1) & !(PAGE - 1);
+            return Some(crate::memory::pagetable::Pte(((raw & ADDR & !((1 << 21) - 1)) + offset) | (raw & !ADDR & !PS)));
+        }
+        table = raw & ADDR;
+    }
+    None
+}
+
+/// The scratch page: virtual page 1, in the split first 2 MiB, kept out of
+/// the frame allocator so that remapping it aliases nothing in use.
+pub const SCRATCH_VA: u64 = PAGE;
+
+/// Maps the scratch page to `frame` (or back to its own frame with
+/// `None`) by writing the native PTE and `invlpg`: a PVH page-table
+/// update, no hypercall.
+///
+/// # Safety
+/// Nothing may hold a reference into the scratch page, and `frame` must be
+/// RAM of ours whose other users tolerate the alias.
+pub unsafe fn map_scratch(frame: Option<Pfn>) {
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    let addr = frame.map_or(SCRATCH_VA, |f| f.0 * PAGE);
+    // SAFETY: the split table of the first 2 MiB is ours (.bss); entry 1
+    // maps only the scratch page, which the caller vouches for.
+    unsafe {
+        (&mut *core::ptr::addr_of_mut!(pvh_split_null))[1].set_addr(x86_64::PhysAddr::new(addr), flags);
+    }
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(SCRATCH_VA));
 }

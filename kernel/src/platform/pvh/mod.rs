@@ -11,7 +11,7 @@
 mod entry32;
 pub mod grants;
 pub mod idt;
-mod memory;
+pub mod memory;
 
 use super::{console, SHARED_INFO};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,7 @@ extern "C" {
 }
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+static IF_AT_ENTRY: AtomicBool = AtomicBool::new(true);
 static START_INFO: Once<StartInfo> = Once::new();
 static HVM_START_INFO: Once<&'static HvmStartInfo> = Once::new();
 
@@ -46,6 +47,20 @@ pub fn hvm_start_info() -> Option<&'static HvmStartInfo> {
 /// The memory map Xen passed (PVH only).
 pub fn memmap() -> &'static [hvm::HvmMemmapTableEntry] {
     hvm_start_info().map_or(&[], memory::memmap)
+}
+
+/// Whether interrupts (the upcall) were off when Rust was entered: the
+/// entry stub runs `cli` before anything else and Xen starts PVH vCPUs
+/// with IF clear.
+pub fn interrupts_off_at_entry() -> bool {
+    !IF_AT_ENTRY.load(Ordering::Relaxed)
+}
+
+/// CR0, CR4 and EFER: paging, PAE and long mode as the entry set them.
+pub fn paging_registers() -> (u64, u64, u64) {
+    use x86_64::registers::control::{Cr0, Cr4};
+    use x86_64::registers::model_specific::Efer;
+    (Cr0::read_raw(), Cr4::read_raw(), Efer::read_raw())
 }
 
 /// Writes to Xen's debug port (0xe9): an HVM guest's bytes land on Xen's
@@ -234,6 +249,7 @@ pub fn block() {
 
 /// Rust's first code in a PVH domain (called by `entry32` in long mode).
 pub(super) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
+    IF_AT_ENTRY.store(x86_64::instructions::interrupts::are_enabled(), Ordering::Relaxed);
     debugcon(b"RustPV: PVH entry\n");
     ACTIVE.store(true, Ordering::Relaxed);
     let si = checked_start_info(start_info_paddr);
