@@ -242,8 +242,7 @@ impl Mapping {
             Some(va) => va,
             // PVH: Xen maps the grant at a guest frame (GFN = address).
             None if super::pvh::active() => VirtAddr(
-                super::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))?
-                    as u64,
+                super::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))? as u64,
             ),
             None => vmap::reserve(1).map_err(mapping("reserving a mapping slot"))?,
         };

@@ -497,7 +497,9 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
         let written = frame.read_volatile() == 0x5eed_0002;
         map_scratch(None);
         scratch.write_volatile(0x5eed_0003);
-        let restored = frame.read_volatile() == 0x5eed_0002 && lookup(VirtAddr(SCRATCH_VA)).is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
+        let restored = frame.read_volatile() == 0x5eed_0002
+            && lookup(VirtAddr(SCRATCH_VA))
+                .is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
         (read, written, restored)
     };
     FRAMES.lock().free(run).expect("returning a frame just taken");

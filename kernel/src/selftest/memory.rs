@@ -54,7 +54,6 @@ pub fn run(s: &mut Suite) {
         every_pfn_mapped(s);
     }
 
-
     s.check("memory.nothing_mapped_below_virt_base", |d| {
         let base = mm::direct_map().base;
         match mm::first_mapped(VirtAddr(0)..base) {

@@ -139,9 +139,9 @@ fn run_pvh(s: &mut Suite) {
         // the memory map reserves.
         for (what, mfn) in [("console", si.console.domu().0), ("store", si.store().0)] {
             let addr = mfn.0 * PAGE_SIZE as u64;
-            let reserved = platform::pvh::memmap()
-                .iter()
-                .any(|e| e.type_ == memmap_type::RESERVED && (e.addr..e.addr + e.size).contains(&addr));
+            let reserved = platform::pvh::memmap().iter().any(|e| {
+                e.type_ == memmap_type::RESERVED && (e.addr..e.addr + e.size).contains(&addr)
+            });
             if mfn.0 < si.nr_pages || !reserved {
                 fail!(d, "{what} gfn {mfn} is not in a reserved region above RAM");
             }

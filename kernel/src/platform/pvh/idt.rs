@@ -213,7 +213,8 @@ pub fn install() -> Result<(), XenError> {
         // SAFETY: the upcall stub saves every register, runs the event
         // scan and returns with iretq.
         unsafe {
-            idt[UPCALL_VECTOR].set_handler_addr(VirtAddr::new(pvh_upcall_entry as *const () as u64));
+            idt[UPCALL_VECTOR]
+                .set_handler_addr(VirtAddr::new(pvh_upcall_entry as *const () as u64));
         }
         idt
     });

@@ -263,7 +263,8 @@ pub fn lookup(va: u64) -> Option<crate::memory::pagetable::Pte> {
         // SAFETY: every page table of this guest is a frame below 4 GiB
         // (image .bss), identity-mapped; the entry is an aligned u64 in it,
         // read atomically (the CPU sets accessed/dirty bits concurrently).
-        let raw = unsafe { (*((table + index as u64 * 8) as *const AtomicU64)).load(Ordering::Relaxed) };
+        let raw =
+            unsafe { (*((table + index as u64 * 8) as *const AtomicU64)).load(Ordering::Relaxed) };
         if raw & 1 == 0 {
             return None;
         }
@@ -272,7 +273,9 @@ pub fn lookup(va: u64) -> Option<crate::memory::pagetable::Pte> {
         }
         if level == 2 && raw & PS != 0 {
             let offset = va & ((1 << 21) - 1) & !(PAGE - 1);
-            return Some(crate::memory::pagetable::Pte(((raw & ADDR & !((1 << 21) - 1)) + offset) | (raw & !ADDR & !PS)));
+            return Some(crate::memory::pagetable::Pte(
+                ((raw & ADDR & !((1 << 21) - 1)) + offset) | (raw & !ADDR & !PS),
+            ));
         }
         table = raw & ADDR;
     }
@@ -296,7 +299,8 @@ pub unsafe fn map_scratch(frame: Option<Pfn>) {
     // SAFETY: the split table of the first 2 MiB is ours (.bss); entry 1
     // maps only the scratch page, which the caller vouches for.
     unsafe {
-        (&mut *core::ptr::addr_of_mut!(pvh_split_null))[1].set_addr(x86_64::PhysAddr::new(addr), flags);
+        (&mut *core::ptr::addr_of_mut!(pvh_split_null))[1]
+            .set_addr(x86_64::PhysAddr::new(addr), flags);
     }
     x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(SCRATCH_VA));
 }

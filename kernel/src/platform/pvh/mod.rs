@@ -182,8 +182,7 @@ fn cmdline_bytes(paddr: u64) -> &'static [u8] {
     }
     // SAFETY: the builder wrote a NUL-terminated string at `paddr`, below
     // 4 GiB (identity-mapped); it is read up to the NUL or the PV limit.
-    let bytes =
-        unsafe { core::slice::from_raw_parts(paddr as *const u8, MAX_GUEST_CMDLINE) };
+    let bytes = unsafe { core::slice::from_raw_parts(paddr as *const u8, MAX_GUEST_CMDLINE) };
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(MAX_GUEST_CMDLINE - 1);
     &bytes[..len]
 }
@@ -284,7 +283,13 @@ pub(super) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
     let start = START_INFO
         .call_once(|| synthesize_start_info(si, layout.map.nr_pages, cmdline, console_frame));
     super::START_INFO.call_once(|| start);
-    super::mm::init_pvh(layout.map, layout.first_free, layout.free.iter(), layout.root, layout.guard_page);
+    super::mm::init_pvh(
+        layout.map,
+        layout.first_free,
+        layout.free.iter(),
+        layout.root,
+        layout.guard_page,
+    );
     crate::timeline::mark("memory");
     crate::kmain()
 }
