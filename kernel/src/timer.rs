@@ -18,7 +18,6 @@
 //! and taking upcall after upcall until the clocks agree.
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
-use crate::platform;
 use crate::timer_queue::{QueueFull, TimerFn, TimerId, TimerQueue};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
@@ -203,15 +202,10 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         }
         // No stale deadline (of a wait that ended early) may wake us.
         sync(&mut TIMERS.lock());
-        // Xen unmasks, blocks if nothing is pending, and delivers the
-        // upcall before this returns.
+        // Unmasks, blocks if nothing is pending, and takes the upcall
+        // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
         BLOCKS.fetch_add(1, Ordering::Relaxed);
-        if crate::platform::is_pvh() {
-            // PVH: `sti; hlt` (the interrupt flag masks the upcall there).
-            crate::platform::pvh::block();
-        } else {
-            let _ = sched_op::block();
-        }
+        platform::block();
     }
 }
 

@@ -1,7 +1,6 @@
 //! What the domain builder handed over is consistent.
 
 use super::{fail, note, Suite};
-use crate::platform;
 use core::sync::atomic::Ordering;
 use hypercall::abi::start_info::sif;
 use hypercall::{Mfn, Pfn, PAGE_SIZE};
@@ -10,7 +9,7 @@ pub fn run(s: &mut Suite) {
     if platform::is_pvh() {
         return run_pvh(s);
     }
-    let si = platform::start_info();
+    let si = platform::pv::start_info();
 
     s.check("start_info.magic", |d| {
         note!(d, "{}", si.magic_str());
@@ -19,7 +18,7 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.nr_pages", |d| {
         note!(d, "{} pages = {} MiB", si.nr_pages, (si.nr_pages as usize * PAGE_SIZE) >> 20);
-        si.nr_pages >= 256 && platform::p2m().len() as u64 == si.nr_pages
+        si.nr_pages >= 256 && platform::pv::p2m().len() as u64 == si.nr_pages
     });
 
     s.check("start_info.flags", |d| {
@@ -31,10 +30,10 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("start_info.p2m_and_m2p_agree", |d| {
-        let p2m = platform::p2m();
+        let p2m = platform::pv::p2m();
         for (pfn, entry) in p2m.iter().enumerate() {
             let mfn = Mfn(entry.load(Ordering::Relaxed));
-            match platform::mfn_to_pfn(mfn) {
+            match platform::pv::mfn_to_pfn(mfn) {
                 Some(back) if back == Pfn(pfn as u64) => {}
                 other => fail!(d, "pfn {pfn:#x} -> {mfn} -> {other:?}"),
             }
@@ -49,8 +48,8 @@ pub fn run(s: &mut Suite) {
             return true;
         }
         for (what, mfn) in [("console", si.console.domu().0), ("store", si.store().0)] {
-            let pfn = platform::mfn_to_pfn(mfn);
-            match pfn.and_then(platform::pfn_to_mfn) {
+            let pfn = platform::pv::mfn_to_pfn(mfn);
+            match pfn.and_then(platform::pv::pfn_to_mfn) {
                 Some(back) if back == mfn => {
                     note!(d, "{what} {mfn} = pfn {}; ", pfn.unwrap_or_default())
                 }
@@ -61,8 +60,8 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("start_info.page_tables", |d| {
-        let base = platform::pfn_to_virt(Pfn(0)) as u64;
-        let end = platform::pfn_to_virt(Pfn(si.nr_pages)) as u64;
+        let base = platform::pv::pfn_to_virt(Pfn(0)) as u64;
+        let end = platform::pv::pfn_to_virt(Pfn(si.nr_pages)) as u64;
         note!(d, "pt_base {:#x}, {} frames", si.pt_base, si.nr_pt_frames);
         si.pt_base.is_multiple_of(PAGE_SIZE as u64)
             && (base..end).contains(&si.pt_base)
@@ -71,7 +70,7 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.shared_info_mapped", |d| {
         let v = platform::vcpu_info();
-        let mask = platform::upcall_mask_at_entry();
+        let mask = platform::pv::upcall_mask_at_entry();
         let version = v.time.version.load(Ordering::Relaxed);
         note!(
             d,
@@ -92,7 +91,7 @@ pub fn run(s: &mut Suite) {
 /// stands for PV; the checks are their equivalents.
 fn run_pvh(s: &mut Suite) {
     use hypercall::abi::hvm::{memmap_type, START_MAGIC_VALUE};
-    let si = platform::start_info();
+    let si = platform::pv::start_info();
     let Some(hsi) = platform::pvh::hvm_start_info() else {
         s.check("hvm_start_info.present", |d| fail!(d, "PVH without hvm_start_info"));
         return;
@@ -109,7 +108,7 @@ fn run_pvh(s: &mut Suite) {
         note!(d, "{} entries, {} MiB RAM, nr_pages {}", map.len(), ram >> 20, si.nr_pages);
         !map.is_empty()
             && si.nr_pages >= 256
-            && platform::p2m().len() as u64 == si.nr_pages
+            && platform::pv::p2m().len() as u64 == si.nr_pages
             && ram >= si.nr_pages * PAGE_SIZE as u64 / 2
     });
 
@@ -123,10 +122,12 @@ fn run_pvh(s: &mut Suite) {
     s.check("p2m.is_identity", |d| {
         // GFN = PFN: every RAM frame is its own "machine" frame.
         let (mut ram, mut holes) = (0, 0);
-        for (pfn, entry) in platform::p2m().iter().enumerate() {
+        for (pfn, entry) in platform::pv::p2m().iter().enumerate() {
             match entry.load(Ordering::Relaxed) {
                 u64::MAX => holes += 1,
-                m if m == pfn as u64 && platform::mfn_to_pfn(Mfn(m)) == Some(Pfn(m)) => ram += 1,
+                m if m == pfn as u64 && platform::pv::mfn_to_pfn(Mfn(m)) == Some(Pfn(m)) => {
+                    ram += 1
+                }
                 m => fail!(d, "pfn {pfn:#x} -> {m:#x}"),
             }
         }
@@ -152,9 +153,9 @@ fn run_pvh(s: &mut Suite) {
 
     s.check("pvh.long_mode_paging", |d| {
         let (cr0, cr4, efer) = platform::pvh::paging_registers();
-        let root = crate::platform::mm::info().root;
+        let root = platform::pv::mm::info().root;
         note!(d, "cr0 {cr0:#x} cr4 {cr4:#x} efer {efer:#x}, root table at gfn {root}");
-        let image = platform::image_range();
+        let image = platform::pv::image_range();
         let root_va = root.0 as usize * PAGE_SIZE;
         cr0 & (1 << 31) != 0
             && cr4 & (1 << 5) != 0

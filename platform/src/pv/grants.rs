@@ -8,7 +8,7 @@ extern crate alloc;
 
 use super::vmap;
 use crate::memory::layout::VirtAddr;
-use crate::platform::mm;
+use crate::pv::mm;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -35,7 +35,7 @@ struct MappedFrames {
 
 impl MappedFrames {
     fn new(pages: u32) -> Result<Self, GrantError> {
-        if super::pvh::active() {
+        if crate::pvh::active() {
             // PVH puts table frames into physical space instead (grow_pvh).
             return Ok(Self { va: VirtAddr(0), capacity: 0, mfns: Vec::new() });
         }
@@ -122,7 +122,7 @@ impl Hypervisor for XenGrants {
     }
 
     fn grow(&mut self, nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
-        if super::pvh::active() {
+        if crate::pvh::active() {
             return grow_pvh(nr_frames, version);
         }
         let mut mfns = vec![Mfn(0); nr_frames as usize];
@@ -168,7 +168,7 @@ impl Hypervisor for XenGrants {
 /// PVH: the table frames are put at fixed guest frames by
 /// `XENMEM_add_to_physmap` and seen through the identity map.
 fn grow_pvh(nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
-    use super::pvh::grants as g;
+    use crate::pvh::grants as g;
     let hv = |op| move |error| GrantError::Hypervisor { op, error: GnttabError::Hypercall(error) };
     /// `n` grant structs at `va`.
     ///
@@ -241,8 +241,8 @@ impl Mapping {
         let va = match SLOTS.lock().pop() {
             Some(va) => va,
             // PVH: Xen maps the grant at a guest frame (GFN = address).
-            None if super::pvh::active() => VirtAddr(
-                super::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))? as u64,
+            None if crate::pvh::active() => VirtAddr(
+                crate::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))? as u64,
             ),
             None => vmap::reserve(1).map_err(mapping("reserving a mapping slot"))?,
         };
@@ -283,7 +283,7 @@ impl Mapping {
         // SAFETY: `self` is being consumed, so no borrow of `words` lives.
         let r = unsafe { gnttab::unmap_grant_ref(self.va.0, self.handle) }
             .map_err(|error| GrantError::Hypervisor { op: "unmap_grant_ref", error });
-        let cleared = super::pvh::active() || vmap::lookup(self.va).is_none_or(|p| !p.present());
+        let cleared = crate::pvh::active() || vmap::lookup(self.va).is_none_or(|p| !p.present());
         if r.is_ok() && cleared {
             SLOTS.lock().push(self.va);
         }

@@ -74,6 +74,12 @@ pub mod heapless_runs {
         len: usize,
     }
 
+    impl Default for Runs {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl Runs {
         pub fn new() -> Self {
             Runs { runs: core::array::from_fn(|_| Pfn(0)..Pfn(0)), len: 0 }
@@ -141,6 +147,11 @@ fn ram(map: &[HvmMemmapTableEntry]) -> impl Iterator<Item = Range<Pfn>> + '_ {
 
 fn clip(r: Range<Pfn>, lo: Pfn, hi: Pfn) -> Range<Pfn> {
     r.start.max(lo)..r.end.min(hi)
+}
+
+/// The end of RAM below 4 GiB, in pages: the domain's `nr_pages`.
+pub fn ram_end(si: &HvmStartInfo) -> u64 {
+    ram(memmap(si)).map(|r| r.end.0).max().unwrap_or(0)
 }
 
 /// Replaces the 2 MiB page holding `va` by 512 4 KiB pages from `table`,

@@ -6,7 +6,7 @@
 //! [`TrapFrame`] as the PV stubs, so faults get the same crash report and
 //! events run the same 2-level/FIFO code; they return with `iretq`.
 
-use crate::platform::TrapFrame;
+use crate::trap::TrapFrame;
 use core::arch::global_asm;
 use hypercall::abi::hvm;
 use hypercall::ops::hvm as hvm_op;
@@ -117,7 +117,7 @@ pvh_upcall_entry:
     "#,
     trap = sym pvh_rust_trap,
     upcall = sym pvh_rust_upcall,
-    upcall_vector = const crate::fault::VECTOR_UPCALL,
+    upcall_vector = const crate::trap::VECTOR_UPCALL,
     options(att_syntax)
 );
 
@@ -147,13 +147,13 @@ extern "C" fn pvh_rust_trap(frame: *mut TrapFrame) {
     // SAFETY: the stub passes the frame it just built on this stack; it
     // stays valid and unaliased until this function returns.
     let frame = unsafe { &mut *frame };
-    crate::fault::handle(frame);
+    crate::hooks::fault(frame);
 }
 
 extern "C" fn pvh_rust_upcall(_frame: *mut TrapFrame) {
     // The CPU cleared IF on entry (interrupt gate): no nesting, as with
     // the PV upcall's event mask.
-    crate::events::handle_upcall();
+    crate::hooks::upcall();
 }
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();

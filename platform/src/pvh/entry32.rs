@@ -131,7 +131,7 @@ pvh_start64:
     .popsection
     "#,
     pd_entries = const BOOT_PD_ENTRIES,
-    stack_size = const super::super::boot::BOOT_STACK_SIZE,
+    stack_size = const crate::pv::boot::BOOT_STACK_SIZE,
     entry = sym super::rust_pvh_entry,
     options(att_syntax)
 );

@@ -9,10 +9,7 @@
 //! of the boot stack, which the stack never reaches while it is in bounds)
 //! and balloon frames taken from the frame allocator.
 
-extern crate alloc;
-
-use crate::console;
-use crate::kprintln;
+use crate::hooks::emergency_print;
 use crate::memory::balloon::{self, Reservation};
 use crate::memory::frames::FrameAllocator;
 use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
@@ -222,13 +219,14 @@ fn boot_info(si: &StartInfo) -> BootInfo {
 }
 
 fn fatal(what: core::fmt::Arguments<'_>) -> ! {
-    console::emergency_print(format_args!("memory: {what}\n"));
-    super::shutdown(hypercall::abi::sched::ShutdownReason::Crash)
+    emergency_print(format_args!("memory: {what}\n"));
+    crate::shutdown(hypercall::abi::sched::ShutdownReason::Crash)
 }
 
 /// Start of day: finds what Xen mapped, maps every page in the direct map,
-/// unmaps the guard page and hands free frames to the allocator.
-pub fn init(si: &StartInfo) {
+/// unmaps the guard page and hands free frames to the allocator. Returns
+/// what it did, for the boot log.
+pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     let info = boot_info(si);
     let layout = info.layout().unwrap_or_else(|e| fatal(format_args!("bad start of day: {e}")));
     let map = layout.map;
@@ -262,7 +260,7 @@ pub fn init(si: &StartInfo) {
     let boot_tables = map.pfn(info.pt_base).unwrap_or(Pfn(0));
     let boot_tables = boot_tables.run(info.nr_pt_frames);
 
-    let (t0, h0) = (super::now_ns(), hypercalls());
+    let (t0, h0) = (crate::now_ns(), hypercalls());
     let stats = pagetable::map_range(
         &mut mmu,
         &space,
@@ -273,7 +271,7 @@ pub fn init(si: &StartInfo) {
         &mut *BATCH_BUF.lock(),
     )
     .unwrap_or_else(|e| fatal(format_args!("extending the direct map: {e}")));
-    let (map_ns, map_hypercalls) = (super::now_ns() - t0, hypercalls() - h0);
+    let (map_ns, map_hypercalls) = (crate::now_ns() - t0, hypercalls() - h0);
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
 
     let guard_page = VirtAddr(core::ptr::addr_of!(__boot_stack_bottom) as u64);
@@ -281,7 +279,7 @@ pub fn init(si: &StartInfo) {
     pagetable::unmap_pages(&mut mmu, root, guard_page, &mut old, &mut *BATCH_BUF.lock())
         .unwrap_or_else(|e| fatal(format_args!("unmapping the guard page: {e}")));
 
-    let info = INFO.call_once(|| MemoryInfo {
+    INFO.call_once(|| MemoryInfo {
         layout,
         root,
         boot_mapped_end: boot_end,
@@ -289,31 +287,48 @@ pub fn init(si: &StartInfo) {
         map_ns,
         map_hypercalls,
         guard_page,
-    });
-    kprintln!(
-        "memory: {} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
-        map.nr_pages >> 8,
-        map.nr_pages,
-        info.boot_mapped_end.0,
-        map_ns / 1000,
-        map_hypercalls,
-        stats.entries,
-        stats.tables,
-        stats.made_read_only,
-        FRAMES.lock().free_frames() >> 8,
-    );
+    })
+}
+
+impl core::fmt::Display for MemoryInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let map = self.layout.map;
+        if crate::pvh::active() {
+            return write!(
+                f,
+                "{} MiB, {} pages (PVH: native page tables, identity map of 2 MiB pages, GFN = PFN); free from pfn {:#x}; {} MiB free",
+                map.nr_pages >> 8,
+                map.nr_pages,
+                self.layout.first_free.0,
+                FRAMES.lock().free_frames() >> 8,
+            );
+        }
+        write!(
+            f,
+            "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
+            map.nr_pages >> 8,
+            map.nr_pages,
+            self.boot_mapped_end.0,
+            self.map_ns / 1000,
+            self.map_hypercalls,
+            self.stats.entries,
+            self.stats.tables,
+            self.stats.made_read_only,
+            FRAMES.lock().free_frames() >> 8,
+        )
+    }
 }
 
 /// Start of day of a PVH guest: the page tables are native and already
 /// map all RAM (`pvh::memory`), so this only seeds the frame allocator
 /// with the RAM runs `free` and records the layout.
-pub fn init_pvh(
+pub(crate) fn init_pvh(
     map: DirectMap,
     first_free: Pfn,
     free: impl Iterator<Item = Range<Pfn>>,
     root: Mfn,
     guard_page: VirtAddr,
-) {
+) -> &'static MemoryInfo {
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
     let mut frames = FRAMES.lock();
     for run in free {
@@ -322,7 +337,7 @@ pub fn init_pvh(
         }
     }
     drop(frames);
-    let info = INFO.call_once(|| MemoryInfo {
+    INFO.call_once(|| MemoryInfo {
         layout: BootLayout { map, first_free, surely_mapped: Pfn(map.nr_pages) },
         root,
         boot_mapped_end: Pfn(map.nr_pages),
@@ -330,14 +345,7 @@ pub fn init_pvh(
         map_ns: 0,
         map_hypercalls: 0,
         guard_page,
-    });
-    kprintln!(
-        "memory: {} MiB, {} pages (PVH: native page tables, identity map of 2 MiB pages); free from pfn {:#x}; {} MiB free",
-        map.nr_pages >> 8,
-        map.nr_pages,
-        info.layout.first_free.0,
-        FRAMES.lock().free_frames() >> 8,
-    );
+    })
 }
 
 /// Start-of-day facts.
@@ -352,15 +360,15 @@ pub fn direct_map() -> DirectMap {
 
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
-    if super::pvh::active() {
-        return super::pvh::memory::lookup(va.0);
+    if crate::pvh::active() {
+        return crate::pvh::memory::lookup(va.0);
     }
     pagetable::lookup(&GuestMmu, info().root, va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
 pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
-    if super::pvh::active() {
+    if crate::pvh::active() {
         // Native page tables: there is no machine address to hand Xen.
         return None;
     }
@@ -370,11 +378,11 @@ pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
 
 /// The first mapped page in `range`.
 pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
-    if super::pvh::active() {
+    if crate::pvh::active() {
         let pages = (range.start.0 / PAGE_SIZE as u64)..range.end.0.div_ceil(PAGE_SIZE as u64);
         return pages
             .map(|p| VirtAddr(p * PAGE_SIZE as u64))
-            .find(|&va| super::pvh::memory::lookup(va.0).is_some());
+            .find(|&va| crate::pvh::memory::lookup(va.0).is_some());
     }
     pagetable::first_mapped(&GuestMmu, info().root, range)
 }
@@ -476,7 +484,7 @@ fn balloon_in_pvh(pfns: Range<Pfn>) -> Result<(), MmuError> {
 /// alias, and the scratch page is mapped back. Returns (read through the
 /// alias, write through the alias seen in the direct map, restored).
 pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
-    use super::pvh::memory::{map_scratch, SCRATCH_VA};
+    use crate::pvh::memory::{map_scratch, SCRATCH_VA};
     let run = FRAMES.lock().alloc(1).ok_or(MmuError {
         op: "scratch: no free frame",
         error: XenError::ENOMEM,
@@ -513,7 +521,7 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    if super::pvh::active() {
+    if crate::pvh::active() {
         return balloon_out_pvh(run);
     }
     let i = info();
@@ -534,7 +542,7 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
 
 /// Takes the holes `pfns` back from Xen and frees them to the allocator.
 pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
-    if super::pvh::active() {
+    if crate::pvh::active() {
         return balloon_in_pvh(pfns);
     }
     let i = info();
@@ -611,7 +619,7 @@ unsafe impl talc::source::Source for FrameSource {
         let Some(run) = run.filter(|_| INFO.get().is_some()) else {
             let (free, largest) =
                 FRAMES.try_lock().map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
-            console::emergency_print(format_args!(
+            emergency_print(format_args!(
                 "out of memory: the heap cannot grow by {} bytes (align {}): {} frames free, longest run {}, heap {} KiB\n",
                 layout.size(),
                 layout.align(),

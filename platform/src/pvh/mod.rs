@@ -13,7 +13,9 @@ pub mod grants;
 pub mod idt;
 pub mod memory;
 
-use super::{console, SHARED_INFO};
+use crate::hooks::emergency_print;
+use crate::memory::layout::VirtAddr;
+use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::hvm::{self, HvmStartInfo};
@@ -21,7 +23,7 @@ use hypercall::abi::shared_info::SharedInfo;
 use hypercall::abi::start_info::{ConsoleUnion, StartInfo, MAX_GUEST_CMDLINE};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::hvm as hvm_op;
-use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
+use hypercall::{EvtchnPort, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::Once;
 
 extern "C" {
@@ -80,7 +82,7 @@ fn fatal(what: &str) -> ! {
     debugcon(b"RustPV (PVH): ");
     debugcon(what.as_bytes());
     debugcon(b"\n");
-    console::emergency_print(format_args!("PVH start of day: {what}\n"));
+    emergency_print(format_args!("PVH start of day: {what}\n"));
     loop {
         // SAFETY: with interrupts off, hlt stops this vCPU for good; Xen
         // reports the domain as idle until the toolstack destroys it.
@@ -246,8 +248,87 @@ pub fn block() {
     x86_64::instructions::interrupts::enable_and_hlt();
 }
 
+/// The PVH back end.
+pub struct Pvh;
+
+static MEMORY: Once<&'static crate::pv::mm::MemoryInfo> = Once::new();
+
+impl crate::Backend for Pvh {
+    fn name(&self) -> &'static str {
+        "pvh"
+    }
+
+    fn cmdline(&self) -> &'static str {
+        crate::pv::start_info().cmdline()
+    }
+
+    fn nr_pages(&self) -> u64 {
+        crate::pv::start_info().nr_pages
+    }
+
+    fn console_page(&self) -> Option<(&'static XenconsInterface, EvtchnPort)> {
+        daemon_page(hvm::param::CONSOLE_PFN, hvm::param::CONSOLE_EVTCHN)
+    }
+
+    fn store_page(&self) -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+        store_page()
+    }
+
+    fn init_memory(&self) -> &'static (dyn fmt::Display + Sync) {
+        *MEMORY.call_once(|| {
+            let si = HVM_START_INFO.get().expect("set at entry");
+            let cmdline_len = cmdline_bytes(si.cmdline_paddr).len() as u64;
+            let si_paddr = *si as *const HvmStartInfo as u64;
+            let (layout, p2m) = memory::init(si, si_paddr, cmdline_len);
+            crate::pv::P2M.call_once(|| p2m);
+            crate::pv::mm::init_pvh(
+                layout.map,
+                layout.first_free,
+                layout.free.iter(),
+                layout.root,
+                layout.guard_page,
+            )
+        })
+    }
+
+    fn install_entry_points(&self) -> Result<(), XenError> {
+        idt::install()
+    }
+
+    fn xen_frame(&self, va: VirtAddr) -> Option<Mfn> {
+        // GFN = PFN = address / 4096 in the identity map, for RAM we have.
+        let pfn = Pfn(va.0 / PAGE_SIZE as u64);
+        crate::pv::pfn_to_mfn(pfn).filter(|m| m.0 != u64::MAX)
+    }
+
+    fn mask_upcalls(&self) -> bool {
+        irq_disable()
+    }
+
+    fn unmask_upcalls(&self) {
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        irq_enable()
+    }
+
+    fn upcalls_masked(&self) -> bool {
+        irq_masked()
+    }
+
+    fn stack_word(&self, addr: u64) -> Option<u64> {
+        crate::pv::stack_word(addr)
+    }
+
+    fn fault_address(&self) -> u64 {
+        x86_64::registers::control::Cr2::read_raw()
+    }
+
+    fn block(&self) {
+        block()
+    }
+}
+
 /// Rust's first code in a PVH domain (called by `entry32` in long mode).
-pub(super) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
+pub(crate) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
     IF_AT_ENTRY.store(x86_64::instructions::interrupts::are_enabled(), Ordering::Relaxed);
     debugcon(b"RustPV: PVH entry\n");
     ACTIVE.store(true, Ordering::Relaxed);
@@ -257,39 +338,25 @@ pub(super) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
         fatal(e);
     }
     let shared = map_shared_info().unwrap_or_else(|_| fatal("cannot map shared info"));
-    SHARED_INFO.call_once(|| shared);
-    super::UPCALL_MASK_AT_ENTRY
+    crate::pv::UPCALL_MASK_AT_ENTRY
         .store(shared.vcpu_info[0].evtchn_upcall_mask.load(Ordering::Relaxed), Ordering::Relaxed);
-    super::BOOT_NS.store(super::now_ns(), Ordering::Relaxed);
-    let ring = daemon_page::<XenconsInterface>(hvm::param::CONSOLE_PFN, hvm::param::CONSOLE_EVTCHN);
-    match ring {
-        Some((ring, port)) => console::init_ring(ring, port),
-        None => debugcon(b"RustPV (PVH): no console ring\n"),
-    }
-    crate::timeline::mark("console");
 
-    for e in memmap() {
-        crate::kprintln!(
-            "pvh: memory map [{:#011x}, {:#011x}) type {}",
-            e.addr,
-            e.addr.saturating_add(e.size),
-            e.type_
-        );
-    }
+    // nr_pages: the end of RAM below 4 GiB (what the identity map covers).
+    let nr_pages = memory::ram_end(si);
     let cmdline = cmdline_bytes(si.cmdline_paddr);
-    let (layout, p2m) = memory::init(si, start_info_paddr, cmdline.len() as u64);
-    super::P2M.call_once(|| p2m);
-    let console_frame = ring.map(|(r, port)| (Mfn(r as *const _ as u64 / PAGE_SIZE as u64), port));
-    let start = START_INFO
-        .call_once(|| synthesize_start_info(si, layout.map.nr_pages, cmdline, console_frame));
-    super::START_INFO.call_once(|| start);
-    super::mm::init_pvh(
-        layout.map,
-        layout.first_free,
-        layout.free.iter(),
-        layout.root,
-        layout.guard_page,
-    );
-    crate::timeline::mark("memory");
-    crate::kmain()
+    let console =
+        daemon_page::<XenconsInterface>(hvm::param::CONSOLE_PFN, hvm::param::CONSOLE_EVTCHN)
+            .map(|(r, port)| (Mfn(r as *const XenconsInterface as u64 / PAGE_SIZE as u64), port));
+    let start = START_INFO.call_once(|| synthesize_start_info(si, nr_pages, cmdline, console));
+    crate::pv::START_INFO.call_once(|| start);
+    crate::interface::start(&Pvh, shared);
+
+    extern "Rust" {
+        /// The image's main, defined by [`crate::entry!`].
+        fn __platform_image_main() -> !;
+    }
+    // SAFETY: the symbol is defined only by `platform::entry!`, as a safe
+    // `fn() -> !` with this signature and the Rust ABI; the back end is set
+    // up, as the kernel's main expects.
+    unsafe { __platform_image_main() }
 }
