@@ -34,7 +34,7 @@ enum Cmd {
     Run(RunArgs),
     /// fmt, clippy (host and guest), unit tests, the loom model, and the
     /// boot tests: on Xen 4.17 and then on 4.20, or on the one --xen (or
-    /// $XENPV_XEN) names.
+    /// $XENPV_XEN) names; each as PV guests, then as PVH guests.
     Test {
         /// Run the boot tests on this release only.
         #[arg(long, value_parser = parse_release)]
