@@ -393,6 +393,16 @@ pub fn free_frames() -> (u64, u64) {
     (f.free_frames(), f.largest_run())
 }
 
+/// Takes `n` contiguous free frames (for scratch pages of the benchmark).
+pub(crate) fn alloc_frames(n: u64) -> Option<Range<Pfn>> {
+    FRAMES.lock().alloc(n)
+}
+
+/// Returns frames taken with [`alloc_frames`].
+pub(crate) fn free_frames_run(run: Range<Pfn>) {
+    FRAMES.lock().free(run).expect("returning frames taken with alloc_frames");
+}
+
 /// Bytes the heap has claimed from the frame allocator.
 pub fn heap_bytes() -> u64 {
     HEAP_BYTES.load(Ordering::Relaxed)

@@ -8,6 +8,7 @@
 //! memory size, console and store rings) is gathered into a `StartInfo` of
 //! our own, so the code above the platform needs no second path.
 
+pub mod bench;
 mod entry32;
 pub mod grants;
 pub mod idt;
