@@ -5,7 +5,9 @@
 //! - [`GuestMode::Pvh`]: an HVM container without a device model
 //!   (`type = "pvh"`), with hardware-assisted paging (nested page tables).
 //! - [`GuestMode::PvhShadow`]: the same with shadow paging (`hap = 0`):
-//!   Xen keeps shadow copies of the guest's native page tables.
+//!   Xen keeps shadow copies of the guest's native page tables. Needs a
+//!   Xen built with shadow paging: Debian's 4.17 refuses the domain
+//!   (`Operation not supported`).
 //!
 //! `$XENPV_MODE` picks the mode of every guest the boot tests create
 //! (`pv` when unset); `cargo xtask run|build --mode` picks it for one.
