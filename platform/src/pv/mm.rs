@@ -10,8 +10,8 @@
 //! and balloon frames taken from the frame allocator.
 
 use crate::hooks::emergency_print;
-use crate::memory::balloon::{self, Reservation};
-use crate::memory::frames::FrameAllocator;
+use crate::memory::balloon::{self, Holes, Reservation};
+use crate::memory::frames::{FrameAllocator, Frames};
 use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
 use crate::memory::pagetable::{
     self, AddressSpace, Level, MapStats, Mmu, MmuError, Pte, DATA_FLAGS,
@@ -246,13 +246,14 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     MAPPED_END.store(boot_end.0, Ordering::Relaxed);
 
     let mut frames = FRAMES.lock();
-    if frames.free(layout.first_free..Pfn(map.nr_pages)).is_err() {
+    if frames.add(layout.first_free..Pfn(map.nr_pages)).is_err() {
         fatal(format_args!("cannot seed the frame allocator"));
     }
     let space = AddressSpace { root, map };
     let todo = boot_end..Pfn(map.nr_pages);
     let plan = pagetable::plan(&mmu, &space, todo.clone());
-    let tables = frames.alloc(plan.tables).unwrap_or(Pfn(0)..Pfn(0));
+    // Page tables for good: Xen holds them pinned for the guest's life.
+    let tables = frames.alloc(plan.tables).map_or(Pfn(0)..Pfn(0), Frames::keep);
     if tables.frame_count() != plan.tables {
         fatal(format_args!("no {} frames for page tables", plan.tables));
     }
@@ -332,7 +333,7 @@ pub(crate) fn init_pvh(
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
     let mut frames = FRAMES.lock();
     for run in free {
-        if frames.free(run).is_err() {
+        if frames.add(run).is_err() {
             fatal(format_args!("cannot seed the frame allocator"));
         }
     }
@@ -394,13 +395,13 @@ pub fn free_frames() -> (u64, u64) {
 }
 
 /// Takes `n` contiguous free frames (for scratch pages of the benchmark).
-pub(crate) fn alloc_frames(n: u64) -> Option<Range<Pfn>> {
+pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
     FRAMES.lock().alloc(n)
 }
 
 /// Returns frames taken with [`alloc_frames`].
-pub(crate) fn free_frames_run(run: Range<Pfn>) {
-    FRAMES.lock().free(run).expect("returning frames taken with alloc_frames");
+pub(crate) fn free_frames_run(run: Frames) {
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");
 }
 
 /// Bytes the heap has claimed from the frame allocator.
@@ -414,7 +415,7 @@ pub fn heap_bytes() -> u64 {
 pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     let map = direct_map();
     let mut checked = 0;
-    let mut taken: [Range<Pfn>; 32] = core::array::from_fn(|_| Pfn(0)..Pfn(0));
+    let mut taken: [Option<Frames>; 32] = core::array::from_fn(|_| None);
     let mut n = 0;
     let mut result = Ok(());
     while n < taken.len() {
@@ -424,7 +425,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             f.alloc(largest)
         };
         let Some(run) = run else { break };
-        let (start, end) = (map.virt(run.start).0, map.virt(run.end).0);
+        let (start, end) = (map.virt(run.start()).0, map.virt(run.range().end).0);
         let words = (end - start) / 8;
         // SAFETY: the frames were just taken from the allocator, so nothing
         // else refers to them; they are mapped writable in the direct map.
@@ -442,15 +443,15 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             }
         }
         checked += end - start;
-        taken[n] = run;
+        taken[n] = Some(run);
         n += 1;
         if result.is_err() {
             break;
         }
     }
     let mut f = FRAMES.lock();
-    for run in taken[..n].iter().cloned() {
-        f.free(run).expect("returning frames just taken");
+    for run in taken[..n].iter_mut().filter_map(Option::take) {
+        f.free(run).map_err(|(e, _)| e).expect("returning frames just taken");
     }
     result.map(|()| checked)
 }
@@ -458,7 +459,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
 /// PVH: gives guest frames back with `decrease_reservation` (GFN = PFN).
 /// The identity map keeps mapping them (2 MiB pages); nothing refers to
 /// them, and the P2M marks them as holes.
-fn balloon_out_pvh(run: Range<Pfn>) -> Result<Range<Pfn>, MmuError> {
+fn balloon_out_pvh(run: Range<Pfn>) -> Result<Holes, MmuError> {
     let gfns: alloc::vec::Vec<Mfn> = run.clone().frames().map(|p| Mfn(p.0)).collect();
     let n = GuestMmu.decrease(&gfns)?;
     for pfn in run.clone().frames().take(n) {
@@ -467,25 +468,31 @@ fn balloon_out_pvh(run: Range<Pfn>) -> Result<Range<Pfn>, MmuError> {
     if n != gfns.len() {
         return Err(MmuError { op: "decrease_reservation", error: XenError::EBUSY, done: n });
     }
-    Ok(run)
+    Ok(Holes::new(run))
 }
 
-/// PVH: repopulates the holes `pfns` (GFN = PFN) and frees them.
-fn balloon_in_pvh(pfns: Range<Pfn>) -> Result<(), MmuError> {
+/// PVH: repopulates the holes (GFN = PFN) and gives the frames to the
+/// allocator. On an error the holes come back (the P2M says which were filled).
+fn balloon_in_pvh(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    let pfns = holes.range();
     let want: alloc::vec::Vec<Pfn> = pfns.clone().frames().collect();
     let mut out = alloc::vec![Mfn(0); want.len()];
-    let n = GuestMmu.populate(&want, &mut out)?;
+    let n = match GuestMmu.populate(&want, &mut out) {
+        Ok(n) => n,
+        Err(e) => return Err((e, holes)),
+    };
     for &pfn in &want[..n] {
         GuestMmu.set_p2m(pfn, Some(Mfn(pfn.0)));
     }
     if n != want.len() {
-        return Err(MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n });
+        let e = MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n };
+        return Err((e, holes));
     }
-    FRAMES.lock().free(pfns).map_err(|_| MmuError {
-        op: "balloon: freeing the frames",
-        error: XenError::EINVAL,
-        done: 0,
-    })
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
 }
 
 /// PVH: a native page-table update round trip through the scratch page:
@@ -500,7 +507,7 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    let frame = direct_map().virt(run.start).0 as *mut u64;
+    let frame = direct_map().virt(run.start()).0 as *mut u64;
     let scratch = SCRATCH_VA as *mut u64;
     // SAFETY: the frame was just taken from the allocator (exclusive,
     // mapped in the direct map); the scratch page is kept out of the
@@ -509,7 +516,7 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
     // compiler from merging the two views.
     let result = unsafe {
         frame.write_volatile(0x5eed_0001);
-        map_scratch(Some(run.start));
+        map_scratch(Some(run.start()));
         let read = scratch.read_volatile() == 0x5eed_0001;
         scratch.write_volatile(0x5eed_0002);
         let written = frame.read_volatile() == 0x5eed_0002;
@@ -520,48 +527,58 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
                 .is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
         (read, written, restored)
     };
-    FRAMES.lock().free(run).expect("returning a frame just taken");
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken");
     Ok(result)
 }
 
-/// Gives `pages` free pages back to Xen; returns the pfns (now holes).
-pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
+/// Gives `pages` free pages back to Xen; returns the pfns, now holes.
+pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
         op: "balloon: no free run that long",
         error: XenError::ENOMEM,
         done: 0,
     })?;
     if crate::pvh::active() {
-        return balloon_out_pvh(run);
+        return balloon_out_pvh(run.keep());
     }
     let i = info();
     let r = balloon::give_back(
         &mut GuestMmu,
         i.root,
         &i.layout.map,
-        run.clone(),
+        run.range(),
         &mut *BATCH_BUF.lock(),
     );
-    if r.is_err() {
-        // Which pages Xen took is in the P2M; keep the run out of the
-        // allocator rather than hand out holes.
-        return r.map(|()| run);
-    }
-    Ok(run)
+    // Which pages Xen took after a failure is in the P2M: on an error the
+    // run stays out of the allocator rather than hand out holes.
+    let pfns = run.keep();
+    r.map(|()| Holes::new(pfns))
 }
 
-/// Takes the holes `pfns` back from Xen and frees them to the allocator.
-pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
+/// Takes `holes` back from Xen and gives the frames to the allocator. On
+/// an error the holes come back (some may be filled: the P2M says which).
+pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
     if crate::pvh::active() {
-        return balloon_in_pvh(pfns);
+        return balloon_in_pvh(holes);
     }
     let i = info();
-    balloon::take_back(&mut GuestMmu, i.root, &i.layout.map, pfns.clone(), &mut *BATCH_BUF.lock())?;
-    FRAMES.lock().free(pfns).map_err(|_| MmuError {
-        op: "balloon: freeing the frames",
-        error: XenError::EINVAL,
-        done: 0,
-    })
+    let pfns = holes.range();
+    if let Err(e) = balloon::take_back(
+        &mut GuestMmu,
+        i.root,
+        &i.layout.map,
+        pfns.clone(),
+        &mut *BATCH_BUF.lock(),
+    ) {
+        return Err((e, holes));
+    }
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        // The list of free runs is full: the frames are the guest's again
+        // but not free; say so rather than lose track of them silently.
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
 }
 
 /// Pages Xen says this domain has.
@@ -578,7 +595,7 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    let pfn = run.start;
+    let pfn = run.start();
     let map = direct_map();
     let va = map.virt(pfn);
     let mut mmu = GuestMmu;
@@ -595,8 +612,12 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         mmu.remap(&[(va, rw)])?;
         Ok((refused, writable_refused, lookup(va).is_some_and(|p| p.writable())))
     });
-    if result.is_ok() {
-        FRAMES.lock().free(run).expect("returning a frame just taken");
+    match result {
+        Ok(_) => FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken"),
+        // The frame may still be a pinned table or read-only: never reuse it.
+        Err(_) => {
+            let _ = run.keep();
+        }
     }
     result
 }
@@ -639,6 +660,8 @@ unsafe impl talc::source::Source for FrameSource {
             ));
             return Err(());
         };
+        // The heap keeps its memory for good.
+        let run = run.keep();
         let map = direct_map();
         let base = map.virt(run.start).0 as *mut u8;
         let size = (run.frame_count() as usize) * PAGE_SIZE;

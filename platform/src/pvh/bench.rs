@@ -10,7 +10,8 @@ use hypercall::Pfn;
 /// Two frames of ours, each holding its own stamp in its first word,
 /// mapped in turn at the scratch page.
 pub struct PteScratch {
-    frames: core::ops::Range<Pfn>,
+    frames: Option<crate::memory::frames::Frames>,
+    start: Pfn,
     next: u64,
 }
 
@@ -18,13 +19,14 @@ impl PteScratch {
     /// Takes two frames from the allocator and stamps them.
     pub fn new() -> Option<PteScratch> {
         let frames = mm::alloc_frames(2)?;
-        for (i, pfn) in (frames.start.0..frames.end.0).enumerate() {
+        let start = frames.start();
+        for (i, pfn) in (frames.range().start.0..frames.range().end.0).enumerate() {
             let va = mm::direct_map().virt(Pfn(pfn));
             // SAFETY: the frames were just taken from the allocator:
             // exclusive to this struct, mapped writable in the direct map.
             unsafe { (va.0 as *mut u64).write_volatile(stamp(i as u64)) };
         }
-        Some(PteScratch { frames, next: 0 })
+        Some(PteScratch { frames: Some(frames), start, next: 0 })
     }
 
     /// Maps the scratch page to the other frame (PTE store + `invlpg`) and
@@ -35,7 +37,7 @@ impl PteScratch {
         // SAFETY: the scratch page is referenced by nothing (see
         // `map_scratch`); both frames are ours, used only by this struct.
         unsafe {
-            map_scratch(Some(Pfn(self.frames.start.0 + i)));
+            map_scratch(Some(Pfn(self.start.0 + i)));
             (SCRATCH_VA as *const u64).read_volatile() == stamp(i)
         }
     }
@@ -46,7 +48,9 @@ impl Drop for PteScratch {
         // SAFETY: maps the scratch page back to its own frame; no
         // reference into it is alive (`flip` only reads a copy).
         unsafe { map_scratch(None) };
-        mm::free_frames_run(self.frames.clone());
+        if let Some(f) = self.frames.take() {
+            mm::free_frames_run(f);
+        }
     }
 }
 
