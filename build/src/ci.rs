@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use xtask::XenRelease;
+use xtask::{GuestMode, XenRelease};
 
 /// The `no_std` crates checked for the guest target (add new ones here).
 pub const GUEST_CRATES: &[&str] =
@@ -52,10 +52,13 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
         },
     ];
     for &r in releases {
-        steps.push(Step {
-            env: vec![(XEN_ENV, r.version())],
-            ..step(&format!("boot tests ({r})"), BOOT_TESTS)
-        });
+        // One test body, each mode: PV, then PVH (nested paging).
+        for mode in [GuestMode::Pv, GuestMode::Pvh] {
+            steps.push(Step {
+                env: vec![(XEN_ENV, r.version()), (MODE_ENV, mode.name())],
+                ..step(&format!("boot tests ({r}, {mode})"), BOOT_TESTS)
+            });
+        }
     }
     steps
 }
@@ -64,6 +67,7 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
 const BOOT_TESTS: &[&str] =
     &["test", "-p", "xen-tests", "--no-fail-fast", "--", "--test-threads=1"];
 const XEN_ENV: &str = xtask::release::XEN_ENV;
+const MODE_ENV: &str = xtask::mode::MODE_ENV;
 
 /// Where the loom build goes, relative to the workspace root.
 const LOOM_TARGET_DIR: &str = "target/loom";

@@ -206,10 +206,10 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         }
         // No stale deadline (of a wait that ended early) may wake us.
         sync(&mut TIMERS.lock());
-        // Xen unmasks, blocks if nothing is pending, and delivers the
-        // upcall before this returns.
+        // Unmasks, blocks if nothing is pending, and takes the upcall
+        // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
         BLOCKS.fetch_add(1, Ordering::Relaxed);
-        let _ = sched_op::block();
+        platform::block();
     }
 }
 
