@@ -1,7 +1,8 @@
 //! The guest's basic runs on Xen (4.17, or `$XENPV_XEN`), all in one QEMU boot:
 //! `hello` powers off, `selftest` passes its checks under both event
 //! channel ABIs and at 32 MiB and 1 GiB, `panic` and a page fault crash the
-//! domain with a report.
+//! domain with a report, a misspelt and a malformed setting each stop the
+//! boot with the line that names them.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,9 +31,51 @@ fn lab() -> &'static BootReport {
                 Scenario::single(
                     guest("fault", "fault").args(&["fault=pf".to_string()]).timeout(t),
                 ),
+                // Issue 18, item 6: a misspelt key and a malformed value
+                // each stop the boot with one line naming the setting.
+                Scenario::single(
+                    guest("bad-key", "idle").args(&["net.queus=2".to_string()]).timeout(t),
+                ),
+                Scenario::single(
+                    guest("bad-value", "http").args(&["net.queues=abc".to_string()]).timeout(t),
+                ),
             ]
         })
     })
+}
+
+/// The boot stops before any app or device: the domain crashes with the
+/// one line that names the setting, what it got and what it accepts.
+fn assert_refused(name: &str, line: &str) {
+    let run = expect_run(lab(), name);
+    assert_result(run, &GuestResult::Crash);
+    assert_console_contains(run, line);
+    let started: Vec<&String> = run
+        .console
+        .iter()
+        .filter(|l| l.contains("running app=") || l.contains("domain: id"))
+        .collect();
+    assert!(
+        started.is_empty(),
+        "{name}: went on after the bad setting: {started:?}\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_the_boot() {
+    assert_refused(
+        "bad-key",
+        "bad command line: setting \"net.queus\": unknown; accepts only app=",
+    );
+}
+
+#[test]
+fn a_malformed_setting_stops_the_boot() {
+    assert_refused(
+        "bad-value",
+        "bad command line: setting net.queues=\"abc\": malformed; accepts a whole number from 1 to 8; stopping the boot",
+    );
 }
 
 #[test]

@@ -175,18 +175,12 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
         return Err(AppError::BadSetting("app=blk needs XenStore (a domU)"));
     }
-    let seed: u64 = match cmd.get("blk.seed").map(str::parse) {
-        None => 1,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return Err(AppError::BadSetting("blk.seed= takes a number")),
-    };
-    let mode = cmd.get("blk.mode").unwrap_or("write");
-    if !matches!(mode, "write" | "verify" | "soak" | "bench" | "hotplug") {
-        return Err(AppError::BadSetting("blk.mode= takes write, verify, soak, bench or hotplug"));
-    }
+    // Every number below was validated at boot (cmdline::SETTINGS ranges).
+    let seed = cmd.number("blk.seed").unwrap_or(1);
+    let mode = cmd.choice("blk.mode");
     if mode == "hotplug" {
-        let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
-        let kib = cmd.get("blk.hotplug_kib").and_then(|v| v.parse().ok()).unwrap_or(1024u64);
+        let secs = cmd.number("blk.soak_s").unwrap_or(300);
+        let kib = cmd.number("blk.hotplug_kib").unwrap_or(1024);
         let (passed, failed) = hotplug_disks(seed, secs, kib * 1024);
         kprintln!("blk: hotplug: done, {passed} attach(es) verified, {failed} failed");
         if failed > 0 {
@@ -199,13 +193,13 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let mut failed = 0u32;
     let mut passed = 0u32;
     if mode == "bench" {
-        let mib = cmd.get("blk.bench_mib").and_then(|v| v.parse().ok()).unwrap_or(32u64);
-        let ios = cmd.get("blk.ios").and_then(|v| v.parse().ok()).unwrap_or(2000u32);
+        let mib = cmd.number("blk.bench_mib").unwrap_or(32);
+        let ios = u32::try_from(cmd.number("blk.ios").unwrap_or(2000)).unwrap_or(u32::MAX);
         let mut done = false;
         for (name, mut d) in disks {
             if !done && !d.geometry().read_only {
                 done = true;
-                match bench(&name, &mut d, mib, ios.max(32)) {
+                match bench(&name, &mut d, mib, ios) {
                     Ok(()) => passed += 1,
                     Err(e) => {
                         kprintln!("blk: {name}: FAILED: {e}");
@@ -222,7 +216,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             failed += 1;
         }
     } else if mode == "soak" {
-        let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
+        let secs = cmd.number("blk.soak_s").unwrap_or(300);
         let (p, f) = soak(disks, secs);
         passed += p;
         failed += f;

@@ -15,7 +15,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
         return Err(AppError::BadSetting("app=idle needs XenStore (a domU)"));
     }
-    let timeout_ms = cmd.get("xenbus.timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let timeout_ms = cmd.number("xenbus.timeout_ms").unwrap_or(5000);
     let timeout = Duration::from_millis(timeout_ms);
     probe_devices(timeout);
     // Devices attached later (xl network-attach, block-attach) appear here.

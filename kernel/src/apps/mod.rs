@@ -71,7 +71,7 @@ fn panic(_: &Cmdline<'_>) -> AppResult {
 /// to show (and test) the fault report.
 fn fault(cmd: &Cmdline<'_>) -> AppResult {
     use crate::platform::{trigger_fault, DeliberateFault};
-    let kind = match cmd.get("fault").unwrap_or("pf") {
+    let kind = match cmd.choice("fault") {
         "pf" => DeliberateFault::NullRead,
         "gp" => DeliberateFault::GeneralProtection,
         "ud" => DeliberateFault::InvalidOpcode,

@@ -297,8 +297,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
         None => None,
     };
-    let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
-    let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
+    // Validated at boot (cmdline::SETTINGS): both are in u32 range.
+    let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
+    let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let cfg =
         NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
     let mut net = Net {
