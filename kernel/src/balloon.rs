@@ -24,13 +24,16 @@ pub fn held_pages() -> u64 {
 
 /// Reads the target and moves toward it. Returns the pages held after.
 pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
-    let target_kib = match bus.xs.read_opt("memory/target")? {
-        Some(v) => core::str::from_utf8(&v)
-            .ok()
-            .and_then(|t| t.trim_end_matches('\0').trim().parse::<u64>().ok()),
-        None => None,
+    let Some(raw) = bus.xs.read_opt("memory/target")? else {
+        return Ok(held_pages());
     };
-    let Some(target_kib) = target_kib else {
+    let Some(target_kib) = crate::balloon_plan::parse_target(&raw) else {
+        // The toolstack (or whoever can write the node) wrote nonsense:
+        // said once per change, and nothing moves.
+        log::warn!(
+            "balloon: memory/target = {:?} is not a KiB count; ignored",
+            alloc::string::String::from_utf8_lossy(&raw)
+        );
         return Ok(held_pages());
     };
     // Never more than Xen gave us at boot: growing past it needs frames

@@ -65,6 +65,17 @@ impl Balloon {
     }
 }
 
+/// `memory/target` as xl writes it: decimal KiB (a trailing NUL or
+/// whitespace tolerated); `None` for anything else, which the caller
+/// reports rather than treating as some default.
+pub fn parse_target(raw: &[u8]) -> Option<u64> {
+    let text = core::str::from_utf8(raw).ok()?.trim_end_matches('\0').trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +133,15 @@ mod tests {
         assert_eq!(b.next_step(0, 4), Some(Step::In(Pfn(16)..Pfn(20))));
         b.done(&Step::In(Pfn(16)..Pfn(20)), None);
         assert_eq!(b.runs, vec![Pfn(10)..Pfn(16)]);
+    }
+
+    #[test]
+    fn targets_parse_strictly() {
+        assert_eq!(parse_target(b"32768"), Some(32768));
+        assert_eq!(parse_target(b"32768\0"), Some(32768));
+        assert_eq!(parse_target(b" 4096\n"), Some(4096));
+        for bad in [&b""[..], b"-1", b"+5", b"1e6", b"0x100", b"\xff", b"99999999999999999999"] {
+            assert_eq!(parse_target(bad), None, "{bad:?}");
+        }
     }
 }

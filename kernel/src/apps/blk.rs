@@ -290,9 +290,13 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
                 }
                 continue;
             }
-            let span = d.geometry().bytes().min(256 * 1024);
-            let off = (round * 4099) % (span / 2);
-            let len = (span / 2) as usize - (round as usize % 1000);
+            let Some((off, len)) = blk_pattern::soak_window(d.geometry().bytes(), round) else {
+                // Too small for any I/O (a 0-sector disk): only its detach
+                // is awaited, without spinning on XenStore.
+                crate::timer::sleep_ns(50_000_000);
+                i += 1;
+                continue;
+            };
             let mut buf = vec![0u8; len];
             let r = if d.geometry().read_only {
                 d.read_at(off, &mut buf)
@@ -361,12 +365,19 @@ fn bench_line(test: &str, d: &Disk, m: &Mark, bytes: u64, ios: u64) {
     };
     kprintln!(
         "BLKBENCH test={test} bytes={bytes} ios={ios} ns={ns} kib_s={} iops={} reqs={reqs} notifies={notifies} timer_sets={timer_sets} blocks={blocks} grant_ops={grant_ops} hcalls_per_req={} notifies_per_req={} grant_ops_per_req={}",
-        bytes * 1_000_000_000 / 1024 / ns,
-        ios * 1_000_000_000 / ns,
+        rate(bytes, 1_000_000_000 / 1024, ns),
+        rate(ios, 1_000_000_000, ns),
         per(hcalls),
         per(notifies),
         per(grant_ops)
     );
+}
+
+/// `n * scale / ns` without overflow (a 64 GiB bench times 10^9 does not
+/// fit a u64) or a division by zero.
+fn rate(n: u64, scale: u64, ns: u64) -> u64 {
+    let r = u128::from(n) * u128::from(scale) / u128::from(ns.max(1));
+    u64::try_from(r).unwrap_or(u64::MAX)
 }
 
 /// xorshift64, for random offsets anyone can reproduce.
@@ -378,8 +389,10 @@ fn next(x: &mut u64) -> u64 {
 }
 
 fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
-    let span = d.geometry().bytes().min(mib << 20) / 4096 * 4096;
-    let blocks = span / 4096;
+    let Some((span, blocks)) = blk_pattern::bench_span(d.geometry().bytes(), mib) else {
+        // Smaller than the one 4 KiB block the bench needs.
+        return Err(BlkError::OutOfRange { offset: 0, len: 4096, size: d.geometry().bytes() });
+    };
     kprintln!(
         "blk: {name}: bench over {span} bytes, {ios} random I/Os per test, {} queue(s)",
         d.features().queues

@@ -89,9 +89,10 @@ impl Geometry {
         }
     }
 
-    /// Size in bytes.
+    /// Size in bytes (`sectors` is bounded at negotiation so this fits;
+    /// saturating all the same, never a wrapped size).
     pub fn bytes(&self) -> u64 {
-        self.sectors * SECTOR_BYTES
+        self.sectors.saturating_mul(SECTOR_BYTES)
     }
 }
 

@@ -517,12 +517,54 @@ fn persistent_grants_still_mapped_at_close_are_counted_not_reused() {
     });
 }
 
+/// The handshake of a one-page, featureless disk whose backend writes
+/// `sectors` as given; the geometry, or why the connection was refused.
+fn connect_with_sectors(sectors: &str) -> Result<Geometry, BlkError> {
+    let h = Harness::new(GUEST);
+    let w = fake::world(1 << 20);
+    guest_put(&h, "device/vbd/51712/backend", BACKEND);
+    guest_put(&h, "device/vbd/51712/backend-id", "0");
+    dom0_put(&h, &format!("{BACKEND}/state"), "2");
+    let mut bus = Bus::new(h.client());
+    let dev = describe(&mut bus, "vbd", "51712").unwrap();
+    let connecting = start(&mut bus, FakeEnv::new(&w), dev, Config::default()).unwrap();
+    let gref = GrantRef(fe_key(&h, "ring-ref").unwrap().parse().unwrap());
+    w.borrow_mut().map_ring(&[gref]);
+    dom0_put(&h, &format!("{BACKEND}/sectors"), sectors);
+    dom0_put(&h, &format!("{BACKEND}/state"), "4");
+    connecting.finish(&mut bus).map(|d| d.geometry())
+}
+
+/// Issue 18 item 2: `sectors` had no upper bound, so `sectors * 512`
+/// overflowed (a panic in debug builds, a wrapped size in release ones).
+#[test]
+fn absurd_sector_counts_are_refused_and_zero_is_an_empty_disk() {
+    assert_eq!(connect_with_sectors("2048").unwrap().bytes(), 1 << 20);
+    assert_eq!(connect_with_sectors("0").unwrap().bytes(), 0);
+    let most = u64::MAX / 512;
+    assert_eq!(connect_with_sectors(&most.to_string()).unwrap().bytes(), most * 512);
+    for bad in [(most + 1).to_string(), u64::MAX.to_string(), "-1".into(), "1e9".into()] {
+        match connect_with_sectors(&bad) {
+            Err(BlkError::Protocol(why)) => assert!(why.contains("sectors"), "{bad}: {why}"),
+            other => panic!("sectors={bad}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn vbd_names() {
     assert_eq!(vbd_name(51712), "xvda");
     assert_eq!(vbd_name(51728), "xvdb");
     assert_eq!(vbd_name((1 << 28) | (27 << 8)), "xvdab");
     assert_eq!(vbd_name(768), "vbd768");
+    // Issue 18 item 2: extended ids past 26 * 257 disks overflowed a u8.
+    assert_eq!(vbd_name((1 << 28) | (701 << 8)), "xvdzz");
+    assert_eq!(vbd_name((1 << 28) | (702 << 8)), "xvdaaa");
+    assert_eq!(vbd_name((1 << 28) | (26 * 257 << 8)), "xvdiwa");
+    assert_eq!(vbd_name(u32::MAX), "xvdbgqcv");
+    for id in (0..=u32::MAX).step_by(65_521) {
+        assert!(vbd_name(id).len() <= 13);
+    }
 }
 
 /// Fixed-seed fuzzing of response handling: a backend answering with
