@@ -560,7 +560,7 @@ fn vbd_names() {
     // Issue 18 item 2: extended ids past 26 * 257 disks overflowed a u8.
     assert_eq!(vbd_name((1 << 28) | (701 << 8)), "xvdzz");
     assert_eq!(vbd_name((1 << 28) | (702 << 8)), "xvdaaa");
-    assert_eq!(vbd_name((1 << 28) | (26 * 257 << 8)), "xvdiwa");
+    assert_eq!(vbd_name((1 << 28) | ((26 * 257) << 8)), "xvdiwa");
     assert_eq!(vbd_name(u32::MAX), "xvdbgqcv");
     for id in (0..=u32::MAX).step_by(65_521) {
         assert!(vbd_name(id).len() <= 13);
