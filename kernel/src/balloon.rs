@@ -14,7 +14,7 @@ static BALLOON: Mutex<Balloon> = Mutex::new(Balloon::new());
 
 /// Starts watching the target.
 pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
-    bus.xs.watch("memory/target", TARGET_TOKEN)
+    bus.watch("memory/target", TARGET_TOKEN)
 }
 
 /// Pages the guest holds now.

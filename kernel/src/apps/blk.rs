@@ -502,7 +502,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
             Some(Ok(ev)) => Some(ev),
             Some(Err(xenstore_client::Error::TimedOut)) | None => None,
             Some(Err(e)) => {
-                log::warn!("blk: hotplug: xenstore: {e:?}; re-reading the disks");
+                xenbus::recover("blk: hotplug", &e);
                 disks.kick();
                 None
             }
@@ -510,7 +510,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
         while let Some(ev) = next.take() {
             match ev.token.as_str() {
                 control::SHUTDOWN_TOKEN => {
-                    let req = xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                    let req = xenbus::with(control::shutdown_request).flatten();
                     if let Some(req) = req {
                         kprintln!("blk: hotplug: {req:?} requested by the toolstack");
                         shutdown = true;

@@ -352,15 +352,14 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     Some(Err(xenstore_client::Error::TimedOut)) | None => break,
                     Some(Err(e)) => {
                         // Whatever it was, something may have been missed.
-                        log::warn!("net: xenstore: {e:?}; re-reading the vifs");
+                        xenbus::recover("net", &e);
                         net.vifs.kick();
                         break;
                     }
                 };
                 match ev.token.as_str() {
                     control::SHUTDOWN_TOKEN => {
-                        let req =
-                            xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                        let req = xenbus::with(control::shutdown_request).flatten();
                         if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);

@@ -54,6 +54,9 @@ pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
     for (kind, m) in kinds.into_iter().zip(bus.xs.pipeline(reqs)?) {
         reply::ok(reply::payload_for(kind, &m)?)?;
     }
+    // Lost watch events make these fire again (Bus::next_event).
+    bus.note_watch("control/shutdown", SHUTDOWN_TOKEN);
+    bus.note_watch("control/sysrq", SYSRQ_TOKEN);
     Ok(())
 }
 
@@ -62,6 +65,37 @@ pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
 /// toolstack sees the empty node as "the guest heard us".
 pub fn take_shutdown<T: Transport>(bus: &mut Bus<T>) -> Result<Option<ShutdownRequest>, Error> {
     take(bus, "control/shutdown").map(|v| v.and_then(|v| ShutdownRequest::parse(&v)))
+}
+
+/// The pending shutdown request, for the service loops: taken and
+/// acknowledged as [`take_shutdown`] does, and when that fails, never
+/// dropped in silence: the failure is reported, and a request that a plain
+/// read still finds is obeyed all the same (the toolstack then sees no
+/// acknowledgement, only the domain shutting down; `xl shutdown` waits for
+/// that anyway). Only a store that cannot even be read leaves it for the
+/// next event, said in one line.
+pub fn shutdown_request<T: Transport>(bus: &mut Bus<T>) -> Option<ShutdownRequest> {
+    let err = match take_shutdown(bus) {
+        Ok(req) => return req,
+        Err(e) => e,
+    };
+    match bus.xs.read_opt("control/shutdown") {
+        Ok(Some(v)) => {
+            let req = ShutdownRequest::parse(&v)?;
+            log::error!("control/shutdown: acknowledging {req:?} failed ({err:?}); obeying it unacknowledged");
+            Some(req)
+        }
+        Ok(None) => {
+            log::error!("control/shutdown: acknowledgement failed ({err:?}) and the node is gone");
+            None
+        }
+        Err(e) => {
+            log::error!(
+                "control/shutdown: cannot read it ({err:?}, then {e:?}); the next event retries"
+            );
+            None
+        }
+    }
 }
 
 /// Takes a pending sysrq key (acknowledged the same way).
@@ -137,6 +171,21 @@ mod tests {
         toolstack_writes(&h, "control/sysrq", b"t");
         assert_eq!(take_sysrq(&mut bus).unwrap(), Some(b't'));
         assert_eq!(take_sysrq(&mut bus).unwrap(), None);
+    }
+
+    /// Issue 18 item 3: the acknowledging transaction never commits; the
+    /// request was dropped without a word and the guest never shut down.
+    #[test]
+    fn a_failed_acknowledgement_is_reported_and_the_request_still_obeyed() {
+        let h = Harness::new(DomId(9));
+        toolstack_writes(&h, "control/shutdown", b"poweroff");
+        let mut bus = Bus::new(h.client());
+        h.fake().fail_next_commits(1_000);
+        assert!(take_shutdown(&mut bus).is_err());
+        assert_eq!(shutdown_request(&mut bus), Some(ShutdownRequest::Poweroff));
+        // Nothing to obey: nothing invented.
+        toolstack_writes(&h, "control/shutdown", b"");
+        assert_eq!(shutdown_request(&mut bus), None);
     }
 
     #[test]

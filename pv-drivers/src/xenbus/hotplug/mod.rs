@@ -499,8 +499,8 @@ impl<D: Driver> Hotplug<D> {
     /// Watches `device/<kind>`; the first [`Hotplug::poll`] finds what is
     /// there already.
     pub fn start<T: Transport>(&mut self, bus: &mut Bus<T>) -> Result<(), XenbusError> {
-        bus.xs.watch(&self.dir, &self.token)?;
-        self.lost_seen = bus.xs.events_lost();
+        bus.watch(&self.dir, &self.token)?;
+        self.lost_seen = bus.events_lost();
         self.dirty = true;
         Ok(())
     }
@@ -579,7 +579,7 @@ impl<D: Driver> Hotplug<D> {
         driver: &mut D,
     ) -> Vec<Happening<D::Closed>> {
         let mut out = Vec::new();
-        let lost = bus.xs.events_lost();
+        let lost = bus.events_lost();
         if lost != self.lost_seen {
             self.lost_seen = lost;
             self.dirty = true;
@@ -656,7 +656,7 @@ impl<D: Driver> Hotplug<D> {
         let mut out = Vec::new();
         for (id, slot) in core::mem::take(&mut self.slots) {
             if let Some(path) = &slot.watched {
-                let _ = bus.xs.unwatch(path, &self.backend_token(&id));
+                let _ = bus.unwatch(path, &self.backend_token(&id));
             }
             if let Phase::Connected { dev, since } = slot.phase {
                 let closed = driver.close(bus, dev);
@@ -664,7 +664,7 @@ impl<D: Driver> Hotplug<D> {
                 out.push(self.detached(&id, Why::Shutdown, since, closed, now, Cause::Event));
             }
         }
-        let _ = bus.xs.unwatch(&self.dir, &self.token);
+        let _ = bus.unwatch(&self.dir, &self.token);
         self.next_check = None;
         out
     }
@@ -845,7 +845,7 @@ impl<D: Driver> Hotplug<D> {
         // Watched from now until it goes: a backend that moves after the
         // last event under device/ still wakes us.
         let path = format!("{}/state", info.backend);
-        let watched = match bus.xs.watch(&path, &self.backend_token(id)) {
+        let watched = match bus.watch(&path, &self.backend_token(id)) {
             Ok(()) => Some(path),
             Err(e) => {
                 out.push(Happening::Problem {
@@ -884,7 +884,7 @@ impl<D: Driver> Hotplug<D> {
         out: &mut Vec<Happening<D::Closed>>,
     ) {
         if let Some(path) = &slot.watched {
-            let _ = bus.xs.unwatch(path, &self.backend_token(id));
+            let _ = bus.unwatch(path, &self.backend_token(id));
         }
         if let Phase::Connected { dev, since } = slot.phase {
             let closed = driver.abandon(dev);
