@@ -81,6 +81,10 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_bad_prod,
         tx_bad_prod,
         rx_bad_extra,
+        rx_long_chain,
+        tx_null_status,
+        tx_ids_recovered,
+        tx_stalled,
         notifications,
         tx_notifications,
         rx_notifications,
@@ -233,6 +237,7 @@ impl Net {
         let host = &mut self.drv.host;
         let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
         let _ = nf.reclaim_tx();
+        nf.watchdog(platform::now_ns());
         let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);

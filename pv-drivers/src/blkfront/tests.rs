@@ -350,6 +350,34 @@ fn repeated_and_out_of_range_ids_fail_the_call_promptly_and_the_device_lives_on(
     }
 }
 
+/// Issue 18 item 4 (the same class in blkfront): bogus ids were failed
+/// and survived for ever. Now a backend that keeps sending them is
+/// declared broken: every call fails at once, and close still revokes.
+#[test]
+fn a_disk_whose_backend_keeps_lying_is_declared_broken() {
+    use super::device::BROKEN_AFTER_FAULTS;
+    with_device(Offer::default(), Config::default(), |h, bus, w, mut dev| {
+        w.borrow_mut().hostile = Hostile::DuplicateId;
+        let mut calls = 0;
+        let mut problems = Vec::new();
+        while dev.stats().bad_ids + dev.stats().orphaned < BROKEN_AFTER_FAULTS {
+            assert!(dev.write_at(0, &pattern(300 * 1024, 8)).is_err());
+            problems.extend(dev.take_problems());
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(problems.iter().any(|p| p.contains("declared broken")), "{problems:?}");
+        // Even an honest backend gets nothing more from it.
+        w.borrow_mut().hostile = Hostile::None;
+        let requests = w.borrow().seen.len();
+        assert!(dev.write_at(0, &[1; 512]).is_err());
+        assert!(dev.read_at(0, &mut [0; 512]).is_err());
+        assert_eq!(w.borrow().seen.len(), requests);
+        let r = detach(h, bus, w, dev);
+        assert_eq!(r.refused, 0);
+    });
+}
+
 #[test]
 fn a_stale_id_of_a_reused_slot_never_completes_the_new_request() {
     // The backend replays the answer of the slot's previous request
