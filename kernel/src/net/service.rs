@@ -9,6 +9,7 @@ use super::device::NetDev;
 use super::host::{self, KernelHost};
 use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
+use crate::events::storm::Throttle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, platform, timer};
 use alloc::collections::VecDeque;
@@ -17,6 +18,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
+use hypercall::EvtchnPort;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
@@ -47,6 +49,9 @@ pub struct Status {
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
+    /// Event storms (events with no work behind them): the lateeoi
+    /// bookkeeping of the vif's channels (`events::storm`).
+    pub storm: Throttle,
 }
 
 /// A service: its sockets, served once per loop.
@@ -106,6 +111,9 @@ struct Net {
     cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
+    /// Ports masked by the storm throttle, and until when.
+    masked: Vec<EvtchnPort>,
+    masked_until: u64,
 }
 
 impl Net {
@@ -229,6 +237,49 @@ impl Net {
         }
     }
 
+    /// What an event may have been for: packets in, faults, TX answers.
+    fn progress(&mut self) -> Option<(u64, u64, u64, u32)> {
+        let nf = self.vifs.device_mut(self.current.as_deref()?)?;
+        let s = &nf.stats;
+        Some((s.rx_packets, s.rx_dropped, s.backend_errors(), nf.tx_in_flight()))
+    }
+
+    /// The storm throttle (Linux's lateeoi): after a wake-up by the vif's
+    /// events that found no work, from the second in a row, mask its
+    /// channels for a while; unmask them when the time is up (a masked
+    /// port still becomes pending, so nothing is lost).
+    fn throttle(&mut self, woke_by_events: bool, did_work: bool) {
+        let now = platform::now_ns();
+        if !self.masked.is_empty() && now >= self.masked_until {
+            for p in self.masked.drain(..) {
+                let _ = crate::events::unmask(p);
+            }
+        }
+        if !woke_by_events || !self.masked.is_empty() {
+            return;
+        }
+        let Some(delay) = self.status.storm.after_events(did_work) else { return };
+        let Some(nf) = self.current.as_deref().and_then(|id| self.vifs.device_mut(id)) else {
+            return;
+        };
+        if self.status.storm.throttled == 1 {
+            kprintln!(
+                "net: {}: events with no work behind them; throttling (lateeoi)",
+                nf.dev.frontend
+            );
+        }
+        for q in nf.queues() {
+            let (tx, rx) = q.ports();
+            for p in [tx, rx] {
+                if !self.masked.contains(&p) {
+                    crate::events::mask(p);
+                    self.masked.push(p);
+                }
+            }
+        }
+        self.masked_until = now + delay;
+    }
+
     fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
@@ -315,6 +366,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
+        masked: Vec::new(),
+        masked_until: 0,
     };
     net.status.mem_kib = platform::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
@@ -331,11 +384,15 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     }
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
+    let mut last_seen = host::events();
     loop {
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
         let seen = host::events();
+        let woke_by_events = seen != last_seen;
+        last_seen = seen;
+        let before = net.progress();
         net.poll(&mut sockets, &mut rxq);
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
@@ -345,6 +402,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.refresh_status();
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
+        let did_work = !rxq.is_empty() || net.progress() != before;
+        net.throttle(woke_by_events, did_work);
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
@@ -394,7 +453,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             .and_then(|i| i.poll_delay(now(), &sockets))
             .map_or(50_000, |d| d.total_micros())
             .min(50_000);
-        timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
+        let mut until = platform::now_ns() + delay * 1000;
+        if !net.masked.is_empty() {
+            until = until.min(net.masked_until);
+        }
+        timer::wait_until(until, || host::events() != seen);
     }
 }
 
@@ -441,6 +504,11 @@ pub fn print_counters(s: &Status) {
         s.events * 1000 / packets,
         programmed * 1000 / packets,
         t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+    kprintln!(
+        "net: event storms: {} spurious wake-ups, {} times throttled",
+        s.storm.spurious,
+        s.storm.throttled
     );
     let mut per_queue = alloc::string::String::new();
     for (i, (rx, tx)) in s.queues.iter().enumerate() {
