@@ -144,4 +144,33 @@ mod tests {
             assert_eq!(parse_target(bad), None, "{bad:?}");
         }
     }
+
+    /// Fuzz target `memory-target`: whatever the toolstack (or anyone who
+    /// can write the node) puts in `memory/target`, the parse answers a
+    /// number only for plain decimal text, and the plan it feeds moves
+    /// within what the domain holds.
+    #[test]
+    fn fuzz_memory_target() {
+        use fuzzkit::{Arbitrary, Unstructured};
+        fuzzkit::fuzz("memory-target", |u: &mut Unstructured<'_>| {
+            let raw: Vec<u8> = if bool::arbitrary(u)? {
+                format!("{}{}", u64::arbitrary(u)?, if bool::arbitrary(u)? { "\0" } else { "" })
+                    .into_bytes()
+            } else {
+                // Seeds (fuzz/corpus/memory-target): node values after 0x00.
+                u.bytes(u.len())?.to_vec()
+            };
+            if let Some(kib) = parse_target(&raw) {
+                let text = core::str::from_utf8(&raw).unwrap();
+                assert!(text.trim_end_matches('\0').trim().bytes().all(|b| b.is_ascii_digit()));
+                let nr_pages = u64::from(u16::arbitrary(u)?) + 1;
+                let target = (kib / 4).min(nr_pages);
+                let b = Balloon::default();
+                if let Some(step) = b.next_step(nr_pages, target) {
+                    let _ = format!("{step:?}");
+                }
+            }
+            Ok(())
+        });
+    }
 }

@@ -375,4 +375,79 @@ mod tests {
         let e = Cmdline::new("app=blk colour=red net.queues=x").validate().unwrap_err();
         assert_eq!(e, SettingError::Unknown { key: "colour" });
     }
+
+    /// Fuzz target `cmdline`: lines made of real keys, misspelt keys, bare
+    /// words and values of every shape. Whatever the line, `validate`
+    /// answers; when it accepts, every typed getter of every setting works
+    /// (no panic, the value in range), and when it refuses, the message
+    /// names what it refused.
+    #[test]
+    fn fuzz_cmdline() {
+        use fuzzkit::{Arbitrary, Unstructured};
+        fuzzkit::fuzz("cmdline", |u: &mut Unstructured<'_>| {
+            // Seeds (fuzz/corpus/cmdline) are real lines after a 0x01 byte.
+            let mut line = String::new();
+            if bool::arbitrary(u)? {
+                line = String::from_utf8_lossy(u.bytes(u.len())?).into_owned();
+            }
+            for _ in 0..u.int_in_range(0..=8)? {
+                let key = match u.int_in_range(0..=3)? {
+                    0 | 1 => u.choose(SETTINGS)?.key.to_string(),
+                    2 => {
+                        let k = u.choose(SETTINGS)?.key;
+                        let i = u.choose_index(k.len())?;
+                        format!("{}{}", &k[..i], &k[i + 1..])
+                    }
+                    _ => String::arbitrary(u)?,
+                };
+                let value = match u.int_in_range(0..=4)? {
+                    0 => None,
+                    1 => Some(u64::arbitrary(u)?.to_string()),
+                    2 => Some(u.choose(APP_NAMES)?.to_string()),
+                    3 => Some(format!(
+                        "{}.{}.{}.{}/{}",
+                        u8::arbitrary(u)?,
+                        u8::arbitrary(u)?,
+                        u8::arbitrary(u)?,
+                        u8::arbitrary(u)?,
+                        u8::arbitrary(u)? % 40
+                    )),
+                    _ => Some(String::arbitrary(u)?),
+                };
+                line.push_str(&key);
+                if let Some(v) = value {
+                    line.push('=');
+                    line.push_str(&v);
+                }
+                line.push(' ');
+            }
+            let c = Cmdline::new(&line);
+            match c.validate() {
+                Ok(()) => {
+                    for s in SETTINGS {
+                        match s.accepts {
+                            Accepts::Number { min, max } => {
+                                if let Some(v) = c.number(s.key) {
+                                    assert!((min..=max).contains(&v), "{line:?}: {}={v}", s.key);
+                                }
+                            }
+                            Accepts::OneOf(words) => assert!(words.contains(&c.choice(s.key))),
+                            Accepts::Ipv4 => {
+                                assert!(c.get(s.key).is_none_or(|v| v.parse::<Ipv4Addr>().is_ok()))
+                            }
+                            Accepts::CidrOrDhcp => assert!(c
+                                .get(s.key)
+                                .is_none_or(|v| v == "dhcp" || parse_cidr(v).is_some())),
+                        }
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(text.starts_with("setting "), "{text}");
+                    assert!(!text.contains('\n'), "one line: {text:?}");
+                }
+            }
+            Ok(())
+        });
+    }
 }

@@ -28,7 +28,7 @@ pub enum ShutdownRequest {
 impl ShutdownRequest {
     pub fn parse(v: &[u8]) -> Option<ShutdownRequest> {
         let text = String::from_utf8_lossy(v);
-        let text = text.trim_end_matches('\0').trim();
+        let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
         Some(match text {
             "" => return None,
             "poweroff" => ShutdownRequest::Poweroff,
@@ -196,5 +196,40 @@ mod tests {
         h.fake().fail_next_commits(2);
         assert_eq!(take_shutdown(&mut bus).unwrap(), Some(ShutdownRequest::Poweroff));
         assert_eq!(node(&h, "control/shutdown").as_deref(), Some(&b""[..]));
+    }
+
+    /// Fuzz target `control`: whatever `control/shutdown` and
+    /// `control/sysrq` hold (text, binary, NULs, huge), and however often
+    /// the acknowledging transaction conflicts, taking them answers: a
+    /// request only for a non-empty value, parsed the same way twice, and
+    /// a value of known words gives the known request.
+    #[test]
+    fn fuzz_control() {
+        use fuzzkit::{Arbitrary, Unstructured};
+        fuzzkit::fuzz("control", |u: &mut Unstructured<'_>| {
+            let words = ["poweroff", "halt", "reboot", "crash", "suspend", "", "\0"];
+            let value: Vec<u8> = if bool::arbitrary(u)? {
+                u.choose(&words)?.as_bytes().to_vec()
+            } else {
+                // Seeds (fuzz/corpus/control): node values after 0x00.
+                let mut v = u.bytes(u.len().min(2048))?.to_vec();
+                v.truncate(2048);
+                v
+            };
+            let parsed = ShutdownRequest::parse(&value);
+            assert_eq!(parsed, ShutdownRequest::parse(&value));
+            if value.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+                assert_eq!(parsed, None);
+            }
+            let h = Harness::new(DomId(9));
+            toolstack_writes(&h, "control/shutdown", &value);
+            toolstack_writes(&h, "control/sysrq", &value);
+            let mut bus = Bus::new(h.client());
+            h.fake().fail_next_commits(u.int_in_range(0..=12)?);
+            let got = shutdown_request(&mut bus);
+            assert_eq!(got, parsed, "{value:?}");
+            let _ = take_sysrq(&mut bus);
+            Ok(())
+        });
     }
 }
