@@ -11,7 +11,7 @@ use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::events::storm::Throttle;
 use crate::xenbus::{self, control};
-use crate::{grants, kprintln, platform, timer};
+use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -369,7 +369,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         masked: Vec::new(),
         masked_until: 0,
     };
-    net.status.mem_kib = platform::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
