@@ -43,6 +43,21 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     let mut b = BALLOON.lock();
     while let Some(step) = b.next_step(platform::pv::start_info().nr_pages - b.out_pages(), target)
     {
+        let step = match step {
+            Step::Out(n) => {
+                let n = crate::balloon_plan::out_allowed(n, mm::free_frames().0);
+                if n == 0 {
+                    crate::kprintln!(
+                        "balloon: target {target_kib} KiB refused below {} pages: keeping a reserve of {} free pages",
+                        platform::pv::start_info().nr_pages - b.out_pages(),
+                        crate::balloon_plan::RESERVE_PAGES
+                    );
+                    break;
+                }
+                Step::Out(n)
+            }
+            s => s,
+        };
         let result = match &step {
             Step::Out(n) => mm::balloon_out(*n).map(Some),
             Step::In(r) => mm::balloon_in(r.clone()).map(|()| None),
