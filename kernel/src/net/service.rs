@@ -371,6 +371,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     };
     net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
+    // `xl mem-set` under traffic: the service follows the target too (down
+    // to the balloon's reserve).
+    if let Some(Err(e)) = xenbus::with(crate::balloon::start) {
+        kprintln!("net: cannot watch memory/target: {e:?}");
+    }
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
@@ -428,6 +433,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             net.shutdown();
                             print_counters(&net.status);
                             idle::obey(req);
+                        }
+                    }
+                    crate::balloon::TARGET_TOKEN => {
+                        if let Some(Err(e)) = xenbus::with(crate::balloon::follow_target) {
+                            log::warn!("balloon: {e:?}");
                         }
                     }
                     control::SYSRQ_TOKEN => {
