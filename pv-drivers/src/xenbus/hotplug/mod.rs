@@ -94,6 +94,15 @@ pub struct Config {
     /// (a domain over its quota of unread messages), which no client can
     /// see: this bounds how long such a loss goes unnoticed.
     pub idle_recheck: Option<Duration>,
+    /// Misbehaviour a device may show within `fault_window` (its backend
+    /// restarting or vanishing under a connected device, a connect
+    /// failing) before it is declared broken and left alone, as Linux
+    /// does: a backend that cycles its state for ever must not make the
+    /// guest reconnect (and grant pages) for ever. From the third such
+    /// fault in the window, reconnects wait `retry` doubled per fault (at
+    /// most `max_retry`).
+    pub broken_after: u32,
+    pub fault_window: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +113,8 @@ impl Default for Config {
             retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(8),
             idle_recheck: Some(Duration::from_secs(10)),
+            broken_after: 16,
+            fault_window: Duration::from_secs(600),
         }
     }
 }
@@ -297,6 +308,10 @@ pub struct Counters {
     pub connect_failures: u64,
     /// Guarded state writes xenstored's view refused (the node had moved).
     pub writes_refused: u64,
+    /// Reconnects delayed because the backend kept misbehaving.
+    pub reconnects_delayed: u64,
+    /// Devices declared broken (left alone until removed or replaced).
+    pub broken: u64,
 }
 
 enum Phase<D> {
@@ -314,6 +329,9 @@ enum Phase<D> {
     /// We closed with a leaving backend; waiting for the toolstack to
     /// remove the device (or a backend to come back).
     Closed,
+    /// Declared broken after [`Config::broken_after`] faults: left alone
+    /// until the toolstack removes it or puts a new device under its id.
+    Broken,
 }
 
 impl<D> Phase<D> {
@@ -323,6 +341,7 @@ impl<D> Phase<D> {
             Phase::Failed { .. } => "failing to connect",
             Phase::Connected { .. } => "connected",
             Phase::Closed => "closed, waiting for the toolstack to remove it",
+            Phase::Broken => "broken, left alone",
         }
     }
 }
@@ -338,6 +357,9 @@ struct Slot<D> {
     watched: Option<String>,
     last: (Node, Node),
     told: BTreeSet<String>,
+    /// When this device's backend misbehaved (restarted or vanished under
+    /// it, or a connect failed), within [`Config::fault_window`].
+    faults: Vec<Instant>,
 }
 
 #[derive(Default)]
@@ -864,6 +886,7 @@ impl<D: Driver> Hotplug<D> {
             watched,
             last: (Node::Absent, Node::Absent),
             told: BTreeSet::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -942,6 +965,16 @@ impl<D: Driver> Hotplug<D> {
     ) {
         use XenbusState::*;
         let now = bus.now();
+        if let Phase::Broken = slot.phase {
+            // Only a new device under the id (the toolstack writes
+            // Initialising into it) ends the quarantine of a broken one.
+            if *fe != Node::State(Initialising) || slot.last.0 == *fe {
+                return;
+            }
+            slot.faults.clear();
+            slot.seen_at = now;
+            Self::set_phase(slot, Phase::Waiting, now);
+        }
         // 1. A connected device: still the one we connected?
         if let Phase::Connected { .. } = slot.phase {
             let change = match (fe, be) {
@@ -978,12 +1011,16 @@ impl<D: Driver> Hotplug<D> {
                 }
                 Next::Fresh => {
                     slot.seen_at = now;
+                    slot.faults.clear();
                     Self::set_phase(slot, Phase::Waiting, now);
                     // The new device is handled below with what was read.
                 }
                 Next::Reinit => {
                     slot.seen_at = now;
                     Self::set_phase(slot, Phase::Waiting, now);
+                    if self.fault(id, slot, now, "its backend restarted or vanished", out) {
+                        return;
+                    }
                     self.reinit(bus, id, slot, Connected, out);
                     return;
                 }
@@ -1080,6 +1117,42 @@ impl<D: Driver> Hotplug<D> {
             }
             _ => {}
         }
+    }
+
+    /// Counts a fault of the device's backend. At [`Config::broken_after`]
+    /// within [`Config::fault_window`] the device is declared broken (one
+    /// line) and `true` returned; from the third, the next connect waits
+    /// (the slot goes to `Failed` with a backoff that doubles per fault).
+    fn fault(
+        &mut self,
+        id: &str,
+        slot: &mut Slot<D::Device>,
+        now: Instant,
+        what: &str,
+        out: &mut Vec<Happening<D::Closed>>,
+    ) -> bool {
+        let window = self.cfg.fault_window;
+        slot.faults.retain(|&t| now.since(t) < window);
+        slot.faults.push(now);
+        let n = slot.faults.len() as u32;
+        if n >= self.cfg.broken_after {
+            self.counters.broken += 1;
+            out.push(Happening::Problem {
+                dev: format!("{}/{id}", self.kind),
+                what: format!(
+                    "declared broken: {what} ({n} faults in {} s); left alone until the toolstack removes or replaces it",
+                    window.as_secs()
+                ),
+            });
+            Self::set_phase(slot, Phase::Broken, now);
+            return true;
+        }
+        if n >= 3 && !matches!(slot.phase, Phase::Failed { .. }) {
+            let backoff = (self.cfg.retry * (1 << (n - 2).min(16))).min(self.cfg.max_retry);
+            self.counters.reconnects_delayed += 1;
+            Self::set_phase(slot, Phase::Failed { retry_at: now.after(backoff), backoff }, now);
+        }
+        false
     }
 
     /// Our node back to Initialising, if it still holds `ours` (the
@@ -1185,6 +1258,7 @@ impl<D: Driver> Hotplug<D> {
                 } else {
                     Self::set_phase(slot, failed, now);
                 }
+                self.fault(id, slot, now, "its connects kept failing", out);
             }
         }
     }

@@ -1305,3 +1305,42 @@ fn blkfront_under_the_manager_reads_what_the_previous_device_wrote() {
         (0..8192u64).map(|i| (i.wrapping_mul(31) ^ round.wrapping_mul(0x9d)) as u8).collect()
     }
 }
+
+/// Issue 18 item 1: a backend that restarts under the device for ever
+/// made the guest reconnect (and grant its pages again) for ever. From the
+/// third restart the reconnects wait, and at `broken_after` faults the
+/// device is declared broken and left alone.
+#[test]
+fn a_backend_that_keeps_restarting_is_slowed_then_declared_broken() {
+    let (h, world, mut drv) = connected(11);
+    let mut bus = Bus::new(h.client());
+    let mut mgr = Hotplug::new("vif", Config { broken_after: 5, ..Config::default() });
+    mgr.start(&mut bus).unwrap();
+    drive(&h, &world, &mut mgr, &mut drv, &mut bus, None);
+    let mut lines = Vec::new();
+    // The backend vanishes (seen), then comes back.
+    let restart =
+        |lines: &mut Vec<String>, drv: &mut TestDriver, mgr: &mut Hotplug<_>, bus: &mut Bus<_>| {
+            at_once(&h, &world, &[Act::RemoveBackend]);
+            lines.extend(drive_until_quiet(&h, &world, mgr, drv, bus));
+            at_once(&h, &world, &[Act::RecreateBackend, Act::Probe]);
+        };
+    for _ in 0..4 {
+        restart(&mut lines, &mut drv, &mut mgr, &mut bus);
+        lines.extend(drive(&h, &world, &mut mgr, &mut drv, &mut bus, None).lines);
+    }
+    assert_eq!(mgr.counters().attaches, 5, "{}", lines.join("\n"));
+    assert!(mgr.counters().reconnects_delayed >= 1, "{}", lines.join("\n"));
+    assert_eq!(mgr.counters().broken, 0);
+    // The fifth restart: broken, and nothing connects it again.
+    restart(&mut lines, &mut drv, &mut mgr, &mut bus);
+    for _ in 0..20 {
+        lines.extend(drive_until_quiet(&h, &world, &mut mgr, &mut drv, &mut bus));
+        let later = bus.now().after(Duration::from_secs(10));
+        world.borrow_mut().now = later;
+        bus.xs.transport_mut().events_mut().advance(Duration::from_secs(10));
+    }
+    assert_eq!(mgr.counters().broken, 1, "{}", lines.join("\n"));
+    assert_eq!(mgr.counters().attaches, 5, "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("declared broken")), "{}", lines.join("\n"));
+}
