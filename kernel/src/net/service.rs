@@ -417,6 +417,17 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
+            // Pages a backend kept mapped when its vif was let go: revoked
+            // again now and then, freed once it let go (never reused before).
+            if !net.drv.quarantine.is_empty() {
+                let freed = net.drv.reclaim();
+                if freed > 0 {
+                    kprintln!(
+                        "net: {freed} kept page(s) revoked at last, {} still kept",
+                        net.drv.quarantine.len()
+                    );
+                }
+            }
             loop {
                 let ev = match xenbus::with(|bus| {
                     let now = bus.now();

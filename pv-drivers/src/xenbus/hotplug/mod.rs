@@ -74,6 +74,15 @@ pub trait Driver {
     /// The device vanished or its id now names a new device: everything
     /// let go without touching XenStore.
     fn abandon(&mut self, dev: Self::Device) -> Self::Closed;
+
+    /// Pages a let-go device left mapped by its backend (kept, never
+    /// reused): counted per id, and an id whose backends keep too many
+    /// ([`Config::max_kept`]) is declared broken, so a backend cannot make
+    /// the guest leak memory and grants reconnect after reconnect.
+    fn kept(closed: &Self::Closed) -> u64 {
+        let _ = closed;
+        0
+    }
 }
 
 /// Timings.
@@ -103,6 +112,9 @@ pub struct Config {
     /// most `max_retry`).
     pub broken_after: u32,
     pub fault_window: Duration,
+    /// Pages the backends of one id may leave mapped (see
+    /// [`Driver::kept`]) before it is declared broken.
+    pub max_kept: u64,
 }
 
 impl Default for Config {
@@ -115,6 +127,7 @@ impl Default for Config {
             idle_recheck: Some(Duration::from_secs(10)),
             broken_after: 16,
             fault_window: Duration::from_secs(600),
+            max_kept: 256,
         }
     }
 }
@@ -366,6 +379,8 @@ struct Slot<D> {
 struct History {
     attaches: u32,
     last_detach: Option<Instant>,
+    /// Pages its devices left mapped by their backends ([`Driver::kept`]).
+    kept: u64,
 }
 
 /// What one scan read about one id.
@@ -927,6 +942,7 @@ impl<D: Driver> Hotplug<D> {
     ) -> Happening<D::Closed> {
         let h = self.history.entry(id.into()).or_default();
         h.last_detach = Some(now);
+        h.kept += D::kept(&closed);
         self.counters.detaches += 1;
         if cause == Cause::Timer {
             self.counters.found_by_timer += 1;
@@ -974,6 +990,19 @@ impl<D: Driver> Hotplug<D> {
             slot.faults.clear();
             slot.seen_at = now;
             Self::set_phase(slot, Phase::Waiting, now);
+        }
+        let kept = self.history.get(id).map_or(0, |h| h.kept);
+        if kept >= self.cfg.max_kept && !matches!(slot.phase, Phase::Connected { .. }) {
+            self.counters.broken += 1;
+            out.push(Happening::Problem {
+                dev: format!("{}/{id}", self.kind),
+                what: format!(
+                    "declared broken: its backends kept {kept} of our pages mapped (at most {}); left alone",
+                    self.cfg.max_kept
+                ),
+            });
+            Self::set_phase(slot, Phase::Broken, now);
+            return;
         }
         // 1. A connected device: still the one we connected?
         if let Phase::Connected { .. } = slot.phase {
