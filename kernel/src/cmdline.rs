@@ -73,8 +73,9 @@ const fn n(min: u64, max: u64) -> Accepts {
     Accepts::Number { min, max }
 }
 
-/// The apps `app=` can name (apps/mod.rs runs them; a host test checks the
-/// two lists agree where both are built).
+/// The apps `app=` can name (apps/mod.rs's `APPS` runs them: a name here
+/// without an app there still stops the boot, as `app ... failed: no such
+/// app`).
 pub const APP_NAMES: &[&str] =
     &["hello", "selftest", "idle", "bench", "blk", "echo", "http", "fault", "panic"];
 
