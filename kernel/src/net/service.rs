@@ -6,10 +6,11 @@
 //! and `xl sysrq` (the idle app's handling).
 
 use super::device::NetDev;
-use crate::apps::{idle, AppError, AppResult};
+use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
 use crate::events::storm::Throttle;
+use crate::toolstack as idle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
@@ -373,7 +374,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         masked: Vec::new(),
         masked_until: 0,
     };
-    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     // `xl mem-set` under traffic: the service follows the target too (down
     // to the balloon's reserve).
