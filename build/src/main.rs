@@ -52,6 +52,14 @@ enum Cmd {
     /// Benchmarks against a Linux PV DomU on the same Xen.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Run every fuzz target (the `fuzz_*` host tests, see fuzzkit) for
+    /// SECS seconds each from a fresh seed, optimised; a failing input is
+    /// saved under target/fuzz-crashes/<target>/.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        secs: u64,
+    },
 }
 
 /// What the guest runs.
@@ -190,6 +198,23 @@ fn parse_release(s: &str) -> Result<XenRelease, String> {
     XenRelease::parse(s).map_err(|e| e.to_string())
 }
 
+/// `cargo xtask fuzz --secs N`: the fuzz targets of every crate, each for
+/// N seconds (`XENPV_FUZZ_SECS`), two at a time.
+fn cmd_fuzz(secs: u64) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("==> fuzz: every fuzz_* target for {secs} s each (seeds printed; failures saved under target/fuzz-crashes/)");
+    let status = std::process::Command::new(cargo)
+        .current_dir(xtask::workspace_root())
+        .env("XENPV_FUZZ_SECS", secs.to_string())
+        .args(["test", "--release", "--workspace", "--exclude", "xen-tests", "fuzz_"])
+        .args(["--", "--test-threads=2", "--nocapture"])
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("a fuzz target failed ({status}); see the saved input named above");
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli.cmd) {
@@ -214,6 +239,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             ci::run(xen, no_boot)
         }
         Cmd::Fetch { xen } => cmd_fetch(xen),
+        Cmd::Fuzz { secs } => cmd_fuzz(secs),
         Cmd::Bench(b) => {
             xtask::setup::ensure_packages(xtask::setup::BENCH)?;
             run_bench(b)

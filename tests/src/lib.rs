@@ -117,12 +117,27 @@ fn print_timings(label: &str, lab: &Lab, r: &BootReport) {
 }
 
 /// The run of guest `name`; panics with the boot's failure and the last
-/// serial lines if it never ran.
+/// serial lines if it never ran. Every run it hands out has been checked by
+/// [`assert_no_panic`]: no boot test accepts a guest panic it did not ask for.
 pub fn expect_run<'a>(report: &'a BootReport, name: &str) -> &'a GuestRun {
     match report.run(name) {
-        Ok(r) => r,
+        Ok(r) => {
+            assert_no_panic(r);
+            r
+        }
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Asserts the guest's console has no `panicked at` line, unless the guest
+/// ran `app=panic` (the one app that panics on purpose; its console says
+/// `running app=panic`).
+pub fn assert_no_panic(run: &GuestRun) {
+    if run.console.iter().any(|l| l.trim() == "running app=panic") {
+        return;
+    }
+    let panics: Vec<&String> = run.console.iter().filter(|l| l.contains("panicked at")).collect();
+    assert!(panics.is_empty(), "{} panicked: {panics:?}\n{}", run.name, run.describe());
 }
 
 /// Asserts how the guest ended, a DomU domid, and a complete console.

@@ -1,7 +1,9 @@
 //! The guest's basic runs on Xen (4.17, or `$XENPV_XEN`), all in one QEMU boot:
 //! `hello` powers off, `selftest` passes its checks under both event
 //! channel ABIs and at 32 MiB and 1 GiB, `panic` and a page fault crash the
-//! domain with a report. In the mode `$XENPV_MODE` names (PV by default).
+//! domain with a report, a misspelt and a malformed setting each stop the
+//! boot with the line that names them. In the mode `$XENPV_MODE` names (PV
+//! by default).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -23,6 +25,15 @@ fn lab() -> &'static BootReport {
                 Scenario::single(
                     guest("hello-min", "hello").memory(xen_tests::min_memory_mib()).timeout(t),
                 ),
+                // Issue 18, item 6: a misspelt key and a malformed value
+                // each stop the boot with one line naming the setting
+                // (early in the list: short, and independent of the long ones).
+                Scenario::single(
+                    guest("bad-key", "idle").args(&["net.queus=2".to_string()]).timeout(t),
+                ),
+                Scenario::single(
+                    guest("bad-value", "http").args(&["net.queues=abc".to_string()]).timeout(t),
+                ),
                 Scenario::single(guest("selftest", "selftest").timeout(long)),
                 Scenario::single(
                     guest("selftest-2l", "selftest").args(&["evtchn=2l".to_string()]).timeout(long),
@@ -35,6 +46,40 @@ fn lab() -> &'static BootReport {
             ]
         })
     })
+}
+
+/// The boot stops before any app or device: the domain crashes with the
+/// one line that names the setting, what it got and what it accepts.
+fn assert_refused(name: &str, line: &str) {
+    let run = expect_run(lab(), name);
+    assert_result(run, &GuestResult::Crash);
+    assert_console_contains(run, line);
+    let started: Vec<&String> = run
+        .console
+        .iter()
+        .filter(|l| l.contains("running app=") || l.contains("domain: id"))
+        .collect();
+    assert!(
+        started.is_empty(),
+        "{name}: went on after the bad setting: {started:?}\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_the_boot() {
+    assert_refused(
+        "bad-key",
+        "bad command line: setting \"net.queus\": unknown; accepts only app=",
+    );
+}
+
+#[test]
+fn a_malformed_setting_stops_the_boot() {
+    assert_refused(
+        "bad-value",
+        "bad command line: setting net.queues=\"abc\": malformed; accepts a whole number from 1 to 8; stopping the boot",
+    );
 }
 
 #[test]

@@ -176,12 +176,8 @@ fn version_word((major, minor): (u16, u16)) -> u64 {
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let quick = cmd.get("bench.quick").is_some_and(|v| v != "0");
-    let iters = cmd.get("bench.iters").and_then(|v| v.parse().ok()).unwrap_or(if quick {
-        300
-    } else {
-        10_000
-    });
+    let quick = cmd.number("bench.quick") == Some(1);
+    let iters = cmd.number("bench.iters").unwrap_or(if quick { 300 } else { 10_000 }) as usize;
     let plan = Plan::new(iters);
     let tsc_hz = PvClock::read(&platform::vcpu_info().time).tsc_hz();
     let ver = version::version();

@@ -155,7 +155,7 @@ pub fn run(s: &mut Suite, cmd: &Cmdline<'_>) {
         true
     });
 
-    let idle_secs: u64 = cmd.get("selftest.idle_secs").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let idle_secs: u64 = cmd.number("selftest.idle_secs").unwrap_or(5);
     s.check("timer.idle_costs_no_cpu", |d| {
         // Idle means woken once, by the one deadline asked for: no tick,
         // no stale deadline of an earlier wait, no console notification

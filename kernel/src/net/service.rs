@@ -9,6 +9,7 @@ use super::device::NetDev;
 use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
+use crate::events::storm::Throttle;
 use crate::toolstack as idle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
@@ -18,6 +19,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
+use hypercall::EvtchnPort;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
@@ -48,6 +50,9 @@ pub struct Status {
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
+    /// Event storms (events with no work behind them): the lateeoi
+    /// bookkeeping of the vif's channels (`events::storm`).
+    pub storm: Throttle,
 }
 
 /// A service: its sockets, served once per loop.
@@ -82,6 +87,10 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_bad_prod,
         tx_bad_prod,
         rx_bad_extra,
+        rx_long_chain,
+        tx_null_status,
+        tx_ids_recovered,
+        tx_stalled,
         notifications,
         tx_notifications,
         rx_notifications,
@@ -103,6 +112,9 @@ struct Net {
     cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
+    /// Ports masked by the storm throttle, and until when.
+    masked: Vec<EvtchnPort>,
+    masked_until: u64,
 }
 
 impl Net {
@@ -226,6 +238,49 @@ impl Net {
         }
     }
 
+    /// What an event may have been for: packets in, faults, TX answers.
+    fn progress(&mut self) -> Option<(u64, u64, u64, u32)> {
+        let nf = self.vifs.device_mut(self.current.as_deref()?)?;
+        let s = &nf.stats;
+        Some((s.rx_packets, s.rx_dropped, s.backend_errors(), nf.tx_in_flight()))
+    }
+
+    /// The storm throttle (Linux's lateeoi): after a wake-up by the vif's
+    /// events that found no work, from the second in a row, mask its
+    /// channels for a while; unmask them when the time is up (a masked
+    /// port still becomes pending, so nothing is lost).
+    fn throttle(&mut self, woke_by_events: bool, did_work: bool) {
+        let now = platform::now_ns();
+        if !self.masked.is_empty() && now >= self.masked_until {
+            for p in self.masked.drain(..) {
+                let _ = crate::events::unmask(p);
+            }
+        }
+        if !woke_by_events || !self.masked.is_empty() {
+            return;
+        }
+        let Some(delay) = self.status.storm.after_events(did_work) else { return };
+        let Some(nf) = self.current.as_deref().and_then(|id| self.vifs.device_mut(id)) else {
+            return;
+        };
+        if self.status.storm.throttled == 1 {
+            kprintln!(
+                "net: {}: events with no work behind them; throttling (lateeoi)",
+                nf.dev.frontend
+            );
+        }
+        for q in nf.queues() {
+            let (tx, rx) = q.ports();
+            for p in [tx, rx] {
+                if !self.masked.contains(&p) {
+                    crate::events::mask(p);
+                    self.masked.push(p);
+                }
+            }
+        }
+        self.masked_until = now + delay;
+    }
+
     fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
@@ -234,6 +289,7 @@ impl Net {
         let host = &mut self.drv.host;
         let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
         let _ = nf.reclaim_tx();
+        nf.watchdog(platform::now_ns());
         let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
@@ -299,8 +355,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
         None => None,
     };
-    let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
-    let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
+    // Validated at boot (cmdline::SETTINGS): both are in u32 range.
+    let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
+    let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let cfg =
         NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
     // One of the kernel's 17 event counters: the service is the first and
@@ -314,9 +371,16 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
+        masked: Vec::new(),
+        masked_until: 0,
     };
     net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
+    // `xl mem-set` under traffic: the service follows the target too (down
+    // to the balloon's reserve).
+    if let Some(Err(e)) = xenbus::with(crate::balloon::start) {
+        kprintln!("net: cannot watch memory/target: {e:?}");
+    }
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
@@ -331,11 +395,15 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
     let events: EventCount = net.drv.host.event_count();
+    let mut last_seen = events.get();
     loop {
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
         let seen = events.get();
+        let woke_by_events = seen != last_seen;
+        last_seen = seen;
+        let before = net.progress();
         net.poll(&mut sockets, &mut rxq);
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
@@ -345,9 +413,22 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.refresh_status();
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
+        let did_work = !rxq.is_empty() || net.progress() != before;
+        net.throttle(woke_by_events, did_work);
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
+            // Pages a backend kept mapped when its vif was let go: revoked
+            // again now and then, freed once it let go (never reused before).
+            if !net.drv.quarantine.is_empty() {
+                let freed = net.drv.reclaim();
+                if freed > 0 {
+                    kprintln!(
+                        "net: {freed} kept page(s) revoked at last, {} still kept",
+                        net.drv.quarantine.len()
+                    );
+                }
+            }
             loop {
                 let ev = match xenbus::with(|bus| {
                     let now = bus.now();
@@ -357,19 +438,23 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     Some(Err(xenstore_client::Error::TimedOut)) | None => break,
                     Some(Err(e)) => {
                         // Whatever it was, something may have been missed.
-                        log::warn!("net: xenstore: {e:?}; re-reading the vifs");
+                        xenbus::recover("net", &e);
                         net.vifs.kick();
                         break;
                     }
                 };
                 match ev.token.as_str() {
                     control::SHUTDOWN_TOKEN => {
-                        let req =
-                            xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                        let req = xenbus::with(control::shutdown_request).flatten();
                         if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
                             idle::obey(req);
+                        }
+                    }
+                    crate::balloon::TARGET_TOKEN => {
+                        if let Some(Err(e)) = xenbus::with(crate::balloon::follow_target) {
+                            log::warn!("balloon: {e:?}");
                         }
                     }
                     control::SYSRQ_TOKEN => {
@@ -395,7 +480,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             .and_then(|i| i.poll_delay(now(), &sockets))
             .map_or(50_000, |d| d.total_micros())
             .min(50_000);
-        timer::wait_until(platform::now_ns() + delay * 1000, || events.get() != seen);
+        let mut until = platform::now_ns() + delay * 1000;
+        if !net.masked.is_empty() {
+            until = until.min(net.masked_until);
+        }
+        timer::wait_until(until, || events.get() != seen);
     }
 }
 
@@ -442,6 +531,11 @@ pub fn print_counters(s: &Status) {
         s.events * 1000 / packets,
         programmed * 1000 / packets,
         t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+    kprintln!(
+        "net: event storms: {} spurious wake-ups, {} times throttled",
+        s.storm.spurious,
+        s.storm.throttled
     );
     let mut per_queue = alloc::string::String::new();
     for (i, (rx, tx)) in s.queues.iter().enumerate() {

@@ -115,3 +115,25 @@ pub fn with<R>(f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
     assert!(!events::in_upcall(), "xenstore used from an event handler");
     BUS.get().map(|b| f(&mut b.lock()))
 }
+
+/// After a XenStore error in a service loop: if the connection is broken
+/// (bogus ring indices, a malformed message, xenstored's error report),
+/// resets it with the ring reconnection protocol and watches again, so the
+/// toolstack's requests still arrive. Says what happened in one line;
+/// returns whether the store works (again).
+pub fn recover(who: &str, e: &Error) -> bool {
+    match with(|bus| bus.recover_if_broken(core::time::Duration::from_secs(5))) {
+        None | Some(None) => {
+            log::warn!("{who}: xenstore: {e:?}");
+            true
+        }
+        Some(Some(Ok(()))) => {
+            crate::kprintln!("{who}: xenstore connection broken ({e:?}); reset and watching again");
+            true
+        }
+        Some(Some(Err(r))) => {
+            crate::kprintln!("{who}: xenstore connection broken ({e:?}); cannot reset it: {r:?}");
+            false
+        }
+    }
+}

@@ -6,7 +6,7 @@ use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
 use super::rx::{Buffer, RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
-use super::Stats;
+use super::{fault, Stats, BROKEN_AFTER_FAULTS, TX_STALL_NS};
 use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::RingError;
 use crate::xenbus::device::{self, DeviceInfo, XenbusError, XenbusState};
@@ -117,6 +117,8 @@ pub struct Queue<P> {
     /// Packets through this queue, each way.
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// The TX watchdog: slots answered when last looked, and since when.
+    tx_watch: (u64, u64),
 }
 
 impl<P: PageSet> Queue<P> {
@@ -169,6 +171,7 @@ impl<P: PageSet> Queue<P> {
             rx: RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers),
             rx_packets: 0,
             tx_packets: 0,
+            tx_watch: (0, 0),
         })
     }
 
@@ -224,6 +227,9 @@ pub struct Netfront<H: DriverEnv> {
     /// How netback steers RX, once [`Netfront::steer_rx`] set it up.
     rx_steering: Option<RxSteering>,
     pub stats: Stats,
+    /// Declared broken: the backend faulted [`BROKEN_AFTER_FAULTS`] times
+    /// or stalled TX; its rings are no longer looked at.
+    broken: bool,
 }
 
 impl<H: DriverEnv> Netfront<H> {
@@ -286,6 +292,7 @@ impl<H: DriverEnv> Netfront<H> {
             ctrl,
             rx_steering: None,
             stats,
+            broken: false,
         };
         let connected = nf.publish(bus).and_then(|()| {
             // Connected, or anything past it: a backend that starts
@@ -391,6 +398,58 @@ impl<H: DriverEnv> Netfront<H> {
         Ok(s)
     }
 
+    /// Whether the vif was declared broken (see [`BROKEN_AFTER_FAULTS`],
+    /// [`Netfront::watchdog`]): it then carries nothing, and is left
+    /// alone until it is closed.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Declares the vif broken once the backend faulted too often.
+    fn judge(&mut self) {
+        let faults = self.stats.backend_errors();
+        if !self.broken && faults >= BROKEN_AFTER_FAULTS {
+            self.broken = true;
+            log::error!(
+                "netfront: {}: declared broken after {faults} backend faults; no more I/O on it",
+                self.dev.frontend
+            );
+        }
+    }
+
+    /// The TX watchdog, called now and then with the time: a queue with
+    /// slots in flight and no answer for [`TX_STALL_NS`] is a fault, and
+    /// the vif is declared broken (a stalled ring would keep `send` busy
+    /// for ever).
+    pub fn watchdog(&mut self, now_ns: u64) {
+        if self.broken {
+            return;
+        }
+        let mut stalled = false;
+        for q in &mut self.queues {
+            let answered = q.tx.answered();
+            if q.tx.in_flight() == 0 || answered != q.tx_watch.0 || q.tx_watch.1 == 0 {
+                q.tx_watch = (answered, now_ns.max(1));
+            } else if now_ns.saturating_sub(q.tx_watch.1) >= TX_STALL_NS {
+                fault(
+                    &mut self.stats.tx_stalled,
+                    "TX stalled",
+                    format_args!("{} slots unanswered for {TX_STALL_NS} ns", q.tx.in_flight()),
+                );
+                q.tx_watch = (answered, now_ns);
+                stalled = true;
+            }
+        }
+        if stalled {
+            self.broken = true;
+            log::error!(
+                "netfront: {}: declared broken: TX stalled; no more I/O on it",
+                self.dev.frontend
+            );
+        }
+        self.judge();
+    }
+
     /// Delivers received packets from every queue and posts buffers again.
     /// Returns the first ring error (the other queues are still served).
     pub fn poll_rx(
@@ -398,6 +457,9 @@ impl<H: DriverEnv> Netfront<H> {
         host: &mut H,
         mut deliver: impl FnMut(RxPacket),
     ) -> Result<(), RingError> {
+        if self.broken {
+            return Ok(());
+        }
         let mut result = Ok(());
         for q in &mut self.queues {
             let before = self.stats.rx_packets;
@@ -406,12 +468,16 @@ impl<H: DriverEnv> Netfront<H> {
             let _ = q.rx.refill(host, &mut self.stats);
             result = result.and(r);
         }
+        self.judge();
         result
     }
 
     /// Queues a packet on its flow's queue (see [`Netfront::flush`]);
     /// reclaims completions first if the ring or the buffers are short.
     pub fn send(&mut self, host: &mut H, packet: &[u8]) -> Result<(), TxError> {
+        if self.broken {
+            return Err(TxError::Broken);
+        }
         let i = select_queue(packet, self.queues.len());
         let q = &mut self.queues[i];
         let r = match q.tx.send(host, &mut self.stats, packet) {
@@ -424,6 +490,7 @@ impl<H: DriverEnv> Netfront<H> {
         if r.is_ok() {
             q.tx_packets += 1;
         }
+        self.judge();
         r
     }
 
@@ -436,10 +503,14 @@ impl<H: DriverEnv> Netfront<H> {
 
     /// Frees answered TX slots on every queue.
     pub fn reclaim_tx(&mut self) -> Result<(), RingError> {
+        if self.broken {
+            return Ok(());
+        }
         let mut result = Ok(());
         for q in &mut self.queues {
             result = result.and(q.tx.reclaim(&mut self.stats));
         }
+        self.judge();
         result
     }
 

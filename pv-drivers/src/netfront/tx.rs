@@ -24,6 +24,9 @@ pub enum TxError {
     Busy,
     /// More than `XEN_NETIF_MAX_TX_SIZE` bytes, or empty.
     BadSize,
+    /// The vif was declared broken (repeated backend faults): it carries
+    /// nothing any more.
+    Broken,
 }
 
 /// One TX queue.
@@ -39,6 +42,8 @@ pub struct TxQueue<P> {
     buffers: u32,
     max_buffers: u32,
     unpublished: bool,
+    /// Slots answered so far (for the watchdog).
+    answered: u64,
 }
 
 impl<P: PageSet> TxQueue<P> {
@@ -66,12 +71,18 @@ impl<P: PageSet> TxQueue<P> {
             buffers: 0,
             max_buffers: max_buffers.clamp(1, size),
             unpublished: false,
+            answered: 0,
         }
     }
 
     /// Slots sent and not yet answered.
     pub fn in_flight(&self) -> u32 {
         self.indices.0.wrapping_sub(self.indices.1)
+    }
+
+    /// Slots answered since the queue was made (the watchdog's progress).
+    pub fn answered(&self) -> u64 {
+        self.answered
     }
 
     /// Queues `packet` (not yet visible: see [`TxQueue::flush`]).
@@ -152,12 +163,19 @@ impl<P: PageSet> TxQueue<P> {
     }
 
     /// Takes the backend's answers and frees their slots and buffers.
+    ///
+    /// Every response answers one of our slots, so once every slot has
+    /// been answered no id may still be out: ids that are (their answers
+    /// were taken by bogus or repeated ids) are taken back and counted,
+    /// and `send` never stays busy for ever on leaked ids.
     pub fn reclaim(&mut self, stats: &mut Stats) -> Result<(), RingError> {
         let mut ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
         let result = ring.drain_responses(|_, r| {
             if r.status == rsp::NULL {
-                return;
+                // Only extra-info slots are answered NULL, and we send
+                // none: a fault, but it still answers the slot it names.
+                fault(&mut stats.tx_null_status, "TX status NULL", format_args!("id {}", r.id));
             }
             let Some(b) = self.in_flight.get_mut(usize::from(r.id)).and_then(Option::take) else {
                 fault(&mut stats.tx_bad_id, "TX response id", format_args!("{}", r.id));
@@ -165,11 +183,25 @@ impl<P: PageSet> TxQueue<P> {
             };
             self.spare.push(b);
             self.free_ids.push(r.id);
-            if r.status != rsp::OKAY {
+            self.answered += 1;
+            if r.status != rsp::OKAY && r.status != rsp::NULL {
                 fault(&mut stats.tx_error_status, "TX status", format_args!("{}", r.status));
             }
         });
         self.indices = ring.indices();
+        if self.in_flight() == 0 && self.free_ids.len() < self.in_flight.len() {
+            for (id, slot) in self.in_flight.iter_mut().enumerate() {
+                if let Some(b) = slot.take() {
+                    fault(
+                        &mut stats.tx_ids_recovered,
+                        "TX id never answered",
+                        format_args!("id {id}, every slot answered"),
+                    );
+                    self.spare.push(b);
+                    self.free_ids.push(id as u16);
+                }
+            }
+        }
         if let Err(RingError::ProducerOutOfRange { prod, cons, size }) = result {
             fault(
                 &mut stats.tx_bad_prod,
