@@ -22,6 +22,7 @@ mod cmdline;
 mod console;
 mod events;
 mod fault;
+mod source_stream;
 mod timeline;
 mod timer_queue;
 mod xenbus;

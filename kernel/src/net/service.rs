@@ -21,6 +21,7 @@ use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
 use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
+use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -72,6 +73,12 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_extra_info,
         rx_csum_validated,
         rx_csum_blank,
+        rx_gso,
+        tx_csum_blank,
+        tx_gso,
+        rx_csum_sw,
+        rx_csum_bad,
+        tx_csum_sw,
         rx_dropped,
         rx_bad_id,
         tx_bad_id,
@@ -102,6 +109,7 @@ struct Net {
     cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
+    mss: MssTable,
 }
 
 impl Net {
@@ -166,6 +174,15 @@ impl Net {
             nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
             nf.rx_posted()
         );
+        let o = nf.offloads;
+        let yn = |b: bool| if b { "on" } else { "off" };
+        kprintln!(
+            "net: offloads: rx-csum {} rx-gso-tcpv4 {} tx-csum {} tx-gso-tcpv4 {}",
+            yn(o.rx_csum),
+            yn(o.rx_gso),
+            yn(o.tx_csum),
+            yn(o.tx_gso)
+        );
         match steering {
             Ok(s) => kprintln!(
                 "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
@@ -178,9 +195,13 @@ impl Net {
             Err(e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
         }
         let (mac, mtu) = (nf.mac, nf.mtu);
+        let tso = nf.offloads.tx_gso.then_some(super::device::TSO_MAX_PAYLOAD);
         self.current = Some(id.into());
         self.status.connected = true;
         self.setup_iface(mac, mtu);
+        if let Some(iface) = &mut self.iface {
+            iface.set_tso_max_payload(tso);
+        }
     }
 
     fn setup_iface(&mut self, mac: [u8; 6], mtu: u32) {
@@ -225,15 +246,16 @@ impl Net {
         }
     }
 
-    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
+    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
             return;
         };
         let host = &mut self.drv.host;
-        let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
+        let _ = nf.poll_rx(host, |p| rxq.push_back((p.data, p.flags)));
         let _ = nf.reclaim_tx();
-        let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
+        let mut dev =
+            NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
     }
@@ -264,10 +286,7 @@ impl smoltcp::phy::Device for CapsOnly {
         None
     }
     fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-        let mut caps = smoltcp::phy::DeviceCapabilities::default();
-        caps.medium = smoltcp::phy::Medium::Ethernet;
-        caps.max_transmission_unit = self.0;
-        caps
+        super::device::caps(self.0)
     }
 }
 
@@ -299,8 +318,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     };
     let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
     let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
-    let cfg =
-        NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
+    let offload = match cmd.get("net.offload") {
+        None | Some("1") => true,
+        Some("0") => false,
+        Some(_) => return Err(AppError::BadSetting("net.offload= takes 0 or 1")),
+    };
+    let cfg = NetConfig {
+        rx_buffers,
+        tx_buffers: 128,
+        timeout: Duration::from_secs(10),
+        max_queues,
+        offload,
+    };
     let mut net = Net {
         vifs: Hotplug::new("vif", hotplug::Config::default()),
         drv: VifDriver::new(KernelHost, cfg),
@@ -309,6 +338,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
+        mss: MssTable::default(),
     };
     net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
@@ -436,6 +466,11 @@ pub fn print_counters(s: &Status) {
         s.events * 1000 / packets,
         programmed * 1000 / packets,
         t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+    kprintln!(
+        "net: offload counters: rx-gso {} rx-multi-slot {} rx-csum-validated {} rx-csum-blank {} rx-csum-sw {} rx-csum-bad {} tx-gso {} tx-multi-slot {} tx-csum-blank {} tx-csum-sw {}",
+        t.rx_gso, t.rx_multi_slot, t.rx_csum_validated, t.rx_csum_blank, t.rx_csum_sw,
+        t.rx_csum_bad, t.tx_gso, t.tx_multi_slot, t.tx_csum_blank, t.tx_csum_sw
     );
     let mut per_queue = alloc::string::String::new();
     for (i, (rx, tx)) in s.queues.iter().enumerate() {

@@ -3,18 +3,27 @@
 //! `NETTXF_more_data` links the rest). The pages stay granted and are
 //! reused once the backend answered; they are revoked at disconnect.
 //!
+//! A packet may ask the backend to fill its checksum in (`csum_blank`,
+//! the TCP checksum field holding the pseudo-header sum, as Linux's
+//! CHECKSUM_PARTIAL) and, if larger than one segment, to cut it into
+//! segments of `gso_size` payload bytes (a GSO extra-info slot right after
+//! the first request, which netback answers with `NETIF_RSP_NULL`).
+//!
 //! Requests are queued by [`TxQueue::send`] and published by
 //! [`TxQueue::flush`], once per batch, so one notification (if the backend
 //! asked for one at all) covers many packets.
 
 use super::buf::write_bytes;
 use super::rx::{new_buffer, revoke_or_keep, Buffer};
+use super::wire::extra_as_tx;
 use super::{fault, NetHost, Stats, PAGE_BYTES};
 use crate::ring::{FrontRing, RingError};
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU32;
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::abi::netif::{rsp, txf, NetifTxRequest, NetifTxResponse, MAX_TX_SIZE};
+use hypercall::abi::netif::{
+    extra_type, gso_type, rsp, txf, NetifExtraInfo, NetifTxRequest, NetifTxResponse, MAX_TX_SIZE,
+};
 use hypercall::{DomId, EvtchnPort};
 
 /// Why a packet was not queued.
@@ -22,8 +31,19 @@ use hypercall::{DomId, EvtchnPort};
 pub enum TxError {
     /// No free slot or buffer until the backend answers: try again later.
     Busy,
-    /// More than `XEN_NETIF_MAX_TX_SIZE` bytes, or empty.
+    /// More than `XEN_NETIF_MAX_TX_SIZE` bytes, or empty, or a GSO
+    /// segment size of 0.
     BadSize,
+}
+
+/// What the backend is asked to do for one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The transport checksum is blank (pseudo-header sum only): the
+    /// backend, or whoever receives it, completes it.
+    pub csum_blank: bool,
+    /// TCPv4 GSO: cut the packet into segments of this many payload bytes.
+    pub gso_size: Option<u16>,
 }
 
 /// One TX queue.
@@ -74,6 +94,16 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         self.indices.0.wrapping_sub(self.indices.1)
     }
 
+    /// Whether a packet of `bytes` (with a GSO extra slot) would be taken
+    /// now: slots, ids and buffers for it are free.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        let slots = bytes.div_ceil(PAGE_BYTES) as u32;
+        let ring =
+            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
+        let buffers_left = self.spare.len() as u32 + (self.max_buffers - self.buffers);
+        ring.free_requests() > slots && self.free_ids.len() as u32 >= slots && buffers_left >= slots
+    }
+
     /// Queues `packet` (not yet visible: see [`TxQueue::flush`]).
     pub fn send<H: NetHost<Page = P>>(
         &mut self,
@@ -81,14 +111,26 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         stats: &mut Stats,
         packet: &[u8],
     ) -> Result<(), TxError> {
-        if packet.is_empty() || packet.len() > MAX_TX_SIZE as usize {
+        self.send_offloaded(host, stats, packet, TxOffload::default())
+    }
+
+    /// Queues `packet` with what the backend should do for it.
+    pub fn send_offloaded<H: NetHost<Page = P>>(
+        &mut self,
+        host: &mut H,
+        stats: &mut Stats,
+        packet: &[u8],
+        off: TxOffload,
+    ) -> Result<(), TxError> {
+        if packet.is_empty() || packet.len() > MAX_TX_SIZE as usize || off.gso_size == Some(0) {
             return Err(TxError::BadSize);
         }
         let slots = packet.len().div_ceil(PAGE_BYTES) as u32;
+        let extra_slots = u32::from(off.gso_size.is_some());
         let mut ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
         let buffers_left = self.spare.len() as u32 + (self.max_buffers - self.buffers);
-        if ring.free_requests() < slots
+        if ring.free_requests() < slots + extra_slots
             || (self.free_ids.len() as u32) < slots
             || buffers_left < slots
         {
@@ -116,15 +158,32 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
             write_bytes(b.page.as_ref(), 0, chunk).expect("a chunk fits its page");
             let id = self.free_ids.pop().expect("free ids checked");
             let last = (k + 1) as u32 == slots;
+            let mut flags = if last { 0 } else { txf::MORE_DATA };
+            if k == 0 {
+                if off.csum_blank {
+                    flags |= txf::CSUM_BLANK | txf::DATA_VALIDATED;
+                }
+                if off.gso_size.is_some() {
+                    flags |= txf::EXTRA_INFO;
+                }
+            }
             let req = NetifTxRequest {
                 gref: b.gref.0,
                 offset: 0,
-                flags: if last { 0 } else { txf::MORE_DATA },
+                flags,
                 id,
                 size: if k == 0 { packet.len() as u16 } else { chunk.len() as u16 },
             };
             ring.push_request(&req).expect("free requests checked");
             self.in_flight[usize::from(id)] = Some(b);
+            if let (0, Some(size)) = (k, off.gso_size) {
+                let gso = NetifExtraInfo {
+                    kind: extra_type::GSO,
+                    flags: 0,
+                    u: [size, u16::from(gso_type::TCPV4), 0],
+                };
+                ring.push_request(&extra_as_tx(&gso)).expect("free requests checked");
+            }
         }
         self.indices = ring.indices();
         self.unpublished = true;
@@ -132,6 +191,12 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         stats.tx_bytes += packet.len() as u64;
         if slots > 1 {
             stats.tx_multi_slot += 1;
+        }
+        if off.csum_blank {
+            stats.tx_csum_blank += 1;
+        }
+        if off.gso_size.is_some() {
+            stats.tx_gso += 1;
         }
         Ok(())
     }

@@ -272,6 +272,15 @@ pub struct DeviceCapabilities {
     /// If the network device is capable of verifying or computing checksums for some protocols,
     /// it can request that the stack not do so in software to improve performance.
     pub checksum: ChecksumCapabilities,
+
+    /// TCP segmentation offload (TSO/GSO): the largest TCP payload the device
+    /// takes in one packet, which it (or the hardware, or the hypervisor's
+    /// backend behind it) cuts into segments of the connection's MSS.
+    ///
+    /// With `Some(n)`, a TCP socket sends up to `n` bytes in one packet
+    /// (a whole number of MSS-sized segments), even past the MTU; the
+    /// device must segment it. `None` (the default): every packet fits the MTU.
+    pub tso_max_payload: Option<usize>,
 }
 
 impl DeviceCapabilities {

@@ -2415,9 +2415,16 @@ impl<'a> Socket<'a> {
                 // 1. remote window
                 // 2. MSS the remote is willing to accept, probably determined by their MTU
                 // 3. MSS we can send, determined by our MTU.
-                let size = win_limit
-                    .min(self.remote_mss)
+                let mss = self
+                    .remote_mss
                     .min(cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN);
+                // 4. With segmentation offload, a whole number of MSS-sized
+                // segments in one packet, which the device cuts.
+                let max = match cx.tso_max_payload() {
+                    Some(tso) if tso > mss => tso / mss * mss,
+                    _ => mss,
+                };
+                let size = win_limit.min(max);
 
                 let offset = self.remote_last_seq - self.local_seq_no;
                 repr.payload = self.tx_buffer.get_allocated(offset, size);

@@ -389,6 +389,12 @@ impl Interface {
     /// When AnyIP is enabled and a route prefix in [`routes`](Self::routes) specifies one of
     /// the interface's [`ip_addrs`](Self::ip_addrs) as its gateway, the interface will accept
     /// packets addressed to that prefix.
+    /// Sets [`DeviceCapabilities::tso_max_payload`] after creation, for a
+    /// device whose offloads are only known once it is up (or change).
+    pub fn set_tso_max_payload(&mut self, max: Option<usize>) {
+        self.inner.caps.tso_max_payload = max;
+    }
+
     pub fn set_any_ip(&mut self, any_ip: bool) {
         self.inner.any_ip = any_ip;
     }
@@ -780,6 +786,11 @@ impl InterfaceInner {
     #[allow(unused)] // unused depending on which sockets are enabled
     pub(crate) fn ip_mtu(&self) -> usize {
         self.caps.ip_mtu()
+    }
+
+    #[allow(unused)] // unused depending on which sockets are enabled
+    pub(crate) fn tso_max_payload(&self) -> Option<usize> {
+        self.caps.tso_max_payload
     }
 
     #[allow(unused)] // unused depending on which sockets are enabled, and in tests
@@ -1201,12 +1212,17 @@ impl InterfaceInner {
         };
 
         let total_ip_len = ip_repr.buffer_len();
+        // A TCP packet past the MTU is a segment for the device to cut (TSO):
+        // the socket only makes those when `tso_max_payload` is set.
+        let tso = self.caps.tso_max_payload.is_some()
+            && ip_repr.next_header() == IpProtocol::Tcp
+            && total_ip_len <= usize::from(u16::MAX);
 
         match &mut ip_repr {
             #[cfg(feature = "proto-ipv4")]
             IpRepr::Ipv4(repr) => {
                 // If we have an IPv4 packet, then we need to check if we need to fragment it.
-                if total_ip_len > self.caps.ip_mtu() {
+                if total_ip_len > self.caps.ip_mtu() && !tso {
                     #[cfg(feature = "proto-ipv4-fragmentation")]
                     {
                         net_debug!("start fragmentation");
