@@ -110,6 +110,8 @@ struct Net {
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
     mss: MssTable,
+    /// The last poll found the TX ring full.
+    tx_waiting: bool,
 }
 
 impl Net {
@@ -254,10 +256,12 @@ impl Net {
         let host = &mut self.drv.host;
         let _ = nf.poll_rx(host, |p| rxq.push_back((p.data, p.flags)));
         let _ = nf.reclaim_tx();
+        let busy = self.status.tx_busy;
         let mut dev =
             NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
+        self.tx_waiting = self.status.tx_busy != busy;
     }
 }
 
@@ -339,6 +343,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
         mss: MssTable::default(),
+        tx_waiting: false,
     };
     net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
@@ -413,12 +418,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         if !rxq.is_empty() {
             continue;
         }
-        let delay = net
-            .iface
-            .as_mut()
-            .and_then(|i| i.poll_delay(now(), &sockets))
-            .map_or(50_000, |d| d.total_micros())
-            .min(50_000);
+        // With the TX ring full, smoltcp has data to send (a delay of 0):
+        // sleep until netback's TX answers free room (their event ends the
+        // wait) instead of spinning on a ring netback needs the CPU to drain.
+        let delay = match net.tx_waiting {
+            true => 10_000,
+            false => net
+                .iface
+                .as_mut()
+                .and_then(|i| i.poll_delay(now(), &sockets))
+                .map_or(50_000, |d| d.total_micros())
+                .min(50_000),
+        };
         timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
     }
 }
