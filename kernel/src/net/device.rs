@@ -8,7 +8,7 @@
 //! ([`csum::verify`]); a sent one carries only the pseudo-header sum and
 //! goes out `csum_blank` when the vif offloads ([`csum::prepare_tx`]).
 
-use super::host::KernelHost;
+use crate::driver_env::KernelEnv;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -22,8 +22,8 @@ use smoltcp::time::Instant;
 
 /// The device for one `Interface::poll`.
 pub struct NetDev<'a> {
-    pub nf: &'a mut Netfront<KernelHost>,
-    pub host: &'a mut KernelHost,
+    pub nf: &'a mut Netfront<KernelEnv>,
+    pub host: &'a mut KernelEnv,
     /// Received frames with their first slot's `NETRXF_*` flags.
     pub rxq: &'a mut VecDeque<(Vec<u8>, u16)>,
     /// Times the TX ring had no room: smoltcp was told to wait (or, for
@@ -36,8 +36,8 @@ pub struct NetDev<'a> {
 pub struct Rx(Vec<u8>);
 
 pub struct Tx<'b> {
-    nf: &'b mut Netfront<KernelHost>,
-    host: &'b mut KernelHost,
+    nf: &'b mut Netfront<KernelEnv>,
+    host: &'b mut KernelEnv,
     tx_busy: &'b mut u64,
     mss: &'b MssTable,
 }

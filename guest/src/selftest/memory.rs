@@ -6,11 +6,11 @@
 extern crate alloc;
 
 use super::{fail, note, Suite};
-use crate::memory::layout::VirtAddr;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use hypercall::{FrameRange, Pfn, PAGE_SIZE};
+use kernel::memory::layout::VirtAddr;
 use platform::pv::mm;
 
 const PAGE: u64 = PAGE_SIZE as u64;

@@ -8,10 +8,10 @@
 //! a client can check every byte) until the client closes.
 
 use super::AppResult;
-use crate::cmdline::Cmdline;
-use crate::net::service::{self, Service, Status};
-use crate::source_stream::fill_source;
 use alloc::vec;
+use kernel::cmdline::Cmdline;
+use kernel::net::service::{self, Service, Status};
+use kernel::source_stream::fill_source;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
@@ -41,7 +41,7 @@ struct Echo {
 }
 
 fn socket() -> tcp::Socket<'static> {
-    crate::net::tcp_socket(BUFFER, BUFFER)
+    kernel::net::tcp_socket(BUFFER, BUFFER)
 }
 
 /// Listens again once a connection is over; false while it is closed.
@@ -66,8 +66,8 @@ impl Service for Echo {
         }
         let bulk = bulk_buffer();
         for _ in 0..BULK_SOCKETS {
-            self.discard.push(sockets.add(crate::net::tcp_socket(bulk, 4096)));
-            self.source.push((sockets.add(crate::net::tcp_socket(4096, bulk)), 0));
+            self.discard.push(sockets.add(kernel::net::tcp_socket(bulk, 4096)));
+            self.source.push((sockets.add(kernel::net::tcp_socket(4096, bulk)), 0));
         }
     }
 
