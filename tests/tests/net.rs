@@ -383,14 +383,18 @@ fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
 
 /// The offloads are negotiated and used: after the echo and bulk phases
 /// (every byte checked by nettool), dom0 sent GSO packets over several
-/// slots, checksums it vouched for were not summed again, and every TCP
-/// segment the guest sent went out with a blank checksum for netback.
+/// slots, checksums it vouched for were not summed again, the guest sent
+/// TSO segments for netback to cut (smoltcp's fork), and every TCP
+/// segment it sent went out with a blank checksum for netback.
 #[test]
 fn offloads_are_negotiated_and_used_both_ways() {
     let run = echo();
     assert_eq!(check(run, "bulk-send-rc"), "0", "{}", run.describe());
     assert_eq!(check(run, "bulk-recv-rc"), "0", "{}", run.describe());
-    assert_console_contains(run, "net: offloads: rx-csum on rx-gso-tcpv4 on tx-csum on");
+    assert_console_contains(
+        run,
+        "net: offloads: rx-csum on rx-gso-tcpv4 on tx-csum on tx-gso-tcpv4 on",
+    );
     let line = run
         .console
         .iter()
@@ -402,7 +406,7 @@ fn offloads_are_negotiated_and_used_both_ways() {
     for p in w.chunks(2) {
         f.insert(p[0], p[1].parse::<u64>().unwrap_or_else(|_| panic!("{line}")));
     }
-    for key in ["rx-gso", "rx-multi-slot", "tx-csum-blank"] {
+    for key in ["rx-gso", "rx-multi-slot", "tx-gso", "tx-multi-slot", "tx-csum-blank"] {
         assert!(f[key] > 0, "{key} is 0: {line}");
     }
     assert!(f["rx-csum-validated"] + f["rx-csum-blank"] > 0, "{line}");
