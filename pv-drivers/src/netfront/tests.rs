@@ -206,6 +206,25 @@ fn a_gso_extra_of_size_zero_or_unknown_type_drops_the_packet() {
 }
 
 #[test]
+fn tx_room_says_beforehand_what_send_would_refuse() {
+    let mut r = rig(8);
+    let big = vec![9u8; 65_535];
+    let mut sent = 0;
+    while r.tx.has_room(big.len()) {
+        let gso = TxOffload { csum_blank: true, gso_size: Some(1460) };
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, gso).unwrap();
+        sent += 1;
+    }
+    // 64 buffers, 16 pages a packet: 4 fit, the fifth would not.
+    assert_eq!(sent, 4);
+    assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &big), Err(TxError::Busy));
+    r.tx.flush(&mut r.host, &mut r.stats);
+    assert_eq!(r.be.take_tx().len(), sent);
+    r.tx.reclaim(&mut r.stats).unwrap();
+    assert!(r.tx.has_room(big.len()));
+}
+
+#[test]
 fn tx_is_busy_until_the_backend_answers() {
     let mut r = rig(8);
     let p = vec![7u8; 4096 * 3];
