@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use xtask::guest;
 use xtask::lab::Echo;
 use xtask::report::Timings;
-use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+use xtask::{GuestMode, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,7 +34,7 @@ enum Cmd {
     Run(RunArgs),
     /// fmt, clippy (host and guest), unit tests, the loom model, and the
     /// boot tests: on Xen 4.17 and then on 4.20, or on the one --xen (or
-    /// $XENPV_XEN) names.
+    /// $XENPV_XEN) names; each as PV guests, then as PVH guests.
     Test {
         /// Run the boot tests on this release only.
         #[arg(long, value_parser = parse_release)]
@@ -63,6 +63,10 @@ struct GuestArgs {
     /// The guest's memory in MiB.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..=65536))]
     memory: u32,
+    /// The kind of domain: pv, pvh (nested paging) or pvh-shadow (hap=0);
+    /// default $XENPV_MODE, else pv.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<GuestMode>,
     /// Words for the guest's command line (xl `extra=`), after `--`.
     #[arg(last = true)]
     extra: Vec<String>,
@@ -168,6 +172,20 @@ enum BenchCmd {
     },
 }
 
+fn parse_mode(s: &str) -> Result<GuestMode, String> {
+    GuestMode::parse(s).map_err(|e| e.to_string())
+}
+
+impl GuestArgs {
+    /// --mode, else $XENPV_MODE, else PV.
+    fn mode(&self) -> Result<GuestMode> {
+        match self.mode {
+            Some(m) => Ok(m),
+            None => GuestMode::from_env().map_err(anyhow::Error::msg),
+        }
+    }
+}
+
 fn parse_release(s: &str) -> Result<XenRelease, String> {
     XenRelease::parse(s).map_err(|e| e.to_string())
 }
@@ -253,7 +271,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
 fn cmd_build(a: &GuestArgs) -> Result<()> {
     xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
     let b = guest::build(false)?;
-    let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+    let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory, a.mode()?)?;
     println!("guest ELF:      {} ({})", b.stable.display(), guest::size_of(&b.stable));
     println!("stripped ELF:   {} ({})", b.stripped.display(), guest::size_of(&b.stripped));
     println!("xl config:      {}", cfg.display());
@@ -289,7 +307,7 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
         None => {
             let t = Instant::now();
             let b = guest::build(true)?;
-            guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+            guest::write_config(&b.stable, &a.app, &a.extra, a.memory, a.mode()?)?;
             timings.add("guest build", t.elapsed());
             println!("[lab] guest built: {} ({})", b.stable.display(), guest::size_of(&b.stable));
             b.stable
@@ -311,6 +329,7 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     let spec = GuestSpec::new(&a.app, &kernel, &a.app)
         .args(&a.extra)
         .memory(a.memory)
+        .mode(a.mode()?)
         .timeout(Duration::from_secs(r.timeout));
     let scenario = match &r.dom0_script {
         None => Scenario::single(spec),
@@ -427,6 +446,11 @@ mod tests {
         assert_eq!((r.guest.app.as_str(), r.guest.memory, r.timeout), ("echo", 32, 60));
         assert_eq!(r.lab.xen, Some(XenRelease::V4_20));
         assert_eq!(r.guest.extra, ["ip=1.2.3.4/24"]);
+        let Ok(Cmd::Run(r)) = parse(&["run", "--mode", "pvh-shadow"]) else {
+            panic!("run --mode did not parse");
+        };
+        assert_eq!(r.guest.mode, Some(GuestMode::PvhShadow));
+        assert!(parse(&["run", "--mode", "hvm"]).unwrap_err().to_string().contains("pvh-shadow"));
     }
 
     #[test]

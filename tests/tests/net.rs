@@ -140,8 +140,11 @@ else
 fi
 "#;
 
-/// The smallest `memory=` `app=http` boots and serves in (MiB).
-const HTTP_MIN_MIB: u32 = 4;
+/// The smallest `memory=` `app=http` boots and serves in (MiB): the
+/// mode's minimum (4 MiB PV, 8 MiB PVH).
+fn http_min_mib() -> u32 {
+    xen_tests::min_memory_mib()
+}
 /// The echo guest and dom0 on the bridge.
 const GUEST: [u8; 4] = [192, 0, 2, 3];
 const DOM0: [u8; 4] = [192, 0, 2, 1];
@@ -195,7 +198,7 @@ fn lab() -> &'static BootReport {
                 .timeout(Duration::from_secs(1200));
             echo.extra_config = vif("00:16:3e:0c:00:03");
             let mut httpmin =
-                guest("httpmin", "http").memory(HTTP_MIN_MIB).timeout(Duration::from_secs(200));
+                guest("httpmin", "http").memory(http_min_mib()).timeout(Duration::from_secs(200));
             httpmin.extra_config = vif("00:16:3e:0c:00:04");
             vec![
                 Scenario::script("httpmin", vec![httpmin], &format!("{HELPERS}{HTTP_MIN}")),
@@ -240,7 +243,7 @@ fn without_ip_the_guest_takes_its_address_from_dhcp() {
 #[test]
 fn http_serves_at_its_minimum_memory() {
     let run = expect_run(lab(), "httpmin");
-    assert_console_contains(run, &format!("memory: {HTTP_MIN_MIB} MiB,"));
+    assert_console_contains(run, &format!("memory: {} MiB,", http_min_mib()));
     assert_console_contains(run, "boot timeline:");
     assert_eq!(check(run, "min-ping-rc"), "0", "{}", run.describe());
     assert_result(run, &GuestResult::Poweroff);

@@ -1,7 +1,8 @@
 //! Follows `memory/target` one step at a time (see the module above).
 
-use super::plan::{Balloon, Step};
+use super::plan::{Balloon, Run, Step};
 use crate::xenbus::GuestBus;
+use platform::memory::balloon::Holes;
 use platform::pv::mm;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
@@ -9,7 +10,17 @@ use xenstore_client::{Error, Store};
 /// The watch token (the watched path).
 pub const TARGET_TOKEN: &str = "memory/target";
 
-static BALLOON: Mutex<Balloon> = Mutex::new(Balloon::new());
+static BALLOON: Mutex<Balloon<Holes>> = Mutex::new(Balloon::new());
+
+impl Run for Holes {
+    fn pages(&self) -> u64 {
+        self.count()
+    }
+
+    fn split_top(&mut self, n: u64) -> Self {
+        Holes::split_top(self, n)
+    }
+}
 
 /// Starts watching the target.
 pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
@@ -18,7 +29,7 @@ pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
 
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
-    platform::pv::start_info().nr_pages - BALLOON.lock().out_pages()
+    platform::nr_pages() - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -34,24 +45,26 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     };
     // Never more than Xen gave us at boot: growing past it needs frames
     // the P2M has no room for.
-    let target = (target_kib / 4).min(platform::pv::start_info().nr_pages);
+    let target = (target_kib / 4).min(platform::nr_pages());
     let before = held_pages();
     let mut b = BALLOON.lock();
-    while let Some(step) = b.next_step(platform::pv::start_info().nr_pages - b.out_pages(), target)
-    {
-        let result = match &step {
-            Step::Out(n) => mm::balloon_out(*n).map(Some),
-            Step::In(r) => mm::balloon_in(r.clone()).map(|()| None),
+    while let Some(step) = b.next_step(platform::nr_pages() - b.out_pages(), target) {
+        let result = match step {
+            Step::Out(n) => mm::balloon_out(n).map(|holes| b.gave_back(holes)),
+            Step::In(n) => match b.take_top(n) {
+                Some(holes) => mm::balloon_in(holes).map_err(|(e, holes)| {
+                    b.put_back(holes);
+                    e
+                }),
+                None => break,
+            },
         };
-        match result {
-            Ok(run) => b.done(&step, run),
-            Err(e) => {
-                log::warn!("balloon: {step:?} failed: {e:?}; stopping short of the target");
-                break;
-            }
+        if let Err(e) = result {
+            log::warn!("balloon: {step:?} failed: {e:?}; stopping short of the target");
+            break;
         }
     }
-    let after = platform::pv::start_info().nr_pages - b.out_pages();
+    let after = platform::nr_pages() - b.out_pages();
     drop(b);
     if after != before {
         crate::kprintln!(

@@ -350,7 +350,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         mss: MssTable::default(),
         tx_waiting: false,
     };
-    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");

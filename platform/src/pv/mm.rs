@@ -10,8 +10,8 @@
 //! and balloon frames taken from the frame allocator.
 
 use crate::hooks::emergency_print;
-use crate::memory::balloon::{self, Reservation};
-use crate::memory::frames::FrameAllocator;
+use crate::memory::balloon::{self, Holes, Reservation};
+use crate::memory::frames::{FrameAllocator, Frames};
 use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
 use crate::memory::pagetable::{
     self, AddressSpace, Level, MapStats, Mmu, MmuError, Pte, DATA_FLAGS,
@@ -246,13 +246,14 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     MAPPED_END.store(boot_end.0, Ordering::Relaxed);
 
     let mut frames = FRAMES.lock();
-    if frames.free(layout.first_free..Pfn(map.nr_pages)).is_err() {
+    if frames.add(layout.first_free..Pfn(map.nr_pages)).is_err() {
         fatal(format_args!("cannot seed the frame allocator"));
     }
     let space = AddressSpace { root, map };
     let todo = boot_end..Pfn(map.nr_pages);
     let plan = pagetable::plan(&mmu, &space, todo.clone());
-    let tables = frames.alloc(plan.tables).unwrap_or(Pfn(0)..Pfn(0));
+    // Page tables for good: Xen holds them pinned for the guest's life.
+    let tables = frames.alloc(plan.tables).map_or(Pfn(0)..Pfn(0), Frames::keep);
     if tables.frame_count() != plan.tables {
         fatal(format_args!("no {} frames for page tables", plan.tables));
     }
@@ -293,6 +294,16 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
 impl core::fmt::Display for MemoryInfo {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let map = self.layout.map;
+        if crate::pvh::active() {
+            return write!(
+                f,
+                "{} MiB, {} pages (PVH: native page tables, identity map of 2 MiB pages, GFN = PFN); free from pfn {:#x}; {} MiB free",
+                map.nr_pages >> 8,
+                map.nr_pages,
+                self.layout.first_free.0,
+                FRAMES.lock().free_frames() >> 8,
+            );
+        }
         write!(
             f,
             "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
@@ -309,6 +320,35 @@ impl core::fmt::Display for MemoryInfo {
     }
 }
 
+/// Start of day of a PVH guest: the page tables are native and already
+/// map all RAM (`pvh::memory`), so this only seeds the frame allocator
+/// with the RAM runs `free` and records the layout.
+pub(crate) fn init_pvh(
+    map: DirectMap,
+    first_free: Pfn,
+    free: impl Iterator<Item = Range<Pfn>>,
+    root: Mfn,
+    guard_page: VirtAddr,
+) -> &'static MemoryInfo {
+    MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
+    let mut frames = FRAMES.lock();
+    for run in free {
+        if frames.add(run).is_err() {
+            fatal(format_args!("cannot seed the frame allocator"));
+        }
+    }
+    drop(frames);
+    INFO.call_once(|| MemoryInfo {
+        layout: BootLayout { map, first_free, surely_mapped: Pfn(map.nr_pages) },
+        root,
+        boot_mapped_end: Pfn(map.nr_pages),
+        stats: MapStats::default(),
+        map_ns: 0,
+        map_hypercalls: 0,
+        guard_page,
+    })
+}
+
 /// Start-of-day facts.
 pub fn info() -> &'static MemoryInfo {
     INFO.get().expect("memory is initialised at entry")
@@ -321,17 +361,30 @@ pub fn direct_map() -> DirectMap {
 
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
+    if crate::pvh::active() {
+        return crate::pvh::memory::lookup(va.0);
+    }
     pagetable::lookup(&GuestMmu, info().root, va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
 pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
+    if crate::pvh::active() {
+        // Native page tables: there is no machine address to hand Xen.
+        return None;
+    }
     let (table, index) = pagetable::leaf_slot(&GuestMmu, info().root, va)?;
     Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
 /// The first mapped page in `range`.
 pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
+    if crate::pvh::active() {
+        let pages = (range.start.0 / PAGE_SIZE as u64)..range.end.0.div_ceil(PAGE_SIZE as u64);
+        return pages
+            .map(|p| VirtAddr(p * PAGE_SIZE as u64))
+            .find(|&va| crate::pvh::memory::lookup(va.0).is_some());
+    }
     pagetable::first_mapped(&GuestMmu, info().root, range)
 }
 
@@ -339,6 +392,16 @@ pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
 pub fn free_frames() -> (u64, u64) {
     let f = FRAMES.lock();
     (f.free_frames(), f.largest_run())
+}
+
+/// Takes `n` contiguous free frames (for scratch pages of the benchmark).
+pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
+    FRAMES.lock().alloc(n)
+}
+
+/// Returns frames taken with [`alloc_frames`].
+pub(crate) fn free_frames_run(run: Frames) {
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");
 }
 
 /// Bytes the heap has claimed from the frame allocator.
@@ -352,7 +415,7 @@ pub fn heap_bytes() -> u64 {
 pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     let map = direct_map();
     let mut checked = 0;
-    let mut taken: [Range<Pfn>; 32] = core::array::from_fn(|_| Pfn(0)..Pfn(0));
+    let mut taken: [Option<Frames>; 32] = core::array::from_fn(|_| None);
     let mut n = 0;
     let mut result = Ok(());
     while n < taken.len() {
@@ -362,7 +425,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             f.alloc(largest)
         };
         let Some(run) = run else { break };
-        let (start, end) = (map.virt(run.start).0, map.virt(run.end).0);
+        let (start, end) = (map.virt(run.start()).0, map.virt(run.range().end).0);
         let words = (end - start) / 8;
         // SAFETY: the frames were just taken from the allocator, so nothing
         // else refers to them; they are mapped writable in the direct map.
@@ -380,51 +443,142 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             }
         }
         checked += end - start;
-        taken[n] = run;
+        taken[n] = Some(run);
         n += 1;
         if result.is_err() {
             break;
         }
     }
     let mut f = FRAMES.lock();
-    for run in taken[..n].iter().cloned() {
-        f.free(run).expect("returning frames just taken");
+    for run in taken[..n].iter_mut().filter_map(Option::take) {
+        f.free(run).map_err(|(e, _)| e).expect("returning frames just taken");
     }
     result.map(|()| checked)
 }
 
-/// Gives `pages` free pages back to Xen; returns the pfns (now holes).
-pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
+/// PVH: gives guest frames back with `decrease_reservation` (GFN = PFN).
+/// The identity map keeps mapping them (2 MiB pages); nothing refers to
+/// them, and the P2M marks them as holes.
+fn balloon_out_pvh(run: Range<Pfn>) -> Result<Holes, MmuError> {
+    let gfns: alloc::vec::Vec<Mfn> = run.clone().frames().map(|p| Mfn(p.0)).collect();
+    let n = GuestMmu.decrease(&gfns)?;
+    for pfn in run.clone().frames().take(n) {
+        GuestMmu.set_p2m(pfn, None);
+    }
+    if n != gfns.len() {
+        return Err(MmuError { op: "decrease_reservation", error: XenError::EBUSY, done: n });
+    }
+    Ok(Holes::new(run))
+}
+
+/// PVH: repopulates the holes (GFN = PFN) and gives the frames to the
+/// allocator. On an error the holes come back (the P2M says which were filled).
+fn balloon_in_pvh(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    let pfns = holes.range();
+    let want: alloc::vec::Vec<Pfn> = pfns.clone().frames().collect();
+    let mut out = alloc::vec![Mfn(0); want.len()];
+    let n = match GuestMmu.populate(&want, &mut out) {
+        Ok(n) => n,
+        Err(e) => return Err((e, holes)),
+    };
+    for &pfn in &want[..n] {
+        GuestMmu.set_p2m(pfn, Some(Mfn(pfn.0)));
+    }
+    if n != want.len() {
+        let e = MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n };
+        return Err((e, holes));
+    }
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
+}
+
+/// PVH: a native page-table update round trip through the scratch page:
+/// a free frame is mapped at the scratch page by writing its PTE and
+/// `invlpg` (no hypercall), its bytes are seen and written through the
+/// alias, and the scratch page is mapped back. Returns (read through the
+/// alias, write through the alias seen in the direct map, restored).
+pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
+    use crate::pvh::memory::{map_scratch, SCRATCH_VA};
+    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+        op: "scratch: no free frame",
+        error: XenError::ENOMEM,
+        done: 0,
+    })?;
+    let frame = direct_map().virt(run.start()).0 as *mut u64;
+    let scratch = SCRATCH_VA as *mut u64;
+    // SAFETY: the frame was just taken from the allocator (exclusive,
+    // mapped in the direct map); the scratch page is kept out of the
+    // allocator and referenced by nothing, so aliasing it to the frame for
+    // the duration of this function is sound. Volatile accesses keep the
+    // compiler from merging the two views.
+    let result = unsafe {
+        frame.write_volatile(0x5eed_0001);
+        map_scratch(Some(run.start()));
+        let read = scratch.read_volatile() == 0x5eed_0001;
+        scratch.write_volatile(0x5eed_0002);
+        let written = frame.read_volatile() == 0x5eed_0002;
+        map_scratch(None);
+        scratch.write_volatile(0x5eed_0003);
+        let restored = frame.read_volatile() == 0x5eed_0002
+            && lookup(VirtAddr(SCRATCH_VA))
+                .is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
+        (read, written, restored)
+    };
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken");
+    Ok(result)
+}
+
+/// Gives `pages` free pages back to Xen; returns the pfns, now holes.
+pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
         op: "balloon: no free run that long",
         error: XenError::ENOMEM,
         done: 0,
     })?;
+    if crate::pvh::active() {
+        return balloon_out_pvh(run.keep());
+    }
     let i = info();
     let r = balloon::give_back(
         &mut GuestMmu,
         i.root,
         &i.layout.map,
-        run.clone(),
+        run.range(),
         &mut *BATCH_BUF.lock(),
     );
-    if r.is_err() {
-        // Which pages Xen took is in the P2M; keep the run out of the
-        // allocator rather than hand out holes.
-        return r.map(|()| run);
-    }
-    Ok(run)
+    // Which pages Xen took after a failure is in the P2M: on an error the
+    // run stays out of the allocator rather than hand out holes.
+    let pfns = run.keep();
+    r.map(|()| Holes::new(pfns))
 }
 
-/// Takes the holes `pfns` back from Xen and frees them to the allocator.
-pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
+/// Takes `holes` back from Xen and gives the frames to the allocator. On
+/// an error the holes come back (some may be filled: the P2M says which).
+pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    if crate::pvh::active() {
+        return balloon_in_pvh(holes);
+    }
     let i = info();
-    balloon::take_back(&mut GuestMmu, i.root, &i.layout.map, pfns.clone(), &mut *BATCH_BUF.lock())?;
-    FRAMES.lock().free(pfns).map_err(|_| MmuError {
-        op: "balloon: freeing the frames",
-        error: XenError::EINVAL,
-        done: 0,
-    })
+    let pfns = holes.range();
+    if let Err(e) = balloon::take_back(
+        &mut GuestMmu,
+        i.root,
+        &i.layout.map,
+        pfns.clone(),
+        &mut *BATCH_BUF.lock(),
+    ) {
+        return Err((e, holes));
+    }
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        // The list of free runs is full: the frames are the guest's again
+        // but not free; say so rather than lose track of them silently.
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
 }
 
 /// Pages Xen says this domain has.
@@ -441,7 +595,7 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    let pfn = run.start;
+    let pfn = run.start();
     let map = direct_map();
     let va = map.virt(pfn);
     let mut mmu = GuestMmu;
@@ -458,8 +612,12 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         mmu.remap(&[(va, rw)])?;
         Ok((refused, writable_refused, lookup(va).is_some_and(|p| p.writable())))
     });
-    if result.is_ok() {
-        FRAMES.lock().free(run).expect("returning a frame just taken");
+    match result {
+        Ok(_) => FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken"),
+        // The frame may still be a pinned table or read-only: never reuse it.
+        Err(_) => {
+            let _ = run.keep();
+        }
     }
     result
 }
@@ -502,6 +660,8 @@ unsafe impl talc::source::Source for FrameSource {
             ));
             return Err(());
         };
+        // The heap keeps its memory for good.
+        let run = run.keep();
         let map = direct_map();
         let base = map.virt(run.start).0 as *mut u8;
         let size = (run.frame_count() as usize) * PAGE_SIZE;
