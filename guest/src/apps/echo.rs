@@ -27,7 +27,7 @@ const BUFFER: usize = 64 * 1024;
 /// window past 64 KiB (window scaling, which smoltcp offers when the buffer
 /// is larger) keeps several 64 KiB GSO packets in flight.
 fn bulk_buffer() -> usize {
-    let mem = platform::pv::start_info().nr_pages as usize * 4096;
+    let mem = platform::nr_pages() as usize * 4096;
     (mem / 32).clamp(BUFFER, 512 * 1024).next_power_of_two().min(512 * 1024)
 }
 
