@@ -11,6 +11,7 @@ use super::AppResult;
 use alloc::vec;
 use kernel::cmdline::Cmdline;
 use kernel::net::service::{self, Service, Status};
+use kernel::source_stream::fill_source;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
@@ -21,10 +22,13 @@ const SOURCE: u16 = 19;
 const SOCKETS: usize = 16;
 const BULK_SOCKETS: usize = 2;
 const BUFFER: usize = 64 * 1024;
-
-/// The source stream's byte at offset `i`.
-pub fn source_byte(i: u64) -> u8 {
-    (i % 251) as u8
+/// The bulk sockets' one large buffer (discard's RX, source's TX): a
+/// thirty-second of the guest's memory, between 64 KiB and 512 KiB. A
+/// window past 64 KiB (window scaling, which smoltcp offers when the buffer
+/// is larger) keeps several 64 KiB GSO packets in flight.
+fn bulk_buffer() -> usize {
+    let mem = platform::nr_pages() as usize * 4096;
+    (mem / 32).clamp(BUFFER, 512 * 1024).next_power_of_two().min(512 * 1024)
 }
 
 struct Echo {
@@ -60,9 +64,10 @@ impl Service for Echo {
         for _ in 0..SOCKETS {
             self.handles.push(sockets.add(socket()));
         }
+        let bulk = bulk_buffer();
         for _ in 0..BULK_SOCKETS {
-            self.discard.push(sockets.add(socket()));
-            self.source.push((sockets.add(socket()), 0));
+            self.discard.push(sockets.add(kernel::net::tcp_socket(bulk, 4096)));
+            self.source.push((sockets.add(kernel::net::tcp_socket(4096, bulk)), 0));
         }
     }
 
@@ -95,9 +100,7 @@ impl Service for Echo {
             while s.can_send() {
                 let n = s
                     .send(|b| {
-                        for (k, x) in b.iter_mut().enumerate() {
-                            *x = source_byte(*sent + k as u64);
-                        }
+                        fill_source(b, *sent);
                         (b.len(), b.len())
                     })
                     .unwrap_or(0);

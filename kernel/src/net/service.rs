@@ -24,6 +24,7 @@ use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
 use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
+use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -78,6 +79,12 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_extra_info,
         rx_csum_validated,
         rx_csum_blank,
+        rx_gso,
+        tx_csum_blank,
+        tx_gso,
+        rx_csum_sw,
+        rx_csum_bad,
+        tx_csum_sw,
         rx_dropped,
         rx_bad_id,
         tx_bad_id,
@@ -115,6 +122,9 @@ struct Net {
     /// Ports masked by the storm throttle, and until when.
     masked: Vec<EvtchnPort>,
     masked_until: u64,
+    mss: MssTable,
+    /// The last poll found the TX ring full.
+    tx_waiting: bool,
 }
 
 impl Net {
@@ -179,6 +189,15 @@ impl Net {
             nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
             nf.rx_posted()
         );
+        let o = nf.offloads;
+        let yn = |b: bool| if b { "on" } else { "off" };
+        kprintln!(
+            "net: offloads: rx-csum {} rx-gso-tcpv4 {} tx-csum {} tx-gso-tcpv4 {}",
+            yn(o.rx_csum),
+            yn(o.rx_gso),
+            yn(o.tx_csum),
+            yn(o.tx_gso)
+        );
         match steering {
             Ok(s) => kprintln!(
                 "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
@@ -191,9 +210,13 @@ impl Net {
             Err(e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
         }
         let (mac, mtu) = (nf.mac, nf.mtu);
+        let tso = nf.offloads.tx_gso.then_some(super::device::TSO_MAX_PAYLOAD);
         self.current = Some(id.into());
         self.status.connected = true;
         self.setup_iface(mac, mtu);
+        if let Some(iface) = &mut self.iface {
+            iface.set_tso_max_payload(tso);
+        }
     }
 
     fn setup_iface(&mut self, mac: [u8; 6], mtu: u32) {
@@ -281,18 +304,21 @@ impl Net {
         self.masked_until = now + delay;
     }
 
-    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
+    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
             return;
         };
         let host = &mut self.drv.host;
-        let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
+        let _ = nf.poll_rx(host, |p| rxq.push_back((p.data, p.flags)));
         let _ = nf.reclaim_tx();
         nf.watchdog(platform::now_ns());
-        let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
+        let busy = self.status.tx_busy;
+        let mut dev =
+            NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
+        self.tx_waiting = self.status.tx_busy != busy;
     }
 }
 
@@ -322,10 +348,7 @@ impl smoltcp::phy::Device for CapsOnly {
         None
     }
     fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-        let mut caps = smoltcp::phy::DeviceCapabilities::default();
-        caps.medium = smoltcp::phy::Medium::Ethernet;
-        caps.max_transmission_unit = self.0;
-        caps
+        super::device::caps(self.0)
     }
 }
 
@@ -355,11 +378,17 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
         None => None,
     };
-    // Validated at boot (cmdline::SETTINGS): both are in u32 range.
+    // Validated at boot (cmdline::SETTINGS): all are in range.
     let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
     let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
-    let cfg =
-        NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
+    let offload = cmd.number("net.offload").unwrap_or(1) == 1;
+    let cfg = NetConfig {
+        rx_buffers,
+        tx_buffers: 128,
+        timeout: Duration::from_secs(10),
+        max_queues,
+        offload,
+    };
     // One of the kernel's 17 event counters: the service is the first and
     // only driver environment of a network app.
     let env = KernelEnv::new().expect("a free event counter for the network service");
@@ -373,6 +402,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         status: Status { domid: id.domid.0, ..Status::default() },
         masked: Vec::new(),
         masked_until: 0,
+        mss: MssTable::default(),
+        tx_waiting: false,
     };
     net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
@@ -474,12 +505,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         if !rxq.is_empty() {
             continue;
         }
-        let delay = net
-            .iface
-            .as_mut()
-            .and_then(|i| i.poll_delay(now(), &sockets))
-            .map_or(50_000, |d| d.total_micros())
-            .min(50_000);
+        // With the TX ring full, smoltcp has data to send (a delay of 0):
+        // sleep until netback's TX answers free room (their event ends the
+        // wait) instead of spinning on a ring netback needs the CPU to drain.
+        let delay = match net.tx_waiting {
+            true => 10_000,
+            false => net
+                .iface
+                .as_mut()
+                .and_then(|i| i.poll_delay(now(), &sockets))
+                .map_or(50_000, |d| d.total_micros())
+                .min(50_000),
+        };
         let mut until = platform::now_ns() + delay * 1000;
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
@@ -536,6 +573,11 @@ pub fn print_counters(s: &Status) {
         "net: event storms: {} spurious wake-ups, {} times throttled",
         s.storm.spurious,
         s.storm.throttled
+    );
+    kprintln!(
+        "net: offload counters: rx-gso {} rx-multi-slot {} rx-csum-validated {} rx-csum-blank {} rx-csum-sw {} rx-csum-bad {} tx-gso {} tx-multi-slot {} tx-csum-blank {} tx-csum-sw {}",
+        t.rx_gso, t.rx_multi_slot, t.rx_csum_validated, t.rx_csum_blank, t.rx_csum_sw,
+        t.rx_csum_bad, t.tx_gso, t.tx_multi_slot, t.tx_csum_blank, t.tx_csum_sw
     );
     let mut per_queue = alloc::string::String::new();
     for (i, (rx, tx)) in s.queues.iter().enumerate() {

@@ -5,7 +5,7 @@
 use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
 use super::rx::{Buffer, RxPacket, RxQueue};
-use super::tx::{TxError, TxQueue};
+use super::tx::{TxError, TxOffload, TxQueue};
 use super::{fault, Stats, BROKEN_AFTER_FAULTS, TX_STALL_NS};
 use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::RingError;
@@ -32,6 +32,30 @@ pub struct Config {
     /// Queues to use at most (the backend's `multi-queue-max-queues`
     /// limits them too); RX and TX buffers are per queue.
     pub max_queues: u32,
+    /// Offer netback the offloads (checksums left blank or already
+    /// validated, GSO TCPv4 both ways); false keeps every packet at the
+    /// MTU with its checksum computed in software (for comparison).
+    pub offload: bool,
+}
+
+/// The offloads in use on a connected vif (netif.h, "Offload features").
+/// RX ones are ours to offer (netback sends accordingly); TX ones need
+/// the backend's keys as well.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// Netback may send packets with `NETRXF_csum_blank` (we did not
+    /// write `feature-no-csum-offload`): their checksum is trusted.
+    pub rx_csum: bool,
+    /// Netback may send GSO TCPv4 packets of up to 64 KiB, over several
+    /// slots with a GSO extra-info slot (`feature-gso-tcpv4`, `feature-sg`).
+    pub rx_gso: bool,
+    /// Our TCP segments go out with a blank checksum (pseudo-header sum
+    /// only) and `NETTXF_csum_blank | NETTXF_data_validated`: every netback
+    /// accepts these.
+    pub tx_csum: bool,
+    /// The backend takes multi-slot packets (`feature-sg`) and GSO TCPv4
+    /// (`feature-gso-tcpv4`): large segments go out whole, netback cuts them.
+    pub tx_gso: bool,
 }
 
 /// Queues at most, whatever the backend offers (Linux's default bound is
@@ -40,7 +64,13 @@ pub const MAX_QUEUES: u32 = 8;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { rx_buffers: 128, tx_buffers: 64, timeout: Duration::from_secs(10), max_queues: 4 }
+        Config {
+            rx_buffers: 128,
+            tx_buffers: 64,
+            timeout: Duration::from_secs(10),
+            max_queues: 4,
+            offload: true,
+        }
     }
 }
 
@@ -220,6 +250,8 @@ pub struct Netfront<H: DriverEnv> {
     pub split: bool,
     /// Queues the backend offered (`multi-queue-max-queues`).
     pub queues_offered: u32,
+    /// What both sides agreed to offload.
+    pub offloads: Offloads,
     queues: Vec<Queue<H::Pages>>,
     /// The control ring, if the backend offered one and there are queues
     /// to steer between.
@@ -257,6 +289,13 @@ impl<H: DriverEnv> Netfront<H> {
         let mac_text = bus.xs.read_string(&format!("{}/mac", dev.frontend)).unwrap_or_default();
         let mac = parse_mac(&mac_text).ok_or(NetError::BadMac(mac_text))?;
         let mtu = bus.xs.read_u64(&format!("{be}/mtu")).map_or(1500, |m| m.clamp(68, 65535) as u32);
+        let offloads = if cfg.offload {
+            let be_sg = flag(bus, &format!("{be}/feature-sg"))?;
+            let be_gso = flag(bus, &format!("{be}/feature-gso-tcpv4"))?;
+            Offloads { rx_csum: true, rx_gso: true, tx_csum: true, tx_gso: be_sg && be_gso }
+        } else {
+            Offloads::default()
+        };
 
         let mut stats = Stats::default();
         let mut queues = Vec::new();
@@ -288,6 +327,7 @@ impl<H: DriverEnv> Netfront<H> {
             mtu,
             split,
             queues_offered,
+            offloads,
             queues,
             ctrl,
             rx_steering: None,
@@ -351,13 +391,19 @@ impl<H: DriverEnv> Netfront<H> {
             keys.push(("ctrl-ring-ref".into(), num(c.ring_gref.0)));
             keys.push(("event-channel-ctrl".into(), num(c.port.0)));
         }
+        let o = self.offloads;
         for (k, v) in [
             ("request-rx-copy", 1),
             ("feature-rx-notify", 1),
             ("feature-sg", 1),
-            // Checksums are computed by our stack: ask the backend not to
-            // hand us packets with a blank checksum.
-            ("feature-no-csum-offload", 1),
+            // Netback's vif gets NETIF_F_IP_CSUM unless we write 1 here:
+            // without it, dom0 computes every checksum it sends us, and
+            // TSO (which needs it) is off too.
+            ("feature-no-csum-offload", u32::from(!o.rx_csum)),
+            // Netback's vif gets NETIF_F_TSO: dom0's stack hands it 64 KiB
+            // segments, which reach us as one multi-slot packet with a
+            // GSO extra-info slot (never the old prefix slot).
+            ("feature-gso-tcpv4", u32::from(o.rx_gso)),
         ] {
             keys.push((k.into(), num(v)));
         }
@@ -475,15 +521,32 @@ impl<H: DriverEnv> Netfront<H> {
     /// Queues a packet on its flow's queue (see [`Netfront::flush`]);
     /// reclaims completions first if the ring or the buffers are short.
     pub fn send(&mut self, host: &mut H, packet: &[u8]) -> Result<(), TxError> {
+        self.send_offloaded(host, packet, TxOffload::default())
+    }
+
+    /// As [`Netfront::send`], asking the backend for `off` (which must be
+    /// within [`Netfront::offloads`]: a GSO packet to a backend without
+    /// `feature-gso-tcpv4` is refused as [`TxError::BadSize`]).
+    pub fn send_offloaded(
+        &mut self,
+        host: &mut H,
+        packet: &[u8],
+        off: TxOffload,
+    ) -> Result<(), TxError> {
         if self.broken {
             return Err(TxError::Broken);
         }
+        if (off.gso_size.is_some() && !self.offloads.tx_gso)
+            || (off.csum_blank && !self.offloads.tx_csum)
+        {
+            return Err(TxError::BadSize);
+        }
         let i = select_queue(packet, self.queues.len());
         let q = &mut self.queues[i];
-        let r = match q.tx.send(host, &mut self.stats, packet) {
+        let r = match q.tx.send_offloaded(host, &mut self.stats, packet, off) {
             Err(TxError::Busy) => {
                 let _ = q.tx.reclaim(&mut self.stats);
-                q.tx.send(host, &mut self.stats, packet)
+                q.tx.send_offloaded(host, &mut self.stats, packet, off)
             }
             r => r,
         };
@@ -517,6 +580,16 @@ impl<H: DriverEnv> Netfront<H> {
     /// RX buffers posted now, all queues.
     pub fn rx_posted(&self) -> u32 {
         self.queues.iter().map(Queue::rx_posted).sum()
+    }
+
+    /// Whether every queue takes a packet of `bytes` now (the stack asks
+    /// before it knows the packet's flow, hence its queue), after taking
+    /// the backend's answers. A stack that sends only when this holds
+    /// never sees a packet dropped for want of room: its data waits in its
+    /// own buffer instead of being retransmitted after a timeout.
+    pub fn tx_room(&mut self, bytes: usize) -> bool {
+        let _ = self.reclaim_tx();
+        self.queues.iter().all(|q| q.tx.has_room(bytes))
     }
 
     /// TX slots not yet answered, all queues.

@@ -5,6 +5,9 @@
 //! - [`rx`]: the RX ring: buffers kept posted, responses copied out once,
 //!   checked, and assembled into packets (multi-slot, extra-info slots).
 //! - [`tx`]: the TX ring: packets split over slots, completions reclaimed.
+//! - [`csum`]: TCP/UDP checksums at the vif's edge, so that nothing the
+//!   backend validated or will fill in is summed in software.
+//! - [`mss`]: the GSO size of the large TCP segments the guest sends.
 //! - [`connect`]: the xenbus handshake and the disconnect that revokes
 //!   every grant.
 //! - [`hotplug`]: vifs that come and go, under the xenbus hotplug manager.
@@ -17,9 +20,11 @@
 
 pub mod buf;
 pub mod connect;
+pub mod csum;
 pub mod ctrl;
 pub mod flow;
 pub mod hotplug;
+pub mod mss;
 pub mod rx;
 pub mod tx;
 pub mod wire;
@@ -48,6 +53,17 @@ pub struct Stats {
     /// RX packets flagged `NETRXF_data_validated` / `NETRXF_csum_blank`.
     pub rx_csum_validated: u64,
     pub rx_csum_blank: u64,
+    /// RX packets with a GSO extra-info slot (segments netback did not cut).
+    pub rx_gso: u64,
+    /// TX packets sent with a blank checksum, and with a GSO extra.
+    pub tx_csum_blank: u64,
+    pub tx_gso: u64,
+    /// TCP/UDP checksums summed in software ([`csum`]): RX packets netback
+    /// did not vouch for (and those found bad, dropped), TX packets the
+    /// vif does not offload.
+    pub rx_csum_sw: u64,
+    pub rx_csum_bad: u64,
+    pub tx_csum_sw: u64,
     /// Packets dropped: too many slots, too large, or no memory.
     pub rx_dropped: u64,
     /// Hostile or broken backend: a response id that is not ours.

@@ -223,6 +223,11 @@ impl<P: PageSet> RxState<P> {
                     if gso.kind != gso_type::TCPV4 && gso.kind != gso_type::TCPV6 {
                         fault(&mut stats.rx_bad_extra, "GSO type", format_args!("{}", gso.kind));
                         a.bad = true;
+                    } else if gso.size == 0 {
+                        // Segments of no bytes: the stack could never
+                        // re-cut it (Linux's netfront refuses it too).
+                        fault(&mut stats.rx_bad_extra, "GSO size", format_args!("0"));
+                        a.bad = true;
                     }
                     a.gso = Some(gso);
                 }
@@ -312,6 +317,9 @@ impl<P: PageSet> RxState<P> {
                 }
                 if done.flags & rxf::CSUM_BLANK != 0 {
                     stats.rx_csum_blank += 1;
+                }
+                if done.gso.is_some() {
+                    stats.rx_gso += 1;
                 }
                 deliver(RxPacket { data: done.data, flags: done.flags, gso: done.gso });
             }

@@ -8,10 +8,10 @@ use super::ctrl::{CtrlError, WANTED_HASH_TYPES};
 use super::fake::{CtrlMode, FakeBackend, FakeCtrl, FakeHost, Page};
 use super::flow::RSS_KEY;
 use super::rx::{new_buffer, RxPacket, RxQueue, MAX_PACKET};
-use super::tx::{TxError, TxQueue};
+use super::tx::{TxError, TxOffload, TxQueue};
 use super::Stats;
 use hypercall::abi::netif::{
-    extra_type, gso_type, rxf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
+    extra_type, gso_type, rxf, txf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
 };
 use hypercall::{DomId, EvtchnPort};
 
@@ -140,6 +140,88 @@ fn tx_packets_go_out_in_slots_and_completions_free_them() {
         "{} notifications",
         r.host.xen.borrow().notifies
     );
+}
+
+#[test]
+fn tx_offloads_go_out_as_flags_and_a_gso_extra() {
+    let mut r = rig(8);
+    let mut rng = Rng(5);
+    let big = packet(&mut rng, 60_000);
+    let small = packet(&mut rng, 100);
+    let gso = TxOffload { csum_blank: true, gso_size: Some(1448) };
+    let csum = TxOffload { csum_blank: true, gso_size: None };
+    for _ in 0..20 {
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, gso).unwrap();
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &small, csum).unwrap();
+        r.tx.send(&mut r.host, &mut r.stats, &small).unwrap();
+        r.tx.flush(&mut r.host, &mut r.stats);
+        let seen = r.be.take_tx_full();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].data, big);
+        let blank = txf::CSUM_BLANK | txf::DATA_VALIDATED;
+        assert_eq!(seen[0].flags, blank | txf::EXTRA_INFO | txf::MORE_DATA);
+        assert_eq!(
+            seen[0].extras,
+            [NetifExtraInfo {
+                kind: extra_type::GSO,
+                flags: 0,
+                u: [1448, u16::from(gso_type::TCPV4), 0]
+            }]
+        );
+        assert_eq!((seen[1].data.as_slice(), seen[1].flags), (small.as_slice(), blank));
+        assert_eq!((seen[2].data.as_slice(), seen[2].flags), (small.as_slice(), 0));
+        assert!(seen[1].extras.is_empty() && seen[2].extras.is_empty());
+        // The extra's NULL answer frees nothing; every slot comes back.
+        r.tx.reclaim(&mut r.stats).unwrap();
+        assert_eq!(r.tx.in_flight(), 0);
+    }
+    assert_eq!((r.stats.tx_gso, r.stats.tx_csum_blank, r.stats.tx_packets), (20, 40, 60));
+    assert_eq!(r.stats.backend_errors(), 0);
+    let zero = TxOffload { csum_blank: true, gso_size: Some(0) };
+    assert_eq!(r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, zero), Err(TxError::BadSize));
+}
+
+#[test]
+fn a_gso_extra_of_size_zero_or_unknown_type_drops_the_packet() {
+    let mut r = rig(64);
+    let mut rng = Rng(6);
+    let big = packet(&mut rng, 30_000);
+    for (size, kind) in [(0, gso_type::TCPV4), (1448, 9)] {
+        let gso = NetifExtraInfo { kind: extra_type::GSO, flags: 0, u: [size, u16::from(kind), 0] };
+        assert!(r.be.deliver(&big, 4096, &[gso], rxf::CSUM_BLANK));
+    }
+    let ok = NetifExtraInfo {
+        kind: extra_type::GSO,
+        flags: 0,
+        u: [1448, u16::from(gso_type::TCPV4), 0],
+    };
+    assert!(r.be.deliver(&big, 4096, &[ok], rxf::CSUM_BLANK));
+    let got = r.poll();
+    assert_eq!(got.len(), 1, "only the good one");
+    assert_eq!(got[0].data, big);
+    assert_eq!((r.stats.rx_bad_extra, r.stats.rx_dropped, r.stats.rx_gso), (2, 2, 1));
+    // The dropped chains' buffers came back: the ring is full again.
+    r.rx.refill(&mut r.host, &mut r.stats).unwrap();
+    assert_eq!(r.rx.posted(), 64);
+}
+
+#[test]
+fn tx_room_says_beforehand_what_send_would_refuse() {
+    let mut r = rig(8);
+    let big = vec![9u8; 65_535];
+    let mut sent = 0;
+    while r.tx.has_room(big.len()) {
+        let gso = TxOffload { csum_blank: true, gso_size: Some(1460) };
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, gso).unwrap();
+        sent += 1;
+    }
+    // 64 buffers, 16 pages a packet: 4 fit, the fifth would not.
+    assert_eq!(sent, 4);
+    assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &big), Err(TxError::Busy));
+    r.tx.flush(&mut r.host, &mut r.stats);
+    assert_eq!(r.be.take_tx().len(), sent);
+    r.tx.reclaim(&mut r.stats).unwrap();
+    assert!(r.tx.has_room(big.len()));
 }
 
 #[test]
@@ -587,6 +669,11 @@ mod handshake {
             false,
         );
         put(&h, &format!("{be}/multi-queue-max-queues"), b"2", false);
+        // The split backend also takes GSO from us; the other does not.
+        if split {
+            put(&h, &format!("{be}/feature-sg"), b"1", false);
+            put(&h, &format!("{be}/feature-gso-tcpv4"), b"1", false);
+        }
         // The backend is already Connected: single-threaded, it cannot
         // answer while the frontend waits.
         put(&h, &format!("{be}/state"), b"4", false);
@@ -610,6 +697,12 @@ mod handshake {
             };
             assert_eq!(rd(&mut bus, "request-rx-copy"), "1");
             assert_eq!(rd(&mut bus, "feature-rx-notify"), "1");
+            // Offloads offered on RX; used on TX as far as the backend says.
+            assert_eq!(rd(&mut bus, "feature-sg"), "1");
+            assert_eq!(rd(&mut bus, "feature-gso-tcpv4"), "1");
+            assert_eq!(rd(&mut bus, "feature-no-csum-offload"), "0");
+            let o = nf.offloads;
+            assert_eq!((o.rx_csum, o.rx_gso, o.tx_csum, o.tx_gso), (true, true, true, split));
             assert_eq!(rd(&mut bus, "state"), "4");
             let tx_ref: u32 = rd(&mut bus, "tx-ring-ref").parse().unwrap();
             assert!(host.xen.borrow().grants.contains_key(&tx_ref));
@@ -634,12 +727,28 @@ mod handshake {
         }
     }
 
+    #[test]
+    fn without_offloads_the_frontend_says_so() {
+        let (h, _) = vif(true);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let cfg = Config { max_queues: 1, offload: false, ..cfg() };
+        let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg).unwrap();
+        let rd =
+            |bus: &mut Bus<_>, k: &str| bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap();
+        assert_eq!(rd(&mut bus, "feature-no-csum-offload"), "1");
+        assert_eq!(rd(&mut bus, "feature-gso-tcpv4"), "0");
+        assert_eq!(nf.offloads, super::super::connect::Offloads::default());
+    }
+
     fn cfg() -> Config {
         Config {
             rx_buffers: 32,
             tx_buffers: 64,
             timeout: Duration::from_millis(500),
             max_queues: 4,
+            offload: true,
         }
     }
 
