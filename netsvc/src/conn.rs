@@ -282,7 +282,11 @@ mod tests {
     use std::string::String;
 
     fn ok(req: &Request<'_>, _: &[u8]) -> Response {
-        Response { status: Status::Ok, content_type: "text/plain", body: req.target.as_bytes().to_vec() }
+        Response {
+            status: Status::Ok,
+            content_type: "text/plain",
+            body: req.target.as_bytes().to_vec(),
+        }
     }
 
     fn conn() -> HttpConn {
@@ -298,7 +302,10 @@ mod tests {
     #[test]
     fn pipelined_requests_are_answered_in_order_and_keep_alive_holds() {
         let mut c = conn();
-        c.received(1, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTT");
+        c.received(
+            1,
+            b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTT",
+        );
         assert_eq!(c.step(1, 0, &mut ok), Next::Serve);
         let out = take(&mut c);
         let a = out.find("\r\n\r\n/a").unwrap();

@@ -444,14 +444,17 @@ mod tests {
 
     #[test]
     fn connection_options_are_a_list() {
-        assert!(!req(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade, Close\r\n\r\n").keep_alive);
+        assert!(
+            !req(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade, Close\r\n\r\n").keep_alive
+        );
     }
 
     #[test]
     fn content_length() {
         let r = req(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length:  12 \r\n\r\n");
         assert_eq!((r.method, r.body_len), (Method::Post, 12));
-        let r = req(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n");
+        let r =
+            req(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n");
         assert_eq!(r.body_len, 3);
         assert!(matches!(
             rej(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
@@ -470,7 +473,9 @@ mod tests {
             Reject::BodyTooLarge
         );
         assert_eq!(
-            rej(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999999\r\n\r\n"),
+            rej(
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999999\r\n\r\n"
+            ),
             Reject::BodyTooLarge
         );
         assert_eq!(
@@ -497,7 +502,11 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             b"\xff\xfe\r\n\r\n",
         ] {
-            assert!(matches!(rej(b), Reject::BadRequest(_)), "{:?}", std::string::String::from_utf8_lossy(b));
+            assert!(
+                matches!(rej(b), Reject::BadRequest(_)),
+                "{:?}",
+                std::string::String::from_utf8_lossy(b)
+            );
         }
         assert_eq!(rej(b"GET / HTTP/2.0\r\n\r\n"), Reject::VersionNotSupported);
     }

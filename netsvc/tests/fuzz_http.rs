@@ -76,7 +76,7 @@ fn mutate(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
             }
             4 => {
                 let i = rng.below(b.len() as u64 + 1) as usize;
-                let field: &[u8] = *rng.pick(&[
+                let field: &[u8] = rng.pick(&[
                     &b"Content-Length: 3\r\n"[..],
                     b"Content-Length: 99999999999999999999999\r\n",
                     b"Transfer-Encoding: chunked\r\n",
@@ -123,15 +123,16 @@ fn random_bytes_and_mutations_always_get_an_answer() {
     let mut rng = Rng(0x5eed_0001);
     for _ in 0..20_000 * scale() {
         let n = rng.below(300) as usize;
-        let b: Vec<u8> = (0..n)
-            .map(|_| {
-                if rng.below(4) == 0 {
-                    *rng.pick(b"\r\n :GET/HTP1.")
-                } else {
-                    rng.next() as u8
-                }
-            })
-            .collect();
+        let b: Vec<u8> =
+            (0..n)
+                .map(|_| {
+                    if rng.below(4) == 0 {
+                        *rng.pick(b"\r\n :GET/HTP1.")
+                    } else {
+                        rng.next() as u8
+                    }
+                })
+                .collect();
         check_parse(&b, &l);
         check_parse(&b, &small);
     }

@@ -14,7 +14,12 @@ use core::fmt;
 pub enum AppError {
     Unknown,
     BadSetting(&'static str),
-    TestsFailed { failed: u32, passed: u32 },
+    /// A setting's value is wrong: the message names it and says why.
+    Setting(alloc::string::String),
+    TestsFailed {
+        failed: u32,
+        passed: u32,
+    },
 }
 
 impl fmt::Display for AppError {
@@ -28,6 +33,7 @@ impl fmt::Display for AppError {
                 Ok(())
             }
             AppError::BadSetting(what) => f.write_str(what),
+            AppError::Setting(what) => f.write_str(what),
             AppError::TestsFailed { failed, passed } => {
                 write!(f, "{failed} checks failed ({passed} passed)")
             }

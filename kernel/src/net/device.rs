@@ -37,6 +37,7 @@ impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
+        super::listener::note_frame(&buf);
         if self.nf.send(self.host, &buf).is_err() {
             *self.tx_busy += 1;
         }

@@ -5,6 +5,8 @@
 
 pub mod device;
 pub mod host;
+pub mod http;
+pub mod listener;
 pub mod service;
 
 use core::net::Ipv4Addr;

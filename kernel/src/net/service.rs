@@ -54,6 +54,11 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+    /// A line of the service's own counters, printed with the network's
+    /// (`xl sysrq`, shutdown).
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 fn now() -> Instant {
@@ -363,12 +368,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::obey(req);
                         }
                     }
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::sysrq(key);
                         }
                     }
