@@ -76,14 +76,15 @@ fn mutate(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
             }
             4 => {
                 let i = rng.below(b.len() as u64 + 1) as usize;
-                let field: &[u8] = rng.pick(&[
+                let fields: [&[u8]; 6] = [
                     &b"Content-Length: 3\r\n"[..],
                     b"Content-Length: 99999999999999999999999\r\n",
                     b"Transfer-Encoding: chunked\r\n",
                     b"Host: b\r\n",
                     b"Connection: close\r\n",
                     b" folded\r\n",
-                ]);
+                ];
+                let field = fields[rng.below(6) as usize];
                 b.splice(i..i, field.iter().copied());
             }
             5 => {
