@@ -40,6 +40,7 @@ pub mod debs;
 pub mod dom0;
 pub mod elf;
 pub mod guest;
+pub mod httpbench;
 pub mod httptool;
 pub mod initramfs;
 pub mod kmod;
