@@ -15,7 +15,8 @@
  *        (half a request head, then nothing), drip (a head that never
  *        ends, one byte every 250 ms). Prints "HTTPTOOL hold-ready" once
  *        all are connected, then waits up to WAIT_MS for the server to
- *        close them: when (ms after connecting) and what status it sent.
+ *        close them: when (ms after each one's connect, and half's write)
+ *        and what status it sent.
  *   httptool flood IP PORT N WAIT_MS
  *        N connections at once, sending nothing, for WAIT_MS: how many
  *        were refused (reset), answered 503 (with Retry-After), closed
@@ -259,9 +260,13 @@ static int mode_hold(const char *ip, int port, int n, const char *mode, int wait
     int *status = calloc((size_t)n, sizeof *status);
     static const char half[] = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
     int drip = strcmp(mode, "drip") == 0;
+    uint64_t *since = calloc((size_t)n, sizeof *since);
     for (int i = 0; i < n; i++) {
         fd[i] = blocking_connect(&a);
         if (strcmp(mode, "half") == 0 && write(fd[i], half, sizeof half - 1) < 0) die("write");
+        /* Each connection's close is timed from here: the server's clock
+         * for it started earlier only by the handshake's last leg. */
+        since[i] = now_ns();
         closed_ms[i] = -1;
     }
     uint64_t t0 = now_ns();
@@ -289,7 +294,7 @@ static int mode_hold(const char *ip, int port, int n, const char *mode, int wait
                 continue;
             }
             if (r < 0 && errno == ECONNRESET) resets++;
-            closed_ms[i] = (long)((now_ns() - t0) / 1000000);
+            closed_ms[i] = (long)((now_ns() - since[i]) / 1000000);
             open--;
         }
         free(p);

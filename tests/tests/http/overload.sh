@@ -10,10 +10,10 @@ if wait_console full "http: ready" 1 90 && wait_console full "connected: mac" 1 
     sleep 1
     # 8 idle clients take every connection: the next client gets 503,
     # until the idle timeout (6 s) gives the connections back.
-    httptool hold $IP 80 8 idle 30000 > /tmp/hold8.out 2>&1 &
+    httptool hold $IP 80 8 idle 30000 > /tmp/hold8.out 2>&1 & p1=$!
     wait_ready /tmp/hold8.out
     tool whilefull load $IP 80 /bench 1 1 0
-    wait
+    wait $p1
     sed -n "s/^HTTPTOOL/[xl check] hold8 HTTPTOOL/p" /tmp/hold8.out
     tool afterwards load $IP 80 /bench 4 20 1
     timeout 15 wget -q -O /tmp/page "http://$IP/"; echo "[xl check] page-rc $?"

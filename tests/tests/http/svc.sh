@@ -7,12 +7,14 @@ if wait_console svc "http: ready" 1 90 && wait_console svc "connected: mac" 1 30
     ping -c 2 -W 5 $IP > /dev/null 2>&1; echo "[xl check] ping-rc $?"
     # 16 idle connections, 16 with half a head, 4 sending a head a byte
     # every 250 ms: all held while 64 clients make 1,000 requests.
-    httptool hold $IP 80 16 idle 40000 > /tmp/idle.out 2>&1 &
-    httptool hold $IP 80 16 half 40000 > /tmp/half.out 2>&1 &
-    httptool hold $IP 80 4 drip 40000 > /tmp/drip.out 2>&1 &
+    # (`wait` with their pids only: the lab's own helpers run in the
+    # background too.)
+    httptool hold $IP 80 16 idle 40000 > /tmp/idle.out 2>&1 & p1=$!
+    httptool hold $IP 80 16 half 40000 > /tmp/half.out 2>&1 & p2=$!
+    httptool hold $IP 80 4 drip 40000 > /tmp/drip.out 2>&1 & p3=$!
     wait_ready /tmp/idle.out /tmp/half.out /tmp/drip.out
     tool storm load $IP 80 /bench 64 1000 0
-    wait
+    wait $p1 $p2 $p3
     for f in idle half drip; do
         sed -n "s/^HTTPTOOL/[xl check] hold-$f HTTPTOOL/p" /tmp/$f.out
     done
