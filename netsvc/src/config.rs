@@ -4,11 +4,16 @@
 //! | setting | meaning | default |
 //! |---|---|---|
 //! | `svc.max_conns=N` | connections served at once | memory / 8 / the cost of one |
-//! | `svc.backlog=N` | listening sockets kept ready (the accept backlog) | `max_conns / 4`, 4..=64 |
+//! | `svc.backlog=N` | listening sockets kept ready (the accept backlog) | `max_conns / 2`, 4..=256 |
 //! | `svc.idle_ms=N` | a new connection that sends nothing | 10000 |
 //! | `svc.header_ms=N` | a request head, from its first byte | 10000 |
 //! | `svc.keepalive_ms=N` | an open connection between requests | 15000 |
 //! | `svc.request_ms=N` | a whole request, first byte to response acknowledged | 30000 |
+//!
+//! The backlog is large because smoltcp answers a SYN that finds no
+//! listening socket with a reset at once, and one pass of the service
+//! loop can bring a whole RX ring of SYNs (256 clients connecting at the
+//! same moment) before the listener can top up.
 //!
 //! A connection costs its socket buffers plus what the protocol may hold
 //! ([`Sizing::per_conn`]); an eighth of the guest's memory is for
@@ -111,7 +116,7 @@ impl ListenConfig {
             }
         };
         let max_conns = count("svc.max_conns", ceiling)?.unwrap_or(derived);
-        let backlog = count("svc.backlog", ceiling)?.unwrap_or((max_conns / 4).clamp(4, 64));
+        let backlog = count("svc.backlog", ceiling)?.unwrap_or((max_conns / 2).clamp(4, 256));
         let d = Timeouts::default();
         let timeouts = Timeouts {
             idle_ms: ms("svc.idle_ms", d.idle_ms)?,
@@ -144,9 +149,9 @@ mod tests {
     #[test]
     fn derived_from_memory() {
         assert_eq!(cfg(4 * MIB, &[]).unwrap().max_conns, 32);
-        assert_eq!(cfg(4 * MIB, &[]).unwrap().backlog, 8);
+        assert_eq!(cfg(4 * MIB, &[]).unwrap().backlog, 16);
         assert_eq!(cfg(64 * MIB, &[]).unwrap().max_conns, 512);
-        assert_eq!(cfg(64 * MIB, &[]).unwrap().backlog, 64);
+        assert_eq!(cfg(64 * MIB, &[]).unwrap().backlog, 256);
         assert_eq!(cfg(MIB / 4, &[]).unwrap().max_conns, MIN_CONNS);
         assert_eq!(cfg(1 << 40, &[]).unwrap().max_conns, MAX_CONNS);
         assert_eq!(cfg(64 * MIB, &[]).unwrap().timeouts, Timeouts::default());

@@ -224,7 +224,7 @@ fn the_status_page_counts_connections() {
     // The page's own connection.
     assert_eq!(page(run, "conn_active"), 1, "{}", run.describe());
     assert_eq!(page(run, "conn_refused"), 0, "{}", run.describe());
-    assert_console_contains(run, "listener: port 80: backlog 64, at most 512 connections");
+    assert_console_contains(run, "listener: port 80: backlog 256, at most 512 connections");
     assert_console_contains(
         run,
         "timeouts (ms): idle 3000 header 3000 keepalive 3000 request 30000",
