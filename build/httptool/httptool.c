@@ -162,7 +162,10 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
     uint64_t start = now_ns();
 
     /* Issues the next request on client i (connecting first if needed). */
-    #define FAIL(i) do { failed++; done++; close(c[i].fd); c[i].fd = -1; } while (0)
+    /* Failures by cause: connect refused/failed, closed before the
+     * answer, reset, malformed answer, write failed, 10 s timeout. */
+    long f_connect = 0, f_eof = 0, f_reset = 0, f_bad = 0, f_write = 0, f_timeout = 0;
+    #define FAIL(i, why) do { why++; failed++; done++; close(c[i].fd); c[i].fd = -1; } while (0)
     for (int i = 0; i < conns; i++) c[i].fd = -1;
     for (;;) {
         for (int i = 0; i < conns; i++) {
@@ -172,6 +175,7 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
             connects++;
             issued++;
             if (s < 0) {
+                f_connect++;
                 failed++;
                 done++;
                 continue;
@@ -193,14 +197,14 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
                 socklen_t el = sizeof err;
                 getsockopt(cl->fd, SOL_SOCKET, SO_ERROR, &err, &el);
                 if (err || (evs[k].events & (EPOLLERR | EPOLLHUP))) {
-                    FAIL(i);
+                    FAIL(i, f_connect);
                     continue;
                 }
                 cl->connected = 1;
                 struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
                 epoll_ctl(ep, EPOLL_CTL_MOD, cl->fd, &ev);
                 if (write(cl->fd, req, (size_t)reqlen) != reqlen) {
-                    FAIL(i);
+                    FAIL(i, f_write);
                     continue;
                 }
                 if (keep) cl->t0 = now_ns();
@@ -209,7 +213,8 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
             long r = read(cl->fd, cl->buf + cl->len, sizeof cl->buf - (size_t)cl->len);
             if (r <= 0) {
                 if (r < 0 && errno == EAGAIN) continue;
-                FAIL(i);
+                if (r == 0) FAIL(i, f_eof);
+                else FAIL(i, f_reset);
                 continue;
             }
             cl->len += r;
@@ -217,7 +222,7 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
             long total = parse_response(cl->buf, cl->len, &status, &close_after);
             if (total == 0) continue;
             if (total < 0) {
-                FAIL(i);
+                FAIL(i, f_bad);
                 continue;
             }
             done++;
@@ -231,23 +236,26 @@ static int mode_load(const char *ip, int port, const char *path, int conns, long
                 issued++;
                 cl->t0 = now_ns();
                 cl->deadline = cl->t0 + 10000000000ull;
-                if (write(cl->fd, req, (size_t)reqlen) != reqlen) FAIL(i);
+                if (write(cl->fd, req, (size_t)reqlen) != reqlen) FAIL(i, f_write);
             } else {
                 close(cl->fd);
                 cl->fd = -1;
             }
         }
         for (int i = 0; i < conns; i++)
-            if (c[i].fd >= 0 && t > c[i].deadline) FAIL(i);
+            if (c[i].fd >= 0 && t > c[i].deadline) FAIL(i, f_timeout);
     }
     uint64_t ns = now_ns() - start;
     qsort(lat, (size_t)nlat, sizeof *lat, cmp_u32);
     uint32_t p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(nlat * 99) / 100] : 0;
     uint32_t mx = nlat ? lat[nlat - 1] : 0;
     printf("HTTPTOOL load conns=%d keepalive=%d requests=%ld ok=%ld failed=%ld non200=%ld "
-           "status503=%ld connects=%ld ns=%llu per_s=%.1f p50_us=%u p99_us=%u max_us=%u\n",
+           "status503=%ld connects=%ld ns=%llu per_s=%.1f p50_us=%u p99_us=%u max_us=%u "
+           "fail_connect=%ld fail_eof=%ld fail_reset=%ld fail_bad=%ld fail_write=%ld "
+           "fail_timeout=%ld\n",
            conns, keep, requests, ok, failed, non200, s503, connects, (unsigned long long)ns,
-           (double)ok * 1e9 / (double)ns, p50, p99, mx);
+           (double)ok * 1e9 / (double)ns, p50, p99, mx, f_connect, f_eof, f_reset, f_bad, f_write,
+           f_timeout);
     return failed == 0 && non200 == 0 ? 0 : 1;
 }
 

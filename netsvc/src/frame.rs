@@ -24,6 +24,36 @@ pub fn syn_refusal_port(frame: &[u8]) -> Option<u16> {
     (flags & 0x17 == 0x14 && seq == [0, 0, 0, 0]).then(|| u16::from_be_bytes([tcp[0], tcp[1]]))
 }
 
+/// A connection attempt in a received frame: the source address and
+/// port and the destination port of an IPv4 TCP SYN without ACK.
+///
+/// smoltcp hands a segment to the first socket that accepts it, and a
+/// listening socket accepts any SYN to its port: a client's retransmitted
+/// SYN (its SYN-ACK was slow) can reach another listening socket of the
+/// pool before the socket already in SYN-RECEIVED for it, which then
+/// answers with a second, different SYN-ACK, and whichever of the two the
+/// client acknowledges, the other socket resets the connection. The
+/// service loop drops such a SYN instead (the first socket retransmits
+/// its SYN-ACK on its own timer), as Linux answers it from the one request
+/// it already holds.
+pub fn syn_of(frame: &[u8]) -> Option<([u8; 4], u16, u16)> {
+    const ETH: usize = 14;
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = frame.get(ETH..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    if ip.first()? >> 4 != 4 || ihl < 20 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let tcp = ip.get(ihl..)?;
+    let flags = *tcp.get(13)?;
+    // SYN, no ACK, no RST.
+    (flags & 0x16 == 0x02)
+        .then(|| (src, u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +80,18 @@ mod tests {
         assert_eq!(syn_refusal_port(&udp), None);
         assert_eq!(syn_refusal_port(&frame(0x14, 0)[..40]), None);
         assert_eq!(syn_refusal_port(&[]), None);
+    }
+
+    #[test]
+    fn syns_without_ack() {
+        let mut f = frame(0x02, 1);
+        f[26..30].copy_from_slice(&[192, 0, 2, 1]);
+        f[36..38].copy_from_slice(&8080u16.to_be_bytes());
+        assert_eq!(syn_of(&f), Some(([192, 0, 2, 1], 80, 8080)));
+        f[47] = 0x12;
+        assert_eq!(syn_of(&f), None, "a SYN-ACK");
+        f[47] = 0x10;
+        assert_eq!(syn_of(&f), None);
+        assert_eq!(syn_of(&f[..40]), None);
     }
 }

@@ -2,11 +2,11 @@
 //! Xen (one QEMU boot, dom0 on the bridge `xenbr0` at 192.0.2.1, the
 //! clients are `httptool`: `build/httptool/httptool.c`). Every condition
 //! is made to happen, then its outcome asserted:
-//! - `svc` (`app=http`, 64 MiB, idle and header timeouts 3 s): while 16
+//! - `svc` (`app=http`, 64 MiB, idle and header timeouts 5 s): while 16
 //!   idle connections, 16 with half a request head and 4 sending a head a
 //!   byte every 250 ms are held, 64 clients make 1,000 requests (one
 //!   connection each) and all get 200; the guest closes the idle ones
-//!   after 3 s without an answer and answers the others `408` after 3 s;
+//!   after 5 s without an answer and answers the others `408` after 5 s;
 //!   one keep-alive connection serves 1,000 requests; 100 pipelined
 //!   requests are answered in order; an 8,000-byte head gets `431`,
 //!   garbage `400`, a too-long body `413`, `HEAD` the length and no body;
@@ -35,7 +35,7 @@ const SVC: &str = include_str!("http/svc.sh");
 const OVERLOAD: &str = include_str!("http/overload.sh");
 
 /// The timeouts the `svc` guest runs with (ms).
-const SVC_TIMEOUT_MS: f64 = 3000.0;
+const SVC_TIMEOUT_MS: f64 = 5000.0;
 /// The idle timeout of the `full` guest (ms).
 const FULL_IDLE_MS: f64 = 6000.0;
 
@@ -51,9 +51,9 @@ fn lab() -> &'static BootReport {
             let mut svc = guest("svc", "http")
                 .args(&args(&[
                     "ip=192.0.2.10/24",
-                    "svc.idle_ms=3000",
-                    "svc.header_ms=3000",
-                    "svc.keepalive_ms=3000",
+                    "svc.idle_ms=5000",
+                    "svc.header_ms=5000",
+                    "svc.keepalive_ms=5000",
                 ]))
                 .memory(64)
                 .timeout(Duration::from_secs(900));
@@ -227,7 +227,7 @@ fn the_status_page_counts_connections() {
     assert_console_contains(run, "listener: port 80: backlog 256, at most 512 connections");
     assert_console_contains(
         run,
-        "timeouts (ms): idle 3000 header 3000 keepalive 3000 request 30000",
+        "timeouts (ms): idle 5000 header 5000 keepalive 5000 request 30000",
     );
     assert_console_contains(run, "http: connections: accepted ");
     assert_result(run, &GuestResult::Poweroff);

@@ -40,7 +40,7 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nfree_kib {}\nheap_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
          backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n\
-         {}conn_refused_reset {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n",
+         {}conn_refused_reset {}\nsyn_duplicates {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n",
         s.uptime_ms,
         s.domid,
         s.mem_kib,
@@ -61,6 +61,7 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         n.grants_kept + b.grants_kept,
         c.lines("conn_"),
         listener::resets(PORT),
+        s.syn_duplicates,
         l.config().max_conns,
         l.config().backlog,
         l.sockets(),

@@ -44,6 +44,9 @@ pub struct Status {
     pub tx_busy: u64,
     /// The current vif's packets per queue (RX, TX).
     pub queues: Vec<(u64, u64)>,
+    /// Retransmitted SYNs of connections already held, dropped
+    /// ([`is_duplicate_syn`]).
+    pub syn_duplicates: u64,
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
@@ -236,12 +239,36 @@ impl Net {
             return;
         };
         let host = &mut self.drv.host;
-        let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
+        let dups = &mut self.status.syn_duplicates;
+        let _ = nf.poll_rx(host, |p| {
+            if is_duplicate_syn(&p.data, sockets) {
+                *dups += 1;
+            } else {
+                rxq.push_back(p.data)
+            }
+        });
         let _ = nf.reclaim_tx();
         let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
     }
+}
+
+/// A retransmitted SYN of a connection a socket already holds (see
+/// `netsvc::frame::syn_of`): dropped before smoltcp could give it to
+/// another listening socket.
+fn is_duplicate_syn(frame: &[u8], sockets: &SocketSet<'static>) -> bool {
+    use smoltcp::socket::{tcp, Socket};
+    let Some((src, sport, dport)) = netsvc::frame::syn_of(frame) else { return false };
+    let src = IpAddress::v4(src[0], src[1], src[2], src[3]);
+    sockets.iter().any(|(_, s)| match s {
+        Socket::Tcp(t) => {
+            !matches!(t.state(), tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait)
+                && t.local_endpoint().is_some_and(|l| l.port == dport)
+                && t.remote_endpoint().is_some_and(|r| r.addr == src && r.port == sport)
+        }
+        _ => false,
+    })
 }
 
 /// Has netback steer RX as the guest steers TX, through the vif's control

@@ -1,5 +1,5 @@
 # The service under stalled clients, keep-alive, pipelining and bad
-# requests: app=http at 192.0.2.10, timeouts of 3 s (svc.idle_ms,
+# requests: app=http at 192.0.2.10, timeouts of 5 s (svc.idle_ms,
 # svc.header_ms), see tests/tests/http.rs.
 IP=192.0.2.10
 run_guest_start svc /etc/xen-lab/guests/svc.cfg || exit 1
