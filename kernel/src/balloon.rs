@@ -2,8 +2,8 @@
 //! giving pages back to Xen or taking them back.
 
 use crate::balloon_plan::{Balloon, Step};
-use crate::platform::{self, mm};
 use crate::xenbus::GuestBus;
+use platform::pv::mm;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
 
@@ -19,7 +19,7 @@ pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
 
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
-    platform::start_info().nr_pages - BALLOON.lock().out_pages()
+    platform::pv::start_info().nr_pages - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -35,10 +35,11 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     };
     // Never more than Xen gave us at boot: growing past it needs frames
     // the P2M has no room for.
-    let target = (target_kib / 4).min(platform::start_info().nr_pages);
+    let target = (target_kib / 4).min(platform::pv::start_info().nr_pages);
     let before = held_pages();
     let mut b = BALLOON.lock();
-    while let Some(step) = b.next_step(platform::start_info().nr_pages - b.out_pages(), target) {
+    while let Some(step) = b.next_step(platform::pv::start_info().nr_pages - b.out_pages(), target)
+    {
         let result = match &step {
             Step::Out(n) => mm::balloon_out(*n).map(Some),
             Step::In(r) => mm::balloon_in(r.clone()).map(|()| None),
@@ -51,7 +52,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
             }
         }
     }
-    let after = platform::start_info().nr_pages - b.out_pages();
+    let after = platform::pv::start_info().nr_pages - b.out_pages();
     drop(b);
     if after != before {
         crate::kprintln!(

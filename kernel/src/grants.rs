@@ -1,12 +1,12 @@
 //! This domain's grant table, set up at boot: one table behind a lock,
 //! this domain's id (which mapping our own grants needs), and the calls
 //! drivers use. The logic is the `grant-tables` crate; the frames are
-//! mapped by `platform::grants`.
+//! mapped by `platform::pv::grants`.
 
-use crate::platform::grants::XenGrants;
 use grant_tables::{GrantError, GrantTable, Stats, Version};
 use hypercall::ops::grant_table as gnttab;
 use hypercall::DomId;
+use platform::pv::grants::XenGrants;
 use spin::{Mutex, Once};
 
 static TABLE: Mutex<Option<GrantTable<XenGrants>>> = Mutex::new(None);

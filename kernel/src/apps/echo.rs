@@ -197,7 +197,7 @@ impl Service for Echo {
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let mem = crate::platform::start_info().nr_pages * 4096;
+    let mem = platform::nr_pages() * 4096;
     let sizing = Sizing { per_conn: 2 * BUFFER + 1024 };
     let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
         .map_err(|e| AppError::Setting(format!("{e}")))?;

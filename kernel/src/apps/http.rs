@@ -35,7 +35,7 @@ struct HttpApp {
 
 fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
     let (n, b) = (&s.now, &s.before);
-    let (free, _) = crate::platform::mm::free_frames();
+    let (free, _) = platform::pv::mm::free_frames();
     format!(
         "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nfree_kib {}\nheap_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
@@ -45,7 +45,7 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         s.domid,
         s.mem_kib,
         free * 4,
-        crate::platform::mm::heap_bytes() / 1024,
+        platform::pv::mm::heap_bytes() / 1024,
         s.connected,
         s.attachments,
         n.rx_packets + b.rx_packets,
@@ -134,7 +134,7 @@ impl Service for HttpApp {
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let mem = crate::platform::start_info().nr_pages * 4096;
+    let mem = platform::nr_pages() * 4096;
     let sizing = Sizing { per_conn: proto::per_conn(&LIMITS) };
     let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
         .map_err(|e| AppError::Setting(format!("{e}")))?;

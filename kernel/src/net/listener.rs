@@ -275,5 +275,5 @@ pub fn resets(port: u16) -> u64 {
 
 /// The milliseconds clock the protocols' deadlines run on.
 pub fn now_ms() -> u64 {
-    crate::platform::uptime_ns() / 1_000_000
+    platform::uptime_ns() / 1_000_000
 }

@@ -10,7 +10,7 @@ use super::host::{self, KernelHost};
 use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::xenbus::{self, control};
-use crate::{grants, kprintln, platform, timer};
+use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -342,7 +342,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
     };
-    net.status.mem_kib = platform::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
