@@ -5,8 +5,9 @@
 //! reset. So a listener keeps a pool: `backlog` sockets listening at all
 //! times, topped up after each pass as connections are accepted, up to
 //! `max_conns + backlog` sockets in all (the memory bound, see
-//! `netsvc::config`). A socket that leaves LISTEN becomes a connection
-//! while fewer than `max_conns` are served; beyond that it is refused the
+//! `netsvc::config`). A socket that completes its handshake becomes a
+//! connection while fewer than `max_conns` are served (its clocks start
+//! then; a handshake not completed within the idle timeout is reset); beyond that it is refused the
 //! protocol's way (HTTP: `503` with `Retry-After`) and closed, counted,
 //! without touching the connections being served. Once even the backlog
 //! is used up, the stack's reset turns clients away: those resets are
@@ -44,8 +45,16 @@ pub trait Protocol {
 }
 
 enum Slot<C> {
-    /// Listening (or in the handshake a listening socket began).
+    /// Listening.
     Listening,
+    /// In the handshake a listening socket began (SYN-RECEIVED) since
+    /// then: a connection once the client's ACK comes, its clocks
+    /// starting then; reset if it does not come within the idle timeout
+    /// (smoltcp itself would wait forever: a SYN flood's half-open
+    /// connections must not hold the pool).
+    Handshake {
+        since: u64,
+    },
     Active(C),
     /// Refused: the refusal is sent once the handshake ends, then closed.
     Refusing {
@@ -120,7 +129,9 @@ impl<C> Listener<C> {
         proto: &mut P,
     ) {
         let linger = self.cfg.timeouts.request_ms;
-        for (handle, slot) in &mut self.slots {
+        let idle = self.cfg.timeouts.idle_ms;
+        let mut slots = core::mem::take(&mut self.slots);
+        for (handle, slot) in &mut slots {
             let s = sockets.get_mut::<tcp::Socket>(*handle);
             let state = s.state();
             let next = match core::mem::replace(slot, Slot::Free) {
@@ -128,16 +139,24 @@ impl<C> Listener<C> {
                 Slot::Aborted => Slot::Free,
                 Slot::Listening => match state {
                     State::Listen => Slot::Listening,
+                    State::SynReceived => Slot::Handshake { since: now },
                     // A reset during the handshake: back to nothing.
                     State::Closed => Slot::Free,
-                    _ if self.counters.active < self.cfg.max_conns as u64 => {
-                        self.counters.opened();
-                        Slot::Active(proto.accept(now))
+                    _ => self.accept(now, proto),
+                },
+                Slot::Handshake { since } => match state {
+                    // A reset in SYN-RECEIVED puts smoltcp's socket back
+                    // to LISTEN.
+                    State::Listen => Slot::Listening,
+                    State::Closed => Slot::Free,
+                    State::SynReceived if now.saturating_sub(since) >= idle => {
+                        s.abort();
+                        self.counters.timed_out(TimedOut::Idle);
+                        self.counters.aborted += 1;
+                        Slot::Aborted
                     }
-                    _ => {
-                        self.counters.refused += 1;
-                        Slot::Refusing { sent: false, deadline: now + linger }
-                    }
+                    State::SynReceived => Slot::Handshake { since },
+                    _ => self.accept(now, proto),
                 },
                 Slot::Refusing { .. } if state == State::Listen => Slot::Listening,
                 Slot::Refusing { sent, deadline } => {
@@ -211,7 +230,19 @@ impl<C> Listener<C> {
             };
             *slot = next;
         }
+        self.slots = slots;
         self.top_up(sockets);
+    }
+
+    /// A handshake ended: a connection, or a refusal when full.
+    fn accept<P: Protocol<Conn = C>>(&mut self, now: u64, proto: &mut P) -> Slot<C> {
+        if self.counters.active < self.cfg.max_conns as u64 {
+            self.counters.opened();
+            Slot::Active(proto.accept(now))
+        } else {
+            self.counters.refused += 1;
+            Slot::Refusing { sent: false, deadline: now + self.cfg.timeouts.request_ms }
+        }
     }
 
     /// Keeps `backlog` sockets listening: free ones first, new ones while
