@@ -5,15 +5,15 @@
 //! (`app=http`, 64 MiB) and against a Linux PV DomU (Debian's kernel with
 //! `xen-netfront`, `httptool serve`: an epoll HTTP/1.1 server sending the
 //! same body), one after the other in one QEMU boot. dom0's shell is in
-//! `build/httpbench/phases.sh`, the Linux DomU's `/init` in
-//! `build/httpbench/linux-init.sh`. Our guest's status page after the load
+//! `build/src/dom0/bench-http.sh`, the Linux DomU's `/init` in
+//! `build/src/linux-domu/http-init.sh`. Our guest's status page after the load
 //! gives its memory (heap, socket buffers) and connection counters.
 
-use crate::bench::json_str;
 use crate::httptool;
 use crate::lab::{Echo, Lab, LabOptions};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -43,8 +43,8 @@ const LINUX_IP: &str = "192.0.2.6";
 /// The concurrencies measured, with keep-alive and without.
 pub const CLIENTS: [u32; 4] = [1, 16, 64, 256];
 
-const PHASES_SH: &str = include_str!("../httpbench/phases.sh");
-const LINUX_INIT: &str = include_str!("../httpbench/linux-init.sh");
+const PHASES_SH: &str = include_str!("dom0/bench-http.sh");
+const LINUX_INIT: &str = include_str!("linux-domu/http-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-netfront`, `httptool`, `/init`.
 pub fn linux_initramfs(
@@ -106,7 +106,7 @@ pub fn scenarios(
 }
 
 /// One load point of one side.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Point {
     pub per_s: f64,
     pub p50_us: f64,
@@ -246,33 +246,43 @@ pub fn table(ours: &Side, linux: &Side, page: &[(String, u64)], o: &HttpBenchOpt
     s
 }
 
-pub fn to_json(ours: &Side, linux: &Side, page: &[(String, u64)], o: &HttpBenchOptions) -> String {
-    let side = |sd: &Side, keep: bool, c: u32| {
-        match sd.get(keep, c) {
-        Some(p) => format!(
-            "{{\"per_s\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"ok\":{},\"failed\":{},\"non200\":{}}}",
-            p.per_s, p.p50_us, p.p99_us, p.max_us, p.ok, p.failed, p.non200
-        ),
-        None => "null".into(),
-    }
-    };
+/// One point of the JSON report: both sides at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonPoint {
+    pub keepalive: bool,
+    pub clients: u32,
+    pub ours: Option<Point>,
+    pub linux: Option<Point>,
+}
+
+/// The JSON report (`target/xen/bench/http.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub requests: u32,
+    pub body_bytes: u32,
+    pub points: Vec<JsonPoint>,
+    /// Our guest's status page after the load.
+    pub ours_status: std::collections::BTreeMap<String, u64>,
+}
+
+pub fn to_json(ours: &Side, linux: &Side, page: &[(String, u64)], o: &HttpBenchOptions) -> Report {
     let mut points = Vec::new();
     for keep in [true, false] {
         for c in CLIENTS {
-            points.push(format!(
-                "{{\"keepalive\":{keep},\"clients\":{c},\"ours\":{},\"linux\":{}}}",
-                side(ours, keep, c),
-                side(linux, keep, c)
-            ));
+            points.push(JsonPoint {
+                keepalive: keep,
+                clients: c,
+                ours: ours.get(keep, c).copied(),
+                linux: linux.get(keep, c).copied(),
+            });
         }
     }
-    let page: Vec<String> = page.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
-    format!(
-        "{{\"requests\":{},\"body_bytes\":128,\"points\":[{}],\"ours_status\":{{{}}}}}\n",
-        o.requests,
-        points.join(","),
-        page.join(",")
-    )
+    Report {
+        requests: o.requests,
+        body_bytes: 128,
+        points,
+        ours_status: page.iter().cloned().collect(),
+    }
 }
 
 /// Runs the benchmark and writes `target/xen/bench/http.{txt,json}`.
@@ -306,9 +316,7 @@ pub fn run(o: &HttpBenchOptions) -> Result<()> {
     let (ours, linux, page) = collect(&report);
     let text = table(&ours, &linux, &page, o);
     println!("\n{text}");
-    std::fs::write(out.join("http.txt"), &text)?;
-    std::fs::write(out.join("http.json"), to_json(&ours, &linux, &page, o))?;
-    println!("JSON:  {}", out.join("http.json").display());
+    crate::report::write(&out, "http", &text, &to_json(&ours, &linux, &page, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
     if let Some(f) = &report.failure {
@@ -362,8 +370,10 @@ mod tests {
             t.lines().any(|l| l.starts_with("on") && l.contains("500.0") && l.ends_with("2.00")),
             "{t}"
         );
-        let j = to_json(&ours, &linux, &page, &o);
-        assert!(j.contains("\"keepalive\":true,\"clients\":16,\"ours\":{\"per_s\":500"), "{j}");
-        assert!(j.contains("\"heap_kib\":2048"), "{j}");
+        let j = serde_json::to_value(to_json(&ours, &linux, &page, &o)).unwrap();
+        assert_eq!(j["points"][1]["clients"], 16);
+        assert_eq!(j["points"][1]["ours"]["per_s"], 500.0);
+        assert_eq!(j["points"][0]["ours"], serde_json::Value::Null);
+        assert_eq!(j["ours_status"]["heap_kib"], 2048);
     }
 }

@@ -5,12 +5,12 @@
 //! virtual IDT and event callback (`entry.rs`).
 
 pub mod bench;
-pub mod blk;
 mod boot;
 mod entry;
 pub mod grants;
 pub mod mm;
 mod panic;
+pub mod shared_pages;
 pub mod vmap;
 
 use crate::hooks::emergency_print;

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers of the http boot test (tests/tests/http.rs); sourced first.
 # dom0's bridge, as in the net test.
 if [ ! -d /sys/class/net/xenbr0 ]; then
@@ -29,6 +30,7 @@ wait_ready() { # FILE...
 }
 # One raw request through nc; the first line of the answer and its size.
 raw() { # KEY IP REQUEST(printf format)
+    # shellcheck disable=SC2059 # the request is the format, by design
     printf "$3" | timeout 20 nc "$2" 80 > "/tmp/$1.raw" 2>&1
     echo "[xl check] $1-status $(head -1 "/tmp/$1.raw" | tr -d '\r')"
     echo "[xl check] $1-bytes $(wc -c < "/tmp/$1.raw")"

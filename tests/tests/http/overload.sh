@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Overload: app=http at 192.0.2.11 with svc.max_conns=8 svc.backlog=4
 # and an idle timeout of 6 s; see tests/tests/http.rs.
 IP=192.0.2.11

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The service under stalled clients, keep-alive, pipelining and bad
 # requests: app=http at 192.0.2.10, timeouts of 5 s (svc.idle_ms,
 # svc.header_ms), see tests/tests/http.rs.

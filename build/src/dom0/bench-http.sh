@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # `cargo xtask bench http`, in dom0: the load points against one server.
 # Sourced after dom0's lib.sh; called as `http_points NAME IP REQUESTS`.
 # Each point prints "[xl bench] NAME HTTPTOOL load conns=C keepalive=K ...".
@@ -16,5 +17,5 @@ http_points() { # NAME IP REQUESTS
 }
 # The guest's status page (memory, connection counters) after the load.
 http_memory() { # NAME IP
-    timeout 15 wget -q -O /tmp/page-$1 "http://$2/" && sed "s/^/[xl page] $1 /" /tmp/page-$1
+    timeout 15 wget -q -O "/tmp/page-$1" "http://$2/" && sed "s/^/[xl page] $1 /" "/tmp/page-$1"
 }
