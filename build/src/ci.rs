@@ -7,8 +7,16 @@ use std::time::{Duration, Instant};
 use xtask::{GuestMode, XenRelease};
 
 /// The `no_std` crates checked for the guest target (add new ones here).
-pub const GUEST_CRATES: &[&str] =
-    &["platform", "kernel", "guest", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
+pub const GUEST_CRATES: &[&str] = &[
+    "platform",
+    "kernel",
+    "guest",
+    "hypercall",
+    "pv-drivers",
+    "grant-tables",
+    "xenstore-client",
+    "netsvc",
+];
 
 struct Step {
     name: String,

@@ -41,6 +41,8 @@ pub mod debs;
 pub mod dom0;
 pub mod elf;
 pub mod guest;
+pub mod httpbench;
+pub mod httptool;
 pub mod initramfs;
 pub mod kmod;
 pub mod lab;

@@ -150,6 +150,20 @@ enum BenchCmd {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// Requests/s and p50/p99/max latency of app=http's GET /bench at 1,
+    /// 16, 64 and 256 clients, keep-alive on and off, and of a Linux PV
+    /// DomU's epoll server, from dom0 by httptool; writes
+    /// target/xen/bench/http.txt and http.json.
+    Http {
+        /// Requests per point [default: 2000].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        requests: Option<u32>,
+        /// Skip the Linux DomU.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
     /// Sequential MiB/s and 4 KiB random IOPS at queue depth 1 and 32 of
     /// app=blk and of a Linux PV DomU on one dom0 loop disk; writes
     /// target/xen/bench/blk.txt and blk.json.
@@ -264,6 +278,16 @@ fn run_bench(b: BenchCmd) -> Result<()> {
             let d = xtask::netbench::NetBenchOptions::default();
             xtask::netbench::run(&xtask::netbench::NetBenchOptions {
                 bytes: mib.map_or(d.bytes, |m| m << 20),
+                requests: requests.unwrap_or(d.requests),
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Http { requests, no_linux, lab } => {
+            let d = xtask::httpbench::HttpBenchOptions::default();
+            xtask::httpbench::run(&xtask::httpbench::HttpBenchOptions {
                 requests: requests.unwrap_or(d.requests),
                 kvm: lab.kvm,
                 verbose: lab.verbose,
@@ -502,6 +526,7 @@ mod tests {
             &["test", "--xen", "4.20"],
             &["bench", "hypercall", "--xen", "4.20"],
             &["bench", "net", "--xen", "4.20"],
+            &["bench", "http", "--xen", "4.20"],
             &["bench", "blk", "--xen", "4.20"],
             &["bench", "boot", "--xen", "4.20"],
         ] {
@@ -510,6 +535,7 @@ mod tests {
                 Cmd::Bench(
                     BenchCmd::Hypercall { lab, .. }
                     | BenchCmd::Net { lab, .. }
+                    | BenchCmd::Http { lab, .. }
                     | BenchCmd::Blk { lab, .. }
                     | BenchCmd::Boot { lab, .. },
                 ) => lab.xen,

@@ -52,6 +52,7 @@ impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
+        super::listener::note_frame(&buf);
         let offload = self.nf.offloads.tx_csum;
         let blank = csum::prepare_tx(&mut buf, offload);
         if !offload && csum::tcp_payload(&buf).is_some() {

@@ -4,6 +4,8 @@
 //! detach/attach, `xl shutdown`, `xl sysrq`).
 
 pub mod device;
+pub mod http;
+pub mod listener;
 pub mod service;
 
 pub use crate::cmdline::parse_cidr;

@@ -48,6 +48,9 @@ pub struct Status {
     pub tx_busy: u64,
     /// The current vif's packets per queue (RX, TX).
     pub queues: Vec<(u64, u64)>,
+    /// Retransmitted SYNs of connections already held, dropped
+    /// ([`is_duplicate_syn`]).
+    pub syn_duplicates: u64,
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
@@ -61,6 +64,11 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+    /// A line of the service's own counters, printed with the network's
+    /// (`xl sysrq`, shutdown).
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 fn now() -> Instant {
@@ -310,7 +318,14 @@ impl Net {
             return;
         };
         let host = &mut self.drv.host;
-        let _ = nf.poll_rx(host, |p| rxq.push_back((p.data, p.flags)));
+        let dups = &mut self.status.syn_duplicates;
+        let _ = nf.poll_rx(host, |p| {
+            if is_duplicate_syn(&p.data, sockets) {
+                *dups += 1;
+            } else {
+                rxq.push_back((p.data, p.flags))
+            }
+        });
         let _ = nf.reclaim_tx();
         nf.watchdog(platform::now_ns());
         let busy = self.status.tx_busy;
@@ -320,6 +335,23 @@ impl Net {
         nf.flush(host);
         self.tx_waiting = self.status.tx_busy != busy;
     }
+}
+
+/// A retransmitted SYN of a connection a socket already holds (see
+/// `netsvc::frame::syn_of`): dropped before smoltcp could give it to
+/// another listening socket.
+fn is_duplicate_syn(frame: &[u8], sockets: &SocketSet<'static>) -> bool {
+    use smoltcp::socket::{tcp, Socket};
+    let Some((src, sport, dport)) = netsvc::frame::syn_of(frame) else { return false };
+    let src = IpAddress::v4(src[0], src[1], src[2], src[3]);
+    sockets.iter().any(|(_, s)| match s {
+        Socket::Tcp(t) => {
+            !matches!(t.state(), tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait)
+                && t.local_endpoint().is_some_and(|l| l.port == dport)
+                && t.remote_endpoint().is_some_and(|r| r.addr == src && r.port == sport)
+        }
+        _ => false,
+    })
 }
 
 /// Has netback steer RX as the guest steers TX, through the vif's control
@@ -480,6 +512,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::obey(req);
                         }
                     }
@@ -491,6 +526,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::sysrq(key);
                         }
                     }
