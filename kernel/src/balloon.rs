@@ -3,7 +3,8 @@
 
 use crate::balloon_plan::{Balloon, Step};
 use crate::platform::{self, mm};
-use crate::xenbus::GuestBus;
+use crate::xenbus::{self, GuestBus};
+use hypercall::Pfn;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
 
@@ -12,14 +13,50 @@ pub const TARGET_TOKEN: &str = "memory/target";
 
 static BALLOON: Mutex<Balloon> = Mutex::new(Balloon::new());
 
-/// Starts watching the target.
+/// Starts watching the target. The pfns past the boot size, up to the
+/// P2M's end (the maximum reservation), start out as the oldest hole: the
+/// balloon fills it when the target rises above the boot size.
 pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
+    seed_holes();
     bus.xs.watch("memory/target", TARGET_TOKEN)
+}
+
+/// Sizes the P2M for the most memory the toolstack may give this domain
+/// (`memory/static-max`, xl's `maxmem`), so a save, a migration or the
+/// balloon can cover all of it. Xen's own maximum reservation follows `xl
+/// mem-set` and says less at boot.
+pub fn size_for_static_max() {
+    let kib = xenbus::with(|bus| bus.xs.read_opt("memory/static-max"));
+    let kib = match kib {
+        Some(Ok(Some(v))) => core::str::from_utf8(&v)
+            .ok()
+            .and_then(|t| t.trim_end_matches('\0').trim().parse::<u64>().ok()),
+        _ => None,
+    };
+    let Some(kib) = kib else { return };
+    match mm::extend_p2m(kib / 4) {
+        Ok(n) => log::info!(
+            "balloon: P2M covers {n} pfns ({} MiB; static-max {} MiB)",
+            n / 256,
+            kib / 1024
+        ),
+        Err(e) => crate::kprintln!("balloon: cannot size the P2M for static-max {kib} KiB: {e}"),
+    }
+}
+
+fn seed_holes() {
+    let (boot, end) = (platform::start_info().nr_pages, platform::p2m().len() as u64);
+    let mut b = BALLOON.lock();
+    if end > boot && !b.seeded {
+        b.runs.insert(0, Pfn(boot)..Pfn(end));
+        b.seeded = true;
+    }
 }
 
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
-    platform::start_info().nr_pages - BALLOON.lock().out_pages()
+    seed_holes();
+    platform::p2m().len() as u64 - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -33,12 +70,13 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     let Some(target_kib) = target_kib else {
         return Ok(held_pages());
     };
-    // Never more than Xen gave us at boot: growing past it needs frames
-    // the P2M has no room for.
-    let target = (target_kib / 4).min(platform::start_info().nr_pages);
+    seed_holes();
+    // Never more than the P2M covers (the maximum reservation).
+    let all = platform::p2m().len() as u64;
+    let target = (target_kib / 4).min(all);
     let before = held_pages();
     let mut b = BALLOON.lock();
-    while let Some(step) = b.next_step(platform::start_info().nr_pages - b.out_pages(), target) {
+    while let Some(step) = b.next_step(all - b.out_pages(), target) {
         let result = match &step {
             Step::Out(n) => mm::balloon_out(*n).map(Some),
             Step::In(r) => mm::balloon_in(r.clone()).map(|()| None),
@@ -51,7 +89,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
             }
         }
     }
-    let after = platform::start_info().nr_pages - b.out_pages();
+    let after = all - b.out_pages();
     drop(b);
     if after != before {
         crate::kprintln!(

@@ -22,11 +22,13 @@ pub enum Step {
 #[derive(Debug, Default)]
 pub struct Balloon {
     pub runs: Vec<Range<Pfn>>,
+    /// Whether the pfns past the boot size were added as the oldest run.
+    pub seeded: bool,
 }
 
 impl Balloon {
     pub const fn new() -> Self {
-        Balloon { runs: Vec::new() }
+        Balloon { runs: Vec::new(), seeded: false }
     }
 
     /// Pages currently given back.
@@ -118,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_partial_in_takes_the_top_of_the_newest_run() {
-        let mut b = Balloon { runs: vec![Pfn(10)..Pfn(20)] };
+        let mut b = Balloon { runs: vec![Pfn(10)..Pfn(20)], seeded: false };
         assert_eq!(b.next_step(0, 4), Some(Step::In(Pfn(16)..Pfn(20))));
         b.done(&Step::In(Pfn(16)..Pfn(20)), None);
         assert_eq!(b.runs, vec![Pfn(10)..Pfn(16)]);

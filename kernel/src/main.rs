@@ -45,6 +45,8 @@ mod platform;
 #[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
+mod suspend;
+#[cfg(target_os = "none")]
 mod timer;
 
 #[cfg(target_os = "none")]
@@ -75,6 +77,7 @@ fn kmain() -> ! {
         Ok(None) => kprintln!("domain: initial domain, no XenStore"),
         Err(e) => log::error!("xenstore: cannot connect: {e:?}"),
     }
+    balloon::size_for_static_max();
     timeline::mark("xenstore");
     timeline::print();
     diag::footprint();

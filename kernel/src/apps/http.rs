@@ -32,7 +32,8 @@ fn text(s: &Status) -> String {
     format!(
         "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
-         backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n",
+         backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n\
+         resumes {}\ncheckpoints {}\n",
         s.uptime_ms,
         s.domid,
         s.mem_kib,
@@ -49,6 +50,8 @@ fn text(s: &Status) -> String {
         n.grants_made + b.grants_made,
         n.grants_revoked + b.grants_revoked,
         n.grants_kept + b.grants_kept,
+        s.resumes,
+        s.checkpoints,
     )
 }
 

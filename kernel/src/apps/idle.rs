@@ -67,7 +67,15 @@ pub fn obey(req: ShutdownRequest) {
         ShutdownRequest::Poweroff | ShutdownRequest::Halt => ShutdownReason::Poweroff,
         ShutdownRequest::Reboot => ShutdownReason::Reboot,
         ShutdownRequest::Crash => ShutdownReason::Crash,
-        ShutdownRequest::Suspend | ShutdownRequest::Other(_) => {
+        ShutdownRequest::Suspend => {
+            // The devices of app=idle are probed, never connected: nothing
+            // to quiesce or reconnect.
+            if let Err(e) = crate::suspend::suspend() {
+                kprintln!("suspend failed: {e}; carrying on");
+            }
+            return;
+        }
+        ShutdownRequest::Other(_) => {
             log::warn!("control/shutdown: {req:?} is not supported; ignored");
             return;
         }

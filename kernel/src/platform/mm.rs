@@ -48,7 +48,6 @@ static INFO: Once<MemoryInfo> = Once::new();
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryInfo {
     pub layout: BootLayout,
-    pub root: Mfn,
     /// Where Xen's bootstrap mapping ended.
     pub boot_mapped_end: Pfn,
     pub stats: MapStats,
@@ -211,7 +210,7 @@ fn boot_info(si: &StartInfo) -> BootInfo {
         image_end: VirtAddr(image_end as u64),
         module,
         mfn_list: VirtAddr(si.mfn_list),
-        start_info: VirtAddr(si as *const StartInfo as u64),
+        start_info: VirtAddr(super::start_info_page() as u64),
         store: domu_page(si.store().0),
         console: domu_page(si.console.domu().0),
         pt_base: VirtAddr(si.pt_base),
@@ -235,6 +234,7 @@ pub fn init(si: &StartInfo) {
             fatal(format_args!("pt_base {} is not in the direct map", info.pt_base))
         });
     MAPPED_END.store(layout.first_free.0, Ordering::Relaxed);
+    ROOT_PFN.store(map.pfn(info.pt_base).map_or(0, |p| p.0), Ordering::Relaxed);
     let mut mmu = GuestMmu;
 
     // What Xen mapped: at least up to the padding, up to a 4 MiB boundary.
@@ -279,15 +279,23 @@ pub fn init(si: &StartInfo) {
     pagetable::unmap_pages(&mut mmu, root, guard_page, &mut old, &mut *BATCH_BUF.lock())
         .unwrap_or_else(|e| fatal(format_args!("unmapping the guard page: {e}")));
 
+    install_p2m(si);
+
     let info = INFO.call_once(|| MemoryInfo {
         layout,
-        root,
         boot_mapped_end: boot_end,
         stats,
         map_ns,
         map_hypercalls,
         guard_page,
     });
+    let p2m_len = super::p2m().len() as u64;
+    MAPPED_END.store(p2m_len, Ordering::Relaxed);
+    kprintln!(
+        "memory: P2M for {} pfns ({} MiB: the maximum reservation), published for the toolstack",
+        p2m_len,
+        p2m_len >> 8
+    );
     kprintln!(
         "memory: {} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
         map.nr_pages >> 8,
@@ -302,30 +310,96 @@ pub fn init(si: &StartInfo) {
     );
 }
 
+/// Replaces Xen's P2M list (boot size) with one sized for the maximum
+/// reservation Xen reports now, and publishes it. `xl` raises that
+/// reservation only as `xl mem-set` asks, so [`extend_p2m`] grows the list
+/// again once XenStore says how far the domain may grow (`memory/static-max`).
+fn install_p2m(si: &StartInfo) {
+    let max = memory::maximum_reservation(DomId::SELF).unwrap_or_else(|e| {
+        kprintln!("memory: maximum_reservation: {e}; the P2M stays at the boot size");
+        si.nr_pages
+    });
+    if let Err(e) = extend_p2m(max.max(si.nr_pages)) {
+        fatal(format_args!("{e}"));
+    }
+}
+
+/// Makes the P2M cover `pfns` pfns (never shrinks it): a new list and
+/// tree in frames from the allocator, entries copied, published; the
+/// previous list's frames go back to the allocator (Xen's boot list lies
+/// in the bootstrap region and stays). The list takes at most a sixteenth
+/// of the boot memory: a larger `maxmem` can only be ballooned up to what
+/// it covers (said once). Returns the pfns covered.
+pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
+    let boot = super::start_info().nr_pages;
+    let cap = (boot / 16).max(4) * super::p2m::PER_PAGE as u64;
+    let len = pfns.min(cap.max(boot));
+    if len < pfns {
+        kprintln!("memory: {pfns} pfns asked for; the P2M covers {len} (1/16 of memory)");
+    }
+    let have = super::p2m().len() as u64;
+    if len <= have && super::p2m::tree().is_some() {
+        return Ok(have);
+    }
+    let len = len.max(have);
+    let (leaves, mids) = super::p2m::pages_for(len);
+    let mut f = FRAMES.lock();
+    let (Some(leaves), Some(mids), Some(top)) = (f.alloc(leaves), f.alloc(mids), f.alloc(1)) else {
+        return Err("no free frames for the P2M");
+    };
+    drop(f);
+    let tree = super::p2m::Tree { leaves, mids, top: top.start };
+    // SAFETY: the runs were just taken from the allocator (ours, mapped
+    // writable in the direct map, referenced nowhere); they stay the P2M's
+    // until a longer list replaces them.
+    let old = unsafe { super::p2m::install(tree, len as usize, super::shared_info()) };
+    if let Some(old) = old {
+        let mut f = FRAMES.lock();
+        for run in [old.leaves, old.mids, old.top.run(1)] {
+            if f.free(run).is_err() {
+                kprintln!("memory: the old P2M's frames could not be freed");
+            }
+        }
+    }
+    MAPPED_END.fetch_max(len, Ordering::Relaxed);
+    Ok(len)
+}
+
+/// The pfn of the top-level page table (its machine frame changes when
+/// the domain is restored elsewhere; its pfn does not).
+static ROOT_PFN: AtomicU64 = AtomicU64::new(0);
+
+/// The machine frame of the top-level page table now.
+pub fn root() -> Mfn {
+    super::pfn_to_mfn(Pfn(ROOT_PFN.load(Ordering::Relaxed))).expect("the root table has a frame")
+}
+
 /// Start-of-day facts.
 pub fn info() -> &'static MemoryInfo {
     INFO.get().expect("memory is initialised at entry")
 }
 
-/// The direct map of all pseudo-physical memory.
+/// The direct map of all pseudo-physical memory: every pfn the P2M
+/// covers (pfns without a frame, ballooned out or never populated, are
+/// holes: unmapped).
 pub fn direct_map() -> DirectMap {
-    info().layout.map
+    DirectMap { base: info().layout.map.base, nr_pages: super::p2m().len() as u64 }
 }
 
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
-    pagetable::lookup(&GuestMmu, info().root, va)
+    pagetable::lookup(&GuestMmu, root(), va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
 pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
-    let (table, index) = pagetable::leaf_slot(&GuestMmu, info().root, va)?;
+    let (table, index) = pagetable::leaf_slot(&GuestMmu, root(), va)?;
     Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
 /// The first mapped page in `range`.
 pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
-    pagetable::first_mapped(&GuestMmu, info().root, range)
+    pagetable::first_mapped(&GuestMmu, root(), range)
 }
 
 /// Free frames and the longest run of them.
@@ -393,11 +467,10 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    let i = info();
     let r = balloon::give_back(
         &mut GuestMmu,
-        i.root,
-        &i.layout.map,
+        root(),
+        &direct_map(),
         run.clone(),
         &mut *BATCH_BUF.lock(),
     );
@@ -410,14 +483,63 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
 }
 
 /// Takes the holes `pfns` back from Xen and frees them to the allocator.
+/// Holes past the boot size may lack page tables: those are populated,
+/// then mapped like start of day mapped the rest of memory.
 pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
     let i = info();
-    balloon::take_back(&mut GuestMmu, i.root, &i.layout.map, pfns.clone(), &mut *BATCH_BUF.lock())?;
+    if pfns.end.0 > i.layout.map.nr_pages {
+        grow(pfns.clone())?;
+    } else {
+        let map = direct_map();
+        balloon::take_back(&mut GuestMmu, root(), &map, pfns.clone(), &mut *BATCH_BUF.lock())?;
+    }
     FRAMES.lock().free(pfns).map_err(|_| MmuError {
         op: "balloon: freeing the frames",
         error: XenError::EINVAL,
         done: 0,
     })
+}
+
+/// Populates the holes `pfns` (past the boot size), records them in the
+/// P2M and Xen's M2P, and maps them, making page tables from the
+/// allocator where none exist yet.
+fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
+    let mut mmu = GuestMmu;
+    let mut buf = BATCH_BUF.lock();
+    let mut pfn = pfns.start;
+    while pfn < pfns.end {
+        let n = ((pfns.end - pfn) as usize).min(balloon::CHUNK);
+        let mut want = [Pfn(0); balloon::CHUNK];
+        for (k, w) in want[..n].iter_mut().enumerate() {
+            *w = pfn + k as u64;
+        }
+        let mut got = [Mfn(0); balloon::CHUNK];
+        let filled = mmu.populate(&want[..n], &mut got[..n])?;
+        let mut batch = pagetable::Batch::new(&mut buf[..]);
+        for k in 0..filled {
+            mmu.set_p2m(want[k], Some(got[k]));
+            batch.push(&mut mmu, MmuUpdate::machphys(got[k], want[k]))?;
+        }
+        batch.flush(&mut mmu)?;
+        if filled < n {
+            return Err(MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: filled });
+        }
+        pfn += n as u64;
+    }
+    let space = AddressSpace { root: root(), map: direct_map() };
+    let plan = pagetable::plan(&mmu, &space, pfns.clone());
+    let tables = if plan.tables == 0 {
+        Pfn(0)..Pfn(0)
+    } else {
+        FRAMES.lock().alloc(plan.tables).ok_or(MmuError {
+            op: "balloon: no frames for page tables",
+            error: XenError::ENOMEM,
+            done: 0,
+        })?
+    };
+    let end = Pfn(MAPPED_END.load(Ordering::Relaxed));
+    pagetable::map_range(&mut mmu, &space, pfns, tables, end, &[], &mut buf[..])?;
+    Ok(())
 }
 
 /// Pages Xen says this domain has.

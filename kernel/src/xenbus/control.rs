@@ -12,7 +12,8 @@ pub const SYSRQ_TOKEN: &str = "control/sysrq";
 
 /// Features advertised under `control/`; a guest that lacks
 /// `feature-poweroff` makes `xl shutdown` fall back to ACPI or fail.
-pub const FEATURES: &[&str] = &["control/feature-poweroff", "control/feature-reboot"];
+pub const FEATURES: &[&str] =
+    &["control/feature-poweroff", "control/feature-reboot", "control/feature-suspend"];
 
 /// What `control/shutdown` asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
     for (kind, m) in kinds.into_iter().zip(bus.xs.pipeline(reqs)?) {
         reply::ok(reply::payload_for(kind, &m)?)?;
     }
+    bus.xs.remember_watch("control/shutdown", SHUTDOWN_TOKEN);
+    bus.xs.remember_watch("control/sysrq", SYSRQ_TOKEN);
     Ok(())
 }
 
