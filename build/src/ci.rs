@@ -7,7 +7,7 @@ use xtask::XenRelease;
 
 /// The `no_std` crates checked for the guest target (add new ones here).
 pub const GUEST_CRATES: &[&str] =
-    &["kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
+    &["platform", "kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
 
 struct Step {
     name: String,

@@ -12,7 +12,7 @@
 //! - [`copy`]: batched `GNTTABOP_copy`, cut at page boundaries.
 //!
 //! No unsafe code: the kernel maps the frames and hands the entries over
-//! as slices of atomics (`kernel/src/platform/grants.rs`).
+//! as slices of atomics (`platform/src/pv/grants.rs`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

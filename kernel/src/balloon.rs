@@ -2,9 +2,9 @@
 //! giving pages back to Xen or taking them back.
 
 use crate::balloon_plan::{Balloon, Step};
-use crate::platform::{self, mm};
 use crate::xenbus::{self, GuestBus};
 use hypercall::Pfn;
+use platform::pv::mm;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
 
@@ -45,7 +45,7 @@ pub fn size_for_static_max() {
 }
 
 fn seed_holes() {
-    let (boot, end) = (platform::start_info().nr_pages, platform::p2m().len() as u64);
+    let (boot, end) = (platform::pv::start_info().nr_pages, platform::pv::p2m().len() as u64);
     let mut b = BALLOON.lock();
     if end > boot && !b.seeded {
         b.runs.insert(0, Pfn(boot)..Pfn(end));
@@ -56,7 +56,7 @@ fn seed_holes() {
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
     seed_holes();
-    platform::p2m().len() as u64 - BALLOON.lock().out_pages()
+    platform::pv::p2m().len() as u64 - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -72,7 +72,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     };
     seed_holes();
     // Never more than the P2M covers (the maximum reservation).
-    let all = platform::p2m().len() as u64;
+    let all = platform::pv::p2m().len() as u64;
     let target = (target_kib / 4).min(all);
     let before = held_pages();
     let mut b = BALLOON.lock();

@@ -2,13 +2,13 @@
 //! real grant table, event channels and XenStore. The event handler only
 //! counts; waiting happens in the caller's context.
 
-use crate::platform::blk::SharedPages;
-use crate::{events, grants, platform, timer, xenbus};
+use crate::{events, grants, timer, xenbus};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
+use platform::pv::blk::SharedPages;
 use pv_drivers::blkfront::{self, BlkEnv, BlkError, BlkFront, Config};
 use pv_drivers::xenbus::device::{self, DeviceInfo};
 

@@ -1,7 +1,7 @@
 //! A dump of the guest's state for a person debugging it: asked for with
 //! `xl sysrq DOMAIN KEY` or Xen's `q` debug key (`VIRQ_DEBUG`).
 
-use crate::{console, events, kprintln, platform, timer};
+use crate::{console, events, kprintln, timer};
 use hypercall::EvtchnPort;
 
 /// Prints uptime, event, timer and console counters.
@@ -35,9 +35,9 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
 /// view: everything not free, page tables and heap included), heap, grants
 /// and event channels.
 pub fn footprint() {
-    let si = platform::start_info();
-    let (start, end) = platform::image_range();
-    let (free, _) = platform::mm::free_frames();
+    let si = platform::pv::start_info();
+    let (start, end) = platform::pv::image_range();
+    let (free, _) = platform::pv::mm::free_frames();
     let used = si.nr_pages.saturating_sub(free);
     let grants = crate::grants::with(|t| t.stats());
     kprintln!(
@@ -46,7 +46,7 @@ pub fn footprint() {
         used,
         si.nr_pages,
         used * 4,
-        platform::mm::heap_bytes() / 1024,
+        platform::pv::mm::heap_bytes() / 1024,
         events::bound_ports(),
         grants.map_or(0, |g| g.in_use)
     );

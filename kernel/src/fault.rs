@@ -2,18 +2,15 @@
 //! domain ends as crashed. Never a silent hang.
 
 #[cfg(target_os = "none")]
-use crate::platform::{self, TrapFrame};
-#[cfg(target_os = "none")]
 use crate::{console, kprintln};
 #[cfg(target_os = "none")]
 use core::sync::atomic::{AtomicBool, Ordering};
 #[cfg(target_os = "none")]
 use hypercall::abi::sched::ShutdownReason;
+#[cfg(target_os = "none")]
+use platform::TrapFrame;
 
-/// The vector the entry stubs record for an event upcall.
-pub const VECTOR_UPCALL: u64 = 0x100;
-/// The vector the entry stubs record for Xen's failsafe callback.
-pub const VECTOR_FAILSAFE: u64 = 0x101;
+use platform::trap::VECTOR_FAILSAFE;
 
 /// x86 exception names by vector.
 pub fn vector_name(vector: u64) -> &'static str {

@@ -1,14 +1,19 @@
 //! RustPV: a Xen paravirtual guest kernel.
 //!
-//! Xen enters at `_start` (platform/boot.rs) with `start_info`; the platform
-//! layer maps what Xen shares and sets up the console, then [`kmain`] prints
-//! the banner and runs the app the command line names.
+//! Xen enters the `platform` crate (its `_start`); the platform maps what
+//! Xen shares and calls [`kmain`] (named by `platform::entry!`), which
+//! registers the kernel's hooks, starts the console and memory, prints the
+//! banner and runs the app the command line names.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 // On the host only the pure modules are built, for their unit tests.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 extern crate alloc;
+
+// The platform's pure modules, under the names the kernel has always used.
+#[cfg(target_os = "none")]
+use platform::{fmtbuf, memory, time};
 
 mod balloon_plan;
 mod bench;
@@ -17,9 +22,6 @@ mod cmdline;
 mod console;
 mod events;
 mod fault;
-mod fmtbuf;
-mod memory;
-mod time;
 mod timeline;
 mod timer_queue;
 mod xenbus;
@@ -41,8 +43,6 @@ mod grants;
 #[cfg(target_os = "none")]
 mod net;
 #[cfg(target_os = "none")]
-mod platform;
-#[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
 mod suspend;
@@ -50,10 +50,30 @@ mod suspend;
 mod timer;
 
 #[cfg(target_os = "none")]
+platform::entry!(kmain);
+
+#[cfg(target_os = "none")]
 fn kmain() -> ! {
     use hypercall::abi::sched::ShutdownReason;
 
-    let cmd = cmdline::Cmdline::new(platform::start_info().cmdline());
+    platform::set_hooks(platform::Hooks {
+        emergency_print: console::emergency_print,
+        before_shutdown: || {
+            let _ = console::flush();
+        },
+        fault: fault::handle,
+        upcall: events::handle_upcall,
+    });
+    match platform::console_page() {
+        Some((ring, port)) => console::init_ring(ring, port),
+        None => console::init_hypervisor(),
+    }
+    timeline::mark("console");
+    let memory = platform::init_memory();
+    kprintln!("memory: {memory}");
+    timeline::mark("memory");
+
+    let cmd = cmdline::Cmdline::new(platform::cmdline());
     let level = cmd.get("loglevel").map(|l| (l, console::logger::parse_level(l)));
     console::logger::init(level.and_then(|(_, l)| l).unwrap_or(log::LevelFilter::Info));
     banner::print(&cmd);

@@ -17,10 +17,10 @@
 //! of the loop.
 
 use crate::events::{self, IrqGuard};
-use crate::platform::suspend::{self as psuspend, Outcome};
-use crate::{console, diag, grants, kprintln, platform, timer, xenbus};
+use crate::{console, diag, grants, kprintln, timer, xenbus};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
+use platform::pv::suspend::{self as psuspend, Outcome};
 
 static CANCELLED: AtomicU64 = AtomicU64::new(0);
 static RESUMED: AtomicU64 = AtomicU64::new(0);

@@ -61,7 +61,7 @@ static TIMELINE: spin::Mutex<Timeline> = spin::Mutex::new(Timeline::new());
 /// Records that `phase` just finished.
 #[cfg(target_os = "none")]
 pub fn mark(phase: &'static str) {
-    let ns = crate::platform::uptime_ns();
+    let ns = platform::uptime_ns();
     TIMELINE.lock().mark(phase, ns);
 }
 

@@ -18,7 +18,6 @@
 //! and taking upcall after upcall until the clocks agree.
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
-use crate::platform;
 use crate::timer_queue::{QueueFull, TimerFn, TimerId, TimerQueue};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;

@@ -2,7 +2,7 @@
 //!
 //! Soundness: safe. Xen reads the borrowed bytes during the call. (The PV
 //! console *ring* is a page the toolstack sets up before the guest runs;
-//! no hypercall registers it: see `kernel/src/platform/mod.rs`.)
+//! no hypercall registers it: see `platform/src/pv/mod.rs`.)
 
 use crate::abi::xen::consoleio;
 use crate::error::{XenError, XenResult};

@@ -37,7 +37,7 @@ use super::{AppError, AppResult};
 use crate::blk::{self, Disk};
 use crate::blk_pattern;
 use crate::cmdline::Cmdline;
-use crate::{kprintln, platform, xenbus};
+use crate::{kprintln, xenbus};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;

@@ -2,10 +2,10 @@
 
 use super::AppResult;
 use crate::cmdline::Cmdline;
-use crate::{kprintln, platform};
+use crate::kprintln;
 
 pub fn run(_: &Cmdline<'_>) -> AppResult {
-    let si = platform::start_info();
+    let si = platform::pv::start_info();
     kprintln!(
         "Hello from RustPV: {} MiB, up {} us",
         si.nr_pages * 4096 / (1 << 20),

@@ -5,7 +5,7 @@ use super::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::{self, control, control::ShutdownRequest};
-use crate::{balloon, devices, kprintln, platform, timer};
+use crate::{balloon, devices, kprintln, timer};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;

@@ -70,7 +70,7 @@ fn panic(_: &Cmdline<'_>) -> AppResult {
 /// Raises a CPU exception on purpose (`fault=pf|gp|ud|de`, default pf),
 /// to show (and test) the fault report.
 fn fault(cmd: &Cmdline<'_>) -> AppResult {
-    use crate::platform::{trigger_fault, DeliberateFault};
+    use platform::{trigger_fault, DeliberateFault};
     let kind = match cmd.get("fault").unwrap_or("pf") {
         "pf" => DeliberateFault::NullRead,
         "gp" => DeliberateFault::GeneralProtection,

@@ -17,8 +17,6 @@ use crate::apps::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::events::{self, IrqGuard};
 use crate::grants;
-use crate::platform::grants::{self as pg, SharedPage};
-use crate::platform::{self, bench::Scratch};
 use crate::time::PvClock;
 use crate::{kprintln, xenbus};
 use alloc::vec::Vec;
@@ -29,6 +27,8 @@ use grant_tables::{CopyBatch, Page};
 use hypercall::abi::mmu::MulticallEntry;
 use hypercall::ops::{mmu, sched_op, version};
 use hypercall::{DomId, EvtchnPort};
+use platform::pv::bench::Scratch;
+use platform::pv::grants::{self as pg, SharedPage};
 use xenstore_client::Store;
 
 /// How long the round trip waits for one send's handler before calling
@@ -192,7 +192,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         ver.1,
         hypercall::abi::start_info::c_str(&extra),
         platform::cpu_brand().as_str(),
-        if platform::start_info().is_initial_domain() { "dom0" } else { "domU" },
+        if platform::pv::start_info().is_initial_domain() { "dom0" } else { "domU" },
         plan.iters
     );
 
@@ -313,7 +313,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let mut entries = [MulticallEntry { op: 0, result: 0, args: [0; 6] }; 32];
     let mut t = Tally::default();
     let multi = b.run("multicall_32_xen_version_total", plan.quarter, 1, || {
-        let ok = platform::bench::multicall_xen_version(&mut entries).is_ok();
+        let ok = platform::pv::bench::multicall_xen_version(&mut entries).is_ok();
         t.count(ok && entries.iter().all(|e| e.result == want));
     });
     b.check(

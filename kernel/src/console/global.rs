@@ -2,8 +2,8 @@
 
 use super::crlf_chunks;
 use super::ring::{Backend, RingError, RingWriter};
+use crate::events;
 use crate::events::IrqLock;
-use crate::{events, platform};
 use core::fmt::{self, Write};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::ops::{console_io_write, event_channel, sched_op};

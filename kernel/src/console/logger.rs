@@ -1,6 +1,5 @@
 //! A `log` backend on the console: `[   seconds.micro] LEVEL target: message`.
 
-use crate::platform;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct ConsoleLogger;

@@ -6,7 +6,6 @@ use super::irq::{IrqGuard, IrqLock};
 use super::table::{Handler, HandlerTable, TableError};
 use super::two_level::{self, ScanPosition};
 use super::Abi;
-use crate::platform;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hypercall::abi::event_channel::fifo as fifo_abi;

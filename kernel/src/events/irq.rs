@@ -1,9 +1,8 @@
-//! The PV "interrupt flag": `vcpu_info.evtchn_upcall_mask`. While it is set
-//! Xen queues events instead of calling the upcall, exactly like `cli`.
+//! The guest's "interrupt flag" (the platform's upcall mask: PV's
+//! `vcpu_info.evtchn_upcall_mask`). While it is set Xen queues events
+//! instead of calling the upcall, exactly like `cli`.
 
-use crate::platform;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{compiler_fence, Ordering};
 use spin::{Mutex, MutexGuard};
 
 /// Masks upcalls for its lifetime and restores the previous state on drop,
@@ -14,11 +13,7 @@ pub struct IrqGuard {
 
 impl IrqGuard {
     pub fn new() -> Self {
-        // Before shared_info is mapped upcalls are masked (as Xen starts us).
-        let was_masked = platform::try_vcpu_info()
-            .is_none_or(|v| v.evtchn_upcall_mask.swap(1, Ordering::SeqCst) != 0);
-        compiler_fence(Ordering::SeqCst);
-        IrqGuard { was_masked }
+        IrqGuard { was_masked: platform::mask_upcalls() }
     }
 }
 
@@ -36,20 +31,14 @@ impl Drop for IrqGuard {
     }
 }
 
-/// Unmasks upcalls; if Xen marked one pending while they were masked, a
-/// hypercall makes Xen deliver it now (Xen checks on every return to the guest).
+/// Unmasks upcalls, taking one Xen marked pending meanwhile.
 pub fn enable_upcalls() {
-    let v = platform::vcpu_info();
-    compiler_fence(Ordering::SeqCst);
-    v.evtchn_upcall_mask.store(0, Ordering::SeqCst);
-    if v.evtchn_upcall_pending.load(Ordering::SeqCst) != 0 {
-        let _ = hypercall::ops::version::version();
-    }
+    platform::unmask_upcalls();
 }
 
 /// Whether upcalls are masked right now.
 pub fn upcalls_masked() -> bool {
-    platform::vcpu_info().evtchn_upcall_mask.load(Ordering::Relaxed) != 0
+    platform::upcalls_masked()
 }
 
 /// A spin lock that also masks upcalls, so an event handler can never

@@ -3,7 +3,7 @@
 //! handler just counts (the service loop does the work, never the upcall).
 
 use crate::memory::layout::VirtAddr;
-use crate::{events, grants, platform};
+use crate::{events, grants};
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::grant_table::GrantRef;
@@ -48,8 +48,8 @@ impl NetHost for KernelHost {
 
     fn grant(&mut self, page: &PageBox, to: DomId, readonly: bool) -> Result<GrantRef, HostError> {
         let va = VirtAddr(&*page.0 as *const NetPage as u64);
-        let pfn = platform::mm::direct_map().pfn(va).ok_or(HostError::Grant)?;
-        let mfn = platform::pfn_to_mfn(pfn).ok_or(HostError::Grant)?;
+        let pfn = platform::pv::mm::direct_map().pfn(va).ok_or(HostError::Grant)?;
+        let mfn = platform::pv::pfn_to_mfn(pfn).ok_or(HostError::Grant)?;
         let r = grants::with(|t| t.grant_access(to, mfn, readonly)).ok_or(HostError::Grant)?;
         r.map_err(|_| HostError::Grant)
     }

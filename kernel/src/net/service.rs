@@ -10,7 +10,7 @@ use super::host::{self, KernelHost};
 use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::xenbus::{self, control};
-use crate::{grants, kprintln, platform, timer};
+use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -314,7 +314,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
     };
-    net.status.mem_kib = platform::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
@@ -373,7 +373,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             // without a handshake. TCP connections live in
                             // smoltcp, above the device: they survive.
                             match crate::suspend::suspend() {
-                                Ok(crate::platform::suspend::Outcome::Resumed { .. }) => {
+                                Ok(platform::pv::suspend::Outcome::Resumed { .. }) => {
                                     net.status.resumes += 1;
                                     if let Some(id) = xenbus::current_domid() {
                                         net.status.domid = id.0;

@@ -1,7 +1,6 @@
 //! The PV clock and the wall clock.
 
 use super::{fail, note, Suite};
-use crate::platform;
 use crate::time::{wallclock_base, PvClock, Utc};
 use hypercall::ops::{event_channel, sched_op};
 use hypercall::DomId;

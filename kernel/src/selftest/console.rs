@@ -2,7 +2,7 @@
 //! arrive whole, in order, with the backend keeping up.
 
 use super::{note, Suite};
-use crate::{console, kprintln, platform};
+use crate::{console, kprintln};
 
 /// Lines the host checks byte for byte (see tests/tests/boot.rs).
 const PATTERN_LINES: u64 = 48;
@@ -53,7 +53,7 @@ pub fn run(s: &mut Suite) {
             }
             None => {
                 note!(d, "no ring (dom0 console_io)");
-                platform::start_info().is_initial_domain()
+                platform::pv::start_info().is_initial_domain()
             }
         }
     });

@@ -3,7 +3,6 @@
 
 use super::{fail, note, Suite};
 use crate::events::{self, table::TableError, EventError, IrqGuard};
-use crate::platform;
 use crate::timer;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;

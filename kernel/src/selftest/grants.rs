@@ -8,13 +8,13 @@ extern crate alloc;
 
 use super::{fail, note, Detail, Suite};
 use crate::grants;
-use crate::platform::grants::{self as pg, Mapping, SharedPage};
-use crate::platform::{self, vmap};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 use grant_tables::{CopyBatch, GrantError, Page, Version};
 use hypercall::abi::grant_table::{gtf, GrantRef};
 use hypercall::{DomId, Mfn, Pfn};
+use platform::pv::grants::{self as pg, Mapping, SharedPage};
+use platform::pv::vmap;
 
 pub fn run(s: &mut Suite) {
     s.check("grants.table_set_up", |d| {
@@ -243,7 +243,7 @@ fn copy_batched(d: &mut Detail, me: DomId) -> bool {
     let _ = bad.push(
         &from_frames,
         0,
-        &[Page::Frame(DomId::SELF, Mfn(platform::pfn_to_mfn(Pfn(0)).map_or(0, |m| m.0)))],
+        &[Page::Frame(DomId::SELF, Mfn(platform::pv::pfn_to_mfn(Pfn(0)).map_or(0, |m| m.0)))],
         0,
         8,
     );

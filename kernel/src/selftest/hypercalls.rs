@@ -1,7 +1,6 @@
 //! Hypercall plumbing, error mapping and `xen_version`.
 
 use super::{fail, note, Suite};
-use crate::platform;
 use hypercall::abi::event_channel::stat;
 use hypercall::abi::xen::HYPERVISOR_VIRT_START;
 use hypercall::ops::{event_channel, memory, sched_op, unimplemented_hypercall, version};
@@ -10,7 +9,7 @@ use hypercall::{DomId, EvtchnPort, XenError};
 
 pub fn run(s: &mut Suite) {
     s.check("hypercall.page_filled", |d| {
-        let page = platform::hypercall_page_bytes();
+        let page = platform::pv::hypercall_page_bytes();
         for n in [nr::XEN_VERSION, nr::CONSOLE_IO, nr::SCHED_OP, nr::EVENT_CHANNEL_OP] {
             let entry = &page[n as usize * 32..n as usize * 32 + 32];
             // Each entry loads its number with `mov $n, %eax` (0xb8 imm32).
@@ -106,7 +105,7 @@ pub fn run(s: &mut Suite) {
                 note!(d, "{b:02x}");
             }
             // The toolstack gives every domU a UUID; dom0's is all zero.
-            platform::start_info().is_initial_domain() || uuid != [0; 16]
+            platform::pv::start_info().is_initial_domain() || uuid != [0; 16]
         }
         Err(e) => fail!(d, "{e}"),
     });
@@ -117,7 +116,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("evtchn.status_of_console_and_store", |d| {
-        let si = platform::start_info();
+        let si = platform::pv::start_info();
         if si.is_initial_domain() {
             note!(d, "skipped in dom0: no console ring or store");
             return true;
@@ -134,7 +133,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("memory.reservation", |d| {
-        let si = platform::start_info();
+        let si = platform::pv::start_info();
         let cur = memory::current_reservation(DomId::SELF);
         let max = memory::maximum_reservation(DomId::SELF);
         match (cur, max) {

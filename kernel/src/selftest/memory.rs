@@ -7,12 +7,12 @@ extern crate alloc;
 
 use super::{fail, note, Suite};
 use crate::memory::layout::VirtAddr;
-use crate::platform::{self, mm};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::{FrameRange, Pfn, PAGE_SIZE};
+use platform::pv::mm;
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -35,23 +35,23 @@ pub fn run(s: &mut Suite) {
 
     s.check("memory.every_pfn_mapped_to_its_frame", |d| {
         let map = mm::direct_map();
-        let image = platform::image_range();
+        let image = platform::pv::image_range();
         let (mut read_only, mut shared) = (0, 0);
         for pfn in (0..map.nr_pages).map(Pfn) {
-            let want = platform::pfn_to_mfn(pfn);
+            let want = platform::pv::pfn_to_mfn(pfn);
             let va = map.virt(pfn);
             match mm::lookup(va) {
                 Some(pte) if Some(pte.mfn()) == want => read_only += u64::from(!pte.writable()),
                 // Image pages that map a frame Xen shares (shared info, ...).
                 Some(pte)
                     if (image.0..image.1).contains(&(va.0 as usize))
-                        && platform::mfn_to_pfn(pte.mfn()) != Some(pfn) =>
+                        && platform::pv::mfn_to_pfn(pte.mfn()) != Some(pfn) =>
                 {
                     shared += 1
                 }
                 None if va == mm::info().guard_page => {}
                 // Past the boot size, up to the maximum reservation: holes.
-                None if pfn.0 >= platform::start_info().nr_pages
+                None if pfn.0 >= platform::pv::start_info().nr_pages
                     && want == Some(hypercall::Mfn(INVALID_P2M_ENTRY)) => {}
                 other => fail!(d, "pfn {pfn}: {other:?}, P2M says {want:?}"),
             }
@@ -175,15 +175,15 @@ pub fn run(s: &mut Suite) {
         let map = mm::direct_map();
         let unmapped = holes
             .frames()
-            .all(|p| mm::lookup(map.virt(p)).is_none() && platform::pfn_to_mfn(p) == Some(hypercall::Mfn(!0)));
+            .all(|p| mm::lookup(map.virt(p)).is_none() && platform::pv::pfn_to_mfn(p) == Some(hypercall::Mfn(!0)));
         if let Err(e) = mm::balloon_in(holes.clone()) {
             fail!(d, "balloon in: {e}");
         }
         let after = mm::current_reservation().unwrap_or(0);
         let remapped = holes.frames().all(|p| {
-            let mfn = platform::pfn_to_mfn(p);
+            let mfn = platform::pv::pfn_to_mfn(p);
             mm::lookup(map.virt(p)).map(|e| e.mfn()) == mfn
-                && mfn.and_then(platform::mfn_to_pfn) == Some(p)
+                && mfn.and_then(platform::pv::mfn_to_pfn) == Some(p)
         });
         note!(
             d,

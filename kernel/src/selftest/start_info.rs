@@ -1,13 +1,12 @@
 //! What the domain builder handed over is consistent.
 
 use super::{fail, note, Suite};
-use crate::platform;
 use core::sync::atomic::Ordering;
 use hypercall::abi::start_info::sif;
 use hypercall::{Mfn, Pfn, PAGE_SIZE};
 
 pub fn run(s: &mut Suite) {
-    let si = platform::start_info();
+    let si = platform::pv::start_info();
 
     s.check("start_info.magic", |d| {
         note!(d, "{}", si.magic_str());
@@ -16,7 +15,7 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.nr_pages", |d| {
         note!(d, "{} pages = {} MiB", si.nr_pages, (si.nr_pages as usize * PAGE_SIZE) >> 20);
-        si.nr_pages >= 256 && platform::p2m().len() as u64 >= si.nr_pages
+        si.nr_pages >= 256 && platform::pv::p2m().len() as u64 >= si.nr_pages
     });
 
     s.check("start_info.flags", |d| {
@@ -28,10 +27,10 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("start_info.p2m_and_m2p_agree", |d| {
-        let p2m = platform::p2m();
+        let p2m = platform::pv::p2m();
         for (pfn, entry) in p2m.iter().enumerate() {
             let mfn = Mfn(entry.load(Ordering::Relaxed));
-            match platform::mfn_to_pfn(mfn) {
+            match platform::pv::mfn_to_pfn(mfn) {
                 Some(back) if back == Pfn(pfn as u64) => {}
                 other => fail!(d, "pfn {pfn:#x} -> {mfn} -> {other:?}"),
             }
@@ -46,8 +45,8 @@ pub fn run(s: &mut Suite) {
             return true;
         }
         for (what, mfn) in [("console", si.console.domu().0), ("store", si.store().0)] {
-            let pfn = platform::mfn_to_pfn(mfn);
-            match pfn.and_then(platform::pfn_to_mfn) {
+            let pfn = platform::pv::mfn_to_pfn(mfn);
+            match pfn.and_then(platform::pv::pfn_to_mfn) {
                 Some(back) if back == mfn => {
                     note!(d, "{what} {mfn} = pfn {}; ", pfn.unwrap_or_default())
                 }
@@ -58,8 +57,8 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("start_info.page_tables", |d| {
-        let base = platform::pfn_to_virt(Pfn(0)) as u64;
-        let end = platform::pfn_to_virt(Pfn(si.nr_pages)) as u64;
+        let base = platform::pv::pfn_to_virt(Pfn(0)) as u64;
+        let end = platform::pv::pfn_to_virt(Pfn(si.nr_pages)) as u64;
         note!(d, "pt_base {:#x}, {} frames", si.pt_base, si.nr_pt_frames);
         si.pt_base.is_multiple_of(PAGE_SIZE as u64)
             && (base..end).contains(&si.pt_base)
@@ -68,7 +67,7 @@ pub fn run(s: &mut Suite) {
 
     s.check("start_info.shared_info_mapped", |d| {
         let v = platform::vcpu_info();
-        let mask = platform::upcall_mask_at_entry();
+        let mask = platform::pv::upcall_mask_at_entry();
         let version = v.time.version.load(Ordering::Relaxed);
         note!(
             d,

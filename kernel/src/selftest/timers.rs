@@ -3,7 +3,7 @@
 
 use super::{fail, note, Suite};
 use crate::cmdline::Cmdline;
-use crate::{events, platform, timer};
+use crate::{events, timer};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hypercall::abi::vcpu::runstate;
 use hypercall::ops::vcpu;

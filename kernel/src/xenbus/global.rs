@@ -3,7 +3,7 @@
 
 use super::control;
 use crate::events;
-use crate::{platform, timer};
+use crate::timer;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,7 @@ extern crate alloc;
 
 use super::vmap;
 use crate::memory::layout::VirtAddr;
-use crate::platform::mm;
+use crate::pv::mm;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;

@@ -9,11 +9,11 @@
 //! allocator, nothing grants them, and Rust sees them only as atomics,
 //! through [`fifo_pages`].
 
-use super::{pfn_to_mfn, virt_base};
+use crate::memory::layout::VirtAddr;
 use core::sync::atomic::AtomicU32;
 use hypercall::abi::event_channel::{fifo, EvtchnFifoControlBlock};
 use hypercall::ops::event_channel as evtchn;
-use hypercall::{Mfn, Pfn, XenError, PAGE_SIZE};
+use hypercall::{Mfn, XenError};
 use spin::Once;
 
 extern "C" {
@@ -34,7 +34,7 @@ core::arch::global_asm!(
 );
 
 fn page_mfn(va: usize) -> Result<Mfn, XenError> {
-    pfn_to_mfn(Pfn(((va - virt_base()) / PAGE_SIZE) as u64)).ok_or(XenError::EFAULT)
+    crate::xen_frame(VirtAddr(va as u64)).ok_or(XenError::EFAULT)
 }
 
 /// The outcome of the one registration.
@@ -84,8 +84,9 @@ pub fn fifo_reinit() -> Result<(), XenError> {
         w.store(0, core::sync::atomic::Ordering::Relaxed);
     }
     // SAFETY: the control block page, seen only as atomics: every u32 of it.
-    let cb_words =
-        unsafe { core::slice::from_raw_parts(cb as *const _ as *const AtomicU32, PAGE_SIZE / 4) };
+    let cb_words = unsafe {
+        core::slice::from_raw_parts(cb as *const _ as *const AtomicU32, hypercall::PAGE_SIZE / 4)
+    };
     for w in cb_words {
         w.store(0, core::sync::atomic::Ordering::Relaxed);
     }

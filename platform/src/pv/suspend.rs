@@ -18,7 +18,8 @@
 //! and their event channels). Either way shared info is mapped again and
 //! the P2M is published again.
 
-use super::{mfn_to_pfn, p2m, pfn_to_mfn, shared_info, shared_info_va, start_info_page, virt_base};
+use super::{mfn_to_pfn, p2m, pfn_to_mfn, shared_info_va, start_info_page, virt_base};
+use crate::shared_info;
 use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 use hypercall::abi::start_info::StartInfo;
@@ -111,8 +112,8 @@ pub fn suspend() -> Result<Outcome, XenError> {
     };
     if let Err(e) = map_shared_info(machine) {
         // Without shared info there are no events and no clock.
-        super::console::emergency_print(format_args!("suspend: cannot map shared info: {e}\n"));
-        super::shutdown(hypercall::abi::sched::ShutdownReason::Crash);
+        crate::hooks::emergency_print(format_args!("suspend: cannot map shared info: {e}\n"));
+        crate::shutdown(hypercall::abi::sched::ShutdownReason::Crash);
     }
     p2m::publish(shared_info());
     r.map(|_| outcome)

@@ -15,7 +15,7 @@ extern crate alloc;
 
 use crate::memory::layout::VirtAddr;
 use crate::memory::pagetable::{entry_addr, Level, Pte, DATA_FLAGS, TABLE_FLAGS};
-use crate::platform::mm;
+use crate::pv::mm;
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::mmu::MmuUpdate;

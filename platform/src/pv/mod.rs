@@ -1,12 +1,13 @@
-//! The platform layer: the only part of the kernel that turns addresses
-//! from Xen into references. Everything above it is safe code.
-#![allow(unsafe_code)]
+//! The PV back end: Xen's domain builder starts us in long mode on its
+//! own page tables with `start_info` (ELF notes and entry in `boot.rs`);
+//! we see pseudo-physical frames through the P2M list, change page tables
+//! only through `mmu_update`, and take exceptions and events through Xen's
+//! virtual IDT and event callback (`entry.rs`).
 
 pub mod bench;
 pub mod blk;
 mod boot;
 mod entry;
-mod events;
 pub mod grants;
 pub mod mm;
 pub mod p2m;
@@ -14,22 +15,19 @@ mod panic;
 pub mod suspend;
 pub mod vmap;
 
-pub use entry::{
-    install as install_entry_points, trigger as trigger_fault, DeliberateFault, TrapFrame,
-};
-pub use events::{fifo_init, fifo_pages, fifo_reinit};
-
-use crate::console;
-use crate::time::PvClock;
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::hooks::emergency_print;
+use crate::memory::layout::VirtAddr;
+use crate::shutdown;
+use core::fmt;
+use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::sched::ShutdownReason;
-use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
+use hypercall::abi::shared_info::SharedInfo;
 use hypercall::abi::start_info::StartInfo;
 use hypercall::abi::xen::{pte, Uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
-use hypercall::ops::{mmu, sched_op};
-use hypercall::{EvtchnPort, Mfn, Pfn, PAGE_SIZE};
+use hypercall::ops::mmu;
+use hypercall::{EvtchnPort, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::Once;
 
 extern "C" {
@@ -53,8 +51,6 @@ core::arch::global_asm!(
 static START_INFO: Once<StartInfo> = Once::new();
 /// The address of the start-info page itself.
 static START_INFO_PAGE: AtomicUsize = AtomicUsize::new(0);
-static SHARED_INFO: Once<&'static SharedInfo> = Once::new();
-static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
 
 fn virt_base() -> usize {
@@ -102,28 +98,88 @@ fn init(si: *const StartInfo) {
     // SAFETY: `shared_info_page` is a page of our .bss that nothing else
     // references; after the call it maps Xen's shared info frame.
     if let Err(e) = unsafe { mmu::update_va_mapping(page, entry, Uvmf::INVLPG) } {
-        console::emergency_print(format_args!("cannot map shared_info: {e}\n"));
+        emergency_print(format_args!("cannot map shared_info: {e}\n"));
         shutdown(ShutdownReason::Crash);
     }
     // SAFETY: the page now holds `struct shared_info`, whose fields are all
     // atomics (Xen writes them concurrently), mapped for the guest's life.
     let shared: &'static SharedInfo = unsafe { &*(page as *const SharedInfo) };
-    SHARED_INFO.call_once(|| shared);
     UPCALL_MASK_AT_ENTRY
         .store(shared.vcpu_info[0].evtchn_upcall_mask.load(Ordering::Relaxed), Ordering::Relaxed);
-    BOOT_NS.store(now_ns(), Ordering::Relaxed);
+    crate::interface::start(&Pv, shared);
+}
 
-    if si.is_initial_domain() {
-        console::init_hypervisor();
-    } else {
-        match console_ring(si) {
-            Some((ring, port)) => console::init_ring(ring, port),
-            None => console::init_hypervisor(),
+/// The PV back end of [`crate::Backend`].
+pub struct Pv;
+
+impl crate::Backend for Pv {
+    fn name(&self) -> &'static str {
+        "pv"
+    }
+
+    fn cmdline(&self) -> &'static str {
+        start_info().cmdline()
+    }
+
+    fn nr_pages(&self) -> u64 {
+        start_info().nr_pages
+    }
+
+    fn console_page(&self) -> Option<(&'static XenconsInterface, EvtchnPort)> {
+        let si = start_info();
+        if si.is_initial_domain() {
+            return None;
+        }
+        console_ring(si)
+    }
+
+    fn store_page(&self) -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+        store_page()
+    }
+
+    fn init_memory(&self) -> &'static (dyn fmt::Display + Sync) {
+        mm::init(start_info())
+    }
+
+    fn install_entry_points(&self) -> Result<(), XenError> {
+        entry::install()
+    }
+
+    fn xen_frame(&self, va: VirtAddr) -> Option<Mfn> {
+        let (start, end) = image_range();
+        let pfn = if (start as u64..end as u64).contains(&va.0) {
+            Pfn((va.0 - virt_base() as u64) / PAGE_SIZE as u64)
+        } else {
+            mm::direct_map().pfn(va)?
+        };
+        pfn_to_mfn(pfn)
+    }
+
+    fn mask_upcalls(&self) -> bool {
+        let was = crate::vcpu_info().evtchn_upcall_mask.swap(1, Ordering::SeqCst) != 0;
+        compiler_fence(Ordering::SeqCst);
+        was
+    }
+
+    fn unmask_upcalls(&self) {
+        // If Xen marked an upcall pending while they were masked, a
+        // hypercall makes Xen deliver it now (Xen checks on every return
+        // to the guest).
+        let v = crate::vcpu_info();
+        compiler_fence(Ordering::SeqCst);
+        v.evtchn_upcall_mask.store(0, Ordering::SeqCst);
+        if v.evtchn_upcall_pending.load(Ordering::SeqCst) != 0 {
+            let _ = hypercall::ops::version::version();
         }
     }
-    crate::timeline::mark("console");
-    mm::init(si);
-    crate::timeline::mark("memory");
+
+    fn upcalls_masked(&self) -> bool {
+        crate::vcpu_info().evtchn_upcall_mask.load(Ordering::Relaxed) != 0
+    }
+
+    fn stack_word(&self, addr: u64) -> Option<u64> {
+        stack_word(addr)
+    }
 }
 
 /// Pages Xen hands a domU in `start_info` and shares with a dom0 daemon,
@@ -174,24 +230,9 @@ fn start_info_page() -> usize {
     START_INFO_PAGE.load(Ordering::Relaxed)
 }
 
-/// The shared info page.
-pub fn shared_info() -> &'static SharedInfo {
-    SHARED_INFO.get().expect("shared_info is mapped at entry")
-}
-
 /// `vcpu_info.evtchn_upcall_mask` as Xen started the guest (it must be 1).
 pub fn upcall_mask_at_entry() -> u8 {
     UPCALL_MASK_AT_ENTRY.load(Ordering::Relaxed)
-}
-
-/// `vcpu_info`, or `None` before shared_info is mapped.
-pub fn try_vcpu_info() -> Option<&'static VcpuInfo> {
-    SHARED_INFO.get().map(|s| &s.vcpu_info[0])
-}
-
-/// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
-pub fn vcpu_info() -> &'static VcpuInfo {
-    &shared_info().vcpu_info[0]
 }
 
 /// The P2M list: pfn → mfn (Xen's at entry, then one sized for the
@@ -227,7 +268,7 @@ pub fn hypercall_page_bytes() -> &'static [u8; PAGE_SIZE] {
 
 /// A word of the boot stack, for walking frame pointers in a fault report;
 /// `None` for any address outside the stack or misaligned.
-pub fn stack_word(addr: u64) -> Option<u64> {
+fn stack_word(addr: u64) -> Option<u64> {
     extern "C" {
         static __boot_stack_bottom: u8;
     }
@@ -240,74 +281,4 @@ pub fn stack_word(addr: u64) -> Option<u64> {
     // SAFETY: the address is an aligned word inside the boot stack, which
     // is mapped and readable for the guest's life.
     Some(unsafe { (addr as *const u64).read_volatile() })
-}
-
-/// The TSC at the start of a timed region: `lfence` keeps earlier
-/// instructions from drifting past the read.
-#[inline(always)]
-pub fn tsc_begin() -> u64 {
-    rdtsc()
-}
-
-/// The TSC at the end of a timed region: `rdtscp` waits for the region's
-/// instructions, `lfence` keeps later ones from starting early.
-#[inline(always)]
-pub fn tsc_end() -> u64 {
-    let lo: u32;
-    let hi: u32;
-    // SAFETY: rdtscp and lfence only read the time stamp counter (and
-    // TSC_AUX into ecx).
-    unsafe {
-        core::arch::asm!("rdtscp", "lfence", out("eax") lo, out("edx") hi, out("ecx") _, options(nomem, nostack));
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// The CPU's brand string (CPUID 0x80000002..4), as the guest sees it.
-pub fn cpu_brand() -> crate::fmtbuf::FmtBuf<48> {
-    use core::fmt::Write;
-    let mut out = crate::fmtbuf::FmtBuf::new();
-    for leaf in 0x8000_0002u32..=0x8000_0004 {
-        let r = core::arch::x86_64::__cpuid(leaf);
-        for word in [r.eax, r.ebx, r.ecx, r.edx] {
-            for byte in word.to_le_bytes() {
-                if byte != 0 {
-                    let _ = out.write_char(byte as char);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A serialised TSC read.
-pub fn rdtsc() -> u64 {
-    let lo: u32;
-    let hi: u32;
-    // SAFETY: lfence and rdtsc only read the time stamp counter.
-    unsafe {
-        core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack));
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// Xen system time now, in ns.
-pub fn now_ns() -> u64 {
-    PvClock::read(&vcpu_info().time).ns_at(rdtsc())
-}
-
-/// Nanoseconds since this guest started.
-pub fn uptime_ns() -> u64 {
-    now_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
-}
-
-/// Flushes the console and ends the domain.
-pub fn shutdown(reason: ShutdownReason) -> ! {
-    let _ = console::flush();
-    loop {
-        let _ = sched_op::shutdown(reason);
-        // Only an invalid reason returns; crash instead of spinning.
-        let _ = sched_op::shutdown(ShutdownReason::Crash);
-        let _ = sched_op::yield_now();
-    }
 }

@@ -11,17 +11,17 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     if PANICKING.swap(true, Ordering::SeqCst) {
         // A panic while reporting a panic: say so as simply as possible.
         let _ = hypercall::ops::console_io_write(b"double panic\r\n");
-        super::shutdown(ShutdownReason::Crash);
+        crate::shutdown(ShutdownReason::Crash);
     }
     match info.location() {
-        Some(loc) => crate::console::emergency_print(format_args!(
+        Some(loc) => crate::hooks::emergency_print(format_args!(
             "panicked at {}:{}:{}: {}\n",
             loc.file(),
             loc.line(),
             loc.column(),
             info.message()
         )),
-        None => crate::console::emergency_print(format_args!("panicked: {}\n", info.message())),
+        None => crate::hooks::emergency_print(format_args!("panicked: {}\n", info.message())),
     }
-    super::shutdown(ShutdownReason::Crash)
+    crate::shutdown(ShutdownReason::Crash)
 }

@@ -9,8 +9,7 @@
 //! of the boot stack, which the stack never reaches while it is in bounds)
 //! and balloon frames taken from the frame allocator.
 
-use crate::console;
-use crate::kprintln;
+use crate::hooks::emergency_print;
 use crate::memory::balloon::{self, Reservation};
 use crate::memory::frames::FrameAllocator;
 use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
@@ -219,13 +218,14 @@ fn boot_info(si: &StartInfo) -> BootInfo {
 }
 
 fn fatal(what: core::fmt::Arguments<'_>) -> ! {
-    console::emergency_print(format_args!("memory: {what}\n"));
-    super::shutdown(hypercall::abi::sched::ShutdownReason::Crash)
+    emergency_print(format_args!("memory: {what}\n"));
+    crate::shutdown(hypercall::abi::sched::ShutdownReason::Crash)
 }
 
 /// Start of day: finds what Xen mapped, maps every page in the direct map,
-/// unmaps the guard page and hands free frames to the allocator.
-pub fn init(si: &StartInfo) {
+/// unmaps the guard page and hands free frames to the allocator. Returns
+/// what it did, for the boot log.
+pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     let info = boot_info(si);
     let layout = info.layout().unwrap_or_else(|e| fatal(format_args!("bad start of day: {e}")));
     let map = layout.map;
@@ -260,7 +260,7 @@ pub fn init(si: &StartInfo) {
     let boot_tables = map.pfn(info.pt_base).unwrap_or(Pfn(0));
     let boot_tables = boot_tables.run(info.nr_pt_frames);
 
-    let (t0, h0) = (super::now_ns(), hypercalls());
+    let (t0, h0) = (crate::now_ns(), hypercalls());
     let stats = pagetable::map_range(
         &mut mmu,
         &space,
@@ -271,7 +271,7 @@ pub fn init(si: &StartInfo) {
         &mut *BATCH_BUF.lock(),
     )
     .unwrap_or_else(|e| fatal(format_args!("extending the direct map: {e}")));
-    let (map_ns, map_hypercalls) = (super::now_ns() - t0, hypercalls() - h0);
+    let (map_ns, map_hypercalls) = (crate::now_ns() - t0, hypercalls() - h0);
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
 
     let guard_page = VirtAddr(core::ptr::addr_of!(__boot_stack_bottom) as u64);
@@ -280,34 +280,36 @@ pub fn init(si: &StartInfo) {
         .unwrap_or_else(|e| fatal(format_args!("unmapping the guard page: {e}")));
 
     install_p2m(si);
+    MAPPED_END.fetch_max(super::p2m().len() as u64, Ordering::Relaxed);
 
-    let info = INFO.call_once(|| MemoryInfo {
+    INFO.call_once(|| MemoryInfo {
         layout,
         boot_mapped_end: boot_end,
         stats,
         map_ns,
         map_hypercalls,
         guard_page,
-    });
-    let p2m_len = super::p2m().len() as u64;
-    MAPPED_END.store(p2m_len, Ordering::Relaxed);
-    kprintln!(
-        "memory: P2M for {} pfns ({} MiB: the maximum reservation), published for the toolstack",
-        p2m_len,
-        p2m_len >> 8
-    );
-    kprintln!(
-        "memory: {} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
-        map.nr_pages >> 8,
-        map.nr_pages,
-        info.boot_mapped_end.0,
-        map_ns / 1000,
-        map_hypercalls,
-        stats.entries,
-        stats.tables,
-        stats.made_read_only,
-        FRAMES.lock().free_frames() >> 8,
-    );
+    })
+}
+
+impl core::fmt::Display for MemoryInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let map = self.layout.map;
+        write!(
+            f,
+            "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free; P2M for {} pfns published for the toolstack",
+            map.nr_pages >> 8,
+            map.nr_pages,
+            self.boot_mapped_end.0,
+            self.map_ns / 1000,
+            self.map_hypercalls,
+            self.stats.entries,
+            self.stats.tables,
+            self.stats.made_read_only,
+            FRAMES.lock().free_frames() >> 8,
+            super::p2m().len(),
+        )
+    }
 }
 
 /// Replaces Xen's P2M list (boot size) with one sized for the maximum
@@ -316,7 +318,7 @@ pub fn init(si: &StartInfo) {
 /// again once XenStore says how far the domain may grow (`memory/static-max`).
 fn install_p2m(si: &StartInfo) {
     let max = memory::maximum_reservation(DomId::SELF).unwrap_or_else(|e| {
-        kprintln!("memory: maximum_reservation: {e}; the P2M stays at the boot size");
+        log::warn!("memory: maximum_reservation: {e}; the P2M stays at the boot size");
         si.nr_pages
     });
     if let Err(e) = extend_p2m(max.max(si.nr_pages)) {
@@ -335,7 +337,7 @@ pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     let cap = (boot / 16).max(4) * super::p2m::PER_PAGE as u64;
     let len = pfns.min(cap.max(boot));
     if len < pfns {
-        kprintln!("memory: {pfns} pfns asked for; the P2M covers {len} (1/16 of memory)");
+        log::warn!("memory: {pfns} pfns asked for; the P2M covers {len} (1/16 of memory)");
     }
     let have = super::p2m().len() as u64;
     if len <= have && super::p2m::tree().is_some() {
@@ -352,12 +354,12 @@ pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     // SAFETY: the runs were just taken from the allocator (ours, mapped
     // writable in the direct map, referenced nowhere); they stay the P2M's
     // until a longer list replaces them.
-    let old = unsafe { super::p2m::install(tree, len as usize, super::shared_info()) };
+    let old = unsafe { super::p2m::install(tree, len as usize, crate::shared_info()) };
     if let Some(old) = old {
         let mut f = FRAMES.lock();
         for run in [old.leaves, old.mids, old.top.run(1)] {
             if f.free(run).is_err() {
-                kprintln!("memory: the old P2M's frames could not be freed");
+                log::warn!("memory: the old P2M's frames could not be freed");
             }
         }
     }
@@ -607,7 +609,7 @@ unsafe impl talc::source::Source for FrameSource {
         let Some(run) = run.filter(|_| INFO.get().is_some()) else {
             let (free, largest) =
                 FRAMES.try_lock().map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
-            console::emergency_print(format_args!(
+            emergency_print(format_args!(
                 "out of memory: the heap cannot grow by {} bytes (align {}): {} frames free, longest run {}, heap {} KiB\n",
                 layout.size(),
                 layout.align(),

@@ -79,5 +79,12 @@ pub const BOOT_STACK_SIZE: usize = 65536;
 /// Where the entry stub lands: `start_info` is in `rdi` (Xen passed it in `rsi`).
 extern "C" fn rust_entry(start_info: *const StartInfo) -> ! {
     super::init(start_info);
-    crate::kmain()
+    extern "Rust" {
+        /// The image's main, defined by [`crate::entry!`].
+        fn __platform_image_main() -> !;
+    }
+    // SAFETY: the symbol is defined only by `platform::entry!`, as a safe
+    // `fn() -> !` with this signature and the Rust ABI; the back end is set
+    // up, as the kernel's main expects.
+    unsafe { __platform_image_main() }
 }

@@ -13,37 +13,7 @@ use hypercall::abi::arch::{callback_type, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVEN
 use hypercall::ops::arch;
 use hypercall::XenError;
 
-/// The saved state of the interrupted code, lowest address first.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Exception vector; `VECTOR_UPCALL` or `VECTOR_FAILSAFE` for callbacks.
-    pub vector: u64,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
-
-use crate::fault::{VECTOR_FAILSAFE, VECTOR_UPCALL};
+use crate::trap::{TrapFrame, VECTOR_FAILSAFE, VECTOR_UPCALL};
 
 global_asm!(
     r#"
@@ -196,11 +166,11 @@ extern "C" fn rust_trap(frame: *mut TrapFrame) {
     // SAFETY: the stub passes the frame it just built on this stack; it
     // stays valid and unaliased until this function returns.
     let frame = unsafe { &mut *frame };
-    crate::fault::handle(frame);
+    crate::hooks::fault(frame);
 }
 
 extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
-    crate::events::handle_upcall();
+    crate::hooks::upcall();
 }
 
 /// Installs the virtual IDT and the event and failsafe callbacks.
@@ -249,48 +219,4 @@ pub fn install() -> Result<(), XenError> {
         )?;
     }
     Ok(())
-}
-
-/// A deliberate exception, to show (and test) the fault report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliberateFault {
-    /// A read of address 8, in the unmapped page at 0.
-    NullRead,
-    /// A read of a non-canonical address.
-    GeneralProtection,
-    /// `ud2`.
-    InvalidOpcode,
-    /// Division by zero.
-    DivideError,
-}
-
-/// Raises `kind`; the fault handler ends the domain, so this never returns.
-pub fn trigger(kind: DeliberateFault) -> ! {
-    match kind {
-        DeliberateFault::NullRead => {
-            // SAFETY: none is needed for soundness: the page at 0 is never
-            // mapped, so the read faults and the handler ends the domain.
-            let v = unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(8)) };
-            panic!("read of address 8 returned {v:#x}: the page at 0 is mapped");
-        }
-        DeliberateFault::GeneralProtection => {
-            // SAFETY: a non-canonical address cannot be accessed: #GP.
-            let v = unsafe {
-                core::ptr::read_volatile(core::ptr::without_provenance::<u64>(
-                    0x8000_0000_0000_0000,
-                ))
-            };
-            panic!("non-canonical read returned {v:#x}");
-        }
-        // SAFETY: ud2 only raises #UD.
-        DeliberateFault::InvalidOpcode => unsafe { core::arch::asm!("ud2", options(noreturn)) },
-        DeliberateFault::DivideError => {
-            let zero: u64 = 0;
-            // SAFETY: a 64-bit divide by zero only raises #DE.
-            unsafe {
-                core::arch::asm!("xor edx, edx", "mov eax, 1", "div {0}", in(reg) zero, out("eax") _, out("edx") _);
-            }
-            panic!("division by zero did not fault");
-        }
-    }
 }

@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use crate::memory::layout::VirtAddr;
-use crate::platform::mm;
+use crate::pv::mm;
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU32;

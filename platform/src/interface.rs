@@ -1,0 +1,168 @@
+//! The platform interface: the [`Backend`] trait (what a way of running
+//! under Xen must provide) and the functions the kernel calls, which are
+//! the same in every mode or go through the back end the entry chose.
+
+use crate::memory::layout::VirtAddr;
+use crate::time::PvClock;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hypercall::abi::console::XenconsInterface;
+use hypercall::abi::sched::ShutdownReason;
+use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
+use hypercall::abi::xenstore::XenstoreDomainInterface;
+use hypercall::ops::sched_op;
+use hypercall::{EvtchnPort, Mfn, XenError};
+use spin::Once;
+
+/// What differs between the ways Xen can run this guest. PV today
+/// ([`crate::pv::Pv`]); PVH (issue 15) implements it beside it: boot facts
+/// from `hvm_start_info` and HVM parameters instead of `start_info`,
+/// native page tables instead of `mmu_update`, GFNs instead of MFNs, the
+/// native IDT and the callback vector instead of Xen's virtual IDT and
+/// event callback, `rflags.IF` instead of the upcall mask.
+///
+/// Every method is safe to call from safe code once the entry stub has
+/// chosen the back end (before the kernel's main runs).
+pub trait Backend: Sync {
+    /// `"pv"` or `"pvh"`, for the banner.
+    fn name(&self) -> &'static str;
+    /// The command line the toolstack gave (`extra=`).
+    fn cmdline(&self) -> &'static str;
+    /// Pages of memory the domain was started with.
+    fn nr_pages(&self) -> u64;
+    /// The console ring shared with xenconsoled, and its event channel;
+    /// `None` means output goes through Xen's `console_io` (dom0).
+    fn console_page(&self) -> Option<(&'static XenconsInterface, EvtchnPort)>;
+    /// The XenStore ring and its event channel; `None` in a domain
+    /// without XenStore (dom0).
+    fn store_page(&self) -> Option<(&'static XenstoreDomainInterface, EvtchnPort)>;
+    /// Start of day for memory: every page mapped, the frame allocator
+    /// and the heap ready. Called once, by [`init_memory`]; fatal errors
+    /// end the domain. Returns what it did, for the boot log.
+    fn init_memory(&self) -> &'static (dyn fmt::Display + Sync);
+    /// Installs the exception handlers and the event upcall entry.
+    fn install_entry_points(&self) -> Result<(), XenError>;
+    /// The frame number Xen knows the page at `va` by, for hypercalls and
+    /// grants: the machine frame (PV) or the guest frame (PVH); `None` for
+    /// an address outside the guest's memory.
+    fn xen_frame(&self, va: VirtAddr) -> Option<Mfn>;
+    /// Masks event upcalls (the guest's `cli`); whether they were masked.
+    fn mask_upcalls(&self) -> bool;
+    /// Unmasks event upcalls, taking one that arrived while masked.
+    fn unmask_upcalls(&self);
+    /// Whether upcalls are masked now.
+    fn upcalls_masked(&self) -> bool;
+    /// A word of the boot stack, for a fault report's backtrace; `None`
+    /// outside the stack or misaligned.
+    fn stack_word(&self, addr: u64) -> Option<u64>;
+}
+
+static BACKEND: Once<&'static dyn Backend> = Once::new();
+static SHARED_INFO: Once<&'static SharedInfo> = Once::new();
+static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Called by a back end's entry, once shared info is mapped and before
+/// the kernel's main.
+pub(crate) fn start(backend: &'static dyn Backend, shared: &'static SharedInfo) {
+    BACKEND.call_once(|| backend);
+    SHARED_INFO.call_once(|| shared);
+    BOOT_NS.store(now_ns(), Ordering::Relaxed);
+}
+
+/// The back end the entry chose.
+pub fn backend() -> &'static dyn Backend {
+    *BACKEND.get().expect("the entry chooses the back end before any other code runs")
+}
+
+/// The command line.
+pub fn cmdline() -> &'static str {
+    backend().cmdline()
+}
+
+/// Pages of memory the domain was started with.
+pub fn nr_pages() -> u64 {
+    backend().nr_pages()
+}
+
+/// See [`Backend::console_page`].
+pub fn console_page() -> Option<(&'static XenconsInterface, EvtchnPort)> {
+    backend().console_page()
+}
+
+/// See [`Backend::store_page`].
+pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+    backend().store_page()
+}
+
+static MEMORY: Once<&'static (dyn fmt::Display + Sync)> = Once::new();
+
+/// Maps all memory and starts the frame allocator and the heap (once);
+/// what it did, for the boot log.
+pub fn init_memory() -> &'static (dyn fmt::Display + Sync) {
+    *MEMORY.call_once(|| backend().init_memory())
+}
+
+/// See [`Backend::install_entry_points`].
+pub fn install_entry_points() -> Result<(), XenError> {
+    backend().install_entry_points()
+}
+
+/// See [`Backend::xen_frame`].
+pub fn xen_frame(va: VirtAddr) -> Option<Mfn> {
+    backend().xen_frame(va)
+}
+
+/// See [`Backend::mask_upcalls`].
+pub fn mask_upcalls() -> bool {
+    backend().mask_upcalls()
+}
+
+/// See [`Backend::unmask_upcalls`].
+pub fn unmask_upcalls() {
+    backend().unmask_upcalls()
+}
+
+/// See [`Backend::upcalls_masked`].
+pub fn upcalls_masked() -> bool {
+    backend().upcalls_masked()
+}
+
+/// See [`Backend::stack_word`].
+pub fn stack_word(addr: u64) -> Option<u64> {
+    backend().stack_word(addr)
+}
+
+/// The shared info page (mapped by the entry in every mode).
+pub fn shared_info() -> &'static SharedInfo {
+    SHARED_INFO.get().expect("shared_info is mapped at entry")
+}
+
+/// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
+pub fn vcpu_info() -> &'static VcpuInfo {
+    &shared_info().vcpu_info[0]
+}
+
+/// Xen system time now, in ns.
+pub fn now_ns() -> u64 {
+    PvClock::read(&vcpu_info().time).ns_at(crate::rdtsc())
+}
+
+/// Nanoseconds since this guest started.
+pub fn uptime_ns() -> u64 {
+    now_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
+}
+
+/// Runs the kernel's `before_shutdown` hook (flushes the console) and
+/// ends the domain.
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    crate::hooks::before_shutdown();
+    loop {
+        let _ = sched_op::shutdown(reason);
+        // Only an invalid reason returns; crash instead of spinning.
+        let _ = sched_op::shutdown(ShutdownReason::Crash);
+        let _ = sched_op::yield_now();
+    }
+}
+
+pub use crate::fifo::{fifo_init, fifo_pages, fifo_reinit};
+pub use crate::trap::{DeliberateFault, TrapFrame};
