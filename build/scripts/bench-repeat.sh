@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # A --dom0-script: runs the guest the lab built (its config is
 # /etc/xen-lab/guests/bench.cfg) N times back to back in one boot, as the
 # control boot test runs it (tsc_mode = "native"), each as its own domain
@@ -8,9 +9,8 @@
 #   grep -c 'BENCH-DONE failures=0' out
 #
 # (the guest's console lines are echoed as "[benchI] ..."; the serial log
-# has the complete consoles). `cargo xtask run` itself ends with "the guest
-# never ran": it looks for a domain called bench, which this script never
-# creates.
+# has the complete consoles). `cargo xtask run` then lists each domain's
+# result and exits 0 only if every one powered off.
 N=12
 i=1
 while [ $i -le $N ]; do

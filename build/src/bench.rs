@@ -9,16 +9,18 @@
 //! a PNG chart under `target/xen/bench/`.
 
 use crate::lab::Echo;
+use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestResult, GuestRun};
 use crate::{GuestSpec, Lab, LabOptions, Scenario};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// One `BENCH` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Figure {
     /// Measurement name.
     pub name: String,
@@ -32,15 +34,17 @@ pub struct Figure {
     pub ns: [u64; 4],
     /// Samples at or below the timer's own median, reported as 0
     /// (`clamped=`; our guest only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clamped: Option<u64>,
     /// Round trip: sends whose handler ran only after the send returned
     /// (`late=`; our guest only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub late: Option<u64>,
 }
 
 /// One `BENCH-CHECK name=N result=pass|fail detail` line of our guest: a
 /// condition that must hold on every run (not a timing).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// Check name (one of [`CHECKS`]).
     pub name: String,
@@ -299,28 +303,10 @@ pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
     Ok(())
 }
 
-/// The median of a set of values and its spread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spread {
-    /// Median (nearest rank, lower middle for an even count).
-    pub median: u64,
-    /// Smallest.
-    pub min: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-impl Spread {
-    /// Of `v` (`None` if empty).
-    pub fn of(v: &[u64]) -> Option<Spread> {
-        let mut s = v.to_vec();
-        s.sort_unstable();
-        Some(Spread { median: *s.get((s.len().max(1) - 1) / 2)?, min: s[0], max: s[s.len() - 1] })
-    }
-}
+pub use crate::report::Spread;
 
 /// One measurement across runs: the spread of the runs' medians.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Across {
     /// ns.
     pub ns: Spread,
@@ -460,12 +446,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     let text = table(&results, o);
     println!("\n{text}");
-    let json = to_json(&results, o);
-    let json_path = out.join("hypercall.json");
-    std::fs::write(&json_path, json)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    std::fs::write(out.join("hypercall.txt"), &text)?;
-    println!("JSON:  {}", json_path.display());
+    report::write(&out, "hypercall", &text, &to_json(&results, o))?;
     let png = out.join("hypercall.png");
     match crate::chart::draw(&results, &png) {
         Ok(()) => println!("chart: {}", png.display()),
@@ -665,17 +646,17 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
         if let Some(l) = &r.xpti_line {
             let _ = writeln!(s, "   Xen: {l}");
         }
-        let _ = writeln!(
-            s,
-            "{:<38} {:>4} | {:>28} {:>9} | {:>28} {:>9} | {:>8}",
-            "measurement",
-            "per",
-            "Rust guest ns",
-            "cycles",
-            "Linux PV DomU ns",
-            "cycles",
-            "Lx/Rust"
-        );
+        let mut t = Table::new(Style::Plain)
+            .left("measurement", 38)
+            .right("per", 4)
+            .bar()
+            .right("Rust guest ns", 28)
+            .right("cycles", 9)
+            .bar()
+            .right("Linux PV DomU ns", 28)
+            .right("cycles", 9)
+            .bar()
+            .right("Lx/Rust", 8);
         for name in EXPECTED {
             let ours = across(&r.ours, name);
             let linux = across(&r.linux, name);
@@ -686,23 +667,22 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
             let (on, oc) = fmt_spread(ours);
             let (ln, lc) = fmt_spread(linux);
             let ra = ratio(ours, linux).map_or("-".to_string(), |x| format!("{x:.2}x"));
-            let _ =
-                writeln!(s, "{name:<38} {per:>4} | {on:>28} {oc:>9} | {ln:>28} {lc:>9} | {ra:>8}");
+            t.row([name.to_string(), per.to_string(), on, oc, ln, lc, ra]);
         }
-        let _ = writeln!(s, "ratios (of median cycles; reported, not judged):");
+        s.push_str(&t.render());
+        let mut t = Table::new(Style::Plain)
+            .left("ratios (of median cycles; reported, not judged)", 48)
+            .left("of", 68)
+            .right("Rust", 8)
+            .bar()
+            .right("Linux", 8);
         for (name, num, den) in RATIOS {
             let x = |runs: &[SuiteRun]| {
-                median_ratio(across(runs, num), across(runs, den))
-                    .map_or("-".to_string(), |v| format!("{v:.2}"))
+                report::cell(median_ratio(across(runs, num), across(runs, den)), 2)
             };
-            let _ = writeln!(
-                s,
-                "  {name:<28} {:<68} Rust {:>8} | Linux {:>8}",
-                format!("{num} / {den}"),
-                x(&r.ours),
-                x(&r.linux)
-            );
+            t.row([name.to_string(), format!("{num} / {den}"), x(&r.ours), x(&r.linux)]);
         }
+        s.push_str(&t.render());
         for line in notes(r) {
             let _ = writeln!(s, "   note: {line}");
         }
@@ -768,134 +748,116 @@ pub fn notes(r: &CpuResult) -> Vec<String> {
     v
 }
 
-/// `s` as a JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// The JSON report (`hypercall.json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub benchmark: &'static str,
+    /// `tcg` or `kvm`.
+    pub emulation: &'static str,
+    pub quick: bool,
+    pub runs: u32,
+    pub linux_side: &'static str,
+    pub cpus: Vec<CpuReport>,
 }
 
-fn json_spread(a: Option<Across>) -> String {
-    match a {
-        None => "null".into(),
-        Some(a) => format!(
-            "{{\"runs\":{},\"ns\":{{\"median\":{},\"min\":{},\"max\":{}}},\"cycles\":{{\"median\":{},\"min\":{},\"max\":{}}}}}",
-            a.runs, a.ns.median, a.ns.min, a.ns.max, a.cycles.median, a.cycles.min, a.cycles.max
-        ),
-    }
+/// One CPU model's part of [`Report`].
+#[derive(Debug, Serialize)]
+pub struct CpuReport {
+    pub key: String,
+    pub qemu_cpu: String,
+    pub cpu: String,
+    pub xen: String,
+    pub tsc_hz: u64,
+    pub xpti_domu: Option<bool>,
+    pub xpti_line: Option<String>,
+    pub linux_kernel: Option<String>,
+    pub environment: String,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub summary: Vec<Summary>,
+    pub ratios: Vec<RatioReport>,
+    /// Every run's figures.
+    pub rust_runs: Vec<Vec<Figure>>,
+    pub rust_checks: Vec<Vec<Check>>,
+    pub linux_runs: Vec<Vec<Figure>>,
 }
 
-fn json_runs(runs: &[SuiteRun]) -> String {
-    let items: Vec<String> = runs
-        .iter()
-        .map(|r| {
-            let figs: Vec<String> = r
-                .figures
-                .iter()
-                .map(|f| {
-                    let opt = |k: &str, v: Option<u64>| v.map_or(String::new(), |v| format!(",\"{k}\":{v}"));
-                    format!(
-                        "{{\"name\":{},\"iters\":{},\"per\":{},\"cycles\":[{},{},{},{}],\"ns\":[{},{},{},{}]{}{}}}",
-                        json_str(&f.name), f.iters, f.per, f.cycles[0], f.cycles[1], f.cycles[2], f.cycles[3],
-                        f.ns[0], f.ns[1], f.ns[2], f.ns[3], opt("clamped", f.clamped), opt("late", f.late)
-                    )
-                })
-                .collect();
-            format!("[{}]", figs.join(","))
-        })
-        .collect();
-    format!("[{}]", items.join(","))
+/// One measurement on both sides.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub name: &'static str,
+    pub rust: Option<Across>,
+    pub linux: Option<Across>,
+    pub linux_over_rust: Option<f64>,
+}
+
+/// One of [`RATIOS`] on both sides.
+#[derive(Debug, Serialize)]
+pub struct RatioReport {
+    pub name: &'static str,
+    /// `numerator/denominator`.
+    pub of: String,
+    pub rust: Option<f64>,
+    pub linux: Option<f64>,
 }
 
 /// The JSON report.
-pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> String {
-    let mut cpus = Vec::new();
-    for r in results {
-        let summary: Vec<String> = EXPECTED
-            .iter()
-            .map(|n| {
-                let (a, b) = (across(&r.ours, n), across(&r.linux, n));
-                format!(
-                    "{{\"name\":{},\"rust\":{},\"linux\":{},\"linux_over_rust\":{}}}",
-                    json_str(n),
-                    json_spread(a),
-                    json_spread(b),
-                    ratio(a, b).map_or("null".into(), |x| format!("{x:.4}"))
-                )
-            })
-            .collect();
-        let ratios: Vec<String> = RATIOS
-            .iter()
-            .map(|(name, num, den)| {
-                let x = |runs: &[SuiteRun]| {
-                    median_ratio(across(runs, num), across(runs, den))
-                        .map_or("null".into(), |v| format!("{v:.4}"))
-                };
-                format!(
-                    "{{\"name\":{},\"of\":{},\"rust\":{},\"linux\":{}}}",
-                    json_str(name),
-                    json_str(&format!("{num}/{den}")),
-                    x(&r.ours),
-                    x(&r.linux)
-                )
-            })
-            .collect();
-        let checks: Vec<String> = r
-            .ours
-            .iter()
-            .map(|run| {
-                let c: Vec<String> = run
-                    .checks
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{{\"name\":{},\"pass\":{},\"detail\":{}}}",
-                            json_str(&c.name),
-                            c.pass,
-                            json_str(&c.detail)
-                        )
-                    })
-                    .collect();
-                format!("[{}]", c.join(","))
-            })
-            .collect();
-        cpus.push(format!(
-            "{{\"key\":{},\"qemu_cpu\":{},\"cpu\":{},\"xen\":{},\"tsc_hz\":{},\"xpti_domu\":{},\"xpti_line\":{},\"linux_kernel\":{},\"environment\":{},\"problems\":[{}],\"notes\":[{}],\"summary\":[{}],\"ratios\":[{}],\"rust_runs\":{},\"rust_checks\":[{}],\"linux_runs\":{}}}",
-            json_str(&r.key),
-            json_str(&r.qemu_cpu),
-            json_str(&r.cpu),
-            json_str(&r.xen),
-            r.tsc_hz,
-            r.xpti_domu.map_or("null".into(), |b| b.to_string()),
-            r.xpti_line.as_deref().map_or("null".into(), json_str),
-            r.linux_kernel.as_deref().map_or("null".into(), json_str),
-            json_str(&environment(r, o)),
-            r.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(","),
-            notes(r).iter().map(|p| json_str(p)).collect::<Vec<_>>().join(","),
-            summary.join(","),
-            ratios.join(","),
-            json_runs(&r.ours),
-            checks.join(","),
-            json_runs(&r.linux)
-        ));
+pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> Report {
+    let figures = |runs: &[SuiteRun]| runs.iter().map(|r| r.figures.clone()).collect();
+    let cpus = results
+        .iter()
+        .map(|r| CpuReport {
+            key: r.key.clone(),
+            qemu_cpu: r.qemu_cpu.clone(),
+            cpu: r.cpu.clone(),
+            xen: r.xen.clone(),
+            tsc_hz: r.tsc_hz,
+            xpti_domu: r.xpti_domu,
+            xpti_line: r.xpti_line.clone(),
+            linux_kernel: r.linux_kernel.clone(),
+            environment: environment(r, o),
+            problems: r.problems.clone(),
+            notes: notes(r),
+            summary: EXPECTED
+                .iter()
+                .map(|n| {
+                    let (a, b) = (across(&r.ours, n), across(&r.linux, n));
+                    Summary {
+                        name: n,
+                        rust: a,
+                        linux: b,
+                        linux_over_rust: ratio(a, b).map(|x| report::round(x, 4)),
+                    }
+                })
+                .collect(),
+            ratios: RATIOS
+                .iter()
+                .map(|(name, num, den)| {
+                    let x = |runs: &[SuiteRun]| {
+                        median_ratio(across(runs, num), across(runs, den))
+                            .map(|v| report::round(v, 4))
+                    };
+                    RatioReport {
+                        name,
+                        of: format!("{num}/{den}"),
+                        rust: x(&r.ours),
+                        linux: x(&r.linux),
+                    }
+                })
+                .collect(),
+            rust_runs: figures(&r.ours),
+            rust_checks: r.ours.iter().map(|run| run.checks.clone()).collect(),
+            linux_runs: figures(&r.linux),
+        })
+        .collect();
+    Report {
+        benchmark: "hypercall",
+        emulation: if o.kvm { "kvm" } else { "tcg" },
+        quick: o.quick,
+        runs: o.runs,
+        linux_side: "kernel module (kernel to kernel)",
+        cpus,
     }
-    format!(
-        "{{\"benchmark\":\"hypercall\",\"emulation\":{},\"quick\":{},\"runs\":{},\"linux_side\":\"kernel module (kernel to kernel)\",\"cpus\":[{}]}}\n",
-        json_str(if o.kvm { "kvm" } else { "tcg" }),
-        o.quick,
-        o.runs,
-        cpus.join(",")
-    )
 }
 
 #[cfg(test)]
@@ -1065,13 +1027,15 @@ mod tests {
         let t = table(std::slice::from_ref(&r), &o);
         assert!(t.contains("multicall_vs_separate"), "{t}");
         assert!(t.contains("1.15"), "{t}");
-        let j = to_json(&[r], &o);
-        assert!(j.contains("\"ratios\":[{\"name\":\"mmu_512_per_entry_vs_single\""), "{j}");
-        assert!(j.contains("\"late\":3"), "{j}");
-        assert!(
-            j.contains("\"rust_checks\":[[{\"name\":\"xen_version_answers\",\"pass\":true"),
-            "{j}"
-        );
+        let j = serde_json::to_value(to_json(&[r], &o)).unwrap();
+        let cpu = &j["cpus"][0];
+        assert_eq!(cpu["ratios"][0]["name"], "mmu_512_per_entry_vs_single", "{j}");
+        let late = |f: &serde_json::Value| f["late"].as_u64();
+        let rust_runs = cpu["rust_runs"][0].as_array().unwrap();
+        assert!(rust_runs.iter().any(|f| late(f) == Some(3)), "{j}");
+        assert!(rust_runs.iter().any(|f| f.get("late").is_none()), "absent, not null: {j}");
+        assert_eq!(cpu["rust_checks"][0][0]["name"], "xen_version_answers", "{j}");
+        assert_eq!(cpu["rust_checks"][0][0]["pass"], true, "{j}");
     }
 
     #[test]
@@ -1136,6 +1100,5 @@ mod tests {
         let log = "(XEN)   XPTI (64-bit PV only): Dom0 disabled, DomU disabled (with PCID)\n";
         assert_eq!(parse_xpti(log).map(|x| x.0), Some(false));
         assert!(cpu_models("both").unwrap().len() == 2 && cpu_models("arm").is_err());
-        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

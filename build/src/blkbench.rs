@@ -7,12 +7,12 @@
 //! guest's deterministic figures per request: hypercalls (notifications,
 //! timer sets, blocks), notifications, grant operations.
 
-use crate::bench::json_str;
 use crate::lab::{Echo, Lab, LabOptions};
+use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,19 +53,7 @@ pub const TESTS: [&str; 6] = [
 ];
 
 /// The Linux DomU's `/init`: blkfront up, `blktool` over `/dev/xvda`.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-blk: insmod $m failed"; done
-i=0
-while [ ! -b /dev/xvda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-echo "linux-blk: $(uname -r) xvda queues $(ls /sys/block/xvda/mq 2>/dev/null | wc -l)"
-/bin/blktool /dev/xvda "${bench_span:-33554432}" "${bench_ios:-2000}"
-echo "linux-blk: powering off"
-poweroff -f
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/blk-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-blkfront`, `blktool`, `/init`.
 pub fn linux_initramfs(
@@ -94,11 +82,6 @@ pub fn scenarios(
     linux_ramdisk: Option<&Path>,
 ) -> Vec<Scenario> {
     let span = o.mib << 20;
-    // The block hotplug script detaches the loop device on remove.
-    let disk = format!(
-        "losetup -d /dev/loop0 2>/dev/null; [ -f /tmp/bench.img ] || dd if=/dev/zero of=/tmp/bench.img bs=1M count={} 2>/dev/null; losetup /dev/loop0 /tmp/bench.img\n",
-        o.mib
-    );
     let mut ours = GuestSpec::new(OURS, kernel, "blk")
         .args(&[
             "blk.mode=bench".into(),
@@ -109,7 +92,8 @@ pub fn scenarios(
         .timeout(Duration::from_secs(1200));
     ours.extra_config.push(disk_line());
     let mut guests = vec![ours.clone()];
-    let mut script = format!("{disk}run_guest {OURS} {} 1200\n", ours.cfg_path());
+    let run = |name: &str, cfg: String| format!("bk_run {name} {cfg} {} 1200\n", o.mib);
+    let mut script = format!(". {}\n{}", crate::dom0::BENCH_BLK.0, run(OURS, ours.cfg_path()));
     if let Some(rd) = linux_ramdisk {
         let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
             .memory(256)
@@ -117,14 +101,14 @@ pub fn scenarios(
             .ramdisk(rd);
         g.cmdline = format!("console=hvc0 quiet bench_span={span} bench_ios={}", o.ios);
         g.extra_config.push(disk_line());
-        script.push_str(&format!("{disk}run_guest {LINUX} {} 1200\n", g.cfg_path()));
+        script.push_str(&run(LINUX, g.cfg_path()));
         guests.push(g);
     }
     vec![Scenario::script("blk-bench", guests, &script)]
 }
 
 /// One test's figures from a `BLKBENCH` or `BLKTOOL` line.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figure {
     pub kib_s: f64,
     pub iops: f64,
@@ -168,47 +152,45 @@ fn headline(test: &str, f: &Figure) -> f64 {
     }
 }
 
-fn cell(v: Option<f64>, dec: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.dec$}"))
-}
-
 pub fn table(
     ours: &BTreeMap<String, Figure>,
     linux: &BTreeMap<String, Figure>,
     o: &BlkBenchOptions,
 ) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "blk: {} MiB loop disk in dom0 (blkback), {} random 4 KiB I/Os per test; sequential in MiB/s (1 MiB requests), random in IOPS",
+    let mut s = format!(
+        "blk: {} MiB loop disk in dom0 (blkback), {} random 4 KiB I/Os per test; sequential in MiB/s (1 MiB requests), random in IOPS\n",
         o.mib, o.ios
     );
-    let _ = writeln!(
-        s,
-        "{:<16} {:>10} {:>10} {:>7} | ours per request: {:>7} {:>9} {:>10}",
-        "test", "ours", "linux", "ratio", "hcalls", "notifies", "grant ops"
-    );
-    for t in TESTS {
-        let a = ours.get(t);
-        let b = linux.get(t);
-        let ha = a.map(|f| headline(t, f));
-        let hb = b.map(|f| headline(t, f));
+    let mut t = Table::new(Style::Plain)
+        .left("test", 16)
+        .right("ours", 10)
+        .right("linux", 10)
+        .right("ratio", 7)
+        .bar()
+        .right("ours per request: hcalls", 26)
+        .right("notifies", 9)
+        .right("grant ops", 10);
+    let cell = report::cell;
+    for test in TESTS {
+        let a = ours.get(test);
+        let b = linux.get(test);
+        let ha = a.map(|f| headline(test, f));
+        let hb = b.map(|f| headline(test, f));
         let ratio = match (ha, hb) {
             (Some(x), Some(y)) if y > 0.0 => Some(x / y),
             _ => None,
         };
-        let _ = writeln!(
-            s,
-            "{:<16} {:>10} {:>10} {:>7} | {:>26} {:>9} {:>10}",
-            t,
+        t.row([
+            test.to_string(),
             cell(ha, 1),
             cell(hb, 1),
             cell(ratio, 2),
             cell(a.and_then(|f| f.hcalls_per_req), 3),
             cell(a.and_then(|f| f.notifies_per_req), 3),
             cell(a.and_then(|f| f.grant_ops_per_req), 3),
-        );
+        ]);
     }
+    s.push_str(&t.render());
     s.push_str(
         "ratio: ours / Linux (higher is better for us). hcalls: EVTCHNOP_send + set_timer_op + SCHEDOP_block per ring request;\n\
          grant ops: grants made + revoked per request (persistent grants: hot bounce pages are granted once).\n",
@@ -216,32 +198,21 @@ pub fn table(
     s
 }
 
-pub fn to_json(
-    ours: &BTreeMap<String, Figure>,
-    linux: &BTreeMap<String, Figure>,
+/// The JSON report (`blk.json`): every test's figures by name, per side.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub mib: u64,
+    pub ios: u32,
+    pub ours: &'a BTreeMap<String, Figure>,
+    pub linux: &'a BTreeMap<String, Figure>,
+}
+
+pub fn to_json<'a>(
+    ours: &'a BTreeMap<String, Figure>,
+    linux: &'a BTreeMap<String, Figure>,
     o: &BlkBenchOptions,
-) -> String {
-    let side = |m: &BTreeMap<String, Figure>| {
-        let items: Vec<String> = m
-            .iter()
-            .map(|(t, f)| {
-                let opt = |v: Option<f64>| v.map_or("null".into(), |x| format!("{x}"));
-                format!(
-                    "{}: {{\"kib_s\": {}, \"iops\": {}, \"hcalls_per_req\": {}, \"notifies_per_req\": {}, \"grant_ops_per_req\": {}}}",
-                    json_str(t), f.kib_s, f.iops, opt(f.hcalls_per_req),
-                    opt(f.notifies_per_req), opt(f.grant_ops_per_req)
-                )
-            })
-            .collect();
-        format!("{{{}}}", items.join(", "))
-    };
-    format!(
-        "{{\"mib\": {}, \"ios\": {}, \"ours\": {}, \"linux\": {}}}\n",
-        o.mib,
-        o.ios,
-        side(ours),
-        side(linux)
-    )
+) -> Report<'a> {
+    Report { mib: o.mib, ios: o.ios, ours, linux }
 }
 
 /// Runs the benchmark and writes `target/xen/bench/blk.{txt,json}`.
@@ -275,9 +246,7 @@ pub fn run(o: &BlkBenchOptions) -> Result<()> {
     let (ours, linux) = collect(&report);
     let text = table(&ours, &linux, o);
     println!("\n{text}");
-    std::fs::write(out.join("blk.txt"), &text)?;
-    std::fs::write(out.join("blk.json"), to_json(&ours, &linux, o))?;
-    println!("JSON:  {}", out.join("blk.json").display());
+    report::write(&out, "blk", &text, &to_json(&ours, &linux, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     if let Some(f) = &report.failure {
         bail!("boot: {f}");
@@ -341,8 +310,9 @@ mod tests {
             "{t}"
         );
         assert!(t.lines().any(|l| l.starts_with("rand-write-qd32") && l.contains(" - ")), "{t}");
-        let j = to_json(&ours, &linux, &BlkBenchOptions::default());
-        assert!(j.contains("\"seq-write\": {\"kib_s\": 20480"), "{j}");
+        let j = serde_json::to_value(to_json(&ours, &linux, &BlkBenchOptions::default())).unwrap();
+        assert_eq!(j["ours"]["seq-write"]["kib_s"], 20480.0, "{j}");
+        assert_eq!(j["linux"]["seq-write"]["hcalls_per_req"], serde_json::Value::Null, "{j}");
     }
 
     #[test]
@@ -351,8 +321,10 @@ mod tests {
         let sc = scenarios(&o, Path::new("/k"), Path::new("/v"), Some(Path::new("/rd")));
         assert_eq!(sc.len(), 1);
         let sh = sc[0].shell();
-        assert!(sh.contains("losetup /dev/loop0 /tmp/bench.img"), "{sh}");
-        assert!(sh.contains("run_guest bb-ours") && sh.contains("run_guest bb-linux"), "{sh}");
+        assert!(sh.contains(". /etc/xen-lab/bench-blk.sh\n"), "{sh}");
+        assert!(sh.contains("bk_run bb-ours /etc/xen-lab/guests/bb-ours.cfg 32 1200\n"), "{sh}");
+        assert!(sh.contains("bk_run bb-linux /etc/xen-lab/guests/bb-linux.cfg 32 1200\n"), "{sh}");
+        assert!(crate::dom0::BENCH_BLK.1.contains("losetup /dev/loop0 /tmp/bench.img"));
         assert!(LINUX_INIT.contains("blktool /dev/xvda"));
         assert!(BLKTOOL_C.contains("IOCB_CMD_PREAD"));
     }

@@ -16,14 +16,16 @@
 //! With `--min-memory` the same runs then find the smallest `memory=` each
 //! kind reaches ready in (ascending ladders, first success wins).
 
-use crate::bench::{json_str, Spread};
 use crate::debs::Dom0Bundle;
 use crate::lab::Echo;
+use crate::report::{self, Spread, Style, Table};
 use crate::scenario::{BootReport, GuestRun};
 use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The kinds of guest measured, in round order.
@@ -62,22 +64,7 @@ pub struct BootBenchOptions {
 
 /// The Linux DomU's `/init`: netfront up with an address, a ready marker,
 /// then idle until destroyed. `bench_ip=` comes from the kernel command line.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo "linux-boot: init $(cut -d' ' -f1 /proc/uptime) s after the kernel started"
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-boot: insmod $m failed"; done
-i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-ip addr add "${bench_ip:-192.0.2.21/24}" dev eth0 && ip link set eth0 up \
-    || echo "linux-boot: eth0 not configured"
-echo "linux-boot: ready on ${bench_ip:-192.0.2.21/24} at $(cut -d' ' -f1 /proc/uptime) s"
-sed -n 's/^\(MemTotal\|MemFree\|MemAvailable\):  */\1 /p' /proc/meminfo | tr '\n' ' ' | sed 's/^/linux-boot: meminfo /'
-echo
-while :; do sleep 3600; done
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/boot-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-netfront` (and its
 /// dependencies) from the lab's module set, `/init`.
@@ -91,92 +78,12 @@ pub fn linux_initramfs(bundle: &Dom0Bundle) -> Result<crate::cpio::Archive> {
     Ok(a)
 }
 
-/// The dom0 side: functions, the bridge, then the rounds.
-pub const DOM0_LIB: &str = r#"
-bb_now() { read -r _u _ < /proc/uptime; echo "${_u%.*}${_u#*.}"; }
-# bb_run KIND NAME MEM LIMIT IP: one timed run; prints "[xl boot] ..."
-bb_run() {
-    _k=$1; _n=$2; _m=$3; _lim=$4; _ip=$5
-    _cfg=/tmp/bb-$_n.cfg
-    _log=$LAB_CONSOLE_DIR/guest-$_n.log
-    _xl=/var/log/xen/xl-$_n.log
-    sed -e "s/^name = .*/name = \"$_n\"/" -e "s/^memory = .*/memory = $_m/" \
-        /etc/xen-lab/guests/bb-$_k.cfg > "$_cfg"
-    rm -f "$_log" "$_xl" /tmp/bb-ping
-    _pp=
-    if [ -n "$_ip" ]; then ping -i 0.05 "$_ip" > /tmp/bb-ping 2>&1 & _pp=$!; fi
-    echo "@@GUEST-CREATE name=$_n uptime=$(lab_uptime)"
-    _t0=$(bb_now)
-    if ! xl create "$_cfg" > /tmp/bb-create.out 2>&1; then
-        _t1=$(bb_now)
-        [ -n "$_pp" ] && kill $_pp 2>/dev/null
-        sed 's/^/[xl] /' /tmp/bb-create.out | head -n 5
-        echo "[xl boot] name=$_n kind=$_k mem=$_m result=create-failed create_cs=$((_t1 - _t0))"
-        echo "@@GUEST name=$_n domid=none result=create-failed"
-        lab_dump_console "$_n"
-        return 1
-    fi
-    _t1=$(bb_now)
-    _d=$(xl domid "$_n" 2>/dev/null)
-    echo "@@GUEST-UP name=$_n domid=$_d uptime=$(lab_uptime)"
-    _tc=; _tr=; _res=
-    while :; do
-        _u=$(bb_now)
-        [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$_u
-        if [ "$_k" = hello ]; then
-            if grep -q "has shut down" "$_xl" 2>/dev/null; then _tr=$_u; _res=ready; break; fi
-        else
-            if grep -q "bytes from" /tmp/bb-ping 2>/dev/null; then _tr=$_u; _res=ready; break; fi
-            if grep -q "has shut down" "$_xl" 2>/dev/null; then _res=died; break; fi
-            if [ -n "$_pp" ] && ! kill -0 $_pp 2>/dev/null; then
-                ping -i 0.05 "$_ip" >> /tmp/bb-ping 2>&1 & _pp=$!
-            fi
-        fi
-        [ $((_u - _t0)) -ge $((_lim * 100)) ] && { _res=timeout; break; }
-        sleep 0.02
-    done
-    [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$(bb_now)
-    [ -n "$_pp" ] && kill $_pp 2>/dev/null
-    echo "[xl boot] name=$_n kind=$_k mem=$_m result=$_res create_cs=$((_t1 - _t0)) console_cs=$([ -n "$_tc" ] && echo $((_tc - _t0))) ready_cs=$([ -n "$_tr" ] && echo $((_tr - _t0)))"
-    # Services (and anything not ready) are destroyed; hello powered off.
-    if [ "$_k" != hello ] || [ "$_res" != ready ]; then
-        sleep 0.3
-        xl destroy "$_n" 2>/dev/null
-    fi
-    _i=0
-    while [ -n "$_d" ] && xenstore-exists "/local/domain/$_d" 2>/dev/null && [ $_i -lt 300 ]; do
-        sleep 0.1; _i=$((_i + 1))
-    done
-    _code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$_xl" 2>/dev/null | tail -n 1)
-    if [ "$_res" = ready ] && [ "$_k" = hello ]; then _r=$(lab_reason "$_code");
-    elif [ "$_res" = ready ]; then _r=destroyed-when-ready;
-    elif [ -n "$_code" ]; then _r=$(lab_reason "$_code");
-    else _r=$_res; fi
-    sleep 0.3
-    echo "@@GUEST name=$_n domid=${_d:-none} result=$_r uptime=$(lab_uptime)"
-    lab_dump_console "$_n"
-    # Let the backends settle before the next domain.
-    sleep 0.5
-    [ "$_res" = ready ]
-}
-bb_ip() { case $1 in http) echo HTTP_IP ;; linux) echo LINUX_IP ;; esac; }
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add BRIDGE_IP dev xenbr0
-    ip link set xenbr0 up
-fi
-ip neigh replace HTTP_IP lladdr HTTP_MAC dev xenbr0 nud permanent
-ip neigh replace LINUX_IP lladdr LINUX_MAC dev xenbr0 nud permanent
-echo "BOOTBENCH-ENV cpu=\"$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)\" dom0_cpus=$(grep -c ^processor /proc/cpuinfo) kernel=$(uname -r)"
-"#;
-
-fn dom0_lib() -> String {
-    DOM0_LIB
-        .replace("BRIDGE_IP", BRIDGE_IP)
-        .replace("HTTP_IP", HTTP_IP)
-        .replace("LINUX_IP", LINUX_IP)
-        .replace("HTTP_MAC", HTTP_MAC)
-        .replace("LINUX_MAC", LINUX_MAC)
+/// The dom0 side's settings, for `dom0/bench-boot.sh`.
+fn dom0_settings() -> String {
+    format!(
+        "BB_BRIDGE_IP={BRIDGE_IP}\nBB_HTTP_IP={HTTP_IP}\nBB_HTTP_MAC={HTTP_MAC}\nBB_LINUX_IP={LINUX_IP}\nBB_LINUX_MAC={LINUX_MAC}\n. {}\nbb_setup\n",
+        crate::dom0::BENCH_BOOT.0
+    )
 }
 
 /// Per-run time limit, seconds.
@@ -190,7 +97,7 @@ fn limit(kind: &str) -> u64 {
 
 /// The dom0 script: `rounds` rounds of every kind, then the ladders.
 pub fn script(o: &BootBenchOptions) -> String {
-    let mut s = dom0_lib();
+    let mut s = dom0_settings();
     for r in 1..=o.rounds {
         for k in KINDS {
             let mem = if *k == "linux" { LINUX_MIB } else { OURS_MIB };
@@ -227,13 +134,14 @@ pub fn guests(kernel: &Path, vmlinuz: &Path, ramdisk: &Path) -> Vec<GuestSpec> {
 }
 
 /// One measured run, from its `[xl boot]` line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Sample {
     /// Domain name (`hello-1`, `linux-min96`).
     pub name: String,
     /// `hello`, `http` or `linux`.
     pub kind: String,
     /// Memory, MiB.
+    #[serde(rename = "mem_mib")]
     pub mem: u32,
     /// `ready`, `timeout`, `died`, `create-failed`.
     pub result: String,
@@ -434,31 +342,19 @@ pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
     );
     let _ = writeln!(s, "{}", environment(b, o));
     let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "| {:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
-        "phase",
-        label("hello"),
-        label("http"),
-        label("linux"),
-        "Linux/hello",
-        "Linux/http"
-    );
-    let _ =
-        writeln!(s, "|{:-<32}|{:->24}|{:->24}|{:->24}|{:->13}|{:->13}|", "", "", "", "", "", "");
+    let mut t = Table::new(Style::Markdown)
+        .left("phase (ms, median [min-max])", 30)
+        .right(label("hello"), 22)
+        .right(label("http"), 22)
+        .right(label("linux"), 22)
+        .right("Linux/hello", 11)
+        .right("Linux/http", 11);
     for (name, f) in FIGURES {
         let (h, n, l) = (b.spread("hello", *f), b.spread("http", *f), b.spread("linux", *f));
         let r = |x| ratio(x, l).map_or("-".to_string(), |v| format!("{v:.1}x"));
-        let _ = writeln!(
-            s,
-            "| {name:<30} | {:>22} | {:>22} | {:>22} | {:>11} | {:>11} |",
-            fmt_spread(h),
-            fmt_spread(n),
-            fmt_spread(l),
-            r(h),
-            r(n)
-        );
+        t.row([name.to_string(), fmt_spread(h), fmt_spread(n), fmt_spread(l), r(h), r(n)]);
     }
+    s.push_str(&t.render());
     let _ = writeln!(
         s,
         "\nready = {} (hello), {} (http, Linux: dom0 pings every 50 ms from before the create); rounds counted: hello {}, http {}, Linux {}",
@@ -499,75 +395,88 @@ pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
     s
 }
 
-fn json_opt(v: Option<u64>) -> String {
-    v.map_or("null".into(), |x| x.to_string())
+/// The JSON report (`boot.json`).
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub benchmark: &'static str,
+    /// `tcg` or `kvm`.
+    pub emulation: &'static str,
+    pub xen: &'a str,
+    pub cpu: &'a str,
+    pub kernel: &'a str,
+    pub rounds: u32,
+    pub clock: &'static str,
+    pub environment: String,
+    /// By kind (`hello`, `http`, `linux`).
+    pub kinds: BTreeMap<&'static str, KindReport>,
+    pub sizes_bytes: BTreeMap<&'a str, u64>,
+    pub guest_lines: BTreeMap<&'a str, &'a str>,
+    pub linux_meminfo: Option<&'a str>,
+    pub samples: &'a [Sample],
+    pub problems: &'a [String],
 }
 
-fn json_spread(s: Option<Spread>) -> String {
-    s.map_or("null".into(), |s| {
-        format!("{{\"median\":{},\"min\":{},\"max\":{}}}", s.median, s.min, s.max)
-    })
+/// One kind's figures in [`Report`].
+#[derive(Debug, Serialize)]
+pub struct KindReport {
+    pub label: &'static str,
+    pub ready_means: &'static str,
+    /// Rounds that reached ready.
+    pub rounds: usize,
+    pub create_ms: FigureReport,
+    pub console_ms: FigureReport,
+    pub ready_ms: FigureReport,
+    pub min_memory_mib: Option<u32>,
+}
+
+/// One figure of a kind, and Linux's against it.
+#[derive(Debug, Serialize)]
+pub struct FigureReport {
+    pub spread: Option<Spread>,
+    pub linux_over_this: Option<f64>,
 }
 
 /// The JSON report.
-pub fn to_json(b: &BootBench, o: &BootBenchOptions) -> String {
-    let mut kinds = Vec::new();
-    for k in KINDS {
-        let figs: Vec<String> = FIGURES
-            .iter()
-            .zip(["create_ms", "console_ms", "ready_ms"])
-            .map(|((_, f), key)| {
-                let (x, l) = (b.spread(k, *f), b.spread("linux", *f));
-                format!(
-                    "{}:{{\"spread\":{},\"linux_over_this\":{}}}",
-                    json_str(key),
-                    json_spread(x),
-                    ratio(x, l).map_or("null".into(), |r| format!("{r:.3}"))
-                )
-            })
-            .collect();
-        let min = b
-            .min_memory(k)
-            .map_or("null".into(), |(ok, _)| ok.map_or("null".into(), |m| m.to_string()));
-        kinds.push(format!(
-            "{}:{{\"label\":{},\"ready_means\":{},\"rounds\":{},{},\"min_memory_mib\":{}}}",
-            json_str(k),
-            json_str(label(k)),
-            json_str(ready_means(k)),
-            b.measured(k).len(),
-            figs.join(","),
-            min
-        ));
-    }
-    let samples: Vec<String> = b
-        .samples
+pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
+    let kinds = KINDS
         .iter()
-        .map(|s| {
-            format!(
-                "{{\"name\":{},\"kind\":{},\"mem_mib\":{},\"result\":{},\"create_ms\":{},\"console_ms\":{},\"ready_ms\":{}}}",
-                json_str(&s.name), json_str(&s.kind), s.mem, json_str(&s.result),
-                json_opt(s.create_ms), json_opt(s.console_ms), json_opt(s.ready_ms)
-            )
+        .map(|&k| {
+            let fig = |i: usize| {
+                let f = FIGURES[i].1;
+                let (x, l) = (b.spread(k, f), b.spread("linux", f));
+                FigureReport {
+                    spread: x,
+                    linux_over_this: ratio(x, l).map(|r| report::round(r, 3)),
+                }
+            };
+            let kind = KindReport {
+                label: label(k),
+                ready_means: ready_means(k),
+                rounds: b.measured(k).len(),
+                create_ms: fig(0),
+                console_ms: fig(1),
+                ready_ms: fig(2),
+                min_memory_mib: b.min_memory(k).and_then(|(ok, _)| ok),
+            };
+            (k, kind)
         })
         .collect();
-    let sizes: Vec<String> = b.sizes.iter().map(|(n, z)| format!("{}:{z}", json_str(n))).collect();
-    let lines: Vec<String> =
-        b.guest_lines.iter().map(|(k, l)| format!("{}:{}", json_str(k), json_str(l))).collect();
-    format!(
-        "{{\"benchmark\":\"boot\",\"emulation\":{},\"xen\":{},\"cpu\":{},\"kernel\":{},\"rounds\":{},\"clock\":\"dom0 /proc/uptime, 10 ms resolution, polled every 20 ms\",\"environment\":{},\"kinds\":{{{}}},\"sizes_bytes\":{{{}}},\"guest_lines\":{{{}}},\"linux_meminfo\":{},\"samples\":[{}],\"problems\":[{}]}}\n",
-        json_str(if o.kvm { "kvm" } else { "tcg" }),
-        json_str(&b.xen),
-        json_str(&b.cpu),
-        json_str(&b.kernel),
-        o.rounds,
-        json_str(&environment(b, o)),
-        kinds.join(","),
-        sizes.join(","),
-        lines.join(","),
-        b.linux_meminfo.as_deref().map_or("null".into(), json_str),
-        samples.join(","),
-        b.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
-    )
+    Report {
+        benchmark: "boot",
+        emulation: if o.kvm { "kvm" } else { "tcg" },
+        xen: &b.xen,
+        cpu: &b.cpu,
+        kernel: &b.kernel,
+        rounds: o.rounds,
+        clock: "dom0 /proc/uptime, 10 ms resolution, polled every 20 ms",
+        environment: environment(b, o),
+        kinds,
+        sizes_bytes: b.sizes.iter().map(|(n, z)| (n.as_str(), *z)).collect(),
+        guest_lines: b.guest_lines.iter().map(|(k, l)| (k.as_str(), l.as_str())).collect(),
+        linux_meminfo: b.linux_meminfo.as_deref(),
+        samples: &b.samples,
+        problems: &b.problems,
+    }
 }
 
 fn file_size(p: &Path) -> Option<u64> {
@@ -623,11 +532,7 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     let b = collect(&report, sizes);
     let text = table(&b, o);
     println!("\n{text}");
-    let json_path = out.join("boot.json");
-    std::fs::write(&json_path, to_json(&b, o))
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    std::fs::write(out.join("boot.txt"), &text)?;
-    println!("JSON:  {}", json_path.display());
+    report::write(&out, "boot", &text, &to_json(&b, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     for k in KINDS {
         if b.measured(k).is_empty() {
@@ -639,11 +544,6 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// For the unit tests and callers that only want the output path.
-pub fn json_path() -> PathBuf {
-    crate::bench::out_dir().join("boot.json")
 }
 
 #[cfg(test)]
@@ -711,9 +611,10 @@ mod tests {
         assert!(t.contains("problem: linux-2: timeout (console ends: Kernel panic)"), "{t}");
         assert!(t.contains("hello: footprint: image 664 KiB"), "{t}");
         assert!(b.problems.iter().all(|p| !p.contains('\n')));
-        let j = to_json(&b, &o);
-        assert!(j.contains("\"min_memory_mib\":8"), "{j}");
-        assert!(j.contains("\"linux_meminfo\":\"MemTotal 1 kB\""), "{j}");
+        let j = serde_json::to_value(to_json(&b, &o)).unwrap();
+        assert_eq!(j["kinds"]["http"]["min_memory_mib"], 8, "{j}");
+        assert_eq!(j["linux_meminfo"], "MemTotal 1 kB", "{j}");
+        assert_eq!(j["samples"][0]["mem_mib"].as_u64(), Some(u64::from(b.samples[0].mem)), "{j}");
     }
 
     #[test]
@@ -723,8 +624,11 @@ mod tests {
         let s = script(&o);
         assert!(s.contains("bb_run linux linux-2 256 120"));
         assert!(s.contains("for m in 4 8 16 32; do bb_run http http-min$m $m 60"));
-        assert!(s.contains("ip neigh replace 192.0.2.20 lladdr 00:16:3e:0c:00:20"));
-        assert!(!s.contains("HTTP_IP") && !s.contains("BRIDGE_IP"));
+        assert!(
+            s.contains("BB_HTTP_IP=192.0.2.20\n") && s.contains("BB_HTTP_MAC=00:16:3e:0c:00:20\n")
+        );
+        assert!(s.contains(". /etc/xen-lab/bench-boot.sh\nbb_setup\n"));
+        assert!(crate::dom0::BENCH_BOOT.1.contains("bb_run() {"));
         assert!(LINUX_INIT.contains("linux-boot: ready"));
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check, in order, stopping at the first failure.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use xtask::XenRelease;
@@ -11,13 +12,16 @@ pub const GUEST_CRATES: &[&str] =
 
 struct Step {
     name: String,
+    /// The program: cargo unless set.
+    program: Option<String>,
     args: Vec<String>,
     /// Environment for this step only.
     env: Vec<(&'static str, &'static str)>,
 }
 
-/// The checks, with the boot tests on `releases`.
-fn steps(releases: &[XenRelease]) -> Vec<Step> {
+/// The checks, with the boot tests on `releases` (none: no boot tests);
+/// `scripts` are the shell scripts to lint.
+fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut guest_clippy = s(&["clippy"]);
     for c in GUEST_CRATES {
@@ -25,12 +29,19 @@ fn steps(releases: &[XenRelease]) -> Vec<Step> {
         guest_clippy.push(c.to_string());
     }
     guest_clippy.extend(s(&["--target", xtask::guest::GUEST_TARGET, "--", "-D", "warnings"]));
-    let step =
-        |name: &str, args: &[&str]| Step { name: name.into(), args: s(args), env: Vec::new() };
+    let step = |name: &str, args: &[&str]| Step {
+        name: name.into(),
+        program: None,
+        args: s(args),
+        env: Vec::new(),
+    };
+    let mut shellcheck = s(&["--external-sources"]);
+    shellcheck.extend(scripts.iter().map(|p| p.display().to_string()));
     let mut steps = vec![
         step("format", &["fmt", "--all", "--", "--check"]),
+        Step { program: Some("shellcheck".into()), args: shellcheck, ..step("shellcheck", &[]) },
         step("clippy (host)", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
-        Step { name: "clippy (guest)".into(), args: guest_clippy, env: Vec::new() },
+        Step { args: guest_clippy, ..step("clippy (guest)", &[]) },
         step("unit tests", &["test", "--workspace", "--exclude", "xen-tests"]),
         // The revoke race of grant-tables, every interleaving. `--cfg loom`
         // changes every crate's flags: its own target directory keeps the
@@ -58,9 +69,14 @@ const XEN_ENV: &str = xtask::release::XEN_ENV;
 const LOOM_TARGET_DIR: &str = "target/loom";
 
 /// Every check; the boot tests on `xen` only, or on every release (the
-/// full suite on 4.17 first, then the boot tests on 4.20).
-pub fn run(xen: Option<XenRelease>) -> Result<()> {
-    let releases = xen.map_or_else(|| XenRelease::ALL.to_vec(), |r| vec![r]);
+/// full suite on 4.17 first, then the boot tests on 4.20), or, with
+/// `no_boot`, none.
+pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
+    let releases = match (no_boot, xen) {
+        (true, _) => Vec::new(),
+        (false, Some(r)) => vec![r],
+        (false, None) => XenRelease::ALL.to_vec(),
+    };
     println!(
         "==> setup: the guest's target, rustfmt, clippy and the Debian packages the tests use"
     );
@@ -76,10 +92,13 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
     no_fakes_in_guest(&cargo, &root)?;
     let mut done: Vec<(String, Duration)> = Vec::new();
     let total = Instant::now();
-    for step in steps(&releases) {
-        println!("\n==> {}: cargo {}", step.name, step.args.join(" "));
+    let scripts = shell_scripts(&root)?;
+    for step in steps(&releases, &scripts) {
+        let program = step.program.as_deref().unwrap_or(&cargo);
+        let shown = step.program.as_deref().unwrap_or("cargo");
+        println!("\n==> {}: {shown} {}", step.name, step.args.join(" "));
         let t = Instant::now();
-        let status = Command::new(&cargo)
+        let status = Command::new(program)
             .args(&step.args)
             .envs(step.env.iter().copied())
             .current_dir(&root)
@@ -89,7 +108,7 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
         if !ok {
             print_summary(&done, Some(&step.name), total.elapsed());
             match status {
-                Err(e) => bail!("{} failed: cannot run cargo: {e}", step.name),
+                Err(e) => bail!("{} failed: cannot run {program}: {e}", step.name),
                 Ok(s) => bail!("{} failed ({s}): see its output above", step.name),
             }
         }
@@ -99,8 +118,38 @@ pub fn run(xen: Option<XenRelease>) -> Result<()> {
     Ok(())
 }
 
-/// Test doubles (`xenstore-client`'s `fake` feature) are for host tests
-/// only: the guest's dependency tree must not enable them.
+/// Every shell script of the workspace: `*.sh` files outside `target/`
+/// and hidden directories, and CI's entry point `.ci/run`; sorted.
+pub fn shell_scripts(root: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for e in entries {
+            let path = e?.path();
+            let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into());
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    walk(&path, out)?;
+                }
+            } else if name.ends_with(".sh") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out)?;
+    let ci = root.join(".ci/run");
+    if ci.is_file() {
+        out.push(ci);
+    }
+    out.sort();
+    Ok(out.into_iter().map(|p| p.strip_prefix(root).map_or(p.clone(), Path::to_path_buf)).collect())
+}
+
+/// Test doubles (the `fake` features: `xenstore-client`'s in-memory
+/// xenstored, `pv-drivers`' pretend hypervisor) are for host tests only:
+/// the guest's dependency tree must not enable them.
 fn no_fakes_in_guest(cargo: &str, root: &std::path::Path) -> Result<()> {
     let tree = xtask::cmd::stdout(Command::new(cargo).current_dir(root).args([
         "tree",
@@ -139,10 +188,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_shell_script_is_linted() {
+        let scripts = shell_scripts(&xtask::workspace_root()).unwrap();
+        let has = |p: &str| scripts.iter().any(|s| s == Path::new(p));
+        for p in [
+            "build/src/dom0/init.sh",
+            "build/src/dom0/lib.sh",
+            "build/src/dom0/bench-net.sh",
+            "build/scripts/bench-repeat.sh",
+            ".ci/run",
+        ] {
+            assert!(has(p), "{p} not in {scripts:?}");
+        }
+        assert!(scripts.iter().all(|s| !s.starts_with("target")));
+        let st = steps(&[], &scripts);
+        let sc = st.iter().find(|s| s.name == "shellcheck").unwrap();
+        assert_eq!(sc.program.as_deref(), Some("shellcheck"));
+        assert!(sc.args.iter().any(|a| a == ".ci/run"));
+        assert!(st.iter().all(|s| !s.name.starts_with("boot tests")), "no releases, no boots");
+    }
+
+    #[test]
     fn a_fake_feature_in_the_tree_is_found() {
         let tree = "kernel v0.1.0\n├── xenstore-client feature \"default\"\n│   └── xenstore-client v0.1.0\n";
         assert!(fake_features(tree).is_empty());
         let tree = format!("{tree}├── xenstore-client feature \"fake\"\n");
         assert_eq!(fake_features(&tree), ["├── xenstore-client feature \"fake\""]);
+        let tree = format!("{tree}│   ├── pv-drivers feature \"fake\"\n");
+        assert_eq!(fake_features(&tree).len(), 2);
+        assert_eq!(fake_features(&tree)[1], "│   ├── pv-drivers feature \"fake\"");
     }
 }

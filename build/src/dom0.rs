@@ -13,6 +13,18 @@ pub const LIB_SH: &str = include_str!("dom0/lib.sh");
 /// Where the library lives in dom0.
 pub const LIB_PATH: &str = "/etc/xen-lab/lib.sh";
 
+/// The benchmarks' dom0 libraries (path in dom0, text), copied into every
+/// dom0 beside [`LIB_PATH`]; a benchmark's scenario script sources its
+/// own after setting what it takes.
+pub const BENCH_BOOT: (&str, &str) =
+    ("/etc/xen-lab/bench-boot.sh", include_str!("dom0/bench-boot.sh"));
+pub const BENCH_NET: (&str, &str) =
+    ("/etc/xen-lab/bench-net.sh", include_str!("dom0/bench-net.sh"));
+pub const BENCH_BLK: (&str, &str) =
+    ("/etc/xen-lab/bench-blk.sh", include_str!("dom0/bench-blk.sh"));
+/// All of them.
+pub const BENCH_LIBS: &[(&str, &str)] = &[BENCH_BOOT, BENCH_NET, BENCH_BLK];
+
 /// The generated scenario list, sourced by `/init` after dom0 is ready.
 pub const SCENARIOS_PATH: &str = "/etc/xen-lab/scenarios.sh";
 
@@ -38,49 +50,10 @@ pub const GUEST_CFG_DIR: &str = "/etc/xen-lab/guests";
 pub const GUEST_KERNEL_DIR: &str = "/guests";
 
 /// Minimal hotplug script for vifs: up, into bridge `xenbr0`, connected.
-pub const VIF_SCRIPT: &str = r#"#!/bin/sh
-# vif hotplug (busybox sh): called by libxl with $1 = online|offline|add|remove.
-dev=${vif:-$(xenstore-read "$XENBUS_PATH/vifname" 2>/dev/null)}
-case "$1" in
-online|add)
-    ip link set "$dev" up
-    bridge=$(xenstore-read "$XENBUS_PATH/bridge" 2>/dev/null)
-    bridge=${bridge:-xenbr0}
-    if [ -d "/sys/class/net/$bridge" ]; then
-        ip link set "$dev" master "$bridge"
-    fi
-    xenstore-write "$XENBUS_PATH/hotplug-status" connected
-    ;;
-offline|remove)
-    ip link set "$dev" down 2>/dev/null
-    xenstore-rm "$XENBUS_PATH/hotplug-status" 2>/dev/null
-    ;;
-esac
-exit 0
-"#;
+pub const VIF_SCRIPT: &str = include_str!("dom0/vif-bridge.sh");
 
 /// Minimal hotplug script for block devices backed by a file or device.
-pub const BLOCK_SCRIPT: &str = r#"#!/bin/sh
-# block hotplug (busybox sh): $1 = add|remove; the target is in xenstore.
-case "$1" in
-add)
-    target=$(xenstore-read "$XENBUS_PATH/params")
-    dev=$target
-    if [ -f "$target" ]; then
-        dev=$(losetup -f)
-        losetup "$dev" "$target" || exit 1
-    fi
-    xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c '%t:%T' "$dev")"
-    xenstore-write "$XENBUS_PATH/physical-device-path" "$dev"
-    xenstore-write "$XENBUS_PATH/hotplug-status" connected
-    ;;
-remove)
-    dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null)
-    case "$dev" in /dev/loop*) losetup -d "$dev" 2>/dev/null ;; esac
-    ;;
-esac
-exit 0
-"#;
+pub const BLOCK_SCRIPT: &str = include_str!("dom0/block.sh");
 
 #[cfg(test)]
 mod tests {

@@ -124,6 +124,9 @@ pub fn base(bundle: &Dom0Bundle) -> Result<Archive> {
     a.file("init", 0o755, dom0::INIT_SH);
     a.file(dom0::RELEASE_PATH, 0o644, dom0::release_sh(release));
     a.file(dom0::LIB_PATH, 0o644, dom0::LIB_SH);
+    for (path, text) in dom0::BENCH_LIBS {
+        a.file(path, 0o644, *text);
+    }
     a.file("etc/xen/scripts/vif-bridge", 0o755, dom0::VIF_SCRIPT);
     a.symlink("etc/xen/scripts/vif", "vif-bridge");
     a.file("etc/xen/scripts/block", 0o755, dom0::BLOCK_SCRIPT);

@@ -20,20 +20,7 @@ pub const MODULE: &str = "xen_hcall_bench";
 
 /// The Linux DomU's `/init` (busybox sh). Unknown `key=value` words of the
 /// kernel command line reach it as environment variables.
-pub const INIT_SH: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo "linux-bench: $(uname -r), loading the module (iters=${bench_iters:-10000} runs=${bench_runs:-1})"
-# The module runs everything in its init function.
-insmod /xen_hcall_bench.ko iters="${bench_iters:-10000}" runs="${bench_runs:-1}" \
-    || echo "linux-bench: insmod failed"
-dmesg | sed -n 's/^.*\(BENCH[-A-Z]* .*\)$/\1/p'
-dmesg | grep -q 'BENCH-DONE' || { echo "linux-bench: the module printed no BENCH-DONE"; dmesg | tail -n 20; }
-echo "linux-bench: powering off"
-poweroff -f
-"#;
+pub const INIT_SH: &str = include_str!("linux-domu/hcall-init.sh");
 
 /// Where Debian installs the headers of kernel `version` (`6.1.0-56-amd64`).
 pub fn headers_dir(version: &str) -> PathBuf {

@@ -39,6 +39,9 @@ enum Cmd {
         /// Run the boot tests on this release only.
         #[arg(long, value_parser = parse_release)]
         xen: Option<XenRelease>,
+        /// Every check but the boot tests (no QEMU boot).
+        #[arg(long, conflicts_with = "xen")]
+        no_boot: bool,
     },
     /// Download and extract Xen and dom0 into the cache only.
     Fetch {
@@ -181,15 +184,16 @@ fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Build(g) => cmd_build(&g),
         Cmd::Run(r) => cmd_run(&r),
-        Cmd::Test { xen } => {
-            // --xen, else $XENPV_XEN, else every release.
+        Cmd::Test { xen, no_boot } => {
+            // --xen, else $XENPV_XEN, else every release. (Not clap's `env`:
+            // an empty $XENPV_XEN means unset here, an error to clap.)
             let env = std::env::var(xtask::release::XEN_ENV).ok().filter(|v| !v.trim().is_empty());
             let xen = match (xen, env) {
                 (Some(x), _) => Some(x),
                 (None, Some(_)) => Some(XenRelease::from_env().map_err(anyhow::Error::msg)?),
                 (None, None) => None,
             };
-            ci::run(xen)
+            ci::run(xen, no_boot)
         }
         Cmd::Fetch { xen } => cmd_fetch(xen),
         Cmd::Bench(b) => {
@@ -326,6 +330,11 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     }
 
     let run = report.runs.iter().find(|r| r.name == a.app);
+    if run.is_none() && r.dom0_script.is_some() && !report.runs.is_empty() {
+        // The script ran guests of its own names (build/scripts/bench-repeat.sh):
+        // each one's result, and success only if all powered off.
+        return script_outcome(&report);
+    }
     match run {
         Some(r) if r.result == GuestResult::Poweroff && report.failure.is_none() => {
             println!(
@@ -349,12 +358,57 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     }
 }
 
+/// The outcome of a `--dom0-script` whose guests have their own names.
+fn script_outcome(report: &xtask::scenario::BootReport) -> Result<()> {
+    let mut bad = Vec::new();
+    for g in &report.runs {
+        println!("guest {}: {}", g.name, g.result);
+        if g.result != GuestResult::Poweroff {
+            bad.push(format!("{} ended with {}", g.name, g.result));
+        }
+    }
+    if let Some(f) = &report.failure {
+        bad.push(f.clone());
+    }
+    match bad.first() {
+        None => {
+            println!(
+                "OK: the dom0 script's {} guest(s) all powered off cleanly",
+                report.runs.len()
+            );
+            Ok(())
+        }
+        Some(_) => bail!("{} of the dom0 script's guests: {}", bad.len(), bad.join("; ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(a: &[&str]) -> Result<Cmd, clap::Error> {
         Cli::try_parse_from(std::iter::once("xtask").chain(a.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn a_scripts_own_guests_decide_its_outcome() {
+        use xtask::scenario::BootReport;
+        let run = |name: &str, result| {
+            let mut g = xtask::GuestRun::new(name, "script");
+            g.result = result;
+            g
+        };
+        let mut r = BootReport {
+            runs: vec![run("bench1", GuestResult::Poweroff), run("bench2", GuestResult::Poweroff)],
+            ..BootReport::default()
+        };
+        assert!(script_outcome(&r).is_ok());
+        r.runs.push(run("bench3", GuestResult::Crash));
+        let e = script_outcome(&r).unwrap_err().to_string();
+        assert!(e.contains("bench3 ended with crash"), "{e}");
+        r.runs.truncate(2);
+        r.failure = Some("QEMU timed out".into());
+        assert!(script_outcome(&r).unwrap_err().to_string().contains("QEMU timed out"));
     }
 
     #[test]
@@ -402,7 +456,7 @@ mod tests {
             &["bench", "boot", "--xen", "4.20"],
         ] {
             let xen = match parse(cmd).unwrap() {
-                Cmd::Fetch { xen } | Cmd::Test { xen } => xen,
+                Cmd::Fetch { xen } | Cmd::Test { xen, .. } => xen,
                 Cmd::Bench(
                     BenchCmd::Hypercall { lab, .. }
                     | BenchCmd::Net { lab, .. }

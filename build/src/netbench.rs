@@ -7,12 +7,12 @@
 //! each phase give the deterministic efficiency figures (notifications,
 //! events and data-path hypercalls per 1,000 packets).
 
-use crate::bench::json_str;
 use crate::lab::{Echo, Lab, LabOptions};
 use crate::nettool;
+use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
 use anyhow::{bail, Context, Result};
-use std::fmt::Write as _;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,19 +51,7 @@ const LINUX_IP: &str = "192.0.2.4";
 const RR_SIZE: u32 = 64;
 
 /// The Linux DomU's `/init`: netfront up, `nettool serve` in front.
-pub const LINUX_INIT: &str = r#"#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /modules); do insmod "/$m.ko" || echo "linux-net: insmod $m failed"; done
-i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-ip link set lo up
-ip addr add "${bench_ip}/24" dev eth0 && ip link set eth0 up || echo "linux-net: eth0 not configured"
-echo "linux-net: $(uname -r) eth0 $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
-exec /bin/nettool serve
-"#;
+pub const LINUX_INIT: &str = include_str!("linux-domu/net-init.sh");
 
 /// The Linux DomU's initramfs: busybox, `xen-netfront`, `nettool`, `/init`.
 pub fn linux_initramfs(
@@ -80,37 +68,16 @@ pub fn linux_initramfs(
     Ok(a)
 }
 
-const BRIDGE: &str = r#"
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-"#;
-
-/// The dom0 snippet measuring the guest `name` at `ip`; with `marks`, an
-/// `xl sysrq` before and after each phase has the guest print its counters.
-pub fn phases(name: &str, ip: &str, o: &NetBenchOptions, marks: bool) -> String {
-    let mark = |k: u32| {
-        if marks {
-            format!("xl sysrq {name} c; wait_console {name} 'net: efficiency' {k} 30\n")
-        } else {
-            String::new()
-        }
-    };
-    let tool = |args: String| format!("nettool {args} 2>&1 | sed 's/^/[xl bench] {name} /'\n");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "ping -c 2 -W 5 {ip} > /dev/null 2>&1; echo \"[xl check] {name}-ping-rc $?\"\n"
-    ));
-    s.push_str(&mark(1));
-    s.push_str(&tool(format!("send {ip} 9 {}", o.bytes)));
-    s.push_str(&mark(2));
-    s.push_str(&tool(format!("recv {ip} 19 {}", o.bytes)));
-    s.push_str(&mark(3));
-    s.push_str(&tool(format!("rr {ip} 7 {} {RR_SIZE}", o.requests)));
-    s.push_str(&mark(4));
-    s
+/// The dom0 call measuring one side: `nb_ours` or `nb_linux` of
+/// `dom0/bench-net.sh` with the guest's name, config and address and the
+/// run's sizes.
+pub fn measure(func: &str, name: &str, cfg: &str, ip: &str, o: &NetBenchOptions) -> String {
+    format!(
+        ". {}\n{func} {name} {cfg} {ip} {} {} {RR_SIZE}\n",
+        crate::dom0::BENCH_NET.0,
+        o.bytes,
+        o.requests
+    )
 }
 
 /// Both scenarios (ours, then Linux if `linux_ramdisk`).
@@ -127,13 +94,7 @@ pub fn scenarios(
         .memory(64)
         .timeout(Duration::from_secs(900));
     ours.extra_config.push(vif("00:16:3e:0c:00:13"));
-    let script = format!(
-        "{BRIDGE}run_guest_start {OURS} {cfg} || exit 1\n\
-         if wait_console {OURS} 'echo: ready' 1 90 && wait_console {OURS} 'connected: mac' 1 30; then\n\
-         {body}xl shutdown {OURS}\nrun_guest_wait {OURS} 60\nelse\nrun_guest_wait {OURS} 1\nfi\n",
-        cfg = ours.cfg_path(),
-        body = phases(OURS, OURS_IP, o, true)
-    );
+    let script = measure("nb_ours", OURS, &ours.cfg_path(), OURS_IP, o);
     let mut v =
         vec![Scenario::script("net-ours", vec![ours], &script).with_file(nettool::DEST, tool)];
     if let Some(rd) = linux_ramdisk {
@@ -143,13 +104,7 @@ pub fn scenarios(
             .ramdisk(rd);
         g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}");
         g.extra_config.push(vif("00:16:3e:0c:00:14"));
-        let script = format!(
-            "{BRIDGE}run_guest_start {LINUX} {cfg} || exit 1\n\
-             if wait_console {LINUX} 'NETTOOL serve ready' 1 240; then\n{body}fi\n\
-             xl destroy {LINUX}\nrun_guest_wait {LINUX} 30\n",
-            cfg = g.cfg_path(),
-            body = phases(LINUX, LINUX_IP, o, false)
-        );
+        let script = measure("nb_linux", LINUX, &g.cfg_path(), LINUX_IP, o);
         v.push(Scenario::script("net-linux", vec![g], &script).with_file(nettool::DEST, tool));
     }
     v
@@ -187,7 +142,7 @@ pub fn parse_side(name: &str, lines: &[String]) -> Side {
 }
 
 /// Our guest's cumulative counters (`net: efficiency ...`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub rx_pkts: u64,
     pub tx_pkts: u64,
@@ -250,95 +205,110 @@ fn per_k(n: u64, pkts: u64) -> String {
     format!("{:.1}", n as f64 * 1000.0 / pkts as f64)
 }
 
-fn fmt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |x| format!("{x:.2}"))
-}
-
 /// The report: throughput and rate side by side, then the counters.
 pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)",
+    let mut s = format!(
+        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)\n",
         o.bytes >> 20,
         o.requests
     );
-    let _ = writeln!(t, "{:<28} {:>12} {:>14} {:>8}", "", "Rust guest", "Linux PV DomU", "ratio");
+    let mut t = Table::new(Style::Plain)
+        .left("", 28)
+        .right("Rust guest", 12)
+        .right("Linux PV DomU", 14)
+        .right("ratio", 8);
     for (label, a, b) in [
         ("TCP dom0->guest (MiB/s)", ours.to_guest, linux.to_guest),
         ("TCP guest->dom0 (MiB/s)", ours.from_guest, linux.from_guest),
         ("request/response (per s)", ours.rr, linux.rr),
     ] {
         let ratio = match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
         };
-        let _ = writeln!(t, "{label:<28} {:>12} {:>14} {:>8}", fmt(a), fmt(b), ratio);
+        t.row([label.to_string(), report::cell(a, 2), report::cell(b, 2), report::cell(ratio, 2)]);
     }
-    let _ = writeln!(t, "\nRust guest ring efficiency (counted in the guest, per 1,000 packets):");
-    let _ = writeln!(
-        t,
-        "{:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
-        "phase",
-        "rx pkts",
-        "tx pkts",
-        "rx events",
-        "rx notify",
-        "tx notify",
-        "tx events",
-        "hypercalls"
-    );
+    s.push_str(&t.render());
+    s.push_str("\nRust guest ring efficiency (counted in the guest, per 1,000 packets):\n");
+    let mut t = Table::new(Style::Plain)
+        .left("phase", 16)
+        .right("rx pkts", 9)
+        .right("tx pkts", 9)
+        .right("rx events", 10)
+        .right("rx notify", 10)
+        .right("tx notify", 10)
+        .right("tx events", 10)
+        .right("hypercalls", 11);
     for (name, c) in ["dom0->guest", "guest->dom0", "request/resp."].iter().zip(phases) {
         let all = c.rx_pkts + c.tx_pkts;
-        let _ = writeln!(
-            t,
-            "{name:<16} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11}",
-            c.rx_pkts,
-            c.tx_pkts,
+        t.row([
+            name.to_string(),
+            c.rx_pkts.to_string(),
+            c.tx_pkts.to_string(),
             per_k(c.rx_events, c.rx_pkts),
             per_k(c.rx_notify, c.rx_pkts),
             per_k(c.tx_notify, c.tx_pkts),
             per_k(c.tx_events, c.tx_pkts),
             per_k(c.hypercalls(), all),
-        );
+        ]);
     }
-    let _ = writeln!(
-        t,
+    s.push_str(&t.render());
+    s.push_str(
         "(rx events/notify per 1,000 RX packets, tx notify/events per 1,000 TX packets; hypercalls = \
-         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)"
+         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)\n",
     );
-    t
+    s
 }
 
-pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
+/// The JSON report (`net.json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub bytes: u64,
+    pub requests: u32,
+    pub ours: SideReport,
+    pub linux: SideReport,
+    pub phases: Vec<PhaseReport>,
+}
+
+/// One side's figures in [`Report`].
+#[derive(Debug, Serialize)]
+pub struct SideReport {
+    pub to_guest_mibps: Option<f64>,
+    pub from_guest_mibps: Option<f64>,
+    pub rr_per_s: Option<f64>,
+    pub problems: Vec<String>,
+}
+
+/// Our guest's counters over one phase.
+#[derive(Debug, Serialize)]
+pub struct PhaseReport {
+    /// `to_guest`, `from_guest` or `rr`.
+    pub phase: &'static str,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> Report {
     let side = |s: &Side| {
-        let f = |v: Option<f64>| v.map_or("null".into(), |x| format!("{x:.3}"));
-        format!(
-            "{{\"to_guest_mibps\":{},\"from_guest_mibps\":{},\"rr_per_s\":{},\"problems\":[{}]}}",
-            f(s.to_guest),
-            f(s.from_guest),
-            f(s.rr),
-            s.problems.iter().map(|p| json_str(p)).collect::<Vec<_>>().join(",")
-        )
+        let r = |v: Option<f64>| v.map(|x| report::round(x, 3));
+        SideReport {
+            to_guest_mibps: r(s.to_guest),
+            from_guest_mibps: r(s.from_guest),
+            rr_per_s: r(s.rr),
+            problems: s.problems.clone(),
+        }
     };
-    let ph: Vec<String> = ["to_guest", "from_guest", "rr"]
-        .iter()
-        .zip(phases)
-        .map(|(n, c)| {
-            format!(
-                "{{\"phase\":\"{n}\",\"rx_pkts\":{},\"tx_pkts\":{},\"rx_events\":{},\"rx_notify\":{},\"tx_notify\":{},\"tx_events\":{},\"timer_sets\":{},\"blocks\":{}}}",
-                c.rx_pkts, c.tx_pkts, c.rx_events, c.rx_notify, c.tx_notify, c.tx_events, c.timer_sets, c.blocks
-            )
-        })
-        .collect();
-    format!(
-        "{{\"bytes\":{},\"requests\":{},\"ours\":{},\"linux\":{},\"phases\":[{}]}}\n",
-        o.bytes,
-        o.requests,
-        side(ours),
-        side(linux),
-        ph.join(",")
-    )
+    Report {
+        bytes: o.bytes,
+        requests: o.requests,
+        ours: side(ours),
+        linux: side(linux),
+        phases: ["to_guest", "from_guest", "rr"]
+            .iter()
+            .zip(phases)
+            .map(|(phase, c)| PhaseReport { phase, counters: *c })
+            .collect(),
+    }
 }
 
 /// Runs the benchmark and writes `target/xen/bench/net.{txt,json}`.
@@ -372,9 +342,7 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
     let (ours, linux, phases) = collect(&report);
     let text = table(&ours, &linux, &phases, o);
     println!("\n{text}");
-    std::fs::write(out.join("net.txt"), &text)?;
-    std::fs::write(out.join("net.json"), to_json(&ours, &linux, &phases, o))?;
-    println!("JSON:  {}", out.join("net.json").display());
+    report::write(&out, "net", &text, &to_json(&ours, &linux, &phases, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
     if let Some(f) = &report.failure {
@@ -431,17 +399,25 @@ mod tests {
         let t = table(&ours, &linux, &p, &NetBenchOptions::default());
         assert!(t.contains("0.50"), "{t}");
         assert!(t.contains("40.0"), "{t}");
-        let j = to_json(&ours, &linux, &p, &NetBenchOptions::default());
-        assert!(j.contains("\"to_guest_mibps\":4.000"));
+        let j =
+            serde_json::to_value(to_json(&ours, &linux, &p, &NetBenchOptions::default())).unwrap();
+        assert_eq!(j["ours"]["to_guest_mibps"], 4.0);
+        assert_eq!(j["linux"]["rr_per_s"], serde_json::Value::Null);
+        assert_eq!(
+            (j["phases"][0]["phase"].as_str(), j["phases"][0]["rx_pkts"].as_u64()),
+            (Some("to_guest"), Some(1000))
+        );
     }
 
     #[test]
     fn scripts_measure_and_mark() {
         let o = NetBenchOptions::default();
-        let p = phases(OURS, OURS_IP, &o, true);
-        assert!(p.contains("nettool send 192.0.2.3 9 33554432"));
-        assert_eq!(p.matches("xl sysrq").count(), 4);
-        assert!(!phases(LINUX, LINUX_IP, &o, false).contains("sysrq"));
+        let p = measure("nb_ours", OURS, "/c", OURS_IP, &o);
+        assert!(p.contains("nb_ours nb-ours /c 192.0.2.3 33554432 2000 64\n"), "{p}");
+        assert!(p.starts_with(". /etc/xen-lab/bench-net.sh\n"), "{p}");
+        let lib = crate::dom0::BENCH_NET.1;
+        assert!(lib.contains("nb_tool \"$1\" send \"$2\" 9 \"$3\""));
+        assert_eq!(lib.matches("nb_mark \"$1\" \"$6\"").count(), 4);
         let sc =
             scenarios(&o, Path::new("k"), Path::new("t"), Path::new("v"), Some(Path::new("r")));
         assert_eq!(sc.len(), 2);

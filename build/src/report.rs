@@ -1,8 +1,177 @@
-//! Phase timings, printed at the end of a run.
+//! Reports: every benchmark's files (`target/xen/bench/NAME.txt`, the
+//! table a person reads, and `NAME.json`, the same figures for programs,
+//! written from `serde` types), the table writer they share, the median
+//! and spread they report, and the phase timings `run` prints.
+//!
+//! A new benchmark builds a [`Table`] for its text, a `#[derive(Serialize)]`
+//! value for its JSON, and hands both to [`write`].
 
 use crate::scenario::BootReport;
+use anyhow::{Context, Result};
+use serde::Serialize;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Writes `dir/NAME.txt` (`text`) and `dir/NAME.json` (`json`, pretty
+/// printed), and says where; returns the JSON's path.
+pub fn write<T: Serialize>(dir: &Path, name: &str, text: &str, json: &T) -> Result<PathBuf> {
+    crate::cmd::mkdir(dir)?;
+    let txt = dir.join(format!("{name}.txt"));
+    std::fs::write(&txt, text).with_context(|| format!("cannot write {}", txt.display()))?;
+    let path = dir.join(format!("{name}.json"));
+    let mut body = serde_json::to_string_pretty(json).context("cannot serialise the report")?;
+    body.push('\n');
+    std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("JSON:  {}", path.display());
+    Ok(path)
+}
+
+/// `x` rounded to `decimals` places: what a JSON report carries of a
+/// measured ratio or rate (the text shows fewer).
+pub fn round(x: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (x * k).round() / k
+}
+
+/// `x` with `decimals` places, or `-` when there is none.
+pub fn cell(x: Option<f64>, decimals: usize) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{x:.decimals$}"))
+}
+
+/// The median of a set of values and its spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Spread {
+    /// Median (nearest rank, lower middle for an even count).
+    pub median: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Spread {
+    /// Of `v` (`None` if empty).
+    pub fn of(v: &[u64]) -> Option<Spread> {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        Some(Spread { median: *s.get((s.len().max(1) - 1) / 2)?, min: s[0], max: s[s.len() - 1] })
+    }
+}
+
+/// How a [`Table`] is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Columns separated by a space, or ` | ` where [`Table::bar`] asks.
+    Plain,
+    /// A Markdown table (`| a | b |` and a rule under the header).
+    Markdown,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    title: String,
+    right: bool,
+    width: usize,
+    bar_before: bool,
+}
+
+/// A text table: columns at least as wide as asked (wider if a cell is),
+/// left- or right-aligned.
+#[derive(Debug, Clone)]
+pub struct Table {
+    style: Style,
+    cols: Vec<Column>,
+    rows: Vec<Vec<String>>,
+    bar_next: bool,
+}
+
+impl Table {
+    pub fn new(style: Style) -> Self {
+        Table { style, cols: Vec::new(), rows: Vec::new(), bar_next: false }
+    }
+
+    fn col(mut self, title: &str, width: usize, right: bool) -> Self {
+        let bar_before = std::mem::take(&mut self.bar_next);
+        self.cols.push(Column { title: title.into(), right, width, bar_before });
+        self
+    }
+
+    /// A left-aligned column.
+    pub fn left(self, title: &str, width: usize) -> Self {
+        self.col(title, width, false)
+    }
+
+    /// A right-aligned column.
+    pub fn right(self, title: &str, width: usize) -> Self {
+        self.col(title, width, true)
+    }
+
+    /// ` | ` before the next column ([`Style::Plain`]; Markdown has it
+    /// everywhere).
+    pub fn bar(mut self) -> Self {
+        self.bar_next = true;
+        self
+    }
+
+    /// A row, one cell per column.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        let r: Vec<String> = cells.into_iter().map(Into::into).collect();
+        assert_eq!(
+            r.len(),
+            self.cols.len(),
+            "a row of {} cells in a table of {}",
+            r.len(),
+            self.cols.len()
+        );
+        self.rows.push(r);
+    }
+
+    /// The table, header first, one line per row.
+    pub fn render(&self) -> String {
+        let widths: Vec<usize> = self
+            .cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let cells = self.rows.iter().map(|r| r[i].chars().count());
+                cells.chain([c.width, c.title.chars().count()]).max().unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<&str>| {
+            let mut s = String::new();
+            for (i, (c, text)) in self.cols.iter().zip(cells).enumerate() {
+                let w = widths[i];
+                match (self.style, i) {
+                    (Style::Markdown, 0) => s.push_str("| "),
+                    (Style::Markdown, _) => s.push_str(" | "),
+                    (Style::Plain, 0) => {}
+                    (Style::Plain, _) => s.push_str(if c.bar_before { " | " } else { " " }),
+                }
+                let _ = if c.right { write!(s, "{text:>w$}") } else { write!(s, "{text:<w$}") };
+            }
+            if self.style == Style::Markdown {
+                s.push_str(" |");
+            }
+            s.trim_end().to_string()
+        };
+        let mut out = line(self.cols.iter().map(|c| c.title.as_str()).collect());
+        out.push('\n');
+        if self.style == Style::Markdown {
+            out.push('|');
+            for w in &widths {
+                out.push_str(&"-".repeat(w + 2));
+                out.push('|');
+            }
+            out.push('\n');
+        }
+        for r in &self.rows {
+            out.push_str(&line(r.iter().map(String::as_str).collect()));
+            out.push('\n');
+        }
+        out
+    }
+}
 
 /// Named phase durations in order.
 #[derive(Debug, Default, Clone)]
@@ -50,6 +219,46 @@ impl Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_align_grow_and_draw_bars_and_rules() {
+        let mut t = Table::new(Style::Plain).left("test", 6).right("ours", 6).bar().right("x", 3);
+        t.row(["seq", "1.5", "2"]);
+        t.row(["a-long-name", "-", "300"]);
+        let s = t.render();
+        assert_eq!(
+            s,
+            "test          ours |   x\nseq            1.5 |   2\na-long-name      - | 300\n"
+        );
+        let mut m = Table::new(Style::Markdown).left("phase", 5).right("ms", 4);
+        m.row(["boot", "12"]);
+        assert_eq!(m.render(), "| phase |   ms |\n|-------|------|\n| boot  |   12 |\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "a row of 1 cells in a table of 2")]
+    fn a_short_row_is_a_bug() {
+        Table::new(Style::Plain).left("a", 1).left("b", 1).row(["x"]);
+    }
+
+    #[test]
+    fn reports_are_written_as_text_and_json() {
+        #[derive(Serialize)]
+        struct R {
+            ratio: f64,
+            spread: Option<Spread>,
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
+        let r = R { ratio: round(2.0 / 3.0, 3), spread: Spread::of(&[5, 1, 3]) };
+        let p = write(&dir, "t", "table\n", &r).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(j["ratio"], 0.667);
+        assert_eq!(j["spread"]["median"], 3);
+        assert_eq!(std::fs::read_to_string(dir.join("t.txt")).unwrap(), "table\n");
+        assert_eq!((cell(Some(1.234), 1), cell(None, 2)), ("1.2".to_string(), "-".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn table_lists_phases() {

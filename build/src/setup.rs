@@ -55,6 +55,7 @@ pub const TEST: &[Need] = &[
     need("gcc", "gcc", "nettool and blktool are built as static C programs for dom0"),
     need("libc6-dev", "/usr/lib/x86_64-linux-gnu/libc.a", "static C programs link against libc.a"),
     need("cpio", "cpio", "the initramfs writer's test reads its archives back with cpio"),
+    need("shellcheck", "shellcheck", "every shell script (dom0's, the DomUs', CI's) is linted"),
 ];
 
 /// `cargo xtask bench`, besides [`LAB`].

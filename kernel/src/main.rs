@@ -39,6 +39,8 @@ mod devices;
 #[cfg(target_os = "none")]
 mod diag;
 #[cfg(target_os = "none")]
+mod driver_env;
+#[cfg(target_os = "none")]
 mod grants;
 #[cfg(target_os = "none")]
 mod net;

@@ -1,3 +1,5 @@
+# shellcheck shell=dash
+# (busybox ash, which runs it, has `local` as dash has.)
 # The dom0 shell library for scenarios (sourced by /init).
 #
 # run_guest NAME CFG TIMEOUT
@@ -34,12 +36,12 @@ lab_reason() {
 # lab_wait_log_closed NAME TRIES: waits (0.1 s a try) until xenconsoled
 # no longer has NAME's console log open; 1 if it still has after TRIES.
 lab_wait_log_closed() {
-    local tries=$2 n=0 pid fd open
+    local tries="$2" n=0 pid fd open
     pid=$(cat /run/xen/xenconsoled.pid 2>/dev/null)
     [ -n "$pid" ] || return 1
     while :; do
         open=
-        for fd in /proc/$pid/fd/*; do
+        for fd in "/proc/$pid/fd/"*; do
             case "$(readlink "$fd" 2>/dev/null)" in
                 */guest-$1.log) open=1; break ;;
             esac
@@ -58,7 +60,7 @@ lab_wait_log_closed() {
 
 # Dumps the guest's console log for the host, complete.
 lab_dump_console() {
-    local name=$1 log n
+    local name="$1" log n
     log=$LAB_CONSOLE_DIR/guest-$name.log
     n=0
     echo "@@CONSOLE-BEGIN name=$name"
@@ -73,7 +75,7 @@ lab_dump_console() {
 # Follows a console log live, printing complete lines as "[NAME] line",
 # polling its size every 0.2 s, until /tmp/lab-follow-NAME is removed.
 lab_follow() {
-    local name=$1 log=$2 off=0 size n tmp=/tmp/lab-chunk-$1
+    local name="$1" log="$2" off=0 size n tmp="/tmp/lab-chunk-$1"
     local last=
     while :; do
         [ -e "/tmp/lab-follow-$name" ] || last=1
@@ -99,7 +101,7 @@ lab_follow() {
 }
 
 lab_stop_follow() {
-    local f=/tmp/lab-follow-$1 pid
+    local f="/tmp/lab-follow-$1" pid
     [ -e "$f" ] || return 0
     pid=$(cat "$f")
     rm -f "$f"
@@ -108,7 +110,7 @@ lab_stop_follow() {
 }
 
 run_guest_start() {
-    local name=$1 cfg=$2 log domid
+    local name="$1" cfg="$2" log domid
     log=$LAB_CONSOLE_DIR/guest-$name.log
     rm -f "$log" "/var/log/xen/xl-$name.log"
     echo "@@GUEST-CREATE name=$name uptime=$(lab_uptime)"
@@ -133,7 +135,7 @@ run_guest_start() {
 }
 
 run_guest_wait() {
-    local name=$1 timeout=${2:-60} domid deadline up result xllog code i
+    local name="$1" timeout="${2:-60}" domid deadline up result xllog code i
     domid=$(cat "/tmp/lab-domid-$name" 2>/dev/null)
     read -r up _ < /proc/uptime
     deadline=$((${up%.*} + timeout))
@@ -212,7 +214,7 @@ wait_console() {
 # /tmp/lab-domid-NAME follows it, so run_guest_wait waits for the right one.
 
 # Milliseconds of uptime in LAB_MS, without forking.
-lab_ms() { read _up _ < /proc/uptime; LAB_MS=${_up%.*}${_up#*.}0; }
+lab_ms() { read -r _up _ < /proc/uptime; LAB_MS=${_up%.*}${_up#*.}0; }
 
 # lab_domid_refresh NAME: records the domain's id now.
 lab_domid_refresh() {
@@ -223,7 +225,7 @@ lab_domid_refresh() {
 # lab_save NAME FILE [-c]: xl save (-c: checkpoint, the domain carries on).
 lab_save() {
     lab_ms; _t0=$LAB_MS
-    xl save $3 "$1" "$2" > /tmp/xl-save.out 2>&1; _rc=$?
+    xl save ${3:+"$3"} "$1" "$2" > /tmp/xl-save.out 2>&1; _rc=$?
     lab_ms
     echo "[xl mobility] save$3 name=$1 rc=$_rc ms=$((LAB_MS - _t0)) bytes=$(wc -c < "$2" 2>/dev/null || echo 0)"
     [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-save.out
@@ -236,7 +238,7 @@ lab_restore() {
     xl restore "$2" > /tmp/xl-restore.out 2>&1; _rc=$?
     lab_ms
     lab_domid_refresh "$1"
-    echo "[xl mobility] restore name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat /tmp/lab-domid-$1)"
+    echo "[xl mobility] restore name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
     [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-restore.out
     return $_rc
 }
@@ -248,7 +250,7 @@ lab_migrate() {
     xl migrate -s "" "$1" "xl migrate-receive" > /tmp/xl-migrate.out 2>&1; _rc=$?
     lab_ms
     lab_domid_refresh "$1"
-    echo "[xl mobility] migrate name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat /tmp/lab-domid-$1)"
+    echo "[xl mobility] migrate name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
     [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-migrate.out
     return $_rc
 }

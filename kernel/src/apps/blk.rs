@@ -445,7 +445,7 @@ fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
 /// and failed.
 fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
     use crate::xenbus::control;
-    let mut drv = VbdDriver::new(blk::KernelEnv::new, Config::default());
+    let mut drv = VbdDriver::new(crate::driver_env::KernelEnv::new, Config::default());
     let mut disks = Hotplug::new("vbd", hotplug::Config::default());
     kprintln!("blk: hotplug: {} before any disk", crate::grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| disks.start(bus)) {

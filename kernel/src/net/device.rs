@@ -2,7 +2,7 @@
 //! the shared pages once (by netfront) and queued; each transmitted
 //! packet is queued on the TX ring and published once per poll.
 
-use super::host::KernelHost;
+use crate::driver_env::KernelEnv;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -12,8 +12,8 @@ use smoltcp::time::Instant;
 
 /// The device for one `Interface::poll`.
 pub struct NetDev<'a> {
-    pub nf: &'a mut Netfront<KernelHost>,
-    pub host: &'a mut KernelHost,
+    pub nf: &'a mut Netfront<KernelEnv>,
+    pub host: &'a mut KernelEnv,
     pub rxq: &'a mut VecDeque<Vec<u8>>,
     /// TX packets dropped because the ring was full (TCP retransmits).
     pub tx_busy: &'a mut u64,
@@ -22,8 +22,8 @@ pub struct NetDev<'a> {
 pub struct Rx(Vec<u8>);
 
 pub struct Tx<'b> {
-    nf: &'b mut Netfront<KernelHost>,
-    host: &'b mut KernelHost,
+    nf: &'b mut Netfront<KernelEnv>,
+    host: &'b mut KernelEnv,
     tx_busy: &'b mut u64,
 }
 

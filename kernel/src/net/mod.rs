@@ -1,10 +1,9 @@
-//! Networking: netfront (from `pv-drivers`) on the kernel's grants and
-//! event channels ([`host`]), as a smoltcp device ([`device`]), driven by
+//! Networking: netfront (from `pv-drivers`) on the kernel's driver
+//! environment (`crate::driver_env`), as a smoltcp device ([`device`]), driven by
 //! one service loop ([`service`]) that also follows the toolstack (vif
 //! detach/attach, `xl shutdown`, `xl sysrq`).
 
 pub mod device;
-pub mod host;
 pub mod service;
 
 use core::net::Ipv4Addr;

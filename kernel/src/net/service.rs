@@ -6,9 +6,9 @@
 //! and `xl sysrq` (the idle app's handling).
 
 use super::device::NetDev;
-use super::host::{self, KernelHost};
 use crate::apps::{idle, AppError, AppResult};
 use crate::cmdline::Cmdline;
+use crate::driver_env::{EventCount, KernelEnv};
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;
@@ -97,8 +97,8 @@ fn add(a: &mut Stats, b: &Stats) {
 
 struct Net {
     /// The vifs: attached, detached and re-attached by the hotplug manager.
-    vifs: Hotplug<VifDriver<KernelHost>>,
-    drv: VifDriver<KernelHost>,
+    vifs: Hotplug<VifDriver<KernelEnv>>,
+    drv: VifDriver<KernelEnv>,
     /// The vif the interface uses (the first connected one).
     current: Option<String>,
     iface: Option<Interface>,
@@ -245,12 +245,13 @@ impl Net {
 
 /// Has netback steer RX as the guest steers TX, through the vif's control
 /// ring; each answer is waited for at most 2 s in all.
-fn steer_rx(nf: &mut Netfront<KernelHost>, host: &mut KernelHost) -> Result<RxSteering, CtrlError> {
+fn steer_rx(nf: &mut Netfront<KernelEnv>, host: &mut KernelEnv) -> Result<RxSteering, CtrlError> {
     let deadline = platform::now_ns() + 2_000_000_000;
+    let events = host.event_count();
     nf.steer_rx(host, || {
-        let seen = host::events();
+        let seen = events.get();
         let until = (platform::now_ns() + 1_000_000).min(deadline);
-        timer::wait_until(until, || host::events() != seen);
+        timer::wait_until(until, || events.get() != seen);
         platform::now_ns() < deadline
     })
 }
@@ -305,9 +306,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
     let cfg =
         NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
+    // One of the kernel's 17 event counters: the service is the first and
+    // only driver environment of a network app.
+    let env = KernelEnv::new().expect("a free event counter for the network service");
     let mut net = Net {
         vifs: Hotplug::new("vif", hotplug::Config::default()),
-        drv: VifDriver::new(KernelHost, cfg),
+        drv: VifDriver::new(env, cfg),
         current: None,
         iface: None,
         cidr,
@@ -329,17 +333,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     }
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
+    let events: EventCount = net.drv.host.event_count();
     loop {
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
-        let seen = host::events();
+        let seen = events.get();
         net.poll(&mut sockets, &mut rxq);
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
         }
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
-        net.status.events = host::events();
+        net.status.events = events.get();
         net.refresh_status();
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
@@ -412,7 +417,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             .and_then(|i| i.poll_delay(now(), &sockets))
             .map_or(50_000, |d| d.total_micros())
             .min(50_000);
-        timer::wait_until(platform::now_ns() + delay * 1000, || host::events() != seen);
+        timer::wait_until(platform::now_ns() + delay * 1000, || events.get() != seen);
     }
 }
 

@@ -5,13 +5,13 @@
 //! virtual IDT and event callback (`entry.rs`).
 
 pub mod bench;
-pub mod blk;
 mod boot;
 mod entry;
 pub mod grants;
 pub mod mm;
 pub mod p2m;
 mod panic;
+pub mod shared_pages;
 pub mod suspend;
 pub mod vmap;
 

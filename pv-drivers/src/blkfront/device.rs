@@ -8,11 +8,12 @@
 //! order the backend answers. Every wait has a deadline.
 
 use super::connect::wait_backend_or_gone;
-use super::env::{BlkEnv, PAGE_WORDS};
+use super::env::BlkEnv;
 use super::pool::{GrantCounts, Pool};
 use super::queue::{InFlight, Queue, QueueSetup, Taken, MAX_QUEUES};
 use super::wire::{put_indirect_segment, RingRequest};
 use super::BlkError;
+use crate::env::PAGE_WORDS;
 use crate::ring::RingError;
 use crate::xenbus::device::{self, DeviceInfo, XenbusState};
 use crate::xenbus::Bus;
@@ -682,11 +683,10 @@ impl<E: BlkEnv> BlkFront<E> {
                     // Nothing in flight and still no room: pages lost to a
                     // misbehaving backend. Never report success for bytes
                     // not sent.
-                    first_err = Some(BlkError::Resource(format!(
-                        "bounce pool exhausted ({} of {} pages usable)",
-                        self.pool.available(),
-                        self.pool.capacity()
-                    )));
+                    first_err = Some(BlkError::PoolExhausted {
+                        usable: self.pool.available(),
+                        capacity: self.pool.capacity(),
+                    });
                 }
                 break;
             }

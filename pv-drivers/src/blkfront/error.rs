@@ -1,5 +1,6 @@
 //! What can go wrong with a block device, in words a caller can act on.
 
+use crate::env::EnvError;
 use crate::xenbus::device::XenbusError;
 use alloc::string::String;
 use core::fmt;
@@ -40,7 +41,19 @@ pub enum BlkError {
     Gone,
     Xenbus(XenbusError),
     /// Grant table, event channel or memory trouble in this domain.
-    Resource(String),
+    Env(EnvError),
+    /// Too few bounce pages are usable for the request: pages lost to a
+    /// misbehaving backend (never reused) leave `usable` of `capacity`.
+    PoolExhausted {
+        usable: usize,
+        capacity: usize,
+    },
+}
+
+impl From<EnvError> for BlkError {
+    fn from(e: EnvError) -> Self {
+        BlkError::Env(e)
+    }
 }
 
 impl From<XenbusError> for BlkError {
@@ -76,7 +89,10 @@ impl fmt::Display for BlkError {
             }
             BlkError::Gone => f.write_str("the device is closed"),
             BlkError::Xenbus(e) => write!(f, "{e}"),
-            BlkError::Resource(what) => f.write_str(what),
+            BlkError::Env(e) => e.fmt(f),
+            BlkError::PoolExhausted { usable, capacity } => {
+                write!(f, "bounce pool exhausted ({usable} of {capacity} pages usable)")
+            }
         }
     }
 }

@@ -1,34 +1,19 @@
-//! A fake blkback for host tests: grants, frames and event channel of a
-//! pretend hypervisor, and a backend serving the ring against a `Vec<u8>`
-//! disk, which can misbehave on request.
+//! A fake blkback for host tests: a backend serving the ring against a
+//! `Vec<u8>` disk, which can misbehave on request, on the pretend
+//! hypervisor every driver's fake shares ([`crate::env::fake`]).
 
-use super::env::{BlkEnv, PageSet, PAGE_WORDS};
+use super::env::BlkEnv;
 use super::wire::{get_indirect_segment, RingRequest};
-use super::BlkError;
+use crate::env::fake::{FakeEnv, FakePages, Mem, SharedXen, Xen};
+use crate::env::{EnvError, EventChannels, Grants, PageAlloc, PAGE_WORDS};
 use crate::ring::BackRing;
 use hypercall::abi::blkif::*;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Ref, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-type Mem = Rc<Vec<AtomicU32>>;
-
-pub struct FakePages {
-    mem: Mem,
-    mfns: Vec<Mfn>,
-}
-
-impl PageSet for FakePages {
-    fn words(&self) -> &[AtomicU32] {
-        &self.mem
-    }
-    fn frame(&self, i: usize) -> Mfn {
-        self.mfns[i]
-    }
-}
+use std::sync::atomic::Ordering;
 
 /// How the backend misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,19 +83,11 @@ pub struct BeRing {
 }
 
 pub struct World {
-    next_mfn: u64,
-    frames: HashMap<u64, (Mem, usize)>,
-    grants: HashMap<u32, (u64, bool)>,
-    next_gref: u32,
-    /// Grants the backend keeps mapped (persistent grants, the ring).
-    pub mapped: HashSet<u32>,
-    pub grants_made: u64,
-    pub revokes: u64,
+    /// The hypervisor: grants (those the backend keeps mapped: persistent
+    /// grants, the ring), frames, event channels.
+    pub xen: SharedXen,
     events: u64,
     pub now: u64,
-    pub notifies: u64,
-    /// Event channels bound and not closed.
-    pub open_ports: HashSet<u32>,
     pub disk: Vec<u8>,
     pub persistent: bool,
     /// One ring per queue, in queue order.
@@ -121,7 +98,6 @@ pub struct World {
     pub seen: Vec<RingRequest>,
     /// The queue each request of `seen` came on.
     pub seen_queue: Vec<usize>,
-    pub next_port: u32,
     /// What [`BlkEnv::published`] was told, call after call.
     pub published: Vec<usize>,
     pub chaos: Rng,
@@ -138,18 +114,12 @@ pub struct World {
 pub type Shared = Rc<RefCell<World>>;
 
 pub fn world(disk_bytes: usize) -> Shared {
+    let mut xen = Xen::default();
+    xen.backend = Some(DomId(0));
     Rc::new(RefCell::new(World {
-        next_mfn: 0x1000,
-        frames: HashMap::new(),
-        grants: HashMap::new(),
-        next_gref: 8,
-        mapped: HashSet::new(),
-        grants_made: 0,
-        revokes: 0,
+        xen: Rc::new(RefCell::new(xen)),
         events: 0,
         now: 0,
-        notifies: 0,
-        open_ports: HashSet::new(),
         disk: vec![0; disk_bytes],
         persistent: false,
         rings: Vec::new(),
@@ -157,7 +127,6 @@ pub fn world(disk_bytes: usize) -> Shared {
         held: Vec::new(),
         seen: Vec::new(),
         seen_queue: Vec::new(),
-        next_port: 5,
         published: Vec::new(),
         chaos: Rng(1),
         chaos_rate: 0,
@@ -171,14 +140,18 @@ pub fn world(disk_bytes: usize) -> Shared {
 impl World {
     /// The page `gref` grants, as (memory, word offset, read-only).
     fn page(&self, gref: GrantRef) -> Option<(Mem, usize, bool)> {
-        let &(mfn, ro) = self.grants.get(&gref.0)?;
-        let (mem, i) = self.frames.get(&mfn)?;
-        Some((mem.clone(), i * PAGE_WORDS, ro))
+        let g = self.xen.borrow().page(gref)?;
+        Some((g.mem, g.start, g.readonly))
+    }
+
+    /// The hypervisor's state.
+    pub fn xen(&self) -> Ref<'_, Xen> {
+        self.xen.borrow()
     }
 
     /// Whether `gref` is granted now.
     pub fn granted(&self, gref: GrantRef) -> bool {
-        self.page(gref).is_some()
+        self.xen().granted(gref)
     }
 
     /// Maps the ring of the next queue the frontend advertised (pages
@@ -188,7 +161,7 @@ impl World {
         for (k, g) in grefs.iter().enumerate() {
             let (m, s, ro) = self.page(*g).expect("ring-ref is a grant");
             assert!(Rc::ptr_eq(&m, &mem) && s == start + k * PAGE_WORDS && !ro);
-            self.mapped.insert(g.0);
+            self.xen.borrow_mut().mapped.insert(g.0);
         }
         self.rings.push(BeRing { mem, start, words: grefs.len() * PAGE_WORDS, idx: (0, 0) });
         self.held.push(Vec::new());
@@ -196,14 +169,14 @@ impl World {
 
     /// The backend lets go of everything (blkback's disconnect).
     pub fn disconnect(&mut self) {
-        self.mapped.clear();
+        self.xen.borrow_mut().mapped.clear();
         self.rings.clear();
         self.held.clear();
     }
 
     /// Number of grants currently active.
     pub fn live_grants(&self) -> usize {
-        self.grants.len()
+        self.xen().live_grants()
     }
 
     fn segment_io(&mut self, write: bool, sector: &mut u64, s: Segment) -> bool {
@@ -220,7 +193,7 @@ impl World {
             return false;
         }
         if self.persistent {
-            self.mapped.insert(s.gref.0);
+            self.xen.borrow_mut().mapped.insert(s.gref.0);
         }
         for k in s.first_sect..=s.last_sect {
             let disk_off = (*sector * 512) as usize;
@@ -276,7 +249,7 @@ impl World {
                             break;
                         };
                         if self.persistent {
-                            self.mapped.insert(r.indirect_grefs[page].0);
+                            self.xen.borrow_mut().mapped.insert(r.indirect_grefs[page].0);
                         }
                         let seg = get_indirect_segment(
                             &mem[base..base + PAGE_WORDS],
@@ -453,69 +426,50 @@ impl World {
     }
 }
 
-pub struct FakeEnv {
+/// The driver's side: the shared hypervisor, and waits that run the
+/// backend.
+pub struct FakeBlkEnv {
     pub w: Shared,
+    base: FakeEnv,
     seen: u64,
 }
 
-impl FakeEnv {
+impl FakeBlkEnv {
     pub fn new(w: &Shared) -> Self {
-        FakeEnv { w: w.clone(), seen: 0 }
+        let base = FakeEnv::on(&w.borrow().xen);
+        FakeBlkEnv { w: w.clone(), base, seen: 0 }
     }
 }
 
-impl BlkEnv for FakeEnv {
+impl PageAlloc for FakeBlkEnv {
     type Pages = FakePages;
-
-    fn alloc_pages(&mut self, n: usize) -> Result<FakePages, BlkError> {
-        let mut w = self.w.borrow_mut();
-        let mem: Mem = Rc::new((0..n * PAGE_WORDS).map(|_| AtomicU32::new(0)).collect());
-        let mut mfns = Vec::new();
-        for i in 0..n {
-            let m = w.next_mfn;
-            w.next_mfn += 1;
-            w.frames.insert(m, (mem.clone(), i));
-            mfns.push(Mfn(m));
-        }
-        Ok(FakePages { mem, mfns })
+    fn alloc_pages(&mut self, n: usize) -> Result<FakePages, EnvError> {
+        self.base.alloc_pages(n)
     }
+}
 
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, BlkError> {
-        assert_eq!(to, DomId(0));
-        let mut w = self.w.borrow_mut();
-        let g = w.next_gref;
-        w.next_gref += 1;
-        w.grants.insert(g, (frame.0, readonly));
-        w.grants_made += 1;
-        Ok(GrantRef(g))
+impl Grants for FakeBlkEnv {
+    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError> {
+        self.base.grant(to, frame, readonly)
     }
-
     fn revoke(&mut self, gref: GrantRef) -> bool {
-        let mut w = self.w.borrow_mut();
-        if w.mapped.contains(&gref.0) {
-            return false;
-        }
-        assert!(w.grants.remove(&gref.0).is_some(), "revoking {gref:?}, not granted");
-        w.revokes += 1;
-        true
+        self.base.revoke(gref)
     }
+}
 
-    fn bind_event(&mut self, _backend: DomId) -> Result<EvtchnPort, BlkError> {
-        let mut w = self.w.borrow_mut();
-        let p = w.next_port;
-        w.next_port += 1;
-        w.open_ports.insert(p);
-        Ok(EvtchnPort(p))
+impl EventChannels for FakeBlkEnv {
+    fn bind_event(&mut self, backend: DomId) -> Result<EvtchnPort, EnvError> {
+        self.base.bind_event(backend)
     }
-
     fn close_event(&mut self, port: EvtchnPort) {
-        assert!(self.w.borrow_mut().open_ports.remove(&port.0), "closing {port:?}, not open");
+        self.base.close_event(port)
     }
-
-    fn notify(&mut self, _port: EvtchnPort) {
-        self.w.borrow_mut().notifies += 1;
+    fn notify(&mut self, port: EvtchnPort) {
+        self.base.notify(port)
     }
+}
 
+impl BlkEnv for FakeBlkEnv {
     fn wait_event(&mut self, deadline_ns: u64) -> bool {
         let mut w = self.w.borrow_mut();
         w.step();

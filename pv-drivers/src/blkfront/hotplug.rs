@@ -2,6 +2,7 @@
 //! that come and go with `xl block-attach` / `xl block-detach`.
 
 use super::{start, BlkEnv, BlkError, BlkFront, CloseReport, Config};
+use crate::env::EnvError;
 use crate::xenbus::device::DeviceInfo;
 use crate::xenbus::hotplug::Driver;
 use crate::xenbus::Bus;
@@ -16,7 +17,7 @@ pub struct VbdDriver<E, F> {
     _env: PhantomData<fn() -> E>,
 }
 
-impl<E: BlkEnv, F: FnMut() -> Result<E, BlkError>> VbdDriver<E, F> {
+impl<E: BlkEnv, F: FnMut() -> Result<E, EnvError>> VbdDriver<E, F> {
     pub fn new(new_env: F, config: Config) -> Self {
         VbdDriver { new_env, config, _env: PhantomData }
     }
@@ -36,7 +37,7 @@ impl fmt::Display for CloseReport {
     }
 }
 
-impl<E: BlkEnv, F: FnMut() -> Result<E, BlkError>> Driver for VbdDriver<E, F> {
+impl<E: BlkEnv, F: FnMut() -> Result<E, EnvError>> Driver for VbdDriver<E, F> {
     type Device = BlkFront<E>;
     type Closed = CloseReport;
     type Error = BlkError;

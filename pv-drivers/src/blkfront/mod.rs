@@ -6,7 +6,8 @@
 //! - [`connect`]: the xenbus handshake, in two halves.
 //! - [`device`]: the connected device and its block API.
 //! - [`hotplug`]: disks that come and go, under the xenbus hotplug manager.
-//! - [`env`]: what the driver needs from the kernel ([`BlkEnv`]).
+//! - [`env`]: what the driver needs from the kernel besides
+//!   [`crate::env`]'s services: waiting for its events ([`BlkEnv`]).
 //! - [`pool`]: bounce pages and their grants.
 //! - [`queue`]: one queue's ring, event channel and requests in flight;
 //!   request ids, and how a lost answer is found without a timeout.
@@ -29,7 +30,7 @@ mod tests;
 
 pub use connect::{start, Connecting};
 pub use device::{BlkFront, CloseReport, Config, Features, Geometry, Stats};
-pub use env::{BlkEnv, PageSet, PAGE_WORDS};
+pub use env::BlkEnv;
 pub use error::BlkError;
 
 /// The Linux-style name of a `device/vbd/<id>` (`virtual-device` number):

@@ -7,8 +7,9 @@
 //! until the device closes, so hot pages cost no grant operations;
 //! otherwise each use grants and each completion revokes.
 
-use super::env::{BlkEnv, PageSet};
+use super::env::BlkEnv;
 use super::BlkError;
+use crate::env::PageSet;
 use alloc::vec::Vec;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::DomId;
@@ -89,7 +90,12 @@ impl<P: PageSet> Pool<P> {
                 self.pages.push(Page { mem, gref: None });
                 self.pages.len() - 1
             }
-            None => return Err(BlkError::Resource("bounce page pool exhausted".into())),
+            None => {
+                return Err(BlkError::PoolExhausted {
+                    usable: self.available(),
+                    capacity: self.cap,
+                })
+            }
         };
         if let Some(g) = self.pages[i].gref {
             return Ok((i, g));
@@ -103,7 +109,7 @@ impl<P: PageSet> Pool<P> {
             }
             Err(e) => {
                 self.free.push(i);
-                Err(e)
+                Err(e.into())
             }
         }
     }

@@ -17,8 +17,9 @@
 //! those requests are failed at once ([`Queue::orphans`]), not at the I/O
 //! timeout.
 
-use super::env::{BlkEnv, PageSet};
+use super::env::BlkEnv;
 use super::wire::RingRequest;
+use crate::env::PageSet;
 use crate::ring::{FrontRing, RingError, RingFull};
 use alloc::vec::Vec;
 use hypercall::abi::blkif::Response;
@@ -81,7 +82,7 @@ impl<P: PageSet> QueueSetup<P> {
                 Ok(g) => grefs.push(g),
                 Err(e) => {
                     QueueSetup { mem, grefs, port: EvtchnPort(0) }.release(env, false);
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -89,7 +90,7 @@ impl<P: PageSet> QueueSetup<P> {
             Ok(port) => Ok(QueueSetup { mem, grefs, port }),
             Err(e) => {
                 QueueSetup { mem, grefs, port: EvtchnPort(0) }.release(env, false);
-                Err(e)
+                Err(e.into())
             }
         }
     }

@@ -1,7 +1,7 @@
 //! blkfront against the fake backend: handshake, data of every shape,
 //! features, hostile responses, close.
 
-use super::fake::{self, FakeEnv, Hostile, Shared};
+use super::fake::{self, FakeBlkEnv, Hostile, Shared};
 use super::wire::RingRequest;
 use super::*;
 use crate::xenbus::device::{describe, XenbusState};
@@ -72,7 +72,7 @@ fn fe_key(h: &Harness, key: &str) -> Option<String> {
 fn with_device(
     offer: Offer,
     config: Config,
-    f: impl FnOnce(&Harness, &mut FakeBus<'_>, &Shared, BlkFront<FakeEnv>),
+    f: impl FnOnce(&Harness, &mut FakeBus<'_>, &Shared, BlkFront<FakeBlkEnv>),
 ) {
     let h = Harness::new(GUEST);
     let w = fake::world(offer.bytes);
@@ -90,7 +90,7 @@ fn with_device(
     }
     let mut bus = Bus::new(h.client());
     let dev = describe(&mut bus, "vbd", "51712").unwrap();
-    let connecting = start(&mut bus, FakeEnv::new(&w), dev, config).unwrap();
+    let connecting = start(&mut bus, FakeBlkEnv::new(&w), dev, config).unwrap();
 
     // The backend's half: map what the frontend advertised.
     assert_eq!(fe_key(&h, "state").as_deref(), Some("3"));
@@ -158,7 +158,7 @@ fn detach(
     h: &Harness,
     bus: &mut FakeBus<'_>,
     w: &Shared,
-    mut dev: BlkFront<FakeEnv>,
+    mut dev: BlkFront<FakeBlkEnv>,
 ) -> CloseReport {
     dom0_put(h, &format!("{BACKEND}/state"), "5");
     assert!(dev.backend_leaving(bus).unwrap());
@@ -181,9 +181,13 @@ fn handshake_negotiates_multi_page_ring_indirect_and_persistent() {
         assert_eq!(r.refused, 0);
         assert_eq!(r.backend, Some(XenbusState::Closed));
         assert_eq!(w.borrow().live_grants(), 0, "every grant revoked");
-        assert_eq!(r.made, w.borrow().grants_made, "the report counts every grant, rings too");
+        assert_eq!(
+            r.made,
+            w.borrow().xen().grants_made,
+            "the report counts every grant, rings too"
+        );
         assert_eq!(r.revoked_in_all, r.made);
-        assert!(w.borrow().open_ports.is_empty());
+        assert!(w.borrow().xen().open_ports.is_empty());
         assert_eq!(fe_key(h, "state").as_deref(), Some("6"));
     });
 }
@@ -216,7 +220,10 @@ fn single_page_ring_without_features_still_works() {
         assert!(w.borrow().seen.iter().all(|r| !matches!(r, RingRequest::Indirect(_))));
         let r = detach(h, bus, w, dev);
         assert_eq!(w.borrow().live_grants(), 0);
-        assert_eq!((r.made, r.revoked_in_all), (w.borrow().grants_made, w.borrow().revokes));
+        assert_eq!(
+            (r.made, r.revoked_in_all),
+            (w.borrow().xen().grants_made, w.borrow().xen().revokes)
+        );
         assert_eq!(r.made, r.revoked_in_all, "granted per use, revoked per use and at close");
     });
 }
@@ -386,12 +393,12 @@ fn multi_queue_handshake_writes_per_queue_rings_and_event_channels() {
                 assert!(fe_key(h, &format!("queue-{i}/ring-ref{r}")).is_some());
             }
         }
-        assert_eq!(w.borrow().open_ports.len(), 2);
+        assert_eq!(w.borrow().xen().open_ports.len(), 2);
         let r = detach(h, bus, w, dev);
         assert_eq!(r.refused, 0);
         assert_eq!(r.revoked, 8, "both rings' pages");
         assert_eq!(w.borrow().live_grants(), 0);
-        assert!(w.borrow().open_ports.is_empty());
+        assert!(w.borrow().xen().open_ports.is_empty());
     });
     // Capped by our config, and a single-page ring per queue.
     let offer = Offer { queues: Some(8), max_ring_order: None, ..Offer::default() };
@@ -649,7 +656,7 @@ fn fuzz_responses() {
                 let r = detach(h, bus, w, dev);
                 assert_eq!(r.refused, 0, "seed {seed}");
                 assert_eq!(w.borrow().live_grants(), 0, "seed {seed}: every grant revoked");
-                assert!(w.borrow().open_ports.is_empty(), "seed {seed}");
+                assert!(w.borrow().xen().open_ports.is_empty(), "seed {seed}");
             });
         }
     }
@@ -698,7 +705,7 @@ fn scattered_blocks_go_out_together_on_every_queue() {
 #[test]
 fn pages_lost_to_a_hostile_backend_make_calls_fail_never_succeed_empty() {
     // Orphaned requests' pages are never reused; once too few are left
-    // for a request, a call fails with Resource instead of returning Ok
+    // for a request, a call fails with PoolExhausted instead of returning Ok
     // for bytes it never sent.
     let config = Config { pool_pages: 16, ..Config::default() };
     with_device(Offer::default(), config, |h, bus, w, mut dev| {
@@ -711,11 +718,13 @@ fn pages_lost_to_a_hostile_backend_make_calls_fail_never_succeed_empty() {
         w.borrow_mut().hostile = Hostile::None;
         let data = pattern(64 * 1024, 30);
         match dev.write_at(0, &data) {
-            Err(BlkError::Resource(m)) => assert!(m.contains("pool exhausted"), "{m}"),
+            Err(BlkError::PoolExhausted { usable, capacity }) => {
+                assert!(usable < capacity, "{usable} of {capacity}")
+            }
             Ok(()) => assert_eq!(w.borrow().disk[..data.len()], data[..], "Ok means written"),
             Err(e) => panic!("{e:?}"),
         }
-        assert!(matches!(dev.write_at(0, &data), Err(BlkError::Resource(_))));
+        assert!(matches!(dev.write_at(0, &data), Err(BlkError::PoolExhausted { .. })));
         let r = detach(h, bus, w, dev);
         assert_eq!(r.refused, 0);
         assert_eq!(w.borrow().live_grants(), 0, "lost pages are revoked at close");

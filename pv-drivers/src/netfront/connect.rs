@@ -6,7 +6,8 @@ use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
 use super::rx::{Buffer, RxPacket, RxQueue};
 use super::tx::{TxError, TxQueue};
-use super::{HostError, NetHost, Stats};
+use super::Stats;
+use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::RingError;
 use crate::xenbus::device::{self, DeviceInfo, XenbusError, XenbusState};
 use crate::xenbus::Bus;
@@ -47,7 +48,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum NetError {
     Xenbus(XenbusError),
-    Host(HostError),
+    Host(EnvError),
     /// The backend cannot copy into our pages (`feature-rx-copy`).
     NoRxCopy,
     /// The `mac` node is missing or not six hex bytes.
@@ -68,8 +69,8 @@ impl From<xenstore_client::Error> for NetError {
     }
 }
 
-impl From<HostError> for NetError {
-    fn from(e: HostError) -> Self {
+impl From<EnvError> for NetError {
+    fn from(e: EnvError) -> Self {
         NetError::Host(e)
     }
 }
@@ -118,22 +119,22 @@ pub struct Queue<P> {
     pub tx_packets: u64,
 }
 
-impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
+impl<P: PageSet> Queue<P> {
     /// Event channel(s) and both ring pages; on failure whatever was made
     /// is closed or revoked again.
-    fn new<H: NetHost<Page = P>>(
+    fn new<H: DriverEnv<Pages = P>>(
         host: &mut H,
         backend: hypercall::DomId,
         split: bool,
         cfg: &Config,
         stats: &mut Stats,
-    ) -> Result<Self, HostError> {
-        let tx_port = host.alloc_channel(backend)?;
+    ) -> Result<Self, EnvError> {
+        let tx_port = host.bind_event(backend)?;
         let rx_port = if split {
-            match host.alloc_channel(backend) {
+            match host.bind_event(backend) {
                 Ok(p) => p,
                 Err(e) => {
-                    host.close_channel(tx_port);
+                    host.close_event(tx_port);
                     return Err(e);
                 }
             }
@@ -141,9 +142,9 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
             tx_port
         };
         let close = |host: &mut H| {
-            host.close_channel(tx_port);
+            host.close_event(tx_port);
             if split {
-                host.close_channel(rx_port);
+                host.close_event(rx_port);
             }
         };
         let txb = match super::rx::new_buffer(host, backend, false, stats) {
@@ -192,15 +193,15 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
     }
 
     /// Closes the event channel(s).
-    fn close<H: NetHost<Page = P>>(&self, host: &mut H, split: bool) {
-        host.close_channel(self.tx.port);
+    fn close<H: DriverEnv<Pages = P>>(&self, host: &mut H, split: bool) {
+        host.close_event(self.tx.port);
         if split {
-            host.close_channel(self.rx.port);
+            host.close_event(self.rx.port);
         }
     }
 
     /// Revokes every grant; returns the pages the backend still maps.
-    fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
+    fn release<H: DriverEnv<Pages = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
         let mut kept = self.rx.release(host, stats);
         kept.extend(self.tx.release(host, stats));
         kept
@@ -208,7 +209,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> Queue<P> {
 }
 
 /// A connected vif.
-pub struct Netfront<H: NetHost> {
+pub struct Netfront<H: DriverEnv> {
     pub dev: DeviceInfo,
     pub mac: [u8; 6],
     pub mtu: u32,
@@ -216,16 +217,16 @@ pub struct Netfront<H: NetHost> {
     pub split: bool,
     /// Queues the backend offered (`multi-queue-max-queues`).
     pub queues_offered: u32,
-    queues: Vec<Queue<H::Page>>,
+    queues: Vec<Queue<H::Pages>>,
     /// The control ring, if the backend offered one and there are queues
     /// to steer between.
-    ctrl: Option<CtrlRing<H::Page>>,
+    ctrl: Option<CtrlRing<H::Pages>>,
     /// How netback steers RX, once [`Netfront::steer_rx`] set it up.
     rx_steering: Option<RxSteering>,
     pub stats: Stats,
 }
 
-impl<H: NetHost> Netfront<H> {
+impl<H: DriverEnv> Netfront<H> {
     /// Connects `dev`: waits for the backend to be ready, shares the rings
     /// and event channels of as many queues as both sides allow, moves to
     /// Connected and waits for the backend to follow, then posts the RX
@@ -360,7 +361,7 @@ impl<H: NetHost> Netfront<H> {
     }
 
     /// The queues in use.
-    pub fn queues(&self) -> &[Queue<H::Page>] {
+    pub fn queues(&self) -> &[Queue<H::Pages>] {
         &self.queues
     }
 
@@ -453,7 +454,7 @@ impl<H: NetHost> Netfront<H> {
     }
 
     /// Closes every event channel (queues and control ring).
-    fn close_channels(&self, host: &mut H) {
+    fn close_events(&self, host: &mut H) {
         for q in &self.queues {
             q.close(host, self.split);
         }
@@ -463,7 +464,7 @@ impl<H: NetHost> Netfront<H> {
     }
 
     /// Revokes all grants; returns the pages the backend still maps.
-    fn release(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
+    fn release(self, host: &mut H) -> (Stats, Vec<Buffer<H::Pages>>) {
         let mut stats = self.stats;
         let mut kept = Vec::new();
         for q in self.queues {
@@ -487,7 +488,7 @@ impl<H: NetHost> Netfront<H> {
         bus: &mut Bus<T>,
         host: &mut H,
         timeout: Duration,
-    ) -> (Stats, Vec<Buffer<H::Page>>) {
+    ) -> (Stats, Vec<Buffer<H::Pages>>) {
         let dev = self.dev.clone();
         let written = match device::close_state(bus, &dev, XenbusState::Closed) {
             Ok(w) => w,
@@ -513,8 +514,8 @@ impl<H: NetHost> Netfront<H> {
     /// id now names a new device): closes the event channels and revokes
     /// every grant the backend no longer maps. Returns the final counters
     /// and the pages still mapped (never reuse them).
-    pub fn abandon(self, host: &mut H) -> (Stats, Vec<Buffer<H::Page>>) {
-        self.close_channels(host);
+    pub fn abandon(self, host: &mut H) -> (Stats, Vec<Buffer<H::Pages>>) {
+        self.close_events(host);
         self.release(host)
     }
 }

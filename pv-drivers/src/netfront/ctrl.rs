@@ -24,7 +24,8 @@
 use super::buf::write_bytes;
 use super::flow::{table_entry, RxSteering, RSS_KEY, TABLE_SIZE};
 use super::rx::{new_buffer, revoke_or_keep, Buffer};
-use super::{HostError, NetHost, Stats};
+use super::Stats;
+use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::{FrontRing, RingError};
 use alloc::vec::Vec;
 use core::fmt;
@@ -61,7 +62,9 @@ pub enum CtrlError {
     /// The backend broke the ring protocol.
     Ring(RingError),
     /// A page for the key or the table could not be had or granted.
-    Host(HostError),
+    Host(EnvError),
+    /// The key or the table does not fit in its page.
+    PageOverflow,
 }
 
 /// A `XEN_NETIF_CTRL_TYPE_*` by name, for messages.
@@ -129,6 +132,7 @@ impl fmt::Display for CtrlError {
                 write!(f, "control ring: rsp_prod {prod} with rsp_cons {cons}, ring of {size}")
             }
             CtrlError::Host(e) => e.fmt(f),
+            CtrlError::PageOverflow => f.write_str("hash key or table larger than a page"),
         }
     }
 }
@@ -146,22 +150,22 @@ pub struct CtrlRing<P> {
     broken: bool,
 }
 
-impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
+impl<P: PageSet> CtrlRing<P> {
     /// A ring page granted to `backend` and an event channel for it.
-    pub fn new<H: NetHost<Page = P>>(
+    pub fn new<H: DriverEnv<Pages = P>>(
         host: &mut H,
         backend: DomId,
         stats: &mut Stats,
-    ) -> Result<Self, HostError> {
-        let port = host.alloc_channel(backend)?;
+    ) -> Result<Self, EnvError> {
+        let port = host.bind_event(backend)?;
         let b = match new_buffer(host, backend, false, stats) {
             Ok(b) => b,
             Err(e) => {
-                host.close_channel(port);
+                host.close_event(port);
                 return Err(e);
             }
         };
-        let ring = FrontRing::<NetifCtrlRequest, NetifCtrlResponse>::init(b.page.as_ref());
+        let ring = FrontRing::<NetifCtrlRequest, NetifCtrlResponse>::init(b.page.words());
         let indices = ring.indices();
         Ok(CtrlRing {
             ring: b.page,
@@ -176,14 +180,14 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
 
     /// Slots in the ring.
     pub fn size(&self) -> u32 {
-        FrontRing::<NetifCtrlRequest, NetifCtrlResponse>::resume(self.ring.as_ref(), self.indices)
+        FrontRing::<NetifCtrlRequest, NetifCtrlResponse>::resume(self.ring.words(), self.indices)
             .size()
     }
 
     /// Sends one request and waits for its answer: `wait` is called while
     /// there is none (it should block until an event or a short timeout)
     /// and returns false to give up. Returns the response's `data`.
-    pub fn request<H: NetHost<Page = P>>(
+    pub fn request<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
@@ -197,7 +201,7 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let mut ring = FrontRing::<NetifCtrlRequest, NetifCtrlResponse>::resume(
-            self.ring.as_ref(),
+            self.ring.words(),
             self.indices,
         );
         // One request at a time: the ring is never full here.
@@ -247,7 +251,7 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
     /// [`TABLE_SIZE`] entries filled by [`table_entry`] over `queues`.
     /// On a refusal after the algorithm was set, sets it back to none
     /// (netback then steers as it did before) and returns the refusal.
-    pub fn configure_toeplitz<H: NetHost<Page = P>>(
+    pub fn configure_toeplitz<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
@@ -277,7 +281,7 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
         result
     }
 
-    fn toeplitz_steps<H: NetHost<Page = P>>(
+    fn toeplitz_steps<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
@@ -321,23 +325,28 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
     }
 
     /// A new page filled by `fill`, granted read-only to the backend.
-    fn page_with<H: NetHost<Page = P>>(
+    fn page_with<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
         fill: impl FnOnce(&[AtomicU32]) -> Result<(), super::buf::OutOfBounds>,
     ) -> Result<Buffer<P>, CtrlError> {
-        let page = host.alloc_page().ok_or(CtrlError::Host(HostError::NoMemory))?;
+        let page = host.alloc_pages(1).map_err(CtrlError::Host)?;
         // Fill before granting: the backend never sees it half written.
-        fill(page.as_ref()).map_err(|_| CtrlError::Host(HostError::NoMemory))?;
-        let gref = host.grant(&page, self.backend, true).map_err(CtrlError::Host)?;
+        fill(page.words()).map_err(|_| CtrlError::PageOverflow)?;
+        let gref = host.grant(self.backend, page.frame(0), true).map_err(CtrlError::Host)?;
         stats.grants_made += 1;
         Ok(Buffer { page, gref })
     }
 
     /// Revokes a key or table page once its request was answered (netback
     /// copies from it, so nothing maps it; if something does, it is kept).
-    fn drop_page<H: NetHost<Page = P>>(&mut self, host: &mut H, stats: &mut Stats, b: Buffer<P>) {
+    fn drop_page<H: DriverEnv<Pages = P>>(
+        &mut self,
+        host: &mut H,
+        stats: &mut Stats,
+        b: Buffer<P>,
+    ) {
         let mut kept = Vec::new();
         revoke_or_keep(host, stats, b, &mut kept);
         // A page the backend still maps must never be reused.
@@ -345,13 +354,17 @@ impl<P: AsRef<[AtomicU32]>> CtrlRing<P> {
     }
 
     /// Closes the event channel.
-    pub fn close<H: NetHost<Page = P>>(&self, host: &mut H) {
-        host.close_channel(self.port);
+    pub fn close<H: DriverEnv<Pages = P>>(&self, host: &mut H) {
+        host.close_event(self.port);
     }
 
     /// Revokes the ring's grant; returns the page if the backend still
     /// maps it.
-    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
+    pub fn release<H: DriverEnv<Pages = P>>(
+        self,
+        host: &mut H,
+        stats: &mut Stats,
+    ) -> Vec<Buffer<P>> {
         let mut kept = Vec::new();
         revoke_or_keep(host, stats, Buffer { page: self.ring, gref: self.ring_gref }, &mut kept);
         kept
@@ -373,7 +386,7 @@ mod tests {
         ring.close(&mut host);
         assert!(ring.release(&mut host, &mut stats).is_empty());
         assert_eq!(stats.grants_active(), 0);
-        assert!(host.open_ports.is_empty());
+        assert!(host.xen.borrow().open_ports.is_empty());
     }
 
     #[test]

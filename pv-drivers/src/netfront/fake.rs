@@ -1,103 +1,47 @@
-//! A fake kernel host and a fake netback for host tests: pages are shared
-//! `Arc`s, the grant table is a map the backend reads, and the backend
-//! drives the other end of both rings.
+//! A fake netback for host tests, on the pretend hypervisor every
+//! driver's fake shares ([`crate::env::fake`]): the backend looks the
+//! frontend's grants up there and drives the other end of both rings (and
+//! of the control ring).
 
 use super::buf::{read_bytes, write_bytes};
 use super::wire::extra_as_rx;
-use super::{HostError, NetHost};
+use crate::env::fake::{FakeEnv, FakePages, Granted, SharedXen};
 use crate::ring::BackRing;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::abi::netif::{
     ctrl_type, hash_algorithm, hash_type, rsp, rxf, txf, NetifCtrlRequest, NetifCtrlResponse,
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
 };
-use hypercall::{DomId, EvtchnPort};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
-use std::sync::atomic::AtomicU32;
-use std::sync::Arc;
 
-pub type Page = Arc<[AtomicU32]>;
+/// The driver's side: netfront needs nothing beyond every driver's
+/// environment.
+pub type FakeHost = FakeEnv;
+/// Pages netfront gets from it.
+pub type Page = FakePages;
 
-#[derive(Default)]
-pub struct Table {
-    pub active: BTreeMap<u32, (Page, DomId, bool)>,
-    /// Grants the backend "maps": revoking them fails.
-    pub mapped: BTreeSet<u32>,
-    next: u32,
-}
-
-#[derive(Default)]
-pub struct FakeHost {
-    pub table: Rc<RefCell<Table>>,
-    pub notifies: u32,
-    pub open_ports: BTreeSet<u32>,
-    next_port: u32,
-    /// Pages left to hand out (`None`: unlimited).
-    pub pages_left: Option<u32>,
-}
-
-impl NetHost for FakeHost {
-    type Page = Page;
-    fn alloc_page(&mut self) -> Option<Page> {
-        if let Some(n) = &mut self.pages_left {
-            *n = n.checked_sub(1)?;
-        }
-        Some((0..1024).map(|_| AtomicU32::new(0)).collect())
-    }
-    fn grant(&mut self, page: &Page, to: DomId, readonly: bool) -> Result<GrantRef, HostError> {
-        let mut t = self.table.borrow_mut();
-        t.next += 1;
-        let r = t.next + 7;
-        t.active.insert(r, (page.clone(), to, readonly));
-        Ok(GrantRef(r))
-    }
-    fn revoke(&mut self, gref: GrantRef) -> bool {
-        let mut t = self.table.borrow_mut();
-        if t.mapped.contains(&gref.0) {
-            return false;
-        }
-        t.active.remove(&gref.0).is_some()
-    }
-    fn alloc_channel(&mut self, _: DomId) -> Result<EvtchnPort, HostError> {
-        self.next_port += 1;
-        self.open_ports.insert(self.next_port);
-        Ok(EvtchnPort(self.next_port))
-    }
-    fn close_channel(&mut self, port: EvtchnPort) {
-        assert!(self.open_ports.remove(&port.0), "closing a port not open");
-    }
-    fn notify(&mut self, _: EvtchnPort) {
-        self.notifies += 1;
-    }
-}
-
-fn leak(p: Page) -> &'static [AtomicU32] {
-    let b: &'static Page = Box::leak(Box::new(p));
-    b
+/// The page `gref` grants on `xen`, which must be granted.
+fn granted(xen: &SharedXen, gref: GrantRef) -> Granted {
+    xen.borrow().page(gref).expect("a granted page")
 }
 
 /// The backend's end of both rings.
 pub struct FakeBackend {
-    table: Rc<RefCell<Table>>,
+    xen: SharedXen,
     pub rx: BackRing<'static, NetifRxRequest, NetifRxResponse>,
     pub tx: BackRing<'static, NetifTxRequest, NetifTxResponse>,
 }
 
 impl FakeBackend {
     pub fn attach(host: &FakeHost, tx_ref: GrantRef, rx_ref: GrantRef) -> Self {
-        let page = |r: GrantRef| host.table.borrow().active[&r.0].0.clone();
         FakeBackend {
-            table: host.table.clone(),
-            tx: BackRing::attach(leak(page(tx_ref))),
-            rx: BackRing::attach(leak(page(rx_ref))),
+            xen: host.xen.clone(),
+            tx: BackRing::attach(granted(&host.xen, tx_ref).leak()),
+            rx: BackRing::attach(granted(&host.xen, rx_ref).leak()),
         }
     }
 
-    fn page(&self, gref: u32) -> Page {
-        let t = self.table.borrow();
-        t.active.get(&gref).expect("a granted page").0.clone()
+    fn page(&self, gref: u32) -> Granted {
+        granted(&self.xen, GrantRef(gref))
     }
 
     /// Copies `packet` into posted buffers, `chunk` bytes a slot, with
@@ -114,7 +58,7 @@ impl FakeBackend {
             if packet.is_empty() { vec![&[][..]] } else { packet.chunks(chunk).collect() };
         for (k, c) in chunks.iter().enumerate() {
             let Some(req) = self.rx.take_request() else { return false };
-            write_bytes(&self.page(req.gref), 0, c).unwrap();
+            write_bytes(self.page(req.gref).words(), 0, c).unwrap();
             let mut f = if k + 1 < chunks.len() { rxf::MORE_DATA } else { 0 };
             if k == 0 {
                 f |= flags;
@@ -164,7 +108,7 @@ impl FakeBackend {
             };
             let at = data.len();
             data.resize(at + this, 0);
-            read_bytes(&page, usize::from(req.offset), &mut data[at..]).unwrap();
+            read_bytes(page.words(), usize::from(req.offset), &mut data[at..]).unwrap();
             self.tx.push_response(&NetifTxResponse { id: req.id, status: rsp::OKAY });
             if req.flags & txf::MORE_DATA != 0 {
                 cur = Some((data, total));
@@ -201,7 +145,7 @@ pub enum CtrlMode {
 /// Toeplitz (netif.h's reference code) and packet parsing, so a test can
 /// ask which queue netback would pick for a packet.
 pub struct FakeCtrl {
-    table: Rc<RefCell<Table>>,
+    xen: SharedXen,
     ring: BackRing<'static, NetifCtrlRequest, NetifCtrlResponse>,
     pub mode: CtrlMode,
     pub num_queues: u32,
@@ -217,10 +161,9 @@ pub struct FakeCtrl {
 
 impl FakeCtrl {
     pub fn attach(host: &FakeHost, ring_ref: GrantRef, num_queues: u32) -> Self {
-        let page = host.table.borrow().active[&ring_ref.0].0.clone();
         FakeCtrl {
-            table: host.table.clone(),
-            ring: BackRing::attach(leak(page)),
+            xen: host.xen.clone(),
+            ring: BackRing::attach(granted(&host.xen, ring_ref).leak()),
             mode: CtrlMode::Honest,
             num_queues,
             alg: hash_algorithm::NONE,
@@ -235,10 +178,9 @@ impl FakeCtrl {
 
     /// A grant copy from `gref` (offset 0): `None` as `GNTST_*` errors.
     fn copy_from(&self, gref: u32, len: usize) -> Option<Vec<u8>> {
-        let t = self.table.borrow();
-        let (page, _, _) = t.active.get(&gref)?;
+        let page = self.xen.borrow().page(GrantRef(gref))?;
         let mut out = vec![0u8; len];
-        read_bytes(page, 0, &mut out).ok()?;
+        read_bytes(page.words(), 0, &mut out).ok()?;
         Some(out)
     }
 

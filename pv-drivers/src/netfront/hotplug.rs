@@ -3,7 +3,8 @@
 
 use super::connect::{Config, NetError, Netfront};
 use super::rx::Buffer;
-use super::{NetHost, Stats};
+use super::Stats;
+use crate::env::DriverEnv;
 use crate::xenbus::device::DeviceInfo;
 use crate::xenbus::hotplug::Driver;
 use crate::xenbus::Bus;
@@ -12,8 +13,8 @@ use core::fmt;
 use core::time::Duration;
 use xenstore_client::Transport;
 
-/// Connects vifs on a [`NetHost`].
-pub struct VifDriver<H: NetHost> {
+/// Connects vifs on a [`DriverEnv`].
+pub struct VifDriver<H: DriverEnv> {
     pub host: H,
     pub cfg: Config,
     /// How long a close waits for the backend to be Closed.
@@ -21,15 +22,15 @@ pub struct VifDriver<H: NetHost> {
     /// Grants a backend still mapped when their device was let go, with
     /// their pages: revoked again at every later connect and close, and
     /// the page freed once the revoke succeeds (never reused before).
-    pub quarantine: Vec<Buffer<H::Page>>,
+    pub quarantine: Vec<Buffer<H::Pages>>,
 }
 
-impl<H: NetHost> VifDriver<H> {
+impl<H: DriverEnv> VifDriver<H> {
     pub fn new(host: H, cfg: Config) -> Self {
         VifDriver { host, cfg, close_timeout: Duration::from_secs(5), quarantine: Vec::new() }
     }
 
-    fn keep(&mut self, stats: Stats, kept: Vec<Buffer<H::Page>>) -> VifClosed {
+    fn keep(&mut self, stats: Stats, kept: Vec<Buffer<H::Pages>>) -> VifClosed {
         let reclaimed = self.reclaim();
         let closed = VifClosed { stats, kept: kept.len(), reclaimed };
         self.quarantine.extend(kept);
@@ -71,7 +72,7 @@ impl fmt::Display for VifClosed {
     }
 }
 
-impl<H: NetHost> Driver for VifDriver<H> {
+impl<H: DriverEnv> Driver for VifDriver<H> {
     type Device = Netfront<H>;
     type Closed = VifClosed;
     type Error = NetError;

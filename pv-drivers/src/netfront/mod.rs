@@ -12,8 +12,8 @@
 //!   [`ctrl`]: the control ring that has netback steer RX the same way.
 //!
 //! Everything the kernel provides (pages, grants, event channels) comes
-//! through [`NetHost`], so the ring logic runs under `cargo test` against a
-//! fake backend, hostile cases included.
+//! through [`DriverEnv`](crate::env::DriverEnv), so the ring logic runs
+//! under `cargo test` against a fake backend, hostile cases included.
 
 pub mod buf;
 pub mod connect;
@@ -30,55 +30,8 @@ pub(crate) mod fake;
 mod tests;
 
 use core::fmt;
-use core::sync::atomic::AtomicU32;
-use hypercall::abi::grant_table::GrantRef;
-use hypercall::{DomId, EvtchnPort};
 
-/// Bytes in a page shared with the backend.
-pub const PAGE_BYTES: usize = 4096;
-
-/// What the frontend needs from the kernel.
-pub trait NetHost {
-    /// A zeroed page of memory (seen only as atomics: the backend writes it).
-    type Page: AsRef<[AtomicU32]>;
-    /// A new page, `None` when memory is short.
-    fn alloc_page(&mut self) -> Option<Self::Page>;
-    /// Lets `to` access `page` (read-only if asked).
-    fn grant(
-        &mut self,
-        page: &Self::Page,
-        to: DomId,
-        readonly: bool,
-    ) -> Result<GrantRef, HostError>;
-    /// Revokes `gref`; false if the backend still maps it, in which case
-    /// the page must never be reused (the caller keeps it).
-    fn revoke(&mut self, gref: GrantRef) -> bool;
-    /// An unbound event channel port for `backend` to bind, with the
-    /// frontend's handler attached.
-    fn alloc_channel(&mut self, backend: DomId) -> Result<EvtchnPort, HostError>;
-    /// Closes a port from [`NetHost::alloc_channel`].
-    fn close_channel(&mut self, port: EvtchnPort);
-    /// Signals the backend through `port`.
-    fn notify(&mut self, port: EvtchnPort);
-}
-
-/// A kernel service the frontend asked for failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostError {
-    NoMemory,
-    Grant,
-    EventChannel,
-}
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HostError::NoMemory => "out of memory",
-            HostError::Grant => "cannot grant a page",
-            HostError::EventChannel => "cannot allocate an event channel",
-        })
-    }
-}
+pub use crate::env::PAGE_BYTES;
 
 /// Counters, kept per device. The backend's mistakes each have their own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -12,7 +12,8 @@
 
 use super::buf::read_bytes;
 use super::wire::extra_from_rx;
-use super::{fault, HostError, NetHost, Stats, PAGE_BYTES};
+use super::{fault, Stats};
+use crate::env::{DriverEnv, EnvError, PageSet, PAGE_BYTES};
 use crate::ring::{FrontRing, RingError};
 use alloc::vec::Vec;
 use hypercall::abi::grant_table::GrantRef;
@@ -76,7 +77,7 @@ struct RxState<P> {
     asm: Assembly,
 }
 
-impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
+impl<P: PageSet> RxQueue<P> {
     /// A fresh ring on `ring` (granted as `ring_gref`), keeping `target`
     /// buffers posted (at most the ring's size).
     pub fn new(
@@ -86,7 +87,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
         backend: DomId,
         target: u32,
     ) -> Self {
-        let r = FrontRing::<NetifRxRequest, NetifRxResponse>::init(ring.as_ref());
+        let r = FrontRing::<NetifRxRequest, NetifRxResponse>::init(ring.words());
         let size = r.size();
         let indices = r.indices();
         RxQueue {
@@ -112,13 +113,13 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
     }
 
     /// Posts buffers up to the target and tells the backend if it asked.
-    pub fn refill<H: NetHost<Page = P>>(
+    pub fn refill<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
-    ) -> Result<(), HostError> {
+    ) -> Result<(), EnvError> {
         let mut ring =
-            FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.as_ref(), self.indices);
+            FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.words(), self.indices);
         let mut result = Ok(());
         let mut pushed = 0;
         while ring.in_flight() < self.target && ring.free_requests() > 0 {
@@ -157,7 +158,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
         mut deliver: impl FnMut(RxPacket),
     ) -> Result<(), RingError> {
         let mut ring =
-            FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.as_ref(), self.indices);
+            FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.words(), self.indices);
         let result = ring.drain_responses(|idx, rsp| self.st.slot(idx, &rsp, stats, &mut deliver));
         self.indices = ring.indices();
         if let Err(RingError::ProducerOutOfRange { prod, cons, size }) = result {
@@ -172,7 +173,11 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
 
     /// Revokes every grant (ring and buffers). Pages the backend still maps
     /// are returned: they must never be reused.
-    pub fn release<H: NetHost<Page = P>>(self, host: &mut H, stats: &mut Stats) -> Vec<Buffer<P>> {
+    pub fn release<H: DriverEnv<Pages = P>>(
+        self,
+        host: &mut H,
+        stats: &mut Stats,
+    ) -> Vec<Buffer<P>> {
         let mut kept = Vec::new();
         let bufs = self.st.posted.into_iter().flatten().chain(self.st.spare);
         for b in bufs.chain(core::iter::once(Buffer { page: self.ring, gref: self.ring_gref })) {
@@ -182,7 +187,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxQueue<P> {
     }
 }
 
-impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxState<P> {
+impl<P: PageSet> RxState<P> {
     /// One response, at ring index `idx`, copied out already.
     fn slot(
         &mut self,
@@ -254,8 +259,7 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxState<P> {
             } else if !a.bad && rsp.flags & rxf::GSO_PREFIX == 0 {
                 let at = a.data.len();
                 a.data.resize(at + len as usize, 0);
-                if read_bytes(buf.page.as_ref(), usize::from(rsp.offset), &mut a.data[at..])
-                    .is_err()
+                if read_bytes(buf.page.words(), usize::from(rsp.offset), &mut a.data[at..]).is_err()
                 {
                     a.bad = true;
                 }
@@ -286,23 +290,23 @@ impl<P: AsRef<[core::sync::atomic::AtomicU32]>> RxState<P> {
     }
 }
 
-pub(crate) fn new_buffer<H: NetHost>(
+pub(crate) fn new_buffer<H: DriverEnv>(
     host: &mut H,
     backend: DomId,
     readonly: bool,
     stats: &mut Stats,
-) -> Result<Buffer<H::Page>, HostError> {
-    let page = host.alloc_page().ok_or(HostError::NoMemory)?;
-    let gref = host.grant(&page, backend, readonly)?;
+) -> Result<Buffer<H::Pages>, EnvError> {
+    let page = host.alloc_pages(1)?;
+    let gref = host.grant(backend, page.frame(0), readonly)?;
     stats.grants_made += 1;
     Ok(Buffer { page, gref })
 }
 
-pub(crate) fn revoke_or_keep<H: NetHost>(
+pub(crate) fn revoke_or_keep<H: DriverEnv>(
     host: &mut H,
     stats: &mut Stats,
-    b: Buffer<H::Page>,
-    kept: &mut Vec<Buffer<H::Page>>,
+    b: Buffer<H::Pages>,
+    kept: &mut Vec<Buffer<H::Pages>>,
 ) {
     if host.revoke(b.gref) {
         stats.grants_revoked += 1;

@@ -135,7 +135,11 @@ fn tx_packets_go_out_in_slots_and_completions_free_them() {
     // Buffer pages are reused: at most 64 were ever granted for TX.
     assert!(r.stats.grants_made <= 2 + 8 + 64);
     // One notification per batch at most (the backend re-arms each time).
-    assert!(r.host.notifies <= 1 + 50 * 2, "{} notifications", r.host.notifies);
+    assert!(
+        r.host.xen.borrow().notifies <= 1 + 50 * 2,
+        "{} notifications",
+        r.host.xen.borrow().notifies
+    );
 }
 
 #[test]
@@ -283,7 +287,7 @@ fn fuzz_rx_responses() {
         let kept_tx = r.tx.release(&mut r.host, &mut stats);
         assert!(kept.is_empty() && kept_tx.is_empty());
         assert_eq!(stats.grants_active(), 0, "seed {seed}");
-        assert!(r.host.table.borrow().active.is_empty(), "seed {seed}");
+        assert!(r.host.xen.borrow().grants.is_empty(), "seed {seed}");
     }
 }
 
@@ -293,15 +297,15 @@ fn release_revokes_every_grant_and_keeps_mapped_pages() {
     r.tx.send(&mut r.host, &mut r.stats, &[1; 5000]).unwrap();
     r.tx.flush(&mut r.host, &mut r.stats);
     // The backend still maps one RX buffer.
-    let mapped = *r.host.table.borrow().active.keys().last().unwrap();
-    r.host.table.borrow_mut().mapped.insert(mapped);
+    let mapped = *r.host.xen.borrow().grants.keys().last().unwrap();
+    r.host.xen.borrow_mut().mapped.insert(mapped);
     let mut stats = r.stats;
     let made = stats.grants_made;
     let mut kept = r.rx.release(&mut r.host, &mut stats);
     kept.extend(r.tx.release(&mut r.host, &mut stats));
     assert_eq!(kept.len(), 1);
     assert_eq!((stats.grants_revoked, stats.grants_kept), (made - 1, 1));
-    assert_eq!(r.host.table.borrow().active.len(), 1);
+    assert_eq!(r.host.xen.borrow().grants.len(), 1);
 }
 
 #[test]
@@ -373,13 +377,13 @@ mod handshake {
             assert_eq!(rd(&mut bus, "feature-rx-notify"), "1");
             assert_eq!(rd(&mut bus, "state"), "4");
             let tx_ref: u32 = rd(&mut bus, "tx-ring-ref").parse().unwrap();
-            assert!(host.table.borrow().active.contains_key(&tx_ref));
+            assert!(host.xen.borrow().grants.contains_key(&tx_ref));
             if split {
                 assert_ne!(rd(&mut bus, "event-channel-tx"), rd(&mut bus, "event-channel-rx"));
-                assert_eq!(host.open_ports.len(), 2);
+                assert_eq!(host.xen.borrow().open_ports.len(), 2);
             } else {
                 assert!(bus.xs.read_opt("device/vif/0/event-channel").unwrap().is_some());
-                assert_eq!(host.open_ports.len(), 1);
+                assert_eq!(host.xen.borrow().open_ports.len(), 1);
             }
             // Disconnect: the backend is not there to close, so the wait
             // times out; every grant and port goes anyway.
@@ -388,8 +392,8 @@ mod handshake {
             assert!(kept.is_empty());
             assert_eq!(stats.grants_active(), 0);
             assert_eq!(stats.grants_revoked, 2 + 32);
-            assert!(host.table.borrow().active.is_empty());
-            assert!(host.open_ports.is_empty());
+            assert!(host.xen.borrow().grants.is_empty());
+            assert!(host.xen.borrow().open_ports.is_empty());
             assert_eq!(device::backend_state(&mut bus, &dev).unwrap(), Some(XenbusState::Closed));
             assert_eq!(rd(&mut bus, "state"), "6");
         }
@@ -456,7 +460,7 @@ mod handshake {
                 assert_eq!(q.rx_posted(), 32);
                 backends.push(FakeBackend::attach(&host, t, r));
             }
-            assert_eq!(host.open_ports.len(), if split { 4 } else { 2 });
+            assert_eq!(host.xen.borrow().open_ports.len(), if split { 4 } else { 2 });
 
             // TX: 16 flows, 3 packets each (one multi-slot); each flow stays
             // on one queue, in order, and both queues carry some.
@@ -508,8 +512,8 @@ mod handshake {
             let (stats, kept) = nf.disconnect(&mut bus, &mut host, Duration::from_millis(300));
             assert!(kept.is_empty());
             assert_eq!(stats.grants_active(), 0);
-            assert!(host.table.borrow().active.is_empty());
-            assert!(host.open_ports.is_empty());
+            assert!(host.xen.borrow().grants.is_empty());
+            assert!(host.xen.borrow().open_ports.is_empty());
         }
     }
 
@@ -550,8 +554,8 @@ mod handshake {
         let (stats, kept) = nf.disconnect(bus, host, Duration::from_millis(300));
         assert!(kept.is_empty());
         assert_eq!(stats.grants_active(), 0);
-        assert!(host.table.borrow().active.is_empty(), "every grant revoked");
-        assert!(host.open_ports.is_empty(), "every port closed");
+        assert!(host.xen.borrow().grants.is_empty(), "every grant revoked");
+        assert!(host.xen.borrow().open_ports.is_empty(), "every port closed");
     }
 
     #[test]
@@ -563,11 +567,11 @@ mod handshake {
             |bus: &mut Bus<_>, k: &str| bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap();
         assert_eq!(rd(&mut bus, "ctrl-ring-ref"), gref.0.to_string());
         assert_eq!(rd(&mut bus, "event-channel-ctrl"), port.0.to_string());
-        assert!(host.open_ports.contains(&port.0));
+        assert!(host.xen.borrow().open_ports.contains(&port.0));
         // Before: netback steers by itself.
         assert_eq!(ctrl.select_queue(&from_dom0(6, 40000)), None);
         assert_eq!(nf.rx_steering(), None);
-        let grants_before = host.table.borrow().active.len();
+        let grants_before = host.xen.borrow().grants.len();
 
         let s = nf.steer_rx(&mut host, || ctrl.serve() > 0).unwrap();
         use hypercall::abi::netif::ctrl_type as t;
@@ -588,7 +592,7 @@ mod handshake {
         assert_eq!((ctrl.flags, ctrl.size), (WANTED_HASH_TYPES, 128));
         assert_eq!(nf.rx_steering(), Some(s));
         // The key and table pages were revoked once answered.
-        assert_eq!(host.table.borrow().active.len(), grants_before);
+        assert_eq!(host.xen.borrow().grants.len(), grants_before);
 
         // Netback's choice is ours for every kind of frame, and the flows
         // of dom0's (even) ephemeral ports spread over both queues.
@@ -792,11 +796,11 @@ mod handshake {
         // Two ring pages and the first queue's 32 buffers would fit; the
         // second queue's rings do not.
         let mut host = FakeHost::default();
-        host.pages_left = Some(3);
+        host.xen.borrow_mut().pages_left = Some(3);
         let dev = device::describe(&mut bus, "vif", "0").unwrap();
         assert!(Netfront::connect(&mut bus, &mut host, &dev, &cfg()).is_err());
-        assert!(host.table.borrow().active.is_empty());
-        assert!(host.open_ports.is_empty());
+        assert!(host.xen.borrow().grants.is_empty());
+        assert!(host.xen.borrow().open_ports.is_empty());
     }
 
     #[test]
@@ -808,6 +812,6 @@ mod handshake {
         let dev = device::describe(&mut bus, "vif", "0").unwrap();
         let err = Netfront::connect(&mut bus, &mut host, &dev, &Config::default()).err().unwrap();
         assert!(err.to_string().contains("feature-rx-copy"));
-        assert!(host.table.borrow().active.is_empty());
+        assert!(host.xen.borrow().grants.is_empty());
     }
 }

@@ -9,10 +9,10 @@
 
 use super::buf::write_bytes;
 use super::rx::{new_buffer, revoke_or_keep, Buffer};
-use super::{fault, NetHost, Stats, PAGE_BYTES};
+use super::{fault, Stats};
+use crate::env::{DriverEnv, PageSet, PAGE_BYTES};
 use crate::ring::{FrontRing, RingError};
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU32;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::abi::netif::{rsp, txf, NetifTxRequest, NetifTxResponse, MAX_TX_SIZE};
 use hypercall::{DomId, EvtchnPort};
@@ -41,7 +41,7 @@ pub struct TxQueue<P> {
     unpublished: bool,
 }
 
-impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
+impl<P: PageSet> TxQueue<P> {
     /// A fresh ring on `ring` (granted as `ring_gref`) using at most
     /// `max_buffers` pages for packets in flight.
     pub fn new(
@@ -51,7 +51,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         backend: DomId,
         max_buffers: u32,
     ) -> Self {
-        let r = FrontRing::<NetifTxRequest, NetifTxResponse>::init(ring.as_ref());
+        let r = FrontRing::<NetifTxRequest, NetifTxResponse>::init(ring.words());
         let size = r.size();
         let indices = r.indices();
         TxQueue {
@@ -75,7 +75,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     }
 
     /// Queues `packet` (not yet visible: see [`TxQueue::flush`]).
-    pub fn send<H: NetHost<Page = P>>(
+    pub fn send<H: DriverEnv<Pages = P>>(
         &mut self,
         host: &mut H,
         stats: &mut Stats,
@@ -86,7 +86,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
         }
         let slots = packet.len().div_ceil(PAGE_BYTES) as u32;
         let mut ring =
-            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
+            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
         let buffers_left = self.spare.len() as u32 + (self.max_buffers - self.buffers);
         if ring.free_requests() < slots
             || (self.free_ids.len() as u32) < slots
@@ -113,7 +113,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
             bufs.push(b);
         }
         for (k, (chunk, b)) in packet.chunks(PAGE_BYTES).zip(bufs).enumerate() {
-            write_bytes(b.page.as_ref(), 0, chunk).expect("a chunk fits its page");
+            write_bytes(b.page.words(), 0, chunk).expect("a chunk fits its page");
             let id = self.free_ids.pop().expect("free ids checked");
             let last = (k + 1) as u32 == slots;
             let req = NetifTxRequest {
@@ -137,12 +137,12 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     }
 
     /// Publishes queued packets; notifies the backend if it asked.
-    pub fn flush<H: NetHost<Page = P>>(&mut self, host: &mut H, stats: &mut Stats) {
+    pub fn flush<H: DriverEnv<Pages = P>>(&mut self, host: &mut H, stats: &mut Stats) {
         if !self.unpublished {
             return;
         }
         let mut ring =
-            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
+            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
         if ring.publish() {
             host.notify(self.port);
             stats.notifications += 1;
@@ -154,7 +154,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     /// Takes the backend's answers and frees their slots and buffers.
     pub fn reclaim(&mut self, stats: &mut Stats) -> Result<(), RingError> {
         let mut ring =
-            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.as_ref(), self.indices);
+            FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
         let result = ring.drain_responses(|_, r| {
             if r.status == rsp::NULL {
                 return;
@@ -181,7 +181,7 @@ impl<P: AsRef<[AtomicU32]>> TxQueue<P> {
     }
 
     /// Revokes every grant. Pages the backend still maps are returned.
-    pub fn release<H: NetHost<Page = P>>(
+    pub fn release<H: DriverEnv<Pages = P>>(
         self,
         host: &mut H,
         stats: &mut Stats,

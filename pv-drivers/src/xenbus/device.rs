@@ -90,6 +90,8 @@ pub enum XenbusError {
         backend: String,
         last: XenbusState,
     },
+    /// The kernel has no XenStore connection to ask.
+    NoStore,
 }
 
 impl From<Error> for XenbusError {
@@ -121,6 +123,7 @@ impl fmt::Display for XenbusError {
             XenbusError::BackendGone { backend, last } => {
                 write!(f, "backend {backend} went away while we waited (last state {last})")
             }
+            XenbusError::NoStore => f.write_str("no XenStore"),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use super::*;
 use crate::xenbus::Bus;
+use hypercall::abi::grant_table::GrantRef;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -31,7 +32,7 @@ enum Sim {
     Test,
     /// netback for the real netfront: maps `tx-ring-ref` and
     /// `rx-ring-ref` (revokes of mapped grants fail).
-    Net { table: Rc<RefCell<crate::netfront::fake::Table>> },
+    Net { xen: crate::env::fake::SharedXen },
     /// blkback for the real blkfront: on Initialised, maps the ring and
     /// publishes the disk.
     Blk { w: crate::blkfront::fake::Shared },
@@ -175,7 +176,7 @@ impl World {
         self.mapped = None;
         match &self.sim {
             Sim::Test => {}
-            Sim::Net { table } => table.borrow_mut().mapped.clear(),
+            Sim::Net { xen } => xen.borrow_mut().mapped.clear(),
             Sim::Blk { w } => w.borrow_mut().disconnect(),
         }
     }
@@ -193,18 +194,20 @@ impl World {
                 let r = key("ring-ref")?;
                 self.mapped = Some(r.to_string());
             }
-            Sim::Net { table } => {
+            Sim::Net { xen } => {
                 let (tx, rx) = (key("tx-ring-ref")?, key("rx-ring-ref")?);
-                let mut t = table.borrow_mut();
-                if !t.active.contains_key(&tx) || !t.active.contains_key(&rx) {
+                let mut x = xen.borrow_mut();
+                let (tx_ref, rx_ref) = (GrantRef(tx), GrantRef(rx));
+                if !x.granted(tx_ref) || !x.granted(rx_ref) {
                     return Some(false);
                 }
-                t.mapped.extend([tx, rx]);
+                x.map(tx_ref);
+                x.map(rx_ref);
                 self.mapped = Some(tx.to_string());
             }
             Sim::Blk { w } => {
                 let r = key("ring-ref")?;
-                let g = hypercall::abi::grant_table::GrantRef(r);
+                let g = GrantRef(r);
                 let mut w = w.borrow_mut();
                 if !w.granted(g) {
                     return Some(false);
@@ -1190,16 +1193,16 @@ fn sim_world(
 
 #[test]
 fn netfront_under_the_manager_ends_connected_with_no_grant_left_behind() {
+    use crate::env::fake::FakeEnv;
     use crate::netfront::connect::Config as NetConfig;
-    use crate::netfront::fake::FakeHost;
     use crate::netfront::hotplug::VifDriver;
     let mut total = Counters::default();
     for seed in seeds(3_000_000, 60) {
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let script = random_script(&mut rng, true);
-        let host = FakeHost::default();
-        let table = host.table.clone();
-        let sim = Sim::Net { table: table.clone() };
+        let host = FakeEnv::default();
+        let xen = host.xen.clone();
+        let sim = Sim::Net { xen: xen.clone() };
         let (h, world) = sim_world(seed, &mut rng, &script, sim, "vif", "0");
         let mut bus = Bus::new(h.client());
         let cfg = NetConfig { rx_buffers: 8, tx_buffers: 8, max_queues: 1, ..NetConfig::default() };
@@ -1214,17 +1217,17 @@ fn netfront_under_the_manager_ends_connected_with_no_grant_left_behind() {
         drv.reclaim();
         let (_, nf) = mgr.devices().next().unwrap();
         let (tx, rx) = nf.queues()[0].ring_refs();
-        let t = table.borrow();
+        let x = xen.borrow();
         // The live backend maps the live rings; every grant still active
         // is the live device's (2 rings and the posted RX buffers): every
         // earlier device revoked all of its own.
-        assert_eq!(t.mapped, BTreeSet::from([tx.0, rx.0]), "{}", story());
+        assert_eq!(x.mapped, BTreeSet::from([tx.0, rx.0]), "{}", story());
         assert_eq!(
-            t.active.len(),
+            x.live_grants(),
             2 + nf.rx_posted() as usize,
             "active {:?} mapped {:?} rings {tx:?} {rx:?} quarantine {}\n{}",
-            t.active.keys().collect::<Vec<_>>(),
-            t.mapped,
+            x.grants.keys().collect::<Vec<_>>(),
+            x.mapped,
             drv.quarantine.len(),
             story()
         );
@@ -1232,7 +1235,7 @@ fn netfront_under_the_manager_ends_connected_with_no_grant_left_behind() {
         // nothing of earlier devices, so the next reclaim frees them all.
         drv.reclaim();
         assert!(drv.quarantine.is_empty(), "{}", story());
-        assert_eq!(drv.host.open_ports.len(), 1, "one event channel left: {}", story());
+        assert_eq!(x.open_ports.len(), 1, "one event channel left: {}", story());
         let c = mgr.counters();
         assert_eq!(c.attaches, c.detaches + 1, "{}", story());
         assert_eq!(h.fake().watches().len(), 2, "{}", story());
@@ -1248,7 +1251,7 @@ fn netfront_under_the_manager_ends_connected_with_no_grant_left_behind() {
 
 #[test]
 fn blkfront_under_the_manager_reads_what_the_previous_device_wrote() {
-    use crate::blkfront::fake::{world as disk_world, FakeEnv};
+    use crate::blkfront::fake::{world as disk_world, FakeBlkEnv};
     use crate::blkfront::hotplug::VbdDriver;
     use crate::blkfront::Config as BlkConfig;
     for seed in seeds(4_000_000, 40) {
@@ -1267,7 +1270,7 @@ fn blkfront_under_the_manager_reads_what_the_previous_device_wrote() {
         let mut bus = Bus::new(h.client());
         let d2 = disk.clone();
         let cfg = BlkConfig { max_queues: 1, ..BlkConfig::default() };
-        let mut drv = VbdDriver::new(move || Ok(FakeEnv::new(&d2)), cfg);
+        let mut drv = VbdDriver::new(move || Ok(FakeBlkEnv::new(&d2)), cfg);
         let mut mgr = Hotplug::new("vbd", Config::default());
         mgr.start(&mut bus).unwrap();
         let mut lines = Vec::new();

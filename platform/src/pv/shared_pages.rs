@@ -1,7 +1,8 @@
-//! Pages a driver shares with a backend (ring pages, bounce buffers):
-//! page-aligned heap memory that Rust only ever sees as `AtomicU32`
-//! words, because the backend may write it at any time while it is
-//! granted. blkfront's `PageSet` (ring indices are 32-bit atomics, which
+//! Pages a driver shares with a backend (ring pages, bounce buffers, RX
+//! and TX buffers): page-aligned heap memory that Rust only ever sees as
+//! `AtomicU32` words, because the backend may write it at any time while
+//! it is granted. The owned page type of every driver's environment
+//! (`pv_drivers::env::PageSet`; ring indices are 32-bit atomics, which
 //! `SharedPage`'s 64-bit words cannot give).
 
 extern crate alloc;
@@ -12,7 +13,7 @@ use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU32;
 use hypercall::{Mfn, PAGE_SIZE};
-use pv_drivers::blkfront::{PageSet, PAGE_WORDS};
+use pv_drivers::env::{PageSet, PAGE_WORDS};
 
 /// `n` consecutive zeroed pages of the heap.
 pub struct SharedPages {
@@ -54,9 +55,9 @@ impl PageSet for SharedPages {
 
 impl Drop for SharedPages {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; blkfront drops a
-        // page set only once no grant of it remains (it leaks the ones
-        // whose revoke was refused).
+        // SAFETY: allocated in `new` with this layout; drivers drop a
+        // page set only once no grant of it remains (they keep or leak the
+        // ones whose revoke was refused, as `PageSet` asks).
         unsafe { dealloc(self.ptr.as_ptr().cast(), Self::layout(self.pages)) }
     }
 }
