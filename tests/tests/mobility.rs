@@ -189,12 +189,12 @@ fn nettool() -> std::path::PathBuf {
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("mobility", || {
-            let mut idle = guest("mobile", "idle").memory(32).timeout(Duration::from_secs(600));
+            let mut idle = guest("mobile", "idle").memory(32).timeout(Duration::from_secs(1200));
             idle.extra_config = vec!["maxmem = 64".into()];
             let mut echo = guest("mecho", "echo")
                 .args(&[format!("ip={ECHO_IP}/24")])
                 .memory(32)
-                .timeout(Duration::from_secs(400));
+                .timeout(Duration::from_secs(1200));
             echo.extra_config = vec![format!("vif = ['mac={ECHO_MAC},bridge=xenbr0']")];
             let mut blk = guest("mblk", "blk")
                 .args(&[
@@ -204,7 +204,7 @@ fn lab() -> &'static BootReport {
                     format!("blk.hotplug_kib={SPAN_KIB}"),
                 ])
                 .memory(64)
-                .timeout(Duration::from_secs(400));
+                .timeout(Duration::from_secs(1200));
             blk.extra_config = vec![format!("disk = ['{DISK}']")];
             vec![
                 Scenario::script("mobility-idle", vec![idle], &idle_script()),
