@@ -51,10 +51,14 @@ if wait_console mobile "idle: ready" 1 90; then
         echo "[xl mobility] mem-set name=mobile mib=$m list=$(xl list mobile | sed -n '2p' | awk '{{print $3}}')"
     done
     lab_save mobile /tmp/mobile.chk -c
+    # dom0's /tmp is memory: keep one image at a time.
+    rm -f /tmp/mobile.chk
     wait_console mobile "suspend: cancelled" 1 60
     xl sysrq mobile d
     wait_console mobile "suspends: 1 cancelled, 0 resumed" 1 30
-    if lab_save mobile /tmp/mobile.save && lab_restore mobile /tmp/mobile.save; then
+    lab_save mobile /tmp/mobile.save && lab_restore mobile /tmp/mobile.save; src=$?
+    rm -f /tmp/mobile.save
+    if [ $src -eq 0 ]; then
         wait_console mobile "resume: running in a new domain (resume 1;" 1 60
         xl sysrq mobile d
         wait_console mobile "suspends: 1 cancelled, 1 resumed" 1 30
@@ -129,8 +133,10 @@ if wait_console mecho "echo: ready" 1 90 && wait_console mecho "connected: mac" 
         ms_now; t0=$NOW
         if [ $step = checkpoint ]; then
             lab_save mecho /tmp/mecho.chk -c; src=$?
+            rm -f /tmp/mecho.chk
         else
             lab_save mecho /tmp/mecho.save && lab_restore mecho /tmp/mecho.save; src=$?
+            rm -f /tmp/mecho.save
         fi
         if wait_answer $t0 60; then ms_now; ans=$((NOW - t0)); else ans=none; fi
         echo_line "line-after-$step"; trc=$?
@@ -166,11 +172,13 @@ losetup /dev/loop0 /tmp/mob.img
 run_guest_start mblk /etc/xen-lab/guests/mblk.cfg || exit 1
 if wait_console mblk "xvda: attach #1: " 1 120; then
     lab_save mblk /tmp/mblk.chk -c
+    rm -f /tmp/mblk.chk
     wait_console mblk "suspend: cancelled" 1 60
     if lab_save mblk /tmp/mblk.save; then
         # The block script let go of the loop device with the domain.
         losetup /dev/loop0 /tmp/mob.img 2>/dev/null
         lab_restore mblk /tmp/mblk.save
+        rm -f /tmp/mblk.save
         wait_console mblk "xvda: attach #2: " 1 120
     fi
     xl shutdown mblk
@@ -203,7 +211,7 @@ fn lab() -> &'static BootReport {
                     "blk.soak_s=3000".into(),
                     format!("blk.hotplug_kib={SPAN_KIB}"),
                 ])
-                .memory(64)
+                .memory(32)
                 .timeout(Duration::from_secs(1200));
             blk.extra_config = vec![format!("disk = ['{DISK}']")];
             vec![
