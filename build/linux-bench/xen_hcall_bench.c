@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * xen_hcall_bench: the comparator of `app=bench` (kernel/src/bench/), run
+ * xen_hcall_bench: the comparator of `app=bench` (guest/src/bench/), run
  * inside a Linux PV DomU. Every figure is taken from kernel context with
  * Linux's own hypercall wrappers (HYPERVISOR_*), exactly the way the Rust
  * guest takes it: warm-up of iters/10 + 1, then `iters` samples each timed
@@ -94,7 +94,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Nearest rank, as kernel/src/bench/stats.rs. */
+/* Nearest rank, as guest/src/bench/stats.rs. */
 static u64 quantile(const u64 *s, unsigned long n, unsigned long permille)
 {
 	unsigned long rank = DIV_ROUND_UP(permille * n, 1000);

@@ -101,7 +101,7 @@ pub const EXPECTED: &[&str] = &[
     "gnttab_copy_4k",
 ];
 
-/// The `BENCH-CHECK` lines `app=bench` prints (kernel/src/bench/run.rs):
+/// The `BENCH-CHECK` lines `app=bench` prints (guest/src/bench/run.rs):
 /// each call succeeded and had its effect. None of them depends on timing.
 pub const CHECKS: &[&str] = &[
     "xen_version_answers",
@@ -119,7 +119,7 @@ pub const CHECKS: &[&str] = &[
 ];
 
 /// How many samples figure `name` takes when the guest runs with `iters`
-/// (`BENCH-ENV iters=`): the guest's plan (kernel/src/bench/stats.rs,
+/// (`BENCH-ENV iters=`): the guest's plan (guest/src/bench/stats.rs,
 /// `Plan`). `None` for a name not in [`EXPECTED`].
 pub fn expected_samples(name: &str, iters: u64) -> Option<u64> {
     let iters = iters.max(1);
@@ -941,7 +941,7 @@ mod tests {
 
     #[test]
     fn the_sample_plan_matches_the_guest() {
-        // kernel/src/bench/stats.rs, Plan: 300 -> 300 / 75 / 19 / 20.
+        // guest/src/bench/stats.rs, Plan: 300 -> 300 / 75 / 19 / 20.
         assert_eq!(expected_samples("xen_version", 300), Some(300));
         assert_eq!(expected_samples("mmu_update_64_per_entry", 300), Some(75));
         assert_eq!(expected_samples("multicall_32_xen_version_total", 300), Some(75));

@@ -8,7 +8,7 @@ use xtask::XenRelease;
 
 /// The `no_std` crates checked for the guest target (add new ones here).
 pub const GUEST_CRATES: &[&str] =
-    &["platform", "kernel", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
+    &["platform", "kernel", "guest", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
 
 struct Step {
     name: String,

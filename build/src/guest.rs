@@ -10,7 +10,7 @@ use std::process::Command;
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
 
 /// The guest kernel's package.
-pub const GUEST_PACKAGE: &str = "kernel";
+pub const GUEST_PACKAGE: &str = "guest";
 
 /// The built guest.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// `cargo build -p kernel --release --target x86_64-unknown-none`, then
+/// `cargo build -p guest --release --target x86_64-unknown-none`, then
 /// copies the ELF to `target/xen/guest.elf` (and a stripped copy).
 pub fn build(quiet: bool) -> Result<GuestBuild> {
     crate::setup::ensure_rust(false)?;

@@ -36,6 +36,10 @@ impl<const N: usize> TimerQueue<N> {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn add(
         &mut self,
         deadline_ns: u64,

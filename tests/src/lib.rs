@@ -40,7 +40,7 @@ pub fn xen_release() -> XenRelease {
 }
 
 /// The guest ELF: `$XENPV_GUEST_ELF`, or built once per test binary with
-/// `cargo build -p kernel --release --target x86_64-unknown-none`.
+/// `cargo build -p guest --release --target x86_64-unknown-none`.
 pub fn guest_elf() -> Result<PathBuf, String> {
     static ELF: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     ELF.get_or_init(|| {

@@ -6,9 +6,10 @@
 //! and `xl sysrq` (the idle app's handling).
 
 use super::device::NetDev;
-use crate::apps::{idle, AppError, AppResult};
+use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
+use crate::toolstack as idle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
 use alloc::collections::VecDeque;

@@ -8,9 +8,9 @@
 //! a client can check every byte) until the client closes.
 
 use super::AppResult;
-use crate::cmdline::Cmdline;
-use crate::net::service::{self, Service, Status};
 use alloc::vec;
+use kernel::cmdline::Cmdline;
+use kernel::net::service::{self, Service, Status};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
@@ -37,7 +37,7 @@ struct Echo {
 }
 
 fn socket() -> tcp::Socket<'static> {
-    crate::net::tcp_socket(BUFFER, BUFFER)
+    kernel::net::tcp_socket(BUFFER, BUFFER)
 }
 
 /// Listens again once a connection is over; false while it is closed.

@@ -1,7 +1,6 @@
-//! The balloon driver: follows `memory/target` (set by `xl mem-set`) by
-//! giving pages back to Xen or taking them back.
+//! Follows `memory/target` one step at a time (see the module above).
 
-use crate::balloon_plan::{Balloon, Step};
+use super::plan::{Balloon, Step};
 use crate::xenbus::{self, GuestBus};
 use hypercall::Pfn;
 use platform::pv::mm;

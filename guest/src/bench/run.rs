@@ -14,11 +14,6 @@
 
 use super::stats::{at_or_below, cycles_to_ns, Plan, Ratio, Summary};
 use crate::apps::{AppError, AppResult};
-use crate::cmdline::Cmdline;
-use crate::events::{self, IrqGuard};
-use crate::grants;
-use crate::time::PvClock;
-use crate::{kprintln, xenbus};
 use alloc::vec::Vec;
 use core::fmt;
 use core::hint::black_box;
@@ -27,6 +22,11 @@ use grant_tables::{CopyBatch, Page};
 use hypercall::abi::mmu::MulticallEntry;
 use hypercall::ops::{mmu, sched_op, version};
 use hypercall::{DomId, EvtchnPort};
+use kernel::cmdline::Cmdline;
+use kernel::events::{self, IrqGuard};
+use kernel::grants;
+use kernel::time::PvClock;
+use kernel::{kprintln, xenbus};
 use platform::pv::bench::Scratch;
 use platform::pv::grants::{self as pg, SharedPage};
 use xenstore_client::Store;

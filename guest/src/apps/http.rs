@@ -3,11 +3,11 @@
 //! counters), `GET /status.json` the same as JSON. Answers ping.
 
 use super::AppResult;
-use crate::cmdline::Cmdline;
-use crate::net::service::{self, Service, Status};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use kernel::cmdline::Cmdline;
+use kernel::net::service::{self, Service, Status};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
@@ -92,7 +92,7 @@ impl Service for Http {
 
     fn open(&mut self, sockets: &mut SocketSet<'static>) {
         for _ in 0..SOCKETS {
-            let s = crate::net::tcp_socket(4096, 8192);
+            let s = kernel::net::tcp_socket(4096, 8192);
             self.conns.push(Conn { handle: sockets.add(s), request: Vec::new(), answered: false });
         }
     }

@@ -2,7 +2,7 @@
 //! arrive whole, in order, with the backend keeping up.
 
 use super::{note, Suite};
-use crate::{console, kprintln};
+use kernel::{console, kprintln};
 
 /// Lines the host checks byte for byte (see tests/tests/boot.rs).
 const PATTERN_LINES: u64 = 48;

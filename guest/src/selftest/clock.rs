@@ -1,9 +1,9 @@
 //! The PV clock and the wall clock.
 
 use super::{fail, note, Suite};
-use crate::time::{wallclock_base, PvClock, Utc};
 use hypercall::ops::{event_channel, sched_op};
 use hypercall::DomId;
+use kernel::time::{wallclock_base, PvClock, Utc};
 
 pub fn run(s: &mut Suite) {
     s.check("clock.tsc_frequency", |d| {
@@ -45,7 +45,7 @@ pub fn run(s: &mut Suite) {
         // kicks it, masked or not), so a waiter polls until its deadline;
         // with upcalls unmasked it would end at once on any pending upcall,
         // so this runs masked, as a driver waiting on its own port would.
-        let masked = crate::events::IrqGuard::new();
+        let masked = kernel::events::IrqGuard::new();
         let t0 = platform::now_ns();
         let deadline = t0 + 20_000_000;
         let mut polls = 0;
@@ -55,7 +55,7 @@ pub fn run(s: &mut Suite) {
             polls += 1;
         }
         let waited = platform::now_ns() - t0;
-        let pending = crate::events::is_pending(port);
+        let pending = kernel::events::is_pending(port);
         drop(masked);
         let _ = event_channel::close(port);
         note!(d, "waited {} us in {polls} polls; port pending: {pending}", waited / 1000);

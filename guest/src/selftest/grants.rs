@@ -7,12 +7,12 @@
 extern crate alloc;
 
 use super::{fail, note, Detail, Suite};
-use crate::grants;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 use grant_tables::{CopyBatch, GrantError, Page, Version};
 use hypercall::abi::grant_table::{gtf, GrantRef};
 use hypercall::{DomId, Mfn, Pfn};
+use kernel::grants;
 use platform::pv::grants::{self as pg, Mapping, SharedPage};
 use platform::pv::vmap;
 

@@ -1,7 +1,7 @@
 //! `app=blk`: every attached disk through blkfront.
 //!
 //! - `blk.mode=write` (default): fills every writable disk with the
-//!   pattern of `blk_pattern` (`blk.seed=N`, default 1), in chunks of
+//!   pattern of `pattern.rs` (`blk.seed=N`, default 1), in chunks of
 //!   varying, unaligned sizes, then flushes. A read-only disk must refuse
 //!   a write (checked and reported).
 //! - `blk.mode=verify`: reads every disk back and reports the first
@@ -33,14 +33,14 @@
 //!
 //! Figures per disk: bytes, time, throughput, requests, grant operations.
 
-use super::{AppError, AppResult};
-use crate::blk::{self, Disk};
-use crate::blk_pattern;
-use crate::cmdline::Cmdline;
-use crate::{kprintln, xenbus};
+use super::pattern;
+use crate::apps::{AppError, AppResult};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use kernel::blk::{self, Disk};
+use kernel::cmdline::Cmdline;
+use kernel::{kprintln, xenbus};
 use pv_drivers::blkfront::hotplug::VbdDriver;
 use pv_drivers::blkfront::{BlkError, Config};
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
@@ -86,7 +86,7 @@ fn write_span(name: &str, d: &mut Disk, seed: u64, size: u64) -> Result<(), BlkE
     let mut i = 0;
     while off < size {
         let n = (CHUNKS[i % CHUNKS.len()] as u64).min(size - off) as usize;
-        blk_pattern::fill(seed, off, &mut buf[..n]);
+        pattern::fill(seed, off, &mut buf[..n]);
         d.write_at(off, &buf[..n])?;
         off += n as u64;
         i += 1;
@@ -115,7 +115,7 @@ fn verify_span(name: &str, d: &mut Disk, seed: u64, size: u64) -> Result<Option<
     while off < size {
         let n = (CHUNKS[i % CHUNKS.len()] as u64).min(size - off) as usize;
         d.read_at(off, &mut buf[..n])?;
-        if let Some(bad) = blk_pattern::first_mismatch(seed, off, &buf[..n]) {
+        if let Some(bad) = pattern::first_mismatch(seed, off, &buf[..n]) {
             return Ok(Some(bad));
         }
         off += n as u64;
@@ -245,7 +245,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
                     }
                     Ok(Some(off)) => Err(alloc::format!(
                         "verify MISMATCH at byte offset {off} (want {:#04x})",
-                        blk_pattern::byte_at(seed, off)
+                        pattern::byte_at(seed, off)
                     )),
                     Err(e) => Err(alloc::format!("{e}")),
                 },
@@ -303,7 +303,7 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
             let r = if d.geometry().read_only {
                 d.read_at(off, &mut buf)
             } else {
-                blk_pattern::fill(round, off, &mut buf);
+                pattern::fill(round, off, &mut buf);
                 d.write_at(off, &buf).and_then(|_| {
                     let mut back = vec![0u8; len];
                     d.read_at(off, &mut back)?;
@@ -345,8 +345,8 @@ fn mark(d: &Disk) -> Mark {
     Mark {
         ns: platform::now_ns(),
         stats: d.stats(),
-        timer_sets: crate::timer::stats().1,
-        blocks: crate::timer::blocks(),
+        timer_sets: kernel::timer::stats().1,
+        blocks: kernel::timer::blocks(),
     }
 }
 
@@ -392,7 +392,7 @@ fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
     );
     const CHUNK: usize = 1 << 20;
     let mut buf = vec![0u8; CHUNK];
-    blk_pattern::fill(1, 0, &mut buf);
+    pattern::fill(1, 0, &mut buf);
     // Sequential, 1 MiB calls.
     let m = mark(d);
     let mut off = 0;
@@ -444,10 +444,10 @@ fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
 /// `blk.mode=hotplug`: see the module docs. Returns the attaches verified
 /// and failed.
 fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
-    use crate::xenbus::control;
-    let mut drv = VbdDriver::new(crate::driver_env::KernelEnv::new, Config::default());
+    use kernel::xenbus::control;
+    let mut drv = VbdDriver::new(kernel::driver_env::KernelEnv::new, Config::default());
     let mut disks = Hotplug::new("vbd", hotplug::Config::default());
-    kprintln!("blk: hotplug: {} before any disk", crate::grants::summary_line());
+    kprintln!("blk: hotplug: {} before any disk", kernel::grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| disks.start(bus)) {
         kprintln!("blk: hotplug: cannot watch device/vbd: {e}; found by re-examination only");
     }
@@ -475,10 +475,10 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
                         }
                     }
                     log_problems(&name, d);
-                    kprintln!("blk: hotplug: {}", crate::grants::summary_line());
+                    kprintln!("blk: hotplug: {}", kernel::grants::summary_line());
                 }
                 Happening::Detached { .. } => {
-                    kprintln!("blk: hotplug: {}", crate::grants::summary_line());
+                    kprintln!("blk: hotplug: {}", kernel::grants::summary_line());
                 }
                 _ => {}
             }
@@ -512,7 +512,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
                         // vbds again with a new backend, which the manager
                         // finds when it looks: the old disk is let go, the
                         // new one attached and its data checked.
-                        match crate::suspend::suspend() {
+                        match kernel::suspend::suspend() {
                             Ok(platform::pv::suspend::Outcome::Resumed { .. }) => disks.kick(),
                             Ok(_) => {}
                             Err(e) => kprintln!("blk: hotplug: suspend failed: {e}; carrying on"),
@@ -540,7 +540,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
     kprintln!(
         "blk: hotplug: {} attaches, {} detaches, {} scans ({} by the timer), {} found by the timer, {} connect failures; {}",
         c.attaches, c.detaches, c.scans, c.timer_scans, c.found_by_timer, c.connect_failures,
-        crate::grants::summary_line()
+        kernel::grants::summary_line()
     );
     (passed, failed)
 }

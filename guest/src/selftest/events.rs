@@ -2,13 +2,13 @@
 //! errors, and the ABI in use.
 
 use super::{fail, note, Suite};
-use crate::events::{self, table::TableError, EventError, IrqGuard};
-use crate::timer;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
 use hypercall::abi::vcpu::runstate;
 use hypercall::ops::{sched_op, vcpu};
 use hypercall::{DomId, EvtchnPort, XenError};
+use kernel::events::{self, table::TableError, EventError, IrqGuard};
+use kernel::timer;
 
 /// Deliveries per port, indexed by the `data` word handlers are bound with.
 static HITS: [AtomicU64; PAIRS] = [const { AtomicU64::new(0) }; PAIRS];
@@ -161,7 +161,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.check("evtchn.errors_are_clear", |d| {
-        let timer_port = crate::timer::init().ok();
+        let timer_port = kernel::timer::init().ok();
         // Xen refuses a second binding of the same VIRQ on the same vCPU.
         let virq_again = events::bind_virq(virq::TIMER, count, 3);
         let p = match pair(3) {

@@ -6,12 +6,12 @@
 extern crate alloc;
 
 use super::{fail, note, Suite};
-use crate::memory::layout::VirtAddr;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::{FrameRange, Pfn, PAGE_SIZE};
+use kernel::memory::layout::VirtAddr;
 use platform::pv::mm;
 
 const PAGE: u64 = PAGE_SIZE as u64;

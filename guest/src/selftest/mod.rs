@@ -11,9 +11,9 @@ mod start_info;
 mod timers;
 
 use crate::apps::{AppError, AppResult};
-use crate::cmdline::Cmdline;
-use crate::fmtbuf::FmtBuf;
-use crate::kprintln;
+use kernel::cmdline::Cmdline;
+use kernel::fmtbuf::FmtBuf;
+use kernel::kprintln;
 
 /// Room for one check's figure or reason.
 pub type Detail = FmtBuf<240>;

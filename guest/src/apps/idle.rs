@@ -2,14 +2,14 @@
 //! do (`xl shutdown`, `xl reboot`, `xl mem-set`, `xl sysrq`).
 
 use super::{AppError, AppResult};
-use crate::cmdline::Cmdline;
-use crate::xenbus::device::{self, DeviceInfo, XenbusState};
-use crate::xenbus::{self, control, control::ShutdownRequest};
-use crate::{balloon, devices, kprintln, timer};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
-use hypercall::abi::sched::ShutdownReason;
+use kernel::cmdline::Cmdline;
+use kernel::toolstack::{obey, sysrq};
+use kernel::xenbus::device::{self, DeviceInfo, XenbusState};
+use kernel::xenbus::{self, control};
+use kernel::{balloon, devices, kprintln, timer};
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
@@ -25,8 +25,8 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if let Some(Err(e)) = xenbus::with(balloon::start) {
         log::warn!("balloon: cannot watch memory/target: {e:?}");
     }
-    crate::timeline::mark("ready");
-    crate::timeline::print();
+    kernel::timeline::mark("ready");
+    kernel::timeline::print();
     kprintln!("idle: ready; waiting for the toolstack");
     loop {
         let ev = match xenbus::with(|bus| bus.next_event(None)) {
@@ -59,42 +59,6 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             other => log::debug!("watch event {other} on {}", ev.path),
         }
     }
-}
-
-/// Carries out a toolstack shutdown request (network services call it too).
-pub fn obey(req: ShutdownRequest) {
-    let reason = match req {
-        ShutdownRequest::Poweroff | ShutdownRequest::Halt => ShutdownReason::Poweroff,
-        ShutdownRequest::Reboot => ShutdownReason::Reboot,
-        ShutdownRequest::Crash => ShutdownReason::Crash,
-        ShutdownRequest::Suspend => {
-            // The devices of app=idle are probed, never connected: nothing
-            // to quiesce or reconnect.
-            if let Err(e) = crate::suspend::suspend() {
-                kprintln!("suspend failed: {e}; carrying on");
-            }
-            return;
-        }
-        ShutdownRequest::Other(_) => {
-            log::warn!("control/shutdown: {req:?} is not supported; ignored");
-            return;
-        }
-    };
-    kprintln!("control: {req:?} requested by the toolstack");
-    let (n, timed_out) = devices::quiesce_all();
-    kprintln!(
-        "control: {n} devices quiesced ({timed_out} waited out a timeout); shutting down ({reason:?})"
-    );
-    platform::shutdown(reason);
-}
-
-/// `xl sysrq DOMAIN KEY`: a debug dump for any key but `h`, which lists keys.
-pub fn sysrq(key: u8) {
-    if key == b'h' {
-        kprintln!("sysrq: any key dumps event, timer and console state");
-        return;
-    }
-    crate::diag::dump(format_args!("sysrq {:?}", key as char));
 }
 
 /// The watch token for `device/` (hotplugged frontends).

@@ -1,8 +1,8 @@
 //! The first app: say hello and stop.
 
 use super::AppResult;
-use crate::cmdline::Cmdline;
-use crate::kprintln;
+use kernel::cmdline::Cmdline;
+use kernel::kprintln;
 
 pub fn run(_: &Cmdline<'_>) -> AppResult {
     let si = platform::pv::start_info();

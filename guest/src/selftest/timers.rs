@@ -2,11 +2,11 @@
 //! taken per sleep, a storm, and an idle guest that wakes once.
 
 use super::{fail, note, Suite};
-use crate::cmdline::Cmdline;
-use crate::{events, timer};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hypercall::abi::vcpu::runstate;
 use hypercall::ops::vcpu;
+use kernel::cmdline::Cmdline;
+use kernel::{events, timer};
 
 const STORM: usize = 100;
 static FIRED_AT: [AtomicU64; STORM] = [const { AtomicU64::new(0) }; STORM];

@@ -1,63 +1,59 @@
-//! RustPV: a Xen paravirtual guest kernel.
+//! RustPV's unikernel library: everything a guest app stands on above the
+//! platform (memory services, event channels, timers, the console,
+//! XenStore/xenbus glue, the toolstack's requests, grants, the network and
+//! block services, the balloon). An app is a crate that depends on this
+//! one: its main calls [`start`], runs, and ends with [`exit`]; see the
+//! `guest` crate (the image: apps, self-test, benchmark). Nothing here
+//! imports an app.
 //!
 //! Xen enters the `platform` crate (its `_start`); the platform maps what
-//! Xen shares and calls [`kmain`] (named by `platform::entry!`), which
-//! registers the kernel's hooks, starts the console and memory, prints the
-//! banner and runs the app the command line names.
-#![cfg_attr(target_os = "none", no_std, no_main)]
+//! Xen shares and calls the image's main (named by `platform::entry!`).
+#![cfg_attr(target_os = "none", no_std)]
 #![forbid(unsafe_code)]
-// On the host only the pure modules are built, for their unit tests.
-#![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 extern crate alloc;
 
 // The platform's pure modules, under the names the kernel has always used.
 #[cfg(target_os = "none")]
-use platform::{fmtbuf, memory, time};
+pub use platform::{fmtbuf, memory, time};
 
-mod balloon_plan;
-mod bench;
-mod blk_pattern;
-mod cmdline;
-mod console;
-mod events;
-mod fault;
-mod timeline;
-mod timer_queue;
-mod xenbus;
-
-#[cfg(target_os = "none")]
-mod apps;
-#[cfg(target_os = "none")]
-mod balloon;
-#[cfg(target_os = "none")]
-mod banner;
-#[cfg(target_os = "none")]
-mod blk;
-#[cfg(target_os = "none")]
-mod devices;
-#[cfg(target_os = "none")]
-mod diag;
-#[cfg(target_os = "none")]
-mod driver_env;
-#[cfg(target_os = "none")]
-mod grants;
-#[cfg(target_os = "none")]
-mod net;
-#[cfg(target_os = "none")]
-mod selftest;
-#[cfg(target_os = "none")]
-mod suspend;
-#[cfg(target_os = "none")]
-mod timer;
+pub mod app;
+pub mod balloon;
+pub mod cmdline;
+pub mod console;
+pub mod events;
+pub mod fault;
+pub mod timeline;
+pub mod timer_queue;
+pub mod xenbus;
 
 #[cfg(target_os = "none")]
-platform::entry!(kmain);
-
+pub mod banner;
 #[cfg(target_os = "none")]
-fn kmain() -> ! {
-    use hypercall::abi::sched::ShutdownReason;
+pub mod blk;
+#[cfg(target_os = "none")]
+pub mod devices;
+#[cfg(target_os = "none")]
+pub mod diag;
+#[cfg(target_os = "none")]
+pub mod driver_env;
+#[cfg(target_os = "none")]
+pub mod grants;
+#[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
+pub mod suspend;
+#[cfg(target_os = "none")]
+pub mod timer;
+#[cfg(target_os = "none")]
+pub mod toolstack;
 
+/// Brings the unikernel up: registers the kernel's hooks with the
+/// platform, starts the console and memory, prints the banner, then event
+/// channels, the timer, grant tables and XenStore. Returns the command
+/// line. The image's main calls it first.
+#[cfg(target_os = "none")]
+pub fn start() -> cmdline::Cmdline<'static> {
     platform::set_hooks(platform::Hooks {
         emergency_print: console::emergency_print,
         before_shutdown: || {
@@ -104,9 +100,15 @@ fn kmain() -> ! {
     timeline::print();
     diag::footprint();
 
-    let app = cmd.app();
-    kprintln!("running app={app}");
-    match apps::run(app, &cmd) {
+    cmd
+}
+
+/// Ends the domain after an app: powered off if it finished, crashed if
+/// it failed.
+#[cfg(target_os = "none")]
+pub fn exit<E: core::fmt::Display>(app: &str, result: Result<(), E>) -> ! {
+    use hypercall::abi::sched::ShutdownReason;
+    match result {
         Ok(()) => {
             kprintln!("app {app} finished; powering off");
             platform::shutdown(ShutdownReason::Poweroff)
@@ -161,10 +163,4 @@ fn start_events(cmd: &cmdline::Cmdline<'_>) {
         log::warn!("cannot bind the debug VIRQ: {e}");
     }
     events::enable_upcalls();
-}
-
-#[cfg(not(target_os = "none"))]
-fn main() {
-    eprintln!("the kernel runs as a Xen guest: build it with `cargo xtask build`, boot it with `cargo xtask run`");
-    std::process::exit(2);
 }
