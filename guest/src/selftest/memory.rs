@@ -168,19 +168,21 @@ pub fn run(s: &mut Suite) {
         let pages = 1024;
         let t0 = platform::now_ns();
         let holes = match mm::balloon_out(pages) {
-            Ok(r) => r,
+            Ok(h) => h,
             Err(e) => fail!(d, "balloon out: {e}"),
         };
+        let pfns = holes.range();
         let during = mm::current_reservation().unwrap_or(0);
         let map = mm::direct_map();
-        let unmapped = holes
+        let unmapped = pfns
+            .clone()
             .frames()
             .all(|p| mm::lookup(map.virt(p)).is_none() && platform::pv::pfn_to_mfn(p) == Some(hypercall::Mfn(!0)));
-        if let Err(e) = mm::balloon_in(holes.clone()) {
+        if let Err((e, _)) = mm::balloon_in(holes) {
             fail!(d, "balloon in: {e}");
         }
         let after = mm::current_reservation().unwrap_or(0);
-        let remapped = holes.frames().all(|p| {
+        let remapped = pfns.clone().frames().all(|p| {
             let mfn = platform::pv::pfn_to_mfn(p);
             mm::lookup(map.virt(p)).map(|e| e.mfn()) == mfn
                 && mfn.and_then(platform::pv::mfn_to_pfn) == Some(p)
@@ -188,8 +190,8 @@ pub fn run(s: &mut Suite) {
         note!(
             d,
             "pfns {}..{}: reservation {before} -> {during} -> {after} pages in {} ms; holes unmapped: {unmapped}; P2M, M2P and mappings back: {remapped}",
-            holes.start,
-            holes.end,
+            pfns.start,
+            pfns.end,
             (platform::now_ns() - t0) / 1_000_000
         );
         during == before - pages && after == before && unmapped && remapped

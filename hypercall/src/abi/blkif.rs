@@ -25,6 +25,49 @@ pub const OP_DISCARD: u8 = 5;
 /// [`RequestIndirect`] whose segments sit in granted pages.
 pub const OP_INDIRECT: u8 = 6;
 
+/// A blkif operation, typed: what a request asks and what its response
+/// echoes. The `operation` bytes of the ring structs stay `u8` (the ABI);
+/// frontends build them from this and read them back with
+/// [`Operation::from_u8`], so an unknown byte is an error, not a guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Operation {
+    Read = OP_READ,
+    Write = OP_WRITE,
+    WriteBarrier = OP_WRITE_BARRIER,
+    FlushDiskcache = OP_FLUSH_DISKCACHE,
+    Discard = OP_DISCARD,
+    Indirect = OP_INDIRECT,
+}
+
+impl Operation {
+    /// The operation byte of `blkif.h`.
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The operation a byte names; `None` for a byte `blkif.h` does not
+    /// define (or one this frontend never sends: 4 is the retired
+    /// `BLKIF_OP_RESERVED_1`).
+    pub const fn from_u8(op: u8) -> Option<Operation> {
+        Some(match op {
+            OP_READ => Operation::Read,
+            OP_WRITE => Operation::Write,
+            OP_WRITE_BARRIER => Operation::WriteBarrier,
+            OP_FLUSH_DISKCACHE => Operation::FlushDiskcache,
+            OP_DISCARD => Operation::Discard,
+            OP_INDIRECT => Operation::Indirect,
+            _ => return None,
+        })
+    }
+}
+
+impl From<Operation> for u8 {
+    fn from(op: Operation) -> u8 {
+        op.as_u8()
+    }
+}
+
 /// `BLKIF_MAX_SEGMENTS_PER_REQUEST`: segments inline in a [`Request`].
 pub const MAX_SEGMENTS_PER_REQUEST: usize = 11;
 /// `BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST`.
@@ -147,3 +190,24 @@ pub struct Response {
     pub status: i16,
 }
 assert_layout!(Response, size = 16, id = 0, operation = 8, status = 10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_round_trip_through_their_byte() {
+        for op in [
+            Operation::Read,
+            Operation::Write,
+            Operation::WriteBarrier,
+            Operation::FlushDiskcache,
+            Operation::Discard,
+            Operation::Indirect,
+        ] {
+            assert_eq!(Operation::from_u8(op.as_u8()), Some(op));
+        }
+        assert_eq!(Operation::from_u8(4), None);
+        assert_eq!(Operation::from_u8(0xff), None);
+    }
+}

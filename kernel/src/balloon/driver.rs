@@ -1,8 +1,8 @@
 //! Follows `memory/target` one step at a time (see the module above).
 
-use super::plan::{Balloon, Step};
+use super::plan::{Balloon, Run, Step};
 use crate::xenbus::{self, GuestBus};
-use hypercall::Pfn;
+use platform::memory::balloon::Holes;
 use platform::pv::mm;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
@@ -10,7 +10,17 @@ use xenstore_client::{Error, Store};
 /// The watch token (the watched path).
 pub const TARGET_TOKEN: &str = "memory/target";
 
-static BALLOON: Mutex<Balloon> = Mutex::new(Balloon::new());
+static BALLOON: Mutex<Balloon<Holes>> = Mutex::new(Balloon::new());
+
+impl Run for Holes {
+    fn pages(&self) -> u64 {
+        self.count()
+    }
+
+    fn split_top(&mut self, n: u64) -> Self {
+        Holes::split_top(self, n)
+    }
+}
 
 /// Starts watching the target. The pfns past the boot size, up to the
 /// P2M's end (the maximum reservation), start out as the oldest hole: the
@@ -44,11 +54,8 @@ pub fn size_for_static_max() {
 }
 
 fn seed_holes() {
-    let (boot, end) = (platform::pv::start_info().nr_pages, platform::pv::p2m().len() as u64);
-    let mut b = BALLOON.lock();
-    if end > boot && !b.seeded {
-        b.runs.insert(0, Pfn(boot)..Pfn(end));
-        b.seeded = true;
+    if let Some(h) = mm::unpopulated_holes() {
+        BALLOON.lock().runs.insert(0, h);
     }
 }
 
@@ -76,16 +83,19 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     let before = held_pages();
     let mut b = BALLOON.lock();
     while let Some(step) = b.next_step(all - b.out_pages(), target) {
-        let result = match &step {
-            Step::Out(n) => mm::balloon_out(*n).map(Some),
-            Step::In(r) => mm::balloon_in(r.clone()).map(|()| None),
+        let result = match step {
+            Step::Out(n) => mm::balloon_out(n).map(|holes| b.gave_back(holes)),
+            Step::In(n) => match b.take_top(n) {
+                Some(holes) => mm::balloon_in(holes).map_err(|(e, holes)| {
+                    b.put_back(holes);
+                    e
+                }),
+                None => break,
+            },
         };
-        match result {
-            Ok(run) => b.done(&step, run),
-            Err(e) => {
-                log::warn!("balloon: {step:?} failed: {e:?}; stopping short of the target");
-                break;
-            }
+        if let Err(e) = result {
+            log::warn!("balloon: {step:?} failed: {e:?}; stopping short of the target");
+            break;
         }
     }
     let after = all - b.out_pages();

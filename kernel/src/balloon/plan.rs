@@ -10,30 +10,50 @@ use hypercall::{FrameRange, Pfn};
 pub const STEP: u64 = 512;
 
 /// One step toward the target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Give this many free pages back to Xen.
     Out(u64),
-    /// Take these pfns back.
-    In(Range<Pfn>),
+    /// Take back this many pages: the top of the newest run
+    /// ([`Balloon::take_top`]).
+    In(u64),
 }
 
-/// The pages the guest holds and the runs it gave back, newest last.
+/// A run of pages given back: the platform's owned `Holes` in the guest,
+/// a plain range in the tests.
+pub trait Run: Sized {
+    fn pages(&self) -> u64;
+    /// Splits off the top `n` pages (all of them if there are fewer).
+    fn split_top(&mut self, n: u64) -> Self;
+}
+
+impl Run for Range<Pfn> {
+    fn pages(&self) -> u64 {
+        self.frame_count()
+    }
+
+    fn split_top(&mut self, n: u64) -> Self {
+        let n = n.min(self.pages());
+        let top = (self.end - n)..self.end;
+        self.end = top.start;
+        top
+    }
+}
+
+/// The runs the guest gave back, newest last.
 #[derive(Debug, Default)]
-pub struct Balloon {
-    pub runs: Vec<Range<Pfn>>,
-    /// Whether the pfns past the boot size were added as the oldest run.
-    pub seeded: bool,
+pub struct Balloon<R> {
+    pub runs: Vec<R>,
 }
 
-impl Balloon {
+impl<R: Run> Balloon<R> {
     pub const fn new() -> Self {
-        Balloon { runs: Vec::new(), seeded: false }
+        Balloon { runs: Vec::new() }
     }
 
     /// Pages currently given back.
     pub fn out_pages(&self) -> u64 {
-        self.runs.iter().map(|r| r.frame_count()).sum()
+        self.runs.iter().map(Run::pages).sum()
     }
 
     /// The next step from holding `held` pages toward `target`, or `None`
@@ -48,22 +68,30 @@ impl Balloon {
         if want == 0 {
             return None;
         }
-        let take = want.min(run.frame_count());
-        Some(Step::In(run.end - take..run.end))
+        Some(Step::In(want.min(run.pages())))
     }
 
-    /// Records a finished step.
-    pub fn done(&mut self, step: &Step, gave_back: Option<Range<Pfn>>) {
-        match step {
-            Step::Out(_) => self.runs.extend(gave_back),
-            Step::In(r) => {
-                let last = self.runs.last_mut().expect("In steps come from a run");
-                last.end = r.start;
-                if last.start == last.end {
-                    self.runs.pop();
-                }
-            }
+    /// Records a run an `Out` step gave back.
+    pub fn gave_back(&mut self, run: R) {
+        if run.pages() > 0 {
+            self.runs.push(run);
         }
+    }
+
+    /// For an `In(n)` step: the top `n` pages of the newest run, no longer
+    /// recorded as given back.
+    pub fn take_top(&mut self, n: u64) -> Option<R> {
+        let last = self.runs.last_mut()?;
+        let top = last.split_top(n);
+        if last.pages() == 0 {
+            self.runs.pop();
+        }
+        Some(top)
+    }
+
+    /// An `In` step failed: its run is still given back.
+    pub fn put_back(&mut self, run: R) {
+        self.gave_back(run);
     }
 }
 
@@ -72,20 +100,26 @@ mod tests {
     use super::*;
 
     /// Runs the plan against a fake that hands out pfns from the top.
-    fn drive(b: &mut Balloon, held: &mut u64, target: u64, next_free_top: &mut u64) -> usize {
+    fn drive(
+        b: &mut Balloon<Range<Pfn>>,
+        held: &mut u64,
+        target: u64,
+        next_free_top: &mut u64,
+    ) -> usize {
         let mut steps = 0;
         while let Some(step) = b.next_step(*held, target) {
             steps += 1;
-            match &step {
+            match step {
                 Step::Out(n) => {
                     let run = Pfn(*next_free_top - n)..Pfn(*next_free_top);
                     *next_free_top -= n;
                     *held -= n;
-                    b.done(&step, Some(run));
+                    b.gave_back(run);
                 }
-                Step::In(r) => {
-                    *held += r.frame_count();
-                    b.done(&step, None);
+                Step::In(n) => {
+                    let r = b.take_top(n).expect("In steps come from a run");
+                    assert_eq!(r.frame_count(), n);
+                    *held += n;
                 }
             }
             assert!(steps < 10_000);
@@ -95,7 +129,7 @@ mod tests {
 
     #[test]
     fn down_and_up_returns_to_the_start() {
-        let mut b = Balloon::new();
+        let mut b = Balloon::<Range<Pfn>>::new();
         let (mut held, mut top) = (8192, 8192);
         drive(&mut b, &mut held, 6144, &mut top);
         assert_eq!(held, 6144);
@@ -110,7 +144,7 @@ mod tests {
 
     #[test]
     fn cannot_grow_beyond_what_was_given_back() {
-        let mut b = Balloon::new();
+        let mut b = Balloon::<Range<Pfn>>::new();
         let (mut held, mut top) = (100, 100);
         assert_eq!(b.next_step(held, 200), None, "nothing was ballooned out");
         drive(&mut b, &mut held, 90, &mut top);
@@ -120,9 +154,15 @@ mod tests {
 
     #[test]
     fn a_partial_in_takes_the_top_of_the_newest_run() {
-        let mut b = Balloon { runs: vec![Pfn(10)..Pfn(20)], seeded: false };
-        assert_eq!(b.next_step(0, 4), Some(Step::In(Pfn(16)..Pfn(20))));
-        b.done(&Step::In(Pfn(16)..Pfn(20)), None);
+        let mut b = Balloon { runs: vec![Pfn(10)..Pfn(20)] };
+        assert_eq!(b.next_step(0, 4), Some(Step::In(4)));
+        assert_eq!(b.take_top(4), Some(Pfn(16)..Pfn(20)));
         assert_eq!(b.runs, vec![Pfn(10)..Pfn(16)]);
+        // A failed take-back puts the run back; an emptied run is dropped.
+        b.put_back(Pfn(16)..Pfn(20));
+        assert_eq!(b.out_pages(), 10);
+        assert_eq!(b.take_top(4), Some(Pfn(16)..Pfn(20)));
+        assert_eq!(b.take_top(6), Some(Pfn(10)..Pfn(16)));
+        assert!(b.runs.is_empty());
     }
 }

@@ -319,7 +319,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
     };
-    net.status.mem_kib = platform::pv::start_info().nr_pages * 4;
+    net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");

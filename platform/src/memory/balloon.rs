@@ -13,6 +13,49 @@ use core::ops::Range;
 use hypercall::abi::mmu::MmuUpdate;
 use hypercall::{FrameRange, Mfn, Pfn, XenError};
 
+/// Pfns this guest gave back to Xen: holes in its memory, owned (neither
+/// `Copy` nor `Clone`) by whoever holds them until they are taken back.
+/// Only the platform's balloon makes them (`platform::pv::mm::balloon_out`),
+/// and taking them back consumes them, so a pfn cannot be populated twice
+/// or populated by code that never gave it back.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "holes not taken back stay out of the guest's memory"]
+pub struct Holes {
+    range: Range<Pfn>,
+}
+
+#[cfg_attr(
+    all(not(target_os = "none"), not(test)),
+    expect(dead_code, reason = "only the PV back end makes and consumes holes")
+)]
+impl Holes {
+    pub(crate) fn new(range: Range<Pfn>) -> Self {
+        Holes { range }
+    }
+
+    /// The pfns (a view).
+    pub fn range(&self) -> Range<Pfn> {
+        self.range.clone()
+    }
+
+    /// How many pages.
+    pub fn count(&self) -> u64 {
+        self.range.frame_count()
+    }
+
+    /// Splits off the top `n` holes (all of them if there are fewer).
+    pub fn split_top(&mut self, n: u64) -> Holes {
+        let n = n.min(self.count());
+        let top = Holes { range: (self.range.end - n)..self.range.end };
+        self.range.end = top.range.start;
+        top
+    }
+
+    pub(crate) fn into_range(self) -> Range<Pfn> {
+        self.range
+    }
+}
+
 /// Pages handled per round (bounded so the buffers can live on the stack).
 pub const CHUNK: usize = 256;
 
@@ -95,6 +138,15 @@ pub fn take_back<M: Mmu + Reservation>(
 #[cfg(test)]
 mod tests {
     use super::super::fake::FakeXen;
+
+    #[test]
+    fn holes_split_from_the_top() {
+        let mut h = Holes::new(Pfn(10)..Pfn(20));
+        let top = h.split_top(4);
+        assert_eq!((top.range(), h.range()), (Pfn(16)..Pfn(20), Pfn(10)..Pfn(16)));
+        assert_eq!(h.split_top(100).into_range(), Pfn(10)..Pfn(16));
+        assert_eq!(h.count(), 0);
+    }
     use super::super::pagetable::lookup;
     use super::*;
 

@@ -3,9 +3,53 @@
 //! heap exists and feeds the heap), and a guest's free memory is a handful
 //! of long runs: what Xen left after the bootstrap structures, minus page
 //! tables, heap growth and balloon holes.
+//!
+//! Frames leave the allocator as [`Frames`], an owned run (neither `Copy`
+//! nor `Clone`) that only [`FrameAllocator::alloc`] makes: freeing takes it
+//! back by value, so a run cannot be freed twice or freed by someone who
+//! never had it, and code that keeps frames for good (page tables, the
+//! heap, balloon holes) says so with [`Frames::keep`].
 
 use core::ops::Range;
-use hypercall::Pfn;
+use hypercall::{FrameRange, Pfn};
+
+/// A run of frames taken from a [`FrameAllocator`]: owned by whoever
+/// holds it until given back with [`FrameAllocator::free`] or kept for
+/// good with [`Frames::keep`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "frames not given back are lost to the allocator: free them or keep() them"]
+pub struct Frames {
+    range: Range<Pfn>,
+}
+
+impl Frames {
+    /// The first frame.
+    pub fn start(&self) -> Pfn {
+        self.range.start
+    }
+
+    /// How many frames.
+    pub fn count(&self) -> u64 {
+        self.range.frame_count()
+    }
+
+    /// The frames' numbers (a view: the frames stay owned by `self`).
+    pub fn range(&self) -> Range<Pfn> {
+        self.range.clone()
+    }
+
+    /// Frame `k` of the run.
+    pub fn pfn(&self, k: u64) -> Pfn {
+        assert!(k < self.count(), "frame {k} of a run of {}", self.count());
+        self.range.start.offset(k)
+    }
+
+    /// Keeps the frames for good: they never return to the allocator
+    /// (page tables, the heap, frames given to Xen).
+    pub fn keep(self) -> Range<Pfn> {
+        self.range
+    }
+}
 
 /// Most separate free runs kept. Freeing into a full list fails rather
 /// than losing frames silently.
@@ -55,7 +99,7 @@ impl FrameAllocator {
     }
 
     /// Takes `n` contiguous frames from the lowest run that has them.
-    pub fn alloc(&mut self, n: u64) -> Option<Range<Pfn>> {
+    pub fn alloc(&mut self, n: u64) -> Option<Frames> {
         if n == 0 {
             return None;
         }
@@ -67,12 +111,12 @@ impl FrameAllocator {
             self.runs[i].0 = s + n;
         }
         self.free -= n;
-        Some(Pfn(s).run(n))
+        Some(Frames { range: Pfn(s).run(n) })
     }
 
     /// Takes `n` contiguous frames from the top of the highest run that has
     /// them (keeps low memory for the heap's long runs).
-    pub fn alloc_high(&mut self, n: u64) -> Option<Range<Pfn>> {
+    pub fn alloc_high(&mut self, n: u64) -> Option<Frames> {
         if n == 0 {
             return None;
         }
@@ -84,11 +128,19 @@ impl FrameAllocator {
             self.runs[i].1 = e - n;
         }
         self.free -= n;
-        Some(Pfn(e - n)..Pfn(e))
+        Some(Frames { range: Pfn(e - n)..Pfn(e) })
     }
 
-    /// Returns `frames` to the pool, merging with neighbours.
-    pub fn free(&mut self, frames: Range<Pfn>) -> Result<(), FreeError> {
+    /// Gives `frames` back, merging with neighbours. On an error (the
+    /// list of runs is full) the frames come back to the caller.
+    pub fn free(&mut self, frames: Frames) -> Result<(), (FreeError, Frames)> {
+        self.add(frames.range.clone()).map_err(|e| (e, frames))
+    }
+
+    /// Adds frames the allocator never handed out: the free memory at
+    /// start of day, balloon holes Xen has filled again. Platform-only,
+    /// so code above it cannot free frames it does not own.
+    pub(crate) fn add(&mut self, frames: Range<Pfn>) -> Result<(), FreeError> {
         let (s, e) = (frames.start.0, frames.end.0);
         if s >= e {
             return Ok(());
@@ -133,7 +185,6 @@ impl FrameAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hypercall::FrameRange;
 
     fn r(s: u64, e: u64) -> Range<Pfn> {
         Pfn(s)..Pfn(e)
@@ -142,18 +193,20 @@ mod tests {
     #[test]
     fn allocates_lowest_first_and_merges_on_free() {
         let mut a = FrameAllocator::new();
-        a.free(r(100, 200)).unwrap();
-        a.free(r(300, 400)).unwrap();
+        a.add(r(100, 200)).unwrap();
+        a.add(r(300, 400)).unwrap();
         assert_eq!(a.free_frames(), 200);
-        assert_eq!(a.alloc(50), Some(r(100, 150)));
-        assert_eq!(a.alloc(60), Some(r(300, 360)));
+        let low = a.alloc(50).unwrap();
+        assert_eq!(low.range(), r(100, 150));
+        let high = a.alloc(60).unwrap();
+        assert_eq!(high.range(), r(300, 360));
         assert_eq!(a.alloc(100), None);
-        a.free(r(100, 150)).unwrap();
-        a.free(r(360, 400)).unwrap_err(); // already free
-        a.free(r(150, 200)).unwrap_err();
-        a.free(r(300, 360)).unwrap();
+        a.free(low).unwrap();
+        a.add(r(360, 400)).unwrap_err(); // already free
+        a.add(r(150, 200)).unwrap_err();
+        a.free(high).unwrap();
         assert_eq!(a.runs().collect::<Vec<_>>(), vec![r(100, 200), r(300, 400)]);
-        a.free(r(200, 300)).unwrap();
+        a.add(r(200, 300)).unwrap();
         assert_eq!(a.runs().collect::<Vec<_>>(), vec![r(100, 400)]);
         assert_eq!(a.free_frames(), 300);
         assert_eq!(a.largest_run(), 300);
@@ -162,39 +215,59 @@ mod tests {
     #[test]
     fn alloc_high_takes_from_the_top() {
         let mut a = FrameAllocator::new();
-        a.free(r(0, 10)).unwrap();
-        a.free(r(20, 30)).unwrap();
-        assert_eq!(a.alloc_high(4), Some(r(26, 30)));
-        assert_eq!(a.alloc_high(10), Some(r(0, 10)));
+        a.add(r(0, 10)).unwrap();
+        a.add(r(20, 30)).unwrap();
+        assert_eq!(a.alloc_high(4).map(Frames::keep), Some(r(26, 30)));
+        assert_eq!(a.alloc_high(10).map(Frames::keep), Some(r(0, 10)));
         assert_eq!(a.free_frames(), 6);
     }
 
     #[test]
     fn overlapping_frees_are_refused() {
         let mut a = FrameAllocator::new();
-        a.free(r(10, 20)).unwrap();
-        assert_eq!(a.free(r(5, 11)), Err(FreeError::Overlap));
-        assert_eq!(a.free(r(19, 25)), Err(FreeError::Overlap));
-        assert_eq!(a.free(r(0, 100)), Err(FreeError::Overlap));
+        a.add(r(10, 20)).unwrap();
+        assert_eq!(a.add(r(5, 11)), Err(FreeError::Overlap));
+        assert_eq!(a.add(r(19, 25)), Err(FreeError::Overlap));
+        assert_eq!(a.add(r(0, 100)), Err(FreeError::Overlap));
         assert_eq!(a.free_frames(), 10);
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_freed_comes_back() {
+        let mut a = FrameAllocator::new();
+        for k in 0..MAX_RUNS as u64 {
+            a.add(r(k * 10, k * 10 + 5)).unwrap();
+        }
+        // Taking all of run 1 and part of run 3, then filling the list again.
+        let one = a.alloc(5).unwrap();
+        assert_eq!(one.range(), r(0, 5));
+        a.add(r(10_000, 10_001)).unwrap();
+        let part = a.alloc(2).unwrap();
+        assert_eq!(part.range(), r(10, 12));
+        // Freeing `one` needs a run of its own, and the list is full.
+        let (err, back) = a.free(one).unwrap_err();
+        assert_eq!(err, FreeError::TooFragmented);
+        assert_eq!(back.range(), r(0, 5));
+        // Freeing `part` merges with its neighbour: no new run.
+        a.free(part).unwrap();
     }
 
     #[test]
     fn fragmentation_is_an_error_not_a_leak() {
         let mut a = FrameAllocator::new();
         for k in 0..MAX_RUNS as u64 {
-            a.free(r(k * 10, k * 10 + 5)).unwrap();
+            a.add(r(k * 10, k * 10 + 5)).unwrap();
         }
-        assert_eq!(a.free(r(10_000, 10_001)), Err(FreeError::TooFragmented));
+        assert_eq!(a.add(r(10_000, 10_001)), Err(FreeError::TooFragmented));
         // Filling a gap merges runs, so it still works.
-        a.free(r(5, 10)).unwrap();
+        a.add(r(5, 10)).unwrap();
         assert_eq!(a.free_frames(), MAX_RUNS as u64 * 5 + 5);
     }
 
     #[test]
     fn random_alloc_free_keeps_the_count() {
         let mut a = FrameAllocator::new();
-        a.free(r(0, 4096)).unwrap();
+        a.add(r(0, 4096)).unwrap();
         let mut held = Vec::new();
         let mut seed = 12345u64;
         for _ in 0..2000 {
@@ -207,7 +280,7 @@ mod tests {
                 let k = (seed >> 20) as usize % held.len();
                 a.free(held.swap_remove(k)).unwrap();
             }
-            let held_n: u64 = held.iter().map(|r| r.frame_count()).sum();
+            let held_n: u64 = held.iter().map(Frames::count).sum();
             assert_eq!(a.free_frames() + held_n, 4096);
         }
         for run in held {

@@ -10,8 +10,8 @@
 //! and balloon frames taken from the frame allocator.
 
 use crate::hooks::emergency_print;
-use crate::memory::balloon::{self, Reservation};
-use crate::memory::frames::FrameAllocator;
+use crate::memory::balloon::{self, Holes, Reservation};
+use crate::memory::frames::{FrameAllocator, Frames};
 use crate::memory::layout::{BootInfo, BootLayout, DirectMap, VirtAddr};
 use crate::memory::pagetable::{
     self, AddressSpace, Level, MapStats, Mmu, MmuError, Pte, DATA_FLAGS,
@@ -246,13 +246,14 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     MAPPED_END.store(boot_end.0, Ordering::Relaxed);
 
     let mut frames = FRAMES.lock();
-    if frames.free(layout.first_free..Pfn(map.nr_pages)).is_err() {
+    if frames.add(layout.first_free..Pfn(map.nr_pages)).is_err() {
         fatal(format_args!("cannot seed the frame allocator"));
     }
     let space = AddressSpace { root, map };
     let todo = boot_end..Pfn(map.nr_pages);
     let plan = pagetable::plan(&mmu, &space, todo.clone());
-    let tables = frames.alloc(plan.tables).unwrap_or(Pfn(0)..Pfn(0));
+    // Page tables for good: Xen holds them pinned for the guest's life.
+    let tables = frames.alloc(plan.tables).map_or(Pfn(0)..Pfn(0), Frames::keep);
     if tables.frame_count() != plan.tables {
         fatal(format_args!("no {} frames for page tables", plan.tables));
     }
@@ -350,7 +351,8 @@ pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
         return Err("no free frames for the P2M");
     };
     drop(f);
-    let tree = super::p2m::Tree { leaves, mids, top: top.start };
+    // Kept for good (until a longer list replaces them: freed below).
+    let tree = super::p2m::Tree { leaves: leaves.keep(), mids: mids.keep(), top: top.keep().start };
     // SAFETY: the runs were just taken from the allocator (ours, mapped
     // writable in the direct map, referenced nowhere); they stay the P2M's
     // until a longer list replaces them.
@@ -358,7 +360,7 @@ pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     if let Some(old) = old {
         let mut f = FRAMES.lock();
         for run in [old.leaves, old.mids, old.top.run(1)] {
-            if f.free(run).is_err() {
+            if f.add(run).is_err() {
                 log::warn!("memory: the old P2M's frames could not be freed");
             }
         }
@@ -421,7 +423,7 @@ pub fn heap_bytes() -> u64 {
 pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     let map = direct_map();
     let mut checked = 0;
-    let mut taken: [Range<Pfn>; 32] = core::array::from_fn(|_| Pfn(0)..Pfn(0));
+    let mut taken: [Option<Frames>; 32] = core::array::from_fn(|_| None);
     let mut n = 0;
     let mut result = Ok(());
     while n < taken.len() {
@@ -431,7 +433,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             f.alloc(largest)
         };
         let Some(run) = run else { break };
-        let (start, end) = (map.virt(run.start).0, map.virt(run.end).0);
+        let (start, end) = (map.virt(run.start()).0, map.virt(run.range().end).0);
         let words = (end - start) / 8;
         // SAFETY: the frames were just taken from the allocator, so nothing
         // else refers to them; they are mapped writable in the direct map.
@@ -449,21 +451,21 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             }
         }
         checked += end - start;
-        taken[n] = run;
+        taken[n] = Some(run);
         n += 1;
         if result.is_err() {
             break;
         }
     }
     let mut f = FRAMES.lock();
-    for run in taken[..n].iter().cloned() {
-        f.free(run).expect("returning frames just taken");
+    for run in taken[..n].iter_mut().filter_map(Option::take) {
+        f.free(run).map_err(|(e, _)| e).expect("returning frames just taken");
     }
     result.map(|()| checked)
 }
 
-/// Gives `pages` free pages back to Xen; returns the pfns (now holes).
-pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
+/// Gives `pages` free pages back to Xen; returns the pfns, now holes.
+pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
         op: "balloon: no free run that long",
         error: XenError::ENOMEM,
@@ -473,33 +475,54 @@ pub fn balloon_out(pages: u64) -> Result<Range<Pfn>, MmuError> {
         &mut GuestMmu,
         root(),
         &direct_map(),
-        run.clone(),
+        run.range(),
         &mut *BATCH_BUF.lock(),
     );
-    if r.is_err() {
-        // Which pages Xen took is in the P2M; keep the run out of the
-        // allocator rather than hand out holes.
-        return r.map(|()| run);
-    }
-    Ok(run)
+    // Which pages Xen took after a failure is in the P2M: on an error the
+    // run stays out of the allocator rather than hand out holes.
+    let pfns = run.keep();
+    r.map(|()| Holes::new(pfns))
 }
 
-/// Takes the holes `pfns` back from Xen and frees them to the allocator.
+/// Takes `holes` back from Xen and gives the frames to the allocator.
 /// Holes past the boot size may lack page tables: those are populated,
-/// then mapped like start of day mapped the rest of memory.
-pub fn balloon_in(pfns: Range<Pfn>) -> Result<(), MmuError> {
-    let i = info();
-    if pfns.end.0 > i.layout.map.nr_pages {
-        grow(pfns.clone())?;
+/// then mapped like start of day mapped the rest of memory. On an error
+/// the holes come back (some may be filled: the P2M says which).
+pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    let pfns = holes.range();
+    let r = if pfns.end.0 > info().layout.map.nr_pages {
+        grow(pfns.clone())
     } else {
-        let map = direct_map();
-        balloon::take_back(&mut GuestMmu, root(), &map, pfns.clone(), &mut *BATCH_BUF.lock())?;
+        balloon::take_back(
+            &mut GuestMmu,
+            root(),
+            &direct_map(),
+            pfns.clone(),
+            &mut *BATCH_BUF.lock(),
+        )
+    };
+    if let Err(e) = r {
+        return Err((e, holes));
     }
-    FRAMES.lock().free(pfns).map_err(|_| MmuError {
-        op: "balloon: freeing the frames",
-        error: XenError::EINVAL,
-        done: 0,
-    })
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        // The list of free runs is full: the frames are the guest's again
+        // but not free; say so rather than lose track of them silently.
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
+}
+
+/// The pfns past the boot size up to the P2M's end, never populated: the
+/// balloon's oldest holes, handed out once (`None` after, or if the P2M
+/// covers only the boot size).
+pub fn unpopulated_holes() -> Option<Holes> {
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    let (boot, end) = (info().layout.map.nr_pages, super::p2m().len() as u64);
+    if end <= boot || TAKEN.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    Some(Holes::new(Pfn(boot)..Pfn(end)))
 }
 
 /// Populates the holes `pfns` (past the boot size), records them in the
@@ -533,11 +556,16 @@ fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
     let tables = if plan.tables == 0 {
         Pfn(0)..Pfn(0)
     } else {
-        FRAMES.lock().alloc(plan.tables).ok_or(MmuError {
-            op: "balloon: no frames for page tables",
-            error: XenError::ENOMEM,
-            done: 0,
-        })?
+        // Page tables for good: kept out of the allocator.
+        FRAMES
+            .lock()
+            .alloc(plan.tables)
+            .ok_or(MmuError {
+                op: "balloon: no frames for page tables",
+                error: XenError::ENOMEM,
+                done: 0,
+            })?
+            .keep()
     };
     let end = Pfn(MAPPED_END.load(Ordering::Relaxed));
     pagetable::map_range(&mut mmu, &space, pfns, tables, end, &[], &mut buf[..])?;
@@ -558,7 +586,7 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    let pfn = run.start;
+    let pfn = run.start();
     let map = direct_map();
     let va = map.virt(pfn);
     let mut mmu = GuestMmu;
@@ -575,8 +603,12 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         mmu.remap(&[(va, rw)])?;
         Ok((refused, writable_refused, lookup(va).is_some_and(|p| p.writable())))
     });
-    if result.is_ok() {
-        FRAMES.lock().free(run).expect("returning a frame just taken");
+    match result {
+        Ok(_) => FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken"),
+        // The frame may still be a pinned table or read-only: never reuse it.
+        Err(_) => {
+            let _ = run.keep();
+        }
     }
     result
 }
@@ -619,6 +651,8 @@ unsafe impl talc::source::Source for FrameSource {
             ));
             return Err(());
         };
+        // The heap keeps its memory for good.
+        let run = run.keep();
         let map = direct_map();
         let base = map.virt(run.start).0 as *mut u8;
         let size = (run.frame_count() as usize) * PAGE_SIZE;
