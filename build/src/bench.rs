@@ -118,6 +118,53 @@ pub const CHECKS: &[&str] = &[
     "xenstore_read_answers",
 ];
 
+/// The page-table figures of a PV run, and what a PVH run reports instead
+/// (`BENCH-ENV mode=pvh`: native page tables, no `mmu_update`).
+pub const PV_PAGING: &[&str] = &[
+    "mmu_update_1",
+    "mmu_update_64_per_entry",
+    "mmu_update_512_per_entry",
+    "update_va_mapping_invlpg",
+];
+/// See [`PV_PAGING`].
+pub const PVH_PAGING: &[&str] = &["pte_write_invlpg", "cr3_reload"];
+/// The page-table checks of a PV run, and their PVH replacements.
+pub const PV_PAGING_CHECKS: &[&str] =
+    &["mmu_update_applies_every_entry", "update_va_mapping_succeeds"];
+/// See [`PV_PAGING_CHECKS`].
+pub const PVH_PAGING_CHECKS: &[&str] = &["pte_write_applies", "cr3_reload_keeps_root"];
+
+/// Whether a run came from a PVH guest (`BENCH-ENV mode=pvh`).
+pub fn is_pvh_run(run: &SuiteRun) -> bool {
+    run.env.get("mode").is_some_and(|m| m == "pvh")
+}
+
+/// The figures `run` must have: [`EXPECTED`], with the page-table figures
+/// of its mode.
+pub fn expected_for(run: &SuiteRun) -> Vec<&'static str> {
+    swap(EXPECTED, PV_PAGING, PVH_PAGING, is_pvh_run(run))
+}
+
+/// The checks `run` must have: [`CHECKS`], with the page-table checks of
+/// its mode (as many in both).
+pub fn checks_for(run: &SuiteRun) -> Vec<&'static str> {
+    swap(CHECKS, PV_PAGING_CHECKS, PVH_PAGING_CHECKS, is_pvh_run(run))
+}
+
+fn swap(
+    all: &[&'static str],
+    pv: &[&'static str],
+    pvh: &[&'static str],
+    is_pvh: bool,
+) -> Vec<&'static str> {
+    if !is_pvh {
+        return all.to_vec();
+    }
+    let mut v: Vec<&str> = all.iter().copied().filter(|n| !pv.contains(n)).collect();
+    v.extend_from_slice(pvh);
+    v
+}
+
 /// How many samples figure `name` takes when the guest runs with `iters`
 /// (`BENCH-ENV iters=`): the guest's plan (guest/src/bench/stats.rs,
 /// `Plan`). `None` for a name not in [`EXPECTED`].
@@ -129,7 +176,7 @@ pub fn expected_samples(name: &str, iters: u64) -> Option<u64> {
         | "separate_32_xen_version_total" => iters.div_ceil(4),
         "mmu_update_512_per_entry" => iters.div_ceil(16),
         "xenstore_read_roundtrip" => (iters / 20).max(20),
-        n if EXPECTED.contains(&n) => iters,
+        n if EXPECTED.contains(&n) || PVH_PAGING.contains(&n) => iters,
         _ => return None,
     })
 }
@@ -279,7 +326,8 @@ pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
     if let Some(e) = run.errors.first() {
         bail!("{who}: BENCH-ERROR {e}");
     }
-    let missing: Vec<&str> = EXPECTED.iter().copied().filter(|n| run.get(n).is_none()).collect();
+    let missing: Vec<&str> =
+        expected_for(run).into_iter().filter(|n| run.get(n).is_none()).collect();
     if !missing.is_empty() {
         bail!("{who}: missing BENCH line(s) for {}", missing.join(", "));
     }
@@ -293,7 +341,8 @@ pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
             }
         }
     }
-    let missing: Vec<&str> = CHECKS.iter().copied().filter(|n| run.check(n).is_none()).collect();
+    let missing: Vec<&str> =
+        checks_for(run).into_iter().filter(|n| run.check(n).is_none()).collect();
     if !missing.is_empty() {
         bail!("{who}: missing BENCH-CHECK line(s) for {}", missing.join(", "));
     }
@@ -862,6 +911,19 @@ pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> Report {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pvh_run_swaps_the_page_table_figures_and_checks() {
+        let mut run = super::SuiteRun::default();
+        assert_eq!(super::expected_for(&run), super::EXPECTED);
+        run.env.insert("mode".into(), "pvh".into());
+        let e = super::expected_for(&run);
+        assert!(e.contains(&"pte_write_invlpg") && e.contains(&"cr3_reload"));
+        assert!(!e.iter().any(|n| n.starts_with("mmu_update") || n.starts_with("update_va")));
+        let c = super::checks_for(&run);
+        assert_eq!(c.len(), super::CHECKS.len());
+        assert!(c.contains(&"pte_write_applies") && !c.contains(&"update_va_mapping_succeeds"));
+    }
+
     use super::*;
 
     fn lines(v: &[&str]) -> Vec<String> {

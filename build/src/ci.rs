@@ -4,11 +4,19 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use xtask::XenRelease;
+use xtask::{GuestMode, XenRelease};
 
 /// The `no_std` crates checked for the guest target (add new ones here).
-pub const GUEST_CRATES: &[&str] =
-    &["platform", "kernel", "guest", "hypercall", "pv-drivers", "grant-tables", "xenstore-client"];
+pub const GUEST_CRATES: &[&str] = &[
+    "platform",
+    "kernel",
+    "guest",
+    "hypercall",
+    "pv-drivers",
+    "grant-tables",
+    "xenstore-client",
+    "netsvc",
+];
 
 struct Step {
     name: String,
@@ -53,8 +61,17 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
     ];
     for &r in releases {
         steps.push(Step {
-            env: vec![(XEN_ENV, r.version())],
-            ..step(&format!("boot tests ({r})"), BOOT_TESTS)
+            env: vec![(XEN_ENV, r.version()), (MODE_ENV, GuestMode::Pv.name())],
+            ..step(&format!("boot tests ({r}, {})", GuestMode::Pv), BOOT_TESTS)
+        });
+    }
+    // One test body, each mode: PVH runs the files it is proven on so far
+    // (docs/pvh.md says what else has run as PVH, and how it went), on the
+    // release it was proven on.
+    if releases.contains(&PVH_RELEASE) {
+        steps.push(Step {
+            env: vec![(XEN_ENV, PVH_RELEASE.version()), (MODE_ENV, GuestMode::Pvh.name())],
+            ..step(&format!("boot tests ({PVH_RELEASE}, {})", GuestMode::Pvh), PVH_BOOT_TESTS)
         });
     }
     steps
@@ -63,7 +80,22 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
 /// Every boot test file, one QEMU boot each, one test thread.
 const BOOT_TESTS: &[&str] =
     &["test", "-p", "xen-tests", "--no-fail-fast", "--", "--test-threads=1"];
+/// The boot test files that run as PVH too, and where.
+const PVH_BOOT_TESTS: &[&str] = &[
+    "test",
+    "-p",
+    "xen-tests",
+    "--no-fail-fast",
+    "--test",
+    "boot",
+    "--test",
+    "control",
+    "--",
+    "--test-threads=1",
+];
+const PVH_RELEASE: XenRelease = XenRelease::V4_17;
 const XEN_ENV: &str = xtask::release::XEN_ENV;
+const MODE_ENV: &str = xtask::mode::MODE_ENV;
 
 /// Where the loom build goes, relative to the workspace root.
 const LOOM_TARGET_DIR: &str = "target/loom";

@@ -74,6 +74,7 @@ pub fn write_config(
     app: &str,
     extra: &[String],
     memory_mib: u32,
+    mode: crate::mode::GuestMode,
 ) -> Result<PathBuf> {
     let kernel = std::fs::canonicalize(kernel)
         .with_context(|| format!("cannot resolve {}", kernel.display()))?;
@@ -84,6 +85,7 @@ pub fn write_config(
     }
     let mut cfg = XlConfig::new(&format!("xenpv-{app}"), &kernel.to_string_lossy(), &cmdline);
     cfg.memory_mib = memory_mib;
+    cfg.mode = mode;
     let path = crate::xen_out_dir().join("guest.cfg");
     std::fs::write(&path, cfg.render()?)
         .with_context(|| format!("cannot write {}", path.display()))?;

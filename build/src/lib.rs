@@ -15,6 +15,7 @@
 //! - [`initramfs`]: assembling dom0's initramfs.
 //! - [`dom0`]: dom0's `/init` and its shell library (`run_guest`).
 //! - [`xlcfg`]: xl domain configuration files.
+//! - [`mode`]: PV, PVH or PVH with shadow paging (`$XENPV_MODE`).
 //! - [`scenario`]: what to run in one boot, and the parsed results.
 //! - [`qemu`]: the QEMU command line and the serial-line reader.
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
@@ -40,10 +41,13 @@ pub mod debs;
 pub mod dom0;
 pub mod elf;
 pub mod guest;
+pub mod httpbench;
+pub mod httptool;
 pub mod initramfs;
 pub mod kmod;
 pub mod lab;
 pub mod linuxbench;
+pub mod mode;
 pub mod netbench;
 pub mod nettool;
 pub mod qemu;
@@ -54,6 +58,7 @@ pub mod setup;
 pub mod xlcfg;
 
 pub use lab::{Lab, LabOptions};
+pub use mode::GuestMode;
 pub use release::XenRelease;
 pub use scenario::{BootReport, GuestResult, GuestRun, GuestSpec, Scenario};
 

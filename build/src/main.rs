@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use xtask::guest;
 use xtask::lab::Echo;
 use xtask::report::Timings;
-use xtask::{GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+use xtask::{GuestMode, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,7 +34,7 @@ enum Cmd {
     Run(RunArgs),
     /// fmt, clippy (host and guest), unit tests, the loom model, and the
     /// boot tests: on Xen 4.17 and then on 4.20, or on the one --xen (or
-    /// $XENPV_XEN) names.
+    /// $XENPV_XEN) names; each as PV guests, then as PVH guests.
     Test {
         /// Run the boot tests on this release only.
         #[arg(long, value_parser = parse_release)]
@@ -52,6 +52,14 @@ enum Cmd {
     /// Benchmarks against a Linux PV DomU on the same Xen.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Run every fuzz target (the `fuzz_*` host tests, see fuzzkit) for
+    /// SECS seconds each from a fresh seed, optimised; a failing input is
+    /// saved under target/fuzz-crashes/<target>/.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        secs: u64,
+    },
 }
 
 /// What the guest runs.
@@ -63,6 +71,10 @@ struct GuestArgs {
     /// The guest's memory in MiB.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..=65536))]
     memory: u32,
+    /// The kind of domain: pv, pvh (nested paging) or pvh-shadow (hap=0);
+    /// default $XENPV_MODE, else pv.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<GuestMode>,
     /// Words for the guest's command line (xl `extra=`), after `--`.
     #[arg(last = true)]
     extra: Vec<String>,
@@ -138,6 +150,20 @@ enum BenchCmd {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// Requests/s and p50/p99/max latency of app=http's GET /bench at 1,
+    /// 16, 64 and 256 clients, keep-alive on and off, and of a Linux PV
+    /// DomU's epoll server, from dom0 by httptool; writes
+    /// target/xen/bench/http.txt and http.json.
+    Http {
+        /// Requests per point [default: 2000].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        requests: Option<u32>,
+        /// Skip the Linux DomU.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
     /// Sequential MiB/s and 4 KiB random IOPS at queue depth 1 and 32 of
     /// app=blk and of a Linux PV DomU on one dom0 loop disk; writes
     /// target/xen/bench/blk.txt and blk.json.
@@ -168,8 +194,39 @@ enum BenchCmd {
     },
 }
 
+fn parse_mode(s: &str) -> Result<GuestMode, String> {
+    GuestMode::parse(s).map_err(|e| e.to_string())
+}
+
+impl GuestArgs {
+    /// --mode, else $XENPV_MODE, else PV.
+    fn mode(&self) -> Result<GuestMode> {
+        match self.mode {
+            Some(m) => Ok(m),
+            None => GuestMode::from_env().map_err(anyhow::Error::msg),
+        }
+    }
+}
+
 fn parse_release(s: &str) -> Result<XenRelease, String> {
     XenRelease::parse(s).map_err(|e| e.to_string())
+}
+
+/// `cargo xtask fuzz --secs N`: the fuzz targets of every crate, each for
+/// N seconds (`XENPV_FUZZ_SECS`), two at a time.
+fn cmd_fuzz(secs: u64) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("==> fuzz: every fuzz_* target for {secs} s each (seeds printed; failures saved under target/fuzz-crashes/)");
+    let status = std::process::Command::new(cargo)
+        .current_dir(xtask::workspace_root())
+        .env("XENPV_FUZZ_SECS", secs.to_string())
+        .args(["test", "--release", "--workspace", "--exclude", "xen-tests", "fuzz_"])
+        .args(["--", "--test-threads=2", "--nocapture"])
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("a fuzz target failed ({status}); see the saved input named above");
+    }
+    Ok(())
 }
 
 fn main() {
@@ -196,6 +253,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             ci::run(xen, no_boot)
         }
         Cmd::Fetch { xen } => cmd_fetch(xen),
+        Cmd::Fuzz { secs } => cmd_fuzz(secs),
         Cmd::Bench(b) => {
             xtask::setup::ensure_packages(xtask::setup::BENCH)?;
             run_bench(b)
@@ -220,6 +278,16 @@ fn run_bench(b: BenchCmd) -> Result<()> {
             let d = xtask::netbench::NetBenchOptions::default();
             xtask::netbench::run(&xtask::netbench::NetBenchOptions {
                 bytes: mib.map_or(d.bytes, |m| m << 20),
+                requests: requests.unwrap_or(d.requests),
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Http { requests, no_linux, lab } => {
+            let d = xtask::httpbench::HttpBenchOptions::default();
+            xtask::httpbench::run(&xtask::httpbench::HttpBenchOptions {
                 requests: requests.unwrap_or(d.requests),
                 kvm: lab.kvm,
                 verbose: lab.verbose,
@@ -253,7 +321,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
 fn cmd_build(a: &GuestArgs) -> Result<()> {
     xtask::xlcfg::validate_name(&a.app).context("bad --app")?;
     let b = guest::build(false)?;
-    let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+    let cfg = guest::write_config(&b.stable, &a.app, &a.extra, a.memory, a.mode()?)?;
     println!("guest ELF:      {} ({})", b.stable.display(), guest::size_of(&b.stable));
     println!("stripped ELF:   {} ({})", b.stripped.display(), guest::size_of(&b.stripped));
     println!("xl config:      {}", cfg.display());
@@ -289,7 +357,7 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
         None => {
             let t = Instant::now();
             let b = guest::build(true)?;
-            guest::write_config(&b.stable, &a.app, &a.extra, a.memory)?;
+            guest::write_config(&b.stable, &a.app, &a.extra, a.memory, a.mode()?)?;
             timings.add("guest build", t.elapsed());
             println!("[lab] guest built: {} ({})", b.stable.display(), guest::size_of(&b.stable));
             b.stable
@@ -311,6 +379,7 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     let spec = GuestSpec::new(&a.app, &kernel, &a.app)
         .args(&a.extra)
         .memory(a.memory)
+        .mode(a.mode()?)
         .timeout(Duration::from_secs(r.timeout));
     let scenario = match &r.dom0_script {
         None => Scenario::single(spec),
@@ -427,6 +496,11 @@ mod tests {
         assert_eq!((r.guest.app.as_str(), r.guest.memory, r.timeout), ("echo", 32, 60));
         assert_eq!(r.lab.xen, Some(XenRelease::V4_20));
         assert_eq!(r.guest.extra, ["ip=1.2.3.4/24"]);
+        let Ok(Cmd::Run(r)) = parse(&["run", "--mode", "pvh-shadow"]) else {
+            panic!("run --mode did not parse");
+        };
+        assert_eq!(r.guest.mode, Some(GuestMode::PvhShadow));
+        assert!(parse(&["run", "--mode", "hvm"]).unwrap_err().to_string().contains("pvh-shadow"));
     }
 
     #[test]
@@ -452,6 +526,7 @@ mod tests {
             &["test", "--xen", "4.20"],
             &["bench", "hypercall", "--xen", "4.20"],
             &["bench", "net", "--xen", "4.20"],
+            &["bench", "http", "--xen", "4.20"],
             &["bench", "blk", "--xen", "4.20"],
             &["bench", "boot", "--xen", "4.20"],
         ] {
@@ -460,6 +535,7 @@ mod tests {
                 Cmd::Bench(
                     BenchCmd::Hypercall { lab, .. }
                     | BenchCmd::Net { lab, .. }
+                    | BenchCmd::Http { lab, .. }
                     | BenchCmd::Blk { lab, .. }
                     | BenchCmd::Boot { lab, .. },
                 ) => lab.xen,

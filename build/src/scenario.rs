@@ -6,6 +6,7 @@
 //! the marker lines dom0 prints into a [`BootReport`].
 
 use crate::dom0::{GUEST_CFG_DIR, GUEST_KERNEL_DIR};
+use crate::mode::GuestMode;
 use crate::xlcfg::{validate_name, XlConfig};
 use anyhow::{bail, Result};
 use std::fmt;
@@ -35,6 +36,9 @@ pub struct GuestSpec {
     pub extra_config: Vec<String>,
     /// An initial ramdisk on the host (xl `ramdisk=`), e.g. for a Linux DomU.
     pub ramdisk: Option<PathBuf>,
+    /// PV, PVH or PVH with shadow paging; by default `$XENPV_MODE` (a
+    /// misspelt value fails [`validate`]).
+    pub mode: GuestMode,
 }
 
 impl GuestSpec {
@@ -51,6 +55,7 @@ impl GuestSpec {
             on_crash: "destroy".into(),
             extra_config: Vec::new(),
             ramdisk: None,
+            mode: GuestMode::from_env().unwrap_or_default(),
         }
     }
 
@@ -75,6 +80,12 @@ impl GuestSpec {
         self
     }
 
+    /// Sets the mode (PV or PVH).
+    pub fn mode(mut self, mode: GuestMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// Sets the timeout.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
@@ -89,6 +100,7 @@ impl GuestSpec {
         c.on_reboot = self.on_reboot.clone();
         c.on_crash = self.on_crash.clone();
         c.extra_lines = self.extra_config.clone();
+        c.mode = self.mode;
         c
     }
 
@@ -183,6 +195,8 @@ pub fn validate(scenarios: &[Scenario]) -> Result<()> {
     if scenarios.is_empty() {
         bail!("no scenarios to run");
     }
+    // GuestSpec::new falls back to PV on a misspelt $XENPV_MODE; refuse it here.
+    GuestMode::from_env().map_err(anyhow::Error::msg)?;
     let mut names = std::collections::BTreeSet::new();
     let mut snames = std::collections::BTreeSet::new();
     for s in scenarios {

@@ -16,7 +16,7 @@
 
 use hypercall::abi::blkif;
 use hypercall::abi::grant_table as gnt;
-use hypercall::abi::{arch, memory, mmu, netif, vcpu, xen, xenstore};
+use hypercall::abi::{arch, hvm, memory, mmu, netif, vcpu, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,10 @@ const HEADERS: &[&str] = &[
     "xen/io/xs_wire.h",
     "xen/io/blkif.h",
     "xen/io/netif.h",
+    "xen/arch-x86/cpuid.h",
+    "xen/arch-x86/hvm/start_info.h",
+    "xen/hvm/params.h",
+    "xen/hvm/hvm_op.h",
 ];
 
 /// The interface version the guest is written against: Xen 4.17's headers
@@ -615,6 +619,49 @@ fn table() -> Vec<Row> {
         gnt::gntst::ADDRESS_TOO_BIG as u16 => "(uint16_t)GNTST_address_too_big",
         gnt::gntst::EAGAIN as u16 => "(uint16_t)GNTST_eagain",
         gnt::gntst::NO_SPACE as u16 => "(uint16_t)GNTST_no_space",
+    );
+
+    // arch-x86/hvm/start_info.h, hvm/params.h, hvm/hvm_op.h, memory.h (PVH)
+    layout!(rows, hvm::HvmStartInfo => "struct hvm_start_info" {
+        magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr,
+        rsdp_paddr, memmap_paddr, memmap_entries, reserved,
+    });
+    layout!(rows, hvm::HvmModlistEntry => "struct hvm_modlist_entry" {
+        paddr, size, cmdline_paddr, reserved,
+    });
+    layout!(rows, hvm::HvmMemmapTableEntry => "struct hvm_memmap_table_entry" {
+        addr, size, type_: "type", reserved,
+    });
+    layout!(rows, hvm::XenHvmParam => "struct xen_hvm_param" { domid, pad, index, value });
+    layout!(rows, hvm::XenAddToPhysmap => "struct xen_add_to_physmap" {
+        domid, size, space, idx, gpfn,
+    });
+    consts!(rows,
+        hvm::START_MAGIC_VALUE => "XEN_HVM_START_MAGIC_VALUE",
+        hvm::memmap_type::RAM => "XEN_HVM_MEMMAP_TYPE_RAM",
+        hvm::memmap_type::RESERVED => "XEN_HVM_MEMMAP_TYPE_RESERVED",
+        hvm::memmap_type::ACPI => "XEN_HVM_MEMMAP_TYPE_ACPI",
+        hvm::memmap_type::NVS => "XEN_HVM_MEMMAP_TYPE_NVS",
+        hvm::memmap_type::UNUSABLE => "XEN_HVM_MEMMAP_TYPE_UNUSABLE",
+        hvm::memmap_type::DISABLED => "XEN_HVM_MEMMAP_TYPE_DISABLED",
+        hvm::memmap_type::PMEM => "XEN_HVM_MEMMAP_TYPE_PMEM",
+        hvm::hvmop::SET_PARAM => "HVMOP_set_param",
+        hvm::hvmop::GET_PARAM => "HVMOP_get_param",
+        hvm::param::CALLBACK_IRQ => "HVM_PARAM_CALLBACK_IRQ",
+        hvm::param::STORE_PFN => "HVM_PARAM_STORE_PFN",
+        hvm::param::STORE_EVTCHN => "HVM_PARAM_STORE_EVTCHN",
+        hvm::param::CONSOLE_PFN => "HVM_PARAM_CONSOLE_PFN",
+        hvm::param::CONSOLE_EVTCHN => "HVM_PARAM_CONSOLE_EVTCHN",
+        hvm::CALLBACK_TYPE_VECTOR => "HVM_PARAM_CALLBACK_TYPE_VECTOR",
+        hvm::CALLBACK_IRQ_TYPE_MASK => "HVM_PARAM_CALLBACK_IRQ_TYPE_MASK",
+        hvm::mapspace::SHARED_INFO => "XENMAPSPACE_shared_info",
+        hvm::mapspace::GRANT_TABLE => "XENMAPSPACE_grant_table",
+        hvm::MAPIDX_GRANT_TABLE_STATUS => "XENMAPIDX_grant_table_status",
+        hvm::XENMEM_ADD_TO_PHYSMAP => "XENMEM_add_to_physmap",
+        hvm::cpuid::FIRST_BASE => "XEN_CPUID_FIRST_LEAF",
+        hvm::cpuid::SIGNATURE[0] => "XEN_CPUID_SIGNATURE_EBX",
+        hvm::cpuid::SIGNATURE[1] => "XEN_CPUID_SIGNATURE_ECX",
+        hvm::cpuid::SIGNATURE[2] => "XEN_CPUID_SIGNATURE_EDX",
     );
 
     rows

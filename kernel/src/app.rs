@@ -9,6 +9,8 @@ use core::fmt;
 pub enum AppError {
     /// A command-line setting the app cannot use, and why.
     BadSetting(&'static str),
+    /// A setting's value is wrong: the message names it and says why.
+    Setting(alloc::string::String),
     /// A checking app (self-test, benchmark) found failures.
     TestsFailed { failed: u32, passed: u32 },
 }
@@ -17,6 +19,7 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::BadSetting(what) => f.write_str(what),
+            AppError::Setting(what) => f.write_str(what),
             AppError::TestsFailed { failed, passed } => {
                 write!(f, "{failed} checks failed ({passed} passed)")
             }

@@ -80,7 +80,7 @@ fn report(f: &TrapFrame) {
     kprintln!("FATAL: {} (vector {}) at rip {:#018x}", vector_name(f.vector), f.vector, f.rip);
     kprintln!("  error code {:#x}", f.error_code);
     if f.vector == 14 {
-        let cr2 = platform::vcpu_info().arch.cr2.load(Ordering::Relaxed);
+        let cr2 = platform::fault_address();
         let (why, access, rsvd) = page_fault_cause(f.error_code);
         let sep = if rsvd.is_empty() { "" } else { ", " };
         kprintln!("  fault address (cr2) {cr2:#018x}: {why} on {access}{sep}{rsvd}");

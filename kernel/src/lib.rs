@@ -23,6 +23,7 @@ pub mod cmdline;
 pub mod console;
 pub mod events;
 pub mod fault;
+pub mod source_stream;
 pub mod timeline;
 pub mod timer_queue;
 pub mod xenbus;
@@ -72,18 +73,15 @@ pub fn start() -> cmdline::Cmdline<'static> {
     timeline::mark("memory");
 
     let cmd = cmdline::Cmdline::new(platform::cmdline());
-    let level = cmd.get("loglevel").map(|l| (l, console::logger::parse_level(l)));
-    console::logger::init(level.and_then(|(_, l)| l).unwrap_or(log::LevelFilter::Info));
+    let level = cmd.get_or_default("loglevel").and_then(console::logger::parse_level);
+    console::logger::init(level.unwrap_or(log::LevelFilter::Info));
     banner::print(&cmd);
     timeline::mark("banner");
-    if let Some((text, None)) = level {
-        log::warn!("loglevel={text} is not a level; using info");
-    }
-    for key in cmd.unknown_keys() {
-        log::warn!("unknown setting {key:?} on the command line; known settings:");
-        for (known, about) in cmdline::KNOWN_KEYS {
-            log::warn!("  {known}: {about}");
-        }
+    // Every setting is checked before anything reads one and before any
+    // device is touched: a bad one stops the boot with one line naming it.
+    if let Err(e) = cmd.validate() {
+        kprintln!("bad command line: {e}; stopping the boot");
+        platform::shutdown(hypercall::abi::sched::ShutdownReason::Crash);
     }
 
     start_events(&cmd);
@@ -130,13 +128,8 @@ fn start_events(cmd: &cmdline::Cmdline<'_>) {
         kprintln!("cannot install trap table and callbacks: {e}");
         platform::shutdown(ShutdownReason::Crash);
     }
-    let want = match cmd.get("evtchn") {
-        None => Abi::Fifo,
-        Some(text) => Abi::parse(text).unwrap_or_else(|| {
-            log::warn!("evtchn={text} is not an ABI (fifo, 2l); using fifo");
-            Abi::Fifo
-        }),
-    };
+    // Validated at boot: every word cmdline accepts is an ABI.
+    let want = Abi::parse(cmd.choice("evtchn")).unwrap_or(Abi::Fifo);
     match events::init(want) {
         (abi, None) => log::info!("event channels: {} ABI", abi.name()),
         (abi, Some(e)) => {

@@ -48,6 +48,10 @@ static BLOCKS: AtomicU64 = AtomicU64::new(0);
 static VIRQS: AtomicU64 = AtomicU64::new(0);
 static STRAY_VIRQS: AtomicU64 = AtomicU64::new(0);
 static SKEW_MAX_NS: AtomicU64 = AtomicU64::new(0);
+/// Waits whose deadline had already passed when they began (the vCPU was
+/// descheduled between computing the deadline and waiting): they return
+/// at once without giving Xen a deadline.
+static LATE_STARTS: AtomicU64 = AtomicU64::new(0);
 /// Stray upcalls by cause: no deadline given to Xen since its last fire
 /// (a tick Xen sent on its own), the deadline more than [`MAX_SKEW_NS`]
 /// ahead of this vCPU's clock, and neither (a fire of a deadline since
@@ -219,14 +223,19 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         }
         // No stale deadline (of a wait that ended early) may wake us.
         sync(&mut TIMERS.lock());
-        // Xen unmasks, blocks if nothing is pending, and delivers the
-        // upcall before this returns.
+        // Unmasks, blocks if nothing is pending, and takes the upcall
+        // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
         BLOCKS.fetch_add(1, Ordering::Relaxed);
-        let _ = sched_op::block();
+        platform::block();
     }
 }
 
 /// `SCHEDOP_block` calls so far (from [`block_until`]).
+/// How many waits began after their deadline (see [`LATE_STARTS`]).
+pub fn late_starts() -> u64 {
+    LATE_STARTS.load(Ordering::Relaxed)
+}
+
 pub fn blocks() -> u64 {
     BLOCKS.load(Ordering::Relaxed)
 }
@@ -245,6 +254,7 @@ fn wake_waiter(token: usize) {
 /// exactly one timer upcall.
 pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
     if platform::now_ns() >= deadline_ns {
+        LATE_STARTS.fetch_add(1, Ordering::Relaxed);
         return cond();
     }
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);

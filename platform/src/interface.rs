@@ -55,6 +55,13 @@ pub trait Backend: Sync {
     /// A word of the boot stack, for a fault report's backtrace; `None`
     /// outside the stack or misaligned.
     fn stack_word(&self, addr: u64) -> Option<u64>;
+    /// The address of the last page fault: Xen's copy in `vcpu_info` (PV)
+    /// or the CPU's CR2 (PVH).
+    fn fault_address(&self) -> u64;
+    /// Called with upcalls masked: unmasks them and blocks the vCPU until
+    /// an event is pending, atomically (`SCHEDOP_block` for PV, `sti; hlt`
+    /// for PVH). Returns with upcalls unmasked, the event delivered.
+    fn block(&self);
 }
 
 static BACKEND: Once<&'static dyn Backend> = Once::new();
@@ -130,6 +137,21 @@ pub fn upcalls_masked() -> bool {
 /// See [`Backend::stack_word`].
 pub fn stack_word(addr: u64) -> Option<u64> {
     backend().stack_word(addr)
+}
+
+/// See [`Backend::fault_address`].
+pub fn fault_address() -> u64 {
+    backend().fault_address()
+}
+
+/// See [`Backend::block`].
+pub fn block() {
+    backend().block()
+}
+
+/// Whether this domain runs as PVH (entered through the PHYS32 entry).
+pub fn is_pvh() -> bool {
+    crate::pvh::active()
 }
 
 /// The shared info page (mapped by the entry in every mode).

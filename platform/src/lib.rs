@@ -15,9 +15,13 @@
 //! [`pv`] is the classic PV back end (`start_info`, P2M, `mmu_update`,
 //! Xen's virtual IDT); its PV-only extras (the P2M, `start_info`, the
 //! page-table benchmark's scratch pages) are reached as `platform::pv::…`,
-//! so kernel code that depends on PV says so. A PVH back end (issue 15)
-//! goes in `pvh/` beside it and is chosen by its own entry point. See
-//! docs/platform.md.
+//! so kernel code that depends on PV says so. [`pvh`] is the PVH back end
+//! (issue 15: `hvm_start_info`, native page tables, GFN = PFN, the native
+//! IDT and a callback vector), chosen by its own entry point
+//! (`XEN_ELFNOTE_PHYS32_ENTRY`); it keeps the PV extras' contract (a P2M,
+//! a `start_info`, the frame allocator and heap of `pv::mm`, the grant
+//! table of `pv::grants`) so that the kernel's `platform::pv::…` calls
+//! work in both modes. See docs/platform.md and docs/pvh.md.
 //!
 //! The platform never imports the kernel: the kernel's console, fault
 //! report and event dispatch reach it as [`Hooks`], its main as the symbol
@@ -39,6 +43,8 @@ mod hooks;
 mod interface;
 #[cfg(target_os = "none")]
 pub mod pv;
+#[cfg(target_os = "none")]
+pub mod pvh;
 #[cfg(target_os = "none")]
 mod x86;
 

@@ -21,7 +21,9 @@
 //! ```
 //!
 //! Environment: `XENPV_XEN=4.17|4.20` picks the Xen release (default 4.17,
-//! Debian 12; 4.20 comes from Debian 13); `XENPV_GUEST_ELF` uses a prebuilt
+//! Debian 12; 4.20 comes from Debian 13); `XENPV_MODE=pv|pvh|pvh-shadow`
+//! the kind of domain every guest is created as (default PV: the same
+//! test bodies run in each mode); `XENPV_GUEST_ELF` uses a prebuilt
 //! guest instead of building it; `XENPV_LAB_VERBOSE=1` shows every serial
 //! line; `XENPV_LAB_CACHE` moves the package cache.
 
@@ -29,7 +31,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub use xtask::scenario::GuestRun;
-pub use xtask::{BootReport, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+pub use xtask::{
+    BootReport, GuestMode, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease,
+};
 
 /// The Xen release the boot tests run on: `$XENPV_XEN` (`4.17`, the
 /// default, or `4.20`). A misspelt value fails every boot with a message
@@ -37,6 +41,17 @@ pub use xtask::{BootReport, GuestResult, GuestSpec, Lab, LabOptions, Scenario, X
 /// assertions that the failed boot never reaches.
 pub fn xen_release() -> XenRelease {
     LabOptions::default().xen.unwrap_or_default()
+}
+
+/// The mode the boot tests create their guests in: `$XENPV_MODE` (PV when
+/// unset). A misspelt value fails every boot (`scenario::validate`).
+pub fn guest_mode() -> GuestMode {
+    GuestMode::from_env().unwrap_or_default()
+}
+
+/// The smallest `memory=` the current mode boots (4 MiB PV, 8 MiB PVH).
+pub fn min_memory_mib() -> u32 {
+    guest_mode().min_memory_mib()
 }
 
 /// The guest ELF: `$XENPV_GUEST_ELF`, or built once per test binary with
@@ -102,12 +117,27 @@ fn print_timings(label: &str, lab: &Lab, r: &BootReport) {
 }
 
 /// The run of guest `name`; panics with the boot's failure and the last
-/// serial lines if it never ran.
+/// serial lines if it never ran. Every run it hands out has been checked by
+/// [`assert_no_panic`]: no boot test accepts a guest panic it did not ask for.
 pub fn expect_run<'a>(report: &'a BootReport, name: &str) -> &'a GuestRun {
     match report.run(name) {
-        Ok(r) => r,
+        Ok(r) => {
+            assert_no_panic(r);
+            r
+        }
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Asserts the guest's console has no `panicked at` line, unless the guest
+/// ran `app=panic` (the one app that panics on purpose; its console says
+/// `running app=panic`).
+pub fn assert_no_panic(run: &GuestRun) {
+    if run.console.iter().any(|l| l.trim() == "running app=panic") {
+        return;
+    }
+    let panics: Vec<&String> = run.console.iter().filter(|l| l.contains("panicked at")).collect();
+    assert!(panics.is_empty(), "{} panicked: {panics:?}\n{}", run.name, run.describe());
 }
 
 /// Asserts how the guest ended, a DomU domid, and a complete console.

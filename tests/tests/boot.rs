@@ -1,7 +1,9 @@
 //! The guest's basic runs on Xen (4.17, or `$XENPV_XEN`), all in one QEMU boot:
 //! `hello` powers off, `selftest` passes its checks under both event
 //! channel ABIs and at 32 MiB and 1 GiB, `panic` and a page fault crash the
-//! domain with a report.
+//! domain with a report, a misspelt and a malformed setting each stop the
+//! boot with the line that names them. In the mode `$XENPV_MODE` names (PV
+//! by default).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,7 +22,18 @@ fn lab() -> &'static BootReport {
             let long = Duration::from_secs(240);
             vec![
                 Scenario::single(guest("hello", "hello").timeout(t)),
-                Scenario::single(guest("hello-4m", "hello").memory(4).timeout(t)),
+                Scenario::single(
+                    guest("hello-min", "hello").memory(xen_tests::min_memory_mib()).timeout(t),
+                ),
+                // Issue 18, item 6: a misspelt key and a malformed value
+                // each stop the boot with one line naming the setting
+                // (early in the list: short, and independent of the long ones).
+                Scenario::single(
+                    guest("bad-key", "idle").args(&["net.queus=2".to_string()]).timeout(t),
+                ),
+                Scenario::single(
+                    guest("bad-value", "http").args(&["net.queues=abc".to_string()]).timeout(t),
+                ),
                 Scenario::single(guest("selftest", "selftest").timeout(long)),
                 Scenario::single(
                     guest("selftest-2l", "selftest").args(&["evtchn=2l".to_string()]).timeout(long),
@@ -33,6 +46,40 @@ fn lab() -> &'static BootReport {
             ]
         })
     })
+}
+
+/// The boot stops before any app or device: the domain crashes with the
+/// one line that names the setting, what it got and what it accepts.
+fn assert_refused(name: &str, line: &str) {
+    let run = expect_run(lab(), name);
+    assert_result(run, &GuestResult::Crash);
+    assert_console_contains(run, line);
+    let started: Vec<&String> = run
+        .console
+        .iter()
+        .filter(|l| l.contains("running app=") || l.contains("domain: id"))
+        .collect();
+    assert!(
+        started.is_empty(),
+        "{name}: went on after the bad setting: {started:?}\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_the_boot() {
+    assert_refused(
+        "bad-key",
+        "bad command line: setting \"net.queus\": unknown; accepts only app=",
+    );
+}
+
+#[test]
+fn a_malformed_setting_stops_the_boot() {
+    assert_refused(
+        "bad-value",
+        "bad command line: setting net.queues=\"abc\": malformed; accepts a whole number from 1 to 8; stopping the boot",
+    );
 }
 
 #[test]
@@ -82,7 +129,11 @@ fn selftest_passes_on_the_two_level_event_abi() {
 #[test]
 fn selftest_passes_with_1_gib() {
     let run = assert_selftest_passed("selftest-1g");
-    assert_console_contains(run, "PASS start_info.nr_pages: 262144 pages = 1024 MiB");
+    if xen_tests::guest_mode().is_pvh() {
+        assert_console_contains(run, "MiB RAM, nr_pages 262144");
+    } else {
+        assert_console_contains(run, "PASS start_info.nr_pages: 262144 pages = 1024 MiB");
+    }
 }
 
 #[test]
@@ -98,10 +149,14 @@ fn a_page_fault_is_reported_then_the_domain_crashes() {
 }
 
 #[test]
-fn hello_runs_at_its_documented_minimum_of_4_mib() {
-    let run = expect_run(lab(), "hello-4m");
+fn hello_runs_at_its_documented_minimum_memory() {
+    // 4 MiB as PV; 8 MiB as PVH (the image loads at its 4 MiB link address).
+    let run = expect_run(lab(), "hello-min");
     assert_result(run, &GuestResult::Poweroff);
-    assert_console_contains(run, "Hello from RustPV: 4 MiB");
+    assert_console_contains(
+        run,
+        &format!("Hello from RustPV: {} MiB", xen_tests::min_memory_mib()),
+    );
 }
 
 #[test]

@@ -26,8 +26,8 @@ mem_kib() { # NAME: the domain's current memory in KiB, from xl list
 }
 "#;
 
-/// `app=idle` at its documented minimum memory (README): up, then
-/// `xl shutdown`.
+/// `app=idle` at its documented minimum memory (README; 4 MiB as PV, 8 MiB
+/// as PVH, the guest keeps its name): up, then `xl shutdown`.
 const IDLE_MIN: &str = r#"
 run_guest_start idle-4m /etc/xen-lab/guests/idle-4m.cfg || exit 1
 wait_console idle-4m "idle: ready" 1 60
@@ -106,7 +106,9 @@ fn lab() -> &'static BootReport {
                 Scenario::script("control", vec![ctl], &format!("{HELPERS}{CONTROL}")),
                 Scenario::script(
                     "idle-4m",
-                    vec![guest("idle-4m", "idle").memory(4).timeout(Duration::from_secs(120))],
+                    vec![guest("idle-4m", "idle")
+                        .memory(xen_tests::min_memory_mib())
+                        .timeout(Duration::from_secs(120))],
                     IDLE_MIN,
                 ),
                 Scenario::single({

@@ -384,6 +384,16 @@ impl<T: Transport> Client<T> {
         self.events.len()
     }
 
+    /// Resets the connection to xenstored ([`Transport::reconnect`]):
+    /// after it, no watch of this client exists (re-register them) and no
+    /// reply to an earlier request will come.
+    pub fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        self.transport.reconnect(deadline)?;
+        self.abandoned.clear();
+        self.events.clear();
+        Ok(())
+    }
+
     /// Events dropped because the queue was full.
     pub fn events_lost(&self) -> u64 {
         self.events.lost()

@@ -146,6 +146,9 @@ pub enum RingError {
     BadIndices { cons: u32, prod: u32 },
     /// xenstored set the page's `error` field (`XENSTORE_ERROR_*`).
     ServerError(u32),
+    /// A reset of the connection was needed, and xenstored does not offer
+    /// `XENSTORE_SERVER_FEATURE_RECONNECTION` (or did not answer it).
+    NoReconnect,
 }
 
 /// An error of any client operation.

@@ -52,5 +52,5 @@ pub use ring_transport::{RingEvents, RingTransport, TimedOut};
 pub use transaction::Transaction;
 pub use transport::Transport;
 pub use types::{Instant, ReqId, TxId};
-pub use watch::WatchEvent;
+pub use watch::{EventQueue, WatchEvent};
 pub use wire::{Message, MsgType};

@@ -12,7 +12,8 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use hypercall::abi::xenstore::{
-    XenstoreDomainInterface, ERROR_NONE, RING_SIZE, SERVER_FEATURE_ERROR,
+    XenstoreDomainInterface, CONNECTED, ERROR_NONE, RECONNECT, RING_SIZE, SERVER_FEATURE_ERROR,
+    SERVER_FEATURE_RECONNECTION,
 };
 
 /// The deadline passed while waiting.
@@ -188,5 +189,34 @@ impl<E: RingEvents> Transport for RingTransport<'_, E> {
 
     fn now(&self) -> Instant {
         self.events.now()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// The XenStore ring reconnection protocol (xs_wire.h,
+    /// `XENSTORE_SERVER_FEATURE_RECONNECTION`; docs/misc/xenstore-ring.txt):
+    /// set `connection` to RECONNECT, notify, and wait until xenstored,
+    /// having zeroed the indices and dropped the connection's watches and
+    /// transactions, sets it back to CONNECTED. Then the stream starts
+    /// afresh: nothing half-sent or half-received survives.
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let features = self.page.server_features.load(Ordering::Acquire);
+        if features & SERVER_FEATURE_RECONNECTION == 0 {
+            return Err(Error::Ring(RingError::NoReconnect));
+        }
+        self.page.connection.store(RECONNECT, Ordering::Release);
+        self.events.notify();
+        while self.page.connection.load(Ordering::Acquire) != CONNECTED {
+            if self.events.now().reached(deadline) {
+                return Err(Error::TimedOut);
+            }
+            self.events.wait(deadline).map_err(|TimedOut| Error::TimedOut)?;
+        }
+        self.out.clear();
+        self.inbuf.clear();
+        self.broken = None;
+        Ok(())
     }
 }

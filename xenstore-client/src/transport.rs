@@ -4,7 +4,7 @@
 //! [`crate::RingTransport`] implements it over the shared store page; a
 //! test can implement it over anything.
 
-use crate::errors::Error;
+use crate::errors::{Error, RingError};
 use crate::types::Instant;
 use crate::wire::Message;
 
@@ -23,4 +23,18 @@ pub trait Transport {
 
     /// The current time, in the clock deadlines are given in.
     fn now(&self) -> Instant;
+
+    /// Whether the connection is beyond repair (every call fails) until
+    /// [`Transport::reconnect`] succeeds.
+    fn is_broken(&self) -> bool {
+        false
+    }
+
+    /// Resets the connection (xenstored forgets its watches and
+    /// transactions), waiting for xenstored until `deadline`. Transports
+    /// that cannot refuse with [`RingError::NoReconnect`].
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let _ = deadline;
+        Err(Error::Ring(RingError::NoReconnect))
+    }
 }

@@ -1,122 +1,103 @@
-//! `app=echo`: TCP echo on port 7 (RFC 862), many clients at once; answers
-//! ping. Each connection's bytes go back in order; a client that half-closes
-//! gets the rest of its echo, then the close.
+//! `app=echo`: TCP echo on port 7 (RFC 862), many clients at once, through
+//! the service layer (`net::listener`: backlog, overload refusal, idle
+//! timeouts; see docs/services.md); answers ping. Each connection's bytes
+//! go back in order; a client that half-closes gets the rest of its echo,
+//! then the close.
 //!
 //! For throughput measurements (`cargo xtask bench net`) it also sinks
 //! data on port 9 (discard, RFC 863) and sources it on port 19 (like
 //! chargen, RFC 864, but the stream's byte at offset `i` is `i % 251`, so
 //! a client can check every byte) until the client closes.
+//!
+//! Timeouts (`svc.*`): a connection that sends nothing for `idle_ms`
+//! after it opens, or for `keepalive_ms` after its last byte, is closed;
+//! one whose echo the client does not take for `request_ms` is reset.
 
-use super::AppResult;
-use alloc::vec;
+use super::{AppError, AppResult};
+use alloc::format;
+use alloc::string::String;
 use kernel::cmdline::Cmdline;
+use kernel::net::listener::{self, Listener, Protocol};
 use kernel::net::service::{self, Service, Status};
-use smoltcp::iface::{SocketHandle, SocketSet};
+use kernel::source_stream::fill_source;
+use netsvc::config::{ListenConfig, Sizing};
+use netsvc::conn::{Next, TimedOut, Timeouts};
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 
 const PORT: u16 = 7;
 const DISCARD: u16 = 9;
 const SOURCE: u16 = 19;
-/// Connections served at once (echo; discard and source each).
-const SOCKETS: usize = 16;
-const BULK_SOCKETS: usize = 2;
-const BUFFER: usize = 64 * 1024;
-
-/// The source stream's byte at offset `i`.
-pub fn source_byte(i: u64) -> u8 {
-    (i % 251) as u8
+/// Echo connections' socket buffers.
+const BUFFER: usize = 16 * 1024;
+/// The bulk ports' connections at once.
+const BULK_CONNS: usize = 2;
+/// The bulk sockets' one large buffer (discard's RX, source's TX): a
+/// thirty-second of the guest's memory, between 64 KiB and 512 KiB. A
+/// window past 64 KiB (window scaling, which smoltcp offers when the buffer
+/// is larger) keeps several 64 KiB GSO packets in flight.
+fn bulk_buffer() -> usize {
+    let mem = platform::nr_pages() as usize * 4096;
+    (mem / 32).clamp(64 * 1024, 512 * 1024).next_power_of_two().min(512 * 1024)
 }
 
-struct Echo {
-    handles: alloc::vec::Vec<SocketHandle>,
-    discard: alloc::vec::Vec<SocketHandle>,
-    /// Source sockets and the stream offset each has sent.
-    source: alloc::vec::Vec<(SocketHandle, u64)>,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Echo,
+    Discard,
+    Source,
+}
+
+/// One connection: when it last moved a byte, and whether it ever did.
+struct Conn {
+    since: u64,
+    started: bool,
+    sent: u64,
+    timed_out: Option<TimedOut>,
+}
+
+struct Stream {
+    kind: Kind,
+    timeouts: Timeouts,
     bytes: u64,
-    connections: u64,
 }
 
-fn socket() -> tcp::Socket<'static> {
-    kernel::net::tcp_socket(BUFFER, BUFFER)
-}
+impl Protocol for Stream {
+    type Conn = Conn;
 
-/// Listens again once a connection is over; false while it is closed.
-fn relisten(s: &mut tcp::Socket<'_>, port: u16) -> bool {
-    if !s.is_open() {
-        if s.listen(port).is_err() {
-            log::warn!("echo: cannot listen on port {port}");
-        }
-        return false;
-    }
-    true
-}
-
-impl Service for Echo {
-    fn name(&self) -> &'static str {
-        "echo"
+    fn accept(&mut self, now: u64) -> Conn {
+        Conn { since: now, started: false, sent: 0, timed_out: None }
     }
 
-    fn open(&mut self, sockets: &mut SocketSet<'static>) {
-        for _ in 0..SOCKETS {
-            self.handles.push(sockets.add(socket()));
-        }
-        for _ in 0..BULK_SOCKETS {
-            self.discard.push(sockets.add(socket()));
-            self.source.push((sockets.add(socket()), 0));
-        }
-    }
-
-    fn serve(&mut self, sockets: &mut SocketSet<'static>, _: &Status) {
-        let mut chunk = [0u8; 4096];
-        for &h in &self.discard {
-            let s = sockets.get_mut::<tcp::Socket>(h);
-            if !relisten(s, DISCARD) {
-                continue;
-            }
-            while s.can_recv() {
-                match s.recv(|b| (b.len(), b.len())) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+    fn serve(&mut self, c: &mut Conn, s: &mut tcp::Socket<'static>, now: u64) -> Next {
+        let mut moved = 0usize;
+        match self.kind {
+            Kind::Discard => {
+                while s.can_recv() {
+                    match s.recv(|b| (b.len(), b.len())) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => moved += n,
+                    }
                 }
             }
-            if !s.may_recv() && s.may_send() {
-                s.close();
-            }
-        }
-        for (h, sent) in &mut self.source {
-            let s = sockets.get_mut::<tcp::Socket>(*h);
-            if !relisten(s, SOURCE) {
-                *sent = 0;
-                continue;
-            }
-            if !s.may_send() {
-                continue;
-            }
-            while s.can_send() {
-                let n = s
-                    .send(|b| {
-                        for (k, x) in b.iter_mut().enumerate() {
-                            *x = source_byte(*sent + k as u64);
-                        }
-                        (b.len(), b.len())
-                    })
-                    .unwrap_or(0);
-                if n == 0 {
-                    break;
+            Kind::Source => {
+                while s.may_send() && s.can_send() {
+                    let sent = c.sent;
+                    let n = s
+                        .send(|b| {
+                            fill_source(b, sent);
+                            (b.len(), b.len())
+                        })
+                        .unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    c.sent += n as u64;
+                    moved += n;
                 }
-                *sent += n as u64;
             }
-            // The client closed: so do we.
-            if !s.may_recv() {
-                s.close();
-            }
-        }
-        for &h in &self.handles {
-            let s = sockets.get_mut::<tcp::Socket>(h);
-            if !relisten(s, PORT) {
-                continue;
-            }
-            if s.may_recv() || s.can_recv() {
+            Kind::Echo => {
+                let mut chunk = [0u8; 4096];
                 while s.can_recv() && s.can_send() {
                     let room = (s.send_capacity() - s.send_queue()).min(chunk.len());
                     let n = s.recv_slice(&mut chunk[..room]).unwrap_or(0);
@@ -125,28 +106,111 @@ impl Service for Echo {
                     }
                     let sent = s.send_slice(&chunk[..n]).unwrap_or(0);
                     debug_assert_eq!(sent, n, "room was checked");
-                    self.bytes += n as u64;
-                }
-            }
-            // The client is done sending and has all its bytes back.
-            if !s.may_recv() && !s.can_recv() && s.send_queue() == 0 && s.may_send() {
-                s.close();
-                self.connections += 1;
-                if self.connections.is_multiple_of(100) {
-                    log::info!(
-                        "echo: {} connections, {} bytes echoed",
-                        self.connections,
-                        self.bytes
-                    );
+                    moved += n;
                 }
             }
         }
+        self.bytes += moved as u64;
+        if moved > 0 {
+            c.since = now;
+            c.started = true;
+        }
+        let finished = s.state() == tcp::State::CloseWait && !s.can_recv();
+        let waiting = s.send_queue() > 0;
+        let idle = now.saturating_sub(c.since);
+        let t = &self.timeouts;
+        if finished && (!waiting || self.kind == Kind::Source) {
+            // The client is done sending and has all its bytes back (the
+            // source stops when its client closes).
+            Next::Close
+        } else if waiting && idle >= t.request_ms {
+            c.timed_out = Some(TimedOut::Send);
+            Next::Abort(TimedOut::Send)
+        } else if self.kind == Kind::Source {
+            Next::Serve
+        } else if !c.started && idle >= t.idle_ms {
+            c.timed_out = Some(TimedOut::Idle);
+            Next::Close
+        } else if c.started && !waiting && idle >= t.keepalive_ms {
+            c.timed_out = Some(TimedOut::KeepAlive);
+            Next::Close
+        } else {
+            Next::Serve
+        }
+    }
+
+    fn refusal(&self) -> &[u8] {
+        &[]
+    }
+
+    fn finished(&self, _: &Conn) -> u64 {
+        1
+    }
+
+    fn timed_out(&self, c: &Conn) -> Option<TimedOut> {
+        c.timed_out
+    }
+}
+
+struct Echo {
+    ports: [(Listener<Conn>, Stream); 3],
+}
+
+impl Service for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn open(&mut self, sockets: &mut SocketSet<'static>) {
+        for (l, _) in &mut self.ports {
+            l.open(sockets);
+        }
+    }
+
+    fn serve(&mut self, sockets: &mut SocketSet<'static>, _: &Status) {
+        let now = listener::now_ms();
+        for (l, proto) in &mut self.ports {
+            let before = l.counters.requests;
+            l.serve(sockets, now, proto);
+            if proto.kind == Kind::Echo && l.counters.requests / 100 > before / 100 {
+                log::info!(
+                    "echo: {} connections, {} bytes echoed",
+                    l.counters.requests,
+                    proto.bytes
+                );
+            }
+        }
+    }
+
+    fn report(&self) -> Option<String> {
+        let mut out = String::new();
+        for (l, _) in &self.ports {
+            let c = &l.counters;
+            out.push_str(&format!(
+                "echo: port {}: accepted {} refused {} refused_reset {} timed_out {} (idle {} keepalive {} request {}) aborted {} active {} peak {};",
+                l.port(), c.accepted, c.refused, listener::resets(l.port()), c.timed_out,
+                c.timed_out_idle, c.timed_out_keepalive, c.timed_out_request, c.aborted,
+                c.active, c.peak
+            ));
+        }
+        Some(out)
     }
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    service::run(
-        cmd,
-        &mut Echo { handles: vec![], discard: vec![], source: vec![], bytes: 0, connections: 0 },
-    )
+    let mem = platform::nr_pages() * 4096;
+    let sizing = Sizing { per_conn: 2 * BUFFER + 1024 };
+    let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
+        .map_err(|e| AppError::Setting(format!("{e}")))?;
+    let timeouts = cfg.timeouts;
+    let bulk = ListenConfig { max_conns: BULK_CONNS, backlog: BULK_CONNS, timeouts };
+    let stream = |kind| Stream { kind, timeouts, bytes: 0 };
+    let mut echo = Echo {
+        ports: [
+            (Listener::new(PORT, cfg, BUFFER, BUFFER), stream(Kind::Echo)),
+            (Listener::new(DISCARD, bulk, bulk_buffer(), 4096), stream(Kind::Discard)),
+            (Listener::new(SOURCE, bulk, 4096, bulk_buffer()), stream(Kind::Source)),
+        ],
+    };
+    service::run(cmd, &mut echo)
 }

@@ -1,42 +1,52 @@
-//! `app=http`: HTTP/1.1 on port 80 (one request per connection): `GET /`
-//! is a plain-text status page (uptime, domid, memory, packet and grant
-//! counters), `GET /status.json` the same as JSON. Answers ping.
+//! `app=http`: HTTP/1.1 on port 80 through the service layer
+//! (`net::listener`, `net::http`: backlog, keep-alive, pipelining,
+//! timeouts, overload refusal; see docs/services.md). `GET /` is a
+//! plain-text status page (uptime, domid, memory, packet and grant
+//! counters, the listener's connection counters), `GET /status.json` the
+//! same as JSON, `GET /bench` a fixed body for `cargo xtask bench http`.
+//! `HEAD` of each is answered too. Answers ping.
 
-use super::AppResult;
+use super::{AppError, AppResult};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use kernel::cmdline::Cmdline;
+use kernel::net::http::{self as proto, Http};
+use kernel::net::listener::{self, Listener};
 use kernel::net::service::{self, Service, Status};
-use smoltcp::iface::{SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
+use netsvc::config::{ListenConfig, Sizing};
+use netsvc::conn::{HttpConn, Response};
+use netsvc::counters::Counters;
+use netsvc::http::{Limits, Method, Request, Status as Code};
+use smoltcp::iface::SocketSet;
 
 const PORT: u16 = 80;
-const SOCKETS: usize = 4;
-/// A request head larger than this is refused.
-const MAX_REQUEST: usize = 2048;
 
-struct Conn {
-    handle: SocketHandle,
-    request: Vec<u8>,
-    answered: bool,
+/// The body of `GET /bench`: 128 bytes, the same the Linux comparator's
+/// server sends (`build/httptool/httptool.c`).
+pub const BENCH_BODY: &[u8; 128] = b"xenpv bench body: 128 bytes of text served by GET /bench, the same from the guest and from Linux.\n.............................\n";
+
+const LIMITS: Limits = Limits { max_head: 4096, max_fields: 32, max_body: 1024 };
+
+struct HttpApp {
+    listener: Listener<HttpConn>,
+    refusal: Vec<u8>,
 }
 
-struct Http {
-    conns: Vec<Conn>,
-    served: u64,
-}
-
-fn text(s: &Status) -> String {
+fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
     let (n, b) = (&s.now, &s.before);
+    let (free, _) = platform::pv::mm::free_frames();
     format!(
-        "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nvif_connected {}\nattachments {}\n\
+        "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nfree_kib {}\nheap_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
          backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n\
+         {}conn_refused_reset {}\nsyn_duplicates {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n\
          resumes {}\ncheckpoints {}\n",
         s.uptime_ms,
         s.domid,
         s.mem_kib,
+        free * 4,
+        platform::pv::mm::heap_bytes() / 1024,
         s.connected,
         s.attachments,
         n.rx_packets + b.rx_packets,
@@ -50,14 +60,21 @@ fn text(s: &Status) -> String {
         n.grants_made + b.grants_made,
         n.grants_revoked + b.grants_revoked,
         n.grants_kept + b.grants_kept,
+        c.lines("conn_"),
+        listener::resets(PORT),
+        s.syn_duplicates,
+        l.config().max_conns,
+        l.config().backlog,
+        l.sockets(),
+        l.buffer_bytes() / 1024,
         s.resumes,
         s.checkpoints,
     )
 }
 
-fn json(s: &Status) -> String {
+fn json(text: &str) -> String {
     let mut out = String::from("{");
-    for (i, line) in text(s).lines().skip(1).enumerate() {
+    for (i, line) in text.lines().skip(1).enumerate() {
         let (k, v) = line.split_once(' ').unwrap_or((line, ""));
         if i > 0 {
             out.push(',');
@@ -68,68 +85,65 @@ fn json(s: &Status) -> String {
     out
 }
 
-fn respond(req: &[u8], s: &Status) -> String {
-    let line = req.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(&[]);
-    let line = core::str::from_utf8(line).unwrap_or("");
-    let mut parts = line.split(' ');
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (code, kind, body) = match (method, path) {
-        ("GET", "/") => ("200 OK", "text/plain", text(s)),
-        ("GET", "/status.json") => ("200 OK", "application/json", json(s)),
-        ("GET", _) => ("404 Not Found", "text/plain", String::from("not found\n")),
-        _ => ("405 Method Not Allowed", "text/plain", String::from("GET only\n")),
-    };
-    format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+fn respond(req: &Request<'_>, page: &dyn Fn() -> String) -> Response {
+    let ok = |content_type, body: Vec<u8>| Response { status: Code::Ok, content_type, body };
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return Response {
+            status: Code::MethodNotAllowed,
+            content_type: "text/plain",
+            body: b"GET and HEAD only\n".to_vec(),
+        };
+    }
+    match req.target {
+        "/" => ok("text/plain", page().into_bytes()),
+        "/status.json" => ok("application/json", json(&page()).into_bytes()),
+        "/bench" => ok("text/plain", BENCH_BODY.to_vec()),
+        _ => Response {
+            status: Code::NotFound,
+            content_type: "text/plain",
+            body: b"not found\n".to_vec(),
+        },
+    }
 }
 
-impl Service for Http {
+impl Service for HttpApp {
     fn name(&self) -> &'static str {
         "http"
     }
 
     fn open(&mut self, sockets: &mut SocketSet<'static>) {
-        for _ in 0..SOCKETS {
-            let s = kernel::net::tcp_socket(4096, 8192);
-            self.conns.push(Conn { handle: sockets.add(s), request: Vec::new(), answered: false });
-        }
+        self.listener.open(sockets);
     }
 
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status) {
-        for c in &mut self.conns {
-            let s = sockets.get_mut::<tcp::Socket>(c.handle);
-            if !s.is_open() {
-                c.request.clear();
-                c.answered = false;
-                let _ = s.listen(PORT);
-                continue;
-            }
-            if c.answered {
-                continue;
-            }
-            while s.can_recv() {
-                let mut buf = [0u8; 512];
-                let n = s.recv_slice(&mut buf).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                c.request.extend_from_slice(&buf[..n]);
-            }
-            let complete = c.request.windows(4).any(|w| w == b"\r\n\r\n")
-                || c.request.windows(2).any(|w| w == b"\n\n");
-            if complete || c.request.len() > MAX_REQUEST {
-                let reply = respond(&c.request, status);
-                let _ = s.send_slice(reply.as_bytes());
-                s.close();
-                c.answered = true;
-                self.served += 1;
-            }
-        }
+        let counters = self.listener.counters;
+        let page_text = text(status, &counters, &self.listener);
+        let page = || page_text.clone();
+        let mut handler = |req: &Request<'_>, _body: &[u8]| respond(req, &page);
+        let timeouts = self.listener.config().timeouts;
+        let mut http = Http::new(LIMITS, timeouts, &self.refusal, &mut handler);
+        self.listener.serve(sockets, listener::now_ms(), &mut http);
+    }
+
+    fn report(&self) -> Option<String> {
+        let c = &self.listener.counters;
+        Some(format!(
+            "http: connections: accepted {} refused {} refused_reset {} timed_out {} (idle {} header {} request {} keepalive {}) aborted {} active {} peak {} requests {}; sockets {} ({} KiB of buffers)",
+            c.accepted, c.refused, listener::resets(PORT), c.timed_out, c.timed_out_idle,
+            c.timed_out_header, c.timed_out_request, c.timed_out_keepalive, c.aborted, c.active,
+            c.peak, c.requests, self.listener.sockets(), self.listener.buffer_bytes() / 1024
+        ))
     }
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    service::run(cmd, &mut Http { conns: Vec::new(), served: 0 })
+    let mem = platform::nr_pages() * 4096;
+    let sizing = Sizing { per_conn: proto::per_conn(&LIMITS) };
+    let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
+        .map_err(|e| AppError::Setting(format!("{e}")))?;
+    let mut app = HttpApp {
+        listener: Listener::new(PORT, cfg, proto::RX_BYTES, proto::TX_BYTES),
+        refusal: proto::refusal(),
+    };
+    service::run(cmd, &mut app)
 }

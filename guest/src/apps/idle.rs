@@ -15,11 +15,11 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
         return Err(AppError::BadSetting("app=idle needs XenStore (a domU)"));
     }
-    let timeout_ms = cmd.get("xenbus.timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let timeout_ms = cmd.number("xenbus.timeout_ms").unwrap_or(5000);
     let timeout = Duration::from_millis(timeout_ms);
     probe_devices(timeout);
     // Devices attached later (xl network-attach, block-attach) appear here.
-    if let Some(Err(e)) = xenbus::with(|bus| bus.xs.watch("device", DEVICE_TOKEN)) {
+    if let Some(Err(e)) = xenbus::with(|bus| bus.watch("device", DEVICE_TOKEN)) {
         log::warn!("xenbus: cannot watch device/: {e:?}");
     }
     if let Some(Err(e)) = xenbus::with(balloon::start) {
@@ -32,15 +32,16 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         let ev = match xenbus::with(|bus| bus.next_event(None)) {
             Some(Ok(ev)) => ev,
             Some(Err(e)) => {
-                log::error!("xenstore: {e:?}; retrying in 1 s");
-                timer::sleep_ns(1_000_000_000);
+                if !xenbus::recover("idle", &e) {
+                    timer::sleep_ns(1_000_000_000);
+                }
                 continue;
             }
             None => unreachable!("identity implies a bus"),
         };
         match ev.token.as_str() {
             control::SHUTDOWN_TOKEN => {
-                let req = xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                let req = xenbus::with(control::shutdown_request).flatten();
                 if let Some(req) = req {
                     obey(req);
                 }

@@ -82,7 +82,7 @@ fn panic(_: &Cmdline<'_>) -> AppResult {
 #[cfg(target_os = "none")]
 fn fault(cmd: &Cmdline<'_>) -> AppResult {
     use platform::{trigger_fault, DeliberateFault};
-    let kind = match cmd.get("fault").unwrap_or("pf") {
+    let kind = match cmd.choice("fault") {
         "pf" => DeliberateFault::NullRead,
         "gp" => DeliberateFault::GeneralProtection,
         "ud" => DeliberateFault::InvalidOpcode,

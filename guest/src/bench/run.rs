@@ -176,24 +176,21 @@ fn version_word((major, minor): (u16, u16)) -> u64 {
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let quick = cmd.get("bench.quick").is_some_and(|v| v != "0");
-    let iters = cmd.get("bench.iters").and_then(|v| v.parse().ok()).unwrap_or(if quick {
-        300
-    } else {
-        10_000
-    });
+    let quick = cmd.number("bench.quick") == Some(1);
+    let iters = cmd.number("bench.iters").unwrap_or(if quick { 300 } else { 10_000 }) as usize;
     let plan = Plan::new(iters);
     let tsc_hz = PvClock::read(&platform::vcpu_info().time).tsc_hz();
     let ver = version::version();
     let extra = version::extraversion().map(|e| e.0).unwrap_or_default();
     kprintln!(
-        "BENCH-ENV xen={}.{}{} tsc_hz={tsc_hz} cpu=\"{}\" domain={} iters={}",
+        "BENCH-ENV xen={}.{}{} tsc_hz={tsc_hz} cpu=\"{}\" domain={} iters={} mode={}",
         ver.0,
         ver.1,
         hypercall::abi::start_info::c_str(&extra),
         platform::cpu_brand().as_str(),
         if platform::pv::start_info().is_initial_domain() { "dom0" } else { "domU" },
-        plan.iters
+        plan.iters,
+        platform::backend().name()
     );
 
     let mut b = Bench { tsc_hz, overhead: 0, failures: 0, passed: 0 };
@@ -260,45 +257,76 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
 
     // Page tables: every call changes every entry it names (see Scratch).
     let mut batching = None;
-    match Scratch::new(512) {
-        Some(scratch) => {
-            let mut t = Tally::default();
-            let mut held = [0usize; 3];
-            let single = b.run("mmu_update_1", plan.iters, 1, || t.count(scratch.flip(1).is_ok()));
-            held[0] = scratch.holding(1);
-            b.run("mmu_update_64_per_entry", plan.quarter, 64, || {
-                t.count(scratch.flip(64).is_ok())
-            });
-            held[1] = scratch.holding(64);
-            let batched = b.run("mmu_update_512_per_entry", plan.sixteenth, 512, || {
-                t.count(scratch.flip(512).is_ok())
-            });
-            held[2] = scratch.holding(512);
-            b.check(
-                "mmu_update_applies_every_entry",
-                t.bad == 0 && held == [1, 64, 512],
-                format_args!(
-                    "{} calls of 1, 64 and 512 entries, {} refused; read back, {}/1, {}/64 and {}/512 entries hold what the last call wrote",
-                    t.calls, t.bad, held[0], held[1], held[2]
-                ),
-            );
-            batching = Some((single, batched));
-            let restored = scratch.restore();
-            let mut t = Tally::default();
-            b.run("update_va_mapping_invlpg", plan.iters, 1, || {
-                t.count(scratch.remap_first().is_ok())
-            });
-            let first = scratch.first_is_original();
-            b.check(
-                "update_va_mapping_succeeds",
-                t.bad == 0 && restored && first,
-                format_args!(
-                    "{} calls, {} failed; entries restored: {restored}; first entry as mapped: {first}",
-                    t.calls, t.bad
-                ),
-            );
+    if platform::is_pvh() {
+        // PVH: native page tables. A PTE store + invlpg replaces the
+        // mmu_update family, and a CR3 reload stands for a context switch.
+        match platform::pvh::bench::PteScratch::new() {
+            Some(mut scratch) => {
+                let mut t = Tally::default();
+                let pte = b.run("pte_write_invlpg", plan.iters, 1, || t.count(scratch.flip()));
+                b.check(
+                    "pte_write_applies",
+                    t.bad == 0,
+                    format_args!(
+                        "{} PTE writes + invlpg, {} read another frame's stamp through the new mapping",
+                        t.calls, t.bad
+                    ),
+                );
+                let mut t = Tally::default();
+                let cr3 = b.run("cr3_reload", plan.iters, 1, || {
+                    t.count(platform::pvh::bench::cr3_reload())
+                });
+                b.check(
+                    "cr3_reload_keeps_root",
+                    t.bad == 0,
+                    format_args!("{} reloads, {} changed the root", t.calls, t.bad),
+                );
+                batching = Some((cr3, pte));
+            }
+            None => b.fail("no scratch frames for the page-table benchmarks"),
         }
-        None => b.fail("no scratch pages for the page-table benchmarks"),
+    } else {
+        match Scratch::new(512) {
+            Some(scratch) => {
+                let mut t = Tally::default();
+                let mut held = [0usize; 3];
+                let single =
+                    b.run("mmu_update_1", plan.iters, 1, || t.count(scratch.flip(1).is_ok()));
+                held[0] = scratch.holding(1);
+                b.run("mmu_update_64_per_entry", plan.quarter, 64, || {
+                    t.count(scratch.flip(64).is_ok())
+                });
+                held[1] = scratch.holding(64);
+                let batched = b.run("mmu_update_512_per_entry", plan.sixteenth, 512, || {
+                    t.count(scratch.flip(512).is_ok())
+                });
+                held[2] = scratch.holding(512);
+                b.check(
+                    "mmu_update_applies_every_entry",
+                    t.bad == 0 && held == [1, 64, 512],
+                    format_args!(
+                        "{} calls of 1, 64 and 512 entries, {} refused; read back, {}/1, {}/64 and {}/512 entries hold what the last call wrote",
+                        t.calls, t.bad, held[0], held[1], held[2]
+                    ),
+                );
+                batching = Some((single, batched));
+                let restored = scratch.restore();
+                let mut t = Tally::default();
+                b.run("update_va_mapping_invlpg", plan.iters, 1, || {
+                    t.count(scratch.remap_first().is_ok())
+                });
+                let first = scratch.first_is_original();
+                b.check(
+                    "update_va_mapping_succeeds",
+                    t.bad == 0 && restored && first,
+                    format_args!(
+                        "{} calls, {} failed; entries restored: {restored}; first entry as mapped: {first}",
+                        t.calls, t.bad
+                    ),
+                );
+            }
+            None => b.fail("no scratch pages for the page-table benchmarks"),
+        }
     }
     let mut t = Tally::default();
     b.run("mmuext_tlb_flush_local", plan.iters, 1, || t.count(mmu::tlb_flush_local().is_ok()));
@@ -414,12 +442,16 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
 
     // Comparisons, reported for the reader; timings decide nothing here.
-    if let Some((single, batched)) = batching {
-        ratio(
+    match batching {
+        Some((cr3, pte)) if platform::is_pvh() => {
+            ratio("cr3_reload_vs_pte_write", ("cr3_reload", cr3), ("pte_write_invlpg", pte))
+        }
+        Some((single, batched)) => ratio(
             "mmu_512_per_entry_vs_single",
             ("mmu_update_512_per_entry", batched),
             ("mmu_update_1", single),
-        );
+        ),
+        None => {}
     }
     ratio(
         "multicall_vs_separate",

@@ -38,6 +38,24 @@ pub fn run(s: &mut Suite) {
         return;
     }
 
+    if platform::is_pvh() {
+        // Under PVH a grant is mapped at a guest frame, and Xen's physmap
+        // keeps a frame at one guest frame only: mapping our own grant
+        // moves our page there and leaves its own frame empty (seen on Xen
+        // 4.17: the page then read all ones), so a self-map cannot be tested
+        // without losing the page. Mapping a peer's grant is the backend's
+        // job, which this guest does not do.
+        const WHY: &str = "PVH: mapping our own grant moves the page in Xen's physmap";
+        s.skip("grants.self_map_round_trip", WHY);
+        s.skip("grants.readonly_grant_maps_readonly_only", WHY);
+        s.skip("grants.mapped_page_is_kept_not_freed", WHY);
+    } else {
+        self_maps(s, me);
+    }
+    rest(s, me);
+}
+
+fn self_maps(s: &mut Suite, me: DomId) {
     s.check("grants.self_map_round_trip", |d| round_trip(d, me, "v1"));
 
     s.check("grants.readonly_grant_maps_readonly_only", |d| {
@@ -89,7 +107,9 @@ pub fn run(s: &mut Suite) {
         note!(d, "while mapped: returned {kept:?}, {q} quarantined, reclaim gave {} pages; after unmap reclaim gave {back:?}, {q_after} quarantined", early.len());
         kept.is_none() && q == 1 && early.is_empty() && back == [pfn] && q_after == 0
     });
+}
 
+fn rest(s: &mut Suite, me: DomId) {
     s.check("grants.copy_batched", |d| copy_batched(d, me));
 
     s.check("grants.fill_to_limit_and_recover", |d| {
@@ -143,7 +163,9 @@ pub fn run(s: &mut Suite) {
             Err(e) => fail!(d, "set_version(2): {e}"),
         }
         let st = grants::with(|t| t.stats()).unwrap();
-        let ok = round_trip(d, me, "v2");
+        // PVH cannot self-map (see above): v2 entries are checked as the
+        // source of grant copies instead.
+        let ok = if platform::is_pvh() { copy_batched(d, me) } else { round_trip(d, me, "v2") };
         let back = grants::with(|t| t.set_version(Version::V1)).unwrap();
         note!(d, "; {} entries in {} frames; back to v1: {}", st.capacity, st.frames, back.is_ok());
         ok && back.is_ok() && st.capacity == st.frames * 256

@@ -33,6 +33,49 @@ pub fn run(s: &mut Suite) {
         i.stats.pages == i.layout.map.nr_pages - i.boot_mapped_end.0
     });
 
+    if platform::is_pvh() {
+        // PVH: page 0 (null) and page 1 (the scratch page) are not
+        // allocatable; page 0 is unmapped, every other RAM page maps itself.
+        s.check("memory.every_pfn_mapped_to_its_frame", |d| {
+            let map = mm::direct_map();
+            let mut holes = 0;
+            for pfn in (1..map.nr_pages).map(Pfn) {
+                let va = map.virt(pfn);
+                match (mm::lookup(va), platform::pv::pfn_to_mfn(pfn)) {
+                    (None, _) if va == mm::info().guard_page => {}
+                    (Some(pte), Some(m)) if pte.mfn() == m => {}
+                    (_, Some(hypercall::Mfn(u64::MAX))) => holes += 1,
+                    (pte, want) => fail!(d, "pfn {pfn}: {pte:?}, P2M says {want:?}"),
+                }
+            }
+            note!(d, "{} pages identity-mapped (GFN = PFN), {holes} holes", map.nr_pages);
+            mm::lookup(VirtAddr(0)).is_none()
+        });
+    } else {
+        every_pfn_mapped(s);
+    }
+
+    s.check("memory.nothing_mapped_below_virt_base", |d| {
+        let base = mm::direct_map().base;
+        match mm::first_mapped(VirtAddr(0)..base) {
+            None => {
+                note!(d, "[0, {base}) unmapped");
+                mm::lookup(VirtAddr(0)).is_none()
+            }
+            Some(va) => fail!(d, "{va} is mapped"),
+        }
+    });
+
+    s.check("memory.boot_stack_guard_page", |d| {
+        let guard = mm::info().guard_page;
+        note!(d, "{guard}");
+        mm::lookup(guard).is_none() && mm::lookup(guard.add(PAGE)).is_some()
+    });
+
+    rest(s);
+}
+
+fn every_pfn_mapped(s: &mut Suite) {
     s.check("memory.every_pfn_mapped_to_its_frame", |d| {
         let map = mm::direct_map();
         let image = platform::pv::image_range();
@@ -66,24 +109,9 @@ pub fn run(s: &mut Suite) {
         );
         true
     });
+}
 
-    s.check("memory.nothing_mapped_below_virt_base", |d| {
-        let base = mm::direct_map().base;
-        match mm::first_mapped(VirtAddr(0)..base) {
-            None => {
-                note!(d, "[0, {base}) unmapped");
-                mm::lookup(VirtAddr(0)).is_none()
-            }
-            Some(va) => fail!(d, "{va} is mapped"),
-        }
-    });
-
-    s.check("memory.boot_stack_guard_page", |d| {
-        let guard = mm::info().guard_page;
-        note!(d, "{guard}");
-        mm::lookup(guard).is_none() && mm::lookup(guard.add(PAGE)).is_some()
-    });
-
+fn rest(s: &mut Suite) {
     s.check("memory.pattern_over_all_free_memory", |d| {
         let t0 = platform::now_ns();
         let pattern = |w: u64| w.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A;
@@ -149,6 +177,24 @@ pub fn run(s: &mut Suite) {
         }
     });
 
+    if platform::is_pvh() {
+        s.check("memory.native_pte_write", |d| match mm::scratch_round_trip() {
+            Ok((read, written, restored)) => {
+                note!(
+                    d,
+                    "PTE write + invlpg: read through the new mapping {read}; write seen through the direct map {written}; mapped back {restored}"
+                );
+                read && written && restored
+            }
+            Err(e) => fail!(d, "{e}"),
+        });
+    } else {
+        pin_needs_read_only(s);
+    }
+    balloon(s);
+}
+
+fn pin_needs_read_only(s: &mut Suite) {
     s.check("memory.pin_needs_read_only", |d| match mm::pin_round_trip() {
         Ok((refused, writable_refused, restored)) => {
             note!(
@@ -159,7 +205,9 @@ pub fn run(s: &mut Suite) {
         }
         Err(e) => fail!(d, "{e}"),
     });
+}
 
+fn balloon(s: &mut Suite) {
     s.check("memory.balloon_4_mib_out_and_in", |d| {
         let before = match mm::current_reservation() {
             Ok(n) => n,
@@ -174,10 +222,12 @@ pub fn run(s: &mut Suite) {
         let pfns = holes.range();
         let during = mm::current_reservation().unwrap_or(0);
         let map = mm::direct_map();
-        let unmapped = pfns
-            .clone()
-            .frames()
-            .all(|p| mm::lookup(map.virt(p)).is_none() && platform::pv::pfn_to_mfn(p) == Some(hypercall::Mfn(!0)));
+        // PVH keeps its (2 MiB) identity mappings of the holes: Xen's
+        // physical map has no frame behind them, which the P2M records.
+        let unmapped = pfns.clone().frames().all(|p| {
+            (platform::is_pvh() || mm::lookup(map.virt(p)).is_none())
+                && platform::pv::pfn_to_mfn(p) == Some(hypercall::Mfn(!0))
+        });
         if let Err((e, _)) = mm::balloon_in(holes) {
             fail!(d, "balloon in: {e}");
         }

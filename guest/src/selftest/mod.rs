@@ -22,6 +22,7 @@ pub type Detail = FmtBuf<240>;
 pub struct Suite {
     passed: u32,
     failed: u32,
+    skipped: u32,
 }
 
 impl Suite {
@@ -38,6 +39,12 @@ impl Suite {
             self.failed += 1;
             kprintln!("FAIL {name}{sep}{detail}");
         }
+    }
+
+    /// A check that cannot run in this mode, with the reason: `SKIP name: why`.
+    pub fn skip(&mut self, name: &str, why: &str) {
+        self.skipped += 1;
+        kprintln!("SKIP {name}: {why}");
     }
 }
 
@@ -59,7 +66,7 @@ macro_rules! note {
 pub(crate) use note;
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let mut suite = Suite { passed: 0, failed: 0 };
+    let mut suite = Suite { passed: 0, failed: 0, skipped: 0 };
     hypercalls::run(&mut suite);
     start_info::run(&mut suite);
     clock::run(&mut suite);
@@ -68,6 +75,9 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     memory::run(&mut suite);
     grants::run(&mut suite);
     timers::run(&mut suite, cmd);
+    if suite.skipped > 0 {
+        kprintln!("{} skipped", suite.skipped);
+    }
     kprintln!("{} passed, {} failed", suite.passed, suite.failed);
     if suite.failed == 0 {
         Ok(())

@@ -9,6 +9,7 @@ pub mod blkif;
 pub mod console;
 pub mod event_channel;
 pub mod grant_table;
+pub mod hvm;
 pub mod memory;
 pub mod mmu;
 pub mod netif;

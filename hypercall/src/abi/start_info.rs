@@ -28,6 +28,12 @@ pub struct ConsoleUnion {
 }
 
 impl ConsoleUnion {
+    /// A domU's console: ring frame and event channel (for a PVH guest,
+    /// which builds a `start_info` of its own from HVM parameters).
+    pub const fn new_domu(mfn: Mfn, port: EvtchnPort) -> Self {
+        ConsoleUnion { word0: mfn.0, word1: port.0, _pad: 0 }
+    }
+
     /// The domU view: the console ring's machine frame and its event channel.
     pub fn domu(&self) -> (Mfn, EvtchnPort) {
         (Mfn(self.word0), EvtchnPort(self.word1))

@@ -25,6 +25,8 @@
 //!   [`multicall::multicall`];
 //! - calls through which Xen writes caller-named guest frames:
 //!   [`grant_table::copy`];
+//! - calls that put a Xen page at a caller-named guest frame (PVH):
+//!   [`hvm::add_to_physmap`];
 //! - calls that make Xen jump to a caller-named address:
 //!   [`arch::set_trap_table`], [`arch::register_callback`].
 //!
@@ -34,6 +36,7 @@ pub mod arch;
 pub mod console;
 pub mod event_channel;
 pub mod grant_table;
+pub mod hvm;
 pub mod memory;
 pub mod mmu;
 pub mod multicall;

@@ -27,19 +27,26 @@ impl Run for Holes {
 /// balloon fills it when the target rises above the boot size.
 pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
     seed_holes();
-    bus.xs.watch("memory/target", TARGET_TOKEN)
+    bus.watch("memory/target", TARGET_TOKEN)
 }
 
 /// Sizes the P2M for the most memory the toolstack may give this domain
 /// (`memory/static-max`, xl's `maxmem`), so a save, a migration or the
 /// balloon can cover all of it. Xen's own maximum reservation follows `xl
 /// mem-set` and says less at boot.
+///
+/// Under PVH there is no P2M for the toolstack: the balloon stays within
+/// the boot size.
 pub fn size_for_static_max() {
+    if platform::is_pvh() {
+        log::info!(
+            "balloon: PVH: no P2M to size or publish; the balloon stays within the boot size"
+        );
+        return;
+    }
     let kib = xenbus::with(|bus| bus.xs.read_opt("memory/static-max"));
     let kib = match kib {
-        Some(Ok(Some(v))) => core::str::from_utf8(&v)
-            .ok()
-            .and_then(|t| t.trim_end_matches('\0').trim().parse::<u64>().ok()),
+        Some(Ok(Some(v))) => super::plan::parse_target(&v),
         _ => None,
     };
     let Some(kib) = kib else { return };
@@ -67,13 +74,16 @@ pub fn held_pages() -> u64 {
 
 /// Reads the target and moves toward it. Returns the pages held after.
 pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
-    let target_kib = match bus.xs.read_opt("memory/target")? {
-        Some(v) => core::str::from_utf8(&v)
-            .ok()
-            .and_then(|t| t.trim_end_matches('\0').trim().parse::<u64>().ok()),
-        None => None,
+    let Some(raw) = bus.xs.read_opt("memory/target")? else {
+        return Ok(held_pages());
     };
-    let Some(target_kib) = target_kib else {
+    let Some(target_kib) = super::plan::parse_target(&raw) else {
+        // The toolstack (or whoever can write the node) wrote nonsense:
+        // said once per change, and nothing moves.
+        log::warn!(
+            "balloon: memory/target = {:?} is not a KiB count; ignored",
+            alloc::string::String::from_utf8_lossy(&raw)
+        );
         return Ok(held_pages());
     };
     seed_holes();
@@ -84,7 +94,19 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     let mut b = BALLOON.lock();
     while let Some(step) = b.next_step(all - b.out_pages(), target) {
         let result = match step {
-            Step::Out(n) => mm::balloon_out(n).map(|holes| b.gave_back(holes)),
+            Step::Out(n) => {
+                // Never into the reserve (issue 18 item 5).
+                let n = super::plan::out_allowed(n, mm::free_frames().0);
+                if n == 0 {
+                    crate::kprintln!(
+                        "balloon: target {target_kib} KiB refused below {} pages: keeping a reserve of {} free pages",
+                        all - b.out_pages(),
+                        super::plan::RESERVE_PAGES
+                    );
+                    break;
+                }
+                mm::balloon_out(n).map(|holes| b.gave_back(holes))
+            }
             Step::In(n) => match b.take_top(n) {
                 Some(holes) => mm::balloon_in(holes).map_err(|(e, holes)| {
                     b.put_back(holes);

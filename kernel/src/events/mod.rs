@@ -3,6 +3,7 @@
 //! otherwise) and runs the handlers with upcalls masked.
 
 pub mod fifo;
+pub mod storm;
 pub mod table;
 pub mod two_level;
 

@@ -4,17 +4,11 @@
 //! detach/attach, `xl shutdown`, `xl sysrq`).
 
 pub mod device;
+pub mod http;
+pub mod listener;
 pub mod service;
 
-use core::net::Ipv4Addr;
-
-/// `ip=ADDR/PREFIX`.
-pub fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (addr, prefix) = text.split_once('/').unwrap_or((text, "24"));
-    let prefix: u8 = prefix.parse().ok()?;
-    (prefix <= 32).then_some(())?;
-    Some((addr.parse().ok()?, prefix))
-}
+pub use crate::cmdline::parse_cidr;
 
 /// A TCP socket for the guest's services, tuned for request/response
 /// latency: Nagle off (a small reply must not wait for the ACK of the

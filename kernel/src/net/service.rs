@@ -9,6 +9,7 @@ use super::device::NetDev;
 use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
+use crate::events::storm::Throttle;
 use crate::toolstack as idle;
 use crate::xenbus::{self, control};
 use crate::{grants, kprintln, timer};
@@ -18,10 +19,12 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
+use hypercall::EvtchnPort;
 use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
 use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
+use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -45,6 +48,9 @@ pub struct Status {
     pub tx_busy: u64,
     /// The current vif's packets per queue (RX, TX).
     pub queues: Vec<(u64, u64)>,
+    /// Retransmitted SYNs of connections already held, dropped
+    /// ([`is_duplicate_syn`]).
+    pub syn_duplicates: u64,
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
@@ -52,6 +58,9 @@ pub struct Status {
     /// that were cancelled (checkpoints).
     pub resumes: u64,
     pub checkpoints: u64,
+    /// Event storms (events with no work behind them): the lateeoi
+    /// bookkeeping of the vif's channels (`events::storm`).
+    pub storm: Throttle,
 }
 
 /// A service: its sockets, served once per loop.
@@ -59,6 +68,11 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+    /// A line of the service's own counters, printed with the network's
+    /// (`xl sysrq`, shutdown).
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 fn now() -> Instant {
@@ -77,6 +91,12 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_extra_info,
         rx_csum_validated,
         rx_csum_blank,
+        rx_gso,
+        tx_csum_blank,
+        tx_gso,
+        rx_csum_sw,
+        rx_csum_bad,
+        tx_csum_sw,
         rx_dropped,
         rx_bad_id,
         tx_bad_id,
@@ -86,6 +106,10 @@ fn add(a: &mut Stats, b: &Stats) {
         rx_bad_prod,
         tx_bad_prod,
         rx_bad_extra,
+        rx_long_chain,
+        tx_null_status,
+        tx_ids_recovered,
+        tx_stalled,
         notifications,
         tx_notifications,
         rx_notifications,
@@ -107,6 +131,12 @@ struct Net {
     cidr: Option<IpCidr>,
     gw: Option<core::net::Ipv4Addr>,
     status: Status,
+    /// Ports masked by the storm throttle, and until when.
+    masked: Vec<EvtchnPort>,
+    masked_until: u64,
+    mss: MssTable,
+    /// The last poll found the TX ring full.
+    tx_waiting: bool,
 }
 
 impl Net {
@@ -171,6 +201,15 @@ impl Net {
             nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
             nf.rx_posted()
         );
+        let o = nf.offloads;
+        let yn = |b: bool| if b { "on" } else { "off" };
+        kprintln!(
+            "net: offloads: rx-csum {} rx-gso-tcpv4 {} tx-csum {} tx-gso-tcpv4 {}",
+            yn(o.rx_csum),
+            yn(o.rx_gso),
+            yn(o.tx_csum),
+            yn(o.tx_gso)
+        );
         match steering {
             Ok(s) => kprintln!(
                 "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
@@ -183,9 +222,13 @@ impl Net {
             Err(e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
         }
         let (mac, mtu) = (nf.mac, nf.mtu);
+        let tso = nf.offloads.tx_gso.then_some(super::device::TSO_MAX_PAYLOAD);
         self.current = Some(id.into());
         self.status.connected = true;
         self.setup_iface(mac, mtu);
+        if let Some(iface) = &mut self.iface {
+            iface.set_tso_max_payload(tso);
+        }
     }
 
     fn setup_iface(&mut self, mac: [u8; 6], mtu: u32) {
@@ -230,18 +273,89 @@ impl Net {
         }
     }
 
-    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<Vec<u8>>) {
+    /// What an event may have been for: packets in, faults, TX answers.
+    fn progress(&mut self) -> Option<(u64, u64, u64, u32)> {
+        let nf = self.vifs.device_mut(self.current.as_deref()?)?;
+        let s = &nf.stats;
+        Some((s.rx_packets, s.rx_dropped, s.backend_errors(), nf.tx_in_flight()))
+    }
+
+    /// The storm throttle (Linux's lateeoi): after a wake-up by the vif's
+    /// events that found no work, from the second in a row, mask its
+    /// channels for a while; unmask them when the time is up (a masked
+    /// port still becomes pending, so nothing is lost).
+    fn throttle(&mut self, woke_by_events: bool, did_work: bool) {
+        let now = platform::now_ns();
+        if !self.masked.is_empty() && now >= self.masked_until {
+            for p in self.masked.drain(..) {
+                let _ = crate::events::unmask(p);
+            }
+        }
+        if !woke_by_events || !self.masked.is_empty() {
+            return;
+        }
+        let Some(delay) = self.status.storm.after_events(did_work) else { return };
+        let Some(nf) = self.current.as_deref().and_then(|id| self.vifs.device_mut(id)) else {
+            return;
+        };
+        if self.status.storm.throttled == 1 {
+            kprintln!(
+                "net: {}: events with no work behind them; throttling (lateeoi)",
+                nf.dev.frontend
+            );
+        }
+        for q in nf.queues() {
+            let (tx, rx) = q.ports();
+            for p in [tx, rx] {
+                if !self.masked.contains(&p) {
+                    crate::events::mask(p);
+                    self.masked.push(p);
+                }
+            }
+        }
+        self.masked_until = now + delay;
+    }
+
+    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
             return;
         };
         let host = &mut self.drv.host;
-        let _ = nf.poll_rx(host, |p| rxq.push_back(p.data));
+        let dups = &mut self.status.syn_duplicates;
+        let _ = nf.poll_rx(host, |p| {
+            if is_duplicate_syn(&p.data, sockets) {
+                *dups += 1;
+            } else {
+                rxq.push_back((p.data, p.flags))
+            }
+        });
         let _ = nf.reclaim_tx();
-        let mut dev = NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy };
+        nf.watchdog(platform::now_ns());
+        let busy = self.status.tx_busy;
+        let mut dev =
+            NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
+        self.tx_waiting = self.status.tx_busy != busy;
     }
+}
+
+/// A retransmitted SYN of a connection a socket already holds (see
+/// `netsvc::frame::syn_of`): dropped before smoltcp could give it to
+/// another listening socket.
+fn is_duplicate_syn(frame: &[u8], sockets: &SocketSet<'static>) -> bool {
+    use smoltcp::socket::{tcp, Socket};
+    let Some((src, sport, dport)) = netsvc::frame::syn_of(frame) else { return false };
+    let src = IpAddress::v4(src[0], src[1], src[2], src[3]);
+    sockets.iter().any(|(_, s)| match s {
+        Socket::Tcp(t) => {
+            !matches!(t.state(), tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait)
+                && t.local_endpoint().is_some_and(|l| l.port == dport)
+                && t.remote_endpoint().is_some_and(|r| r.addr == src && r.port == sport)
+        }
+        _ => false,
+    })
 }
 
 /// Has netback steer RX as the guest steers TX, through the vif's control
@@ -270,10 +384,7 @@ impl smoltcp::phy::Device for CapsOnly {
         None
     }
     fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-        let mut caps = smoltcp::phy::DeviceCapabilities::default();
-        caps.medium = smoltcp::phy::Medium::Ethernet;
-        caps.max_transmission_unit = self.0;
-        caps
+        super::device::caps(self.0)
     }
 }
 
@@ -303,10 +414,17 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         Some(g) => Some(g.parse().map_err(|_| AppError::BadSetting("gw= takes an IPv4 address"))?),
         None => None,
     };
-    let rx_buffers = cmd.get("net.rx_buffers").and_then(|v| v.parse().ok()).unwrap_or(128);
-    let max_queues = cmd.get("net.queues").and_then(|v| v.parse().ok()).unwrap_or(4);
-    let cfg =
-        NetConfig { rx_buffers, tx_buffers: 128, timeout: Duration::from_secs(10), max_queues };
+    // Validated at boot (cmdline::SETTINGS): all are in range.
+    let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
+    let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
+    let offload = cmd.number("net.offload").unwrap_or(1) == 1;
+    let cfg = NetConfig {
+        rx_buffers,
+        tx_buffers: 128,
+        timeout: Duration::from_secs(10),
+        max_queues,
+        offload,
+    };
     // One of the kernel's 17 event counters: the service is the first and
     // only driver environment of a network app.
     let env = KernelEnv::new().expect("a free event counter for the network service");
@@ -318,9 +436,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         cidr,
         gw,
         status: Status { domid: id.domid.0, ..Status::default() },
+        masked: Vec::new(),
+        masked_until: 0,
+        mss: MssTable::default(),
+        tx_waiting: false,
     };
     net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
+    // `xl mem-set` under traffic: the service follows the target too (down
+    // to the balloon's reserve).
+    if let Some(Err(e)) = xenbus::with(crate::balloon::start) {
+        kprintln!("net: cannot watch memory/target: {e:?}");
+    }
     if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
@@ -335,11 +462,15 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
     let events: EventCount = net.drv.host.event_count();
+    let mut last_seen = events.get();
     loop {
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
         let seen = events.get();
+        let woke_by_events = seen != last_seen;
+        last_seen = seen;
+        let before = net.progress();
         net.poll(&mut sockets, &mut rxq);
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
@@ -349,9 +480,22 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.refresh_status();
         svc.serve(&mut sockets, &net.status);
         net.poll(&mut sockets, &mut rxq);
+        let did_work = !rxq.is_empty() || net.progress() != before;
+        net.throttle(woke_by_events, did_work);
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
+            // Pages a backend kept mapped when its vif was let go: revoked
+            // again now and then, freed once it let go (never reused before).
+            if !net.drv.quarantine.is_empty() {
+                let freed = net.drv.reclaim();
+                if freed > 0 {
+                    kprintln!(
+                        "net: {freed} kept page(s) revoked at last, {} still kept",
+                        net.drv.quarantine.len()
+                    );
+                }
+            }
             loop {
                 let ev = match xenbus::with(|bus| {
                     let now = bus.now();
@@ -361,15 +505,14 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     Some(Err(xenstore_client::Error::TimedOut)) | None => break,
                     Some(Err(e)) => {
                         // Whatever it was, something may have been missed.
-                        log::warn!("net: xenstore: {e:?}; re-reading the vifs");
+                        xenbus::recover("net", &e);
                         net.vifs.kick();
                         break;
                     }
                 };
                 match ev.token.as_str() {
                     control::SHUTDOWN_TOKEN => {
-                        let req =
-                            xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                        let req = xenbus::with(control::shutdown_request).flatten();
                         if req == Some(control::ShutdownRequest::Suspend) {
                             // The vifs stay as they are: cancelled, they
                             // carry on; in a new domain the toolstack has
@@ -392,12 +535,23 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::obey(req);
+                        }
+                    }
+                    crate::balloon::TARGET_TOKEN => {
+                        if let Some(Err(e)) = xenbus::with(crate::balloon::follow_target) {
+                            log::warn!("balloon: {e:?}");
                         }
                     }
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
+                            if let Some(line) = svc.report() {
+                                kprintln!("{line}");
+                            }
                             idle::sysrq(key);
                         }
                     }
@@ -412,13 +566,23 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         if !rxq.is_empty() {
             continue;
         }
-        let delay = net
-            .iface
-            .as_mut()
-            .and_then(|i| i.poll_delay(now(), &sockets))
-            .map_or(50_000, |d| d.total_micros())
-            .min(50_000);
-        timer::wait_until(platform::now_ns() + delay * 1000, || events.get() != seen);
+        // With the TX ring full, smoltcp has data to send (a delay of 0):
+        // sleep until netback's TX answers free room (their event ends the
+        // wait) instead of spinning on a ring netback needs the CPU to drain.
+        let delay = match net.tx_waiting {
+            true => 10_000,
+            false => net
+                .iface
+                .as_mut()
+                .and_then(|i| i.poll_delay(now(), &sockets))
+                .map_or(50_000, |d| d.total_micros())
+                .min(50_000),
+        };
+        let mut until = platform::now_ns() + delay * 1000;
+        if !net.masked.is_empty() {
+            until = until.min(net.masked_until);
+        }
+        timer::wait_until(until, || events.get() != seen);
     }
 }
 
@@ -465,6 +629,16 @@ pub fn print_counters(s: &Status) {
         s.events * 1000 / packets,
         programmed * 1000 / packets,
         t.backend_errors(), t.grants_made, t.grants_revoked, t.grants_kept, s.tx_busy
+    );
+    kprintln!(
+        "net: event storms: {} spurious wake-ups, {} times throttled",
+        s.storm.spurious,
+        s.storm.throttled
+    );
+    kprintln!(
+        "net: offload counters: rx-gso {} rx-multi-slot {} rx-csum-validated {} rx-csum-blank {} rx-csum-sw {} rx-csum-bad {} tx-gso {} tx-multi-slot {} tx-csum-blank {} tx-csum-sw {}",
+        t.rx_gso, t.rx_multi_slot, t.rx_csum_validated, t.rx_csum_blank, t.rx_csum_sw,
+        t.rx_csum_bad, t.tx_gso, t.tx_multi_slot, t.tx_csum_blank, t.tx_csum_sw
     );
     let mut per_queue = alloc::string::String::new();
     for (i, (rx, tx)) in s.queues.iter().enumerate() {

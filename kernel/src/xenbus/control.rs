@@ -12,8 +12,11 @@ pub const SYSRQ_TOKEN: &str = "control/sysrq";
 
 /// Features advertised under `control/`; a guest that lacks
 /// `feature-poweroff` makes `xl shutdown` fall back to ACPI or fail.
-pub const FEATURES: &[&str] =
-    &["control/feature-poweroff", "control/feature-reboot", "control/feature-suspend"];
+pub const FEATURES: &[&str] = &["control/feature-poweroff", "control/feature-reboot"];
+
+/// Advertised only where the guest can suspend (PV; under PVH a suspend
+/// request is refused: docs/migration.md).
+pub const SUSPEND_FEATURE: &str = "control/feature-suspend";
 
 /// What `control/shutdown` asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +32,7 @@ pub enum ShutdownRequest {
 impl ShutdownRequest {
     pub fn parse(v: &[u8]) -> Option<ShutdownRequest> {
         let text = String::from_utf8_lossy(v);
-        let text = text.trim_end_matches('\0').trim();
+        let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
         Some(match text {
             "" => return None,
             "poweroff" => ShutdownRequest::Poweroff,
@@ -42,11 +45,12 @@ impl ShutdownRequest {
     }
 }
 
-/// Advertises the features and watches the control nodes, in one
-/// pipelined round trip to xenstored.
-pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
+/// Advertises the features (with `feature-suspend` if `suspend`) and
+/// watches the control nodes, in one pipelined round trip to xenstored.
+pub fn start<T: Transport>(bus: &mut Bus<T>, suspend: bool) -> Result<(), Error> {
     let mut reqs = alloc::vec::Vec::new();
-    for key in FEATURES {
+    let suspend = suspend.then_some(&SUSPEND_FEATURE);
+    for key in FEATURES.iter().chain(suspend) {
         reqs.push((MsgType::Write, request::write(key, b"1")?));
     }
     reqs.push((MsgType::Watch, request::watch("control/shutdown", SHUTDOWN_TOKEN)?));
@@ -55,8 +59,9 @@ pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
     for (kind, m) in kinds.into_iter().zip(bus.xs.pipeline(reqs)?) {
         reply::ok(reply::payload_for(kind, &m)?)?;
     }
-    bus.xs.remember_watch("control/shutdown", SHUTDOWN_TOKEN);
-    bus.xs.remember_watch("control/sysrq", SYSRQ_TOKEN);
+    // Lost watch events make these fire again (Bus::next_event).
+    bus.note_watch("control/shutdown", SHUTDOWN_TOKEN);
+    bus.note_watch("control/sysrq", SYSRQ_TOKEN);
     Ok(())
 }
 
@@ -65,6 +70,37 @@ pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
 /// toolstack sees the empty node as "the guest heard us".
 pub fn take_shutdown<T: Transport>(bus: &mut Bus<T>) -> Result<Option<ShutdownRequest>, Error> {
     take(bus, "control/shutdown").map(|v| v.and_then(|v| ShutdownRequest::parse(&v)))
+}
+
+/// The pending shutdown request, for the service loops: taken and
+/// acknowledged as [`take_shutdown`] does, and when that fails, never
+/// dropped in silence: the failure is reported, and a request that a plain
+/// read still finds is obeyed all the same (the toolstack then sees no
+/// acknowledgement, only the domain shutting down; `xl shutdown` waits for
+/// that anyway). Only a store that cannot even be read leaves it for the
+/// next event, said in one line.
+pub fn shutdown_request<T: Transport>(bus: &mut Bus<T>) -> Option<ShutdownRequest> {
+    let err = match take_shutdown(bus) {
+        Ok(req) => return req,
+        Err(e) => e,
+    };
+    match bus.xs.read_opt("control/shutdown") {
+        Ok(Some(v)) => {
+            let req = ShutdownRequest::parse(&v)?;
+            log::error!("control/shutdown: acknowledging {req:?} failed ({err:?}); obeying it unacknowledged");
+            Some(req)
+        }
+        Ok(None) => {
+            log::error!("control/shutdown: acknowledgement failed ({err:?}) and the node is gone");
+            None
+        }
+        Err(e) => {
+            log::error!(
+                "control/shutdown: cannot read it ({err:?}, then {e:?}); the next event retries"
+            );
+            None
+        }
+    }
 }
 
 /// Takes a pending sysrq key (acknowledged the same way).
@@ -122,8 +158,9 @@ mod tests {
         toolstack_writes(&h, "control/shutdown", b"");
         toolstack_writes(&h, "control/sysrq", b"");
         let mut bus = Bus::new(h.client());
-        start(&mut bus).unwrap();
+        start(&mut bus, true).unwrap();
         assert_eq!(node(&h, "control/feature-poweroff").as_deref(), Some(&b"1"[..]));
+        assert_eq!(node(&h, SUSPEND_FEATURE).as_deref(), Some(&b"1"[..]));
         let far = Some(bus.deadline(Duration::from_secs(1)));
         // The initial firing of each watch finds nothing to do.
         while let Ok(ev) = bus.xs.next_event(Some(bus.now())) {
@@ -142,6 +179,21 @@ mod tests {
         assert_eq!(take_sysrq(&mut bus).unwrap(), None);
     }
 
+    /// Issue 18 item 3: the acknowledging transaction never commits; the
+    /// request was dropped without a word and the guest never shut down.
+    #[test]
+    fn a_failed_acknowledgement_is_reported_and_the_request_still_obeyed() {
+        let h = Harness::new(DomId(9));
+        toolstack_writes(&h, "control/shutdown", b"poweroff");
+        let mut bus = Bus::new(h.client());
+        h.fake().fail_next_commits(1_000);
+        assert!(take_shutdown(&mut bus).is_err());
+        assert_eq!(shutdown_request(&mut bus), Some(ShutdownRequest::Poweroff));
+        // Nothing to obey: nothing invented.
+        toolstack_writes(&h, "control/shutdown", b"");
+        assert_eq!(shutdown_request(&mut bus), None);
+    }
+
     #[test]
     fn the_acknowledgement_survives_a_conflicting_transaction() {
         let h = Harness::new(DomId(9));
@@ -150,5 +202,40 @@ mod tests {
         h.fake().fail_next_commits(2);
         assert_eq!(take_shutdown(&mut bus).unwrap(), Some(ShutdownRequest::Poweroff));
         assert_eq!(node(&h, "control/shutdown").as_deref(), Some(&b""[..]));
+    }
+
+    /// Fuzz target `control`: whatever `control/shutdown` and
+    /// `control/sysrq` hold (text, binary, NULs, huge), and however often
+    /// the acknowledging transaction conflicts, taking them answers: a
+    /// request only for a non-empty value, parsed the same way twice, and
+    /// a value of known words gives the known request.
+    #[test]
+    fn fuzz_control() {
+        use fuzzkit::{Arbitrary, Unstructured};
+        fuzzkit::fuzz("control", |u: &mut Unstructured<'_>| {
+            let words = ["poweroff", "halt", "reboot", "crash", "suspend", "", "\0"];
+            let value: Vec<u8> = if bool::arbitrary(u)? {
+                u.choose(&words)?.as_bytes().to_vec()
+            } else {
+                // Seeds (fuzz/corpus/control): node values after 0x00.
+                let mut v = u.bytes(u.len().min(2048))?.to_vec();
+                v.truncate(2048);
+                v
+            };
+            let parsed = ShutdownRequest::parse(&value);
+            assert_eq!(parsed, ShutdownRequest::parse(&value));
+            if value.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+                assert_eq!(parsed, None);
+            }
+            let h = Harness::new(DomId(9));
+            toolstack_writes(&h, "control/shutdown", &value);
+            toolstack_writes(&h, "control/sysrq", &value);
+            let mut bus = Bus::new(h.client());
+            h.fake().fail_next_commits(u.int_in_range(0..=12)?);
+            let got = shutdown_request(&mut bus);
+            assert_eq!(got, parsed, "{value:?}");
+            let _ = take_sysrq(&mut bus);
+            Ok(())
+        });
     }
 }

@@ -99,7 +99,8 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
         text(&replies[0])?.trim_end_matches('\0').parse().map_err(|_| Error::NotANumber)?;
     let name = text(&replies[1]).unwrap_or_default();
     let vm = text(&replies[2]).unwrap_or_default();
-    control::start(&mut bus)?;
+    // PVH cannot suspend yet: the toolstack is not told it can.
+    control::start(&mut bus, !platform::is_pvh())?;
     BUS.call_once(|| Mutex::new(bus));
     Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
 }
@@ -149,5 +150,27 @@ pub fn current_domid() -> Option<DomId> {
     match DOMID_NOW.load(Ordering::Relaxed) {
         0 => Some(id.domid),
         n => Some(DomId(n)),
+    }
+}
+
+/// After a XenStore error in a service loop: if the connection is broken
+/// (bogus ring indices, a malformed message, xenstored's error report),
+/// resets it with the ring reconnection protocol and watches again, so the
+/// toolstack's requests still arrive. Says what happened in one line;
+/// returns whether the store works (again).
+pub fn recover(who: &str, e: &Error) -> bool {
+    match with(|bus| bus.recover_if_broken(core::time::Duration::from_secs(5))) {
+        None | Some(None) => {
+            log::warn!("{who}: xenstore: {e:?}");
+            true
+        }
+        Some(Some(Ok(()))) => {
+            crate::kprintln!("{who}: xenstore connection broken ({e:?}); reset and watching again");
+            true
+        }
+        Some(Some(Err(r))) => {
+            crate::kprintln!("{who}: xenstore connection broken ({e:?}); cannot reset it: {r:?}");
+            false
+        }
     }
 }

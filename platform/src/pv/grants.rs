@@ -35,6 +35,10 @@ struct MappedFrames {
 
 impl MappedFrames {
     fn new(pages: u32) -> Result<Self, GrantError> {
+        if crate::pvh::active() {
+            // PVH puts table frames into physical space instead (grow_pvh).
+            return Ok(Self { va: VirtAddr(0), capacity: 0, mfns: Vec::new() });
+        }
         let va = vmap::reserve(u64::from(pages)).map_err(mapping("reserving grant frame space"))?;
         Ok(Self { va, capacity: pages, mfns: Vec::new() })
     }
@@ -180,6 +184,9 @@ impl Hypervisor for XenGrants {
     }
 
     fn grow(&mut self, nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
+        if crate::pvh::active() {
+            return grow_pvh(nr_frames, version);
+        }
         let mut mfns = vec![Mfn(0); nr_frames as usize];
         gnttab::setup_table(&mut mfns)
             .map_err(|error| GrantError::Hypervisor { op: "setup_table", error })?;
@@ -218,6 +225,37 @@ impl Hypervisor for XenGrants {
         }
         Ok(())
     }
+}
+
+/// PVH: the table frames are put at fixed guest frames by
+/// `XENMEM_add_to_physmap` and seen through the identity map.
+fn grow_pvh(nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
+    use crate::pvh::grants as g;
+    let hv = |op| move |error| GrantError::Hypervisor { op, error: GnttabError::Hypercall(error) };
+    /// `n` grant structs at `va`.
+    ///
+    /// # Safety
+    /// `va` must be the first of consecutive table frames Xen put into our
+    /// physical space (identity-mapped) for the guest's life, holding at
+    /// least `n` values of the all-atomics `T`.
+    unsafe fn frames<T>(va: usize, n: u32) -> &'static [T] {
+        // SAFETY: as the caller promises; Xen writes the frames
+        // concurrently, so only shared references to atomics are made.
+        unsafe { core::slice::from_raw_parts(va as *const T, n as usize) }
+    }
+    let entries = g::entry_frames(nr_frames).map_err(hv("add_to_physmap(grant_table)"))?;
+    Ok(match version {
+        // SAFETY: entry_frames put nr_frames frames at `entries`.
+        Version::V1 => Entries::V1(unsafe { frames(entries, nr_frames * V1_PER_FRAME) }),
+        Version::V2 => {
+            let n = nr_frames * V2_PER_FRAME;
+            let status = g::status_frames(n.div_ceil(STATUS_PER_FRAME))
+                .map_err(hv("add_to_physmap(grant_table status)"))?;
+            // SAFETY: entry_frames and status_frames put the frames holding
+            // `n` entries and `n` status words at `entries` and `status`.
+            unsafe { Entries::V2 { entries: frames(entries, n), status: frames(status, n) } }
+        }
+    })
 }
 
 /// A page of ours meant for sharing: page-aligned heap memory that Rust
@@ -264,6 +302,10 @@ impl Mapping {
     pub fn new(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, GrantError> {
         let va = match SLOTS.lock().pop() {
             Some(va) => va,
+            // PVH: Xen maps the grant at a guest frame (GFN = address).
+            None if crate::pvh::active() => VirtAddr(
+                crate::pvh::grants::map_slot().map_err(mapping("reserving a mapping slot"))? as u64,
+            ),
             None => vmap::reserve(1).map_err(mapping("reserving a mapping slot"))?,
         };
         let flags = if readonly { gntmap::READONLY } else { 0 };
@@ -303,7 +345,8 @@ impl Mapping {
         // SAFETY: `self` is being consumed, so no borrow of `words` lives.
         let r = unsafe { gnttab::unmap_grant_ref(self.va.0, self.handle) }
             .map_err(|error| GrantError::Hypervisor { op: "unmap_grant_ref", error });
-        if r.is_ok() && vmap::lookup(self.va).is_none_or(|p| !p.present()) {
+        let cleared = crate::pvh::active() || vmap::lookup(self.va).is_none_or(|p| !p.present());
+        if r.is_ok() && cleared {
             SLOTS.lock().push(self.va);
         }
         // A slot Xen did not clear is not reused.

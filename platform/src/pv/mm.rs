@@ -296,6 +296,16 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
 impl core::fmt::Display for MemoryInfo {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let map = self.layout.map;
+        if crate::pvh::active() {
+            return write!(
+                f,
+                "{} MiB, {} pages (PVH: native page tables, identity map of 2 MiB pages, GFN = PFN); free from pfn {:#x}; {} MiB free",
+                map.nr_pages >> 8,
+                map.nr_pages,
+                self.layout.first_free.0,
+                FRAMES.lock().free_frames() >> 8,
+            );
+        }
         write!(
             f,
             "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free; P2M for {} pfns published for the toolstack",
@@ -334,6 +344,9 @@ fn install_p2m(si: &StartInfo) {
 /// of the boot memory: a larger `maxmem` can only be ballooned up to what
 /// it covers (said once). Returns the pfns covered.
 pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
+    if crate::pvh::active() {
+        return Err("PVH has no P2M for the toolstack; the balloon stays within the boot size");
+    }
     let boot = super::start_info().nr_pages;
     let cap = (boot / 16).max(4) * super::p2m::PER_PAGE as u64;
     let len = pfns.min(cap.max(boot));
@@ -373,9 +386,43 @@ pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
 /// the domain is restored elsewhere; its pfn does not).
 static ROOT_PFN: AtomicU64 = AtomicU64::new(0);
 
-/// The machine frame of the top-level page table now.
+/// The machine frame of the top-level page table now (PVH: its guest
+/// frame, which never changes).
 pub fn root() -> Mfn {
+    if crate::pvh::active() {
+        return Mfn(ROOT_PFN.load(Ordering::Relaxed));
+    }
     super::pfn_to_mfn(Pfn(ROOT_PFN.load(Ordering::Relaxed))).expect("the root table has a frame")
+}
+
+/// Start of day of a PVH guest: the page tables are native and already
+/// map all RAM (`pvh::memory`), so this only seeds the frame allocator
+/// with the RAM runs `free` and records the layout.
+pub(crate) fn init_pvh(
+    map: DirectMap,
+    first_free: Pfn,
+    free: impl Iterator<Item = Range<Pfn>>,
+    root: Mfn,
+    guard_page: VirtAddr,
+) -> &'static MemoryInfo {
+    MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
+    // GFN = PFN: the root table's frame is its pfn.
+    ROOT_PFN.store(root.0, Ordering::Relaxed);
+    let mut frames = FRAMES.lock();
+    for run in free {
+        if frames.add(run).is_err() {
+            fatal(format_args!("cannot seed the frame allocator"));
+        }
+    }
+    drop(frames);
+    INFO.call_once(|| MemoryInfo {
+        layout: BootLayout { map, first_free, surely_mapped: Pfn(map.nr_pages) },
+        boot_mapped_end: Pfn(map.nr_pages),
+        stats: MapStats::default(),
+        map_ns: 0,
+        map_hypercalls: 0,
+        guard_page,
+    })
 }
 
 /// Start-of-day facts.
@@ -387,22 +434,39 @@ pub fn info() -> &'static MemoryInfo {
 /// covers (pfns without a frame, ballooned out or never populated, are
 /// holes: unmapped).
 pub fn direct_map() -> DirectMap {
+    if crate::pvh::active() {
+        // The identity map of RAM; the balloon stays within it.
+        return info().layout.map;
+    }
     DirectMap { base: info().layout.map.base, nr_pages: super::p2m().len() as u64 }
 }
 
 /// The leaf entry mapping `va`, if mapped.
 pub fn lookup(va: VirtAddr) -> Option<Pte> {
+    if crate::pvh::active() {
+        return crate::pvh::memory::lookup(va.0);
+    }
     pagetable::lookup(&GuestMmu, root(), va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
 pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
+    if crate::pvh::active() {
+        // Native page tables: there is no machine address to hand Xen.
+        return None;
+    }
     let (table, index) = pagetable::leaf_slot(&GuestMmu, root(), va)?;
     Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
 /// The first mapped page in `range`.
 pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
+    if crate::pvh::active() {
+        let pages = (range.start.0 / PAGE_SIZE as u64)..range.end.0.div_ceil(PAGE_SIZE as u64);
+        return pages
+            .map(|p| VirtAddr(p * PAGE_SIZE as u64))
+            .find(|&va| crate::pvh::memory::lookup(va.0).is_some());
+    }
     pagetable::first_mapped(&GuestMmu, root(), range)
 }
 
@@ -410,6 +474,16 @@ pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
 pub fn free_frames() -> (u64, u64) {
     let f = FRAMES.lock();
     (f.free_frames(), f.largest_run())
+}
+
+/// Takes `n` contiguous free frames (for scratch pages of the benchmark).
+pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
+    FRAMES.lock().alloc(n)
+}
+
+/// Returns frames taken with [`alloc_frames`].
+pub(crate) fn free_frames_run(run: Frames) {
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");
 }
 
 /// Bytes the heap has claimed from the frame allocator.
@@ -464,6 +538,81 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     result.map(|()| checked)
 }
 
+/// PVH: gives guest frames back with `decrease_reservation` (GFN = PFN).
+/// The identity map keeps mapping them (2 MiB pages); nothing refers to
+/// them, and the P2M marks them as holes.
+fn balloon_out_pvh(run: Range<Pfn>) -> Result<Holes, MmuError> {
+    let gfns: alloc::vec::Vec<Mfn> = run.clone().frames().map(|p| Mfn(p.0)).collect();
+    let n = GuestMmu.decrease(&gfns)?;
+    for pfn in run.clone().frames().take(n) {
+        GuestMmu.set_p2m(pfn, None);
+    }
+    if n != gfns.len() {
+        return Err(MmuError { op: "decrease_reservation", error: XenError::EBUSY, done: n });
+    }
+    Ok(Holes::new(run))
+}
+
+/// PVH: repopulates the holes (GFN = PFN) and gives the frames to the
+/// allocator. On an error the holes come back (the P2M says which were filled).
+fn balloon_in_pvh(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    let pfns = holes.range();
+    let want: alloc::vec::Vec<Pfn> = pfns.clone().frames().collect();
+    let mut out = alloc::vec![Mfn(0); want.len()];
+    let n = match GuestMmu.populate(&want, &mut out) {
+        Ok(n) => n,
+        Err(e) => return Err((e, holes)),
+    };
+    for &pfn in &want[..n] {
+        GuestMmu.set_p2m(pfn, Some(Mfn(pfn.0)));
+    }
+    if n != want.len() {
+        let e = MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n };
+        return Err((e, holes));
+    }
+    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
+    match FRAMES.lock().add(holes.into_range()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
+    }
+}
+
+/// PVH: a native page-table update round trip through the scratch page:
+/// a free frame is mapped at the scratch page by writing its PTE and
+/// `invlpg` (no hypercall), its bytes are seen and written through the
+/// alias, and the scratch page is mapped back. Returns (read through the
+/// alias, write through the alias seen in the direct map, restored).
+pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
+    use crate::pvh::memory::{map_scratch, SCRATCH_VA};
+    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+        op: "scratch: no free frame",
+        error: XenError::ENOMEM,
+        done: 0,
+    })?;
+    let frame = direct_map().virt(run.start()).0 as *mut u64;
+    let scratch = SCRATCH_VA as *mut u64;
+    // SAFETY: the frame was just taken from the allocator (exclusive,
+    // mapped in the direct map); the scratch page is kept out of the
+    // allocator and referenced by nothing, so aliasing it to the frame for
+    // the duration of this function is sound. Volatile accesses keep the
+    // compiler from merging the two views.
+    let result = unsafe {
+        frame.write_volatile(0x5eed_0001);
+        map_scratch(Some(run.start()));
+        let read = scratch.read_volatile() == 0x5eed_0001;
+        scratch.write_volatile(0x5eed_0002);
+        let written = frame.read_volatile() == 0x5eed_0002;
+        map_scratch(None);
+        scratch.write_volatile(0x5eed_0003);
+        let restored = frame.read_volatile() == 0x5eed_0002
+            && lookup(VirtAddr(SCRATCH_VA))
+                .is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
+        (read, written, restored)
+    };
+    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken");
+    Ok(result)
+}
+
 /// Gives `pages` free pages back to Xen; returns the pfns, now holes.
 pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
@@ -471,6 +620,9 @@ pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
         error: XenError::ENOMEM,
         done: 0,
     })?;
+    if crate::pvh::active() {
+        return balloon_out_pvh(run.keep());
+    }
     let r = balloon::give_back(
         &mut GuestMmu,
         root(),
@@ -489,6 +641,9 @@ pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
 /// then mapped like start of day mapped the rest of memory. On an error
 /// the holes come back (some may be filled: the P2M says which).
 pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    if crate::pvh::active() {
+        return balloon_in_pvh(holes);
+    }
     let pfns = holes.range();
     let r = if pfns.end.0 > info().layout.map.nr_pages {
         grow(pfns.clone())
@@ -518,6 +673,10 @@ pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
 /// covers only the boot size).
 pub fn unpopulated_holes() -> Option<Holes> {
     static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if crate::pvh::active() {
+        // No growth past the boot size under PVH (extend_p2m).
+        return None;
+    }
     let (boot, end) = (info().layout.map.nr_pages, super::p2m().len() as u64);
     if end <= boot || TAKEN.swap(true, Ordering::Relaxed) {
         return None;

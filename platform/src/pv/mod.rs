@@ -5,7 +5,7 @@
 //! virtual IDT and event callback (`entry.rs`).
 
 pub mod bench;
-mod boot;
+pub(crate) mod boot;
 mod entry;
 pub mod grants;
 pub mod mm;
@@ -48,12 +48,18 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-static START_INFO: Once<StartInfo> = Once::new();
-/// The address of the start-info page itself.
+/// A copy of start_info (PV: Xen's, copied at entry; PVH: synthesized by
+/// `pvh`).
+pub(crate) static START_INFO: Once<StartInfo> = Once::new();
+/// The address of the start-info page itself (PV only; 0 under PVH).
 static START_INFO_PAGE: AtomicUsize = AtomicUsize::new(0);
-static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
+pub(crate) static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
 
 fn virt_base() -> usize {
+    // Under PVH the direct map is the identity map: pfn 0 at address 0.
+    if crate::pvh::active() {
+        return 0;
+    }
     core::ptr::addr_of!(__virt_base) as usize
 }
 
@@ -180,6 +186,16 @@ impl crate::Backend for Pv {
     fn stack_word(&self, addr: u64) -> Option<u64> {
         stack_word(addr)
     }
+
+    fn fault_address(&self) -> u64 {
+        crate::vcpu_info().arch.cr2.load(Ordering::Relaxed)
+    }
+
+    fn block(&self) {
+        // Xen unmasks, blocks if nothing is pending, and delivers the
+        // upcall before this returns.
+        let _ = hypercall::ops::sched_op::block();
+    }
 }
 
 /// Pages Xen hands a domU in `start_info` and shares with a dom0 daemon,
@@ -211,6 +227,9 @@ fn console_ring(si: &StartInfo) -> Option<(&'static XenconsInterface, EvtchnPort
 /// The XenStore ring page and its event channel (`None` in dom0, which
 /// has no store page).
 pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
+    if crate::pvh::active() {
+        return crate::pvh::store_page();
+    }
     let si = start_info();
     if si.is_initial_domain() {
         return None;
@@ -249,6 +268,10 @@ pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
 /// The pseudo-physical frame of one of our machine frames, from Xen's
 /// read-only machine-to-phys table. `None` for frames beyond the table.
 pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
+    if crate::pvh::active() {
+        // GFN = PFN: a frame of ours is its own pseudo-physical frame.
+        return (pfn_to_mfn(Pfn(mfn.0)) == Some(mfn)).then_some(Pfn(mfn.0));
+    }
     if mfn.0 >= MACH2PHYS_NR_ENTRIES {
         return None;
     }
@@ -268,7 +291,7 @@ pub fn hypercall_page_bytes() -> &'static [u8; PAGE_SIZE] {
 
 /// A word of the boot stack, for walking frame pointers in a fault report;
 /// `None` for any address outside the stack or misaligned.
-fn stack_word(addr: u64) -> Option<u64> {
+pub(crate) fn stack_word(addr: u64) -> Option<u64> {
     extern "C" {
         static __boot_stack_bottom: u8;
     }

@@ -65,7 +65,7 @@ pub fn get() -> &'static [AtomicU64] {
 }
 
 /// Makes `list` the P2M. It must be at least as long as the current one.
-pub(super) fn set(list: &'static [AtomicU64]) {
+pub(crate) fn set(list: &'static [AtomicU64]) {
     assert!(list.len() >= LEN.load(Ordering::Relaxed), "the P2M never shrinks");
     LIST.store(list.as_ptr() as *mut AtomicU64, Ordering::Release);
     LEN.store(list.len(), Ordering::Release);

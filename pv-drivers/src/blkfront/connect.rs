@@ -193,6 +193,12 @@ impl<E: BlkEnv> Connecting<E> {
         let be = self.dev.backend.clone();
         let sectors = read_num(bus, &format!("{be}/sectors"))?
             .ok_or_else(|| BlkError::Protocol(format!("{be}/sectors is missing")))?;
+        // The size in bytes must fit a u64: every offset check multiplies.
+        if sectors > u64::MAX / hypercall::abi::blkif::SECTOR_BYTES {
+            return Err(BlkError::Protocol(format!(
+                "{be}/sectors = {sectors}: more than 2^64 bytes"
+            )));
+        }
         let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0) as u32;
         let sector_size = read_num(bus, &format!("{be}/sector-size"))?.unwrap_or(512);
         if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
@@ -200,7 +206,7 @@ impl<E: BlkEnv> Connecting<E> {
         }
         let geometry = Geometry::new(sectors, sector_size as u32, info);
         let indirect = read_num(bus, &format!("{be}/feature-max-indirect-segments"))?
-            .map_or(self.max_indirect_offered, |n| n as u32);
+            .map_or(self.max_indirect_offered, |n| u32::try_from(n).unwrap_or(u32::MAX));
         let features = Features {
             ring_pages: 1 << self.order,
             persistent: self.config.persistent && flag(bus, &format!("{be}/feature-persistent"))?,

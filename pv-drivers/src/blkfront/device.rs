@@ -90,9 +90,10 @@ impl Geometry {
         }
     }
 
-    /// Size in bytes.
+    /// Size in bytes (`sectors` is bounded at negotiation so this fits;
+    /// saturating all the same, never a wrapped size).
     pub fn bytes(&self) -> u64 {
-        self.sectors * SECTOR_BYTES
+        self.sectors.saturating_mul(SECTOR_BYTES)
     }
 }
 
@@ -163,6 +164,11 @@ enum Buf<'b> {
     Read(&'b mut [u8]),
     Write(&'b [u8]),
 }
+
+/// Backend faults (bogus ids, wrong operations, requests whose answer a
+/// bogus one took) after which the device is declared broken: every call
+/// fails from then on, until it is closed.
+pub const BROKEN_AFTER_FAULTS: u64 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Health {
@@ -788,6 +794,14 @@ impl<E: BlkEnv> BlkFront<E> {
                     self.pool.lose(p);
                 }
             }
+        }
+        let faults = self.stats.bad_ids + self.stats.bad_ops + self.stats.orphaned;
+        if faults >= BROKEN_AFTER_FAULTS && self.health == Health::Live {
+            // As netfront: a backend that keeps lying is left alone.
+            self.problem(format!(
+                "declared broken after {faults} backend faults; requests in flight failed"
+            ));
+            self.abandon_ring();
         }
         Ok(done)
     }

@@ -58,4 +58,8 @@ impl<E: BlkEnv, F: FnMut() -> Result<E, EnvError>> Driver for VbdDriver<E, F> {
     fn abandon(&mut self, d: BlkFront<E>) -> CloseReport {
         d.abandon()
     }
+
+    fn kept(closed: &CloseReport) -> u64 {
+        closed.refused
+    }
 }

@@ -46,12 +46,19 @@ pub fn vbd_name(id: u32) -> alloc::string::String {
     };
     match disk {
         Some(d) => {
-            let mut name = alloc::string::String::from("xvd");
-            // a..z, then aa..zz, as Linux counts.
-            if d >= 26 {
-                name.push((b'a' + (d / 26 - 1) as u8) as char);
+            // a..z, aa..zz, aaa..., as Linux counts (bijective base 26):
+            // the extended form reaches disk 0xfffff, four letters.
+            let mut letters = alloc::vec::Vec::new();
+            let mut n = d;
+            loop {
+                letters.push(b'a' + (n % 26) as u8);
+                if n < 26 {
+                    break;
+                }
+                n = n / 26 - 1;
             }
-            name.push((b'a' + (d % 26) as u8) as char);
+            let mut name = alloc::string::String::from("xvd");
+            name.extend(letters.iter().rev().map(|&b| b as char));
             name
         }
         None => alloc::format!("vbd{id}"),

@@ -357,6 +357,34 @@ fn repeated_and_out_of_range_ids_fail_the_call_promptly_and_the_device_lives_on(
     }
 }
 
+/// Issue 18 item 4 (the same class in blkfront): bogus ids were failed
+/// and survived for ever. Now a backend that keeps sending them is
+/// declared broken: every call fails at once, and close still revokes.
+#[test]
+fn a_disk_whose_backend_keeps_lying_is_declared_broken() {
+    use super::device::BROKEN_AFTER_FAULTS;
+    with_device(Offer::default(), Config::default(), |h, bus, w, mut dev| {
+        w.borrow_mut().hostile = Hostile::DuplicateId;
+        let mut calls = 0;
+        let mut problems = Vec::new();
+        while dev.stats().bad_ids + dev.stats().orphaned < BROKEN_AFTER_FAULTS {
+            assert!(dev.write_at(0, &pattern(300 * 1024, 8)).is_err());
+            problems.extend(dev.take_problems());
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(problems.iter().any(|p| p.contains("declared broken")), "{problems:?}");
+        // Even an honest backend gets nothing more from it.
+        w.borrow_mut().hostile = Hostile::None;
+        let requests = w.borrow().seen.len();
+        assert!(dev.write_at(0, &[1; 512]).is_err());
+        assert!(dev.read_at(0, &mut [0; 512]).is_err());
+        assert_eq!(w.borrow().seen.len(), requests);
+        let r = detach(h, bus, w, dev);
+        assert_eq!(r.refused, 0);
+    });
+}
+
 #[test]
 fn a_stale_id_of_a_reused_slot_never_completes_the_new_request() {
     // The backend replays the answer of the slot's previous request
@@ -524,12 +552,170 @@ fn persistent_grants_still_mapped_at_close_are_counted_not_reused() {
     });
 }
 
+/// The handshake of a one-page, featureless disk whose backend writes
+/// `sectors` as given; the geometry, or why the connection was refused.
+fn connect_with_sectors(sectors: &str) -> Result<Geometry, BlkError> {
+    let h = Harness::new(GUEST);
+    let w = fake::world(1 << 20);
+    guest_put(&h, "device/vbd/51712/backend", BACKEND);
+    guest_put(&h, "device/vbd/51712/backend-id", "0");
+    dom0_put(&h, &format!("{BACKEND}/state"), "2");
+    let mut bus = Bus::new(h.client());
+    let dev = describe(&mut bus, "vbd", "51712").unwrap();
+    let connecting = start(&mut bus, FakeBlkEnv::new(&w), dev, Config::default()).unwrap();
+    let gref = GrantRef(fe_key(&h, "ring-ref").unwrap().parse().unwrap());
+    w.borrow_mut().map_ring(&[gref]);
+    dom0_put(&h, &format!("{BACKEND}/sectors"), sectors);
+    dom0_put(&h, &format!("{BACKEND}/state"), "4");
+    connecting.finish(&mut bus).map(|d| d.geometry())
+}
+
+/// Issue 18 item 2: `sectors` had no upper bound, so `sectors * 512`
+/// overflowed (a panic in debug builds, a wrapped size in release ones).
+#[test]
+fn absurd_sector_counts_are_refused_and_zero_is_an_empty_disk() {
+    assert_eq!(connect_with_sectors("2048").unwrap().bytes(), 1 << 20);
+    assert_eq!(connect_with_sectors("0").unwrap().bytes(), 0);
+    let most = u64::MAX / 512;
+    assert_eq!(connect_with_sectors(&most.to_string()).unwrap().bytes(), most * 512);
+    for bad in [(most + 1).to_string(), u64::MAX.to_string(), "-1".into(), "1e9".into()] {
+        match connect_with_sectors(&bad) {
+            Err(BlkError::Protocol(why)) => assert!(why.contains("sectors"), "{bad}: {why}"),
+            other => panic!("sectors={bad}: {other:?}"),
+        }
+    }
+}
+
+/// Fuzz target `blk-negotiation`: whatever blkback writes for `sectors`,
+/// `sector-size`, `info`, the ring order, the queue count, indirect
+/// segments and the feature flags, the handshake answers (a disk or an
+/// error) without a panic, and a disk's figures are within bounds.
+#[test]
+fn fuzz_blk_negotiation() {
+    use fuzzkit::{Arbitrary, Unstructured};
+    fuzzkit::fuzz_n("blk-negotiation", 300, |u: &mut Unstructured<'_>| {
+        let value = |u: &mut Unstructured<'_>| -> fuzzkit::arbitrary::Result<String> {
+            Ok(match u.int_in_range(0..=5)? {
+                0 => u64::arbitrary(u)?.to_string(),
+                1 => u.int_in_range(0..=70_000u32)?.to_string(),
+                2 => (u64::MAX / 512 + u64::from(u8::arbitrary(u)?)).to_string(),
+                3 => "1".into(),
+                4 => String::new(),
+                _ => String::arbitrary(u)?,
+            })
+        };
+        let h = Harness::new(GUEST);
+        let w = fake::world(1 << 16);
+        guest_put(&h, "device/vbd/51712/backend", BACKEND);
+        guest_put(&h, "device/vbd/51712/backend-id", "0");
+        dom0_put(&h, &format!("{BACKEND}/state"), "2");
+        for key in
+            ["max-ring-page-order", "feature-max-indirect-segments", "multi-queue-max-queues"]
+        {
+            if bool::arbitrary(u)? {
+                dom0_put(&h, &format!("{BACKEND}/{key}"), &value(u)?);
+            }
+        }
+        let mut bus = Bus::new(h.client());
+        let dev = describe(&mut bus, "vbd", "51712").unwrap();
+        let config =
+            Config { xenbus_timeout: core::time::Duration::from_millis(50), ..Config::default() };
+        let Ok(connecting) = start(&mut bus, FakeBlkEnv::new(&w), dev, config) else {
+            return Ok(());
+        };
+        for key in ["sectors", "sector-size", "info", "feature-persistent", "feature-flush-cache"] {
+            if key == "sectors" || bool::arbitrary(u)? {
+                dom0_put(&h, &format!("{BACKEND}/{key}"), &value(u)?);
+            }
+        }
+        dom0_put(&h, &format!("{BACKEND}/state"), "4");
+        if let Ok(d) = connecting.finish(&mut bus) {
+            let g = d.geometry();
+            assert!(g.sectors <= u64::MAX / 512);
+            assert!(g.sector_size.is_power_of_two() && (512..=65536).contains(&g.sector_size));
+            assert_eq!(g.bytes(), g.sectors * 512);
+            let f = d.features();
+            assert!(f.queues >= 1 && f.queues as usize <= super::queue::MAX_QUEUES);
+        }
+        Ok(())
+    });
+}
+
+/// Fuzz target `blk-responses`: the chaos backend (responses random,
+/// mutated, stale, repeated, dropped, reordered, producer indices moved)
+/// with its seed and rate, the device's shape and the calls all chosen by
+/// `arbitrary`. Every call returns; an Ok read holds the disk's bytes.
+#[test]
+fn fuzz_blk_responses() {
+    use super::fake::Rng;
+    use fuzzkit::{Arbitrary, Unstructured};
+    fuzzkit::fuzz_n("blk-responses", 150, |u: &mut Unstructured<'_>| {
+        let offer = Offer {
+            bytes: 256 << 10,
+            max_ring_order: *u.choose(&[None, Some(0), Some(2)])?,
+            indirect: *u.choose(&[None, Some(32)])?,
+            persistent: bool::arbitrary(u)?,
+            queues: *u.choose(&[None, Some(2)])?,
+            ..Offer::default()
+        };
+        let chaos_seed = u64::arbitrary(u)? | 1;
+        let rate = u.int_in_range(0..=200u64)?;
+        let mut calls = Vec::new();
+        for _ in 0..u.int_in_range(1..=12)? {
+            calls.push((
+                u.int_in_range(0..=3u8)?,
+                u.int_in_range(0..=(255u64 << 10))?,
+                u.int_in_range(1..=(64u64 << 10))?,
+            ));
+        }
+        with_device(offer, Config::default(), |_h, _bus, w, mut dev| {
+            {
+                let mut world = w.borrow_mut();
+                world.hostile = Hostile::Chaos;
+                world.chaos = Rng(chaos_seed);
+                world.chaos_rate = rate;
+            }
+            let size = dev.geometry().bytes();
+            for (op, off, len) in calls {
+                let len = len.min(size - off);
+                let r = match op {
+                    0 => {
+                        let mut buf = vec![0u8; len as usize];
+                        let r = dev.read_at(off, &mut buf);
+                        if r.is_ok() {
+                            let disk = &w.borrow().disk;
+                            assert!(buf[..] == disk[off as usize..(off + len) as usize]);
+                        }
+                        r
+                    }
+                    1 => dev.write_at(off, &pattern(len as usize, off)),
+                    2 => dev.flush(),
+                    _ => dev.discard(off / 512, len.div_ceil(512).min(size / 512 - off / 512)),
+                };
+                let _ = dev.take_problems();
+                if r == Err(BlkError::Gone) {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    });
+}
+
 #[test]
 fn vbd_names() {
     assert_eq!(vbd_name(51712), "xvda");
     assert_eq!(vbd_name(51728), "xvdb");
     assert_eq!(vbd_name((1 << 28) | (27 << 8)), "xvdab");
     assert_eq!(vbd_name(768), "vbd768");
+    // Issue 18 item 2: extended ids past 26 * 257 disks overflowed a u8.
+    assert_eq!(vbd_name((1 << 28) | (701 << 8)), "xvdzz");
+    assert_eq!(vbd_name((1 << 28) | (702 << 8)), "xvdaaa");
+    assert_eq!(vbd_name((1 << 28) | ((26 * 257) << 8)), "xvdiwa");
+    assert_eq!(vbd_name(u32::MAX), "xvdbgqcv");
+    for id in (0..=u32::MAX).step_by(65_521) {
+        assert!(vbd_name(id).len() <= 13);
+    }
 }
 
 /// Fixed-seed fuzzing of response handling: a backend answering with

@@ -5,8 +5,8 @@
 use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
 use super::rx::{Buffer, RxPacket, RxQueue};
-use super::tx::{TxError, TxQueue};
-use super::Stats;
+use super::tx::{TxError, TxOffload, TxQueue};
+use super::{fault, Stats, BROKEN_AFTER_FAULTS, TX_STALL_NS};
 use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::RingError;
 use crate::xenbus::device::{self, DeviceInfo, XenbusError, XenbusState};
@@ -32,6 +32,30 @@ pub struct Config {
     /// Queues to use at most (the backend's `multi-queue-max-queues`
     /// limits them too); RX and TX buffers are per queue.
     pub max_queues: u32,
+    /// Offer netback the offloads (checksums left blank or already
+    /// validated, GSO TCPv4 both ways); false keeps every packet at the
+    /// MTU with its checksum computed in software (for comparison).
+    pub offload: bool,
+}
+
+/// The offloads in use on a connected vif (netif.h, "Offload features").
+/// RX ones are ours to offer (netback sends accordingly); TX ones need
+/// the backend's keys as well.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// Netback may send packets with `NETRXF_csum_blank` (we did not
+    /// write `feature-no-csum-offload`): their checksum is trusted.
+    pub rx_csum: bool,
+    /// Netback may send GSO TCPv4 packets of up to 64 KiB, over several
+    /// slots with a GSO extra-info slot (`feature-gso-tcpv4`, `feature-sg`).
+    pub rx_gso: bool,
+    /// Our TCP segments go out with a blank checksum (pseudo-header sum
+    /// only) and `NETTXF_csum_blank | NETTXF_data_validated`: every netback
+    /// accepts these.
+    pub tx_csum: bool,
+    /// The backend takes multi-slot packets (`feature-sg`) and GSO TCPv4
+    /// (`feature-gso-tcpv4`): large segments go out whole, netback cuts them.
+    pub tx_gso: bool,
 }
 
 /// Queues at most, whatever the backend offers (Linux's default bound is
@@ -40,7 +64,13 @@ pub const MAX_QUEUES: u32 = 8;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { rx_buffers: 128, tx_buffers: 64, timeout: Duration::from_secs(10), max_queues: 4 }
+        Config {
+            rx_buffers: 128,
+            tx_buffers: 64,
+            timeout: Duration::from_secs(10),
+            max_queues: 4,
+            offload: true,
+        }
     }
 }
 
@@ -117,6 +147,8 @@ pub struct Queue<P> {
     /// Packets through this queue, each way.
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// The TX watchdog: slots answered when last looked, and since when.
+    tx_watch: (u64, u64),
 }
 
 impl<P: PageSet> Queue<P> {
@@ -169,6 +201,7 @@ impl<P: PageSet> Queue<P> {
             rx: RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers),
             rx_packets: 0,
             tx_packets: 0,
+            tx_watch: (0, 0),
         })
     }
 
@@ -217,6 +250,8 @@ pub struct Netfront<H: DriverEnv> {
     pub split: bool,
     /// Queues the backend offered (`multi-queue-max-queues`).
     pub queues_offered: u32,
+    /// What both sides agreed to offload.
+    pub offloads: Offloads,
     queues: Vec<Queue<H::Pages>>,
     /// The control ring, if the backend offered one and there are queues
     /// to steer between.
@@ -224,6 +259,9 @@ pub struct Netfront<H: DriverEnv> {
     /// How netback steers RX, once [`Netfront::steer_rx`] set it up.
     rx_steering: Option<RxSteering>,
     pub stats: Stats,
+    /// Declared broken: the backend faulted [`BROKEN_AFTER_FAULTS`] times
+    /// or stalled TX; its rings are no longer looked at.
+    broken: bool,
 }
 
 impl<H: DriverEnv> Netfront<H> {
@@ -251,6 +289,13 @@ impl<H: DriverEnv> Netfront<H> {
         let mac_text = bus.xs.read_string(&format!("{}/mac", dev.frontend)).unwrap_or_default();
         let mac = parse_mac(&mac_text).ok_or(NetError::BadMac(mac_text))?;
         let mtu = bus.xs.read_u64(&format!("{be}/mtu")).map_or(1500, |m| m.clamp(68, 65535) as u32);
+        let offloads = if cfg.offload {
+            let be_sg = flag(bus, &format!("{be}/feature-sg"))?;
+            let be_gso = flag(bus, &format!("{be}/feature-gso-tcpv4"))?;
+            Offloads { rx_csum: true, rx_gso: true, tx_csum: true, tx_gso: be_sg && be_gso }
+        } else {
+            Offloads::default()
+        };
 
         let mut stats = Stats::default();
         let mut queues = Vec::new();
@@ -282,10 +327,12 @@ impl<H: DriverEnv> Netfront<H> {
             mtu,
             split,
             queues_offered,
+            offloads,
             queues,
             ctrl,
             rx_steering: None,
             stats,
+            broken: false,
         };
         let connected = nf.publish(bus).and_then(|()| {
             // Connected, or anything past it: a backend that starts
@@ -344,13 +391,19 @@ impl<H: DriverEnv> Netfront<H> {
             keys.push(("ctrl-ring-ref".into(), num(c.ring_gref.0)));
             keys.push(("event-channel-ctrl".into(), num(c.port.0)));
         }
+        let o = self.offloads;
         for (k, v) in [
             ("request-rx-copy", 1),
             ("feature-rx-notify", 1),
             ("feature-sg", 1),
-            // Checksums are computed by our stack: ask the backend not to
-            // hand us packets with a blank checksum.
-            ("feature-no-csum-offload", 1),
+            // Netback's vif gets NETIF_F_IP_CSUM unless we write 1 here:
+            // without it, dom0 computes every checksum it sends us, and
+            // TSO (which needs it) is off too.
+            ("feature-no-csum-offload", u32::from(!o.rx_csum)),
+            // Netback's vif gets NETIF_F_TSO: dom0's stack hands it 64 KiB
+            // segments, which reach us as one multi-slot packet with a
+            // GSO extra-info slot (never the old prefix slot).
+            ("feature-gso-tcpv4", u32::from(o.rx_gso)),
         ] {
             keys.push((k.into(), num(v)));
         }
@@ -391,6 +444,58 @@ impl<H: DriverEnv> Netfront<H> {
         Ok(s)
     }
 
+    /// Whether the vif was declared broken (see [`BROKEN_AFTER_FAULTS`],
+    /// [`Netfront::watchdog`]): it then carries nothing, and is left
+    /// alone until it is closed.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Declares the vif broken once the backend faulted too often.
+    fn judge(&mut self) {
+        let faults = self.stats.backend_errors();
+        if !self.broken && faults >= BROKEN_AFTER_FAULTS {
+            self.broken = true;
+            log::error!(
+                "netfront: {}: declared broken after {faults} backend faults; no more I/O on it",
+                self.dev.frontend
+            );
+        }
+    }
+
+    /// The TX watchdog, called now and then with the time: a queue with
+    /// slots in flight and no answer for [`TX_STALL_NS`] is a fault, and
+    /// the vif is declared broken (a stalled ring would keep `send` busy
+    /// for ever).
+    pub fn watchdog(&mut self, now_ns: u64) {
+        if self.broken {
+            return;
+        }
+        let mut stalled = false;
+        for q in &mut self.queues {
+            let answered = q.tx.answered();
+            if q.tx.in_flight() == 0 || answered != q.tx_watch.0 || q.tx_watch.1 == 0 {
+                q.tx_watch = (answered, now_ns.max(1));
+            } else if now_ns.saturating_sub(q.tx_watch.1) >= TX_STALL_NS {
+                fault(
+                    &mut self.stats.tx_stalled,
+                    "TX stalled",
+                    format_args!("{} slots unanswered for {TX_STALL_NS} ns", q.tx.in_flight()),
+                );
+                q.tx_watch = (answered, now_ns);
+                stalled = true;
+            }
+        }
+        if stalled {
+            self.broken = true;
+            log::error!(
+                "netfront: {}: declared broken: TX stalled; no more I/O on it",
+                self.dev.frontend
+            );
+        }
+        self.judge();
+    }
+
     /// Delivers received packets from every queue and posts buffers again.
     /// Returns the first ring error (the other queues are still served).
     pub fn poll_rx(
@@ -398,6 +503,9 @@ impl<H: DriverEnv> Netfront<H> {
         host: &mut H,
         mut deliver: impl FnMut(RxPacket),
     ) -> Result<(), RingError> {
+        if self.broken {
+            return Ok(());
+        }
         let mut result = Ok(());
         for q in &mut self.queues {
             let before = self.stats.rx_packets;
@@ -406,24 +514,46 @@ impl<H: DriverEnv> Netfront<H> {
             let _ = q.rx.refill(host, &mut self.stats);
             result = result.and(r);
         }
+        self.judge();
         result
     }
 
     /// Queues a packet on its flow's queue (see [`Netfront::flush`]);
     /// reclaims completions first if the ring or the buffers are short.
     pub fn send(&mut self, host: &mut H, packet: &[u8]) -> Result<(), TxError> {
+        self.send_offloaded(host, packet, TxOffload::default())
+    }
+
+    /// As [`Netfront::send`], asking the backend for `off` (which must be
+    /// within [`Netfront::offloads`]: a GSO packet to a backend without
+    /// `feature-gso-tcpv4` is refused as [`TxError::BadSize`]).
+    pub fn send_offloaded(
+        &mut self,
+        host: &mut H,
+        packet: &[u8],
+        off: TxOffload,
+    ) -> Result<(), TxError> {
+        if self.broken {
+            return Err(TxError::Broken);
+        }
+        if (off.gso_size.is_some() && !self.offloads.tx_gso)
+            || (off.csum_blank && !self.offloads.tx_csum)
+        {
+            return Err(TxError::BadSize);
+        }
         let i = select_queue(packet, self.queues.len());
         let q = &mut self.queues[i];
-        let r = match q.tx.send(host, &mut self.stats, packet) {
+        let r = match q.tx.send_offloaded(host, &mut self.stats, packet, off) {
             Err(TxError::Busy) => {
                 let _ = q.tx.reclaim(&mut self.stats);
-                q.tx.send(host, &mut self.stats, packet)
+                q.tx.send_offloaded(host, &mut self.stats, packet, off)
             }
             r => r,
         };
         if r.is_ok() {
             q.tx_packets += 1;
         }
+        self.judge();
         r
     }
 
@@ -436,16 +566,30 @@ impl<H: DriverEnv> Netfront<H> {
 
     /// Frees answered TX slots on every queue.
     pub fn reclaim_tx(&mut self) -> Result<(), RingError> {
+        if self.broken {
+            return Ok(());
+        }
         let mut result = Ok(());
         for q in &mut self.queues {
             result = result.and(q.tx.reclaim(&mut self.stats));
         }
+        self.judge();
         result
     }
 
     /// RX buffers posted now, all queues.
     pub fn rx_posted(&self) -> u32 {
         self.queues.iter().map(Queue::rx_posted).sum()
+    }
+
+    /// Whether every queue takes a packet of `bytes` now (the stack asks
+    /// before it knows the packet's flow, hence its queue), after taking
+    /// the backend's answers. A stack that sends only when this holds
+    /// never sees a packet dropped for want of room: its data waits in its
+    /// own buffer instead of being retransmitted after a timeout.
+    pub fn tx_room(&mut self, bytes: usize) -> bool {
+        let _ = self.reclaim_tx();
+        self.queues.iter().all(|q| q.tx.has_room(bytes))
     }
 
     /// TX slots not yet answered, all queues.

@@ -4,13 +4,14 @@
 //! of the control ring).
 
 use super::buf::{read_bytes, write_bytes};
-use super::wire::extra_as_rx;
+use super::wire::{extra_as_rx, extra_from_tx};
 use crate::env::fake::{FakeEnv, FakePages, Granted, SharedXen};
 use crate::ring::BackRing;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::abi::netif::{
     ctrl_type, hash_algorithm, hash_type, rsp, rxf, txf, NetifCtrlRequest, NetifCtrlResponse,
     NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+    EXTRA_FLAG_MORE,
 };
 
 /// The driver's side: netfront needs nothing beyond every driver's
@@ -92,33 +93,66 @@ impl FakeBackend {
 
     /// Takes every queued TX packet (reassembled) and answers each slot.
     pub fn take_tx(&mut self) -> Vec<Vec<u8>> {
+        self.take_tx_full().into_iter().map(|p| p.data).collect()
+    }
+
+    /// As [`FakeBackend::take_tx`], with each packet's first-slot flags and
+    /// extra-info slots (answered `NETIF_RSP_NULL`, as netback does).
+    pub fn take_tx_full(&mut self) -> Vec<TxSeen> {
         let mut out = Vec::new();
-        let mut cur: Option<(Vec<u8>, usize)> = None;
+        let mut cur: Option<(TxSeen, usize)> = None;
+        let mut extra_next = false;
         while let Some(req) = self.tx.take_request() {
+            if extra_next {
+                let e = extra_from_tx(&req);
+                extra_next = e.flags & EXTRA_FLAG_MORE != 0;
+                cur.as_mut().expect("an extra follows a first slot").0.extras.push(e);
+                self.tx.push_response(&NetifTxResponse { id: 0, status: rsp::NULL });
+                if !extra_next && cur.as_ref().is_some_and(|c| c.0.done) {
+                    out.push(cur.take().unwrap().0);
+                }
+                continue;
+            }
             let page = self.page(req.gref);
-            let (mut data, total) = cur.take().unwrap_or((Vec::new(), usize::from(req.size)));
-            let this = if data.is_empty() && req.flags & txf::MORE_DATA == 0 {
+            let (mut seen, total) = cur.take().unwrap_or_else(|| {
+                let seen = TxSeen { flags: req.flags, ..TxSeen::default() };
+                (seen, usize::from(req.size))
+            });
+            let first = seen.data.is_empty();
+            let this = if first && req.flags & txf::MORE_DATA == 0 {
                 total
-            } else if data.is_empty() {
+            } else if first {
                 // The first slot: its size is the packet's; its data is
                 // whatever the later slots do not carry (here a full page).
                 total.min(4096)
             } else {
                 usize::from(req.size)
             };
-            let at = data.len();
-            data.resize(at + this, 0);
-            read_bytes(page.words(), usize::from(req.offset), &mut data[at..]).unwrap();
+            let at = seen.data.len();
+            seen.data.resize(at + this, 0);
+            read_bytes(page.words(), usize::from(req.offset), &mut seen.data[at..]).unwrap();
             self.tx.push_response(&NetifTxResponse { id: req.id, status: rsp::OKAY });
-            if req.flags & txf::MORE_DATA != 0 {
-                cur = Some((data, total));
+            extra_next = first && req.flags & txf::EXTRA_INFO != 0;
+            seen.done = req.flags & txf::MORE_DATA == 0;
+            if seen.done && !extra_next {
+                out.push(seen);
             } else {
-                out.push(data);
+                cur = Some((seen, total));
             }
         }
         self.tx.publish();
         out
     }
+}
+
+/// A TX packet as the fake backend took it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxSeen {
+    pub data: Vec<u8>,
+    /// The first slot's `NETTXF_*` flags.
+    pub flags: u16,
+    pub extras: Vec<NetifExtraInfo>,
+    done: bool,
 }
 
 /// How the fake control backend behaves.

@@ -95,4 +95,8 @@ impl<H: DriverEnv> Driver for VifDriver<H> {
         let (stats, kept) = nf.abandon(&mut self.host);
         self.keep(stats, kept)
     }
+
+    fn kept(closed: &VifClosed) -> u64 {
+        closed.kept as u64
+    }
 }

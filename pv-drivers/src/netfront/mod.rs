@@ -5,6 +5,9 @@
 //! - [`rx`]: the RX ring: buffers kept posted, responses copied out once,
 //!   checked, and assembled into packets (multi-slot, extra-info slots).
 //! - [`tx`]: the TX ring: packets split over slots, completions reclaimed.
+//! - [`csum`]: TCP/UDP checksums at the vif's edge, so that nothing the
+//!   backend validated or will fill in is summed in software.
+//! - [`mss`]: the GSO size of the large TCP segments the guest sends.
 //! - [`connect`]: the xenbus handshake and the disconnect that revokes
 //!   every grant.
 //! - [`hotplug`]: vifs that come and go, under the xenbus hotplug manager.
@@ -17,9 +20,11 @@
 
 pub mod buf;
 pub mod connect;
+pub mod csum;
 pub mod ctrl;
 pub mod flow;
 pub mod hotplug;
+pub mod mss;
 pub mod rx;
 pub mod tx;
 pub mod wire;
@@ -48,6 +53,17 @@ pub struct Stats {
     /// RX packets flagged `NETRXF_data_validated` / `NETRXF_csum_blank`.
     pub rx_csum_validated: u64,
     pub rx_csum_blank: u64,
+    /// RX packets with a GSO extra-info slot (segments netback did not cut).
+    pub rx_gso: u64,
+    /// TX packets sent with a blank checksum, and with a GSO extra.
+    pub tx_csum_blank: u64,
+    pub tx_gso: u64,
+    /// TCP/UDP checksums summed in software ([`csum`]): RX packets netback
+    /// did not vouch for (and those found bad, dropped), TX packets the
+    /// vif does not offload.
+    pub rx_csum_sw: u64,
+    pub rx_csum_bad: u64,
+    pub tx_csum_sw: u64,
     /// Packets dropped: too many slots, too large, or no memory.
     pub rx_dropped: u64,
     /// Hostile or broken backend: a response id that is not ours.
@@ -63,6 +79,19 @@ pub struct Stats {
     pub tx_bad_prod: u64,
     /// An extra-info slot of an unknown type or where none was announced.
     pub rx_bad_extra: u64,
+    /// An RX chain longer than a packet may be (data slots past
+    /// [`rx::MAX_SLOTS`], or extra-info slots past [`rx::MAX_EXTRAS`]):
+    /// the packet is cut there and dropped.
+    pub rx_long_chain: u64,
+    /// A TX response with status `NETIF_RSP_NULL` (only extra-info slots
+    /// get it, and this frontend sends none).
+    pub tx_null_status: u64,
+    /// TX ids whose responses never came although every slot was answered
+    /// (bogus or repeated ids took their place): taken back.
+    pub tx_ids_recovered: u64,
+    /// The TX watchdog: slots in flight and no answer for
+    /// [`TX_STALL_NS`].
+    pub tx_stalled: u64,
     /// Event channel notifications sent to the backend (all, and those for
     /// new TX requests and for new RX buffers), and events received.
     pub notifications: u64,
@@ -90,8 +119,23 @@ impl Stats {
             + self.rx_bad_prod
             + self.tx_bad_prod
             + self.rx_bad_extra
+            + self.rx_long_chain
+            + self.tx_null_status
+            + self.tx_ids_recovered
+            + self.tx_stalled
     }
 }
+
+/// Backend faults after which a vif is declared broken and left alone (no
+/// more I/O on its rings), as Linux's netfront does after its first
+/// (`info->broken`); a few are forgiven, since a fault costs us nothing
+/// but the packet it spoiled.
+pub const BROKEN_AFTER_FAULTS: u64 = 64;
+
+/// How long TX slots may stay unanswered before the watchdog counts a
+/// fault and declares the vif broken (netback answers in microseconds;
+/// Linux's TX watchdog waits 5 s).
+pub const TX_STALL_NS: u64 = 10_000_000_000;
 
 /// Logs the first occurrence of a backend fault kind, counts every one.
 pub(crate) fn fault(count: &mut u64, what: &str, detail: fmt::Arguments<'_>) {

@@ -25,6 +25,10 @@ use hypercall::{DomId, EvtchnPort};
 /// Slots one packet may take (Linux's `MAX_SKB_FRAGS + 1`); a chain longer
 /// than this is dropped.
 pub const MAX_SLOTS: u32 = 18;
+/// Extra-info slots one packet may carry: one of each type at most
+/// (types 1..`XEN_NETIF_EXTRA_TYPE_MAX`), as Linux's `xennet_get_extras`
+/// bounds them. A longer `XEN_NETIF_EXTRA_FLAG_MORE` chain is a fault.
+pub const MAX_EXTRAS: u32 = extra_type::MAX as u32 - 1;
 /// The largest packet accepted (64 KiB GSO plus an Ethernet header).
 pub const MAX_PACKET: usize = 65535 + 14;
 
@@ -50,6 +54,8 @@ struct Assembly {
     slots: u32,
     flags: u16,
     gso: Option<NetifExtraGso>,
+    /// Extra-info slots seen.
+    extras: u32,
     /// A fault was seen: consume the rest of the chain, then drop it.
     bad: bool,
     more_data: bool,
@@ -217,6 +223,11 @@ impl<P: PageSet> RxState<P> {
                     if gso.kind != gso_type::TCPV4 && gso.kind != gso_type::TCPV6 {
                         fault(&mut stats.rx_bad_extra, "GSO type", format_args!("{}", gso.kind));
                         a.bad = true;
+                    } else if gso.size == 0 {
+                        // Segments of no bytes: the stack could never
+                        // re-cut it (Linux's netfront refuses it too).
+                        fault(&mut stats.rx_bad_extra, "GSO size", format_args!("0"));
+                        a.bad = true;
                     }
                     a.gso = Some(gso);
                 }
@@ -226,7 +237,19 @@ impl<P: PageSet> RxState<P> {
                     a.bad = true;
                 }
             }
+            a.extras += 1;
             a.more_extra = e.flags & EXTRA_FLAG_MORE != 0;
+            if a.more_extra && a.extras >= MAX_EXTRAS {
+                // An endless chain would hold RX open forever: cut it here.
+                fault(
+                    &mut stats.rx_long_chain,
+                    "RX extra-info chain",
+                    format_args!("more than {MAX_EXTRAS} extra-info slots"),
+                );
+                a.bad = true;
+                a.more_extra = false;
+                a.more_data = false;
+            }
         } else {
             if a.slots == 0 {
                 a.flags = rsp.flags;
@@ -254,7 +277,7 @@ impl<P: PageSet> RxState<P> {
                     ),
                 );
                 a.bad = true;
-            } else if a.slots > MAX_SLOTS || a.data.len() + len as usize > MAX_PACKET {
+            } else if a.data.len() + len as usize > MAX_PACKET {
                 a.bad = true;
             } else if !a.bad && rsp.flags & rxf::GSO_PREFIX == 0 {
                 let at = a.data.len();
@@ -265,7 +288,18 @@ impl<P: PageSet> RxState<P> {
                 }
             }
             a.more_data = rsp.flags & rxf::MORE_DATA != 0;
-            a.more_extra = rsp.flags & rxf::EXTRA_INFO != 0;
+            // Extra-info slots follow the first slot only.
+            a.more_extra = a.slots == 1 && rsp.flags & rxf::EXTRA_INFO != 0;
+            if a.more_data && a.slots >= MAX_SLOTS {
+                fault(
+                    &mut stats.rx_long_chain,
+                    "RX slot chain",
+                    format_args!("more than {MAX_SLOTS} slots for one packet"),
+                );
+                a.bad = true;
+                a.more_data = false;
+                a.more_extra = false;
+            }
         }
         self.spare.push(buf);
         if !a.more_data && !a.more_extra {
@@ -283,6 +317,9 @@ impl<P: PageSet> RxState<P> {
                 }
                 if done.flags & rxf::CSUM_BLANK != 0 {
                     stats.rx_csum_blank += 1;
+                }
+                if done.gso.is_some() {
+                    stats.rx_gso += 1;
                 }
                 deliver(RxPacket { data: done.data, flags: done.flags, gso: done.gso });
             }

@@ -8,10 +8,10 @@ use super::ctrl::{CtrlError, WANTED_HASH_TYPES};
 use super::fake::{CtrlMode, FakeBackend, FakeCtrl, FakeHost, Page};
 use super::flow::RSS_KEY;
 use super::rx::{new_buffer, RxPacket, RxQueue, MAX_PACKET};
-use super::tx::{TxError, TxQueue};
+use super::tx::{TxError, TxOffload, TxQueue};
 use super::Stats;
 use hypercall::abi::netif::{
-    extra_type, gso_type, rxf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
+    extra_type, gso_type, rxf, txf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
 };
 use hypercall::{DomId, EvtchnPort};
 
@@ -143,6 +143,88 @@ fn tx_packets_go_out_in_slots_and_completions_free_them() {
 }
 
 #[test]
+fn tx_offloads_go_out_as_flags_and_a_gso_extra() {
+    let mut r = rig(8);
+    let mut rng = Rng(5);
+    let big = packet(&mut rng, 60_000);
+    let small = packet(&mut rng, 100);
+    let gso = TxOffload { csum_blank: true, gso_size: Some(1448) };
+    let csum = TxOffload { csum_blank: true, gso_size: None };
+    for _ in 0..20 {
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, gso).unwrap();
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &small, csum).unwrap();
+        r.tx.send(&mut r.host, &mut r.stats, &small).unwrap();
+        r.tx.flush(&mut r.host, &mut r.stats);
+        let seen = r.be.take_tx_full();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].data, big);
+        let blank = txf::CSUM_BLANK | txf::DATA_VALIDATED;
+        assert_eq!(seen[0].flags, blank | txf::EXTRA_INFO | txf::MORE_DATA);
+        assert_eq!(
+            seen[0].extras,
+            [NetifExtraInfo {
+                kind: extra_type::GSO,
+                flags: 0,
+                u: [1448, u16::from(gso_type::TCPV4), 0]
+            }]
+        );
+        assert_eq!((seen[1].data.as_slice(), seen[1].flags), (small.as_slice(), blank));
+        assert_eq!((seen[2].data.as_slice(), seen[2].flags), (small.as_slice(), 0));
+        assert!(seen[1].extras.is_empty() && seen[2].extras.is_empty());
+        // The extra's NULL answer frees nothing; every slot comes back.
+        r.tx.reclaim(&mut r.stats).unwrap();
+        assert_eq!(r.tx.in_flight(), 0);
+    }
+    assert_eq!((r.stats.tx_gso, r.stats.tx_csum_blank, r.stats.tx_packets), (20, 40, 60));
+    assert_eq!(r.stats.backend_errors(), 0);
+    let zero = TxOffload { csum_blank: true, gso_size: Some(0) };
+    assert_eq!(r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, zero), Err(TxError::BadSize));
+}
+
+#[test]
+fn a_gso_extra_of_size_zero_or_unknown_type_drops_the_packet() {
+    let mut r = rig(64);
+    let mut rng = Rng(6);
+    let big = packet(&mut rng, 30_000);
+    for (size, kind) in [(0, gso_type::TCPV4), (1448, 9)] {
+        let gso = NetifExtraInfo { kind: extra_type::GSO, flags: 0, u: [size, u16::from(kind), 0] };
+        assert!(r.be.deliver(&big, 4096, &[gso], rxf::CSUM_BLANK));
+    }
+    let ok = NetifExtraInfo {
+        kind: extra_type::GSO,
+        flags: 0,
+        u: [1448, u16::from(gso_type::TCPV4), 0],
+    };
+    assert!(r.be.deliver(&big, 4096, &[ok], rxf::CSUM_BLANK));
+    let got = r.poll();
+    assert_eq!(got.len(), 1, "only the good one");
+    assert_eq!(got[0].data, big);
+    assert_eq!((r.stats.rx_bad_extra, r.stats.rx_dropped, r.stats.rx_gso), (2, 2, 1));
+    // The dropped chains' buffers came back: the ring is full again.
+    r.rx.refill(&mut r.host, &mut r.stats).unwrap();
+    assert_eq!(r.rx.posted(), 64);
+}
+
+#[test]
+fn tx_room_says_beforehand_what_send_would_refuse() {
+    let mut r = rig(8);
+    let big = vec![9u8; 65_535];
+    let mut sent = 0;
+    while r.tx.has_room(big.len()) {
+        let gso = TxOffload { csum_blank: true, gso_size: Some(1460) };
+        r.tx.send_offloaded(&mut r.host, &mut r.stats, &big, gso).unwrap();
+        sent += 1;
+    }
+    // 64 buffers, 16 pages a packet: 4 fit, the fifth would not.
+    assert_eq!(sent, 4);
+    assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &big), Err(TxError::Busy));
+    r.tx.flush(&mut r.host, &mut r.stats);
+    assert_eq!(r.be.take_tx().len(), sent);
+    r.tx.reclaim(&mut r.stats).unwrap();
+    assert!(r.tx.has_room(big.len()));
+}
+
+#[test]
 fn tx_is_busy_until_the_backend_answers() {
     let mut r = rig(8);
     let p = vec![7u8; 4096 * 3];
@@ -223,6 +305,114 @@ fn a_hostile_backend_is_counted_and_survived() {
     assert_eq!(r.stats.rx_dropped, 5);
 }
 
+/// Issue 18 item 4: an endless `XEN_NETIF_EXTRA_FLAG_MORE` chain held RX
+/// open for ever (every later slot was taken as one more extra) and no
+/// fault was counted. Now the chain is cut after MAX_EXTRAS, counted, and
+/// the next packet arrives.
+#[test]
+fn an_endless_extra_info_chain_is_cut_and_counted() {
+    use super::rx::MAX_EXTRAS;
+    use super::wire::extra_as_rx;
+    let mut r = rig(16);
+    let more = NetifExtraInfo { kind: extra_type::MCAST_ADD, flags: EXTRA_FLAG_MORE, u: [0; 3] };
+    assert!(r.be.raw_rx(|q| NetifRxResponse {
+        id: q.id,
+        offset: 0,
+        flags: rxf::EXTRA_INFO,
+        status: 10
+    }));
+    // Every other posted buffer answered as one more extra, MORE set.
+    for _ in 0..15 {
+        assert!(r.be.raw_rx(|_| extra_as_rx(&more)));
+    }
+    r.be.rx.publish();
+    assert!(r.poll().is_empty());
+    assert_eq!(r.stats.rx_long_chain, 1);
+    assert_eq!(r.stats.rx_extra_info, u64::from(MAX_EXTRAS));
+    let good = vec![0x5au8; 300];
+    assert!(r.be.deliver(&good, 4096, &[], 0));
+    let got = r.poll();
+    assert_eq!(got.iter().map(|p| &p.data).collect::<Vec<_>>(), [&good]);
+}
+
+/// Issue 18 item 4: a data chain past MAX_SLOTS was dropped without a
+/// fault; now it is cut there, counted, and RX goes on.
+#[test]
+fn a_data_chain_longer_than_a_packet_is_cut_and_counted() {
+    let mut r = rig(64);
+    // Two chains' worth of MORE_DATA slots, then one that ends: each
+    // chain is cut at MAX_SLOTS, and the last slot is a packet of its own.
+    for _ in 0..2 * super::rx::MAX_SLOTS {
+        assert!(r.be.raw_rx(|q| NetifRxResponse {
+            id: q.id,
+            offset: 0,
+            flags: rxf::MORE_DATA,
+            status: 100
+        }));
+    }
+    assert!(r.be.raw_rx(|q| NetifRxResponse { id: q.id, offset: 0, flags: 0, status: 100 }));
+    r.be.rx.publish();
+    assert_eq!(r.poll().iter().map(|p| p.data.len()).collect::<Vec<_>>(), [100]);
+    assert_eq!(r.stats.rx_long_chain, 2);
+    let good = vec![0x77u8; 9000];
+    assert!(r.be.deliver(&good, 4096, &[], 0));
+    assert_eq!(r.poll().len(), 1);
+}
+
+/// The backend's TX half answering every request with `make(id)`.
+fn answer_tx(
+    r: &mut Rig,
+    mut make: impl FnMut(u16) -> Vec<hypercall::abi::netif::NetifTxResponse>,
+) {
+    while let Some(req) = r.be.tx.take_request() {
+        for rsp in make(req.id) {
+            r.be.tx.push_response(&rsp);
+        }
+    }
+    r.be.tx.publish();
+}
+
+/// Issue 18 item 4: a TX answer with status NULL left its id in flight;
+/// after 64 of them `send` was busy for ever.
+#[test]
+fn tx_answers_with_status_null_are_faults_and_leak_nothing() {
+    use hypercall::abi::netif::{rsp, NetifTxResponse};
+    let mut r = rig(8);
+    for i in 0..300 {
+        r.tx.send(&mut r.host, &mut r.stats, &[1; 60])
+            .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
+        r.tx.flush(&mut r.host, &mut r.stats);
+        answer_tx(&mut r, |id| vec![NetifTxResponse { id, status: rsp::NULL }]);
+        r.tx.reclaim(&mut r.stats).unwrap();
+    }
+    assert_eq!(r.stats.tx_null_status, 300);
+    assert_eq!(r.tx.in_flight(), 0);
+}
+
+/// Issue 18 item 4: answers that repeat one id in place of another's left
+/// the other id in flight for ever (and `send` busy once all leaked).
+#[test]
+fn tx_answers_with_repeated_ids_leak_no_id() {
+    use hypercall::abi::netif::{rsp, NetifTxResponse};
+    let mut r = rig(8);
+    for i in 0..300 {
+        for _ in 0..2 {
+            r.tx.send(&mut r.host, &mut r.stats, &[2; 60])
+                .unwrap_or_else(|e| panic!("round {i}: {e:?}"));
+        }
+        r.tx.flush(&mut r.host, &mut r.stats);
+        let mut first = None;
+        answer_tx(&mut r, |id| {
+            // Both slots answered with the first slot's id.
+            let id = *first.get_or_insert(id);
+            vec![NetifTxResponse { id, status: rsp::OKAY }]
+        });
+        r.tx.reclaim(&mut r.stats).unwrap();
+        assert_eq!(r.tx.in_flight(), 0);
+    }
+    assert_eq!((r.stats.tx_bad_id, r.stats.tx_ids_recovered), (300, 300));
+}
+
 /// Fixed-seed fuzzing of RX response handling: random and mutated
 /// responses (ids, offsets, flags, statuses, producer indices) mixed with
 /// well-formed packets. Nothing may panic or read out of bounds; buffers
@@ -291,6 +481,133 @@ fn fuzz_rx_responses() {
     }
 }
 
+/// Fuzz target `netfront-rx`: RX completions as a hostile netback could
+/// write them (packets of any size and slot split, extra-info chains of
+/// any length and type, raw responses with any id, offset, flags and
+/// status, any producer index), shaped by `arbitrary`. Nothing panics,
+/// delivered packets are within limits, buffers stay posted, and at the
+/// end every grant is revoked.
+#[test]
+fn fuzz_netfront_rx() {
+    use fuzzkit::{Arbitrary, Unstructured};
+    fuzzkit::fuzz("netfront-rx", |u: &mut Unstructured<'_>| {
+        let mut r = rig(u.int_in_range(1..=64)?);
+        let target = r.rx.posted();
+        for _ in 0..u.int_in_range(1..=30)? {
+            match u.int_in_range(0..=4)? {
+                0 => {
+                    let len = *u.choose(&[0usize, 1, 60, 1514, 4097, 9000, 65549, 65550])?;
+                    let p = vec![u8::arbitrary(u)?; len];
+                    let chunk = u.int_in_range(1..=4096usize)?;
+                    let extras: Vec<NetifExtraInfo> = (0..u.int_in_range(0..=6)?)
+                        .map(|_| {
+                            Ok(NetifExtraInfo {
+                                kind: u.int_in_range(0..=6)?,
+                                flags: u8::arbitrary(u)?,
+                                u: <[u16; 3]>::arbitrary(u)?,
+                            })
+                        })
+                        .collect::<fuzzkit::arbitrary::Result<_>>()?;
+                    let _ = r.be.deliver(&p, chunk, &extras, u16::arbitrary(u)?);
+                }
+                1 => {
+                    for _ in 0..u.int_in_range(1..=20)? {
+                        let keep_id = bool::arbitrary(u)?;
+                        let (id, offset, flags, status) = <(u16, u16, u16, i16)>::arbitrary(u)?;
+                        let _ = r.be.raw_rx(|q| NetifRxResponse {
+                            id: if keep_id { q.id } else { id },
+                            offset,
+                            flags,
+                            status,
+                        });
+                    }
+                    r.be.rx.publish();
+                }
+                2 => {
+                    if u.ratio(1, 4)? {
+                        r.be.rx.force_rsp_prod(u32::arbitrary(u)?);
+                    }
+                }
+                _ => {
+                    let _ = r.rx.poll(&mut r.stats, |p| assert!(p.data.len() <= MAX_PACKET));
+                    let _ = r.rx.refill(&mut r.host, &mut r.stats);
+                    assert!(r.rx.posted() <= target);
+                }
+            }
+        }
+        let mut stats = r.stats;
+        let kept = r.rx.release(&mut r.host, &mut stats);
+        let kept_tx = r.tx.release(&mut r.host, &mut stats);
+        assert!(kept.is_empty() && kept_tx.is_empty());
+        assert_eq!(stats.grants_active(), 0);
+        Ok(())
+    });
+}
+
+/// Fuzz target `netfront-tx`: TX completions as a hostile netback could
+/// write them (any id, repeated or unknown, status NULL or any, slots
+/// skipped, any producer index) under packets of any size. Nothing
+/// panics; once the backend answers honestly again (and the ring was not
+/// corrupted), every id comes back: `send` is never busy for ever.
+#[test]
+fn fuzz_netfront_tx() {
+    use fuzzkit::{Arbitrary, Unstructured};
+    use hypercall::abi::netif::{rsp, NetifTxResponse};
+    fuzzkit::fuzz("netfront-tx", |u: &mut Unstructured<'_>| {
+        let mut r = rig(8);
+        let mut corrupted = false;
+        for _ in 0..u.int_in_range(1..=30)? {
+            match u.int_in_range(0..=3)? {
+                0 => {
+                    let len = *u.choose(&[0usize, 1, 60, 4096, 4097, 9000, 65535, 65536])?;
+                    let _ = r.tx.send(&mut r.host, &mut r.stats, &vec![9; len]);
+                    r.tx.flush(&mut r.host, &mut r.stats);
+                }
+                1 => {
+                    while let Some(req) = r.be.tx.take_request() {
+                        for _ in 0..u.int_in_range(0..=2)? {
+                            let id = if bool::arbitrary(u)? { req.id } else { u16::arbitrary(u)? };
+                            let status = match u.int_in_range(0..=3)? {
+                                0 => rsp::NULL,
+                                1 => i16::arbitrary(u)?,
+                                _ => rsp::OKAY,
+                            };
+                            r.be.tx.push_response(&NetifTxResponse { id, status });
+                        }
+                    }
+                    r.be.tx.publish();
+                }
+                2 => {
+                    if u.ratio(1, 6)? {
+                        r.be.tx.force_rsp_prod(u32::arbitrary(u)?);
+                        corrupted = true;
+                    }
+                }
+                _ => {
+                    if r.tx.reclaim(&mut r.stats).is_err() {
+                        corrupted = true;
+                    }
+                }
+            }
+            assert!(r.tx.in_flight() <= 256);
+        }
+        if !corrupted {
+            // Honest from now on: everything in flight is answered once.
+            r.tx.flush(&mut r.host, &mut r.stats);
+            // (Request slots an over-answering backend overwrote hold
+            // garbage: answered by id, their pages are not read.)
+            while let Some(req) = r.be.tx.take_request() {
+                r.be.tx.push_response(&NetifTxResponse { id: req.id, status: rsp::OKAY });
+            }
+            r.be.tx.publish();
+            if r.tx.reclaim(&mut r.stats).is_ok() && r.tx.in_flight() == 0 {
+                r.tx.send(&mut r.host, &mut r.stats, &[1; 60]).expect("an id leaked");
+            }
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn release_revokes_every_grant_and_keeps_mapped_pages() {
     let mut r = rig(16);
@@ -352,6 +669,11 @@ mod handshake {
             false,
         );
         put(&h, &format!("{be}/multi-queue-max-queues"), b"2", false);
+        // The split backend also takes GSO from us; the other does not.
+        if split {
+            put(&h, &format!("{be}/feature-sg"), b"1", false);
+            put(&h, &format!("{be}/feature-gso-tcpv4"), b"1", false);
+        }
         // The backend is already Connected: single-threaded, it cannot
         // answer while the frontend waits.
         put(&h, &format!("{be}/state"), b"4", false);
@@ -375,6 +697,12 @@ mod handshake {
             };
             assert_eq!(rd(&mut bus, "request-rx-copy"), "1");
             assert_eq!(rd(&mut bus, "feature-rx-notify"), "1");
+            // Offloads offered on RX; used on TX as far as the backend says.
+            assert_eq!(rd(&mut bus, "feature-sg"), "1");
+            assert_eq!(rd(&mut bus, "feature-gso-tcpv4"), "1");
+            assert_eq!(rd(&mut bus, "feature-no-csum-offload"), "0");
+            let o = nf.offloads;
+            assert_eq!((o.rx_csum, o.rx_gso, o.tx_csum, o.tx_gso), (true, true, true, split));
             assert_eq!(rd(&mut bus, "state"), "4");
             let tx_ref: u32 = rd(&mut bus, "tx-ring-ref").parse().unwrap();
             assert!(host.xen.borrow().grants.contains_key(&tx_ref));
@@ -399,12 +727,28 @@ mod handshake {
         }
     }
 
+    #[test]
+    fn without_offloads_the_frontend_says_so() {
+        let (h, _) = vif(true);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let cfg = Config { max_queues: 1, offload: false, ..cfg() };
+        let nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg).unwrap();
+        let rd =
+            |bus: &mut Bus<_>, k: &str| bus.xs.read_string(&format!("device/vif/0/{k}")).unwrap();
+        assert_eq!(rd(&mut bus, "feature-no-csum-offload"), "1");
+        assert_eq!(rd(&mut bus, "feature-gso-tcpv4"), "0");
+        assert_eq!(nf.offloads, super::super::connect::Offloads::default());
+    }
+
     fn cfg() -> Config {
         Config {
             rx_buffers: 32,
             tx_buffers: 64,
             timeout: Duration::from_millis(500),
             max_queues: 4,
+            offload: true,
         }
     }
 
@@ -422,6 +766,120 @@ mod handshake {
             *b = (k as u16 ^ sport) as u8;
         }
         f
+    }
+
+    /// A connected single-queue vif and the fake backend on its rings.
+    fn connected(h: &Harness, host: &mut FakeHost) -> (Netfront<FakeHost>, FakeBackend) {
+        let mut bus = Bus::new(h.client());
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let cfg = Config { max_queues: 1, ..cfg() };
+        let nf = Netfront::connect(&mut bus, host, &dev, &cfg).unwrap();
+        let (t, r) = nf.queues()[0].ring_refs();
+        let be = FakeBackend::attach(host, t, r);
+        (nf, be)
+    }
+
+    /// Issue 18 item 4: faults were only counted, for ever. Now a vif
+    /// whose backend keeps faulting is declared broken and left alone.
+    #[test]
+    fn a_vif_that_keeps_faulting_is_declared_broken() {
+        use crate::netfront::BROKEN_AFTER_FAULTS;
+        let (h, _) = vif(false);
+        let mut host = FakeHost::default();
+        let (mut nf, mut be) = connected(&h, &mut host);
+        let mut faults = 0;
+        while faults < BROKEN_AFTER_FAULTS {
+            assert!(!nf.is_broken());
+            assert!(be.raw_rx(|q| NetifRxResponse {
+                id: q.id ^ 1,
+                offset: 0,
+                flags: 0,
+                status: 9
+            }));
+            be.rx.publish();
+            let _ = nf.poll_rx(&mut host, |_| panic!("a bad slot delivered"));
+            faults += 1;
+            assert_eq!(nf.stats.backend_errors(), faults);
+        }
+        assert!(nf.is_broken());
+        assert_eq!(nf.send(&mut host, &[0; 60]), Err(TxError::Broken));
+        // Left alone: what the backend publishes now is not even read.
+        assert!(be.deliver(&[1; 60], 4096, &[], 0));
+        let _ = nf.poll_rx(&mut host, |_| panic!("a broken vif delivered"));
+        assert_eq!(nf.stats.rx_packets, 0);
+    }
+
+    /// Issue 18 item 4: TX slots a backend never answers kept `send` busy
+    /// with no watchdog. Now a stall is a fault and the vif is broken.
+    #[test]
+    fn the_tx_watchdog_declares_a_stalled_vif_broken() {
+        use crate::netfront::TX_STALL_NS;
+        let (h, _) = vif(false);
+        let mut host = FakeHost::default();
+        let (mut nf, mut be) = connected(&h, &mut host);
+        // Answered traffic never trips it, however long it runs.
+        let mut now = 1;
+        for _ in 0..5 {
+            nf.send(&mut host, &[3; 60]).unwrap();
+            nf.flush(&mut host);
+            nf.watchdog(now);
+            now += TX_STALL_NS;
+            assert_eq!(be.take_tx().len(), 1);
+            nf.reclaim_tx().unwrap();
+            nf.watchdog(now);
+        }
+        assert!(!nf.is_broken());
+        // Now the backend stops answering.
+        nf.send(&mut host, &[4; 60]).unwrap();
+        nf.flush(&mut host);
+        nf.watchdog(now);
+        nf.watchdog(now + TX_STALL_NS / 2);
+        assert!(!nf.is_broken());
+        nf.watchdog(now + TX_STALL_NS);
+        assert!(nf.is_broken());
+        assert_eq!(nf.stats.tx_stalled, 1);
+    }
+
+    /// Fuzz target `net-negotiation`: whatever netback writes for `mtu`,
+    /// `multi-queue-max-queues`, the feature flags and the frontend's
+    /// `mac`, connecting answers (a vif or an error) without a panic, and
+    /// a vif's figures are within bounds.
+    #[test]
+    fn fuzz_net_negotiation() {
+        use crate::netfront::connect::MAX_QUEUES;
+        use fuzzkit::{Arbitrary, Unstructured};
+        fuzzkit::fuzz_n("net-negotiation", 200, |u: &mut Unstructured<'_>| {
+            let value = |u: &mut Unstructured<'_>| -> fuzzkit::arbitrary::Result<Vec<u8>> {
+                Ok(match u.int_in_range(0..=4)? {
+                    0 => u64::arbitrary(u)?.to_string().into_bytes(),
+                    1 => u.int_in_range(0..=70_000u32)?.to_string().into_bytes(),
+                    2 => b"1".to_vec(),
+                    3 => b"".to_vec(),
+                    _ => Vec::<u8>::arbitrary(u)?,
+                })
+            };
+            let (h, be) = vif(bool::arbitrary(u)?);
+            for key in ["mtu", "multi-queue-max-queues", "feature-rx-copy", "feature-ctrl-ring"] {
+                if bool::arbitrary(u)? {
+                    put(&h, &format!("{be}/{key}"), &value(u)?, false);
+                }
+            }
+            if u.ratio(1, 4)? {
+                put(&h, "device/vif/0/mac", &value(u)?, true);
+            }
+            let mut bus = Bus::new(h.client());
+            let mut host = FakeHost::default();
+            let dev = device::describe(&mut bus, "vif", "0").unwrap();
+            let cfg = Config { timeout: Duration::from_millis(50), ..cfg() };
+            if let Ok(nf) = Netfront::connect(&mut bus, &mut host, &dev, &cfg) {
+                assert!((68..=65535).contains(&nf.mtu));
+                assert!(!nf.queues().is_empty() && nf.queues().len() as u32 <= MAX_QUEUES);
+                let (stats, kept) = nf.abandon(&mut host);
+                assert!(kept.is_empty());
+                assert_eq!(stats.grants_active(), 0);
+            }
+            Ok(())
+        });
     }
 
     #[test]

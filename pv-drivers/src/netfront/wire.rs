@@ -113,6 +113,27 @@ pub fn extra_as_rx(e: &NetifExtraInfo) -> NetifRxResponse {
     }
 }
 
+/// A TX slot holding an extra-info entry (`netif_extra_info` overlays the
+/// first 8 bytes of `netif_tx_request`; the rest is padding).
+pub fn extra_as_tx(e: &NetifExtraInfo) -> NetifTxRequest {
+    NetifTxRequest {
+        gref: u32::from(e.kind) | (u32::from(e.flags) << 8) | (u32::from(e.u[0]) << 16),
+        offset: e.u[1],
+        flags: e.u[2],
+        id: 0,
+        size: 0,
+    }
+}
+
+/// The inverse of [`extra_as_tx`], for fake backends.
+pub fn extra_from_tx(t: &NetifTxRequest) -> NetifExtraInfo {
+    NetifExtraInfo {
+        kind: t.gref as u8,
+        flags: (t.gref >> 8) as u8,
+        u: [(t.gref >> 16) as u16, t.offset, t.flags],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +158,10 @@ mod tests {
         assert_eq!(NetifCtrlResponse::decode(&w), c);
         let e = NetifExtraInfo { kind: 1, flags: 1, u: [1448, 1, 0] };
         assert_eq!(extra_from_rx(&extra_as_rx(&e)), e);
+        assert_eq!(extra_from_tx(&extra_as_tx(&e)), e);
+        // Byte for byte: type 1 (GSO), flags 0, gso size 1448 at byte 2.
+        let mut w = [0u32; 3];
+        extra_as_tx(&NetifExtraInfo { kind: 1, flags: 0, u: [1448, 1, 0] }).encode(&mut w);
+        assert_eq!(w, [1 | (1448 << 16), 1, 0]);
     }
 }

@@ -338,7 +338,7 @@ pub fn wait_for_backend<T: Transport>(
     let path = format!("{}/state", dev.backend);
     let start = bus.now();
     let deadline = bus.deadline(timeout);
-    bus.xs.watch(&path, &token)?;
+    bus.watch(&path, &token)?;
     let mut seen: Option<XenbusState> = None;
     let result = loop {
         let state = match backend_state(bus, dev) {
@@ -379,7 +379,7 @@ pub fn wait_for_backend<T: Transport>(
             Err(e) => break Err(e.into()),
         }
     };
-    let _ = bus.xs.unwatch(&path, &token);
+    let _ = bus.unwatch(&path, &token);
     result
 }
 

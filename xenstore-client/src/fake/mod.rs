@@ -34,7 +34,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use hypercall::abi::xenstore::{
-    XenstoreDomainInterface, ERROR_PROTO, ERROR_RINGIDX, SERVER_FEATURE_ERROR,
+    XenstoreDomainInterface, CONNECTED, ERROR_NONE, ERROR_PROTO, ERROR_RINGIDX, RECONNECT,
+    SERVER_FEATURE_ERROR, SERVER_FEATURE_RECONNECTION,
 };
 use hypercall::DomId;
 use tree::{Node, Tree};
@@ -56,6 +57,9 @@ pub struct FakeConfig {
     /// Send watch events caused by the guest's own request before the reply
     /// to it (what xenstored may do, and the harder case for a client).
     pub events_before_reply: bool,
+    /// Offer `XENSTORE_SERVER_FEATURE_RECONNECTION` (as xenstored does):
+    /// the guest may ask for a reset of its connection.
+    pub reconnection: bool,
 }
 
 impl Default for FakeConfig {
@@ -67,6 +71,7 @@ impl Default for FakeConfig {
             max_transactions: 10,
             quota_errno: XsErrno::EQUOTA,
             events_before_reply: true,
+            reconnection: true,
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct FakeXenstored {
     held: Vec<(String, String)>,
     events_dropped: u64,
     events_coalesced: u64,
+    reconnections: u64,
 }
 
 impl FakeXenstored {
@@ -178,6 +184,7 @@ impl FakeXenstored {
             held: Vec::new(),
             events_dropped: 0,
             events_coalesced: 0,
+            reconnections: 0,
         };
         let dom0_only = [Perm::new(DomId(0), Access::None)];
         fake.tree.insert("/".into(), Node { value: Vec::new(), perms: dom0_only.to_vec(), gen: 0 });
@@ -338,15 +345,54 @@ impl FakeXenstored {
     // --- The ring side ---
 
     /// Announces the fake's features on the page (it reports errors in the
-    /// page's `error` field).
+    /// page's `error` field, and resets a connection on request if
+    /// [`FakeConfig::reconnection`]).
     pub fn attach(&self, page: &XenstoreDomainInterface) {
-        page.server_features.store(SERVER_FEATURE_ERROR, Ordering::Release);
+        let reconnect = if self.config.reconnection { SERVER_FEATURE_RECONNECTION } else { 0 };
+        page.server_features.store(SERVER_FEATURE_ERROR | reconnect, Ordering::Release);
+    }
+
+    /// Times the guest's connection was reset on its request.
+    pub fn reconnections(&self) -> u64 {
+        self.reconnections
+    }
+
+    /// Makes the `rsp` ring's indices claim more than the ring holds, as a
+    /// buggy or hostile xenstored (or a stray write) could.
+    pub fn corrupt_rsp_indices(&mut self, page: &XenstoreDomainInterface) {
+        let cons = page.rsp_cons.load(Ordering::Relaxed);
+        page.rsp_prod.store(cons.wrapping_add(0x8000_0000), Ordering::Release);
+        self.stalled = true;
+    }
+
+    /// The reconnection protocol (xs_wire.h, docs/misc/xenstore-ring.txt):
+    /// the guest set `connection` to RECONNECT; drop everything of the
+    /// connection (watches, transactions, partial messages), zero the
+    /// indices and the error, and say CONNECTED.
+    fn reconnect(&mut self, page: &XenstoreDomainInterface) {
+        self.watches.clear();
+        self.txs.clear();
+        self.out.clear();
+        self.inbuf.clear();
+        self.held.clear();
+        self.broken = false;
+        self.stalled = false;
+        for idx in [&page.req_cons, &page.req_prod, &page.rsp_cons, &page.rsp_prod] {
+            idx.store(0, Ordering::Relaxed);
+        }
+        page.error.store(ERROR_NONE, Ordering::Relaxed);
+        page.connection.store(CONNECTED, Ordering::Release);
+        self.reconnections += 1;
     }
 
     /// Does what xenstored does when the guest notifies it: takes requests
     /// from the `req` ring, answers them, and puts as much output as fits
     /// in the `rsp` ring. Returns whether any byte moved.
     pub fn serve(&mut self, page: &XenstoreDomainInterface) -> bool {
+        if self.config.reconnection && page.connection.load(Ordering::Acquire) == RECONNECT {
+            self.reconnect(page);
+            return true;
+        }
         if self.stalled || self.broken {
             return false;
         }

@@ -43,6 +43,27 @@ pub fn first_mismatch(seed: u64, off: u64, buf: &[u8]) -> Option<u64> {
     None
 }
 
+/// Soak round `round` on a disk of `bytes`: the offset and length of its
+/// I/O, inside the first 256 KiB; `None` for a disk too small to hold one
+/// 512-byte block (an empty disk: nothing to do but wait for its detach).
+/// Lengths shrink by up to 999 bytes from round to round, never below 1.
+pub fn soak_window(bytes: u64, round: u64) -> Option<(u64, usize)> {
+    let half = bytes.min(256 * 1024) / 2;
+    if half < 256 {
+        return None;
+    }
+    let off = round.wrapping_mul(4099) % half;
+    let len = half.saturating_sub(round % 1000).max(1);
+    Some((off, len as usize))
+}
+
+/// The bench's span on a disk of `bytes` (at most `mib` MiB, whole 4 KiB
+/// blocks) and its number of 4 KiB blocks; `None` below one block.
+pub fn bench_span(bytes: u64, mib: u64) -> Option<(u64, u64)> {
+    let span = bytes.min(mib.saturating_mul(1 << 20)) / 4096 * 4096;
+    (span > 0).then_some((span, span / 4096))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +87,30 @@ mod tests {
             assert_eq!(first_mismatch(42, off, &b), None);
             b[30] ^= 1;
             assert_eq!(first_mismatch(42, off, &b), Some(off + 30));
+        }
+    }
+
+    /// Issue 18 item 2: a disk under 512 bytes made `% (span / 2)` divide by
+    /// zero, and one under ~2 KB made the length underflow; under 4 KiB
+    /// the bench's `% blocks` divided by zero.
+    #[test]
+    fn soak_and_bench_windows_on_tiny_and_huge_disks() {
+        for bytes in [0u64, 1, 511, 512, 1024, 2047, 4095, 4096, 1 << 20, u64::MAX] {
+            for round in [0u64, 1, 255, 256, 999, 1000, u64::MAX] {
+                if let Some((off, len)) = soak_window(bytes, round) {
+                    assert!(len >= 1 && off + len as u64 <= bytes, "{bytes} {round}");
+                } else {
+                    assert!(bytes < 512);
+                }
+            }
+            for mib in [1u64, 32, u64::MAX] {
+                match bench_span(bytes, mib) {
+                    Some((span, blocks)) => {
+                        assert!(blocks >= 1 && span <= bytes && span == blocks * 4096)
+                    }
+                    None => assert!(bytes < 4096),
+                }
+            }
         }
     }
 }

@@ -175,18 +175,12 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
         return Err(AppError::BadSetting("app=blk needs XenStore (a domU)"));
     }
-    let seed: u64 = match cmd.get("blk.seed").map(str::parse) {
-        None => 1,
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return Err(AppError::BadSetting("blk.seed= takes a number")),
-    };
-    let mode = cmd.get("blk.mode").unwrap_or("write");
-    if !matches!(mode, "write" | "verify" | "soak" | "bench" | "hotplug") {
-        return Err(AppError::BadSetting("blk.mode= takes write, verify, soak, bench or hotplug"));
-    }
+    // Every number below was validated at boot (cmdline::SETTINGS ranges).
+    let seed = cmd.number("blk.seed").unwrap_or(1);
+    let mode = cmd.choice("blk.mode");
     if mode == "hotplug" {
-        let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
-        let kib = cmd.get("blk.hotplug_kib").and_then(|v| v.parse().ok()).unwrap_or(1024u64);
+        let secs = cmd.number("blk.soak_s").unwrap_or(300);
+        let kib = cmd.number("blk.hotplug_kib").unwrap_or(1024);
         let (passed, failed) = hotplug_disks(seed, secs, kib * 1024);
         kprintln!("blk: hotplug: done, {passed} attach(es) verified, {failed} failed");
         if failed > 0 {
@@ -199,13 +193,13 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let mut failed = 0u32;
     let mut passed = 0u32;
     if mode == "bench" {
-        let mib = cmd.get("blk.bench_mib").and_then(|v| v.parse().ok()).unwrap_or(32u64);
-        let ios = cmd.get("blk.ios").and_then(|v| v.parse().ok()).unwrap_or(2000u32);
+        let mib = cmd.number("blk.bench_mib").unwrap_or(32);
+        let ios = u32::try_from(cmd.number("blk.ios").unwrap_or(2000)).unwrap_or(u32::MAX);
         let mut done = false;
         for (name, mut d) in disks {
             if !done && !d.geometry().read_only {
                 done = true;
-                match bench(&name, &mut d, mib, ios.max(32)) {
+                match bench(&name, &mut d, mib, ios) {
                     Ok(()) => passed += 1,
                     Err(e) => {
                         kprintln!("blk: {name}: FAILED: {e}");
@@ -222,7 +216,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             failed += 1;
         }
     } else if mode == "soak" {
-        let secs = cmd.get("blk.soak_s").and_then(|v| v.parse().ok()).unwrap_or(300u64);
+        let secs = cmd.number("blk.soak_s").unwrap_or(300);
         let (p, f) = soak(disks, secs);
         passed += p;
         failed += f;
@@ -296,9 +290,13 @@ fn soak(mut disks: Vec<(String, Disk)>, secs: u64) -> (u32, u32) {
                 }
                 continue;
             }
-            let span = d.geometry().bytes().min(256 * 1024);
-            let off = (round * 4099) % (span / 2);
-            let len = (span / 2) as usize - (round as usize % 1000);
+            let Some((off, len)) = pattern::soak_window(d.geometry().bytes(), round) else {
+                // Too small for any I/O (a 0-sector disk): only its detach
+                // is awaited, without spinning on XenStore.
+                kernel::timer::sleep_ns(50_000_000);
+                i += 1;
+                continue;
+            };
             let mut buf = vec![0u8; len];
             let r = if d.geometry().read_only {
                 d.read_at(off, &mut buf)
@@ -367,12 +365,19 @@ fn bench_line(test: &str, d: &Disk, m: &Mark, bytes: u64, ios: u64) {
     };
     kprintln!(
         "BLKBENCH test={test} bytes={bytes} ios={ios} ns={ns} kib_s={} iops={} reqs={reqs} notifies={notifies} timer_sets={timer_sets} blocks={blocks} grant_ops={grant_ops} hcalls_per_req={} notifies_per_req={} grant_ops_per_req={}",
-        bytes * 1_000_000_000 / 1024 / ns,
-        ios * 1_000_000_000 / ns,
+        rate(bytes, 1_000_000_000 / 1024, ns),
+        rate(ios, 1_000_000_000, ns),
         per(hcalls),
         per(notifies),
         per(grant_ops)
     );
+}
+
+/// `n * scale / ns` without overflow (a 64 GiB bench times 10^9 does not
+/// fit a u64) or a division by zero.
+fn rate(n: u64, scale: u64, ns: u64) -> u64 {
+    let r = u128::from(n) * u128::from(scale) / u128::from(ns.max(1));
+    u64::try_from(r).unwrap_or(u64::MAX)
 }
 
 /// xorshift64, for random offsets anyone can reproduce.
@@ -384,8 +389,10 @@ fn next(x: &mut u64) -> u64 {
 }
 
 fn bench(name: &str, d: &mut Disk, mib: u64, ios: u32) -> Result<(), BlkError> {
-    let span = d.geometry().bytes().min(mib << 20) / 4096 * 4096;
-    let blocks = span / 4096;
+    let Some((span, blocks)) = pattern::bench_span(d.geometry().bytes(), mib) else {
+        // Smaller than the one 4 KiB block the bench needs.
+        return Err(BlkError::OutOfRange { offset: 0, len: 4096, size: d.geometry().bytes() });
+    };
     kprintln!(
         "blk: {name}: bench over {span} bytes, {ios} random I/Os per test, {} queue(s)",
         d.features().queues
@@ -495,7 +502,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
             Some(Ok(ev)) => Some(ev),
             Some(Err(xenstore_client::Error::TimedOut)) | None => None,
             Some(Err(e)) => {
-                log::warn!("blk: hotplug: xenstore: {e:?}; re-reading the disks");
+                xenbus::recover("blk: hotplug", &e);
                 disks.kick();
                 None
             }
@@ -503,7 +510,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
         while let Some(ev) = next.take() {
             match ev.token.as_str() {
                 control::SHUTDOWN_TOKEN => {
-                    let req = xenbus::with(control::take_shutdown).and_then(|r| r.ok()).flatten();
+                    let req = xenbus::with(control::shutdown_request).flatten();
                     if req == Some(control::ShutdownRequest::Suspend) {
                         // Taken between two checks: no request is in
                         // flight (each attach's I/O completes before the

@@ -74,6 +74,15 @@ pub trait Driver {
     /// The device vanished or its id now names a new device: everything
     /// let go without touching XenStore.
     fn abandon(&mut self, dev: Self::Device) -> Self::Closed;
+
+    /// Pages a let-go device left mapped by its backend (kept, never
+    /// reused): counted per id, and an id whose backends keep too many
+    /// ([`Config::max_kept`]) is declared broken, so a backend cannot make
+    /// the guest leak memory and grants reconnect after reconnect.
+    fn kept(closed: &Self::Closed) -> u64 {
+        let _ = closed;
+        0
+    }
 }
 
 /// Timings.
@@ -94,6 +103,18 @@ pub struct Config {
     /// (a domain over its quota of unread messages), which no client can
     /// see: this bounds how long such a loss goes unnoticed.
     pub idle_recheck: Option<Duration>,
+    /// Misbehaviour a device may show within `fault_window` (its backend
+    /// restarting or vanishing under a connected device, a connect
+    /// failing) before it is declared broken and left alone, as Linux
+    /// does: a backend that cycles its state for ever must not make the
+    /// guest reconnect (and grant pages) for ever. From the third such
+    /// fault in the window, reconnects wait `retry` doubled per fault (at
+    /// most `max_retry`).
+    pub broken_after: u32,
+    pub fault_window: Duration,
+    /// Pages the backends of one id may leave mapped (see
+    /// [`Driver::kept`]) before it is declared broken.
+    pub max_kept: u64,
 }
 
 impl Default for Config {
@@ -104,6 +125,9 @@ impl Default for Config {
             retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(8),
             idle_recheck: Some(Duration::from_secs(10)),
+            broken_after: 16,
+            fault_window: Duration::from_secs(600),
+            max_kept: 256,
         }
     }
 }
@@ -297,6 +321,10 @@ pub struct Counters {
     pub connect_failures: u64,
     /// Guarded state writes xenstored's view refused (the node had moved).
     pub writes_refused: u64,
+    /// Reconnects delayed because the backend kept misbehaving.
+    pub reconnects_delayed: u64,
+    /// Devices declared broken (left alone until removed or replaced).
+    pub broken: u64,
 }
 
 enum Phase<D> {
@@ -314,6 +342,9 @@ enum Phase<D> {
     /// We closed with a leaving backend; waiting for the toolstack to
     /// remove the device (or a backend to come back).
     Closed,
+    /// Declared broken after [`Config::broken_after`] faults: left alone
+    /// until the toolstack removes it or puts a new device under its id.
+    Broken,
 }
 
 impl<D> Phase<D> {
@@ -323,6 +354,7 @@ impl<D> Phase<D> {
             Phase::Failed { .. } => "failing to connect",
             Phase::Connected { .. } => "connected",
             Phase::Closed => "closed, waiting for the toolstack to remove it",
+            Phase::Broken => "broken, left alone",
         }
     }
 }
@@ -338,12 +370,17 @@ struct Slot<D> {
     watched: Option<String>,
     last: (Node, Node),
     told: BTreeSet<String>,
+    /// When this device's backend misbehaved (restarted or vanished under
+    /// it, or a connect failed), within [`Config::fault_window`].
+    faults: Vec<Instant>,
 }
 
 #[derive(Default)]
 struct History {
     attaches: u32,
     last_detach: Option<Instant>,
+    /// Pages its devices left mapped by their backends ([`Driver::kept`]).
+    kept: u64,
 }
 
 /// What one scan read about one id.
@@ -499,8 +536,8 @@ impl<D: Driver> Hotplug<D> {
     /// Watches `device/<kind>`; the first [`Hotplug::poll`] finds what is
     /// there already.
     pub fn start<T: Transport>(&mut self, bus: &mut Bus<T>) -> Result<(), XenbusError> {
-        bus.xs.watch(&self.dir, &self.token)?;
-        self.lost_seen = bus.xs.events_lost();
+        bus.watch(&self.dir, &self.token)?;
+        self.lost_seen = bus.events_lost();
         self.dirty = true;
         Ok(())
     }
@@ -579,7 +616,7 @@ impl<D: Driver> Hotplug<D> {
         driver: &mut D,
     ) -> Vec<Happening<D::Closed>> {
         let mut out = Vec::new();
-        let lost = bus.xs.events_lost();
+        let lost = bus.events_lost();
         if lost != self.lost_seen {
             self.lost_seen = lost;
             self.dirty = true;
@@ -656,7 +693,7 @@ impl<D: Driver> Hotplug<D> {
         let mut out = Vec::new();
         for (id, slot) in core::mem::take(&mut self.slots) {
             if let Some(path) = &slot.watched {
-                let _ = bus.xs.unwatch(path, &self.backend_token(&id));
+                let _ = bus.unwatch(path, &self.backend_token(&id));
             }
             if let Phase::Connected { dev, since } = slot.phase {
                 let closed = driver.close(bus, dev);
@@ -664,7 +701,7 @@ impl<D: Driver> Hotplug<D> {
                 out.push(self.detached(&id, Why::Shutdown, since, closed, now, Cause::Event));
             }
         }
-        let _ = bus.xs.unwatch(&self.dir, &self.token);
+        let _ = bus.unwatch(&self.dir, &self.token);
         self.next_check = None;
         out
     }
@@ -845,7 +882,7 @@ impl<D: Driver> Hotplug<D> {
         // Watched from now until it goes: a backend that moves after the
         // last event under device/ still wakes us.
         let path = format!("{}/state", info.backend);
-        let watched = match bus.xs.watch(&path, &self.backend_token(id)) {
+        let watched = match bus.watch(&path, &self.backend_token(id)) {
             Ok(()) => Some(path),
             Err(e) => {
                 out.push(Happening::Problem {
@@ -864,6 +901,7 @@ impl<D: Driver> Hotplug<D> {
             watched,
             last: (Node::Absent, Node::Absent),
             told: BTreeSet::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -884,7 +922,7 @@ impl<D: Driver> Hotplug<D> {
         out: &mut Vec<Happening<D::Closed>>,
     ) {
         if let Some(path) = &slot.watched {
-            let _ = bus.xs.unwatch(path, &self.backend_token(id));
+            let _ = bus.unwatch(path, &self.backend_token(id));
         }
         if let Phase::Connected { dev, since } = slot.phase {
             let closed = driver.abandon(dev);
@@ -904,6 +942,7 @@ impl<D: Driver> Hotplug<D> {
     ) -> Happening<D::Closed> {
         let h = self.history.entry(id.into()).or_default();
         h.last_detach = Some(now);
+        h.kept += D::kept(&closed);
         self.counters.detaches += 1;
         if cause == Cause::Timer {
             self.counters.found_by_timer += 1;
@@ -942,6 +981,29 @@ impl<D: Driver> Hotplug<D> {
     ) {
         use XenbusState::*;
         let now = bus.now();
+        if let Phase::Broken = slot.phase {
+            // Only a new device under the id (the toolstack writes
+            // Initialising into it) ends the quarantine of a broken one.
+            if *fe != Node::State(Initialising) || slot.last.0 == *fe {
+                return;
+            }
+            slot.faults.clear();
+            slot.seen_at = now;
+            Self::set_phase(slot, Phase::Waiting, now);
+        }
+        let kept = self.history.get(id).map_or(0, |h| h.kept);
+        if kept >= self.cfg.max_kept && !matches!(slot.phase, Phase::Connected { .. }) {
+            self.counters.broken += 1;
+            out.push(Happening::Problem {
+                dev: format!("{}/{id}", self.kind),
+                what: format!(
+                    "declared broken: its backends kept {kept} of our pages mapped (at most {}); left alone",
+                    self.cfg.max_kept
+                ),
+            });
+            Self::set_phase(slot, Phase::Broken, now);
+            return;
+        }
         // 1. A connected device: still the one we connected?
         if let Phase::Connected { .. } = slot.phase {
             let change = match (fe, be) {
@@ -978,12 +1040,16 @@ impl<D: Driver> Hotplug<D> {
                 }
                 Next::Fresh => {
                     slot.seen_at = now;
+                    slot.faults.clear();
                     Self::set_phase(slot, Phase::Waiting, now);
                     // The new device is handled below with what was read.
                 }
                 Next::Reinit => {
                     slot.seen_at = now;
                     Self::set_phase(slot, Phase::Waiting, now);
+                    if self.fault(id, slot, now, "its backend restarted or vanished", out) {
+                        return;
+                    }
                     self.reinit(bus, id, slot, Connected, out);
                     return;
                 }
@@ -1080,6 +1146,42 @@ impl<D: Driver> Hotplug<D> {
             }
             _ => {}
         }
+    }
+
+    /// Counts a fault of the device's backend. At [`Config::broken_after`]
+    /// within [`Config::fault_window`] the device is declared broken (one
+    /// line) and `true` returned; from the third, the next connect waits
+    /// (the slot goes to `Failed` with a backoff that doubles per fault).
+    fn fault(
+        &mut self,
+        id: &str,
+        slot: &mut Slot<D::Device>,
+        now: Instant,
+        what: &str,
+        out: &mut Vec<Happening<D::Closed>>,
+    ) -> bool {
+        let window = self.cfg.fault_window;
+        slot.faults.retain(|&t| now.since(t) < window);
+        slot.faults.push(now);
+        let n = slot.faults.len() as u32;
+        if n >= self.cfg.broken_after {
+            self.counters.broken += 1;
+            out.push(Happening::Problem {
+                dev: format!("{}/{id}", self.kind),
+                what: format!(
+                    "declared broken: {what} ({n} faults in {} s); left alone until the toolstack removes or replaces it",
+                    window.as_secs()
+                ),
+            });
+            Self::set_phase(slot, Phase::Broken, now);
+            return true;
+        }
+        if n >= 3 && !matches!(slot.phase, Phase::Failed { .. }) {
+            let backoff = (self.cfg.retry * (1 << (n - 2).min(16))).min(self.cfg.max_retry);
+            self.counters.reconnects_delayed += 1;
+            Self::set_phase(slot, Phase::Failed { retry_at: now.after(backoff), backoff }, now);
+        }
+        false
     }
 
     /// Our node back to Initialising, if it still holds `ours` (the
@@ -1185,6 +1287,7 @@ impl<D: Driver> Hotplug<D> {
                 } else {
                     Self::set_phase(slot, failed, now);
                 }
+                self.fault(id, slot, now, "its connects kept failing", out);
             }
         }
     }

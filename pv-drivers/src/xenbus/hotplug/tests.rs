@@ -468,6 +468,8 @@ struct TestDriver {
     next_ring: u32,
     live: BTreeSet<u32>,
     timeout: Duration,
+    /// Pages each let-go device reports left mapped (`Driver::kept`).
+    keeps: u64,
 }
 
 #[derive(Debug)]
@@ -527,12 +529,16 @@ impl Driver for TestDriver {
 
     fn abandon(&mut self, dev: TestDev) -> String {
         self.live.remove(&dev.ring);
-        format!("ring {} abandoned", dev.ring)
+        format!("ring {} abandoned, kept {}", dev.ring, self.keeps)
+    }
+
+    fn kept(closed: &String) -> u64 {
+        closed.rsplit_once("kept ").and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
     }
 }
 
 fn test_driver() -> TestDriver {
-    TestDriver { next_ring: 0, live: BTreeSet::new(), timeout: Duration::from_secs(10) }
+    TestDriver { next_ring: 0, live: BTreeSet::new(), timeout: Duration::from_secs(10), keeps: 0 }
 }
 
 /// How watch events fare in a run.
@@ -1307,4 +1313,75 @@ fn blkfront_under_the_manager_reads_what_the_previous_device_wrote() {
     fn pattern(round: u64) -> Vec<u8> {
         (0..8192u64).map(|i| (i.wrapping_mul(31) ^ round.wrapping_mul(0x9d)) as u8).collect()
     }
+}
+
+/// Issue 18 item 1: a backend that restarts under the device for ever
+/// made the guest reconnect (and grant its pages again) for ever. From the
+/// third restart the reconnects wait, and at `broken_after` faults the
+/// device is declared broken and left alone.
+#[test]
+fn a_backend_that_keeps_restarting_is_slowed_then_declared_broken() {
+    let (h, world, mut drv) = connected(11);
+    let mut bus = Bus::new(h.client());
+    let mut mgr = Hotplug::new("vif", Config { broken_after: 5, ..Config::default() });
+    mgr.start(&mut bus).unwrap();
+    drive(&h, &world, &mut mgr, &mut drv, &mut bus, None);
+    let mut lines = Vec::new();
+    // The backend vanishes (seen), then comes back.
+    let restart =
+        |lines: &mut Vec<String>, drv: &mut TestDriver, mgr: &mut Hotplug<_>, bus: &mut Bus<_>| {
+            at_once(&h, &world, &[Act::RemoveBackend]);
+            lines.extend(drive_until_quiet(&h, &world, mgr, drv, bus));
+            at_once(&h, &world, &[Act::RecreateBackend, Act::Probe]);
+        };
+    for _ in 0..4 {
+        restart(&mut lines, &mut drv, &mut mgr, &mut bus);
+        lines.extend(drive(&h, &world, &mut mgr, &mut drv, &mut bus, None).lines);
+    }
+    assert_eq!(mgr.counters().attaches, 5, "{}", lines.join("\n"));
+    assert!(mgr.counters().reconnects_delayed >= 1, "{}", lines.join("\n"));
+    assert_eq!(mgr.counters().broken, 0);
+    // The fifth restart: broken, and nothing connects it again.
+    restart(&mut lines, &mut drv, &mut mgr, &mut bus);
+    for _ in 0..20 {
+        lines.extend(drive_until_quiet(&h, &world, &mut mgr, &mut drv, &mut bus));
+        let later = bus.now().after(Duration::from_secs(10));
+        world.borrow_mut().now = later;
+        bus.xs.transport_mut().events_mut().advance(Duration::from_secs(10));
+    }
+    assert_eq!(mgr.counters().broken, 1, "{}", lines.join("\n"));
+    assert_eq!(mgr.counters().attaches, 5, "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("declared broken")), "{}", lines.join("\n"));
+}
+
+/// Issue 18 item 1: a backend that maps every page and restarts made the
+/// guest leak them cycle after cycle (refused revokes, a new connect that
+/// grants afresh). Now what each let-go device left mapped is counted per
+/// id, and at `max_kept` pages the id is declared broken: no new grants.
+#[test]
+fn an_id_whose_backends_keep_our_pages_is_declared_broken() {
+    let (h, world, mut drv) = connected(12);
+    drv.keeps = 60;
+    let mut bus = Bus::new(h.client());
+    let mut mgr = Hotplug::new("vif", Config { max_kept: 100, ..Config::default() });
+    mgr.start(&mut bus).unwrap();
+    drive(&h, &world, &mut mgr, &mut drv, &mut bus, None);
+    let mut lines = Vec::new();
+    // Restarted once: 60 pages kept, reconnected.
+    at_once(&h, &world, &[Act::RemoveBackend]);
+    lines.extend(drive_until_quiet(&h, &world, &mut mgr, &mut drv, &mut bus));
+    at_once(&h, &world, &[Act::RecreateBackend, Act::Probe]);
+    lines.extend(drive(&h, &world, &mut mgr, &mut drv, &mut bus, None).lines);
+    assert_eq!(mgr.counters().attaches, 2, "{}", lines.join("\n"));
+    // Again: 120 kept, past 100: broken, never connected again.
+    at_once(&h, &world, &[Act::RemoveBackend]);
+    lines.extend(drive_until_quiet(&h, &world, &mut mgr, &mut drv, &mut bus));
+    at_once(&h, &world, &[Act::RecreateBackend, Act::Probe]);
+    for _ in 0..10 {
+        lines.extend(drive_until_quiet(&h, &world, &mut mgr, &mut drv, &mut bus));
+        bus.xs.transport_mut().events_mut().advance(Duration::from_secs(10));
+    }
+    assert_eq!(mgr.counters().attaches, 2, "{}", lines.join("\n"));
+    assert_eq!(mgr.counters().broken, 1, "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("kept 120 of our pages")), "{}", lines.join("\n"));
 }

@@ -1,0 +1,379 @@
+//! `cargo xtask bench http`: requests per second and latency (p50, p99,
+//! max) of `GET /bench` (a 128-byte body) at 1, 16, 64 and 256 concurrent
+//! clients, keep-alive on and off, from `httptool load` in dom0
+//! ([`crate::httptool`], epoll, one process), against our guest
+//! (`app=http`, 64 MiB) and against a Linux PV DomU (Debian's kernel with
+//! `xen-netfront`, `httptool serve`: an epoll HTTP/1.1 server sending the
+//! same body), one after the other in one QEMU boot. dom0's shell is in
+//! `build/src/dom0/bench-http.sh`, the Linux DomU's `/init` in
+//! `build/src/linux-domu/http-init.sh`. Our guest's status page after the load
+//! gives its memory (heap, socket buffers) and connection counters.
+
+use crate::httptool;
+use crate::lab::{Echo, Lab, LabOptions};
+use crate::scenario::{BootReport, GuestSpec, Scenario};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Settings of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct HttpBenchOptions {
+    /// Requests per point.
+    pub requests: u32,
+    pub kvm: bool,
+    pub verbose: bool,
+    /// Skip the Linux DomU.
+    pub no_linux: bool,
+    pub xen: Option<crate::release::XenRelease>,
+}
+
+impl Default for HttpBenchOptions {
+    fn default() -> Self {
+        Self { requests: 2000, kvm: false, verbose: false, no_linux: false, xen: None }
+    }
+}
+
+const OURS: &str = "hb-ours";
+const LINUX: &str = "hb-linux";
+const OURS_IP: &str = "192.0.2.5";
+const LINUX_IP: &str = "192.0.2.6";
+/// The concurrencies measured, with keep-alive and without.
+pub const CLIENTS: [u32; 4] = [1, 16, 64, 256];
+
+const PHASES_SH: &str = include_str!("dom0/bench-http.sh");
+const LINUX_INIT: &str = include_str!("linux-domu/http-init.sh");
+
+/// The Linux DomU's initramfs: busybox, `xen-netfront`, `httptool`, `/init`.
+pub fn linux_initramfs(
+    bundle: &crate::debs::Dom0Bundle,
+    tool: &Path,
+) -> Result<crate::cpio::Archive> {
+    let mut a = crate::linuxbench::busybox_archive(
+        bundle,
+        &["sh", "mount", "insmod", "cat", "sleep", "ip", "uname", "ls", "tr"],
+    )?;
+    crate::linuxbench::add_modules(&mut a, bundle, &["xen-netfront"])?;
+    a.file(httptool::DEST, 0o755, crate::cmd::read(tool)?);
+    a.file("init", 0o755, LINUX_INIT);
+    Ok(a)
+}
+
+/// Both scenarios (ours, then Linux if `linux_ramdisk`).
+pub fn scenarios(
+    o: &HttpBenchOptions,
+    kernel: &Path,
+    tool: &Path,
+    vmlinuz: &Path,
+    linux_ramdisk: Option<&Path>,
+) -> Vec<Scenario> {
+    let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
+    let mut ours = GuestSpec::new(OURS, kernel, "http")
+        .args(&[format!("ip={OURS_IP}/24")])
+        .memory(64)
+        .timeout(Duration::from_secs(3600));
+    ours.extra_config.push(vif("00:16:3e:0c:00:15"));
+    let script = format!(
+        "{PHASES_SH}run_guest_start {OURS} {cfg} || exit 1\n\
+         if wait_console {OURS} 'http: ready' 1 90 && wait_console {OURS} 'connected: mac' 1 30; then\n\
+         http_points {OURS} {OURS_IP} {n}\nhttp_memory {OURS} {OURS_IP}\n\
+         xl shutdown {OURS}\nrun_guest_wait {OURS} 60\nelse\nrun_guest_wait {OURS} 1\nfi\n",
+        cfg = ours.cfg_path(),
+        n = o.requests,
+    );
+    let mut v =
+        vec![Scenario::script("http-ours", vec![ours], &script).with_file(httptool::DEST, tool)];
+    if let Some(rd) = linux_ramdisk {
+        let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
+            .memory(256)
+            .timeout(Duration::from_secs(3600))
+            .ramdisk(rd);
+        g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}");
+        g.extra_config.push(vif("00:16:3e:0c:00:16"));
+        let script = format!(
+            "{PHASES_SH}run_guest_start {LINUX} {cfg} || exit 1\n\
+             if wait_console {LINUX} 'HTTPTOOL serve port' 1 240; then\n\
+             http_points {LINUX} {LINUX_IP} {n}\nfi\n\
+             xl destroy {LINUX}\nrun_guest_wait {LINUX} 30\n",
+            cfg = g.cfg_path(),
+            n = o.requests,
+        );
+        v.push(Scenario::script("http-linux", vec![g], &script).with_file(httptool::DEST, tool));
+    }
+    v
+}
+
+/// One load point of one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Point {
+    pub per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+    pub ok: f64,
+    pub failed: f64,
+    pub non200: f64,
+}
+
+/// One side's points, by (keep-alive, clients).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Side {
+    pub points: Vec<((bool, u32), Point)>,
+    pub problems: Vec<String>,
+}
+
+impl Side {
+    pub fn get(&self, keep: bool, clients: u32) -> Option<&Point> {
+        self.points.iter().find(|(k, _)| *k == (keep, clients)).map(|(_, p)| p)
+    }
+}
+
+/// Reads the `HTTPTOOL load` lines dom0 printed for `name`.
+pub fn parse_side(name: &str, lines: &[String]) -> Side {
+    let mut s = Side::default();
+    let tag = format!("{name} HTTPTOOL ");
+    for l in lines.iter().filter(|l| l.contains(&tag)) {
+        let Some((mode, kv)) = httptool::parse_line(l) else { continue };
+        if mode == "error" {
+            s.problems.push(l.clone());
+            continue;
+        }
+        if mode != "load" {
+            continue;
+        }
+        let v = |k| httptool::value(&kv, k).unwrap_or(0.0);
+        let p = Point {
+            per_s: v("per_s"),
+            p50_us: v("p50_us"),
+            p99_us: v("p99_us"),
+            max_us: v("max_us"),
+            ok: v("ok"),
+            failed: v("failed"),
+            non200: v("non200"),
+        };
+        if p.failed > 0.0 || p.non200 > 0.0 {
+            s.problems.push(format!("{name}: failed requests: {l}"));
+        }
+        s.points.push(((v("keepalive") == 1.0, v("conns") as u32), p));
+    }
+    s
+}
+
+/// Our guest's status page figures after the load (`heap_kib`, `conn_peak`...).
+pub fn parse_page(name: &str, lines: &[String]) -> Vec<(String, u64)> {
+    let tag = format!("[xl page] {name} ");
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(&tag).map(|(_, r)| r))
+        .filter_map(|r| {
+            let (k, v) = r.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.1}", us / 1000.0)
+}
+
+/// The table: one line per point, both sides and the ratio of rates.
+pub fn table(ours: &Side, linux: &Side, page: &[(String, u64)], o: &HttpBenchOptions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "http benchmark: GET /bench (128-byte body), {} requests per point, dom0 httptool load (epoll); latency in ms",
+        o.requests
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:>7} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>6}",
+        "keep-alive",
+        "clients",
+        "ours/s",
+        "p50",
+        "p99",
+        "max",
+        "failed",
+        "linux/s",
+        "p50",
+        "p99",
+        "max",
+        "failed",
+        "ratio"
+    );
+    for keep in [true, false] {
+        for c in CLIENTS {
+            let side = |sd: &Side| match sd.get(keep, c) {
+                Some(p) => format!(
+                    "{:>9.1} {:>7} {:>7} {:>7} {:>6}",
+                    p.per_s,
+                    ms(p.p50_us),
+                    ms(p.p99_us),
+                    ms(p.max_us),
+                    p.failed + p.non200
+                ),
+                None => format!("{:>9} {:>7} {:>7} {:>7} {:>6}", "-", "-", "-", "-", "-"),
+            };
+            let ratio = match (ours.get(keep, c), linux.get(keep, c)) {
+                (Some(a), Some(b)) if b.per_s > 0.0 => format!("{:.2}", a.per_s / b.per_s),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<10} {:>7} | {} | {} | {:>6}",
+                if keep { "on" } else { "off" },
+                c,
+                side(ours),
+                side(linux),
+                ratio
+            );
+        }
+    }
+    let f = |k: &str| page.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    if let (Some(heap), Some(sockets), Some(buf), Some(peak), Some(mem)) =
+        (f("heap_kib"), f("conn_sockets"), f("conn_buffer_kib"), f("conn_peak"), f("memory_kib"))
+    {
+        let _ = writeln!(
+            s,
+            "\nRust guest after the load ({mem} KiB domain): heap {heap} KiB, {sockets} sockets allocated ({buf} KiB of socket buffers), peak {peak} connections at once, max {} (svc.max_conns), refused {}, timed out {}",
+            f("conn_max").unwrap_or(0),
+            f("conn_refused").unwrap_or(0),
+            f("conn_timed_out").unwrap_or(0)
+        );
+    }
+    s
+}
+
+/// One point of the JSON report: both sides at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonPoint {
+    pub keepalive: bool,
+    pub clients: u32,
+    pub ours: Option<Point>,
+    pub linux: Option<Point>,
+}
+
+/// The JSON report (`target/xen/bench/http.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub requests: u32,
+    pub body_bytes: u32,
+    pub points: Vec<JsonPoint>,
+    /// Our guest's status page after the load.
+    pub ours_status: std::collections::BTreeMap<String, u64>,
+}
+
+pub fn to_json(ours: &Side, linux: &Side, page: &[(String, u64)], o: &HttpBenchOptions) -> Report {
+    let mut points = Vec::new();
+    for keep in [true, false] {
+        for c in CLIENTS {
+            points.push(JsonPoint {
+                keepalive: keep,
+                clients: c,
+                ours: ours.get(keep, c).copied(),
+                linux: linux.get(keep, c).copied(),
+            });
+        }
+    }
+    Report {
+        requests: o.requests,
+        body_bytes: 128,
+        points,
+        ours_status: page.iter().cloned().collect(),
+    }
+}
+
+/// Runs the benchmark and writes `target/xen/bench/http.{txt,json}`.
+pub fn run(o: &HttpBenchOptions) -> Result<()> {
+    let t = Instant::now();
+    let guest = crate::guest::build(true)?;
+    let opts = LabOptions {
+        kvm: o.kvm,
+        verbose: o.verbose || LabOptions::default().verbose,
+        echo: if o.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "bench-http".into(),
+        ..LabOptions::default()
+    }
+    .with_xen(o.xen);
+    let lab = Lab::prepare(opts)?;
+    let tool = httptool::build(&lab.opts.cache_dir)?;
+    let out = crate::bench::out_dir();
+    crate::cmd::mkdir(&out)?;
+    let ramdisk: Option<PathBuf> = if o.no_linux {
+        None
+    } else {
+        let a = linux_initramfs(&lab.bundle, &tool)?;
+        let p = out.join("linux-http.cpio");
+        std::fs::write(&p, a.to_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        Some(p)
+    };
+    let sc = scenarios(o, &guest.stable, &tool, &lab.bundle.vmlinuz, ramdisk.as_deref());
+    let report = lab.boot(&sc)?;
+    let (ours, linux, page) = collect(&report);
+    let text = table(&ours, &linux, &page, o);
+    println!("\n{text}");
+    crate::report::write(&out, "http", &text, &to_json(&ours, &linux, &page, o))?;
+    println!("total: {:.0} s", t.elapsed().as_secs_f64());
+    let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
+    if let Some(f) = &report.failure {
+        problems.push(format!("boot: {f}"));
+    }
+    if ours.points.len() != 2 * CLIENTS.len() {
+        problems.push(format!(
+            "the Rust guest's measurements are incomplete: {} of {} points",
+            ours.points.len(),
+            2 * CLIENTS.len()
+        ));
+    }
+    if let Some(p) = problems.first() {
+        bail!("{p}");
+    }
+    Ok(())
+}
+
+fn collect(report: &BootReport) -> (Side, Side, Vec<(String, u64)>) {
+    let xl: Vec<String> = report.runs.iter().flat_map(|r| r.xl_output.iter().cloned()).collect();
+    (parse_side(OURS, &xl), parse_side(LINUX, &xl), parse_page(OURS, &xl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn sides_page_table_and_json() {
+        let lines = s(&[
+            "[xl bench] hb-ours HTTPTOOL load conns=16 keepalive=1 requests=10 ok=10 failed=0 non200=0 status503=0 connects=16 ns=1 per_s=500.0 p50_us=1000 p99_us=3000 max_us=4000",
+            "[xl bench] hb-linux HTTPTOOL load conns=16 keepalive=1 requests=10 ok=10 failed=0 non200=0 status503=0 connects=16 ns=1 per_s=250.0 p50_us=2000 p99_us=3000 max_us=4000",
+            "[xl bench] hb-linux HTTPTOOL load conns=1 keepalive=0 requests=10 ok=9 failed=1 non200=0 status503=0 connects=10 ns=1 per_s=25.0 p50_us=2000 p99_us=3000 max_us=4000",
+            "[xl page] hb-ours heap_kib 2048",
+            "[xl page] hb-ours conn_peak 16",
+        ]);
+        let ours = parse_side(OURS, &lines);
+        let linux = parse_side(LINUX, &lines);
+        assert_eq!(ours.get(true, 16).unwrap().per_s, 500.0);
+        assert!(ours.problems.is_empty());
+        assert_eq!(linux.problems.len(), 1, "a failed request is a problem");
+        let page = parse_page(OURS, &lines);
+        assert_eq!(page, vec![("heap_kib".into(), 2048), ("conn_peak".into(), 16)]);
+        let o = HttpBenchOptions { requests: 10, ..Default::default() };
+        let t = table(&ours, &linux, &page, &o);
+        assert!(
+            t.lines().any(|l| l.starts_with("on") && l.contains("500.0") && l.ends_with("2.00")),
+            "{t}"
+        );
+        let j = serde_json::to_value(to_json(&ours, &linux, &page, &o)).unwrap();
+        assert_eq!(j["points"][1]["clients"], 16);
+        assert_eq!(j["points"][1]["ours"]["per_s"], 500.0);
+        assert_eq!(j["points"][0]["ours"], serde_json::Value::Null);
+        assert_eq!(j["ours_status"]["heap_kib"], 2048);
+    }
+}

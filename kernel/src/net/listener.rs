@@ -1,0 +1,310 @@
+//! A TCP listener with an accept backlog, for every service on the guest.
+//!
+//! smoltcp has no `listen(2)` backlog: one listening socket takes one
+//! connection, and a SYN that finds no listening socket is answered with a
+//! reset. So a listener keeps a pool: `backlog` sockets listening at all
+//! times, topped up after each pass as connections are accepted, up to
+//! `max_conns + backlog` sockets in all (the memory bound, see
+//! `netsvc::config`). A socket that completes its handshake becomes a
+//! connection while fewer than `max_conns` are served (its clocks start
+//! then; a handshake not completed within the idle timeout is reset); beyond that it is refused the
+//! protocol's way (HTTP: `503` with `Retry-After`) and closed, counted,
+//! without touching the connections being served. Once even the backlog
+//! is used up, the stack's reset turns clients away: those resets are
+//! counted too (`refused_reset`, from the frames sent: [`note_frame`]).
+//!
+//! Every connection's protocol state ([`Protocol::Conn`]) decides its
+//! timeouts; the listener adds one of its own: a connection being closed
+//! (FIN sent) that does not finish within the request timeout is reset,
+//! and TIME-WAIT is not waited out (the socket is taken back at once: its
+//! last ACK has been sent, and the 4-tuple's next SYN would find a
+//! listening socket anyway).
+
+use alloc::vec::Vec;
+use netsvc::config::ListenConfig;
+use netsvc::conn::{Next, TimedOut};
+use netsvc::counters::Counters;
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use spin::Mutex;
+
+/// A protocol served on a listener's connections.
+pub trait Protocol {
+    type Conn;
+    /// A connection was accepted at `now` (ms).
+    fn accept(&mut self, now: u64) -> Self::Conn;
+    /// Moves the connection's bytes and says what next.
+    fn serve(&mut self, conn: &mut Self::Conn, s: &mut tcp::Socket<'static>, now: u64) -> Next;
+    /// What a connection refused for overload is sent before its close.
+    fn refusal(&self) -> &[u8];
+    /// Requests (or connections) the connection finished, for the
+    /// counters, read when it ends.
+    fn finished(&self, conn: &Self::Conn) -> u64;
+    /// The timeout that ended the connection, if one did.
+    fn timed_out(&self, conn: &Self::Conn) -> Option<TimedOut>;
+}
+
+enum Slot<C> {
+    /// Listening.
+    Listening,
+    /// In the handshake a listening socket began (SYN-RECEIVED) since
+    /// then: a connection once the client's ACK comes, its clocks
+    /// starting then; reset if it does not come within the idle timeout
+    /// (smoltcp itself would wait forever: a SYN flood's half-open
+    /// connections must not hold the pool).
+    Handshake {
+        since: u64,
+    },
+    Active(C),
+    /// Refused: the refusal is sent once the handshake ends, then closed.
+    Refusing {
+        sent: bool,
+        deadline: u64,
+    },
+    /// FIN sent; reset at the deadline if the close has not finished.
+    Closing {
+        deadline: u64,
+    },
+    /// Reset this pass: free once the reset has gone out.
+    Aborted,
+    /// A closed socket, kept (its buffers) for the next top-up.
+    Free,
+}
+
+pub struct Listener<C> {
+    port: u16,
+    cfg: ListenConfig,
+    rx_bytes: usize,
+    tx_bytes: usize,
+    slots: Vec<(SocketHandle, Slot<C>)>,
+    pub counters: Counters,
+}
+
+impl<C> Listener<C> {
+    /// A listener on `port` whose sockets have `rx_bytes`/`tx_bytes` of
+    /// buffers; nothing listens until [`open`](Self::open).
+    pub fn new(port: u16, cfg: ListenConfig, rx_bytes: usize, tx_bytes: usize) -> Self {
+        Listener { port, cfg, rx_bytes, tx_bytes, slots: Vec::new(), counters: Counters::default() }
+    }
+
+    pub fn config(&self) -> &ListenConfig {
+        &self.cfg
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sockets allocated (their buffers stay for reuse): the memory held.
+    pub fn sockets(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of socket buffers held.
+    pub fn buffer_bytes(&self) -> usize {
+        self.slots.len() * (self.rx_bytes + self.tx_bytes)
+    }
+
+    /// Starts listening: the first `backlog` sockets.
+    pub fn open(&mut self, sockets: &mut SocketSet<'static>) {
+        self.top_up(sockets);
+        crate::kprintln!(
+            "listener: port {}: backlog {}, at most {} connections, {} KiB of socket buffers at most; timeouts (ms): idle {} header {} keepalive {} request {}",
+            self.port,
+            self.cfg.backlog,
+            self.cfg.max_conns,
+            (self.cfg.max_conns + self.cfg.backlog) * (self.rx_bytes + self.tx_bytes) / 1024,
+            self.cfg.timeouts.idle_ms,
+            self.cfg.timeouts.header_ms,
+            self.cfg.timeouts.keepalive_ms,
+            self.cfg.timeouts.request_ms,
+        );
+    }
+
+    /// Serves every connection once, then tops the backlog up.
+    pub fn serve<P: Protocol<Conn = C>>(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        now: u64,
+        proto: &mut P,
+    ) {
+        let linger = self.cfg.timeouts.request_ms;
+        let idle = self.cfg.timeouts.idle_ms;
+        let mut slots = core::mem::take(&mut self.slots);
+        for (handle, slot) in &mut slots {
+            let s = sockets.get_mut::<tcp::Socket>(*handle);
+            let state = s.state();
+            let next = match core::mem::replace(slot, Slot::Free) {
+                Slot::Free => Slot::Free,
+                Slot::Aborted => Slot::Free,
+                Slot::Listening => match state {
+                    State::Listen => Slot::Listening,
+                    State::SynReceived => Slot::Handshake { since: now },
+                    // A reset during the handshake: back to nothing.
+                    State::Closed => Slot::Free,
+                    _ => self.accept(now, proto),
+                },
+                Slot::Handshake { since } => match state {
+                    // A reset in SYN-RECEIVED puts smoltcp's socket back
+                    // to LISTEN.
+                    State::Listen => Slot::Listening,
+                    State::Closed => Slot::Free,
+                    State::SynReceived if now.saturating_sub(since) >= idle => {
+                        s.abort();
+                        self.counters.timed_out(TimedOut::Idle);
+                        self.counters.aborted += 1;
+                        Slot::Aborted
+                    }
+                    State::SynReceived => Slot::Handshake { since },
+                    _ => self.accept(now, proto),
+                },
+                Slot::Refusing { .. } if state == State::Listen => Slot::Listening,
+                Slot::Refusing { sent, deadline } => {
+                    if !s.is_open() {
+                        Slot::Free
+                    } else if now >= deadline {
+                        s.abort();
+                        self.counters.aborted += 1;
+                        Slot::Aborted
+                    } else if !sent && s.may_send() {
+                        // A 503 is far smaller than any send buffer.
+                        let _ = s.send_slice(proto.refusal());
+                        s.close();
+                        Slot::Refusing { sent: true, deadline }
+                    } else if state == State::TimeWait {
+                        s.abort();
+                        Slot::Free
+                    } else {
+                        Slot::Refusing { sent, deadline }
+                    }
+                }
+                Slot::Active(c) if state == State::Listen => {
+                    // A reset in SYN-RECEIVED puts smoltcp's socket back
+                    // to LISTEN: the connection never was.
+                    end(&mut self.counters, proto, &c);
+                    Slot::Listening
+                }
+                Slot::Active(mut c) => {
+                    if state == State::Closed || state == State::TimeWait {
+                        // Reset by the client, or already closed by both.
+                        if state == State::TimeWait {
+                            s.abort();
+                        }
+                        end(&mut self.counters, proto, &c);
+                        Slot::Free
+                    } else {
+                        match proto.serve(&mut c, s, now) {
+                            Next::Serve => Slot::Active(c),
+                            Next::Close => {
+                                s.close();
+                                end(&mut self.counters, proto, &c);
+                                Slot::Closing { deadline: now + linger }
+                            }
+                            Next::Abort(_) => {
+                                s.abort();
+                                self.counters.aborted += 1;
+                                end(&mut self.counters, proto, &c);
+                                Slot::Aborted
+                            }
+                        }
+                    }
+                }
+                Slot::Closing { deadline } => match state {
+                    State::Closed => Slot::Free,
+                    State::TimeWait => {
+                        s.abort();
+                        Slot::Free
+                    }
+                    _ if now >= deadline => {
+                        s.abort();
+                        self.counters.aborted += 1;
+                        Slot::Aborted
+                    }
+                    _ => {
+                        // Whatever still arrives is not read: drop it so
+                        // the window does not hold the close up.
+                        let _ = s.recv(|b| (b.len(), ()));
+                        Slot::Closing { deadline }
+                    }
+                },
+            };
+            *slot = next;
+        }
+        self.slots = slots;
+        self.top_up(sockets);
+    }
+
+    /// A handshake ended: a connection, or a refusal when full.
+    fn accept<P: Protocol<Conn = C>>(&mut self, now: u64, proto: &mut P) -> Slot<C> {
+        if self.counters.active < self.cfg.max_conns as u64 {
+            self.counters.opened();
+            Slot::Active(proto.accept(now))
+        } else {
+            self.counters.refused += 1;
+            Slot::Refusing { sent: false, deadline: now + self.cfg.timeouts.request_ms }
+        }
+    }
+
+    /// Keeps `backlog` sockets listening: free ones first, new ones while
+    /// the pool is below its bound.
+    fn top_up(&mut self, sockets: &mut SocketSet<'static>) {
+        let listening = self.slots.iter().filter(|(_, s)| matches!(s, Slot::Listening)).count();
+        let mut want = self.cfg.backlog.saturating_sub(listening);
+        for (handle, slot) in &mut self.slots {
+            if want == 0 {
+                break;
+            }
+            if matches!(slot, Slot::Free) {
+                let s = sockets.get_mut::<tcp::Socket>(*handle);
+                if !s.is_open() && s.listen(self.port).is_ok() {
+                    *slot = Slot::Listening;
+                    want -= 1;
+                }
+            }
+        }
+        while want > 0 && self.slots.len() < self.cfg.max_conns + self.cfg.backlog {
+            let mut s = super::tcp_socket(self.rx_bytes, self.tx_bytes);
+            if s.listen(self.port).is_err() {
+                log::warn!("listener: cannot listen on port {}", self.port);
+                return;
+            }
+            self.slots.push((sockets.add(s), Slot::Listening));
+            want -= 1;
+        }
+    }
+}
+
+/// A connection is over: no longer active, its requests counted.
+fn end<C, P: Protocol<Conn = C>>(counters: &mut Counters, proto: &P, c: &C) {
+    counters.closed();
+    counters.requests += proto.finished(c);
+    if let Some(t) = proto.timed_out(c) {
+        counters.timed_out(t);
+    }
+}
+
+/// Connection attempts refused with a reset (no listening socket), per
+/// local port.
+static RESETS: Mutex<Vec<(u16, u64)>> = Mutex::new(Vec::new());
+
+/// Looks at a frame the guest sends: a reset refusing a SYN is counted
+/// against its port.
+pub fn note_frame(frame: &[u8]) {
+    if let Some(port) = netsvc::frame::syn_refusal_port(frame) {
+        let mut r = RESETS.lock();
+        match r.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, n)) => *n += 1,
+            None => r.push((port, 1)),
+        }
+    }
+}
+
+/// Connection attempts to `port` refused with a reset so far.
+pub fn resets(port: u16) -> u64 {
+    RESETS.lock().iter().find(|(p, _)| *p == port).map_or(0, |(_, n)| *n)
+}
+
+/// The milliseconds clock the protocols' deadlines run on.
+pub fn now_ms() -> u64 {
+    platform::uptime_ns() / 1_000_000
+}
