@@ -24,6 +24,11 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
         timer::blocks()
     );
     kprintln!("  console: {} bytes, {} dropped, {} stalls", con.bytes, con.dropped, con.stalls);
+    let (cancelled, resumed) = crate::suspend::counts();
+    kprintln!(
+        "  suspends: {cancelled} cancelled, {resumed} resumed; balloon holds {} pages",
+        crate::balloon::held_pages()
+    );
 }
 
 /// What the guest costs right now: image, frames in use (the allocator's

@@ -65,3 +65,16 @@ pub fn summary_line() -> alloc::string::String {
     })
     .unwrap_or_else(|| "grant table: unavailable".into())
 }
+
+/// Before a suspend: unmaps the table's frames and keeps the table locked
+/// until [`Suspended::resume`](platform::pv::grants::Suspended::resume)
+/// (in a restored domain Xen's table is new and empty: grants the old
+/// domain made are gone with their peers, and the frontends grant again
+/// as they reconnect). `None` without a table.
+pub fn suspend() -> Result<Option<platform::pv::grants::Suspended>, GrantError> {
+    let guard = TABLE.lock();
+    if guard.is_none() {
+        return Ok(None);
+    }
+    platform::pv::grants::Suspended::new(guard).map(Some)
+}

@@ -43,6 +43,8 @@ pub mod grants;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
+pub mod suspend;
+#[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]
 pub mod toolstack;
@@ -91,6 +93,7 @@ pub fn start() -> cmdline::Cmdline<'static> {
         Ok(None) => kprintln!("domain: initial domain, no XenStore"),
         Err(e) => log::error!("xenstore: cannot connect: {e:?}"),
     }
+    balloon::size_for_static_max();
     timeline::mark("xenstore");
     timeline::print();
     diag::footprint();

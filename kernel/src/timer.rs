@@ -75,6 +75,23 @@ pub fn init() -> Result<EvtchnPort, EventError> {
     Ok(port)
 }
 
+/// In a restored domain: Xen's timer is new (periodic tick on, nothing
+/// armed, the VIRQ unbound). Binds the VIRQ again and arms the earliest
+/// queued deadline. Deadlines are Xen system time, which a restore on the
+/// same host continues; on another host they would be off by the clocks'
+/// difference.
+pub fn resume() -> Result<EvtchnPort, EventError> {
+    let _ = vcpu::stop_periodic_timer(0);
+    let port = events::bind_virq(virq::TIMER, on_timer_virq, 0)?;
+    let mut t = TIMERS.lock();
+    t.armed = None;
+    t.floor = None;
+    if let Some(deadline) = t.queue.next_deadline() {
+        set(&mut t, deadline);
+    }
+    Ok(port)
+}
+
 fn on_timer_virq(_: EvtchnPort, _: usize) {
     VIRQS.fetch_add(1, Ordering::Relaxed);
     // A single-shot timer fires once: Xen's is idle now.

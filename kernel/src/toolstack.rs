@@ -14,7 +14,16 @@ pub fn obey(req: ShutdownRequest) {
         ShutdownRequest::Poweroff | ShutdownRequest::Halt => ShutdownReason::Poweroff,
         ShutdownRequest::Reboot => ShutdownReason::Reboot,
         ShutdownRequest::Crash => ShutdownReason::Crash,
-        ShutdownRequest::Suspend | ShutdownRequest::Other(_) => {
+        ShutdownRequest::Suspend => {
+            // For apps without connected devices (app=idle probes them,
+            // never connects): nothing to quiesce or reconnect. Apps with
+            // devices take Suspend themselves (net service, blk hotplug).
+            if let Err(e) = crate::suspend::suspend() {
+                kprintln!("suspend failed: {e}; carrying on");
+            }
+            return;
+        }
+        ShutdownRequest::Other(_) => {
             log::warn!("control/shutdown: {req:?} is not supported; ignored");
             return;
         }

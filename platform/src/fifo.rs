@@ -71,3 +71,32 @@ pub fn fifo_pages() -> (&'static EvtchnFifoControlBlock, &'static [AtomicU32]) {
     // struct is all atomics and the array is WORDS_PER_PAGE AtomicU32s.
     unsafe { (&*control, core::slice::from_raw_parts(array, fifo::WORDS_PER_PAGE)) }
 }
+
+/// In a restored domain (new to Xen, back on the 2-level ABI): clears both
+/// pages, which hold the old domain's words, and hands them to Xen again.
+/// Only after a successful [`fifo_init`] in the old domain.
+pub fn fifo_reinit() -> Result<(), XenError> {
+    if REGISTERED.get() != Some(&Ok(())) {
+        return Err(XenError::EINVAL);
+    }
+    let (cb, words) = fifo_pages();
+    for w in words {
+        w.store(0, core::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: the control block page, seen only as atomics: every u32 of it.
+    let cb_words = unsafe {
+        core::slice::from_raw_parts(cb as *const _ as *const AtomicU32, hypercall::PAGE_SIZE / 4)
+    };
+    for w in cb_words {
+        w.store(0, core::sync::atomic::Ordering::Relaxed);
+    }
+    let control = core::ptr::addr_of!(fifo_control_page) as usize;
+    let array = core::ptr::addr_of!(fifo_array_page) as usize;
+    // SAFETY: the same reserved pages as `fifo_init`, registered with a
+    // domain that no longer exists; the new domain has none: each is given
+    // to Xen once again, and Rust sees them only as atomics.
+    unsafe { evtchn::init_control(page_mfn(control)?, 0, 0) }?;
+    // SAFETY: as above, for the event array page.
+    unsafe { evtchn::expand_array(page_mfn(array)?) }?;
+    Ok(())
+}

@@ -186,5 +186,5 @@ pub fn shutdown(reason: ShutdownReason) -> ! {
     }
 }
 
-pub use crate::fifo::{fifo_init, fifo_pages};
+pub use crate::fifo::{fifo_init, fifo_pages, fifo_reinit};
 pub use crate::trap::{DeliberateFault, TrapFrame};

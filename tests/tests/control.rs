@@ -249,6 +249,7 @@ fn an_idle_guest_wakes_only_for_the_toolstack() {
 fn idle_runs_and_obeys_at_its_documented_minimum_of_4_mib() {
     let run = expect_run(lab(), "idle-4m");
     assert_result(run, &GuestResult::Poweroff);
+    // The mode's minimum (PV 4 MiB, PVH 8 MiB), as the guest was given.
     let mib = xen_tests::min_memory_mib();
     assert_console_contains(run, &format!("memory: {} pages ({mib} MiB)", mib * 256));
     assert_console_contains(run, "control: Poweroff requested by the toolstack");

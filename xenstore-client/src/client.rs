@@ -108,6 +108,9 @@ pub struct Client<T> {
     abandoned: VecDeque<ReqId>,
     reply_timeout: Option<Duration>,
     tx_attempts: u32,
+    /// The watches registered (path, token), to register again with a
+    /// new xenstored after a restore.
+    watches: Vec<(String, String)>,
 }
 
 impl<T: Transport> Client<T> {
@@ -119,6 +122,7 @@ impl<T: Transport> Client<T> {
             abandoned: VecDeque::new(),
             reply_timeout: Some(DEFAULT_REPLY_TIMEOUT),
             tx_attempts: DEFAULT_TX_ATTEMPTS,
+            watches: Vec::new(),
         }
     }
 
@@ -291,13 +295,48 @@ impl<T: Transport> Client<T> {
     /// `token`, which should be unique per watch.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
         let m = self.request(MsgType::Watch, request::watch(path, token)?)?;
-        Ok(reply::ok(reply::payload_for(MsgType::Watch, &m)?)?)
+        reply::ok(reply::payload_for(MsgType::Watch, &m)?)?;
+        self.remember_watch(path, token);
+        Ok(())
+    }
+
+    /// Records a watch registered by other means (a pipelined request).
+    pub fn remember_watch(&mut self, path: &str, token: &str) {
+        if !self.watches.iter().any(|(p, t)| p == path && t == token) {
+            self.watches.push((path.into(), token.into()));
+        }
+    }
+
+    /// The watches registered, as (path, token).
+    pub fn watches(&self) -> &[(String, String)] {
+        &self.watches
+    }
+
+    /// After the domain was restored (or migrated): the xenstored that
+    /// serves it now has none of our watches and can have sent no reply to
+    /// anything pending. Forgets requests in flight and queued events, then
+    /// registers every watch again, in one pipelined round trip (each then
+    /// fires once, as a new watch does, so its owner looks again).
+    pub fn rewatch_all(&mut self) -> Result<usize, Error> {
+        self.abandoned.clear();
+        self.events.clear();
+        let reqs = self
+            .watches
+            .iter()
+            .map(|(p, t)| Ok((MsgType::Watch, request::watch(p, t)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let n = reqs.len();
+        for m in self.pipeline(reqs)? {
+            reply::ok(reply::payload_for(MsgType::Watch, &m)?)?;
+        }
+        Ok(n)
     }
 
     /// Removes a watch; queued events of its token are dropped too.
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), Error> {
         let m = self.request(MsgType::Unwatch, request::watch(path, token)?)?;
         reply::ok(reply::payload_for(MsgType::Unwatch, &m)?)?;
+        self.watches.retain(|(p, t)| !(p == path && t == token));
         self.events.forget_token(token);
         Ok(())
     }
@@ -307,6 +346,7 @@ impl<T: Transport> Client<T> {
     pub fn reset_watches(&mut self) -> Result<(), Error> {
         let m = self.request(MsgType::ResetWatches, request::empty())?;
         reply::ok(reply::payload_for(MsgType::ResetWatches, &m)?)?;
+        self.watches.clear();
         self.events.clear();
         Ok(())
     }

@@ -64,6 +64,19 @@ impl<'a, E: RingEvents> RingTransport<'a, E> {
         &mut self.events
     }
 
+    /// After a restore: the same page, a new event channel and a new
+    /// xenstored. Drops half-sent and half-received bytes (there are none
+    /// when the guest suspended between requests) and any reply the old
+    /// xenstored left unread, so the next request starts a clean stream.
+    pub fn resume(&mut self, events: E) {
+        self.events = events;
+        self.out.clear();
+        self.inbuf.clear();
+        self.broken = None;
+        let prod = self.page.rsp_prod.load(Ordering::Acquire);
+        self.page.rsp_cons.store(prod, Ordering::Release);
+    }
+
     /// The error that broke the stream, if one did.
     pub fn broken(&self) -> Option<&Error> {
         self.broken.as_ref()

@@ -240,6 +240,34 @@ fn unwatch_stops_events_and_drops_queued_ones() {
 }
 
 #[test]
+fn rewatch_all_registers_what_is_watched_again() {
+    // After a restore the guest talks to a xenstored that has none of its
+    // watches; the client remembers them and registers them again.
+    let s = Setup::new();
+    let mut xs = s.client();
+    xs.watch("a", "ta").unwrap();
+    xs.watch("b", "tb").unwrap();
+    xs.remember_watch("c", "tc");
+    xs.unwatch("a", "ta").unwrap();
+    let kept: Vec<_> = xs.watches().iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    assert_eq!(kept, vec![("b", "tb"), ("c", "tc")]);
+    // The server forgets them (a new xenstored), the client does not.
+    let m = xs.request(MsgType::ResetWatches, Vec::new()).unwrap();
+    xenstore_client::reply::ok(
+        xenstore_client::reply::payload_for(MsgType::ResetWatches, &m).unwrap(),
+    )
+    .unwrap();
+    assert!(s.fake().watches().is_empty());
+    assert_eq!(xs.rewatch_all(), Ok(2));
+    assert_eq!(s.fake().watches().len(), 2);
+    // Each fires once as a new watch does; stale queued events are gone.
+    let mut fired = vec![xs.next_event(None).unwrap(), xs.next_event(None).unwrap()];
+    fired.sort_by(|x, y| x.token.cmp(&y.token));
+    assert_eq!(fired, vec![ev("b", "tb"), ev("c", "tc")]);
+    assert_eq!(xs.try_next_event(), Ok(None));
+}
+
+#[test]
 fn special_watches_register() {
     let s = Setup::new();
     let mut xs = s.client();

@@ -172,6 +172,12 @@ run_guest_wait() {
     # wait for that (a hang guard of 10 s, reported) before reading it.
     lab_wait_log_closed "$name" 100 || echo "[xl check] xenconsoled still has guest-$name.log open after 10 s"
     lab_stop_follow "$name"
+    # A migrated domain's output may be under its receiving name.
+    if [ -f "$LAB_CONSOLE_DIR/guest-$name--incoming.log" ]; then
+        lab_wait_log_closed "$name--incoming" 100
+        cat "$LAB_CONSOLE_DIR/guest-$name--incoming.log" >> "$LAB_CONSOLE_DIR/guest-$name.log"
+        rm -f "$LAB_CONSOLE_DIR/guest-$name--incoming.log"
+    fi
     echo "@@GUEST name=$name domid=${domid:-none} result=$result uptime=$(lab_uptime)"
     lab_dump_console "$name"
     [ "$result" = poweroff ]
@@ -186,7 +192,9 @@ wait_console() {
     _log=$LAB_CONSOLE_DIR/guest-$1.log
     _tries=$(($4 * 5))
     while :; do
-        _c=$(grep -c -- "$2" "$_log" 2>/dev/null)
+        # After a migration xenconsoled may log under the receiving
+        # domain's first name (NAME--incoming).
+        _c=$(cat "$_log" "$LAB_CONSOLE_DIR/guest-$1--incoming.log" 2>/dev/null | grep -c -- "$2")
         [ "${_c:-0}" -ge "$3" ] && break
         _tries=$((_tries - 1))
         if [ "$_tries" -le 0 ]; then
@@ -196,4 +204,53 @@ wait_console() {
         sleep 0.2
     done
     echo "[xl check] seen '$2' x$3 in $1"
+}
+
+# --- Save, restore, migration (tests/tests/mobility.rs) ---
+#
+# Each prints one "[xl mobility] WHAT name=N rc=R ms=T ..." line (collected
+# into the guest's xl output) and, on failure, xl's own output as
+# "[xl out] ...". After a restore or a migration the domain has a new id:
+# /tmp/lab-domid-NAME follows it, so run_guest_wait waits for the right one.
+
+# Milliseconds of uptime in LAB_MS, without forking.
+lab_ms() { read -r _up _ < /proc/uptime; LAB_MS=${_up%.*}${_up#*.}0; }
+
+# lab_domid_refresh NAME: records the domain's id now.
+lab_domid_refresh() {
+    _d=$(xl domid "$1" 2>/dev/null) || return 1
+    echo "$_d" > "/tmp/lab-domid-$1"
+}
+
+# lab_save NAME FILE [-c]: xl save (-c: checkpoint, the domain carries on).
+lab_save() {
+    lab_ms; _t0=$LAB_MS
+    xl save ${3:+"$3"} "$1" "$2" > /tmp/xl-save.out 2>&1; _rc=$?
+    lab_ms
+    echo "[xl mobility] save$3 name=$1 rc=$_rc ms=$((LAB_MS - _t0)) bytes=$(wc -c < "$2" 2>/dev/null || echo 0)"
+    [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-save.out
+    return $_rc
+}
+
+# lab_restore NAME FILE: xl restore, then follows the new domain id.
+lab_restore() {
+    lab_ms; _t0=$LAB_MS
+    xl restore "$2" > /tmp/xl-restore.out 2>&1; _rc=$?
+    lab_ms
+    lab_domid_refresh "$1"
+    echo "[xl mobility] restore name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
+    [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-restore.out
+    return $_rc
+}
+
+# lab_migrate NAME: live migration to this same host (an empty -s runs
+# the receiver directly, no ssh), then follows the new domain id.
+lab_migrate() {
+    lab_ms; _t0=$LAB_MS
+    xl migrate -s "" "$1" "xl migrate-receive" > /tmp/xl-migrate.out 2>&1; _rc=$?
+    lab_ms
+    lab_domid_refresh "$1"
+    echo "[xl mobility] migrate name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
+    [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-migrate.out
+    return $_rc
 }

@@ -40,7 +40,8 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nfree_kib {}\nheap_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
          backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n\
-         {}conn_refused_reset {}\nsyn_duplicates {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n",
+         {}conn_refused_reset {}\nsyn_duplicates {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n\
+         resumes {}\ncheckpoints {}\n",
         s.uptime_ms,
         s.domid,
         s.mem_kib,
@@ -66,6 +67,8 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         l.config().backlog,
         l.sockets(),
         l.buffer_bytes() / 1024,
+        s.resumes,
+        s.checkpoints,
     )
 }
 

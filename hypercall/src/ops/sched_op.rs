@@ -41,6 +41,29 @@ pub fn shutdown(reason: ShutdownReason) -> XenResult<()> {
     .map(drop)
 }
 
+/// `SCHEDOP_shutdown(SHUTDOWN_suspend)`: asks the toolstack to save this
+/// domain. `start_info` is the machine frame of our start-info page, in
+/// the third argument: the toolstack finds it in the saved vCPU's `rdx`
+/// and rewrites the page for the new domain. Returns 1 when the suspend
+/// was cancelled (the domain carries on where it was: `xl save -c`, a
+/// failed migration) and 0 in a new domain, after a restore or migration.
+///
+/// # Safety
+/// On a 0 return every machine frame, event channel and grant of the old
+/// domain is gone and the start-info page has been rewritten: the caller
+/// must have let go of every frame of Xen's or of another domain it had
+/// mapped, and rebuild them. The store and console frame fields of the
+/// start-info page must hold pfns during the call (the toolstack reads
+/// them as such).
+pub unsafe fn suspend(start_info: crate::types::Mfn) -> XenResult<u64> {
+    let arg = SchedShutdown { reason: ShutdownReason::Suspend as u32 };
+    // SAFETY: `arg` is a readable `struct sched_shutdown`; the caller
+    // takes care of what a suspend does to the domain.
+    XenError::from_ret(unsafe {
+        hypercall::<{ nr::SCHED_OP }>(sched::cmd::SHUTDOWN.into(), ptr(&arg), start_info.0, 0, 0)
+    })
+}
+
 /// Waits until one of `ports` is pending, or until system time
 /// `deadline_ns` (0: no deadline). Works with upcalls masked.
 pub fn poll(ports: &[EvtchnPort], deadline_ns: u64) -> XenResult<()> {

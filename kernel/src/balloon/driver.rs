@@ -1,7 +1,7 @@
 //! Follows `memory/target` one step at a time (see the module above).
 
 use super::plan::{Balloon, Run, Step};
-use crate::xenbus::GuestBus;
+use crate::xenbus::{self, GuestBus};
 use platform::memory::balloon::Holes;
 use platform::pv::mm;
 use spin::Mutex;
@@ -22,14 +22,54 @@ impl Run for Holes {
     }
 }
 
-/// Starts watching the target.
+/// Starts watching the target. The pfns past the boot size, up to the
+/// P2M's end (the maximum reservation), start out as the oldest hole: the
+/// balloon fills it when the target rises above the boot size.
 pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
+    seed_holes();
     bus.watch("memory/target", TARGET_TOKEN)
+}
+
+/// Sizes the P2M for the most memory the toolstack may give this domain
+/// (`memory/static-max`, xl's `maxmem`), so a save, a migration or the
+/// balloon can cover all of it. Xen's own maximum reservation follows `xl
+/// mem-set` and says less at boot.
+///
+/// Under PVH there is no P2M for the toolstack: the balloon stays within
+/// the boot size.
+pub fn size_for_static_max() {
+    if platform::is_pvh() {
+        log::info!(
+            "balloon: PVH: no P2M to size or publish; the balloon stays within the boot size"
+        );
+        return;
+    }
+    let kib = xenbus::with(|bus| bus.xs.read_opt("memory/static-max"));
+    let kib = match kib {
+        Some(Ok(Some(v))) => super::plan::parse_target(&v),
+        _ => None,
+    };
+    let Some(kib) = kib else { return };
+    match mm::extend_p2m(kib / 4) {
+        Ok(n) => log::info!(
+            "balloon: P2M covers {n} pfns ({} MiB; static-max {} MiB)",
+            n / 256,
+            kib / 1024
+        ),
+        Err(e) => crate::kprintln!("balloon: cannot size the P2M for static-max {kib} KiB: {e}"),
+    }
+}
+
+fn seed_holes() {
+    if let Some(h) = mm::unpopulated_holes() {
+        BALLOON.lock().runs.insert(0, h);
+    }
 }
 
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
-    platform::nr_pages() - BALLOON.lock().out_pages()
+    seed_holes();
+    platform::pv::p2m().len() as u64 - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -46,12 +86,13 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
         );
         return Ok(held_pages());
     };
-    // Never more than Xen gave us at boot: growing past it needs frames
-    // the P2M has no room for.
-    let target = (target_kib / 4).min(platform::nr_pages());
+    seed_holes();
+    // Never more than the P2M covers (the maximum reservation).
+    let all = platform::pv::p2m().len() as u64;
+    let target = (target_kib / 4).min(all);
     let before = held_pages();
     let mut b = BALLOON.lock();
-    while let Some(step) = b.next_step(platform::nr_pages() - b.out_pages(), target) {
+    while let Some(step) = b.next_step(all - b.out_pages(), target) {
         let result = match step {
             Step::Out(n) => {
                 // Never into the reserve (issue 18 item 5).
@@ -59,7 +100,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
                 if n == 0 {
                     crate::kprintln!(
                         "balloon: target {target_kib} KiB refused below {} pages: keeping a reserve of {} free pages",
-                        platform::nr_pages() - b.out_pages(),
+                        all - b.out_pages(),
                         super::plan::RESERVE_PAGES
                     );
                     break;
@@ -79,7 +120,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
             break;
         }
     }
-    let after = platform::nr_pages() - b.out_pages();
+    let after = all - b.out_pages();
     drop(b);
     if after != before {
         crate::kprintln!(

@@ -41,6 +41,8 @@ struct Console {
 
 /// The ring, once known, for the emergency path that cannot take the lock.
 static RING: spin::Once<(&'static XenconsInterface, EvtchnPort)> = spin::Once::new();
+/// The ring's event channel now (a restored domain gets another one).
+static PORT_NOW: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 static CONSOLE: IrqLock<Console> = IrqLock::new(Console {
     sink: Sink::Hypervisor,
@@ -144,7 +146,19 @@ pub fn init_hypervisor() {
 /// Sends console output to the PV console ring.
 pub fn init_ring(ring: &'static XenconsInterface, port: EvtchnPort) {
     RING.call_once(|| (ring, port));
+    PORT_NOW.store(port.0, core::sync::atomic::Ordering::Relaxed);
     CONSOLE.lock().sink = Sink::Ring { ring, port };
+}
+
+/// After a restore: the same ring page (the toolstack keeps its pfn), a
+/// new event channel.
+pub fn resume(port: EvtchnPort) {
+    if let Some(&(ring, _)) = RING.get() {
+        PORT_NOW.store(port.0, core::sync::atomic::Ordering::Relaxed);
+        let mut c = CONSOLE.lock();
+        c.sink = Sink::Ring { ring, port };
+        c.stalled = false;
+    }
 }
 
 /// Formats `args` to the console.
@@ -160,7 +174,7 @@ pub fn flush() -> Result<(), RingError> {
 
 /// The console ring's event channel, if output goes to a ring.
 pub fn port() -> Option<EvtchnPort> {
-    RING.get().map(|&(_, port)| port)
+    RING.get().map(|_| EvtchnPort(PORT_NOW.load(core::sync::atomic::Ordering::Relaxed)))
 }
 
 /// `(out_prod, out_cons)` of the console ring, if output goes to one.
@@ -189,7 +203,10 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         return;
     }
     let sink = match RING.get() {
-        Some(&(ring, port)) => Sink::Ring { ring, port },
+        Some(&(ring, _)) => Sink::Ring {
+            ring,
+            port: EvtchnPort(PORT_NOW.load(core::sync::atomic::Ordering::Relaxed)),
+        },
         None => Sink::Hypervisor,
     };
     let mut c = Console { sink, stats: Stats::default(), stalled: false };

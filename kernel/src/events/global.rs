@@ -191,7 +191,9 @@ pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError>
 
 /// A new port `remote` may bind to (no handler yet: see [`register`]).
 pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
-    check_range(evtchn::alloc_unbound(remote)?)
+    let port = check_range(evtchn::alloc_unbound(remote)?)?;
+    take_stale(port);
+    Ok(port)
 }
 
 /// Connects to `remote_port` of `remote` with `handler`. Xen marks the new
@@ -209,6 +211,7 @@ pub fn bind_interdomain(
 }
 
 fn bind_new(port: EvtchnPort, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    take_stale(port);
     if let Err(e) = register(port, handler, data) {
         let _ = evtchn::close(port);
         return Err(e);
@@ -221,9 +224,24 @@ pub fn send(port: EvtchnPort) -> Result<(), EventError> {
     Ok(evtchn::send(port)?)
 }
 
-/// Closes `port` and drops its handler (if any).
+/// Ports that had handlers in the domain before a restore and have not
+/// been bound again since: closing one must not close whatever the new
+/// domain has under that number.
+static STALE: [AtomicU64; MAX_PORTS / 64] = [const { AtomicU64::new(0) }; MAX_PORTS / 64];
+
+fn take_stale(port: EvtchnPort) -> bool {
+    let bit = 1u64 << (port.0 % 64);
+    STALE.get(port.0 as usize / 64).is_some_and(|w| w.fetch_and(!bit, Ordering::Relaxed) & bit != 0)
+}
+
+/// Closes `port` and drops its handler (if any). A port of the domain
+/// before a restore (a frontend letting go of its old channel) is only
+/// forgotten: Xen never knew it in this domain.
 pub fn close(port: EvtchnPort) -> Result<(), EventError> {
     let _ = TABLE.lock().unregister(port);
+    if take_stale(port) {
+        return Ok(());
+    }
     Ok(evtchn::close(port)?)
 }
 
@@ -262,4 +280,26 @@ pub fn clear_pending(port: EvtchnPort) -> bool {
         Abi::TwoLevel => two_level::clear_pending(platform::shared_info(), port),
         Abi::Fifo => fifo::clear_pending(platform::fifo_pages().1, port),
     }
+}
+
+/// In a restored domain: none of the old ports exists, the 2-level ABI is
+/// back in force and Xen knows nothing of our FIFO pages. Forgets every
+/// handler and, if FIFO was in use, registers the (cleared) control block
+/// and event array again. Call with upcalls masked, before binding
+/// anything.
+pub fn resume() -> Result<(), XenError> {
+    let mut table = TABLE.lock();
+    for port in table.ports() {
+        STALE[port.0 as usize / 64].fetch_or(1 << (port.0 % 64), Ordering::Relaxed);
+    }
+    table.clear();
+    drop(table);
+    let mut scan = SCAN.lock();
+    scan.two_level = ScanPosition::new();
+    scan.fifo = FifoConsumer::new();
+    drop(scan);
+    if abi() == Abi::Fifo {
+        platform::fifo_reinit()?;
+    }
+    Ok(())
 }

@@ -45,6 +45,13 @@ impl<const N: usize> HandlerTable<N> {
         Self { slots: [None; N], unknown: 0 }
     }
 
+    /// Forgets every handler (a restored domain has none of the old ports).
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            *s = None;
+        }
+    }
+
     fn slot(&mut self, port: EvtchnPort) -> Result<&mut Option<Slot>, TableError> {
         self.slots.get_mut(port.0 as usize).ok_or(TableError::OutOfRange(port))
     }
@@ -83,6 +90,15 @@ impl<const N: usize> HandlerTable<N> {
     }
 
     /// Ports with a handler.
+    /// The ports with a handler.
+    pub fn ports(&self) -> impl Iterator<Item = EvtchnPort> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| EvtchnPort(i as u32))
+    }
+
     pub fn bound(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }

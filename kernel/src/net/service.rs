@@ -54,6 +54,10 @@ pub struct Status {
     /// Events delivered on the current vif's TX and RX channels (one
     /// channel per queue unless split: then all count as RX).
     pub port_events: (u64, u64),
+    /// Suspends that resumed in a new domain (restore, migration), and
+    /// that were cancelled (checkpoints).
+    pub resumes: u64,
+    pub checkpoints: u64,
     /// Event storms (events with no work behind them): the lateeoi
     /// bookkeeping of the vif's channels (`events::storm`).
     pub storm: Throttle,
@@ -509,7 +513,26 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                 match ev.token.as_str() {
                     control::SHUTDOWN_TOKEN => {
                         let req = xenbus::with(control::shutdown_request).flatten();
-                        if let Some(req) = req {
+                        if req == Some(control::ShutdownRequest::Suspend) {
+                            // The vifs stay as they are: cancelled, they
+                            // carry on; in a new domain the toolstack has
+                            // made new ones under the same ids (a new
+                            // backend), which the hotplug manager finds
+                            // when it looks again, letting the old ones go
+                            // without a handshake. TCP connections live in
+                            // smoltcp, above the device: they survive.
+                            match crate::suspend::suspend() {
+                                Ok(platform::pv::suspend::Outcome::Resumed { .. }) => {
+                                    net.status.resumes += 1;
+                                    if let Some(id) = xenbus::current_domid() {
+                                        net.status.domid = id.0;
+                                    }
+                                    net.vifs.kick();
+                                }
+                                Ok(_) => net.status.checkpoints += 1,
+                                Err(e) => kprintln!("net: suspend failed: {e}; carrying on"),
+                            }
+                        } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
                             if let Some(line) = svc.report() {

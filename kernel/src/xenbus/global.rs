@@ -12,7 +12,7 @@ use hypercall::{DomId, EvtchnPort};
 use pv_drivers::xenbus::Bus;
 use spin::{Mutex, Once};
 use xenstore_client::{
-    reply, request, Client, Error, Instant, MsgType, RingEvents, RingTransport, TimedOut,
+    reply, request, Client, Error, Instant, MsgType, RingEvents, RingTransport, Store, TimedOut,
 };
 
 /// Wakes the ring transport: every store event bumps a counter, and a
@@ -99,7 +99,8 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
         text(&replies[0])?.trim_end_matches('\0').parse().map_err(|_| Error::NotANumber)?;
     let name = text(&replies[1]).unwrap_or_default();
     let vm = text(&replies[2]).unwrap_or_default();
-    control::start(&mut bus)?;
+    // PVH cannot suspend yet: the toolstack is not told it can.
+    control::start(&mut bus, !platform::is_pvh())?;
     BUS.call_once(|| Mutex::new(bus));
     Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
 }
@@ -114,6 +115,42 @@ pub fn identity() -> Option<&'static Identity> {
 pub fn with<R>(f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
     assert!(!events::in_upcall(), "xenstore used from an event handler");
     BUS.get().map(|b| f(&mut b.lock()))
+}
+
+/// In a restored domain: the store page is where it was (the toolstack
+/// keeps its pfn), its event channel is new, and the xenstored serving us
+/// has none of our watches. Binds the new port, restarts the ring stream
+/// and registers every watch again. Call with upcalls on.
+pub fn resume(port: EvtchnPort) -> Result<usize, Error> {
+    let Some(bus) = BUS.get() else { return Ok(0) };
+    if let Err(e) = events::register(port, on_store_event, 0) {
+        log::warn!("store port {port}: {e}");
+    }
+    let mut bus = bus.lock();
+    let seen = STORE_EVENTS.load(Ordering::SeqCst);
+    bus.xs.transport_mut().resume(StoreEvents { port, seen });
+    let n = bus.xs.rewatch_all()?;
+    // A new domain, a new id.
+    if let Some(v) = bus.xs.read_opt("domid")? {
+        if let Some(id) =
+            core::str::from_utf8(&v).ok().and_then(|t| t.trim_end_matches('\0').parse().ok())
+        {
+            DOMID_NOW.store(id, Ordering::Relaxed);
+        }
+    }
+    Ok(n)
+}
+
+/// This domain's id now (it changes with a restore or a migration).
+static DOMID_NOW: core::sync::atomic::AtomicU16 = core::sync::atomic::AtomicU16::new(0);
+
+/// This domain's id now, once [`init`] ran.
+pub fn current_domid() -> Option<DomId> {
+    let id = IDENTITY.get()?;
+    match DOMID_NOW.load(Ordering::Relaxed) {
+        0 => Some(id.domid),
+        n => Some(DomId(n)),
+    }
 }
 
 /// After a XenStore error in a service loop: if the connection is broken

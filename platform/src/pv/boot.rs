@@ -39,6 +39,14 @@ global_asm!(
     xen_note_quad 4, __virt_base
     xen_note_quad 1, _start
     xen_note_quad 2, hypercall_page
+    // XEN_ELFNOTE_SUSPEND_CANCEL: a cancelled suspend returns 1 and the
+    // domain carries on (`xl save -c`), instead of a full rebuild.
+    .balign 4
+    .long 4
+    .long 4
+    .long 14
+    .asciz "Xen"
+    .long 1
     .popsection
 
     .pushsection .bss.boot_stack, "aw", @nobits

@@ -80,7 +80,7 @@ impl MappedFrames {
     unsafe fn clear(&mut self) -> Result<(), GrantError> {
         // SAFETY: passed on from the caller.
         unsafe { vmap::unmap(self.va, self.mfns.len() as u64) }
-            .map_err(mapping("unmapping status frames"))?;
+            .map_err(mapping("unmapping grant frames"))?;
         self.mfns.clear();
         Ok(())
     }
@@ -113,6 +113,68 @@ impl XenGrants {
             entries: MappedFrames::new(max_frames)?,
             status: MappedFrames::new(status_frames)?,
         })
+    }
+}
+
+impl XenGrants {
+    /// Before a suspend: unmaps the table frames (Xen's own frames: the
+    /// toolstack refuses to save page tables that map them). Returns how
+    /// many entry frames were mapped. Refused with status frames (v2).
+    ///
+    /// # Safety
+    /// Nothing may read or write the entries until
+    /// [`resume_frames`](Self::resume_frames) maps frames there again.
+    pub unsafe fn suspend_frames(&mut self) -> Result<u32, GrantError> {
+        if !self.status.mfns.is_empty() {
+            return Err(GrantError::Mapping {
+                what: "suspend with grant table v2",
+                error: XenError::EOPNOTSUPP,
+            });
+        }
+        let n = self.entries.mfns.len() as u32;
+        // SAFETY: passed on from the caller: no entry is used meanwhile.
+        unsafe { self.entries.clear() }?;
+        Ok(n)
+    }
+
+    /// After a suspend: asks Xen for `n` table frames (the same ones when
+    /// the suspend was cancelled, fresh ones in a restored domain, whose
+    /// table Xen starts empty) and maps them where the old ones were.
+    pub fn resume_frames(&mut self, n: u32) -> Result<(), GrantError> {
+        let mut mfns = vec![Mfn(0); n as usize];
+        gnttab::setup_table(&mut mfns)
+            .map_err(|error| GrantError::Hypervisor { op: "setup_table", error })?;
+        self.entries.extend(&mfns)
+    }
+}
+
+/// The grant table with its frames unmapped for a suspend, locked: nothing
+/// can reach its entries until [`resume`](Self::resume) maps frames again.
+pub struct Suspended {
+    guard: spin::MutexGuard<'static, Option<grant_tables::GrantTable<XenGrants>>>,
+    frames: u32,
+}
+
+impl Suspended {
+    /// Unmaps the frames of the table behind `guard`.
+    pub fn new(
+        mut guard: spin::MutexGuard<'static, Option<grant_tables::GrantTable<XenGrants>>>,
+    ) -> Result<Self, GrantError> {
+        let t = guard
+            .as_mut()
+            .ok_or(GrantError::Mapping { what: "no grant table", error: XenError::ENOENT })?;
+        // SAFETY: the guard moves into `Suspended`, which gives no access
+        // to the table until `resume` has mapped frames again.
+        let frames = unsafe { t.hypervisor().suspend_frames() }?;
+        Ok(Suspended { guard, frames })
+    }
+
+    /// Maps the table's frames again (see [`XenGrants::resume_frames`]).
+    pub fn resume(mut self) -> Result<(), GrantError> {
+        match self.guard.as_mut() {
+            Some(t) => t.hypervisor().resume_frames(self.frames),
+            None => Ok(()),
+        }
     }
 }
 

@@ -47,7 +47,6 @@ static INFO: Once<MemoryInfo> = Once::new();
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryInfo {
     pub layout: BootLayout,
-    pub root: Mfn,
     /// Where Xen's bootstrap mapping ended.
     pub boot_mapped_end: Pfn,
     pub stats: MapStats,
@@ -210,7 +209,7 @@ fn boot_info(si: &StartInfo) -> BootInfo {
         image_end: VirtAddr(image_end as u64),
         module,
         mfn_list: VirtAddr(si.mfn_list),
-        start_info: VirtAddr(si as *const StartInfo as u64),
+        start_info: VirtAddr(super::start_info_page() as u64),
         store: domu_page(si.store().0),
         console: domu_page(si.console.domu().0),
         pt_base: VirtAddr(si.pt_base),
@@ -235,6 +234,7 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
             fatal(format_args!("pt_base {} is not in the direct map", info.pt_base))
         });
     MAPPED_END.store(layout.first_free.0, Ordering::Relaxed);
+    ROOT_PFN.store(map.pfn(info.pt_base).map_or(0, |p| p.0), Ordering::Relaxed);
     let mut mmu = GuestMmu;
 
     // What Xen mapped: at least up to the padding, up to a 4 MiB boundary.
@@ -280,9 +280,11 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     pagetable::unmap_pages(&mut mmu, root, guard_page, &mut old, &mut *BATCH_BUF.lock())
         .unwrap_or_else(|e| fatal(format_args!("unmapping the guard page: {e}")));
 
+    install_p2m(si);
+    MAPPED_END.fetch_max(super::p2m().len() as u64, Ordering::Relaxed);
+
     INFO.call_once(|| MemoryInfo {
         layout,
-        root,
         boot_mapped_end: boot_end,
         stats,
         map_ns,
@@ -306,7 +308,7 @@ impl core::fmt::Display for MemoryInfo {
         }
         write!(
             f,
-            "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free",
+            "{} MiB, {} pages; Xen mapped pfns below {:#x}; mapped the rest in {} us with {} hypercalls ({} entries, {} new tables, {} made read-only); {} MiB free; P2M for {} pfns published for the toolstack",
             map.nr_pages >> 8,
             map.nr_pages,
             self.boot_mapped_end.0,
@@ -316,8 +318,81 @@ impl core::fmt::Display for MemoryInfo {
             self.stats.tables,
             self.stats.made_read_only,
             FRAMES.lock().free_frames() >> 8,
+            super::p2m().len(),
         )
     }
+}
+
+/// Replaces Xen's P2M list (boot size) with one sized for the maximum
+/// reservation Xen reports now, and publishes it. `xl` raises that
+/// reservation only as `xl mem-set` asks, so [`extend_p2m`] grows the list
+/// again once XenStore says how far the domain may grow (`memory/static-max`).
+fn install_p2m(si: &StartInfo) {
+    let max = memory::maximum_reservation(DomId::SELF).unwrap_or_else(|e| {
+        log::warn!("memory: maximum_reservation: {e}; the P2M stays at the boot size");
+        si.nr_pages
+    });
+    if let Err(e) = extend_p2m(max.max(si.nr_pages)) {
+        fatal(format_args!("{e}"));
+    }
+}
+
+/// Makes the P2M cover `pfns` pfns (never shrinks it): a new list and
+/// tree in frames from the allocator, entries copied, published; the
+/// previous list's frames go back to the allocator (Xen's boot list lies
+/// in the bootstrap region and stays). The list takes at most a sixteenth
+/// of the boot memory: a larger `maxmem` can only be ballooned up to what
+/// it covers (said once). Returns the pfns covered.
+pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
+    if crate::pvh::active() {
+        return Err("PVH has no P2M for the toolstack; the balloon stays within the boot size");
+    }
+    let boot = super::start_info().nr_pages;
+    let cap = (boot / 16).max(4) * super::p2m::PER_PAGE as u64;
+    let len = pfns.min(cap.max(boot));
+    if len < pfns {
+        log::warn!("memory: {pfns} pfns asked for; the P2M covers {len} (1/16 of memory)");
+    }
+    let have = super::p2m().len() as u64;
+    if len <= have && super::p2m::tree().is_some() {
+        return Ok(have);
+    }
+    let len = len.max(have);
+    let (leaves, mids) = super::p2m::pages_for(len);
+    let mut f = FRAMES.lock();
+    let (Some(leaves), Some(mids), Some(top)) = (f.alloc(leaves), f.alloc(mids), f.alloc(1)) else {
+        return Err("no free frames for the P2M");
+    };
+    drop(f);
+    // Kept for good (until a longer list replaces them: freed below).
+    let tree = super::p2m::Tree { leaves: leaves.keep(), mids: mids.keep(), top: top.keep().start };
+    // SAFETY: the runs were just taken from the allocator (ours, mapped
+    // writable in the direct map, referenced nowhere); they stay the P2M's
+    // until a longer list replaces them.
+    let old = unsafe { super::p2m::install(tree, len as usize, crate::shared_info()) };
+    if let Some(old) = old {
+        let mut f = FRAMES.lock();
+        for run in [old.leaves, old.mids, old.top.run(1)] {
+            if f.add(run).is_err() {
+                log::warn!("memory: the old P2M's frames could not be freed");
+            }
+        }
+    }
+    MAPPED_END.fetch_max(len, Ordering::Relaxed);
+    Ok(len)
+}
+
+/// The pfn of the top-level page table (its machine frame changes when
+/// the domain is restored elsewhere; its pfn does not).
+static ROOT_PFN: AtomicU64 = AtomicU64::new(0);
+
+/// The machine frame of the top-level page table now (PVH: its guest
+/// frame, which never changes).
+pub fn root() -> Mfn {
+    if crate::pvh::active() {
+        return Mfn(ROOT_PFN.load(Ordering::Relaxed));
+    }
+    super::pfn_to_mfn(Pfn(ROOT_PFN.load(Ordering::Relaxed))).expect("the root table has a frame")
 }
 
 /// Start of day of a PVH guest: the page tables are native and already
@@ -331,6 +406,8 @@ pub(crate) fn init_pvh(
     guard_page: VirtAddr,
 ) -> &'static MemoryInfo {
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
+    // GFN = PFN: the root table's frame is its pfn.
+    ROOT_PFN.store(root.0, Ordering::Relaxed);
     let mut frames = FRAMES.lock();
     for run in free {
         if frames.add(run).is_err() {
@@ -340,7 +417,6 @@ pub(crate) fn init_pvh(
     drop(frames);
     INFO.call_once(|| MemoryInfo {
         layout: BootLayout { map, first_free, surely_mapped: Pfn(map.nr_pages) },
-        root,
         boot_mapped_end: Pfn(map.nr_pages),
         stats: MapStats::default(),
         map_ns: 0,
@@ -354,9 +430,15 @@ pub fn info() -> &'static MemoryInfo {
     INFO.get().expect("memory is initialised at entry")
 }
 
-/// The direct map of all pseudo-physical memory.
+/// The direct map of all pseudo-physical memory: every pfn the P2M
+/// covers (pfns without a frame, ballooned out or never populated, are
+/// holes: unmapped).
 pub fn direct_map() -> DirectMap {
-    info().layout.map
+    if crate::pvh::active() {
+        // The identity map of RAM; the balloon stays within it.
+        return info().layout.map;
+    }
+    DirectMap { base: info().layout.map.base, nr_pages: super::p2m().len() as u64 }
 }
 
 /// The leaf entry mapping `va`, if mapped.
@@ -364,7 +446,7 @@ pub fn lookup(va: VirtAddr) -> Option<Pte> {
     if crate::pvh::active() {
         return crate::pvh::memory::lookup(va.0);
     }
-    pagetable::lookup(&GuestMmu, info().root, va)
+    pagetable::lookup(&GuestMmu, root(), va)
 }
 
 /// The machine address of the leaf entry that maps `va`, and the entry.
@@ -373,7 +455,7 @@ pub fn leaf_entry(va: VirtAddr) -> Option<(MachineAddr, Pte)> {
         // Native page tables: there is no machine address to hand Xen.
         return None;
     }
-    let (table, index) = pagetable::leaf_slot(&GuestMmu, info().root, va)?;
+    let (table, index) = pagetable::leaf_slot(&GuestMmu, root(), va)?;
     Some((pagetable::entry_addr(table, index), lookup(va)?))
 }
 
@@ -385,7 +467,7 @@ pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
             .map(|p| VirtAddr(p * PAGE_SIZE as u64))
             .find(|&va| crate::pvh::memory::lookup(va.0).is_some());
     }
-    pagetable::first_mapped(&GuestMmu, info().root, range)
+    pagetable::first_mapped(&GuestMmu, root(), range)
 }
 
 /// Free frames and the longest run of them.
@@ -541,11 +623,10 @@ pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     if crate::pvh::active() {
         return balloon_out_pvh(run.keep());
     }
-    let i = info();
     let r = balloon::give_back(
         &mut GuestMmu,
-        i.root,
-        &i.layout.map,
+        root(),
+        &direct_map(),
         run.range(),
         &mut *BATCH_BUF.lock(),
     );
@@ -555,21 +636,27 @@ pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     r.map(|()| Holes::new(pfns))
 }
 
-/// Takes `holes` back from Xen and gives the frames to the allocator. On
-/// an error the holes come back (some may be filled: the P2M says which).
+/// Takes `holes` back from Xen and gives the frames to the allocator.
+/// Holes past the boot size may lack page tables: those are populated,
+/// then mapped like start of day mapped the rest of memory. On an error
+/// the holes come back (some may be filled: the P2M says which).
 pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
     if crate::pvh::active() {
         return balloon_in_pvh(holes);
     }
-    let i = info();
     let pfns = holes.range();
-    if let Err(e) = balloon::take_back(
-        &mut GuestMmu,
-        i.root,
-        &i.layout.map,
-        pfns.clone(),
-        &mut *BATCH_BUF.lock(),
-    ) {
+    let r = if pfns.end.0 > info().layout.map.nr_pages {
+        grow(pfns.clone())
+    } else {
+        balloon::take_back(
+            &mut GuestMmu,
+            root(),
+            &direct_map(),
+            pfns.clone(),
+            &mut *BATCH_BUF.lock(),
+        )
+    };
+    if let Err(e) = r {
         return Err((e, holes));
     }
     let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
@@ -579,6 +666,69 @@ pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
         // but not free; say so rather than lose track of them silently.
         Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
     }
+}
+
+/// The pfns past the boot size up to the P2M's end, never populated: the
+/// balloon's oldest holes, handed out once (`None` after, or if the P2M
+/// covers only the boot size).
+pub fn unpopulated_holes() -> Option<Holes> {
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if crate::pvh::active() {
+        // No growth past the boot size under PVH (extend_p2m).
+        return None;
+    }
+    let (boot, end) = (info().layout.map.nr_pages, super::p2m().len() as u64);
+    if end <= boot || TAKEN.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    Some(Holes::new(Pfn(boot)..Pfn(end)))
+}
+
+/// Populates the holes `pfns` (past the boot size), records them in the
+/// P2M and Xen's M2P, and maps them, making page tables from the
+/// allocator where none exist yet.
+fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
+    let mut mmu = GuestMmu;
+    let mut buf = BATCH_BUF.lock();
+    let mut pfn = pfns.start;
+    while pfn < pfns.end {
+        let n = ((pfns.end - pfn) as usize).min(balloon::CHUNK);
+        let mut want = [Pfn(0); balloon::CHUNK];
+        for (k, w) in want[..n].iter_mut().enumerate() {
+            *w = pfn + k as u64;
+        }
+        let mut got = [Mfn(0); balloon::CHUNK];
+        let filled = mmu.populate(&want[..n], &mut got[..n])?;
+        let mut batch = pagetable::Batch::new(&mut buf[..]);
+        for k in 0..filled {
+            mmu.set_p2m(want[k], Some(got[k]));
+            batch.push(&mut mmu, MmuUpdate::machphys(got[k], want[k]))?;
+        }
+        batch.flush(&mut mmu)?;
+        if filled < n {
+            return Err(MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: filled });
+        }
+        pfn += n as u64;
+    }
+    let space = AddressSpace { root: root(), map: direct_map() };
+    let plan = pagetable::plan(&mmu, &space, pfns.clone());
+    let tables = if plan.tables == 0 {
+        Pfn(0)..Pfn(0)
+    } else {
+        // Page tables for good: kept out of the allocator.
+        FRAMES
+            .lock()
+            .alloc(plan.tables)
+            .ok_or(MmuError {
+                op: "balloon: no frames for page tables",
+                error: XenError::ENOMEM,
+                done: 0,
+            })?
+            .keep()
+    };
+    let end = Pfn(MAPPED_END.load(Ordering::Relaxed));
+    pagetable::map_range(&mut mmu, &space, pfns, tables, end, &[], &mut buf[..])?;
+    Ok(())
 }
 
 /// Pages Xen says this domain has.

@@ -9,15 +9,17 @@ pub(crate) mod boot;
 mod entry;
 pub mod grants;
 pub mod mm;
+pub mod p2m;
 mod panic;
 pub mod shared_pages;
+pub mod suspend;
 pub mod vmap;
 
 use crate::hooks::emergency_print;
 use crate::memory::layout::VirtAddr;
 use crate::shutdown;
 use core::fmt;
-use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::SharedInfo;
@@ -46,8 +48,11 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-pub(crate) static START_INFO: Once<&'static StartInfo> = Once::new();
-pub(crate) static P2M: Once<&'static [AtomicU64]> = Once::new();
+/// A copy of start_info (PV: Xen's, copied at entry; PVH: synthesized by
+/// `pvh`).
+pub(crate) static START_INFO: Once<StartInfo> = Once::new();
+/// The address of the start-info page itself (PV only; 0 under PVH).
+static START_INFO_PAGE: AtomicUsize = AtomicUsize::new(0);
 pub(crate) static UPCALL_MASK_AT_ENTRY: AtomicU8 = AtomicU8::new(0);
 
 fn virt_base() -> usize {
@@ -56,6 +61,11 @@ fn virt_base() -> usize {
         return 0;
     }
     core::ptr::addr_of!(__virt_base) as usize
+}
+
+/// The page of the image that maps Xen's shared info frame.
+fn shared_info_va() -> usize {
+    core::ptr::addr_of!(shared_info_page) as usize
 }
 
 /// `[start, end)` of the loaded image.
@@ -69,10 +79,12 @@ pub fn pfn_to_virt(pfn: Pfn) -> usize {
 }
 
 fn init(si: *const StartInfo) {
+    START_INFO_PAGE.store(si as usize, Ordering::Relaxed);
     // SAFETY: Xen passes a pointer to start_info inside the bootstrap
-    // mapping; it stays mapped and nobody writes it after entry.
-    let si: &'static StartInfo = unsafe { &*si };
-    START_INFO.call_once(|| si);
+    // mapping, which stays mapped. We keep a copy: the page itself is
+    // rewritten around a suspend (by us and by the toolstack), so no
+    // reference to it is kept.
+    let si: &'static StartInfo = START_INFO.call_once(|| unsafe { core::ptr::read_volatile(si) });
 
     // SAFETY: the domain builder puts the P2M list (nr_pages u64 entries)
     // in the bootstrap mapping at `mfn_list`. AtomicU64 has u64's layout,
@@ -80,7 +92,7 @@ fn init(si: *const StartInfo) {
     let p2m = unsafe {
         core::slice::from_raw_parts(si.mfn_list as *const AtomicU64, si.nr_pages as usize)
     };
-    P2M.call_once(|| p2m);
+    p2m::set(p2m);
 
     let page = core::ptr::addr_of!(shared_info_page) as usize;
     let entry = si.shared_info_addr().0 & pte::ADDR_MASK
@@ -226,9 +238,15 @@ pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
     Some((daemon_page(si, mfn)?, port))
 }
 
-/// start_info as Xen gave it.
+/// start_info as Xen gave it at boot (a copy: after a restore the page
+/// names other frames and ports, which `suspend` hands out).
 pub fn start_info() -> &'static StartInfo {
     START_INFO.get().expect("start_info is set before any other code runs")
+}
+
+/// The virtual address of the start-info page.
+fn start_info_page() -> usize {
+    START_INFO_PAGE.load(Ordering::Relaxed)
 }
 
 /// `vcpu_info.evtchn_upcall_mask` as Xen started the guest (it must be 1).
@@ -236,9 +254,10 @@ pub fn upcall_mask_at_entry() -> u8 {
     UPCALL_MASK_AT_ENTRY.load(Ordering::Relaxed)
 }
 
-/// The P2M list: pfn → mfn, as Xen built it.
+/// The P2M list: pfn → mfn (Xen's at entry, then one sized for the
+/// maximum reservation: see [`p2m`](mod@p2m)).
 pub fn p2m() -> &'static [AtomicU64] {
-    P2M.get().expect("P2M is set at entry")
+    p2m::get()
 }
 
 /// The machine frame behind `pfn`.

@@ -71,7 +71,7 @@ fn new_table() -> Result<Mfn, XenError> {
 
 /// The L1 table and index for `va`, making missing tables on the way.
 fn l1_slot(va: u64, create: bool) -> Result<(Mfn, usize), XenError> {
-    let mut table = mm::info().root;
+    let mut table = mm::root();
     let mut level = Level::L4;
     while let Some(below) = level.below() {
         let i = level.index(VirtAddr(va));

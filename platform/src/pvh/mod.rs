@@ -34,7 +34,6 @@ extern "C" {
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static IF_AT_ENTRY: AtomicBool = AtomicBool::new(true);
-static START_INFO: Once<StartInfo> = Once::new();
 static HVM_START_INFO: Once<&'static HvmStartInfo> = Once::new();
 
 /// Whether the guest entered through the PVH entry.
@@ -281,7 +280,9 @@ impl crate::Backend for Pvh {
             let cmdline_len = cmdline_bytes(si.cmdline_paddr).len() as u64;
             let si_paddr = *si as *const HvmStartInfo as u64;
             let (layout, p2m) = memory::init(si, si_paddr, cmdline_len);
-            crate::pv::P2M.call_once(|| p2m);
+            // The guest's own pfn -> pfn table; never published (there is
+            // no P2M for the toolstack under PVH).
+            crate::pv::p2m::set(p2m);
             crate::pv::mm::init_pvh(
                 layout.map,
                 layout.first_free,
@@ -348,8 +349,7 @@ pub(crate) extern "C" fn rust_pvh_entry(start_info_paddr: u64) -> ! {
     let console =
         daemon_page::<XenconsInterface>(hvm::param::CONSOLE_PFN, hvm::param::CONSOLE_EVTCHN)
             .map(|(r, port)| (Mfn(r as *const XenconsInterface as u64 / PAGE_SIZE as u64), port));
-    let start = START_INFO.call_once(|| synthesize_start_info(si, nr_pages, cmdline, console));
-    crate::pv::START_INFO.call_once(|| start);
+    crate::pv::START_INFO.call_once(|| synthesize_start_info(si, nr_pages, cmdline, console));
     crate::interface::start(&Pvh, shared);
 
     extern "Rust" {

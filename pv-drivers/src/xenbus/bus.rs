@@ -64,8 +64,11 @@ impl<T: Transport> Bus<T> {
         Ok(())
     }
 
-    /// Remembers a watch registered another way (a pipelined `XS_WATCH`).
+    /// Remembers a watch registered another way (a pipelined `XS_WATCH`),
+    /// here and in the client (which registers them all again after a
+    /// restore: [`Client::rewatch_all`]).
     pub fn note_watch(&mut self, path: &str, token: &str) {
+        self.xs.remember_watch(path, token);
         if !self.watches.iter().any(|(p, t)| p == path && t == token) {
             self.watches.push((path.into(), token.into()));
         }

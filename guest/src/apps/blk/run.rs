@@ -511,7 +511,20 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
             match ev.token.as_str() {
                 control::SHUTDOWN_TOKEN => {
                     let req = xenbus::with(control::shutdown_request).flatten();
-                    if let Some(req) = req {
+                    if req == Some(control::ShutdownRequest::Suspend) {
+                        // Taken between two checks: no request is in
+                        // flight (each attach's I/O completes before the
+                        // loop looks at XenStore). Cancelled, the disks
+                        // carry on; in a new domain the toolstack made the
+                        // vbds again with a new backend, which the manager
+                        // finds when it looks: the old disk is let go, the
+                        // new one attached and its data checked.
+                        match kernel::suspend::suspend() {
+                            Ok(platform::pv::suspend::Outcome::Resumed { .. }) => disks.kick(),
+                            Ok(_) => {}
+                            Err(e) => kprintln!("blk: hotplug: suspend failed: {e}; carrying on"),
+                        }
+                    } else if let Some(req) = req {
                         kprintln!("blk: hotplug: {req:?} requested by the toolstack");
                         shutdown = true;
                     }
