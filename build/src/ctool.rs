@@ -37,3 +37,18 @@ pub fn build_static(cache: &Path, name: &str, source: &str) -> Result<PathBuf> {
     std::fs::rename(&tmp, &bin)?;
     Ok(bin)
 }
+
+/// One `<TAG> <mode> k=v ...` line a tool printed (`NETTOOL`, `HTTPTOOL`):
+/// the mode and its values.
+pub fn parse_tagged<'a>(line: &'a str, tag: &str) -> Option<(&'a str, Vec<(&'a str, &'a str)>)> {
+    let tag = format!("{tag} ");
+    let rest = &line[line.find(&tag)? + tag.len()..];
+    let mut words = rest.split_whitespace();
+    let mode = words.next()?;
+    Some((mode, words.filter_map(|w| w.split_once('=')).collect()))
+}
+
+/// The value of `key` in a parsed line, as a number.
+pub fn value(kv: &[(&str, &str)], key: &str) -> Option<f64> {
+    kv.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.parse().ok())
+}

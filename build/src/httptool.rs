@@ -20,16 +20,10 @@ pub fn build(cache: &Path) -> Result<PathBuf> {
 
 /// One `HTTPTOOL <mode> k=v ...` line: the mode and its values.
 pub fn parse_line(line: &str) -> Option<(&str, Vec<(&str, &str)>)> {
-    let rest = &line[line.find("HTTPTOOL ")? + 9..];
-    let mut words = rest.split_whitespace();
-    let mode = words.next()?;
-    Some((mode, words.filter_map(|w| w.split_once('=')).collect()))
+    crate::ctool::parse_tagged(line, "HTTPTOOL")
 }
 
-/// The value of `key` in a parsed line, as a number.
-pub fn value(kv: &[(&str, &str)], key: &str) -> Option<f64> {
-    kv.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.parse().ok())
-}
+pub use crate::ctool::value;
 
 #[cfg(test)]
 mod tests {
