@@ -125,12 +125,13 @@ pub const PV_PAGING: &[&str] = &[
     "mmu_update_64_per_entry",
     "mmu_update_512_per_entry",
     "update_va_mapping_invlpg",
+    "mmuext_tlb_flush_local",
 ];
 /// See [`PV_PAGING`].
 pub const PVH_PAGING: &[&str] = &["pte_write_invlpg", "cr3_reload"];
 /// The page-table checks of a PV run, and their PVH replacements.
 pub const PV_PAGING_CHECKS: &[&str] =
-    &["mmu_update_applies_every_entry", "update_va_mapping_succeeds"];
+    &["mmu_update_applies_every_entry", "update_va_mapping_succeeds", "mmuext_tlb_flush_succeeds"];
 /// See [`PV_PAGING_CHECKS`].
 pub const PVH_PAGING_CHECKS: &[&str] = &["pte_write_applies", "cr3_reload_keeps_root"];
 
@@ -146,7 +147,7 @@ pub fn expected_for(run: &SuiteRun) -> Vec<&'static str> {
 }
 
 /// The checks `run` must have: [`CHECKS`], with the page-table checks of
-/// its mode (as many in both).
+/// its mode.
 pub fn checks_for(run: &SuiteRun) -> Vec<&'static str> {
     swap(CHECKS, PV_PAGING_CHECKS, PVH_PAGING_CHECKS, is_pvh_run(run))
 }

@@ -81,8 +81,18 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
 const BOOT_TESTS: &[&str] =
     &["test", "-p", "xen-tests", "--no-fail-fast", "--", "--test-threads=1"];
 /// The boot test files that run as PVH too, and where.
-const PVH_BOOT_TESTS: &[&str] =
-    &["test", "-p", "xen-tests", "--no-fail-fast", "--test", "boot", "--", "--test-threads=1"];
+const PVH_BOOT_TESTS: &[&str] = &[
+    "test",
+    "-p",
+    "xen-tests",
+    "--no-fail-fast",
+    "--test",
+    "boot",
+    "--test",
+    "control",
+    "--",
+    "--test-threads=1",
+];
 const PVH_RELEASE: XenRelease = XenRelease::V4_17;
 const XEN_ENV: &str = xtask::release::XEN_ENV;
 const MODE_ENV: &str = xtask::mode::MODE_ENV;
