@@ -33,9 +33,6 @@ pub fn counts() -> (u64, u64) {
 /// Why a suspend did not happen.
 #[derive(Debug)]
 pub enum SuspendError {
-    /// PVH: not implemented yet (no P2M or start info to rewrite, but the
-    /// resume path of an HVM container is not written: docs/migration.md).
-    Pvh,
     Grants(grant_tables::GrantError),
     Xen(hypercall::XenError),
 }
@@ -43,7 +40,6 @@ pub enum SuspendError {
 impl core::fmt::Display for SuspendError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            SuspendError::Pvh => write!(f, "not supported under PVH (yet); the toolstack's save or migration will time out and the domain carries on"),
             SuspendError::Grants(e) => write!(f, "grant table: {e}"),
             SuspendError::Xen(e) => write!(f, "Xen refused: {e}"),
         }
@@ -53,10 +49,6 @@ impl core::fmt::Display for SuspendError {
 /// Suspends the domain and brings it back (the devices are the caller's:
 /// see the apps). Returns what it came back to.
 pub fn suspend() -> Result<Outcome, SuspendError> {
-    if platform::is_pvh() {
-        kprintln!("suspend: the toolstack asked; refused: PVH suspend is not implemented");
-        return Err(SuspendError::Pvh);
-    }
     kprintln!("suspend: the toolstack asked; suspending");
     let t0 = platform::now_ns();
     let grant_frames = grants::suspend().map_err(SuspendError::Grants)?;

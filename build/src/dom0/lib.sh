@@ -112,7 +112,7 @@ lab_stop_follow() {
 run_guest_start() {
     local name="$1" cfg="$2" log domid
     log=$LAB_CONSOLE_DIR/guest-$name.log
-    rm -f "$log" "/var/log/xen/xl-$name.log"
+    rm -f "$log" "/var/log/xen/xl-$name.log" "/var/log/xen/xl-$name--incoming.log" "/tmp/lab-migrated-$name"
     echo "@@GUEST-CREATE name=$name uptime=$(lab_uptime)"
     if ! xl create -p "$cfg" > "/tmp/xl-create-$name.out" 2>&1; then
         sed "s/^/[xl] /" "/tmp/xl-create-$name.out"
@@ -154,8 +154,12 @@ run_guest_wait() {
         sleep 0.1
     done
     if [ -z "$result" ]; then
-        # The xl monitor process logs why the domain ended.
+        # The xl monitor process logs why the domain ended. After a
+        # migration (the last mobility step: lab_migrate leaves a mark,
+        # lab_restore takes it) the receiving xl's monitor logs under the
+        # domain's first name there, NAME--incoming.
         xllog=/var/log/xen/xl-$name.log
+        [ -e "/tmp/lab-migrated-$name" ] && xllog=/var/log/xen/xl-$name--incoming.log
         code=
         i=0
         while [ $i -lt 20 ]; do
@@ -238,6 +242,7 @@ lab_restore() {
     xl restore "$2" > /tmp/xl-restore.out 2>&1; _rc=$?
     lab_ms
     lab_domid_refresh "$1"
+    rm -f "/tmp/lab-migrated-$1"
     echo "[xl mobility] restore name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
     [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-restore.out
     return $_rc
@@ -250,6 +255,7 @@ lab_migrate() {
     xl migrate -s "" "$1" "xl migrate-receive" > /tmp/xl-migrate.out 2>&1; _rc=$?
     lab_ms
     lab_domid_refresh "$1"
+    [ $_rc -eq 0 ] && : > "/tmp/lab-migrated-$1"
     echo "[xl mobility] migrate name=$1 rc=$_rc ms=$((LAB_MS - _t0)) domid=$(cat "/tmp/lab-domid-$1")"
     [ $_rc -eq 0 ] || sed 's/^/[xl out] /' /tmp/xl-migrate.out
     return $_rc

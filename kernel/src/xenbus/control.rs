@@ -14,8 +14,8 @@ pub const SYSRQ_TOKEN: &str = "control/sysrq";
 /// `feature-poweroff` makes `xl shutdown` fall back to ACPI or fail.
 pub const FEATURES: &[&str] = &["control/feature-poweroff", "control/feature-reboot"];
 
-/// Advertised only where the guest can suspend (PV; under PVH a suspend
-/// request is refused: docs/migration.md).
+/// The guest obeys `control/shutdown=suspend` (PV and PVH:
+/// docs/migration.md).
 pub const SUSPEND_FEATURE: &str = "control/feature-suspend";
 
 /// What `control/shutdown` asked for.
@@ -45,12 +45,11 @@ impl ShutdownRequest {
     }
 }
 
-/// Advertises the features (with `feature-suspend` if `suspend`) and
-/// watches the control nodes, in one pipelined round trip to xenstored.
-pub fn start<T: Transport>(bus: &mut Bus<T>, suspend: bool) -> Result<(), Error> {
+/// Advertises the features (`feature-suspend` too) and watches the
+/// control nodes, in one pipelined round trip to xenstored.
+pub fn start<T: Transport>(bus: &mut Bus<T>) -> Result<(), Error> {
     let mut reqs = alloc::vec::Vec::new();
-    let suspend = suspend.then_some(&SUSPEND_FEATURE);
-    for key in FEATURES.iter().chain(suspend) {
+    for key in FEATURES.iter().chain([&SUSPEND_FEATURE]) {
         reqs.push((MsgType::Write, request::write(key, b"1")?));
     }
     reqs.push((MsgType::Watch, request::watch("control/shutdown", SHUTDOWN_TOKEN)?));
@@ -158,7 +157,7 @@ mod tests {
         toolstack_writes(&h, "control/shutdown", b"");
         toolstack_writes(&h, "control/sysrq", b"");
         let mut bus = Bus::new(h.client());
-        start(&mut bus, true).unwrap();
+        start(&mut bus).unwrap();
         assert_eq!(node(&h, "control/feature-poweroff").as_deref(), Some(&b"1"[..]));
         assert_eq!(node(&h, SUSPEND_FEATURE).as_deref(), Some(&b"1"[..]));
         let far = Some(bus.deadline(Duration::from_secs(1)));

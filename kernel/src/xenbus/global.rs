@@ -99,8 +99,7 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
         text(&replies[0])?.trim_end_matches('\0').parse().map_err(|_| Error::NotANumber)?;
     let name = text(&replies[1]).unwrap_or_default();
     let vm = text(&replies[2]).unwrap_or_default();
-    // PVH cannot suspend yet: the toolstack is not told it can.
-    control::start(&mut bus, !platform::is_pvh())?;
+    control::start(&mut bus)?;
     BUS.call_once(|| Mutex::new(bus));
     Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
 }

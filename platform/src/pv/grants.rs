@@ -118,13 +118,27 @@ impl XenGrants {
 
 impl XenGrants {
     /// Before a suspend: unmaps the table frames (Xen's own frames: the
-    /// toolstack refuses to save page tables that map them). Returns how
-    /// many entry frames were mapped. Refused with status frames (v2).
+    /// toolstack refuses to save page tables that map them; under PVH
+    /// they stay, guest frames of ours). Returns how many entry frames
+    /// there were. Refused with status frames (v2).
     ///
     /// # Safety
     /// Nothing may read or write the entries until
     /// [`resume_frames`](Self::resume_frames) maps frames there again.
     pub unsafe fn suspend_frames(&mut self) -> Result<u32, GrantError> {
+        if crate::pvh::active() {
+            // The frames are guest frames of ours, not mapped through page
+            // tables the toolstack reads: nothing to unmap. Only their
+            // number is needed to put them back.
+            let (entries, status) = crate::pvh::grants::frames();
+            if status > 0 {
+                return Err(GrantError::Mapping {
+                    what: "suspend with grant table v2",
+                    error: XenError::EOPNOTSUPP,
+                });
+            }
+            return Ok(entries);
+        }
         if !self.status.mfns.is_empty() {
             return Err(GrantError::Mapping {
                 what: "suspend with grant table v2",
@@ -139,8 +153,17 @@ impl XenGrants {
 
     /// After a suspend: asks Xen for `n` table frames (the same ones when
     /// the suspend was cancelled, fresh ones in a restored domain, whose
-    /// table Xen starts empty) and maps them where the old ones were.
+    /// table Xen starts empty) and maps them where the old ones were
+    /// (PVH: `XENMEM_add_to_physmap` at the same guest frames).
     pub fn resume_frames(&mut self, n: u32) -> Result<(), GrantError> {
+        if crate::pvh::active() {
+            return crate::pvh::grants::restore_entry_frames(n).map_err(|error| {
+                GrantError::Hypervisor {
+                    op: "add_to_physmap(grant_table)",
+                    error: GnttabError::Hypercall(error),
+                }
+            });
+        }
         let mut mfns = vec![Mfn(0); n as usize];
         gnttab::setup_table(&mut mfns)
             .map_err(|error| GrantError::Hypervisor { op: "setup_table", error })?;

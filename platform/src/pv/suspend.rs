@@ -68,15 +68,14 @@ fn map_shared_info(machine: u64) -> Result<(), XenError> {
     unsafe { mmu::update_va_mapping(shared_info_va(), entry, Uvmf::INVLPG) }
 }
 
-/// Suspends the domain. Call with upcalls masked, the grant table's
-/// frames unmapped, no request to xenstored in flight and the console
-/// flushed. `Err` when Xen refused the suspend (nothing changed).
+/// Suspends the domain (under PVH: [`crate::pvh::suspend`]). Call with
+/// upcalls masked, the grant table's frames unmapped, no request to
+/// xenstored in flight and the console flushed. `Err` when Xen refused
+/// the suspend (nothing changed).
 pub fn suspend() -> Result<Outcome, XenError> {
     if crate::pvh::active() {
-        // Not written for PVH yet (its resume differs: no start info or
-        // P2M to rewrite, but shared info and grant frames go back through
-        // XENMEM_add_to_physmap). Refused before anything changes.
-        return Err(XenError::EOPNOTSUPP);
+        // No start info or P2M to rewrite: see pvh::suspend.
+        return crate::pvh::suspend::suspend();
     }
     let si_mfn = pfn_to_mfn(page_pfn(start_info_page())).ok_or(XenError::EFAULT)?;
     let store_mfn = Mfn(read::<u64>(STORE_MFN));

@@ -71,3 +71,30 @@ pub fn map_slot() -> Result<usize, XenError> {
     }
     Ok(((MAP_GFN_BASE + u64::from(i)) as usize) * PAGE_SIZE)
 }
+
+/// Entry frames and status frames in guest physical space now.
+pub fn frames() -> (u32, u32) {
+    (ENTRY_FRAMES.load(Ordering::Relaxed), STATUS_FRAMES.load(Ordering::Relaxed))
+}
+
+/// After a suspend: puts entry frames `0..n` back at the guest frames
+/// they had. In a new domain (restore, migration) those frames hold RAM
+/// the toolstack copied (or nothing) and Xen's table is new and empty; a
+/// cancelled suspend finds them in place, and mapping them again is
+/// harmless (Linux's `gnttab_resume` does the same in both cases). Xen
+/// grows the new table as frame indices are named.
+pub fn restore_entry_frames(n: u32) -> Result<(), XenError> {
+    for idx in 0..n.min(MAX_FRAMES) {
+        // SAFETY: the same reserved frames `extend` put the table at:
+        // only this module uses them and Rust reads them only as atomic
+        // grant entries, whichever page Xen puts behind them.
+        unsafe {
+            hvm_op::add_to_physmap(
+                mapspace::GRANT_TABLE,
+                u64::from(idx),
+                Pfn(ENTRY_GFN_BASE + u64::from(idx)),
+            )?
+        };
+    }
+    Ok(())
+}

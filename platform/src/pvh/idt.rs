@@ -219,5 +219,12 @@ pub fn install() -> Result<(), XenError> {
         idt
     });
     idt.load();
+    set_callback()
+}
+
+/// Asks Xen to deliver events on [`UPCALL_VECTOR`]
+/// (`HVM_PARAM_CALLBACK_IRQ`): at start of day, and again after a suspend
+/// (a new domain starts without it).
+pub fn set_callback() -> Result<(), XenError> {
     hvm_op::set_callback_irq(hvm::callback_vector(UPCALL_VECTOR))
 }

@@ -13,6 +13,7 @@ mod entry32;
 pub mod grants;
 pub mod idt;
 pub mod memory;
+pub mod suspend;
 
 use crate::hooks::emergency_print;
 use crate::memory::layout::VirtAddr;
@@ -137,8 +138,9 @@ fn checked_start_info(paddr: u64) -> &'static HvmStartInfo {
 }
 
 /// Puts Xen's shared info frame at `shared_info_page` (a page of .bss: the
-/// RAM behind it goes back to Xen).
-fn map_shared_info() -> Result<&'static SharedInfo, hypercall::XenError> {
+/// RAM behind it goes back to Xen): at start of day, and again in a new
+/// domain after a suspend.
+pub(crate) fn map_shared_info() -> Result<&'static SharedInfo, hypercall::XenError> {
     let page = core::ptr::addr_of!(shared_info_page) as usize;
     // SAFETY: `shared_info_page` is a .bss page reserved for this that
     // nothing else refers to; from now on Rust reaches it only as
