@@ -532,8 +532,17 @@ impl Parser {
         }
         if let Some((name, rest)) = xl_line(line) {
             if !name.is_empty() {
-                if let Some(r) = self.report.runs.iter_mut().rev().find(|r| r.end_at.is_none()) {
-                    r.xl_output.push(format!("[{name}] {rest}"));
+                // The running guest's; between guests (a check dom0 makes
+                // after a guest ended, such as hashing its disk), the last
+                // guest of the scenario's.
+                let sc = &self.current_scenario;
+                let runs = &mut self.report.runs;
+                let i = match runs.iter().rposition(|r| r.end_at.is_none()) {
+                    Some(i) => Some(i),
+                    None => runs.iter().rposition(|r| &r.scenario == sc),
+                };
+                if let Some(i) = i {
+                    runs[i].xl_output.push(format!("[{name}] {rest}"));
                 }
             }
         }
@@ -653,6 +662,19 @@ mod tests {
         assert_eq!(r.scenarios[0].rc, Some(0));
         assert!(r.all_done_at.is_some());
         assert!(r.run("nope").is_err());
+    }
+
+    #[test]
+    fn xl_lines_after_a_guest_ended_go_to_the_scenario_s_last_guest() {
+        let mut p = Parser::default();
+        let t = Duration::from_secs(1);
+        p.line(t, "@@SCENARIO-BEGIN name=s");
+        p.line(t, "@@GUEST-CREATE name=a uptime=1.0");
+        p.line(t, "@@GUEST name=a domid=1 result=poweroff uptime=2.0");
+        p.line(t, "[xl check] a-sha 1234");
+        p.line(t, "@@SCENARIO-END name=s rc=0");
+        let a = p.report.runs.iter().find(|r| r.name == "a").unwrap();
+        assert_eq!(a.xl_output, vec!["[xl check] a-sha 1234"]);
     }
 
     #[test]

@@ -8,15 +8,18 @@
 //! count into it, so a device (or the network service, for all its vifs)
 //! wakes on its own events only.
 
-use crate::{blk, events, grants, timer};
+use crate::xenbus::control::ShutdownRequest;
+use crate::xenbus::{GuestBus, StoreEvents};
+use crate::{blk, events, grants, timer, toolstack, xenbus};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use grant_tables::GrantError;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
 use platform::pv::shared_pages::SharedPages;
-use pv_drivers::blkfront::BlkEnv;
+use pv_drivers::blkfront::{self, BlkEnv, Reconnected};
 use pv_drivers::env::{EnvError, EventChannels, Grants, PageAlloc};
+use xenstore_client::RingTransport;
 
 /// Environments that can exist at once: the network service and up to
 /// 16 disks, one event counter each.
@@ -46,6 +49,8 @@ pub struct KernelEnv {
     slot: usize,
     seen: u64,
     ports: Vec<EvtchnPort>,
+    /// The store's event count at the last suspend point that looked.
+    store_seen: u64,
 }
 
 impl KernelEnv {
@@ -55,7 +60,12 @@ impl KernelEnv {
         let slot =
             used.iter().position(|u| !u).ok_or(EnvError::TooManyDevices { max: MAX_ENVS })?;
         used[slot] = true;
-        Ok(KernelEnv { slot, seen: EVENTS[slot].load(Ordering::SeqCst), ports: Vec::new() })
+        Ok(KernelEnv {
+            slot,
+            seen: EVENTS[slot].load(Ordering::SeqCst),
+            ports: Vec::new(),
+            store_seen: 0,
+        })
     }
 
     /// The count its ports' events move.
@@ -149,5 +159,47 @@ impl BlkEnv for KernelEnv {
         if blk::take_announce() {
             crate::kprintln!("blk: soak: ready for detach: {in_flight} requests in flight");
         }
+    }
+
+    type Store = RingTransport<'static, StoreEvents>;
+
+    fn with_bus<R>(&mut self, f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
+        xenbus::with(f)
+    }
+
+    fn generation(&self) -> u64 {
+        crate::suspend::counts().1
+    }
+
+    fn suspend_point(&mut self, in_flight: usize) {
+        // Only when xenstored said something (or a request was kept for
+        // this): most waits cost one atomic load here.
+        let store = xenbus::store_events();
+        if store == self.store_seen && !toolstack::has_deferred() {
+            return;
+        }
+        self.store_seen = store;
+        match toolstack::poll_request() {
+            Some(ShutdownRequest::Suspend) => {
+                crate::kprintln!("blk: suspend taken with {in_flight} request(s) in flight");
+                if let Err(e) = crate::suspend::suspend() {
+                    crate::kprintln!("blk: suspend failed: {e}; carrying on");
+                }
+            }
+            Some(other) => toolstack::defer_request(other),
+            None => {}
+        }
+    }
+
+    fn reconnected(&mut self, what: &Reconnected) {
+        crate::kprintln!(
+            "blk: {}: reconnected to {} in the new domain in {} ms; {} request(s) that were in flight issued again (queues {} -> {})",
+            blkfront::vbd_name(what.id.parse().unwrap_or(0)),
+            what.backend,
+            what.ms,
+            what.reissued,
+            what.queues.0,
+            what.queues.1
+        );
     }
 }

@@ -36,6 +36,40 @@ pub fn obey(req: ShutdownRequest) {
     platform::shutdown(reason);
 }
 
+/// A request taken from `control/shutdown` by code that could not carry
+/// it out there (a block transfer's suspend point finding a poweroff, an
+/// app's loop finding a suspend it leaves to the transfers), kept for
+/// whoever looks next.
+static DEFERRED: spin::Mutex<Option<ShutdownRequest>> = spin::Mutex::new(None);
+
+/// The toolstack's pending request, without waiting: one deferred
+/// earlier, else `control/shutdown` if its watch fired (read and
+/// acknowledged). `None` when there is none, or when the bus is busy
+/// further up the stack (the watch event stays for the next look).
+pub fn poll_request() -> Option<ShutdownRequest> {
+    if let Some(r) = DEFERRED.lock().take() {
+        return Some(r);
+    }
+    crate::xenbus::try_with(|bus| {
+        let now = bus.now();
+        bus.next_event_for(crate::xenbus::control::SHUTDOWN_TOKEN, Some(now))
+            .ok()
+            .and_then(|_| crate::xenbus::control::shutdown_request(bus))
+    })
+    .flatten()
+}
+
+/// Keeps `req` for the next [`poll_request`] (a newer deferred request
+/// replaces an older one, as a newer `control/shutdown` does).
+pub fn defer_request(req: ShutdownRequest) {
+    *DEFERRED.lock() = Some(req);
+}
+
+/// Whether a request waits for the next [`poll_request`].
+pub fn has_deferred() -> bool {
+    DEFERRED.lock().is_some()
+}
+
 /// `xl sysrq DOMAIN KEY`: a debug dump for any key but `h`, which lists keys.
 pub fn sysrq(key: u8) {
     if key == b'h' {

@@ -104,6 +104,20 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
     Ok(Some(IDENTITY.call_once(|| Identity { domid: DomId(domid as u16), name, vm })))
 }
 
+/// Runs `f` with the bus if nobody holds it now (`None` otherwise, or
+/// without a store): for looks that may be skipped, from code that may be
+/// running under a caller holding the bus.
+pub fn try_with<R>(f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
+    assert!(!events::in_upcall(), "xenstore used from an event handler");
+    BUS.get().and_then(|b| b.try_lock()).map(|mut g| f(&mut g))
+}
+
+/// Events on the store's channel so far: a cheap "did xenstored say
+/// anything" before looking at the ring.
+pub fn store_events() -> u64 {
+    STORE_EVENTS.load(Ordering::SeqCst)
+}
+
 /// This domain's identity, once [`init`] ran.
 pub fn identity() -> Option<&'static Identity> {
     IDENTITY.get()

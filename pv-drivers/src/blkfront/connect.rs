@@ -14,7 +14,9 @@
 //! 4. [`Connecting::finish`]: the frontend reads them and switches to
 //!    `Connected`.
 //!
-//! Split in two so host tests can play the backend between the halves.
+//! Split in two so host tests can play the backend between the halves;
+//! the steps themselves are reused when a device reconnects in a new
+//! domain after a restore or a migration ([`super::device`]).
 
 use super::device::{BlkFront, Config, Features, Geometry};
 use super::env::BlkEnv;
@@ -34,9 +36,7 @@ pub struct Connecting<E: BlkEnv> {
     dev: DeviceInfo,
     config: Config,
     queues: Vec<QueueSetup<E::Pages>>,
-    order: u32,
-    max_indirect_offered: u32,
-    max_queues_offered: u32,
+    offer: Offer,
 }
 
 /// Reads an optional number the backend wrote; garbage is a protocol error.
@@ -62,16 +62,25 @@ fn flag<T: Transport>(bus: &mut Bus<T>, path: &str) -> Result<bool, BlkError> {
     Ok(read_num(bus, path)?.is_some_and(|n| n != 0))
 }
 
-/// Steps 1 and 2: waits for the backend's `InitWait`, builds and
-/// advertises the ring.
-pub fn start<T: Transport, E: BlkEnv>(
+/// What the backend offers before the rings exist (step 1), capped by the
+/// frontend's [`Config`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offer {
+    pub order: u32,
+    pub max_indirect_offered: u32,
+    pub max_queues_offered: u32,
+    pub queues: usize,
+}
+
+/// Step 1: waits (up to `timeout`) for the backend's `InitWait` and reads
+/// its offer.
+pub(crate) fn read_offer<T: Transport>(
     bus: &mut Bus<T>,
-    mut env: E,
-    dev: DeviceInfo,
-    config: Config,
-) -> Result<Connecting<E>, BlkError> {
-    let state =
-        device::wait_for_backend(bus, &dev, |s| s >= XenbusState::InitWait, config.xenbus_timeout)?;
+    dev: &DeviceInfo,
+    config: &Config,
+    timeout: Duration,
+) -> Result<Offer, BlkError> {
+    let state = device::wait_for_backend(bus, dev, |s| s >= XenbusState::InitWait, timeout)?;
     if state >= XenbusState::Closing {
         return Err(BlkError::Protocol(format!("backend {} is {state}", dev.backend)));
     }
@@ -80,75 +89,134 @@ pub fn start<T: Transport, E: BlkEnv>(
     let order = max_order.min(u64::from(config.max_ring_order)) as u32;
     let max_indirect_offered =
         read_num(bus, &format!("{be}/feature-max-indirect-segments"))?.unwrap_or(0) as u32;
-
     let max_queues_offered =
         read_num(bus, &format!("{be}/multi-queue-max-queues"))?.unwrap_or(1).max(1) as u32;
-    let nqueues = max_queues_offered.min(config.max_queues).clamp(1, MAX_QUEUES as u32) as usize;
+    let queues = max_queues_offered.min(config.max_queues).clamp(1, MAX_QUEUES as u32) as usize;
+    Ok(Offer { order, max_indirect_offered, max_queues_offered, queues })
+}
 
-    let pages = 1usize << order;
-    let mut queues = Vec::with_capacity(nqueues);
-    for _ in 0..nqueues {
-        match QueueSetup::build(&mut env, dev.backend_id, pages) {
+/// Step 2's memory: the rings of every queue the offer allows (undone
+/// on failure).
+pub(crate) fn build_queues<E: BlkEnv>(
+    env: &mut E,
+    dev: &DeviceInfo,
+    offer: &Offer,
+) -> Result<Vec<QueueSetup<E::Pages>>, BlkError> {
+    let pages = 1usize << offer.order;
+    let mut queues = Vec::with_capacity(offer.queues);
+    for _ in 0..offer.queues {
+        match QueueSetup::build(env, dev.backend_id, pages) {
             Ok(q) => queues.push(q),
             Err(e) => {
-                release_all(&mut env, queues);
+                release_all(env, queues);
                 return Err(e);
             }
         }
     }
-    let c =
-        Connecting { env, dev, config, queues, order, max_indirect_offered, max_queues_offered };
-    match c.advertise(bus) {
-        Ok(()) => Ok(c),
-        Err(e) => {
-            let mut c = c;
-            let queues = core::mem::take(&mut c.queues);
-            release_all(&mut c.env, queues);
-            Err(e)
-        }
+    Ok(queues)
+}
+
+/// Steps 1 and 2: waits for the backend's `InitWait`, builds and
+/// advertises the ring.
+pub fn start<T: Transport, E: BlkEnv>(
+    bus: &mut Bus<T>,
+    mut env: E,
+    dev: DeviceInfo,
+    config: Config,
+) -> Result<Connecting<E>, BlkError> {
+    let offer = read_offer(bus, &dev, &config, config.xenbus_timeout)?;
+    let queues = build_queues(&mut env, &dev, &offer)?;
+    if let Err(e) = advertise(bus, &dev, &config, &queues, offer.order) {
+        release_all(&mut env, queues);
+        return Err(e);
     }
+    Ok(Connecting { env, dev, config, queues, offer })
 }
 
 /// Undoes [`QueueSetup::build`] for every queue.
-fn release_all<E: BlkEnv>(env: &mut E, queues: Vec<QueueSetup<E::Pages>>) {
+pub(crate) fn release_all<E: BlkEnv>(env: &mut E, queues: Vec<QueueSetup<E::Pages>>) {
     for q in queues {
         q.release(env, true);
     }
 }
 
-impl<E: BlkEnv> Connecting<E> {
-    /// The frontend's keys and Initialised, in one transaction (as Linux's
-    /// `talk_to_blkback`), only while the device is still there.
-    fn advertise<T: Transport>(&self, bus: &mut Bus<T>) -> Result<(), BlkError> {
-        let mut keys: Vec<(String, String)> = Vec::new();
-        let mut w = |key: String, v: String| keys.push((key, v));
-        if self.order > 0 {
-            w("ring-page-order".into(), format!("{}", self.order));
-        }
-        let multi = self.queues.len() > 1;
-        if multi {
-            w("multi-queue-num-queues".into(), format!("{}", self.queues.len()));
-        }
-        for (n, q) in self.queues.iter().enumerate() {
-            let dir = if multi { format!("queue-{n}/") } else { String::new() };
-            if self.order == 0 {
-                w(format!("{dir}ring-ref"), format!("{}", q.grefs[0].0));
-            } else {
-                for (i, g) in q.grefs.iter().enumerate() {
-                    w(format!("{dir}ring-ref{i}"), format!("{}", g.0));
-                }
-            }
-            w(format!("{dir}event-channel"), format!("{}", q.port.0));
-        }
-        w("protocol".into(), String::from("x86_64-abi"));
-        w(
-            "feature-persistent".into(),
-            String::from(if self.config.persistent { "1" } else { "0" }),
-        );
-        device::publish(bus, &self.dev, &keys, XenbusState::Initialised)?;
-        Ok(())
+/// Step 2's keys and `Initialised`, in one transaction (as Linux's
+/// `talk_to_blkback`), only while the device is still there.
+pub(crate) fn advertise<T: Transport, P>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    config: &Config,
+    queues: &[QueueSetup<P>],
+    order: u32,
+) -> Result<(), BlkError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut w = |key: String, v: String| keys.push((key, v));
+    if order > 0 {
+        w("ring-page-order".into(), format!("{order}"));
     }
+    let multi = queues.len() > 1;
+    if multi {
+        w("multi-queue-num-queues".into(), format!("{}", queues.len()));
+    }
+    for (n, q) in queues.iter().enumerate() {
+        let dir = if multi { format!("queue-{n}/") } else { String::new() };
+        if order == 0 {
+            w(format!("{dir}ring-ref"), format!("{}", q.grefs[0].0));
+        } else {
+            for (i, g) in q.grefs.iter().enumerate() {
+                w(format!("{dir}ring-ref{i}"), format!("{}", g.0));
+            }
+        }
+        w(format!("{dir}event-channel"), format!("{}", q.port.0));
+    }
+    w("protocol".into(), String::from("x86_64-abi"));
+    w("feature-persistent".into(), String::from(if config.persistent { "1" } else { "0" }));
+    device::publish(bus, dev, &keys, XenbusState::Initialised)?;
+    Ok(())
+}
 
+/// Steps 3 and 4 without the state write: waits (up to `timeout`) for
+/// `Connected` and reads the disk's geometry and features.
+pub(crate) fn read_connected<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    config: &Config,
+    offer: &Offer,
+    timeout: Duration,
+) -> Result<(Geometry, Features), BlkError> {
+    let state = device::wait_for_backend(bus, dev, |s| s >= XenbusState::Connected, timeout)?;
+    if state != XenbusState::Connected {
+        return Err(BlkError::Protocol(format!("backend {} is {state}", dev.backend)));
+    }
+    let be = dev.backend.clone();
+    let sectors = read_num(bus, &format!("{be}/sectors"))?
+        .ok_or_else(|| BlkError::Protocol(format!("{be}/sectors is missing")))?;
+    // The size in bytes must fit a u64: every offset check multiplies.
+    if sectors > u64::MAX / hypercall::abi::blkif::SECTOR_BYTES {
+        return Err(BlkError::Protocol(format!("{be}/sectors = {sectors}: more than 2^64 bytes")));
+    }
+    let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0) as u32;
+    let sector_size = read_num(bus, &format!("{be}/sector-size"))?.unwrap_or(512);
+    if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
+        return Err(BlkError::Protocol(format!("{be}/sector-size = {sector_size}")));
+    }
+    let geometry = Geometry::new(sectors, sector_size as u32, info);
+    let indirect = read_num(bus, &format!("{be}/feature-max-indirect-segments"))?
+        .map_or(offer.max_indirect_offered, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    let features = Features {
+        ring_pages: 1 << offer.order,
+        persistent: config.persistent && flag(bus, &format!("{be}/feature-persistent"))?,
+        indirect_segments: indirect.min(config.max_indirect_segments),
+        flush: flag(bus, &format!("{be}/feature-flush-cache"))?,
+        barrier: flag(bus, &format!("{be}/feature-barrier"))?,
+        discard: flag(bus, &format!("{be}/feature-discard"))?,
+        max_queues: offer.max_queues_offered,
+        queues: offer.queues as u32,
+    };
+    Ok((geometry, features))
+}
+
+impl<E: BlkEnv> Connecting<E> {
     /// The device's xenbus entry.
     pub fn info(&self) -> &DeviceInfo {
         &self.dev
@@ -157,7 +225,8 @@ impl<E: BlkEnv> Connecting<E> {
     /// Steps 3 and 4: waits for `Connected`, reads the disk's geometry and
     /// features, connects.
     pub fn finish<T: Transport>(mut self, bus: &mut Bus<T>) -> Result<BlkFront<E>, BlkError> {
-        match self.read_connected(bus) {
+        let t = self.config.xenbus_timeout;
+        match read_connected(bus, &self.dev, &self.config, &self.offer, t) {
             Ok((geometry, features)) => {
                 device::set_state(bus, &self.dev, XenbusState::Connected)?;
                 Ok(BlkFront::new(self.env, self.dev, self.config, self.queues, geometry, features))
@@ -167,7 +236,6 @@ impl<E: BlkEnv> Connecting<E> {
                 // before they are revoked, unless the node is a new
                 // device's by now.
                 if let Ok(true) = device::close_state(bus, &self.dev, XenbusState::Closed) {
-                    let t = self.config.xenbus_timeout;
                     wait_backend_or_gone(bus, &self.dev, |s| s >= XenbusState::Closed, t);
                 }
                 let queues = core::mem::take(&mut self.queues);
@@ -175,49 +243,6 @@ impl<E: BlkEnv> Connecting<E> {
                 Err(e)
             }
         }
-    }
-
-    fn read_connected<T: Transport>(
-        &mut self,
-        bus: &mut Bus<T>,
-    ) -> Result<(Geometry, Features), BlkError> {
-        let state = device::wait_for_backend(
-            bus,
-            &self.dev,
-            |s| s >= XenbusState::Connected,
-            self.config.xenbus_timeout,
-        )?;
-        if state != XenbusState::Connected {
-            return Err(BlkError::Protocol(format!("backend {} is {state}", self.dev.backend)));
-        }
-        let be = self.dev.backend.clone();
-        let sectors = read_num(bus, &format!("{be}/sectors"))?
-            .ok_or_else(|| BlkError::Protocol(format!("{be}/sectors is missing")))?;
-        // The size in bytes must fit a u64: every offset check multiplies.
-        if sectors > u64::MAX / hypercall::abi::blkif::SECTOR_BYTES {
-            return Err(BlkError::Protocol(format!(
-                "{be}/sectors = {sectors}: more than 2^64 bytes"
-            )));
-        }
-        let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0) as u32;
-        let sector_size = read_num(bus, &format!("{be}/sector-size"))?.unwrap_or(512);
-        if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
-            return Err(BlkError::Protocol(format!("{be}/sector-size = {sector_size}")));
-        }
-        let geometry = Geometry::new(sectors, sector_size as u32, info);
-        let indirect = read_num(bus, &format!("{be}/feature-max-indirect-segments"))?
-            .map_or(self.max_indirect_offered, |n| u32::try_from(n).unwrap_or(u32::MAX));
-        let features = Features {
-            ring_pages: 1 << self.order,
-            persistent: self.config.persistent && flag(bus, &format!("{be}/feature-persistent"))?,
-            indirect_segments: indirect.min(self.config.max_indirect_segments),
-            flush: flag(bus, &format!("{be}/feature-flush-cache"))?,
-            barrier: flag(bus, &format!("{be}/feature-barrier"))?,
-            discard: flag(bus, &format!("{be}/feature-discard"))?,
-            max_queues: self.max_queues_offered,
-            queues: self.queues.len() as u32,
-        };
-        Ok((geometry, features))
     }
 }
 

@@ -7,11 +7,13 @@
 //! far as the ring and the bounce pool allow, then collected in whatever
 //! order the backend answers. Every wait has a deadline.
 
-use super::connect::wait_backend_or_gone;
-use super::env::BlkEnv;
+use super::connect::{
+    advertise, build_queues, read_connected, read_offer, release_all, wait_backend_or_gone,
+};
+use super::env::{BlkEnv, Reconnected};
 use super::pool::{GrantCounts, Pool};
 use super::queue::{InFlight, Queue, QueueSetup, Taken, MAX_QUEUES};
-use super::wire::{put_indirect_segment, RingRequest};
+use super::wire::{get_indirect_segment, put_indirect_segment, RingRequest};
 use super::BlkError;
 use crate::env::PAGE_WORDS;
 use crate::ring::RingError;
@@ -51,6 +53,17 @@ pub struct Config {
     pub io_timeout: Duration,
     /// How long the backend may take to change state.
     pub xenbus_timeout: Duration,
+    /// Carry requests across a suspend (`xl save`, `xl migrate`): the
+    /// kernel may suspend the domain while a call waits for answers
+    /// ([`BlkEnv::suspend_point`]); in a new domain the device connects
+    /// to the backend the toolstack made again and puts every request
+    /// that was in flight on the new rings, so none is lost (Linux's
+    /// `blkif_recover`). Off for devices the hotplug manager replaces
+    /// after a resume.
+    pub follow_suspend: bool,
+    /// How long, in a new domain, the new backend may take to reach each
+    /// state (it may still be coming up when the guest runs again).
+    pub resume_timeout: Duration,
 }
 
 impl Default for Config {
@@ -63,6 +76,8 @@ impl Default for Config {
             pool_pages: 512,
             io_timeout: Duration::from_secs(30),
             xenbus_timeout: Duration::from_secs(10),
+            follow_suspend: false,
+            resume_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -139,6 +154,9 @@ pub struct Stats {
     /// Producer indices beyond the ring (the ring is then abandoned).
     pub bad_producer: u64,
     pub grants: GrantCounts,
+    /// Reconnections in a new domain, and the requests they re-issued.
+    pub reconnects: u64,
+    pub reissued: u64,
 }
 
 /// How a device ended.
@@ -198,6 +216,8 @@ pub struct BlkFront<E: BlkEnv> {
     discard_len: u64,
     /// Grants of the rings' pages.
     ring_grants: u64,
+    /// [`BlkEnv::generation`] when the rings were built.
+    generation: u64,
 }
 
 fn copy_in(words: &[core::sync::atomic::AtomicU32], data: &[u8]) {
@@ -228,6 +248,7 @@ impl<E: BlkEnv> BlkFront<E> {
             Pool::new(config.pool_pages.max(MAX_SEGMENTS_PER_REQUEST + 1), dev.backend_id);
         pool.set_persistent(features.persistent);
         let ring_grants = queues.iter().map(|q| q.grefs.len() as u64).sum();
+        let generation = env.generation();
         BlkFront {
             env,
             dev,
@@ -243,6 +264,7 @@ impl<E: BlkEnv> BlkFront<E> {
             problems: Vec::new(),
             discard_len: 0,
             ring_grants,
+            generation,
         }
     }
 
@@ -601,7 +623,8 @@ impl<E: BlkEnv> BlkFront<E> {
                 seg,
             })
         };
-        let f = InFlight::new(op, req.operation(), sector, data, indirect, buf_off, bytes);
+        debug_assert_eq!(op, req.operation());
+        let f = InFlight::new(req, sector, data, indirect, buf_off, bytes);
         self.queues[q].push(&req, f, seq).expect("has_room");
         self.seq = seq.wrapping_add(1);
         self.next_queue = (q + 1) % n;
@@ -645,6 +668,11 @@ impl<E: BlkEnv> BlkFront<E> {
         let mut control_sent = false;
         let mut first_err: Option<BlkError> = None;
         let mut in_flight = 0usize;
+        if self.config.follow_suspend {
+            // The domain may have come back as a new one since the last
+            // call: nothing in flight, the rings gone.
+            self.follow_resume()?;
+        }
         let mut last_progress = self.env.now_ns();
         loop {
             let mut queued = false;
@@ -705,6 +733,16 @@ impl<E: BlkEnv> BlkFront<E> {
             if done > 0 {
                 last_progress = self.env.now_ns();
                 continue;
+            }
+            if self.config.follow_suspend {
+                // A suspend the toolstack asked for happens here, with
+                // requests certainly in flight; in a new domain they go
+                // on the new backend's rings before the wait goes on.
+                self.env.suspend_point(in_flight);
+                if self.follow_resume()? {
+                    last_progress = self.env.now_ns();
+                    continue;
+                }
             }
             let deadline = last_progress.saturating_add(self.config.io_timeout.as_nanos() as u64);
             self.stats.waits += 1;
@@ -870,6 +908,163 @@ impl<E: BlkEnv> BlkFront<E> {
                 }
             }
         }
+    }
+
+    /// If the domain came back as a new one since the rings were built,
+    /// reconnects (see [`BlkFront::reconnect`]); whether it did. An error
+    /// leaves the device broken: every call fails from then on.
+    fn follow_resume(&mut self) -> Result<bool, BlkError> {
+        if self.env.generation() == self.generation || self.health != Health::Live {
+            return Ok(false);
+        }
+        match self.reconnect() {
+            Ok(what) => {
+                self.env.reconnected(&what);
+                Ok(true)
+            }
+            Err(e) => {
+                self.problem(format!("cannot reconnect after the domain was restored: {e}"));
+                self.health = Health::Broken;
+                // The requests in flight are failed with the call.
+                for q in 0..self.queues.len() {
+                    for f in self.queues[q].drain() {
+                        for &p in f.data.iter().chain(f.indirect.iter()) {
+                            self.pool.lose(p);
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// In a new domain (restore, migration): every ring, grant and event
+    /// channel of the old domain is gone, and the toolstack made the
+    /// device again with a new backend (the same `device/vbd/<id>`, a new
+    /// backend path and maybe another backend domain). Lets go of the old
+    /// rings (their ports are the old domain's: closing one only forgets
+    /// it; their grants are not in Xen's new table: revoking only frees
+    /// our references), does the handshake again with the new backend,
+    /// and puts every request that was in flight on the new rings with
+    /// new grants and ids. Responses the old backend had written but we
+    /// had not read are not trusted (the save may have copied the ring
+    /// after some data pages): those requests are issued again too, as
+    /// Linux's blkfront does. Writes are idempotent, reads read again.
+    fn reconnect(&mut self) -> Result<Reconnected, BlkError> {
+        let t0 = self.env.now_ns();
+        let mut pending: Vec<InFlight> = Vec::new();
+        for q in &mut self.queues {
+            pending.extend(q.drain());
+        }
+        pending.sort_by_key(InFlight::seq);
+        let old_queues = self.queues.len();
+        for q in core::mem::take(&mut self.queues) {
+            q.setup.release(&mut self.env, true);
+        }
+        let (id, config, timeout) = (self.dev.id.clone(), self.config, self.config.resume_timeout);
+        let step1 = self.env.with_bus(|bus| -> Result<_, BlkError> {
+            let dev = device::describe(bus, "vbd", &id)?;
+            let offer = read_offer(bus, &dev, &config, timeout)?;
+            Ok((dev, offer))
+        });
+        let (dev, offer) = step1.unwrap_or(Err(BlkError::Xenbus(device::XenbusError::NoStore)))?;
+        self.pool.forget_grants(&mut self.env, dev.backend_id);
+        let queues = build_queues(&mut self.env, &dev, &offer)?;
+        let step2 = self.env.with_bus(|bus| -> Result<_, BlkError> {
+            advertise(bus, &dev, &config, &queues, offer.order)?;
+            let (geometry, features) = read_connected(bus, &dev, &config, &offer, timeout)?;
+            device::set_state(bus, &dev, XenbusState::Connected)?;
+            Ok((geometry, features))
+        });
+        let (geometry, features) =
+            match step2.unwrap_or(Err(BlkError::Xenbus(device::XenbusError::NoStore))) {
+                Ok(x) => x,
+                Err(e) => {
+                    release_all(&mut self.env, queues);
+                    return Err(e);
+                }
+            };
+        self.ring_grants += queues.iter().map(|q| q.grefs.len() as u64).sum::<u64>();
+        self.queues = queues.into_iter().enumerate().map(|(i, q)| Queue::new(q, i)).collect();
+        self.next_queue = 0;
+        self.dev = dev;
+        self.pool.set_persistent(features.persistent);
+        self.generation = self.env.generation();
+        if geometry != self.geometry {
+            return Err(BlkError::Protocol(format!(
+                "the disk came back as {geometry:?}, not {:?}",
+                self.geometry
+            )));
+        }
+        self.features = features;
+        let reissued = pending.len();
+        for f in pending {
+            self.reissue(f)?;
+        }
+        self.publish();
+        self.stats.reconnects += 1;
+        self.stats.reissued += reissued as u64;
+        Ok(Reconnected {
+            id: self.dev.id.clone(),
+            backend: self.dev.backend.clone(),
+            reissued,
+            queues: (old_queues, self.queues.len()),
+            ms: (self.env.now_ns().saturating_sub(t0)) / 1_000_000,
+        })
+    }
+
+    /// Puts a request of the old domain on a new ring: its pages granted
+    /// again (an indirect request's segment lists rewritten with the new
+    /// references), a new id.
+    fn reissue(&mut self, mut f: InFlight) -> Result<(), BlkError> {
+        let n = self.queues.len();
+        let q = (0..n)
+            .map(|k| (self.next_queue + k) % n)
+            .find(|&q| self.queues[q].has_room())
+            .ok_or_else(|| {
+                BlkError::Protocol("the new backend's rings hold fewer requests".into())
+            })?;
+        let readonly = f.op == OP_WRITE;
+        let mut grefs = Vec::with_capacity(f.data.len());
+        for &p in &f.data {
+            grefs.push(self.pool.regrant(&mut self.env, p, readonly)?);
+        }
+        let seq = self.seq;
+        let id = self.queues[q].next_id(seq).expect("has room");
+        match &mut f.req {
+            RingRequest::Rw(r) => {
+                for (s, g) in r.seg.iter_mut().zip(&grefs) {
+                    s.gref = *g;
+                }
+                r.id = id;
+            }
+            RingRequest::Indirect(r) => {
+                if usize::from(r.nr_segments) > self.max_segments() {
+                    return Err(BlkError::Protocol(format!(
+                        "the new backend takes {} segments per request, {} were in flight",
+                        self.features.indirect_segments, r.nr_segments
+                    )));
+                }
+                let per = SEGMENTS_PER_INDIRECT_PAGE;
+                for (k, &page) in f.indirect.iter().enumerate() {
+                    r.indirect_grefs[k] = self.pool.regrant(&mut self.env, page, true)?;
+                    let words = self.pool.words(page);
+                    for (i, g) in grefs.iter().skip(k * per).take(per).enumerate() {
+                        let mut s = get_indirect_segment(&words[..PAGE_WORDS], i);
+                        s.gref = *g;
+                        put_indirect_segment(&words[..PAGE_WORDS], i, &s);
+                    }
+                }
+                r.id = id;
+            }
+            RingRequest::Discard(r) => r.id = id,
+        }
+        let req = f.req;
+        self.queues[q].push(&req, f, seq).expect("has room");
+        self.seq = seq.wrapping_add(1);
+        self.next_queue = (q + 1) % n;
+        self.stats.queue_requests[q] += 1;
+        Ok(())
     }
 
     /// Whether the backend is going away (`xl block-detach`): its state is

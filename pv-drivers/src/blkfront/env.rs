@@ -5,6 +5,24 @@
 //! while the driver "waits".
 
 use crate::env::DriverEnv;
+use crate::xenbus::Bus;
+use xenstore_client::Transport;
+
+/// What a device told the kernel after it reconnected in a new domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconnected {
+    /// `device/vbd/<id>`'s id.
+    pub id: alloc::string::String,
+    /// The new backend's path.
+    pub backend: alloc::string::String,
+    /// Requests that were in flight when the domain was suspended, put on
+    /// the new rings.
+    pub reissued: usize,
+    /// Queues before and after.
+    pub queues: (usize, usize),
+    /// From the first look at the new domain to the last request re-issued.
+    pub ms: u64,
+}
 
 /// The kernel side of one block device.
 pub trait BlkEnv: DriverEnv {
@@ -18,4 +36,27 @@ pub trait BlkEnv: DriverEnv {
     /// many of the current call's requests are outstanding (at least one):
     /// a point at which I/O is certainly in flight. Nothing by default.
     fn published(&mut self, _in_flight: usize) {}
+
+    /// The XenStore connection a device reconnects through after the
+    /// domain was restored or migrated.
+    type Store: Transport;
+    /// Runs `f` on the XenStore connection; `None` if there is none (or it
+    /// is in use further up the stack).
+    fn with_bus<R>(&mut self, f: impl FnOnce(&mut Bus<Self::Store>) -> R) -> Option<R>;
+    /// Times the domain has come back as a new domain (restore,
+    /// migration) so far: a device connected at another count has rings,
+    /// grants and event channels that no longer exist.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// Called (only for a device with [`Config::follow_suspend`]) while a
+    /// call waits for answers with `in_flight` requests outstanding: if
+    /// the toolstack asked for a suspend, the kernel carries it out here
+    /// and returns once the domain runs again (the same one, or a new one
+    /// with another [`BlkEnv::generation`]).
+    ///
+    /// [`Config::follow_suspend`]: super::Config::follow_suspend
+    fn suspend_point(&mut self, _in_flight: usize) {}
+    /// Told after a device reconnected in a new domain.
+    fn reconnected(&mut self, _what: &Reconnected) {}
 }

@@ -2,11 +2,12 @@
 //! `Vec<u8>` disk, which can misbehave on request, on the pretend
 //! hypervisor every driver's fake shares ([`crate::env::fake`]).
 
-use super::env::BlkEnv;
+use super::env::{BlkEnv, Reconnected};
 use super::wire::{get_indirect_segment, RingRequest};
 use crate::env::fake::{FakeEnv, FakePages, Mem, SharedXen, Xen};
 use crate::env::{EnvError, EventChannels, Grants, PageAlloc, PAGE_WORDS};
 use crate::ring::BackRing;
+use crate::xenbus::Bus;
 use hypercall::abi::blkif::*;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::{DomId, EvtchnPort, Mfn};
@@ -14,6 +15,8 @@ use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use xenstore_client::fake::FakeEvents;
+use xenstore_client::RingTransport;
 
 /// How the backend misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +112,10 @@ pub struct World {
     /// Things a real backend would reject (bad grants, bad segments).
     pub violations: Vec<String>,
     pub flushes: u64,
+    /// New domains so far ([`BlkEnv::generation`]), and what the device
+    /// reported after each reconnection.
+    pub generation: u64,
+    pub reconnects: Vec<Reconnected>,
 }
 
 pub type Shared = Rc<RefCell<World>>;
@@ -134,6 +141,8 @@ pub fn world(disk_bytes: usize) -> Shared {
         sent: HashMap::new(),
         violations: Vec::new(),
         flushes: 0,
+        generation: 0,
+        reconnects: Vec::new(),
     }))
 }
 
@@ -426,18 +435,38 @@ impl World {
     }
 }
 
+/// What a resume test runs after a device reconnected.
+pub type ReconnectedHook = Box<dyn FnMut(&Reconnected)>;
+
+/// A bus on a leaked harness (`Box::leak`), which a device's environment
+/// can hold for the test's whole life.
+pub type StaticBus = Bus<RingTransport<'static, FakeEvents<'static>>>;
+
 /// The driver's side: the shared hypervisor, and waits that run the
-/// backend.
+/// backend. For resume tests: the bus the device reconnects through, and
+/// what happens at a suspend point (the test plays the toolstack there:
+/// a new domain, a new backend) and after a reconnection (the new
+/// backend maps the new rings).
 pub struct FakeBlkEnv {
     pub w: Shared,
     base: FakeEnv,
     seen: u64,
+    pub bus: Option<Rc<RefCell<StaticBus>>>,
+    pub at_suspend_point: Option<Box<dyn FnMut(usize)>>,
+    pub at_reconnected: Option<ReconnectedHook>,
 }
 
 impl FakeBlkEnv {
     pub fn new(w: &Shared) -> Self {
         let base = FakeEnv::on(&w.borrow().xen);
-        FakeBlkEnv { w: w.clone(), base, seen: 0 }
+        FakeBlkEnv {
+            w: w.clone(),
+            base,
+            seen: 0,
+            bus: None,
+            at_suspend_point: None,
+            at_reconnected: None,
+        }
     }
 }
 
@@ -489,5 +518,28 @@ impl BlkEnv for FakeBlkEnv {
 
     fn published(&mut self, in_flight: usize) {
         self.w.borrow_mut().published.push(in_flight);
+    }
+
+    type Store = RingTransport<'static, FakeEvents<'static>>;
+
+    fn with_bus<R>(&mut self, f: impl FnOnce(&mut StaticBus) -> R) -> Option<R> {
+        self.bus.as_ref().map(|b| f(&mut b.borrow_mut()))
+    }
+
+    fn generation(&self) -> u64 {
+        self.w.borrow().generation
+    }
+
+    fn suspend_point(&mut self, in_flight: usize) {
+        if let Some(f) = self.at_suspend_point.as_mut() {
+            f(in_flight);
+        }
+    }
+
+    fn reconnected(&mut self, what: &Reconnected) {
+        self.w.borrow_mut().reconnects.push(what.clone());
+        if let Some(f) = self.at_reconnected.as_mut() {
+            f(what);
+        }
     }
 }

@@ -30,7 +30,7 @@ mod tests;
 
 pub use connect::{start, Connecting};
 pub use device::{BlkFront, CloseReport, Config, Features, Geometry, Stats};
-pub use env::BlkEnv;
+pub use env::{BlkEnv, Reconnected};
 pub use error::BlkError;
 
 /// The Linux-style name of a `device/vbd/<id>` (`virtual-device` number):

@@ -131,6 +131,48 @@ impl<P: PageSet> Pool<P> {
         self.free.push(i);
     }
 
+    /// In a new domain (restore, migration): Xen's grant table there is
+    /// new and holds none of our grants, and the backend that mapped our
+    /// pages belonged to the old domain. Every reference goes back to our
+    /// table (a bookkeeping revoke: the entry is empty), pages kept out of
+    /// use can be used again, and the pages themselves stay: requests in
+    /// flight still hold theirs. Then grants go to `backend`, the new
+    /// backend's domain.
+    pub fn forget_grants<E: BlkEnv<Pages = P>>(&mut self, env: &mut E, backend: DomId) {
+        for p in &mut self.pages {
+            if let Some(g) = p.gref.take() {
+                if env.revoke(g) {
+                    self.counts.revoked += 1;
+                } else {
+                    // Not possible in a new table (no peer maps anything
+                    // yet); the reference then stays out of use. The page
+                    // is shared with nobody in this domain.
+                    self.counts.revoke_refused += 1;
+                }
+            }
+        }
+        self.free.append(&mut self.lost);
+        self.backend = backend;
+    }
+
+    /// Grants page `i` (held by a request in flight) again, to the
+    /// current backend.
+    pub fn regrant<E: BlkEnv<Pages = P>>(
+        &mut self,
+        env: &mut E,
+        i: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, BlkError> {
+        if let Some(g) = self.pages[i].gref {
+            return Ok(g);
+        }
+        let frame = self.pages[i].mem.frame(0);
+        let g = env.grant(self.backend, frame, readonly && !self.persistent)?;
+        self.counts.granted += 1;
+        self.pages[i].gref = Some(g);
+        Ok(g)
+    }
+
     /// Retires a page whose request was abandoned: the backend may still
     /// write it, so it is revoked only at close.
     pub fn lose(&mut self, i: usize) {

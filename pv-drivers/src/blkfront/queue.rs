@@ -40,20 +40,32 @@ pub(crate) struct InFlight {
     /// Where a read's bytes go in the caller's buffer, and how many.
     pub buf_off: usize,
     pub len: usize,
+    /// The request as it went on the ring: in a new domain it is put on
+    /// the new ring again, with new grants and a new id.
+    pub req: RingRequest,
     seq: u32,
 }
 
 impl InFlight {
+    /// `req` as it goes on the ring, holding `data` and `indirect` pages
+    /// of the pool, for `len` bytes of the caller's buffer from `buf_off`.
     pub fn new(
-        op: u8,
-        wire_op: u8,
+        req: RingRequest,
         sector: u64,
         data: Vec<usize>,
         indirect: Vec<usize>,
         buf_off: usize,
         len: usize,
     ) -> Self {
-        InFlight { op, wire_op, sector, data, indirect, buf_off, len, seq: 0 }
+        // An indirect request's response echoes the operation it carries,
+        // which is also the one it performs.
+        let op = req.operation();
+        InFlight { op, wire_op: op, sector, data, indirect, buf_off, len, req, seq: 0 }
+    }
+
+    /// The device's count of requests when this one was made.
+    pub fn seq(&self) -> u32 {
+        self.seq
     }
 }
 

@@ -916,3 +916,181 @@ fn pages_lost_to_a_hostile_backend_make_calls_fail_never_succeed_empty() {
         assert_eq!(w.borrow().live_grants(), 0, "lost pages are revoked at close");
     });
 }
+
+/// What a new domain's toolstack does to the device: `device/vbd/51712`
+/// made again (Initialising, pointing at `backend`), and, if `offer` is
+/// given, a blkback there that is up (it answers `Connected` at once;
+/// the frontend only reads its keys after advertising its own).
+fn new_domain_device(h: &Harness, backend: &str, offer: Option<&Offer>) {
+    if let Some(o) = offer {
+        dom0_put(h, &format!("{backend}/max-ring-page-order"), "4");
+        dom0_put(h, &format!("{backend}/feature-max-indirect-segments"), "256");
+        if let Some(n) = o.queues {
+            dom0_put(h, &format!("{backend}/multi-queue-max-queues"), &n.to_string());
+        }
+        dom0_put(h, &format!("{backend}/sectors"), &(o.bytes / 512).to_string());
+        dom0_put(h, &format!("{backend}/info"), "0");
+        dom0_put(h, &format!("{backend}/sector-size"), "512");
+        dom0_put(h, &format!("{backend}/feature-persistent"), "1");
+        dom0_put(h, &format!("{backend}/feature-flush-cache"), "1");
+        dom0_put(h, &format!("{backend}/state"), "4");
+    }
+    guest_put(h, "device/vbd/51712/backend", backend);
+    guest_put(h, "device/vbd/51712/state", "1");
+}
+
+/// The rings the frontend advertised, as (grefs per queue).
+fn advertised_rings(h: &Harness) -> Vec<Vec<GrantRef>> {
+    let order: u32 = fe_key(h, "ring-page-order").map_or(0, |o| o.parse().unwrap());
+    let dirs: Vec<String> = match fe_key(h, "multi-queue-num-queues") {
+        Some(n) => (0..n.parse::<u32>().unwrap()).map(|i| format!("queue-{i}/")).collect(),
+        None => vec![String::new()],
+    };
+    dirs.iter()
+        .map(|dir| {
+            if order == 0 {
+                vec![GrantRef(fe_key(h, &format!("{dir}ring-ref")).unwrap().parse().unwrap())]
+            } else {
+                (0..1 << order)
+                    .map(|i| {
+                        let k = fe_key(h, &format!("{dir}ring-ref{i}")).unwrap();
+                        GrantRef(k.parse().unwrap())
+                    })
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// A device that follows suspends, connected to `BACKEND` through a bus
+/// its environment shares (on a leaked harness), and the world.
+fn following_device(
+    offer: &Offer,
+    config: Config,
+    env_hooks: impl FnOnce(&mut FakeBlkEnv, &'static Harness, &Shared),
+) -> (
+    &'static Harness,
+    std::rc::Rc<std::cell::RefCell<fake::StaticBus>>,
+    Shared,
+    BlkFront<FakeBlkEnv>,
+) {
+    let h: &'static Harness = Box::leak(Box::new(Harness::new(GUEST)));
+    let w = fake::world(offer.bytes);
+    guest_put(h, "device/vbd/51712/backend", BACKEND);
+    guest_put(h, "device/vbd/51712/backend-id", "0");
+    dom0_put(h, &format!("{BACKEND}/state"), "2");
+    dom0_put(h, &format!("{BACKEND}/max-ring-page-order"), "4");
+    dom0_put(h, &format!("{BACKEND}/feature-max-indirect-segments"), "256");
+    if let Some(n) = offer.queues {
+        dom0_put(h, &format!("{BACKEND}/multi-queue-max-queues"), &n.to_string());
+    }
+    let bus = std::rc::Rc::new(std::cell::RefCell::new(Bus::new(h.client())));
+    let dev = describe(&mut bus.borrow_mut(), "vbd", "51712").unwrap();
+    let mut env = FakeBlkEnv::new(&w);
+    env.bus = Some(bus.clone());
+    env_hooks(&mut env, h, &w);
+    let connecting = start(&mut bus.borrow_mut(), env, dev, config).unwrap();
+    for grefs in advertised_rings(h) {
+        w.borrow_mut().map_ring(&grefs);
+    }
+    w.borrow_mut().persistent = true;
+    dom0_put(h, &format!("{BACKEND}/sectors"), &(offer.bytes / 512).to_string());
+    dom0_put(h, &format!("{BACKEND}/info"), "0");
+    dom0_put(h, &format!("{BACKEND}/sector-size"), "512");
+    dom0_put(h, &format!("{BACKEND}/feature-persistent"), "1");
+    dom0_put(h, &format!("{BACKEND}/feature-flush-cache"), "1");
+    dom0_put(h, &format!("{BACKEND}/state"), "4");
+    let d = connecting.finish(&mut bus.borrow_mut()).unwrap();
+    (h, bus, w, d)
+}
+
+#[test]
+fn a_new_domain_reconnects_and_reissues_every_request_in_flight() {
+    let offer = Offer { bytes: 4 << 20, queues: Some(2), ..Offer::default() };
+    // Inline requests of 11 segments: a 512 KiB call is 12 requests at once.
+    let config = Config { max_indirect_segments: 8, follow_suspend: true, ..Config::default() };
+    let o2 = offer.clone();
+    // Armed before a call: its first wait is where the toolstack saves
+    // the domain and restores it.
+    let armed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let arm = armed.clone();
+    let (h, _bus, w, mut d) = following_device(&offer, config, move |env, h, w| {
+        let w1 = w.clone();
+        env.at_suspend_point = Some(Box::new(move |in_flight| {
+            if in_flight == 0 || !arm.replace(false) {
+                return;
+            }
+            let mut world = w1.borrow_mut();
+            if world.generation > 0 {
+                // The second time the old backend had done every read and
+                // answered one of each ring (answers the guest never
+                // read); the first time it had seen nothing at all.
+                world.hostile = Hostile::Partial;
+                world.step();
+                world.hostile = Hostile::None;
+            }
+            world.disconnect();
+            world.generation += 1;
+            let be = format!("/local/domain/0/backend/vbd/{}/51712", 8 + world.generation);
+            drop(world);
+            new_domain_device(h, &be, Some(&o2));
+        }));
+        let w2 = w.clone();
+        env.at_reconnected = Some(Box::new(move |_| {
+            // The new blkback maps the new rings.
+            for grefs in advertised_rings(h) {
+                w2.borrow_mut().map_ring(&grefs);
+            }
+        }));
+    });
+    let data = pattern(512 << 10, 3);
+    let before = w.borrow().seen.len();
+    armed.set(true);
+    d.write_at(4096, &data).unwrap();
+    assert_eq!(&w.borrow().disk[4096..4096 + data.len()], &data[..], "every byte on the disk");
+    let s = d.stats();
+    assert_eq!(s.reconnects, 1);
+    assert_eq!(w.borrow().published, vec![12], "12 requests went out at once");
+    assert_eq!(s.reissued, 12);
+    assert_eq!(w.borrow().seen.len() - before, 12, "only the new backend saw them");
+    let mut back = vec![0u8; data.len()];
+    armed.set(true);
+    d.read_at(4096, &mut back).unwrap();
+    assert_eq!(back, data, "reads re-issued in the second new domain land in the buffer");
+    let s = d.stats();
+    assert_eq!(s.reconnects, 2);
+    assert_eq!(s.reissued, 24, "answered or not, every read the guest had not taken");
+    let r = &w.borrow().reconnects;
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1].backend, "/local/domain/0/backend/vbd/10/51712");
+    assert_eq!(r[0].queues, (2, 2));
+    assert_eq!(fe_key(h, "state").as_deref(), Some("4"), "Connected to the new backend");
+    assert!(w.borrow().violations.is_empty(), "{:?}", w.borrow().violations);
+    assert!(d.take_problems().is_empty());
+}
+
+#[test]
+fn a_backend_that_does_not_come_back_fails_the_call_and_the_device() {
+    let offer = Offer { bytes: 1 << 20, ..Offer::default() };
+    let config = Config { max_indirect_segments: 8, follow_suspend: true, ..Config::default() };
+    let (_h, _bus, w, mut d) = following_device(&offer, config, |env, h, w| {
+        let w1 = w.clone();
+        env.at_suspend_point = Some(Box::new(move |in_flight| {
+            if in_flight == 0 || w1.borrow().generation > 0 {
+                return;
+            }
+            let mut world = w1.borrow_mut();
+            world.disconnect();
+            world.generation += 1;
+            drop(world);
+            // The device is made again, but no backend ever shows up.
+            new_domain_device(h, "/local/domain/0/backend/vbd/9/51712", None);
+        }));
+    });
+    let e = d.write_at(0, &pattern(256 << 10, 1)).unwrap_err();
+    assert!(matches!(e, BlkError::Xenbus(_)), "{e:?}");
+    let p = d.take_problems();
+    assert!(p.iter().any(|l| l.contains("cannot reconnect")), "{p:?}");
+    assert!(matches!(d.read_at(0, &mut [0u8; 512]), Err(BlkError::Gone)));
+    assert_eq!(w.borrow().reconnects.len(), 0);
+}

@@ -23,6 +23,18 @@
 //!   `xl shutdown`, or after `blk.soak_s` seconds (default 300), with
 //!   every disk closed.
 //!
+//! - `blk.mode=passes`: writes the pattern over every writable disk
+//!   again and again, pass `p` with seed `blk.seed + p`, each pass
+//!   flushed, and carries its requests across `xl save`, `xl save -c` and
+//!   `xl migrate`: a suspend is taken while a transfer waits with
+//!   requests in flight, and in a new domain the disk reconnects to its
+//!   new backend and issues those requests again (blkfront's
+//!   `follow_suspend`). `xl shutdown` ends it after the pass under way
+//!   (`blk: passes: done after pass P: every disk holds seed S`), so
+//!   dom0 can check every byte against one pattern. A disk whose backend
+//!   does not come back is reported and dropped; the guest keeps running
+//!   and obeys the toolstack.
+//!
 //! - `blk.mode=bench`: on the first writable disk, sequential write and
 //!   read (1 MiB requests over `blk.bench_mib` MiB, default 32), then
 //!   4 KiB random reads and writes at queue depth 1 and 32
@@ -40,7 +52,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use kernel::blk::{self, Disk};
 use kernel::cmdline::Cmdline;
-use kernel::{kprintln, xenbus};
+use kernel::xenbus::control::ShutdownRequest;
+use kernel::{kprintln, toolstack, xenbus};
 use pv_drivers::blkfront::hotplug::VbdDriver;
 use pv_drivers::blkfront::{BlkError, Config};
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
@@ -140,7 +153,7 @@ fn close(name: &str, d: Disk) {
     }
 }
 
-fn open_all() -> Vec<(String, Disk)> {
+fn open_all(config: Config) -> Vec<(String, Disk)> {
     let mut out = Vec::new();
     for dev in blk::list() {
         let dev = match dev {
@@ -151,7 +164,7 @@ fn open_all() -> Vec<(String, Disk)> {
             }
         };
         let name = blk::name(&dev);
-        match blk::open(dev, Config::default()) {
+        match blk::open(dev, config) {
             Ok(d) => {
                 let g = d.geometry();
                 let f = d.features();
@@ -188,7 +201,10 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         }
         return Ok(());
     }
-    let disks = open_all();
+    if mode == "passes" {
+        passes(seed);
+    }
+    let disks = open_all(Config::default());
     kprintln!("blk: {} disk(s), mode {mode}, seed {seed}", disks.len());
     let mut failed = 0u32;
     let mut passed = 0u32;
@@ -261,6 +277,129 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         return Err(AppError::TestsFailed { failed, passed });
     }
     Ok(())
+}
+
+/// One pass of `blk.mode=passes` over disk `d`: the pattern of `seed`
+/// over all of it, in the usual odd chunks, flushed. Between chunks the
+/// toolstack's requests are looked at: a suspend is left for the next
+/// chunk's transfer (taken there with requests in flight), anything else
+/// ends the run after this pass.
+fn write_pass(d: &mut Disk, seed: u64, stop: &mut Option<ShutdownRequest>) -> Result<(), BlkError> {
+    let size = d.geometry().bytes();
+    let mut off = 0u64;
+    let mut buf = vec![0u8; *CHUNKS.iter().max().unwrap()];
+    let mut i = 0;
+    while off < size {
+        let n = (CHUNKS[i % CHUNKS.len()] as u64).min(size - off) as usize;
+        pattern::fill(seed, off, &mut buf[..n]);
+        d.write_at(off, &buf[..n])?;
+        off += n as u64;
+        i += 1;
+        match toolstack::poll_request() {
+            Some(ShutdownRequest::Suspend) => toolstack::defer_request(ShutdownRequest::Suspend),
+            Some(req) => {
+                if stop.is_none() {
+                    kprintln!("blk: passes: {req:?} requested; ending after this pass");
+                }
+                *stop = Some(req);
+            }
+            None => {}
+        }
+    }
+    d.flush()
+}
+
+/// Blocks until the toolstack asks for something other than a suspend
+/// (suspends are carried out: no disk is left to quiesce).
+fn wait_for_the_toolstack() -> ShutdownRequest {
+    use kernel::xenbus::control;
+    loop {
+        let req = toolstack::poll_request().or_else(|| {
+            xenbus::with(|bus| {
+                let t = bus.deadline(core::time::Duration::from_secs(1));
+                bus.next_event_for(control::SHUTDOWN_TOKEN, Some(t))
+                    .ok()
+                    .and_then(|_| control::shutdown_request(bus))
+            })
+            .flatten()
+        });
+        match req {
+            None => {}
+            Some(ShutdownRequest::Suspend) => {
+                if let Err(e) = kernel::suspend::suspend() {
+                    kprintln!("blk: passes: suspend failed: {e}; carrying on");
+                }
+            }
+            Some(req) => return req,
+        }
+    }
+}
+
+/// `blk.mode=passes`: see the module docs. Ends the domain as the
+/// toolstack asked.
+fn passes(seed: u64) -> ! {
+    let config = Config { follow_suspend: true, ..Config::default() };
+    let mut disks = Vec::new();
+    for (name, d) in open_all(config) {
+        if d.geometry().read_only {
+            kprintln!("blk: {name}: read-only, left out of the passes");
+            close(&name, d);
+        } else {
+            disks.push((name, d));
+        }
+    }
+    kprintln!(
+        "blk: passes: {} disk(s); pass p writes seed {seed} + p; suspends are taken with requests in flight",
+        disks.len()
+    );
+    let mut stop = None;
+    let mut pass = 0u64;
+    let mut failed = 0u32;
+    while stop.is_none() {
+        pass += 1;
+        let s = seed + pass;
+        kprintln!("blk: passes: pass {pass} (seed {s}) begins");
+        let t0 = platform::now_ns();
+        let mut i = 0;
+        while i < disks.len() {
+            let (name, d) = &mut disks[i];
+            let r = write_pass(d, s, &mut stop);
+            log_problems(name, d);
+            match r {
+                Ok(()) => i += 1,
+                Err(e) => {
+                    // Its backend did not come back after a restore, or
+                    // it failed otherwise: reported, dropped, the rest go
+                    // on and the guest keeps obeying the toolstack.
+                    kprintln!("blk: {name}: pass {pass}: FAILED: {e}; disk dropped");
+                    failed += 1;
+                    let (name, d) = disks.remove(i);
+                    report(&name, &d);
+                    close(&name, d);
+                }
+            }
+        }
+        if disks.is_empty() {
+            kprintln!("blk: passes: no disk left after pass {pass}; waiting for the toolstack");
+            stop = Some(wait_for_the_toolstack());
+            break;
+        }
+        kprintln!(
+            "blk: passes: pass {pass} (seed {s}) complete on {} disk(s) in {} ms",
+            disks.len(),
+            ms_since(t0)
+        );
+    }
+    for (name, d) in disks {
+        report(&name, &d);
+        close(&name, d);
+    }
+    kprintln!(
+        "blk: passes: done after pass {pass}: every disk holds seed {}; {failed} disk(s) failed",
+        seed + pass
+    );
+    toolstack::obey(stop.unwrap_or(ShutdownRequest::Poweroff));
+    platform::shutdown(hypercall::abi::sched::ShutdownReason::Poweroff)
 }
 
 /// Writes and verifies the first 256 KiB (or less) of every writable disk
