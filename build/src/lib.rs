@@ -47,6 +47,8 @@ pub mod initramfs;
 pub mod kmod;
 pub mod lab;
 pub mod linuxbench;
+pub mod migbench;
+pub mod migcount;
 pub mod mode;
 pub mod netbench;
 pub mod nettool;

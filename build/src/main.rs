@@ -192,6 +192,24 @@ enum BenchCmd {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// xl save time, image size and xl restore time of app=http (with a
+    /// vif) and of a Linux DomU of the same size, each as PV and PVH; for
+    /// PVH also xl migrate to this host: total time, downtime (gap in a
+    /// 10 ms ping from dom0) and pages per pre-copy round; writes
+    /// target/xen/bench/migrate.txt and migrate.json.
+    Migrate {
+        /// Saves + restores, and migrations, per guest.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
+        /// Every guest's memory, MiB (a Linux DomU needs at least 96).
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(32..=1024))]
+        memory: u32,
+        /// Skip the Linux DomUs.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<GuestMode, String> {
@@ -300,6 +318,16 @@ fn run_bench(b: BenchCmd) -> Result<()> {
             xtask::blkbench::run(&xtask::blkbench::BlkBenchOptions {
                 mib: mib.unwrap_or(d.mib),
                 ios: ios.unwrap_or(d.ios),
+                kvm: lab.kvm,
+                verbose: lab.verbose,
+                no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Migrate { rounds, memory, no_linux, lab } => {
+            xtask::migbench::run(&xtask::migbench::MigBenchOptions {
+                rounds,
+                memory_mib: memory,
                 kvm: lab.kvm,
                 verbose: lab.verbose,
                 no_linux,

@@ -248,11 +248,13 @@ lab_restore() {
     return $_rc
 }
 
-# lab_migrate NAME: live migration to this same host (an empty -s runs
-# the receiver directly, no ssh), then follows the new domain id.
+# lab_migrate NAME [RECEIVER]: live migration to this same host (an
+# empty -s runs the receiver, `xl migrate-receive` unless RECEIVER names
+# another command line, directly: no ssh), then follows the new domain
+# id. xl's output stays in /tmp/xl-migrate.out.
 lab_migrate() {
     lab_ms; _t0=$LAB_MS
-    xl migrate -s "" "$1" "xl migrate-receive" > /tmp/xl-migrate.out 2>&1; _rc=$?
+    xl migrate -s "" "$1" "${2:-xl migrate-receive}" > /tmp/xl-migrate.out 2>&1; _rc=$?
     lab_ms
     lab_domid_refresh "$1"
     [ $_rc -eq 0 ] && : > "/tmp/lab-migrated-$1"
