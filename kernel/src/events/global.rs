@@ -117,6 +117,12 @@ pub fn handle_upcall() {
 fn dispatch(port: EvtchnPort) {
     let handler = TABLE.lock().lookup(port);
     match handler {
+        Some((f, data)) if crate::trace::events_on() => {
+            let t0 = platform::rdtsc();
+            f(port, data);
+            let cycles = platform::rdtsc().wrapping_sub(t0);
+            crate::trace::delivered(port, delivered(port), cycles);
+        }
         Some((f, data)) => f(port, data),
         None => {
             // Nobody listens: mask it so it cannot storm, and say so once.
@@ -179,6 +185,14 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
     // arrive on the new port as soon as the hypercall returns.
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_virq(virq, 0)?)?;
+    crate::trace::label(
+        port,
+        match virq {
+            hypercall::abi::event_channel::virq::TIMER => "VIRQ_TIMER",
+            hypercall::abi::event_channel::virq::DEBUG => "VIRQ_DEBUG",
+            _ => "a VIRQ",
+        },
+    );
     bind_new(port, handler, data)
 }
 
@@ -186,12 +200,14 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
 pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_ipi(0)?)?;
+    crate::trace::label(port, "IPI");
     bind_new(port, handler, data)
 }
 
 /// A new port `remote` may bind to (no handler yet: see [`register`]).
 pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
     let port = check_range(evtchn::alloc_unbound(remote)?)?;
+    crate::trace::label(port, "allocated for a peer");
     take_stale(port);
     Ok(port)
 }
@@ -207,6 +223,7 @@ pub fn bind_interdomain(
 ) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_interdomain(remote, remote_port)?)?;
+    crate::trace::label(port, "interdomain");
     bind_new(port, handler, data)
 }
 
