@@ -18,7 +18,7 @@
 use crate::abi::{event_channel as ev, grant_table as gt, memory as mem, mmu, sched, vcpu};
 use crate::raw::nr;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bytes of an argument struct kept per call (a multicall entry's size).
 pub const CAPTURE_BYTES: usize = 64;
@@ -32,7 +32,8 @@ pub struct Call {
     pub args: [u64; 5],
     /// What Xen returned in `rax` (negative: `-errno`).
     pub ret: i64,
-    /// TSC cycles from just before the `call` to just after it returned.
+    /// TSC cycles from just before the `call` to just after it returned,
+    /// less what the two TSC reads cost ([`tsc_pair_cycles`]).
     pub cycles: u64,
     /// The argument struct (or first array element) before the call.
     pub before: Capture,
@@ -217,6 +218,10 @@ unsafe fn capture(plan: Option<Plan>) -> Capture {
 /// Whether a hook is set. Read (relaxed) on every hypercall.
 static ON: AtomicBool = AtomicBool::new(false);
 static HOOK: spin::Once<fn(&Call)> = spin::Once::new();
+/// What two back-to-back TSC reads cost (the least of a few tries), taken
+/// off every call's cycles. Large when Xen emulates `rdtsc` (a PV guest
+/// without `tsc_mode = "native"` on a host whose TSC Xen does not trust).
+static TSC_PAIR: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the hook (only the first call's function counts) and turns tracing
 /// on or off. The hook runs after each traced call, in the caller's
@@ -225,7 +230,18 @@ static HOOK: spin::Once<fn(&Call)> = spin::Once::new();
 /// unless it guards against that itself.
 pub fn set_hook(hook: fn(&Call), on: bool) {
     HOOK.call_once(|| hook);
+    let mut least = u64::MAX;
+    for _ in 0..16 {
+        let t0 = tsc();
+        least = least.min(tsc().wrapping_sub(t0));
+    }
+    TSC_PAIR.store(least, Ordering::Relaxed);
     ON.store(on, Ordering::Relaxed);
+}
+
+/// The TSC pair's own cost, subtracted from every [`Call::cycles`].
+pub fn tsc_pair_cycles() -> u64 {
+    TSC_PAIR.load(Ordering::Relaxed)
 }
 
 /// Turns tracing off (or back on, once a hook is set).
@@ -264,7 +280,7 @@ pub(crate) unsafe fn traced<const NR: u32>(a1: u64, a2: u64, a3: u64, a4: u64, a
     let t0 = tsc();
     // SAFETY: the caller's guarantee for this call.
     let ret = unsafe { crate::raw::hypercall_untraced::<NR>(a1, a2, a3, a4, a5) };
-    let cycles = tsc().wrapping_sub(t0);
+    let cycles = tsc().wrapping_sub(t0).saturating_sub(TSC_PAIR.load(Ordering::Relaxed));
     // SAFETY: as above; the call has returned and the caller's borrow of
     // the argument memory lasts until this function returns.
     let after = unsafe { capture(p) };

@@ -152,6 +152,7 @@ pub const SETTINGS: &[Setting] = &[
         "log every hypercall, XenStore request or event delivery, with a summary at the end",
     ),
     s("spin.secs", n(1, 3600), Some("20"), "with app=spin: seconds to burn the CPU"),
+    s("spin.sync", n(0, 1), Some("0"), "with app=spin: 1 waits for dom0's data/spin-go first"),
 ];
 
 /// The setting called `key`.

@@ -42,6 +42,8 @@ mod hooks;
 #[cfg(target_os = "none")]
 mod interface;
 #[cfg(target_os = "none")]
+pub mod probe;
+#[cfg(target_os = "none")]
 pub mod pv;
 #[cfg(target_os = "none")]
 pub mod pvh;

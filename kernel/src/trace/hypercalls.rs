@@ -115,11 +115,12 @@ pub(super) fn summary() {
     let dropped = PENDING.lock().dropped;
     let stats = STATS.lock();
     kprintln!(
-        "trace: hypercall summary: {} calls listed in {} types, {} dropped, {} made by the tracer while printing (not listed)",
+        "trace: hypercall summary: {} calls listed in {} types, {} dropped, {} made by the tracer while printing (not listed); cycles exclude the TSC reads' own {}",
         stats.total(),
         stats.rows().count(),
         dropped,
-        OWN.load(Ordering::Relaxed)
+        OWN.load(Ordering::Relaxed),
+        hypercall::trace::tsc_pair_cycles()
     );
     for r in stats.rows() {
         kprintln!(

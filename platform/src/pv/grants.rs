@@ -12,7 +12,7 @@ use crate::pv::mm;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use grant_tables::{CopyBatch, CopyError, Entries, GrantError, Hypervisor, Version};
 use hypercall::abi::grant_table::{
     gntcopy, gntmap, GrantEntryV1, GrantEntryV2, GrantHandle, GrantRef, GrantStatus,
@@ -327,6 +327,16 @@ impl Mapping {
         // `self` lives; `unmap` and drop take `self`, so no borrow outlives
         // the mapping. Atomics: the granter may write concurrently.
         unsafe { core::slice::from_raw_parts(self.va.0 as *const AtomicU64, PAGE_SIZE / 8) }
+    }
+
+    /// The page as 32-bit words, the view a shared ring's indices need
+    /// (`pv_drivers::ring`: the tour maps its own ring as a backend would).
+    /// Use one view of a mapping at a time: the same bytes through two
+    /// atomic widths at once is not a pattern Rust's memory model covers.
+    pub fn words32(&self) -> &[AtomicU32] {
+        // SAFETY: as for `words`: mapped while `self` lives, only atomic
+        // access through shared references; 4096 bytes are 1024 words.
+        unsafe { core::slice::from_raw_parts(self.va.0 as *const AtomicU32, PAGE_SIZE / 4) }
     }
 
     pub fn va(&self) -> VirtAddr {
