@@ -26,6 +26,8 @@
 //!   (the Rust guest against a Linux PV DomU's kernel module).
 //! - [`netbench`], [`nettool`]: `cargo xtask bench net` (TCP throughput and
 //!   request rate against a Linux PV DomU, measured by a static tool in dom0).
+//! - [`demo`]: `cargo xtask demo sched` (the credit scheduler's weights
+//!   and caps, shown with two `app=spin` guests on one CPU).
 //! - [`bootbench`]: `cargo xtask bench boot` (boot time and memory against
 //!   a Linux PV DomU with netfront).
 
@@ -38,6 +40,7 @@ pub mod cmd;
 pub mod cpio;
 pub mod ctool;
 pub mod debs;
+pub mod demo;
 pub mod dom0;
 pub mod elf;
 pub mod guest;

@@ -52,6 +52,9 @@ enum Cmd {
     /// Benchmarks against a Linux PV DomU on the same Xen.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Demonstrations of a mechanism on real Xen (docs/README.md).
+    #[command(subcommand)]
+    Demo(DemoCmd),
     /// Run every fuzz target (the `fuzz_*` host tests, see fuzzkit) for
     /// SECS seconds each from a fresh seed, optimised; a failing input is
     /// saved under target/fuzz-crashes/<target>/.
@@ -111,6 +114,26 @@ struct RunArgs {
     /// /etc/xen-lab/guests/APP.cfg.
     #[arg(long, value_name = "FILE")]
     dom0_script: Option<PathBuf>,
+    /// Give the guest a network interface on dom0's bridge xenbr0.
+    #[arg(long)]
+    vif: bool,
+    /// Give the guest a disk (xvda) of MIB MiB, a zeroed file in dom0.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    disk: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCmd {
+    /// Xen's credit scheduler: two app=spin guests on one CPU of a credit
+    /// cpupool, weights 256 and 512, then a 25% cap; prints the share of
+    /// the CPU each got (from its runstate) against the promise.
+    Sched {
+        /// Seconds each guest spins per round.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..=600))]
+        secs: u64,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,6 +281,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             xtask::setup::ensure_packages(xtask::setup::BENCH)?;
             run_bench(b)
         }
+        Cmd::Demo(DemoCmd::Sched { secs, lab }) => cmd_demo_sched(secs, &lab),
     }
 }
 
@@ -376,17 +400,23 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     let lab = Lab::prepare(opts)?;
     timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
-    let spec = GuestSpec::new(&a.app, &kernel, &a.app)
+    let mut spec = GuestSpec::new(&a.app, &kernel, &a.app)
         .args(&a.extra)
         .memory(a.memory)
         .mode(a.mode()?)
         .timeout(Duration::from_secs(r.timeout));
+    spec.extra_config.extend(devices_config(r.vif, r.disk));
+    let disk_prep = disk_script(r.disk);
     let scenario = match &r.dom0_script {
-        None => Scenario::single(spec),
+        None if disk_prep.is_empty() => Scenario::single(spec),
+        None => {
+            let run = format!("run_guest {} {} {}\n", spec.name, spec.cfg_path(), r.timeout);
+            Scenario::script("run", vec![spec], &format!("{disk_prep}{run}"))
+        }
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read --dom0-script {}", p.display()))?;
-            let mut s = Scenario::script("script", vec![spec], &text);
+            let mut s = Scenario::script("script", vec![spec], &format!("{disk_prep}{text}"));
             s.slack = Duration::from_secs(r.timeout);
             s
         }
@@ -425,6 +455,67 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
         ),
         _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
     }
+}
+
+/// Where `--disk` puts the guest's disk in dom0.
+const RUN_DISK: &str = "/tmp/run-disk.img";
+
+/// The xl config lines of `--vif` and `--disk`.
+fn devices_config(vif: bool, disk: Option<u32>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if vif {
+        lines.push("vif = ['mac=00:16:3e:0c:01:01,bridge=xenbr0']".to_string());
+    }
+    if disk.is_some() {
+        lines.push(format!(
+            "disk = ['format=raw, vdev=xvda, access=rw, backendtype=phy, script=/etc/xen/scripts/block, target={RUN_DISK}']"
+        ));
+    }
+    lines
+}
+
+/// The dom0 commands that make `--disk`'s file (the block hotplug script
+/// puts it on a loop device).
+fn disk_script(disk: Option<u32>) -> String {
+    match disk {
+        Some(mib) => format!("dd if=/dev/zero of={RUN_DISK} bs=1M count={mib} 2>/dev/null\n"),
+        None => String::new(),
+    }
+}
+
+/// `cargo xtask demo sched`.
+fn cmd_demo_sched(secs: u64, lab: &LabArgs) -> Result<()> {
+    let b = guest::build(true)?;
+    let opts = LabOptions {
+        kvm: lab.kvm,
+        verbose: lab.verbose || LabOptions::default().verbose,
+        echo: if lab.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "demo-sched".into(),
+        ..LabOptions::default()
+    }
+    .with_xen(lab.xen);
+    let lab = Lab::prepare(opts)?;
+    let report = lab.boot(&xtask::demo::scenarios(&b.stable, secs))?;
+    for run in &report.runs {
+        for l in run.xl_output.iter().filter(|l| l.starts_with("[xl sched]")) {
+            println!("{l}");
+        }
+    }
+    let rows = xtask::demo::results(&report);
+    println!(
+        "\nXen's credit scheduler, one physical CPU shared by two app=spin guests at a time ({secs} s each round); got = the share of wall-clock time the guest ran, from its runstate:\n"
+    );
+    print!("{}", xtask::demo::table(&rows));
+    if let Some(f) = &report.failure {
+        bail!("the boot failed: {f}");
+    }
+    let missing: Vec<&str> =
+        rows.iter().filter(|(_, r)| r.is_none()).map(|(c, _)| c.name).collect();
+    if !missing.is_empty() {
+        bail!("no result from {}", missing.join(", "));
+    }
+    Ok(())
 }
 
 /// The outcome of a `--dom0-script` whose guests have their own names.
@@ -504,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn run_takes_devices_and_demo_takes_seconds() {
+        let Ok(Cmd::Run(r)) = parse(&["run", "--app", "tour", "--vif", "--disk", "2"]) else {
+            panic!("run --vif --disk did not parse");
+        };
+        assert!(r.vif);
+        assert_eq!(r.disk, Some(2));
+        let lines = devices_config(r.vif, r.disk);
+        assert!(lines[0].starts_with("vif = ['mac="), "{lines:?}");
+        assert!(lines[1].contains("target=/tmp/run-disk.img"), "{lines:?}");
+        assert!(disk_script(Some(2)).contains("count=2"));
+        assert!(disk_script(None).is_empty());
+        assert!(parse(&["run", "--disk", "0"]).is_err());
+        let Ok(Cmd::Demo(DemoCmd::Sched { secs, .. })) = parse(&["demo", "sched", "--secs", "10"])
+        else {
+            panic!("demo sched did not parse");
+        };
+        assert_eq!(secs, 10);
+        assert!(parse(&["demo", "sched", "--secs", "1"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors_naming_what_is_accepted() {
         let e = parse(&["run", "--xen", "4.21"]).unwrap_err().to_string();
         assert!(e.contains("4.17, 4.20"), "{e}");
@@ -529,6 +641,7 @@ mod tests {
             &["bench", "http", "--xen", "4.20"],
             &["bench", "blk", "--xen", "4.20"],
             &["bench", "boot", "--xen", "4.20"],
+            &["demo", "sched", "--xen", "4.20"],
         ] {
             let xen = match parse(cmd).unwrap() {
                 Cmd::Fetch { xen } | Cmd::Test { xen, .. } => xen,
@@ -538,7 +651,8 @@ mod tests {
                     | BenchCmd::Http { lab, .. }
                     | BenchCmd::Blk { lab, .. }
                     | BenchCmd::Boot { lab, .. },
-                ) => lab.xen,
+                )
+                | Cmd::Demo(DemoCmd::Sched { lab, .. }) => lab.xen,
                 other => panic!("{other:?}"),
             };
             assert_eq!(xen, Some(XenRelease::V4_20), "{cmd:?}");
