@@ -66,6 +66,8 @@ fn round_script(a: &Contender, b: &Contender, secs: u64) -> String {
         r#"
 run_guest_start {a} /etc/xen-lab/guests/{a}.cfg || exit 1
 run_guest_start {b} /etc/xen-lab/guests/{b}.cfg || exit 1
+xl info 2>/dev/null | grep -E '^(nr_cpus|xen_scheduler)' | sed 's/^/[xl sched] /'
+xl cpupool-list 2>&1 | sed 's/^/[xl sched] /'
 da=$(cat /tmp/lab-domid-{a}); db=$(cat /tmp/lab-domid-{b})
 n=0
 while [ "$(xenstore-read /local/domain/$da/data/spin-ready 2>/dev/null)" != 1 ] ||
@@ -88,7 +90,6 @@ run_guest_wait {b} {wait}
 /// What dom0 does before the rounds: CPU 1 becomes the demo's own credit
 /// pool.
 const POOL_SCRIPT: &str = r#"
-xl info 2>/dev/null | grep -E '^(nr_cpus|xen_scheduler)' | sed 's/^/[xl sched] /'
 printf 'name = "demo"\nsched = "credit"\ncpus = "1"\n' > /tmp/demo-pool.cfg
 xl cpupool-cpu-remove Pool-0 1 2>&1 | sed 's/^/[xl sched] /'
 xl cpupool-create /tmp/demo-pool.cfg 2>&1 | sed 's/^/[xl sched] /'
@@ -131,7 +132,10 @@ pub fn scenarios(kernel: &Path, secs: u64) -> Vec<Scenario> {
 pub struct SpinResult {
     pub wall_ms: u64,
     pub running_ms: u64,
+    /// Waiting for the CPU while another vCPU had it.
     pub runnable_ms: u64,
+    /// Paused: the credit scheduler parks a vCPU that used up its cap.
+    pub offline_ms: u64,
     pub share_permille: u64,
 }
 
@@ -147,6 +151,7 @@ pub fn parse_result(console: &[String]) -> Option<SpinResult> {
         wall_ms: get("wall_ms")?,
         running_ms: get("running_ms")?,
         runnable_ms: get("runnable_ms")?,
+        offline_ms: get("offline_ms")?,
         share_permille: get("share_permille")?,
     })
 }
@@ -164,8 +169,16 @@ pub fn table(rows: &[(Contender, Option<SpinResult>)]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<11} {:>6} {:>5} | {:>9} | {:>7} {:>10} {:>11} {:>8}",
-        "guest", "weight", "cap", "promised", "got", "ran ms", "waited ms", "wall ms"
+        "{:<11} {:>6} {:>5} | {:>9} | {:>7} {:>8} {:>11} {:>11} {:>8}",
+        "guest",
+        "weight",
+        "cap",
+        "promised",
+        "got",
+        "ran ms",
+        "runnable ms",
+        "parked ms",
+        "wall ms"
     );
     for (c, r) in rows {
         let cap = if c.cap == 0 { "none".to_string() } else { format!("{}%", c.cap) };
@@ -173,7 +186,7 @@ pub fn table(rows: &[(Contender, Option<SpinResult>)]) -> String {
             Some(r) => {
                 let _ = writeln!(
                     s,
-                    "{:<11} {:>6} {:>5} | {:>8.1}% | {:>6.1}% {:>10} {:>11} {:>8}",
+                    "{:<11} {:>6} {:>5} | {:>8.1}% | {:>6.1}% {:>8} {:>11} {:>11} {:>8}",
                     c.name,
                     c.weight,
                     cap,
@@ -181,6 +194,7 @@ pub fn table(rows: &[(Contender, Option<SpinResult>)]) -> String {
                     r.share_permille as f64 / 10.0,
                     r.running_ms,
                     r.runnable_ms,
+                    r.offline_ms,
                     r.wall_ms
                 );
             }
@@ -258,6 +272,7 @@ mod tests {
             wall_ms: 10_000,
             running_ms: permille * 10,
             runnable_ms: 0,
+            offline_ms: 0,
             share_permille: permille,
         })
     }
@@ -266,12 +281,18 @@ mod tests {
     fn parse_and_check() {
         let console = vec![
             "spin: second 1: ran 330 ms of 1000 ms".to_string(),
-            "spin: result wall_ms=15000 running_ms=5000 runnable_ms=9900 blocked_ms=0 share_permille=333".to_string(),
+            "spin: result wall_ms=15000 running_ms=5000 runnable_ms=9900 blocked_ms=0 offline_ms=7 share_permille=333".to_string(),
         ];
         let got = parse_result(&console).unwrap();
         assert_eq!(
             got,
-            SpinResult { wall_ms: 15000, running_ms: 5000, runnable_ms: 9900, share_permille: 333 }
+            SpinResult {
+                wall_ms: 15000,
+                running_ms: 5000,
+                runnable_ms: 9900,
+                offline_ms: 7,
+                share_permille: 333
+            }
         );
         assert!(parse_result(&["spin: result wall_ms=x".to_string()]).is_none());
 

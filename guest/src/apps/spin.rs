@@ -78,11 +78,12 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let d = |i: usize| end_rs.time[i] - start_rs.time[i];
     let permille = d(runstate::RUNNING) * 1000 / wall.max(1);
     kprintln!(
-        "spin: result wall_ms={} running_ms={} runnable_ms={} blocked_ms={} share_permille={permille}",
+        "spin: result wall_ms={} running_ms={} runnable_ms={} blocked_ms={} offline_ms={} share_permille={permille}",
         wall / 1_000_000,
         d(runstate::RUNNING) / 1_000_000,
         d(runstate::RUNNABLE) / 1_000_000,
-        d(runstate::BLOCKED) / 1_000_000
+        d(runstate::BLOCKED) / 1_000_000,
+        d(runstate::OFFLINE) / 1_000_000
     );
     Ok(())
 }
