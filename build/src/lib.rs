@@ -20,6 +20,8 @@
 //! - [`qemu`]: the QEMU command line and the serial-line reader.
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
 //! - [`guest`]: building the guest kernel with cargo.
+//! - [`run`]: the guest and scenario of `cargo xtask run` (and of the docs
+//!   test, which runs the chapters' commands).
 //! - [`report`]: phase timings.
 //! - [`setup`]: installing what the host lacks (the guest's target, QEMU, ...).
 //! - [`bench`], [`chart`], [`linuxbench`]: `cargo xtask bench hypercall`
@@ -56,6 +58,7 @@ pub mod nettool;
 pub mod qemu;
 pub mod release;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod setup;
 pub mod xlcfg;

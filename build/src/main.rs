@@ -7,11 +7,11 @@ mod ci;
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use xtask::guest;
 use xtask::lab::Echo;
 use xtask::report::Timings;
-use xtask::{GuestMode, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+use xtask::{GuestMode, GuestResult, Lab, LabOptions, XenRelease};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -400,27 +400,17 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     let lab = Lab::prepare(opts)?;
     timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
-    let mut spec = GuestSpec::new(&a.app, &kernel, &a.app)
-        .args(&a.extra)
-        .memory(a.memory)
-        .mode(a.mode()?)
-        .timeout(Duration::from_secs(r.timeout));
-    spec.extra_config.extend(devices_config(r.vif, r.disk));
-    let disk_prep = disk_script(r.disk);
-    let scenario = match &r.dom0_script {
-        None if disk_prep.is_empty() => Scenario::single(spec),
-        None => {
-            let run = format!("run_guest {} {} {}\n", spec.name, spec.cfg_path(), r.timeout);
-            Scenario::script("run", vec![spec], &format!("{disk_prep}{run}"))
-        }
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --dom0-script {}", p.display()))?;
-            let mut s = Scenario::script("script", vec![spec], &format!("{disk_prep}{text}"));
-            s.slack = Duration::from_secs(r.timeout);
-            s
-        }
+    let spec = xtask::run::RunSpec {
+        app: a.app.clone(),
+        memory: a.memory,
+        mode: a.mode()?,
+        timeout: r.timeout,
+        vif: r.vif,
+        disk: r.disk,
+        extra: a.extra.clone(),
+        dom0_script: r.dom0_script.clone(),
     };
+    let scenario = xtask::run::scenario(&a.app, &kernel, &spec)?;
     let report = lab.boot(&[scenario])?;
     timings.add_boot(&report);
     println!("\nphase timings:\n{}", timings.table(total.elapsed()));
@@ -454,32 +444,6 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
             report.failure.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
         _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
-    }
-}
-
-/// Where `--disk` puts the guest's disk in dom0.
-const RUN_DISK: &str = "/tmp/run-disk.img";
-
-/// The xl config lines of `--vif` and `--disk`.
-fn devices_config(vif: bool, disk: Option<u32>) -> Vec<String> {
-    let mut lines = Vec::new();
-    if vif {
-        lines.push("vif = ['mac=00:16:3e:0c:01:01,bridge=xenbr0']".to_string());
-    }
-    if disk.is_some() {
-        lines.push(format!(
-            "disk = ['format=raw, vdev=xvda, access=rw, backendtype=phy, script=/etc/xen/scripts/block, target={RUN_DISK}']"
-        ));
-    }
-    lines
-}
-
-/// The dom0 commands that make `--disk`'s file (the block hotplug script
-/// puts it on a loop device).
-fn disk_script(disk: Option<u32>) -> String {
-    match disk {
-        Some(mib) => format!("dd if=/dev/zero of={RUN_DISK} bs=1M count={mib} 2>/dev/null\n"),
-        None => String::new(),
     }
 }
 
@@ -601,11 +565,6 @@ mod tests {
         };
         assert!(r.vif);
         assert_eq!(r.disk, Some(2));
-        let lines = devices_config(r.vif, r.disk);
-        assert!(lines[0].starts_with("vif = ['mac="), "{lines:?}");
-        assert!(lines[1].contains("target=/tmp/run-disk.img"), "{lines:?}");
-        assert!(disk_script(Some(2)).contains("count=2"));
-        assert!(disk_script(None).is_empty());
         assert!(parse(&["run", "--disk", "0"]).is_err());
         let Ok(Cmd::Demo(DemoCmd::Sched { secs, .. })) = parse(&["demo", "sched", "--secs", "10"])
         else {
