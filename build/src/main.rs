@@ -55,6 +55,14 @@ enum Cmd {
     /// Demonstrations of a mechanism on real Xen (docs/README.md).
     #[command(subcommand)]
     Demo(DemoCmd),
+    /// Parses ARGS as a command line of this tool and says what it would
+    /// do, without doing it (the docs test checks the chapters' long
+    /// commands with it).
+    #[command(hide = true)]
+    CheckArgs {
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
     /// Run every fuzz target (the `fuzz_*` host tests, see fuzzkit) for
     /// SECS seconds each from a fresh seed, optimised; a failing input is
     /// saved under target/fuzz-crashes/<target>/.
@@ -282,6 +290,12 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             run_bench(b)
         }
         Cmd::Demo(DemoCmd::Sched { secs, lab }) => cmd_demo_sched(secs, &lab),
+        Cmd::CheckArgs { args } => {
+            let cli = Cli::try_parse_from(std::iter::once("xtask".to_string()).chain(args))
+                .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+            println!("would run: {:?}", cli.cmd);
+            Ok(())
+        }
     }
 }
 
@@ -556,6 +570,20 @@ mod tests {
         };
         assert_eq!(r.guest.mode, Some(GuestMode::PvhShadow));
         assert!(parse(&["run", "--mode", "hvm"]).unwrap_err().to_string().contains("pvh-shadow"));
+    }
+
+    #[test]
+    fn check_args_parses_without_running() {
+        let Ok(Cmd::CheckArgs { args }) =
+            parse(&["check-args", "--", "bench", "net", "--mib", "8"])
+        else {
+            panic!("check-args did not parse");
+        };
+        assert_eq!(args, ["bench", "net", "--mib", "8"]);
+        assert!(dispatch(Cmd::CheckArgs { args }).is_ok());
+        let bad =
+            vec!["bench".to_string(), "net".to_string(), "--mib".to_string(), "0".to_string()];
+        assert!(dispatch(Cmd::CheckArgs { args: bad }).is_err());
     }
 
     #[test]

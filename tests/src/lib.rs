@@ -28,6 +28,8 @@
 //! line; `XENPV_LAB_CACHE` moves the package cache.
 
 use std::path::PathBuf;
+
+pub mod docs;
 use std::sync::OnceLock;
 
 pub use xtask::scenario::GuestRun;
