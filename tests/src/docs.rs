@@ -171,6 +171,7 @@ pub fn commands(chapter: &str, text: &str) -> Vec<Command> {
                 let expect = comment
                     .and_then(|c| c.split("expect: ").nth(1))
                     .and_then(|e| e.split_whitespace().next())
+                    .map(|e| e.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '_'))
                     .map_or(GuestResult::Poweroff, GuestResult::parse);
                 if full.contains("cargo xtask run") {
                     last_run = Some(out.len());

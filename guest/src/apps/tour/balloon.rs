@@ -17,8 +17,8 @@ fn mfn_of(p: Pfn) -> alloc::string::String {
         return "(PVH: no P2M)".into();
     }
     match platform::pv::pfn_to_mfn(p) {
-        Some(m) => format!("mfn {:#x}", m.0),
-        None => "no frame (INVALID_P2M_ENTRY)".into(),
+        Some(m) if m.0 != hypercall::abi::memory::INVALID_P2M_ENTRY => format!("mfn {:#x}", m.0),
+        _ => "no frame (INVALID_P2M_ENTRY)".into(),
     }
 }
 
