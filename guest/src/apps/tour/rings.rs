@@ -129,7 +129,6 @@ pub fn run() -> StepResult {
         "one more request: {}; notify: {n4} (req_event lies in the new range)",
         header(shared)
     );
-    drop(back);
     m.unmap().map_err(|e| format!("unmap: {e}"))?;
     grants::with(|t| t.end_access(gref))
         .ok_or("no grant table")?
