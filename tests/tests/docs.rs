@@ -231,8 +231,13 @@ fn lab() -> &'static BootReport {
 
 #[test]
 fn every_run_command_ends_as_its_chapter_says_and_prints_what_it_promises() {
+    let runs = runs();
+    if runs.is_empty() {
+        eprintln!("no chapter command runs on Xen {}: nothing to boot", xen_release());
+        return;
+    }
     let mut bad = Vec::new();
-    for (name, c, _) in runs() {
+    for (name, c, _) in runs {
         let run = expect_run(lab(), &name);
         if run.result != c.expect {
             bad.push(format!(
