@@ -2,14 +2,16 @@
 //! 1 MiB disk (so its ring step also drives blkfront), then the tour again
 //! with `trace=hypercalls,xenstore,events`. The narration must be complete
 //! (every step announced and shown, its evidence printed), and each trace's
-//! summary must count exactly the lines it printed of each type.
+//! summary must count exactly the lines it printed of each type. The
+//! tour is of a PV guest (under PVH its memory, grant and ring steps say
+//! they are skipped): its guests are PV whatever `$XENPV_MODE` says.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestMode,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -31,9 +33,10 @@ fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("tour", || {
             let t = Duration::from_secs(240);
-            let mut tour = guest("tour", "tour").timeout(t);
+            let mut tour = guest("tour", "tour").mode(GuestMode::Pv).timeout(t);
             tour.extra_config = vec!["disk = ['format=raw, vdev=xvda, access=rw, backendtype=phy, script=/etc/xen/scripts/block, target=/tmp/tour.img']".into()];
             let traced = guest("tour-trace", "tour")
+                .mode(GuestMode::Pv)
                 .args(&["trace=hypercalls,xenstore,events".to_string()])
                 .timeout(t);
             vec![
