@@ -34,6 +34,9 @@ fn what(p: Probe, o: &Outcome, smsw: u64) -> String {
             f.vector, f.error_code
         );
     }
+    if platform::is_pvh() {
+        return pvh_what(p, o);
+    }
     match p {
         Probe::Smsw => format!("{:#06x} = {}: the machine's cr0, not one this guest set", o.value, cr0_bits(o.value)),
         Probe::Sgdt => format!(
@@ -69,6 +72,35 @@ fn what(p: Probe, o: &Outcome, smsw: u64) -> String {
     }
 }
 
+/// Under PVH the same instructions run in the guest's own ring 0 of a
+/// hardware-virtualized container: they show the guest's own state.
+fn pvh_what(p: Probe, o: &Outcome) -> String {
+    match p {
+        Probe::Smsw => format!(
+            "{:#06x} = {}: this guest's own cr0 (hardware virtualization keeps one per guest)",
+            o.value,
+            cr0_bits(o.value)
+        ),
+        Probe::Sgdt => format!(
+            "base {:#x} limit {:#x}: this guest's own GDT, loaded at its PVH entry",
+            o.value, o.limit
+        ),
+        Probe::Sidt => format!("base {:#x} limit {:#x}: this guest's own IDT", o.value, o.limit),
+        Probe::Str => format!("{:#x}: this guest loaded no task register", o.value),
+        Probe::ReadCs => format!(
+            "{:#x}: ring {}: the guest has a ring 0 of its own under VT-x/AMD-V",
+            o.value,
+            o.value & 3
+        ),
+        Probe::Pushf | Probe::PopfClearIf => format!(
+            "rflags {:#x}, IF={}: the real flag, which this guest clears with cli",
+            o.value,
+            (o.value >> 9) & 1
+        ),
+        _ => format!("{:#x}", o.value),
+    }
+}
+
 pub fn run() -> StepResult {
     say!("x86 has sensitive instructions (they read or change state only the hypervisor");
     say!("should own) that are not privileged: the CPU runs them in any ring without a");
@@ -94,11 +126,12 @@ pub fn run() -> StepResult {
                 .load(core::sync::atomic::Ordering::Relaxed);
             let o = probe::run(p);
             if let Ok(o) = &o {
-                evidence!(
-                    STEP,
-                    "upcall mask {mask} (events off, the guest's cli); pushf still says IF={}",
-                    (o.value >> 9) & 1
-                );
+                let if_flag = (o.value >> 9) & 1;
+                if platform::is_pvh() {
+                    evidence!(STEP, "events masked with a real cli (PVH): pushf says IF={if_flag}");
+                } else {
+                    evidence!(STEP, "upcall mask {mask} (events off, the guest's cli); pushf still says IF={if_flag}");
+                }
             }
             o
         } else {
