@@ -830,3 +830,30 @@ unsafe impl talc::source::Source for FrameSource {
 
 #[global_allocator]
 static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
+
+/// PV: maps the page at `va` (a frame of the direct map taken from the
+/// allocator and kept for good) read-only, on this vCPU (SMP: a new vCPU's
+/// GDT frame, which Xen takes only while no writable mapping of it exists).
+///
+/// # Safety
+/// Nothing may write the page through `va` afterwards, and no other vCPU
+/// may hold a writable translation of it (none has run yet).
+pub(crate) unsafe fn make_read_only(va: VirtAddr) -> Result<(), MmuError> {
+    let pte = lookup(va).ok_or(MmuError {
+        op: "read-only: unmapped",
+        error: XenError::ENOENT,
+        done: 0,
+    })?;
+    GuestMmu.remap(&[(va, pte.read_only())])
+}
+
+/// PV: unmaps the page at `va` (a kept frame: a secondary vCPU's stack
+/// guard page), on this vCPU.
+///
+/// # Safety
+/// Nothing may refer to the page, and no other vCPU may hold a
+/// translation of it (none has run on it yet).
+pub(crate) unsafe fn unmap_page(va: VirtAddr) -> Result<(), MmuError> {
+    let mut old = [None];
+    pagetable::unmap_pages(&mut GuestMmu, root(), va, &mut old, &mut *BATCH_BUF.lock())
+}
