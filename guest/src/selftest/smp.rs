@@ -138,7 +138,7 @@ pub fn run(s: &mut Suite) {
         }
         note!(
             d,
-            "{} vCPUs x {} others x {IPIS_PER_PAIR} IPIs, each handled once on its target",
+            "{} vCPUs x {} others x {IPIS_PER_PAIR} IPIs (+1 per task posted), each handled once on its target",
             count,
             count - 1
         );
