@@ -406,7 +406,9 @@ fn timed_sleeps(n: usize) {
 
 /// The demo's two locks: the same code, one never waiting in Xen.
 static SPIN_LOCK: PollLock<u64> = PollLock::new(0, u32::MAX, 0, &XEN_WAITERS);
-static POLL_LOCK: PollLock<u64> = PollLock::new(0, 2000, 100_000_000, &XEN_WAITERS);
+/// Its waits time out after 10 s: far beyond any hold here (a holder wakes
+/// late by up to ~0.1 s on a loaded host), so a timeout is a lost kick.
+static POLL_LOCK: PollLock<u64> = PollLock::new(0, 2000, 10_000_000_000, &XEN_WAITERS);
 const ROUNDS: u64 = 8;
 const HOLD_NS: u64 = 2_000_000;
 static DEMO_DONE: AtomicU64 = AtomicU64::new(0);
