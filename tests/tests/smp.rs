@@ -69,6 +69,7 @@ fn selftest_with_4_vcpus_passes_every_smp_check() {
         "PASS smp.tlb_shootdown_seen_by_every_vcpu",
         "PASS smp.per_vcpu_timers",
         "PASS smp.lock_holder_preemption",
+        "PASS smp.bind_vcpu_moves_an_event_channel",
         "PASS smp.offline_and_back",
     ] {
         assert_console_contains(run, check);

@@ -10,6 +10,8 @@ use super::{fail, note, Suite};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::vcpu::runstate;
 use hypercall::ops::vcpu;
+use hypercall::{DomId, EvtchnPort};
+use kernel::events::{self, IrqGuard};
 use kernel::smp::lock::PollLock;
 use kernel::smp::{self, spin_until, XEN_WAITERS};
 use kernel::timer;
@@ -183,6 +185,8 @@ pub fn run(s: &mut Suite) {
 
     s.check("smp.lock_holder_preemption", |d| lock_demo(d, count));
 
+    s.check("smp.bind_vcpu_moves_an_event_channel", |d| bind_vcpu(d, count));
+
     s.check("smp.offline_and_back", |d| {
         let n = count - 1;
         if let Err(e) = smp::offline(n) {
@@ -215,6 +219,69 @@ pub fn run(s: &mut Suite) {
         note!(d, "vCPU {n} down (Xen: not up), an IPI kept pending while down and handled once after VCPUOP_up; back in {back_us} us, running tasks");
         true
     });
+}
+
+/// Handler runs of the moved port, per vCPU it ran on.
+static MOVED_HITS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+
+fn moved(_: EvtchnPort, _: usize) {
+    MOVED_HITS[smp::current() as usize].fetch_add(1, Ordering::SeqCst);
+}
+
+/// A loopback event channel (what a netfront or blkfront queue's channel
+/// is: interdomain), moved with `EVTCHNOP_bind_vcpu` to every vCPU in
+/// turn and back to vCPU 0: each send is handled once, on the vCPU it was
+/// moved to.
+fn bind_vcpu(d: &mut super::Detail, count: u32) -> bool {
+    const SENDS: u64 = 10;
+    let pair = {
+        let _masked = IrqGuard::new();
+        events::alloc_unbound(DomId::SELF).and_then(|a| {
+            let b = events::bind_interdomain(DomId::SELF, a, moved, 0)?;
+            events::clear_pending(b);
+            Ok((a, b))
+        })
+    };
+    let (a, b) = match pair {
+        Ok(p) => p,
+        Err(e) => fail!(d, "loopback pair: {e}"),
+    };
+    let mut result = Ok(());
+    'targets: for target in (1..count).chain([0]) {
+        if let Err(e) = events::bind_vcpu(b, target) {
+            result = Err(("bind_vcpu", target, 0, alloc::format!("{e}")));
+            break;
+        }
+        for i in 0..SENDS {
+            let before: [u64; MAX_VCPUS] =
+                core::array::from_fn(|n| MOVED_HITS[n].load(Ordering::SeqCst));
+            let t = target as usize;
+            let ok = events::send(a).is_ok()
+                && spin_until(platform::now_ns() + SECOND, || {
+                    MOVED_HITS[t].load(Ordering::SeqCst) > before[t]
+                });
+            let others_quiet = (0..MAX_VCPUS)
+                .all(|n| MOVED_HITS[n].load(Ordering::SeqCst) == before[n] + u64::from(n == t));
+            if !ok || !others_quiet {
+                result = Err((
+                    "send",
+                    target,
+                    i,
+                    alloc::format!("{:?}", MOVED_HITS.each_ref().map(|h| h.load(Ordering::SeqCst))),
+                ));
+                break 'targets;
+            }
+        }
+    }
+    let closed = events::close(a).is_ok() && events::close(b).is_ok();
+    if let Err((what, target, i, why)) = result {
+        fail!(d, "{what} to vCPU {target} (send {i}): {why}");
+    }
+    if !closed {
+        fail!(d, "closing the pair failed");
+    }
+    note!(d, "an interdomain port moved to vCPUs 1..{} and back to 0: {SENDS} sends each, every one handled once on the vCPU it was bound to", count - 1);
+    true
 }
 
 const IPIS_PER_PAIR: u64 = 20;
