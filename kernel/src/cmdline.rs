@@ -134,6 +134,12 @@ pub const SETTINGS: &[Setting] = &[
         "with app=bench: samples per figure (default 10000, quick 300)",
     ),
     s("selftest.idle_secs", n(1, 3600), Some("5"), "with app=selftest: length of the idle check"),
+    s(
+        "smp",
+        n(0, 1),
+        Some("0"),
+        "with app=idle: 1 runs the vCPUs cpu/N/availability marks online and follows xl vcpu-set",
+    ),
 ];
 
 /// The setting called `key`.

@@ -16,6 +16,33 @@ use xen_tests::{
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
+/// `xl vcpu-set` on an idle guest with `smp=1`, 2 of at most 4 vCPUs
+/// online at creation: up to 4 (vCPUs 2 and 3 started for the first
+/// time), down to 1, back to 3 (vCPUs 1 and 2 brought back with
+/// `VCPUOP_up` only). `xl vcpu-list` after each step.
+const HOTPLUG: &str = r#"
+vcpus() { # NAME: "VCPU:STATE ..." from xl vcpu-list
+    xl vcpu-list "$1" | tail -n +2 | awk '{printf "%s:%s ", $3, $5}'
+}
+run_guest_start hot /etc/xen-lab/guests/hot.cfg || exit 1
+if wait_console hot "idle: ready" 1 120; then
+    echo "[xl check] vcpus-created $(vcpus hot)"
+    xl vcpu-set hot 4
+    wait_console hot "smp: vCPU 3 online" 1 60
+    echo "[xl check] vcpus-4 $(vcpus hot)"
+    xl vcpu-set hot 1
+    wait_console hot "smp: vCPU 3 offline" 1 60
+    echo "[xl check] vcpus-1 $(vcpus hot)"
+    xl vcpu-set hot 3
+    wait_console hot "smp: vCPU 2 online" 2 60
+    echo "[xl check] vcpus-3 $(vcpus hot)"
+    xl sysrq hot t
+    wait_console hot "  wake-ups: " 1 30
+fi
+xl shutdown hot
+run_guest_wait hot 60
+"#;
+
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("smp", || {
@@ -30,9 +57,24 @@ fn lab() -> &'static BootReport {
                 Scenario::single(
                     guest("hello4", "hello").vcpus(4).timeout(Duration::from_secs(60)),
                 ),
+                Scenario::script("hotplug", vec![hot()], HOTPLUG),
             ]
         })
     })
+}
+
+fn hot() -> xen_tests::GuestSpec {
+    let mut g = guest("hot", "idle")
+        .vcpus(2)
+        .args(&["smp=1".to_string()])
+        .timeout(Duration::from_secs(300));
+    g.extra_config.push("maxvcpus = 4".into());
+    g
+}
+
+fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
+    let prefix = format!("[xl check] {key} ");
+    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 fn passed_selftest(name: &str) -> &'static GuestRun {
@@ -84,4 +126,45 @@ fn an_app_that_does_not_care_runs_on_vcpu_0() {
     assert_result(run, &GuestResult::Poweroff);
     let smp: Vec<&String> = run.console.iter().filter(|l| l.contains("smp")).collect();
     assert!(smp.is_empty(), "hello with 4 vCPUs mentions smp: {smp:?}\n{}", run.describe());
+}
+
+/// `xl vcpu-set` 4, 1, 3 on a guest created with 2 of 4 vCPUs: the guest
+/// brings vCPUs up (the first time with VCPUOP_initialise, later with
+/// VCPUOP_up only) and takes them down, each logged, and xl sees it.
+#[test]
+fn xl_vcpu_set_takes_vcpus_down_and_brings_them_up() {
+    let run = expect_run(lab(), "hot");
+    for l in run.xl_output.iter().filter(|l| l.starts_with("[xl check]")) {
+        eprintln!("hot: {l}");
+    }
+    for l in run.console.iter().filter(|l| l.contains("smp:")) {
+        eprintln!("hot: {l}");
+    }
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "smp: 2 of 4 vCPUs online (cpu/N/availability)");
+    for line in [
+        "smp: vCPU 2 online (xl vcpu-set)",
+        "smp: vCPU 3 online (xl vcpu-set)",
+        "smp: vCPU 1 offline (xl vcpu-set)",
+        "smp: vCPU 2 offline (xl vcpu-set)",
+        "smp: vCPU 3 offline (xl vcpu-set)",
+    ] {
+        assert_console_contains(run, line);
+    }
+    let ups =
+        |n| run.console.iter().filter(|l| l.contains(&format!("smp: vCPU {n} online"))).count();
+    assert_eq!((ups(1), ups(2), ups(3)), (1, 2, 1), "online lines\n{}", run.describe());
+    // xl's view after each step: VCPU:STATE, a vCPU down shows "-" or "--p".
+    let running = |key: &str| -> Vec<u32> {
+        let v = check_value(run, key).unwrap_or_else(|| panic!("no {key}\n{}", run.describe()));
+        v.split_whitespace()
+            .filter_map(|w| w.split_once(':'))
+            .filter(|(_, st)| st.contains('r') || st.contains('b'))
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect()
+    };
+    assert_eq!(running("vcpus-created"), vec![0, 1], "{}", run.describe());
+    assert_eq!(running("vcpus-4"), vec![0, 1, 2, 3], "{}", run.describe());
+    assert_eq!(running("vcpus-1"), vec![0], "{}", run.describe());
+    assert_eq!(running("vcpus-3"), vec![0, 1, 2], "{}", run.describe());
 }

@@ -12,6 +12,7 @@
 //! The unsafe half (contexts, stacks, registrations) is
 //! `platform::smp`; see docs/smp.md.
 
+pub mod hotplug;
 pub mod lock;
 #[cfg(target_os = "none")]
 mod vcpus;

@@ -153,6 +153,12 @@ pub fn online_mask() -> u64 {
 /// Brings up every vCPU the domain has (vCPU 0 first gets its IPI and
 /// kick ports). Returns how many are online, vCPU 0 included. Idempotent.
 pub fn start() -> Result<u32, Error> {
+    start_with(|_| true)
+}
+
+/// As [`start`], bringing up only the vCPUs `wanted` names (vCPU 0 is
+/// always online).
+pub fn start_with(wanted: impl Fn(u32) -> bool) -> Result<u32, Error> {
     if events::abi() != events::Abi::Fifo {
         return Err(Error::NeedsFifo);
     }
@@ -165,7 +171,7 @@ pub fn start() -> Result<u32, Error> {
         bind_ports()?;
         CPUS[0].online.store(true, Ordering::Release);
     }
-    for id in 1..n {
+    for id in (1..n).filter(|&id| wanted(id)) {
         bring_up(id)?;
     }
     Ok((0..n).filter(|&id| is_online(id)).count() as u32)
