@@ -27,13 +27,13 @@ vcpus() { # NAME: "VCPU:STATE ..." from xl vcpu-list
 run_guest_start hot /etc/xen-lab/guests/hot.cfg || exit 1
 if wait_console hot "idle: ready" 1 120; then
     echo "[xl check] vcpus-created $(vcpus hot)"
-    xl vcpu-set hot 4
+    xl vcpu-set -i hot 4 || echo "[xl check] vcpu-set 4 failed"
     wait_console hot "smp: vCPU 3 online" 1 60
     echo "[xl check] vcpus-4 $(vcpus hot)"
-    xl vcpu-set hot 1
+    xl vcpu-set -i hot 1 || echo "[xl check] vcpu-set 1 failed"
     wait_console hot "smp: vCPU 3 offline" 1 60
     echo "[xl check] vcpus-1 $(vcpus hot)"
-    xl vcpu-set hot 3
+    xl vcpu-set -i hot 3 || echo "[xl check] vcpu-set 3 failed"
     wait_console hot "smp: vCPU 2 online" 2 60
     echo "[xl check] vcpus-3 $(vcpus hot)"
     xl sysrq hot t
