@@ -19,11 +19,10 @@
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
 use crate::timer_queue::{QueueFull, TimerFn, TimerId, TimerQueue};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
 use hypercall::ops::{sched_op, vcpu};
 use hypercall::EvtchnPort;
-use spin::Once;
 
 /// Timers that can be armed at once (on each vCPU).
 pub const CAPACITY: usize = 128;
@@ -43,7 +42,8 @@ struct Timers {
 /// (issue 21). vCPU 0's are what the kernel always had.
 struct PerCpu {
     timers: IrqLock<Timers>,
-    port: Once<EvtchnPort>,
+    /// The bound `VIRQ_TIMER` port (0: none).
+    port: AtomicU32,
     fired: AtomicU64,
     programmed: AtomicU64,
     last_programmed: AtomicU64,
@@ -70,7 +70,7 @@ impl PerCpu {
     const fn new() -> Self {
         PerCpu {
             timers: IrqLock::new(Timers { queue: TimerQueue::new(), armed: None, floor: None }),
-            port: Once::new(),
+            port: AtomicU32::new(0),
             fired: AtomicU64::new(0),
             programmed: AtomicU64::new(0),
             last_programmed: AtomicU64::new(0),
@@ -105,13 +105,14 @@ pub const MAX_SKEW_NS: u64 = 5_000_000;
 /// deadlines it asked for. Each vCPU calls it for itself.
 pub fn init() -> Result<EvtchnPort, EventError> {
     let me = here();
-    if let Some(&p) = me.port.get() {
-        return Ok(p);
+    let bound = me.port.load(Ordering::Acquire);
+    if bound != 0 {
+        return Ok(EvtchnPort(bound));
     }
     let cpu = platform::smp::current();
     let _ = vcpu::stop_periodic_timer(cpu);
     let port = events::bind_virq_here(virq::TIMER, on_timer_virq, cpu as usize)?;
-    me.port.call_once(|| port);
+    me.port.store(port.0, Ordering::Release);
     Ok(port)
 }
 
@@ -125,6 +126,7 @@ pub fn resume() -> Result<EvtchnPort, EventError> {
     let _ = vcpu::stop_periodic_timer(cpu);
     let port = events::bind_virq_here(virq::TIMER, on_timer_virq, cpu as usize)?;
     let me = here();
+    me.port.store(port.0, Ordering::Release);
     let mut t = me.timers.lock();
     t.armed = None;
     t.floor = None;
@@ -263,6 +265,18 @@ pub fn stray_causes() -> [u64; 3] {
 pub fn virqs() -> (u64, u64) {
     let me = here();
     (me.virqs.load(Ordering::Relaxed), me.stray_virqs.load(Ordering::Relaxed))
+}
+
+/// In a restored domain, for a secondary vCPU (down, initialised anew
+/// later): its timer VIRQ port is gone and Xen's timer is new; the next
+/// [`init`] on it binds again. Its queued timers stay queued.
+pub fn forget_vcpu(cpu: u32) {
+    if let Some(c) = CPUS.get(cpu as usize).filter(|_| cpu != 0) {
+        c.port.store(0, Ordering::Release);
+        let mut t = c.timers.lock();
+        t.armed = None;
+        t.floor = None;
+    }
 }
 
 /// Timer upcalls of any vCPU that ran on another vCPU than their VIRQ's

@@ -16,14 +16,53 @@ use xen_tests::{
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
+/// `vcpus NAME`: "VCPU:STATE ..." from xl vcpu-list (`-b-` blocked,
+/// `r--` running, `--p` down).
+const VCPUS_FN: &str = r#"
+vcpus() {
+    xl vcpu-list "$1" | tail -n +2 | awk '{printf "%s:%s ", $3, $5}'
+}
+"#;
+
+/// An idle guest with `smp=1` and 3 vCPUs through a checkpoint (`xl save
+/// -c`: the secondaries come back with VCPUOP_up), a save and restore and
+/// a live migration (new domains: they are initialised anew), each time
+/// followed by `xl vcpu-list`; after the restore the secondaries must still
+/// obey `xl vcpu-set` (which needs their IPIs and timers working).
+const MOBILITY: &str = r#"
+run_guest_start msmp /etc/xen-lab/guests/msmp.cfg || exit 1
+if wait_console msmp "idle: ready" 1 120; then
+    echo "[xl check] vcpus-start $(vcpus msmp)"
+    lab_save msmp /tmp/msmp.chk -c
+    rm -f /tmp/msmp.chk
+    wait_console msmp "secondary vCPUs back (VCPUOP_up)" 1 60
+    echo "[xl check] vcpus-checkpoint $(vcpus msmp)"
+    lab_save msmp /tmp/msmp.save && lab_restore msmp /tmp/msmp.save; src=$?
+    rm -f /tmp/msmp.save
+    if [ $src -eq 0 ]; then
+        wait_console msmp "secondary vCPUs back (initialised anew)" 1 60
+        echo "[xl check] vcpus-restored $(vcpus msmp)"
+        xl vcpu-set -i msmp 1 || echo "[xl check] vcpu-set 1 failed"
+        wait_console msmp "smp: vCPU 2 offline" 1 60
+        echo "[xl check] vcpus-restored-1 $(vcpus msmp)"
+        xl vcpu-set -i msmp 3 || echo "[xl check] vcpu-set 3 failed"
+        wait_console msmp "smp: vCPU 2 online" 1 60
+        echo "[xl check] vcpus-restored-3 $(vcpus msmp)"
+        if lab_migrate msmp; then
+            wait_console msmp "secondary vCPUs back (initialised anew)" 2 60
+            echo "[xl check] vcpus-migrated $(vcpus msmp)"
+        fi
+    fi
+fi
+xl shutdown msmp
+run_guest_wait msmp 60
+"#;
+
 /// `xl vcpu-set` on an idle guest with `smp=1`, 2 of at most 4 vCPUs
 /// online at creation: up to 4 (vCPUs 2 and 3 started for the first
 /// time), down to 1, back to 3 (vCPUs 1 and 2 brought back with
 /// `VCPUOP_up` only). `xl vcpu-list` after each step.
 const HOTPLUG: &str = r#"
-vcpus() { # NAME: "VCPU:STATE ..." from xl vcpu-list
-    xl vcpu-list "$1" | tail -n +2 | awk '{printf "%s:%s ", $3, $5}'
-}
 run_guest_start hot /etc/xen-lab/guests/hot.cfg || exit 1
 if wait_console hot "idle: ready" 1 120; then
     echo "[xl check] vcpus-created $(vcpus hot)"
@@ -57,7 +96,8 @@ fn lab() -> &'static BootReport {
                 Scenario::single(
                     guest("hello4", "hello").vcpus(4).timeout(Duration::from_secs(60)),
                 ),
-                Scenario::script("hotplug", vec![hot()], HOTPLUG),
+                Scenario::script("hotplug", vec![hot()], &format!("{VCPUS_FN}{HOTPLUG}")),
+                Scenario::script("mobility", vec![msmp()], &format!("{VCPUS_FN}{MOBILITY}")),
             ]
         })
     })
@@ -70,6 +110,10 @@ fn hot() -> xen_tests::GuestSpec {
         .timeout(Duration::from_secs(300));
     g.extra_config.push("maxvcpus = 4".into());
     g
+}
+
+fn msmp() -> xen_tests::GuestSpec {
+    guest("msmp", "idle").vcpus(3).args(&["smp=1".to_string()]).timeout(Duration::from_secs(400))
 }
 
 fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
@@ -154,17 +198,50 @@ fn xl_vcpu_set_takes_vcpus_down_and_brings_them_up() {
     let ups =
         |n| run.console.iter().filter(|l| l.contains(&format!("smp: vCPU {n} online"))).count();
     assert_eq!((ups(1), ups(2), ups(3)), (1, 2, 1), "online lines\n{}", run.describe());
-    // xl's view after each step: VCPU:STATE, a vCPU down shows "-" or "--p".
-    let running = |key: &str| -> Vec<u32> {
-        let v = check_value(run, key).unwrap_or_else(|| panic!("no {key}\n{}", run.describe()));
-        v.split_whitespace()
-            .filter_map(|w| w.split_once(':'))
-            .filter(|(_, st)| st.contains('r') || st.contains('b'))
-            .filter_map(|(n, _)| n.parse().ok())
-            .collect()
-    };
+    // xl's view after each step: VCPU:STATE, a vCPU down shows "--p".
+    let running = |key: &str| up_at(run, key);
     assert_eq!(running("vcpus-created"), vec![0, 1], "{}", run.describe());
     assert_eq!(running("vcpus-4"), vec![0, 1, 2, 3], "{}", run.describe());
     assert_eq!(running("vcpus-1"), vec![0], "{}", run.describe());
     assert_eq!(running("vcpus-3"), vec![0, 1, 2], "{}", run.describe());
+}
+
+/// Which vCPUs `xl vcpu-list` showed up (blocked or running) at `key`.
+fn up_at(run: &GuestRun, key: &str) -> Vec<u32> {
+    let v = check_value(run, key).unwrap_or_else(|| panic!("no {key}\n{}", run.describe()));
+    v.split_whitespace()
+        .filter_map(|w| w.split_once(':'))
+        .filter(|(_, st)| st.contains('r') || st.contains('b'))
+        .filter_map(|(n, _)| n.parse().ok())
+        .collect()
+}
+
+/// A 3-vCPU guest through a checkpoint, a save and restore and a live
+/// migration: its secondary vCPUs go down before each suspend and come
+/// back after (with VCPUOP_up after the checkpoint, initialised anew in
+/// the new domains), and after the restore they still obey xl vcpu-set.
+#[test]
+fn secondary_vcpus_come_back_after_checkpoint_restore_and_migration() {
+    let run = expect_run(lab(), "msmp");
+    for l in run.xl_output.iter().filter(|l| l.starts_with("[xl")) {
+        eprintln!("msmp: {l}");
+    }
+    for l in run.console.iter().filter(|l| l.contains("smp:") || l.contains("resume")) {
+        eprintln!("msmp: {l}");
+    }
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "smp: 3 of 3 vCPUs online");
+    assert_console_contains(run, "resume: 2 secondary vCPUs back (VCPUOP_up)");
+    let anew = run
+        .console
+        .iter()
+        .filter(|l| l.contains("resume: 2 secondary vCPUs back (initialised anew)"))
+        .count();
+    assert_eq!(anew, 2, "restore and migration each bring 2 back\n{}", run.describe());
+    assert_eq!(up_at(run, "vcpus-start"), vec![0, 1, 2]);
+    assert_eq!(up_at(run, "vcpus-checkpoint"), vec![0, 1, 2]);
+    assert_eq!(up_at(run, "vcpus-restored"), vec![0, 1, 2]);
+    assert_eq!(up_at(run, "vcpus-restored-1"), vec![0]);
+    assert_eq!(up_at(run, "vcpus-restored-3"), vec![0, 1, 2]);
+    assert_eq!(up_at(run, "vcpus-migrated"), vec![0, 1, 2]);
 }

@@ -442,3 +442,58 @@ impl lock::Waiters for XenWaiters {
         }
     }
 }
+
+/// Before a suspend: takes every online secondary vCPU down (a PV
+/// domain's saved state has the contexts of the vCPUs that are up, and
+/// this guest brings its own back after). Returns the ones that were
+/// online, for [`resume`].
+pub fn suspend_prepare() -> u64 {
+    let was = online_mask() & !1;
+    for n in 1..MAX_VCPUS as u32 {
+        if was & (1 << n) != 0 {
+            if let Err(e) = offline(n) {
+                crate::kprintln!("suspend: vCPU {n} did not go down: {e}");
+            }
+        }
+    }
+    was
+}
+
+/// After a suspend, on vCPU 0 with upcalls on: brings back the vCPUs
+/// `was` names. Cancelled (`new_domain` false): they go on with
+/// `VCPUOP_up`. In a new domain: none of their registrations, contexts or
+/// ports exists any more, nor vCPU 0's IPI and kick ports; those are bound
+/// again and every vCPU starts afresh from its entry.
+pub fn resume(was: u64, new_domain: bool) {
+    if new_domain && is_online_ports(0) {
+        platform::smp::forget_after_restore();
+        for (n, c) in CPUS.iter().enumerate() {
+            c.ipi_port.store(0, Ordering::Release);
+            c.kick_port.store(0, Ordering::Release);
+            c.stop.store(false, Ordering::SeqCst);
+            *c.mailbox.lock() = Mailbox { calls: [None; MAILBOX] };
+            timer::forget_vcpu(n as u32);
+        }
+        if let Err(e) = bind_ports() {
+            crate::kprintln!("resume: vCPU 0's IPI ports: {e}");
+        }
+    }
+    let t0 = platform::now_ns();
+    let mut back = 0;
+    for n in 1..MAX_VCPUS as u32 {
+        if was & (1 << n) != 0 {
+            match bring_up(n) {
+                Ok(()) => back += 1,
+                Err(e) => crate::kprintln!("resume: vCPU {n} not back: {e}"),
+            }
+        }
+    }
+    if was != 0 {
+        crate::kprintln!(
+            "resume: {back} secondary vCPUs back ({}) in {} us; online mask {:#x}",
+            if new_domain { "initialised anew" } else { "VCPUOP_up" },
+            (platform::now_ns() - t0) / 1000,
+            online_mask()
+        );
+    }
+}

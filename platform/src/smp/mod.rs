@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use hypercall::abi::event_channel::EvtchnFifoControlBlock;
 use hypercall::abi::shared_info::{VcpuInfo, LEGACY_MAX_VCPUS};
 use hypercall::ops::{event_channel as evtchn, mmu, vcpu};
-use hypercall::{Mfn, XenError, PAGE_SIZE};
+use hypercall::{XenError, PAGE_SIZE};
 use spin::Once;
 
 /// vCPUs this guest can run (ids 0..8). A domain with more keeps the rest
@@ -61,8 +61,11 @@ struct Slot {
     control: AtomicUsize,
     /// The control block is registered with Xen.
     fifo: AtomicBool,
-    /// The GDT frame (PV).
+    /// The GDT page's address (PV; its frame is looked up when used: a
+    /// restored domain has other machine frames).
     gdt: AtomicU64,
+    /// The first pfn of the vCPU's kept frames (0: none yet).
+    frames: AtomicU64,
     /// `VCPUOP_initialise` succeeded: later starts are only `VCPUOP_up`.
     initialised: AtomicBool,
 }
@@ -78,6 +81,7 @@ const EMPTY: Slot = Slot {
     control: AtomicUsize::new(0),
     fifo: AtomicBool::new(false),
     gdt: AtomicU64::new(0),
+    frames: AtomicU64::new(0),
     initialised: AtomicBool::new(false),
 };
 
@@ -162,45 +166,56 @@ pub fn is_up(n: u32) -> Result<bool, XenError> {
     vcpu::is_up(n)
 }
 
-/// Reserves vCPU `n`'s stack and pages and registers its `vcpu_info` (with
-/// upcalls masked in it): everything before events can be bound to it.
-/// Once per vCPU; later calls return at once.
+/// Reserves vCPU `n`'s stack and pages (once: they are kept for good)
+/// and registers its `vcpu_info` (with upcalls masked in it): everything
+/// before events can be bound to it. Later calls return at once, until
+/// [`forget_after_restore`].
 pub fn prepare(n: u32) -> Result<(), SmpError> {
     let slot = SLOTS.get(n as usize).filter(|_| n != 0).ok_or(SmpError::NoSuchVcpu(n))?;
     if slot.vcpu_info.load(Ordering::Acquire) != 0 {
         return Ok(());
     }
     vcpu::is_up(n).map_err(|_| SmpError::NoSuchVcpu(n))?;
-    let run = crate::pv::mm::alloc_frames(FRAMES_PER_VCPU).ok_or(SmpError::NoMemory)?.keep();
     let map = crate::pv::mm::direct_map();
-    let page = |k: u64| map.virt(run.start + k).0 as usize;
-    let (guard, stack_lo, stack_hi) = (page(0), page(1), page(1 + STACK_PAGES));
-    let (info_page, control_page, gdt_page) =
-        (stack_hi, page(2 + STACK_PAGES), page(3 + STACK_PAGES));
-    for p in [info_page, control_page, gdt_page] {
+    let mut first = slot.frames.load(Ordering::Relaxed);
+    if first == 0 {
+        let run = crate::pv::mm::alloc_frames(FRAMES_PER_VCPU).ok_or(SmpError::NoMemory)?.keep();
+        first = run.start.0;
+        let page = |k: u64| map.virt(run.start + k).0 as usize;
+        let (guard, gdt_page) = (page(0), page(3 + STACK_PAGES));
         // SAFETY: the frames were just taken from the allocator and kept:
-        // nothing else refers to them; they are mapped writable in the
+        // nothing else refers to them, they are mapped writable in the
         // direct map, and Xen knows none of them yet.
-        unsafe { core::ptr::write_bytes(p as *mut u8, 0, PAGE_SIZE) };
-    }
-    if !crate::is_pvh() {
-        // SAFETY: the guard and GDT pages are kept frames nothing refers
-        // to; no other vCPU has run on them. The GDT page is only ever
-        // read by Xen from now on (a descriptor page may not be writable).
-        unsafe {
-            crate::pv::mm::unmap_page(VirtAddr(guard as u64))
-                .map_err(|e| SmpError::Xen("unmapping the stack guard", e.error))?;
-            crate::pv::mm::make_read_only(VirtAddr(gdt_page as u64))
-                .map_err(|e| SmpError::Xen("making the GDT frame read-only", e.error))?;
+        unsafe { core::ptr::write_bytes(gdt_page as *mut u8, 0, PAGE_SIZE) };
+        if !crate::is_pvh() {
+            // SAFETY: the guard and GDT pages are kept frames nothing
+            // refers to; no other vCPU has run on them. The GDT page is
+            // only ever read by Xen from now on (a descriptor page may
+            // not be writable).
+            unsafe {
+                crate::pv::mm::unmap_page(VirtAddr(guard as u64))
+                    .map_err(|e| SmpError::Xen("unmapping the stack guard", e.error))?;
+                crate::pv::mm::make_read_only(VirtAddr(gdt_page as u64))
+                    .map_err(|e| SmpError::Xen("making the GDT frame read-only", e.error))?;
+            }
         }
-        let gdt = crate::xen_frame(VirtAddr(gdt_page as u64)).ok_or(SmpError::NotReady)?;
-        slot.gdt.store(gdt.0, Ordering::Relaxed);
+        slot.gdt.store(gdt_page as u64, Ordering::Relaxed);
+        slot.frames.store(first, Ordering::Relaxed);
+    }
+    let page = |k: u64| map.virt(hypercall::Pfn(first + k)).0 as usize;
+    let (stack_lo, stack_hi) = (page(1), page(1 + STACK_PAGES));
+    let (info_page, control_page) = (stack_hi, page(2 + STACK_PAGES));
+    // Nothing of an earlier domain's may be left in them (a restore).
+    for p in [info_page, control_page] {
+        // SAFETY: kept pages of this vCPU that Xen does not know (first
+        // use, or after a restore: a new domain), seen only here.
+        unsafe { core::ptr::write_bytes(p as *mut u8, 0, PAGE_SIZE) };
     }
     let info = crate::xen_frame(VirtAddr(info_page as u64)).ok_or(SmpError::NotReady)?;
     // SAFETY: the page is kept for good (never freed, ballooned or
     // granted), seen from now on only as the all-atomics `VcpuInfo`
-    // through `vcpu_info_of`; vCPU `n` is down (never initialised), which
-    // is when Xen accepts another vCPU's registration.
+    // through `vcpu_info_of`; vCPU `n` is down (never initialised in this
+    // domain), which is when Xen accepts another vCPU's registration.
     unsafe { vcpu::register_vcpu_info(n, info, 0) }
         .map_err(|e| SmpError::Xen("VCPUOP_register_vcpu_info", e))?;
     slot.control.store(control_page, Ordering::Relaxed);
@@ -212,6 +227,20 @@ pub fn prepare(n: u32) -> Result<(), SmpError> {
     vcpu_info_of(n).evtchn_upcall_mask.store(1, Ordering::SeqCst);
     ACTIVE.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// In a restored domain (a new one, made by the toolstack from the saved
+/// state): the secondary vCPUs, down when the domain was saved, are not
+/// initialised, and Xen knows none of their `vcpu_info` and control block
+/// registrations. Forgets those (the frames stay this vCPU's) so that
+/// [`prepare`], [`fifo_init`] and [`start`] do them all again. Call on
+/// vCPU 0 with every secondary vCPU down.
+pub fn forget_after_restore() {
+    for slot in SLOTS.iter().skip(1) {
+        slot.vcpu_info.store(0, Ordering::Release);
+        slot.fifo.store(false, Ordering::Release);
+        slot.initialised.store(false, Ordering::Release);
+    }
 }
 
 /// Registers vCPU `n`'s FIFO control block (after vCPU 0's: the domain
@@ -267,7 +296,9 @@ pub fn start(n: u32, entry: fn(u32) -> !) -> Result<(), SmpError> {
         let r = if crate::is_pvh() {
             pvh::initialise(n, top)
         } else {
-            pv::initialise(n, top, Mfn(slot.gdt.load(Ordering::Relaxed)))
+            let gdt = VirtAddr(slot.gdt.load(Ordering::Relaxed));
+            let gdt = crate::xen_frame(gdt).ok_or(SmpError::NotReady)?;
+            pv::initialise(n, top, gdt)
         };
         r.map_err(|e| SmpError::Xen("VCPUOP_initialise", e))?;
         slot.initialised.store(true, Ordering::Release);
