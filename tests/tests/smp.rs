@@ -48,6 +48,7 @@ if wait_console msmp "idle: ready" 1 120; then
         xl vcpu-set -i msmp 3 || echo "[xl check] vcpu-set 3 failed"
         wait_console msmp "smp: vCPU 2 online" 1 60
         echo "[xl check] vcpus-restored-3 $(vcpus msmp)"
+        echo "[xl check] caps $(xl info | sed -n 's/^virt_caps *: *//p' | tr ' ' ',')"
         if lab_migrate msmp; then
             wait_console msmp "secondary vCPUs back (initialised anew)" 2 60
             echo "[xl check] vcpus-migrated $(vcpus msmp)"
@@ -237,11 +238,26 @@ fn secondary_vcpus_come_back_after_checkpoint_restore_and_migration() {
         .iter()
         .filter(|l| l.contains("resume: 2 secondary vCPUs back (initialised anew)"))
         .count();
-    assert_eq!(anew, 2, "restore and migration each bring 2 back\n{}", run.describe());
+    // Live migration of a PV guest needs log-dirty paging, which Debian's
+    // Xen (no shadow paging) lacks: there it fails before the guest is
+    // asked anything (tests/tests/mobility.rs), and the guest carries on.
+    let shadow = check_value(run, "caps").is_some_and(|c| c.split(',').any(|c| c == "shadow"));
+    let migrated = usize::from(shadow);
+    if !shadow {
+        assert!(
+            run.xl_output.iter().any(|l| l.contains("Failed to enable logdirty")),
+            "no shadow paging, yet migration did not fail on log-dirty\n{}",
+            run.describe()
+        );
+        eprintln!("no shadow paging in this Xen: the migration with 3 vCPUs is not proven here");
+    }
+    assert_eq!(anew, 1 + migrated, "restore (and migration) bring 2 back\n{}", run.describe());
     assert_eq!(up_at(run, "vcpus-start"), vec![0, 1, 2]);
     assert_eq!(up_at(run, "vcpus-checkpoint"), vec![0, 1, 2]);
     assert_eq!(up_at(run, "vcpus-restored"), vec![0, 1, 2]);
     assert_eq!(up_at(run, "vcpus-restored-1"), vec![0]);
     assert_eq!(up_at(run, "vcpus-restored-3"), vec![0, 1, 2]);
-    assert_eq!(up_at(run, "vcpus-migrated"), vec![0, 1, 2]);
+    if shadow {
+        assert_eq!(up_at(run, "vcpus-migrated"), vec![0, 1, 2]);
+    }
 }
