@@ -87,7 +87,7 @@ fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("smp", || {
             let long = Duration::from_secs(420);
-            vec![
+            let mut v = vec![
                 Scenario::single(
                     guest("smp4", "selftest")
                         .vcpus(4)
@@ -98,8 +98,16 @@ fn lab() -> &'static BootReport {
                     guest("hello4", "hello").vcpus(4).timeout(Duration::from_secs(60)),
                 ),
                 Scenario::script("hotplug", vec![hot()], &format!("{VCPUS_FN}{HOTPLUG}")),
-                Scenario::script("mobility", vec![msmp()], &format!("{VCPUS_FN}{MOBILITY}")),
-            ]
+            ];
+            // PVH suspend is not implemented yet (docs/migration.md).
+            if !xen_tests::guest_mode().is_pvh() {
+                v.push(Scenario::script(
+                    "mobility",
+                    vec![msmp()],
+                    &format!("{VCPUS_FN}{MOBILITY}"),
+                ));
+            }
+            v
         })
     })
 }
@@ -223,6 +231,10 @@ fn up_at(run: &GuestRun, key: &str) -> Vec<u32> {
 /// the new domains), and after the restore they still obey xl vcpu-set.
 #[test]
 fn secondary_vcpus_come_back_after_checkpoint_restore_and_migration() {
+    if xen_tests::guest_mode().is_pvh() {
+        eprintln!("PVH: suspend is not implemented (docs/migration.md); nothing to check");
+        return;
+    }
     let run = expect_run(lab(), "msmp");
     for l in run.xl_output.iter().filter(|l| l.starts_with("[xl")) {
         eprintln!("msmp: {l}");
