@@ -792,7 +792,18 @@ unsafe impl talc::source::Source for FrameSource {
             layout.size() as u64 + layout.align() as u64 + 4096,
         );
         let run = {
-            let Some(mut f) = FRAMES.try_lock() else {
+            // Another vCPU may hold the frame allocator for a moment (SMP):
+            // wait a little for it. This vCPU holding it (a re-entry) never
+            // frees it: give up after the same bounded wait.
+            let mut f = None;
+            for _ in 0..100_000 {
+                f = FRAMES.try_lock();
+                if f.is_some() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            let Some(mut f) = f else {
                 return Err(());
             };
             f.alloc(need.max(HEAP_GROWTH_PAGES)).or_else(|| f.alloc(need))
