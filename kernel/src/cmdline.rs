@@ -153,6 +153,12 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("spin.secs", n(1, 3600), Some("20"), "with app=spin: seconds to burn the CPU"),
     s("spin.sync", n(0, 1), Some("0"), "with app=spin: 1 waits for dom0's data/spin-go first"),
+    s(
+        "smp",
+        n(0, 1),
+        Some("0"),
+        "with app=idle: 1 runs the vCPUs cpu/N/availability marks online and follows xl vcpu-set",
+    ),
 ];
 
 /// The setting called `key`.

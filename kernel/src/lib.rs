@@ -23,6 +23,7 @@ pub mod cmdline;
 pub mod console;
 pub mod events;
 pub mod fault;
+pub mod smp;
 pub mod source_stream;
 pub mod timeline;
 pub mod timer_queue;

@@ -159,9 +159,10 @@ pub fn shared_info() -> &'static SharedInfo {
     SHARED_INFO.get().expect("shared_info is mapped at entry")
 }
 
-/// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
+/// The calling vCPU's `vcpu_info` (vCPU 0's is in the shared info page;
+/// a secondary vCPU's where `smp::prepare` registered it).
 pub fn vcpu_info() -> &'static VcpuInfo {
-    &shared_info().vcpu_info[0]
+    crate::smp::vcpu_info_of(crate::smp::current())
 }
 
 /// Xen system time now, in ns.

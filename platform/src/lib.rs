@@ -48,6 +48,8 @@ pub mod pv;
 #[cfg(target_os = "none")]
 pub mod pvh;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 mod x86;
 
 #[cfg(target_os = "none")]

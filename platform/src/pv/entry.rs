@@ -173,8 +173,8 @@ extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
     crate::hooks::upcall();
 }
 
-/// Installs the virtual IDT and the event and failsafe callbacks.
-pub fn install() -> Result<(), XenError> {
+/// The virtual IDT: one entry per handled vector (18, the last zero).
+pub(crate) fn trap_table() -> [TrapInfo; 18] {
     // (vector, stub, lowest ring that may `int` it): int3 and into are for everyone.
     let stubs: [(u8, unsafe extern "C" fn(), u8); 17] = [
         (0, xen_trap_divide_error, 0),
@@ -206,17 +206,25 @@ pub fn install() -> Result<(), XenError> {
             address: stub as *const () as u64,
         };
     }
+    table
+}
+
+/// The event and failsafe callback entries.
+pub(crate) fn callbacks() -> (u64, u64) {
+    (xen_event_callback as *const () as u64, xen_failsafe_callback as *const () as u64)
+}
+
+/// Installs the virtual IDT and the event and failsafe callbacks.
+pub fn install() -> Result<(), XenError> {
+    let table = trap_table();
     // SAFETY: every address is a stub above that handles Xen's exception
     // frame for its vector; the table ends with a zero entry.
     unsafe { arch::set_trap_table(&table)? };
+    let (event, failsafe) = callbacks();
     // SAFETY: the stubs handle Xen's event and failsafe callback frames.
     unsafe {
-        arch::register_callback(callback_type::EVENT, 0, xen_event_callback as *const () as u64)?;
-        arch::register_callback(
-            callback_type::FAILSAFE,
-            0,
-            xen_failsafe_callback as *const () as u64,
-        )?;
+        arch::register_callback(callback_type::EVENT, 0, event)?;
+        arch::register_callback(callback_type::FAILSAFE, 0, failsafe)?;
     }
     Ok(())
 }

@@ -792,7 +792,18 @@ unsafe impl talc::source::Source for FrameSource {
             layout.size() as u64 + layout.align() as u64 + 4096,
         );
         let run = {
-            let Some(mut f) = FRAMES.try_lock() else {
+            // Another vCPU may hold the frame allocator for a moment (SMP):
+            // wait a little for it. This vCPU holding it (a re-entry) never
+            // frees it: give up after the same bounded wait.
+            let mut f = None;
+            for _ in 0..100_000 {
+                f = FRAMES.try_lock();
+                if f.is_some() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            let Some(mut f) = f else {
                 return Err(());
             };
             f.alloc(need.max(HEAP_GROWTH_PAGES)).or_else(|| f.alloc(need))
@@ -830,3 +841,30 @@ unsafe impl talc::source::Source for FrameSource {
 
 #[global_allocator]
 static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
+
+/// PV: maps the page at `va` (a frame of the direct map taken from the
+/// allocator and kept for good) read-only, on this vCPU (SMP: a new vCPU's
+/// GDT frame, which Xen takes only while no writable mapping of it exists).
+///
+/// # Safety
+/// Nothing may write the page through `va` afterwards, and no other vCPU
+/// may hold a writable translation of it (none has run yet).
+pub(crate) unsafe fn make_read_only(va: VirtAddr) -> Result<(), MmuError> {
+    let pte = lookup(va).ok_or(MmuError {
+        op: "read-only: unmapped",
+        error: XenError::ENOENT,
+        done: 0,
+    })?;
+    GuestMmu.remap(&[(va, pte.read_only())])
+}
+
+/// PV: unmaps the page at `va` (a kept frame: a secondary vCPU's stack
+/// guard page), on this vCPU.
+///
+/// # Safety
+/// Nothing may refer to the page, and no other vCPU may hold a
+/// translation of it (none has run on it yet).
+pub(crate) unsafe fn unmap_page(va: VirtAddr) -> Result<(), MmuError> {
+    let mut old = [None];
+    pagetable::unmap_pages(&mut GuestMmu, root(), va, &mut old, &mut *BATCH_BUF.lock())
+}

@@ -221,3 +221,10 @@ pub fn install() -> Result<(), XenError> {
     idt.load();
     hvm_op::set_callback_irq(hvm::callback_vector(UPCALL_VECTOR))
 }
+
+/// Loads the IDT [`install`] built on the calling CPU (a secondary vCPU:
+/// the table is shared, each CPU's IDTR is its own).
+pub(crate) fn load_here() -> Result<(), XenError> {
+    IDT.get().ok_or(XenError::EINVAL)?.load();
+    Ok(())
+}
