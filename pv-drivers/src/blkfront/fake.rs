@@ -215,11 +215,11 @@ impl World {
     }
 
     fn execute(&mut self, req: &RingRequest) -> Response {
-        let (id, op) = (req.id(), req.operation());
+        let (id, op) = (req.id(), req.operation_byte());
         let ok = match *req {
             RingRequest::Rw(r) => match r.operation {
-                OP_READ | OP_WRITE => {
-                    let write = r.operation == OP_WRITE;
+                Operation::Read | Operation::Write => {
+                    let write = r.operation == Operation::Write;
                     if write && self.hostile == Hostile::FailWrites {
                         false
                     } else {
@@ -228,14 +228,14 @@ impl World {
                         r.seg[..n].iter().all(|&s| self.segment_io(write, &mut sector, s))
                     }
                 }
-                OP_FLUSH_DISKCACHE | OP_WRITE_BARRIER => {
+                Operation::FlushDiskcache | Operation::WriteBarrier => {
                     self.flushes += 1;
                     true
                 }
                 _ => false,
             },
             RingRequest::Indirect(r) => {
-                let write = r.indirect_op == OP_WRITE;
+                let write = r.indirect_op == Operation::Write;
                 if write && self.hostile == Hostile::FailWrites {
                     false
                 } else {
@@ -269,6 +269,9 @@ impl World {
                 } else {
                     false
                 }
+            }
+            RingRequest::Unknown { .. } => {
+                return Response { id, operation: op, status: RSP_EOPNOTSUPP };
             }
         };
         Response { id, operation: op, status: if ok { RSP_OKAY } else { RSP_ERROR } }
