@@ -46,6 +46,8 @@ pub mod pv;
 #[cfg(target_os = "none")]
 pub mod pvh;
 #[cfg(target_os = "none")]
+pub mod shared_pages;
+#[cfg(target_os = "none")]
 mod x86;
 
 #[cfg(target_os = "none")]

@@ -11,7 +11,6 @@ pub mod grants;
 pub mod mm;
 pub mod p2m;
 mod panic;
-pub mod shared_pages;
 pub mod suspend;
 pub mod vmap;
 

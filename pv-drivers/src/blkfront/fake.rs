@@ -9,7 +9,7 @@ use crate::env::{EnvError, EventChannels, Grants, PageAlloc, PAGE_WORDS};
 use crate::ring::BackRing;
 use hypercall::abi::blkif::*;
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::{DomId, EvtchnPort, Mfn};
+use hypercall::{DomId, EvtchnPort};
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -452,8 +452,14 @@ impl PageAlloc for FakeBlkEnv {
 }
 
 impl Grants for FakeBlkEnv {
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError> {
-        self.base.grant(to, frame, readonly)
+    fn grant(
+        &mut self,
+        to: DomId,
+        pages: &FakePages,
+        index: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, EnvError> {
+        self.base.grant(to, pages, index, readonly)
     }
     fn revoke(&mut self, gref: GrantRef) -> bool {
         self.base.revoke(gref)

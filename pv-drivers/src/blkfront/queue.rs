@@ -77,7 +77,7 @@ impl<P: PageSet> QueueSetup<P> {
         let _ = FrontRing::<RingRequest, Response>::init(mem.words());
         let mut grefs = Vec::new();
         for i in 0..pages {
-            match env.grant(backend, mem.frame(i), false) {
+            match env.grant(backend, &mem, i, false) {
                 Ok(g) => grefs.push(g),
                 Err(e) => {
                     QueueSetup { mem, grefs, port: EvtchnPort(0) }.release(env, false);
