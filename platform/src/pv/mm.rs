@@ -476,7 +476,8 @@ pub fn free_frames() -> (u64, u64) {
     (f.free_frames(), f.largest_run())
 }
 
-/// Takes `n` contiguous free frames (for scratch pages of the benchmark).
+/// Takes `n` contiguous free frames (the vmap region's page tables, the
+/// benchmark's scratch pages).
 pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
     FRAMES.lock().alloc(n)
 }
