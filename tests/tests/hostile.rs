@@ -14,8 +14,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, expect_run, guest, shell, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -28,81 +28,12 @@ const ABSURD_SECTORS: &str =
     "18446744073709551615 36028797018963968 99999999999999999999999 -1 abc";
 
 fn vbd_script() -> String {
-    format!(
-        r#"
-dd if=/dev/zero of=/tmp/host.img bs=1M count=2 2>/dev/null
-losetup -d /dev/loop0 2>/dev/null
-losetup /dev/loop0 /tmp/host.img
-run_guest_start hostvbd /etc/xen-lab/guests/hostvbd.cfg || exit 1
-if wait_console hostvbd "xvda: attach #1: " 1 120; then
-    domid=$(cat /tmp/lab-domid-hostvbd)
-    be=/local/domain/0/backend/vbd/$domid/51712
-    echo "[xl check] sectors-before $(xenstore-read $be/sectors)"
-    # blkback writes the true size again whenever it connects, which can
-    # land after the lie and before the guest reads it: the lie is kept
-    # in place while the guest reconnects, and rounds go on (at most 6)
-    # until the guest has refused a size at least once.
-    log=$LAB_CONSOLE_DIR/guest-hostvbd.log
-    round=0
-    while [ $round -lt 6 ]; do
-        round=$((round + 1))
-        for v in {ABSURD_SECTORS}; do
-            xenstore-write $be/sectors "$v"
-            for s in 5 2 4 1 3 4; do
-                xenstore-write $be/state $s
-                xenstore-write $be/sectors "$v"
-                sleep 0.3
-            done
-            n=0
-            while [ $n -lt 10 ]; do
-                xenstore-write $be/sectors "$v"
-                sleep 0.1
-                n=$((n + 1))
-            done
-        done
-        grep -q -e '/sectors = ' -e '/sectors" = ' "$log" && break
-    done
-    echo "[xl check] flapped"
-    echo "[xl check] rounds $round"
-    sleep 3
-    xl shutdown hostvbd; echo "[xl check] shutdown-rc $?"
-    run_guest_wait hostvbd 120
-else
-    run_guest_wait hostvbd 1
-fi
-"#
-    )
+    shell(&[("ABSURD_SECTORS", ABSURD_SECTORS)], &[include_str!("hostile/vbd.sh")])
 }
 
-const MEM_SCRIPT: &str = r#"
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-run_guest_start hostmem /etc/xen-lab/guests/hostmem.cfg || exit 1
-if wait_console hostmem "http: ready" 1 90 && wait_console hostmem "connected: mac" 1 30; then
-    ping -c 2 -W 5 192.0.2.6 > /dev/null 2>&1; echo "[xl check] ping-before-rc $?"
-    ( while :; do timeout 10 wget -q -O /dev/null http://192.0.2.6/status.json; done ) &
-    traffic=$!
-    ping 192.0.2.6 > /tmp/mem-ping 2>&1 &
-    pinger=$!
-    sleep 2
-    xl mem-set hostmem 4m; echo "[xl check] mem-set-down-rc $?"
-    wait_console hostmem "balloon: target 4096 KiB" 1 60
-    sleep 5
-    xl mem-set hostmem 32m; echo "[xl check] mem-set-up-rc $?"
-    wait_console hostmem "balloon: target 32768 KiB" 1 60
-    sleep 3
-    kill $traffic $pinger; wait $traffic $pinger 2>/dev/null
-    echo "[xl check] pings $(grep -c 'bytes from' /tmp/mem-ping)"
-    timeout 15 wget -q -O /tmp/mem-json http://192.0.2.6/status.json; echo "[xl check] json-after-rc $?"
-    xl shutdown hostmem; echo "[xl check] shutdown-rc $?"
-    run_guest_wait hostmem 90
-else
-    run_guest_wait hostmem 1
-fi
-"#;
+fn mem_script() -> String {
+    shell(&[], &[include_str!("common/bridge.sh"), include_str!("hostile/mem.sh")])
+}
 
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
@@ -124,7 +55,7 @@ fn lab() -> &'static BootReport {
             mem.extra_config = vec!["vif = ['mac=00:16:3e:0c:00:06,bridge=xenbr0']".into()];
             vec![
                 Scenario::script("hostvbd", vec![vbd], &vbd_script()),
-                Scenario::script("hostmem", vec![mem], MEM_SCRIPT),
+                Scenario::script("hostmem", vec![mem], &mem_script()),
             ]
         })
     })
