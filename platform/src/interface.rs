@@ -2,7 +2,9 @@
 //! under Xen must provide) and the functions the kernel calls, which are
 //! the same in every mode or go through the back end the entry chose.
 
+use crate::memory::balloon::Holes;
 use crate::memory::layout::VirtAddr;
+use crate::memory::pagetable::MmuError;
 use crate::time::PvClock;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,20 @@ pub trait Backend: Sync {
     /// and the heap ready. Called once, by [`init_memory`]; fatal errors
     /// end the domain. Returns what it did, for the boot log.
     fn init_memory(&self) -> &'static (dyn fmt::Display + Sync);
+    /// Makes room for `pfns` pfns of memory, for a balloon growing past
+    /// the boot size (PV: a longer P2M, published for the toolstack);
+    /// the pfns covered, or why it cannot.
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str>;
+    /// The pfns past the boot size up to [`pfn_limit`], never populated:
+    /// the balloon's oldest holes, handed out once (`None` after, or when
+    /// there are none).
+    fn unpopulated_holes(&self) -> Option<Holes>;
+    /// Gives `pages` free pages back to Xen; the pfns, now holes.
+    fn balloon_out(&self, pages: u64) -> Result<Holes, MmuError>;
+    /// Takes `holes` back from Xen and gives the frames to the frame
+    /// allocator. On an error the holes come back (the P2M says which
+    /// were filled).
+    fn balloon_in(&self, holes: Holes) -> Result<(), (MmuError, Holes)>;
     /// Installs the exception handlers and the event upcall entry.
     fn install_entry_points(&self) -> Result<(), XenError>;
     /// The frame number Xen knows the page at `va` by, for hypercalls and
@@ -107,6 +123,59 @@ static MEMORY: Once<&'static (dyn fmt::Display + Sync)> = Once::new();
 /// what it did, for the boot log.
 pub fn init_memory() -> &'static (dyn fmt::Display + Sync) {
     *MEMORY.call_once(|| backend().init_memory())
+}
+
+/// Pfns the domain's memory spans now, holes included: the P2M's length
+/// (PV: sized for the maximum reservation; PVH: the boot size).
+pub fn pfn_limit() -> u64 {
+    crate::pv::p2m().len() as u64
+}
+
+/// See [`Backend::grow_pfn_limit`].
+pub fn grow_pfn_limit(pfns: u64) -> Result<u64, &'static str> {
+    backend().grow_pfn_limit(pfns)
+}
+
+/// See [`Backend::unpopulated_holes`].
+pub fn unpopulated_holes() -> Option<Holes> {
+    backend().unpopulated_holes()
+}
+
+/// See [`Backend::balloon_out`].
+pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
+    backend().balloon_out(pages)
+}
+
+/// See [`Backend::balloon_in`].
+pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
+    backend().balloon_in(holes)
+}
+
+/// Pages Xen says this domain has (`XENMEM_current_reservation`).
+pub fn current_reservation() -> Result<u64, XenError> {
+    hypercall::ops::memory::current_reservation(hypercall::DomId::SELF)
+}
+
+/// Free frames in the frame allocator, and the longest run of them.
+pub fn free_frames() -> (u64, u64) {
+    crate::pv::mm::free_frames()
+}
+
+/// Bytes the heap has claimed from the frame allocator.
+pub fn heap_bytes() -> u64 {
+    crate::pv::mm::heap_bytes()
+}
+
+/// `[start, end)` of the loaded image.
+pub fn image_range() -> (usize, usize) {
+    crate::pv::image_range()
+}
+
+/// The start-of-day facts in `start_info`'s shape: Xen's own under PV (a
+/// copy), one gathered from `hvm_start_info` and the HVM parameters under
+/// PVH (command line, pages, console and store).
+pub fn start_info() -> &'static hypercall::abi::start_info::StartInfo {
+    crate::pv::start_info()
 }
 
 /// See [`Backend::install_entry_points`].

@@ -27,8 +27,8 @@ use kernel::events::{self, IrqGuard};
 use kernel::grants;
 use kernel::time::PvClock;
 use kernel::{kprintln, xenbus};
+use platform::grants as pg;
 use platform::pv::bench::Scratch;
-use platform::pv::grants as pg;
 use platform::shared_pages::SharedPage;
 use xenstore_client::Store;
 
