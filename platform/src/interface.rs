@@ -97,24 +97,36 @@ pub fn backend() -> &'static dyn Backend {
     *BACKEND.get().expect("the entry chooses the back end before any other code runs")
 }
 
-/// The command line.
-pub fn cmdline() -> &'static str {
-    backend().cmdline()
+/// The free functions that call the back end the entry chose: each one is
+/// `backend().name(args)`, documented at its [`Backend`] method.
+macro_rules! through_backend {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        $(
+            #[doc = concat!("See [`Backend::", stringify!($name), "`].")]
+            pub fn $name($($arg: $ty),*) $(-> $ret)? {
+                backend().$name($($arg),*)
+            }
+        )*
+    };
 }
 
-/// Pages of memory the domain was started with.
-pub fn nr_pages() -> u64 {
-    backend().nr_pages()
-}
-
-/// See [`Backend::console_page`].
-pub fn console_page() -> Option<(&'static XenconsInterface, EvtchnPort)> {
-    backend().console_page()
-}
-
-/// See [`Backend::store_page`].
-pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
-    backend().store_page()
+through_backend! {
+    fn cmdline() -> &'static str;
+    fn nr_pages() -> u64;
+    fn console_page() -> Option<(&'static XenconsInterface, EvtchnPort)>;
+    fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)>;
+    fn grow_pfn_limit(pfns: u64) -> Result<u64, &'static str>;
+    fn unpopulated_holes() -> Option<Holes>;
+    fn balloon_out(pages: u64) -> Result<Holes, MmuError>;
+    fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)>;
+    fn install_entry_points() -> Result<(), XenError>;
+    fn xen_frame(va: VirtAddr) -> Option<Mfn>;
+    fn mask_upcalls() -> bool;
+    fn unmask_upcalls();
+    fn upcalls_masked() -> bool;
+    fn stack_word(addr: u64) -> Option<u64>;
+    fn fault_address() -> u64;
+    fn block();
 }
 
 static MEMORY: Once<&'static (dyn fmt::Display + Sync)> = Once::new();
@@ -129,26 +141,6 @@ pub fn init_memory() -> &'static (dyn fmt::Display + Sync) {
 /// (PV: sized for the maximum reservation; PVH: the boot size).
 pub fn pfn_limit() -> u64 {
     crate::pv::p2m().len() as u64
-}
-
-/// See [`Backend::grow_pfn_limit`].
-pub fn grow_pfn_limit(pfns: u64) -> Result<u64, &'static str> {
-    backend().grow_pfn_limit(pfns)
-}
-
-/// See [`Backend::unpopulated_holes`].
-pub fn unpopulated_holes() -> Option<Holes> {
-    backend().unpopulated_holes()
-}
-
-/// See [`Backend::balloon_out`].
-pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
-    backend().balloon_out(pages)
-}
-
-/// See [`Backend::balloon_in`].
-pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
-    backend().balloon_in(holes)
 }
 
 /// Pages Xen says this domain has (`XENMEM_current_reservation`).
@@ -176,46 +168,6 @@ pub fn image_range() -> (usize, usize) {
 /// PVH (command line, pages, console and store).
 pub fn start_info() -> &'static hypercall::abi::start_info::StartInfo {
     crate::pv::start_info()
-}
-
-/// See [`Backend::install_entry_points`].
-pub fn install_entry_points() -> Result<(), XenError> {
-    backend().install_entry_points()
-}
-
-/// See [`Backend::xen_frame`].
-pub fn xen_frame(va: VirtAddr) -> Option<Mfn> {
-    backend().xen_frame(va)
-}
-
-/// See [`Backend::mask_upcalls`].
-pub fn mask_upcalls() -> bool {
-    backend().mask_upcalls()
-}
-
-/// See [`Backend::unmask_upcalls`].
-pub fn unmask_upcalls() {
-    backend().unmask_upcalls()
-}
-
-/// See [`Backend::upcalls_masked`].
-pub fn upcalls_masked() -> bool {
-    backend().upcalls_masked()
-}
-
-/// See [`Backend::stack_word`].
-pub fn stack_word(addr: u64) -> Option<u64> {
-    backend().stack_word(addr)
-}
-
-/// See [`Backend::fault_address`].
-pub fn fault_address() -> u64 {
-    backend().fault_address()
-}
-
-/// See [`Backend::block`].
-pub fn block() {
-    backend().block()
 }
 
 /// Whether this domain runs as PVH (entered through the PHYS32 entry).
