@@ -39,6 +39,7 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 /// code. Each back end wraps it in a `.macro` of its own name (the
 /// assembler sees one file) and adds its own return (`HYPERVISOR_iret`
 /// for PV, `iretq` for PVH).
+#[cfg(target_os = "none")]
 macro_rules! call_handler_asm {
     () => {
         "
