@@ -202,6 +202,21 @@ pub fn console_pattern_line(i: u64) -> String {
     s
 }
 
+/// The value after `[xl check] KEY ` in `run`'s toolstack output, the
+/// last one if a script checked more than once: how the dom0 scripts
+/// report what they saw.
+pub fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
+    let prefix = format!("[xl check] {key} ");
+    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+/// As [`check_value`], failing the test (with the run's record) when the
+/// script never reported `key`.
+pub fn check<'a>(run: &'a GuestRun, key: &str) -> &'a str {
+    check_value(run, key)
+        .unwrap_or_else(|| panic!("no `{key}` check in the toolstack output\n{}", run.describe()))
+}
+
 /// A dom0 script made of shell variables and parts (`include_str!` of the
 /// `.sh` files beside the test, which `cargo xtask test` lints with
 /// shellcheck): `VAR='value'` lines first, then the parts in order. A

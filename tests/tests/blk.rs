@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, expect_run, guest, splitmix64, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -56,18 +56,10 @@ fn lab() -> &'static BootReport {
 /// The value after `[xl check] KEY ` in dom0's output. The script prints
 /// checks between guests, so they land with whichever run collected them.
 fn check_value<'a>(_run: &GuestRun, key: &str) -> Option<&'a str> {
-    let prefix = format!("[xl check] {key} ");
     ["blkw", "blkv", "blkd"]
         .iter()
         .filter_map(|n| lab().run(n).ok())
-        .find_map(|r| r.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str())))
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+        .find_map(|r| xen_tests::check_value(r, key))
 }
 
 fn pattern(seed: u64, size: u64) -> Vec<u8> {

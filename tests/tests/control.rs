@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, check_value, expect_run, guest, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -57,12 +57,6 @@ fn lab() -> &'static BootReport {
             ]
         })
     })
-}
-
-/// The value after `[xl check] KEY ` in the guest's toolstack output.
-fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 fn ctl() -> &'static GuestRun {

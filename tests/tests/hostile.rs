@@ -14,8 +14,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, shell, BootReport,
-    GuestResult, GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, check_value, expect_run, guest, shell,
+    BootReport, GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -61,11 +61,6 @@ fn lab() -> &'static BootReport {
     })
 }
 
-fn check<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
-}
-
 fn flag(run: &GuestRun, key: &str) -> bool {
     run.xl_output.iter().any(|l| l.trim() == format!("[xl check] {key}"))
 }
@@ -76,7 +71,7 @@ fn flag(run: &GuestRun, key: &str) -> bool {
 fn a_flapping_lying_vbd_backend_cannot_stop_a_clean_shutdown() {
     let run = expect_run(lab(), "hostvbd");
     assert!(flag(run, "flapped"), "dom0 never got to the flapping\n{}", run.describe());
-    assert_eq!(check(run, "shutdown-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check_value(run, "shutdown-rc"), Some("0"), "{}", run.describe());
     assert_result(run, &GuestResult::Poweroff);
     // At least one reconnect read an absurd size and refused it by name.
     let refused: Vec<&String> = run
@@ -92,14 +87,14 @@ fn a_flapping_lying_vbd_backend_cannot_stop_a_clean_shutdown() {
 #[test]
 fn a_memory_squeeze_under_traffic_is_survived() {
     let run = expect_run(lab(), "hostmem");
-    assert_eq!(check(run, "mem-set-down-rc"), Some("0"), "{}", run.describe());
-    assert_eq!(check(run, "mem-set-up-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check_value(run, "mem-set-down-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check_value(run, "mem-set-up-rc"), Some("0"), "{}", run.describe());
     assert_console_contains(run, "balloon: target 4096 KiB");
     assert_console_contains(run, "keeping a reserve of 256 free pages");
     assert_console_contains(run, "balloon: target 32768 KiB");
-    assert_eq!(check(run, "json-after-rc"), Some("0"), "{}", run.describe());
-    let pings: u32 = check(run, "pings").and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert_eq!(check_value(run, "json-after-rc"), Some("0"), "{}", run.describe());
+    let pings: u32 = check_value(run, "pings").and_then(|p| p.parse().ok()).unwrap_or(0);
     assert!(pings > 0, "no ping answered during the squeeze\n{}", run.describe());
-    assert_eq!(check(run, "shutdown-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check_value(run, "shutdown-rc"), Some("0"), "{}", run.describe());
     assert_result(run, &GuestResult::Poweroff);
 }

@@ -18,7 +18,7 @@ use pv_drivers::netfront::flow::{tcp4_tx_queue, RxSteering, TABLE_SIZE};
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, shell, BootReport,
+    assert_console_contains, assert_result, boot, check, expect_run, guest, shell, BootReport,
     GuestResult, GuestRun, Scenario,
 };
 
@@ -131,15 +131,6 @@ fn lab() -> &'static BootReport {
             ]
         })
     })
-}
-
-fn check<'a>(run: &'a GuestRun, key: &str) -> &'a str {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no `{key}` check in the toolstack output\n{}", run.describe()))
 }
 
 fn http() -> &'static GuestRun {
