@@ -45,7 +45,7 @@ pub fn size_for_static_max() {
     let Some(kib) = kib else { return };
     match platform::grow_pfn_limit(kib / 4) {
         Ok(n) => log::info!(
-            "balloon: P2M covers {n} pfns ({} MiB; static-max {} MiB)",
+            "balloon: memory may span {n} pfns ({} MiB; static-max {} MiB)",
             n / 256,
             kib / 1024
         ),

@@ -296,7 +296,11 @@ impl crate::Backend for Pvh {
         })
     }
 
-    fn grow_pfn_limit(&self, _pfns: u64) -> Result<u64, &'static str> {
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str> {
+        let have = crate::pfn_limit();
+        if pfns <= have {
+            return Ok(have);
+        }
         Err("PVH has no P2M for the toolstack; the balloon stays within the boot size")
     }
 
