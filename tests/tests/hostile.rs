@@ -1,10 +1,12 @@
 //! Dom0 as the hostile side (issue 18), one QEMU boot:
 //! - `hostvbd` runs `app=blk blk.mode=hotplug` on one disk; once its first
-//!   attach is verified, dom0 writes absurd `sectors` values into the
-//!   vbd's backend directory and flaps the backend's `state` node
-//!   (Closing, InitWait, Connected, Initialising, ...) while the guest
-//!   runs; then `xl shutdown` must end it cleanly (poweroff), with no
-//!   panic, and the absurd sizes refused by name;
+//!   attach is verified, dom0 unbinds blkback and plays the backend's
+//!   side of the handshake itself, one absurd `sectors` value per connect
+//!   (past 2^64 bytes, not a number, negative); binds blkback again (the
+//!   guest reattaches and finds its pattern intact); then flaps the
+//!   backend's `state` node (Closing, InitWait, Connected, Initialising,
+//!   ...) with absurd sizes beside it; `xl shutdown` must end it cleanly
+//!   (poweroff), with no panic, and every absurd size refused by name;
 //! - `hostmem` runs `app=http` with a vif under a running ping and
 //!   repeated page fetches; dom0 squeezes it with `xl mem-set` to 4 MiB,
 //!   then gives the memory back; the guest follows the target down to its
@@ -65,21 +67,29 @@ fn flag(run: &GuestRun, key: &str) -> bool {
     run.xl_output.iter().any(|l| l.trim() == format!("[xl check] {key}"))
 }
 
-/// A vbd whose backend flaps its state and lies about its size: the guest
-/// refuses the sizes by name, never panics, and `xl shutdown` ends it.
+/// A vbd whose backend flaps its state, then lies about its size in every
+/// handshake: the guest refuses each size by name, never panics, and `xl
+/// shutdown` ends it.
 #[test]
 fn a_flapping_lying_vbd_backend_cannot_stop_a_clean_shutdown() {
     let run = expect_run(lab(), "hostvbd");
     assert!(flag(run, "flapped"), "dom0 never got to the flapping\n{}", run.describe());
     assert_eq!(check_value(run, "shutdown-rc"), Some("0"), "{}", run.describe());
     assert_result(run, &GuestResult::Poweroff);
-    // At least one reconnect read an absurd size and refused it by name.
-    let refused: Vec<&String> = run
-        .console
-        .iter()
-        .filter(|l| l.contains("/sectors = ") || l.contains("/sectors\" = "))
-        .collect();
-    assert!(!refused.is_empty(), "no absurd sectors value was refused\n{}", run.describe());
+    // Every lie was read in a handshake of its own and refused by name.
+    assert_eq!(check_value(run, "unbind-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check_value(run, "rebind-rc"), Some("0"), "{}", run.describe());
+    assert!(flag(run, "reattached"), "no attach after blkback came back\n{}", run.describe());
+    let lies = ABSURD_SECTORS.split_whitespace().count().to_string();
+    assert_eq!(check_value(run, "lies"), Some(lies.as_str()), "{}", run.describe());
+    for v in ABSURD_SECTORS.split_whitespace() {
+        let (bare, quoted) = (format!("/sectors = {v}:"), format!("/sectors = \"{v}\""));
+        assert!(
+            run.console.iter().any(|l| l.contains(&bare) || l.contains(&quoted)),
+            "the absurd sectors value {v} was not refused by name\n{}",
+            run.describe()
+        );
+    }
 }
 
 /// `xl mem-set` to 4 MiB under traffic, then back: the guest keeps its
