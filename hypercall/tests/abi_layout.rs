@@ -512,13 +512,13 @@ fn table() -> Vec<Row> {
         blkif::Operation::Indirect as i64 => "BLKIF_OP_INDIRECT",
         blkif::MAX_SEGMENTS_PER_REQUEST => "BLKIF_MAX_SEGMENTS_PER_REQUEST",
         blkif::MAX_INDIRECT_PAGES_PER_REQUEST => "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST",
-        blkif::DISCARD_SECURE => "BLKIF_DISCARD_SECURE",
+        blkif::DiscardFlags::SECURE.bits() => "BLKIF_DISCARD_SECURE",
         blkif::RSP_OKAY as i64 => "BLKIF_RSP_OKAY",
         blkif::RSP_ERROR as i64 => "BLKIF_RSP_ERROR",
         blkif::RSP_EOPNOTSUPP as i64 => "BLKIF_RSP_EOPNOTSUPP",
-        blkif::VDISK_CDROM => "VDISK_CDROM",
-        blkif::VDISK_REMOVABLE => "VDISK_REMOVABLE",
-        blkif::VDISK_READONLY => "VDISK_READONLY",
+        blkif::VdiskInfo::CDROM.bits() => "VDISK_CDROM",
+        blkif::VdiskInfo::REMOVABLE.bits() => "VDISK_REMOVABLE",
+        blkif::VdiskInfo::READONLY.bits() => "VDISK_READONLY",
     );
     // A ring slot is the union of request and response: the request.
     consts!(rows, core::mem::size_of::<blkif::Request>() => "sizeof(union blkif_sring_entry)");

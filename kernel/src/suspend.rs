@@ -20,7 +20,7 @@ use crate::events::{self, IrqGuard};
 use crate::{console, diag, grants, kprintln, timer, xenbus};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
-use platform::pv::suspend::{self as psuspend, Outcome};
+use platform::suspend::{self as psuspend, Outcome};
 
 static CANCELLED: AtomicU64 = AtomicU64::new(0);
 static RESUMED: AtomicU64 = AtomicU64::new(0);

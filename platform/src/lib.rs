@@ -38,6 +38,8 @@ pub mod trap;
 #[cfg(target_os = "none")]
 mod fifo;
 #[cfg(target_os = "none")]
+pub mod grants;
+#[cfg(target_os = "none")]
 mod hooks;
 #[cfg(target_os = "none")]
 mod interface;
@@ -48,7 +50,11 @@ pub mod pv;
 #[cfg(target_os = "none")]
 pub mod pvh;
 #[cfg(target_os = "none")]
+pub mod shared_pages;
+#[cfg(target_os = "none")]
 pub mod smp;
+#[cfg(target_os = "none")]
+pub mod suspend;
 #[cfg(target_os = "none")]
 mod x86;
 

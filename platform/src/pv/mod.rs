@@ -11,12 +11,13 @@ pub mod grants;
 pub mod mm;
 pub mod p2m;
 mod panic;
-pub mod shared_pages;
 pub mod suspend;
 pub mod vmap;
 
 use crate::hooks::emergency_print;
+use crate::memory::balloon::Holes;
 use crate::memory::layout::VirtAddr;
+use crate::memory::pagetable::MmuError;
 use crate::shutdown;
 use core::fmt;
 use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -145,6 +146,22 @@ impl crate::Backend for Pv {
 
     fn init_memory(&self) -> &'static (dyn fmt::Display + Sync) {
         mm::init(start_info())
+    }
+
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str> {
+        mm::extend_p2m(pfns)
+    }
+
+    fn unpopulated_holes(&self) -> Option<Holes> {
+        mm::unpopulated_holes()
+    }
+
+    fn balloon_out(&self, pages: u64) -> Result<Holes, MmuError> {
+        mm::balloon_out(pages)
+    }
+
+    fn balloon_in(&self, holes: Holes) -> Result<(), (MmuError, Holes)> {
+        mm::balloon_in(holes)
     }
 
     fn install_entry_points(&self) -> Result<(), XenError> {

@@ -5,7 +5,6 @@ use super::{evidence, say, Shown, StepResult};
 use alloc::format;
 use hypercall::Pfn;
 use kernel::xenbus;
-use platform::pv::mm;
 use xenstore_client::Store;
 
 const STEP: &str = "balloon";
@@ -30,10 +29,12 @@ pub fn run() -> StepResult {
     let target = xenbus::with(|bus| bus.xs.read_string("memory/target").ok()).flatten();
     let max = xenbus::with(|bus| bus.xs.read_string("memory/static-max").ok()).flatten();
     evidence!(STEP, "the toolstack's control path: memory/target = {:?} KiB, memory/static-max = {:?} KiB (xl mem-set writes the target; app=idle follows it)", target.unwrap_or_default(), max.unwrap_or_default());
-    let before = mm::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
-    let holes = mm::balloon_out(PAGES).map_err(|e| format!("balloon out: {e}"))?;
+    let before =
+        platform::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
+    let holes = platform::balloon_out(PAGES).map_err(|e| format!("balloon out: {e}"))?;
     let r = holes.range();
-    let during = mm::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
+    let during =
+        platform::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
     evidence!(
         STEP,
         "ballooned out {} pages: pfns {:#x}..{:#x}; pfn {:#x} now has {}; Xen's count of our pages {before} -> {during}",
@@ -44,8 +45,8 @@ pub fn run() -> StepResult {
         mfn_of(r.start)
     );
     let first = r.start;
-    mm::balloon_in(holes).map_err(|(e, _)| format!("balloon in: {e}"))?;
-    let after = mm::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
+    platform::balloon_in(holes).map_err(|(e, _)| format!("balloon in: {e}"))?;
+    let after = platform::current_reservation().map_err(|e| format!("current_reservation: {e}"))?;
     evidence!(STEP, "ballooned the {PAGES} pages back in: pfn {:#x} has {} (a frame Xen chose now); Xen's count {after}", first.0, mfn_of(first));
     if during + PAGES != before || after != before {
         return Err(format!(

@@ -7,8 +7,9 @@ use alloc::format;
 use core::sync::atomic::Ordering::Relaxed;
 use hypercall::abi::grant_table::gtf;
 use kernel::grants;
-use platform::pv::grants::{Mapping, SharedPage};
+use platform::grants::Mapping;
 use platform::pv::vmap;
+use platform::shared_pages::SharedPage;
 
 const STEP: &str = "grants";
 
@@ -36,7 +37,7 @@ pub fn run() -> StepResult {
     );
     let page = SharedPage::new();
     let frame = page.frame();
-    let r = grants::with(|t| t.grant_access(me, frame, false))
+    let r = grants::with(|t| t.grant_access(me, &page, 0, false))
         .ok_or("no grant table")?
         .map_err(|e| format!("grant: {e}"))?;
     evidence!(
@@ -46,11 +47,11 @@ pub fn run() -> StepResult {
         me.0,
         r.0
     );
-    page.words[0].store(0x7075_6f74, Relaxed);
+    page.words()[0].store(0x7075_6f74, Relaxed);
     let m = Mapping::new(me, r, false).map_err(|e| format!("map: {e}"))?;
     let seen = m.words()[0].load(Relaxed);
     m.words()[1].store(0xb0b, Relaxed);
-    let back = page.words[1].load(Relaxed);
+    let back = page.words()[1].load(Relaxed);
     let mapped_mfn = vmap::lookup(m.va()).map(|p| p.mfn().0);
     let flags = grants::with(|t| t.entry_flags(r)).flatten().unwrap_or(0);
     evidence!(

@@ -7,7 +7,7 @@ use alloc::format;
 use hypercall::Pfn;
 use platform::memory::layout::VirtAddr;
 use platform::pv::mm;
-use platform::pv::shared_pages::SharedPages;
+use platform::shared_pages::SharedPages;
 use pv_drivers::env::PageSet;
 
 const STEP: &str = "memory";

@@ -8,8 +8,8 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{blk, grants, xenbus};
-use platform::pv::grants::Mapping;
-use platform::pv::shared_pages::SharedPages;
+use platform::grants::Mapping;
+use platform::shared_pages::SharedPages;
 use pv_drivers::blkfront::Config;
 use pv_drivers::env::PageSet;
 use pv_drivers::ring::{BackRing, FrontRing, RingEntry};
@@ -76,7 +76,7 @@ pub fn run() -> StepResult {
         return Ok(Shown::Skipped("PVH: the tour maps its own grant, which PVH cannot"));
     }
     let pages = SharedPages::new(1).ok_or("no memory for the ring page")?;
-    let gref = grants::with(|t| t.grant_access(me, pages.frame(0), false))
+    let gref = grants::with(|t| t.grant_access(me, &pages, 0, false))
         .ok_or("no grant table")?
         .map_err(|e| format!("grant: {e}"))?;
     let m = Mapping::new(me, gref, false).map_err(|e| format!("map: {e}"))?;
