@@ -207,6 +207,12 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
     // arrive on the new port as soon as the hypercall returns.
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_virq(virq, 0)?)?;
+    label_virq(port, virq);
+    bind_new(port, handler, data)
+}
+
+/// What a VIRQ's port is, for tracing.
+fn label_virq(port: EvtchnPort, virq: u32) {
     crate::trace::label(
         port,
         match virq {
@@ -215,7 +221,6 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
             _ => "a VIRQ",
         },
     );
-    bind_new(port, handler, data)
 }
 
 /// A new port vCPU 0 can signal itself through, with `handler`.
@@ -232,6 +237,7 @@ pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError>
 pub fn bind_virq_here(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_virq(virq, platform::smp::current())?)?;
+    label_virq(port, virq);
     bind_new(port, handler, data)
 }
 
@@ -240,6 +246,7 @@ pub fn bind_virq_here(virq: u32, handler: Handler, data: usize) -> Result<Evtchn
 pub fn bind_ipi_here(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_ipi(platform::smp::current())?)?;
+    crate::trace::label(port, "IPI");
     bind_new(port, handler, data)
 }
 
