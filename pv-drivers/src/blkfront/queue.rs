@@ -22,7 +22,7 @@ use super::wire::RingRequest;
 use crate::env::PageSet;
 use crate::ring::{FrontRing, RingError, RingFull};
 use alloc::vec::Vec;
-use hypercall::abi::blkif::Response;
+use hypercall::abi::blkif::{Operation, Response};
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::EvtchnPort;
 
@@ -31,9 +31,9 @@ pub const MAX_QUEUES: usize = 8;
 
 /// One request on a ring.
 pub(crate) struct InFlight {
-    pub op: u8,
-    /// The operation the response must echo.
-    pub wire_op: u8,
+    /// The call's operation, which the response must echo (for an
+    /// indirect request, the operation it carries).
+    pub op: Operation,
     pub sector: u64,
     pub data: Vec<usize>,
     pub indirect: Vec<usize>,
@@ -47,9 +47,11 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// `req` as it goes on the ring, holding `data` and `indirect` pages
-    /// of the pool, for `len` bytes of the caller's buffer from `buf_off`.
+    /// `req` (of operation `op`) as it goes on the ring, holding `data`
+    /// and `indirect` pages of the pool, for `len` bytes of the caller's
+    /// buffer from `buf_off`.
     pub fn new(
+        op: Operation,
         req: RingRequest,
         sector: u64,
         data: Vec<usize>,
@@ -57,10 +59,7 @@ impl InFlight {
         buf_off: usize,
         len: usize,
     ) -> Self {
-        // An indirect request's response echoes the operation it carries,
-        // which is also the one it performs.
-        let op = req.operation();
-        InFlight { op, wire_op: op, sector, data, indirect, buf_off, len, req, seq: 0 }
+        InFlight { op, sector, data, indirect, buf_off, len, req, seq: 0 }
     }
 
     /// The device's count of requests when this one was made.
@@ -90,7 +89,7 @@ impl<P: PageSet> QueueSetup<P> {
         let _ = FrontRing::<RingRequest, Response>::init(mem.words());
         let mut grefs = Vec::new();
         for i in 0..pages {
-            match env.grant(backend, mem.frame(i), false) {
+            match env.grant(backend, &mem, i, false) {
                 Ok(g) => grefs.push(g),
                 Err(e) => {
                     QueueSetup { mem, grefs, port: EvtchnPort(0) }.release(env, false);
