@@ -122,7 +122,7 @@ pub fn run(s: &mut Suite) {
         if fails != 0 {
             fail!(
                 d,
-                "{fails} sends were not handled exactly once within 1 s (first: {:#x})",
+                "{fails} sends were not handled exactly once within 10 s (first: {:#x})",
                 IPI_FIRST_FAIL.load(Ordering::SeqCst)
             );
         }
@@ -298,8 +298,11 @@ fn send_ipis_from_here(src: usize) {
         }
         for i in 0..IPIS_PER_PAIR {
             let before = smp::ipis(t).0;
+            // 10 s: with 4 vCPUs on 2 emulated CPUs of a loaded host, a
+            // target can wait over a second for Xen to run it (seen once
+            // as PVH); lateness is not loss, and a lost IPI still fails.
             let ok = smp::send_ipi(t).is_ok()
-                && spin_until(platform::now_ns() + SECOND, || smp::ipis(t).0 > before)
+                && spin_until(platform::now_ns() + 10 * SECOND, || smp::ipis(t).0 > before)
                 && smp::ipis(t).0 == before + 1;
             if !ok && IPI_FAILS.fetch_add(1, Ordering::SeqCst) == 0 {
                 IPI_FIRST_FAIL.store((src as u64) << 32 | u64::from(t) << 16 | i, Ordering::SeqCst);
