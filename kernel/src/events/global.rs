@@ -57,6 +57,7 @@ static TABLE: IrqLock<HandlerTable<MAX_PORTS>> = IrqLock::new(HandlerTable::new(
 static SCAN: IrqLock<ScanState> =
     IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() });
 static UPCALLS: AtomicU64 = AtomicU64::new(0);
+static SENDS: AtomicU64 = AtomicU64::new(0);
 
 /// The ABI in use (2-level until [`init`] chose).
 pub fn abi() -> Abi {
@@ -221,7 +222,14 @@ fn bind_new(port: EvtchnPort, handler: Handler, data: usize) -> Result<EvtchnPor
 
 /// Notifies the other end of `port`.
 pub fn send(port: EvtchnPort) -> Result<(), EventError> {
+    SENDS.fetch_add(1, Ordering::Relaxed);
     Ok(evtchn::send(port)?)
+}
+
+/// `EVTCHNOP_send` hypercalls so far (every port: devices, XenStore,
+/// console).
+pub fn sends() -> u64 {
+    SENDS.load(Ordering::Relaxed)
 }
 
 /// Ports that had handlers in the domain before a restore and have not

@@ -6,6 +6,7 @@
 //! and `xl sysrq` (the idle app's handling).
 
 use super::device::NetDev;
+use super::loopstats::{Lap, LoopStats};
 use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
@@ -61,6 +62,10 @@ pub struct Status {
     /// Event storms (events with no work behind them): the lateeoi
     /// bookkeeping of the vif's channels (`events::storm`).
     pub storm: Throttle,
+    /// The service loop's wake-ups and where its time goes.
+    pub looped: LoopStats,
+    /// Sockets in the set smoltcp polls.
+    pub sockets: usize,
 }
 
 /// A service: its sockets, served once per loop.
@@ -322,6 +327,7 @@ impl Net {
             return;
         };
         let host = &mut self.drv.host;
+        let mut lap = Lap::start();
         let dups = &mut self.status.syn_duplicates;
         let _ = nf.poll_rx(host, |p| {
             if is_duplicate_syn(&p.data, sockets) {
@@ -332,12 +338,15 @@ impl Net {
         });
         let _ = nf.reclaim_tx();
         nf.watchdog(platform::now_ns());
+        lap.lap(&mut self.status.looped.ns_rx);
         let busy = self.status.tx_busy;
         let mut dev =
             NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
         iface.poll(now(), &mut dev, sockets);
         nf.flush(host);
         self.tx_waiting = self.status.tx_busy != busy;
+        self.status.looped.polls += 1;
+        lap.lap(&mut self.status.looped.ns_stack);
     }
 }
 
@@ -463,7 +472,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let mut next_store = 0u64;
     let events: EventCount = net.drv.host.event_count();
     let mut last_seen = events.get();
+    net.status.looped.start_ns = platform::now_ns();
     loop {
+        net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
@@ -472,14 +483,19 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         last_seen = seen;
         let before = net.progress();
         net.poll(&mut sockets, &mut rxq);
+        let mut lap = Lap::start();
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
         }
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = events.get();
         net.refresh_status();
+        net.status.sockets = sockets.iter().count();
+        lap.lap(&mut net.status.looped.ns_misc);
         svc.serve(&mut sockets, &net.status);
+        lap.lap(&mut net.status.looped.ns_serve);
         net.poll(&mut sockets, &mut rxq);
+        let mut lap = Lap::start();
         let did_work = !rxq.is_empty() || net.progress() != before;
         net.throttle(woke_by_events, did_work);
 
@@ -535,6 +551,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
+                            kprintln!("{}", net.status.looped.line(net.status.sockets));
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
@@ -549,6 +566,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
+                            kprintln!("{}", net.status.looped.line(net.status.sockets));
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
@@ -563,7 +581,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             net.follow_xenbus();
         }
 
+        lap.lap(&mut net.status.looped.ns_misc);
         if !rxq.is_empty() {
+            net.status.looped.no_wait += 1;
             continue;
         }
         // With the TX ring full, smoltcp has data to send (a delay of 0):
@@ -582,7 +602,16 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
-        timer::wait_until(until, || events.get() != seen);
+        lap.lap(&mut net.status.looped.ns_delay);
+        let l = &mut net.status.looped;
+        if platform::now_ns() >= until || events.get() != seen {
+            l.no_wait += 1;
+        } else if timer::wait_until(until, || events.get() != seen) {
+            l.woke_event += 1;
+        } else {
+            l.woke_timer += 1;
+        }
+        lap.lap(&mut l.ns_wait);
     }
 }
 

@@ -1,0 +1,91 @@
+//! Where the network service loop's time goes, and why it wakes: counters
+//! kept by `service::run`, cumulative, printed as one `net: loop ...` line
+//! on `xl sysrq` and at shutdown (for `cargo xtask bench http` and `bench
+//! net` to take differences of across a load) and shown on the status page.
+//!
+//! The clock is the PV clock (`platform::now_ns`, no hypercall), read a
+//! handful of times per pass: cheap next to one smoltcp poll.
+
+use alloc::format;
+use alloc::string::String;
+
+/// Cumulative counters of the service loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Passes of the loop (each: RX, stack, service, stack, TX).
+    pub passes: u64,
+    /// Waits that ended because an event came (or had come), because
+    /// their deadline passed, and passes that did not wait at all (work
+    /// still queued, or a poll already due).
+    pub woke_event: u64,
+    pub woke_timer: u64,
+    pub no_wait: u64,
+    /// Busy polls that found work before the loop blocked (the polling
+    /// budget), and those that ran out of budget.
+    pub spin_hits: u64,
+    pub spin_misses: u64,
+    /// `Interface::poll` calls.
+    pub polls: u64,
+    /// Nanoseconds in: netfront RX (copying packets out, refilling), the
+    /// stack (`Interface::poll`: ingress, every socket's egress, TX), the
+    /// service (its pass over its connections), the status and XenStore
+    /// work, computing the next deadline, and blocked.
+    pub ns_rx: u64,
+    pub ns_stack: u64,
+    pub ns_serve: u64,
+    pub ns_misc: u64,
+    pub ns_delay: u64,
+    pub ns_wait: u64,
+    pub ns_spin: u64,
+    /// When the loop began (ns of system time).
+    pub start_ns: u64,
+}
+
+impl LoopStats {
+    /// The cumulative line `cargo xtask bench` reads; hypercall counts are
+    /// the kernel's own (every `EVTCHNOP_send`, `set_timer_op` and
+    /// `SCHEDOP_block` of the domain), with the upcalls taken.
+    pub fn line(&self, sockets: usize) -> String {
+        let (_, timer_sets, _) = crate::timer::stats();
+        format!(
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-delay {} us-wait {} us-spin {} us-total {}",
+            self.passes,
+            self.woke_event,
+            self.woke_timer,
+            self.no_wait,
+            self.spin_hits,
+            self.spin_misses,
+            self.polls,
+            sockets,
+            crate::events::sends(),
+            timer_sets,
+            crate::timer::blocks(),
+            crate::events::upcalls(),
+            self.ns_rx / 1000,
+            self.ns_stack / 1000,
+            self.ns_serve / 1000,
+            self.ns_misc / 1000,
+            self.ns_delay / 1000,
+            self.ns_wait / 1000,
+            self.ns_spin / 1000,
+            platform::now_ns().saturating_sub(self.start_ns) / 1000,
+        )
+    }
+}
+
+/// A stopwatch over one stretch of the loop: adds the time since it was
+/// last read to the counter it is read into.
+pub struct Lap(u64);
+
+impl Lap {
+    pub fn start() -> Self {
+        Lap(platform::now_ns())
+    }
+
+    /// Adds the time since the last lap to `into`, and starts the next.
+    pub fn lap(&mut self, into: &mut u64) {
+        let now = platform::now_ns();
+        *into += now.saturating_sub(self.0);
+        self.0 = now;
+    }
+}
