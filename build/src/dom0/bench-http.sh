@@ -7,7 +7,7 @@ if [ ! -d /sys/class/net/xenbr0 ]; then
     ip addr add 192.0.2.1/24 dev xenbr0
     ip link set xenbr0 up
 fi
-# With MARKS=1 (our guest), an `xl sysrq NAME c` before the first point
+# With MARKS=1 (our guest), an `xl sysrq NAME h` before the first point
 # and after each has the guest print its cumulative counters ("net: loop",
 # "net: efficiency"), waited for: the host takes their differences.
 http_points() { # NAME IP REQUESTS [MARKS]
@@ -24,7 +24,7 @@ http_points() { # NAME IP REQUESTS [MARKS]
 }
 http_mark() { # NAME MARKS K
     [ "$2" = 1 ] || return 0
-    xl sysrq "$1" c
+    xl sysrq "$1" h
     wait_console "$1" 'net: loop ' "$3" 30
 }
 # The guest's status page (memory, connection counters) after the load.

@@ -182,6 +182,12 @@ impl Service for Echo {
         }
     }
 
+    fn syn_taken(&mut self, sockets: &mut SocketSet<'static>) {
+        for (l, _) in &mut self.ports {
+            l.replenish(sockets);
+        }
+    }
+
     fn report(&self) -> Option<String> {
         let mut out = String::new();
         for (l, _) in &self.ports {

@@ -3,9 +3,16 @@
 //! smoltcp has no `listen(2)` backlog: one listening socket takes one
 //! connection, and a SYN that finds no listening socket is answered with a
 //! reset. So a listener keeps a pool: `backlog` sockets listening at all
-//! times, topped up after each pass as connections are accepted, up to
-//! `max_conns + backlog` sockets in all (the memory bound, see
-//! `netsvc::config`). A socket that completes its handshake becomes a
+//! times, topped up after every SYN the stack takes ([`Listener::replenish`],
+//! called by the service loop between received packets) and after each
+//! pass, up to `max_conns + backlog` sockets in all (the memory bound, see
+//! `netsvc::config`).
+//!
+//! smoltcp visits every socket of its set on every poll (and again to
+//! find the next deadline), so the set holds only the sockets in use:
+//! listening, connected, closing. A socket whose connection is over leaves
+//! the set and waits, with its buffers, in the listener's spare pool for
+//! the next top-up. A socket that completes its handshake becomes a
 //! connection while fewer than `max_conns` are served (its clocks start
 //! then; a handshake not completed within the idle timeout is reset); beyond that it is refused the
 //! protocol's way (HTTP: `503` with `Retry-After`) and closed, counted,
@@ -16,8 +23,8 @@
 //! Every connection's protocol state ([`Protocol::Conn`]) decides its
 //! timeouts; the listener adds one of its own: a connection being closed
 //! (FIN sent) that does not finish within the request timeout is reset,
-//! and TIME-WAIT is not waited out (the socket is taken back at once: its
-//! last ACK has been sent, and the 4-tuple's next SYN would find a
+//! and TIME-WAIT is not waited out (the socket is taken back after the
+//! pass that sends its last ACK: the 4-tuple's next SYN would find a
 //! listening socket anyway).
 
 use alloc::vec::Vec;
@@ -65,9 +72,12 @@ enum Slot<C> {
     Closing {
         deadline: u64,
     },
-    /// Reset this pass: free once the reset has gone out.
+    /// Reset, or in TIME-WAIT, this pass: free once what it has to send
+    /// (the reset, the last ACK) has gone out in the pass's egress; TIME-WAIT
+    /// is not waited out.
     Aborted,
-    /// A closed socket, kept (its buffers) for the next top-up.
+    /// Closed: the socket leaves the set for the spare pool at the end of
+    /// the pass.
     Free,
 }
 
@@ -76,7 +86,11 @@ pub struct Listener<C> {
     cfg: ListenConfig,
     rx_bytes: usize,
     tx_bytes: usize,
+    /// The sockets in the set, each with what it is doing.
     slots: Vec<(SocketHandle, Slot<C>)>,
+    /// Closed sockets out of the set (smoltcp does not visit them), kept
+    /// with their buffers for the next top-up.
+    spare: Vec<tcp::Socket<'static>>,
     pub counters: Counters,
 }
 
@@ -84,7 +98,15 @@ impl<C> Listener<C> {
     /// A listener on `port` whose sockets have `rx_bytes`/`tx_bytes` of
     /// buffers; nothing listens until [`open`](Self::open).
     pub fn new(port: u16, cfg: ListenConfig, rx_bytes: usize, tx_bytes: usize) -> Self {
-        Listener { port, cfg, rx_bytes, tx_bytes, slots: Vec::new(), counters: Counters::default() }
+        Listener {
+            port,
+            cfg,
+            rx_bytes,
+            tx_bytes,
+            slots: Vec::new(),
+            spare: Vec::new(),
+            counters: Counters::default(),
+        }
     }
 
     pub fn config(&self) -> &ListenConfig {
@@ -97,12 +119,17 @@ impl<C> Listener<C> {
 
     /// Sockets allocated (their buffers stay for reuse): the memory held.
     pub fn sockets(&self) -> usize {
+        self.slots.len() + self.spare.len()
+    }
+
+    /// Of those, the sockets in smoltcp's set (listening or in use).
+    pub fn sockets_in_set(&self) -> usize {
         self.slots.len()
     }
 
     /// Bytes of socket buffers held.
     pub fn buffer_bytes(&self) -> usize {
-        self.slots.len() * (self.rx_bytes + self.tx_bytes)
+        self.sockets() * (self.rx_bytes + self.tx_bytes)
     }
 
     /// Starts listening: the first `backlog` sockets.
@@ -172,8 +199,7 @@ impl<C> Listener<C> {
                         s.close();
                         Slot::Refusing { sent: true, deadline }
                     } else if state == State::TimeWait {
-                        s.abort();
-                        Slot::Free
+                        Slot::Aborted
                     } else {
                         Slot::Refusing { sent, deadline }
                     }
@@ -186,12 +212,14 @@ impl<C> Listener<C> {
                 }
                 Slot::Active(mut c) => {
                     if state == State::Closed || state == State::TimeWait {
-                        // Reset by the client, or already closed by both.
-                        if state == State::TimeWait {
-                            s.abort();
-                        }
+                        // Reset by the client, or already closed by both
+                        // (the last ACK goes out in this pass's egress).
                         end(&mut self.counters, proto, &c);
-                        Slot::Free
+                        if state == State::TimeWait {
+                            Slot::Aborted
+                        } else {
+                            Slot::Free
+                        }
                     } else {
                         match proto.serve(&mut c, s, now) {
                             Next::Serve => Slot::Active(c),
@@ -211,10 +239,7 @@ impl<C> Listener<C> {
                 }
                 Slot::Closing { deadline } => match state {
                     State::Closed => Slot::Free,
-                    State::TimeWait => {
-                        s.abort();
-                        Slot::Free
-                    }
+                    State::TimeWait => Slot::Aborted,
                     _ if now >= deadline => {
                         s.abort();
                         self.counters.aborted += 1;
@@ -230,7 +255,29 @@ impl<C> Listener<C> {
             };
             *slot = next;
         }
+        // Closed sockets leave the set: smoltcp need not visit them.
+        let mut i = 0;
+        while i < slots.len() {
+            if matches!(slots[i].1, Slot::Free) {
+                let (handle, _) = slots.swap_remove(i);
+                if let smoltcp::socket::Socket::Tcp(mut t) = sockets.remove(handle) {
+                    // Out of the set, a reset from TIME-WAIT is never sent.
+                    t.abort();
+                    self.spare.push(t);
+                }
+            } else {
+                i += 1;
+            }
+        }
         self.slots = slots;
+        self.top_up(sockets);
+    }
+
+    /// Keeps `backlog` sockets listening after the stack handed a SYN to
+    /// one of them: called between received packets, so a burst of SYNs
+    /// in one pass finds a listening socket for each (up to the pool's
+    /// bound) without keeping hundreds listening.
+    pub fn replenish(&mut self, sockets: &mut SocketSet<'static>) {
         self.top_up(sockets);
     }
 
@@ -245,27 +292,30 @@ impl<C> Listener<C> {
         }
     }
 
-    /// Keeps `backlog` sockets listening: free ones first, new ones while
-    /// the pool is below its bound.
+    /// Keeps `backlog` sockets listening (a slot still marked listening
+    /// whose socket took a SYN since the pass does not count): spare ones
+    /// first, new ones while the pool is below its bound.
     fn top_up(&mut self, sockets: &mut SocketSet<'static>) {
-        let listening = self.slots.iter().filter(|(_, s)| matches!(s, Slot::Listening)).count();
+        let listening = self
+            .slots
+            .iter()
+            .filter(|(h, s)| {
+                matches!(s, Slot::Listening)
+                    && sockets.get::<tcp::Socket>(*h).state() == State::Listen
+            })
+            .count();
         let mut want = self.cfg.backlog.saturating_sub(listening);
-        for (handle, slot) in &mut self.slots {
-            if want == 0 {
-                break;
-            }
-            if matches!(slot, Slot::Free) {
-                let s = sockets.get_mut::<tcp::Socket>(*handle);
-                if !s.is_open() && s.listen(self.port).is_ok() {
-                    *slot = Slot::Listening;
-                    want -= 1;
+        while want > 0 {
+            let mut s = match self.spare.pop() {
+                Some(s) => s,
+                None if self.sockets() < self.cfg.max_conns + self.cfg.backlog => {
+                    super::tcp_socket(self.rx_bytes, self.tx_bytes)
                 }
-            }
-        }
-        while want > 0 && self.slots.len() < self.cfg.max_conns + self.cfg.backlog {
-            let mut s = super::tcp_socket(self.rx_bytes, self.tx_bytes);
+                None => return,
+            };
             if s.listen(self.port).is_err() {
                 log::warn!("listener: cannot listen on port {}", self.port);
+                self.spare.push(s);
                 return;
             }
             self.slots.push((sockets.add(s), Slot::Listening));

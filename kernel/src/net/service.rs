@@ -28,7 +28,7 @@ use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
 use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -64,8 +64,6 @@ pub struct Status {
     pub storm: Throttle,
     /// The service loop's wake-ups and where its time goes.
     pub looped: LoopStats,
-    /// Sockets in the set smoltcp polls.
-    pub sockets: usize,
 }
 
 /// A service: its sockets, served once per loop.
@@ -73,6 +71,10 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+    /// The stack has just handed a SYN to a socket: called between
+    /// received packets, for a listener to keep a socket listening for the
+    /// next one (a burst of SYNs in one pass then needs no large backlog).
+    fn syn_taken(&mut self, _sockets: &mut SocketSet<'static>) {}
     /// A line of the service's own counters, printed with the network's
     /// (`xl sysrq`, shutdown).
     fn report(&self) -> Option<String> {
@@ -321,7 +323,17 @@ impl Net {
         self.masked_until = now + delay;
     }
 
-    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
+    /// Netfront's RX and TX answers, then every received packet into the
+    /// stack, one at a time: after each SYN the service tops its listening
+    /// sockets up. Nothing is sent here but what ingress answers at once
+    /// (a SYN-ACK, a reset, ARP): ACKs wait for [`Net::egress`], after the
+    /// service has answered, so a response carries the ACK.
+    fn ingress(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        rxq: &mut VecDeque<(Vec<u8>, u16)>,
+        svc: &mut dyn Service,
+    ) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
             return;
@@ -339,10 +351,34 @@ impl Net {
         let _ = nf.reclaim_tx();
         nf.watchdog(platform::now_ns());
         lap.lap(&mut self.status.looped.ns_rx);
+        let t = now();
+        loop {
+            let syn = rxq.front().is_some_and(|(f, _)| netsvc::frame::syn_of(f).is_some());
+            let mut dev =
+                NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
+            if iface.poll_ingress_single(t, &mut dev, sockets) == PollIngressSingleResult::None {
+                break;
+            }
+            if syn {
+                svc.syn_taken(sockets);
+            }
+        }
+        lap.lap(&mut self.status.looped.ns_stack);
+    }
+
+    /// Every socket's egress (data, ACKs, retransmissions, FINs), then the
+    /// TX ring published once.
+    fn egress(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
+        let Some(id) = self.current.as_deref() else { return };
+        let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
+            return;
+        };
+        let host = &mut self.drv.host;
+        let mut lap = Lap::start();
         let busy = self.status.tx_busy;
         let mut dev =
             NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
-        iface.poll(now(), &mut dev, sockets);
+        iface.poll_egress(now(), &mut dev, sockets);
         nf.flush(host);
         self.tx_waiting = self.status.tx_busy != busy;
         self.status.looped.polls += 1;
@@ -482,7 +518,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         let woke_by_events = seen != last_seen;
         last_seen = seen;
         let before = net.progress();
-        net.poll(&mut sockets, &mut rxq);
+        net.ingress(&mut sockets, &mut rxq, svc);
         let mut lap = Lap::start();
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
@@ -490,11 +526,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = events.get();
         net.refresh_status();
-        net.status.sockets = sockets.iter().count();
         lap.lap(&mut net.status.looped.ns_misc);
         svc.serve(&mut sockets, &net.status);
         lap.lap(&mut net.status.looped.ns_serve);
-        net.poll(&mut sockets, &mut rxq);
+        net.egress(&mut sockets, &mut rxq);
         let mut lap = Lap::start();
         let did_work = !rxq.is_empty() || net.progress() != before;
         net.throttle(woke_by_events, did_work);
@@ -551,7 +586,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
-                            kprintln!("{}", net.status.looped.line(net.status.sockets));
+                            kprintln!("{}", net.status.looped.line(sockets.iter().count()));
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
@@ -566,7 +601,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
-                            kprintln!("{}", net.status.looped.line(net.status.sockets));
+                            kprintln!("{}", net.status.looped.line(sockets.iter().count()));
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
