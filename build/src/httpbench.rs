@@ -243,7 +243,9 @@ pub fn counters_table(points: &[((bool, u32), Snapshot)], ours: &Side) -> String
         .right("stack%", 7)
         .right("serve%", 7)
         .right("rx%", 5)
-        .right("misc%", 6);
+        .right("misc%", 6)
+        .right("store%", 7)
+        .right("delay%", 7);
     for ((keep, c), d) in points {
         // The requests of the point, and the status page fetch of the mark
         // (none: the marks use xl sysrq).
@@ -269,7 +271,9 @@ pub fn counters_table(points: &[((bool, u32), Snapshot)], ours: &Side) -> String
             pct(g("us-stack")),
             pct(g("us-serve")),
             pct(g("us-rx")),
-            pct(g("us-misc") + g("us-delay")),
+            pct(g("us-misc")),
+            pct(g("us-store")),
+            pct(g("us-delay")),
         ]);
     }
     format!(

@@ -86,7 +86,10 @@ pub struct Listener<C> {
     cfg: ListenConfig,
     rx_bytes: usize,
     tx_bytes: usize,
-    /// The sockets in the set, each with what it is doing.
+    /// Sockets in the set listening (as of the last look): kept apart
+    /// so that topping up after every SYN costs the backlog, not the pool.
+    listening: Vec<SocketHandle>,
+    /// The other sockets in the set, each with what it is doing.
     slots: Vec<(SocketHandle, Slot<C>)>,
     /// Closed sockets out of the set (smoltcp does not visit them), kept
     /// with their buffers for the next top-up.
@@ -103,6 +106,7 @@ impl<C> Listener<C> {
             cfg,
             rx_bytes,
             tx_bytes,
+            listening: Vec::new(),
             slots: Vec::new(),
             spare: Vec::new(),
             counters: Counters::default(),
@@ -119,12 +123,12 @@ impl<C> Listener<C> {
 
     /// Sockets allocated (their buffers stay for reuse): the memory held.
     pub fn sockets(&self) -> usize {
-        self.slots.len() + self.spare.len()
+        self.listening.len() + self.slots.len() + self.spare.len()
     }
 
     /// Of those, the sockets in smoltcp's set (listening or in use).
     pub fn sockets_in_set(&self) -> usize {
-        self.slots.len()
+        self.listening.len() + self.slots.len()
     }
 
     /// Bytes of socket buffers held.
@@ -157,6 +161,8 @@ impl<C> Listener<C> {
     ) {
         let linger = self.cfg.timeouts.request_ms;
         let idle = self.cfg.timeouts.idle_ms;
+        // Listening sockets that took a SYN join the slots first.
+        self.top_up(sockets);
         let mut slots = core::mem::take(&mut self.slots);
         for (handle, slot) in &mut slots {
             let s = sockets.get_mut::<tcp::Socket>(*handle);
@@ -255,18 +261,24 @@ impl<C> Listener<C> {
             };
             *slot = next;
         }
-        // Closed sockets leave the set: smoltcp need not visit them.
+        // Closed sockets leave the set (smoltcp need not visit them);
+        // sockets back in LISTEN (a reset in SYN-RECEIVED) are listening.
         let mut i = 0;
         while i < slots.len() {
-            if matches!(slots[i].1, Slot::Free) {
-                let (handle, _) = slots.swap_remove(i);
-                if let smoltcp::socket::Socket::Tcp(mut t) = sockets.remove(handle) {
-                    // Out of the set, a reset from TIME-WAIT is never sent.
-                    t.abort();
-                    self.spare.push(t);
+            match slots[i].1 {
+                Slot::Free => {
+                    let (handle, _) = slots.swap_remove(i);
+                    if let smoltcp::socket::Socket::Tcp(mut t) = sockets.remove(handle) {
+                        // Out of the set, a reset from TIME-WAIT is never sent.
+                        t.abort();
+                        self.spare.push(t);
+                    }
                 }
-            } else {
-                i += 1;
+                Slot::Listening => {
+                    let (handle, _) = slots.swap_remove(i);
+                    self.listening.push(handle);
+                }
+                _ => i += 1,
             }
         }
         self.slots = slots;
@@ -292,20 +304,22 @@ impl<C> Listener<C> {
         }
     }
 
-    /// Keeps `backlog` sockets listening (a slot still marked listening
-    /// whose socket took a SYN since the pass does not count): spare ones
-    /// first, new ones while the pool is below its bound.
+    /// Keeps `backlog` sockets listening: a listening socket that took a
+    /// SYN becomes a slot (the next pass follows its handshake), and spare
+    /// sockets, or new ones while the pool is below its bound, listen in
+    /// its place. Costs the backlog, not the pool.
     fn top_up(&mut self, sockets: &mut SocketSet<'static>) {
-        let listening = self
-            .slots
-            .iter()
-            .filter(|(h, s)| {
-                matches!(s, Slot::Listening)
-                    && sockets.get::<tcp::Socket>(*h).state() == State::Listen
-            })
-            .count();
-        let mut want = self.cfg.backlog.saturating_sub(listening);
-        while want > 0 {
+        let mut i = 0;
+        while i < self.listening.len() {
+            let h = self.listening[i];
+            if sockets.get::<tcp::Socket>(h).state() == State::Listen {
+                i += 1;
+            } else {
+                self.listening.swap_remove(i);
+                self.slots.push((h, Slot::Listening));
+            }
+        }
+        while self.listening.len() < self.cfg.backlog {
             let mut s = match self.spare.pop() {
                 Some(s) => s,
                 None if self.sockets() < self.cfg.max_conns + self.cfg.backlog => {
@@ -318,8 +332,7 @@ impl<C> Listener<C> {
                 self.spare.push(s);
                 return;
             }
-            self.slots.push((sockets.add(s), Slot::Listening));
-            want -= 1;
+            self.listening.push(sockets.add(s));
         }
     }
 }

@@ -28,12 +28,15 @@ pub struct LoopStats {
     pub polls: u64,
     /// Nanoseconds in: netfront RX (copying packets out, refilling), the
     /// stack (`Interface::poll`: ingress, every socket's egress, TX), the
-    /// service (its pass over its connections), the status and XenStore
-    /// work, computing the next deadline, and blocked.
+    /// service (its pass over its connections), the status and the storm
+    /// throttle, XenStore (the toolstack's requests, every 50 ms, and
+    /// what they ask: a sysrq's printing lands here), computing the next
+    /// deadline, and blocked.
     pub ns_rx: u64,
     pub ns_stack: u64,
     pub ns_serve: u64,
     pub ns_misc: u64,
+    pub ns_store: u64,
     pub ns_delay: u64,
     pub ns_wait: u64,
     pub ns_spin: u64,
@@ -48,7 +51,7 @@ impl LoopStats {
     pub fn line(&self, sockets: usize) -> String {
         let (_, timer_sets, _) = crate::timer::stats();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-delay {} us-wait {} us-spin {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-delay {} us-wait {} us-spin {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -65,6 +68,7 @@ impl LoopStats {
             self.ns_stack / 1000,
             self.ns_serve / 1000,
             self.ns_misc / 1000,
+            self.ns_store / 1000,
             self.ns_delay / 1000,
             self.ns_wait / 1000,
             self.ns_spin / 1000,

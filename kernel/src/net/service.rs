@@ -533,6 +533,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         let mut lap = Lap::start();
         let did_work = !rxq.is_empty() || net.progress() != before;
         net.throttle(woke_by_events, did_work);
+        lap.lap(&mut net.status.looped.ns_misc);
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
@@ -615,8 +616,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             }
             net.follow_xenbus();
         }
+        lap.lap(&mut net.status.looped.ns_store);
 
-        lap.lap(&mut net.status.looped.ns_misc);
         if !rxq.is_empty() {
             net.status.looped.no_wait += 1;
             continue;
