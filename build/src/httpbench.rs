@@ -245,7 +245,8 @@ pub fn counters_table(points: &[((bool, u32), Snapshot)], ours: &Side) -> String
         .right("rx%", 5)
         .right("misc%", 6)
         .right("store%", 7)
-        .right("delay%", 7);
+        .right("delay%", 7)
+        .right("run%", 5);
     for ((keep, c), d) in points {
         // The requests of the point, and the status page fetch of the mark
         // (none: the marks use xl sysrq).
@@ -253,7 +254,8 @@ pub fn counters_table(points: &[((bool, u32), Snapshot)], ours: &Side) -> String
         let g = |k: &str| *d.get(k).unwrap_or(&0) as f64;
         let per_k =
             |x: f64| if reqs > 0.0 { format!("{:.0}", x * 1000.0 / reqs) } else { "-".into() };
-        let busy = g("us-total") - g("us-wait");
+        // The marks' own printing is not the loop's work.
+        let busy = g("us-total") - g("us-wait") - g("us-report");
         let pct = |x: f64| if busy > 0.0 { format!("{:.0}", x * 100.0 / busy) } else { "-".into() };
         t.row([
             if *keep { "on".to_string() } else { "off".to_string() },
@@ -272,8 +274,11 @@ pub fn counters_table(points: &[((bool, u32), Snapshot)], ours: &Side) -> String
             pct(g("us-serve")),
             pct(g("us-rx")),
             pct(g("us-misc")),
-            pct(g("us-store")),
+            pct(g("us-store") - g("us-report")),
             pct(g("us-delay")),
+            // Xen's running time against the loop's busy time: the rest
+            // was runnable (dom0 had the CPU) or not in the loop.
+            pct(g("us-running")),
         ]);
     }
     format!(

@@ -40,6 +40,9 @@ pub struct LoopStats {
     pub ns_delay: u64,
     pub ns_wait: u64,
     pub ns_spin: u64,
+    /// Of `ns_store`, printing these counters (`xl sysrq`): `cargo xtask
+    /// bench` leaves it out of the loop's busy time.
+    pub ns_report: u64,
     /// When the loop began (ns of system time).
     pub start_ns: u64,
 }
@@ -48,10 +51,15 @@ impl LoopStats {
     /// The cumulative line `cargo xtask bench` reads; hypercall counts are
     /// the kernel's own (every `EVTCHNOP_send`, `set_timer_op` and
     /// `SCHEDOP_block` of the domain), with the upcalls taken.
+    /// Xen's own account of the vCPU (`VCPUOP_get_runstate_info`, one
+    /// hypercall per line): time running, and runnable but not running
+    /// (other domains had the CPU: the loop's busy time includes it).
     pub fn line(&self, sockets: usize) -> String {
+        use hypercall::abi::vcpu::runstate;
         let (_, timer_sets, _) = crate::timer::stats();
+        let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-delay {} us-wait {} us-spin {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -69,9 +77,12 @@ impl LoopStats {
             self.ns_serve / 1000,
             self.ns_misc / 1000,
             self.ns_store / 1000,
+            self.ns_report / 1000,
             self.ns_delay / 1000,
             self.ns_wait / 1000,
             self.ns_spin / 1000,
+            rs[runstate::RUNNING] / 1000,
+            rs[runstate::RUNNABLE] / 1000,
             platform::now_ns().saturating_sub(self.start_ns) / 1000,
         )
     }

@@ -509,6 +509,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let events: EventCount = net.drv.host.event_count();
     let mut last_seen = events.get();
     net.status.looped.start_ns = platform::now_ns();
+    // smoltcp's clock (`now()`: uptime) to Xen system time, for its
+    // deadlines: one fixed offset, so a deadline converts to the same
+    // instant on every pass.
+    let boot_ns = platform::now_ns() - platform::uptime_ns();
     loop {
         net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
@@ -601,12 +605,14 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     }
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
+                            let t = platform::now_ns();
                             print_counters(&net.status);
                             kprintln!("{}", net.status.looped.line(sockets.iter().count()));
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
                             idle::sysrq(key);
+                            net.status.looped.ns_report += platform::now_ns() - t;
                         }
                     }
                     token => {
@@ -625,16 +631,20 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         // With the TX ring full, smoltcp has data to send (a delay of 0):
         // sleep until netback's TX answers free room (their event ends the
         // wait) instead of spinning on a ring netback needs the CPU to drain.
-        let delay = match net.tx_waiting {
-            true => 10_000,
+        // Otherwise the deadline is absolute: smoltcp's next timer or the
+        // next XenStore look, whichever is first. Pass after pass it is
+        // the same instant, the one Xen's timer already holds, so blocking
+        // costs no set_timer_op ("now + the delay" moved it every time: one
+        // more hypercall per wake-up).
+        let mut until = match net.tx_waiting {
+            true => platform::now_ns() + 10_000_000,
             false => net
                 .iface
                 .as_mut()
-                .and_then(|i| i.poll_delay(now(), &sockets))
-                .map_or(50_000, |d| d.total_micros())
-                .min(50_000),
+                .and_then(|i| i.poll_at(now(), &sockets))
+                .map(|at| boot_ns + at.total_micros().max(0) as u64 * 1000)
+                .map_or(next_store, |at| at.min(next_store)),
         };
-        let mut until = platform::now_ns() + delay * 1000;
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
