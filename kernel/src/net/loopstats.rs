@@ -43,6 +43,10 @@ pub struct LoopStats {
     /// Of `ns_store`, printing these counters (`xl sysrq`): `cargo xtask
     /// bench` leaves it out of the loop's busy time.
     pub ns_report: u64,
+    /// XenStore looks (every 50 ms), and the longest one: a look that
+    /// waits on xenstored holds the loop up.
+    pub store_looks: u64,
+    pub ns_store_max: u64,
     /// When the loop began (ns of system time).
     pub start_ns: u64,
 }
@@ -59,7 +63,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -83,6 +87,10 @@ impl LoopStats {
             self.ns_spin / 1000,
             rs[runstate::RUNNING] / 1000,
             rs[runstate::RUNNABLE] / 1000,
+            self.store_looks,
+            self.ns_store_max / 1000,
+            crate::timer::virqs().0,
+            crate::timer::skew_max_ns() / 1000,
             platform::now_ns().saturating_sub(self.start_ns) / 1000,
         )
     }

@@ -541,6 +541,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
 
         if platform::now_ns() >= next_store {
             next_store = platform::now_ns() + 50_000_000;
+            let looked = platform::now_ns();
             // Pages a backend kept mapped when its vif was let go: revoked
             // again now and then, freed once it let go (never reused before).
             if !net.drv.quarantine.is_empty() {
@@ -621,6 +622,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                 }
             }
             net.follow_xenbus();
+            let l = &mut net.status.looped;
+            l.store_looks += 1;
+            l.ns_store_max = l.ns_store_max.max(platform::now_ns() - looked);
         }
         lap.lap(&mut net.status.looped.ns_store);
 
