@@ -151,6 +151,10 @@ impl Service for HttpApp {
         self.listener.replenish(sockets);
     }
 
+    fn poll_at(&self) -> Option<u64> {
+        self.listener.deadline()
+    }
+
     fn report(&self) -> Option<String> {
         let c = &self.listener.counters;
         Some(format!(

@@ -49,6 +49,11 @@ pub trait Protocol {
     fn finished(&self, conn: &Self::Conn) -> u64;
     /// The timeout that ended the connection, if one did.
     fn timed_out(&self, conn: &Self::Conn) -> Option<TimedOut>;
+    /// When (ms) [`Protocol::serve`] times the connection out if nothing
+    /// happens on it before; `None`: never. Exact, or the loop would wake
+    /// for nothing (or, for a deadline past that `serve` does not act on,
+    /// spin).
+    fn deadline(&self, conn: &Self::Conn, s: &tcp::Socket<'static>) -> Option<u64>;
 }
 
 enum Slot<C> {
@@ -94,6 +99,8 @@ pub struct Listener<C> {
     /// Closed sockets out of the set (smoltcp does not visit them), kept
     /// with their buffers for the next top-up.
     spare: Vec<tcp::Socket<'static>>,
+    /// The earliest deadline of any slot after the last pass.
+    deadline: Option<u64>,
     pub counters: Counters,
 }
 
@@ -109,6 +116,7 @@ impl<C> Listener<C> {
             listening: Vec::new(),
             slots: Vec::new(),
             spare: Vec::new(),
+            deadline: None,
             counters: Counters::default(),
         }
     }
@@ -129,6 +137,13 @@ impl<C> Listener<C> {
     /// Of those, the sockets in smoltcp's set (listening or in use).
     pub fn sockets_in_set(&self) -> usize {
         self.listening.len() + self.slots.len()
+    }
+
+    /// The earliest time (ms) a timeout may strike (a handshake, a
+    /// connection's phase, a refusal, a close), as of the last pass: the
+    /// service loop sleeps until then if nothing else happens.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline
     }
 
     /// Bytes of socket buffers held.
@@ -261,6 +276,16 @@ impl<C> Listener<C> {
             };
             *slot = next;
         }
+        self.deadline = slots
+            .iter()
+            .filter_map(|(h, slot)| match slot {
+                Slot::Handshake { since } => Some(since.saturating_add(idle)),
+                Slot::Active(c) => proto.deadline(c, sockets.get::<tcp::Socket>(*h)),
+                Slot::Refusing { deadline, .. } | Slot::Closing { deadline } => Some(*deadline),
+                // Free or aborted: gone after the pass; listening: no clock.
+                _ => None,
+            })
+            .min();
         // Closed sockets leave the set (smoltcp need not visit them);
         // sockets back in LISTEN (a reset in SYN-RECEIVED) are listening.
         let mut i = 0;
@@ -367,7 +392,8 @@ pub fn resets(port: u16) -> u64 {
     RESETS.lock().iter().find(|(p, _)| *p == port).map_or(0, |(_, n)| *n)
 }
 
-/// The milliseconds clock the protocols' deadlines run on.
+/// The milliseconds clock the protocols' deadlines run on: Xen system
+/// time, the timer's clock, so a deadline is a timer deadline as is.
 pub fn now_ms() -> u64 {
-    platform::uptime_ns() / 1_000_000
+    platform::now_ns() / 1_000_000
 }

@@ -47,6 +47,10 @@ pub struct LoopStats {
     /// waits on xenstored holds the loop up.
     pub store_looks: u64,
     pub ns_store_max: u64,
+    /// Looks that took 10 ms or more, and the hotplug manager's scans of
+    /// `device/vif` (each two round trips to xenstored).
+    pub store_slow: u64,
+    pub hotplug_scans: u64,
     /// When the loop began (ns of system time).
     pub start_ns: u64,
 }
@@ -63,7 +67,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -88,6 +92,8 @@ impl LoopStats {
             rs[runstate::RUNNING] / 1000,
             rs[runstate::RUNNABLE] / 1000,
             self.store_looks,
+            self.store_slow,
+            self.hotplug_scans,
             self.ns_store_max / 1000,
             crate::timer::virqs().0,
             crate::timer::skew_max_ns() / 1000,

@@ -33,6 +33,9 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
+/// How often XenStore is looked at without an event on its channel.
+const STORE_TICK_NS: u64 = 250_000_000;
+
 /// What the status page shows.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -75,6 +78,12 @@ pub trait Service {
     /// received packets, for a listener to keep a socket listening for the
     /// next one (a burst of SYNs in one pass then needs no large backlog).
     fn syn_taken(&mut self, _sockets: &mut SocketSet<'static>) {}
+    /// The earliest time (ms, [`super::listener::now_ms`]: system time) the
+    /// service must be served again if no packet comes (its timeouts);
+    /// `None`: only when something happens.
+    fn poll_at(&self) -> Option<u64> {
+        None
+    }
     /// A line of the service's own counters, printed with the network's
     /// (`xl sysrq`, shutdown).
     fn report(&self) -> Option<String> {
@@ -82,8 +91,10 @@ pub trait Service {
     }
 }
 
+/// smoltcp's clock: Xen system time (the timer's clock), so its
+/// deadlines are timer deadlines as they are.
 fn now() -> Instant {
-    Instant::from_micros((platform::uptime_ns() / 1000) as i64)
+    Instant::from_micros((platform::now_ns() / 1000) as i64)
 }
 
 fn add(a: &mut Stats, b: &Stats) {
@@ -506,13 +517,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     }
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
+    let mut store_seen = xenbus::store_events();
     let events: EventCount = net.drv.host.event_count();
     let mut last_seen = events.get();
     net.status.looped.start_ns = platform::now_ns();
-    // smoltcp's clock (`now()`: uptime) to Xen system time, for its
-    // deadlines: one fixed offset, so a deadline converts to the same
-    // instant on every pass.
-    let boot_ns = platform::now_ns() - platform::uptime_ns();
     loop {
         net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
@@ -539,8 +547,16 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         net.throttle(woke_by_events, did_work);
         lap.lap(&mut net.status.looped.ns_misc);
 
-        if platform::now_ns() >= next_store {
-            next_store = platform::now_ns() + 50_000_000;
+        // XenStore is looked at when its channel had an event (a watch
+        // fired: the toolstack asks something, a vif comes or goes) and
+        // every STORE_TICK_NS (the hotplug manager's re-examinations, kept
+        // pages to revoke): the loop no longer wakes every 50 ms for it.
+        if xenbus::store_events() != store_seen || platform::now_ns() >= next_store {
+            next_store = platform::now_ns() + STORE_TICK_NS;
+            // Before the look: its own requests' replies move the count,
+            // which costs one more (empty) look, where taking it after
+            // could miss a watch event arriving meanwhile.
+            store_seen = xenbus::store_events();
             let looked = platform::now_ns();
             // Pages a backend kept mapped when its vif was let go: revoked
             // again now and then, freed once it let go (never reused before).
@@ -623,8 +639,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             }
             net.follow_xenbus();
             let l = &mut net.status.looped;
+            let took = platform::now_ns() - looked;
             l.store_looks += 1;
-            l.ns_store_max = l.ns_store_max.max(platform::now_ns() - looked);
+            l.store_slow += u64::from(took >= 10_000_000);
+            l.ns_store_max = l.ns_store_max.max(took);
+            l.hotplug_scans = net.vifs.counters().scans;
         }
         lap.lap(&mut net.status.looped.ns_store);
 
@@ -635,28 +654,32 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         // With the TX ring full, smoltcp has data to send (a delay of 0):
         // sleep until netback's TX answers free room (their event ends the
         // wait) instead of spinning on a ring netback needs the CPU to drain.
-        // Otherwise the deadline is absolute: smoltcp's next timer or the
-        // next XenStore look, whichever is first. Pass after pass it is
-        // the same instant, the one Xen's timer already holds, so blocking
-        // costs no set_timer_op ("now + the delay" moved it every time: one
-        // more hypercall per wake-up).
+        // Otherwise the deadline is absolute: the first of smoltcp's next
+        // timer, the service's next timeout and the next XenStore look.
+        // Pass after pass it is the same instant, the one Xen's timer
+        // already holds, so blocking costs no set_timer_op ("now + the
+        // delay" moved it every time: one more hypercall per wake-up).
         let mut until = match net.tx_waiting {
             true => platform::now_ns() + 10_000_000,
-            false => net
-                .iface
-                .as_mut()
-                .and_then(|i| i.poll_at(now(), &sockets))
-                .map(|at| boot_ns + at.total_micros().max(0) as u64 * 1000)
-                .map_or(next_store, |at| at.min(next_store)),
+            false => {
+                let stack = net
+                    .iface
+                    .as_mut()
+                    .and_then(|i| i.poll_at(now(), &sockets))
+                    .map(|at| at.total_micros().max(0) as u64 * 1000);
+                let service = svc.poll_at().map(|ms| ms.saturating_mul(1_000_000));
+                [stack, service].into_iter().flatten().fold(next_store, u64::min)
+            }
         };
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
         lap.lap(&mut net.status.looped.ns_delay);
         let l = &mut net.status.looped;
-        if platform::now_ns() >= until || events.get() != seen {
+        let news = || events.get() != seen || xenbus::store_events() != store_seen;
+        if platform::now_ns() >= until || news() {
             l.no_wait += 1;
-        } else if timer::wait_until(until, || events.get() != seen) {
+        } else if timer::wait_until(until, news) {
             l.woke_event += 1;
         } else {
             l.woke_timer += 1;
