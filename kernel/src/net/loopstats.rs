@@ -62,7 +62,8 @@ impl LoopStats {
     /// Xen's own account of the vCPU (`VCPUOP_get_runstate_info`, one
     /// hypercall per line): time running, and runnable but not running
     /// (other domains had the CPU: the loop's busy time includes it).
-    pub fn line(&self, sockets: usize) -> String {
+    /// `at_ns`: the time the counters are as of (`us-total` runs to it).
+    pub fn line(&self, sockets: usize, at_ns: u64) -> String {
         use hypercall::abi::vcpu::runstate;
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
@@ -97,7 +98,7 @@ impl LoopStats {
             self.ns_store_max / 1000,
             crate::timer::virqs().0,
             crate::timer::skew_max_ns() / 1000,
-            platform::now_ns().saturating_sub(self.start_ns) / 1000,
+            at_ns.saturating_sub(self.start_ns) / 1000,
         )
     }
 }

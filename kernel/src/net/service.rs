@@ -626,7 +626,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
-                            kprintln!("{}", net.status.looped.line(sockets.iter().count()));
+                            let line = net.status.looped.line(sockets.iter().count(), looked);
+                            kprintln!("{line}");
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
@@ -641,7 +642,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
-                            kprintln!("{}", net.status.looped.line(sockets.iter().count()));
+                            // As of the look's start: the look is all
+                            // reporting, counted when it ends.
+                            let line = net.status.looped.line(sockets.iter().count(), looked);
+                            kprintln!("{line}");
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
