@@ -34,6 +34,8 @@ pub struct LoopStats {
     /// deadline, and blocked.
     pub ns_rx: u64,
     pub ns_stack: u64,
+    /// Of `ns_stack`, ingress (the rest is egress).
+    pub ns_ingress: u64,
     pub ns_serve: u64,
     pub ns_misc: u64,
     pub ns_store: u64,
@@ -68,7 +70,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -82,7 +84,8 @@ impl LoopStats {
             crate::timer::blocks(),
             crate::events::upcalls(),
             self.ns_rx / 1000,
-            self.ns_stack / 1000,
+            (self.ns_stack + self.ns_ingress) / 1000,
+            self.ns_ingress / 1000,
             self.ns_serve / 1000,
             self.ns_misc / 1000,
             self.ns_store / 1000,

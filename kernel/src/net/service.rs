@@ -379,7 +379,7 @@ impl Net {
                 svc.syn_taken(sockets);
             }
         }
-        lap.lap(&mut self.status.looped.ns_stack);
+        lap.lap(&mut self.status.looped.ns_ingress);
     }
 
     /// Every socket's egress (data, ACKs, retransmissions, FINs), then the
