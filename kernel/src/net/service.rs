@@ -686,7 +686,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         }
         lap.lap(&mut net.status.looped.ns_store);
 
-        if !rxq.is_empty() {
+        // News during the pass: no deadline to compute (smoltcp's is a
+        // visit of every socket), the next pass starts at once.
+        if !rxq.is_empty() || events.get() != seen || xenbus::store_events() != store_seen {
             net.status.looped.no_wait += 1;
             continue;
         }
