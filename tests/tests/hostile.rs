@@ -1,10 +1,12 @@
 //! Dom0 as the hostile side (issue 18), one QEMU boot:
 //! - `hostvbd` runs `app=blk blk.mode=hotplug` on one disk; once its first
-//!   attach is verified, dom0 writes absurd `sectors` values into the
-//!   vbd's backend directory and flaps the backend's `state` node
-//!   (Closing, InitWait, Connected, Initialising, ...) while the guest
-//!   runs; then `xl shutdown` must end it cleanly (poweroff), with no
-//!   panic, and the absurd sizes refused by name;
+//!   attach is verified, dom0 unbinds blkback and plays the backend's
+//!   side of the handshake itself, one absurd `sectors` value per connect
+//!   (past 2^64 bytes, not a number, negative); binds blkback again (the
+//!   guest reattaches and finds its pattern intact); then flaps the
+//!   backend's `state` node (Closing, InitWait, Connected, Initialising,
+//!   ...) with absurd sizes beside it; `xl shutdown` must end it cleanly
+//!   (poweroff), with no panic, and every absurd size refused by name;
 //! - `hostmem` runs `app=http` with a vif under a running ping and
 //!   repeated page fetches; dom0 squeezes it with `xl mem-set` to 4 MiB,
 //!   then gives the memory back; the guest follows the target down to its
@@ -38,32 +40,56 @@ if wait_console hostvbd "xvda: attach #1: " 1 120; then
     domid=$(cat /tmp/lab-domid-hostvbd)
     be=/local/domain/0/backend/vbd/$domid/51712
     echo "[xl check] sectors-before $(xenstore-read $be/sectors)"
-    # blkback writes the true size again whenever it connects, which can
-    # land after the lie and before the guest reads it: the lie is kept
-    # in place while the guest reconnects, and rounds go on (at most 6)
-    # until the guest has refused a size at least once.
+    fe=/local/domain/$domid/device/vbd/51712
+    # A lying backend, with nobody to race: blkback is unbound from the
+    # device (it writes the true size whenever it connects), and dom0
+    # plays the backend's side of the handshake itself, reacting to the
+    # guest's state (InitWait until the guest is Initialised, then
+    # Connected) until the guest has refused the lie in place by name.
+    # The guest is idle (its first attach verified): no request in flight.
+    echo "vbd-$domid-51712" > /sys/bus/xen-backend/drivers/vbd/unbind
+    echo "[xl check] unbind-rc $?"
     log=$LAB_CONSOLE_DIR/guest-hostvbd.log
-    round=0
-    while [ $round -lt 6 ]; do
-        round=$((round + 1))
-        for v in {ABSURD_SECTORS}; do
-            xenstore-write $be/sectors "$v"
-            for s in 5 2 4 1 3 4; do
-                xenstore-write $be/state $s
-                xenstore-write $be/sectors "$v"
-                sleep 0.3
-            done
-            n=0
-            while [ $n -lt 10 ]; do
-                xenstore-write $be/sectors "$v"
-                sleep 0.1
-                n=$((n + 1))
-            done
+    n=0
+    # `--`: xenstore-write takes "-1" for an option otherwise.
+    for v in {ABSURD_SECTORS}; do
+        xenstore-write -- $be/sectors "$v"
+        t=0
+        until grep -q -- "/sectors = \"\{{0,1\}}$v" "$log"; do
+            t=$((t + 1))
+            if [ $t -gt 300 ]; then
+                echo "[xl check] lie $v never refused"
+                break 2
+            fi
+            f=$(xenstore-read $fe/state)
+            b=$(xenstore-read $be/state)
+            if [ "$f" = 3 ]; then
+                [ "$b" = 4 ] || xenstore-write $be/state 4
+            elif [ "$b" != 2 ]; then
+                xenstore-write $be/state 2
+            fi
+            sleep 0.3
         done
-        grep -q -e '/sectors = ' -e '/sectors" = ' "$log" && break
+        n=$((n + 1))
+    done
+    echo "[xl check] lies $n"
+    # blkback back: it connects with the true size, and the guest finds
+    # its pattern intact.
+    echo "vbd-$domid-51712" > /sys/bus/xen-backend/drivers/vbd/bind
+    echo "[xl check] rebind-rc $?"
+    wait_console hostvbd "xvda: attach #2: previous" 1 60 && echo "[xl check] reattached"
+    # A flapping backend: blkback bound, its state node rewritten under
+    # the connected guest, a lie in sectors beside it. Two values only:
+    # each flap is a fault the guest counts, and 16 in ten minutes get a
+    # device declared broken.
+    for v in abc 18446744073709551615; do
+        for s in 5 2 4 1 3 4; do
+            xenstore-write $be/state $s
+            xenstore-write -- $be/sectors "$v"
+            sleep 0.3
+        done
     done
     echo "[xl check] flapped"
-    echo "[xl check] rounds $round"
     sleep 3
     xl shutdown hostvbd; echo "[xl check] shutdown-rc $?"
     run_guest_wait hostvbd 120
@@ -139,21 +165,29 @@ fn flag(run: &GuestRun, key: &str) -> bool {
     run.xl_output.iter().any(|l| l.trim() == format!("[xl check] {key}"))
 }
 
-/// A vbd whose backend flaps its state and lies about its size: the guest
-/// refuses the sizes by name, never panics, and `xl shutdown` ends it.
+/// A vbd whose backend flaps its state, then lies about its size in every
+/// handshake: the guest refuses each size by name, never panics, and `xl
+/// shutdown` ends it.
 #[test]
 fn a_flapping_lying_vbd_backend_cannot_stop_a_clean_shutdown() {
     let run = expect_run(lab(), "hostvbd");
     assert!(flag(run, "flapped"), "dom0 never got to the flapping\n{}", run.describe());
     assert_eq!(check(run, "shutdown-rc"), Some("0"), "{}", run.describe());
     assert_result(run, &GuestResult::Poweroff);
-    // At least one reconnect read an absurd size and refused it by name.
-    let refused: Vec<&String> = run
-        .console
-        .iter()
-        .filter(|l| l.contains("/sectors = ") || l.contains("/sectors\" = "))
-        .collect();
-    assert!(!refused.is_empty(), "no absurd sectors value was refused\n{}", run.describe());
+    // Every lie was read in a handshake of its own and refused by name.
+    assert_eq!(check(run, "unbind-rc"), Some("0"), "{}", run.describe());
+    assert_eq!(check(run, "rebind-rc"), Some("0"), "{}", run.describe());
+    assert!(flag(run, "reattached"), "no attach after blkback came back\n{}", run.describe());
+    let lies = ABSURD_SECTORS.split_whitespace().count().to_string();
+    assert_eq!(check(run, "lies"), Some(lies.as_str()), "{}", run.describe());
+    for v in ABSURD_SECTORS.split_whitespace() {
+        let (bare, quoted) = (format!("/sectors = {v}:"), format!("/sectors = \"{v}\""));
+        assert!(
+            run.console.iter().any(|l| l.contains(&bare) || l.contains(&quoted)),
+            "the absurd sectors value {v} was not refused by name\n{}",
+            run.describe()
+        );
+    }
 }
 
 /// `xl mem-set` to 4 MiB under traffic, then back: the guest keeps its
