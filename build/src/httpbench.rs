@@ -28,11 +28,20 @@ pub struct HttpBenchOptions {
     /// Skip the Linux DomU.
     pub no_linux: bool,
     pub xen: Option<crate::release::XenRelease>,
+    /// More settings for our guest (`--guest-arg net.poll_us=50`).
+    pub guest_args: Vec<String>,
 }
 
 impl Default for HttpBenchOptions {
     fn default() -> Self {
-        Self { requests: 2000, kvm: false, verbose: false, no_linux: false, xen: None }
+        Self {
+            requests: 2000,
+            kvm: false,
+            verbose: false,
+            no_linux: false,
+            xen: None,
+            guest_args: Vec::new(),
+        }
     }
 }
 
@@ -70,8 +79,10 @@ pub fn scenarios(
     linux_ramdisk: Option<&Path>,
 ) -> Vec<Scenario> {
     let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
+    let mut args = vec![format!("ip={OURS_IP}/24")];
+    args.extend(o.guest_args.iter().cloned());
     let mut ours = GuestSpec::new(OURS, kernel, "http")
-        .args(&[format!("ip={OURS_IP}/24")])
+        .args(&args)
         .memory(64)
         .timeout(Duration::from_secs(3600));
     ours.extra_config.push(vif("00:16:3e:0c:00:15"));
@@ -306,6 +317,9 @@ pub fn table(
         "http benchmark: GET /bench (128-byte body), {} requests per point, dom0 httptool load (epoll); latency in ms",
         o.requests
     );
+    if !o.guest_args.is_empty() {
+        let _ = writeln!(s, "our guest's settings: {}", o.guest_args.join(" "));
+    }
     let _ = writeln!(
         s,
         "{:<10} {:>7} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>6}",
