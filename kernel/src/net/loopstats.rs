@@ -8,6 +8,31 @@
 
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// TCP segments by flags, both ways: SYN in, SYN-ACK out, RST in and
+/// out, FIN in and out (a handshake that needs its SYN again shows as
+/// more SYNs in than connections).
+static SEGMENTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+
+/// Counts a frame by its TCP flags; `out`: sent by the guest.
+pub fn note_segment(frame: &[u8], out: bool) {
+    let Some(f) = netsvc::frame::tcp_flags(frame) else { return };
+    let count = |i: usize| {
+        SEGMENTS[i].fetch_add(1, Ordering::Relaxed);
+    };
+    match (out, f & 0x12) {
+        (false, 0x02) => count(0),
+        (true, 0x12) => count(1),
+        _ => {}
+    }
+    if f & 0x04 != 0 {
+        count(if out { 3 } else { 2 });
+    }
+    if f & 0x01 != 0 {
+        count(if out { 5 } else { 4 });
+    }
+}
 
 /// Cumulative counters of the service loop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,7 +95,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -95,6 +120,12 @@ impl LoopStats {
             self.ns_spin / 1000,
             rs[runstate::RUNNING] / 1000,
             rs[runstate::RUNNABLE] / 1000,
+            SEGMENTS[0].load(Ordering::Relaxed),
+            SEGMENTS[1].load(Ordering::Relaxed),
+            SEGMENTS[2].load(Ordering::Relaxed),
+            SEGMENTS[3].load(Ordering::Relaxed),
+            SEGMENTS[4].load(Ordering::Relaxed),
+            SEGMENTS[5].load(Ordering::Relaxed),
             self.store_looks,
             self.store_slow,
             self.hotplug_scans,

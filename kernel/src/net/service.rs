@@ -358,6 +358,7 @@ impl Net {
         let mut lap = Lap::start();
         let dups = &mut self.status.syn_duplicates;
         let _ = nf.poll_rx(host, |p| {
+            super::loopstats::note_segment(&p.data, false);
             if is_duplicate_syn(&p.data, sockets) {
                 *dups += 1;
             } else {
