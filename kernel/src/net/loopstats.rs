@@ -15,6 +15,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// more SYNs in than connections).
 static SEGMENTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 
+/// SYNs received so far.
+pub fn syns_in() -> u64 {
+    SEGMENTS[0].load(Ordering::Relaxed)
+}
+
 /// Counts a frame by its TCP flags; `out`: sent by the guest.
 pub fn note_segment(frame: &[u8], out: bool) {
     let Some(f) = netsvc::frame::tcp_flags(frame) else { return };
@@ -78,6 +83,12 @@ pub struct LoopStats {
     /// `device/vif` (each two round trips to xenstored).
     pub store_slow: u64,
     pub hotplug_scans: u64,
+    /// Passes whose ingress took a SYN right after a wait that ended by
+    /// its deadline, not by an event (a SYN that was pending without
+    /// waking the loop would show here).
+    pub syn_after_timer: u64,
+    /// How the last wait ended: by its deadline.
+    pub last_wake_timer: bool,
     /// When the loop began (ns of system time).
     pub start_ns: u64,
 }
@@ -95,7 +106,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -121,6 +132,7 @@ impl LoopStats {
             rs[runstate::RUNNING] / 1000,
             rs[runstate::RUNNABLE] / 1000,
             SEGMENTS[0].load(Ordering::Relaxed),
+            self.syn_after_timer,
             SEGMENTS[1].load(Ordering::Relaxed),
             SEGMENTS[2].load(Ordering::Relaxed),
             SEGMENTS[3].load(Ordering::Relaxed),

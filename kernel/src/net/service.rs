@@ -538,7 +538,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         let woke_by_events = seen != last_seen;
         last_seen = seen;
         let before = net.progress();
+        let syns = super::loopstats::syns_in();
         net.ingress(&mut sockets, &mut rxq, svc);
+        if net.status.looped.last_wake_timer && super::loopstats::syns_in() != syns {
+            net.status.looped.syn_after_timer += 1;
+        }
+        net.status.looped.last_wake_timer = false;
         let mut lap = Lap::start();
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
@@ -742,6 +747,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             l.woke_event += 1;
         } else {
             l.woke_timer += 1;
+            l.last_wake_timer = true;
         }
         lap.lap(&mut l.ns_wait);
     }
