@@ -87,6 +87,9 @@ pub struct LoopStats {
     /// its deadline, not by an event (a SYN that was pending without
     /// waking the loop would show here).
     pub syn_after_timer: u64,
+    /// Passes right after a wait its deadline ended that found received
+    /// packets (they came without an event, or the event was missed).
+    pub rx_after_timer: u64,
     /// How the last wait ended: by its deadline.
     pub last_wake_timer: bool,
     /// When the loop began (ns of system time).
@@ -106,7 +109,7 @@ impl LoopStats {
         let (_, timer_sets, _) = crate::timer::stats();
         let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} rx-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -133,6 +136,7 @@ impl LoopStats {
             rs[runstate::RUNNABLE] / 1000,
             SEGMENTS[0].load(Ordering::Relaxed),
             self.syn_after_timer,
+            self.rx_after_timer,
             SEGMENTS[1].load(Ordering::Relaxed),
             SEGMENTS[2].load(Ordering::Relaxed),
             SEGMENTS[3].load(Ordering::Relaxed),

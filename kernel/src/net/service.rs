@@ -543,6 +543,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         if net.status.looped.last_wake_timer && super::loopstats::syns_in() != syns {
             net.status.looped.syn_after_timer += 1;
         }
+        if net.status.looped.last_wake_timer && net.progress().map(|p| p.0) != before.map(|p| p.0) {
+            net.status.looped.rx_after_timer += 1;
+        }
         net.status.looped.last_wake_timer = false;
         let mut lap = Lap::start();
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
