@@ -182,97 +182,110 @@ impl<C> Listener<C> {
         for (handle, slot) in &mut slots {
             let s = sockets.get_mut::<tcp::Socket>(*handle);
             let state = s.state();
-            let next = match core::mem::replace(slot, Slot::Free) {
-                Slot::Free => Slot::Free,
-                Slot::Aborted => Slot::Free,
-                Slot::Listening => match state {
-                    State::Listen => Slot::Listening,
-                    State::SynReceived => Slot::Handshake { since: now },
-                    // A reset during the handshake: back to nothing.
-                    State::Closed => Slot::Free,
-                    _ => self.accept(now, proto),
-                },
-                Slot::Handshake { since } => match state {
-                    // A reset in SYN-RECEIVED puts smoltcp's socket back
-                    // to LISTEN.
-                    State::Listen => Slot::Listening,
-                    State::Closed => Slot::Free,
-                    State::SynReceived if now.saturating_sub(since) >= idle => {
-                        s.abort();
-                        self.counters.timed_out(TimedOut::Idle);
-                        self.counters.aborted += 1;
-                        Slot::Aborted
-                    }
-                    State::SynReceived => Slot::Handshake { since },
-                    _ => self.accept(now, proto),
-                },
-                Slot::Refusing { .. } if state == State::Listen => Slot::Listening,
-                Slot::Refusing { sent, deadline } => {
-                    if !s.is_open() {
-                        Slot::Free
-                    } else if now >= deadline {
-                        s.abort();
-                        self.counters.aborted += 1;
-                        Slot::Aborted
-                    } else if !sent && s.may_send() {
-                        // A 503 is far smaller than any send buffer.
-                        let _ = s.send_slice(proto.refusal());
-                        s.close();
-                        Slot::Refusing { sent: true, deadline }
-                    } else if state == State::TimeWait {
-                        Slot::Aborted
-                    } else {
-                        Slot::Refusing { sent, deadline }
-                    }
-                }
-                Slot::Active(c) if state == State::Listen => {
-                    // A reset in SYN-RECEIVED puts smoltcp's socket back
-                    // to LISTEN: the connection never was.
-                    end(&mut self.counters, proto, &c);
-                    Slot::Listening
-                }
-                Slot::Active(mut c) => {
-                    if state == State::Closed || state == State::TimeWait {
-                        // Reset by the client, or already closed by both
-                        // (the last ACK goes out in this pass's egress).
-                        end(&mut self.counters, proto, &c);
-                        if state == State::TimeWait {
+            let mut current = core::mem::replace(slot, Slot::Free);
+            // A connection accepted in this pass is served in it too: its
+            // request may have come with the handshake's last ACK, and no
+            // event or deadline would bring another pass for it (it
+            // waited for the next packet or the next XenStore look).
+            let next = loop {
+                let accepting = matches!(current, Slot::Listening | Slot::Handshake { .. });
+                let next = match current {
+                    Slot::Free => Slot::Free,
+                    Slot::Aborted => Slot::Free,
+                    Slot::Listening => match state {
+                        State::Listen => Slot::Listening,
+                        State::SynReceived => Slot::Handshake { since: now },
+                        // A reset during the handshake: back to nothing.
+                        State::Closed => Slot::Free,
+                        _ => self.accept(now, proto),
+                    },
+                    Slot::Handshake { since } => match state {
+                        // A reset in SYN-RECEIVED puts smoltcp's socket back
+                        // to LISTEN.
+                        State::Listen => Slot::Listening,
+                        State::Closed => Slot::Free,
+                        State::SynReceived if now.saturating_sub(since) >= idle => {
+                            s.abort();
+                            self.counters.timed_out(TimedOut::Idle);
+                            self.counters.aborted += 1;
+                            Slot::Aborted
+                        }
+                        State::SynReceived => Slot::Handshake { since },
+                        _ => self.accept(now, proto),
+                    },
+                    Slot::Refusing { .. } if state == State::Listen => Slot::Listening,
+                    Slot::Refusing { sent, deadline } => {
+                        if !s.is_open() {
+                            Slot::Free
+                        } else if now >= deadline {
+                            s.abort();
+                            self.counters.aborted += 1;
+                            Slot::Aborted
+                        } else if !sent && s.may_send() {
+                            // A 503 is far smaller than any send buffer.
+                            let _ = s.send_slice(proto.refusal());
+                            s.close();
+                            Slot::Refusing { sent: true, deadline }
+                        } else if state == State::TimeWait {
                             Slot::Aborted
                         } else {
-                            Slot::Free
+                            Slot::Refusing { sent, deadline }
                         }
-                    } else {
-                        match proto.serve(&mut c, s, now) {
-                            Next::Serve => Slot::Active(c),
-                            Next::Close => {
-                                s.close();
-                                end(&mut self.counters, proto, &c);
-                                Slot::Closing { deadline: now + linger }
-                            }
-                            Next::Abort(_) => {
-                                s.abort();
-                                self.counters.aborted += 1;
-                                end(&mut self.counters, proto, &c);
+                    }
+                    Slot::Active(c) if state == State::Listen => {
+                        // A reset in SYN-RECEIVED puts smoltcp's socket back
+                        // to LISTEN: the connection never was.
+                        end(&mut self.counters, proto, &c);
+                        Slot::Listening
+                    }
+                    Slot::Active(mut c) => {
+                        if state == State::Closed || state == State::TimeWait {
+                            // Reset by the client, or already closed by both
+                            // (the last ACK goes out in this pass's egress).
+                            end(&mut self.counters, proto, &c);
+                            if state == State::TimeWait {
                                 Slot::Aborted
+                            } else {
+                                Slot::Free
+                            }
+                        } else {
+                            match proto.serve(&mut c, s, now) {
+                                Next::Serve => Slot::Active(c),
+                                Next::Close => {
+                                    s.close();
+                                    end(&mut self.counters, proto, &c);
+                                    Slot::Closing { deadline: now + linger }
+                                }
+                                Next::Abort(_) => {
+                                    s.abort();
+                                    self.counters.aborted += 1;
+                                    end(&mut self.counters, proto, &c);
+                                    Slot::Aborted
+                                }
                             }
                         }
                     }
+                    Slot::Closing { deadline } => match state {
+                        State::Closed => Slot::Free,
+                        State::TimeWait => Slot::Aborted,
+                        _ if now >= deadline => {
+                            s.abort();
+                            self.counters.aborted += 1;
+                            Slot::Aborted
+                        }
+                        _ => {
+                            // Whatever still arrives is not read: drop it so
+                            // the window does not hold the close up.
+                            let _ = s.recv(|b| (b.len(), ()));
+                            Slot::Closing { deadline }
+                        }
+                    },
+                };
+                if accepting && matches!(next, Slot::Active(_) | Slot::Refusing { .. }) {
+                    current = next;
+                    continue;
                 }
-                Slot::Closing { deadline } => match state {
-                    State::Closed => Slot::Free,
-                    State::TimeWait => Slot::Aborted,
-                    _ if now >= deadline => {
-                        s.abort();
-                        self.counters.aborted += 1;
-                        Slot::Aborted
-                    }
-                    _ => {
-                        // Whatever still arrives is not read: drop it so
-                        // the window does not hold the close up.
-                        let _ = s.recv(|b| (b.len(), ()));
-                        Slot::Closing { deadline }
-                    }
-                },
+                break next;
             };
             *slot = next;
         }
