@@ -1,9 +1,13 @@
-//! The loop every network service runs: netfront RX into smoltcp, the
-//! service's sockets, TX out in one batch; then a wait (with a timeout)
-//! for the next event. XenStore is checked every 50 ms for the toolstack:
-//! the vif going away (`xl network-detach`: disconnect, revoke every
-//! grant), a vif appearing (`xl network-attach`: connect), `xl shutdown`
-//! and `xl sysrq` (the idle app's handling).
+//! The loop every network service runs: netfront RX into smoltcp a
+//! packet at a time, the service's connections, then one smoltcp egress
+//! and the TX ring published once; then a wait for the next event on the
+//! vif's or the store's channels, or the first deadline (smoltcp's timers,
+//! the service's timeouts, a XenStore look at least once a second).
+//! XenStore brings the toolstack's requests: the vif going away (`xl
+//! network-detach`: disconnect, revoke every grant), a vif appearing (`xl
+//! network-attach`: connect), `xl shutdown` and `xl sysrq` (the idle
+//! app's handling). Why it is built this way, measured: docs/services.md
+//! ("The service loop, and what made it slow").
 
 use super::device::NetDev;
 use super::loopstats::{Lap, LoopStats};
