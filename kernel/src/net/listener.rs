@@ -134,11 +134,6 @@ impl<C> Listener<C> {
         self.listening.len() + self.slots.len() + self.spare.len()
     }
 
-    /// Of those, the sockets in smoltcp's set (listening or in use).
-    pub fn sockets_in_set(&self) -> usize {
-        self.listening.len() + self.slots.len()
-    }
-
     /// The earliest time (ms) a timeout may strike (a handshake, a
     /// connection's phase, a refusal, a close), as of the last pass: the
     /// service loop sleeps until then if nothing else happens.
