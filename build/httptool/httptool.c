@@ -380,7 +380,11 @@ static int mode_flood(const char *ip, int port, int n, int wait_ms) {
         default: closed++;
         }
     }
-    /* The accepted ones are still served. */
+    /* The accepted ones are still served. Every request is written
+     * before any answer is read: one at a time, the last ones would sit
+     * idle while the first are answered, and on a slow machine outlive
+     * the guest's idle timeout (a timing the test must not depend on). */
+    int *asked = calloc((size_t)n, sizeof *asked);
     for (int i = 0; i < n; i++) {
         if (state[i] != 1) continue;
         int fl = fcntl(fd[i], F_GETFL);
@@ -389,7 +393,10 @@ static int mode_flood(const char *ip, int port, int n, int wait_ms) {
         setsockopt(fd[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         char req[128];
         int l = snprintf(req, sizeof req, "GET /bench HTTP/1.1\r\nHost: %s\r\n\r\n", ip);
-        if (write(fd[i], req, (size_t)l) != l) continue;
+        asked[i] = write(fd[i], req, (size_t)l) == l;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!asked[i]) continue;
         char buf[4096];
         long len = 0;
         int status = 0, ca = 0;
@@ -401,6 +408,7 @@ static int mode_flood(const char *ip, int port, int n, int wait_ms) {
         }
         if (status == 200) served++;
     }
+    free(asked);
     for (int i = 0; i < n; i++)
         if (fd[i] >= 0) close(fd[i]);
     printf("HTTPTOOL flood conns=%d open=%d refused=%d status503=%d retry_after=%d closed=%d "

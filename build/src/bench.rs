@@ -8,7 +8,6 @@
 //! with the spread across runs, and writes a console table, a JSON file and
 //! a PNG chart under `target/xen/bench/`.
 
-use crate::lab::Echo;
 use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestResult, GuestRun};
 use crate::{GuestSpec, Lab, LabOptions, Scenario};
@@ -449,6 +448,28 @@ pub struct BenchOptions {
 }
 
 /// The output directory, `target/xen/bench/`.
+/// Ends a benchmark with the first problem it found, if any: the sides'
+/// own (`problems`), then the boot's failure, then `incomplete` (what the
+/// Rust guest's measurements lack). The reports are written before this.
+pub fn first_problem<'a>(
+    problems: impl IntoIterator<Item = &'a String>,
+    report: &BootReport,
+    incomplete: Option<String>,
+) -> Result<()> {
+    let boot = report.failure.as_ref().map(|f| format!("boot: {f}"));
+    match problems.into_iter().cloned().chain(boot).chain(incomplete).next() {
+        Some(p) => bail!("{p}"),
+        None => Ok(()),
+    }
+}
+
+/// Writes a Linux DomU's initramfs (`bytes`) as `out/linux-NAME.cpio`.
+pub fn write_ramdisk(out: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let p = out.join(format!("linux-{name}.cpio"));
+    std::fs::write(&p, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    Ok(p)
+}
+
 pub fn out_dir() -> PathBuf {
     crate::xen_out_dir().join("bench")
 }
@@ -468,15 +489,9 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let mut linux_ramdisk: Option<Result<PathBuf, String>> = None;
     for (key, model) in &models {
         let opts = LabOptions {
-            kvm: o.kvm,
-            verbose: o.verbose || LabOptions::default().verbose,
-            echo: if o.verbose { Echo::All } else { Echo::Guests },
-            to_stdout: true,
-            label: format!("bench-{key}"),
             cpu: Some(model.clone()),
-            ..LabOptions::default()
-        }
-        .with_xen(o.xen);
+            ..LabOptions::bench(&format!("bench-{key}"), o.kvm, o.verbose, o.xen)
+        };
         let lab = Lab::prepare(opts)?;
         if linux_ramdisk.is_none() && !o.no_linux {
             let mut log = |s: &str| println!("[bench] {s}");
@@ -928,6 +943,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_first_problem_ends_the_benchmark() {
+        let none: [&String; 0] = [];
+        let mut r = BootReport::default();
+        assert!(first_problem(none, &r, None).is_ok());
+        r.failure = Some("qemu".into());
+        let side = vec!["side".to_string()];
+        let err = |e: Result<()>| e.unwrap_err().to_string();
+        assert_eq!(err(first_problem(&side, &r, Some("short".into()))), "side");
+        assert_eq!(err(first_problem(none, &r, Some("short".into()))), "boot: qemu");
+        r.failure = None;
+        assert_eq!(err(first_problem(none, &r, Some("short".into()))), "short");
+    }
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

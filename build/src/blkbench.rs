@@ -7,10 +7,10 @@
 //! guest's deterministic figures per request: hypercalls (notifications,
 //! timer sets, blocks), notifications, grant operations.
 
-use crate::lab::{Echo, Lab, LabOptions};
+use crate::lab::{Lab, LabOptions};
 use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -219,15 +219,7 @@ pub fn to_json<'a>(
 pub fn run(o: &BlkBenchOptions) -> Result<()> {
     let t = Instant::now();
     let guest = crate::guest::build(true)?;
-    let opts = LabOptions {
-        kvm: o.kvm,
-        verbose: o.verbose || LabOptions::default().verbose,
-        echo: if o.verbose { Echo::All } else { Echo::Guests },
-        to_stdout: true,
-        label: "bench-blk".into(),
-        ..LabOptions::default()
-    }
-    .with_xen(o.xen);
+    let opts = LabOptions::bench("bench-blk", o.kvm, o.verbose, o.xen);
     let lab = Lab::prepare(opts)?;
     let out = crate::bench::out_dir();
     crate::cmd::mkdir(&out)?;
@@ -236,10 +228,7 @@ pub fn run(o: &BlkBenchOptions) -> Result<()> {
     } else {
         let tool = crate::ctool::build_static(&lab.opts.cache_dir, "blktool", BLKTOOL_C)?;
         let a = linux_initramfs(&lab.bundle, &tool)?;
-        let p = out.join("linux-blk.cpio");
-        std::fs::write(&p, a.to_bytes())
-            .with_context(|| format!("cannot write {}", p.display()))?;
-        Some(p)
+        Some(crate::bench::write_ramdisk(&out, "blk", &a.to_bytes())?)
     };
     let sc = scenarios(o, &guest.stable, &lab.bundle.vmlinuz, ramdisk.as_deref());
     let report = lab.boot(&sc)?;

@@ -17,7 +17,6 @@
 //! kind reaches ready in (ascending ladders, first success wins).
 
 use crate::debs::Dom0Bundle;
-use crate::lab::Echo;
 use crate::report::{self, Spread, Style, Table};
 use crate::scenario::{BootReport, GuestRun};
 use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
@@ -493,20 +492,10 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     println!("[bench] guest built: {}", guest.stable.display());
     let out = crate::bench::out_dir();
     cmd::mkdir(&out)?;
-    let opts = LabOptions {
-        kvm: o.kvm,
-        verbose: o.verbose || LabOptions::default().verbose,
-        echo: if o.verbose { Echo::All } else { Echo::Guests },
-        to_stdout: true,
-        label: "bench-boot".into(),
-        ..LabOptions::default()
-    }
-    .with_xen(o.xen);
+    let opts = LabOptions::bench("bench-boot", o.kvm, o.verbose, o.xen);
     let lab = Lab::prepare(opts)?;
-    let rd = out.join("linux-boot.cpio");
     let archive = linux_initramfs(&lab.bundle).context("Linux DomU initramfs")?;
-    std::fs::write(&rd, archive.to_bytes())
-        .with_context(|| format!("cannot write {}", rd.display()))?;
+    let rd = crate::bench::write_ramdisk(&out, "boot", &archive.to_bytes())?;
     let guests = guests(&guest.stable, &lab.bundle.vmlinuz, &rd);
     let runs = o.rounds as u64 * KINDS.len() as u64
         + if o.min_memory { (LADDER_OURS.len() * 2 + LADDER_LINUX.len()) as u64 } else { 0 };

@@ -90,6 +90,8 @@ const PVH_BOOT_TESTS: &[&str] = &[
     "boot",
     "--test",
     "control",
+    "--test",
+    "smp",
     "--",
     "--test-threads=1",
 ];

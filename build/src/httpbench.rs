@@ -10,9 +10,9 @@
 //! gives its memory (heap, socket buffers) and connection counters.
 
 use crate::httptool;
-use crate::lab::{Echo, Lab, LabOptions};
+use crate::lab::{Lab, LabOptions};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -446,15 +446,7 @@ pub fn to_json(
 pub fn run(o: &HttpBenchOptions) -> Result<()> {
     let t = Instant::now();
     let guest = crate::guest::build(true)?;
-    let opts = LabOptions {
-        kvm: o.kvm,
-        verbose: o.verbose || LabOptions::default().verbose,
-        echo: if o.verbose { Echo::All } else { Echo::Guests },
-        to_stdout: true,
-        label: "bench-http".into(),
-        ..LabOptions::default()
-    }
-    .with_xen(o.xen);
+    let opts = LabOptions::bench("bench-http", o.kvm, o.verbose, o.xen);
     let lab = Lab::prepare(opts)?;
     let tool = httptool::build(&lab.opts.cache_dir)?;
     let out = crate::bench::out_dir();
@@ -463,10 +455,7 @@ pub fn run(o: &HttpBenchOptions) -> Result<()> {
         None
     } else {
         let a = linux_initramfs(&lab.bundle, &tool)?;
-        let p = out.join("linux-http.cpio");
-        std::fs::write(&p, a.to_bytes())
-            .with_context(|| format!("cannot write {}", p.display()))?;
-        Some(p)
+        Some(crate::bench::write_ramdisk(&out, "http", &a.to_bytes())?)
     };
     let sc = scenarios(o, &guest.stable, &tool, &lab.bundle.vmlinuz, ramdisk.as_deref());
     let report = lab.boot(&sc)?;
@@ -477,21 +466,14 @@ pub fn run(o: &HttpBenchOptions) -> Result<()> {
     println!("\n{text}");
     crate::report::write(&out, "http", &text, &to_json(&ours, &linux, &page, &counters, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
-    let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
-    if let Some(f) = &report.failure {
-        problems.push(format!("boot: {f}"));
-    }
-    if ours.points.len() != 2 * CLIENTS.len() {
-        problems.push(format!(
+    let incomplete = (ours.points.len() != 2 * CLIENTS.len()).then(|| {
+        format!(
             "the Rust guest's measurements are incomplete: {} of {} points",
             ours.points.len(),
             2 * CLIENTS.len()
-        ));
-    }
-    if let Some(p) = problems.first() {
-        bail!("{p}");
-    }
-    Ok(())
+        )
+    });
+    crate::bench::first_problem(ours.problems.iter().chain(&linux.problems), &report, incomplete)
 }
 
 fn collect(report: &BootReport) -> (Side, Side, Vec<(String, u64)>) {

@@ -53,6 +53,21 @@ pub struct LabOptions {
 }
 
 impl LabOptions {
+    /// A benchmark's boot: live output on stdout (the guests', or all of
+    /// it with `verbose`), labelled `label`, on `xen` if given.
+    pub fn bench(label: &str, kvm: bool, verbose: bool, xen: Option<XenRelease>) -> Self {
+        let d = LabOptions::default();
+        LabOptions {
+            kvm,
+            verbose: verbose || d.verbose,
+            echo: if verbose { Echo::All } else { Echo::Guests },
+            to_stdout: true,
+            label: label.into(),
+            ..d
+        }
+        .with_xen(xen)
+    }
+
     /// These options with `release` if given (else as they are: from
     /// `$XENPV_XEN`).
     pub fn with_xen(mut self, release: Option<XenRelease>) -> Self {

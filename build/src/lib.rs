@@ -20,12 +20,16 @@
 //! - [`qemu`]: the QEMU command line and the serial-line reader.
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
 //! - [`guest`]: building the guest kernel with cargo.
+//! - [`run`]: the guest and scenario of `cargo xtask run` (and of the docs
+//!   test, which runs the chapters' commands).
 //! - [`report`]: phase timings.
 //! - [`setup`]: installing what the host lacks (the guest's target, QEMU, ...).
 //! - [`bench`], [`chart`], [`linuxbench`]: `cargo xtask bench hypercall`
 //!   (the Rust guest against a Linux PV DomU's kernel module).
 //! - [`netbench`], [`nettool`]: `cargo xtask bench net` (TCP throughput and
 //!   request rate against a Linux PV DomU, measured by a static tool in dom0).
+//! - [`demo`]: `cargo xtask demo sched` (the credit scheduler's weights
+//!   and caps, shown with two `app=spin` guests on one CPU).
 //! - [`bootbench`]: `cargo xtask bench boot` (boot time and memory against
 //!   a Linux PV DomU with netfront).
 
@@ -38,6 +42,7 @@ pub mod cmd;
 pub mod cpio;
 pub mod ctool;
 pub mod debs;
+pub mod demo;
 pub mod dom0;
 pub mod elf;
 pub mod guest;
@@ -53,6 +58,7 @@ pub mod nettool;
 pub mod qemu;
 pub mod release;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod setup;
 pub mod xlcfg;

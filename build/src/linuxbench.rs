@@ -177,10 +177,7 @@ pub fn prepare(
     let ko = build_module(cache, &bundle.kernel_version, log)?;
     let a = initramfs(bundle, &ko)?;
     cmd::mkdir(out)?;
-    let path = out.join("linux-bench.cpio");
-    std::fs::write(&path, a.to_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    crate::bench::write_ramdisk(out, "bench", &a.to_bytes())
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ mod ci;
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use xtask::guest;
 use xtask::lab::Echo;
 use xtask::report::Timings;
-use xtask::{GuestMode, GuestResult, GuestSpec, Lab, LabOptions, Scenario, XenRelease};
+use xtask::{GuestMode, GuestResult, Lab, LabOptions, XenRelease};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +52,17 @@ enum Cmd {
     /// Benchmarks against a Linux PV DomU on the same Xen.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Demonstrations of a mechanism on real Xen (docs/README.md).
+    #[command(subcommand)]
+    Demo(DemoCmd),
+    /// Parses ARGS as a command line of this tool and says what it would
+    /// do, without doing it (the docs test checks the chapters' long
+    /// commands with it).
+    #[command(hide = true)]
+    CheckArgs {
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
     /// Run every fuzz target (the `fuzz_*` host tests, see fuzzkit) for
     /// SECS seconds each from a fresh seed, optimised; a failing input is
     /// saved under target/fuzz-crashes/<target>/.
@@ -111,6 +122,26 @@ struct RunArgs {
     /// /etc/xen-lab/guests/APP.cfg.
     #[arg(long, value_name = "FILE")]
     dom0_script: Option<PathBuf>,
+    /// Give the guest a network interface on dom0's bridge xenbr0.
+    #[arg(long)]
+    vif: bool,
+    /// Give the guest a disk (xvda) of MIB MiB, a zeroed file in dom0.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    disk: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCmd {
+    /// Xen's credit scheduler: two app=spin guests on one CPU of a credit
+    /// cpupool, weights 256 and 512, then a 25% cap; prints the share of
+    /// the CPU each got (from its runstate) against the promise.
+    Sched {
+        /// Seconds each guest spins per round.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..=600))]
+        secs: u64,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +293,13 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             xtask::setup::ensure_packages(xtask::setup::BENCH)?;
             run_bench(b)
         }
+        Cmd::Demo(DemoCmd::Sched { secs, lab }) => cmd_demo_sched(secs, &lab),
+        Cmd::CheckArgs { args } => {
+            let cli = Cli::try_parse_from(std::iter::once("xtask".to_string()).chain(args))
+                .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+            println!("would run: {:?}", cli.cmd);
+            Ok(())
+        }
     }
 }
 
@@ -381,21 +419,17 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
     let lab = Lab::prepare(opts)?;
     timings.phases.insert(0, ("fetch".to_string(), lab.fetch_time));
 
-    let spec = GuestSpec::new(&a.app, &kernel, &a.app)
-        .args(&a.extra)
-        .memory(a.memory)
-        .mode(a.mode()?)
-        .timeout(Duration::from_secs(r.timeout));
-    let scenario = match &r.dom0_script {
-        None => Scenario::single(spec),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --dom0-script {}", p.display()))?;
-            let mut s = Scenario::script("script", vec![spec], &text);
-            s.slack = Duration::from_secs(r.timeout);
-            s
-        }
+    let spec = xtask::run::RunSpec {
+        app: a.app.clone(),
+        memory: a.memory,
+        mode: a.mode()?,
+        timeout: r.timeout,
+        vif: r.vif,
+        disk: r.disk,
+        extra: a.extra.clone(),
+        dom0_script: r.dom0_script.clone(),
     };
+    let scenario = xtask::run::scenario(&a.app, &kernel, &spec)?;
     let report = lab.boot(&[scenario])?;
     timings.add_boot(&report);
     println!("\nphase timings:\n{}", timings.table(total.elapsed()));
@@ -430,6 +464,41 @@ fn cmd_run(r: &RunArgs) -> Result<()> {
         ),
         _ => bail!("{}", report.failure.clone().unwrap_or_else(|| "the guest never ran".into())),
     }
+}
+
+/// `cargo xtask demo sched`.
+fn cmd_demo_sched(secs: u64, lab: &LabArgs) -> Result<()> {
+    let b = guest::build(true)?;
+    let opts = LabOptions {
+        kvm: lab.kvm,
+        verbose: lab.verbose || LabOptions::default().verbose,
+        echo: if lab.verbose { Echo::All } else { Echo::Guests },
+        to_stdout: true,
+        label: "demo-sched".into(),
+        ..LabOptions::default()
+    }
+    .with_xen(lab.xen);
+    let lab = Lab::prepare(opts)?;
+    let report = lab.boot(&xtask::demo::scenarios(&b.stable, secs))?;
+    for run in &report.runs {
+        for l in run.xl_output.iter().filter(|l| l.starts_with("[xl sched]")) {
+            println!("{l}");
+        }
+    }
+    let rows = xtask::demo::results(&report);
+    println!(
+        "\nXen's credit scheduler, one physical CPU shared by two app=spin guests at a time ({secs} s each round); got = the share of wall-clock time the guest ran, from its runstate:\n"
+    );
+    print!("{}", xtask::demo::table(&rows));
+    if let Some(f) = &report.failure {
+        bail!("the boot failed: {f}");
+    }
+    let missing: Vec<&str> =
+        rows.iter().filter(|(_, r)| r.is_none()).map(|(c, _)| c.name).collect();
+    if !missing.is_empty() {
+        bail!("no result from {}", missing.join(", "));
+    }
+    Ok(())
 }
 
 /// The outcome of a `--dom0-script` whose guests have their own names.
@@ -509,6 +578,36 @@ mod tests {
     }
 
     #[test]
+    fn check_args_parses_without_running() {
+        let Ok(Cmd::CheckArgs { args }) =
+            parse(&["check-args", "--", "bench", "net", "--mib", "8"])
+        else {
+            panic!("check-args did not parse");
+        };
+        assert_eq!(args, ["bench", "net", "--mib", "8"]);
+        assert!(dispatch(Cmd::CheckArgs { args }).is_ok());
+        let bad =
+            vec!["bench".to_string(), "net".to_string(), "--mib".to_string(), "0".to_string()];
+        assert!(dispatch(Cmd::CheckArgs { args: bad }).is_err());
+    }
+
+    #[test]
+    fn run_takes_devices_and_demo_takes_seconds() {
+        let Ok(Cmd::Run(r)) = parse(&["run", "--app", "tour", "--vif", "--disk", "2"]) else {
+            panic!("run --vif --disk did not parse");
+        };
+        assert!(r.vif);
+        assert_eq!(r.disk, Some(2));
+        assert!(parse(&["run", "--disk", "0"]).is_err());
+        let Ok(Cmd::Demo(DemoCmd::Sched { secs, .. })) = parse(&["demo", "sched", "--secs", "10"])
+        else {
+            panic!("demo sched did not parse");
+        };
+        assert_eq!(secs, 10);
+        assert!(parse(&["demo", "sched", "--secs", "1"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors_naming_what_is_accepted() {
         let e = parse(&["run", "--xen", "4.21"]).unwrap_err().to_string();
         assert!(e.contains("4.17, 4.20"), "{e}");
@@ -534,6 +633,7 @@ mod tests {
             &["bench", "http", "--xen", "4.20"],
             &["bench", "blk", "--xen", "4.20"],
             &["bench", "boot", "--xen", "4.20"],
+            &["demo", "sched", "--xen", "4.20"],
         ] {
             let xen = match parse(cmd).unwrap() {
                 Cmd::Fetch { xen } | Cmd::Test { xen, .. } => xen,
@@ -543,7 +643,8 @@ mod tests {
                     | BenchCmd::Http { lab, .. }
                     | BenchCmd::Blk { lab, .. }
                     | BenchCmd::Boot { lab, .. },
-                ) => lab.xen,
+                )
+                | Cmd::Demo(DemoCmd::Sched { lab, .. }) => lab.xen,
                 other => panic!("{other:?}"),
             };
             assert_eq!(xen, Some(XenRelease::V4_20), "{cmd:?}");

@@ -7,11 +7,11 @@
 //! each phase give the deterministic efficiency figures (notifications,
 //! events and data-path hypercalls per 1,000 packets).
 
-use crate::lab::{Echo, Lab, LabOptions};
+use crate::lab::{Lab, LabOptions};
 use crate::nettool;
 use crate::report::{self, Style, Table};
 use crate::scenario::{BootReport, GuestSpec, Scenario};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -367,15 +367,7 @@ pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptio
 pub fn run(o: &NetBenchOptions) -> Result<()> {
     let t = Instant::now();
     let guest = crate::guest::build(true)?;
-    let opts = LabOptions {
-        kvm: o.kvm,
-        verbose: o.verbose || LabOptions::default().verbose,
-        echo: if o.verbose { Echo::All } else { Echo::Guests },
-        to_stdout: true,
-        label: "bench-net".into(),
-        ..LabOptions::default()
-    }
-    .with_xen(o.xen);
+    let opts = LabOptions::bench("bench-net", o.kvm, o.verbose, o.xen);
     let lab = Lab::prepare(opts)?;
     let tool = nettool::build(&lab.opts.cache_dir)?;
     let out = crate::bench::out_dir();
@@ -384,10 +376,7 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
         None
     } else {
         let a = linux_initramfs(&lab.bundle, &tool)?;
-        let p = out.join("linux-net.cpio");
-        std::fs::write(&p, a.to_bytes())
-            .with_context(|| format!("cannot write {}", p.display()))?;
-        Some(p)
+        Some(crate::bench::write_ramdisk(&out, "net", &a.to_bytes())?)
     };
     let sc = scenarios(o, &guest.stable, &tool, &lab.bundle.vmlinuz, ramdisk.as_deref());
     let report = lab.boot(&sc)?;
@@ -400,17 +389,9 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
     println!("\n{text}");
     report::write(&out, "net", &text, &to_json(&ours, &linux, &phases, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
-    let mut problems: Vec<String> = ours.problems.iter().chain(&linux.problems).cloned().collect();
-    if let Some(f) = &report.failure {
-        problems.push(format!("boot: {f}"));
-    }
-    if ours.to_guest.is_none() || ours.from_guest.is_none() || ours.rr.is_none() {
-        problems.push("the Rust guest's measurements are incomplete".into());
-    }
-    if let Some(p) = problems.first() {
-        bail!("{p}");
-    }
-    Ok(())
+    let incomplete = (ours.to_guest.is_none() || ours.from_guest.is_none() || ours.rr.is_none())
+        .then(|| "the Rust guest's measurements are incomplete".to_string());
+    crate::bench::first_problem(ours.problems.iter().chain(&linux.problems), &report, incomplete)
 }
 
 fn collect(report: &BootReport) -> (Side, Side, Vec<Counters>) {

@@ -80,6 +80,12 @@ impl GuestSpec {
         self
     }
 
+    /// Sets the number of vCPUs (xl `vcpus=`).
+    pub fn vcpus(mut self, n: u32) -> Self {
+        self.vcpus = n;
+        self
+    }
+
     /// Sets the mode (PV or PVH).
     pub fn mode(mut self, mode: GuestMode) -> Self {
         self.mode = mode;

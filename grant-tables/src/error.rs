@@ -25,6 +25,8 @@ pub enum GrantError {
     FrameTooLarge(Mfn),
     /// The version cannot change while grants are active.
     GrantsActive { active: u32 },
+    /// The page set has no page `index`.
+    NoSuchPage { index: usize },
 }
 
 impl fmt::Display for GrantError {
@@ -46,6 +48,7 @@ impl fmt::Display for GrantError {
             GrantError::GrantsActive { active } => {
                 write!(f, "cannot change the table version: {active} grants active")
             }
+            GrantError::NoSuchPage { index } => write!(f, "the page set has no page {index}"),
         }
     }
 }

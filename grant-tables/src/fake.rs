@@ -6,6 +6,31 @@ use crate::error::GrantError;
 use crate::table::{Entries, Hypervisor, Version};
 use hypercall::abi::grant_table::{GrantEntryV1, GrantEntryV2, GrantStatus, STATUS_PER_FRAME};
 use hypercall::ops::grant_table::GnttabError;
+use hypercall::Mfn;
+use std::rc::Rc;
+
+/// Pages to grant: frame numbers, and a counter of the holds the table
+/// keeps on them (`Rc::strong_count(&pages.held) - 1`).
+pub struct FakePages {
+    pub frames: Vec<Mfn>,
+    pub held: Rc<()>,
+}
+
+impl FakePages {
+    pub fn new(frames: &[u64]) -> Self {
+        FakePages { frames: frames.iter().map(|&m| Mfn(m)).collect(), held: Rc::new(()) }
+    }
+
+    /// Holds the table keeps on these pages now.
+    pub fn holds(&self) -> usize {
+        Rc::strong_count(&self.held) - 1
+    }
+}
+
+/// One page at frame `m`.
+pub fn page(m: u64) -> FakePages {
+    FakePages::new(&[m])
+}
 
 pub struct FakeXen {
     pub frames: u32,
@@ -74,5 +99,12 @@ impl Hypervisor for FakeXen {
     fn set_version(&mut self, version: Version) -> Result<(), GrantError> {
         self.version = version;
         Ok(())
+    }
+
+    type Page = FakePages;
+    type Hold = Rc<()>;
+
+    fn share(&mut self, page: &FakePages, index: usize) -> Option<(Mfn, Rc<()>)> {
+        Some((*page.frames.get(index)?, page.held.clone()))
     }
 }

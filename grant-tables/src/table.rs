@@ -5,6 +5,16 @@
 //! The table never touches Xen itself: [`Hypervisor`] does the calls and
 //! maps the frames (the kernel with real hypercalls, the tests with a
 //! fake), and hands back the entries as slices of atomics.
+//!
+//! A grant takes a page, never a frame number: the caller names an owned
+//! page set of the [`Hypervisor`]'s own kind and an index in it, and only
+//! the hypervisor says which frame that is ([`Hypervisor::share`]). With
+//! the frame the table gets a [`Hypervisor::Hold`] on the page's memory and
+//! keeps it while the entry is granted, quarantined included: a page whose
+//! owner is dropped while another domain may still write it stays
+//! allocated until the grant is revoked. So safe code can neither grant a
+//! frame it does not own (the kernel's page tables, its heap) nor free a
+//! page a grant still shares.
 
 use crate::error::GrantError;
 use crate::protocol;
@@ -12,7 +22,7 @@ use crate::refs::{RefAllocator, RefState, Reservation};
 use alloc::vec::Vec;
 use hypercall::abi::grant_table::{GrantEntryV1, GrantEntryV2, GrantRef, GrantStatus};
 use hypercall::ops::grant_table::GnttabError;
-use hypercall::{DomId, Mfn, Pfn};
+use hypercall::{DomId, Mfn};
 
 /// The entry layout in force (the ABI's enum, with `number` and `per_frame`).
 pub use hypercall::abi::grant_table::Version;
@@ -49,6 +59,18 @@ pub trait Hypervisor {
     /// `GNTTABOP_set_version`. Going to v1, the implementation unmaps the
     /// status frames first (Xen frees them).
     fn set_version(&mut self, version: Version) -> Result<(), GrantError>;
+
+    /// The pages this domain may grant: owned memory the implementation
+    /// hands out and that Rust only ever sees as atomics (so another domain
+    /// may write it at any time). Only the implementation can make one.
+    type Page: ?Sized;
+    /// What a live grant keeps of its page: while the table holds one,
+    /// the page's memory is neither freed nor reused, whatever its owner
+    /// does.
+    type Hold;
+    /// The frame Xen knows page `index` of `page` by, and a hold on the
+    /// page's memory; `None` if `page` has no page `index`.
+    fn share(&mut self, page: &Self::Page, index: usize) -> Option<(Mfn, Self::Hold)>;
 }
 
 /// Figures for logs and tests.
@@ -77,9 +99,12 @@ pub struct GrantTable<H: Hypervisor> {
     frames: u32,
     max_frames: u32,
     refs: RefAllocator,
-    /// Grants whose page is still mapped by the peer, with the page:
-    /// neither goes back to its allocator until a revoke succeeds.
-    quarantine: Vec<(GrantRef, Pfn)>,
+    /// The hold on the page of every granted reference (by reference):
+    /// released when its revoke succeeds.
+    holds: Vec<Option<H::Hold>>,
+    /// Grants whose page is still mapped by the peer: the grant and its
+    /// hold stay until a revoke succeeds.
+    quarantine: Vec<GrantRef>,
     grows: u32,
     refused: u64,
 }
@@ -110,6 +135,8 @@ impl<H: Hypervisor> GrantTable<H> {
         let entries = hv.grow(frames, version)?;
         let mut refs = RefAllocator::new();
         refs.resize(entries.len());
+        let mut holds = Vec::new();
+        holds.resize_with(entries.len() as usize, || None);
         Ok(Self {
             hv,
             version,
@@ -117,6 +144,7 @@ impl<H: Hypervisor> GrantTable<H> {
             frames,
             max_frames,
             refs,
+            holds,
             quarantine: Vec::new(),
             grows: 0,
             refused: 0,
@@ -166,6 +194,7 @@ impl<H: Hypervisor> GrantTable<H> {
             self.frames = frames;
             self.grows += 1;
             self.refs.resize(self.entries.len());
+            self.holds.resize_with(self.entries.len() as usize, || None);
         }
         Ok(())
     }
@@ -183,26 +212,31 @@ impl<H: Hypervisor> GrantTable<H> {
         }
     }
 
-    /// Lets `domid` map or copy `frame` (read-only if asked); returns the
-    /// reference to pass to it.
+    /// Lets `domid` map or copy page `index` of `page` (read-only if
+    /// asked); returns the reference to pass to it. The table holds the
+    /// page's memory until the grant is revoked.
     pub fn grant_access(
         &mut self,
         domid: DomId,
-        frame: Mfn,
+        page: &H::Page,
+        index: usize,
         readonly: bool,
     ) -> Result<GrantRef, GrantError> {
-        self.check_frame(frame)?;
+        let (frame, hold) = self.share(page, index)?;
         self.ensure_free(1)?;
         let r = self.refs.take_one().expect("ensure_free made room");
-        self.publish(r, domid, frame, readonly);
+        self.publish(r, domid, frame, hold, readonly);
         Ok(r)
     }
 
-    fn check_frame(&self, frame: Mfn) -> Result<(), GrantError> {
+    /// The frame of page `index` of `page`, checked against the entry
+    /// layout, and the hold on it.
+    fn share(&mut self, page: &H::Page, index: usize) -> Result<(Mfn, H::Hold), GrantError> {
+        let (frame, hold) = self.hv.share(page, index).ok_or(GrantError::NoSuchPage { index })?;
         if self.version == Version::V1 && frame.0 > u64::from(u32::MAX) {
             return Err(GrantError::FrameTooLarge(frame));
         }
-        Ok(())
+        Ok((frame, hold))
     }
 
     /// As [`grant_access`](Self::grant_access), with a reference from `res`.
@@ -210,18 +244,21 @@ impl<H: Hypervisor> GrantTable<H> {
         &mut self,
         res: &mut Reservation,
         domid: DomId,
-        frame: Mfn,
+        page: &H::Page,
+        index: usize,
         readonly: bool,
     ) -> Result<GrantRef, GrantError> {
-        self.check_frame(frame)?;
+        let (frame, hold) = self.share(page, index)?;
         let r = res.claim().ok_or(GrantError::ReservationEmpty)?;
-        self.publish(r, domid, frame, readonly);
+        self.publish(r, domid, frame, hold, readonly);
         Ok(r)
     }
 
-    /// Writes the entry of reserved `r` in Xen's order and marks it granted.
-    fn publish(&mut self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) {
+    /// Writes the entry of reserved `r` in Xen's order, keeps the page's
+    /// hold, and marks it granted.
+    fn publish(&mut self, r: GrantRef, domid: DomId, frame: Mfn, hold: H::Hold, readonly: bool) {
         let i = r.0 as usize;
+        self.holds[i] = Some(hold);
         match self.entries {
             Entries::V1(e) => protocol::publish_v1(&e[i], domid, frame, readonly),
             Entries::V2 { entries, .. } => {
@@ -245,6 +282,8 @@ impl<H: Hypervisor> GrantTable<H> {
         };
         match revoked {
             Ok(()) => {
+                // Nothing else can reach the page through `r` now.
+                self.holds[i] = None;
                 self.refs.put(r);
                 Ok(())
             }
@@ -255,35 +294,37 @@ impl<H: Hypervisor> GrantTable<H> {
         }
     }
 
-    /// Revokes `r`, which grants `page`. Returns the page if it may be
-    /// reused; if the peer still maps it, keeps the grant and the page in
-    /// quarantine (counted in [`Stats::quarantined`]) and returns `None`:
-    /// the page is not freed while another domain can write it.
-    pub fn end_access_or_keep(&mut self, r: GrantRef, page: Pfn) -> Option<Pfn> {
+    /// Revokes `r`; if the peer still maps its page, keeps the grant and
+    /// its hold in quarantine (counted in [`Stats::quarantined`]) to be
+    /// revoked by a later [`reclaim`](Self::reclaim), so the caller may drop
+    /// the page either way: its memory is not freed while another domain
+    /// can write it. Returns whether the grant ended now.
+    pub fn end_access_or_keep(&mut self, r: GrantRef) -> bool {
         match self.end_access(r) {
-            Ok(()) => Some(page),
+            Ok(()) => true,
             Err(GrantError::InUse { .. }) => {
-                self.quarantine.push((r, page));
-                None
+                self.quarantine.push(r);
+                false
             }
-            // Not a grant of ours: nothing shares the page through `r`.
-            Err(_) => Some(page),
+            // Not a grant of ours: nothing shares a page through `r`.
+            Err(_) => true,
         }
     }
 
-    /// Retries the quarantined grants; returns the pages now safe to reuse.
-    pub fn reclaim(&mut self) -> Vec<Pfn> {
-        let mut freed = Vec::new();
+    /// Retries the quarantined grants; returns the references revoked now
+    /// (their pages' holds released).
+    pub fn reclaim(&mut self) -> Vec<GrantRef> {
+        let mut revoked = Vec::new();
         let mut kept = core::mem::take(&mut self.quarantine);
-        kept.retain(|&(r, page)| match self.end_access(r) {
+        kept.retain(|&r| match self.end_access(r) {
             Ok(()) => {
-                freed.push(page);
+                revoked.push(r);
                 false
             }
             Err(_) => true,
         });
         self.quarantine = kept;
-        freed
+        revoked
     }
 
     /// Switches the entry layout. Only while no grant is active or
@@ -307,6 +348,8 @@ impl<H: Hypervisor> GrantTable<H> {
         self.entries = self.hv.grow(self.frames, version)?;
         self.refs = RefAllocator::new();
         self.refs.resize(self.entries.len());
+        self.holds.clear();
+        self.holds.resize_with(self.entries.len() as usize, || None);
         Ok(())
     }
 
@@ -326,9 +369,10 @@ impl<H: Hypervisor> GrantTable<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakeXen;
+    use crate::fake::{page, FakePages, FakeXen};
     use crate::protocol::peer;
     use hypercall::abi::grant_table::{gtf, NR_RESERVED_ENTRIES};
+    use std::rc::Rc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Arc;
 
@@ -353,7 +397,7 @@ mod tests {
     #[test]
     fn grant_writes_the_entry_and_end_access_clears_it() {
         let mut t = table(1, 1);
-        let r = t.grant_access(PEER, Mfn(0xabc), true).unwrap();
+        let r = t.grant_access(PEER, &page(0xabc), 0, true).unwrap();
         assert_eq!(r, GrantRef(NR_RESERVED_ENTRIES));
         let e = &t.hypervisor().v1()[r.0 as usize];
         assert_eq!(e.frame.load(Ordering::Relaxed), 0xabc);
@@ -365,7 +409,7 @@ mod tests {
         assert_eq!(t.end_access(GrantRef(0)), Err(GrantError::NotGranted(GrantRef(0))));
         assert_eq!(t.end_access(GrantRef(1 << 20)), Err(GrantError::NotGranted(GrantRef(1 << 20))));
         assert_eq!(
-            t.grant_access(PEER, Mfn(1 << 32), false),
+            t.grant_access(PEER, &page(1 << 32), 0, false),
             Err(GrantError::FrameTooLarge(Mfn(1 << 32)))
         );
     }
@@ -376,11 +420,11 @@ mod tests {
         let mut refs = Vec::new();
         let max = t.max_capacity() - NR_RESERVED_ENTRIES;
         for i in 0..max {
-            refs.push(t.grant_access(PEER, Mfn(u64::from(i)), false).unwrap());
+            refs.push(t.grant_access(PEER, &page(u64::from(i)), 0, false).unwrap());
         }
         assert_eq!(t.stats().frames, 3);
         assert_eq!(t.stats().grows, 2, "one frame at a time, on demand");
-        let full = t.grant_access(PEER, Mfn(7), false);
+        let full = t.grant_access(PEER, &page(7), 0, false);
         assert_eq!(full, Err(GrantError::TableFull { wanted: 1, free: 0, capacity: 1536 }));
         assert!(t.reserve(1).is_err());
         // Every reference distinct, none of the toolstack's.
@@ -391,7 +435,7 @@ mod tests {
         assert!(sorted[0].0 >= NR_RESERVED_ENTRIES);
         // Free one: it is reused.
         t.end_access(refs[100]).unwrap();
-        assert_eq!(t.grant_access(PEER, Mfn(9), false), Ok(refs[100]));
+        assert_eq!(t.grant_access(PEER, &page(9), 0, false), Ok(refs[100]));
         for r in refs {
             let _ = t.end_access(r);
         }
@@ -407,14 +451,14 @@ mod tests {
         let before = t.stats();
         assert!(matches!(t.reserve(500), Err(GrantError::TableFull { wanted: 500, .. })));
         assert_eq!(t.stats(), before, "a refused reservation takes nothing");
-        let first = t.grant_reserved(&mut ring, PEER, Mfn(5), false).unwrap();
+        let first = t.grant_reserved(&mut ring, PEER, &page(5), 0, false).unwrap();
         assert_eq!(first, GrantRef(NR_RESERVED_ENTRIES));
         assert_eq!(ring.len(), 599);
         t.release(ring);
         assert_eq!(t.stats().in_use, 1);
         let mut empty = t.reserve(0).unwrap();
         assert_eq!(
-            t.grant_reserved(&mut empty, PEER, Mfn(5), false),
+            t.grant_reserved(&mut empty, PEER, &page(5), 0, false),
             Err(GrantError::ReservationEmpty)
         );
     }
@@ -422,35 +466,71 @@ mod tests {
     #[test]
     fn a_mapped_page_is_kept_until_its_peer_lets_go() {
         let mut t = table(1, 1);
-        let r = t.grant_access(PEER, Mfn(0x42), false).unwrap();
+        let p = page(0x42);
+        let r = t.grant_access(PEER, &p, 0, false).unwrap();
+        assert_eq!(p.holds(), 1, "the grant holds its page");
         let e = &t.hypervisor().v1()[r.0 as usize];
         assert!(peer::map_v1(e, PEER, true));
         let flags = gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING;
         assert_eq!(t.end_access(r), Err(GrantError::InUse { gref: r, flags }));
-        assert_eq!(t.end_access_or_keep(r, Pfn(77)), None);
+        assert_eq!(p.holds(), 1, "a refused revoke keeps the hold");
+        assert!(!t.end_access_or_keep(r));
         assert_eq!(t.stats().quarantined, 1);
         assert_eq!(t.stats().refused, 2);
+        // The owner lets go of its page: the quarantined grant still holds it.
+        let held = p.held.clone();
+        drop(p);
+        assert_eq!(Rc::strong_count(&held), 2);
         assert!(t.reclaim().is_empty(), "still mapped");
         // The reference is not handed out again meanwhile.
-        let other = t.grant_access(PEER, Mfn(1), false).unwrap();
+        let other = t.grant_access(PEER, &page(1), 0, false).unwrap();
         assert_ne!(other, r);
         peer::unmap_v1(e);
-        assert_eq!(t.reclaim(), vec![Pfn(77)]);
+        assert_eq!(t.reclaim(), vec![r]);
+        assert_eq!(Rc::strong_count(&held), 1, "the page is released with its grant");
         assert_eq!(t.stats().quarantined, 0);
         assert!(!peer::map_v1(e, PEER, false), "revoked");
     }
 
     #[test]
+    fn grants_take_pages_not_frame_numbers() {
+        let mut t = table(1, 1);
+        let set = FakePages::new(&[10, 11, 12]);
+        let refs: Vec<GrantRef> =
+            (0..3).map(|i| t.grant_access(PEER, &set, i, false).unwrap()).collect();
+        let frames: Vec<u32> = refs
+            .iter()
+            .map(|r| t.hypervisor().v1()[r.0 as usize].frame.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(frames, [10, 11, 12]);
+        assert_eq!(set.holds(), 3);
+        let before = t.stats();
+        assert_eq!(t.grant_access(PEER, &set, 3, false), Err(GrantError::NoSuchPage { index: 3 }));
+        let mut res = t.reserve(1).unwrap();
+        assert_eq!(
+            t.grant_reserved(&mut res, PEER, &set, 7, true),
+            Err(GrantError::NoSuchPage { index: 7 })
+        );
+        assert_eq!(res.len(), 1, "a refused grant claims no reference");
+        t.release(res);
+        assert_eq!(t.stats(), before, "nothing taken");
+        for r in refs {
+            t.end_access(r).unwrap();
+        }
+        assert_eq!(set.holds(), 0, "every revoke releases its hold");
+    }
+
+    #[test]
     fn v2_grants_use_the_status_words() {
         let mut t = table(1, 2);
-        let r = t.grant_access(PEER, Mfn(3), false).unwrap();
+        let r = t.grant_access(PEER, &page(3), 0, false).unwrap();
         assert_eq!(t.set_version(Version::V2), Err(GrantError::GrantsActive { active: 1 }));
         t.end_access(r).unwrap();
         t.set_version(Version::V2).unwrap();
         assert_eq!(t.stats().capacity, 256);
         assert_eq!(t.max_capacity(), 512);
         // 64-bit frames are fine in v2.
-        let r = t.grant_access(PEER, Mfn(1 << 40), false).unwrap();
+        let r = t.grant_access(PEER, &page(1 << 40), 0, false).unwrap();
         let (entries, status) = t.hypervisor().v2();
         let i = r.0 as usize;
         assert_eq!(entries[i].frame.load(Ordering::Relaxed), 1 << 40);
@@ -475,14 +555,15 @@ mod tests {
         const N: u32 = 64;
         let mut t = table(1, 1);
         let entries = t.hypervisor().v1();
-        let holds: Arc<Vec<AtomicU32>> = Arc::new((0..512).map(|_| AtomicU32::new(0)).collect());
+        let mapped: Arc<Vec<AtomicU32>> = Arc::new((0..512).map(|_| AtomicU32::new(0)).collect());
         let stop = Arc::new(AtomicBool::new(false));
+        let pages = FakePages::new(&(0..u64::from(N)).collect::<Vec<_>>());
         for round in 0..50 {
             let refs: Vec<GrantRef> =
-                (0..N).map(|i| t.grant_access(PEER, Mfn(u64::from(i)), false).unwrap()).collect();
+                (0..N as usize).map(|i| t.grant_access(PEER, &pages, i, false).unwrap()).collect();
             stop.store(false, Ordering::SeqCst);
             let peer = {
-                let (holds, stop, refs) = (holds.clone(), stop.clone(), refs.clone());
+                let (holds, stop, refs) = (mapped.clone(), stop.clone(), refs.clone());
                 std::thread::spawn(move || {
                     let mut seed = 0x9E37_79B9u32 ^ round;
                     while !stop.load(Ordering::Relaxed) {
@@ -499,21 +580,23 @@ mod tests {
             };
             let mut back = Vec::new();
             for &r in &refs {
-                if let Some(p) = t.end_access_or_keep(r, Pfn(u64::from(r.0))) {
-                    assert_eq!(holds[r.0 as usize].load(Ordering::Relaxed), 0);
-                    back.push(p);
+                if t.end_access_or_keep(r) {
+                    assert_eq!(mapped[r.0 as usize].load(Ordering::Relaxed), 0);
+                    back.push(r);
                 }
             }
+            assert_eq!(pages.holds(), N as usize - back.len(), "one hold per grant not ended");
             while back.len() < N as usize {
-                for p in t.reclaim() {
-                    assert_eq!(holds[p.0 as usize].load(Ordering::Relaxed), 0);
-                    back.push(p);
+                for r in t.reclaim() {
+                    assert_eq!(mapped[r.0 as usize].load(Ordering::Relaxed), 0);
+                    back.push(r);
                 }
                 std::thread::yield_now();
             }
             stop.store(true, Ordering::SeqCst);
             peer.join().unwrap();
             assert_eq!(t.stats().in_use, 0);
+            assert_eq!(pages.holds(), 0);
         }
     }
 }

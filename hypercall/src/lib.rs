@@ -6,6 +6,7 @@
 //!   shared reference to such a struct is sound and `&mut` never exists.
 //! - [`raw`]: the hypercall instruction sequence through the hypercall page.
 //! - [`ops`]: typed wrappers, one per hypercall family, returning [`XenError`].
+//! - [`trace`]: optional tracing of every hypercall (`trace=hypercalls`).
 //! - [`types`]: numbers that mean something: [`Pfn`], [`Mfn`], [`EvtchnPort`], [`DomId`].
 #![cfg_attr(not(test), no_std)]
 
@@ -13,6 +14,7 @@ pub mod abi;
 pub mod error;
 pub mod ops;
 pub mod raw;
+pub mod trace;
 pub mod types;
 
 pub use error::{XenError, XenResult};

@@ -58,8 +58,32 @@ pub mod nr {
 /// live memory of the layout Xen expects for the duration of the call, and
 /// the operation must not break the guest's own invariants (a hypercall can
 /// unmap memory, end the domain or change page tables).
+///
+/// With tracing on ([`crate::trace`], the kernel's `trace=hypercalls`) the
+/// call is recorded and handed to the trace hook; off, that costs one
+/// relaxed load and a branch not taken.
 #[inline(always)]
 pub unsafe fn hypercall<const NR: u32>(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    if crate::trace::enabled() {
+        // SAFETY: the caller's guarantee, passed on.
+        return unsafe { crate::trace::traced::<NR>(a1, a2, a3, a4, a5) };
+    }
+    // SAFETY: the caller's guarantee, passed on.
+    unsafe { hypercall_untraced::<NR>(a1, a2, a3, a4, a5) }
+}
+
+/// [`hypercall`] without the trace check: the instruction sequence itself.
+///
+/// # Safety
+/// As for [`hypercall`].
+#[inline(always)]
+pub(crate) unsafe fn hypercall_untraced<const NR: u32>(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> i64 {
     const { assert!(NR < nr::PAGE_ENTRIES) };
     let ret: i64;
     // SAFETY: the caller guarantees the arguments are valid for hypercall

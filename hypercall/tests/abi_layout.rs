@@ -16,7 +16,7 @@
 
 use hypercall::abi::blkif;
 use hypercall::abi::grant_table as gnt;
-use hypercall::abi::{arch, hvm, memory, mmu, netif, vcpu, xen, xenstore};
+use hypercall::abi::{arch, hvm, memory, mmu, netif, vcpu, vcpu_context as vctx, xen, xenstore};
 use hypercall::abi::{console, event_channel as evtchn, sched, shared_info, start_info, version};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,7 @@ const HEADERS: &[&str] = &[
     "xen/arch-x86/hvm/start_info.h",
     "xen/hvm/params.h",
     "xen/hvm/hvm_op.h",
+    "xen/hvm/hvm_vcpu.h",
 ];
 
 /// The interface version the guest is written against: Xen 4.17's headers
@@ -278,6 +279,7 @@ fn table() -> Vec<Row> {
     layout!(rows, evtchn::EvtchnBindVirq => "struct evtchn_bind_virq" { virq, vcpu, port });
     layout!(rows, evtchn::EvtchnBindIpi => "struct evtchn_bind_ipi" { vcpu, port });
     layout!(rows, evtchn::EvtchnUnmask => "struct evtchn_unmask" { port });
+    layout!(rows, evtchn::EvtchnBindVcpu => "struct evtchn_bind_vcpu" { port, vcpu });
     layout!(rows, evtchn::EvtchnInitControl => "struct evtchn_init_control" {
         control_gfn, offset, vcpu, link_bits, _pad,
     });
@@ -342,6 +344,35 @@ fn table() -> Vec<Row> {
     );
 
     // vcpu.h
+    layout!(rows, vcpu::VcpuRegisterVcpuInfo => "struct vcpu_register_vcpu_info" {
+        mfn, offset, rsvd,
+    });
+    // vcpu_guest_context and its registers (arch-x86/xen.h, xen-x86_64.h)
+    layout!(rows, vctx::CpuUserRegs => "struct cpu_user_regs" {
+        r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi,
+        error_code, entry_vector, rip, cs, saved_upcall_mask, rflags, rsp, ss, es, ds, fs, gs,
+    });
+    layout!(rows, vctx::VcpuGuestContext => "struct vcpu_guest_context" {
+        fpu_ctxt, flags, user_regs, trap_ctxt, ldt_base, ldt_ents, gdt_frames, gdt_ents,
+        kernel_ss, kernel_sp, ctrlreg, debugreg, event_callback_eip, failsafe_callback_eip,
+        syscall_callback_eip, vm_assist, fs_base, gs_base_kernel, gs_base_user,
+    });
+    consts!(rows,
+        vctx::vgcf::I387_VALID => "VGCF_i387_valid",
+        vctx::vgcf::IN_KERNEL => "VGCF_in_kernel",
+        vctx::vgcf::FAILSAFE_DISABLES_EVENTS => "VGCF_failsafe_disables_events",
+        vctx::vgcf::SYSCALL_DISABLES_EVENTS => "VGCF_syscall_disables_events",
+        vctx::vgcf::ONLINE => "VGCF_online",
+        vctx::hvm_mode::MODE_32B => "VCPU_HVM_MODE_32B",
+        vctx::hvm_mode::MODE_64B => "VCPU_HVM_MODE_64B",
+    );
+    // hvm/hvm_vcpu.h
+    layout!(rows, vctx::VcpuHvmX86_64 => "struct vcpu_hvm_x86_64" {
+        rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, rip, rflags, cr0, cr3, cr4, efer,
+    });
+    layout!(rows, vctx::VcpuHvmContext => "struct vcpu_hvm_context" {
+        mode, pad, x86_64: "cpu_regs.x86_64",
+    });
     layout!(rows, vcpu::VcpuSetSingleshotTimer => "struct vcpu_set_singleshot_timer" {
         timeout_abs_ns, flags,
     });
@@ -349,6 +380,11 @@ fn table() -> Vec<Row> {
         state, state_entry_time, time,
     });
     consts!(rows,
+        vcpu::cmd::INITIALISE => "VCPUOP_initialise",
+        vcpu::cmd::UP => "VCPUOP_up",
+        vcpu::cmd::DOWN => "VCPUOP_down",
+        vcpu::cmd::IS_UP => "VCPUOP_is_up",
+        vcpu::cmd::REGISTER_VCPU_INFO => "VCPUOP_register_vcpu_info",
         vcpu::cmd::GET_RUNSTATE_INFO => "VCPUOP_get_runstate_info",
         vcpu::cmd::SET_PERIODIC_TIMER => "VCPUOP_set_periodic_timer",
         vcpu::cmd::STOP_PERIODIC_TIMER => "VCPUOP_stop_periodic_timer",
@@ -476,13 +512,13 @@ fn table() -> Vec<Row> {
         blkif::Operation::Indirect as i64 => "BLKIF_OP_INDIRECT",
         blkif::MAX_SEGMENTS_PER_REQUEST => "BLKIF_MAX_SEGMENTS_PER_REQUEST",
         blkif::MAX_INDIRECT_PAGES_PER_REQUEST => "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST",
-        blkif::DISCARD_SECURE => "BLKIF_DISCARD_SECURE",
+        blkif::DiscardFlags::SECURE.bits() => "BLKIF_DISCARD_SECURE",
         blkif::RSP_OKAY as i64 => "BLKIF_RSP_OKAY",
         blkif::RSP_ERROR as i64 => "BLKIF_RSP_ERROR",
         blkif::RSP_EOPNOTSUPP as i64 => "BLKIF_RSP_EOPNOTSUPP",
-        blkif::VDISK_CDROM => "VDISK_CDROM",
-        blkif::VDISK_REMOVABLE => "VDISK_REMOVABLE",
-        blkif::VDISK_READONLY => "VDISK_READONLY",
+        blkif::VdiskInfo::CDROM.bits() => "VDISK_CDROM",
+        blkif::VdiskInfo::REMOVABLE.bits() => "VDISK_REMOVABLE",
+        blkif::VdiskInfo::READONLY.bits() => "VDISK_READONLY",
     );
     // A ring slot is the union of request and response: the request.
     consts!(rows, core::mem::size_of::<blkif::Request>() => "sizeof(union blkif_sring_entry)");

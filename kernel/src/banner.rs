@@ -11,7 +11,7 @@ use hypercall::ops::version;
 use hypercall::raw::hypercall_page_addr;
 
 pub fn print(cmd: &Cmdline<'_>) {
-    let si = platform::pv::start_info();
+    let si = platform::start_info();
     let (major, minor) = version::version();
     let extra = version::extraversion().map(|s| s.0).unwrap_or_default();
     let extra = hypercall::abi::start_info::c_str(&extra);
@@ -82,7 +82,7 @@ pub fn print(cmd: &Cmdline<'_>) {
     }
     kprintln!("  cmdline: {:?}", cmd.raw());
 
-    let (start, end) = platform::pv::image_range();
+    let (start, end) = platform::image_range();
     kprintln!(
         "image: {start:#x}..{end:#x} ({} KiB), hypercall page at {:#x}",
         (end - start) / 1024,

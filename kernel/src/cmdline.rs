@@ -24,6 +24,8 @@ pub enum Accepts {
     Ipv4,
     /// `ADDR/PREFIX` (prefix 0..=32, required) or `dhcp`.
     CidrOrDhcp,
+    /// Some of these words, comma-separated, each at most once.
+    SomeOf(&'static [&'static str]),
 }
 
 impl fmt::Display for Accepts {
@@ -44,6 +46,11 @@ impl fmt::Display for Accepts {
             Accepts::Ipv4 => f.write_str("an IPv4 address such as 192.0.2.1"),
             Accepts::CidrOrDhcp => {
                 f.write_str("ADDR/PREFIX (prefix 0-32) such as 192.0.2.2/24, or dhcp")
+            }
+            Accepts::SomeOf(words) => {
+                f.write_str("one or more of ")?;
+                Accepts::OneOf(words).fmt(f)?;
+                f.write_str(", comma-separated")
             }
         }
     }
@@ -76,8 +83,12 @@ const fn n(min: u64, max: u64) -> Accepts {
 /// The apps `app=` can name (apps/mod.rs's `APPS` runs them: a name here
 /// without an app there still stops the boot, as `app ... failed: no such
 /// app`).
-pub const APP_NAMES: &[&str] =
-    &["hello", "selftest", "idle", "bench", "blk", "echo", "http", "fault", "panic"];
+pub const APP_NAMES: &[&str] = &[
+    "hello", "selftest", "idle", "bench", "blk", "echo", "http", "fault", "panic", "tour", "spin",
+];
+
+/// What `trace=` can name (`kernel/src/trace/`).
+pub const TRACE_WORDS: &[&str] = &["hypercalls", "xenstore", "events"];
 
 /// Every setting, with what it accepts and its default.
 pub const SETTINGS: &[Setting] = &[
@@ -140,6 +151,20 @@ pub const SETTINGS: &[Setting] = &[
         "with app=bench: samples per figure (default 10000, quick 300)",
     ),
     s("selftest.idle_secs", n(1, 3600), Some("5"), "with app=selftest: length of the idle check"),
+    s(
+        "trace",
+        Accepts::SomeOf(TRACE_WORDS),
+        None,
+        "log every hypercall, XenStore request or event delivery, with a summary at the end",
+    ),
+    s("spin.secs", n(1, 3600), Some("20"), "with app=spin: seconds to burn the CPU"),
+    s("spin.sync", n(0, 1), Some("0"), "with app=spin: 1 waits for dom0's data/spin-go first"),
+    s(
+        "smp",
+        n(0, 1),
+        Some("0"),
+        "with app=idle: 1 runs the vCPUs cpu/N/availability marks online and follows xl vcpu-set",
+    ),
 ];
 
 /// The setting called `key`.
@@ -197,6 +222,17 @@ pub fn check_value<'a>(setting: &'static Setting, value: &'a str) -> Result<(), 
         Accepts::Ipv4 => value.parse::<Ipv4Addr>().map(drop).map_err(|_| malformed),
         Accepts::CidrOrDhcp if value == "dhcp" => Ok(()),
         Accepts::CidrOrDhcp => parse_cidr(value).map(drop).ok_or(malformed),
+        Accepts::SomeOf(words) => {
+            let mut seen = 0u64;
+            for w in value.split(',') {
+                let i = words.iter().position(|x| *x == w).ok_or(malformed)?;
+                if seen & (1 << i) != 0 {
+                    return Err(malformed);
+                }
+                seen |= 1 << i;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -284,6 +320,14 @@ impl<'a> Cmdline<'a> {
         self.get_or_default(key).unwrap_or_else(|| panic!("{key} has no default"))
     }
 
+    /// Whether `word` is among the comma-separated words of `key` (a
+    /// [`Accepts::SomeOf`] setting), for a validated command line.
+    pub fn has_word(&self, key: &str, word: &str) -> bool {
+        let s = setting(key).unwrap_or_else(|| panic!("{key} is not a declared setting"));
+        assert!(matches!(s.accepts, Accepts::SomeOf(_)), "{key} is not a list setting");
+        self.get_or_default(key).is_some_and(|v| v.split(',').any(|w| w == word))
+    }
+
     /// The app to run (`app=`), `hello` when none is given.
     pub fn app(&self) -> &'a str {
         self.choice("app")
@@ -336,6 +380,8 @@ mod tests {
             "app=bench bench.quick=1 bench.iters=1",
             "app=idle xenbus.timeout_ms=3000 loglevel=trace evtchn=2l",
             "ip=dhcp blk.seed=18446744073709551615",
+            "app=tour trace=hypercalls",
+            "app=spin spin.secs=5 trace=events,hypercalls,xenstore",
         ] {
             assert_eq!(Cmdline::new(line).validate(), Ok(()), "{line}");
         }
@@ -362,7 +408,17 @@ mod tests {
             ("ip=192.0.2.2", "setting ip=\"192.0.2.2\": malformed; accepts ADDR/PREFIX"),
             ("ip=192.0.2.2/33", "malformed"),
             ("gw=300.1.1.1", "setting gw="),
-            ("app=nope", "accepts hello, selftest, idle, bench, blk, echo, http, fault or panic"),
+            (
+                "app=nope",
+                "accepts hello, selftest, idle, bench, blk, echo, http, fault, panic, tour or spin",
+            ),
+            (
+                "trace=hypercall",
+                "setting trace=\"hypercall\": malformed; accepts one or more of hypercalls, xenstore or events, comma-separated",
+            ),
+            ("trace=events,events", "malformed"),
+            ("trace=", "malformed"),
+            ("trace=events,", "malformed"),
             ("app=", "malformed"),
             ("blk.bench_mib=0", "out of range"),
             ("bench.iters=0", "out of range"),
@@ -384,6 +440,10 @@ mod tests {
         assert_eq!(c.number("net.rx_buffers"), Some(128));
         assert_eq!(c.number("bench.iters"), None);
         assert_eq!(c.choice("blk.mode"), "write");
+        let t = Cmdline::new("trace=events,hypercalls");
+        assert!(t.has_word("trace", "events") && t.has_word("trace", "hypercalls"));
+        assert!(!t.has_word("trace", "xenstore"));
+        assert!(!Cmdline::new("").has_word("trace", "events"));
     }
 
     #[test]
@@ -454,6 +514,11 @@ mod tests {
                             Accepts::CidrOrDhcp => assert!(c
                                 .get(s.key)
                                 .is_none_or(|v| v == "dhcp" || parse_cidr(v).is_some())),
+                            Accepts::SomeOf(words) => {
+                                for w in words {
+                                    let _ = c.has_word(s.key, w);
+                                }
+                            }
                         }
                     }
                 }

@@ -35,18 +35,18 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
 /// view: everything not free, page tables and heap included), heap, grants
 /// and event channels.
 pub fn footprint() {
-    let si = platform::pv::start_info();
-    let (start, end) = platform::pv::image_range();
-    let (free, _) = platform::pv::mm::free_frames();
-    let used = si.nr_pages.saturating_sub(free);
+    let nr_pages = platform::nr_pages();
+    let (start, end) = platform::image_range();
+    let (free, _) = platform::free_frames();
+    let used = nr_pages.saturating_sub(free);
     let grants = crate::grants::with(|t| t.stats());
     kprintln!(
         "footprint: image {} KiB, {} of {} pages in use ({} KiB), heap {} KiB, {} event channels bound, {} grants in use",
         (end - start) / 1024,
         used,
-        si.nr_pages,
+        nr_pages,
         used * 4,
-        platform::pv::mm::heap_bytes() / 1024,
+        platform::heap_bytes() / 1024,
         events::bound_ports(),
         grants.map_or(0, |g| g.in_use)
     );

@@ -1,6 +1,6 @@
 //! The kernel's side of every PV frontend (`pv_drivers::env`): shared
-//! pages from the heap (`platform::pv::shared_pages`, the unsafe part), grants
-//! from the global table, event channels whose handler only counts (the
+//! pages from the heap (`platform::shared_pages`, the unsafe part), grants
+//! of them (by page, never by frame number) from the global table, event channels whose handler only counts (the
 //! driver or service loop does the work in its own context, never the
 //! upcall), and, for blkfront, waiting on that count with a deadline.
 //!
@@ -13,8 +13,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use grant_tables::GrantError;
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::{DomId, EvtchnPort, Mfn};
-use platform::pv::shared_pages::SharedPages;
+use hypercall::{DomId, EvtchnPort};
+use platform::shared_pages::SharedPages;
 use pv_drivers::blkfront::BlkEnv;
 use pv_drivers::env::{EnvError, EventChannels, Grants, PageAlloc};
 
@@ -82,14 +82,20 @@ impl PageAlloc for KernelEnv {
 }
 
 impl Grants for KernelEnv {
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError> {
-        match grants::with(|t| t.grant_access(to, frame, readonly)) {
+    fn grant(
+        &mut self,
+        to: DomId,
+        pages: &SharedPages,
+        index: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, EnvError> {
+        match grants::with(|t| t.grant_access(to, pages, index, readonly)) {
             Some(Ok(g)) => Ok(g),
             Some(Err(GrantError::TableFull { .. } | GrantError::ReservationEmpty)) => {
                 Err(EnvError::OutOfGrants)
             }
             Some(Err(e)) => {
-                log::warn!("grant of {frame:?} to {to:?}: {e}");
+                log::warn!("grant of page {index} of a shared set to {to:?}: {e}");
                 Err(EnvError::GrantRefused)
             }
             None => Err(EnvError::NoGrantTable),

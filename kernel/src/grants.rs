@@ -1,12 +1,12 @@
 //! This domain's grant table, set up at boot: one table behind a lock,
 //! this domain's id (which mapping our own grants needs), and the calls
 //! drivers use. The logic is the `grant-tables` crate; the frames are
-//! mapped by `platform::pv::grants`.
+//! mapped by `platform::grants`.
 
 use grant_tables::{GrantError, GrantTable, Stats, Version};
 use hypercall::ops::grant_table as gnttab;
 use hypercall::DomId;
-use platform::pv::grants::XenGrants;
+use platform::grants::XenGrants;
 use spin::{Mutex, Once};
 
 static TABLE: Mutex<Option<GrantTable<XenGrants>>> = Mutex::new(None);
@@ -67,14 +67,14 @@ pub fn summary_line() -> alloc::string::String {
 }
 
 /// Before a suspend: unmaps the table's frames and keeps the table locked
-/// until [`Suspended::resume`](platform::pv::grants::Suspended::resume)
+/// until [`Suspended::resume`](platform::grants::Suspended::resume)
 /// (in a restored domain Xen's table is new and empty: grants the old
 /// domain made are gone with their peers, and the frontends grant again
 /// as they reconnect). `None` without a table.
-pub fn suspend() -> Result<Option<platform::pv::grants::Suspended>, GrantError> {
+pub fn suspend() -> Result<Option<platform::grants::Suspended>, GrantError> {
     let guard = TABLE.lock();
     if guard.is_none() {
         return Ok(None);
     }
-    platform::pv::grants::Suspended::new(guard).map(Some)
+    platform::grants::Suspended::new(guard).map(Some)
 }

@@ -23,9 +23,11 @@ pub mod cmdline;
 pub mod console;
 pub mod events;
 pub mod fault;
+pub mod smp;
 pub mod source_stream;
 pub mod timeline;
 pub mod timer_queue;
+pub mod trace;
 pub mod xenbus;
 
 #[cfg(target_os = "none")]
@@ -58,6 +60,7 @@ pub fn start() -> cmdline::Cmdline<'static> {
     platform::set_hooks(platform::Hooks {
         emergency_print: console::emergency_print,
         before_shutdown: || {
+            trace::summary();
             let _ = console::flush();
         },
         fault: fault::handle,
@@ -68,6 +71,8 @@ pub fn start() -> cmdline::Cmdline<'static> {
         None => console::init_hypervisor(),
     }
     timeline::mark("console");
+    // Before memory: `trace=hypercalls` shows the page tables being built.
+    trace::init(&cmdline::Cmdline::new(platform::cmdline()));
     let memory = platform::init_memory();
     kprintln!("memory: {memory}");
     timeline::mark("memory");
@@ -141,6 +146,7 @@ fn start_events(cmd: &cmdline::Cmdline<'_>) {
         // masked port's events too; masked, xenconsoled's "I read your
         // output" notifications never wake a blocked guest. The handler
         // only says the port is expected.
+        trace::label(port, "console");
         if let Err(e) = events::register(port, |_, _| {}, 0) {
             log::warn!("console port {port}: {e}");
         }

@@ -20,7 +20,7 @@ use crate::events::{self, IrqGuard};
 use crate::{console, diag, grants, kprintln, timer, xenbus};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
-use platform::pv::suspend::{self as psuspend, Outcome};
+use platform::suspend::{self as psuspend, Outcome};
 
 static CANCELLED: AtomicU64 = AtomicU64::new(0);
 static RESUMED: AtomicU64 = AtomicU64::new(0);
@@ -58,8 +58,13 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
         return Err(SuspendError::Pvh);
     }
     kprintln!("suspend: the toolstack asked; suspending");
+    // Secondary vCPUs go down first and come back after (docs/smp.md).
+    let vcpus = crate::smp::suspend_prepare();
     let t0 = platform::now_ns();
-    let grant_frames = grants::suspend().map_err(SuspendError::Grants)?;
+    let grant_frames = grants::suspend().map_err(|e| {
+        crate::smp::resume(vcpus, false);
+        SuspendError::Grants(e)
+    })?;
     let _ = console::flush();
     let masked = IrqGuard::new();
     let result = psuspend::suspend();
@@ -73,6 +78,7 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
             }
             drop(masked);
             kprintln!("suspend: Xen refused: {e}");
+            crate::smp::resume(vcpus, false);
             return Err(SuspendError::Xen(e));
         }
     };
@@ -98,6 +104,7 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
         }
     }
     drop(masked);
+    crate::smp::resume(vcpus, matches!(outcome, Outcome::Resumed { .. }));
     let ms = platform::now_ns().saturating_sub(t0) / 1_000_000;
     match outcome {
         Outcome::Cancelled => {

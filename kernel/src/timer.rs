@@ -19,13 +19,12 @@
 
 use crate::events::{self, EventError, IrqGuard, IrqLock};
 use crate::timer_queue::{QueueFull, TimerFn, TimerId, TimerQueue};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
 use hypercall::ops::{sched_op, vcpu};
 use hypercall::EvtchnPort;
-use spin::Once;
 
-/// Timers that can be armed at once.
+/// Timers that can be armed at once (on each vCPU).
 pub const CAPACITY: usize = 128;
 
 struct Timers {
@@ -38,109 +37,158 @@ struct Timers {
     floor: Option<u64>,
 }
 
-static TIMERS: IrqLock<Timers> =
-    IrqLock::new(Timers { queue: TimerQueue::new(), armed: None, floor: None });
-static PORT: Once<EvtchnPort> = Once::new();
-static FIRED: AtomicU64 = AtomicU64::new(0);
-static PROGRAMMED: AtomicU64 = AtomicU64::new(0);
-static LAST_PROGRAMMED: AtomicU64 = AtomicU64::new(0);
-static BLOCKS: AtomicU64 = AtomicU64::new(0);
-static VIRQS: AtomicU64 = AtomicU64::new(0);
-static STRAY_VIRQS: AtomicU64 = AtomicU64::new(0);
-static SKEW_MAX_NS: AtomicU64 = AtomicU64::new(0);
-/// Waits whose deadline had already passed when they began (the vCPU was
-/// descheduled between computing the deadline and waiting): they return
-/// at once without giving Xen a deadline.
-static LATE_STARTS: AtomicU64 = AtomicU64::new(0);
-/// Stray upcalls by cause: no deadline given to Xen since its last fire
-/// (a tick Xen sent on its own), the deadline more than [`MAX_SKEW_NS`]
-/// ahead of this vCPU's clock, and neither (a fire of a deadline since
-/// replaced).
-static STRAY_CAUSES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+/// One vCPU's timers: Xen's single-shot timer and `VIRQ_TIMER` are per
+/// vCPU, so each vCPU keeps its own queue, armed deadline and counters
+/// (issue 21). vCPU 0's are what the kernel always had.
+struct PerCpu {
+    timers: IrqLock<Timers>,
+    /// The bound `VIRQ_TIMER` port (0: none).
+    port: AtomicU32,
+    fired: AtomicU64,
+    programmed: AtomicU64,
+    last_programmed: AtomicU64,
+    blocks: AtomicU64,
+    virqs: AtomicU64,
+    stray_virqs: AtomicU64,
+    skew_max_ns: AtomicU64,
+    /// Waits whose deadline had already passed when they began (the vCPU
+    /// was descheduled between computing the deadline and waiting): they
+    /// return at once without giving Xen a deadline.
+    late_starts: AtomicU64,
+    /// Stray upcalls by cause: no deadline given to Xen since its last
+    /// fire (a tick Xen sent on its own), the deadline more than
+    /// [`MAX_SKEW_NS`] ahead of this vCPU's clock, and neither (a fire of a
+    /// deadline since replaced).
+    stray_causes: [AtomicU64; 3],
+    /// Timer upcalls that ran on another vCPU than the VIRQ's.
+    wrong_vcpu: AtomicU64,
+    /// The token of the last [`wait_until`] whose timer fired.
+    woken: AtomicU64,
+}
+
+impl PerCpu {
+    const fn new() -> Self {
+        PerCpu {
+            timers: IrqLock::new(Timers { queue: TimerQueue::new(), armed: None, floor: None }),
+            port: AtomicU32::new(0),
+            fired: AtomicU64::new(0),
+            programmed: AtomicU64::new(0),
+            last_programmed: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            virqs: AtomicU64::new(0),
+            stray_virqs: AtomicU64::new(0),
+            skew_max_ns: AtomicU64::new(0),
+            late_starts: AtomicU64::new(0),
+            stray_causes: [const { AtomicU64::new(0) }; 3],
+            wrong_vcpu: AtomicU64::new(0),
+            woken: AtomicU64::new(0),
+        }
+    }
+}
+
+const VCPUS: usize = platform::smp::MAX_VCPUS;
+static CPUS: [PerCpu; VCPUS] = [const { PerCpu::new() }; VCPUS];
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// The calling vCPU's timers.
+fn here() -> &'static PerCpu {
+    &CPUS[(platform::smp::current() as usize).min(VCPUS - 1)]
+}
 
 /// The most a timer upcall waits for this vCPU's clock to reach the
 /// deadline Xen fired for; a larger gap is not clock skew (the upcall then
 /// finds nothing due, and the deadline is set again).
 pub const MAX_SKEW_NS: u64 = 5_000_000;
 
-/// Binds `VIRQ_TIMER` and stops the periodic tick Xen starts every PV vCPU
-/// with, so an idle guest is woken only by the deadlines it asked for.
+/// Binds the calling vCPU's `VIRQ_TIMER` and stops the periodic tick
+/// Xen starts every PV vCPU with, so an idle vCPU is woken only by the
+/// deadlines it asked for. Each vCPU calls it for itself.
 pub fn init() -> Result<EvtchnPort, EventError> {
-    if let Some(&p) = PORT.get() {
-        return Ok(p);
+    let me = here();
+    let bound = me.port.load(Ordering::Acquire);
+    if bound != 0 {
+        return Ok(EvtchnPort(bound));
     }
-    let _ = vcpu::stop_periodic_timer(0);
-    let port = events::bind_virq(virq::TIMER, on_timer_virq, 0)?;
-    PORT.call_once(|| port);
+    let cpu = platform::smp::current();
+    let _ = vcpu::stop_periodic_timer(cpu);
+    let port = events::bind_virq_here(virq::TIMER, on_timer_virq, cpu as usize)?;
+    me.port.store(port.0, Ordering::Release);
     Ok(port)
 }
 
-/// In a restored domain: Xen's timer is new (periodic tick on, nothing
-/// armed, the VIRQ unbound). Binds the VIRQ again and arms the earliest
-/// queued deadline. Deadlines are Xen system time, which a restore on the
-/// same host continues; on another host they would be off by the clocks'
-/// difference.
+/// In a restored domain (on vCPU 0, the only one up): Xen's timer is new
+/// (periodic tick on, nothing armed, the VIRQ unbound). Binds the VIRQ
+/// again and arms the earliest queued deadline. Deadlines are Xen system
+/// time, which a restore on the same host continues; on another host they
+/// would be off by the clocks' difference.
 pub fn resume() -> Result<EvtchnPort, EventError> {
-    let _ = vcpu::stop_periodic_timer(0);
-    let port = events::bind_virq(virq::TIMER, on_timer_virq, 0)?;
-    let mut t = TIMERS.lock();
+    let cpu = platform::smp::current();
+    let _ = vcpu::stop_periodic_timer(cpu);
+    let port = events::bind_virq_here(virq::TIMER, on_timer_virq, cpu as usize)?;
+    let me = here();
+    me.port.store(port.0, Ordering::Release);
+    let mut t = me.timers.lock();
     t.armed = None;
     t.floor = None;
     if let Some(deadline) = t.queue.next_deadline() {
-        set(&mut t, deadline);
+        set(me, &mut t, deadline);
     }
     Ok(port)
 }
 
-fn on_timer_virq(_: EvtchnPort, _: usize) {
-    VIRQS.fetch_add(1, Ordering::Relaxed);
+fn on_timer_virq(_: EvtchnPort, cpu: usize) {
+    let me = here();
+    if platform::smp::current() as usize != cpu {
+        me.wrong_vcpu.fetch_add(1, Ordering::Relaxed);
+    }
+    me.virqs.fetch_add(1, Ordering::Relaxed);
     // A single-shot timer fires once: Xen's is idle now.
     let given = {
-        let mut t = TIMERS.lock();
+        let mut t = me.timers.lock();
         t.armed = None;
         t.floor.take()
     };
     let floor = given.unwrap_or(0);
     let now = platform::now_ns();
     if floor > now && floor - now <= MAX_SKEW_NS {
-        SKEW_MAX_NS.fetch_max(floor - now, Ordering::Relaxed);
+        me.skew_max_ns.fetch_max(floor - now, Ordering::Relaxed);
         while platform::now_ns() < floor {
             core::hint::spin_loop();
         }
     }
     let mut any = false;
     loop {
-        let due = TIMERS.lock().queue.pop_due(platform::now_ns());
+        let due = me.timers.lock().queue.pop_due(platform::now_ns());
         match due {
             Some(t) => {
                 any = true;
-                FIRED.fetch_add(1, Ordering::Relaxed);
+                me.fired.fetch_add(1, Ordering::Relaxed);
                 (t.func)(t.data);
             }
             None => break,
         }
     }
     if !any {
-        STRAY_VIRQS.fetch_add(1, Ordering::Relaxed);
+        me.stray_virqs.fetch_add(1, Ordering::Relaxed);
         let cause = match given {
             None => 0,
             Some(f) if f > now.saturating_add(MAX_SKEW_NS) => 1,
             Some(_) => 2,
         };
-        STRAY_CAUSES[cause].fetch_add(1, Ordering::Relaxed);
+        me.stray_causes[cause].fetch_add(1, Ordering::Relaxed);
     }
-    let mut t = TIMERS.lock();
+    let mut t = me.timers.lock();
     if let Some(deadline) = t.queue.next_deadline() {
-        set(&mut t, deadline);
+        set(me, &mut t, deadline);
     }
 }
 
-/// Points Xen's single-shot timer at `deadline`. A deadline already past
-/// fires at once (flags 0), which is what we want.
-fn set(t: &mut Timers, deadline: u64) {
-    PROGRAMMED.fetch_add(1, Ordering::Relaxed);
-    LAST_PROGRAMMED.store(deadline, Ordering::Relaxed);
-    let _ = vcpu::set_singleshot_timer(0, deadline);
+/// Points this vCPU's single-shot timer at `deadline`. A deadline already
+/// past fires at once (flags 0), which is what we want.
+fn set(me: &PerCpu, t: &mut Timers, deadline: u64) {
+    me.programmed.fetch_add(1, Ordering::Relaxed);
+    me.last_programmed.store(deadline, Ordering::Relaxed);
+    let _ = vcpu::set_singleshot_timer(platform::smp::current(), deadline);
     t.armed = Some(deadline);
     // The minimum, not the latest: a VIRQ of an earlier deadline may be
     // pending still, and must not make a later timer due early.
@@ -148,65 +196,93 @@ fn set(t: &mut Timers, deadline: u64) {
 }
 
 /// Makes Xen's timer match the queue: the earliest deadline, or none.
-fn sync(t: &mut Timers) {
+fn sync(me: &PerCpu, t: &mut Timers) {
     let next = t.queue.next_deadline();
     if t.armed == next {
         return;
     }
     match next {
-        Some(deadline) => set(t, deadline),
+        Some(deadline) => set(me, t, deadline),
         None => {
-            PROGRAMMED.fetch_add(1, Ordering::Relaxed);
-            let _ = vcpu::stop_singleshot_timer(0);
+            me.programmed.fetch_add(1, Ordering::Relaxed);
+            let _ = vcpu::stop_singleshot_timer(platform::smp::current());
             t.armed = None;
         }
     }
 }
 
-/// Runs `func(data)` from the timer upcall at system time `deadline_ns`.
+/// Runs `func(data)` from the calling vCPU's timer upcall at system time
+/// `deadline_ns`.
 pub fn add(deadline_ns: u64, func: TimerFn, data: usize) -> Result<TimerId, QueueFull> {
-    let mut t = TIMERS.lock();
+    let me = here();
+    let mut t = me.timers.lock();
     let id = t.queue.add(deadline_ns, func, data)?;
     if t.queue.next_deadline() == Some(deadline_ns) && t.armed != Some(deadline_ns) {
-        set(&mut t, deadline_ns);
+        set(me, &mut t, deadline_ns);
     }
     Ok(id)
 }
 
-/// Removes a timer that has not fired yet. Xen's timer is left as it is
-/// until the next block (see the module's documentation).
+/// Removes a timer of the calling vCPU that has not fired yet. Xen's
+/// timer is left as it is until the next block (see the module's
+/// documentation).
 pub fn cancel(id: TimerId) -> bool {
-    TIMERS.lock().queue.cancel(id)
+    here().timers.lock().queue.cancel(id)
 }
 
-/// Timers fired so far, how often Xen's timer was programmed (set or
-/// stopped), and timers queued now.
+/// This vCPU's timers fired so far, how often its Xen timer was
+/// programmed (set or stopped), and timers queued now.
 pub fn stats() -> (u64, u64, usize) {
-    (FIRED.load(Ordering::Relaxed), PROGRAMMED.load(Ordering::Relaxed), TIMERS.lock().queue.len())
+    let me = here();
+    (
+        me.fired.load(Ordering::Relaxed),
+        me.programmed.load(Ordering::Relaxed),
+        me.timers.lock().queue.len(),
+    )
 }
 
-/// The deadline last handed to Xen's `set_singleshot_timer`.
+/// The deadline last handed to this vCPU's `set_singleshot_timer`.
 pub fn last_programmed() -> u64 {
-    LAST_PROGRAMMED.load(Ordering::Relaxed)
+    here().last_programmed.load(Ordering::Relaxed)
 }
 
-/// The largest gap a timer upcall waited out between Xen's clock (the
-/// deadline it fired for) and this vCPU's.
+/// The largest gap a timer upcall of this vCPU waited out between Xen's
+/// clock (the deadline it fired for) and this vCPU's.
 pub fn skew_max_ns() -> u64 {
-    SKEW_MAX_NS.load(Ordering::Relaxed)
+    here().skew_max_ns.load(Ordering::Relaxed)
 }
 
-/// Stray timer upcalls so far by cause: no deadline given since Xen's
-/// last fire, the deadline over [`MAX_SKEW_NS`] ahead of this vCPU's
-/// clock, neither.
+/// This vCPU's stray timer upcalls so far by cause: no deadline given
+/// since Xen's last fire, the deadline over [`MAX_SKEW_NS`] ahead of this
+/// vCPU's clock, neither.
 pub fn stray_causes() -> [u64; 3] {
-    STRAY_CAUSES.each_ref().map(|c| c.load(Ordering::Relaxed))
+    here().stray_causes.each_ref().map(|c| c.load(Ordering::Relaxed))
 }
 
-/// `VIRQ_TIMER` upcalls so far, and how many of them found no timer due
-/// (a periodic tick, or a deadline Xen reached before the guest's clock).
+/// This vCPU's `VIRQ_TIMER` upcalls so far, and how many of them found no
+/// timer due (a periodic tick, or a deadline Xen reached before the
+/// guest's clock).
 pub fn virqs() -> (u64, u64) {
-    (VIRQS.load(Ordering::Relaxed), STRAY_VIRQS.load(Ordering::Relaxed))
+    let me = here();
+    (me.virqs.load(Ordering::Relaxed), me.stray_virqs.load(Ordering::Relaxed))
+}
+
+/// In a restored domain, for a secondary vCPU (down, initialised anew
+/// later): its timer VIRQ port is gone and Xen's timer is new; the next
+/// [`init`] on it binds again. Its queued timers stay queued.
+pub fn forget_vcpu(cpu: u32) {
+    if let Some(c) = CPUS.get(cpu as usize).filter(|_| cpu != 0) {
+        c.port.store(0, Ordering::Release);
+        let mut t = c.timers.lock();
+        t.armed = None;
+        t.floor = None;
+    }
+}
+
+/// Timer upcalls of any vCPU that ran on another vCPU than their VIRQ's
+/// (0 unless event delivery is broken).
+pub fn wrong_vcpu_upcalls() -> u64 {
+    CPUS.iter().map(|c| c.wrong_vcpu.load(Ordering::Relaxed)).sum()
 }
 
 /// Blocks until `cond()` holds, re-checking after every event. The check
@@ -216,36 +292,33 @@ pub fn virqs() -> (u64, u64) {
 /// Must not be called from an event handler (it would let upcalls nest).
 pub fn block_until(mut cond: impl FnMut() -> bool) {
     assert!(!events::in_upcall(), "block_until called from an event handler");
+    let me = here();
     loop {
         let _masked = IrqGuard::new();
         if cond() {
             return;
         }
         // No stale deadline (of a wait that ended early) may wake us.
-        sync(&mut TIMERS.lock());
+        sync(me, &mut me.timers.lock());
         // Unmasks, blocks if nothing is pending, and takes the upcall
         // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
-        BLOCKS.fetch_add(1, Ordering::Relaxed);
+        me.blocks.fetch_add(1, Ordering::Relaxed);
         platform::block();
     }
 }
 
-/// `SCHEDOP_block` calls so far (from [`block_until`]).
-/// How many waits began after their deadline (see [`LATE_STARTS`]).
+/// How many waits of this vCPU began after their deadline.
 pub fn late_starts() -> u64 {
-    LATE_STARTS.load(Ordering::Relaxed)
+    here().late_starts.load(Ordering::Relaxed)
 }
 
+/// `SCHEDOP_block` calls so far on this vCPU (from [`block_until`]).
 pub fn blocks() -> u64 {
-    BLOCKS.load(Ordering::Relaxed)
+    here().blocks.load(Ordering::Relaxed)
 }
-
-/// The token of the last [`wait_until`] whose timer fired.
-static WOKEN: AtomicU64 = AtomicU64::new(0);
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 fn wake_waiter(token: usize) {
-    WOKEN.store(token as u64, Ordering::SeqCst);
+    here().woken.store(token as u64, Ordering::SeqCst);
 }
 
 /// Blocks until `cond()` holds or system time `deadline_ns` passes;
@@ -253,14 +326,15 @@ fn wake_waiter(token: usize) {
 /// when the clock is read past it), so a wait that times out has taken
 /// exactly one timer upcall.
 pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let me = here();
     if platform::now_ns() >= deadline_ns {
-        LATE_STARTS.fetch_add(1, Ordering::Relaxed);
+        me.late_starts.fetch_add(1, Ordering::Relaxed);
         return cond();
     }
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
     match add(deadline_ns, wake_waiter, token as usize) {
         Ok(id) => {
-            block_until(|| cond() || WOKEN.load(Ordering::SeqCst) == token);
+            block_until(|| cond() || me.woken.load(Ordering::SeqCst) == token);
             cancel(id);
         }
         Err(QueueFull) => {

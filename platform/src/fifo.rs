@@ -100,3 +100,8 @@ pub fn fifo_reinit() -> Result<(), XenError> {
     unsafe { evtchn::expand_array(page_mfn(array)?) }?;
     Ok(())
 }
+
+/// The outcome of vCPU 0's registration (`None`: not tried).
+pub(crate) fn registered() -> Option<Result<(), XenError>> {
+    REGISTERED.get().copied()
+}

@@ -48,6 +48,10 @@ pub(crate) fn before_shutdown() {
 }
 
 pub(crate) fn fault(frame: &mut TrapFrame) {
+    // A probe's instruction faulting on purpose (docs/virtualizability.md).
+    if crate::probe::fixup(frame) {
+        return;
+    }
     match HOOKS.get() {
         Some(h) => (h.fault)(frame),
         None => {

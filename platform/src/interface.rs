@@ -2,7 +2,9 @@
 //! under Xen must provide) and the functions the kernel calls, which are
 //! the same in every mode or go through the back end the entry chose.
 
+use crate::memory::balloon::Holes;
 use crate::memory::layout::VirtAddr;
+use crate::memory::pagetable::MmuError;
 use crate::time::PvClock;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,20 @@ pub trait Backend: Sync {
     /// and the heap ready. Called once, by [`init_memory`]; fatal errors
     /// end the domain. Returns what it did, for the boot log.
     fn init_memory(&self) -> &'static (dyn fmt::Display + Sync);
+    /// Makes room for `pfns` pfns of memory, for a balloon growing past
+    /// the boot size (PV: a longer P2M, published for the toolstack);
+    /// the pfns covered, or why it cannot.
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str>;
+    /// The pfns past the boot size up to [`pfn_limit`], never populated:
+    /// the balloon's oldest holes, handed out once (`None` after, or when
+    /// there are none).
+    fn unpopulated_holes(&self) -> Option<Holes>;
+    /// Gives `pages` free pages back to Xen; the pfns, now holes.
+    fn balloon_out(&self, pages: u64) -> Result<Holes, MmuError>;
+    /// Takes `holes` back from Xen and gives the frames to the frame
+    /// allocator. On an error the holes come back (the P2M says which
+    /// were filled).
+    fn balloon_in(&self, holes: Holes) -> Result<(), (MmuError, Holes)>;
     /// Installs the exception handlers and the event upcall entry.
     fn install_entry_points(&self) -> Result<(), XenError>;
     /// The frame number Xen knows the page at `va` by, for hypercalls and
@@ -81,24 +97,36 @@ pub fn backend() -> &'static dyn Backend {
     *BACKEND.get().expect("the entry chooses the back end before any other code runs")
 }
 
-/// The command line.
-pub fn cmdline() -> &'static str {
-    backend().cmdline()
+/// The free functions that call the back end the entry chose: each one is
+/// `backend().name(args)`, documented at its [`Backend`] method.
+macro_rules! through_backend {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        $(
+            #[doc = concat!("See [`Backend::", stringify!($name), "`].")]
+            pub fn $name($($arg: $ty),*) $(-> $ret)? {
+                backend().$name($($arg),*)
+            }
+        )*
+    };
 }
 
-/// Pages of memory the domain was started with.
-pub fn nr_pages() -> u64 {
-    backend().nr_pages()
-}
-
-/// See [`Backend::console_page`].
-pub fn console_page() -> Option<(&'static XenconsInterface, EvtchnPort)> {
-    backend().console_page()
-}
-
-/// See [`Backend::store_page`].
-pub fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)> {
-    backend().store_page()
+through_backend! {
+    fn cmdline() -> &'static str;
+    fn nr_pages() -> u64;
+    fn console_page() -> Option<(&'static XenconsInterface, EvtchnPort)>;
+    fn store_page() -> Option<(&'static XenstoreDomainInterface, EvtchnPort)>;
+    fn grow_pfn_limit(pfns: u64) -> Result<u64, &'static str>;
+    fn unpopulated_holes() -> Option<Holes>;
+    fn balloon_out(pages: u64) -> Result<Holes, MmuError>;
+    fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)>;
+    fn install_entry_points() -> Result<(), XenError>;
+    fn xen_frame(va: VirtAddr) -> Option<Mfn>;
+    fn mask_upcalls() -> bool;
+    fn unmask_upcalls();
+    fn upcalls_masked() -> bool;
+    fn stack_word(addr: u64) -> Option<u64>;
+    fn fault_address() -> u64;
+    fn block();
 }
 
 static MEMORY: Once<&'static (dyn fmt::Display + Sync)> = Once::new();
@@ -109,44 +137,37 @@ pub fn init_memory() -> &'static (dyn fmt::Display + Sync) {
     *MEMORY.call_once(|| backend().init_memory())
 }
 
-/// See [`Backend::install_entry_points`].
-pub fn install_entry_points() -> Result<(), XenError> {
-    backend().install_entry_points()
+/// Pfns the domain's memory spans now, holes included: the P2M's length
+/// (PV: sized for the maximum reservation; PVH: the boot size).
+pub fn pfn_limit() -> u64 {
+    crate::pv::p2m().len() as u64
 }
 
-/// See [`Backend::xen_frame`].
-pub fn xen_frame(va: VirtAddr) -> Option<Mfn> {
-    backend().xen_frame(va)
+/// Pages Xen says this domain has (`XENMEM_current_reservation`).
+pub fn current_reservation() -> Result<u64, XenError> {
+    hypercall::ops::memory::current_reservation(hypercall::DomId::SELF)
 }
 
-/// See [`Backend::mask_upcalls`].
-pub fn mask_upcalls() -> bool {
-    backend().mask_upcalls()
+/// Free frames in the frame allocator, and the longest run of them.
+pub fn free_frames() -> (u64, u64) {
+    crate::pv::mm::free_frames()
 }
 
-/// See [`Backend::unmask_upcalls`].
-pub fn unmask_upcalls() {
-    backend().unmask_upcalls()
+/// Bytes the heap has claimed from the frame allocator.
+pub fn heap_bytes() -> u64 {
+    crate::pv::mm::heap_bytes()
 }
 
-/// See [`Backend::upcalls_masked`].
-pub fn upcalls_masked() -> bool {
-    backend().upcalls_masked()
+/// `[start, end)` of the loaded image.
+pub fn image_range() -> (usize, usize) {
+    crate::pv::image_range()
 }
 
-/// See [`Backend::stack_word`].
-pub fn stack_word(addr: u64) -> Option<u64> {
-    backend().stack_word(addr)
-}
-
-/// See [`Backend::fault_address`].
-pub fn fault_address() -> u64 {
-    backend().fault_address()
-}
-
-/// See [`Backend::block`].
-pub fn block() {
-    backend().block()
+/// The start-of-day facts in `start_info`'s shape: Xen's own under PV (a
+/// copy), one gathered from `hvm_start_info` and the HVM parameters under
+/// PVH (command line, pages, console and store).
+pub fn start_info() -> &'static hypercall::abi::start_info::StartInfo {
+    crate::pv::start_info()
 }
 
 /// Whether this domain runs as PVH (entered through the PHYS32 entry).
@@ -159,9 +180,10 @@ pub fn shared_info() -> &'static SharedInfo {
     SHARED_INFO.get().expect("shared_info is mapped at entry")
 }
 
-/// This vCPU's `vcpu_info` (vCPU 0: the guest runs one vCPU).
+/// The calling vCPU's `vcpu_info` (vCPU 0's is in the shared info page;
+/// a secondary vCPU's where `smp::prepare` registered it).
 pub fn vcpu_info() -> &'static VcpuInfo {
-    &shared_info().vcpu_info[0]
+    crate::smp::vcpu_info_of(crate::smp::current())
 }
 
 /// Xen system time now, in ns.

@@ -38,13 +38,23 @@ pub mod trap;
 #[cfg(target_os = "none")]
 mod fifo;
 #[cfg(target_os = "none")]
+pub mod grants;
+#[cfg(target_os = "none")]
 mod hooks;
 #[cfg(target_os = "none")]
 mod interface;
 #[cfg(target_os = "none")]
+pub mod probe;
+#[cfg(target_os = "none")]
 pub mod pv;
 #[cfg(target_os = "none")]
 pub mod pvh;
+#[cfg(target_os = "none")]
+pub mod shared_pages;
+#[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
+pub mod suspend;
 #[cfg(target_os = "none")]
 mod x86;
 

@@ -32,6 +32,76 @@ pub struct TrapFrame {
 }
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 
+/// Assembler text (AT&T) for the body of both back ends' entry stubs,
+/// after the vector and error code are on the stack: pushes the general
+/// registers to complete a [`TrapFrame`], calls `\handler(frame)` on a
+/// 16-byte aligned stack, pops them again and drops the vector and error
+/// code. Each back end wraps it in a `.macro` of its own name (the
+/// assembler sees one file) and adds its own return (`HYPERVISOR_iret`
+/// for PV, `iretq` for PVH).
+#[cfg(target_os = "none")]
+macro_rules! call_handler_asm {
+    () => {
+        "
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    mov %rsp, %rbp
+    and $-16, %rsp
+    call \\handler
+    mov %rbp, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp          // vector, error code
+"
+    };
+}
+#[cfg(target_os = "none")]
+pub(crate) use call_handler_asm;
+
+/// Every back end's exception stubs call this with the frame they built.
+#[cfg(target_os = "none")]
+pub(crate) extern "C" fn rust_trap(frame: *mut TrapFrame) {
+    // SAFETY: the stub passes the frame it just built on this stack; it
+    // stays valid and unaliased until this function returns.
+    let frame = unsafe { &mut *frame };
+    crate::hooks::fault(frame);
+}
+
+/// Every back end's event upcall stub calls this. Upcalls are masked
+/// meanwhile (PV: Xen sets the upcall mask as it delivers one; PVH: the
+/// CPU cleared IF, an interrupt gate), so it does not nest.
+#[cfg(target_os = "none")]
+pub(crate) extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
+    crate::hooks::upcall();
+}
+
 /// The vector the entry stubs record for an event upcall.
 pub const VECTOR_UPCALL: u64 = 0x100;
 /// The vector the entry stubs record for Xen's failsafe callback.

@@ -28,6 +28,8 @@
 //! line; `XENPV_LAB_CACHE` moves the package cache.
 
 use std::path::PathBuf;
+
+pub mod docs;
 use std::sync::OnceLock;
 
 pub use xtask::scenario::GuestRun;
@@ -202,9 +204,56 @@ pub fn console_pattern_line(i: u64) -> String {
     s
 }
 
+/// The value after `[xl check] KEY ` in `run`'s toolstack output, the
+/// last one if a script checked more than once: how the dom0 scripts
+/// report what they saw.
+pub fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
+    let prefix = format!("[xl check] {key} ");
+    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+/// As [`check_value`], failing the test (with the run's record) when the
+/// script never reported `key`.
+pub fn check<'a>(run: &'a GuestRun, key: &str) -> &'a str {
+    check_value(run, key)
+        .unwrap_or_else(|| panic!("no `{key}` check in the toolstack output\n{}", run.describe()))
+}
+
+/// A dom0 script made of shell variables and parts (`include_str!` of the
+/// `.sh` files beside the test, which `cargo xtask test` lints with
+/// shellcheck): `VAR='value'` lines first, then the parts in order. A
+/// value with a single quote or a line break is refused (it could not be
+/// quoted as one word).
+pub fn shell(vars: &[(&str, &str)], parts: &[&str]) -> String {
+    let mut s = String::new();
+    for (name, value) in vars {
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+            "shell variable {name:?}: upper case and underscores only"
+        );
+        assert!(!value.contains(['\'', '\n']), "shell variable {name}={value:?}: cannot quote it");
+        s.push_str(&format!("{name}='{value}'\n"));
+    }
+    for p in parts {
+        s.push_str(p);
+        if !p.ends_with('\n') {
+            s.push('\n');
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_scripts_get_their_variables_first() {
+        let s = shell(&[("IP", "192.0.2.3"), ("DISK", "a, b=c")], &["x\n", "y"]);
+        assert_eq!(s, "IP='192.0.2.3'\nDISK='a, b=c'\nx\ny\n");
+        assert!(std::panic::catch_unwind(|| shell(&[("A", "it's")], &[])).is_err());
+        assert!(std::panic::catch_unwind(|| shell(&[("a", "1")], &[])).is_err());
+    }
 
     #[test]
     fn summary_lines() {

@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, expect_run, guest, splitmix64, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -21,51 +21,7 @@ const SIZE_A: u64 = 8 << 20;
 const SIZE_B: u64 = (33 << 20) + 512;
 const SIZE_C: u64 = 1 << 20;
 
-const SCRIPT: &str = r#"
-# The block hotplug script detaches loop devices on remove: attach again
-# before each guest.
-loops() {
-    for i in 0 1 2; do losetup -d /dev/loop$i 2>/dev/null; done
-    losetup /dev/loop0 /tmp/a.img && losetup /dev/loop1 /tmp/b.img && losetup /dev/loop2 /tmp/c.img
-}
-dd if=/dev/zero of=/tmp/a.img bs=1M count=8 2>/dev/null
-dd if=/dev/zero of=/tmp/b.img bs=512 count=67585 2>/dev/null
-dd if=/dev/zero of=/tmp/c.img bs=1M count=1 2>/dev/null
-
-loops
-run_guest blkw /etc/xen-lab/guests/blkw.cfg 400
-# Hash while the verifying guest runs (it only reads): the host collects
-# `[xl check]` lines only while some guest is running.
-for i in a b c; do
-    echo "$(sha256sum /tmp/$i.img | cut -d' ' -f1)" > /tmp/sha-$i
-    echo "$(wc -c < /tmp/$i.img)" > /tmp/size-$i
-done
-od -A n -t x8 -j $((67585 * 512 - 8)) -N 8 /tmp/b.img | tr -d ' ' > /tmp/word-b-last
-
-loops
-run_guest_start blkv /etc/xen-lab/guests/blkv.cfg || exit 1
-for i in a b c; do
-    echo "[xl check] sha-$i $(cat /tmp/sha-$i)"
-    echo "[xl check] size-$i $(cat /tmp/size-$i)"
-done
-echo "[xl check] word-b-last $(cat /tmp/word-b-last)"
-run_guest_wait blkv 400
-
-loops
-run_guest_start blkd /etc/xen-lab/guests/blkd.cfg || exit 1
-# The guest prints the ready line at a moment it has requests in flight,
-# and again once the first disk is closed; it keeps doing I/O meanwhile.
-if wait_console blkd "soak: ready for detach" 1 120; then
-    xl block-detach blkd xvdb && echo "[xl check] detached xvdb"
-    wait_console blkd "xvdb: closed" 1 60
-    wait_console blkd "soak: ready for detach" 2 60
-    xl block-detach blkd xvda && echo "[xl check] detached xvda"
-    wait_console blkd "xvda: closed" 1 60
-    run_guest_wait blkd 120
-else
-    run_guest_wait blkd 1
-fi
-"#;
+const SCRIPT: &str = include_str!("blk/disks.sh");
 
 fn disk(vdev: &str, loopdev: &str, access: &str) -> String {
     format!("'format=raw, vdev={vdev}, access={access}, backendtype=phy, script=/etc/xen/scripts/block, target={loopdev}'")
@@ -100,18 +56,10 @@ fn lab() -> &'static BootReport {
 /// The value after `[xl check] KEY ` in dom0's output. The script prints
 /// checks between guests, so they land with whichever run collected them.
 fn check_value<'a>(_run: &GuestRun, key: &str) -> Option<&'a str> {
-    let prefix = format!("[xl check] {key} ");
     ["blkw", "blkv", "blkd"]
         .iter()
         .filter_map(|n| lab().run(n).ok())
-        .find_map(|r| r.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str())))
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+        .find_map(|r| xen_tests::check_value(r, key))
 }
 
 fn pattern(seed: u64, size: u64) -> Vec<u8> {

@@ -11,20 +11,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, check_value, expect_run, guest, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
-
-/// Shell helpers for the script besides the lab's (`wait_console`, in
-/// build/src/dom0/lib.sh); checks are reported as `[xl check] ...` lines,
-/// collected with the guest's toolstack output.
-const HELPERS: &str = r#"
-mem_kib() { # NAME: the domain's current memory in KiB, from xl list
-    xl list "$1" | sed -n '2p' | awk '{print $3 * 1024}'
-}
-"#;
 
 /// `app=idle` at its documented minimum memory (README; 4 MiB as PV, 8 MiB
 /// as PVH, the guest keeps its name): up, then `xl shutdown`.
@@ -35,65 +26,7 @@ xl shutdown idle-4m
 run_guest_wait idle-4m 60
 "#;
 
-const CONTROL: &str = r#"
-run_guest_start ctl /etc/xen-lab/guests/ctl.cfg || exit 1
-if wait_console ctl "idle: ready" 1 90; then
-    d=$(cat /tmp/lab-domid-ctl)
-    xenstore-ls /local/domain/$d | sed 's/^/[xl xenstore-ls] /'
-
-    # An idle guest blocks: between two state dumps 5 s apart its wake-up
-    # counters move only for the dumps' own XenStore traffic, and its CPU
-    # time in xl list hardly moves.
-    xl sysrq ctl t
-    wait_console ctl "  wake-ups: " 1 30
-    echo "[xl check] cpu-before $(xl list ctl | sed -n '2p' | awk '{print $6}')"
-    sleep 5
-    echo "[xl check] cpu-after $(xl list ctl | sed -n '2p' | awk '{print $6}')"
-    xl sysrq ctl t
-    wait_console ctl "  wake-ups: " 2 30
-
-    xl mem-set ctl 24m
-    wait_console ctl "balloon: target 24576 KiB" 1 60
-    echo "[xl check] mem-after-down $(mem_kib ctl)"
-    xl mem-set ctl 32m
-    wait_console ctl "balloon: target 32768 KiB" 1 60
-    echo "[xl check] mem-after-up $(mem_kib ctl)"
-
-    # Xen's 'q' key dumps every domain and raises VIRQ_DEBUG in each.
-    xl debug-keys q
-    wait_console ctl "debug VIRQ: uptime" 1 30
-
-    echo "[xl check] domid-before-reboot $d"
-    xl reboot ctl
-    wait_console ctl "idle: ready" 2 120
-    xl domid ctl > /tmp/lab-domid-ctl
-    d=$(cat /tmp/lab-domid-ctl)
-    echo "[xl check] domid-after-reboot $d"
-
-    # A frontend whose backend never comes: backend and backend-id in one
-    # transaction, then handed to the guest as libxl does (it owns it).
-    xenstore-write /local/domain/$d/device/vfake/0/backend /local/domain/0/backend/vfake/$d/0 \
-                   /local/domain/$d/device/vfake/0/backend-id 0
-    xenstore-chmod -r /local/domain/$d/device/vfake n$d
-    wait_console ctl "device/vfake/0: backend" 1 60
-
-    _t0=$(lab_uptime)
-    xl shutdown ctl
-    # Until libxl has torn the domain down (its xenstore directory goes);
-    # the tries are a hang guard, far above what a clean shutdown takes.
-    _d=$(cat /tmp/lab-domid-ctl)
-    _tries=1200
-    while xenstore-exists /local/domain/$_d 2>/dev/null && [ $_tries -gt 0 ]; do
-        _tries=$((_tries - 1))
-        sleep 0.1
-    done
-    if xenstore-exists /local/domain/$_d 2>/dev/null; then _end=ran-out; else _end=gone; fi
-    echo "[xl check] shutdown-wait $_end after $(awk "BEGIN{print $(lab_uptime) - $_t0}") s"
-    run_guest_wait ctl 60
-else
-    run_guest_wait ctl 1
-fi
-"#;
+const CONTROL: &str = include_str!("control/control.sh");
 
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
@@ -103,7 +36,7 @@ fn lab() -> &'static BootReport {
                 .timeout(Duration::from_secs(400));
             ctl.on_reboot = "restart".into();
             vec![
-                Scenario::script("control", vec![ctl], &format!("{HELPERS}{CONTROL}")),
+                Scenario::script("control", vec![ctl], CONTROL),
                 Scenario::script(
                     "idle-4m",
                     vec![guest("idle-4m", "idle")
@@ -124,12 +57,6 @@ fn lab() -> &'static BootReport {
             ]
         })
     })
-}
-
-/// The value after `[xl check] KEY ` in the guest's toolstack output.
-fn check_value<'a>(run: &'a GuestRun, key: &str) -> Option<&'a str> {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output.iter().rev().find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 fn ctl() -> &'static GuestRun {

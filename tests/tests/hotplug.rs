@@ -24,8 +24,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, xen_release, BootReport,
-    GuestResult, GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, expect_run, guest, shell, xen_release,
+    BootReport, GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -60,130 +60,27 @@ fn env_count(var: &str, default: u32) -> u32 {
     }
 }
 
-const HELPERS: &str = r#"
-# Milliseconds of uptime in NOW, without forking (the clock of nettool ping).
-ms_now() { read _up _ < /proc/uptime; NOW=${_up%.*}${_up#*.}0; }
-# Waits until the running ping has a reply that arrived at or after $1 ms,
-# at most $2 s; the reply's time in ANSWER.
-wait_answer() {
-    ANSWER=
-    _n=$(($2 * 20))
-    while [ "$_n" -gt 0 ]; do
-        read _last < /tmp/pw.last
-        if [ "$_last" -ge "$1" ]; then ANSWER=$_last; return 0; fi
-        sleep 0.05
-        _n=$((_n - 1))
-    done
-    return 1
-}
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-"#;
+const BRIDGE: &str = include_str!("common/bridge.sh");
+const PING: &str = include_str!("common/ping.sh");
 
 fn vif_script(cycles: u32) -> String {
     let pauses = PAUSES.map(|p| p.to_string()).join(" ");
-    format!(
-        r#"
-run_guest_start hotvif /etc/xen-lab/guests/hotvif.cfg || exit 1
-if wait_console hotvif "http: ready" 1 90 && wait_console hotvif "connected: mac" 1 30; then
-    nettool ping {VIF_IP} 20 /tmp/pw.last > /tmp/pw.log 2>&1 &
-    pw=$!
-    ms_now
-    wait_answer $NOW 30; echo "[xl check] first-answer-rc $?"
-    i=0
-    for pause in {pauses}; do
-        c=0
-        while [ $c -lt {cycles} ]; do
-            c=$((c + 1)); i=$((i + 1))
-            ms_now; t0=$NOW
-            xl network-detach hotvif 0 > /tmp/xl.out 2>&1; drc=$?
-            ms_now; t1=$NOW
-            [ "$pause" -gt 0 ] && sleep $pause
-            ms_now; t2=$NOW
-            xl network-attach hotvif mac={VIF_MAC} bridge=xenbr0 >> /tmp/xl.out 2>&1; arc=$?
-            ms_now; t3=$NOW
-            if wait_answer $t2 30; then ans=$((ANSWER - t2)); else ans=none; fi
-            echo "[xl cycle] vif pause=$pause n=$i detach_rc=$drc attach_rc=$arc detach_ms=$((t1 - t0)) attach_ms=$((t3 - t2)) answer_ms=$ans"
-            if [ $drc -ne 0 ] || [ $arc -ne 0 ] || [ "$ans" = none ]; then
-                sed 's/^/[xl out] /' /tmp/xl.out
-            fi
-        done
-    done
-    # The miss of issue 22, made certain: netback probes the new device
-    # (InitWait) only 2 s after `xl network-attach` created it, when every
-    # event under the guest's device/ has long been delivered. Automatic
-    # probing on dom0's xen-backend bus is off meanwhile; libxl waits up
-    # to 10 s for InitWait.
-    domid=$(cat /tmp/lab-domid-hotvif)
-    xl network-detach hotvif 0 > /tmp/xl.out 2>&1; drc=$?
-    echo 0 > /sys/bus/xen-backend/drivers_autoprobe
-    ms_now; t2=$NOW
-    xl network-attach hotvif mac={VIF_MAC} bridge=xenbr0 >> /tmp/xl.out 2>&1 &
-    ap=$!
-    sleep 2
-    echo "[xl check] delayed-probe-state-before $(xenstore-read /local/domain/0/backend/vif/$domid/0/state 2>&1)"
-    echo 1 > /sys/bus/xen-backend/drivers_autoprobe
-    echo vif-$domid-0 > /sys/bus/xen-backend/drivers_probe; prc=$?
-    wait $ap; arc=$?
-    if wait_answer $t2 30; then ans=$((ANSWER - t2)); else ans=none; fi
-    echo "[xl cycle] delayed-probe detach_rc=$drc probe_rc=$prc attach_rc=$arc answer_ms=$ans"
-    [ "$ans" = none ] && sed 's/^/[xl out] /' /tmp/xl.out
-    kill -TERM $pw; wait $pw
-    sed 's/^/[xl ping] /' /tmp/pw.log
-    xl shutdown hotvif
-    run_guest_wait hotvif 60
-else
-    run_guest_wait hotvif 1
-fi
-"#
+    shell(
+        &[
+            ("VIF_IP", VIF_IP),
+            ("VIF_MAC", VIF_MAC),
+            ("PAUSES", &pauses),
+            ("CYCLES", &cycles.to_string()),
+        ],
+        &[BRIDGE, PING, include_str!("hotplug/vif.sh")],
     )
 }
 
 fn vbd_script(cycles: u32) -> String {
     let pauses = PAUSES.map(|p| p.to_string()).join(" ");
-    format!(
-        r#"
-dd if=/dev/zero of=/tmp/hot.img bs=1M count=2 2>/dev/null
-losetup -d /dev/loop0 2>/dev/null
-losetup /dev/loop0 /tmp/hot.img
-run_guest_start hotvbd /etc/xen-lab/guests/hotvbd.cfg || exit 1
-if wait_console hotvbd "xvda: attach #1: " 1 120; then
-    i=1
-    for pause in {pauses}; do
-        c=0
-        while [ $c -lt {cycles} ]; do
-            c=$((c + 1))
-            ms_now; t0=$NOW
-            xl block-detach hotvbd xvda > /tmp/xl.out 2>&1; drc=$?
-            ms_now; t1=$NOW
-            [ "$pause" -gt 0 ] && sleep $pause
-            # The block script let go of the loop device at the detach.
-            losetup /dev/loop0 /tmp/hot.img 2>> /tmp/xl.out
-            ms_now; t2=$NOW
-            xl block-attach hotvbd '{disk}' >> /tmp/xl.out 2>&1; arc=$?
-            ms_now; t3=$NOW
-            i=$((i + 1))
-            if wait_console hotvbd "xvda: attach #$i: " 1 60 > /dev/null; then
-                ms_now; ok=$((NOW - t2))
-            else
-                ok=none
-            fi
-            echo "[xl cycle] vbd pause=$pause n=$((i - 1)) detach_rc=$drc attach_rc=$arc detach_ms=$((t1 - t0)) attach_ms=$((t3 - t2)) verified_ms=$ok"
-            if [ $drc -ne 0 ] || [ $arc -ne 0 ] || [ "$ok" = none ]; then
-                sed 's/^/[xl out] /' /tmp/xl.out
-            fi
-        done
-    done
-    xl shutdown hotvbd
-    run_guest_wait hotvbd 60
-else
-    run_guest_wait hotvbd 1
-fi
-"#,
-        disk = DISK
+    shell(
+        &[("DISK", DISK), ("PAUSES", &pauses), ("CYCLES", &cycles.to_string())],
+        &[PING, include_str!("hotplug/vbd.sh")],
     )
 }
 
@@ -215,9 +112,9 @@ fn lab() -> &'static BootReport {
                 .timeout(Duration::from_secs(180) + per_cycle * 2 * nb);
             vbd.extra_config = vec![format!("disk = ['{DISK}']")];
             vec![
-                Scenario::script("hotvif", vec![vif], &format!("{HELPERS}{}", vif_script(nv)))
+                Scenario::script("hotvif", vec![vif], &vif_script(nv))
                     .with_file(xtask::nettool::DEST, nettool()),
-                Scenario::script("hotvbd", vec![vbd], &format!("{HELPERS}{}", vbd_script(nb))),
+                Scenario::script("hotvbd", vec![vbd], &vbd_script(nb)),
             ]
         })
     })

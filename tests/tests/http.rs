@@ -26,12 +26,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, check, expect_run, guest, shell, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
+const BRIDGE: &str = include_str!("common/bridge.sh");
+const GUEST: &str = include_str!("common/guest.sh");
 const HELPERS: &str = include_str!("http/helpers.sh");
 const SVC: &str = include_str!("http/svc.sh");
 const OVERLOAD: &str = include_str!("http/overload.sh");
@@ -74,23 +76,18 @@ fn lab() -> &'static BootReport {
                 .timeout(Duration::from_secs(120));
             let tool = httptool();
             vec![
-                Scenario::script("svc", vec![svc], &format!("{HELPERS}{SVC}"))
+                Scenario::script("svc", vec![svc], &shell(&[], &[BRIDGE, GUEST, HELPERS, SVC]))
                     .with_file(xtask::httptool::DEST, &tool),
-                Scenario::script("full", vec![full], &format!("{HELPERS}{OVERLOAD}"))
-                    .with_file(xtask::httptool::DEST, &tool),
+                Scenario::script(
+                    "full",
+                    vec![full],
+                    &shell(&[], &[BRIDGE, GUEST, HELPERS, OVERLOAD]),
+                )
+                .with_file(xtask::httptool::DEST, &tool),
                 Scenario::single(badset),
             ]
         })
     })
-}
-
-fn check<'a>(run: &'a GuestRun, key: &str) -> &'a str {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no `{key}` check in the toolstack output\n{}", run.describe()))
 }
 
 /// The values of the `HTTPTOOL` line checked as `key`.

@@ -18,104 +18,25 @@ use pv_drivers::netfront::flow::{tcp4_tx_queue, RxSteering, TABLE_SIZE};
 use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
-    assert_console_contains, assert_result, boot, expect_run, guest, BootReport, GuestResult,
-    GuestRun, Scenario,
+    assert_console_contains, assert_result, boot, check, expect_run, guest, shell, BootReport,
+    GuestResult, GuestRun, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
 
-const HELPERS: &str = r#"
-# busybox wget (1.35.0, Debian 12's busybox-static) segfaults (rc 139)
-# whenever given -T: the time limit comes from busybox's `timeout` instead.
-# The same request by hand through nc stays as the fallback (recorded).
-http_get() { # PATH OUT
-    timeout 15 wget -q -O "$2" "http://192.0.2.2$1" && return 0
-    echo "[xl check] wget-failed $1 rc $?"
-    printf 'GET %s HTTP/1.1\r\nHost: 192.0.2.2\r\nConnection: close\r\n\r\n' "$1" \
-        | nc 192.0.2.2 80 > "$2.raw" || return 1
-    tr -d '\r' < "$2.raw" | sed '1,/^$/d' > "$2"
-    grep -q "200 OK" "$2.raw"
-}
-shutdown_guest() { # NAME
-    xl shutdown "$1"
-    run_guest_wait "$1" 60
-}
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-"#;
+const BRIDGE: &str = include_str!("common/bridge.sh");
+const GUEST_SH: &str = include_str!("common/guest.sh");
+const HELPERS: &str = include_str!("net/helpers.sh");
 
-const HTTP: &str = r#"
-run_guest_start http /etc/xen-lab/guests/http.cfg || exit 1
-if wait_console http "http: ready" 1 90 && wait_console http "connected: mac" 1 30; then
-    ping -c 3 -W 5 192.0.2.2 > /tmp/ping 2>&1; echo "[xl check] ping-rc $?"
-    sed 's/^/[xl ping] /' /tmp/ping
-    http_get / /tmp/page; echo "[xl check] wget-rc $?"
-    sed 's/^/[xl page] /' /tmp/page
-    http_get /status.json /tmp/json; echo "[xl check] json-rc $?"
-    sed 's/^/[xl json] /' /tmp/json
-    xl network-detach http 0; echo "[xl check] detach-rc $?"
-    wait_console http "hotplug: vif/0: detached #1" 1 60
-    xl network-attach http mac=00:16:3e:0c:00:02 bridge=xenbr0; echo "[xl check] attach-rc $?"
-    wait_console http "connected: mac" 2 60
-    ok=1
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        http_get / /tmp/page2 && { ok=0; break; }
-        sleep 1
-    done
-    echo "[xl check] wget-after-reattach-rc $ok"
-    sed 's/^/[xl page2] /' /tmp/page2
-    ping -c 2 -W 5 192.0.2.2 > /dev/null 2>&1; echo "[xl check] ping-after-reattach-rc $?"
-    shutdown_guest http
-else
-    run_guest_wait http 1
-fi
-"#;
+const HTTP: &str = include_str!("net/http.sh");
 
 /// The echo scenario: `nettool echo` from the local ports `ports` (one
 /// connection each; see [`echo_ports`]).
 fn echo_script(ports: &[u16]) -> String {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let (conns, list) = (ports.len(), list.join(","));
-    format!(
-        r#"
-run_guest_start echo /etc/xen-lab/guests/echo.cfg || exit 1
-if wait_console echo "echo: ready" 1 90 && wait_console echo "connected: mac" 1 30; then
-    ping -c 2 -W 5 192.0.2.3 > /dev/null 2>&1; echo "[xl check] echo-ping-rc $?"
-    t0=$(lab_uptime)
-    # nettool (a static helper, 64 KiB per call): 1,000 round trips over
-    # {conns} connections at once, from local ports {list} (chosen on the
-    # host so that their flows hash to both queues, both ways), sizes
-    # 1..65536 at random, every byte compared; one line per connection
-    # becomes the check the test reads.
-    # The sizes' seed changes every run and is recorded, so a failure can
-    # be replayed with it.
-    seed=$(date +%s); echo "[xl check] echo-seed $seed"
-    # 16 idle clients hold echo connections meanwhile (httptool hold:
-    # connect, send nothing); the guest closes them after svc.idle_ms.
-    httptool hold 192.0.2.3 7 16 idle 60000 > /tmp/echohold.out 2>&1 & hold=$!
-    for i in $(seq 1 150); do grep -q hold-ready /tmp/echohold.out 2>/dev/null && break; sleep 0.2; done
-    nettool echo 192.0.2.3 7 1000 65536 $seed {conns} {list} > /tmp/echo.out 2>&1
-    echo "[xl check] echo-nettool-rc $?"
-    wait $hold
-    sed -n 's/^HTTPTOOL/[xl check] echo-hold HTTPTOOL/p' /tmp/echohold.out
-    sed -n 's/^NETTOOL echo conn=\([0-9]*\) trips=\([0-9]*\) bad=\([0-9]*\).* lport=\([0-9]*\).*/[xl check] echo-client \1 trips \2 bad \3 lport \4/p' /tmp/echo.out
-    sed 's/^/[xl echo] /' /tmp/echo.out
-    echo "[xl check] echo-seconds $t0 $(lab_uptime)"
-    # Bulk both ways (discard on 9, the checkable source on 19, every
-    # byte compared): what the offload counters are read after.
-    nettool send 192.0.2.3 9 8388608 > /tmp/send.out 2>&1; echo "[xl check] bulk-send-rc $?"
-    nettool recv 192.0.2.3 19 8388608 > /tmp/recv.out 2>&1; echo "[xl check] bulk-recv-rc $?"
-    sed 's/^/[xl bulk] /' /tmp/send.out /tmp/recv.out
-    xl sysrq echo c
-    wait_console echo "net: counters" 1 30
-    shutdown_guest echo
-else
-    run_guest_wait echo 1
-fi
-"#
+    shell(
+        &[("ECHO_CONNS", &ports.len().to_string()), ("ECHO_PORTS", &list.join(","))],
+        &[BRIDGE, GUEST_SH, HELPERS, include_str!("net/echo.sh")],
     )
 }
 
@@ -123,29 +44,7 @@ fi
 /// and footprint"): up, answers a ping, shuts down cleanly.
 /// `app=http` at its minimum memory, and with no `ip=`: it takes its
 /// address from dom0's DHCP server (busybox udhcpd, a static lease).
-const HTTP_MIN: &str = r#"
-cat > /tmp/udhcpd.conf <<EOF
-start 192.0.2.100
-end 192.0.2.150
-interface xenbr0
-static_lease 00:16:3e:0c:00:04 192.0.2.4
-option subnet 255.255.255.0
-option router 192.0.2.1
-lease_file /tmp/udhcpd.leases
-pidfile /tmp/udhcpd.pid
-EOF
-touch /tmp/udhcpd.leases
-udhcpd /tmp/udhcpd.conf; dhcp_rc=$?
-run_guest_start httpmin /etc/xen-lab/guests/httpmin.cfg || exit 1
-# Only now: check lines reach the host while a guest runs.
-echo "[xl check] udhcpd-rc $dhcp_rc"
-if wait_console httpmin "http: ready" 1 90 && wait_console httpmin "net: dhcp: address" 1 60; then
-    ping -c 3 -W 5 192.0.2.4 > /dev/null 2>&1; echo "[xl check] min-ping-rc $?"
-    shutdown_guest httpmin
-else
-    run_guest_wait httpmin 1
-fi
-"#;
+const HTTP_MIN: &str = include_str!("net/http-min.sh");
 
 /// The smallest `memory=` `app=http` boots and serves in (MiB): the
 /// mode's minimum (4 MiB PV, 8 MiB PVH).
@@ -216,27 +115,22 @@ fn lab() -> &'static BootReport {
                 guest("httpmin", "http").memory(http_min_mib()).timeout(Duration::from_secs(200));
             httpmin.extra_config = vif("00:16:3e:0c:00:04");
             vec![
-                Scenario::script("httpmin", vec![httpmin], &format!("{HELPERS}{HTTP_MIN}")),
-                Scenario::script("http", vec![http], &format!("{HELPERS}{HTTP}")),
                 Scenario::script(
-                    "echo",
-                    vec![echo],
-                    &format!("{HELPERS}{}", echo_script(&echo_ports())),
-                )
-                .with_file(xtask::nettool::DEST, nettool())
-                .with_file(xtask::httptool::DEST, httptool()),
+                    "httpmin",
+                    vec![httpmin],
+                    &shell(&[], &[BRIDGE, GUEST_SH, HELPERS, HTTP_MIN]),
+                ),
+                Scenario::script(
+                    "http",
+                    vec![http],
+                    &shell(&[], &[BRIDGE, GUEST_SH, HELPERS, HTTP]),
+                ),
+                Scenario::script("echo", vec![echo], &echo_script(&echo_ports()))
+                    .with_file(xtask::nettool::DEST, nettool())
+                    .with_file(xtask::httptool::DEST, httptool()),
             ]
         })
     })
-}
-
-fn check<'a>(run: &'a GuestRun, key: &str) -> &'a str {
-    let prefix = format!("[xl check] {key} ");
-    run.xl_output
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no `{key}` check in the toolstack output\n{}", run.describe()))
 }
 
 fn http() -> &'static GuestRun {

@@ -5,7 +5,7 @@ use kernel::cmdline::Cmdline;
 use kernel::kprintln;
 
 pub fn run(_: &Cmdline<'_>) -> AppResult {
-    let si = platform::pv::start_info();
+    let si = platform::start_info();
     kprintln!(
         "Hello from RustPV: {} MiB, up {} us",
         si.nr_pages * 4096 / (1 << 20),

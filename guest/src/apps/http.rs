@@ -43,7 +43,7 @@ struct Pool {
 
 fn text(s: &Status, c: &Counters, l: Pool) -> String {
     let (n, b) = (&s.now, &s.before);
-    let (free, _) = platform::pv::mm::free_frames();
+    let (free, _) = platform::free_frames();
     format!(
         "xenpv http\nuptime_ms {}\ndomid {}\nmemory_kib {}\nfree_kib {}\nheap_kib {}\nvif_connected {}\nattachments {}\n\
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
@@ -56,7 +56,7 @@ fn text(s: &Status, c: &Counters, l: Pool) -> String {
         s.domid,
         s.mem_kib,
         free * 4,
-        platform::pv::mm::heap_bytes() / 1024,
+        platform::heap_bytes() / 1024,
         s.connected,
         s.attachments,
         n.rx_packets + b.rx_packets,

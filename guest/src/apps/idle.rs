@@ -1,5 +1,6 @@
 //! `app=idle`: everything up, then blocked until the toolstack says what to
-//! do (`xl shutdown`, `xl reboot`, `xl mem-set`, `xl sysrq`).
+//! do (`xl shutdown`, `xl reboot`, `xl mem-set`, `xl sysrq`, and with
+//! `smp=1` `xl vcpu-set`).
 
 use super::{AppError, AppResult};
 use alloc::vec::Vec;
@@ -9,7 +10,7 @@ use kernel::cmdline::Cmdline;
 use kernel::toolstack::{obey, sysrq};
 use kernel::xenbus::device::{self, DeviceInfo, XenbusState};
 use kernel::xenbus::{self, control};
-use kernel::{balloon, devices, kprintln, timer};
+use kernel::{balloon, devices, kprintln, smp, timer};
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     if xenbus::identity().is_none() {
@@ -24,6 +25,13 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
     if let Some(Err(e)) = xenbus::with(balloon::start) {
         log::warn!("balloon: cannot watch memory/target: {e:?}");
+    }
+    if cmd.number("smp") == Some(1) {
+        match xenbus::with(smp::hotplug::start) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => kprintln!("smp: cannot start the other vCPUs: {e}; staying on vCPU 0"),
+            None => {}
+        }
     }
     kernel::timeline::mark("ready");
     kernel::timeline::print();
@@ -57,6 +65,9 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
                 }
             }
             DEVICE_TOKEN => probe_devices(timeout),
+            smp::hotplug::CPU_TOKEN => {
+                let _ = xenbus::with(smp::hotplug::follow);
+            }
             other => log::debug!("watch event {other} on {}", ev.path),
         }
     }

@@ -11,6 +11,10 @@ mod hello;
 mod http;
 #[cfg(target_os = "none")]
 pub mod idle;
+#[cfg(target_os = "none")]
+mod spin;
+#[cfg(target_os = "none")]
+mod tour;
 
 #[cfg(target_os = "none")]
 pub use kernel::app::{AppError, AppResult};
@@ -34,6 +38,8 @@ const APPS: &[App] = &[
     App { name: "blk", run: blk::run },
     App { name: "echo", run: echo::run },
     App { name: "http", run: http::run },
+    App { name: "tour", run: tour::run },
+    App { name: "spin", run: spin::run },
 ];
 
 /// Why `app=NAME` did not finish cleanly.

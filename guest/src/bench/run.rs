@@ -27,8 +27,9 @@ use kernel::events::{self, IrqGuard};
 use kernel::grants;
 use kernel::time::PvClock;
 use kernel::{kprintln, xenbus};
+use platform::grants as pg;
 use platform::pv::bench::Scratch;
-use platform::pv::grants::{self as pg, SharedPage};
+use platform::shared_pages::SharedPage;
 use xenstore_client::Store;
 
 /// How long the round trip waits for one send's handler before calling
@@ -374,14 +375,14 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         Some(me) if grants::with(|_| ()).is_some() => {
             let src = SharedPage::new();
             let dst = SharedPage::new();
-            for (i, w) in src.words.iter().enumerate() {
+            for (i, w) in src.words().iter().enumerate() {
                 w.store((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), Ordering::Relaxed);
             }
             let frame = src.frame();
             let mut t = Tally::default();
             b.run("grant_access_end_access", plan.iters, 1, || {
                 let ok = grants::with(|g| {
-                    g.grant_access(me, frame, true).and_then(|r| g.end_access(r)).is_ok()
+                    g.grant_access(me, &src, 0, true).and_then(|r| g.end_access(r)).is_ok()
                 });
                 t.count(ok == Some(true));
             });
@@ -398,16 +399,16 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             b.run("gnttab_copy_4k", plan.iters, 1, || {
                 // A new first word each time: each copy must carry it over.
                 stamp += 1;
-                src.words[0].store(stamp, Ordering::Relaxed);
+                src.words()[0].store(stamp, Ordering::Relaxed);
                 let mut batch = CopyBatch::new();
                 let ok = batch.push(&from, 0, &to, 0, 4096).is_ok()
                     && pg::copy(&mut batch, me, &dests, |_| None).is_ok();
-                t.count(ok && dst.words[0].load(Ordering::Relaxed) == stamp);
+                t.count(ok && dst.words()[0].load(Ordering::Relaxed) == stamp);
             });
             let same = src
-                .words
+                .words()
                 .iter()
-                .zip(dst.words.iter())
+                .zip(dst.words().iter())
                 .all(|(a, b)| a.load(Ordering::Relaxed) == b.load(Ordering::Relaxed));
             b.check(
                 "gnttab_copy_copies",

@@ -13,8 +13,9 @@ use grant_tables::{CopyBatch, GrantError, Page, Version};
 use hypercall::abi::grant_table::{gtf, GrantRef};
 use hypercall::{DomId, Mfn, Pfn};
 use kernel::grants;
-use platform::pv::grants::{self as pg, Mapping, SharedPage};
+use platform::grants::{self as pg, Mapping};
 use platform::pv::vmap;
+use platform::shared_pages::SharedPage;
 
 pub fn run(s: &mut Suite) {
     s.check("grants.table_set_up", |d| {
@@ -60,7 +61,7 @@ fn self_maps(s: &mut Suite, me: DomId) {
 
     s.check("grants.readonly_grant_maps_readonly_only", |d| {
         let page = SharedPage::new();
-        let r = match grants::with(|t| t.grant_access(me, page.frame(), true)).unwrap() {
+        let r = match grants::with(|t| t.grant_access(me, &page, 0, true)).unwrap() {
             Ok(r) => r,
             Err(e) => fail!(d, "grant: {e}"),
         };
@@ -69,7 +70,7 @@ fn self_maps(s: &mut Suite, me: DomId) {
             Ok(m) => m,
             Err(e) => fail!(d, "read-only map refused: {e}"),
         };
-        page.words[3].store(0x1234, Relaxed);
+        page.words()[3].store(0x1234, Relaxed);
         let seen = ro.words()[3].load(Relaxed);
         let flags = grants::with(|t| t.entry_flags(r)).flatten().unwrap_or(0);
         let pte_rw = vmap::lookup(ro.va()).is_some_and(|p| p.writable());
@@ -87,25 +88,44 @@ fn self_maps(s: &mut Suite, me: DomId) {
     });
 
     s.check("grants.mapped_page_is_kept_not_freed", |d| {
+        // The control: a page dropped with no grant is handed out again
+        // by the next allocation (what the check below must not see).
+        let frame_of_dropped = SharedPage::new().frame();
+        let control = SharedPage::new().frame() == frame_of_dropped;
         let page = SharedPage::new();
-        let Ok(r) = grants::with(|t| t.grant_access(me, page.frame(), false)).unwrap() else {
+        let frame = page.frame();
+        let Ok(r) = grants::with(|t| t.grant_access(me, &page, 0, false)).unwrap() else {
             fail!(d, "grant failed")
         };
         let m = match Mapping::new(me, r, false) {
             Ok(m) => m,
             Err(e) => fail!(d, "map: {e}"),
         };
-        let pfn = Pfn(0x1234);
-        let kept = grants::with(|t| t.end_access_or_keep(r, pfn)).unwrap();
+        let ended = grants::with(|t| t.end_access_or_keep(r)).unwrap();
         let q = grants::with(|t| t.stats().quarantined).unwrap();
         let early = grants::with(|t| t.reclaim()).unwrap();
+        // The owner lets go while the peer still maps the page: the
+        // quarantined grant holds the memory, so the heap cannot hand the
+        // same page out again.
+        drop(page);
+        let next = SharedPage::new();
+        let reused = next.frame() == frame;
+        m.words()[7].store(0xDEAD, Relaxed);
+        let clobbered = next.words()[7].load(Relaxed) != 0;
         if let Err(e) = m.unmap() {
             fail!(d, "unmap: {e}");
         }
         let back = grants::with(|t| t.reclaim()).unwrap();
         let q_after = grants::with(|t| t.stats().quarantined).unwrap();
-        note!(d, "while mapped: returned {kept:?}, {q} quarantined, reclaim gave {} pages; after unmap reclaim gave {back:?}, {q_after} quarantined", early.len());
-        kept.is_none() && q == 1 && early.is_empty() && back == [pfn] && q_after == 0
+        note!(d, "while mapped: ended {ended}, {q} quarantined, reclaim revoked {}; page dropped by its owner: its frame handed out again {reused} (a page dropped with no grant: {control}), a new page written through the old mapping {clobbered}; after unmap reclaim revoked {back:?}, {q_after} quarantined", early.len());
+        control
+            && !ended
+            && q == 1
+            && early.is_empty()
+            && !reused
+            && !clobbered
+            && back == [r]
+            && q_after == 0
     });
 }
 
@@ -114,11 +134,10 @@ fn rest(s: &mut Suite, me: DomId) {
 
     s.check("grants.fill_to_limit_and_recover", |d| {
         let page = SharedPage::new();
-        let frame = page.frame();
         let t0 = platform::now_ns();
         let mut refs: Vec<GrantRef> = Vec::new();
         let full = loop {
-            match grants::with(|t| t.grant_access(me, frame, true)).unwrap() {
+            match grants::with(|t| t.grant_access(me, &page, 0, true)).unwrap() {
                 Ok(r) => refs.push(r),
                 Err(e) => break e,
             }
@@ -176,11 +195,11 @@ fn rest(s: &mut Suite, me: DomId) {
 /// revoke (refused while mapped), unmap, revoke.
 fn round_trip(d: &mut Detail, me: DomId, label: &str) -> bool {
     let page = SharedPage::new();
-    let r = match grants::with(|t| t.grant_access(me, page.frame(), false)).unwrap() {
+    let r = match grants::with(|t| t.grant_access(me, &page, 0, false)).unwrap() {
         Ok(r) => r,
         Err(e) => fail!(d, "grant: {e}"),
     };
-    page.words[0].store(0xC0FFEE, Relaxed);
+    page.words()[0].store(0xC0FFEE, Relaxed);
     let m = match Mapping::new(me, r, false) {
         Ok(m) => m,
         Err(e) => {
@@ -191,7 +210,7 @@ fn round_trip(d: &mut Detail, me: DomId, label: &str) -> bool {
     let w = m.words();
     let seen_first = w[0].load(Relaxed);
     w[511].store(0xFEED_F00D, Relaxed);
-    let seen_back = page.words[511].load(Relaxed);
+    let seen_back = page.words()[511].load(Relaxed);
     let flags = grants::with(|t| t.entry_flags(r)).flatten().unwrap_or(0);
     let refused = grants::with(|t| t.end_access(r)).unwrap();
     let va = m.va();
@@ -226,13 +245,13 @@ fn copy_batched(d: &mut Detail, me: DomId) -> bool {
     let src = [SharedPage::new(), SharedPage::new()];
     let dst = [SharedPage::new(), SharedPage::new()];
     for (p, page) in src.iter().enumerate() {
-        for (i, w) in page.words.iter().enumerate() {
+        for (i, w) in page.words().iter().enumerate() {
             w.store(((p * 512 + i) as u64 * 0x0101_0101_0101_0101) ^ 0x5A, Relaxed);
         }
     }
     let mut refs = Vec::new();
     for page in &src {
-        match grants::with(|t| t.grant_access(me, page.frame(), true)).unwrap() {
+        match grants::with(|t| t.grant_access(me, page, 0, true)).unwrap() {
             Ok(r) => refs.push(r),
             Err(e) => fail!(d, "grant: {e}"),
         }
@@ -255,8 +274,7 @@ fn copy_batched(d: &mut Detail, me: DomId) -> bool {
     let t0 = platform::now_ns();
     let r = pg::copy(&mut batch, me, &dests, frame_of);
     let ns = platform::now_ns() - t0;
-    let byte =
-        |pages: &[alloc::boxed::Box<SharedPage>; 2], i: usize| pages[i / 4096].byte(i % 4096);
+    let byte = |pages: &[SharedPage; 2], i: usize| pages[i / 4096].byte(i % 4096);
     let ok_a = (0..5000).all(|i| byte(&dst, 3000 + i) == byte(&src, 100 + i));
     let ok_b = (0..1000).all(|i| byte(&dst, 1 + i) == byte(&src, 7001 + i));
     let untouched = byte(&dst, 0) == 0 && byte(&dst, 8000) == 0;

@@ -209,18 +209,18 @@ fn pin_needs_read_only(s: &mut Suite) {
 
 fn balloon(s: &mut Suite) {
     s.check("memory.balloon_4_mib_out_and_in", |d| {
-        let before = match mm::current_reservation() {
+        let before = match platform::current_reservation() {
             Ok(n) => n,
             Err(e) => fail!(d, "current_reservation: {e}"),
         };
         let pages = 1024;
         let t0 = platform::now_ns();
-        let holes = match mm::balloon_out(pages) {
+        let holes = match platform::balloon_out(pages) {
             Ok(h) => h,
             Err(e) => fail!(d, "balloon out: {e}"),
         };
         let pfns = holes.range();
-        let during = mm::current_reservation().unwrap_or(0);
+        let during = platform::current_reservation().unwrap_or(0);
         let map = mm::direct_map();
         // PVH keeps its (2 MiB) identity mappings of the holes: Xen's
         // physical map has no frame behind them, which the P2M records.
@@ -228,10 +228,10 @@ fn balloon(s: &mut Suite) {
             (platform::is_pvh() || mm::lookup(map.virt(p)).is_none())
                 && platform::pv::pfn_to_mfn(p) == Some(hypercall::Mfn(!0))
         });
-        if let Err((e, _)) = mm::balloon_in(holes) {
+        if let Err((e, _)) = platform::balloon_in(holes) {
             fail!(d, "balloon in: {e}");
         }
-        let after = mm::current_reservation().unwrap_or(0);
+        let after = platform::current_reservation().unwrap_or(0);
         let remapped = pfns.clone().frames().all(|p| {
             let mfn = platform::pv::pfn_to_mfn(p);
             mm::lookup(map.virt(p)).map(|e| e.mfn()) == mfn

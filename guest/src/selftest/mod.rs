@@ -7,6 +7,7 @@ mod events;
 mod grants;
 mod hypercalls;
 mod memory;
+mod smp;
 mod start_info;
 mod timers;
 
@@ -75,6 +76,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     memory::run(&mut suite);
     grants::run(&mut suite);
     timers::run(&mut suite, cmd);
+    smp::run(&mut suite);
     if suite.skipped > 0 {
         kprintln!("{} skipped", suite.skipped);
     }

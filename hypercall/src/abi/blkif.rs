@@ -68,14 +68,35 @@ impl From<Operation> for u8 {
     }
 }
 
+impl core::fmt::Display for Operation {
+    /// The operation as the backend's feature keys name it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Operation::Read => "read",
+            Operation::Write => "write",
+            Operation::WriteBarrier => "barrier",
+            Operation::FlushDiskcache => "flush-cache",
+            Operation::Discard => "discard",
+            Operation::Indirect => "indirect",
+        })
+    }
+}
+
 /// `BLKIF_MAX_SEGMENTS_PER_REQUEST`: segments inline in a [`Request`].
 pub const MAX_SEGMENTS_PER_REQUEST: usize = 11;
 /// `BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST`.
 pub const MAX_INDIRECT_PAGES_PER_REQUEST: usize = 8;
 /// Segments one indirect page holds (`PAGE_SIZE / sizeof(segment)`).
 pub const SEGMENTS_PER_INDIRECT_PAGE: usize = 4096 / core::mem::size_of::<Segment>();
-/// `BLKIF_DISCARD_SECURE`.
-pub const DISCARD_SECURE: u8 = 1;
+bitflags::bitflags! {
+    /// The `flag` byte of a [`RequestDiscard`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DiscardFlags: u8 {
+        /// `BLKIF_DISCARD_SECURE` (`discard-secure`): the discarded
+        /// sectors must read back as zeros.
+        const SECURE = 1;
+    }
+}
 
 /// `BLKIF_RSP_OKAY`.
 pub const RSP_OKAY: i16 = 0;
@@ -84,12 +105,20 @@ pub const RSP_ERROR: i16 = -1;
 /// `BLKIF_RSP_EOPNOTSUPP`: the backend does not do this operation.
 pub const RSP_EOPNOTSUPP: i16 = -2;
 
-/// `VDISK_CDROM` in the backend's `info`.
-pub const VDISK_CDROM: u32 = 0x1;
-/// `VDISK_REMOVABLE`.
-pub const VDISK_REMOVABLE: u32 = 0x2;
-/// `VDISK_READONLY`.
-pub const VDISK_READONLY: u32 = 0x4;
+bitflags::bitflags! {
+    /// The backend's `info` node: `VDISK_*` of `blkif.h`. Bits it does
+    /// not define are kept (`from_bits_retain`): a newer backend may set
+    /// them, and this frontend ignores them.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct VdiskInfo: u32 {
+        /// `VDISK_CDROM`.
+        const CDROM = 0x1;
+        /// `VDISK_REMOVABLE`.
+        const REMOVABLE = 0x2;
+        /// `VDISK_READONLY`.
+        const READONLY = 0x4;
+    }
+}
 
 /// The unit of `sector_number`, `first_sect` and `last_sect`: always 512
 /// bytes, whatever the disk's `sector-size` (no `feature-large-sector-size`).
@@ -107,11 +136,14 @@ pub struct Segment {
 assert_layout!(Segment, size = 8, gref = 0, first_sect = 4, last_sect = 5);
 
 /// `struct blkif_request`: a read, write, barrier or flush with up to
-/// [`MAX_SEGMENTS_PER_REQUEST`] inline segments.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// [`MAX_SEGMENTS_PER_REQUEST`] inline segments. The request structs are
+/// built by the frontend, so their operation is typed (one byte,
+/// `repr(u8)`); a backend's view decodes the byte with
+/// [`Operation::from_u8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Request {
-    pub operation: u8,
+    pub operation: Operation,
     pub nr_segments: u8,
     /// `blkif_vdev_t`.
     pub handle: u16,
@@ -132,13 +164,13 @@ assert_layout!(
     seg = 24
 );
 
-/// `struct blkif_request_discard`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `struct blkif_request_discard` (`operation` is always
+/// [`Operation::Discard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct RequestDiscard {
-    pub operation: u8,
-    /// [`DISCARD_SECURE`] or zero.
-    pub flag: u8,
+    pub operation: Operation,
+    pub flag: DiscardFlags,
     pub handle: u16,
     pub id: u64,
     pub sector_number: u64,
@@ -155,13 +187,14 @@ assert_layout!(
     nr_sectors = 24
 );
 
-/// `struct blkif_request_indirect` (x86_64 layout: no `pad`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `struct blkif_request_indirect` (x86_64 layout: no `pad`;
+/// `operation` is always [`Operation::Indirect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct RequestIndirect {
-    pub operation: u8,
-    /// [`OP_READ`] or [`OP_WRITE`].
-    pub indirect_op: u8,
+    pub operation: Operation,
+    /// [`Operation::Read`] or [`Operation::Write`].
+    pub indirect_op: Operation,
     pub nr_segments: u16,
     pub id: u64,
     pub sector_number: u64,
@@ -180,7 +213,8 @@ assert_layout!(
     indirect_grefs = 28
 );
 
-/// `struct blkif_response`.
+/// `struct blkif_response`. The backend writes it, so `operation` stays
+/// the raw byte: [`Response::op`] says which operation it names, if any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Response {
@@ -190,6 +224,14 @@ pub struct Response {
     pub status: i16,
 }
 assert_layout!(Response, size = 16, id = 0, operation = 8, status = 10);
+
+impl Response {
+    /// The operation the response echoes; `None` for a byte `blkif.h`
+    /// does not define.
+    pub const fn op(&self) -> Option<Operation> {
+        Operation::from_u8(self.operation)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,16 @@ pub struct EvtchnBindIpi {
 }
 assert_layout!(EvtchnBindIpi, size = 8, vcpu = 0, port = 4);
 
+/// `struct evtchn_bind_vcpu`: deliver `port`'s events to `vcpu` from now
+/// on (interdomain and unbound ports and global VIRQs; IPIs and per-vCPU
+/// VIRQs stay where they were bound).
+#[repr(C)]
+pub struct EvtchnBindVcpu {
+    pub port: u32,
+    pub vcpu: u32,
+}
+assert_layout!(EvtchnBindVcpu, size = 8, port = 0, vcpu = 4);
+
 /// `struct evtchn_unmask`.
 #[repr(C)]
 pub struct EvtchnUnmask {

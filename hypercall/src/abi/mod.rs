@@ -17,6 +17,7 @@ pub mod sched;
 pub mod shared_info;
 pub mod start_info;
 pub mod vcpu;
+pub mod vcpu_context;
 pub mod version;
 pub mod xen;
 pub mod xenstore;

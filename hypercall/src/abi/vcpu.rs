@@ -4,12 +4,31 @@ use super::assert_layout;
 
 /// `VCPUOP_*` commands.
 pub mod cmd {
+    pub const INITIALISE: u32 = 0;
+    pub const UP: u32 = 1;
+    pub const DOWN: u32 = 2;
+    pub const IS_UP: u32 = 3;
     pub const GET_RUNSTATE_INFO: u32 = 4;
     pub const SET_PERIODIC_TIMER: u32 = 6;
     pub const STOP_PERIODIC_TIMER: u32 = 7;
     pub const SET_SINGLESHOT_TIMER: u32 = 8;
     pub const STOP_SINGLESHOT_TIMER: u32 = 9;
+    pub const REGISTER_VCPU_INFO: u32 = 10;
 }
+
+/// `struct vcpu_register_vcpu_info`: where Xen is to keep a vCPU's
+/// `vcpu_info` from now on (a frame of the guest and an offset in it; the
+/// struct must not cross the page's end).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuRegisterVcpuInfo {
+    /// The frame (MFN for PV, GFN for PVH).
+    pub mfn: u64,
+    /// Byte offset of the `vcpu_info` in the frame.
+    pub offset: u32,
+    pub rsvd: u32,
+}
+assert_layout!(VcpuRegisterVcpuInfo, size = 16, mfn = 0, offset = 8, rsvd = 12);
 
 /// `struct vcpu_set_singleshot_timer`.
 #[repr(C)]

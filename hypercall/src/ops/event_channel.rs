@@ -11,9 +11,9 @@
 
 use super::{ptr, ptr_mut};
 use crate::abi::event_channel::{
-    self as evtchn, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVirq,
-    EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnSend, EvtchnSetPriority, EvtchnStatus,
-    EvtchnUnmask,
+    self as evtchn, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu,
+    EvtchnBindVirq, EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnSend,
+    EvtchnSetPriority, EvtchnStatus, EvtchnUnmask,
 };
 use crate::error::{XenError, XenResult};
 use crate::raw::{hypercall, nr};
@@ -111,6 +111,11 @@ pub fn bind_ipi(vcpu: u32) -> XenResult<EvtchnPort> {
     let mut arg = EvtchnBindIpi { vcpu, port: 0 };
     op(evtchn::cmd::BIND_IPI, &mut arg)?;
     Ok(EvtchnPort(arg.port))
+}
+
+/// Delivers `port`'s events to `vcpu` from now on (`EVTCHNOP_bind_vcpu`).
+pub fn bind_vcpu(port: EvtchnPort, vcpu: u32) -> XenResult<()> {
+    op(evtchn::cmd::BIND_VCPU, &mut EvtchnBindVcpu { port: port.0, vcpu })
 }
 
 /// Asks Xen to unmask `port` and deliver it if it is pending.

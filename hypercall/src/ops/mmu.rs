@@ -108,3 +108,29 @@ pub fn invlpg_local(va: usize) -> XenResult<()> {
     // SAFETY: a TLB flush changes no mapping.
     unsafe { mmuext_op(&op) }.map_err(|e| e.error)
 }
+
+/// Flushes the whole TLB of every vCPU in `vcpus` (a bitmap: bit `n` of
+/// word `n / 64` is vCPU `n`), `MMUEXT_TLB_FLUSH_MULTI`. Xen reads the
+/// bitmap during the call and returns once every named vCPU has flushed.
+pub fn tlb_flush_multi(vcpus: &[u64]) -> XenResult<()> {
+    let op = [MmuextOp {
+        cmd: crate::abi::mmu::ext::TLB_FLUSH_MULTI,
+        arg1: 0,
+        arg2: vcpus.as_ptr() as u64,
+    }];
+    // SAFETY: a TLB flush changes no mapping; the bitmap is borrowed for
+    // the call.
+    unsafe { mmuext_op(&op) }.map_err(|e| e.error)
+}
+
+/// Flushes the translation of the page at `va` on every vCPU in `vcpus`
+/// (as for [`tlb_flush_multi`]), `MMUEXT_INVLPG_MULTI`.
+pub fn invlpg_multi(va: usize, vcpus: &[u64]) -> XenResult<()> {
+    let op = [MmuextOp {
+        cmd: crate::abi::mmu::ext::INVLPG_MULTI,
+        arg1: va as u64,
+        arg2: vcpus.as_ptr() as u64,
+    }];
+    // SAFETY: as for `tlb_flush_multi`.
+    unsafe { mmuext_op(&op) }.map_err(|e| e.error)
+}

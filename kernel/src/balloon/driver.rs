@@ -3,7 +3,6 @@
 use super::plan::{Balloon, Run, Step};
 use crate::xenbus::{self, GuestBus};
 use platform::memory::balloon::Holes;
-use platform::pv::mm;
 use spin::Mutex;
 use xenstore_client::{Error, Store};
 
@@ -30,38 +29,35 @@ pub fn start(bus: &mut GuestBus) -> Result<(), Error> {
     bus.watch("memory/target", TARGET_TOKEN)
 }
 
-/// Sizes the P2M for the most memory the toolstack may give this domain
-/// (`memory/static-max`, xl's `maxmem`), so a save, a migration or the
-/// balloon can cover all of it. Xen's own maximum reservation follows `xl
-/// mem-set` and says less at boot.
+/// Makes room (PV: sizes the P2M) for the most memory the toolstack may
+/// give this domain (`memory/static-max`, xl's `maxmem`), so a save, a
+/// migration or the balloon can cover all of it. Xen's own maximum
+/// reservation follows `xl mem-set` and says less at boot.
 ///
 /// Under PVH there is no P2M for the toolstack: the balloon stays within
-/// the boot size.
+/// the boot size (the platform says so).
 pub fn size_for_static_max() {
-    if platform::is_pvh() {
-        log::info!(
-            "balloon: PVH: no P2M to size or publish; the balloon stays within the boot size"
-        );
-        return;
-    }
     let kib = xenbus::with(|bus| bus.xs.read_opt("memory/static-max"));
     let kib = match kib {
         Some(Ok(Some(v))) => super::plan::parse_target(&v),
         _ => None,
     };
     let Some(kib) = kib else { return };
-    match mm::extend_p2m(kib / 4) {
+    match platform::grow_pfn_limit(kib / 4) {
         Ok(n) => log::info!(
-            "balloon: P2M covers {n} pfns ({} MiB; static-max {} MiB)",
+            "balloon: memory may span {n} pfns ({} MiB; static-max {} MiB)",
             n / 256,
             kib / 1024
         ),
-        Err(e) => crate::kprintln!("balloon: cannot size the P2M for static-max {kib} KiB: {e}"),
+        Err(e) => log::warn!(
+            "balloon: no room for static-max {kib} KiB; memory stays within {} pfns: {e}",
+            platform::pfn_limit()
+        ),
     }
 }
 
 fn seed_holes() {
-    if let Some(h) = mm::unpopulated_holes() {
+    if let Some(h) = platform::unpopulated_holes() {
         BALLOON.lock().runs.insert(0, h);
     }
 }
@@ -69,7 +65,7 @@ fn seed_holes() {
 /// Pages the guest holds now.
 pub fn held_pages() -> u64 {
     seed_holes();
-    platform::pv::p2m().len() as u64 - BALLOON.lock().out_pages()
+    platform::pfn_limit() - BALLOON.lock().out_pages()
 }
 
 /// Reads the target and moves toward it. Returns the pages held after.
@@ -88,7 +84,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     };
     seed_holes();
     // Never more than the P2M covers (the maximum reservation).
-    let all = platform::pv::p2m().len() as u64;
+    let all = platform::pfn_limit();
     let target = (target_kib / 4).min(all);
     let before = held_pages();
     let mut b = BALLOON.lock();
@@ -96,7 +92,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
         let result = match step {
             Step::Out(n) => {
                 // Never into the reserve (issue 18 item 5).
-                let n = super::plan::out_allowed(n, mm::free_frames().0);
+                let n = super::plan::out_allowed(n, platform::free_frames().0);
                 if n == 0 {
                     crate::kprintln!(
                         "balloon: target {target_kib} KiB refused below {} pages: keeping a reserve of {} free pages",
@@ -105,10 +101,10 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
                     );
                     break;
                 }
-                mm::balloon_out(n).map(|holes| b.gave_back(holes))
+                platform::balloon_out(n).map(|holes| b.gave_back(holes))
             }
             Step::In(n) => match b.take_top(n) {
-                Some(holes) => mm::balloon_in(holes).map_err(|(e, holes)| {
+                Some(holes) => platform::balloon_in(holes).map_err(|(e, holes)| {
                     b.put_back(holes);
                     e
                 }),
@@ -129,7 +125,7 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
             before,
             after,
             after / 256,
-            mm::current_reservation()
+            platform::current_reservation()
         );
     }
     Ok(after)

@@ -1,9 +1,10 @@
 //! The balloon driver: follows `memory/target` (set by `xl mem-set`) by
 //! giving pages back to Xen or taking them back. The policy is here
 //! (`plan.rs`: which runs to give or take, pure and host-tested;
-//! `driver.rs`: the XenStore watch and the steps); the mechanism that unmaps
-//! frames and changes the reservation is the platform's
-//! (`platform/src/memory/balloon.rs` over `platform::pv::mm`).
+//! `driver.rs`: the XenStore watch and the steps); the mechanism is the
+//! platform's (`platform::balloon_out`/`balloon_in`, through the back end:
+//! PV unmaps frames and keeps the P2M and M2P true, PVH gives guest frames
+//! back by number).
 
 pub mod plan;
 

@@ -4,6 +4,7 @@ use super::crlf_chunks;
 use super::ring::{Backend, RingError, RingWriter};
 use crate::events;
 use crate::events::IrqLock;
+use core::cell::Cell;
 use core::fmt::{self, Write};
 use hypercall::abi::console::XenconsInterface;
 use hypercall::ops::{console_io_write, event_channel, sched_op};
@@ -33,6 +34,8 @@ pub struct Stats {
 
 struct Console {
     sink: Sink,
+    /// Bytes went into the ring since the last notification.
+    owed: Cell<bool>,
     stats: Stats,
     /// The backend stalled past the budget: drop output without waiting
     /// until the ring has room again.
@@ -46,28 +49,44 @@ static PORT_NOW: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::
 
 static CONSOLE: IrqLock<Console> = IrqLock::new(Console {
     sink: Sink::Hypervisor,
+    owed: Cell::new(false),
     stats: Stats { bytes: 0, dropped: 0, stalls: 0, corrupt: false },
     stalled: false,
 });
 
 /// Waits on the console's event channel with `SCHEDOP_poll`, which works
-/// while upcalls are masked.
+/// while upcalls are masked. Notifications are owed, not sent, while a
+/// print is in progress: one `EVTCHNOP_send` per print (or before waiting
+/// for room), not one per piece of the formatted line (`trace=hypercalls`
+/// showed a dozen per line).
 #[derive(Clone, Copy)]
-struct PortBackend(EvtchnPort);
+struct PortBackend<'a> {
+    port: EvtchnPort,
+    owed: &'a Cell<bool>,
+}
 
-impl Backend for PortBackend {
+fn notify_port(port: EvtchnPort) {
+    // A failed notify only delays output until the next one.
+    let _ = event_channel::send(port);
+}
+
+impl Backend for PortBackend<'_> {
     fn notify(&self) {
-        // A failed notify only delays output until the next one.
-        let _ = event_channel::send(self.0);
+        self.owed.set(true);
     }
 
     fn arm(&self) {
-        events::clear_pending(self.0);
+        events::clear_pending(self.port);
     }
 
     fn wait(&self, timeout_ns: u64) -> bool {
+        // xenconsoled must know there is output before we wait for it to
+        // make room.
+        if self.owed.replace(false) {
+            notify_port(self.port);
+        }
         let deadline = platform::now_ns().saturating_add(timeout_ns);
-        sched_op::poll(&[self.0], deadline).is_ok() && events::is_pending(self.0)
+        sched_op::poll(&[self.port], deadline).is_ok() && events::is_pending(self.port)
     }
 
     fn now_ns(&self) -> u64 {
@@ -88,7 +107,7 @@ impl Console {
                     return;
                 }
                 let budget = if self.stalled { 0 } else { STALL_BUDGET_NS };
-                let w = RingWriter::new(ring, PortBackend(port), budget);
+                let w = RingWriter::new(ring, PortBackend { port, owed: &self.owed }, budget);
                 match w.write_all(bytes) {
                     Ok(()) => {
                         self.stalled = false;
@@ -118,8 +137,10 @@ impl Console {
     fn flush(&mut self) -> Result<(), RingError> {
         match self.sink {
             Sink::Ring { ring, port } => {
+                self.notify_owed();
                 let budget = if self.stalled { 0 } else { STALL_BUDGET_NS };
-                let r = RingWriter::new(ring, PortBackend(port), budget).flush();
+                let r =
+                    RingWriter::new(ring, PortBackend { port, owed: &self.owed }, budget).flush();
                 if matches!(r, Err(RingError::Stalled { .. })) && !self.stalled {
                     self.stats.stalls += 1;
                     self.stalled = true;
@@ -127,6 +148,17 @@ impl Console {
                 r
             }
             Sink::Hypervisor => Ok(()),
+        }
+    }
+}
+
+impl Console {
+    /// Sends the notification the last writes owe xenconsoled.
+    fn notify_owed(&self) {
+        if let Sink::Ring { port, .. } = self.sink {
+            if self.owed.replace(false) {
+                notify_port(port);
+            }
         }
     }
 }
@@ -163,7 +195,20 @@ pub fn resume(port: EvtchnPort) {
 
 /// Formats `args` to the console.
 pub fn print(args: fmt::Arguments<'_>) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    {
+        let mut c = CONSOLE.lock();
+        let _ = c.write_fmt(args);
+        c.notify_owed();
+    }
+    // Hypercalls made while the lock was held (the ring's notification)
+    // are traced now that the console is free again.
+    crate::trace::after_print();
+}
+
+/// Whether someone is printing right now (the hypercall tracer queues its
+/// lines instead of waiting for itself).
+pub fn busy() -> bool {
+    CONSOLE.is_locked()
 }
 
 /// Waits until the backend has taken all output, or made no progress for
@@ -202,6 +247,7 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         let _ = c.flush();
         return;
     }
+    let owed = Cell::new(false);
     let sink = match RING.get() {
         Some(&(ring, _)) => Sink::Ring {
             ring,
@@ -209,7 +255,7 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
         },
         None => Sink::Hypervisor,
     };
-    let mut c = Console { sink, stats: Stats::default(), stalled: false };
+    let mut c = Console { sink, owed, stats: Stats::default(), stalled: false };
     let _ = c.write_fmt(args);
     let _ = c.flush();
 }

@@ -12,7 +12,8 @@ mod global;
 pub mod logger;
 #[cfg(target_os = "none")]
 pub use global::{
-    emergency_print, flush, init_hypervisor, init_ring, port, print, resume, ring_state, stats,
+    busy, emergency_print, flush, init_hypervisor, init_ring, port, print, resume, ring_state,
+    stats,
 };
 
 /// Splits `bytes` into runs to send, with every `\n` becoming `\r\n`.

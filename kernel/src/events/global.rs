@@ -52,11 +52,17 @@ struct ScanState {
     fifo: FifoConsumer,
 }
 
+/// vCPUs the kernel keeps event state for (the platform's limit).
+const VCPUS: usize = platform::smp::MAX_VCPUS;
+
 static ABI: Once<Abi> = Once::new();
 static TABLE: IrqLock<HandlerTable<MAX_PORTS>> = IrqLock::new(HandlerTable::new());
-static SCAN: IrqLock<ScanState> =
-    IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() });
-static UPCALLS: AtomicU64 = AtomicU64::new(0);
+/// Each vCPU consumes its own FIFO queues (its own control block) from its
+/// own position in them, as Linux keeps `q->head` per CPU.
+static SCAN: [IrqLock<ScanState>; VCPUS] = [const {
+    IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() })
+}; VCPUS];
+static UPCALLS: [AtomicU64; VCPUS] = [const { AtomicU64::new(0) }; VCPUS];
 static SENDS: AtomicU64 = AtomicU64::new(0);
 
 /// The ABI in use (2-level until [`init`] chose).
@@ -84,19 +90,26 @@ pub fn init(want: Abi) -> (Abi, Option<XenError>) {
     (abi(), refused)
 }
 
-static IN_UPCALL: AtomicBool = AtomicBool::new(false);
+static IN_UPCALL: [AtomicBool; VCPUS] = [const { AtomicBool::new(false) }; VCPUS];
 
-/// Whether the current code runs inside an event handler.
-pub fn in_upcall() -> bool {
-    IN_UPCALL.load(Ordering::Relaxed)
+/// The calling vCPU's index into the per-vCPU state.
+fn here() -> usize {
+    (platform::smp::current() as usize).min(VCPUS - 1)
 }
 
-/// Called by the platform's upcall entry with upcalls masked.
+/// Whether the current code runs inside an event handler (on this vCPU).
+pub fn in_upcall() -> bool {
+    IN_UPCALL[here()].load(Ordering::Relaxed)
+}
+
+/// Called by the platform's upcall entry with upcalls masked, on the vCPU
+/// the upcall is for: scans that vCPU's pending events.
 pub fn handle_upcall() {
-    UPCALLS.fetch_add(1, Ordering::Relaxed);
-    IN_UPCALL.store(true, Ordering::Relaxed);
+    let cpu = here();
+    UPCALLS[cpu].fetch_add(1, Ordering::Relaxed);
+    IN_UPCALL[cpu].store(true, Ordering::Relaxed);
     let vcpu = platform::vcpu_info();
-    let mut scan = SCAN.lock();
+    let mut scan = SCAN[cpu].lock();
     loop {
         vcpu.evtchn_upcall_pending.store(0, Ordering::SeqCst);
         match abi() {
@@ -104,20 +117,30 @@ pub fn handle_upcall() {
                 two_level::scan(platform::shared_info(), vcpu, &mut scan.two_level, dispatch)
             }
             Abi::Fifo => {
-                let (cb, words) = platform::fifo_pages();
-                scan.fifo.consume(cb, words, dispatch)
+                let words = platform::fifo_pages().1;
+                // A secondary vCPU's control block is registered before
+                // any event is bound to it (`smp::start`).
+                if let Some(cb) = platform::smp::fifo_control(cpu as u32) {
+                    scan.fifo.consume(cb, words, dispatch)
+                }
             }
         }
         if vcpu.evtchn_upcall_pending.load(Ordering::SeqCst) == 0 {
             break;
         }
     }
-    IN_UPCALL.store(false, Ordering::Relaxed);
+    IN_UPCALL[cpu].store(false, Ordering::Relaxed);
 }
 
 fn dispatch(port: EvtchnPort) {
     let handler = TABLE.lock().lookup(port);
     match handler {
+        Some((f, data)) if crate::trace::events_on() => {
+            let t0 = platform::rdtsc();
+            f(port, data);
+            let cycles = platform::rdtsc().wrapping_sub(t0);
+            crate::trace::delivered(port, delivered(port), cycles);
+        }
         Some((f, data)) => f(port, data),
         None => {
             // Nobody listens: mask it so it cannot storm, and say so once.
@@ -149,9 +172,14 @@ pub fn bound_ports() -> usize {
     TABLE.lock().bound()
 }
 
-/// Upcalls taken so far.
+/// Upcalls taken so far on the calling vCPU.
 pub fn upcalls() -> u64 {
-    UPCALLS.load(Ordering::Relaxed)
+    UPCALLS[here()].load(Ordering::Relaxed)
+}
+
+/// Upcalls taken so far on vCPU `cpu`.
+pub fn upcalls_on(cpu: u32) -> u64 {
+    UPCALLS.get(cpu as usize).map_or(0, |u| u.load(Ordering::Relaxed))
 }
 
 /// Events that arrived on ports without a handler.
@@ -159,9 +187,9 @@ pub fn unknown_events() -> u64 {
     TABLE.lock().unknown
 }
 
-/// Bad links seen in the FIFO queues.
+/// Bad links seen in the FIFO queues (every vCPU's).
 pub fn fifo_bad_links() -> u64 {
-    SCAN.lock().fifo.bad_links
+    SCAN.iter().map(|s| s.lock().fifo.bad_links).sum()
 }
 
 fn check_range(port: EvtchnPort) -> Result<EvtchnPort, EventError> {
@@ -180,19 +208,60 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
     // arrive on the new port as soon as the hypercall returns.
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_virq(virq, 0)?)?;
+    label_virq(port, virq);
     bind_new(port, handler, data)
+}
+
+/// What a VIRQ's port is, for tracing.
+fn label_virq(port: EvtchnPort, virq: u32) {
+    crate::trace::label(
+        port,
+        match virq {
+            hypercall::abi::event_channel::virq::TIMER => "VIRQ_TIMER",
+            hypercall::abi::event_channel::virq::DEBUG => "VIRQ_DEBUG",
+            _ => "a VIRQ",
+        },
+    );
 }
 
 /// A new port vCPU 0 can signal itself through, with `handler`.
 pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_ipi(0)?)?;
+    crate::trace::label(port, "IPI");
     bind_new(port, handler, data)
+}
+
+/// Binds virtual IRQ `virq` of the calling vCPU (a per-vCPU VIRQ such as
+/// the timer) to a new port with `handler`. Bound by the vCPU itself, with
+/// its upcalls masked: the handler is in the table before any event.
+pub fn bind_virq_here(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    let _masked = IrqGuard::new();
+    let port = check_range(evtchn::bind_virq(virq, platform::smp::current())?)?;
+    label_virq(port, virq);
+    bind_new(port, handler, data)
+}
+
+/// A new IPI port whose events go to the calling vCPU (any vCPU may
+/// notify it with [`send`]), with `handler`.
+pub fn bind_ipi_here(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+    let _masked = IrqGuard::new();
+    let port = check_range(evtchn::bind_ipi(platform::smp::current())?)?;
+    crate::trace::label(port, "IPI");
+    bind_new(port, handler, data)
+}
+
+/// Delivers `port`'s events to vCPU `cpu` from now on
+/// (`EVTCHNOP_bind_vcpu`: interdomain and unbound ports, global VIRQs).
+/// The vCPU must be running and on the FIFO ABI.
+pub fn bind_vcpu(port: EvtchnPort, cpu: u32) -> Result<(), EventError> {
+    Ok(evtchn::bind_vcpu(port, cpu)?)
 }
 
 /// A new port `remote` may bind to (no handler yet: see [`register`]).
 pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
     let port = check_range(evtchn::alloc_unbound(remote)?)?;
+    crate::trace::label(port, "allocated for a peer");
     take_stale(port);
     Ok(port)
 }
@@ -208,6 +277,7 @@ pub fn bind_interdomain(
 ) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_interdomain(remote, remote_port)?)?;
+    crate::trace::label(port, "interdomain");
     bind_new(port, handler, data)
 }
 
@@ -302,10 +372,11 @@ pub fn resume() -> Result<(), XenError> {
     }
     table.clear();
     drop(table);
-    let mut scan = SCAN.lock();
-    scan.two_level = ScanPosition::new();
-    scan.fifo = FifoConsumer::new();
-    drop(scan);
+    for scan in &SCAN {
+        let mut scan = scan.lock();
+        scan.two_level = ScanPosition::new();
+        scan.fifo = FifoConsumer::new();
+    }
     if abi() == Abi::Fifo {
         platform::fifo_reinit()?;
     }

@@ -63,6 +63,12 @@ impl<T> IrqLock<T> {
         IrqLockGuard { guard: self.inner.lock(), _irq: irq }
     }
 
+    /// Whether the lock is held (by anyone: on one vCPU, by the code this
+    /// one interrupted or is called from).
+    pub fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
     /// The lock if it is free (for a panic report that must not wait).
     pub fn try_lock(&self) -> Option<IrqLockGuard<'_, T>> {
         let irq = IrqGuard::new();

@@ -625,7 +625,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             // without a handshake. TCP connections live in
                             // smoltcp, above the device: they survive.
                             match crate::suspend::suspend() {
-                                Ok(platform::pv::suspend::Outcome::Resumed { .. }) => {
+                                Ok(platform::suspend::Outcome::Resumed { .. }) => {
                                     net.status.resumes += 1;
                                     if let Some(id) = xenbus::current_domid() {
                                         net.status.domid = id.0;

@@ -4,6 +4,7 @@
 use super::control;
 use crate::events;
 use crate::timer;
+use crate::trace::xenstore::Traced;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +65,8 @@ impl RingEvents for StoreEvents {
     }
 }
 
-pub type GuestBus = Bus<RingTransport<'static, StoreEvents>>;
+/// The bus over the store ring, with `trace=xenstore` around the transport.
+pub type GuestBus = Bus<Traced<RingTransport<'static, StoreEvents>>>;
 
 /// What the store says about this domain.
 #[derive(Clone, Debug)]
@@ -90,7 +92,8 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
         log::warn!("store port {port}: {e}");
     }
     let seen = STORE_EVENTS.load(Ordering::SeqCst);
-    let mut client = Client::new(RingTransport::new(page, StoreEvents { port, seen }));
+    crate::trace::label(port, "xenstore");
+    let mut client = Client::new(Traced::new(RingTransport::new(page, StoreEvents { port, seen })));
     client.set_reply_timeout(Some(REPLY_TIMEOUT));
     let mut bus = Bus::new(client);
     // Who we are, in one pipelined round trip to xenstored.
@@ -136,7 +139,7 @@ pub fn resume(port: EvtchnPort) -> Result<usize, Error> {
     }
     let mut bus = bus.lock();
     let seen = STORE_EVENTS.load(Ordering::SeqCst);
-    bus.xs.transport_mut().resume(StoreEvents { port, seen });
+    bus.xs.transport_mut().inner_mut().resume(StoreEvents { port, seen });
     let n = bus.xs.rewatch_all()?;
     // A new domain, a new id.
     if let Some(v) = bus.xs.read_opt("domid")? {

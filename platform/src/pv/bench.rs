@@ -2,6 +2,7 @@
 //! raw hypercall is `unsafe` because in general it can change mappings.
 
 use super::mm;
+use crate::memory::frames::Frames;
 use crate::memory::layout::VirtAddr;
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -18,9 +19,10 @@ use hypercall::{XenError, PAGE_SIZE};
 /// call changes every entry it names and the result can be read back. The
 /// frames and rights never change.
 pub struct Scratch {
-    /// Owns the pages, so nothing else (the balloon included) can take them
-    /// while the entries are rewritten.
-    _buf: Vec<u8>,
+    /// Owns the frames (taken from the frame allocator, given back on
+    /// drop), so nothing else (the heap, the balloon) can take them while
+    /// the entries are rewritten.
+    frames: Option<Frames>,
     /// The entries as they were, and with the software bit flipped.
     original: Vec<MmuUpdate>,
     flipped: Vec<MmuUpdate>,
@@ -31,19 +33,29 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(pages: usize) -> Option<Scratch> {
-        let mut buf = alloc::vec![0u8; (pages + 1) * PAGE_SIZE];
-        let start = (buf.as_mut_ptr() as usize).next_multiple_of(PAGE_SIZE);
+        let frames = mm::alloc_frames(pages as u64)?;
+        let start = mm::direct_map().virt(frames.start()).0 as usize;
         let mut original = Vec::with_capacity(pages);
         for i in 0..pages {
-            let (entry, pte) = mm::leaf_entry(VirtAddr((start + i * PAGE_SIZE) as u64))?;
-            original.push(MmuUpdate::pt(entry, pte.0));
+            match mm::leaf_entry(VirtAddr((start + i * PAGE_SIZE) as u64)) {
+                Some((entry, pte)) => original.push(MmuUpdate::pt(entry, pte.0)),
+                None => {
+                    mm::free_frames_run(frames);
+                    return None;
+                }
+            }
         }
         let flipped = original
             .iter()
             .map(|r| MmuUpdate::pt(MachineAddr(r.ptr), r.val ^ pte::AVAIL0))
             .collect();
-        original.first()?;
-        Some(Scratch { _buf: buf, original, flipped, state: Cell::new(false), first_va: start })
+        Some(Scratch {
+            frames: Some(frames),
+            original,
+            flipped,
+            state: Cell::new(false),
+            first_va: start,
+        })
     }
 
     fn va(&self, i: usize) -> VirtAddr {
@@ -102,9 +114,15 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // The pages go back to the heap as they came.
-        if self.state.get() {
-            let _ = self.restore();
+        // The frames go back to the allocator as they came; one whose
+        // entry could not be restored is kept out of it for good.
+        let restored = !self.state.get() || self.restore();
+        if let Some(frames) = self.frames.take() {
+            if restored {
+                mm::free_frames_run(frames);
+            } else {
+                let _kept = frames.keep();
+            }
         }
     }
 }

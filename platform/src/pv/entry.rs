@@ -13,10 +13,13 @@ use hypercall::abi::arch::{callback_type, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVEN
 use hypercall::ops::arch;
 use hypercall::XenError;
 
-use crate::trap::{TrapFrame, VECTOR_FAILSAFE, VECTOR_UPCALL};
+#[cfg(doc)]
+use crate::trap::TrapFrame;
+use crate::trap::{VECTOR_FAILSAFE, VECTOR_UPCALL};
 
 global_asm!(
-    r#"
+    concat!(
+        r#"
     .pushsection .text.entry_stubs, "ax", @progbits
 
     // Xen left the interrupted rcx and r11 on top of its frame.
@@ -43,53 +46,12 @@ global_asm!(
     jmp trap_common
     .endm
 
-    .macro save_regs
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    .endm
-
-    .macro restore_regs
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    .endm
-
     // Calls \handler(frame) on a 16-byte aligned stack, then returns to
     // the interrupted code through HYPERVISOR_iret.
     .macro call_and_return handler
-    save_regs
-    mov %rsp, %rdi
-    mov %rsp, %rbp
-    and $-16, %rsp
-    call \handler
-    mov %rbp, %rsp
-    restore_regs
-    add $16, %rsp          // vector, error code
+"#,
+        crate::trap::call_handler_asm!(),
+        r#"
     push $0                // iret flags: not returning from a syscall
     jmp hypercall_page + 23 * 32
     .endm
@@ -132,9 +94,10 @@ xen_failsafe_callback:
     jmp trap_common
 
     .popsection
-    "#,
-    trap = sym rust_trap,
-    upcall = sym rust_upcall,
+    "#
+    ),
+    trap = sym crate::trap::rust_trap,
+    upcall = sym crate::trap::rust_upcall,
     upcall_vector = const VECTOR_UPCALL,
     failsafe_vector = const VECTOR_FAILSAFE,
     options(att_syntax)
@@ -162,19 +125,8 @@ extern "C" {
     fn xen_failsafe_callback();
 }
 
-extern "C" fn rust_trap(frame: *mut TrapFrame) {
-    // SAFETY: the stub passes the frame it just built on this stack; it
-    // stays valid and unaliased until this function returns.
-    let frame = unsafe { &mut *frame };
-    crate::hooks::fault(frame);
-}
-
-extern "C" fn rust_upcall(_frame: *mut TrapFrame) {
-    crate::hooks::upcall();
-}
-
-/// Installs the virtual IDT and the event and failsafe callbacks.
-pub fn install() -> Result<(), XenError> {
+/// The virtual IDT: one entry per handled vector (18, the last zero).
+pub(crate) fn trap_table() -> [TrapInfo; 18] {
     // (vector, stub, lowest ring that may `int` it): int3 and into are for everyone.
     let stubs: [(u8, unsafe extern "C" fn(), u8); 17] = [
         (0, xen_trap_divide_error, 0),
@@ -206,17 +158,25 @@ pub fn install() -> Result<(), XenError> {
             address: stub as *const () as u64,
         };
     }
+    table
+}
+
+/// The event and failsafe callback entries.
+pub(crate) fn callbacks() -> (u64, u64) {
+    (xen_event_callback as *const () as u64, xen_failsafe_callback as *const () as u64)
+}
+
+/// Installs the virtual IDT and the event and failsafe callbacks.
+pub fn install() -> Result<(), XenError> {
+    let table = trap_table();
     // SAFETY: every address is a stub above that handles Xen's exception
     // frame for its vector; the table ends with a zero entry.
     unsafe { arch::set_trap_table(&table)? };
+    let (event, failsafe) = callbacks();
     // SAFETY: the stubs handle Xen's event and failsafe callback frames.
     unsafe {
-        arch::register_callback(callback_type::EVENT, 0, xen_event_callback as *const () as u64)?;
-        arch::register_callback(
-            callback_type::FAILSAFE,
-            0,
-            xen_failsafe_callback as *const () as u64,
-        )?;
+        arch::register_callback(callback_type::EVENT, 0, event)?;
+        arch::register_callback(callback_type::FAILSAFE, 0, failsafe)?;
     }
     Ok(())
 }

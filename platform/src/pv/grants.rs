@@ -8,11 +8,10 @@ extern crate alloc;
 
 use super::vmap;
 use crate::memory::layout::VirtAddr;
-use crate::pv::mm;
-use alloc::boxed::Box;
+use crate::shared_pages::{Grantable, Hold, SharedPage};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64};
 use grant_tables::{CopyBatch, CopyError, Entries, GrantError, Hypervisor, Version};
 use hypercall::abi::grant_table::{
     gntcopy, gntmap, GrantEntryV1, GrantEntryV2, GrantHandle, GrantRef, GrantStatus,
@@ -225,6 +224,15 @@ impl Hypervisor for XenGrants {
         }
         Ok(())
     }
+
+    /// Only the platform's shared pages: memory Rust sees as atomics,
+    /// whose frames the platform itself finds ([`Grantable`] is sealed).
+    type Page = dyn Grantable;
+    type Hold = Hold;
+
+    fn share(&mut self, page: &dyn Grantable, index: usize) -> Option<(Mfn, Hold)> {
+        page.share(index)
+    }
 }
 
 /// PVH: the table frames are put at fixed guest frames by
@@ -256,34 +264,6 @@ fn grow_pvh(nr_frames: u32, version: Version) -> Result<Entries, GrantError> {
             unsafe { Entries::V2 { entries: frames(entries, n), status: frames(status, n) } }
         }
     })
-}
-
-/// A page of ours meant for sharing: page-aligned heap memory that Rust
-/// only touches as atomics, so another domain (or Xen's copy) may write it
-/// at any time.
-#[repr(C, align(4096))]
-pub struct SharedPage {
-    pub words: [AtomicU64; PAGE_SIZE / 8],
-}
-
-impl SharedPage {
-    pub fn new() -> Box<SharedPage> {
-        Box::new(SharedPage { words: [const { AtomicU64::new(0) }; PAGE_SIZE / 8] })
-    }
-
-    /// The machine frame behind the page.
-    pub fn frame(&self) -> Mfn {
-        let map = mm::direct_map();
-        let pfn = map
-            .pfn(VirtAddr(self as *const Self as u64))
-            .expect("heap pages are in the direct map");
-        super::pfn_to_mfn(pfn).expect("heap pages have a machine frame")
-    }
-
-    /// Byte `i` of the page.
-    pub fn byte(&self, i: usize) -> u8 {
-        self.words[i / 8].load(Ordering::Relaxed).to_le_bytes()[i % 8]
-    }
 }
 
 /// Free pages of the vmap region for grant mappings, reused.
@@ -327,6 +307,16 @@ impl Mapping {
         // `self` lives; `unmap` and drop take `self`, so no borrow outlives
         // the mapping. Atomics: the granter may write concurrently.
         unsafe { core::slice::from_raw_parts(self.va.0 as *const AtomicU64, PAGE_SIZE / 8) }
+    }
+
+    /// The page as 32-bit words, the view a shared ring's indices need
+    /// (`pv_drivers::ring`: the tour maps its own ring as a backend would).
+    /// Use one view of a mapping at a time: the same bytes through two
+    /// atomic widths at once is not a pattern Rust's memory model covers.
+    pub fn words32(&self) -> &[AtomicU32] {
+        // SAFETY: as for `words`: mapped while `self` lives, only atomic
+        // access through shared references; 4096 bytes are 1024 words.
+        unsafe { core::slice::from_raw_parts(self.va.0 as *const AtomicU32, PAGE_SIZE / 4) }
     }
 
     pub fn va(&self) -> VirtAddr {

@@ -56,7 +56,7 @@ pub struct MemoryInfo {
     pub guard_page: VirtAddr,
 }
 
-fn count() {
+pub(crate) fn count() {
     HYPERCALLS.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -342,11 +342,9 @@ fn install_p2m(si: &StartInfo) {
 /// previous list's frames go back to the allocator (Xen's boot list lies
 /// in the bootstrap region and stays). The list takes at most a sixteenth
 /// of the boot memory: a larger `maxmem` can only be ballooned up to what
-/// it covers (said once). Returns the pfns covered.
-pub fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
-    if crate::pvh::active() {
-        return Err("PVH has no P2M for the toolstack; the balloon stays within the boot size");
-    }
+/// it covers (said once). Returns the pfns covered. PV only (PVH has no
+/// P2M for the toolstack).
+pub(crate) fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     let boot = super::start_info().nr_pages;
     let cap = (boot / 16).max(4) * super::p2m::PER_PAGE as u64;
     let len = pfns.min(cap.max(boot));
@@ -476,9 +474,22 @@ pub fn free_frames() -> (u64, u64) {
     (f.free_frames(), f.largest_run())
 }
 
-/// Takes `n` contiguous free frames (for scratch pages of the benchmark).
+/// Takes `n` contiguous free frames (the vmap region's page tables, the
+/// benchmark's scratch pages).
 pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
     FRAMES.lock().alloc(n)
+}
+
+/// Takes `n` contiguous free frames from the top of memory (the balloon:
+/// keeps low memory for the heap's long runs).
+pub(crate) fn alloc_frames_high(n: u64) -> Option<Frames> {
+    FRAMES.lock().alloc_high(n)
+}
+
+/// Gives the allocator frames it never handed out (balloon holes Xen has
+/// filled again).
+pub(crate) fn add_frames(frames: Range<Pfn>) -> Result<(), crate::memory::frames::FreeError> {
+    FRAMES.lock().add(frames)
 }
 
 /// Returns frames taken with [`alloc_frames`].
@@ -538,45 +549,6 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     result.map(|()| checked)
 }
 
-/// PVH: gives guest frames back with `decrease_reservation` (GFN = PFN).
-/// The identity map keeps mapping them (2 MiB pages); nothing refers to
-/// them, and the P2M marks them as holes.
-fn balloon_out_pvh(run: Range<Pfn>) -> Result<Holes, MmuError> {
-    let gfns: alloc::vec::Vec<Mfn> = run.clone().frames().map(|p| Mfn(p.0)).collect();
-    let n = GuestMmu.decrease(&gfns)?;
-    for pfn in run.clone().frames().take(n) {
-        GuestMmu.set_p2m(pfn, None);
-    }
-    if n != gfns.len() {
-        return Err(MmuError { op: "decrease_reservation", error: XenError::EBUSY, done: n });
-    }
-    Ok(Holes::new(run))
-}
-
-/// PVH: repopulates the holes (GFN = PFN) and gives the frames to the
-/// allocator. On an error the holes come back (the P2M says which were filled).
-fn balloon_in_pvh(holes: Holes) -> Result<(), (MmuError, Holes)> {
-    let pfns = holes.range();
-    let want: alloc::vec::Vec<Pfn> = pfns.clone().frames().collect();
-    let mut out = alloc::vec![Mfn(0); want.len()];
-    let n = match GuestMmu.populate(&want, &mut out) {
-        Ok(n) => n,
-        Err(e) => return Err((e, holes)),
-    };
-    for &pfn in &want[..n] {
-        GuestMmu.set_p2m(pfn, Some(Mfn(pfn.0)));
-    }
-    if n != want.len() {
-        let e = MmuError { op: "populate_physmap", error: XenError::ENOMEM, done: n };
-        return Err((e, holes));
-    }
-    let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
-    match FRAMES.lock().add(holes.into_range()) {
-        Ok(()) => Ok(()),
-        Err(_) => Err((err, Holes::new(pfns.start..pfns.start))),
-    }
-}
-
 /// PVH: a native page-table update round trip through the scratch page:
 /// a free frame is mapped at the scratch page by writing its PTE and
 /// `invlpg` (no hypercall), its bytes are seen and written through the
@@ -613,16 +585,14 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
     Ok(result)
 }
 
-/// Gives `pages` free pages back to Xen; returns the pfns, now holes.
-pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
+/// PV: gives `pages` free pages back to Xen; returns the pfns, now holes
+/// (the PVH back end has its own, `pvh::balloon`).
+pub(crate) fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
         op: "balloon: no free run that long",
         error: XenError::ENOMEM,
         done: 0,
     })?;
-    if crate::pvh::active() {
-        return balloon_out_pvh(run.keep());
-    }
     let r = balloon::give_back(
         &mut GuestMmu,
         root(),
@@ -636,14 +606,11 @@ pub fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
     r.map(|()| Holes::new(pfns))
 }
 
-/// Takes `holes` back from Xen and gives the frames to the allocator.
+/// PV: takes `holes` back from Xen and gives the frames to the allocator.
 /// Holes past the boot size may lack page tables: those are populated,
 /// then mapped like start of day mapped the rest of memory. On an error
 /// the holes come back (some may be filled: the P2M says which).
-pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
-    if crate::pvh::active() {
-        return balloon_in_pvh(holes);
-    }
+pub(crate) fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
     let pfns = holes.range();
     let r = if pfns.end.0 > info().layout.map.nr_pages {
         grow(pfns.clone())
@@ -668,15 +635,11 @@ pub fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
     }
 }
 
-/// The pfns past the boot size up to the P2M's end, never populated: the
-/// balloon's oldest holes, handed out once (`None` after, or if the P2M
-/// covers only the boot size).
-pub fn unpopulated_holes() -> Option<Holes> {
+/// PV: the pfns past the boot size up to the P2M's end, never populated:
+/// the balloon's oldest holes, handed out once (`None` after, or if the
+/// P2M covers only the boot size).
+pub(crate) fn unpopulated_holes() -> Option<Holes> {
     static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if crate::pvh::active() {
-        // No growth past the boot size under PVH (extend_p2m).
-        return None;
-    }
     let (boot, end) = (info().layout.map.nr_pages, super::p2m().len() as u64);
     if end <= boot || TAKEN.swap(true, Ordering::Relaxed) {
         return None;
@@ -729,11 +692,6 @@ fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
     let end = Pfn(MAPPED_END.load(Ordering::Relaxed));
     pagetable::map_range(&mut mmu, &space, pfns, tables, end, &[], &mut buf[..])?;
     Ok(())
-}
-
-/// Pages Xen says this domain has.
-pub fn current_reservation() -> Result<u64, XenError> {
-    memory::current_reservation(DomId::SELF)
 }
 
 /// Takes a free frame, makes it a pinned L1 table and undoes it all:
@@ -792,7 +750,18 @@ unsafe impl talc::source::Source for FrameSource {
             layout.size() as u64 + layout.align() as u64 + 4096,
         );
         let run = {
-            let Some(mut f) = FRAMES.try_lock() else {
+            // Another vCPU may hold the frame allocator for a moment (SMP):
+            // wait a little for it. This vCPU holding it (a re-entry) never
+            // frees it: give up after the same bounded wait.
+            let mut f = None;
+            for _ in 0..100_000 {
+                f = FRAMES.try_lock();
+                if f.is_some() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            let Some(mut f) = f else {
                 return Err(());
             };
             f.alloc(need.max(HEAP_GROWTH_PAGES)).or_else(|| f.alloc(need))
@@ -830,3 +799,30 @@ unsafe impl talc::source::Source for FrameSource {
 
 #[global_allocator]
 static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
+
+/// PV: maps the page at `va` (a frame of the direct map taken from the
+/// allocator and kept for good) read-only, on this vCPU (SMP: a new vCPU's
+/// GDT frame, which Xen takes only while no writable mapping of it exists).
+///
+/// # Safety
+/// Nothing may write the page through `va` afterwards, and no other vCPU
+/// may hold a writable translation of it (none has run yet).
+pub(crate) unsafe fn make_read_only(va: VirtAddr) -> Result<(), MmuError> {
+    let pte = lookup(va).ok_or(MmuError {
+        op: "read-only: unmapped",
+        error: XenError::ENOENT,
+        done: 0,
+    })?;
+    GuestMmu.remap(&[(va, pte.read_only())])
+}
+
+/// PV: unmaps the page at `va` (a kept frame: a secondary vCPU's stack
+/// guard page), on this vCPU.
+///
+/// # Safety
+/// Nothing may refer to the page, and no other vCPU may hold a
+/// translation of it (none has run on it yet).
+pub(crate) unsafe fn unmap_page(va: VirtAddr) -> Result<(), MmuError> {
+    let mut old = [None];
+    pagetable::unmap_pages(&mut GuestMmu, root(), va, &mut old, &mut *BATCH_BUF.lock())
+}

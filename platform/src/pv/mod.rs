@@ -6,17 +6,18 @@
 
 pub mod bench;
 pub(crate) mod boot;
-mod entry;
+pub(crate) mod entry;
 pub mod grants;
 pub mod mm;
 pub mod p2m;
 mod panic;
-pub mod shared_pages;
 pub mod suspend;
 pub mod vmap;
 
 use crate::hooks::emergency_print;
+use crate::memory::balloon::Holes;
 use crate::memory::layout::VirtAddr;
+use crate::memory::pagetable::MmuError;
 use crate::shutdown;
 use core::fmt;
 use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -145,6 +146,22 @@ impl crate::Backend for Pv {
 
     fn init_memory(&self) -> &'static (dyn fmt::Display + Sync) {
         mm::init(start_info())
+    }
+
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str> {
+        mm::extend_p2m(pfns)
+    }
+
+    fn unpopulated_holes(&self) -> Option<Holes> {
+        mm::unpopulated_holes()
+    }
+
+    fn balloon_out(&self, pages: u64) -> Result<Holes, MmuError> {
+        mm::balloon_out(pages)
+    }
+
+    fn balloon_in(&self, holes: Holes) -> Result<(), (MmuError, Holes)> {
+        mm::balloon_in(holes)
     }
 
     fn install_entry_points(&self) -> Result<(), XenError> {
@@ -289,15 +306,21 @@ pub fn hypercall_page_bytes() -> &'static [u8; PAGE_SIZE] {
     unsafe { &*core::ptr::addr_of!(hypercall_page) }
 }
 
-/// A word of the boot stack, for walking frame pointers in a fault report;
+/// A word of the current vCPU's stack, for walking frame pointers in a fault report;
 /// `None` for any address outside the stack or misaligned.
 pub(crate) fn stack_word(addr: u64) -> Option<u64> {
     extern "C" {
         static __boot_stack_bottom: u8;
     }
-    // The lowest page of the stack is the unmapped guard page.
-    let bottom = core::ptr::addr_of!(__boot_stack_bottom) as u64 + PAGE_SIZE as u64;
-    let top = core::ptr::addr_of!(__boot_stack_bottom) as u64 + boot::BOOT_STACK_SIZE as u64;
+    // The lowest page of the stack is the unmapped guard page; a secondary
+    // vCPU's stack has its guard page below its range.
+    let (bottom, top) = match crate::smp::stack_range(crate::smp::current()) {
+        Some(range) => range,
+        None => (
+            core::ptr::addr_of!(__boot_stack_bottom) as u64 + PAGE_SIZE as u64,
+            core::ptr::addr_of!(__boot_stack_bottom) as u64 + boot::BOOT_STACK_SIZE as u64,
+        ),
+    };
     if addr < bottom || addr + 8 > top || !addr.is_multiple_of(8) {
         return None;
     }

@@ -7,16 +7,15 @@
 //! The region is 1 GiB at [`BASE`] (one L4 slot the direct map never
 //! uses), handed out by a bump pointer and never returned: its users keep
 //! their ranges for the guest's life and reuse them. Page tables are made
-//! on demand from heap pages: zeroed, made read-only in the direct map
-//! (Xen refuses a writable page table), then linked with `mmu_update`,
-//! which makes Xen validate them.
-
-extern crate alloc;
+//! on demand from frames of the frame allocator, as the direct map's are
+//! (never heap pages: the heap's memory must stay writable and its own):
+//! zeroed, made read-only in the direct map (Xen refuses a writable page
+//! table), kept for good, then linked with `mmu_update`, which makes Xen
+//! validate them.
 
 use crate::memory::layout::VirtAddr;
 use crate::memory::pagetable::{entry_addr, Level, Pte, DATA_FLAGS, TABLE_FLAGS};
 use crate::pv::mm;
-use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::mmu::MmuUpdate;
 use hypercall::abi::xen::Uvmf;
@@ -48,25 +47,36 @@ fn read_entry(table: Mfn, index: usize) -> Option<Pte> {
     Some(Pte(unsafe { (*entry).load(Ordering::Relaxed) }))
 }
 
-/// A fresh, zeroed page-table frame: a heap page, given up for good and
-/// made read-only in the direct map.
+/// A fresh, zeroed page-table frame from the frame allocator, made
+/// read-only in the direct map and kept for good (a page table of the
+/// region lives as long as the guest).
 fn new_table() -> Result<Mfn, XenError> {
-    let layout = Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).expect("a page layout");
-    // SAFETY: the layout has a non-zero size.
-    let page = unsafe { alloc::alloc::alloc_zeroed(layout) };
-    if page.is_null() {
-        return Err(XenError::ENOMEM);
+    let frame = mm::alloc_frames(1).ok_or(XenError::ENOMEM)?;
+    let pfn = frame.start();
+    let Some(mfn) = super::pfn_to_mfn(pfn) else {
+        mm::free_frames_run(frame);
+        return Err(XenError::EFAULT);
+    };
+    let va = mm::direct_map().virt(pfn).0 as usize;
+    // SAFETY: the frame was just taken from the allocator, so nothing else
+    // refers to it; the direct map maps it writable.
+    unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
+    // SAFETY: nothing refers to the frame (above); from here on it is a
+    // page table, which the direct map may only map read-only.
+    let ro = unsafe {
+        mmu::update_va_mapping(va, Pte::new(mfn, DATA_FLAGS).read_only().0, Uvmf::INVLPG)
+    };
+    match ro {
+        Ok(()) => {
+            let _table = frame.keep();
+            Ok(mfn)
+        }
+        Err(e) => {
+            // Still writable and referenced by nothing: back it goes.
+            mm::free_frames_run(frame);
+            Err(e)
+        }
     }
-    let map = mm::direct_map();
-    let pfn = map.pfn(VirtAddr(page as u64)).ok_or(XenError::EFAULT)?;
-    let mfn = super::pfn_to_mfn(pfn).ok_or(XenError::EFAULT)?;
-    // SAFETY: the page was just allocated and is never freed or referenced
-    // from Rust (only its address is kept): it becomes a page table, which
-    // the direct map may only map read-only.
-    unsafe {
-        mmu::update_va_mapping(page as usize, Pte::new(mfn, DATA_FLAGS).read_only().0, Uvmf::INVLPG)
-    }?;
-    Ok(mfn)
 }
 
 /// The L1 table and index for `va`, making missing tables on the way.

@@ -6,6 +6,7 @@
 //! [`TrapFrame`] as the PV stubs, so faults get the same crash report and
 //! events run the same 2-level/FIFO code; they return with `iretq`.
 
+#[cfg(doc)]
 use crate::trap::TrapFrame;
 use core::arch::global_asm;
 use hypercall::abi::hvm;
@@ -19,7 +20,8 @@ use x86_64::VirtAddr;
 pub const UPCALL_VECTOR: u8 = 0xf3;
 
 global_asm!(
-    r#"
+    concat!(
+        r#"
     .pushsection .text.pvh_idt_stubs, "ax", @progbits
 
     .macro pvh_no_error name, vector
@@ -37,51 +39,12 @@ global_asm!(
     jmp pvh_trap_common
     .endm
 
-    .macro pvh_save
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    .endm
-
-    .macro pvh_restore
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    .endm
-
+    // Calls \handler(frame) on a 16-byte aligned stack, then returns to
+    // the interrupted code with iretq.
     .macro pvh_call_and_return handler
-    pvh_save
-    mov %rsp, %rdi
-    mov %rsp, %rbp
-    and $-16, %rsp
-    call \handler
-    mov %rbp, %rsp
-    pvh_restore
-    add $16, %rsp          // vector, error code
+"#,
+        crate::trap::call_handler_asm!(),
+        r#"
     iretq
     .endm
 
@@ -114,9 +77,10 @@ pvh_upcall_entry:
     pvh_call_and_return {upcall}
 
     .popsection
-    "#,
-    trap = sym pvh_rust_trap,
-    upcall = sym pvh_rust_upcall,
+    "#
+    ),
+    trap = sym crate::trap::rust_trap,
+    upcall = sym crate::trap::rust_upcall,
     upcall_vector = const crate::trap::VECTOR_UPCALL,
     options(att_syntax)
 );
@@ -141,19 +105,6 @@ extern "C" {
     fn pvh_trap_18();
     fn pvh_trap_19();
     fn pvh_upcall_entry();
-}
-
-extern "C" fn pvh_rust_trap(frame: *mut TrapFrame) {
-    // SAFETY: the stub passes the frame it just built on this stack; it
-    // stays valid and unaliased until this function returns.
-    let frame = unsafe { &mut *frame };
-    crate::hooks::fault(frame);
-}
-
-extern "C" fn pvh_rust_upcall(_frame: *mut TrapFrame) {
-    // The CPU cleared IF on entry (interrupt gate): no nesting, as with
-    // the PV upcall's event mask.
-    crate::hooks::upcall();
 }
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
@@ -220,4 +171,11 @@ pub fn install() -> Result<(), XenError> {
     });
     idt.load();
     hvm_op::set_callback_irq(hvm::callback_vector(UPCALL_VECTOR))
+}
+
+/// Loads the IDT [`install`] built on the calling CPU (a secondary vCPU:
+/// the table is shared, each CPU's IDTR is its own).
+pub(crate) fn load_here() -> Result<(), XenError> {
+    IDT.get().ok_or(XenError::EINVAL)?.load();
+    Ok(())
 }

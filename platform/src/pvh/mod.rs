@@ -8,6 +8,7 @@
 //! memory size, console and store rings) is gathered into a `StartInfo` of
 //! our own, so the code above the platform needs no second path.
 
+mod balloon;
 pub mod bench;
 mod entry32;
 pub mod grants;
@@ -15,7 +16,9 @@ pub mod idt;
 pub mod memory;
 
 use crate::hooks::emergency_print;
+use crate::memory::balloon::Holes;
 use crate::memory::layout::VirtAddr;
+use crate::memory::pagetable::MmuError;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use hypercall::abi::console::XenconsInterface;
@@ -291,6 +294,27 @@ impl crate::Backend for Pvh {
                 layout.guard_page,
             )
         })
+    }
+
+    fn grow_pfn_limit(&self, pfns: u64) -> Result<u64, &'static str> {
+        let have = crate::pfn_limit();
+        if pfns <= have {
+            return Ok(have);
+        }
+        Err("PVH has no P2M for the toolstack; the balloon stays within the boot size")
+    }
+
+    fn unpopulated_holes(&self) -> Option<Holes> {
+        // No growth past the boot size (grow_pfn_limit).
+        None
+    }
+
+    fn balloon_out(&self, pages: u64) -> Result<Holes, MmuError> {
+        balloon::balloon_out(pages)
+    }
+
+    fn balloon_in(&self, holes: Holes) -> Result<(), (MmuError, Holes)> {
+        balloon::balloon_in(holes)
     }
 
     fn install_entry_points(&self) -> Result<(), XenError> {

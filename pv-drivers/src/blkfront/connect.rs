@@ -26,6 +26,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
+use hypercall::abi::blkif::VdiskInfo;
 use xenstore_client::{Error, Store, Transport, XsErrno};
 
 /// A device between [`start`] and [`Connecting::finish`].
@@ -199,7 +200,10 @@ impl<E: BlkEnv> Connecting<E> {
                 "{be}/sectors = {sectors}: more than 2^64 bytes"
             )));
         }
-        let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0) as u32;
+        let info = read_num(bus, &format!("{be}/info"))?.unwrap_or(0);
+        let info = u32::try_from(info)
+            .map(VdiskInfo::from_bits_retain)
+            .map_err(|_| BlkError::Protocol(format!("{be}/info = {info}: not a 32-bit value")))?;
         let sector_size = read_num(bus, &format!("{be}/sector-size"))?.unwrap_or(512);
         if !(512..=65536).contains(&sector_size) || !sector_size.is_power_of_two() {
             return Err(BlkError::Protocol(format!("{be}/sector-size = {sector_size}")));

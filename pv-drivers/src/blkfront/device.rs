@@ -23,10 +23,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 use hypercall::abi::blkif::{
-    Request, RequestDiscard, RequestIndirect, Response, Segment, MAX_INDIRECT_PAGES_PER_REQUEST,
-    MAX_SEGMENTS_PER_REQUEST, OP_DISCARD, OP_FLUSH_DISKCACHE, OP_INDIRECT, OP_READ, OP_WRITE,
-    OP_WRITE_BARRIER, RSP_EOPNOTSUPP, RSP_OKAY, SECTOR_BYTES, SEGMENTS_PER_INDIRECT_PAGE,
-    VDISK_CDROM, VDISK_READONLY, VDISK_REMOVABLE,
+    DiscardFlags, Operation, Request, RequestDiscard, RequestIndirect, Response, Segment,
+    VdiskInfo, MAX_INDIRECT_PAGES_PER_REQUEST, MAX_SEGMENTS_PER_REQUEST, RSP_EOPNOTSUPP, RSP_OKAY,
+    SECTOR_BYTES, SEGMENTS_PER_INDIRECT_PAGE,
 };
 use hypercall::abi::grant_table::GrantRef;
 use xenstore_client::Transport;
@@ -80,13 +79,13 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub fn new(sectors: u64, sector_size: u32, info: u32) -> Self {
+    pub fn new(sectors: u64, sector_size: u32, info: VdiskInfo) -> Self {
         Geometry {
             sectors,
             sector_size,
-            read_only: info & VDISK_READONLY != 0,
-            removable: info & VDISK_REMOVABLE != 0,
-            cdrom: info & VDISK_CDROM != 0,
+            read_only: info.contains(VdiskInfo::READONLY),
+            removable: info.contains(VdiskInfo::REMOVABLE),
+            cdrom: info.contains(VdiskInfo::CDROM),
         }
     }
 
@@ -320,7 +319,7 @@ impl<E: BlkEnv> BlkFront<E> {
         self.check_live()?;
         self.check_range(off, buf.len() as u64)?;
         self.check_aligned(off, buf.len() as u64)?;
-        self.transfer(OP_READ, sector, Buf::Read(buf), None)
+        self.transfer(Operation::Read, sector, Buf::Read(buf), None)
     }
 
     /// Writes whole sectors (see [`BlkFront::read_sectors`]). Returns once
@@ -334,7 +333,7 @@ impl<E: BlkEnv> BlkFront<E> {
         }
         self.check_range(off, data.len() as u64)?;
         self.check_aligned(off, data.len() as u64)?;
-        self.transfer(OP_WRITE, sector, Buf::Write(data), None)
+        self.transfer(Operation::Write, sector, Buf::Write(data), None)
     }
 
     /// Reads `sectors.len()` equal blocks at once, block k (of
@@ -344,7 +343,7 @@ impl<E: BlkEnv> BlkFront<E> {
     pub fn read_blocks(&mut self, sectors: &[u64], buf: &mut [u8]) -> Result<(), BlkError> {
         self.check_live()?;
         self.check_blocks(sectors, buf.len())?;
-        self.transfer(OP_READ, 0, Buf::Read(buf), Some(sectors))
+        self.transfer(Operation::Read, 0, Buf::Read(buf), Some(sectors))
     }
 
     /// Writes blocks as [`BlkFront::read_blocks`] reads them.
@@ -354,7 +353,7 @@ impl<E: BlkEnv> BlkFront<E> {
             return Err(BlkError::ReadOnly);
         }
         self.check_blocks(sectors, data.len())?;
-        self.transfer(OP_WRITE, 0, Buf::Write(data), Some(sectors))
+        self.transfer(Operation::Write, 0, Buf::Write(data), Some(sectors))
     }
 
     fn check_blocks(&self, sectors: &[u64], len: usize) -> Result<(), BlkError> {
@@ -457,9 +456,9 @@ impl<E: BlkEnv> BlkFront<E> {
             return Ok(());
         }
         let op = if self.features.flush {
-            OP_FLUSH_DISKCACHE
+            Operation::FlushDiskcache
         } else if self.features.barrier {
-            OP_WRITE_BARRIER
+            Operation::WriteBarrier
         } else {
             return Ok(());
         };
@@ -480,7 +479,7 @@ impl<E: BlkEnv> BlkFront<E> {
         let len = count.saturating_mul(SECTOR_BYTES);
         self.check_range(off, len)?;
         self.discard_len = count;
-        self.transfer(OP_DISCARD, sector, Buf::None, None)
+        self.transfer(Operation::Discard, sector, Buf::None, None)
     }
 
     /// Segments per request.
@@ -500,7 +499,7 @@ impl<E: BlkEnv> BlkFront<E> {
     /// pool is full for now.
     fn queue_one(
         &mut self,
-        op: u8,
+        op: Operation,
         sector: u64,
         buf: &Buf<'_>,
         buf_off: usize,
@@ -525,7 +524,7 @@ impl<E: BlkEnv> BlkFront<E> {
         }
         let seq = self.seq;
         let id = self.queues[q].next_id(seq).expect("has_room");
-        let readonly = op == OP_WRITE;
+        let readonly = op == Operation::Write;
         let mut segs = Vec::with_capacity(nseg);
         let mut data = Vec::with_capacity(nseg);
         let mut indirect = Vec::new();
@@ -551,10 +550,10 @@ impl<E: BlkEnv> BlkFront<E> {
             let last = (n / SECTOR_BYTES as usize - 1) as u8;
             segs.push(Segment { gref, first_sect: 0, last_sect: last });
         }
-        let req = if op == OP_DISCARD {
+        let req = if op == Operation::Discard {
             RingRequest::Discard(RequestDiscard {
-                operation: OP_DISCARD,
-                flag: 0,
+                operation: Operation::Discard,
+                flag: DiscardFlags::empty(),
                 handle: self.handle(),
                 id,
                 sector_number: sector,
@@ -581,7 +580,7 @@ impl<E: BlkEnv> BlkFront<E> {
             }
             self.stats.indirect_requests += 1;
             RingRequest::Indirect(RequestIndirect {
-                operation: OP_INDIRECT,
+                operation: Operation::Indirect,
                 indirect_op: op,
                 nr_segments: nseg as u16,
                 id,
@@ -601,7 +600,7 @@ impl<E: BlkEnv> BlkFront<E> {
                 seg,
             })
         };
-        let f = InFlight::new(op, req.operation(), sector, data, indirect, buf_off, bytes);
+        let f = InFlight::new(op, sector, data, indirect, buf_off, bytes);
         self.queues[q].push(&req, f, seq).expect("has_room");
         self.seq = seq.wrapping_add(1);
         self.next_queue = (q + 1) % n;
@@ -630,7 +629,7 @@ impl<E: BlkEnv> BlkFront<E> {
     /// request of this call outlives it (unless the ring is abandoned).
     fn transfer(
         &mut self,
-        op: u8,
+        op: Operation,
         sector: u64,
         mut buf: Buf<'_>,
         blocks: Option<&[u64]>,
@@ -667,7 +666,7 @@ impl<E: BlkEnv> BlkFront<E> {
                         (b[next / bs] + within as u64 / SECTOR_BYTES, bytes.min(bs - within))
                     }
                 };
-                let discard = if op == OP_DISCARD { self.discard_len } else { 0 };
+                let discard = if op == Operation::Discard { self.discard_len } else { 0 };
                 match self.queue_one(op, s, &buf, next, bytes, discard) {
                     Ok(true) => {
                         queued = true;
@@ -728,8 +727,8 @@ impl<E: BlkEnv> BlkFront<E> {
             }
             None => {
                 match op {
-                    OP_READ => self.stats.bytes_read += total as u64,
-                    OP_WRITE => self.stats.bytes_written += total as u64,
+                    Operation::Read => self.stats.bytes_read += total as u64,
+                    Operation::Write => self.stats.bytes_written += total as u64,
                     _ => {}
                 }
                 Ok(())
@@ -782,11 +781,11 @@ impl<E: BlkEnv> BlkFront<E> {
                 done += 1;
                 self.stats.orphaned += 1;
                 self.problem(format!(
-                    "queue {q}: operation {} at sector {} lost its answer to a bogus response; failed",
+                    "queue {q}: {} at sector {} lost its answer to a bogus response; failed",
                     f.op, f.sector
                 ));
                 err.get_or_insert(BlkError::Protocol(format!(
-                    "operation {} at sector {} was never answered (a bogus response took its place)",
+                    "{} at sector {} was never answered (a bogus response took its place)",
                     f.op, f.sector
                 )));
                 // The backend may have mapped these pages: never reused.
@@ -816,21 +815,23 @@ impl<E: BlkEnv> BlkFront<E> {
     ) {
         let id = rsp.id;
         let mut outcome = Ok(());
-        if rsp.operation != f.wire_op {
+        if rsp.op() != Some(f.op) {
             self.stats.bad_ops += 1;
+            let echoed = match rsp.op() {
+                Some(op) => format!("{op}"),
+                None => format!("unknown operation {}", rsp.operation),
+            };
             self.problem(format!(
-                "response {id:#x} has operation {} for a request of operation {}; request failed",
-                rsp.operation, f.wire_op
+                "response {id:#x} has {echoed} for a {} request; request failed",
+                f.op
             ));
-            outcome = Err(BlkError::Protocol(format!(
-                "response with operation {} to operation {}",
-                rsp.operation, f.wire_op
-            )));
+            outcome =
+                Err(BlkError::Protocol(format!("response with {echoed} to a {} request", f.op)));
         } else if rsp.status == RSP_EOPNOTSUPP {
             outcome = Err(BlkError::NotSupported(match f.op {
-                OP_FLUSH_DISKCACHE => "flush-cache",
-                OP_WRITE_BARRIER => "barrier",
-                OP_DISCARD => "discard",
+                Operation::FlushDiskcache => "flush-cache",
+                Operation::WriteBarrier => "barrier",
+                Operation::Discard => "discard",
                 _ => "this operation",
             }));
         } else if rsp.status != RSP_OKAY {

@@ -4,6 +4,7 @@ use crate::env::EnvError;
 use crate::xenbus::device::XenbusError;
 use alloc::string::String;
 use core::fmt;
+use hypercall::abi::blkif::Operation;
 
 #[derive(Debug, PartialEq)]
 pub enum BlkError {
@@ -24,7 +25,7 @@ pub enum BlkError {
     },
     /// The backend answered the request with an error status.
     Io {
-        op: u8,
+        op: Operation,
         sector: u64,
         status: i16,
     },
@@ -34,7 +35,7 @@ pub enum BlkError {
     Protocol(String),
     /// No answer within the time limit.
     Timeout {
-        op: u8,
+        op: Operation,
         waited_ms: u64,
     },
     /// The device was closed (detached) or broken earlier.
@@ -80,12 +81,12 @@ impl fmt::Display for BlkError {
                 "offset {offset} / length {len} are not multiples of the {sector_size}-byte sector"
             ),
             BlkError::Io { op, sector, status } => {
-                write!(f, "backend failed operation {op} at sector {sector} (status {status})")
+                write!(f, "backend failed {op} at sector {sector} (status {status})")
             }
             BlkError::NotSupported(what) => write!(f, "the backend does not offer {what}"),
             BlkError::Protocol(what) => write!(f, "backend protocol violation: {what}"),
             BlkError::Timeout { op, waited_ms } => {
-                write!(f, "operation {op} unanswered after {waited_ms} ms")
+                write!(f, "{op} unanswered after {waited_ms} ms")
             }
             BlkError::Gone => f.write_str("the device is closed"),
             BlkError::Xenbus(e) => write!(f, "{e}"),

@@ -9,7 +9,7 @@ use crate::env::{EnvError, EventChannels, Grants, PageAlloc, PAGE_WORDS};
 use crate::ring::BackRing;
 use hypercall::abi::blkif::*;
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::{DomId, EvtchnPort, Mfn};
+use hypercall::{DomId, EvtchnPort};
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -215,11 +215,11 @@ impl World {
     }
 
     fn execute(&mut self, req: &RingRequest) -> Response {
-        let (id, op) = (req.id(), req.operation());
+        let (id, op) = (req.id(), req.operation_byte());
         let ok = match *req {
             RingRequest::Rw(r) => match r.operation {
-                OP_READ | OP_WRITE => {
-                    let write = r.operation == OP_WRITE;
+                Operation::Read | Operation::Write => {
+                    let write = r.operation == Operation::Write;
                     if write && self.hostile == Hostile::FailWrites {
                         false
                     } else {
@@ -228,14 +228,14 @@ impl World {
                         r.seg[..n].iter().all(|&s| self.segment_io(write, &mut sector, s))
                     }
                 }
-                OP_FLUSH_DISKCACHE | OP_WRITE_BARRIER => {
+                Operation::FlushDiskcache | Operation::WriteBarrier => {
                     self.flushes += 1;
                     true
                 }
                 _ => false,
             },
             RingRequest::Indirect(r) => {
-                let write = r.indirect_op == OP_WRITE;
+                let write = r.indirect_op == Operation::Write;
                 if write && self.hostile == Hostile::FailWrites {
                     false
                 } else {
@@ -269,6 +269,9 @@ impl World {
                 } else {
                     false
                 }
+            }
+            RingRequest::Unknown { .. } => {
+                return Response { id, operation: op, status: RSP_EOPNOTSUPP };
             }
         };
         Response { id, operation: op, status: if ok { RSP_OKAY } else { RSP_ERROR } }
@@ -449,8 +452,14 @@ impl PageAlloc for FakeBlkEnv {
 }
 
 impl Grants for FakeBlkEnv {
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError> {
-        self.base.grant(to, frame, readonly)
+    fn grant(
+        &mut self,
+        to: DomId,
+        pages: &FakePages,
+        index: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, EnvError> {
+        self.base.grant(to, pages, index, readonly)
     }
     fn revoke(&mut self, gref: GrantRef) -> bool {
         self.base.revoke(gref)

@@ -100,8 +100,7 @@ impl<P: PageSet> Pool<P> {
         if let Some(g) = self.pages[i].gref {
             return Ok((i, g));
         }
-        let frame = self.pages[i].mem.frame(0);
-        match env.grant(self.backend, frame, readonly && !self.persistent) {
+        match env.grant(self.backend, &self.pages[i].mem, 0, readonly && !self.persistent) {
             Ok(g) => {
                 self.counts.granted += 1;
                 self.pages[i].gref = Some(g);

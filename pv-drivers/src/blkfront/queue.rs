@@ -22,7 +22,7 @@ use super::wire::RingRequest;
 use crate::env::PageSet;
 use crate::ring::{FrontRing, RingError, RingFull};
 use alloc::vec::Vec;
-use hypercall::abi::blkif::Response;
+use hypercall::abi::blkif::{Operation, Response};
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::EvtchnPort;
 
@@ -31,9 +31,9 @@ pub const MAX_QUEUES: usize = 8;
 
 /// One request on a ring.
 pub(crate) struct InFlight {
-    pub op: u8,
-    /// The operation the response must echo.
-    pub wire_op: u8,
+    /// The call's operation, which the response must echo (for an
+    /// indirect request, the operation it carries).
+    pub op: Operation,
     pub sector: u64,
     pub data: Vec<usize>,
     pub indirect: Vec<usize>,
@@ -45,15 +45,14 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     pub fn new(
-        op: u8,
-        wire_op: u8,
+        op: Operation,
         sector: u64,
         data: Vec<usize>,
         indirect: Vec<usize>,
         buf_off: usize,
         len: usize,
     ) -> Self {
-        InFlight { op, wire_op, sector, data, indirect, buf_off, len, seq: 0 }
+        InFlight { op, sector, data, indirect, buf_off, len, seq: 0 }
     }
 }
 
@@ -78,7 +77,7 @@ impl<P: PageSet> QueueSetup<P> {
         let _ = FrontRing::<RingRequest, Response>::init(mem.words());
         let mut grefs = Vec::new();
         for i in 0..pages {
-            match env.grant(backend, mem.frame(i), false) {
+            match env.grant(backend, &mem, i, false) {
                 Ok(g) => grefs.push(g),
                 Err(e) => {
                     QueueSetup { mem, grefs, port: EvtchnPort(0) }.release(env, false);

@@ -6,7 +6,7 @@ use super::wire::RingRequest;
 use super::*;
 use crate::xenbus::device::{describe, XenbusState};
 use crate::xenbus::Bus;
-use hypercall::abi::blkif::VDISK_READONLY;
+use hypercall::abi::blkif::{Operation, VdiskInfo};
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::DomId;
 use xenstore_client::fake::{FakeEvents, Harness};
@@ -315,7 +315,7 @@ fn a_write_error_reaches_the_caller() {
     with_device(Offer::default(), Config::default(), |_, _, w, mut dev| {
         w.borrow_mut().hostile = Hostile::FailWrites;
         let e = dev.write_at(0, &[1; 100_000]).unwrap_err();
-        assert!(matches!(e, BlkError::Io { op: 1, status: -1, .. }), "{e:?}");
+        assert!(matches!(e, BlkError::Io { op: Operation::Write, status: -1, .. }), "{e:?}");
         assert_eq!(dev.stats().errors, 1);
         // The device is still usable for reads.
         w.borrow_mut().hostile = Hostile::None;
@@ -528,7 +528,7 @@ fn a_silent_backend_is_a_timeout_not_a_hang() {
 
 #[test]
 fn a_read_only_disk_refuses_writes_clearly() {
-    let offer = Offer { info: VDISK_READONLY, ..Offer::default() };
+    let offer = Offer { info: VdiskInfo::READONLY.bits(), ..Offer::default() };
     with_device(offer, Config::default(), |_, _, w, mut dev| {
         assert!(dev.geometry().read_only);
         assert_eq!(dev.write_at(0, &[1]), Err(BlkError::ReadOnly));

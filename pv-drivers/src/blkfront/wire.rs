@@ -5,8 +5,8 @@
 use crate::ring::RingEntry;
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall::abi::blkif::{
-    Request, RequestDiscard, RequestIndirect, Response, Segment, MAX_INDIRECT_PAGES_PER_REQUEST,
-    MAX_SEGMENTS_PER_REQUEST, OP_DISCARD, OP_INDIRECT,
+    DiscardFlags, Operation, Request, RequestDiscard, RequestIndirect, Response, Segment,
+    MAX_INDIRECT_PAGES_PER_REQUEST, MAX_SEGMENTS_PER_REQUEST,
 };
 use hypercall::abi::grant_table::GrantRef;
 
@@ -18,6 +18,14 @@ pub enum RingRequest {
     Rw(Request),
     Indirect(RequestIndirect),
     Discard(RequestDiscard),
+    /// A slot whose operation byte (or an indirect request's
+    /// `indirect_op`) `blkif.h` does not define: only a backend's view
+    /// decodes one (this frontend never writes it), and answers it as a
+    /// backend does, `BLKIF_RSP_EOPNOTSUPP` echoing the byte.
+    Unknown {
+        operation: u8,
+        id: u64,
+    },
 }
 
 impl RingRequest {
@@ -26,17 +34,27 @@ impl RingRequest {
             RingRequest::Rw(r) => r.id,
             RingRequest::Indirect(r) => r.id,
             RingRequest::Discard(r) => r.id,
+            RingRequest::Unknown { id, .. } => *id,
         }
     }
 
     /// The operation a response to this request must echo: for an
     /// indirect request, the operation it carries (blkback answers with
     /// `indirect_op`, and Linux's blkfront checks exactly that).
-    pub fn operation(&self) -> u8 {
+    pub fn operation(&self) -> Option<Operation> {
         match self {
-            RingRequest::Rw(r) => r.operation,
-            RingRequest::Indirect(r) => r.indirect_op,
-            RingRequest::Discard(_) => OP_DISCARD,
+            RingRequest::Rw(r) => Some(r.operation),
+            RingRequest::Indirect(r) => Some(r.indirect_op),
+            RingRequest::Discard(_) => Some(Operation::Discard),
+            RingRequest::Unknown { .. } => None,
+        }
+    }
+
+    /// The operation byte a response echoes.
+    pub fn operation_byte(&self) -> u8 {
+        match self {
+            RingRequest::Unknown { operation, .. } => *operation,
+            _ => self.operation().map_or(0, Operation::as_u8),
         }
     }
 }
@@ -81,7 +99,7 @@ impl RingEntry for RingRequest {
         out.fill(0);
         match self {
             RingRequest::Rw(r) => {
-                out[0] = u32::from(r.operation)
+                out[0] = u32::from(r.operation.as_u8())
                     | (u32::from(r.nr_segments) << 8)
                     | (u32::from(r.handle) << 16);
                 put_u64(out, 2, r.id);
@@ -93,8 +111,8 @@ impl RingEntry for RingRequest {
                 }
             }
             RingRequest::Indirect(r) => {
-                out[0] = u32::from(OP_INDIRECT)
-                    | (u32::from(r.indirect_op) << 8)
+                out[0] = u32::from(Operation::Indirect.as_u8())
+                    | (u32::from(r.indirect_op.as_u8()) << 8)
                     | (u32::from(r.nr_segments) << 16);
                 put_u64(out, 2, r.id);
                 put_u64(out, 4, r.sector_number);
@@ -104,26 +122,36 @@ impl RingEntry for RingRequest {
                 }
             }
             RingRequest::Discard(r) => {
-                out[0] =
-                    u32::from(OP_DISCARD) | (u32::from(r.flag) << 8) | (u32::from(r.handle) << 16);
+                out[0] = u32::from(Operation::Discard.as_u8())
+                    | (u32::from(r.flag.bits()) << 8)
+                    | (u32::from(r.handle) << 16);
                 put_u64(out, 2, r.id);
                 put_u64(out, 4, r.sector_number);
                 put_u64(out, 6, r.nr_sectors);
+            }
+            RingRequest::Unknown { operation, id } => {
+                out[0] = u32::from(*operation);
+                put_u64(out, 2, *id);
             }
         }
     }
 
     fn decode(w: &[u32]) -> Self {
-        let op = w[0] as u8;
+        let byte = w[0] as u8;
+        let unknown = RingRequest::Unknown { operation: byte, id: get_u64(w, 2) };
+        let Some(op) = Operation::from_u8(byte) else { return unknown };
         match op {
-            OP_INDIRECT => {
+            Operation::Indirect => {
                 let mut indirect_grefs = [GrantRef(0); MAX_INDIRECT_PAGES_PER_REQUEST];
                 for (i, g) in indirect_grefs.iter_mut().enumerate() {
                     *g = GrantRef(w[7 + i]);
                 }
+                let Some(indirect_op) = Operation::from_u8((w[0] >> 8) as u8) else {
+                    return unknown;
+                };
                 RingRequest::Indirect(RequestIndirect {
                     operation: op,
-                    indirect_op: (w[0] >> 8) as u8,
+                    indirect_op,
                     nr_segments: (w[0] >> 16) as u16,
                     id: get_u64(w, 2),
                     sector_number: get_u64(w, 4),
@@ -131,9 +159,9 @@ impl RingEntry for RingRequest {
                     indirect_grefs,
                 })
             }
-            OP_DISCARD => RingRequest::Discard(RequestDiscard {
+            Operation::Discard => RingRequest::Discard(RequestDiscard {
                 operation: op,
-                flag: (w[0] >> 8) as u8,
+                flag: DiscardFlags::from_bits_retain((w[0] >> 8) as u8),
                 handle: (w[0] >> 16) as u16,
                 id: get_u64(w, 2),
                 sector_number: get_u64(w, 4),
@@ -174,7 +202,6 @@ impl RingEntry for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hypercall::abi::blkif::OP_WRITE;
 
     fn round_trip(r: RingRequest) {
         let mut w = [0u32; 28];
@@ -189,7 +216,7 @@ mod tests {
             *s = Segment { gref: GrantRef(100 + i as u32), first_sect: i as u8 % 8, last_sect: 7 };
         }
         round_trip(RingRequest::Rw(Request {
-            operation: OP_WRITE,
+            operation: Operation::Write,
             nr_segments: 11,
             handle: 51712,
             id: 0x1234_5678_9abc,
@@ -197,8 +224,8 @@ mod tests {
             seg,
         }));
         round_trip(RingRequest::Indirect(RequestIndirect {
-            operation: OP_INDIRECT,
-            indirect_op: OP_WRITE,
+            operation: Operation::Indirect,
+            indirect_op: Operation::Write,
             nr_segments: 300,
             id: 7,
             sector_number: 99,
@@ -206,13 +233,27 @@ mod tests {
             indirect_grefs: [GrantRef(9); 8],
         }));
         round_trip(RingRequest::Discard(RequestDiscard {
-            operation: OP_DISCARD,
-            flag: 1,
+            operation: Operation::Discard,
+            flag: DiscardFlags::SECURE,
             handle: 2,
             id: 5,
             sector_number: 6,
             nr_sectors: 1 << 40,
         }));
+        round_trip(RingRequest::Unknown { operation: 4, id: 77 });
+    }
+
+    #[test]
+    fn undefined_operation_bytes_decode_as_unknown() {
+        let mut w = [0u32; 28];
+        w[0] = 0x77;
+        w[2] = 9;
+        assert_eq!(RingRequest::decode(&w), RingRequest::Unknown { operation: 0x77, id: 9 });
+        // An indirect request carrying an undefined operation.
+        w[0] = u32::from(Operation::Indirect.as_u8()) | (0x42 << 8);
+        let r = RingRequest::decode(&w);
+        assert_eq!(r, RingRequest::Unknown { operation: 6, id: 9 });
+        assert_eq!((r.operation(), r.operation_byte()), (None, 6));
     }
 
     #[test]

@@ -30,7 +30,11 @@ impl PageSet for FakePages {
     fn words(&self) -> &[AtomicU32] {
         &self.mem
     }
-    fn frame(&self, i: usize) -> Mfn {
+}
+
+impl FakePages {
+    /// The pretend frame of page `i`.
+    pub fn frame(&self, i: usize) -> Mfn {
         self.mfns[i]
     }
 }
@@ -171,7 +175,15 @@ impl PageAlloc for FakeEnv {
 }
 
 impl Grants for FakeEnv {
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError> {
+    fn grant(
+        &mut self,
+        to: DomId,
+        pages: &FakePages,
+        index: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, EnvError> {
+        assert!(index < pages.mfns.len(), "granting page {index} of a set of {}", pages.mfns.len());
+        let frame = pages.frame(index);
         let mut x = self.xen.borrow_mut();
         if let Some(b) = x.backend {
             assert_eq!(to, b, "a grant to a domain that is not the backend");

@@ -15,7 +15,7 @@ pub mod fake;
 use core::fmt;
 use core::sync::atomic::AtomicU32;
 use hypercall::abi::grant_table::GrantRef;
-use hypercall::{DomId, EvtchnPort, Mfn, XenError};
+use hypercall::{DomId, EvtchnPort, XenError};
 
 /// Words in one 4 KiB page.
 pub const PAGE_WORDS: usize = 1024;
@@ -24,13 +24,13 @@ pub const PAGE_BYTES: usize = 4096;
 
 /// Owned, page-aligned memory meant for sharing, seen only as 32-bit
 /// atomics (the backend may write it at any time while it is granted).
-/// Dropping it gives the memory back, so a driver drops a page set only
-/// once no grant of it remains (and forgets the ones a backend still maps).
+/// Drivers grant it by page index ([`Grants::grant`]), never by frame
+/// number: only the kernel knows which frame a page is. Dropping it gives
+/// up the driver's claim; the kernel keeps the memory while a grant of it
+/// is live, so a driver may drop a set whose revoke was refused.
 pub trait PageSet {
     /// All pages, consecutive, [`PAGE_WORDS`] words each.
     fn words(&self) -> &[AtomicU32];
-    /// The machine frame of page `i`.
-    fn frame(&self, i: usize) -> Mfn;
     /// Pages in the set.
     fn pages(&self) -> usize {
         self.words().len() / PAGE_WORDS
@@ -45,9 +45,16 @@ pub trait PageAlloc {
 }
 
 /// The grant table.
-pub trait Grants {
-    /// Lets `to` map `frame` (read-only if asked).
-    fn grant(&mut self, to: DomId, frame: Mfn, readonly: bool) -> Result<GrantRef, EnvError>;
+pub trait Grants: PageAlloc {
+    /// Lets `to` map page `index` of `pages` (read-only if asked). The
+    /// grant holds the page's memory until it is revoked.
+    fn grant(
+        &mut self,
+        to: DomId,
+        pages: &Self::Pages,
+        index: usize,
+        readonly: bool,
+    ) -> Result<GrantRef, EnvError>;
     /// Revokes `gref`; false if the peer still maps it (the grant stays
     /// and its page must never be reused: the caller keeps it).
     fn revoke(&mut self, gref: GrantRef) -> bool;

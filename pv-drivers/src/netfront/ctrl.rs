@@ -334,7 +334,7 @@ impl<P: PageSet> CtrlRing<P> {
         let page = host.alloc_pages(1).map_err(CtrlError::Host)?;
         // Fill before granting: the backend never sees it half written.
         fill(page.words()).map_err(|_| CtrlError::PageOverflow)?;
-        let gref = host.grant(self.backend, page.frame(0), true).map_err(CtrlError::Host)?;
+        let gref = host.grant(self.backend, &page, 0, true).map_err(CtrlError::Host)?;
         stats.grants_made += 1;
         Ok(Buffer { page, gref })
     }

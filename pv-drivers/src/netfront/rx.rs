@@ -334,7 +334,7 @@ pub(crate) fn new_buffer<H: DriverEnv>(
     stats: &mut Stats,
 ) -> Result<Buffer<H::Pages>, EnvError> {
     let page = host.alloc_pages(1)?;
-    let gref = host.grant(backend, page.frame(0), readonly)?;
+    let gref = host.grant(backend, &page, 0, readonly)?;
     stats.grants_made += 1;
     Ok(Buffer { page, gref })
 }

@@ -1,15 +1,6 @@
 # shellcheck shell=sh
-# Helpers of the http boot test (tests/tests/http.rs); sourced first.
-# dom0's bridge, as in the net test.
-if [ ! -d /sys/class/net/xenbr0 ]; then
-    ip link add xenbr0 type bridge
-    ip addr add 192.0.2.1/24 dev xenbr0
-    ip link set xenbr0 up
-fi
-shutdown_guest() { # NAME
-    xl shutdown "$1"
-    run_guest_wait "$1" 60
-}
+# Helpers of the http boot test (tests/tests/http.rs), after the shared
+# ones (tests/tests/common: the bridge, shutdown_guest).
 # Runs httptool with ARGS; its HTTPTOOL line becomes "[xl check] KEY HTTPTOOL ...".
 tool() { # KEY ARGS...
     _key=$1; shift

@@ -520,7 +520,7 @@ fn hotplug_disks(seed: u64, secs: u64, span: u64) -> (u32, u32) {
                         // finds when it looks: the old disk is let go, the
                         // new one attached and its data checked.
                         match kernel::suspend::suspend() {
-                            Ok(platform::pv::suspend::Outcome::Resumed { .. }) => disks.kick(),
+                            Ok(platform::suspend::Outcome::Resumed { .. }) => disks.kick(),
                             Ok(_) => {}
                             Err(e) => kprintln!("blk: hotplug: suspend failed: {e}; carrying on"),
                         }
