@@ -133,6 +133,9 @@ pub struct Point {
 pub struct Side {
     pub points: Vec<((bool, u32), Point)>,
     pub problems: Vec<String>,
+    /// Xen's account of the guest's vCPU time over every point, and the
+    /// requests of those points.
+    pub cpu: Option<(f64, f64)>,
 }
 
 impl Side {
@@ -144,6 +147,14 @@ impl Side {
 /// Reads the `HTTPTOOL load` lines dom0 printed for `name`.
 pub fn parse_side(name: &str, lines: &[String]) -> Side {
     let mut s = Side::default();
+    let vcpu = format!("{name} VCPU ");
+    for l in lines {
+        let Some((_, kv)) = l.split_once(&vcpu) else { continue };
+        let get = |k: &str| -> Option<f64> {
+            kv.split_whitespace().find_map(|w| w.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
+        };
+        s.cpu = get("cpu_s").zip(get("requests"));
+    }
     let tag = format!("{name} HTTPTOOL ");
     for l in lines.iter().filter(|l| l.contains(&tag)) {
         let Some((mode, kv)) = httptool::parse_line(l) else { continue };
@@ -365,6 +376,16 @@ pub fn table(
             );
         }
     }
+    if let Some(o) = cpu_per_request(ours) {
+        let _ = write!(
+            s,
+            "\nvCPU time per request (Xen's account, xl vcpu-list, over every point): ours {o:.0} us"
+        );
+        if let Some(l) = cpu_per_request(linux) {
+            let _ = write!(s, ", Linux {l:.0} us ({:.2}x)", o / l);
+        }
+        s.push('\n');
+    }
     if !counters.is_empty() {
         s.push_str(&counters_table(counters, ours));
     }
@@ -402,6 +423,9 @@ pub struct Report {
     pub ours_status: std::collections::BTreeMap<String, u64>,
     /// Our guest's counters across each point (differences).
     pub ours_counters: Vec<JsonCounters>,
+    /// vCPU µs per request over every point (Xen's account).
+    pub ours_cpu_us_per_request: Option<f64>,
+    pub linux_cpu_us_per_request: Option<f64>,
 }
 
 /// Our guest's counters across one point.
@@ -439,7 +463,14 @@ pub fn to_json(
             .iter()
             .map(|((k, c), d)| JsonCounters { keepalive: *k, clients: *c, counters: d.clone() })
             .collect(),
+        ours_cpu_us_per_request: cpu_per_request(ours),
+        linux_cpu_us_per_request: cpu_per_request(linux),
     }
+}
+
+/// vCPU µs per request over every point, from the side's `VCPU` line.
+fn cpu_per_request(sd: &Side) -> Option<f64> {
+    sd.cpu.filter(|c| c.1 > 0.0).map(|(s, n)| s * 1e6 / n)
 }
 
 /// Runs the benchmark and writes `target/xen/bench/http.{txt,json}`.
@@ -495,6 +526,8 @@ mod tests {
             "[xl bench] hb-ours HTTPTOOL load conns=16 keepalive=1 requests=10 ok=10 failed=0 non200=0 status503=0 connects=16 ns=1 per_s=500.0 p50_us=1000 p99_us=3000 max_us=4000",
             "[xl bench] hb-linux HTTPTOOL load conns=16 keepalive=1 requests=10 ok=10 failed=0 non200=0 status503=0 connects=16 ns=1 per_s=250.0 p50_us=2000 p99_us=3000 max_us=4000",
             "[xl bench] hb-linux HTTPTOOL load conns=1 keepalive=0 requests=10 ok=9 failed=1 non200=0 status503=0 connects=10 ns=1 per_s=25.0 p50_us=2000 p99_us=3000 max_us=4000",
+            "[xl bench] hb-ours VCPU cpu_s=0.8 requests=80",
+            "[xl bench] hb-linux VCPU cpu_s=1.6 requests=80",
             "[xl page] hb-ours heap_kib 2048",
             "[xl page] hb-ours conn_peak 16",
         ]);
@@ -503,6 +536,7 @@ mod tests {
         assert_eq!(ours.get(true, 16).unwrap().per_s, 500.0);
         assert!(ours.problems.is_empty());
         assert_eq!(linux.problems.len(), 1, "a failed request is a problem");
+        assert_eq!((ours.cpu, linux.cpu), (Some((0.8, 80.0)), Some((1.6, 80.0))));
         let page = parse_page(OURS, &lines);
         assert_eq!(page, vec![("heap_kib".into(), 2048), ("conn_peak".into(), 16)]);
         let o = HttpBenchOptions { requests: 10, ..Default::default() };
@@ -511,6 +545,7 @@ mod tests {
             t.lines().any(|l| l.starts_with("on") && l.contains("500.0") && l.ends_with("2.00")),
             "{t}"
         );
+        assert!(t.contains("ours 10000 us, Linux 20000 us (0.50x)"), "{t}");
         let j = serde_json::to_value(to_json(&ours, &linux, &page, &[], &o)).unwrap();
         assert_eq!(j["points"][1]["clients"], 16);
         assert_eq!(j["points"][1]["ours"]["per_s"], 500.0);
