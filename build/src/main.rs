@@ -192,6 +192,10 @@ enum BenchCmd {
         /// Skip the Linux DomU.
         #[arg(long)]
         no_linux: bool,
+        /// More settings for our guest's command line (KEY=VALUE, e.g.
+        /// net.poll_us=50), repeatable.
+        #[arg(long = "guest-arg", value_name = "KEY=VALUE")]
+        guest_args: Vec<String>,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -341,7 +345,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 xen: lab.xen,
             })
         }
-        BenchCmd::Http { requests, no_linux, lab } => {
+        BenchCmd::Http { requests, no_linux, guest_args, lab } => {
             let d = xtask::httpbench::HttpBenchOptions::default();
             xtask::httpbench::run(&xtask::httpbench::HttpBenchOptions {
                 requests: requests.unwrap_or(d.requests),
@@ -349,6 +353,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 verbose: lab.verbose,
                 no_linux,
                 xen: lab.xen,
+                guest_args,
             })
         }
         BenchCmd::Blk { mib, ios, no_linux, lab } => {

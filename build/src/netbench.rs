@@ -205,6 +205,58 @@ fn per_k(n: u64, pkts: u64) -> String {
     format!("{:.1}", n as f64 * 1000.0 / pkts as f64)
 }
 
+/// The service loop's figures across each phase (the `net: loop` lines
+/// of the same marks, see [`crate::httpbench::snapshots`]).
+pub fn loop_phases(console: &[String]) -> Vec<crate::httpbench::Snapshot> {
+    let snaps = crate::httpbench::snapshots(console);
+    snaps
+        .windows(2)
+        .take(3)
+        .map(|w| {
+            w[1].iter()
+                .map(|(k, v)| (k.clone(), v.saturating_sub(*w[0].get(k).unwrap_or(&0))))
+                .collect()
+        })
+        .collect()
+}
+
+/// Where the loop's time went in each phase, per 1,000 packets (both ways).
+pub fn loop_table(loops: &[crate::httpbench::Snapshot]) -> String {
+    let mut t = Table::new(Style::Plain)
+        .left("phase", 16)
+        .right("passes", 8)
+        .right("by event", 9)
+        .right("by timer", 9)
+        .right("us busy/pkt", 12)
+        .right("ingress%", 9)
+        .right("egress%", 8)
+        .right("serve%", 7)
+        .right("rx%", 5);
+    for (name, d) in ["dom0->guest", "guest->dom0", "request/resp."].iter().zip(loops) {
+        let g = |k: &str| *d.get(k).unwrap_or(&0) as f64;
+        let pkts = g("rx-pkts") + g("tx-pkts");
+        let per_k =
+            |x: f64| if pkts > 0.0 { format!("{:.1}", x * 1000.0 / pkts) } else { "-".into() };
+        let busy = g("us-total") - g("us-wait") - g("us-report");
+        let pct = |x: f64| if busy > 0.0 { format!("{:.0}", x * 100.0 / busy) } else { "-".into() };
+        t.row([
+            name.to_string(),
+            per_k(g("passes")),
+            per_k(g("woke-event")),
+            per_k(g("woke-timer")),
+            if pkts > 0.0 { format!("{:.0}", busy / pkts) } else { "-".into() },
+            pct(g("us-ingress")),
+            pct(g("us-stack") - g("us-ingress")),
+            pct(g("us-serve")),
+            pct(g("us-rx")),
+        ]);
+    }
+    format!(
+        "\nRust guest service loop (per 1,000 packets both ways; busy = not blocked, and its shares):\n{}",
+        t.render()
+    )
+}
+
 /// The report: throughput and rate side by side, then the counters.
 pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
     let mut s = format!(
@@ -329,7 +381,11 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
     let sc = scenarios(o, &guest.stable, &tool, &lab.bundle.vmlinuz, ramdisk.as_deref());
     let report = lab.boot(&sc)?;
     let (ours, linux, phases) = collect(&report);
-    let text = table(&ours, &linux, &phases, o);
+    let loops = report.run(OURS).map(|r| loop_phases(&r.console)).unwrap_or_default();
+    let mut text = table(&ours, &linux, &phases, o);
+    if !loops.is_empty() {
+        text.push_str(&loop_table(&loops));
+    }
     println!("\n{text}");
     report::write(&out, "net", &text, &to_json(&ours, &linux, &phases, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
@@ -388,6 +444,25 @@ mod tests {
             (j["phases"][0]["phase"].as_str(), j["phases"][0]["rx_pkts"].as_u64()),
             (Some("to_guest"), Some(1000))
         );
+    }
+
+    #[test]
+    fn loop_figures_per_phase() {
+        let line = |k: u64| {
+            vec![
+                format!("(d1) net: efficiency rx-pkts {} tx-pkts {}", 600 * k, 400 * k),
+                format!("(d1) net: loop passes {} woke-event {} woke-timer 0 us-stack {} us-ingress {} us-serve 0 us-rx 0 us-wait {} us-report 0 us-total {}", 100 * k, 90 * k, 300 * k, 100 * k, 1000 * k, 2000 * k),
+            ]
+        };
+        let console: Vec<String> = (0..4).flat_map(line).collect();
+        let loops = loop_phases(&console);
+        assert_eq!(loops.len(), 3);
+        let t = loop_table(&loops);
+        // Per 1,000 packets: 100 passes, 90 by event; 1 us busy per packet,
+        // 10% ingress, 20% egress.
+        let row = t.lines().find(|l| l.starts_with("dom0->guest")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[1..7], ["100.0", "90.0", "0.0", "1", "10", "20"], "{t}");
     }
 
     #[test]

@@ -112,10 +112,16 @@ pub const SETTINGS: &[Setting] = &[
     s("net.queues", n(1, 8), Some("4"), "netfront queues (at most what netback offers)"),
     s("net.rx_buffers", n(16, 256), Some("128"), "netfront RX buffers per queue"),
     s("net.offload", n(0, 1), Some("1"), "netfront checksum and GSO offloads (0: none)"),
+    s(
+        "net.poll_us",
+        n(0, 10_000),
+        Some("0"),
+        "network services: busy-poll this long for news before blocking",
+    ),
     // The service layer (netsvc::config): memory bounds the connections
     // further when the app starts (a clear error there too).
     s("svc.max_conns", n(1, 65_536), None, "connections served at once (default from memory)"),
-    s("svc.backlog", n(1, 65_536), None, "listening sockets kept ready (default max_conns/2)"),
+    s("svc.backlog", n(1, 65_536), None, "listening sockets kept ready (default max_conns/2, 4-8)"),
     s("svc.idle_ms", n(1, 3_600_000), Some("10000"), "close a new connection that sends nothing"),
     s("svc.header_ms", n(1, 3_600_000), Some("10000"), "answer 408 to a head not done by then"),
     s("svc.keepalive_ms", n(1, 3_600_000), Some("15000"), "close an idle kept-alive connection"),

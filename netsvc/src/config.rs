@@ -4,16 +4,18 @@
 //! | setting | meaning | default |
 //! |---|---|---|
 //! | `svc.max_conns=N` | connections served at once | memory / 8 / the cost of one |
-//! | `svc.backlog=N` | listening sockets kept ready (the accept backlog) | `max_conns / 2`, 4..=256 |
+//! | `svc.backlog=N` | listening sockets kept ready (the accept backlog) | `max_conns / 2`, 4..=8 |
 //! | `svc.idle_ms=N` | a new connection that sends nothing | 10000 |
 //! | `svc.header_ms=N` | a request head, from its first byte | 10000 |
 //! | `svc.keepalive_ms=N` | an open connection between requests | 15000 |
 //! | `svc.request_ms=N` | a whole request, first byte to response acknowledged | 30000 |
 //!
-//! The backlog is large because smoltcp answers a SYN that finds no
-//! listening socket with a reset at once, and one pass of the service
-//! loop can bring a whole RX ring of SYNs (256 clients connecting at the
-//! same moment) before the listener can top up.
+//! smoltcp answers a SYN that finds no listening socket with a reset at
+//! once, and one pass of the service loop can bring a whole RX ring of
+//! SYNs (256 clients connecting at the same moment); the listener tops its
+//! listening sockets up after every SYN the stack takes, so a few suffice.
+//! More would cost: smoltcp visits every socket of its set on every poll.
+//! (The backlog was 256 when it was topped up once per pass.)
 //!
 //! A connection costs its socket buffers plus what the protocol may hold
 //! ([`Sizing::per_conn`]); an eighth of the guest's memory is for
@@ -44,6 +46,8 @@ pub struct ListenConfig {
 pub const MAX_CONNS: usize = 2048;
 /// Fewest connections a listener is sized for.
 pub const MIN_CONNS: usize = 4;
+/// The most listening sockets kept ready unless `svc.backlog` says.
+pub const DEFAULT_BACKLOG: usize = 8;
 
 /// A bad `svc.*` setting: which, what it was, what it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +120,8 @@ impl ListenConfig {
             }
         };
         let max_conns = count("svc.max_conns", ceiling)?.unwrap_or(derived);
-        let backlog = count("svc.backlog", ceiling)?.unwrap_or((max_conns / 2).clamp(4, 256));
+        let backlog =
+            count("svc.backlog", ceiling)?.unwrap_or((max_conns / 2).clamp(4, DEFAULT_BACKLOG));
         let d = Timeouts::default();
         let timeouts = Timeouts {
             idle_ms: ms("svc.idle_ms", d.idle_ms)?,
@@ -149,9 +154,10 @@ mod tests {
     #[test]
     fn derived_from_memory() {
         assert_eq!(cfg(4 * MIB, &[]).unwrap().max_conns, 32);
-        assert_eq!(cfg(4 * MIB, &[]).unwrap().backlog, 16);
+        assert_eq!(cfg(4 * MIB, &[]).unwrap().backlog, 8);
         assert_eq!(cfg(64 * MIB, &[]).unwrap().max_conns, 512);
-        assert_eq!(cfg(64 * MIB, &[]).unwrap().backlog, 256);
+        assert_eq!(cfg(64 * MIB, &[]).unwrap().backlog, 8);
+        assert_eq!(cfg(MIB / 4, &[]).unwrap().backlog, 4);
         assert_eq!(cfg(MIB / 4, &[]).unwrap().max_conns, MIN_CONNS);
         assert_eq!(cfg(1 << 40, &[]).unwrap().max_conns, MAX_CONNS);
         assert_eq!(cfg(64 * MIB, &[]).unwrap().timeouts, Timeouts::default());

@@ -121,6 +121,21 @@ impl HttpConn {
         }
     }
 
+    /// When (ms) [`HttpConn::step`] times the connection out if nothing
+    /// happens before, with `unacked` bytes still in the socket (as
+    /// `step` is given): the service loop need not look at it sooner.
+    pub fn deadline(&self, unacked: usize) -> u64 {
+        let t = &self.timeouts;
+        let waiting = !self.out.is_empty() || unacked > 0;
+        self.since.saturating_add(match self.phase {
+            Phase::New => t.idle_ms,
+            Phase::Head => t.header_ms,
+            Phase::Body | Phase::Closing => t.request_ms,
+            Phase::Idle if waiting => t.request_ms,
+            Phase::Idle => t.keepalive_ms,
+        })
+    }
+
     /// Bytes the connection can still take from the socket.
     pub fn room(&self) -> usize {
         if self.phase == Phase::Closing {
@@ -346,6 +361,9 @@ mod tests {
     fn timeouts_of_each_phase() {
         let t = Timeouts { idle_ms: 100, header_ms: 200, keepalive_ms: 300, request_ms: 400 };
         let mut c = HttpConn::new(0, Limits::default(), t);
+        // Each phase's deadline is when its timeout strikes: the loop
+        // need not look sooner.
+        assert_eq!(c.deadline(0), 100);
         assert_eq!(c.step(99, 0, &mut ok), Next::Serve);
         assert_eq!(c.step(100, 0, &mut ok), Next::Close);
         assert_eq!(c.timed_out, Some(TimedOut::Idle));
@@ -359,6 +377,7 @@ mod tests {
             c.received(ms, b"T");
             assert_eq!(c.step(ms, 0, &mut ok), Next::Serve, "at {ms}");
         }
+        assert_eq!(c.deadline(0), 250);
         assert_eq!(c.step(250, 0, &mut ok), Next::Close);
         assert_eq!(c.timed_out, Some(TimedOut::Header));
         assert!(take(&mut c).starts_with("HTTP/1.1 408 "));
@@ -368,6 +387,7 @@ mod tests {
         c.received(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         c.step(0, 0, &mut ok);
         take(&mut c);
+        assert_eq!(c.deadline(0), 300);
         assert_eq!(c.step(299, 0, &mut ok), Next::Serve);
         assert_eq!(c.step(300, 0, &mut ok), Next::Close);
         assert_eq!(c.timed_out, Some(TimedOut::KeepAlive));
@@ -375,6 +395,7 @@ mod tests {
         let mut c = HttpConn::new(0, Limits::default(), t);
         c.received(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         c.step(0, 0, &mut ok);
+        assert_eq!(c.deadline(100), 400, "a response not taken: the request timeout");
         assert_eq!(c.step(399, 100, &mut ok), Next::Serve);
         assert_eq!(c.step(400, 100, &mut ok), Next::Abort(TimedOut::Send));
 
@@ -382,6 +403,7 @@ mod tests {
         let mut c = HttpConn::new(0, Limits::default(), t);
         c.received(10, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n");
         assert_eq!(c.step(409, 0, &mut ok), Next::Serve);
+        assert_eq!(c.deadline(0), 410);
         assert_eq!(c.step(410, 0, &mut ok), Next::Close);
         assert_eq!(c.timed_out, Some(TimedOut::Body));
     }

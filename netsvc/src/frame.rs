@@ -54,6 +54,21 @@ pub fn syn_of(frame: &[u8]) -> Option<([u8; 4], u16, u16)> {
         .then(|| (src, u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]])))
 }
 
+/// The TCP flags of an IPv4 TCP segment in `frame` (FIN 0x01, SYN 0x02,
+/// RST 0x04, ACK 0x10), for the service loop's handshake counters.
+pub fn tcp_flags(frame: &[u8]) -> Option<u8> {
+    const ETH: usize = 14;
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = frame.get(ETH..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    if ip.first()? >> 4 != 4 || ihl < 20 || *ip.get(9)? != 6 {
+        return None;
+    }
+    ip.get(ihl + 13).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,22 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
         }
     }
 
+    /// Takes every published response without asking for an event when
+    /// more come (`rsp_event` stays where it is, so the other end sends
+    /// none for them): for a consumer that looks at the ring anyway, on
+    /// its own schedule, and must not be woken for each answer (netfront's
+    /// TX completions while it has room). [`FrontRing::drain_responses`]
+    /// asks again.
+    pub fn take_responses(&mut self, mut f: impl FnMut(u32, Rsp)) -> Result<(), RingError> {
+        loop {
+            let idx = self.rsp_cons;
+            match self.take_response()? {
+                Some(rsp) => f(idx, rsp),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// After draining: asks for an event on the next response and checks
     /// once more (`RING_FINAL_CHECK_FOR_RESPONSES`), so a response that
     /// raced the request is not left without an event.

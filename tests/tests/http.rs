@@ -222,7 +222,7 @@ fn the_status_page_counts_connections() {
     // The page's own connection.
     assert_eq!(page(run, "conn_active"), 1, "{}", run.describe());
     assert_eq!(page(run, "conn_refused"), 0, "{}", run.describe());
-    assert_console_contains(run, "listener: port 80: backlog 256, at most 512 connections");
+    assert_console_contains(run, "listener: port 80: backlog 8, at most 512 connections");
     assert_console_contains(
         run,
         "timeouts (ms): idle 5000 header 5000 keepalive 15000 request 30000",

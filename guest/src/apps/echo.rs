@@ -147,6 +147,20 @@ impl Protocol for Stream {
         1
     }
 
+    fn deadline(&self, c: &Conn, s: &tcp::Socket<'static>) -> Option<u64> {
+        // The timeouts `serve` applies, from `since`.
+        let t = &self.timeouts;
+        let waiting = s.send_queue() > 0;
+        let send = waiting.then_some(t.request_ms);
+        let quiet = match (self.kind, c.started, waiting) {
+            (Kind::Source, ..) => None,
+            (_, false, _) => Some(t.idle_ms),
+            (_, true, false) => Some(t.keepalive_ms),
+            (_, true, true) => None,
+        };
+        [send, quiet].into_iter().flatten().min().map(|ms| c.since.saturating_add(ms))
+    }
+
     fn timed_out(&self, c: &Conn) -> Option<TimedOut> {
         c.timed_out
     }
@@ -180,6 +194,16 @@ impl Service for Echo {
                 );
             }
         }
+    }
+
+    fn syn_taken(&mut self, sockets: &mut SocketSet<'static>) {
+        for (l, _) in &mut self.ports {
+            l.replenish(sockets);
+        }
+    }
+
+    fn poll_at(&self) -> Option<u64> {
+        self.ports.iter().filter_map(|(l, _)| l.deadline()).min()
     }
 
     fn report(&self) -> Option<String> {

@@ -33,7 +33,15 @@ struct HttpApp {
     refusal: Vec<u8>,
 }
 
-fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
+/// The listener's pool, for the status page.
+struct Pool {
+    max_conns: usize,
+    backlog: usize,
+    allocated: usize,
+    buffer_kib: usize,
+}
+
+fn text(s: &Status, c: &Counters, l: Pool) -> String {
     let (n, b) = (&s.now, &s.before);
     let (free, _) = platform::free_frames();
     format!(
@@ -41,7 +49,9 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
          rx_packets {}\nrx_bytes {}\ntx_packets {}\ntx_bytes {}\nnotifications {}\nevents {}\n\
          backend_faults {}\ngrants_active {}\ngrants_made {}\ngrants_revoked {}\ngrants_kept {}\n\
          {}conn_refused_reset {}\nsyn_duplicates {}\nconn_max {}\nconn_backlog {}\nconn_sockets {}\nconn_buffer_kib {}\n\
-         resumes {}\ncheckpoints {}\n",
+         resumes {}\ncheckpoints {}\n\
+         loop_passes {}\nloop_woke_event {}\nloop_woke_timer {}\nloop_polls {}\n\
+         evtchn_sends {}\ntimer_sets {}\nblocks {}\n",
         s.uptime_ms,
         s.domid,
         s.mem_kib,
@@ -63,12 +73,19 @@ fn text(s: &Status, c: &Counters, l: &Listener<HttpConn>) -> String {
         c.lines("conn_"),
         listener::resets(PORT),
         s.syn_duplicates,
-        l.config().max_conns,
-        l.config().backlog,
-        l.sockets(),
-        l.buffer_bytes() / 1024,
+        l.max_conns,
+        l.backlog,
+        l.allocated,
+        l.buffer_kib,
         s.resumes,
         s.checkpoints,
+        s.looped.passes,
+        s.looped.woke_event,
+        s.looped.woke_timer,
+        s.looped.polls,
+        kernel::events::sends(),
+        kernel::timer::stats().1,
+        kernel::timer::blocks(),
     )
 }
 
@@ -116,13 +133,26 @@ impl Service for HttpApp {
     }
 
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status) {
+        // The status page is written when asked for (with the counters
+        // as the pass began), not on every pass.
         let counters = self.listener.counters;
-        let page_text = text(status, &counters, &self.listener);
-        let page = || page_text.clone();
+        let (max_conns, backlog) =
+            (self.listener.config().max_conns, self.listener.config().backlog);
+        let (allocated, buffer_kib) =
+            (self.listener.sockets(), self.listener.buffer_bytes() / 1024);
+        let page = || text(status, &counters, Pool { max_conns, backlog, allocated, buffer_kib });
         let mut handler = |req: &Request<'_>, _body: &[u8]| respond(req, &page);
         let timeouts = self.listener.config().timeouts;
         let mut http = Http::new(LIMITS, timeouts, &self.refusal, &mut handler);
         self.listener.serve(sockets, listener::now_ms(), &mut http);
+    }
+
+    fn syn_taken(&mut self, sockets: &mut SocketSet<'static>) {
+        self.listener.replenish(sockets);
+    }
+
+    fn poll_at(&self) -> Option<u64> {
+        self.listener.deadline()
     }
 
     fn report(&self) -> Option<String> {

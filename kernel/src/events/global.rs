@@ -63,6 +63,7 @@ static SCAN: [IrqLock<ScanState>; VCPUS] = [const {
     IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() })
 }; VCPUS];
 static UPCALLS: [AtomicU64; VCPUS] = [const { AtomicU64::new(0) }; VCPUS];
+static SENDS: AtomicU64 = AtomicU64::new(0);
 
 /// The ABI in use (2-level until [`init`] chose).
 pub fn abi() -> Abi {
@@ -291,7 +292,14 @@ fn bind_new(port: EvtchnPort, handler: Handler, data: usize) -> Result<EvtchnPor
 
 /// Notifies the other end of `port`.
 pub fn send(port: EvtchnPort) -> Result<(), EventError> {
+    SENDS.fetch_add(1, Ordering::Relaxed);
     Ok(evtchn::send(port)?)
+}
+
+/// `EVTCHNOP_send` hypercalls so far (every port: devices, XenStore,
+/// console).
+pub fn sends() -> u64 {
+    SENDS.load(Ordering::Relaxed)
 }
 
 /// Ports that had handlers in the domain before a restore and have not

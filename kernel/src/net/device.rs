@@ -53,6 +53,7 @@ impl phy::TxToken for Tx<'_> {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
         super::listener::note_frame(&buf);
+        super::loopstats::note_segment(&buf, true);
         let offload = self.nf.offloads.tx_csum;
         let blank = csum::prepare_tx(&mut buf, offload);
         if !offload && csum::tcp_payload(&buf).is_some() {

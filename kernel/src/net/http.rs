@@ -105,4 +105,8 @@ impl Protocol for Http<'_> {
     fn timed_out(&self, c: &HttpConn) -> Option<TimedOut> {
         c.timed_out
     }
+
+    fn deadline(&self, c: &HttpConn, s: &tcp::Socket<'static>) -> Option<u64> {
+        Some(c.deadline(s.send_queue()))
+    }
 }

@@ -6,6 +6,7 @@
 pub mod device;
 pub mod http;
 pub mod listener;
+pub mod loopstats;
 pub mod service;
 
 pub use crate::cmdline::parse_cidr;

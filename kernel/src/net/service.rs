@@ -1,11 +1,16 @@
-//! The loop every network service runs: netfront RX into smoltcp, the
-//! service's sockets, TX out in one batch; then a wait (with a timeout)
-//! for the next event. XenStore is checked every 50 ms for the toolstack:
-//! the vif going away (`xl network-detach`: disconnect, revoke every
-//! grant), a vif appearing (`xl network-attach`: connect), `xl shutdown`
-//! and `xl sysrq` (the idle app's handling).
+//! The loop every network service runs: netfront RX into smoltcp a
+//! packet at a time, the service's connections, then one smoltcp egress
+//! and the TX ring published once; then a wait for the next event on the
+//! vif's or the store's channels, or the first deadline (smoltcp's timers,
+//! the service's timeouts, a XenStore look at least once a second).
+//! XenStore brings the toolstack's requests: the vif going away (`xl
+//! network-detach`: disconnect, revoke every grant), a vif appearing (`xl
+//! network-attach`: connect), `xl shutdown` and `xl sysrq` (the idle
+//! app's handling). Why it is built this way, measured: docs/services.md
+//! ("The service loop, and what made it slow").
 
 use super::device::NetDev;
+use super::loopstats::{Lap, LoopStats};
 use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
 use crate::driver_env::{EventCount, KernelEnv};
@@ -27,10 +32,18 @@ use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
 use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+/// How often XenStore is looked at without an event on its channel (a
+/// vif being connected: on the hotplug manager's own schedule).
+const STORE_TICK_NS: u64 = 1_000_000_000;
+/// No packet for this long: the hotplug manager may re-read XenStore.
+const QUIET_NS: u64 = 1_000_000_000;
+/// Under traffic, it still does at least this often.
+const FOLLOW_AT_LEAST_NS: u64 = 60_000_000_000;
 
 /// What the status page shows.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +74,8 @@ pub struct Status {
     /// Event storms (events with no work behind them): the lateeoi
     /// bookkeeping of the vif's channels (`events::storm`).
     pub storm: Throttle,
+    /// The service loop's wake-ups and where its time goes.
+    pub looped: LoopStats,
 }
 
 /// A service: its sockets, served once per loop.
@@ -68,6 +83,16 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
+    /// The stack has just handed a SYN to a socket: called between
+    /// received packets, for a listener to keep a socket listening for the
+    /// next one (a burst of SYNs in one pass then needs no large backlog).
+    fn syn_taken(&mut self, _sockets: &mut SocketSet<'static>) {}
+    /// The earliest time (ms, [`super::listener::now_ms`]: system time) the
+    /// service must be served again if no packet comes (its timeouts);
+    /// `None`: only when something happens.
+    fn poll_at(&self) -> Option<u64> {
+        None
+    }
     /// A line of the service's own counters, printed with the network's
     /// (`xl sysrq`, shutdown).
     fn report(&self) -> Option<String> {
@@ -75,8 +100,10 @@ pub trait Service {
     }
 }
 
+/// smoltcp's clock: Xen system time (the timer's clock), so its
+/// deadlines are timer deadlines as they are.
 fn now() -> Instant {
-    Instant::from_micros((platform::uptime_ns() / 1000) as i64)
+    Instant::from_micros((platform::now_ns() / 1000) as i64)
 }
 
 fn add(a: &mut Stats, b: &Stats) {
@@ -316,14 +343,26 @@ impl Net {
         self.masked_until = now + delay;
     }
 
-    fn poll(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
+    /// Netfront's RX and TX answers, then every received packet into the
+    /// stack, one at a time: after each SYN the service tops its listening
+    /// sockets up. Nothing is sent here but what ingress answers at once
+    /// (a SYN-ACK, a reset, ARP): ACKs wait for [`Net::egress`], after the
+    /// service has answered, so a response carries the ACK.
+    fn ingress(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        rxq: &mut VecDeque<(Vec<u8>, u16)>,
+        svc: &mut dyn Service,
+    ) {
         let Some(id) = self.current.as_deref() else { return };
         let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
             return;
         };
         let host = &mut self.drv.host;
+        let mut lap = Lap::start();
         let dups = &mut self.status.syn_duplicates;
         let _ = nf.poll_rx(host, |p| {
+            super::loopstats::note_segment(&p.data, false);
             if is_duplicate_syn(&p.data, sockets) {
                 *dups += 1;
             } else {
@@ -332,12 +371,39 @@ impl Net {
         });
         let _ = nf.reclaim_tx();
         nf.watchdog(platform::now_ns());
+        lap.lap(&mut self.status.looped.ns_rx);
+        let t = now();
+        loop {
+            let syn = rxq.front().is_some_and(|(f, _)| netsvc::frame::syn_of(f).is_some());
+            let mut dev =
+                NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
+            if iface.poll_ingress_single(t, &mut dev, sockets) == PollIngressSingleResult::None {
+                break;
+            }
+            if syn {
+                svc.syn_taken(sockets);
+            }
+        }
+        lap.lap(&mut self.status.looped.ns_ingress);
+    }
+
+    /// Every socket's egress (data, ACKs, retransmissions, FINs), then the
+    /// TX ring published once.
+    fn egress(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
+        let Some(id) = self.current.as_deref() else { return };
+        let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
+            return;
+        };
+        let host = &mut self.drv.host;
+        let mut lap = Lap::start();
         let busy = self.status.tx_busy;
         let mut dev =
             NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
-        iface.poll(now(), &mut dev, sockets);
+        iface.poll_egress(now(), &mut dev, sockets);
         nf.flush(host);
         self.tx_waiting = self.status.tx_busy != busy;
+        self.status.looped.polls += 1;
+        lap.lap(&mut self.status.looped.ns_stack);
     }
 }
 
@@ -418,6 +484,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
     let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let offload = cmd.number("net.offload").unwrap_or(1) == 1;
+    let poll_ns = cmd.number("net.poll_us").unwrap_or(0) * 1000;
     let cfg = NetConfig {
         rx_buffers,
         tx_buffers: 128,
@@ -461,9 +528,13 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     }
     let mut rxq = VecDeque::new();
     let mut next_store = 0u64;
+    let mut store_seen = xenbus::store_events();
+    let (mut last_traffic, mut last_follow) = (0u64, 0u64);
     let events: EventCount = net.drv.host.event_count();
     let mut last_seen = events.get();
+    net.status.looped.start_ns = platform::now_ns();
     loop {
+        net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
@@ -471,20 +542,51 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         let woke_by_events = seen != last_seen;
         last_seen = seen;
         let before = net.progress();
-        net.poll(&mut sockets, &mut rxq);
+        let syns = super::loopstats::syns_in();
+        net.ingress(&mut sockets, &mut rxq, svc);
+        if net.status.looped.last_wake_timer && super::loopstats::syns_in() != syns {
+            net.status.looped.syn_after_timer += 1;
+        }
+        if net.status.looped.last_wake_timer && net.progress().map(|p| p.0) != before.map(|p| p.0) {
+            net.status.looped.rx_after_timer += 1;
+        }
+        net.status.looped.last_wake_timer = false;
+        let mut lap = Lap::start();
         if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
             follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
         }
         net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
         net.status.events = events.get();
         net.refresh_status();
+        lap.lap(&mut net.status.looped.ns_misc);
         svc.serve(&mut sockets, &net.status);
-        net.poll(&mut sockets, &mut rxq);
+        lap.lap(&mut net.status.looped.ns_serve);
+        net.egress(&mut sockets, &mut rxq);
+        let mut lap = Lap::start();
         let did_work = !rxq.is_empty() || net.progress() != before;
+        if did_work {
+            last_traffic = platform::now_ns();
+        }
         net.throttle(woke_by_events, did_work);
+        lap.lap(&mut net.status.looped.ns_misc);
 
-        if platform::now_ns() >= next_store {
-            next_store = platform::now_ns() + 50_000_000;
+        // XenStore is looked at when its channel had an event (a watch
+        // fired: the toolstack asks something, a vif comes or goes) and
+        // every STORE_TICK_NS (the hotplug manager's re-examinations, kept
+        // pages to revoke): the loop no longer wakes every 50 ms for it.
+        let unsettled = net.vifs.ids().count() != net.vifs.devices().count()
+            || net.vifs.next_deadline().is_some_and(|d| d.0 == 0);
+        let vif_due =
+            unsettled && net.vifs.next_deadline().is_some_and(|d| d.0 <= platform::now_ns());
+        if xenbus::store_events() != store_seen || platform::now_ns() >= next_store || vif_due {
+            next_store = platform::now_ns() + STORE_TICK_NS;
+            // Before the look: its own requests' replies move the count,
+            // which costs one more (empty) look, where taking it after
+            // could miss a watch event arriving meanwhile.
+            store_seen = xenbus::store_events();
+            let looked = platform::now_ns();
+            let mut vif_news = false;
+            let mut reported = false;
             // Pages a backend kept mapped when its vif was let go: revoked
             // again now and then, freed once it let go (never reused before).
             if !net.drv.quarantine.is_empty() {
@@ -507,6 +609,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         // Whatever it was, something may have been missed.
                         xenbus::recover("net", &e);
                         net.vifs.kick();
+                        vif_news = true;
                         break;
                     }
                 };
@@ -528,6 +631,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                                         net.status.domid = id.0;
                                     }
                                     net.vifs.kick();
+                                    vif_news = true;
                                 }
                                 Ok(_) => net.status.checkpoints += 1,
                                 Err(e) => kprintln!("net: suspend failed: {e}; carrying on"),
@@ -535,6 +639,8 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                         } else if let Some(req) = req {
                             net.shutdown();
                             print_counters(&net.status);
+                            let line = net.status.looped.line(sockets.iter().count(), looked);
+                            kprintln!("{line}");
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
@@ -549,40 +655,108 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
                             print_counters(&net.status);
+                            // As of the look's start: the look is all
+                            // reporting, counted when it ends.
+                            let line = net.status.looped.line(sockets.iter().count(), looked);
+                            kprintln!("{line}");
                             if let Some(line) = svc.report() {
                                 kprintln!("{line}");
                             }
                             idle::sysrq(key);
+                            reported = true;
                         }
                     }
                     token => {
                         net.vifs.on_event(token);
+                        vif_news = true;
                     }
                 }
             }
-            net.follow_xenbus();
+            // The hotplug manager's own re-examinations (every 10 s when
+            // all is connected, for watch events xenstored may drop) cost
+            // two round trips to xenstored, which under load took up to
+            // 2.3 s, with the data path stopped: while traffic flows they
+            // wait for a quiet moment (no packet for QUIET_NS), or at most
+            // FOLLOW_AT_LEAST_NS. Watch events, lost events and vifs not
+            // connected are followed at once.
+            let now_ns = platform::now_ns();
+            let quiet = now_ns.saturating_sub(last_traffic) >= QUIET_NS;
+            if vif_news || unsettled || quiet || now_ns >= last_follow + FOLLOW_AT_LEAST_NS {
+                net.follow_xenbus();
+                last_follow = now_ns;
+            }
+            let l = &mut net.status.looped;
+            let took = platform::now_ns() - looked;
+            l.store_looks += 1;
+            l.store_slow += u64::from(took >= 10_000_000);
+            l.ns_store_max = l.ns_store_max.max(took);
+            l.hotplug_scans = net.vifs.counters().scans;
+            if reported {
+                // The whole look (the sysrq's round trips, the printing)
+                // was for the counters' reader, not the service.
+                l.ns_report += took;
+            }
         }
+        lap.lap(&mut net.status.looped.ns_store);
 
-        if !rxq.is_empty() {
+        // News during the pass: no deadline to compute (smoltcp's is a
+        // visit of every socket), the next pass starts at once.
+        if !rxq.is_empty() || events.get() != seen || xenbus::store_events() != store_seen {
+            net.status.looped.no_wait += 1;
             continue;
         }
         // With the TX ring full, smoltcp has data to send (a delay of 0):
         // sleep until netback's TX answers free room (their event ends the
         // wait) instead of spinning on a ring netback needs the CPU to drain.
-        let delay = match net.tx_waiting {
-            true => 10_000,
-            false => net
-                .iface
-                .as_mut()
-                .and_then(|i| i.poll_delay(now(), &sockets))
-                .map_or(50_000, |d| d.total_micros())
-                .min(50_000),
+        // Otherwise the deadline is absolute: the first of smoltcp's next
+        // timer, the service's next timeout and the next XenStore look.
+        // Pass after pass it is the same instant, the one Xen's timer
+        // already holds, so blocking costs no set_timer_op ("now + the
+        // delay" moved it every time: one more hypercall per wake-up).
+        let mut until = match net.tx_waiting {
+            true => platform::now_ns() + 10_000_000,
+            false => {
+                let stack = net
+                    .iface
+                    .as_mut()
+                    .and_then(|i| i.poll_at(now(), &sockets))
+                    .map(|at| at.total_micros().max(0) as u64 * 1000);
+                let service = svc.poll_at().map(|ms| ms.saturating_mul(1_000_000));
+                // A vif being connected is re-examined on the hotplug
+                // manager's own schedule.
+                let vif = net.vifs.next_deadline().filter(|_| unsettled).map(|d| d.0);
+                [stack, service, vif].into_iter().flatten().fold(next_store, u64::min)
+            }
         };
-        let mut until = platform::now_ns() + delay * 1000;
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
-        timer::wait_until(until, || events.get() != seen);
+        lap.lap(&mut net.status.looped.ns_delay);
+        let l = &mut net.status.looped;
+        let news = || events.get() != seen || xenbus::store_events() != store_seen;
+        // The polling budget (`net.poll_us`): news that comes within it
+        // costs no block, no timer and no upcall-driven wake-up.
+        if poll_ns > 0 && !net.tx_waiting && !news() {
+            let end = platform::now_ns().saturating_add(poll_ns).min(until);
+            while !news() && platform::now_ns() < end {
+                core::hint::spin_loop();
+            }
+            if news() {
+                l.spin_hits += 1;
+            } else {
+                l.spin_misses += 1;
+            }
+            lap.lap(&mut l.ns_spin);
+        }
+        if platform::now_ns() >= until || news() {
+            l.no_wait += 1;
+        } else if timer::wait_until(until, news) {
+            l.woke_event += 1;
+        } else {
+            l.woke_timer += 1;
+            l.last_wake_timer = true;
+        }
+        lap.lap(&mut l.ns_wait);
     }
 }
 

@@ -29,6 +29,14 @@ fn on_store_event(_: EvtchnPort, _: usize) {
     STORE_EVENTS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Events on the store's channel so far (a watch event or a reply has
+/// arrived since the count last moved): a loop that waits on its own
+/// events too can wake for the toolstack's requests at once instead of
+/// polling XenStore on a tick.
+pub fn store_events() -> u64 {
+    STORE_EVENTS.load(Ordering::SeqCst)
+}
+
 impl RingEvents for StoreEvents {
     fn notify(&mut self) {
         let _ = events::send(self.port);

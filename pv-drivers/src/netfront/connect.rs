@@ -545,8 +545,15 @@ impl<H: DriverEnv> Netfront<H> {
         let q = &mut self.queues[i];
         let r = match q.tx.send_offloaded(host, &mut self.stats, packet, off) {
             Err(TxError::Busy) => {
-                let _ = q.tx.reclaim(&mut self.stats);
-                q.tx.send_offloaded(host, &mut self.stats, packet, off)
+                let _ = q.tx.reclaim(&mut self.stats, false);
+                match q.tx.send_offloaded(host, &mut self.stats, packet, off) {
+                    Err(TxError::Busy) => {
+                        // Still full: an event when netback answers.
+                        let _ = q.tx.reclaim(&mut self.stats, true);
+                        Err(TxError::Busy)
+                    }
+                    r => r,
+                }
             }
             r => r,
         };
@@ -564,14 +571,16 @@ impl<H: DriverEnv> Netfront<H> {
         }
     }
 
-    /// Frees answered TX slots on every queue.
+    /// Frees answered TX slots on every queue, asking netback for no
+    /// event: its TX answers wake nobody unless a sender waits for room
+    /// ([`Netfront::tx_room`], [`Netfront::send`] ask for one then).
     pub fn reclaim_tx(&mut self) -> Result<(), RingError> {
         if self.broken {
             return Ok(());
         }
         let mut result = Ok(());
         for q in &mut self.queues {
-            result = result.and(q.tx.reclaim(&mut self.stats));
+            result = result.and(q.tx.reclaim(&mut self.stats, false));
         }
         self.judge();
         result
@@ -587,9 +596,18 @@ impl<H: DriverEnv> Netfront<H> {
     /// the backend's answers. A stack that sends only when this holds
     /// never sees a packet dropped for want of room: its data waits in its
     /// own buffer instead of being retransmitted after a timeout.
+    /// Without room, an event is asked for on the first answer of each
+    /// full queue, so the waiting stack is woken when room comes.
     pub fn tx_room(&mut self, bytes: usize) -> bool {
         let _ = self.reclaim_tx();
-        self.queues.iter().all(|q| q.tx.has_room(bytes))
+        let mut room = true;
+        for q in &mut self.queues {
+            if !q.tx.has_room(bytes) {
+                let _ = q.tx.reclaim(&mut self.stats, true);
+                room &= q.tx.has_room(bytes);
+            }
+        }
+        room
     }
 
     /// TX slots not yet answered, all queues.

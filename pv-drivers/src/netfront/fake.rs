@@ -30,6 +30,9 @@ pub struct FakeBackend {
     xen: SharedXen,
     pub rx: BackRing<'static, NetifRxRequest, NetifRxResponse>,
     pub tx: BackRing<'static, NetifTxRequest, NetifTxResponse>,
+    /// Events netback would have sent for TX answers (`rsp_event` asked
+    /// for them).
+    pub tx_events: u32,
 }
 
 impl FakeBackend {
@@ -38,6 +41,7 @@ impl FakeBackend {
             xen: host.xen.clone(),
             tx: BackRing::attach(granted(&host.xen, tx_ref).leak()),
             rx: BackRing::attach(granted(&host.xen, rx_ref).leak()),
+            tx_events: 0,
         }
     }
 
@@ -140,7 +144,9 @@ impl FakeBackend {
                 cur = Some((seen, total));
             }
         }
-        self.tx.publish();
+        if self.tx.publish() {
+            self.tx_events += 1;
+        }
         out
     }
 }

@@ -114,6 +114,39 @@ fn multi_slot_packets_with_extra_info_are_assembled() {
     assert_eq!(r.stats.backend_errors(), 0);
 }
 
+/// TX answers wake nobody while there is room: the queue collects them
+/// on its next look without asking netback for an event; a sender that
+/// finds the ring full asks for one, on the next answer only.
+#[test]
+fn tx_answers_ask_for_an_event_only_when_room_is_short() {
+    let mut r = rig(8);
+    let mut rng = Rng(7);
+    let p = packet(&mut rng, 1514);
+    // The ring starts asking for the first answer (rsp_event = 1).
+    r.tx.send(&mut r.host, &mut r.stats, &p).unwrap();
+    r.tx.flush(&mut r.host, &mut r.stats);
+    r.be.take_tx();
+    assert_eq!(r.be.tx_events, 1);
+    r.tx.reclaim(&mut r.stats, false).unwrap();
+    for _ in 0..100 {
+        r.tx.send(&mut r.host, &mut r.stats, &p).unwrap();
+        r.tx.flush(&mut r.host, &mut r.stats);
+        assert_eq!(r.be.take_tx().len(), 1);
+        r.tx.reclaim(&mut r.stats, false).unwrap();
+        assert_eq!(r.tx.in_flight(), 0);
+    }
+    assert_eq!(r.be.tx_events, 1, "answers nobody waited for sent no event");
+    // Fill the ring's buffers: the sender waits for room, asking for an event.
+    while r.tx.send(&mut r.host, &mut r.stats, &p).is_ok() {}
+    assert!(!r.tx.has_room(1514));
+    r.tx.reclaim(&mut r.stats, true).unwrap();
+    r.tx.flush(&mut r.host, &mut r.stats);
+    r.be.take_tx();
+    assert_eq!(r.be.tx_events, 2, "the waiting sender is woken");
+    r.tx.reclaim(&mut r.stats, false).unwrap();
+    assert!(r.tx.has_room(1514));
+}
+
 #[test]
 fn tx_packets_go_out_in_slots_and_completions_free_them() {
     let mut r = rig(8);
@@ -126,7 +159,7 @@ fn tx_packets_go_out_in_slots_and_completions_free_them() {
         }
         r.tx.flush(&mut r.host, &mut r.stats);
         assert_eq!(r.be.take_tx(), sent, "round {round}");
-        r.tx.reclaim(&mut r.stats).unwrap();
+        r.tx.reclaim(&mut r.stats, true).unwrap();
         assert_eq!(r.tx.in_flight(), 0);
     }
     assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &[]), Err(TxError::BadSize));
@@ -172,7 +205,7 @@ fn tx_offloads_go_out_as_flags_and_a_gso_extra() {
         assert_eq!((seen[2].data.as_slice(), seen[2].flags), (small.as_slice(), 0));
         assert!(seen[1].extras.is_empty() && seen[2].extras.is_empty());
         // The extra's NULL answer frees nothing; every slot comes back.
-        r.tx.reclaim(&mut r.stats).unwrap();
+        r.tx.reclaim(&mut r.stats, true).unwrap();
         assert_eq!(r.tx.in_flight(), 0);
     }
     assert_eq!((r.stats.tx_gso, r.stats.tx_csum_blank, r.stats.tx_packets), (20, 40, 60));
@@ -220,7 +253,7 @@ fn tx_room_says_beforehand_what_send_would_refuse() {
     assert_eq!(r.tx.send(&mut r.host, &mut r.stats, &big), Err(TxError::Busy));
     r.tx.flush(&mut r.host, &mut r.stats);
     assert_eq!(r.be.take_tx().len(), sent);
-    r.tx.reclaim(&mut r.stats).unwrap();
+    r.tx.reclaim(&mut r.stats, true).unwrap();
     assert!(r.tx.has_room(big.len()));
 }
 
@@ -235,7 +268,7 @@ fn tx_is_busy_until_the_backend_answers() {
     assert_eq!(sent, 64 / 3);
     r.tx.flush(&mut r.host, &mut r.stats);
     assert_eq!(r.be.take_tx().len(), sent);
-    r.tx.reclaim(&mut r.stats).unwrap();
+    r.tx.reclaim(&mut r.stats, true).unwrap();
     assert!(r.tx.send(&mut r.host, &mut r.stats, &p).is_ok());
 }
 
@@ -297,10 +330,10 @@ fn a_hostile_backend_is_counted_and_survived() {
     r.tx.send(&mut r.host, &mut r.stats, &[1; 60]).unwrap();
     r.tx.flush(&mut r.host, &mut r.stats);
     r.be.tx.publish();
-    r.tx.reclaim(&mut r.stats).unwrap();
+    r.tx.reclaim(&mut r.stats, true).unwrap();
     assert_eq!(r.stats.tx_bad_id, 1);
     r.be.tx.force_rsp_prod(77);
-    assert!(r.tx.reclaim(&mut r.stats).is_err());
+    assert!(r.tx.reclaim(&mut r.stats, true).is_err());
     assert_eq!(r.stats.tx_bad_prod, 1);
     assert_eq!(r.stats.rx_dropped, 5);
 }
@@ -383,7 +416,7 @@ fn tx_answers_with_status_null_are_faults_and_leak_nothing() {
             .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
         r.tx.flush(&mut r.host, &mut r.stats);
         answer_tx(&mut r, |id| vec![NetifTxResponse { id, status: rsp::NULL }]);
-        r.tx.reclaim(&mut r.stats).unwrap();
+        r.tx.reclaim(&mut r.stats, true).unwrap();
     }
     assert_eq!(r.stats.tx_null_status, 300);
     assert_eq!(r.tx.in_flight(), 0);
@@ -407,7 +440,7 @@ fn tx_answers_with_repeated_ids_leak_no_id() {
             let id = *first.get_or_insert(id);
             vec![NetifTxResponse { id, status: rsp::OKAY }]
         });
-        r.tx.reclaim(&mut r.stats).unwrap();
+        r.tx.reclaim(&mut r.stats, true).unwrap();
         assert_eq!(r.tx.in_flight(), 0);
     }
     assert_eq!((r.stats.tx_bad_id, r.stats.tx_ids_recovered), (300, 300));
@@ -584,7 +617,7 @@ fn fuzz_netfront_tx() {
                     }
                 }
                 _ => {
-                    if r.tx.reclaim(&mut r.stats).is_err() {
+                    if r.tx.reclaim(&mut r.stats, true).is_err() {
                         corrupted = true;
                     }
                 }
@@ -600,7 +633,7 @@ fn fuzz_netfront_tx() {
                 r.be.tx.push_response(&NetifTxResponse { id: req.id, status: rsp::OKAY });
             }
             r.be.tx.publish();
-            if r.tx.reclaim(&mut r.stats).is_ok() && r.tx.in_flight() == 0 {
+            if r.tx.reclaim(&mut r.stats, true).is_ok() && r.tx.in_flight() == 0 {
                 r.tx.send(&mut r.host, &mut r.stats, &[1; 60]).expect("an id leaked");
             }
         }

@@ -233,15 +233,19 @@ impl<P: PageSet> TxQueue<P> {
     }
 
     /// Takes the backend's answers and frees their slots and buffers.
+    /// With `wake`, asks for an event on the next answer (a sender waiting
+    /// for room); without, leaves `rsp_event` where it is, so netback
+    /// sends no event for answers nobody waits for: the service collects
+    /// them on its next pass anyway.
     ///
     /// Every response answers one of our slots, so once every slot has
     /// been answered no id may still be out: ids that are (their answers
     /// were taken by bogus or repeated ids) are taken back and counted,
     /// and `send` never stays busy for ever on leaked ids.
-    pub fn reclaim(&mut self, stats: &mut Stats) -> Result<(), RingError> {
+    pub fn reclaim(&mut self, stats: &mut Stats, wake: bool) -> Result<(), RingError> {
         let mut ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
-        let result = ring.drain_responses(|_, r| {
+        let each = |_, r: NetifTxResponse| {
             if r.status == rsp::NULL {
                 // Only extra-info slots are answered NULL, and their id is
                 // not set: it frees nothing. A NULL for no extra is a
@@ -268,7 +272,8 @@ impl<P: PageSet> TxQueue<P> {
             if r.status != rsp::OKAY {
                 fault(&mut stats.tx_error_status, "TX status", format_args!("{}", r.status));
             }
-        });
+        };
+        let result = if wake { ring.drain_responses(each) } else { ring.take_responses(each) };
         self.indices = ring.indices();
         if self.in_flight() == 0 {
             // Every slot answered: no extra can still be owed a NULL.
