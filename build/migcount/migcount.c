@@ -20,12 +20,26 @@
  *
  * (pages with data, pfns named, and stream bytes so far). xl's stderr
  * holds it. Nothing of the stream is changed.
+ *
+ *     migcount hold ROUND PFN HELD GO
+ *
+ * also holds the stream at the first batch of round ROUND (or later)
+ * whose first pfn is PFN or more: it creates the file HELD and stops
+ * reading until the file GO exists (at most 600 s), so the sender stays
+ * blocked there (its pipe is shrunk to one page) while dom0 does
+ * something to the guest, which keeps running (tests/tests/
+ * mobility_balloon.rs: `xl mem-set` during the pre-copy, once round 1
+ * has gone past every pfn the balloon uses). The MIGCOUNT line then
+ * ends with " held_round=R held_pfn=F held_ms=T".
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ROUNDS 64
@@ -45,6 +59,12 @@ static uint64_t skip;
 static uint32_t rec_len, batch_count;
 static unsigned char window[12];
 static size_t window_len;
+/* Holding: the round to hold at (0: none), the two files, how long. */
+static int hold_round;
+static uint64_t hold_pfn, held_at_pfn;
+static const char *held_file, *go_file;
+static int held, hold_due, held_in_round;
+static long long held_ms = -1;
 
 static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -63,7 +83,29 @@ static void report(void) {
     for (int i = 0; i < rounds; i++) fprintf(stderr, "%s%llu", i ? "," : "", (unsigned long long)pages[i]);
     fprintf(stderr, " pfns=");
     for (int i = 0; i < rounds; i++) fprintf(stderr, "%s%llu", i ? "," : "", (unsigned long long)pfns[i]);
-    fprintf(stderr, " bytes=%llu\n", total);
+    fprintf(stderr, " bytes=%llu", total);
+    if (hold_round)
+        fprintf(stderr, " held_round=%d held_pfn=%llu held_ms=%lld", held_in_round,
+                (unsigned long long)held_at_pfn, held_ms);
+    fprintf(stderr, "\n");
+}
+
+static long long ms_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Round hold_round has begun: say so, wait for the go file. */
+static void hold(void) {
+    long long t0 = ms_now();
+    FILE *f = fopen(held_file, "w");
+    if (f) {
+        fprintf(f, "round %d pfn %llu after %llu bytes\n", held_in_round, (unsigned long long)held_at_pfn, total);
+        fclose(f);
+    }
+    while (access(go_file, F_OK) != 0 && ms_now() - t0 < 600000) usleep(20000);
+    held_ms = ms_now() - t0;
 }
 
 static void batch(void) {
@@ -73,6 +115,11 @@ static void batch(void) {
         if (rounds < MAX_ROUNDS) rounds++;
     }
     uint64_t data_pages = (rec_len - 8 - 8ull * batch_count) / 4096;
+    if (hold_round && !held && !hold_due && rounds >= hold_round && first >= hold_pfn) {
+        hold_due = 1;
+        held_at_pfn = first;
+        held_in_round = rounds;
+    }
     pages[rounds - 1] += data_pages;
     pfns[rounds - 1] += batch_count;
     last_pfn = le64(acc + 8 * (batch_count - 1)) & PFN_MASK;
@@ -159,8 +206,19 @@ static void feed(unsigned char b) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     static unsigned char buf[1 << 16];
+    if (argc == 6 && !strcmp(argv[1], "hold")) {
+        hold_round = atoi(argv[2]);
+        hold_pfn = strtoull(argv[3], NULL, 0);
+        held_file = argv[4];
+        go_file = argv[5];
+        /* One page of pipe: held, the sender gets no further ahead. */
+        fcntl(0, F_SETPIPE_SZ, 4096);
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: migcount [hold ROUND PFN HELD GO]\n");
+        return 2;
+    }
     for (;;) {
         ssize_t n = read(0, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
@@ -176,6 +234,10 @@ int main(void) {
         }
         total += (unsigned long long)n;
         for (ssize_t i = 0; i < n; i++) feed(buf[i]);
+        if (hold_due && !held) {
+            held = 1;
+            hold();
+        }
     }
     return 0;
 }

@@ -105,11 +105,57 @@ mod tests {
                 out
             })
             .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(out.stdout, s, "the stream passes through unchanged");
         let err = String::from_utf8_lossy(&out.stderr);
         let (pages, pfns) = parse_line(&err).unwrap_or_else(|| panic!("{err}"));
         assert_eq!(pages, vec![1098, 3, 1]);
         assert_eq!(pfns, vec![1100, 3, 1]);
+
+        // Holding in round 1 past pfn 1024: the held file appears, the
+        // tool goes no further until the go file exists, then the whole
+        // stream comes out.
+        let (held, go) = (dir.join("held"), dir.join("go"));
+        let mut c = std::process::Command::new(&bin)
+            .args(["hold", "1", "0x400"])
+            .arg(&held)
+            .arg(&go)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        let mut stdout = c.stdout.take().unwrap();
+        let input = s.clone();
+        let w = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+        let r = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut v = Vec::new();
+            stdout.read_to_end(&mut v).map(|_| v)
+        });
+        let t0 = std::time::Instant::now();
+        while !held.exists() && t0.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(held.exists(), "the hold never began");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(c.try_wait().unwrap().is_none(), "migcount went on while held");
+        std::fs::write(&go, b"").unwrap();
+        let status = c.wait().unwrap();
+        w.join().unwrap();
+        let passed = r.join().unwrap().unwrap();
+        let mut err = String::new();
+        use std::io::Read;
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let said = std::fs::read_to_string(&held).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(status.success(), "{err}");
+        assert_eq!(passed, s, "the held stream passes through unchanged");
+        assert!(err.contains(" held_round=1 held_pfn=1024 held_ms="), "{err}");
+        assert!(said.starts_with("round 1 pfn 1024 "), "{said}");
+        assert!(parse_line(&err).is_some(), "{err}");
     }
 }

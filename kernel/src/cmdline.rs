@@ -142,6 +142,24 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("blk.bench_mib", n(1, 65_536), Some("32"), "with blk.mode=bench: MiB per sequential test"),
     s("blk.ios", n(32, 10_000_000), Some("2000"), "with blk.mode=bench: random I/Os per test"),
+    s(
+        "balloon.log_dirty",
+        n(0, 1),
+        Some("1"),
+        "at a suspend, have Xen log the pages ballooned in since the last one (0: not, to show what a migration loses)",
+    ),
+    s(
+        "balloon.release_again",
+        n(0, 1),
+        Some("1"),
+        "in a new domain, give back again the pages given back since the last suspend (0: not)",
+    ),
+    s(
+        "balloon.check",
+        n(0, 1),
+        Some("0"),
+        "stamp the pages each balloon step brings in and read them back after the next suspend",
+    ),
     s("xenbus.timeout_ms", n(1, 600_000), Some("5000"), "with app=idle: wait for each backend"),
     s("bench.quick", n(0, 1), Some("0"), "with app=bench: 1 for short runs"),
     s(

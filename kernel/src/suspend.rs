@@ -24,6 +24,32 @@ use platform::suspend::{self as psuspend, Outcome};
 
 static CANCELLED: AtomicU64 = AtomicU64::new(0);
 static RESUMED: AtomicU64 = AtomicU64::new(0);
+/// Xen system time the domain spent suspended (from just before the
+/// suspend hypercall to just after it returned), summed over every
+/// suspend. Wrapping: after a move to a host whose clock is behind, a
+/// span is negative, and the running clock still goes on from where it
+/// stopped.
+static SUSPENDED_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The running clock: Xen system time with the spans the domain spent
+/// suspended (saved, checkpointed, in a migration's last round) taken
+/// out, so it stops while the domain does not run. The network
+/// services' timeouts run on it (an idle connection is not closed for
+/// the time the domain spent in a save file).
+pub fn running_ns() -> u64 {
+    platform::now_ns().wrapping_sub(SUSPENDED_NS.load(Ordering::Relaxed))
+}
+
+/// The Xen system time at which [`running_ns`] will read `running` (for
+/// a timer deadline), if no suspend comes first.
+pub fn system_ns_at(running: u64) -> u64 {
+    running.wrapping_add(SUSPENDED_NS.load(Ordering::Relaxed))
+}
+
+/// Nanoseconds spent suspended so far (wrapping, see [`running_ns`]).
+pub fn suspended_ns() -> u64 {
+    SUSPENDED_NS.load(Ordering::Relaxed)
+}
 
 /// Suspends that were cancelled, and that resumed in a new domain.
 pub fn counts() -> (u64, u64) {
@@ -53,12 +79,16 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
     // Secondary vCPUs go down first and come back after (docs/smp.md).
     let vcpus = crate::smp::suspend_prepare();
     let t0 = platform::now_ns();
+    // Pages ballooned in since the last suspend: logged for the last
+    // round of a live migration (docs/migration.md).
+    crate::balloon::before_suspend();
     let grant_frames = grants::suspend().map_err(|e| {
         crate::smp::resume(vcpus, false);
         SuspendError::Grants(e)
     })?;
     let _ = console::flush();
     let masked = IrqGuard::new();
+    let before = platform::now_ns();
     let result = psuspend::suspend();
     let outcome = match result {
         Ok(o) => o,
@@ -90,6 +120,8 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
             log::warn!("resume: cannot bind the debug VIRQ: {e}");
         }
     }
+    let span = platform::now_ns().wrapping_sub(before);
+    SUSPENDED_NS.fetch_add(span, Ordering::Relaxed);
     if let Some(g) = grant_frames {
         if let Err(e) = g.resume() {
             kprintln!("resume: grant table: {e}");
@@ -97,11 +129,13 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
     }
     drop(masked);
     crate::smp::resume(vcpus, matches!(outcome, Outcome::Resumed { .. }));
+    crate::balloon::after_suspend(matches!(outcome, Outcome::Resumed { .. }));
     let ms = platform::now_ns().saturating_sub(t0) / 1_000_000;
+    let suspended_ms = span as i64 / 1_000_000;
     match outcome {
         Outcome::Cancelled => {
             let n = CANCELLED.fetch_add(1, Ordering::Relaxed) + 1;
-            kprintln!("suspend: cancelled by the toolstack (checkpoint); carrying on ({n} cancelled so far, {ms} ms)");
+            kprintln!("suspend: cancelled by the toolstack (checkpoint); carrying on ({n} cancelled so far, {ms} ms, {suspended_ms} ms of it suspended)");
         }
         Outcome::Resumed { store, .. } => {
             let n = RESUMED.fetch_add(1, Ordering::Relaxed) + 1;
@@ -110,7 +144,7 @@ pub fn suspend() -> Result<Outcome, SuspendError> {
                 Err(e) => kprintln!("resume: xenstore: {e:?}"),
             }
             kprintln!(
-                "resume: running in a new domain (resume {n}; {ms} ms since the suspend began, as the guest's clock counts)"
+                "resume: running in a new domain (resume {n}; {ms} ms since the suspend began, as the guest's clock counts; {suspended_ms} ms of it suspended, left out of the running clock)"
             );
         }
     }

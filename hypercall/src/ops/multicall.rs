@@ -8,6 +8,7 @@
 //! entries carry raw pointers the caller keeps alive, and change page
 //! tables).
 
+use crate::abi::memory::{cmd, XenMemoryReservation};
 use crate::abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
 use crate::abi::xen::{Uvmf, DOMID_SELF};
 use crate::error::{XenError, XenResult};
@@ -39,6 +40,18 @@ pub fn mmuext_op(ops: &[MmuextOp]) -> MulticallEntry {
         op: nr::MMUEXT_OP.into(),
         result: 0,
         args: [ops.as_ptr() as u64, ops.len() as u64, 0, DOMID_SELF.into(), 0, 0],
+    }
+}
+
+/// A `memory_op(XENMEM_decrease_reservation, arg)` entry. `arg`, and the
+/// extent list it names, must outlive the [`multicall`] that runs it;
+/// its `result` is the number of extents Xen took (it stops at the first
+/// it cannot free).
+pub fn decrease_reservation(arg: &XenMemoryReservation) -> MulticallEntry {
+    MulticallEntry {
+        op: nr::MEMORY_OP.into(),
+        result: 0,
+        args: [cmd::DECREASE_RESERVATION.into(), arg as *const _ as u64, 0, 0, 0, 0],
     }
 }
 

@@ -101,13 +101,23 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
                     );
                     break;
                 }
-                platform::balloon_out(n).map(|holes| b.gave_back(holes))
+                platform::balloon_out(n).map(|holes| {
+                    super::suspend::gave_back(holes.range());
+                    b.gave_back(holes)
+                })
             }
             Step::In(n) => match b.take_top(n) {
-                Some(holes) => platform::balloon_in(holes).map_err(|(e, holes)| {
-                    b.put_back(holes);
-                    e
-                }),
+                Some(holes) => {
+                    let pfns = holes.range();
+                    let r = platform::balloon_in(holes).map_err(|(e, holes)| {
+                        b.put_back(holes);
+                        e
+                    });
+                    // On an error some may be populated: the P2M says
+                    // which, and the logging at the suspend skips holes.
+                    super::suspend::populated(pfns, r.is_ok());
+                    r
+                }
                 None => break,
             },
         };

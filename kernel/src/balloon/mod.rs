@@ -7,8 +7,13 @@
 //! back by number).
 
 pub mod plan;
+pub mod recent;
 
 #[cfg(target_os = "none")]
 mod driver;
 #[cfg(target_os = "none")]
+mod suspend;
+#[cfg(target_os = "none")]
 pub use driver::*;
+#[cfg(target_os = "none")]
+pub use suspend::{after_suspend, before_suspend};

@@ -400,8 +400,16 @@ pub fn resets(port: u16) -> u64 {
     RESETS.lock().iter().find(|(p, _)| *p == port).map_or(0, |(_, n)| *n)
 }
 
-/// The milliseconds clock the protocols' deadlines run on: Xen system
-/// time, the timer's clock, so a deadline is a timer deadline as is.
+/// The milliseconds clock the protocols' deadlines run on: the running
+/// clock (`suspend::running_ns`: Xen system time without the spans the
+/// domain spent suspended), so a connection idle across a save and a
+/// restore is not closed for the time the domain spent in the file.
+/// [`timer_deadline_ns`] turns one of its deadlines into a timer's.
 pub fn now_ms() -> u64 {
-    platform::now_ns() / 1_000_000
+    crate::suspend::running_ns() / 1_000_000
+}
+
+/// The Xen system time (the timer's clock) of a [`now_ms`] deadline.
+pub fn timer_deadline_ns(ms: u64) -> u64 {
+    crate::suspend::system_ns_at(ms.saturating_mul(1_000_000))
 }

@@ -87,7 +87,7 @@ pub trait Service {
     /// received packets, for a listener to keep a socket listening for the
     /// next one (a burst of SYNs in one pass then needs no large backlog).
     fn syn_taken(&mut self, _sockets: &mut SocketSet<'static>) {}
-    /// The earliest time (ms, [`super::listener::now_ms`]: system time) the
+    /// The earliest time (ms, [`super::listener::now_ms`]: the running clock) the
     /// service must be served again if no packet comes (its timeouts);
     /// `None`: only when something happens.
     fn poll_at(&self) -> Option<u64> {
@@ -721,7 +721,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     .as_mut()
                     .and_then(|i| i.poll_at(now(), &sockets))
                     .map(|at| at.total_micros().max(0) as u64 * 1000);
-                let service = svc.poll_at().map(|ms| ms.saturating_mul(1_000_000));
+                let service = svc.poll_at().map(super::listener::timer_deadline_ns);
                 // A vif being connected is re-examined on the hotplug
                 // manager's own schedule.
                 let vif = net.vifs.next_deadline().filter(|_| unsettled).map(|d| d.0);

@@ -131,6 +131,35 @@ impl FrameAllocator {
         Some(Frames { range: Pfn(e - n)..Pfn(e) })
     }
 
+    /// Takes exactly the frames `range`, if every one of them is free and
+    /// the list of runs has room for what is left around them (`None`
+    /// otherwise: nothing is taken). The balloon's migration check takes
+    /// back the very frames Xen has just populated.
+    pub fn take(&mut self, range: Range<Pfn>) -> Option<Frames> {
+        let (s, e) = (range.start.0, range.end.0);
+        if s >= e {
+            return None;
+        }
+        let i = self.runs[..self.len].iter().position(|&(rs, re)| rs <= s && e <= re)?;
+        let (rs, re) = self.runs[i];
+        match (rs == s, re == e) {
+            (true, true) => self.remove(i),
+            (true, false) => self.runs[i].0 = e,
+            (false, true) => self.runs[i].1 = s,
+            (false, false) => {
+                if self.len == MAX_RUNS {
+                    return None;
+                }
+                self.runs.copy_within(i..self.len, i + 1);
+                self.runs[i].1 = s;
+                self.runs[i + 1].0 = e;
+                self.len += 1;
+            }
+        }
+        self.free -= e - s;
+        Some(Frames { range })
+    }
+
     /// Gives `frames` back, merging with neighbours. On an error (the
     /// list of runs is full) the frames come back to the caller.
     pub fn free(&mut self, frames: Frames) -> Result<(), (FreeError, Frames)> {
@@ -220,6 +249,38 @@ mod tests {
         assert_eq!(a.alloc_high(4).map(Frames::keep), Some(r(26, 30)));
         assert_eq!(a.alloc_high(10).map(Frames::keep), Some(r(0, 10)));
         assert_eq!(a.free_frames(), 6);
+    }
+
+    #[test]
+    fn take_takes_exactly_the_range_asked_for() {
+        let mut a = FrameAllocator::new();
+        a.add(r(0, 100)).unwrap();
+        a.add(r(200, 300)).unwrap();
+        // Across a gap, partly used, or empty: nothing is taken.
+        assert_eq!(a.take(r(90, 210)), None);
+        assert_eq!(a.take(r(150, 160)), None);
+        assert_eq!(a.take(r(5, 5)), None);
+        assert_eq!(a.free_frames(), 200);
+        // The middle of a run splits it; the ends shorten it.
+        assert_eq!(a.take(r(40, 60)).map(Frames::keep), Some(r(40, 60)));
+        assert_eq!(a.take(r(0, 10)).map(Frames::keep), Some(r(0, 10)));
+        assert_eq!(a.take(r(250, 300)).map(Frames::keep), Some(r(250, 300)));
+        let whole = a.take(r(200, 250)).unwrap();
+        assert_eq!(a.runs().collect::<Vec<_>>(), vec![r(10, 40), r(60, 100)]);
+        assert_eq!(a.free_frames(), 70);
+        a.free(whole).unwrap();
+        assert_eq!(a.free_frames(), 120);
+    }
+
+    #[test]
+    fn take_needing_a_run_of_its_own_is_refused_when_the_list_is_full() {
+        let mut a = FrameAllocator::new();
+        for k in 0..MAX_RUNS as u64 {
+            a.add(r(k * 10, k * 10 + 5)).unwrap();
+        }
+        assert_eq!(a.take(r(1, 3)), None);
+        assert_eq!(a.take(r(0, 3)).map(Frames::keep), Some(r(0, 3)));
+        assert_eq!(a.free_frames(), MAX_RUNS as u64 * 5 - 3);
     }
 
     #[test]

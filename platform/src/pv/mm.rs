@@ -492,6 +492,21 @@ pub(crate) fn add_frames(frames: Range<Pfn>) -> Result<(), crate::memory::frames
     FRAMES.lock().add(frames)
 }
 
+/// Takes exactly the free frames `range` (the balloon's check holds the
+/// frames Xen has just populated: `pv::held`).
+pub(crate) fn take_frames(range: Range<Pfn>) -> Option<Frames> {
+    FRAMES.lock().take(range)
+}
+
+/// Gives frames back to the allocator; on an error (the list of runs is
+/// full) they stay out of it for good, which only loses free memory.
+pub(crate) fn try_free_frames(run: Frames) -> Result<(), crate::memory::frames::FreeError> {
+    FRAMES.lock().free(run).map_err(|(e, run)| {
+        let _ = run.keep();
+        e
+    })
+}
+
 /// Returns frames taken with [`alloc_frames`].
 pub(crate) fn free_frames_run(run: Frames) {
     FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");

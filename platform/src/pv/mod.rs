@@ -8,6 +8,7 @@ pub mod bench;
 pub(crate) mod boot;
 pub(crate) mod entry;
 pub mod grants;
+pub mod held;
 pub mod mm;
 pub mod p2m;
 mod panic;

@@ -10,9 +10,9 @@ use crate::memory::pagetable::MmuError;
 use crate::pv::mm;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use hypercall::abi::memory::INVALID_P2M_ENTRY;
-use hypercall::ops::memory;
-use hypercall::{FrameRange, Mfn, Pfn, XenError};
+use hypercall::abi::memory::{XenMemoryReservation, INVALID_P2M_ENTRY};
+use hypercall::ops::{memory, multicall};
+use hypercall::{DomId, FrameRange, Mfn, Pfn, XenError};
 
 fn set_p2m(pfn: Pfn, gfn: Option<Mfn>) {
     crate::pv::p2m()[pfn.0 as usize]
@@ -77,4 +77,54 @@ pub(crate) fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
             Err((err, Holes::new(pfns.start..pfns.start)))
         }
     }
+}
+
+/// Multicall entries per hypercall for [`give_back_again`].
+const AGAIN_BATCH: usize = 128;
+
+/// In a new domain (after a restore or a migration): gives back again
+/// each of `pfns` that this guest's P2M holds as a hole (others are
+/// skipped) but that the new domain has a frame behind. A live
+/// migration's round 1 sends every populated page; a page the guest
+/// gave back after that is not sent again (Xen does not log a removal),
+/// and the restoring toolstack never unpopulates what it populated, so
+/// the new domain holds a stale frame the guest counts as a hole: it
+/// would sit on the domain's reservation (`xl list` showing more than the
+/// target) and make the balloon's next populate of that pfn fail at the
+/// maximum reservation. Each pfn is one `XENMEM_decrease_reservation`
+/// entry of a multicall, so a hole the new domain lacks (Xen takes 0
+/// extents) costs nothing more. Returns how many Xen took.
+pub fn give_back_again(pfns: core::ops::Range<Pfn>) -> Result<u64, XenError> {
+    let holes: Vec<u64> = pfns
+        .frames()
+        .filter(|p| crate::pv::pfn_to_mfn(*p).is_some_and(|m| m.0 == INVALID_P2M_ENTRY))
+        .map(|p| p.0)
+        .collect();
+    let mut taken = 0;
+    for gfns in holes.chunks(AGAIN_BATCH) {
+        let args: Vec<XenMemoryReservation> = gfns
+            .iter()
+            .map(|g| XenMemoryReservation {
+                extent_start: g as *const u64 as u64,
+                nr_extents: 1,
+                extent_order: 0,
+                mem_flags: 0,
+                domid: DomId::SELF.0,
+            })
+            .collect();
+        let mut entries: Vec<_> = args.iter().map(multicall::decrease_reservation).collect();
+        mm::count();
+        // SAFETY: each entry names one pfn our P2M holds as a hole: nothing
+        // of ours refers to what is behind it (the identity map still maps
+        // it, and nothing reaches it through it). `args` and `gfns` outlive
+        // the call.
+        unsafe { multicall::multicall(&mut entries) }?;
+        for e in &entries {
+            match XenError::from_ret(e.result as i64) {
+                Ok(n) => taken += n,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(taken)
 }

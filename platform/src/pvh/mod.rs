@@ -10,6 +10,7 @@
 
 mod balloon;
 pub mod bench;
+pub use balloon::give_back_again;
 mod entry32;
 pub mod grants;
 pub mod idt;
