@@ -19,7 +19,9 @@
  *     MIGCOUNT rounds=N pages=P1,P2,...,PN pfns=F1,...,FN bytes=B
  *
  * (pages with data, pfns named, and stream bytes so far). xl's stderr
- * holds it. Nothing of the stream is changed.
+ * holds it. A stream that ends without its END record (a failed
+ * migration) gets the same line at the end, with " end=0". Nothing of
+ * the stream is changed.
  *
  *     migcount hold ROUND PFN HELD GO
  *
@@ -78,7 +80,9 @@ static uint64_t padded(uint32_t len) {
     return (uint64_t)len + ((8 - len % 8) % 8);
 }
 
-static void report(void) {
+static int in_stream;
+
+static void report(int ended) {
     fprintf(stderr, "MIGCOUNT rounds=%d pages=", rounds);
     for (int i = 0; i < rounds; i++) fprintf(stderr, "%s%llu", i ? "," : "", (unsigned long long)pages[i]);
     fprintf(stderr, " pfns=");
@@ -87,7 +91,7 @@ static void report(void) {
     if (hold_round)
         fprintf(stderr, " held_round=%d held_pfn=%llu held_ms=%lld", held_in_round,
                 (unsigned long long)held_at_pfn, held_ms);
-    fprintf(stderr, "\n");
+    fprintf(stderr, "%s\n", ended ? "" : " end=0");
 }
 
 static long long ms_now(void) {
@@ -140,6 +144,7 @@ static void feed(unsigned char b) {
             /* The rest of the image header (12 bytes), the domain header (16). */
             skip = 12 + 16;
             st = SKIP_HEADERS;
+            in_stream = 1;
             rounds = 0;
             have_last = 0;
             memset(pages, 0, sizeof pages);
@@ -167,7 +172,8 @@ static void feed(unsigned char b) {
         rec_len = le32(acc + 4);
         acc_len = 0;
         if (type == 0) { /* END */
-            report();
+            report(1);
+            in_stream = 0;
             st = SEARCH;
             window_len = 0;
         } else if (type == 1 && rec_len >= 8) {
@@ -238,6 +244,9 @@ int main(int argc, char **argv) {
             held = 1;
             hold();
         }
+    }
+    if (in_stream) {
+        report(0);
     }
     return 0;
 }

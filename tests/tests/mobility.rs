@@ -81,6 +81,12 @@ fi
     )
 }
 
+/// Seconds the echo guest stays saved before its restore: longer than
+/// the listener's keep-alive limit (15 s by default).
+const PAUSE_S: u64 = 20;
+/// The listener's default keep-alive limit, ms (`svc.keepalive_ms`).
+const KEEPALIVE_MS: u64 = 15_000;
+
 const ECHO_IP: &str = "192.0.2.6";
 const ECHO_MAC: &str = "00:16:3e:0c:00:06";
 
@@ -135,10 +141,13 @@ if wait_console mecho "echo: ready" 1 90 && wait_console mecho "connected: mac" 
             lab_save mecho /tmp/mecho.chk -c; src=$?
             rm -f /tmp/mecho.chk
         else
-            lab_save mecho /tmp/mecho.save && lab_restore mecho /tmp/mecho.save; src=$?
+            # The domain stays saved longer than the listener's keep-alive
+            # limit (svc.keepalive_ms, 15 s): the running clock its
+            # timeouts use leaves that time out.
+            lab_save mecho /tmp/mecho.save && sleep {PAUSE_S} && lab_restore mecho /tmp/mecho.save; src=$?
             rm -f /tmp/mecho.save
         fi
-        if wait_answer $t0 60; then ms_now; ans=$((NOW - t0)); else ans=none; fi
+        if wait_answer $t0 120; then ms_now; ans=$((NOW - t0)); else ans=none; fi
         echo_line "line-after-$step"; trc=$?
         echo "[xl mobility] step name=mecho step=$step rc=$src ping_answer_ms=$ans tcp_rc=$trc"
     done
@@ -199,18 +208,11 @@ fn lab() -> &'static BootReport {
         boot("mobility", || {
             let mut idle = guest("mobile", "idle").memory(32).timeout(Duration::from_secs(1200));
             idle.extra_config = vec!["maxmem = 64".into()];
+            // The listener's own limits (svc.keepalive_ms 15 s): the
+            // one connection waits through a save, a pause longer than
+            // that and a restore, which its running clock leaves out.
             let mut echo = guest("mecho", "echo")
-                // The echo listener closes a connection idle for 15 s
-                // (svc.keepalive_ms, issue 20); here the one connection
-                // waits between steps for a save, a restore and the vif's
-                // return, and the guest's clock counts the pause too. This
-                // test is about the connection surviving the restore, so
-                // its idle limits are set well past the steps.
-                .args(&[
-                    format!("ip={ECHO_IP}/24"),
-                    "svc.idle_ms=600000".into(),
-                    "svc.keepalive_ms=600000".into(),
-                ])
+                .args(&[format!("ip={ECHO_IP}/24")])
                 .memory(32)
                 .timeout(Duration::from_secs(1200));
             echo.extra_config = vec![format!("vif = ['mac={ECHO_MAC},bridge=xenbr0']")];
@@ -363,7 +365,44 @@ fn echo_keeps_answering_and_its_tcp_connection_survives() {
         eprintln!("{l}");
     }
     assert_console_contains(run, "resume: running in a new domain (resume 1;");
+    // The domain was suspended for longer than the keep-alive limit, and
+    // the connection lived: no timeout closed it.
+    let suspended = suspended_ms(run);
+    eprintln!("suspended {suspended} ms across the save and restore; the keep-alive limit is {KEEPALIVE_MS} ms");
+    assert!(suspended > KEEPALIVE_MS, "suspended only {suspended} ms\n{}", run.describe());
+    let port7 = echo_port_report(run, 7);
+    eprintln!("{port7}");
+    assert!(
+        port7.contains(" accepted 1 ") && port7.contains(" timed_out 0 "),
+        "{port7}\n{}",
+        run.describe()
+    );
     assert_result(run, &GuestResult::Poweroff);
+}
+
+/// The echo listener's counters for `port` from its report at shutdown.
+fn echo_port_report(run: &GuestRun, port: u16) -> String {
+    let tag = format!("echo: port {port}: ");
+    run.console
+        .iter()
+        .rev()
+        .find_map(|l| {
+            let rest = &l[l.find(&tag)?..];
+            Some(rest[..rest.find(';').unwrap_or(rest.len())].to_string())
+        })
+        .unwrap_or_else(|| panic!("no report of port {port}\n{}", run.describe()))
+}
+
+/// The `... ms of it suspended` of the guest's first resume line.
+fn suspended_ms(run: &GuestRun) -> u64 {
+    run.console
+        .iter()
+        .find(|l| l.contains("resume: running in a new domain (resume 1;"))
+        .and_then(|l| {
+            let end = l.find(" ms of it suspended")?;
+            l[..end].rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no suspended time on the resume line\n{}", run.describe()))
 }
 
 #[test]
