@@ -19,8 +19,9 @@
  *     MIGCOUNT rounds=N pages=P1,P2,...,PN pfns=F1,...,FN bytes=B
  *
  * (pages with data, pfns named, and stream bytes so far). xl's stderr
- * holds it. A stream that ends without its END record (a failed
- * migration) gets the same line at the end, with " end=0". Nothing of
+ * holds it. A stream that ends without its END record, or whose
+ * receiver goes away (a failed migration), gets the same line at the
+ * end, with " end=0". Nothing of
  * the stream is changed.
  *
  *     migcount hold ROUND PFN HELD GO
@@ -37,6 +38,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,7 @@ static void feed(unsigned char b) {
 
 int main(int argc, char **argv) {
     static unsigned char buf[1 << 16];
+    signal(SIGPIPE, SIG_IGN);
     if (argc == 6 && !strcmp(argv[1], "hold")) {
         hold_round = atoi(argv[2]);
         hold_pfn = strtoull(argv[3], NULL, 0);
@@ -233,7 +236,10 @@ int main(int argc, char **argv) {
             ssize_t w = write(1, buf + off, (size_t)(n - off));
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
+                /* The receiver went away (a failed migration): say what
+                 * went through. */
                 perror("migcount: write");
+                if (in_stream) report(0);
                 return 1;
             }
             off += w;

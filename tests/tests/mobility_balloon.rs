@@ -112,6 +112,7 @@ if wait_console {name} "idle: ready" 1 120 && wait_console {name} "balloon: targ
         xl mem-set {name} {BOOT_KIB}k; echo "[xl mobility] mem-set name={name} step=3 kib={BOOT_KIB} rc=$?"
         wait_console {name} "balloon: target {BOOT_KIB} KiB" 3 120
         lab_migrate {name} "migcount | xl migrate-receive"
+        grep MIGCOUNT /tmp/xl-migrate.out | sed "s/^/[xl migcount] step=3 /"
         wait_console {name} "resume: running in a new domain (resume 2;" 1 120
     fi
     xl shutdown {name}
