@@ -28,9 +28,11 @@
 //!   balloon.release_again=0`): on Xen 4.17, whose populate path logs
 //!   nothing, every stamped page must come back WRONG (never sent: the new
 //!   domain has no memory there); on later Xen (4.20.3 and up logs a
-//!   populated page) intact. Either way the pages given back during the
-//!   pre-copy stay in the new domain: they take up its maximum
-//!   reservation, and the balloon stops short of the target there.
+//!   populated page) intact. On Xen 4.17 its target is lowered during
+//!   the pre-copy too: the pages given back then stay in the new domain,
+//!   take up its maximum reservation, and the balloon stops short of the
+//!   target there. (Not on 4.20, where that froze the lab machine: see
+//!   `off_goes_down`.)
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -49,9 +51,10 @@ const DOWN_KIB: u64 = 24 * 1024;
 /// The boot target (`memory=`), KiB.
 const BOOT_KIB: u64 = 32 * 1024;
 
-/// The dom0 script for guest `name`; `far_up`: a second migration with
-/// `xl mem-set` to 64 MiB while it is held.
-fn script(name: &str, far_up: bool) -> String {
+/// The dom0 script for guest `name`; `down`: `xl mem-set` down too during
+/// the first migration; `far_up`: a second migration with `xl mem-set` to
+/// 64 MiB while it is held.
+fn script(name: &str, down: bool, far_up: bool) -> String {
     let up_kib = BOOT_KIB + UP_PAGES * 4;
     format!(
         r#"
@@ -80,8 +83,10 @@ during_hold() {{
         xl mem-set {name} {up_kib}k; echo "[xl mobility] mem-set name={name} step=1 kib={up_kib} rc=$?"
         wait_console {name} "balloon: target {up_kib} KiB" 1 120
         wait_console {name} "balloon: check: stamped {UP_PAGES} pages" 1 60
-        xl mem-set {name} {DOWN_KIB}k; echo "[xl mobility] mem-set name={name} step=1 kib={DOWN_KIB} rc=$?"
-        wait_console {name} "balloon: target {DOWN_KIB} KiB" 1 120
+        if [ {down} = true ]; then
+            xl mem-set {name} {DOWN_KIB}k; echo "[xl mobility] mem-set name={name} step=1 kib={DOWN_KIB} rc=$?"
+            wait_console {name} "balloon: target {DOWN_KIB} KiB" 1 120
+        fi
     else
         xl mem-set {name} 64m; echo "[xl mobility] mem-set name={name} step=2 kib=65536 rc=$?"
         wait_console {name} "balloon: target 65536 KiB" 1 120
@@ -99,7 +104,7 @@ if wait_console {name} "idle: ready" 1 120 && wait_console {name} "balloon: targ
     held_migration 1
     wait_console {name} "resume: running in a new domain (resume 1;" 1 120
     # The new domain's target is the one sent when the migration began.
-    wait_console {name} "balloon: target {BOOT_KIB} KiB" 2 120
+    [ {down} = true ] && wait_console {name} "balloon: target {BOOT_KIB} KiB" 2 120
     sleep 2
     sizes 1
     if [ {far_up} = true ]; then
@@ -150,15 +155,26 @@ fn balloon_guest(name: &str, extra_args: &[&str]) -> xen_tests::GuestSpec {
     g
 }
 
+/// Whether the guest without the rules is given a smaller target during
+/// the pre-copy too. Not on Xen 4.20: there, twice, the whole lab machine
+/// (Xen and dom0) went silent for good right after that guest, in the
+/// new domain, populated pfns the new domain still held from round 1
+/// and reached its maximum reservation (`Over-allocation for d2: 8449 >
+/// 8448`); see docs/migration.md.
+fn off_goes_down() -> bool {
+    xen_release() == XenRelease::V4_17
+}
+
 fn lab() -> &'static BootReport {
     LAB.get_or_init(|| {
         boot("mobility-balloon", || {
             let on = balloon_guest("pbal", &[]);
             let off = balloon_guest("pbaloff", &["balloon.log_dirty=0", "balloon.release_again=0"]);
+            let off_script = script("pbaloff", off_goes_down(), false);
             vec![
-                Scenario::script("mobility-balloon", vec![on], &script("pbal", true))
+                Scenario::script("mobility-balloon", vec![on], &script("pbal", true, true))
                     .with_file(xtask::migcount::DEST, migcount()),
-                Scenario::script("mobility-balloon-off", vec![off], &script("pbaloff", false))
+                Scenario::script("mobility-balloon-off", vec![off], &off_script)
                     .with_file(xtask::migcount::DEST, migcount()),
             ]
         })
@@ -344,6 +360,10 @@ fn without_the_rules_pages_are_lost_on_xen_4_17_and_given_back_pages_stay() {
     // The pages given back during the pre-copy are still the new
     // domain's: they fill its maximum reservation, and the balloon cannot
     // reach the target there.
+    if !off_goes_down() {
+        assert_result(run, &GuestResult::Poweroff);
+        return;
+    }
     let (list, target) = sizes(run, "1");
     eprintln!("xl list {list} MiB, target {target} KiB");
     let resumed = run
