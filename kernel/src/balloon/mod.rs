@@ -4,7 +4,10 @@
 //! `driver.rs`: the XenStore watch and the steps); the mechanism is the
 //! platform's (`platform::balloon_out`/`balloon_in`, through the back end:
 //! PV unmaps frames and keeps the P2M and M2P true, PVH gives guest frames
-//! back by number).
+//! back by number). Around a suspend (`suspend.rs`, with `recent.rs`'s
+//! runs of pfns): the pages ballooned in since the last one are logged
+//! for a live migration's last round, and in a new domain the pages given
+//! back meanwhile are given back again (docs/migration.md).
 
 pub mod plan;
 pub mod recent;
