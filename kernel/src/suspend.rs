@@ -46,11 +46,6 @@ pub fn system_ns_at(running: u64) -> u64 {
     running.wrapping_add(SUSPENDED_NS.load(Ordering::Relaxed))
 }
 
-/// Nanoseconds spent suspended so far (wrapping, see [`running_ns`]).
-pub fn suspended_ns() -> u64 {
-    SUSPENDED_NS.load(Ordering::Relaxed)
-}
-
 /// Suspends that were cancelled, and that resumed in a new domain.
 pub fn counts() -> (u64, u64) {
     (CANCELLED.load(Ordering::Relaxed), RESUMED.load(Ordering::Relaxed))
