@@ -11,6 +11,8 @@
 pub mod stats;
 
 #[cfg(target_os = "none")]
+mod paging;
+#[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
 pub use run::run;
