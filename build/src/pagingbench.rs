@@ -491,6 +491,31 @@ pub fn refusal(run: &GuestRun) -> String {
         })
 }
 
+/// What Xen's build configuration (`boot/xen-*.config` in the extracted
+/// packages) says of shadow paging: the `CONFIG_SHADOW_PAGING` line and
+/// the file, if there is one.
+pub fn shadow_config(root: &Path) -> Option<String> {
+    let boot = root.join("boot");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&boot)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.starts_with("xen-") && n.ends_with(".config")
+        })
+        .collect();
+    files.sort();
+    let f = files.pop()?;
+    let text = std::fs::read_to_string(&f).ok()?;
+    let line = text.lines().find(|l| l.contains("CONFIG_SHADOW_PAGING"))?;
+    Some(format!(
+        "{}: {}",
+        f.strip_prefix(root).unwrap_or(&f).display(),
+        line.trim_start_matches("# ").trim()
+    ))
+}
+
 /// Checks one run of our guest: every figure of its mode with its planned
 /// samples, every check there and passed.
 pub fn check_rust_run(who: &str, mode: GuestMode, run: &SuiteRun) -> Result<()> {
@@ -642,6 +667,8 @@ pub struct Paging {
     pub tsc_hz: u64,
     pub linux_kernel: Option<String>,
     pub load: Option<Load>,
+    /// Xen's build configuration on shadow paging ([`shadow_config`]).
+    pub xen_shadow: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -671,6 +698,7 @@ pub fn summarise(columns: Vec<ColumnResult>, report: &BootReport, load: Option<L
         tsc_hz: get("tsc_hz").parse().unwrap_or(0),
         linux_kernel,
         load,
+        xen_shadow: None,
         problems,
         columns,
     }
@@ -746,9 +774,13 @@ pub fn table(p: &Paging, o: &PagingOptions) -> String {
     for c in p.columns.iter().filter(|c| c.refused.is_some()) {
         let _ = writeln!(
             s,
-            "{}: refused by this Xen: {}",
+            "{}: refused by this Xen: {}{}",
             c.column.label,
-            c.refused.as_deref().unwrap_or("")
+            c.refused.as_deref().unwrap_or(""),
+            match (&p.xen_shadow, c.column.mode) {
+                (Some(cfg), GuestMode::PvhShadow) => format!(" (Xen's build, {cfg})"),
+                _ => String::new(),
+            }
         );
     }
     for f in FOOTNOTES {
@@ -835,6 +867,7 @@ pub struct Report<'a> {
     pub tsc_hz: u64,
     pub linux_kernel: Option<&'a str>,
     pub host_load: Option<Load>,
+    pub xen_shadow_config: Option<&'a str>,
     pub environment: String,
     pub footnotes: &'static [&'static str],
     pub columns: Vec<ColumnReport<'a>>,
@@ -886,6 +919,7 @@ pub fn to_json<'a>(p: &'a Paging, o: &PagingOptions) -> Report<'a> {
         tsc_hz: p.tsc_hz,
         linux_kernel: p.linux_kernel.as_deref(),
         host_load: p.load,
+        xen_shadow_config: p.xen_shadow.as_deref(),
         environment: environment(p, o),
         footnotes: FOOTNOTES,
         columns: p
@@ -1003,7 +1037,8 @@ pub fn run(o: &PagingOptions) -> Result<()> {
             c.problems = vec![p.clone()];
         }
     }
-    let p = summarise(columns, &report, load);
+    let mut p = summarise(columns, &report, load);
+    p.xen_shadow = shadow_config(&lab.bundle.root);
     let text = table(&p, o);
     println!("\n{text}");
     report::write(&out, o.name(), &text, &to_json(&p, o))?;
@@ -1145,8 +1180,16 @@ mod tests {
             shadow.refused.as_deref().unwrap().contains("Operation not supported"),
             "{shadow:?}"
         );
+        let mut p = p;
+        p.xen_shadow = Some("boot/xen-4.17-amd64.config: CONFIG_SHADOW_PAGING is not set".into());
         let t = table(&p, &o);
         assert!(t.contains("Rust PVH shadow: refused by this Xen: libxl: error"), "{t}");
+        assert!(
+            t.contains(
+                "(Xen's build, boot/xen-4.17-amd64.config: CONFIG_SHADOW_PAGING is not set)"
+            ),
+            "{t}"
+        );
         assert!(t.contains("refused"), "{t}");
         assert!(!t.contains("FAILS"), "{t}");
         let j = serde_json::to_value(to_json(&p, &o)).unwrap();
@@ -1191,6 +1234,23 @@ mod tests {
         }
         let p = summarise(collect(&o, &b), &BootReport::default(), None);
         assert!(verdict(&p).unwrap_err().to_string().contains("refused every mode"));
+    }
+
+    #[test]
+    fn reads_xen_build_config() {
+        let d = std::env::temp_dir().join(format!("pg-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("boot")).unwrap();
+        assert_eq!(shadow_config(&d), None);
+        std::fs::write(
+            d.join("boot/xen-4.20-amd64.config"),
+            "CONFIG_HVM=y\n# CONFIG_SHADOW_PAGING is not set\n",
+        )
+        .unwrap();
+        assert_eq!(
+            shadow_config(&d).as_deref(),
+            Some("boot/xen-4.20-amd64.config: CONFIG_SHADOW_PAGING is not set")
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -222,13 +222,21 @@ pub struct WalkSet {
 impl WalkSet {
     /// Takes up to `pages` frames (rounded down to 2 MiB chunks) and
     /// stamps each page `k` with `k`; `None` if not one chunk is free.
+    /// Under PVH only chunks the direct map still maps with 2 MiB pages
+    /// are kept (the first 2 MiB and the boot stack's are split already),
+    /// so the set can be walked first as 2 MiB pages, then as 4 KiB ones.
     pub fn new(pages: u64) -> Option<WalkSet> {
         let mut chunks = Vec::new();
-        while (chunks.len() as u64 + 1) * CHUNK <= pages {
+        let mut aside = Vec::new();
+        while (chunks.len() as u64 + 1) * CHUNK <= pages && aside.len() < 8 {
             match mm::alloc_frames(CHUNK) {
-                Some(f) => chunks.push(f),
+                Some(f) if Self::in_large_pages_now(&f) => chunks.push(f),
+                Some(f) => aside.push(f),
                 None => break,
             }
+        }
+        for f in aside {
+            mm::free_frames_run(f);
         }
         if chunks.is_empty() {
             return None;
@@ -240,6 +248,15 @@ impl WalkSet {
             unsafe { (set.word(k) as *mut u64).write_volatile(k) };
         }
         Some(set)
+    }
+
+    /// Whether the direct map maps all of `f` with 2 MiB pages (PV: true,
+    /// there is nothing to tell apart).
+    fn in_large_pages_now(f: &Frames) -> bool {
+        let r = f.range();
+        !crate::is_pvh()
+            || (crate::pvh::memory::is_large(r.start)
+                && crate::pvh::memory::is_large(Pfn(r.end.0 - 1)))
     }
 
     /// Pages in the set.
