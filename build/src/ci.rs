@@ -107,8 +107,7 @@ const PVH_BOOT_TESTS: &[&str] = &[
 ];
 /// `cargo xtask bench paging` as CI runs it (no Linux DomUs: their kernel
 /// takes a minute to boot and they are the comparison, not the check).
-const PAGING_QUICK: &[&str] =
-    &["xtask", "bench", "paging", "--quick", "--runs", "1", "--no-linux"];
+const PAGING_QUICK: &[&str] = &["xtask", "bench", "paging", "--quick", "--runs", "1", "--no-linux"];
 const PVH_RELEASE: XenRelease = XenRelease::V4_17;
 const XEN_ENV: &str = xtask::release::XEN_ENV;
 const MODE_ENV: &str = xtask::mode::MODE_ENV;
