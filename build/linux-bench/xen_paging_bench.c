@@ -17,8 +17,9 @@
  *   cr3_reload                             write_cr3(__read_cr3())
  *   walk_4k_per_page                       one word read from every page of
  *                                          a vmalloc'd working set (4 KiB
- *                                          pages), after __flush_tlb_all(),
- *                                          per page touched
+ *                                          pages), each pass after
+ *                                          __flush_tlb_all(), timed 256
+ *                                          pages at a time, per page
  *
  * The page-fault round trip is a user process's (build/linux-bench/
  * pfbench.c: a minor fault on a shared page), since a kernel fault on a
@@ -311,12 +312,22 @@ static void cr3(struct bench *b, int n)
 	}));
 }
 
-static u64 walk_pass(char *set, unsigned long pages)
+/* Pages per timed sample of the walk (the Rust guest's WALK_PIECE). */
+#define WALK_PIECE 256
+
+/*
+ * Steps from .. from + steps of a pass: step i reads page i * STRIDE mod
+ * pages, so a pass reads every page once, scattered. A pass is timed in
+ * pieces so that the host descheduling QEMU spoils a few samples, not
+ * every pass.
+ */
+static u64 walk_steps(char *set, unsigned long pages, unsigned long from, unsigned long steps)
 {
-	unsigned long i, k = 0, step = STRIDE % pages;
+	unsigned long i, step = STRIDE % pages;
+	unsigned long k = (unsigned long)(((u64)from * step) % pages);
 	u64 sum = 0;
 
-	for (i = 0; i < pages; i++) {
+	for (i = 0; i < steps; i++) {
 		sum += *(volatile u64 *)(set + k * PAGE_SIZE + (k % 64) * 64);
 		k += step;
 		if (k >= pages)
@@ -327,10 +338,11 @@ static u64 walk_pass(char *set, unsigned long pages)
 
 static void walk(struct bench *b)
 {
-	unsigned long pages = (unsigned long)walk_mib * 256, k;
+	unsigned long pages = (unsigned long)walk_mib * 256, k, pieces = pages / WALK_PIECE, n = 0;
 	char *set = vmalloc(pages * PAGE_SIZE);
 	u64 want = (u64)pages * (pages - 1) / 2;
-	int bad = 0;
+	struct summary s;
+	int bad = 0, pass;
 
 	if (!set) {
 		fail(b, "no memory for the working-set walk");
@@ -339,8 +351,28 @@ static void walk(struct bench *b)
 	for (k = 0; k < pages; k++)
 		*(u64 *)(set + k * PAGE_SIZE + (k % 64) * 64) = k;
 	printk(KERN_WARNING "BENCH-INFO walk pages=%lu mib=%d passes=%d\n", pages, walk_mib, passes);
-	MEASURE_PREP(b, "walk_4k_per_page", passes, pages, __flush_tlb_all(),
-		     bad += walk_pass(set, pages) != want);
+	/* One untimed pass, then `passes` timed ones, each after a TLB flush. */
+	for (pass = 0; pass <= passes; pass++) {
+		u64 sum = 0;
+		unsigned long p;
+
+		__flush_tlb_all();
+		for (p = 0; p < pieces; p++) {
+			u64 t0 = tsc_begin();
+
+			sum += walk_steps(set, pages, p * WALK_PIECE, WALK_PIECE);
+			if (pass > 0)
+				b->samples[n++] = tsc_end() - t0;
+		}
+		bad += sum != want;
+		cond_resched();
+	}
+	s = summarise(b->samples, n);
+	s.min = sub0(s.min, b->overhead) / WALK_PIECE;
+	s.median = sub0(s.median, b->overhead) / WALK_PIECE;
+	s.p99 = sub0(s.p99, b->overhead) / WALK_PIECE;
+	s.max = sub0(s.max, b->overhead) / WALK_PIECE;
+	report(b, "walk_4k_per_page", s, WALK_PIECE);
 	if (bad)
 		fail(b, "a walk read a wrong sum");
 	vfree(set);
@@ -364,7 +396,7 @@ static int __init bench_init(void)
 		passes = 1;
 	if (walk_mib < 2)
 		walk_mib = 2;
-	samples = max(n, passes);
+	samples = max(n, passes * walk_mib * 256 / WALK_PIECE);
 	b.samples = vmalloc(array_size(samples, sizeof(u64)));
 	if (!b.samples)
 		return -ENOMEM;

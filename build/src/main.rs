@@ -179,8 +179,9 @@ enum BenchCmd {
         /// 300 samples per figure and a 16 MiB walk (what `cargo xtask test` runs).
         #[arg(long)]
         quick: bool,
-        /// The walk's working set, MiB [default: 64, quick: 16].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1024))]
+        /// The walk's working set, MiB, at least 16 (larger than any TLB's
+        /// reach) [default: 64, quick: 16].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(16..=1024))]
         walk_mib: Option<u64>,
         /// Skip the Linux DomUs.
         #[arg(long)]

@@ -144,16 +144,41 @@ pub fn walk_passes(iters: u64) -> u64 {
     (iters / 500).clamp(5, 20)
 }
 
-/// Samples figure `name` takes in our guest's paging suite with `iters`.
+/// Pages per sample of a walk (guest/src/bench/paging.rs, `WALK_PIECE`;
+/// the Linux module's `WALK_PIECE`): `per=` of its figures.
+pub const WALK_PIECE: u64 = 256;
+/// The fewest samples of a pass: 16 x 256 pages = 16 MiB, larger than the
+/// reach of any TLB of 4 KiB entries (1536-2048 entries, 6-8 MiB).
+pub const WALK_MIN_PIECES: u64 = 16;
+
+/// Samples figure `name` takes in our guest's paging suite with `iters`
+/// (`None` for the walks, whose samples depend on the set's size: see
+/// [`check_walk`]).
 pub fn expected_samples(name: &str, iters: u64) -> Option<u64> {
     let iters = iters.max(1);
     Some(match name {
         "mmu_update_64_per_entry" => iters.div_ceil(4),
         "mmu_update_512_per_entry" => iters.div_ceil(16),
-        "walk_4k_per_page" | "walk_2m_per_page" => walk_passes(iters),
+        "walk_4k_per_page" | "walk_2m_per_page" => return None,
         n if RUST_COMMON.contains(&n) || RUST_PV.contains(&n) || RUST_PVH.contains(&n) => iters,
         _ => return None,
     })
+}
+
+/// A walk's figure: `per=` [`WALK_PIECE`], and whole passes
+/// ([`walk_passes`] of them) of at least [`WALK_MIN_PIECES`] samples.
+pub fn check_walk(who: &str, f: &crate::bench::Figure, iters: u64) -> Result<()> {
+    let passes = walk_passes(iters);
+    if f.per != WALK_PIECE || !f.iters.is_multiple_of(passes) || f.iters / passes < WALK_MIN_PIECES
+    {
+        bail!(
+            "{who}: {} has {} samples of {} pages: want {passes} passes of at least {WALK_MIN_PIECES} samples of {WALK_PIECE} pages (a set of 16 MiB or more)",
+            f.name,
+            f.iters,
+            f.per
+        );
+    }
+    Ok(())
 }
 
 /// A row of the table: a label, and the figure each column shows in it.
@@ -576,7 +601,18 @@ fn serial_hint(report: &BootReport, run: &GuestRun) -> String {
 /// Checks one run of our guest: every figure of its mode with its planned
 /// samples, every check there and passed.
 pub fn check_rust_run(who: &str, mode: GuestMode, run: &SuiteRun) -> Result<()> {
-    check_complete_with(who, run, &expected(&rust(mode)), &expected_checks(mode), expected_samples)
+    check_complete_with(
+        who,
+        run,
+        &expected(&rust(mode)),
+        &expected_checks(mode),
+        expected_samples,
+    )?;
+    let iters = run.env.get("iters").and_then(|v| v.parse().ok()).unwrap_or(0);
+    for f in run.figures.iter().filter(|f| f.name.starts_with("walk_")) {
+        check_walk(who, f, iters)?;
+    }
+    Ok(())
 }
 
 fn rust(mode: GuestMode) -> Column {
@@ -653,6 +689,13 @@ pub fn collect(o: &PagingOptions, report: &BootReport) -> Vec<ColumnResult> {
                                 k + 1,
                                 missing.join(", ")
                             ));
+                        }
+                        let iters = x.env.get("iters").and_then(|v| v.parse().ok()).unwrap_or(0);
+                        for f in x.figures.iter().filter(|f| f.name.starts_with("walk_")) {
+                            if let Err(e) = check_walk(&format!("{name} round {}", k + 1), f, iters)
+                            {
+                                r.problems.push(format!("{e:#}"));
+                            }
                         }
                     }
                     r.runs = runs;
@@ -1137,9 +1180,12 @@ mod tests {
         )];
         for n in expected(&rust(mode)) {
             let v = tweak(n);
+            let (iters, per) = match expected_samples(n, 300) {
+                Some(k) => (k, 1),
+                None => (walk_passes(300) * 16, WALK_PIECE),
+            };
             c.push(format!(
-                "BENCH name={n} iters={} per=1 cycles=1/{v}/1/1 ns=1/{v}/{v}/{v} clamped=0",
-                expected_samples(n, 300).unwrap()
+                "BENCH name={n} iters={iters} per={per} cycles=1/{v}/1/1 ns=1/{v}/{v}/{v} clamped=0"
             ));
         }
         for n in expected_checks(mode) {
@@ -1201,8 +1247,23 @@ mod tests {
 
     #[test]
     fn plans_and_names_match_the_guest() {
-        assert_eq!(expected_samples("walk_4k_per_page", 300), Some(5));
-        assert_eq!(expected_samples("walk_2m_per_page", 10_000), Some(20));
+        assert_eq!(expected_samples("walk_4k_per_page", 300), None);
+        assert_eq!((walk_passes(300), walk_passes(10_000)), (5, 20));
+        let f = |iters, per| crate::bench::Figure {
+            name: "walk_4k_per_page".into(),
+            iters,
+            per,
+            cycles: [1; 4],
+            ns: [1; 4],
+            clamped: None,
+            late: None,
+        };
+        assert!(check_walk("g", &f(80, 256), 300).is_ok());
+        assert!(check_walk("g", &f(64 * 20, 256), 10_000).is_ok());
+        let e = check_walk("g", &f(40, 256), 300).unwrap_err().to_string();
+        assert!(e.contains("want 5 passes of at least 16 samples"), "{e}");
+        assert!(check_walk("g", &f(81, 256), 300).is_err());
+        assert!(check_walk("g", &f(80, 1), 300).is_err());
         assert_eq!(expected_samples("mmu_update_512_per_entry", 300), Some(19));
         assert_eq!(expected_samples("page_fault_roundtrip", 300), Some(300));
         assert_eq!(expected_samples("kernel_set_pte_flush", 300), None);
@@ -1319,7 +1380,10 @@ mod tests {
             c.push(format!("BENCH-RUN n={r}"));
             c.push(format!("BENCH-ENV xen=4.17.7 tsc_hz=2600000000 cpu=\"c\" domain=domU iters=300 kernel=linux-6.1.0-56-amd64 mode={} suite=paging", mode.name()));
             for n in expected(col) {
-                c.push(format!("BENCH name={n} iters=300 per=1 cycles=1/{r}00/1/1 ns=1/{r}00/1/1"));
+                let (k, per) = if n.starts_with("walk_") { (80, 256) } else { (300, 1) };
+                c.push(format!(
+                    "BENCH name={n} iters={k} per={per} cycles=1/{r}00/1/1 ns=1/{r}00/1/1"
+                ));
             }
         }
         c.push("BENCH-DONE failures=0".into());

@@ -271,13 +271,19 @@ impl WalkSet {
         mm::direct_map().virt(pfn).0 + (k % 64) * 64
     }
 
-    /// One pass: reads every page's word once, in a scattered order;
-    /// returns their sum (see [`expected_sum`](Self::expected_sum)).
-    pub fn walk(&self) -> u64 {
+    /// Steps `from .. from + steps` of a pass (step `i` reads page
+    /// `i * STRIDE mod n`: a pass of `n` steps reads every page once, in a
+    /// scattered order); returns the sum of the words read (a whole pass
+    /// sums to [`expected_sum`](Self::expected_sum)). Timing a pass in
+    /// pieces keeps each sample short, so that the host descheduling QEMU
+    /// (which a pass of thousands of pages is long enough to suffer) spoils
+    /// a few samples instead of every pass.
+    pub fn walk(&self, from: u64, steps: u64) -> u64 {
         let n = self.pages();
         let step = STRIDE % n;
-        let (mut k, mut sum) = (0u64, 0u64);
-        for _ in 0..n {
+        let mut k = ((u128::from(from) * u128::from(step)) % u128::from(n)) as u64;
+        let mut sum = 0u64;
+        for _ in 0..steps {
             // SAFETY: every page of the set is ours and mapped (by the
             // direct map, or by the split tables that map the same frames).
             sum = sum.wrapping_add(unsafe { (self.word(k) as *const u64).read_volatile() });
@@ -289,7 +295,7 @@ impl WalkSet {
         sum
     }
 
-    /// What [`walk`](Self::walk) returns when it read every page once.
+    /// What the steps of a whole pass sum to: every page read once.
     pub fn expected_sum(&self) -> u64 {
         let n = self.pages();
         n * (n - 1) / 2

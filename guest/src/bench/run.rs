@@ -107,24 +107,16 @@ impl Bench {
             let t1 = platform::tsc_end();
             v.push(t1.wrapping_sub(t0));
         }
+        self.figure_of(v, per)
+    }
+
+    /// Raw samples (timer pairs around one operation of `per` items) as
+    /// a figure: sorted, the timer subtracted, per item.
+    pub(super) fn figure_of(&self, mut v: Vec<u64>, per: u64) -> Figure {
         v.sort_unstable();
         let clamped = at_or_below(&v, self.overhead);
         let s = Summary::of(&mut v).expect("samples > 0").minus(self.overhead).per(per);
         Figure { s, clamped }
-    }
-
-    /// [`measure_prepared`](Self::measure_prepared), reported.
-    pub(super) fn run_prepared(
-        &mut self,
-        name: &str,
-        samples: usize,
-        per: u64,
-        prep: impl FnMut(),
-        op: impl FnMut(),
-    ) -> Figure {
-        let f = self.measure_prepared(samples, per, prep, op);
-        self.report(name, f, per, format_args!(""));
-        f
     }
 
     /// Measures `op` minus the timer, per item of `per`, without printing.
