@@ -216,6 +216,9 @@ struct Split {
 /// Frames the walk reads, one word per page; see the module's comment.
 pub struct WalkSet {
     chunks: Vec<Frames>,
+    /// Each chunk's first page's address (the walk's loop reads these,
+    /// not the direct map's bookkeeping, so each step is a few instructions).
+    bases: Vec<u64>,
     split: Vec<Split>,
 }
 
@@ -241,7 +244,9 @@ impl WalkSet {
         if chunks.is_empty() {
             return None;
         }
-        let set = WalkSet { chunks, split: Vec::new() };
+        let map = mm::direct_map();
+        let bases = chunks.iter().map(|c| map.virt(c.start()).0).collect();
+        let set = WalkSet { chunks, bases, split: Vec::new() };
         for k in 0..set.pages() {
             // SAFETY: page `k` is a frame of `set.chunks`, ours alone and
             // mapped writable in the direct map.
@@ -267,8 +272,7 @@ impl WalkSet {
     /// The address of page `k`'s word: a different cache line of each
     /// page (k mod 64), so the walk is not one cache set's conflicts.
     fn word(&self, k: u64) -> u64 {
-        let pfn = self.chunks[(k / CHUNK) as usize].pfn(k % CHUNK);
-        mm::direct_map().virt(pfn).0 + (k % 64) * 64
+        self.bases[(k / CHUNK) as usize] + (k % CHUNK) * PAGE + (k % 64) * 64
     }
 
     /// Steps `from .. from + steps` of a pass (step `i` reads page
