@@ -117,7 +117,8 @@ pub fn draw(p: &Paging, path: &Path) -> Result<()> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            // The walks' bars are short: the lower right stays clear.
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
