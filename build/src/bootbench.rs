@@ -258,6 +258,8 @@ pub struct BootBench {
     pub sizes: Vec<(String, u64)>,
     /// Runs that did not reach ready, and boot failures.
     pub problems: Vec<String>,
+    /// The host's load average during the boot.
+    pub load: Option<report::Load>,
 }
 
 impl BootBench {
@@ -383,14 +385,15 @@ pub fn ratio(ours: Option<Spread>, linux: Option<Spread>) -> Option<f64> {
 /// One line on where it ran.
 pub fn environment(b: &BootBench, o: &BootBenchOptions) -> String {
     format!(
-        "Xen {}, {} emulation (QEMU), CPU \"{}\", dom0 and Linux DomU kernel {}, {} round(s); Rust guest {} MiB, Linux DomU {} MiB, 1 vCPU each",
+        "Xen {}, {} emulation (QEMU), CPU \"{}\", dom0 and Linux DomU kernel {}, {} round(s); Rust guest {} MiB, Linux DomU {} MiB, 1 vCPU each; host load average (1 min) during the boot {}",
         if b.xen.is_empty() { "?" } else { &b.xen },
         if o.kvm { "KVM (hardware)" } else { "TCG (software)" },
         if b.cpu.is_empty() { "?" } else { &b.cpu },
         if b.kernel.is_empty() { "?" } else { &b.kernel },
         o.rounds,
         OURS_MIB,
-        LINUX_MIB
+        LINUX_MIB,
+        b.load.map_or("?".to_string(), |l| l.to_string())
     )
 }
 
@@ -474,6 +477,7 @@ pub struct Report<'a> {
     pub kernel: &'a str,
     pub rounds: u32,
     pub clock: &'static str,
+    pub host_load: Option<report::Load>,
     pub environment: String,
     /// By kind (`hello`, `http`, `linux`, and the same with `-pvh`).
     pub kinds: BTreeMap<&'static str, KindReport>,
@@ -540,6 +544,7 @@ pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
         kernel: &b.kernel,
         rounds: o.rounds,
         clock: "dom0 /proc/uptime, 10 ms resolution, polled every 20 ms",
+        host_load: b.load,
         environment: environment(b, o),
         kinds,
         sizes_bytes: b.sizes.iter().map(|(n, z)| (n.as_str(), *z)).collect(),
@@ -581,7 +586,10 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
         KINDS.join(", "),
         if o.min_memory { ", then the smallest memory of each" } else { "" }
     );
-    let report = lab.boot(&[sc])?;
+    let sampler = report::LoadSampler::start();
+    let report = lab.boot(&[sc]);
+    let load = sampler.finish();
+    let report = report?;
     let sizes: Vec<(String, u64)> = [
         ("Rust guest stripped ELF", guest.stripped.as_path()),
         ("Linux vmlinuz", lab.bundle.vmlinuz.as_path()),
@@ -590,7 +598,8 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     .iter()
     .filter_map(|(n, p)| file_size(p).map(|z| (n.to_string(), z)))
     .collect();
-    let b = collect(&report, sizes);
+    let mut b = collect(&report, sizes);
+    b.load = load;
     let text = table(&b, o);
     println!("\n{text}");
     report::write(&out, "boot", &text, &to_json(&b, o))?;

@@ -18,15 +18,13 @@
 
 use crate::bench::{across, check_complete_with, fmt_ns, parse_console, Across, SuiteRun};
 use crate::mode::GuestMode;
-use crate::report::{self, Style, Table};
+use crate::report::{self, load_now, Load, Style, Table};
 use crate::scenario::{BootReport, GuestResult, GuestRun};
 use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Linux module's C source and its Kbuild line.
@@ -723,54 +721,6 @@ pub fn collect(o: &PagingOptions, report: &BootReport) -> Vec<ColumnResult> {
     out
 }
 
-/// Host load average while the boot ran (from `/proc/loadavg`, sampled).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Load {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-    pub samples: usize,
-}
-
-impl Load {
-    fn of(v: &[f64]) -> Option<Load> {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        Some(Load {
-            min: *s.first()?,
-            median: s[(s.len() - 1) / 2],
-            max: s[s.len() - 1],
-            samples: s.len(),
-        })
-    }
-}
-
-/// The 1-minute load average now.
-pub fn load_now() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
-}
-
-/// Samples the host's load average every 5 s until the returned stop
-/// flag is set; the samples land in the vector.
-fn sample_load() -> (Arc<AtomicBool>, Arc<Mutex<Vec<f64>>>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let v = Arc::new(Mutex::new(Vec::new()));
-    let (s, w) = (stop.clone(), v.clone());
-    let h = std::thread::spawn(move || {
-        let mut last = Instant::now() - Duration::from_secs(5);
-        while !s.load(Ordering::Relaxed) {
-            if last.elapsed() >= Duration::from_secs(5) {
-                if let (Some(l), Ok(mut w)) = (load_now(), w.lock()) {
-                    w.push(l);
-                }
-                last = Instant::now();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
-    (stop, v, h)
-}
-
 /// Everything a run found, for the text and JSON.
 #[derive(Debug, Clone)]
 pub struct Paging {
@@ -844,10 +794,7 @@ pub fn environment(p: &Paging, o: &PagingOptions) -> String {
         o.iters(),
         o.walk(),
         p.linux_kernel.as_deref().unwrap_or(if o.no_linux { "skipped" } else { "?" }),
-        p.load.map_or("?".to_string(), |l| format!(
-            "{:.1} median [{:.1}-{:.1}]",
-            l.median, l.min, l.max
-        ))
+        p.load.map_or("?".to_string(), |l| l.to_string())
     )
 }
 
@@ -1143,12 +1090,10 @@ pub fn run(o: &PagingOptions) -> Result<()> {
         if linux.is_some() { ", then Linux as PV and PVH" } else { "" },
         load_now().map_or("?".into(), |l| format!("{l:.2}"))
     );
-    let (stop, samples, h) = sample_load();
+    let sampler = report::LoadSampler::start();
     let report = lab.boot(&sc);
-    stop.store(true, Ordering::Relaxed);
-    let _ = h.join();
+    let load = sampler.finish();
     let report = report?;
-    let load = samples.lock().ok().and_then(|v| Load::of(&v));
     let mut columns = collect(o, &report);
     if let Some(p) = linux_problem {
         for c in columns.iter_mut().filter(|c| c.column.linux) {
@@ -1452,12 +1397,5 @@ mod tests {
             Some("boot/xen-4.20-amd64.config: CONFIG_SHADOW_PAGING is not set")
         );
         let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn load_spread() {
-        let l = Load::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((l.min, l.median, l.max, l.samples), (1.0, 2.0, 3.0, 3));
-        assert!(Load::of(&[]).is_none());
     }
 }
