@@ -46,6 +46,8 @@ mod interface;
 #[cfg(target_os = "none")]
 pub mod log_dirty;
 #[cfg(target_os = "none")]
+pub mod paging_bench;
+#[cfg(target_os = "none")]
 pub mod probe;
 #[cfg(target_os = "none")]
 pub mod pv;

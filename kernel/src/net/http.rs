@@ -5,7 +5,9 @@
 
 use super::listener::Protocol;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use netsvc::conn::{overload_response, HttpConn, Next, Response, TimedOut, Timeouts};
+use netsvc::counters::Counters;
 use netsvc::http::{Limits, Request};
 use smoltcp::socket::tcp;
 
@@ -30,16 +32,25 @@ pub struct Http<'h> {
     pub timeouts: Timeouts,
     refusal: &'h [u8],
     pub handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
+    /// Where the listener's counters are kept current for the handler (a
+    /// status page), if it wants them: [`Http::with_live_counters`].
+    live: Option<&'h Cell<Counters>>,
 }
 
 impl<'h> Http<'h> {
+    /// The listener's counters go into `live` before each connection is
+    /// served, so `handler` can read them as they are then.
+    pub fn with_live_counters(self, live: &'h Cell<Counters>) -> Self {
+        Http { live: Some(live), ..self }
+    }
+
     pub fn new(
         limits: Limits,
         timeouts: Timeouts,
         refusal: &'h [u8],
         handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
     ) -> Self {
-        Http { limits, timeouts, refusal, handler }
+        Http { limits, timeouts, refusal, handler, live: None }
     }
 }
 
@@ -50,6 +61,12 @@ pub fn refusal() -> Vec<u8> {
 
 impl Protocol for Http<'_> {
     type Conn = HttpConn;
+
+    fn counters_now(&mut self, counters: &Counters) {
+        if let Some(live) = self.live {
+            live.set(*counters);
+        }
+    }
 
     fn accept(&mut self, now: u64) -> HttpConn {
         HttpConn::new(now, self.limits, self.timeouts)

@@ -54,6 +54,10 @@ pub trait Protocol {
     /// for nothing (or, for a deadline past that `serve` does not act on,
     /// spin).
     fn deadline(&self, conn: &Self::Conn, s: &tcp::Socket<'static>) -> Option<u64>;
+    /// The listener's counters as they are now, just before a
+    /// [`Protocol::serve`]: a status page written in that call counts the
+    /// connections accepted earlier in the same pass (its own included).
+    fn counters_now(&mut self, _counters: &Counters) {}
 }
 
 enum Slot<C> {
@@ -244,6 +248,7 @@ impl<C> Listener<C> {
                                 Slot::Free
                             }
                         } else {
+                            proto.counters_now(&self.counters);
                             match proto.serve(&mut c, s, now) {
                                 Next::Serve => Slot::Active(c),
                                 Next::Close => {
