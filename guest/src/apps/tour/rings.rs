@@ -138,8 +138,6 @@ pub fn run() -> StepResult {
         "one more request: {}; notify: {n4} (req_event lies in the new range)",
         header(shared)
     );
-    drop(front);
-    drop(back);
     if let Some((gref, m)) = granted {
         m.unmap().map_err(|e| format!("unmap: {e}"))?;
         grants::with(|t| t.end_access(gref))
