@@ -10,6 +10,7 @@ use super::{AppError, AppResult};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use kernel::cmdline::Cmdline;
 use kernel::net::http::{self as proto, Http};
 use kernel::net::listener::{self, Listener};
@@ -133,17 +134,19 @@ impl Service for HttpApp {
     }
 
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status) {
-        // The status page is written when asked for (with the counters
-        // as the pass began), not on every pass.
-        let counters = self.listener.counters;
+        // The status page is written when asked for, not on every pass,
+        // with the counters as its connection is served (it counts itself,
+        // even when accepted in this pass).
+        let live = Cell::new(self.listener.counters);
         let (max_conns, backlog) =
             (self.listener.config().max_conns, self.listener.config().backlog);
         let (allocated, buffer_kib) =
             (self.listener.sockets(), self.listener.buffer_bytes() / 1024);
-        let page = || text(status, &counters, Pool { max_conns, backlog, allocated, buffer_kib });
+        let page = || text(status, &live.get(), Pool { max_conns, backlog, allocated, buffer_kib });
         let mut handler = |req: &Request<'_>, _body: &[u8]| respond(req, &page);
         let timeouts = self.listener.config().timeouts;
-        let mut http = Http::new(LIMITS, timeouts, &self.refusal, &mut handler);
+        let mut http =
+            Http::new(LIMITS, timeouts, &self.refusal, &mut handler).with_counters(&live);
         self.listener.serve(sockets, listener::now_ms(), &mut http);
     }
 

@@ -5,7 +5,9 @@
 
 use super::listener::Protocol;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use netsvc::conn::{overload_response, HttpConn, Next, Response, TimedOut, Timeouts};
+use netsvc::counters::Counters;
 use netsvc::http::{Limits, Request};
 use smoltcp::socket::tcp;
 
@@ -30,6 +32,9 @@ pub struct Http<'h> {
     pub timeouts: Timeouts,
     refusal: &'h [u8],
     pub handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
+    /// Where the listener's counters go before each connection is served
+    /// ([`Http::with_counters`]).
+    live: Option<&'h Cell<Counters>>,
 }
 
 impl<'h> Http<'h> {
@@ -39,7 +44,15 @@ impl<'h> Http<'h> {
         refusal: &'h [u8],
         handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
     ) -> Self {
-        Http { limits, timeouts, refusal, handler }
+        Http { limits, timeouts, refusal, handler, live: None }
+    }
+
+    /// Keeps `live` up to date with the listener's counters as each
+    /// connection is served, for a handler that shows them (a status
+    /// page counts its own connection).
+    pub fn with_counters(mut self, live: &'h Cell<Counters>) -> Self {
+        self.live = Some(live);
+        self
     }
 }
 
@@ -91,6 +104,12 @@ impl Protocol for Http<'_> {
                 Next::Close
             }
             n => n,
+        }
+    }
+
+    fn counters(&mut self, now: &Counters) {
+        if let Some(live) = self.live {
+            live.set(*now);
         }
     }
 

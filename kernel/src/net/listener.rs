@@ -42,6 +42,10 @@ pub trait Protocol {
     fn accept(&mut self, now: u64) -> Self::Conn;
     /// Moves the connection's bytes and says what next.
     fn serve(&mut self, conn: &mut Self::Conn, s: &mut tcp::Socket<'static>, now: u64) -> Next;
+    /// The listener's counters as they are now, given before each
+    /// [`Protocol::serve`]: a status page shows them, its own connection
+    /// included (accepted in this very pass, perhaps).
+    fn counters(&mut self, _now: &Counters) {}
     /// What a connection refused for overload is sent before its close.
     fn refusal(&self) -> &[u8];
     /// Requests (or connections) the connection finished, for the
@@ -244,6 +248,7 @@ impl<C> Listener<C> {
                                 Slot::Free
                             }
                         } else {
+                            proto.counters(&self.counters);
                             match proto.serve(&mut c, s, now) {
                                 Next::Serve => Slot::Active(c),
                                 Next::Close => {
