@@ -323,11 +323,23 @@ pub fn parse_console(who: &str, lines: &[String]) -> Result<Vec<SuiteRun>> {
 /// figure, each with the samples the plan asks for (from `BENCH-ENV
 /// iters=`), and every check, passed.
 pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
+    check_complete_with(who, run, &expected_for(run), &checks_for(run), expected_samples)
+}
+
+/// [`check_complete`] for any suite: the figures `expected` (each with
+/// the samples `samples(name, iters)` plans, where it plans any) and the
+/// checks `checks`, every one passed, and no `BENCH-ERROR`.
+pub fn check_complete_with(
+    who: &str,
+    run: &SuiteRun,
+    expected: &[&str],
+    checks: &[&str],
+    samples: fn(&str, u64) -> Option<u64>,
+) -> Result<()> {
     if let Some(e) = run.errors.first() {
         bail!("{who}: BENCH-ERROR {e}");
     }
-    let missing: Vec<&str> =
-        expected_for(run).into_iter().filter(|n| run.get(n).is_none()).collect();
+    let missing: Vec<&str> = expected.iter().copied().filter(|n| run.get(n).is_none()).collect();
     if !missing.is_empty() {
         bail!("{who}: missing BENCH line(s) for {}", missing.join(", "));
     }
@@ -335,14 +347,13 @@ pub fn check_complete(who: &str, run: &SuiteRun) -> Result<()> {
         bail!("{who}: no iters= in BENCH-ENV");
     };
     for f in &run.figures {
-        if let Some(want) = expected_samples(&f.name, iters) {
+        if let Some(want) = samples(&f.name, iters) {
             if f.iters != want {
                 bail!("{who}: {} has {} samples, the plan asks for {want}", f.name, f.iters);
             }
         }
     }
-    let missing: Vec<&str> =
-        checks_for(run).into_iter().filter(|n| run.check(n).is_none()).collect();
+    let missing: Vec<&str> = checks.iter().copied().filter(|n| run.check(n).is_none()).collect();
     if !missing.is_empty() {
         bail!("{who}: missing BENCH-CHECK line(s) for {}", missing.join(", "));
     }
@@ -652,7 +663,8 @@ pub fn collect(key: &str, model: &str, o: &BenchOptions, report: &BootReport) ->
     r
 }
 
-fn fmt_ns(ns: u64) -> String {
+/// `ns` in ns, us or ms, as the tables show it.
+pub fn fmt_ns(ns: u64) -> String {
     if ns >= 10_000_000 {
         format!("{:.1}ms", ns as f64 / 1e6)
     } else if ns >= 10_000 {

@@ -1,7 +1,8 @@
 //! `cargo xtask bench boot`: boot time of the Rust guest (`app=hello`, and
-//! `app=http` with a vif) against a Linux PV DomU (Debian's kernel, a
-//! busybox initramfs that loads `xen-netfront` and brings `eth0` up), all
-//! in one Xen boot, measured by a dom0 script on dom0's clock.
+//! `app=http` with a vif) against a Linux DomU (Debian's kernel, a
+//! busybox initramfs that loads `xen-netfront` and brings `eth0` up), each
+//! as PV and as PVH (the same image, `type = "pvh"`), all in one Xen boot,
+//! measured by a dom0 script on dom0's clock.
 //!
 //! Each round creates every kind once, one domain at a time (the next is
 //! created only once the last is gone). Per run dom0 records, from
@@ -19,7 +20,7 @@
 use crate::debs::Dom0Bundle;
 use crate::report::{self, Spread, Style, Table};
 use crate::scenario::{BootReport, GuestRun};
-use crate::{cmd, GuestSpec, Lab, LabOptions, Scenario};
+use crate::{cmd, GuestMode, GuestSpec, Lab, LabOptions, Scenario};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,8 +28,32 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The kinds of guest measured, in round order.
-pub const KINDS: &[&str] = &["hello", "http", "linux"];
+/// The kinds of guest measured, in round order: each as PV, then as PVH
+/// (`-pvh`: the same image or kernel with `type = "pvh"`).
+pub const KINDS: &[&str] = &["hello", "http", "linux", "hello-pvh", "http-pvh", "linux-pvh"];
+
+/// The kind without its mode (`http-pvh` -> `http`).
+pub fn base(kind: &str) -> &str {
+    kind.strip_suffix("-pvh").unwrap_or(kind)
+}
+
+/// The mode a kind boots in.
+pub fn mode(kind: &str) -> GuestMode {
+    if kind.ends_with("-pvh") {
+        GuestMode::Pvh
+    } else {
+        GuestMode::Pv
+    }
+}
+
+/// The Linux kind of the same mode, which `kind` is compared with.
+pub fn linux_of(kind: &str) -> &'static str {
+    if mode(kind) == GuestMode::Pvh {
+        "linux-pvh"
+    } else {
+        "linux"
+    }
+}
 /// dom0's bridge address; guests use 192.0.2.x (RFC 5737).
 pub const BRIDGE_IP: &str = "192.0.2.1/24";
 /// `app=http`'s address and MAC.
@@ -41,8 +66,10 @@ const LINUX_MAC: &str = "00:16:3e:0c:00:21";
 pub const OURS_MIB: u32 = 32;
 /// Memory of the Linux DomU in the measured runs, MiB.
 pub const LINUX_MIB: u32 = 256;
-/// `--min-memory` ladders (MiB, ascending).
+/// `--min-memory` ladders (MiB, ascending); PVH starts at its 8 MiB minimum.
 pub const LADDER_OURS: &[u32] = &[4, 8, 16, 32];
+/// Our guest as PVH.
+pub const LADDER_OURS_PVH: &[u32] = &[8, 16, 32];
 /// The Linux DomU's ladder.
 pub const LADDER_LINUX: &[u32] = &[64, 80, 96, 128, 160, 192, 256];
 
@@ -87,7 +114,7 @@ fn dom0_settings() -> String {
 
 /// Per-run time limit, seconds.
 fn limit(kind: &str) -> u64 {
-    if kind == "linux" {
+    if base(kind) == "linux" {
         120
     } else {
         60
@@ -99,13 +126,13 @@ pub fn script(o: &BootBenchOptions) -> String {
     let mut s = dom0_settings();
     for r in 1..=o.rounds {
         for k in KINDS {
-            let mem = if *k == "linux" { LINUX_MIB } else { OURS_MIB };
+            let mem = if base(k) == "linux" { LINUX_MIB } else { OURS_MIB };
             let _ = writeln!(s, "bb_run {k} {k}-{r} {mem} {} \"$(bb_ip {k})\"", limit(k));
         }
     }
     if o.min_memory {
         for k in KINDS {
-            let ladder = if *k == "linux" { LADDER_LINUX } else { LADDER_OURS };
+            let ladder = ladder(k);
             let mems: Vec<String> = ladder.iter().map(|m| m.to_string()).collect();
             let _ = writeln!(
                 s,
@@ -118,18 +145,50 @@ pub fn script(o: &BootBenchOptions) -> String {
     s
 }
 
-/// The guest specs the script clones (`/etc/xen-lab/guests/bb-KIND.cfg`).
+/// The `--min-memory` ladder of a kind.
+fn ladder(kind: &str) -> &'static [u32] {
+    match (base(kind), mode(kind)) {
+        ("linux", _) => LADDER_LINUX,
+        (_, GuestMode::Pv) => LADDER_OURS,
+        _ => LADDER_OURS_PVH,
+    }
+}
+
+/// The guest specs the script clones (`/etc/xen-lab/guests/bb-KIND.cfg`),
+/// one per kind. PVH kinds run with `tsc_mode = "native"`: under QEMU's
+/// emulated SVM, Xen cannot emulate an intercepted `rdtscp` and Linux as
+/// PVH spins on one forever (see `bench migrate`); our PVH guest gets the
+/// same, so the two compare like with like.
 pub fn guests(kernel: &Path, vmlinuz: &Path, ramdisk: &Path) -> Vec<GuestSpec> {
     let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
-    let hello = GuestSpec::new("bb-hello", kernel, "hello").memory(OURS_MIB);
-    let mut http = GuestSpec::new("bb-http", kernel, "http")
-        .memory(OURS_MIB)
-        .args(&[format!("ip={HTTP_IP}/24")]);
-    http.extra_config.push(vif(HTTP_MAC));
-    let mut linux = GuestSpec::new("bb-linux", vmlinuz, "linux").memory(LINUX_MIB).ramdisk(ramdisk);
-    linux.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}/24");
-    linux.extra_config.push(vif(LINUX_MAC));
-    vec![hello, http, linux]
+    KINDS
+        .iter()
+        .map(|&k| {
+            let name = format!("bb-{k}");
+            let mut g = match base(k) {
+                "hello" => GuestSpec::new(&name, kernel, "hello").memory(OURS_MIB),
+                "http" => {
+                    let mut g = GuestSpec::new(&name, kernel, "http")
+                        .memory(OURS_MIB)
+                        .args(&[format!("ip={HTTP_IP}/24")]);
+                    g.extra_config.push(vif(HTTP_MAC));
+                    g
+                }
+                _ => {
+                    let mut g =
+                        GuestSpec::new(&name, vmlinuz, "linux").memory(LINUX_MIB).ramdisk(ramdisk);
+                    g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}/24");
+                    g.extra_config.push(vif(LINUX_MAC));
+                    g
+                }
+            }
+            .mode(mode(k));
+            if mode(k) == GuestMode::Pvh {
+                g.extra_config.push("tsc_mode = \"native\"".into());
+            }
+            g
+        })
+        .collect()
 }
 
 /// One measured run, from its `[xl boot]` line.
@@ -199,6 +258,8 @@ pub struct BootBench {
     pub sizes: Vec<(String, u64)>,
     /// Runs that did not reach ready, and boot failures.
     pub problems: Vec<String>,
+    /// The host's load average during the boot.
+    pub load: Option<report::Load>,
 }
 
 impl BootBench {
@@ -240,12 +301,15 @@ fn label(kind: &str) -> &'static str {
     match kind {
         "hello" => "Rust app=hello",
         "http" => "Rust app=http+vif",
-        _ => "Linux PV DomU",
+        "linux" => "Linux PV DomU",
+        "hello-pvh" => "Rust app=hello (PVH)",
+        "http-pvh" => "Rust app=http+vif (PVH)",
+        _ => "Linux PVH DomU",
     }
 }
 
 fn ready_means(kind: &str) -> &'static str {
-    match kind {
+    match base(kind) {
         "hello" => "powered off",
         _ => "first ping reply",
     }
@@ -278,7 +342,7 @@ pub fn collect(report: &BootReport, sizes: Vec<(String, u64)>) -> BootBench {
             b.problems.push(format!("{}: {} ({})", s.name, s.result, console_tail(run)));
         }
         if s.result == "ready"
-            && s.kind != "linux"
+            && base(&s.kind) != "linux"
             && !b.guest_lines.iter().any(|(k, _)| k == &s.kind)
         {
             let pick = |p: &str| run.console.iter().find(|l| l.contains(p)).cloned();
@@ -286,7 +350,7 @@ pub fn collect(report: &BootReport, sizes: Vec<(String, u64)>) -> BootBench {
                 b.guest_lines.push((s.kind.clone(), format!("{t}\n{f}")));
             }
         }
-        if s.kind == "linux" && b.linux_meminfo.is_none() {
+        if base(&s.kind) == "linux" && b.linux_meminfo.is_none() {
             b.linux_meminfo = run.console.iter().find_map(|l| {
                 l.split_once("linux-boot: meminfo ").map(|(_, m)| m.trim().to_string())
             });
@@ -321,14 +385,15 @@ pub fn ratio(ours: Option<Spread>, linux: Option<Spread>) -> Option<f64> {
 /// One line on where it ran.
 pub fn environment(b: &BootBench, o: &BootBenchOptions) -> String {
     format!(
-        "Xen {}, {} emulation (QEMU), CPU \"{}\", dom0 and Linux DomU kernel {}, {} round(s); Rust guest {} MiB, Linux DomU {} MiB, 1 vCPU each",
+        "Xen {}, {} emulation (QEMU), CPU \"{}\", dom0 and Linux DomU kernel {}, {} round(s); Rust guest {} MiB, Linux DomU {} MiB, 1 vCPU each; host load average (1 min) during the boot {}",
         if b.xen.is_empty() { "?" } else { &b.xen },
         if o.kvm { "KVM (hardware)" } else { "TCG (software)" },
         if b.cpu.is_empty() { "?" } else { &b.cpu },
         if b.kernel.is_empty() { "?" } else { &b.kernel },
         o.rounds,
         OURS_MIB,
-        LINUX_MIB
+        LINUX_MIB,
+        b.load.map_or("?".to_string(), |l| l.to_string())
     )
 }
 
@@ -341,27 +406,34 @@ pub fn table(b: &BootBench, o: &BootBenchOptions) -> String {
     );
     let _ = writeln!(s, "{}", environment(b, o));
     let _ = writeln!(s);
-    let mut t = Table::new(Style::Markdown)
-        .left("phase (ms, median [min-max])", 30)
-        .right(label("hello"), 22)
-        .right(label("http"), 22)
-        .right(label("linux"), 22)
-        .right("Linux/hello", 11)
-        .right("Linux/http", 11);
-    for (name, f) in FIGURES {
-        let (h, n, l) = (b.spread("hello", *f), b.spread("http", *f), b.spread("linux", *f));
-        let r = |x| ratio(x, l).map_or("-".to_string(), |v| format!("{v:.1}x"));
-        t.row([name.to_string(), fmt_spread(h), fmt_spread(n), fmt_spread(l), r(h), r(n)]);
+    let mut t =
+        Table::new(Style::Markdown).left("guest (ms, median [min-max])", 26).left("mode", 4);
+    for (name, _) in FIGURES {
+        t = t.right(name, 22);
+    }
+    t = t.right("Linux/this (ready)", 18);
+    for k in KINDS {
+        let mut cells = vec![label(k).to_string(), mode(k).name().to_uppercase()];
+        for (_, f) in FIGURES {
+            cells.push(fmt_spread(b.spread(k, *f)));
+        }
+        let ready = |k: &str| b.spread(k, FIGURES[2].1);
+        cells.push(if base(k) == "linux" {
+            "-".into()
+        } else {
+            ratio(ready(k), ready(linux_of(k))).map_or("-".to_string(), |v| format!("{v:.1}x"))
+        });
+        t.row(cells);
     }
     s.push_str(&t.render());
+    let counted: Vec<String> =
+        KINDS.iter().map(|k| format!("{} {}", label(k), b.measured(k).len())).collect();
     let _ = writeln!(
         s,
-        "\nready = {} (hello), {} (http, Linux: dom0 pings every 50 ms from before the create); rounds counted: hello {}, http {}, Linux {}",
+        "\nready = {} (hello), {} (http, Linux: dom0 pings every 50 ms from before the create); PVH guests run with tsc_mode = \"native\"; rounds counted: {}",
         ready_means("hello"),
         ready_means("http"),
-        b.measured("hello").len(),
-        b.measured("http").len(),
-        b.measured("linux").len()
+        counted.join(", ")
     );
     if !b.sizes.is_empty() {
         let v: Vec<String> =
@@ -405,8 +477,9 @@ pub struct Report<'a> {
     pub kernel: &'a str,
     pub rounds: u32,
     pub clock: &'static str,
+    pub host_load: Option<report::Load>,
     pub environment: String,
-    /// By kind (`hello`, `http`, `linux`).
+    /// By kind (`hello`, `http`, `linux`, and the same with `-pvh`).
     pub kinds: BTreeMap<&'static str, KindReport>,
     pub sizes_bytes: BTreeMap<&'a str, u64>,
     pub guest_lines: BTreeMap<&'a str, &'a str>,
@@ -419,6 +492,8 @@ pub struct Report<'a> {
 #[derive(Debug, Serialize)]
 pub struct KindReport {
     pub label: &'static str,
+    /// `pv` or `pvh`.
+    pub mode: &'static str,
     pub ready_means: &'static str,
     /// Rounds that reached ready.
     pub rounds: usize,
@@ -428,7 +503,7 @@ pub struct KindReport {
     pub min_memory_mib: Option<u32>,
 }
 
-/// One figure of a kind, and Linux's against it.
+/// One figure of a kind, and Linux's (of the same mode) against it.
 #[derive(Debug, Serialize)]
 pub struct FigureReport {
     pub spread: Option<Spread>,
@@ -442,7 +517,7 @@ pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
         .map(|&k| {
             let fig = |i: usize| {
                 let f = FIGURES[i].1;
-                let (x, l) = (b.spread(k, f), b.spread("linux", f));
+                let (x, l) = (b.spread(k, f), b.spread(linux_of(k), f));
                 FigureReport {
                     spread: x,
                     linux_over_this: ratio(x, l).map(|r| report::round(r, 3)),
@@ -450,6 +525,7 @@ pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
             };
             let kind = KindReport {
                 label: label(k),
+                mode: mode(k).name(),
                 ready_means: ready_means(k),
                 rounds: b.measured(k).len(),
                 create_ms: fig(0),
@@ -468,6 +544,7 @@ pub fn to_json<'a>(b: &'a BootBench, o: &BootBenchOptions) -> Report<'a> {
         kernel: &b.kernel,
         rounds: o.rounds,
         clock: "dom0 /proc/uptime, 10 ms resolution, polled every 20 ms",
+        host_load: b.load,
         environment: environment(b, o),
         kinds,
         sizes_bytes: b.sizes.iter().map(|(n, z)| (n.as_str(), *z)).collect(),
@@ -498,7 +575,7 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     let rd = crate::bench::write_ramdisk(&out, "boot", &archive.to_bytes())?;
     let guests = guests(&guest.stable, &lab.bundle.vmlinuz, &rd);
     let runs = o.rounds as u64 * KINDS.len() as u64
-        + if o.min_memory { (LADDER_OURS.len() * 2 + LADDER_LINUX.len()) as u64 } else { 0 };
+        + if o.min_memory { KINDS.iter().map(|k| ladder(k).len() as u64).sum() } else { 0 };
     let mut sc = Scenario::script("bench-boot", guests, &script(o));
     // Each run: its limit at most, plus teardown; the guests' own timeouts
     // (60 s each) already count in the budget.
@@ -509,7 +586,10 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
         KINDS.join(", "),
         if o.min_memory { ", then the smallest memory of each" } else { "" }
     );
-    let report = lab.boot(&[sc])?;
+    let sampler = report::LoadSampler::start();
+    let report = lab.boot(&[sc]);
+    let load = sampler.finish();
+    let report = report?;
     let sizes: Vec<(String, u64)> = [
         ("Rust guest stripped ELF", guest.stripped.as_path()),
         ("Linux vmlinuz", lab.bundle.vmlinuz.as_path()),
@@ -518,7 +598,8 @@ pub fn run(o: &BootBenchOptions) -> Result<()> {
     .iter()
     .filter_map(|(n, p)| file_size(p).map(|z| (n.to_string(), z)))
     .collect();
-    let b = collect(&report, sizes);
+    let mut b = collect(&report, sizes);
+    b.load = load;
     let text = table(&b, o);
     println!("\n{text}");
     report::write(&out, "boot", &text, &to_json(&b, o))?;
@@ -577,6 +658,8 @@ mod tests {
                 run("linux-2", "[xl boot] name=linux-2 kind=linux mem=256 result=timeout create_cs=200", &["Kernel panic"]),
                 run("http-min4", "[xl boot] name=http-min4 kind=http mem=4 result=died create_cs=20", &[]),
                 run("http-min8", "[xl boot] name=http-min8 kind=http mem=8 result=ready create_cs=20 console_cs=30 ready_cs=200", &[]),
+                run("hello-pvh-1", "[xl boot] name=hello-pvh-1 kind=hello-pvh mem=32 result=ready create_cs=50 console_cs=60 ready_cs=200", &[]),
+                run("linux-pvh-1", "[xl boot] name=linux-pvh-1 kind=linux-pvh mem=256 result=ready create_cs=100 console_cs=300 ready_cs=500", &[]),
             ],
             ..BootReport::default()
         };
@@ -593,6 +676,9 @@ mod tests {
             BootBenchOptions { rounds: 2, min_memory: true, kvm: false, verbose: false, xen: None };
         let t = table(&b, &o);
         assert!(t.contains("12.0x"), "{t}");
+        // PVH against Linux as PVH: 5000 / 2000 ms.
+        assert!(t.contains("| Rust app=hello (PVH)"), "{t}");
+        assert!(t.contains("2.5x"), "{t}");
         assert!(
             t.contains("smallest memory, Rust app=http+vif: 8 MiB (failed: 4 MiB died)"),
             "{t}"
@@ -602,6 +688,9 @@ mod tests {
         assert!(b.problems.iter().all(|p| !p.contains('\n')));
         let j = serde_json::to_value(to_json(&b, &o)).unwrap();
         assert_eq!(j["kinds"]["http"]["min_memory_mib"], 8, "{j}");
+        assert_eq!(j["kinds"]["hello-pvh"]["mode"], "pvh", "{j}");
+        assert_eq!(j["kinds"]["hello-pvh"]["ready_ms"]["linux_over_this"], 2.5, "{j}");
+        assert_eq!(j["kinds"]["hello"]["ready_ms"]["linux_over_this"], 12.0, "{j}");
         assert_eq!(j["linux_meminfo"], "MemTotal 1 kB", "{j}");
         assert_eq!(j["samples"][0]["mem_mib"].as_u64(), Some(u64::from(b.samples[0].mem)), "{j}");
     }
@@ -618,6 +707,20 @@ mod tests {
         );
         assert!(s.contains(". /etc/xen-lab/bench-boot.sh\nbb_setup\n"));
         assert!(crate::dom0::BENCH_BOOT.1.contains("bb_run() {"));
+        assert!(s.contains("bb_run hello-pvh hello-pvh-2 32 60 \"$(bb_ip hello-pvh)\""));
+        assert!(s.contains("bb_run linux-pvh linux-pvh-1 256 120"));
+        assert!(s.contains("for m in 8 16 32; do bb_run http-pvh http-pvh-min$m $m 60"));
+        let g = guests(Path::new("g.elf"), Path::new("vmlinuz"), Path::new("rd"));
+        let names: Vec<&str> = g.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["bb-hello", "bb-http", "bb-linux", "bb-hello-pvh", "bb-http-pvh", "bb-linux-pvh"]
+        );
+        for x in &g {
+            let pvh = x.name.ends_with("-pvh");
+            assert_eq!(x.mode, if pvh { GuestMode::Pvh } else { GuestMode::Pv }, "{}", x.name);
+            assert_eq!(x.extra_config.iter().any(|l| l.contains("tsc_mode")), pvh, "{}", x.name);
+        }
         assert!(LINUX_INIT.contains("linux-boot: ready"));
     }
 }

@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 /// The font plotters draws text with (Debian's `fonts-dejavu-core`).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-fn register_font() -> Result<()> {
+/// Registers [`FONT`] with plotters (once).
+pub fn register_font() -> Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let bytes = std::fs::read(FONT).map_err(|e| {

@@ -66,6 +66,16 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf], boot_files: &[String]) ->
             ..step(&format!("boot tests ({r}, {})", GuestMode::Pv), BOOT_TESTS)
         });
     }
+    // The paging benchmark, quick, on the first release: every figure of
+    // every mode there with its planned samples, every check passed, the
+    // orderings that follow from the mechanisms (docs/pvh.md) held, and a
+    // mode Xen refuses reported as refused; ~2 minutes.
+    if let Some(&r) = releases.first() {
+        steps.push(Step {
+            env: vec![(XEN_ENV, r.version())],
+            ..step(&format!("paging benchmark, quick ({r})"), PAGING_QUICK)
+        });
+    }
     // One test body, each mode: the PVH steps run every file whose guests
     // follow `$XENPV_MODE`; a file whose guests have a fixed mode
     // ([`MODE_FIXED`]) already ran them in the PV step.
@@ -93,6 +103,9 @@ const BOOT_TESTS: &[&str] =
 /// `mobility_pvh`: PVH guests only (live migration works only as PVH on
 /// this Xen); `mobility_blk`: a PV guest and two PVH guests.
 pub const MODE_FIXED: &[&str] = &["mobility_blk", "mobility_pvh"];
+/// `cargo xtask bench paging` as CI runs it (no Linux DomUs: their kernel
+/// takes a minute to boot and they are the comparison, not the check).
+const PAGING_QUICK: &[&str] = &["xtask", "bench", "paging", "--quick", "--runs", "1", "--no-linux"];
 const XEN_ENV: &str = xtask::release::XEN_ENV;
 const MODE_ENV: &str = xtask::mode::MODE_ENV;
 
@@ -256,6 +269,12 @@ mod tests {
         assert_eq!(sc.program.as_deref(), Some("shellcheck"));
         assert!(sc.args.iter().any(|a| a == ".ci/run"));
         assert!(st.iter().all(|s| !s.name.starts_with("boot tests")), "no releases, no boots");
+        assert!(st.iter().all(|s| !s.name.starts_with("paging")), "no releases, no boots");
+        let st = steps(&[XenRelease::V4_17, XenRelease::V4_20], &scripts, &[]);
+        let pg: Vec<&Step> = st.iter().filter(|s| s.name.starts_with("paging")).collect();
+        assert_eq!(pg.len(), 1, "once, on the first release");
+        assert_eq!(pg[0].env, [(XEN_ENV, "4.17")]);
+        assert!(pg[0].args.join(" ").starts_with("xtask bench paging --quick"));
     }
 
     #[test]

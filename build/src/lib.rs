@@ -57,6 +57,8 @@ pub mod migcount;
 pub mod mode;
 pub mod netbench;
 pub mod nettool;
+pub mod pagingbench;
+pub mod pagingchart;
 pub mod qemu;
 pub mod release;
 pub mod report;

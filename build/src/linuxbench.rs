@@ -69,20 +69,35 @@ pub fn ensure_headers(version: &str, log: &mut dyn FnMut(&str)) -> Result<PathBu
 /// Builds the module (cached by kernel version and source hash) and
 /// returns the `.ko`.
 pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let key = crate::cache::short_hash(&[version, MODULE_C, KBUILD]);
-    let dir = cache.join("linux-bench").join(format!("{version}-{key}"));
-    let ko = dir.join(format!("{MODULE}.ko"));
+    build_kmod(cache, version, MODULE, MODULE_C, KBUILD, log)
+}
+
+/// Builds the out-of-tree module `name` from `source` and its `kbuild`
+/// file against Debian's headers for kernel `version`, cached under
+/// `cache/linux-bench/NAME-VERSION-HASH/` (older builds of the same
+/// module are removed); returns the `.ko`.
+pub fn build_kmod(
+    cache: &Path,
+    version: &str,
+    name: &str,
+    source: &str,
+    kbuild: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<PathBuf> {
+    let key = crate::cache::short_hash(&[version, source, kbuild]);
+    let dir = cache.join("linux-bench").join(format!("{name}-{version}-{key}"));
+    let ko = dir.join(format!("{name}.ko"));
     if ko.is_file() {
         return Ok(ko);
     }
     let headers = ensure_headers(version, log)?;
     cmd::require_tool("make").context("building the Linux comparator module")?;
-    let tmp = cache.join("linux-bench").join(format!(".build-{}", std::process::id()));
+    let tmp = cache.join("linux-bench").join(format!(".build-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     cmd::mkdir(&tmp)?;
-    std::fs::write(tmp.join(format!("{MODULE}.c")), MODULE_C)?;
-    std::fs::write(tmp.join("Kbuild"), KBUILD)?;
-    log(&format!("building {MODULE}.ko against {}", headers.display()));
+    std::fs::write(tmp.join(format!("{name}.c")), source)?;
+    std::fs::write(tmp.join("Kbuild"), kbuild)?;
+    log(&format!("building {name}.ko against {}", headers.display()));
     let out = Command::new("make")
         .arg("-C")
         .arg(&headers)
@@ -90,21 +105,23 @@ pub fn build_module(cache: &Path, version: &str, log: &mut dyn FnMut(&str)) -> R
         .arg("modules")
         .output()
         .context("cannot run make")?;
-    let built = tmp.join(format!("{MODULE}.ko"));
+    let built = tmp.join(format!("{name}.ko"));
     if !out.status.success() || !built.is_file() {
         let err = String::from_utf8_lossy(&out.stderr);
         let _ = std::fs::remove_dir_all(&tmp);
-        bail!("building {MODULE}.ko failed: {}", cmd::last_lines(&err, 3));
+        bail!("building {name}.ko failed: {}", cmd::last_lines(&err, 3));
     }
     cmd::mkdir(&dir)?;
     std::fs::rename(&built, &ko)
         .with_context(|| format!("cannot move the module to {}", ko.display()))?;
     let _ = std::fs::remove_dir_all(&tmp);
-    // Builds of older sources or kernels are of no further use.
+    // Builds of this module's older sources or kernels are of no further
+    // use (and so are those of the time before builds were named).
     if let Ok(rd) = std::fs::read_dir(cache.join("linux-bench")) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if !n.starts_with('.') && e.path() != dir {
+            let legacy = n.starts_with(|c: char| c.is_ascii_digit());
+            if (legacy || n.starts_with(&format!("{name}-"))) && e.path() != dir {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }

@@ -165,6 +165,30 @@ enum BenchCmd {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// Memory virtualization three ways in one boot: app=bench's paging
+    /// suite as PV, PVH (nested paging) and PVH with shadow paging (hap=0;
+    /// a row saying so when Xen refuses it), beside a Linux DomU as PV and
+    /// PVH (null hypercall, event round trip, PTE update, page-fault round
+    /// trip, CR3 reload, a walk larger than the TLB); checks every figure
+    /// and the orderings that must hold; writes target/xen/bench/paging.txt,
+    /// paging.json and paging.png (paging-quick.* with --quick).
+    Paging {
+        /// Runs of our guest per mode (and rounds of each Linux DomU).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
+        /// 300 samples per figure and a 16 MiB walk (what `cargo xtask test` runs).
+        #[arg(long)]
+        quick: bool,
+        /// The walk's working set, MiB, at least 16 (larger than any TLB's
+        /// reach) [default: 64, quick: 16].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(16..=1024))]
+        walk_mib: Option<u64>,
+        /// Skip the Linux DomUs.
+        #[arg(long)]
+        no_linux: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
     /// TCP throughput both ways and 64-byte request rate of app=echo and of
     /// a Linux PV DomU, measured from dom0 by nettool; writes
     /// target/xen/bench/net.txt and net.json.
@@ -331,6 +355,17 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 kvm: lab.kvm,
                 verbose: lab.verbose,
                 no_linux,
+                xen: lab.xen,
+            })
+        }
+        BenchCmd::Paging { runs, quick, walk_mib, no_linux, lab } => {
+            xtask::pagingbench::run(&xtask::pagingbench::PagingOptions {
+                runs,
+                quick,
+                no_linux,
+                walk_mib,
+                kvm: lab.kvm,
+                verbose: lab.verbose,
                 xen: lab.xen,
             })
         }

@@ -39,6 +39,83 @@ pub fn cell(x: Option<f64>, decimals: usize) -> String {
     x.map_or_else(|| "-".to_string(), |x| format!("{x:.decimals$}"))
 }
 
+/// The host's 1-minute load average over a boot (`/proc/loadavg`, sampled
+/// every 5 s): what every benchmark prints beside its figures, since on a
+/// shared machine QEMU's share of the CPU moves them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Load {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+impl Load {
+    /// Of `v` (`None` if empty).
+    pub fn of(v: &[f64]) -> Option<Load> {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        Some(Load {
+            min: *s.first()?,
+            median: s[(s.len() - 1) / 2],
+            max: s[s.len() - 1],
+            samples: s.len(),
+        })
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} median [{:.1}-{:.1}]", self.median, self.min, self.max)
+    }
+}
+
+/// The 1-minute load average now.
+pub fn load_now() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Samples [`load_now`] every 5 s on a thread of its own until
+/// [`finish`](Self::finish).
+pub struct LoadSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    samples: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LoadSampler {
+    /// Starts sampling: the first sample now, on the caller's thread (so
+    /// even a short boot has one), then every 5 s.
+    pub fn start() -> LoadSampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(
+            load_now().into_iter().collect::<Vec<f64>>(),
+        ));
+        let (s, w) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            let mut last = std::time::Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                if last.elapsed() >= Duration::from_secs(5) {
+                    if let (Some(l), Ok(mut w)) = (load_now(), w.lock()) {
+                        w.push(l);
+                    }
+                    last = std::time::Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        LoadSampler { stop, samples, thread }
+    }
+
+    /// Stops sampling; the spread of the samples.
+    pub fn finish(self) -> Option<Load> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+        self.samples.lock().ok().and_then(|v| Load::of(&v))
+    }
+}
+
 /// The median of a set of values and its spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Spread {
@@ -218,6 +295,15 @@ impl Timings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn load_spread() {
+        let l = super::Load::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((l.min, l.median, l.max, l.samples), (1.0, 2.0, 3.0, 3));
+        assert_eq!(l.to_string(), "2.0 median [1.0-3.0]");
+        assert!(super::Load::of(&[]).is_none());
+        assert!(super::LoadSampler::start().finish().is_some_and(|l| l.samples >= 1));
+    }
+
     use super::*;
 
     #[test]

@@ -150,6 +150,18 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "with app=bench: samples per figure (default 10000, quick 300)",
     ),
+    s(
+        "bench.suite",
+        Accepts::OneOf(&["hypercall", "paging"]),
+        Some("hypercall"),
+        "with app=bench: hypercall latency, or the paging figures (page faults, CR3, TLB walk)",
+    ),
+    s(
+        "bench.walk_mib",
+        n(2, 4096),
+        Some("64"),
+        "with bench.suite=paging: the walk's working set, MiB (at most half the free memory)",
+    ),
     s("selftest.idle_secs", n(1, 3600), Some("5"), "with app=selftest: length of the idle check"),
     s(
         "trace",

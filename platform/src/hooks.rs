@@ -52,6 +52,10 @@ pub(crate) fn fault(frame: &mut TrapFrame) {
     if crate::probe::fixup(frame) {
         return;
     }
+    // The paging benchmark's page, unmapped on purpose.
+    if crate::paging_bench::fixup(frame) {
+        return;
+    }
     match HOOKS.get() {
         Some(h) => (h.fault)(frame),
         None => {

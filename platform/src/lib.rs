@@ -44,6 +44,8 @@ mod hooks;
 #[cfg(target_os = "none")]
 mod interface;
 #[cfg(target_os = "none")]
+pub mod paging_bench;
+#[cfg(target_os = "none")]
 pub mod probe;
 #[cfg(target_os = "none")]
 pub mod pv;

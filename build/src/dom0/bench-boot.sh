@@ -8,11 +8,14 @@
 #   ARP round trip is timed), and the BOOTBENCH-ENV line.
 # bb_run KIND NAME MEM LIMIT IP: one timed run; prints "[xl boot] ..."
 #   and the @@GUEST lines run_guest prints; 0 if it reached ready.
-# bb_ip KIND: the address dom0 pings for KIND (none for hello).
+# bb_ip KIND: the address dom0 pings for KIND (none for hello). A KIND
+#   ending in -pvh is the same guest booted as PVH.
 
 bb_now() { read -r _u _ < /proc/uptime; echo "${_u%.*}${_u#*.}"; }
 bb_run() {
     _k=$1; _n=$2; _m=$3; _lim=$4; _ip=$5
+    # hello and hello-pvh are ready when they have shut down.
+    _b=${_k%-pvh}
     _cfg=/tmp/bb-$_n.cfg
     _log=$LAB_CONSOLE_DIR/guest-$_n.log
     _xl=/var/log/xen/xl-$_n.log
@@ -39,7 +42,7 @@ bb_run() {
     while :; do
         _u=$(bb_now)
         [ -z "$_tc" ] && [ -s "$_log" ] && _tc=$_u
-        if [ "$_k" = hello ]; then
+        if [ "$_b" = hello ]; then
             if grep -q "has shut down" "$_xl" 2>/dev/null; then _tr=$_u; _res=ready; break; fi
         else
             if grep -q "bytes from" /tmp/bb-ping 2>/dev/null; then _tr=$_u; _res=ready; break; fi
@@ -55,7 +58,7 @@ bb_run() {
     [ -n "$_pp" ] && kill $_pp 2>/dev/null
     echo "[xl boot] name=$_n kind=$_k mem=$_m result=$_res create_cs=$((_t1 - _t0)) console_cs=$([ -n "$_tc" ] && echo $((_tc - _t0))) ready_cs=$([ -n "$_tr" ] && echo $((_tr - _t0)))"
     # Services (and anything not ready) are destroyed; hello powered off.
-    if [ "$_k" != hello ] || [ "$_res" != ready ]; then
+    if [ "$_b" != hello ] || [ "$_res" != ready ]; then
         sleep 0.3
         xl destroy "$_n" 2>/dev/null
     fi
@@ -64,7 +67,7 @@ bb_run() {
         sleep 0.1; _i=$((_i + 1))
     done
     _code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$_xl" 2>/dev/null | tail -n 1)
-    if [ "$_res" = ready ] && [ "$_k" = hello ]; then _r=$(lab_reason "$_code");
+    if [ "$_res" = ready ] && [ "$_b" = hello ]; then _r=$(lab_reason "$_code");
     elif [ "$_res" = ready ]; then _r=destroyed-when-ready;
     elif [ -n "$_code" ]; then _r=$(lab_reason "$_code");
     else _r=$_res; fi
@@ -77,8 +80,8 @@ bb_run() {
 }
 bb_ip() {
     case $1 in
-        http) echo "$BB_HTTP_IP" ;;
-        linux) echo "$BB_LINUX_IP" ;;
+        http|http-pvh) echo "$BB_HTTP_IP" ;;
+        linux|linux-pvh) echo "$BB_LINUX_IP" ;;
     esac
 }
 

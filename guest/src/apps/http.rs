@@ -134,19 +134,20 @@ impl Service for HttpApp {
     }
 
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status) {
-        // The status page is written when asked for, not on every pass,
-        // with the counters as its connection is served (it counts itself,
-        // even when accepted in this pass).
-        let live = Cell::new(self.listener.counters);
+        // The status page is written when asked for (with the counters
+        // as they are when its connection is served: one accepted in this
+        // pass counts), not on every pass.
+        let counters = Cell::new(self.listener.counters);
         let (max_conns, backlog) =
             (self.listener.config().max_conns, self.listener.config().backlog);
         let (allocated, buffer_kib) =
             (self.listener.sockets(), self.listener.buffer_bytes() / 1024);
-        let page = || text(status, &live.get(), Pool { max_conns, backlog, allocated, buffer_kib });
+        let page =
+            || text(status, &counters.get(), Pool { max_conns, backlog, allocated, buffer_kib });
         let mut handler = |req: &Request<'_>, _body: &[u8]| respond(req, &page);
         let timeouts = self.listener.config().timeouts;
         let mut http =
-            Http::new(LIMITS, timeouts, &self.refusal, &mut handler).with_counters(&live);
+            Http::new(LIMITS, timeouts, &self.refusal, &mut handler).with_live_counters(&counters);
         self.listener.serve(sockets, listener::now_ms(), &mut http);
     }
 

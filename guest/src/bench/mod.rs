@@ -1,4 +1,6 @@
-//! `app=bench`: hypercall latency, measured the same way for every
+//! `app=bench`: hypercall latency (`bench.suite=hypercall`, the default,
+//! `run.rs`) or what memory virtualization costs in the mode the guest runs
+//! in (`bench.suite=paging`, `paging.rs`), measured the same way for every
 //! operation: warm-up, then many iterations each timed with a serialised
 //! TSC read (`lfence; rdtsc` ... `rdtscp; lfence`), the timer's own cost
 //! measured and subtracted, and min / median / p99 / max reported in cycles
@@ -10,6 +12,8 @@
 
 pub mod stats;
 
+#[cfg(target_os = "none")]
+mod paging;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]

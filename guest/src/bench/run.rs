@@ -40,12 +40,12 @@ const LOST_AFTER_NS: u64 = 5_000_000_000;
 /// One figure: the summary after the timer is subtracted and divided per
 /// item, and how many samples were at or below the timer's own median.
 #[derive(Clone, Copy)]
-struct Figure {
+pub(super) struct Figure {
     s: Summary,
     clamped: usize,
 }
 
-struct Bench {
+pub(super) struct Bench {
     tsc_hz: u64,
     /// Median cost of the timer pair itself, subtracted from every sample.
     overhead: u64,
@@ -55,13 +55,13 @@ struct Bench {
 
 /// Calls made and calls that failed (or answered wrongly) while measured.
 #[derive(Default)]
-struct Tally {
-    calls: u64,
-    bad: u64,
+pub(super) struct Tally {
+    pub(super) calls: u64,
+    pub(super) bad: u64,
 }
 
 impl Tally {
-    fn count(&mut self, ok: bool) {
+    pub(super) fn count(&mut self, ok: bool) {
         self.calls += 1;
         self.bad += u64::from(!ok);
     }
@@ -85,8 +85,42 @@ impl Bench {
         v
     }
 
+    /// Times `op` `samples` times after `samples / 10 + 1` warm-up runs,
+    /// each run preceded by an untimed `prep` (unmapping a page, flushing
+    /// the TLB); the summary minus the timer, per item of `per`.
+    pub(super) fn measure_prepared(
+        &self,
+        samples: usize,
+        per: u64,
+        mut prep: impl FnMut(),
+        mut op: impl FnMut(),
+    ) -> Figure {
+        for _ in 0..samples / 10 + 1 {
+            prep();
+            op();
+        }
+        let mut v = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            prep();
+            let t0 = platform::tsc_begin();
+            op();
+            let t1 = platform::tsc_end();
+            v.push(t1.wrapping_sub(t0));
+        }
+        self.figure_of(v, per)
+    }
+
+    /// Raw samples (timer pairs around one operation of `per` items) as
+    /// a figure: sorted, the timer subtracted, per item.
+    pub(super) fn figure_of(&self, mut v: Vec<u64>, per: u64) -> Figure {
+        v.sort_unstable();
+        let clamped = at_or_below(&v, self.overhead);
+        let s = Summary::of(&mut v).expect("samples > 0").minus(self.overhead).per(per);
+        Figure { s, clamped }
+    }
+
     /// Measures `op` minus the timer, per item of `per`, without printing.
-    fn measure(&self, samples: usize, per: u64, op: impl FnMut()) -> Figure {
+    pub(super) fn measure(&self, samples: usize, per: u64, op: impl FnMut()) -> Figure {
         let mut v = self.sample(samples, op);
         let clamped = at_or_below(&v, self.overhead);
         let s = Summary::of(&mut v).expect("samples > 0").minus(self.overhead).per(per);
@@ -95,7 +129,7 @@ impl Bench {
 
     /// `BENCH name=N iters=I per=K cycles=a/b/c/d ns=a/b/c/d clamped=C`,
     /// then `extra` (` key=value` words).
-    fn report(&self, name: &str, f: Figure, per: u64, extra: fmt::Arguments<'_>) {
+    pub(super) fn report(&self, name: &str, f: Figure, per: u64, extra: fmt::Arguments<'_>) {
         let ns = |c| cycles_to_ns(c, self.tsc_hz);
         let s = f.s;
         kprintln!(
@@ -114,7 +148,7 @@ impl Bench {
     }
 
     /// Measures `op` and reports it.
-    fn run(&mut self, name: &str, samples: usize, per: u64, op: impl FnMut()) -> Figure {
+    pub(super) fn run(&mut self, name: &str, samples: usize, per: u64, op: impl FnMut()) -> Figure {
         let f = self.measure(samples, per, op);
         self.report(name, f, per, format_args!(""));
         f
@@ -122,7 +156,7 @@ impl Bench {
 
     /// `BENCH-CHECK name=N result=pass|fail detail`: a condition that must
     /// hold on every run. Failures count in `BENCH-DONE`.
-    fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) {
+    pub(super) fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) {
         kprintln!("BENCH-CHECK name={name} result={} {detail}", if ok { "pass" } else { "fail" });
         if ok {
             self.passed += 1;
@@ -132,7 +166,7 @@ impl Bench {
     }
 
     /// Something could not be set up: its figures and checks are missing.
-    fn fail(&mut self, what: &str) {
+    pub(super) fn fail(&mut self, what: &str) {
         self.failures += 1;
         kprintln!("BENCH-ERROR {what}");
     }
@@ -140,7 +174,7 @@ impl Bench {
 
 /// `BENCH-RATIO name=N of=A/B min=x median=y`: a comparison of two
 /// figures, reported, never judged.
-fn ratio(name: &str, (a, fa): (&str, Figure), (b, fb): (&str, Figure)) {
+pub(super) fn ratio(name: &str, (a, fa): (&str, Figure), (b, fb): (&str, Figure)) {
     kprintln!(
         "BENCH-RATIO name={name} of={a}/{b} min={} median={}",
         Ratio(fa.s.min, fb.s.min),
@@ -155,7 +189,7 @@ fn noop(x: u64) -> u64 {
 
 static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 
-fn on_round_trip(_: EvtchnPort, _: usize) {
+pub(super) fn on_round_trip(_: EvtchnPort, _: usize) {
     ROUND_TRIPS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -172,34 +206,15 @@ fn spin_until(ns: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// `XENVER_version` as the hypercall returns it (major << 16 | minor).
-fn version_word((major, minor): (u16, u16)) -> u64 {
+pub(super) fn version_word((major, minor): (u16, u16)) -> u64 {
     (u64::from(major) << 16) | u64::from(minor)
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
-    let quick = cmd.number("bench.quick") == Some(1);
-    let iters = cmd.number("bench.iters").unwrap_or(if quick { 300 } else { 10_000 }) as usize;
-    let plan = Plan::new(iters);
-    let tsc_hz = PvClock::read(&platform::vcpu_info().time).tsc_hz();
-    let ver = version::version();
-    let extra = version::extraversion().map(|e| e.0).unwrap_or_default();
-    kprintln!(
-        "BENCH-ENV xen={}.{}{} tsc_hz={tsc_hz} cpu=\"{}\" domain={} iters={} mode={}",
-        ver.0,
-        ver.1,
-        hypercall::abi::start_info::c_str(&extra),
-        platform::cpu_brand().as_str(),
-        if platform::pv::start_info().is_initial_domain() { "dom0" } else { "domU" },
-        plan.iters,
-        platform::backend().name()
-    );
-
-    let mut b = Bench { tsc_hz, overhead: 0, failures: 0, passed: 0 };
-    // The timer pair alone: reported raw, then subtracted from the rest.
-    let mut raw = b.sample(plan.iters, || {});
-    let timer = Summary::of(&mut raw).expect("samples > 0");
-    b.report("tsc_timer_pair", Figure { s: timer, clamped: 0 }, 1, format_args!(""));
-    b.overhead = timer.median;
+    if cmd.choice("bench.suite") == "paging" {
+        return super::paging::run(cmd);
+    }
+    let (mut b, plan, ver) = begin(cmd);
 
     b.run("function_call", plan.iters, 1, || {
         black_box(noop(black_box(1)));
@@ -472,6 +487,42 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         ratio("xenstore_read_vs_null", ("xenstore_read_roundtrip", x), ("xen_version", null));
     }
 
+    finish(&b)
+}
+
+/// What every suite starts with: the plan from `bench.quick` /
+/// `bench.iters`, the `BENCH-ENV` line (with `suite=`), and the timer
+/// pair measured alone, reported and from then on subtracted.
+pub(super) fn begin(cmd: &Cmdline<'_>) -> (Bench, Plan, (u16, u16)) {
+    let quick = cmd.number("bench.quick") == Some(1);
+    let iters = cmd.number("bench.iters").unwrap_or(if quick { 300 } else { 10_000 }) as usize;
+    let plan = Plan::new(iters);
+    let tsc_hz = PvClock::read(&platform::vcpu_info().time).tsc_hz();
+    let ver = version::version();
+    let extra = version::extraversion().map(|e| e.0).unwrap_or_default();
+    kprintln!(
+        "BENCH-ENV xen={}.{}{} tsc_hz={tsc_hz} cpu=\"{}\" domain={} iters={} mode={} suite={}",
+        ver.0,
+        ver.1,
+        hypercall::abi::start_info::c_str(&extra),
+        platform::cpu_brand().as_str(),
+        if platform::pv::start_info().is_initial_domain() { "dom0" } else { "domU" },
+        plan.iters,
+        platform::backend().name(),
+        cmd.choice("bench.suite")
+    );
+
+    let mut b = Bench { tsc_hz, overhead: 0, failures: 0, passed: 0 };
+    // The timer pair alone: reported raw, then subtracted from the rest.
+    let mut raw = b.sample(plan.iters, || {});
+    let timer = Summary::of(&mut raw).expect("samples > 0");
+    b.report("tsc_timer_pair", Figure { s: timer, clamped: 0 }, 1, format_args!(""));
+    b.overhead = timer.median;
+    (b, plan, ver)
+}
+
+/// `BENCH-DONE failures=N checks=M`, and the app's result.
+pub(super) fn finish(b: &Bench) -> AppResult {
     kprintln!("BENCH-DONE failures={} checks={}", b.failures, b.passed + b.failures);
     if b.failures == 0 {
         Ok(())
@@ -493,7 +544,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
 /// specified to). So each send waits for its own handler run; the sends
 /// that had to wait are reported as `late=N`, and the check is exact: one
 /// handler run per send, none lost.
-fn roundtrip(b: &mut Bench, plan: Plan, a: EvtchnPort, r: EvtchnPort) -> Figure {
+pub(super) fn roundtrip(b: &mut Bench, plan: Plan, a: EvtchnPort, r: EvtchnPort) -> Figure {
     let base = ROUND_TRIPS.load(Ordering::SeqCst);
     let (mut sent, mut refused, mut late) = (0u64, 0u64, 0u64);
     let mut lost: Option<u64> = None;

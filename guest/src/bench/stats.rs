@@ -130,6 +130,13 @@ impl Plan {
     }
 }
 
+/// Passes of the paging suite's working-set walk for `iters` (each pass
+/// reads thousands of pages): 5 in quick mode (300), 20 in a full run.
+/// The host's report holds the same rule (`build/src/pagingbench.rs`).
+pub fn walk_passes(iters: usize) -> usize {
+    (iters / 500).clamp(5, 20)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +187,7 @@ mod tests {
             Plan { iters: 10_000, quarter: 2_500, sixteenth: 625, store: 500 }
         );
         assert_eq!(Plan::calls(300), 331);
+        assert_eq!((walk_passes(300), walk_passes(10_000), walk_passes(1)), (5, 20, 5));
         assert_eq!(Plan::new(0).iters, 1);
     }
 }

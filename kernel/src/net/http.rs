@@ -32,12 +32,18 @@ pub struct Http<'h> {
     pub timeouts: Timeouts,
     refusal: &'h [u8],
     pub handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
-    /// Where the listener's counters go before each connection is served
-    /// ([`Http::with_counters`]).
+    /// Where the listener's counters are kept current for the handler (a
+    /// status page), if it wants them: [`Http::with_live_counters`].
     live: Option<&'h Cell<Counters>>,
 }
 
 impl<'h> Http<'h> {
+    /// The listener's counters go into `live` before each connection is
+    /// served, so `handler` can read them as they are then.
+    pub fn with_live_counters(self, live: &'h Cell<Counters>) -> Self {
+        Http { live: Some(live), ..self }
+    }
+
     pub fn new(
         limits: Limits,
         timeouts: Timeouts,
@@ -45,14 +51,6 @@ impl<'h> Http<'h> {
         handler: &'h mut dyn FnMut(&Request<'_>, &[u8]) -> Response,
     ) -> Self {
         Http { limits, timeouts, refusal, handler, live: None }
-    }
-
-    /// Keeps `live` up to date with the listener's counters as each
-    /// connection is served, for a handler that shows them (a status
-    /// page counts its own connection).
-    pub fn with_counters(mut self, live: &'h Cell<Counters>) -> Self {
-        self.live = Some(live);
-        self
     }
 }
 
@@ -63,6 +61,12 @@ pub fn refusal() -> Vec<u8> {
 
 impl Protocol for Http<'_> {
     type Conn = HttpConn;
+
+    fn counters_now(&mut self, counters: &Counters) {
+        if let Some(live) = self.live {
+            live.set(*counters);
+        }
+    }
 
     fn accept(&mut self, now: u64) -> HttpConn {
         HttpConn::new(now, self.limits, self.timeouts)
@@ -104,12 +108,6 @@ impl Protocol for Http<'_> {
                 Next::Close
             }
             n => n,
-        }
-    }
-
-    fn counters(&mut self, now: &Counters) {
-        if let Some(live) = self.live {
-            live.set(*now);
         }
     }
 

@@ -42,10 +42,6 @@ pub trait Protocol {
     fn accept(&mut self, now: u64) -> Self::Conn;
     /// Moves the connection's bytes and says what next.
     fn serve(&mut self, conn: &mut Self::Conn, s: &mut tcp::Socket<'static>, now: u64) -> Next;
-    /// The listener's counters as they are now, given before each
-    /// [`Protocol::serve`]: a status page shows them, its own connection
-    /// included (accepted in this very pass, perhaps).
-    fn counters(&mut self, _now: &Counters) {}
     /// What a connection refused for overload is sent before its close.
     fn refusal(&self) -> &[u8];
     /// Requests (or connections) the connection finished, for the
@@ -58,6 +54,10 @@ pub trait Protocol {
     /// for nothing (or, for a deadline past that `serve` does not act on,
     /// spin).
     fn deadline(&self, conn: &Self::Conn, s: &tcp::Socket<'static>) -> Option<u64>;
+    /// The listener's counters as they are now, just before a
+    /// [`Protocol::serve`]: a status page written in that call counts the
+    /// connections accepted earlier in the same pass (its own included).
+    fn counters_now(&mut self, _counters: &Counters) {}
 }
 
 enum Slot<C> {
@@ -248,7 +248,7 @@ impl<C> Listener<C> {
                                 Slot::Free
                             }
                         } else {
-                            proto.counters(&self.counters);
+                            proto.counters_now(&self.counters);
                             match proto.serve(&mut c, s, now) {
                                 Next::Serve => Slot::Active(c),
                                 Next::Close => {

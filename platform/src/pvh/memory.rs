@@ -229,8 +229,9 @@ pub fn init(si: &HvmStartInfo, si_paddr: u64, cmdline_len: u64) -> (Layout, &'st
     let mut free = heapless_runs::Runs::new();
     for r in ram(map) {
         // Below the image (page 0 stays out: it is the null page; page 1
-        // is the scratch page), and past the P2M.
-        free.push(clip(r.clone(), Pfn(SCRATCH_VA / PAGE + 1), Pfn(image_start)));
+        // is the scratch page, page 2 the demand-fault page), and past
+        // the P2M.
+        free.push(clip(r.clone(), Pfn(FAULT_VA / PAGE + 1), Pfn(image_start)));
         free.push(clip(r, first_free, Pfn(nr_pages)));
     }
 
@@ -314,4 +315,106 @@ pub unsafe fn map_scratch(frame: Option<Pfn>) {
             .set_addr(x86_64::PhysAddr::new(addr), flags);
     }
     x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(SCRATCH_VA));
+}
+
+/// The demand-fault page: virtual page 2, in the split first 2 MiB,
+/// mapped to its own frame (identity) and kept out of the frame allocator,
+/// so that unmapping it takes nothing from anyone. The paging benchmark
+/// unmaps it, touches it, and its fault handler maps it again
+/// (`crate::paging_bench`).
+pub const FAULT_VA: u64 = 2 * PAGE;
+
+/// Maps the fault page to its own frame (`present`) or unmaps it (with
+/// `invlpg`, so the next touch faults). Mapping needs no flush: a
+/// not-present entry is never cached.
+///
+/// # Safety
+/// Unmapping: nothing may hold a reference into the fault page (its users
+/// read it through raw pointers, see `paging_bench`).
+pub unsafe fn set_fault_page(present: bool) {
+    let index = (FAULT_VA / PAGE) as usize;
+    // SAFETY: the split table of the first 2 MiB is ours (.bss); entry 2
+    // maps only the fault page, whose frame nobody else owns (kept out of
+    // the allocator above), and the caller vouches that nothing refers to
+    // it while it is unmapped.
+    unsafe {
+        let e = &mut (&mut *core::ptr::addr_of_mut!(pvh_split_null))[index];
+        if present {
+            e.set_addr(
+                x86_64::PhysAddr::new(FAULT_VA),
+                PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+            );
+        } else {
+            e.set_unused();
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(FAULT_VA));
+        }
+    }
+}
+
+/// The boot map's entry for the 2 MiB page holding `pfn`, if that is
+/// still a 2 MiB page (not split, inside the 4 GiB boot map).
+fn boot_pd_entry(pfn: Pfn) -> Option<&'static AtomicU64> {
+    const PS: u64 = 1 << 7;
+    let index = ((pfn.0 * PAGE) >> 21) as usize;
+    // SAFETY: `pvh_boot_pd` is the boot map's page directories (.bss),
+    // live for the guest's life; entries are read and written atomically.
+    let pd = unsafe { &*core::ptr::addr_of!(pvh_boot_pd) };
+    let e = pd.get(index)?;
+    let raw = e.load(Ordering::Relaxed);
+    (raw & 1 != 0 && raw & PS != 0).then_some(e)
+}
+
+/// Whether the 2 MiB page holding `pfn` is mapped by a 2 MiB entry.
+pub fn is_large(pfn: Pfn) -> bool {
+    boot_pd_entry(pfn).is_some()
+}
+
+/// Replaces the 2 MiB page of the boot map holding `pfn` by 512 4 KiB
+/// pages mapping the same frames with the same rights, through the page
+/// table frame `table` (filled here). Returns the 2 MiB entry it replaced
+/// (for [`merge_large`]), or `None` when that page is not a 2 MiB page
+/// (already split, or outside the boot map): then `table` is untouched.
+/// Flushes this vCPU's TLB.
+///
+/// # Safety
+/// `table` must be a frame of ours that nothing else uses, identity-mapped
+/// (RAM below 4 GiB), until [`merge_large`] gives it back. Other vCPUs may
+/// keep the 2 MiB translation cached: it maps the same frames.
+pub unsafe fn split_large(pfn: Pfn, table: Pfn) -> Option<u64> {
+    const PS: u64 = 1 << 7;
+    const PAT_LARGE: u64 = 1 << 12;
+    let e = boot_pd_entry(pfn)?;
+    let old = e.load(Ordering::Relaxed);
+    let base = old & 0x000F_FFFF_FFE0_0000;
+    // The 4 KiB entries keep every flag but the page size (and the large
+    // page's PAT bit, which the boot map never sets).
+    let flags = old & 0xFFF & !PS;
+    let t = (table.0 * PAGE) as *mut u64;
+    for i in 0..512u64 {
+        // SAFETY: `table` is an identity-mapped frame the caller gave us.
+        unsafe { t.add(i as usize).write_volatile((base + i * PAGE) | flags | (old & (1 << 63))) };
+    }
+    debug_assert_eq!(old & PAT_LARGE, 0);
+    // The directory entry points at the table with the same rights.
+    e.store((table.0 * PAGE) | flags | (old & (1 << 63)), Ordering::SeqCst);
+    x86_64::instructions::tlb::flush_all();
+    Some(old)
+}
+
+/// Puts back the 2 MiB entry [`split_large`] replaced for `pfn` (`old`)
+/// and flushes this vCPU's TLB. The table frame is unreferenced after it.
+///
+/// # Safety
+/// `old` must be what [`split_large`] returned for this 2 MiB page, and it
+/// must still be split by that call; another vCPU that walked through the
+/// table may hold it in its paging-structure caches until it flushes, so
+/// the caller must be the only vCPU running, or keep the table frame.
+pub unsafe fn merge_large(pfn: Pfn, old: u64) {
+    let index = ((pfn.0 * PAGE) >> 21) as usize;
+    // SAFETY: as for `boot_pd_entry`; the caller vouches for `old`.
+    let pd = unsafe { &*core::ptr::addr_of!(pvh_boot_pd) };
+    if let Some(e) = pd.get(index) {
+        e.store(old, Ordering::SeqCst);
+    }
+    x86_64::instructions::tlb::flush_all();
 }
