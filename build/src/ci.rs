@@ -27,9 +27,16 @@ struct Step {
     env: Vec<(&'static str, &'static str)>,
 }
 
-/// The checks, with the boot tests on `releases` (none: no boot tests);
-/// `scripts` are the shell scripts to lint.
-fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
+/// The checks, with the boot tests on `releases` (none: no boot tests)
+/// as PV guests, then on `pvh_releases` as PVH guests; `scripts` are the
+/// shell scripts to lint, `boot_files` the boot test files
+/// (`tests/tests/*.rs` stems).
+fn steps(
+    releases: &[XenRelease],
+    pvh_releases: &[XenRelease],
+    scripts: &[PathBuf],
+    boot_files: &[String],
+) -> Vec<Step> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut guest_clippy = s(&["clippy"]);
     for c in GUEST_CRATES {
@@ -75,13 +82,20 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
             ..step(&format!("paging benchmark, quick ({r})"), PAGING_QUICK)
         });
     }
-    // One test body, each mode: PVH runs the files it is proven on so far
-    // (docs/pvh.md says what else has run as PVH, and how it went), on the
-    // release it was proven on.
-    if releases.contains(&PVH_RELEASE) {
+    // One test body, each mode: the PVH steps run every file whose guests
+    // follow `$XENPV_MODE`; a file whose guests have a fixed mode
+    // ([`MODE_FIXED`]) already ran them in the PV step.
+    let mut pvh = s(&["test", "-p", "xen-tests", "--no-fail-fast"]);
+    for f in boot_files.iter().filter(|f| !MODE_FIXED.contains(&f.as_str())) {
+        pvh.push("--test".into());
+        pvh.push(f.clone());
+    }
+    pvh.extend(s(&["--", "--test-threads=1"]));
+    for &r in pvh_releases {
         steps.push(Step {
-            env: vec![(XEN_ENV, PVH_RELEASE.version()), (MODE_ENV, GuestMode::Pvh.name())],
-            ..step(&format!("boot tests ({PVH_RELEASE}, {})", GuestMode::Pvh), PVH_BOOT_TESTS)
+            env: vec![(XEN_ENV, r.version()), (MODE_ENV, GuestMode::Pvh.name())],
+            args: pvh.clone(),
+            ..step(&format!("boot tests ({r}, {})", GuestMode::Pvh), &[])
         });
     }
     steps
@@ -90,40 +104,42 @@ fn steps(releases: &[XenRelease], scripts: &[PathBuf]) -> Vec<Step> {
 /// Every boot test file, one QEMU boot each, one test thread.
 const BOOT_TESTS: &[&str] =
     &["test", "-p", "xen-tests", "--no-fail-fast", "--", "--test-threads=1"];
-/// The boot test files that run as PVH too, and where.
-const PVH_BOOT_TESTS: &[&str] = &[
-    "test",
-    "-p",
-    "xen-tests",
-    "--no-fail-fast",
-    "--test",
-    "boot",
-    "--test",
-    "control",
-    "--test",
-    "smp",
-    "--",
-    "--test-threads=1",
-];
+/// Boot test files whose guests have a mode of their own whatever
+/// `$XENPV_MODE` says: they run once, in the PV step.
+/// `mobility_pvh`: PVH guests only (live migration works only as PVH on
+/// this Xen); `mobility_blk`: a PV guest and two PVH guests.
+pub const MODE_FIXED: &[&str] = &["mobility_blk", "mobility_pvh"];
 /// `cargo xtask bench paging` as CI runs it (no Linux DomUs: their kernel
 /// takes a minute to boot and they are the comparison, not the check).
 const PAGING_QUICK: &[&str] = &["xtask", "bench", "paging", "--quick", "--runs", "1", "--no-linux"];
-const PVH_RELEASE: XenRelease = XenRelease::V4_17;
 const XEN_ENV: &str = xtask::release::XEN_ENV;
 const MODE_ENV: &str = xtask::mode::MODE_ENV;
 
 /// Where the loom build goes, relative to the workspace root.
 const LOOM_TARGET_DIR: &str = "target/loom";
 
-/// Every check; the boot tests on `xen` only, or on every release (the
-/// full suite on 4.17 first, then the boot tests on 4.20), or, with
-/// `no_boot`, none.
+/// The release the PVH boot tests run on when no release is asked for.
+/// Every file passes as PVH on 4.20 too (docs/pvh.md), but a PVH step
+/// costs about what a PV step does without the mode-fixed files (20-40
+/// minutes at this machine's usual load, each): with it the whole run
+/// would not stay well inside CI's 90 minutes. `cargo xtask test --xen
+/// 4.20` runs 4.20 in both modes.
+pub const PVH_DEFAULT_RELEASE: XenRelease = XenRelease::V4_17;
+
+/// The releases of the PV and of the PVH boot tests: `xen` only, in both
+/// modes; or, without it, every release as PV (4.17 first) and
+/// [`PVH_DEFAULT_RELEASE`] as PVH; none with `no_boot`.
+fn boot_releases(xen: Option<XenRelease>, no_boot: bool) -> (Vec<XenRelease>, Vec<XenRelease>) {
+    match (no_boot, xen) {
+        (true, _) => (Vec::new(), Vec::new()),
+        (false, Some(r)) => (vec![r], vec![r]),
+        (false, None) => (XenRelease::ALL.to_vec(), vec![PVH_DEFAULT_RELEASE]),
+    }
+}
+
+/// Every check, with the boot tests of [`boot_releases`].
 pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
-    let releases = match (no_boot, xen) {
-        (true, _) => Vec::new(),
-        (false, Some(r)) => vec![r],
-        (false, None) => XenRelease::ALL.to_vec(),
-    };
+    let (releases, pvh_releases) = boot_releases(xen, no_boot);
     println!(
         "==> setup: the guest's target, rustfmt, clippy and the Debian packages the tests use"
     );
@@ -140,7 +156,8 @@ pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
     let mut done: Vec<(String, Duration)> = Vec::new();
     let total = Instant::now();
     let scripts = shell_scripts(&root)?;
-    for step in steps(&releases, &scripts) {
+    let boot_files = boot_test_files(&root)?;
+    for step in steps(&releases, &pvh_releases, &scripts, &boot_files) {
         let program = step.program.as_deref().unwrap_or(&cargo);
         let shown = step.program.as_deref().unwrap_or("cargo");
         println!("\n==> {}: {shown} {}", step.name, step.args.join(" "));
@@ -192,6 +209,24 @@ pub fn shell_scripts(root: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out.into_iter().map(|p| p.strip_prefix(root).map_or(p.clone(), Path::to_path_buf)).collect())
+}
+
+/// The boot test files: the stems of `tests/tests/*.rs`, sorted.
+pub fn boot_test_files(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("tests/tests");
+    let entries =
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e?.path();
+        if path.is_file() && path.extension().is_some_and(|x| x == "rs") {
+            if let Some(stem) = path.file_stem() {
+                out.push(stem.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Test doubles (the `fake` features: `xenstore-client`'s in-memory
@@ -248,17 +283,94 @@ mod tests {
             assert!(has(p), "{p} not in {scripts:?}");
         }
         assert!(scripts.iter().all(|s| !s.starts_with("target")));
-        let st = steps(&[], &scripts);
+        let st = steps(&[], &[], &scripts, &[]);
         let sc = st.iter().find(|s| s.name == "shellcheck").unwrap();
         assert_eq!(sc.program.as_deref(), Some("shellcheck"));
         assert!(sc.args.iter().any(|a| a == ".ci/run"));
         assert!(st.iter().all(|s| !s.name.starts_with("boot tests")), "no releases, no boots");
         assert!(st.iter().all(|s| !s.name.starts_with("paging")), "no releases, no boots");
-        let st = steps(&[XenRelease::V4_17, XenRelease::V4_20], &scripts);
+        let st = steps(&[XenRelease::V4_17, XenRelease::V4_20], &[], &scripts, &[]);
         let pg: Vec<&Step> = st.iter().filter(|s| s.name.starts_with("paging")).collect();
         assert_eq!(pg.len(), 1, "once, on the first release");
         assert_eq!(pg[0].env, [(XEN_ENV, "4.17")]);
         assert!(pg[0].args.join(" ").starts_with("xtask bench paging --quick"));
+    }
+
+    #[test]
+    fn every_boot_file_runs_in_both_modes_on_every_release_and_a_mode_fixed_one_once() {
+        let root = xtask::workspace_root();
+        let files = boot_test_files(&root).unwrap();
+        assert!(
+            files.iter().any(|f| f == "boot") && files.iter().any(|f| f == "tour"),
+            "{files:?}"
+        );
+        let st = steps(&XenRelease::ALL, &XenRelease::ALL, &[], &files);
+        for r in XenRelease::ALL {
+            let pv = st.iter().find(|s| s.name == format!("boot tests ({r}, pv)")).unwrap();
+            assert!(!pv.args.iter().any(|a| a == "--test"), "the PV step runs every file");
+            assert!(pv.env.contains(&(MODE_ENV, "pv")) && pv.env.contains(&(XEN_ENV, r.version())));
+            let pvh = st.iter().find(|s| s.name == format!("boot tests ({r}, pvh)")).unwrap();
+            assert!(
+                pvh.env.contains(&(MODE_ENV, "pvh")) && pvh.env.contains(&(XEN_ENV, r.version()))
+            );
+            let named: Vec<&String> =
+                pvh.args.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
+            for f in &files {
+                let fixed = MODE_FIXED.contains(&f.as_str());
+                assert_eq!(named.contains(&f), !fixed, "{f} in the PVH step: {named:?}");
+            }
+        }
+        // PV steps first (every file), then PVH.
+        let boots: Vec<&str> = st
+            .iter()
+            .filter(|s| s.name.starts_with("boot tests"))
+            .map(|s| s.name.as_str())
+            .collect();
+        let [a, b] = XenRelease::ALL;
+        let want = [
+            format!("boot tests ({a}, pv)"),
+            format!("boot tests ({b}, pv)"),
+            format!("boot tests ({a}, pvh)"),
+            format!("boot tests ({b}, pvh)"),
+        ];
+        assert_eq!(boots, want);
+    }
+
+    #[test]
+    fn pvh_runs_on_the_release_asked_for_or_the_default_one() {
+        assert_eq!(boot_releases(None, true), (vec![], vec![]));
+        assert_eq!(
+            boot_releases(None, false),
+            (XenRelease::ALL.to_vec(), vec![PVH_DEFAULT_RELEASE])
+        );
+        for r in XenRelease::ALL {
+            assert_eq!(boot_releases(Some(r), false), (vec![r], vec![r]));
+        }
+        let (pv, pvh) = boot_releases(None, false);
+        let st = steps(&pv, &pvh, &[], &["boot".to_string()]);
+        let boots: Vec<&str> = st
+            .iter()
+            .filter(|s| s.name.starts_with("boot tests"))
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(boots.len(), XenRelease::ALL.len() + 1, "{boots:?}");
+        assert_eq!(*boots.last().unwrap(), format!("boot tests ({PVH_DEFAULT_RELEASE}, pvh)"));
+    }
+
+    /// A file is mode-fixed exactly when it sets its guests' mode itself:
+    /// the others follow `$XENPV_MODE`, so the PVH step must run them.
+    #[test]
+    fn the_mode_fixed_files_are_the_ones_that_set_their_guests_mode() {
+        let root = xtask::workspace_root();
+        for f in boot_test_files(&root).unwrap() {
+            let text = std::fs::read_to_string(root.join(format!("tests/tests/{f}.rs"))).unwrap();
+            let sets_mode = text.contains(".mode(");
+            let fixed = MODE_FIXED.contains(&f.as_str());
+            assert_eq!(
+                sets_mode, fixed,
+                "tests/tests/{f}.rs: sets its guests' mode {sets_mode}; listed in MODE_FIXED {fixed}"
+            );
+        }
     }
 
     #[test]

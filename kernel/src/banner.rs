@@ -47,8 +47,12 @@ pub fn print(cmd: &Cmdline<'_>) {
         }
         Err(e) => kprintln!("  features: unavailable ({e})"),
     }
-    if let Ok(vs) = version::virt_start() {
-        kprintln!("  hypervisor hole starts at {vs:#x}");
+    match version::virt_start() {
+        // Xen 4.18 on tells an HVM container (PVH) 0: no hole of Xen's in
+        // its address space.
+        Ok(0) => kprintln!("  hypervisor hole: none in this address space"),
+        Ok(vs) => kprintln!("  hypervisor hole starts at {vs:#x}"),
+        Err(_) => {}
     }
 
     let mut flags = FmtBuf::<128>::new();

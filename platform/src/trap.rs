@@ -61,6 +61,12 @@ macro_rules! call_handler_asm {
     mov %rsp, %rdi
     mov %rsp, %rbp
     and $-16, %rsp
+    // The handler is Rust: the ABI wants the direction flag clear. A
+    // native interrupt (PVH) keeps the interrupted code's flag, which is
+    // set inside a backward memmove (`std; rep movsq`): string copies in
+    // the handler would run backwards over memory. (Xen clears it in a PV
+    // guest's bounce frame.) iretq gives the interrupted code its own back.
+    cld
     call \\handler
     mov %rbp, %rsp
     pop %r15

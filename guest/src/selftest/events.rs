@@ -18,6 +18,13 @@ fn count(_: EvtchnPort, slot: usize) {
     HITS[slot].fetch_add(1, Ordering::SeqCst);
 }
 
+/// What the last [`record_df`] saw: 0 not run, 1 DF clear, 2 DF set.
+static DF_SEEN: AtomicU64 = AtomicU64::new(0);
+
+fn record_df(_: EvtchnPort, _: usize) {
+    DF_SEEN.store(if platform::pvh::direction_flag() { 2 } else { 1 }, Ordering::SeqCst);
+}
+
 fn hits(slot: usize) -> u64 {
     HITS[slot].load(Ordering::SeqCst)
 }
@@ -147,6 +154,34 @@ pub fn run(s: &mut Suite) {
         note!(d, "while masked: delivered {early}, pending {pending}; after unmask: {}", hits(1));
         close_pair(p) && drained && !early && pending && unmasked && late && hits(1) == 1
     });
+
+    if platform::is_pvh() {
+        // As PV, Xen clears DF in the bounce frame it delivers an upcall
+        // with; a native interrupt keeps the interrupted code's flag.
+        s.check("evtchn.handler_runs_with_df_clear", |d| {
+            DF_SEEN.store(0, Ordering::SeqCst);
+            let port = match events::bind_ipi(record_df, 0) {
+                Ok(p) => p,
+                Err(e) => fail!(d, "{e}"),
+            };
+            {
+                let _masked = IrqGuard::new();
+                let _ = events::send(port);
+                platform::pvh::take_upcall_with_df_set();
+            }
+            let seen = DF_SEEN.load(Ordering::SeqCst);
+            note!(
+                d,
+                "an upcall taken with DF set (as inside a backward memmove): the handler saw {}",
+                match seen {
+                    0 => "nothing (it did not run)",
+                    1 => "DF clear",
+                    _ => "DF SET",
+                }
+            );
+            events::close(port).is_ok() && seen == 1
+        });
+    }
 
     s.check("evtchn.ipi_to_self", |d| {
         HITS[2].store(0, Ordering::SeqCst);

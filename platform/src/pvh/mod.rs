@@ -247,6 +247,25 @@ pub fn irq_masked() -> bool {
     !x86_64::instructions::interrupts::are_enabled()
 }
 
+/// Takes a pending upcall with the direction flag set, as if the event
+/// had arrived inside a backward `memmove` (`std; rep movsq`): sets DF,
+/// unmasks for one instruction (`sti; nop`: the interrupt is taken after
+/// the `nop`), masks again and clears DF. Call with upcalls masked (the
+/// self-test's check that handlers run with DF clear).
+pub fn take_upcall_with_df_set() {
+    // SAFETY: DF is set only around `sti; nop; cli`, which do not use it.
+    // An upcall taken there enters through the IDT stub, which clears DF
+    // for the handler (`cld`) and restores the flags with `iretq`; `cld`
+    // then gives the Rust code after this block the flag the ABI wants.
+    // Interrupts end masked, as the caller had them.
+    unsafe { core::arch::asm!("std", "sti", "nop", "cli", "cld") };
+}
+
+/// Whether the direction flag is set (it must not be, in Rust code).
+pub fn direction_flag() -> bool {
+    x86_64::registers::rflags::read().contains(x86_64::registers::rflags::RFlags::DIRECTION_FLAG)
+}
+
 /// Blocks the vCPU until an event: `sti; hlt`. The `sti` shadow makes the
 /// unmask and the halt atomic, so an event pending at the `sti` ends the
 /// halt instead of being missed (the PVH form of `SCHEDOP_block`).

@@ -118,13 +118,15 @@ pub(crate) fn build_queues<E: BlkEnv>(
 }
 
 /// Steps 1 and 2: waits for the backend's `InitWait`, builds and
-/// advertises the ring.
+/// advertises the ring. A device this frontend closed before is opened
+/// again ([`reopen`]).
 pub fn start<T: Transport, E: BlkEnv>(
     bus: &mut Bus<T>,
     mut env: E,
     dev: DeviceInfo,
     config: Config,
 ) -> Result<Connecting<E>, BlkError> {
+    reopen(bus, &dev, config.xenbus_timeout)?;
     let offer = read_offer(bus, &dev, &config, config.xenbus_timeout)?;
     let queues = build_queues(&mut env, &dev, &offer)?;
     if let Err(e) = advertise(bus, &dev, &config, &queues, offer.order) {
@@ -132,6 +134,30 @@ pub fn start<T: Transport, E: BlkEnv>(
         return Err(e);
     }
     Ok(Connecting { env, dev, config, queues, offer })
+}
+
+/// A device the guest closed itself (`close`) stays attached, with both
+/// state nodes `Closed`. To open it again the frontend goes back to
+/// `Initialising`, as a Linux frontend does when it probes, and the
+/// backend prepares for a reconnect (Linux's blkback: `InitWait` again);
+/// this waits (up to `timeout`) for the backend to leave `Closed`. The
+/// switch is a transaction that sees both nodes still `Closed`, so a
+/// device in any other state (a new one under the same id starts
+/// `Initialising`) is left alone. (A device `xl block-detach` closed is
+/// also `Closed` on both sides until the toolstack removes its nodes; an
+/// open in that moment asks a backend that is going away, as Linux's
+/// would, and fails when its nodes go.)
+fn reopen<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    timeout: Duration,
+) -> Result<(), BlkError> {
+    let closed = |s: Option<XenbusState>| s == Some(XenbusState::Closed);
+    if device::switch_state(bus, dev, XenbusState::Initialising, |fe, be| closed(fe) && closed(be))?
+    {
+        device::wait_for_backend(bus, dev, |s| s != XenbusState::Closed, timeout)?;
+    }
+    Ok(())
 }
 
 /// Undoes [`QueueSetup::build`] for every queue.

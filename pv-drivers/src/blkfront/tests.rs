@@ -91,34 +91,46 @@ fn with_device(
     let mut bus = Bus::new(h.client());
     let dev = describe(&mut bus, "vbd", "51712").unwrap();
     let connecting = start(&mut bus, FakeBlkEnv::new(&w), dev, config).unwrap();
+    let dev = backend_connects(&h, &w, &offer, &mut bus, connecting);
+    f(&h, &mut bus, &w, dev);
+}
 
+/// The backend's half of steps 3 and 4 for what `connecting` advertised,
+/// then the frontend's `finish`.
+fn backend_connects<'a>(
+    h: &Harness,
+    w: &Shared,
+    offer: &Offer,
+    bus: &mut FakeBus<'a>,
+    connecting: Connecting<FakeBlkEnv>,
+) -> BlkFront<FakeBlkEnv> {
     // The backend's half: map what the frontend advertised.
-    assert_eq!(fe_key(&h, "state").as_deref(), Some("3"));
-    assert_eq!(fe_key(&h, "protocol").as_deref(), Some("x86_64-abi"));
-    let order = fe_key(&h, "ring-page-order").map(|o| o.parse::<u32>().unwrap());
-    let queue_dirs: Vec<String> = match fe_key(&h, "multi-queue-num-queues") {
+    assert_eq!(fe_key(h, "state").as_deref(), Some("3"));
+    assert_eq!(fe_key(h, "protocol").as_deref(), Some("x86_64-abi"));
+    let order = fe_key(h, "ring-page-order").map(|o| o.parse::<u32>().unwrap());
+    let queue_dirs: Vec<String> = match fe_key(h, "multi-queue-num-queues") {
         Some(n) => {
             let n: u32 = n.parse().unwrap();
             assert!(n >= 2 && n <= offer.queues.unwrap(), "{n} queues");
-            assert!(fe_key(&h, "ring-ref").is_none() && fe_key(&h, "event-channel").is_none());
+            assert!(fe_key(h, "ring-ref").is_none() && fe_key(h, "event-channel").is_none());
             (0..n).map(|i| format!("queue-{i}/")).collect()
         }
         None => vec![String::new()],
     };
     let mut rings = Vec::new();
     for dir in &queue_dirs {
-        assert!(fe_key(&h, &format!("{dir}event-channel")).is_some());
+        assert!(fe_key(h, &format!("{dir}event-channel")).is_some());
         let grefs: Vec<GrantRef> = match order {
             Some(o) => (0..1 << o)
                 .map(|i| {
-                    GrantRef(fe_key(&h, &format!("{dir}ring-ref{i}")).unwrap().parse().unwrap())
+                    GrantRef(fe_key(h, &format!("{dir}ring-ref{i}")).unwrap().parse().unwrap())
                 })
                 .collect(),
-            None => vec![GrantRef(fe_key(&h, &format!("{dir}ring-ref")).unwrap().parse().unwrap())],
+            None => vec![GrantRef(fe_key(h, &format!("{dir}ring-ref")).unwrap().parse().unwrap())],
         };
         rings.push(grefs);
     }
-    let fe_persistent = fe_key(&h, "feature-persistent").as_deref() == Some("1");
+    let fe_persistent = fe_key(h, "feature-persistent").as_deref() == Some("1");
     {
         let mut world = w.borrow_mut();
         for grefs in &rings {
@@ -126,20 +138,16 @@ fn with_device(
         }
         world.persistent = offer.persistent && fe_persistent;
     }
-    dom0_put(&h, &format!("{BACKEND}/sectors"), &(offer.bytes / 512).to_string());
-    dom0_put(&h, &format!("{BACKEND}/info"), &offer.info.to_string());
-    dom0_put(&h, &format!("{BACKEND}/sector-size"), &offer.sector_size.to_string());
-    dom0_put(
-        &h,
-        &format!("{BACKEND}/feature-persistent"),
-        if offer.persistent { "1" } else { "0" },
-    );
-    dom0_put(&h, &format!("{BACKEND}/feature-flush-cache"), if offer.flush { "1" } else { "0" });
-    dom0_put(&h, &format!("{BACKEND}/feature-discard"), if offer.discard { "1" } else { "0" });
-    dom0_put(&h, &format!("{BACKEND}/state"), "4");
-    let dev = connecting.finish(&mut bus).unwrap();
-    assert_eq!(fe_key(&h, "state").as_deref(), Some("4"));
-    f(&h, &mut bus, &w, dev);
+    dom0_put(h, &format!("{BACKEND}/sectors"), &(offer.bytes / 512).to_string());
+    dom0_put(h, &format!("{BACKEND}/info"), &offer.info.to_string());
+    dom0_put(h, &format!("{BACKEND}/sector-size"), &offer.sector_size.to_string());
+    dom0_put(h, &format!("{BACKEND}/feature-persistent"), if offer.persistent { "1" } else { "0" });
+    dom0_put(h, &format!("{BACKEND}/feature-flush-cache"), if offer.flush { "1" } else { "0" });
+    dom0_put(h, &format!("{BACKEND}/feature-discard"), if offer.discard { "1" } else { "0" });
+    dom0_put(h, &format!("{BACKEND}/state"), "4");
+    let dev = connecting.finish(bus).unwrap();
+    assert_eq!(fe_key(h, "state").as_deref(), Some("4"));
+    dev
 }
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -165,6 +173,68 @@ fn detach(
     w.borrow_mut().disconnect();
     dom0_put(h, &format!("{BACKEND}/state"), "6");
     dev.close(bus)
+}
+
+/// A disk the guest closed itself (both state nodes `Closed`, still
+/// attached) opens again: the frontend goes back to `Initialising`, the
+/// backend (as Linux's blkback does) to `InitWait`, and the handshake
+/// runs anew on new rings; the data is still there.
+#[test]
+fn a_disk_closed_by_the_guest_opens_again() {
+    with_device(Offer::default(), Config::default(), |h, bus, w, mut dev| {
+        dev.write_at(4096, &pattern(8192, 3)).unwrap();
+        // The guest closes; the backend follows to Closed and lets go.
+        let state = format!("{BACKEND}/state");
+        let fe_state = h.fake().abs("device/vbd/51712/state");
+        let (be, w2) = (state.clone(), w.clone());
+        h.fake().set_interleave(move |x| {
+            let fe = x.get(&fe_state).unwrap_or_default();
+            let now = x.get(&be).unwrap_or_default();
+            let to = match (fe.as_slice(), now.as_slice()) {
+                (b"5", b"4") => Some("5"),
+                (b"6", b"5") => {
+                    w2.borrow_mut().disconnect();
+                    Some("6")
+                }
+                // Linux's blkback: "prepare for reconnect".
+                (b"1", b"6") => Some("2"),
+                _ => None,
+            };
+            if let Some(to) = to {
+                x.write_as(DomId(0), &be, to.as_bytes()).unwrap();
+            }
+        });
+        let report = dev.close(bus);
+        assert_eq!(report.refused, 0);
+        assert_eq!(report.made, report.revoked_in_all);
+        assert_eq!(fe_key(h, "state").as_deref(), Some("6"));
+        let info = describe(bus, "vbd", "51712").unwrap();
+        let connecting = start(bus, FakeBlkEnv::new(w), info, Config::default()).unwrap();
+        h.fake().clear_interleave();
+        assert_eq!(fe_key(h, "state").as_deref(), Some("3"), "advertised again");
+        let mut dev = backend_connects(h, w, &Offer::default(), bus, connecting);
+        let mut back = vec![0u8; 8192];
+        dev.read_at(4096, &mut back).unwrap();
+        assert_eq!(back, pattern(8192, 3));
+        let _ = detach(h, bus, w, dev);
+    });
+}
+
+/// A device whose backend is `Closed` while our node is not (a backend
+/// that went away under us) is not reopened: the open fails as before.
+#[test]
+fn a_closed_backend_of_a_device_we_did_not_close_is_an_error() {
+    let h = Harness::new(GUEST);
+    let w = fake::world(1 << 20);
+    guest_put(&h, "device/vbd/51712/backend", BACKEND);
+    guest_put(&h, "device/vbd/51712/backend-id", "0");
+    guest_put(&h, "device/vbd/51712/state", "1");
+    dom0_put(&h, &format!("{BACKEND}/state"), "6");
+    let mut bus = Bus::new(h.client());
+    let dev = describe(&mut bus, "vbd", "51712").unwrap();
+    let err = start(&mut bus, FakeBlkEnv::new(&w), dev, Config::default()).err().unwrap();
+    assert!(matches!(err, BlkError::Protocol(_)), "{err:?}");
+    assert_eq!(fe_key(&h, "state").as_deref(), Some("1"));
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub fn run() -> StepResult {
     say!("A native kernel takes interrupts through its IDT. This guest takes event");
     say!("channels: Xen sets a pending bit, and if the guest's mask allows, makes an");
     say!("upcall to the entry point the guest registered (callback_op).");
+    if platform::is_pvh() {
+        say!("(PVH: the upcall is an interrupt on a vector of the guest's own IDT, 0xf3,");
+        say!("named with HVM_PARAM_CALLBACK_IRQ; the mask is the real interrupt flag.)");
+    }
     let port = events::bind_ipi(on_event, 0).map_err(|e| alloc::format!("bind_ipi: {e}"))?;
     let before = RUNS.load(Ordering::SeqCst);
     events::send(port).map_err(|e| alloc::format!("send: {e}"))?;
@@ -39,8 +43,15 @@ pub fn run() -> StepResult {
     let _ = events::close(port);
 
     say!("Time comes from VIRQ_TIMER: a one-shot timer (set_singleshot_timer) raises it.");
-    say!("To wait, the guest does not hlt (it traps: step 1); it blocks (SCHEDOP_block):");
-    say!("Xen takes the vCPU off the CPU until an event is pending.");
+    let block = if platform::is_pvh() {
+        say!("To wait, the guest halts (sti; hlt: under PVH hlt exits to Xen, which takes");
+        say!("the vCPU off the CPU until an event is pending, as SCHEDOP_block does for PV).");
+        "sti; hlt (PVH's SCHEDOP_block)"
+    } else {
+        say!("To wait, the guest does not hlt (it traps: step 1); it blocks (SCHEDOP_block):");
+        say!("Xen takes the vCPU off the CPU until an event is pending.");
+        "SCHEDOP_block"
+    };
     let (virqs0, _) = timer::virqs();
     let blocks0 = timer::blocks();
     let rs0 = hypercall::ops::vcpu::runstate(0).map_err(|e| alloc::format!("runstate: {e}"))?;
@@ -51,7 +62,7 @@ pub fn run() -> StepResult {
     let running_us = (rs1.time[runstate::RUNNING] - rs0.time[runstate::RUNNING]) / 1_000;
     evidence!(
         STEP,
-        "a 20 ms sleep: {} VIRQ_TIMER event(s) on port {}, {} SCHEDOP_block(s); runstate: blocked {blocked_ms} ms, running {running_us} us",
+        "a 20 ms sleep: {} VIRQ_TIMER event(s) on port {}, {} {block}(s); runstate: blocked {blocked_ms} ms, running {running_us} us",
         virqs1 - virqs0,
         timer::init().map(|p| p.0).unwrap_or(0),
         timer::blocks() - blocks0

@@ -1,15 +1,21 @@
 //! Step 5: grant tables, the guest's DMA: grant a page, let a peer map it
 //! (here: ourselves), see revoking refused while it is mapped
-//! (docs/grants.md).
+//! (docs/grants.md). Under PVH the guest cannot be its own peer (mapping
+//! its own grant would move the page within its own physical map:
+//! docs/pvh.md), so the peer is dom0's blkback, which maps blkfront's ring
+//! page for as long as a disk is connected.
 
 use super::{evidence, say, Shown, StepResult};
 use alloc::format;
 use core::sync::atomic::Ordering::Relaxed;
 use hypercall::abi::grant_table::gtf;
-use kernel::grants;
+use hypercall::abi::grant_table::GrantRef;
+use kernel::{blk, grants, xenbus};
 use platform::grants::Mapping;
 use platform::pv::vmap;
 use platform::shared_pages::SharedPage;
+use pv_drivers::blkfront::Config;
+use xenstore_client::Store;
 
 const STEP: &str = "grants";
 
@@ -21,11 +27,6 @@ pub fn run() -> StepResult {
     let Some(me) = grants::self_domid() else {
         return Ok(Shown::Skipped("domain id unknown (no XenStore)"));
     };
-    if platform::is_pvh() {
-        return Ok(Shown::Skipped(
-            "PVH: mapping our own grant would move the page in Xen's physmap",
-        ));
-    }
     let st = grants::with(|t| t.stats()).ok_or("no grant table")?;
     evidence!(
         STEP,
@@ -35,6 +36,9 @@ pub fn run() -> StepResult {
         st.capacity,
         st.free
     );
+    if platform::is_pvh() {
+        return pvh();
+    }
     let page = SharedPage::new();
     let frame = page.frame();
     let r = grants::with(|t| t.grant_access(me, &page, 0, false))
@@ -82,6 +86,66 @@ pub fn run() -> StepResult {
     say!("is mapped, and the guest may only clear the entry with a compare-and-swap that");
     say!("sees those bits clear; until then the page stays the backend's to write.");
     if refused.is_ok() || revoked.is_err() {
+        return Err("revoke did not behave as Xen's rules say".into());
+    }
+    Ok(Shown::Shown)
+}
+
+/// The PVH form: a real peer, dom0's blkback, maps the ring page blkfront
+/// granted it; revoking is refused until the disk is closed.
+fn pvh() -> StepResult {
+    say!("Under PVH the entry names a guest frame, and the tour cannot play the peer:");
+    say!("mapping its own grant would move the page inside its own physical map. A real");
+    say!("peer is at hand when a disk is attached: blkfront grants its ring page to");
+    say!("dom0, whose blkback maps it for as long as the disk is connected.");
+    let Some(dev) = blk::list().into_iter().flatten().next() else {
+        return Ok(Shown::Skipped(
+            "PVH: no disk, so no peer to map a grant (cargo xtask run --app tour --disk 1)",
+        ));
+    };
+    let name = blk::name(&dev);
+    let (frontend, backend_id) = (dev.frontend.clone(), dev.backend_id);
+    // One queue, one ring page: its reference is `ring-ref`.
+    let config = Config { max_queues: 1, max_ring_order: 0, pool_pages: 16, ..Config::default() };
+    let disk = blk::open(dev, config).map_err(|e| format!("{name}: {e}"))?;
+    let key = format!("{frontend}/ring-ref");
+    let r = xenbus::with(|bus| bus.xs.read_string(&key).ok())
+        .flatten()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map(GrantRef)
+        .ok_or_else(|| format!("no {key}"))?;
+    let flags = grants::with(|t| t.entry_flags(r)).flatten().unwrap_or(0);
+    evidence!(
+        STEP,
+        "blkfront granted its {name} ring page to domain {} (dom0's blkback) as grant reference {} ({key}); blkback mapped it: entry flags {flags:#x} (reading {}, writing {})",
+        backend_id.0,
+        r.0,
+        flags & gtf::READING != 0,
+        flags & gtf::WRITING != 0
+    );
+    let refused = grants::with(|t| t.end_access(r)).ok_or("no grant table")?;
+    evidence!(
+        STEP,
+        "revoking while the peer maps it: {}",
+        match &refused {
+            Ok(()) => "ACCEPTED (wrong)".into(),
+            Err(e) => format!("refused ({e}): the page must not be reused yet"),
+        }
+    );
+    let report = xenbus::with(|bus| disk.close(bus)).ok_or("no XenStore")?;
+    let after = grants::with(|t| t.entry_flags(r)).flatten().unwrap_or(u16::MAX);
+    let revoked = after == 0 && report.refused == 0;
+    evidence!(
+        STEP,
+        "after the peer unmapped it: revoke {} (the disk closed, blkback let go of the ring); blkfront revoked {} of the {} grants it made, entry flags now {after:#x}",
+        if revoked { "accepted; the page is ours again" } else { "REFUSED" },
+        report.revoked_in_all,
+        report.made
+    );
+    say!("Revoking must be careful: Xen sets GTF_reading/GTF_writing while the frame");
+    say!("is mapped, and the guest may only clear the entry with a compare-and-swap that");
+    say!("sees those bits clear; until then the page stays the backend's to write.");
+    if refused.is_ok() || !revoked || flags & gtf::WRITING == 0 {
         return Err("revoke did not behave as Xen's rules say".into());
     }
     Ok(Shown::Shown)

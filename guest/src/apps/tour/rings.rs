@@ -72,18 +72,27 @@ pub fn run() -> StepResult {
     let Some(me) = grants::self_domid() else {
         return Ok(Shown::Skipped("domain id unknown (no XenStore)"));
     };
-    if platform::is_pvh() {
-        return Ok(Shown::Skipped("PVH: the tour maps its own grant, which PVH cannot"));
-    }
     let pages = SharedPages::new(1).ok_or("no memory for the ring page")?;
-    let gref = grants::with(|t| t.grant_access(me, &pages, 0, false))
-        .ok_or("no grant table")?
-        .map_err(|e| format!("grant: {e}"))?;
-    let m = Mapping::new(me, gref, false).map_err(|e| format!("map: {e}"))?;
+    // As PV the 'backend' maps the page through a grant to ourselves; as
+    // PVH it cannot (mapping our own grant would move the page in our own
+    // physical map: docs/pvh.md) and reads the page where it is.
+    let granted = if platform::is_pvh() {
+        None
+    } else {
+        let gref = grants::with(|t| t.grant_access(me, &pages, 0, false))
+            .ok_or("no grant table")?
+            .map_err(|e| format!("grant: {e}"))?;
+        let m = Mapping::new(me, gref, false).map_err(|e| format!("map: {e}"))?;
+        Some((gref, m))
+    };
     let shared = pages.words();
+    let back_view = granted.as_ref().map_or(shared, |(_, m)| m.words32());
     let mut front: FrontRing<'_, Req, Rsp> = FrontRing::init(shared);
-    let mut back: BackRing<'_, Req, Rsp> = BackRing::attach(m.words32());
-    evidence!(STEP, "ring page mfn {:#x}, granted as ref {} and mapped by the 'backend' at {:#x}: {} slots of 8 bytes; {}", pages.frame(0).0, gref.0, m.va().0, front.size(), header(shared));
+    let mut back: BackRing<'_, Req, Rsp> = BackRing::attach(back_view);
+    match &granted {
+        Some((gref, m)) => evidence!(STEP, "ring page mfn {:#x}, granted as ref {} and mapped by the 'backend' at {:#x}: {} slots of 8 bytes; {}", pages.frame(0).0, gref.0, m.va().0, front.size(), header(shared)),
+        None => evidence!(STEP, "ring page gfn {:#x}, played by both ends at {:#x} (PVH: no mapping of our own grant; blkfront's ring below has dom0 at the other end): {} slots of 8 bytes; {}", pages.frame(0).0, shared.as_ptr() as u64, front.size(), header(shared)),
+    }
 
     for i in 0..3 {
         let _ = front.push_request(&Req { id: i, value: 10 * i });
@@ -106,7 +115,7 @@ pub fn run() -> StepResult {
     }
     // RING_FINAL_CHECK_FOR_REQUESTS: ask for an event on the next request.
     let (_, req_cons) = back.indices();
-    m.words32()[1].store(req_cons.wrapping_add(1), Ordering::SeqCst);
+    back_view[1].store(req_cons.wrapping_add(1), Ordering::SeqCst);
     let n3 = back.publish();
     evidence!(STEP, "backend consumed {taken} requests, answered all, re-armed req_event, published: {}; notify the frontend: {n3}", header(shared));
     let mut got = 0;
@@ -129,10 +138,12 @@ pub fn run() -> StepResult {
         "one more request: {}; notify: {n4} (req_event lies in the new range)",
         header(shared)
     );
-    m.unmap().map_err(|e| format!("unmap: {e}"))?;
-    grants::with(|t| t.end_access(gref))
-        .ok_or("no grant table")?
-        .map_err(|e| format!("revoke: {e}"))?;
+    if let Some((gref, m)) = granted {
+        m.unmap().map_err(|e| format!("unmap: {e}"))?;
+        grants::with(|t| t.end_access(gref))
+            .ok_or("no grant table")?
+            .map_err(|e| format!("revoke: {e}"))?;
+    }
     if !(n1 && !n2 && n3 && n4 && got == 5 && sum == 200) {
         return Err(format!(
             "the ring did not behave as ring.h says: notifies {n1} {n2} {n3} {n4}, {got} responses"
