@@ -229,12 +229,12 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let timeouts = cfg.timeouts;
     let bulk = ListenConfig { max_conns: BULK_CONNS, backlog: BULK_CONNS, timeouts };
     let stream = |kind| Stream { kind, timeouts, bytes: 0 };
-    let mut echo = Echo {
+    let echo = Echo {
         ports: [
             (Listener::new(PORT, cfg, BUFFER, BUFFER), stream(Kind::Echo)),
             (Listener::new(DISCARD, bulk, bulk_buffer(), 4096), stream(Kind::Discard)),
             (Listener::new(SOURCE, bulk, 4096, bulk_buffer()), stream(Kind::Source)),
         ],
     };
-    service::run(cmd, &mut echo)
+    service::run(cmd, alloc::boxed::Box::new(echo))
 }
