@@ -162,6 +162,10 @@ enum BenchCmd {
         /// Skip the Linux comparator.
         #[arg(long)]
         no_linux: bool,
+        /// vCPUs of both guests (2 or more adds an IPI round trip and a
+        /// TLB shootdown across vCPUs).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -323,7 +327,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
 
 fn run_bench(b: BenchCmd) -> Result<()> {
     match b {
-        BenchCmd::Hypercall { runs, quick, cpu, no_linux, lab } => {
+        BenchCmd::Hypercall { runs, quick, cpu, no_linux, vcpus, lab } => {
             xtask::bench::run(&xtask::bench::BenchOptions {
                 runs,
                 quick,
@@ -332,6 +336,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 verbose: lab.verbose,
                 no_linux,
                 xen: lab.xen,
+                vcpus,
             })
         }
         BenchCmd::Net { mib, requests, no_linux, lab } => {
