@@ -182,6 +182,9 @@ enum BenchCmd {
         /// Skip the Linux DomU.
         #[arg(long)]
         no_linux: bool,
+        /// vCPUs of both guests; writes net-vcpusN.{txt,json} for N > 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -200,6 +203,10 @@ enum BenchCmd {
         /// net.poll_us=50), repeatable.
         #[arg(long = "guest-arg", value_name = "KEY=VALUE")]
         guest_args: Vec<String>,
+        /// vCPUs of both guests (ours: a shard per vCPU; Linux: as many
+        /// server workers); writes http-vcpusN.{txt,json} for N > 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -339,7 +346,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 vcpus,
             })
         }
-        BenchCmd::Net { mib, requests, no_linux, lab } => {
+        BenchCmd::Net { mib, requests, no_linux, vcpus, lab } => {
             let d = xtask::netbench::NetBenchOptions::default();
             xtask::netbench::run(&xtask::netbench::NetBenchOptions {
                 bytes: mib.map_or(d.bytes, |m| m << 20),
@@ -348,9 +355,10 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 verbose: lab.verbose,
                 no_linux,
                 xen: lab.xen,
+                vcpus,
             })
         }
-        BenchCmd::Http { requests, no_linux, guest_args, lab } => {
+        BenchCmd::Http { requests, no_linux, guest_args, vcpus, lab } => {
             let d = xtask::httpbench::HttpBenchOptions::default();
             xtask::httpbench::run(&xtask::httpbench::HttpBenchOptions {
                 requests: requests.unwrap_or(d.requests),
@@ -359,6 +367,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 no_linux,
                 xen: lab.xen,
                 guest_args,
+                vcpus,
             })
         }
         BenchCmd::Blk { mib, ios, no_linux, lab } => {
