@@ -215,6 +215,43 @@ fn pvh_xl_vcpu_set_2_1_2_under_traffic_loses_no_request() {
     vcpu_set_under_traffic("mhttp");
 }
 
+/// `xl mem-set` 48 MiB and back with both vCPUs serving: the balloon
+/// moves, every request of the loads after each is answered, and (PV) the
+/// kernel's unmaps and remaps were flushed on every vCPU (`UVMF_ALL`,
+/// `MMUEXT_TLB_FLUSH_ALL`: docs/smp.md), which the balloon line counts.
+fn balloon_on_two_vcpus(name: &str, pv: bool) {
+    let run = expect_run(lab(), name);
+    print(run, name);
+    all_served(run, "balloon-load", 400.0);
+    all_served(run, "balloon-back", 400.0);
+    let line = |kib: &str| {
+        run.console
+            .iter()
+            .find(|l| l.contains(&format!("balloon: target {kib} KiB;")))
+            .unwrap_or_else(|| panic!("no balloon line for {kib} KiB\n{}", run.describe()))
+    };
+    for kib in ["49152", "65536"] {
+        let l = line(kib);
+        let wide = l
+            .split("page-table flushes on every vCPU so far: ")
+            .nth(1)
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if pv {
+            assert!(wide.is_some_and(|n| n > 0), "{l}\n{}", run.describe());
+        }
+    }
+}
+
+#[test]
+fn balloon_with_2_vcpus_flushes_every_vcpu_and_keeps_serving() {
+    balloon_on_two_vcpus("shttp", !xen_tests::guest_mode().is_pvh());
+}
+
+#[test]
+fn pvh_balloon_with_2_vcpus_keeps_serving() {
+    balloon_on_two_vcpus("mhttp", false);
+}
+
 #[test]
 fn a_2_vcpu_http_guest_serves_after_save_and_restore() {
     let run = expect_run(lab(), "shttp");

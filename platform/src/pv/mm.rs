@@ -22,7 +22,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall::abi::start_info::{sif, StartInfo};
-use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{memory, mmu, multicall};
 use hypercall::{DomId, FrameRange, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::{Mutex, Once};
@@ -99,7 +98,8 @@ impl Mmu for GuestMmu {
     }
 
     fn update_and_flush(&mut self, batch: &[MmuUpdate]) -> Result<(), MmuError> {
-        let flush = [MmuextOp::plain(ext::TLB_FLUSH_LOCAL)];
+        // Every vCPU's TLB once another may have cached the old entries.
+        let flush = [MmuextOp::plain(crate::smp::tlb_flush_scope())];
         let mut calls = [multicall::mmu_update(batch), multicall::mmuext_op(&flush)];
         count();
         // SAFETY: both arrays outlive the call; the requests keep to the
@@ -123,7 +123,7 @@ impl Mmu for GuestMmu {
         let mut calls = [MulticallEntry::default(); 32];
         for chunk in maps.chunks(calls.len()) {
             for (c, &(va, pte)) in calls.iter_mut().zip(chunk) {
-                *c = multicall::update_va_mapping(va.0 as usize, pte.0, Uvmf::INVLPG);
+                *c = multicall::update_va_mapping(va.0 as usize, pte.0, crate::smp::invlpg_scope());
             }
             count();
             // SAFETY: each entry is an update_va_mapping of a page that the
@@ -160,7 +160,11 @@ impl Mmu for GuestMmu {
 
     fn flush_tlb(&mut self) -> Result<(), MmuError> {
         count();
-        mmu::tlb_flush_local().map_err(|error| MmuError { op: "tlb_flush", error, done: 0 })
+        let r = match crate::smp::tlb_flush_scope() {
+            ext::TLB_FLUSH_LOCAL => mmu::tlb_flush_local(),
+            _ => mmu::tlb_flush_all(),
+        };
+        r.map_err(|error| MmuError { op: "tlb_flush", error, done: 0 })
     }
 }
 

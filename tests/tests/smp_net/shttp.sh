@@ -1,8 +1,9 @@
 # shellcheck shell=sh
 # app=http with 2 vCPUs (tests/tests/smp_net.rs): load from dom0 with
 # each vCPU's time before and after; xl vcpu-set 2 -> 1 -> 2 under a load
-# that runs through both; a save and restore (MOBILE=1) or a live
-# migration (MIGRATE=1) with a load before and after each.
+# that runs through both; xl mem-set 48m and back with a load after each;
+# a save and restore (MOBILE=1) or a live migration (MIGRATE=1) with a
+# load before and after each.
 # Needs NAME, IP and the http helpers (tool).
 
 # "VCPU:SECONDS ..." from xl vcpu-list (a vCPU that is down shows "--p"
@@ -60,6 +61,14 @@ if wait_console "$NAME" "http: ready" 1 120 && wait_console "$NAME" "connected: 
     if [ -e "/tmp/hot.stop" ]; then r=0; else kill -0 $lp 2>/dev/null && r=1 || r=0; fi
     echo "[xl check] hot-running-after $r"
     load_stop hot $lp
+    # Ballooning while both vCPUs serve: the kernel's unmaps are flushed
+    # on every vCPU (PV: the balloon line counts them).
+    xl mem-set "$NAME" 48m
+    wait_console "$NAME" "balloon: target 49152 KiB" 1 60
+    tool balloon-load load "$IP" 80 /bench 16 400 0
+    xl mem-set "$NAME" 64m
+    wait_console "$NAME" "balloon: target 65536 KiB" 1 60
+    tool balloon-back load "$IP" 80 /bench 16 400 0
     echo "[xl check] vtime-3 $(vtimes "$NAME")"
     # 3. Mobility: save + restore, or a live migration.
     if [ "${MOBILE:-0}" = 1 ]; then
