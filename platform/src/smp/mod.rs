@@ -116,6 +116,18 @@ impl fmt::Display for SmpError {
     }
 }
 
+/// Whether the page below vCPU `n`'s stack (its guard) is unmapped, as
+/// the live page tables say; `None` before [`prepare`].
+pub fn guard_unmapped(n: u32) -> Option<bool> {
+    let (lo, _) = stack_range(n)?;
+    let guard = lo - PAGE_SIZE as u64;
+    Some(if crate::is_pvh() {
+        crate::pvh::memory::lookup(guard).is_none()
+    } else {
+        crate::pv::mm::lookup(VirtAddr(guard)).is_none()
+    })
+}
+
 /// The vCPU the caller runs on.
 pub fn current() -> u32 {
     if !ACTIVE.load(Ordering::Relaxed) {
@@ -199,6 +211,14 @@ pub fn prepare(n: u32) -> Result<(), SmpError> {
                 crate::pv::mm::make_read_only(VirtAddr(gdt_page as u64))
                     .map_err(|e| SmpError::Xen("making the GDT frame read-only", e.error))?;
             }
+        } else {
+            // PVH has no GDT frame to give Xen: that page splits the
+            // guard's 2 MiB page of the identity map if it is not split
+            // yet (then it is a page table for good).
+            // SAFETY: the guard and the GDT page are kept frames of this
+            // vCPU that nothing refers to, identity-mapped below 4 GiB.
+            unsafe { crate::pvh::memory::unmap_4k(guard as u64, gdt_page as u64) }
+                .map_err(|_| SmpError::NotReady)?;
         }
         slot.gdt.store(gdt_page as u64, Ordering::Relaxed);
         slot.frames.store(first, Ordering::Relaxed);
