@@ -508,11 +508,12 @@ fn steer_rx(nf: &mut Netfront<KernelEnv>, host: &mut KernelEnv) -> Result<RxStee
 
 /// How many shards `svc` runs as: one per vCPU the domain has (SMP
 /// started, the toolstack's `cpu/N/availability` followed), if the service
-/// can make more instances of itself and `net.shards` allows; else one.
-fn plan_shards(cmd: &Cmdline<'_>, svc: &dyn Service) -> usize {
+/// can make more instances of itself, `net.shards` allows and the address
+/// is static (a DHCP lease is one interface's); else one.
+fn plan_shards(cmd: &Cmdline<'_>, svc: &dyn Service, static_ip: bool) -> usize {
     let allowed = cmd.number("net.shards").unwrap_or(shard::MAX_SHARDS as u64) as usize;
     let (vcpus, _) = platform::smp::count();
-    if allowed <= 1 || vcpus <= 1 || svc.another().is_none() {
+    if allowed <= 1 || vcpus <= 1 || !static_ip || svc.another().is_none() {
         return 1;
     }
     match xenbus::with(smp::hotplug::start) {
@@ -549,7 +550,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
     let mut max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let offload = cmd.number("net.offload").unwrap_or(1) == 1;
     let poll_ns = cmd.number("net.poll_us").unwrap_or(0) * 1000;
-    let shards = plan_shards(cmd, &*svc);
+    let shards = plan_shards(cmd, &*svc, cidr.is_some());
     if shards > 1 {
         // A queue per shard at most: a shard serves one queue.
         max_queues = max_queues.min(shards as u32);
