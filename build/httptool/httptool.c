@@ -28,10 +28,12 @@
  *        must come in order: 200, 200, 404, ...
  *   httptool big IP PORT BYTES
  *        a request whose head carries a BYTES-long field: the status.
- *   httptool serve PORT
+ *   httptool serve PORT [WORKERS]
  *        a small epoll HTTP/1.1 server (keep-alive, pipelining,
  *        Content-Length): GET /bench answers the guest's 128-byte body,
- *        anything else 404.
+ *        anything else 404. WORKERS (default 1) processes, each with its
+ *        own SO_REUSEPORT listener and epoll loop (the kernel spreads
+ *        connections over them, as nginx's workers on several CPUs).
  *
  * Every mode prints one line: "HTTPTOOL <mode> key=value ...".
  */
@@ -508,18 +510,29 @@ static void queue(struct sconn *c, const char *p, long n) {
     c->outlen += n;
 }
 
-static int mode_serve(int port) {
+static int mode_serve(int port, int workers) {
     signal(SIGPIPE, SIG_IGN);
+    if (workers < 1 || workers > 64) {
+        errno = EINVAL;
+        die("workers");
+    }
+    /* Workers 1..N-1 are children; this process is worker 0. */
+    for (int w = 1; w < workers; w++) {
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) break;
+    }
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (workers > 1) setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1024) < 0) die("listen");
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
     epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
     struct sconn **conns = calloc(65536, sizeof *conns);
-    printf("HTTPTOOL serve port=%d\n", port);
+    printf("HTTPTOOL serve port=%d workers=%d\n", port, workers);
     fflush(stdout);
     for (;;) {
         struct epoll_event evs[256];
@@ -603,7 +616,8 @@ int main(int argc, char **argv) {
         return mode_pipe(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc >= 5 && strcmp(argv[1], "big") == 0)
         return mode_big(argv[2], atoi(argv[3]), atoi(argv[4]));
-    if (argc >= 3 && strcmp(argv[1], "serve") == 0) return mode_serve(atoi(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "serve") == 0)
+        return mode_serve(atoi(argv[2]), argc >= 4 ? atoi(argv[3]) : 1);
     fprintf(stderr, "usage: see the comment at the top of httptool.c\n");
     return 64;
 }

@@ -177,6 +177,26 @@ static irqreturn_t on_round_trip(int irq, void *dev)
 	return IRQ_HANDLED;
 }
 
+static atomic64_t pongs = ATOMIC64_INIT(0);
+
+static void pong(void *info)
+{
+	atomic64_inc(&pongs);
+}
+
+/*
+ * One page off this CPU's TLB, as Linux's flush_tlb_kernel_range has
+ * each CPU do it on PV (flush_tlb_one_kernel: the paravirt local invlpg,
+ * MMUEXT_INVLPG_LOCAL).
+ */
+static void flush_one(void *va)
+{
+	struct mmuext_op op = { .cmd = MMUEXT_INVLPG_LOCAL };
+
+	op.arg1.linear_addr = (unsigned long)va;
+	HYPERVISOR_mmuext_op(&op, 1, NULL, DOMID_SELF);
+}
+
 static void fail(struct bench *b, const char *what)
 {
 	b->failures++;
@@ -375,6 +395,49 @@ static void run_suite(struct bench *b, int n)
 			__free_page(src);
 		if (dst)
 			__free_page(dst);
+	}
+
+	/*
+	 * Across vCPUs, with a second one online: an IPI round trip
+	 * (smp_call_function_single with wait: the function runs on the other
+	 * CPU from its IPI, this CPU spins until it has), a one-page TLB
+	 * shootdown the way flush_tlb_kernel_range does it (on_each_cpu: an
+	 * IPI to the other CPU, each flushing locally, waited for; not
+	 * exported to modules, hence rebuilt here) and the MMUEXT_INVLPG_MULTI
+	 * hypercall alone (what Linux uses for user address spaces, and what
+	 * the Rust guest's PV shootdown is).
+	 */
+	if (num_online_cpus() >= 2) {
+		int me = get_cpu();
+		int other = cpumask_any_but(cpu_online_mask, me);
+		unsigned long page = __get_free_page(GFP_ATOMIC);
+		unsigned long bits = 1UL << other;
+		struct mmuext_op multi = { .cmd = MMUEXT_INVLPG_MULTI };
+		s64 before = atomic64_read(&pongs), ran;
+		int bad = 0;
+
+		printk(KERN_WARNING "BENCH-ENV vcpus=%u\n", num_online_cpus());
+		MEASURE(b, "ipi_roundtrip", n, 1,
+			bad += !!smp_call_function_single(other, pong, NULL, 1));
+		ran = atomic64_read(&pongs) - before;
+		if (bad || ran != n + n / 10 + 1)
+			fail(b, "an IPI call failed or did not run once");
+		if (!page) {
+			fail(b, "no page for the shootdown");
+		} else {
+			MEASURE(b, "tlb_shootdown_1_page", n, 1,
+				on_each_cpu(flush_one, (void *)page, 1));
+			multi.arg1.linear_addr = page;
+			multi.arg2.vcpumask = &bits;
+			MEASURE(b, "mmuext_invlpg_multi", n, 1,
+				bad += !!HYPERVISOR_mmuext_op(&multi, 1, NULL, DOMID_SELF));
+			if (bad)
+				fail(b, "MMUEXT_INVLPG_MULTI failed");
+			free_page(page);
+		}
+		put_cpu();
+	} else {
+		printk(KERN_WARNING "BENCH-ENV vcpus=1 (no IPI or shootdown figures)\n");
 	}
 
 	/* xenbus_read: Linux's xenbus request path to xenstored and back. */

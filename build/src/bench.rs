@@ -134,6 +134,38 @@ pub const PV_PAGING_CHECKS: &[&str] =
 /// See [`PV_PAGING_CHECKS`].
 pub const PVH_PAGING_CHECKS: &[&str] = &["pte_write_applies", "cr3_reload_keeps_root"];
 
+/// The figures across vCPUs, in a run with a second vCPU (`BENCH-ENV
+/// vcpus=2`, issue 21): an IPI round trip, a one-page TLB shootdown, and
+/// (PV only: no `mmuext_op` in an HVM container) `MMUEXT_INVLPG_MULTI`
+/// alone. The Linux module reports the same names.
+pub const SMP: &[&str] = &["ipi_roundtrip", "tlb_shootdown_1_page", "mmuext_invlpg_multi"];
+/// The checks of [`SMP`] (our guest), the last one PV only.
+pub const SMP_CHECKS: &[&str] = &[
+    "ipi_runs_once_on_its_target",
+    "tlb_shootdown_reaches_the_other_vcpu",
+    "mmuext_invlpg_multi_succeeds",
+];
+
+/// Whether a run had a second vCPU (`BENCH-ENV vcpus=N`, N at least 2).
+pub fn is_smp_run(run: &SuiteRun) -> bool {
+    run.env.get("vcpus").and_then(|v| v.parse::<u32>().ok()).is_some_and(|n| n >= 2)
+}
+
+/// [`SMP`] (or [`SMP_CHECKS`]) as `run` reports them: none with one vCPU,
+/// the last one not as PVH.
+fn smp_for(run: &SuiteRun, all: &[&'static str]) -> Vec<&'static str> {
+    if !is_smp_run(run) {
+        return Vec::new();
+    }
+    let n = if is_pvh_run(run) { all.len() - 1 } else { all.len() };
+    all[..n].to_vec()
+}
+
+/// Every figure name a table shows, in order.
+pub fn all_figures() -> impl Iterator<Item = &'static &'static str> {
+    EXPECTED.iter().chain(SMP)
+}
+
 /// Whether a run came from a PVH guest (`BENCH-ENV mode=pvh`).
 pub fn is_pvh_run(run: &SuiteRun) -> bool {
     run.env.get("mode").is_some_and(|m| m == "pvh")
@@ -142,13 +174,17 @@ pub fn is_pvh_run(run: &SuiteRun) -> bool {
 /// The figures `run` must have: [`EXPECTED`], with the page-table figures
 /// of its mode.
 pub fn expected_for(run: &SuiteRun) -> Vec<&'static str> {
-    swap(EXPECTED, PV_PAGING, PVH_PAGING, is_pvh_run(run))
+    let mut v = swap(EXPECTED, PV_PAGING, PVH_PAGING, is_pvh_run(run));
+    v.extend(smp_for(run, SMP));
+    v
 }
 
 /// The checks `run` must have: [`CHECKS`], with the page-table checks of
 /// its mode.
 pub fn checks_for(run: &SuiteRun) -> Vec<&'static str> {
-    swap(CHECKS, PV_PAGING_CHECKS, PVH_PAGING_CHECKS, is_pvh_run(run))
+    let mut v = swap(CHECKS, PV_PAGING_CHECKS, PVH_PAGING_CHECKS, is_pvh_run(run));
+    v.extend(smp_for(run, SMP_CHECKS));
+    v
 }
 
 fn swap(
@@ -176,7 +212,7 @@ pub fn expected_samples(name: &str, iters: u64) -> Option<u64> {
         | "separate_32_xen_version_total" => iters.div_ceil(4),
         "mmu_update_512_per_entry" => iters.div_ceil(16),
         "xenstore_read_roundtrip" => (iters / 20).max(20),
-        n if EXPECTED.contains(&n) || PVH_PAGING.contains(&n) => iters,
+        n if EXPECTED.contains(&n) || PVH_PAGING.contains(&n) || SMP.contains(&n) => iters,
         _ => return None,
     })
 }
@@ -278,7 +314,8 @@ pub fn parse_console(who: &str, lines: &[String]) -> Result<Vec<SuiteRun>> {
     let mut done = None;
     for l in lines {
         if let Some(e) = parse_env(l) {
-            env = Some(e);
+            // Later lines add to the first (the vCPUs, once started).
+            env.get_or_insert_with(BTreeMap::new).extend(e);
         } else if l.contains("BENCH-RUN ") {
             runs.push(SuiteRun::default());
         } else if let Some(f) = parse_figure(l) {
@@ -456,6 +493,9 @@ pub struct BenchOptions {
     pub no_linux: bool,
     /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
     pub xen: Option<crate::release::XenRelease>,
+    /// vCPUs of both guests: with 2 or more, the IPI round trip and the
+    /// TLB shootdown are measured too ([`SMP`]).
+    pub vcpus: u32,
 }
 
 /// The output directory, `target/xen/bench/`.
@@ -559,6 +599,7 @@ fn scenarios(
     let mut v = Vec::new();
     for i in 1..=o.runs {
         let mut g = GuestSpec::new(&format!("bench-{i}"), kernel, "bench")
+            .vcpus(o.vcpus)
             .timeout(Duration::from_secs(if o.quick { 180 } else { 600 }));
         if o.quick {
             g = g.args(&["bench.quick=1".to_string()]);
@@ -568,6 +609,7 @@ fn scenarios(
     }
     if let Some(Ok(rd)) = linux {
         let mut g = GuestSpec::new("linux-bench", &lab.bundle.vmlinuz, "bench")
+            .vcpus(o.vcpus)
             .memory(256)
             .timeout(Duration::from_secs(if o.quick { 300 } else { 900 }))
             .ramdisk(rd);
@@ -734,7 +776,7 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
             .right("cycles", 9)
             .bar()
             .right("Lx/Rust", 8);
-        for name in EXPECTED {
+        for name in all_figures() {
             let ours = across(&r.ours, name);
             let linux = across(&r.linux, name);
             if ours.is_none() && linux.is_none() {
@@ -794,8 +836,7 @@ pub fn table(results: &[CpuResult], o: &BenchOptions) -> String {
 pub fn notes(r: &CpuResult) -> Vec<String> {
     let mut v = Vec::new();
     for (who, runs) in [("Rust guest", &r.ours), ("Linux PV DomU", &r.linux)] {
-        let zero: Vec<String> = EXPECTED
-            .iter()
+        let zero: Vec<String> = all_figures()
             .filter_map(|n| {
                 let k = runs.iter().filter_map(|x| x.get(n)).filter(|f| f.cycles[1] == 0).count();
                 (k > 0).then(|| format!("{n} ({k} of {} runs)", runs.len()))
@@ -895,8 +936,7 @@ pub fn to_json(results: &[CpuResult], o: &BenchOptions) -> Report {
             environment: environment(r, o),
             problems: r.problems.clone(),
             notes: notes(r),
-            summary: EXPECTED
-                .iter()
+            summary: all_figures()
                 .map(|n| {
                     let (a, b) = (across(&r.ours, n), across(&r.linux, n));
                     Summary {
@@ -955,6 +995,36 @@ mod tests {
     }
 
     use super::*;
+
+    /// A run with a second vCPU must have the SMP figures and checks (PVH
+    /// without the mmuext_op one); the env of a later BENCH-ENV line adds
+    /// to the first.
+    #[test]
+    fn a_run_with_two_vcpus_must_have_the_smp_figures() {
+        let lines: Vec<String> = [
+            "BENCH-ENV xen=4.17 tsc_hz=1 cpu=\"c\" domain=domU iters=300 mode=pv",
+            "BENCH name=xen_version iters=300 per=1 cycles=1/2/3/4 ns=1/2/3/4",
+            "BENCH-ENV vcpus=2",
+            "BENCH-DONE failures=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let runs = parse_console("g", &lines).unwrap();
+        assert_eq!(runs[0].env.get("mode").map(String::as_str), Some("pv"));
+        assert!(is_smp_run(&runs[0]));
+        let e = expected_for(&runs[0]);
+        assert!(SMP.iter().all(|n| e.contains(n)), "{e:?}");
+        assert!(checks_for(&runs[0]).contains(&"mmuext_invlpg_multi_succeeds"));
+        let mut pvh = runs[0].clone();
+        pvh.env.insert("mode".into(), "pvh".into());
+        assert!(!expected_for(&pvh).contains(&"mmuext_invlpg_multi"));
+        assert!(expected_for(&pvh).contains(&"tlb_shootdown_1_page"));
+        assert!(!checks_for(&pvh).contains(&"mmuext_invlpg_multi_succeeds"));
+        let mut one = runs[0].clone();
+        one.env.insert("vcpus".into(), "1".into());
+        assert!(!expected_for(&one).contains(&"ipi_roundtrip"));
+    }
 
     #[test]
     fn the_first_problem_ends_the_benchmark() {
@@ -1129,6 +1199,7 @@ mod tests {
             verbose: false,
             no_linux: true,
             xen: None,
+            vcpus: 1,
         };
         let t = table(std::slice::from_ref(&r), &o);
         assert!(t.contains("multicall_vs_separate"), "{t}");
@@ -1177,6 +1248,7 @@ mod tests {
             verbose: false,
             no_linux: false,
             xen: None,
+            vcpus: 2,
         };
         let r = collect("amd", "EPYC", &o, &report);
         assert!(r.ours.is_empty() && r.linux.is_empty());

@@ -30,6 +30,9 @@ pub struct HttpBenchOptions {
     pub xen: Option<crate::release::XenRelease>,
     /// More settings for our guest (`--guest-arg net.poll_us=50`).
     pub guest_args: Vec<String>,
+    /// vCPUs of both guests: ours runs a shard per vCPU (docs/smp.md),
+    /// the Linux DomU's server as many workers (SO_REUSEPORT).
+    pub vcpus: u32,
 }
 
 impl Default for HttpBenchOptions {
@@ -41,6 +44,7 @@ impl Default for HttpBenchOptions {
             no_linux: false,
             xen: None,
             guest_args: Vec::new(),
+            vcpus: 1,
         }
     }
 }
@@ -83,6 +87,7 @@ pub fn scenarios(
     args.extend(o.guest_args.iter().cloned());
     let mut ours = GuestSpec::new(OURS, kernel, "http")
         .args(&args)
+        .vcpus(o.vcpus)
         .memory(64)
         .timeout(Duration::from_secs(3600));
     ours.extra_config.push(vif("00:16:3e:0c:00:15"));
@@ -98,10 +103,11 @@ pub fn scenarios(
         vec![Scenario::script("http-ours", vec![ours], &script).with_file(httptool::DEST, tool)];
     if let Some(rd) = linux_ramdisk {
         let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
+            .vcpus(o.vcpus)
             .memory(256)
             .timeout(Duration::from_secs(3600))
             .ramdisk(rd);
-        g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP}");
+        g.cmdline = format!("console=hvc0 quiet bench_ip={LINUX_IP} bench_workers={}", o.vcpus);
         g.extra_config.push(vif("00:16:3e:0c:00:16"));
         let script = format!(
             "{PHASES_SH}run_guest_start {LINUX} {cfg} || exit 1\n\
@@ -136,6 +142,8 @@ pub struct Side {
     /// Xen's account of the guest's vCPU time over every point, and the
     /// requests of those points.
     pub cpu: Option<(f64, f64)>,
+    /// That time per vCPU (s).
+    pub per_vcpu: Vec<f64>,
 }
 
 impl Side {
@@ -154,6 +162,11 @@ pub fn parse_side(name: &str, lines: &[String]) -> Side {
             kv.split_whitespace().find_map(|w| w.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
         };
         s.cpu = get("cpu_s").zip(get("requests"));
+        s.per_vcpu = kv
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("per_vcpu="))
+            .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_default();
     }
     let tag = format!("{name} HTTPTOOL ");
     for l in lines.iter().filter(|l| l.contains(&tag)) {
@@ -333,6 +346,11 @@ pub fn table(
     }
     let _ = writeln!(
         s,
+        "{} vCPU(s) each (ours: a shard per vCPU; Linux: as many httptool serve workers)",
+        o.vcpus
+    );
+    let _ = writeln!(
+        s,
         "{:<10} {:>7} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>7} {:>7} {:>7} {:>6} | {:>6}",
         "keep-alive",
         "clients",
@@ -379,12 +397,22 @@ pub fn table(
     if let Some(o) = cpu_per_request(ours) {
         let _ = write!(
             s,
-            "\nvCPU time per request (Xen's account, xl vcpu-list, over every point): ours {o:.0} us"
+            "\nvCPU time per request (Xen's account, xl vcpu-list, over every point, all vCPUs): ours {o:.0} us"
         );
         if let Some(l) = cpu_per_request(linux) {
             let _ = write!(s, ", Linux {l:.0} us ({:.2}x)", o / l);
         }
         s.push('\n');
+        for (who, sd) in [("ours", ours), ("Linux", linux)] {
+            if sd.per_vcpu.len() > 1 {
+                let v: Vec<String> = sd.per_vcpu.iter().map(|t| format!("{t:.1}")).collect();
+                let _ = writeln!(
+                    s,
+                    "  {who}: vCPU seconds over every point, each vCPU: {}",
+                    v.join(", ")
+                );
+            }
+        }
     }
     if !counters.is_empty() {
         s.push_str(&counters_table(counters, ours));
@@ -417,6 +445,7 @@ pub struct JsonPoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub requests: u32,
+    pub vcpus: u32,
     pub body_bytes: u32,
     pub points: Vec<JsonPoint>,
     /// Our guest's status page after the load.
@@ -456,6 +485,7 @@ pub fn to_json(
     }
     Report {
         requests: o.requests,
+        vcpus: o.vcpus,
         body_bytes: 128,
         points,
         ours_status: page.iter().cloned().collect(),
@@ -495,7 +525,9 @@ pub fn run(o: &HttpBenchOptions) -> Result<()> {
         report.run(OURS).map(|r| point_counters(&snapshots(&r.console))).unwrap_or_default();
     let text = table(&ours, &linux, &page, &counters, o);
     println!("\n{text}");
-    crate::report::write(&out, "http", &text, &to_json(&ours, &linux, &page, &counters, o))?;
+    // One vCPU: `http.*` as always; more: `http-vcpus2.*`, beside it.
+    let stem = if o.vcpus == 1 { "http".to_string() } else { format!("http-vcpus{}", o.vcpus) };
+    crate::report::write(&out, &stem, &text, &to_json(&ours, &linux, &page, &counters, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let incomplete = (ours.points.len() != 2 * CLIENTS.len()).then(|| {
         format!(

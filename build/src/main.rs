@@ -162,6 +162,10 @@ enum BenchCmd {
         /// Skip the Linux comparator.
         #[arg(long)]
         no_linux: bool,
+        /// vCPUs of both guests (2 or more adds an IPI round trip and a
+        /// TLB shootdown across vCPUs).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -202,6 +206,9 @@ enum BenchCmd {
         /// Skip the Linux DomU.
         #[arg(long)]
         no_linux: bool,
+        /// vCPUs of both guests; writes net-vcpusN.{txt,json} for N > 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -220,6 +227,10 @@ enum BenchCmd {
         /// net.poll_us=50), repeatable.
         #[arg(long = "guest-arg", value_name = "KEY=VALUE")]
         guest_args: Vec<String>,
+        /// vCPUs of both guests (ours: a shard per vCPU; Linux: as many
+        /// server workers); writes http-vcpusN.{txt,json} for N > 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+        vcpus: u32,
         #[command(flatten)]
         lab: LabArgs,
     },
@@ -347,7 +358,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
 
 fn run_bench(b: BenchCmd) -> Result<()> {
     match b {
-        BenchCmd::Hypercall { runs, quick, cpu, no_linux, lab } => {
+        BenchCmd::Hypercall { runs, quick, cpu, no_linux, vcpus, lab } => {
             xtask::bench::run(&xtask::bench::BenchOptions {
                 runs,
                 quick,
@@ -356,6 +367,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 verbose: lab.verbose,
                 no_linux,
                 xen: lab.xen,
+                vcpus,
             })
         }
         BenchCmd::Paging { runs, quick, walk_mib, no_linux, lab } => {
@@ -369,7 +381,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 xen: lab.xen,
             })
         }
-        BenchCmd::Net { mib, requests, no_linux, lab } => {
+        BenchCmd::Net { mib, requests, no_linux, vcpus, lab } => {
             let d = xtask::netbench::NetBenchOptions::default();
             xtask::netbench::run(&xtask::netbench::NetBenchOptions {
                 bytes: mib.map_or(d.bytes, |m| m << 20),
@@ -378,9 +390,10 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 verbose: lab.verbose,
                 no_linux,
                 xen: lab.xen,
+                vcpus,
             })
         }
-        BenchCmd::Http { requests, no_linux, guest_args, lab } => {
+        BenchCmd::Http { requests, no_linux, guest_args, vcpus, lab } => {
             let d = xtask::httpbench::HttpBenchOptions::default();
             xtask::httpbench::run(&xtask::httpbench::HttpBenchOptions {
                 requests: requests.unwrap_or(d.requests),
@@ -389,6 +402,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 no_linux,
                 xen: lab.xen,
                 guest_args,
+                vcpus,
             })
         }
         BenchCmd::Blk { mib, ios, no_linux, lab } => {

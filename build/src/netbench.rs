@@ -29,6 +29,9 @@ pub struct NetBenchOptions {
     pub no_linux: bool,
     /// The Xen release (`None`: `$XENPV_XEN`, else 4.17).
     pub xen: Option<crate::release::XenRelease>,
+    /// vCPUs of both guests (ours: a shard per vCPU, docs/smp.md; each
+    /// phase is one TCP connection, so one shard carries it).
+    pub vcpus: u32,
 }
 
 impl Default for NetBenchOptions {
@@ -40,6 +43,7 @@ impl Default for NetBenchOptions {
             verbose: false,
             no_linux: false,
             xen: None,
+            vcpus: 1,
         }
     }
 }
@@ -91,6 +95,7 @@ pub fn scenarios(
     let vif = |mac: &str| format!("vif = ['mac={mac},bridge=xenbr0']");
     let mut ours = GuestSpec::new(OURS, kernel, "echo")
         .args(&[format!("ip={OURS_IP}/24")])
+        .vcpus(o.vcpus)
         .memory(64)
         .timeout(Duration::from_secs(900));
     ours.extra_config.push(vif("00:16:3e:0c:00:13"));
@@ -99,6 +104,7 @@ pub fn scenarios(
         vec![Scenario::script("net-ours", vec![ours], &script).with_file(nettool::DEST, tool)];
     if let Some(rd) = linux_ramdisk {
         let mut g = GuestSpec::new(LINUX, vmlinuz, "none")
+            .vcpus(o.vcpus)
             .memory(256)
             .timeout(Duration::from_secs(900))
             .ramdisk(rd);
@@ -260,9 +266,10 @@ pub fn loop_table(loops: &[crate::httpbench::Snapshot]) -> String {
 /// The report: throughput and rate side by side, then the counters.
 pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions) -> String {
     let mut s = format!(
-        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call)\n",
+        "net benchmark: {} MiB per transfer, {} request/responses of {RR_SIZE} B, dom0 nettool (64 KiB per call); {} vCPU(s) each\n",
         o.bytes >> 20,
-        o.requests
+        o.requests,
+        o.vcpus
     );
     let mut t = Table::new(Style::Plain)
         .left("", 28)
@@ -317,6 +324,7 @@ pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions
 pub struct Report {
     pub bytes: u64,
     pub requests: u32,
+    pub vcpus: u32,
     pub ours: SideReport,
     pub linux: SideReport,
     pub phases: Vec<PhaseReport>,
@@ -353,6 +361,7 @@ pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptio
     Report {
         bytes: o.bytes,
         requests: o.requests,
+        vcpus: o.vcpus,
         ours: side(ours),
         linux: side(linux),
         phases: ["to_guest", "from_guest", "rr"]
@@ -387,7 +396,9 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
         text.push_str(&loop_table(&loops));
     }
     println!("\n{text}");
-    report::write(&out, "net", &text, &to_json(&ours, &linux, &phases, o))?;
+    // One vCPU: `net.*` as always; more: `net-vcpus2.*`, beside it.
+    let stem = if o.vcpus == 1 { "net".to_string() } else { format!("net-vcpus{}", o.vcpus) };
+    report::write(&out, &stem, &text, &to_json(&ours, &linux, &phases, o))?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let incomplete = (ours.to_guest.is_none() || ours.from_guest.is_none() || ours.rr.is_none())
         .then(|| "the Rust guest's measurements are incomplete".to_string());

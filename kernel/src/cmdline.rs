@@ -110,6 +110,12 @@ pub const SETTINGS: &[Setting] = &[
     ),
     // netfront: at most MAX_QUEUES (8) queues; RX buffers fit a 256-slot ring.
     s("net.queues", n(1, 8), Some("4"), "netfront queues (at most what netback offers)"),
+    s(
+        "net.shards",
+        n(1, 8),
+        Some("8"),
+        "network shards at most, one per vCPU and queue (1: every queue on vCPU 0)",
+    ),
     s("net.rx_buffers", n(16, 256), Some("128"), "netfront RX buffers per queue"),
     s("net.offload", n(0, 1), Some("1"), "netfront checksum and GSO offloads (0: none)"),
     s(

@@ -159,6 +159,7 @@ fn selftest_with_4_vcpus_passes_every_smp_check() {
     let run = passed_selftest("smp4");
     for check in [
         "PASS smp.bring_up: 4 vCPUs",
+        "PASS smp.secondary_stacks_have_a_guard_page: 3 secondary stacks",
         "PASS smp.each_vcpu_runs_with_its_own_clock",
         "PASS smp.ipi_exactly_once_every_direction",
         "PASS smp.tlb_shootdown_seen_by_every_vcpu",

@@ -19,6 +19,7 @@ http_points() { # NAME IP REQUESTS [MARKS]
     _hp_k=1
     http_mark "$1" "${4:-0}" $_hp_k
     _hp_t0=$(vcpu_s "$1")
+    _hp_v0=$(vcpu_each "$1")
     for ka in 1 0; do
         for c in 1 16 64 256; do
             httptool load "$2" 80 /bench $c "$3" $ka 2>&1 | sed "s/^/[xl bench] $1 /"
@@ -26,10 +27,14 @@ http_points() { # NAME IP REQUESTS [MARKS]
             http_mark "$1" "${4:-0}" $_hp_k
         done
     done
-    echo "[xl bench] $1 VCPU cpu_s=$(awk "BEGIN { print $(vcpu_s "$1") - $_hp_t0 }") requests=$(($3 * 8))"
+    _hp_each=$(echo "$_hp_v0 $(vcpu_each "$1")" | awk '{ n = NF / 2; s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? "," : "") ($(i + n) - $i); print s }')
+    echo "[xl bench] $1 VCPU cpu_s=$(awk "BEGIN { print $(vcpu_s "$1") - $_hp_t0 }") requests=$(($3 * 8)) per_vcpu=$_hp_each"
 }
-vcpu_s() { # NAME: the vCPU seconds Xen counted for its first vCPU
-    xl vcpu-list "$1" | awk 'NR == 2 { print $6 }'
+vcpu_s() { # NAME: the vCPU seconds Xen counted for all its vCPUs
+    xl vcpu-list "$1" | awk 'NR > 1 { s += $6 } END { print s }'
+}
+vcpu_each() { # NAME: each vCPU's seconds, in order
+    xl vcpu-list "$1" | awk 'NR > 1 { printf "%s ", $6 }'
 }
 http_mark() { # NAME MARKS K
     [ "$2" = 1 ] || return 0

@@ -170,6 +170,21 @@ struct Echo {
     ports: [(Listener<Conn>, Stream); 3],
 }
 
+impl Echo {
+    fn new(cfg: ListenConfig) -> Self {
+        let timeouts = cfg.timeouts;
+        let bulk = ListenConfig { max_conns: BULK_CONNS, backlog: BULK_CONNS, timeouts };
+        let stream = |kind| Stream { kind, timeouts, bytes: 0 };
+        Echo {
+            ports: [
+                (Listener::new(PORT, cfg, BUFFER, BUFFER), stream(Kind::Echo)),
+                (Listener::new(DISCARD, bulk, bulk_buffer(), 4096), stream(Kind::Discard)),
+                (Listener::new(SOURCE, bulk, 4096, bulk_buffer()), stream(Kind::Source)),
+            ],
+        }
+    }
+}
+
 impl Service for Echo {
     fn name(&self) -> &'static str {
         "echo"
@@ -206,6 +221,12 @@ impl Service for Echo {
         self.ports.iter().filter_map(|(l, _)| l.deadline()).min()
     }
 
+    /// Each connection stands alone: another vCPU's shard serves its own
+    /// with the same settings (docs/smp.md).
+    fn another(&self) -> Option<alloc::boxed::Box<dyn Service>> {
+        Some(alloc::boxed::Box::new(Echo::new(*self.ports[0].0.config())))
+    }
+
     fn report(&self) -> Option<String> {
         let mut out = String::new();
         for (l, _) in &self.ports {
@@ -226,15 +247,5 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let sizing = Sizing { per_conn: 2 * BUFFER + 1024 };
     let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
         .map_err(|e| AppError::Setting(format!("{e}")))?;
-    let timeouts = cfg.timeouts;
-    let bulk = ListenConfig { max_conns: BULK_CONNS, backlog: BULK_CONNS, timeouts };
-    let stream = |kind| Stream { kind, timeouts, bytes: 0 };
-    let mut echo = Echo {
-        ports: [
-            (Listener::new(PORT, cfg, BUFFER, BUFFER), stream(Kind::Echo)),
-            (Listener::new(DISCARD, bulk, bulk_buffer(), 4096), stream(Kind::Discard)),
-            (Listener::new(SOURCE, bulk, 4096, bulk_buffer()), stream(Kind::Source)),
-        ],
-    };
-    service::run(cmd, &mut echo)
+    service::run(cmd, alloc::boxed::Box::new(Echo::new(cfg)))
 }

@@ -7,6 +7,7 @@
 //! `HEAD` of each is answered too. Answers ping.
 
 use super::{AppError, AppResult};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -32,6 +33,15 @@ const LIMITS: Limits = Limits { max_head: 4096, max_fields: 32, max_body: 1024 }
 struct HttpApp {
     listener: Listener<HttpConn>,
     refusal: Vec<u8>,
+}
+
+impl HttpApp {
+    fn new(cfg: ListenConfig) -> Self {
+        HttpApp {
+            listener: Listener::new(PORT, cfg, proto::RX_BYTES, proto::TX_BYTES),
+            refusal: proto::refusal(),
+        }
+    }
 }
 
 /// The listener's pool, for the status page.
@@ -159,6 +169,12 @@ impl Service for HttpApp {
         self.listener.deadline()
     }
 
+    /// Each request stands alone: another vCPU's shard serves its own
+    /// connections with the same settings (docs/smp.md).
+    fn another(&self) -> Option<Box<dyn Service>> {
+        Some(Box::new(HttpApp::new(*self.listener.config())))
+    }
+
     fn report(&self) -> Option<String> {
         let c = &self.listener.counters;
         Some(format!(
@@ -175,9 +191,5 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let sizing = Sizing { per_conn: proto::per_conn(&LIMITS) };
     let cfg = ListenConfig::from_settings(mem, sizing, |k| cmd.get(k))
         .map_err(|e| AppError::Setting(format!("{e}")))?;
-    let mut app = HttpApp {
-        listener: Listener::new(PORT, cfg, proto::RX_BYTES, proto::TX_BYTES),
-        refusal: proto::refusal(),
-    };
-    service::run(cmd, &mut app)
+    service::run(cmd, Box::new(HttpApp::new(cfg)))
 }

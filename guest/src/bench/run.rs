@@ -459,6 +459,14 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         None => b.fail("no XenStore: its figure not measured"),
     }
 
+    // Across vCPUs (issue 21), with a second vCPU: an IPI round trip and a
+    // one-page TLB shootdown.
+    if platform::smp::count().0 >= 2 {
+        smp_figures(&mut b, plan);
+    } else {
+        kprintln!("BENCH-ENV vcpus=1 (no IPI or shootdown figures)");
+    }
+
     // Comparisons, reported for the reader; timings decide nothing here.
     match batching {
         Some((cr3, pte)) if platform::is_pvh() => {
@@ -529,6 +537,88 @@ pub(super) fn finish(b: &Bench) -> AppResult {
     } else {
         Err(AppError::TestsFailed { failed: b.failures, passed: b.passed })
     }
+}
+
+static PONGS: AtomicU64 = AtomicU64::new(0);
+/// The vCPU each pong ran on, as a bitmap: only vCPU 1 may appear.
+static PONG_CPUS: AtomicU64 = AtomicU64::new(0);
+
+fn pong(_: usize) {
+    PONG_CPUS.fetch_or(1 << kernel::smp::current(), Ordering::SeqCst);
+    PONGS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// With SMP started: vCPU 0 posts a call to vCPU 1 (its mailbox, then
+/// `EVTCHNOP_send` on vCPU 1's IPI port), vCPU 1's IPI handler runs it,
+/// vCPU 0 sees it done (Linux's comparator: `smp_call_function_single`
+/// with `wait`); then a shootdown of one page on both vCPUs
+/// (`kernel::smp::tlb_shootdown`: PV, a local `invlpg` and one
+/// `MMUEXT_INVLPG_MULTI` naming vCPU 1; PVH, an IPI whose handler flushes,
+/// waited for; Linux: `on_each_cpu` running the PV local flush, as its
+/// `flush_tlb_kernel_range` does) and, PV, the `MMUEXT_INVLPG_MULTI`
+/// hypercall alone.
+fn smp_figures(b: &mut Bench, plan: Plan) {
+    let online = match kernel::smp::start() {
+        Ok(n) => n,
+        Err(e) => return b.fail(&alloc::format!("smp: {e}")),
+    };
+    kprintln!("BENCH-ENV vcpus={online}");
+    if online < 2 {
+        return b.fail("smp: vCPU 1 did not come online");
+    }
+    let base = PONGS.load(Ordering::SeqCst);
+    let (mut sent, mut refused) = (0u64, 0u64);
+    let mut lost: Option<u64> = None;
+    let f = b.measure(plan.iters, 1, || {
+        if lost.is_some() {
+            return;
+        }
+        if kernel::smp::call_irq(1, pong, 0).is_err() {
+            refused += 1;
+            return;
+        }
+        sent += 1;
+        if !spin_until(LOST_AFTER_NS, || PONGS.load(Ordering::SeqCst) >= base + sent) {
+            lost = Some(sent);
+        }
+    });
+    b.report("ipi_roundtrip", f, 1, format_args!(""));
+    let runs = PONGS.load(Ordering::SeqCst) - base;
+    let cpus = PONG_CPUS.load(Ordering::SeqCst);
+    b.check(
+        "ipi_runs_once_on_its_target",
+        refused == 0 && lost.is_none() && runs == sent && cpus == 1 << 1,
+        format_args!(
+            "{runs} calls run for {sent} posted ({refused} refused{}), on vCPUs {cpus:#x}",
+            lost.map_or(alloc::string::String::new(), |n| alloc::format!(", call {n} lost"))
+        ),
+    );
+    // Any mapped page will do: the flush changes no mapping.
+    let page = alloc::boxed::Box::new([0u8; 4096]);
+    let va = page.as_ptr() as usize & !0xfff;
+    let (mut ok, mut bad) = (0u64, 0u64);
+    let f = b.measure(plan.iters, 1, || match kernel::smp::tlb_shootdown(Some(va)) {
+        Ok(1) => ok += 1,
+        _ => bad += 1,
+    });
+    b.report("tlb_shootdown_1_page", f, 1, format_args!(""));
+    b.check(
+        "tlb_shootdown_reaches_the_other_vcpu",
+        bad == 0 && ok > 0,
+        format_args!("{ok} shootdowns flushed vCPU 1 too, {bad} did not"),
+    );
+    if !platform::is_pvh() {
+        let mut t = Tally::default();
+        b.run("mmuext_invlpg_multi", plan.iters, 1, || {
+            t.count(platform::smp::flush_tlb_multi(1 << 1, Some(va)).is_ok())
+        });
+        b.check(
+            "mmuext_invlpg_multi_succeeds",
+            t.bad == 0,
+            format_args!("{} calls, {} failed", t.calls, t.bad),
+        );
+    }
+    drop(page);
 }
 
 /// Send on `a`, upcall, handler for `r`, return: timed from the send until

@@ -73,6 +73,22 @@ pub fn run(s: &mut Suite) {
         note!(d, "; vcpu_info registered, FIFO control block each, own stack and timer");
         true
     });
+    s.check("smp.secondary_stacks_have_a_guard_page", |d| {
+        for n in 1..count {
+            match platform::smp::guard_unmapped(n) {
+                Some(true) => {}
+                Some(false) => fail!(d, "vCPU {n}: the page below its stack is mapped"),
+                None => fail!(d, "vCPU {n}: no stack"),
+            }
+        }
+        note!(
+            d,
+            "{} secondary stacks, the page below each unmapped in the live page tables ({})",
+            count - 1,
+            if platform::is_pvh() { "PVH: its 2 MiB page split" } else { "PV" }
+        );
+        true
+    });
     if !smp::is_online(count - 1) {
         return;
     }

@@ -102,6 +102,13 @@ pub fn tlb_flush_local() -> XenResult<()> {
     unsafe { mmuext_op(&op) }.map_err(|e| e.error)
 }
 
+/// Flushes the TLB of every vCPU of the domain (`MMUEXT_TLB_FLUSH_ALL`).
+pub fn tlb_flush_all() -> XenResult<()> {
+    let op = [MmuextOp::plain(crate::abi::mmu::ext::TLB_FLUSH_ALL)];
+    // SAFETY: a TLB flush changes no mapping.
+    unsafe { mmuext_op(&op) }.map_err(|e| e.error)
+}
+
 /// Flushes one page's translation on this vCPU (`MMUEXT_INVLPG_LOCAL`).
 pub fn invlpg_local(va: usize) -> XenResult<()> {
     let op = [MmuextOp::on_va(crate::abi::mmu::ext::INVLPG_LOCAL, va as u64)];

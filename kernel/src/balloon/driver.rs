@@ -129,13 +129,21 @@ pub fn follow_target(bus: &mut GuestBus) -> Result<u64, Error> {
     let after = all - b.out_pages();
     drop(b);
     if after != before {
+        // With several vCPUs the unmaps are flushed on all of them
+        // (docs/smp.md): the count says they were.
+        let wide = platform::smp::wide_flushes();
         crate::kprintln!(
-            "balloon: target {} KiB; {} -> {} pages ({} MiB), Xen reservation {:?}",
+            "balloon: target {} KiB; {} -> {} pages ({} MiB), Xen reservation {:?}{}",
             target_kib,
             before,
             after,
             after / 256,
-            platform::current_reservation()
+            platform::current_reservation(),
+            if wide > 0 {
+                alloc::format!("; page-table flushes on every vCPU so far: {wide}")
+            } else {
+                alloc::string::String::new()
+            }
         );
     }
     Ok(after)

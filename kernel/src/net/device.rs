@@ -1,6 +1,7 @@
 //! netfront as a smoltcp [`Device`]: received packets are copied out of
 //! the shared pages once (by netfront) and queued; each transmitted
-//! packet is queued on the TX ring and published once per poll.
+//! packet is kept, within the room the TX ring had, and queued on the
+//! ring and published once per pass (`net::shard`).
 //!
 //! TCP/UDP checksums are decided here, not in smoltcp (its checksum
 //! capabilities say so, see [`caps`]): a received packet netback vouched
@@ -8,27 +9,49 @@
 //! ([`csum::verify`]); a sent one carries only the pseudo-header sum and
 //! goes out `csum_blank` when the vif offloads ([`csum::prepare_tx`]).
 
-use crate::driver_env::KernelEnv;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use hypercall::abi::netif::rxf;
-use pv_drivers::netfront::connect::Netfront;
+use pv_drivers::netfront::connect::Offloads;
 use pv_drivers::netfront::csum::{self, Verdict};
 use pv_drivers::netfront::mss::MssTable;
-use pv_drivers::netfront::tx::TxOffload;
+use pv_drivers::netfront::tx::{TxOffload, TxRoom};
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-/// The device for one `Interface::poll`.
+/// What a shard knows of the vif it sends on (copied when the vif
+/// connects): the stack never touches netfront itself.
+#[derive(Clone, Copy, Debug)]
+pub struct VifLink {
+    pub mtu: u32,
+    pub offloads: Offloads,
+}
+
+/// Counters the device keeps for netfront's (added to the vif's when the
+/// shard next holds it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    /// Times the TX room ran out: smoltcp was told to wait (or, for a
+    /// packet already made, it was dropped and TCP retransmits).
+    pub tx_busy: u64,
+    pub rx_csum_sw: u64,
+    pub rx_csum_bad: u64,
+    pub tx_csum_sw: u64,
+}
+
+/// The device for one shard's ingress or egress: received frames come
+/// from `rxq` (copied out of netfront's pages beforehand), frames to send
+/// go to `outq` within the TX room counted beforehand, and the shard
+/// queues them on its ring afterwards, holding the vif for both copies
+/// only (docs/smp.md: two shards build packets at once).
 pub struct NetDev<'a> {
-    pub nf: &'a mut Netfront<KernelEnv>,
-    pub host: &'a mut KernelEnv,
+    pub link: &'a VifLink,
     /// Received frames with their first slot's `NETRXF_*` flags.
     pub rxq: &'a mut VecDeque<(Vec<u8>, u16)>,
-    /// Times the TX ring had no room: smoltcp was told to wait (or, for
-    /// a packet already made, it was dropped and TCP retransmits).
-    pub tx_busy: &'a mut u64,
+    pub outq: &'a mut Vec<(Vec<u8>, TxOffload)>,
+    pub room: &'a mut TxRoom,
+    pub tally: &'a mut Tally,
     /// Each flow's MSS, for the GSO size of large segments.
     pub mss: &'a mut MssTable,
 }
@@ -36,9 +59,10 @@ pub struct NetDev<'a> {
 pub struct Rx(Vec<u8>);
 
 pub struct Tx<'b> {
-    nf: &'b mut Netfront<KernelEnv>,
-    host: &'b mut KernelEnv,
-    tx_busy: &'b mut u64,
+    link: &'b VifLink,
+    outq: &'b mut Vec<(Vec<u8>, TxOffload)>,
+    room: &'b mut TxRoom,
+    tally: &'b mut Tally,
     mss: &'b MssTable,
 }
 
@@ -54,21 +78,23 @@ impl phy::TxToken for Tx<'_> {
         let r = f(&mut buf);
         super::listener::note_frame(&buf);
         super::loopstats::note_segment(&buf, true);
-        let offload = self.nf.offloads.tx_csum;
+        let offload = self.link.offloads.tx_csum;
         let blank = csum::prepare_tx(&mut buf, offload);
         if !offload && csum::tcp_payload(&buf).is_some() {
-            self.nf.stats.tx_csum_sw += 1;
+            self.tally.tx_csum_sw += 1;
         }
         // A TCP segment of several MSS (smoltcp's TSO, with
         // `tso_max_payload` set when the vif has GSO): netback cuts it.
-        let gso_size = if self.nf.offloads.tx_gso {
-            self.mss.gso_size(&buf, self.nf.mtu as usize)
+        let gso_size = if self.link.offloads.tx_gso {
+            self.mss.gso_size(&buf, self.link.mtu as usize)
         } else {
             None
         };
         let off = TxOffload { csum_blank: blank, gso_size };
-        if self.nf.send_offloaded(self.host, &buf, off).is_err() {
-            *self.tx_busy += 1;
+        if self.room.take(buf.len(), gso_size.is_some()) {
+            self.outq.push((buf, off));
+        } else {
+            self.tally.tx_busy += 1;
         }
         r
     }
@@ -94,31 +120,46 @@ impl Device for NetDev<'_> {
             match csum::verify(&p) {
                 Verdict::NotChecked => break p,
                 Verdict::Good => {
-                    self.nf.stats.rx_csum_sw += 1;
+                    self.tally.rx_csum_sw += 1;
                     break p;
                 }
                 Verdict::Bad => {
-                    self.nf.stats.rx_csum_sw += 1;
-                    self.nf.stats.rx_csum_bad += 1;
+                    self.tally.rx_csum_sw += 1;
+                    self.tally.rx_csum_bad += 1;
                 }
             }
         };
-        Some((Rx(p), Tx { nf: self.nf, host: self.host, tx_busy: self.tx_busy, mss: self.mss }))
+        Some((
+            Rx(p),
+            Tx {
+                link: self.link,
+                outq: self.outq,
+                room: self.room,
+                tally: self.tally,
+                mss: self.mss,
+            },
+        ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
         // No room for the largest packet: smoltcp keeps its data and tries
         // at the next poll (after the backend's TX event), rather than
         // having it dropped and waiting for a retransmission timeout.
-        if !self.nf.tx_room(TSO_MAX_PAYLOAD + 14 + 20 + 60) {
-            *self.tx_busy += 1;
+        if !self.room.fits(TSO_MAX_PAYLOAD + 14 + 20 + 60, true) {
+            self.tally.tx_busy += 1;
             return None;
         }
-        Some(Tx { nf: self.nf, host: self.host, tx_busy: self.tx_busy, mss: self.mss })
+        Some(Tx {
+            link: self.link,
+            outq: self.outq,
+            room: self.room,
+            tally: self.tally,
+            mss: self.mss,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        caps(self.nf.mtu as usize + 14)
+        caps(self.link.mtu as usize + 14)
     }
 }
 

@@ -102,12 +102,15 @@ impl LoopStats {
     /// `SCHEDOP_block` of the domain), with the upcalls taken.
     /// Xen's own account of the vCPU (`VCPUOP_get_runstate_info`, one
     /// hypercall per line): time running, and runnable but not running
-    /// (other domains had the CPU: the loop's busy time includes it).
+    /// (other domains had the CPU: the loop's busy time includes it), of
+    /// the vCPU it runs on (a shard's loop on vCPU k: vCPU k's).
     /// `at_ns`: the time the counters are as of (`us-total` runs to it).
     pub fn line(&self, sockets: usize, at_ns: u64) -> String {
         use hypercall::abi::vcpu::runstate;
         let (_, timer_sets, _) = crate::timer::stats();
-        let rs = hypercall::ops::vcpu::runstate(0).map(|r| r.time).unwrap_or_default();
+        let rs = hypercall::ops::vcpu::runstate(platform::smp::current())
+            .map(|r| r.time)
+            .unwrap_or_default();
         format!(
             "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} rx-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
             self.passes,

@@ -8,6 +8,7 @@ pub mod http;
 pub mod listener;
 pub mod loopstats;
 pub mod service;
+pub mod shard;
 
 pub use crate::cmdline::parse_cidr;
 

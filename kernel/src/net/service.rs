@@ -8,20 +8,28 @@
 //! network-attach`: connect), `xl shutdown` and `xl sysrq` (the idle
 //! app's handling). Why it is built this way, measured: docs/services.md
 //! ("The service loop, and what made it slow").
+//!
+//! The packets themselves go through shards (`net::shard`): one for a
+//! service on one vCPU, one per netfront queue and vCPU for a service
+//! that can run several instances of itself ([`Service::another`]) in a
+//! domain with several vCPUs (docs/smp.md). This loop, on vCPU 0, serves
+//! shard 0 and any shard whose vCPU is offline; the vif itself (the
+//! hotplug manager, netfront) is behind one lock, [`with_vif`], held by a
+//! shard only to copy packets off and onto its rings.
 
-use super::device::NetDev;
+use super::device::VifLink;
 use super::loopstats::{Lap, LoopStats};
+use super::shard::{self, Shard, VifView};
 use crate::app::{AppError, AppResult};
 use crate::cmdline::Cmdline;
-use crate::driver_env::{EventCount, KernelEnv};
+use crate::driver_env::KernelEnv;
 use crate::events::storm::Throttle;
 use crate::toolstack as idle;
 use crate::xenbus::{self, control};
-use crate::{grants, kprintln, timer};
-use alloc::collections::VecDeque;
+use crate::{grants, kprintln, smp, timer};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 use hypercall::EvtchnPort;
@@ -29,13 +37,11 @@ use pv_drivers::netfront::connect::{Config as NetConfig, Netfront};
 use pv_drivers::netfront::ctrl::{self, CtrlError};
 use pv_drivers::netfront::flow::RxSteering;
 use pv_drivers::netfront::hotplug::{VifClosed, VifDriver};
-use pv_drivers::netfront::mss::MssTable;
 use pv_drivers::netfront::Stats;
 use pv_drivers::xenbus::hotplug::{self, Happening, Hotplug};
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketSet};
+use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::dhcpv4;
-use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{IpAddress, IpCidr};
 
 /// How often XenStore is looked at without an event on its channel (a
 /// vif being connected: on the hotplug manager's own schedule).
@@ -79,7 +85,7 @@ pub struct Status {
 }
 
 /// A service: its sockets, served once per loop.
-pub trait Service {
+pub trait Service: Send {
     fn name(&self) -> &'static str;
     fn open(&mut self, sockets: &mut SocketSet<'static>);
     fn serve(&mut self, sockets: &mut SocketSet<'static>, status: &Status);
@@ -98,12 +104,12 @@ pub trait Service {
     fn report(&self) -> Option<String> {
         None
     }
-}
-
-/// smoltcp's clock: Xen system time (the timer's clock), so its
-/// deadlines are timer deadlines as they are.
-fn now() -> Instant {
-    Instant::from_micros((platform::now_ns() / 1000) as i64)
+    /// Another instance of the service with the same settings and no
+    /// connections, for another vCPU's shard; `None` (the default): the
+    /// service runs on vCPU 0 only.
+    fn another(&self) -> Option<Box<dyn Service>> {
+        None
+    }
 }
 
 fn add(a: &mut Stats, b: &Stats) {
@@ -147,31 +153,126 @@ fn add(a: &mut Stats, b: &Stats) {
     );
 }
 
-struct Net {
+/// The vif and everything that touches its rings: the hotplug manager
+/// and netfront. One lock (see the module text): shards on other vCPUs
+/// take it to copy packets, the loop for XenStore's news.
+pub(super) struct Driver {
     /// The vifs: attached, detached and re-attached by the hotplug manager.
     vifs: Hotplug<VifDriver<KernelEnv>>,
     drv: VifDriver<KernelEnv>,
     /// The vif the interface uses (the first connected one).
     current: Option<String>,
-    iface: Option<Interface>,
-    /// The address from `ip=`; `None`: DHCP.
+    /// Bumped whenever the vif in use changes.
+    gen: u64,
+    /// What the shards see of it.
+    view: Option<VifView>,
+    /// Each queue its own shard (netback steers RX like TX, and there are
+    /// shards for them); otherwise shard 0 serves every queue.
+    sharded: bool,
+    /// The suspend generation the vif was connected in: its ports mean
+    /// nothing in a later domain (another port may have the number).
+    resumes: u64,
+}
+
+static DRIVER: shard::Lock<Option<Driver>> = shard::lock(None);
+
+/// Runs `f` with the vif (`None` before the service started).
+pub(super) fn with_vif<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+    DRIVER.lock().as_mut().map(f)
+}
+
+impl Driver {
+    pub(super) fn gen(&self) -> u64 {
+        self.gen
+    }
+
+    /// Shard `k`'s view of the vif in use, if one is.
+    pub(super) fn view(&self, k: usize) -> Option<VifView> {
+        let mut v = self.view.clone()?;
+        v.queue = match (self.sharded, k) {
+            (true, k) => Some(k),
+            (false, 0) => None,
+            // Idle: no queue of this vif is its.
+            (false, _) => Some(usize::MAX),
+        };
+        Some(v)
+    }
+
+    /// The vif in use and the environment its calls need.
+    pub(super) fn netfront(&mut self) -> (Option<&mut Netfront<KernelEnv>>, &mut KernelEnv) {
+        let nf = match self.current.as_deref() {
+            Some(id) => self.vifs.device_mut(id),
+            None => None,
+        };
+        (nf, &mut self.drv.host)
+    }
+
+    /// Each queue's channels, with the shard they belong to.
+    fn queue_ports(&mut self) -> Vec<(usize, EvtchnPort)> {
+        let sharded = self.sharded;
+        if self.resumes != crate::suspend::counts().1 {
+            return Vec::new();
+        }
+        let (Some(nf), _) = self.netfront() else { return Vec::new() };
+        let mut ports = Vec::new();
+        for (q, queue) in nf.queues().iter().enumerate() {
+            let k = if sharded { q } else { 0 };
+            let (tx, rx) = queue.ports();
+            ports.push((k, tx));
+            if rx != tx {
+                ports.push((k, rx));
+            }
+        }
+        ports
+    }
+
+    /// Binds shard `k`'s channels to the vCPU serving it.
+    pub(super) fn bind_shard_ports(&mut self, k: usize) {
+        let cpu = shard::home(k);
+        for (_, p) in self.queue_ports().into_iter().filter(|(s, _)| *s == k) {
+            if let Err(e) = crate::events::bind_vcpu(p, cpu) {
+                kprintln!("net: shard {k}: port {p} to vCPU {cpu}: {e}");
+            }
+        }
+    }
+
+    /// A new vif in use: its queue channels count for their shards and go
+    /// to the vCPUs serving them.
+    fn adopt_ports(&mut self) {
+        for (k, p) in self.queue_ports() {
+            let _ = crate::events::unregister(p);
+            if let Err(e) = crate::events::register(p, shard::on_queue_event, k) {
+                kprintln!("net: port {p}: {e}");
+            }
+            let cpu = shard::home(k);
+            if cpu != 0 {
+                if let Err(e) = crate::events::bind_vcpu(p, cpu) {
+                    kprintln!("net: shard {k}: port {p} to vCPU {cpu}: {e}");
+                }
+            }
+        }
+    }
+}
+
+struct Net {
     cidr: Option<IpCidr>,
-    gw: Option<core::net::Ipv4Addr>,
     status: Status,
     /// Ports masked by the storm throttle, and until when.
     masked: Vec<EvtchnPort>,
     masked_until: u64,
-    mss: MssTable,
-    /// The last poll found the TX ring full.
-    tx_waiting: bool,
+    /// Shards the service could run (1: it cannot, or one vCPU).
+    shards: usize,
 }
 
 impl Net {
     /// Re-reads the vifs if an event, the timer or a lost event asks for
     /// it, and follows what happened.
     fn follow_xenbus(&mut self) {
-        let (vifs, drv) = (&mut self.vifs, &mut self.drv);
-        let happened = xenbus::with(|bus| vifs.poll(bus, drv)).unwrap_or_default();
+        let happened = with_vif(|d| {
+            let (vifs, drv) = (&mut d.vifs, &mut d.drv);
+            xenbus::with(|bus| vifs.poll(bus, drv)).unwrap_or_default()
+        })
+        .unwrap_or_default();
         for h in happened {
             self.follow(h);
         }
@@ -179,8 +280,11 @@ impl Net {
 
     /// Lets every vif go (the domain is going down).
     fn shutdown(&mut self) {
-        let (vifs, drv) = (&mut self.vifs, &mut self.drv);
-        let happened = xenbus::with(|bus| vifs.shutdown(bus, drv)).unwrap_or_default();
+        let happened = with_vif(|d| {
+            let (vifs, drv) = (&mut d.vifs, &mut d.drv);
+            xenbus::with(|bus| vifs.shutdown(bus, drv)).unwrap_or_default()
+        })
+        .unwrap_or_default();
         for h in happened {
             self.follow(h);
         }
@@ -191,19 +295,28 @@ impl Net {
         match h {
             Happening::Attached { id, .. } => {
                 self.status.attachments += 1;
-                if self.current.is_none() {
+                let idle = with_vif(|d| d.current.is_none()).unwrap_or(false);
+                if idle {
                     self.use_vif(&id);
                 }
                 kprintln!("net: {}", grants::summary_line());
             }
             Happening::Detached { id, closed, .. } => {
                 add(&mut self.status.before, &closed.stats);
-                if self.current.as_deref() == Some(id.as_str()) {
+                let next = with_vif(|d| {
+                    if d.current.as_deref() != Some(id.as_str()) {
+                        return None;
+                    }
+                    d.current = None;
+                    d.view = None;
+                    d.gen += 1;
+                    Some(d.vifs.devices().next().map(|(i, _)| String::from(i)))
+                })
+                .flatten();
+                if let Some(next) = next {
                     // The live device's counters are in `before` now.
                     self.status.now = Default::default();
                     self.status.connected = false;
-                    self.current = None;
-                    let next = self.vifs.devices().next().map(|(i, _)| String::from(i));
                     if let Some(next) = next {
                         self.use_vif(&next);
                     }
@@ -214,103 +327,118 @@ impl Net {
         }
     }
 
-    /// Points the interface at the connected vif `id`.
+    /// Points the shards at the connected vif `id`.
     fn use_vif(&mut self, id: &str) {
-        let Some(nf) = self.vifs.device_mut(id) else { return };
-        // Before anything is sent: from here on every flow's RX queue is
-        // the one the guest predicts (or netback's own choice, if it
-        // refuses).
-        let steering = steer_rx(nf, &mut self.drv.host);
-        let m = nf.mac;
-        kprintln!(
-            "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
-            nf.dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
-            nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
-            nf.rx_posted()
-        );
-        let o = nf.offloads;
-        let yn = |b: bool| if b { "on" } else { "off" };
-        kprintln!(
-            "net: offloads: rx-csum {} rx-gso-tcpv4 {} tx-csum {} tx-gso-tcpv4 {}",
-            yn(o.rx_csum),
-            yn(o.rx_gso),
-            yn(o.tx_csum),
-            yn(o.tx_gso)
-        );
-        match steering {
-            Ok(s) => kprintln!(
-                "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
-                ctrl::hash_type_names(s.flags), s.table_size, s.queues
-            ),
-            Err(CtrlError::NoRing) if nf.queues().len() == 1 => {}
-            Err(CtrlError::NoRing) => kprintln!(
-                "net: rss: no control ring offered (feature-ctrl-ring): netback picks RX queues itself"
-            ),
-            Err(e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
+        let shards = self.shards;
+        let dhcp = self.cidr.is_none();
+        let used = with_vif(|d| {
+            let nf = d.vifs.device_mut(id)?;
+            // Before anything is sent: from here on every flow's RX queue is
+            // the one the guest predicts (or netback's own choice, if it
+            // refuses).
+            let steering = steer_rx(nf, &mut d.drv.host);
+            let m = nf.mac;
+            kprintln!(
+                "net: {} connected: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {} {} queue(s) in use of {} offered, {} event channel(s) each, {} RX buffers posted",
+                nf.dev.frontend, m[0], m[1], m[2], m[3], m[4], m[5], nf.mtu,
+                nf.queues().len(), nf.queues_offered, if nf.split { 2 } else { 1 },
+                nf.rx_posted()
+            );
+            let o = nf.offloads;
+            let yn = |b: bool| if b { "on" } else { "off" };
+            kprintln!(
+                "net: offloads: rx-csum {} rx-gso-tcpv4 {} tx-csum {} tx-gso-tcpv4 {}",
+                yn(o.rx_csum),
+                yn(o.rx_gso),
+                yn(o.tx_csum),
+                yn(o.tx_gso)
+            );
+            let queues = nf.queues().len();
+            match steering {
+                Ok(s) => kprintln!(
+                    "net: rss: netback steers RX like TX: Toeplitz (Microsoft key) over {}, {}-entry table over {} queues",
+                    ctrl::hash_type_names(s.flags), s.table_size, s.queues
+                ),
+                Err(CtrlError::NoRing) if queues == 1 => {}
+                Err(CtrlError::NoRing) => kprintln!(
+                    "net: rss: no control ring offered (feature-ctrl-ring): netback picks RX queues itself"
+                ),
+                Err(ref e) => kprintln!("net: rss: RX steering refused ({e}): netback picks RX queues itself"),
+            }
+            let sharded = shards > 1 && queues > 1 && steering.is_ok() && !dhcp;
+            if shards > 1 {
+                if sharded {
+                    kprintln!(
+                        "net: {queues} shards, one per queue: queue k's flows served on vCPU k (while it is online)"
+                    );
+                } else {
+                    kprintln!(
+                        "net: one shard serves every queue on vCPU 0 ({})",
+                        if dhcp { "DHCP" } else if queues == 1 { "one queue" } else { "no RX steering" }
+                    );
+                }
+            }
+            let view = VifView {
+                gen: d.gen + 1,
+                mac: nf.mac,
+                link: VifLink { mtu: nf.mtu, offloads: nf.offloads },
+                tso: nf.offloads.tx_gso.then_some(super::device::TSO_MAX_PAYLOAD),
+                queue: None,
+            };
+            d.current = Some(id.into());
+            d.gen += 1;
+            d.view = Some(view);
+            d.sharded = sharded;
+            d.resumes = crate::suspend::counts().1;
+            d.adopt_ports();
+            Some(())
+        })
+        .flatten();
+        if used.is_some() {
+            self.status.connected = true;
         }
-        let (mac, mtu) = (nf.mac, nf.mtu);
-        let tso = nf.offloads.tx_gso.then_some(super::device::TSO_MAX_PAYLOAD);
-        self.current = Some(id.into());
-        self.status.connected = true;
-        self.setup_iface(mac, mtu);
-        if let Some(iface) = &mut self.iface {
-            iface.set_tso_max_payload(tso);
-        }
-    }
-
-    fn setup_iface(&mut self, mac: [u8; 6], mtu: u32) {
-        let hw = HardwareAddress::Ethernet(EthernetAddress(mac));
-        if let Some(iface) = &mut self.iface {
-            iface.set_hardware_addr(hw);
-            return;
-        }
-        let mut cfg = Config::new(hw);
-        cfg.random_seed = platform::now_ns();
-        // Interface::new only reads the device's capabilities.
-        let mut iface = Interface::new(cfg, &mut CapsOnly(mtu as usize + 14), now());
-        if let Some(cidr) = self.cidr {
-            iface.update_ip_addrs(|a| {
-                let _ = a.push(cidr);
-            });
-        }
-        if let Some(gw) = self.gw {
-            let _ = iface.routes_mut().add_default_ipv4_route(gw);
-        }
-        self.iface = Some(iface);
     }
 
     /// Refreshes the status page's figures of the vif in use.
     fn refresh_status(&mut self) {
         let st = &mut self.status;
         st.queues.clear();
-        let id = self.current.as_deref();
-        let Some((_, nf)) = self.vifs.devices().find(|(i, _)| Some(*i) == id) else {
-            st.now = Default::default();
-            return;
-        };
-        st.now = nf.stats;
-        st.queues.extend(nf.queues().iter().map(|q| (q.rx_packets, q.tx_packets)));
-        st.port_events = (0, 0);
-        for q in nf.queues() {
-            let (tx, rx) = q.ports();
-            if tx != rx {
-                st.port_events.0 += crate::events::delivered(tx);
+        let found = with_vif(|d| {
+            let (Some(nf), _) = d.netfront() else { return false };
+            st.now = nf.stats;
+            st.queues.extend(nf.queues().iter().map(|q| (q.rx_packets, q.tx_packets)));
+            st.port_events = (0, 0);
+            for q in nf.queues() {
+                let (tx, rx) = q.ports();
+                if tx != rx {
+                    st.port_events.0 += crate::events::delivered(tx);
+                }
+                st.port_events.1 += crate::events::delivered(rx);
             }
-            st.port_events.1 += crate::events::delivered(rx);
+            true
+        })
+        .unwrap_or(false);
+        if !found {
+            self.status.now = Default::default();
         }
     }
 
     /// What an event may have been for: packets in, faults, TX answers.
     fn progress(&mut self) -> Option<(u64, u64, u64, u32)> {
-        let nf = self.vifs.device_mut(self.current.as_deref()?)?;
-        let s = &nf.stats;
-        Some((s.rx_packets, s.rx_dropped, s.backend_errors(), nf.tx_in_flight()))
+        with_vif(|d| {
+            let (nf, _) = d.netfront();
+            let nf = nf?;
+            let s = &nf.stats;
+            Some((s.rx_packets, s.rx_dropped, s.backend_errors(), nf.tx_in_flight()))
+        })
+        .flatten()
     }
 
     /// The storm throttle (Linux's lateeoi): after a wake-up by the vif's
     /// events that found no work, from the second in a row, mask its
     /// channels for a while; unmask them when the time is up (a masked
-    /// port still becomes pending, so nothing is lost).
+    /// port still becomes pending, so nothing is lost). With shards, each
+    /// queue's events wake its own vCPU and this is off.
     fn throttle(&mut self, woke_by_events: bool, did_work: bool) {
         let now = platform::now_ns();
         if !self.masked.is_empty() && now >= self.masked_until {
@@ -318,21 +446,24 @@ impl Net {
                 let _ = crate::events::unmask(p);
             }
         }
-        if !woke_by_events || !self.masked.is_empty() {
+        if !woke_by_events || !self.masked.is_empty() || shard::count() > 1 {
             return;
         }
         let Some(delay) = self.status.storm.after_events(did_work) else { return };
-        let Some(nf) = self.current.as_deref().and_then(|id| self.vifs.device_mut(id)) else {
-            return;
-        };
-        if self.status.storm.throttled == 1 {
-            kprintln!(
-                "net: {}: events with no work behind them; throttling (lateeoi)",
-                nf.dev.frontend
-            );
-        }
-        for q in nf.queues() {
-            let (tx, rx) = q.ports();
+        let first = self.status.storm.throttled == 1;
+        let ports = with_vif(|d| {
+            let (Some(nf), _) = d.netfront() else { return None };
+            if first {
+                kprintln!(
+                    "net: {}: events with no work behind them; throttling (lateeoi)",
+                    nf.dev.frontend
+                );
+            }
+            Some(nf.queues().iter().map(|q| q.ports()).collect::<Vec<_>>())
+        })
+        .flatten();
+        let Some(ports) = ports else { return };
+        for (tx, rx) in ports {
             for p in [tx, rx] {
                 if !self.masked.contains(&p) {
                     crate::events::mask(p);
@@ -343,85 +474,23 @@ impl Net {
         self.masked_until = now + delay;
     }
 
-    /// Netfront's RX and TX answers, then every received packet into the
-    /// stack, one at a time: after each SYN the service tops its listening
-    /// sockets up. Nothing is sent here but what ingress answers at once
-    /// (a SYN-ACK, a reset, ARP): ACKs wait for [`Net::egress`], after the
-    /// service has answered, so a response carries the ACK.
-    fn ingress(
-        &mut self,
-        sockets: &mut SocketSet<'static>,
-        rxq: &mut VecDeque<(Vec<u8>, u16)>,
-        svc: &mut dyn Service,
-    ) {
-        let Some(id) = self.current.as_deref() else { return };
-        let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
-            return;
-        };
-        let host = &mut self.drv.host;
-        let mut lap = Lap::start();
-        let dups = &mut self.status.syn_duplicates;
-        let _ = nf.poll_rx(host, |p| {
-            super::loopstats::note_segment(&p.data, false);
-            if is_duplicate_syn(&p.data, sockets) {
-                *dups += 1;
-            } else {
-                rxq.push_back((p.data, p.flags))
-            }
-        });
-        let _ = nf.reclaim_tx();
-        nf.watchdog(platform::now_ns());
-        lap.lap(&mut self.status.looped.ns_rx);
-        let t = now();
-        loop {
-            let syn = rxq.front().is_some_and(|(f, _)| netsvc::frame::syn_of(f).is_some());
-            let mut dev =
-                NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
-            if iface.poll_ingress_single(t, &mut dev, sockets) == PollIngressSingleResult::None {
-                break;
-            }
-            if syn {
-                svc.syn_taken(sockets);
+    /// Every counter line: the vif's, vCPU 0's loop, the service's (shard
+    /// 0's), and each shard's with several.
+    fn print_all(&mut self, looked: u64) {
+        print_counters(&self.status);
+        let (sockets, svc_line) =
+            shard::with_parked(0, |s| (s.sockets.iter().count(), s.svc.report()))
+                .unwrap_or((0, None));
+        kprintln!("{}", self.status.looped.line(sockets, looked));
+        if let Some(line) = svc_line {
+            kprintln!("{line}");
+        }
+        for l in shard::reports(&self.status.looped) {
+            for l in l.lines() {
+                kprintln!("{l}");
             }
         }
-        lap.lap(&mut self.status.looped.ns_ingress);
     }
-
-    /// Every socket's egress (data, ACKs, retransmissions, FINs), then the
-    /// TX ring published once.
-    fn egress(&mut self, sockets: &mut SocketSet<'static>, rxq: &mut VecDeque<(Vec<u8>, u16)>) {
-        let Some(id) = self.current.as_deref() else { return };
-        let (Some(nf), Some(iface)) = (self.vifs.device_mut(id), &mut self.iface) else {
-            return;
-        };
-        let host = &mut self.drv.host;
-        let mut lap = Lap::start();
-        let busy = self.status.tx_busy;
-        let mut dev =
-            NetDev { nf, host, rxq, tx_busy: &mut self.status.tx_busy, mss: &mut self.mss };
-        iface.poll_egress(now(), &mut dev, sockets);
-        nf.flush(host);
-        self.tx_waiting = self.status.tx_busy != busy;
-        self.status.looped.polls += 1;
-        lap.lap(&mut self.status.looped.ns_stack);
-    }
-}
-
-/// A retransmitted SYN of a connection a socket already holds (see
-/// `netsvc::frame::syn_of`): dropped before smoltcp could give it to
-/// another listening socket.
-fn is_duplicate_syn(frame: &[u8], sockets: &SocketSet<'static>) -> bool {
-    use smoltcp::socket::{tcp, Socket};
-    let Some((src, sport, dport)) = netsvc::frame::syn_of(frame) else { return false };
-    let src = IpAddress::v4(src[0], src[1], src[2], src[3]);
-    sockets.iter().any(|(_, s)| match s {
-        Socket::Tcp(t) => {
-            !matches!(t.state(), tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait)
-                && t.local_endpoint().is_some_and(|l| l.port == dport)
-                && t.remote_endpoint().is_some_and(|r| r.addr == src && r.port == sport)
-        }
-        _ => false,
-    })
 }
 
 /// Has netback steer RX as the guest steers TX, through the vif's control
@@ -437,32 +506,28 @@ fn steer_rx(nf: &mut Netfront<KernelEnv>, host: &mut KernelEnv) -> Result<RxStee
     })
 }
 
-/// A device that only answers capabilities (for `Interface::new`).
-struct CapsOnly(usize);
-
-impl smoltcp::phy::Device for CapsOnly {
-    type RxToken<'a> = super::device::Rx;
-    type TxToken<'a> = NoTx;
-    fn receive(&mut self, _: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        None
+/// How many shards `svc` runs as: one per vCPU the domain has (SMP
+/// started, the toolstack's `cpu/N/availability` followed), if the service
+/// can make more instances of itself, `net.shards` allows and the address
+/// is static (a DHCP lease is one interface's); else one.
+fn plan_shards(cmd: &Cmdline<'_>, svc: &dyn Service, static_ip: bool) -> usize {
+    let allowed = cmd.number("net.shards").unwrap_or(shard::MAX_SHARDS as u64) as usize;
+    let (vcpus, _) = platform::smp::count();
+    if allowed <= 1 || vcpus <= 1 || !static_ip || svc.another().is_none() {
+        return 1;
     }
-    fn transmit(&mut self, _: Instant) -> Option<NoTx> {
-        None
-    }
-    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-        super::device::caps(self.0)
-    }
-}
-
-struct NoTx;
-impl smoltcp::phy::TxToken for NoTx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        f(&mut vec![0; len])
+    match xenbus::with(smp::hotplug::start) {
+        Some(Ok(_)) => (vcpus as usize).min(allowed).min(shard::MAX_SHARDS),
+        Some(Err(e)) => {
+            kprintln!("net: cannot start the other vCPUs ({e}); one shard on vCPU 0");
+            1
+        }
+        None => 1,
     }
 }
 
 /// Runs `svc` until the toolstack ends the domain.
-pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
+pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
     let Some(id) = xenbus::identity() else {
         return Err(AppError::BadSetting("network services need XenStore (a domU)"));
     };
@@ -482,9 +547,14 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     };
     // Validated at boot (cmdline::SETTINGS): all are in range.
     let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(128) as u32;
-    let max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
+    let mut max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let offload = cmd.number("net.offload").unwrap_or(1) == 1;
     let poll_ns = cmd.number("net.poll_us").unwrap_or(0) * 1000;
+    let shards = plan_shards(cmd, &*svc, cidr.is_some());
+    if shards > 1 {
+        // A queue per shard at most: a shard serves one queue.
+        max_queues = max_queues.min(shards as u32);
+    }
     let cfg = NetConfig {
         rx_buffers,
         tx_buffers: 128,
@@ -495,18 +565,21 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     // One of the kernel's 17 event counters: the service is the first and
     // only driver environment of a network app.
     let env = KernelEnv::new().expect("a free event counter for the network service");
-    let mut net = Net {
+    *DRIVER.lock() = Some(Driver {
         vifs: Hotplug::new("vif", hotplug::Config::default()),
         drv: VifDriver::new(env, cfg),
         current: None,
-        iface: None,
+        gen: 0,
+        view: None,
+        sharded: false,
+        resumes: 0,
+    });
+    let mut net = Net {
         cidr,
-        gw,
         status: Status { domid: id.domid.0, ..Status::default() },
         masked: Vec::new(),
         masked_until: 0,
-        mss: MssTable::default(),
-        tx_waiting: false,
+        shards,
     };
     net.status.mem_kib = platform::nr_pages() * 4;
     kprintln!("net: {} before any vif", grants::summary_line());
@@ -515,35 +588,74 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
     if let Some(Err(e)) = xenbus::with(crate::balloon::start) {
         kprintln!("net: cannot watch memory/target: {e:?}");
     }
-    if let Some(Err(e)) = xenbus::with(|bus| net.vifs.start(bus)) {
+    if let Some(Err(e)) = with_vif(|d| xenbus::with(|bus| d.vifs.start(bus))).flatten() {
         kprintln!("net: cannot watch device/vif: {e}; vifs are found by re-examination only");
     }
-    net.follow_xenbus();
-    let mut sockets = SocketSet::new(Vec::new());
-    svc.open(&mut sockets);
-    let dhcp = cidr.is_none().then(|| sockets.add(dhcpv4::Socket::new()));
-    match cidr {
-        Some(c) => kprintln!("{}: ready on {c}", svc.name()),
-        None => kprintln!("{}: ready; address by DHCP", svc.name()),
+    // The shards, each with its own instance of the service, parked
+    // until the loop sends them to their vCPUs.
+    let mut svcs: Vec<Box<dyn Service>> = Vec::new();
+    for _ in 1..shards {
+        match svc.another() {
+            Some(s) => svcs.push(s),
+            None => break,
+        }
     }
-    let mut rxq = VecDeque::new();
+    svcs.insert(0, svc);
+    shard::set_count(svcs.len());
+    let name = svcs[0].name();
+    for (k, s) in svcs.into_iter().enumerate() {
+        shard::park(Box::new(Shard::new(k, s, cidr, gw)));
+    }
+    if shard::count() > 1 {
+        kprintln!("net: {name} runs as {} shards (one per vCPU)", shard::count());
+    }
+    net.follow_xenbus();
+    let dhcp = if cidr.is_none() {
+        shard::with_parked(0, |s| s.sockets.add(dhcpv4::Socket::new()))
+    } else {
+        None
+    };
+    match cidr {
+        Some(c) => kprintln!("{name}: ready on {c}"),
+        None => kprintln!("{name}: ready; address by DHCP"),
+    }
     let mut next_store = 0u64;
     let mut store_seen = xenbus::store_events();
     let (mut last_traffic, mut last_follow) = (0u64, 0u64);
-    let events: EventCount = net.drv.host.event_count();
-    let mut last_seen = events.get();
+    let mut last_seen = shard::parked_news();
+    let mut last_publish = 0u64;
     net.status.looped.start_ns = platform::now_ns();
     loop {
         net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
         // work moves the count past it, so the wait below returns at once
         // instead of sleeping on news it already missed.
-        let seen = events.get();
+        let seen = shard::parked_news();
         let woke_by_events = seen != last_seen;
         last_seen = seen;
         let before = net.progress();
         let syns = super::loopstats::syns_in();
-        net.ingress(&mut sockets, &mut rxq, svc);
+        let mut lap = Lap::start();
+        if let Some(h) = dhcp {
+            shard::with_parked(0, |s| {
+                if let (Some(iface), sockets) = s.parts() {
+                    follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
+                }
+            });
+        }
+        net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
+        net.status.events = shard::events_total();
+        net.refresh_status();
+        net.status.syn_duplicates = shard::with_parked(0, |s| s.syn_duplicates).unwrap_or(0);
+        net.status.tx_busy = shard::with_parked(0, |s| s.tx_busy()).unwrap_or(0);
+        if net.shards > 1 && platform::now_ns() >= last_publish + 100_000_000 {
+            shard::publish_status(&net.status);
+            last_publish = platform::now_ns();
+        }
+        lap.lap(&mut net.status.looped.ns_misc);
+        let mut looped = net.status.looped;
+        let input = shard::serve_parked(&net.status, &mut looped);
+        net.status.looped = looped;
         if net.status.looped.last_wake_timer && super::loopstats::syns_in() != syns {
             net.status.looped.syn_after_timer += 1;
         }
@@ -551,19 +663,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             net.status.looped.rx_after_timer += 1;
         }
         net.status.looped.last_wake_timer = false;
-        let mut lap = Lap::start();
-        if let (Some(h), Some(iface)) = (dhcp, net.iface.as_mut()) {
-            follow_dhcp(iface, sockets.get_mut::<dhcpv4::Socket>(h));
+        if net.shards > 1 {
+            shard::dispatch();
         }
-        net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
-        net.status.events = events.get();
-        net.refresh_status();
-        lap.lap(&mut net.status.looped.ns_misc);
-        svc.serve(&mut sockets, &net.status);
-        lap.lap(&mut net.status.looped.ns_serve);
-        net.egress(&mut sockets, &mut rxq);
         let mut lap = Lap::start();
-        let did_work = !rxq.is_empty() || net.progress() != before;
+        let did_work = input || net.progress() != before;
         if did_work {
             last_traffic = platform::now_ns();
         }
@@ -574,10 +678,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
         // fired: the toolstack asks something, a vif comes or goes) and
         // every STORE_TICK_NS (the hotplug manager's re-examinations, kept
         // pages to revoke): the loop no longer wakes every 50 ms for it.
-        let unsettled = net.vifs.ids().count() != net.vifs.devices().count()
-            || net.vifs.next_deadline().is_some_and(|d| d.0 == 0);
-        let vif_due =
-            unsettled && net.vifs.next_deadline().is_some_and(|d| d.0 <= platform::now_ns());
+        let (unsettled, vif_deadline) = with_vif(|d| {
+            let next = d.vifs.next_deadline().map(|t| t.0);
+            (d.vifs.ids().count() != d.vifs.devices().count() || next == Some(0), next)
+        })
+        .unwrap_or((false, None));
+        let vif_due = unsettled && vif_deadline.is_some_and(|d| d <= platform::now_ns());
         if xenbus::store_events() != store_seen || platform::now_ns() >= next_store || vif_due {
             next_store = platform::now_ns() + STORE_TICK_NS;
             // Before the look: its own requests' replies move the count,
@@ -589,15 +695,17 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             let mut reported = false;
             // Pages a backend kept mapped when its vif was let go: revoked
             // again now and then, freed once it let go (never reused before).
-            if !net.drv.quarantine.is_empty() {
-                let freed = net.drv.reclaim();
-                if freed > 0 {
-                    kprintln!(
-                        "net: {freed} kept page(s) revoked at last, {} still kept",
-                        net.drv.quarantine.len()
-                    );
+            with_vif(|d| {
+                if !d.drv.quarantine.is_empty() {
+                    let freed = d.drv.reclaim();
+                    if freed > 0 {
+                        kprintln!(
+                            "net: {freed} kept page(s) revoked at last, {} still kept",
+                            d.drv.quarantine.len()
+                        );
+                    }
                 }
-            }
+            });
             loop {
                 let ev = match xenbus::with(|bus| {
                     let now = bus.now();
@@ -608,7 +716,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                     Some(Err(e)) => {
                         // Whatever it was, something may have been missed.
                         xenbus::recover("net", &e);
-                        net.vifs.kick();
+                        with_vif(|d| d.vifs.kick());
                         vif_news = true;
                         break;
                     }
@@ -624,13 +732,15 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             // when it looks again, letting the old ones go
                             // without a handshake. TCP connections live in
                             // smoltcp, above the device: they survive.
+                            // Secondary vCPUs go down first: their shards
+                            // come back to vCPU 0 and leave again after.
                             match crate::suspend::suspend() {
                                 Ok(platform::suspend::Outcome::Resumed { .. }) => {
                                     net.status.resumes += 1;
                                     if let Some(id) = xenbus::current_domid() {
                                         net.status.domid = id.0;
                                     }
-                                    net.vifs.kick();
+                                    with_vif(|d| d.vifs.kick());
                                     vif_news = true;
                                 }
                                 Ok(_) => net.status.checkpoints += 1,
@@ -638,12 +748,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             }
                         } else if let Some(req) = req {
                             net.shutdown();
-                            print_counters(&net.status);
-                            let line = net.status.looped.line(sockets.iter().count(), looked);
-                            kprintln!("{line}");
-                            if let Some(line) = svc.report() {
-                                kprintln!("{line}");
-                            }
+                            net.print_all(looked);
                             idle::obey(req);
                         }
                     }
@@ -652,22 +757,23 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
                             log::warn!("balloon: {e:?}");
                         }
                     }
+                    smp::hotplug::CPU_TOKEN => {
+                        // `xl vcpu-set`: a vCPU going down takes its shard
+                        // back to vCPU 0 first (shard::task), one coming
+                        // back gets it again (shard::dispatch).
+                        xenbus::with(smp::hotplug::follow);
+                    }
                     control::SYSRQ_TOKEN => {
                         if let Some(Ok(Some(key))) = xenbus::with(control::take_sysrq) {
-                            print_counters(&net.status);
                             // As of the look's start: the look is all
                             // reporting, counted when it ends.
-                            let line = net.status.looped.line(sockets.iter().count(), looked);
-                            kprintln!("{line}");
-                            if let Some(line) = svc.report() {
-                                kprintln!("{line}");
-                            }
+                            net.print_all(looked);
                             idle::sysrq(key);
                             reported = true;
                         }
                     }
                     token => {
-                        net.vifs.on_event(token);
+                        with_vif(|d| d.vifs.on_event(token));
                         vif_news = true;
                     }
                 }
@@ -690,7 +796,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
             l.store_looks += 1;
             l.store_slow += u64::from(took >= 10_000_000);
             l.ns_store_max = l.ns_store_max.max(took);
-            l.hotplug_scans = net.vifs.counters().scans;
+            l.hotplug_scans = with_vif(|d| d.vifs.counters().scans).unwrap_or(0);
             if reported {
                 // The whole look (the sysrq's round trips, the printing)
                 // was for the counters' reader, not the service.
@@ -701,42 +807,31 @@ pub fn run(cmd: &Cmdline<'_>, svc: &mut dyn Service) -> AppResult {
 
         // News during the pass: no deadline to compute (smoltcp's is a
         // visit of every socket), the next pass starts at once.
-        if !rxq.is_empty() || events.get() != seen || xenbus::store_events() != store_seen {
+        if input || shard::parked_news() != seen || xenbus::store_events() != store_seen {
             net.status.looped.no_wait += 1;
             continue;
         }
-        // With the TX ring full, smoltcp has data to send (a delay of 0):
-        // sleep until netback's TX answers free room (their event ends the
-        // wait) instead of spinning on a ring netback needs the CPU to drain.
-        // Otherwise the deadline is absolute: the first of smoltcp's next
-        // timer, the service's next timeout and the next XenStore look.
-        // Pass after pass it is the same instant, the one Xen's timer
-        // already holds, so blocking costs no set_timer_op ("now + the
-        // delay" moved it every time: one more hypercall per wake-up).
-        let mut until = match net.tx_waiting {
-            true => platform::now_ns() + 10_000_000,
-            false => {
-                let stack = net
-                    .iface
-                    .as_mut()
-                    .and_then(|i| i.poll_at(now(), &sockets))
-                    .map(|at| at.total_micros().max(0) as u64 * 1000);
-                let service = svc.poll_at().map(super::listener::timer_deadline_ns);
-                // A vif being connected is re-examined on the hotplug
-                // manager's own schedule.
-                let vif = net.vifs.next_deadline().filter(|_| unsettled).map(|d| d.0);
-                [stack, service, vif].into_iter().flatten().fold(next_store, u64::min)
-            }
-        };
+        // The deadline is absolute: the first of the parked shards' (their
+        // smoltcp's next timer, their service's next timeout, 10 ms with
+        // the TX ring full: netback's answers end the wait sooner) and
+        // the next XenStore look. Pass after pass it is the same instant,
+        // the one Xen's timer already holds, so blocking costs no
+        // set_timer_op ("now + the delay" moved it every time: one more
+        // hypercall per wake-up).
+        // A vif being connected is re-examined on the hotplug manager's
+        // own schedule.
+        let vif = vif_deadline.filter(|_| unsettled);
+        let mut until =
+            [shard::parked_deadline(), vif].into_iter().flatten().fold(next_store, u64::min);
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
         lap.lap(&mut net.status.looped.ns_delay);
         let l = &mut net.status.looped;
-        let news = || events.get() != seen || xenbus::store_events() != store_seen;
+        let news = || shard::parked_news() != seen || xenbus::store_events() != store_seen;
         // The polling budget (`net.poll_us`): news that comes within it
         // costs no block, no timer and no upcall-driven wake-up.
-        if poll_ns > 0 && !net.tx_waiting && !news() {
+        if poll_ns > 0 && !news() {
             let end = platform::now_ns().saturating_add(poll_ns).min(until);
             while !news() && platform::now_ns() < end {
                 core::hint::spin_loop();

@@ -221,6 +221,17 @@ pub fn offline(n: u32) -> Result<(), Error> {
     }
 }
 
+/// Whether the calling vCPU is asked to go offline: a long task (a
+/// network shard) returns when it is, so the vCPU can go down.
+pub fn stopping() -> bool {
+    stop_requested(current())
+}
+
+/// Whether vCPU `n` is asked to go offline (and has not yet).
+pub fn stop_requested(n: u32) -> bool {
+    n != 0 && cpu(n).is_some_and(|c| c.stop.load(Ordering::SeqCst))
+}
+
 /// Time vCPU `n` took from `VCPUOP_up` to online (ns), the last time.
 pub fn bringup_ns(n: u32) -> u64 {
     cpu(n).map_or(0, |c| c.bringup_ns.load(Ordering::Relaxed))

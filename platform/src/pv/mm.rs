@@ -18,11 +18,10 @@ use crate::memory::pagetable::{
 };
 use core::alloc::Layout;
 use core::ops::Range;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::memory::INVALID_P2M_ENTRY;
 use hypercall::abi::mmu::{ext, MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall::abi::start_info::{sif, StartInfo};
-use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{memory, mmu, multicall};
 use hypercall::{DomId, FrameRange, MachineAddr, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::{Mutex, Once};
@@ -36,6 +35,49 @@ const BATCH: usize = 2048;
 
 static BATCH_BUF: Mutex<[MmuUpdate; BATCH]> = Mutex::new([MmuUpdate::pt(MachineAddr(0), 0); BATCH]);
 static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
+/// The vCPU holding [`FRAMES`] (`u32::MAX`: nobody), so the heap's frame
+/// source can tell a re-entry (give up at once) from another vCPU holding
+/// it a while (wait: Xen may have preempted that vCPU).
+static FRAMES_HOLDER: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// [`FRAMES`] held, with its holder recorded.
+struct FramesGuard(spin::MutexGuard<'static, FrameAllocator>);
+
+impl FramesGuard {
+    fn new(g: spin::MutexGuard<'static, FrameAllocator>) -> Self {
+        FRAMES_HOLDER.store(crate::smp::current(), Ordering::Release);
+        FramesGuard(g)
+    }
+}
+
+impl Drop for FramesGuard {
+    fn drop(&mut self) {
+        FRAMES_HOLDER.store(u32::MAX, Ordering::Release);
+    }
+}
+
+impl core::ops::Deref for FramesGuard {
+    type Target = FrameAllocator;
+    fn deref(&self) -> &FrameAllocator {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for FramesGuard {
+    fn deref_mut(&mut self) -> &mut FrameAllocator {
+        &mut self.0
+    }
+}
+
+/// The frame allocator, waiting for it.
+fn lock_frames() -> FramesGuard {
+    FramesGuard::new(FRAMES.lock())
+}
+
+/// The frame allocator if nobody holds it now.
+fn try_lock_frames() -> Option<FramesGuard> {
+    FRAMES.try_lock().map(FramesGuard::new)
+}
 static HYPERCALLS: AtomicU64 = AtomicU64::new(0);
 /// Pfns below this are mapped in the direct map (page tables are read
 /// through it only below this line).
@@ -99,7 +141,8 @@ impl Mmu for GuestMmu {
     }
 
     fn update_and_flush(&mut self, batch: &[MmuUpdate]) -> Result<(), MmuError> {
-        let flush = [MmuextOp::plain(ext::TLB_FLUSH_LOCAL)];
+        // Every vCPU's TLB once another may have cached the old entries.
+        let flush = [MmuextOp::plain(crate::smp::tlb_flush_scope())];
         let mut calls = [multicall::mmu_update(batch), multicall::mmuext_op(&flush)];
         count();
         // SAFETY: both arrays outlive the call; the requests keep to the
@@ -123,7 +166,7 @@ impl Mmu for GuestMmu {
         let mut calls = [MulticallEntry::default(); 32];
         for chunk in maps.chunks(calls.len()) {
             for (c, &(va, pte)) in calls.iter_mut().zip(chunk) {
-                *c = multicall::update_va_mapping(va.0 as usize, pte.0, Uvmf::INVLPG);
+                *c = multicall::update_va_mapping(va.0 as usize, pte.0, crate::smp::invlpg_scope());
             }
             count();
             // SAFETY: each entry is an update_va_mapping of a page that the
@@ -160,7 +203,11 @@ impl Mmu for GuestMmu {
 
     fn flush_tlb(&mut self) -> Result<(), MmuError> {
         count();
-        mmu::tlb_flush_local().map_err(|error| MmuError { op: "tlb_flush", error, done: 0 })
+        let r = match crate::smp::tlb_flush_scope() {
+            ext::TLB_FLUSH_LOCAL => mmu::tlb_flush_local(),
+            _ => mmu::tlb_flush_all(),
+        };
+        r.map_err(|error| MmuError { op: "tlb_flush", error, done: 0 })
     }
 }
 
@@ -245,7 +292,7 @@ pub(super) fn init(si: &StartInfo) -> &'static MemoryInfo {
     }
     MAPPED_END.store(boot_end.0, Ordering::Relaxed);
 
-    let mut frames = FRAMES.lock();
+    let mut frames = lock_frames();
     if frames.add(layout.first_free..Pfn(map.nr_pages)).is_err() {
         fatal(format_args!("cannot seed the frame allocator"));
     }
@@ -303,7 +350,7 @@ impl core::fmt::Display for MemoryInfo {
                 map.nr_pages >> 8,
                 map.nr_pages,
                 self.layout.first_free.0,
-                FRAMES.lock().free_frames() >> 8,
+                lock_frames().free_frames() >> 8,
             );
         }
         write!(
@@ -317,7 +364,7 @@ impl core::fmt::Display for MemoryInfo {
             self.stats.entries,
             self.stats.tables,
             self.stats.made_read_only,
-            FRAMES.lock().free_frames() >> 8,
+            lock_frames().free_frames() >> 8,
             super::p2m().len(),
         )
     }
@@ -357,7 +404,7 @@ pub(crate) fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     }
     let len = len.max(have);
     let (leaves, mids) = super::p2m::pages_for(len);
-    let mut f = FRAMES.lock();
+    let mut f = lock_frames();
     let (Some(leaves), Some(mids), Some(top)) = (f.alloc(leaves), f.alloc(mids), f.alloc(1)) else {
         return Err("no free frames for the P2M");
     };
@@ -369,7 +416,7 @@ pub(crate) fn extend_p2m(pfns: u64) -> Result<u64, &'static str> {
     // until a longer list replaces them.
     let old = unsafe { super::p2m::install(tree, len as usize, crate::shared_info()) };
     if let Some(old) = old {
-        let mut f = FRAMES.lock();
+        let mut f = lock_frames();
         for run in [old.leaves, old.mids, old.top.run(1)] {
             if f.add(run).is_err() {
                 log::warn!("memory: the old P2M's frames could not be freed");
@@ -406,7 +453,7 @@ pub(crate) fn init_pvh(
     MAPPED_END.store(map.nr_pages, Ordering::Relaxed);
     // GFN = PFN: the root table's frame is its pfn.
     ROOT_PFN.store(root.0, Ordering::Relaxed);
-    let mut frames = FRAMES.lock();
+    let mut frames = lock_frames();
     for run in free {
         if frames.add(run).is_err() {
             fatal(format_args!("cannot seed the frame allocator"));
@@ -470,26 +517,26 @@ pub fn first_mapped(range: Range<VirtAddr>) -> Option<VirtAddr> {
 
 /// Free frames and the longest run of them.
 pub fn free_frames() -> (u64, u64) {
-    let f = FRAMES.lock();
+    let f = lock_frames();
     (f.free_frames(), f.largest_run())
 }
 
 /// Takes `n` contiguous free frames (the vmap region's page tables, the
 /// benchmark's scratch pages).
 pub(crate) fn alloc_frames(n: u64) -> Option<Frames> {
-    FRAMES.lock().alloc(n)
+    lock_frames().alloc(n)
 }
 
 /// Takes `n` contiguous free frames from the top of memory (the balloon:
 /// keeps low memory for the heap's long runs).
 pub(crate) fn alloc_frames_high(n: u64) -> Option<Frames> {
-    FRAMES.lock().alloc_high(n)
+    lock_frames().alloc_high(n)
 }
 
 /// Gives the allocator frames it never handed out (balloon holes Xen has
 /// filled again).
 pub(crate) fn add_frames(frames: Range<Pfn>) -> Result<(), crate::memory::frames::FreeError> {
-    FRAMES.lock().add(frames)
+    lock_frames().add(frames)
 }
 
 /// Takes exactly the free frames `range` (the balloon's check holds the
@@ -509,7 +556,7 @@ pub(crate) fn try_free_frames(run: Frames) -> Result<(), crate::memory::frames::
 
 /// Returns frames taken with [`alloc_frames`].
 pub(crate) fn free_frames_run(run: Frames) {
-    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");
+    lock_frames().free(run).map_err(|(e, _)| e).expect("returning frames taken with alloc_frames");
 }
 
 /// Bytes the heap has claimed from the frame allocator.
@@ -528,7 +575,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
     let mut result = Ok(());
     while n < taken.len() {
         let run = {
-            let mut f = FRAMES.lock();
+            let mut f = lock_frames();
             let largest = f.largest_run();
             f.alloc(largest)
         };
@@ -557,7 +604,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
             break;
         }
     }
-    let mut f = FRAMES.lock();
+    let mut f = lock_frames();
     for run in taken[..n].iter_mut().filter_map(Option::take) {
         f.free(run).map_err(|(e, _)| e).expect("returning frames just taken");
     }
@@ -571,7 +618,7 @@ pub fn pattern_test(pattern: impl Fn(u64) -> u64) -> Result<u64, VirtAddr> {
 /// alias, write through the alias seen in the direct map, restored).
 pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
     use crate::pvh::memory::{map_scratch, SCRATCH_VA};
-    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+    let run = lock_frames().alloc(1).ok_or(MmuError {
         op: "scratch: no free frame",
         error: XenError::ENOMEM,
         done: 0,
@@ -596,14 +643,14 @@ pub fn scratch_round_trip() -> Result<(bool, bool, bool), MmuError> {
                 .is_some_and(|p| p.mfn() == Mfn(SCRATCH_VA / PAGE_SIZE as u64));
         (read, written, restored)
     };
-    FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken");
+    lock_frames().free(run).map_err(|(e, _)| e).expect("returning a frame just taken");
     Ok(result)
 }
 
 /// PV: gives `pages` free pages back to Xen; returns the pfns, now holes
 /// (the PVH back end has its own, `pvh::balloon`).
 pub(crate) fn balloon_out(pages: u64) -> Result<Holes, MmuError> {
-    let run = FRAMES.lock().alloc_high(pages).ok_or(MmuError {
+    let run = lock_frames().alloc_high(pages).ok_or(MmuError {
         op: "balloon: no free run that long",
         error: XenError::ENOMEM,
         done: 0,
@@ -642,7 +689,7 @@ pub(crate) fn balloon_in(holes: Holes) -> Result<(), (MmuError, Holes)> {
         return Err((e, holes));
     }
     let err = MmuError { op: "balloon: freeing the frames", error: XenError::EINVAL, done: 0 };
-    match FRAMES.lock().add(holes.into_range()) {
+    match lock_frames().add(holes.into_range()) {
         Ok(()) => Ok(()),
         // The list of free runs is full: the frames are the guest's again
         // but not free; say so rather than lose track of them silently.
@@ -694,8 +741,7 @@ fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
         Pfn(0)..Pfn(0)
     } else {
         // Page tables for good: kept out of the allocator.
-        FRAMES
-            .lock()
+        lock_frames()
             .alloc(plan.tables)
             .ok_or(MmuError {
                 op: "balloon: no frames for page tables",
@@ -713,7 +759,7 @@ fn grow(pfns: Range<Pfn>) -> Result<(), MmuError> {
 /// Xen refuses the pin while the frame is mapped writable and accepts it
 /// once it is read-only. Returns (refused-while-writable, pinned, restored).
 pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
-    let run = FRAMES.lock().alloc(1).ok_or(MmuError {
+    let run = lock_frames().alloc(1).ok_or(MmuError {
         op: "pin: no free frame",
         error: XenError::ENOMEM,
         done: 0,
@@ -736,7 +782,7 @@ pub fn pin_round_trip() -> Result<(bool, bool, bool), MmuError> {
         Ok((refused, writable_refused, lookup(va).is_some_and(|p| p.writable())))
     });
     match result {
-        Ok(_) => FRAMES.lock().free(run).map_err(|(e, _)| e).expect("returning a frame just taken"),
+        Ok(_) => lock_frames().free(run).map_err(|(e, _)| e).expect("returning a frame just taken"),
         // The frame may still be a pinned table or read-only: never reuse it.
         Err(_) => {
             let _ = run.keep();
@@ -765,16 +811,27 @@ unsafe impl talc::source::Source for FrameSource {
             layout.size() as u64 + layout.align() as u64 + 4096,
         );
         let run = {
-            // Another vCPU may hold the frame allocator for a moment (SMP):
-            // wait a little for it. This vCPU holding it (a re-entry) never
-            // frees it: give up after the same bounded wait.
+            // Another vCPU may hold the frame allocator (SMP), and Xen may
+            // have preempted it there: wait for it, spinning, then yielding
+            // to Xen, up to a second. This vCPU holding it (a re-entry)
+            // never frees it: give up at once.
             let mut f = None;
-            for _ in 0..100_000 {
-                f = FRAMES.try_lock();
-                if f.is_some() {
+            let me = crate::smp::current();
+            let mut deadline = None;
+            for i in 0u32.. {
+                f = try_lock_frames();
+                if f.is_some() || FRAMES_HOLDER.load(Ordering::Acquire) == me {
                     break;
                 }
-                core::hint::spin_loop();
+                if i < 100_000 {
+                    core::hint::spin_loop();
+                    continue;
+                }
+                let now = crate::now_ns();
+                if now >= *deadline.get_or_insert(now + 1_000_000_000) {
+                    break;
+                }
+                let _ = hypercall::ops::sched_op::yield_now();
             }
             let Some(mut f) = f else {
                 return Err(());
@@ -783,7 +840,7 @@ unsafe impl talc::source::Source for FrameSource {
         };
         let Some(run) = run.filter(|_| INFO.get().is_some()) else {
             let (free, largest) =
-                FRAMES.try_lock().map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
+                try_lock_frames().map_or((0, 0), |f| (f.free_frames(), f.largest_run()));
             emergency_print(format_args!(
                 "out of memory: the heap cannot grow by {} bytes (align {}): {} frames free, longest run {}, heap {} KiB\n",
                 layout.size(),

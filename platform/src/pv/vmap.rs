@@ -18,7 +18,6 @@ use crate::memory::pagetable::{entry_addr, Level, Pte, DATA_FLAGS, TABLE_FLAGS};
 use crate::pv::mm;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall::abi::mmu::MmuUpdate;
-use hypercall::abi::xen::Uvmf;
 use hypercall::ops::mmu;
 use hypercall::{Mfn, XenError, PAGE_SIZE};
 use spin::Mutex;
@@ -64,7 +63,11 @@ fn new_table() -> Result<Mfn, XenError> {
     // SAFETY: nothing refers to the frame (above); from here on it is a
     // page table, which the direct map may only map read-only.
     let ro = unsafe {
-        mmu::update_va_mapping(va, Pte::new(mfn, DATA_FLAGS).read_only().0, Uvmf::INVLPG)
+        mmu::update_va_mapping(
+            va,
+            Pte::new(mfn, DATA_FLAGS).read_only().0,
+            crate::smp::invlpg_scope(),
+        )
     };
     match ro {
         Ok(()) => {
@@ -154,7 +157,8 @@ pub unsafe fn unmap(va: VirtAddr, pages: u64) -> Result<(), XenError> {
     for k in 0..pages {
         let page = va.0 + k * PAGE;
         // SAFETY: passed on from the caller.
-        unsafe { mmu::update_va_mapping(page as usize, 0, Uvmf::INVLPG) }?;
+        // Every vCPU: another may still translate the page (docs/smp.md).
+        unsafe { mmu::update_va_mapping(page as usize, 0, crate::smp::invlpg_scope()) }?;
     }
     Ok(())
 }

@@ -294,6 +294,57 @@ pub fn lookup(va: u64) -> Option<crate::memory::pagetable::Pte> {
     None
 }
 
+/// Unmaps the 4 KiB page at `va` (below 4 GiB) of the identity map (a
+/// secondary vCPU's stack guard). Its 2 MiB page is first split into 512
+/// 4 KiB pages, all mapped as before, through the page at `spare`, unless
+/// an earlier call split it already. Returns whether `spare` became a page
+/// table (it then stays one for good). Flushes `va` on this vCPU only:
+/// another vCPU's cached 2 MiB translation maps the same frames, and the
+/// vCPU whose stack this guards has not run yet.
+///
+/// # Safety
+/// Nothing may refer to the page at `va`; `spare` must be an identity-mapped
+/// page below 4 GiB that nothing else refers to, kept for good.
+pub unsafe fn unmap_4k(va: u64, spare: u64) -> Result<bool, &'static str> {
+    const PS: u64 = 1 << 7;
+    const ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+    if va >= MAPPED_LIMIT || spare >= MAPPED_LIMIT || va >> 21 == 0 {
+        return Err("outside the split-able identity map");
+    }
+    let pd_index = (va >> 21) as usize;
+    // SAFETY: the boot page directory is ours and covers the first 4 GiB;
+    // vCPU 0 is the only writer (SMP bring-up runs there).
+    let pde = unsafe { &pvh_boot_pd[pd_index] };
+    let raw = pde.load(Ordering::SeqCst);
+    if raw & 1 == 0 {
+        return Err("the 2 MiB page is not mapped");
+    }
+    let mut used = false;
+    let table = if raw & PS != 0 {
+        // SAFETY: the caller gives `spare` to us: an identity-mapped page
+        // nothing refers to, which becomes this 2 MiB page's table.
+        let t = unsafe { &mut *(spare as *mut PageTable) };
+        let base = (pd_index as u64) << 21;
+        let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+        for (i, e) in t.iter_mut().enumerate() {
+            e.set_addr(x86_64::PhysAddr::new(base + i as u64 * PAGE), flags);
+        }
+        // The same frames as the 2 MiB entry maps, 4 KiB at a time.
+        pde.store(spare | flags.bits(), Ordering::SeqCst);
+        used = true;
+        spare
+    } else {
+        raw & ADDR
+    };
+    let index = ((va >> 12) & 511) as usize;
+    // SAFETY: `table` is this 2 MiB page's 4 KiB table (split above or by
+    // an earlier call), identity-mapped below 4 GiB; the entry maps only
+    // `va`, which the caller vouches nothing refers to.
+    unsafe { (&mut *(table as *mut PageTable))[index].set_unused() };
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+    Ok(used)
+}
+
 /// The scratch page: virtual page 1, in the split first 2 MiB, kept out of
 /// the frame allocator so that remapping it aliases nothing in use.
 pub const SCRATCH_VA: u64 = PAGE;

@@ -33,6 +33,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use hypercall::abi::event_channel::EvtchnFifoControlBlock;
 use hypercall::abi::shared_info::{VcpuInfo, LEGACY_MAX_VCPUS};
+use hypercall::abi::xen::Uvmf;
 use hypercall::ops::{event_channel as evtchn, mmu, vcpu};
 use hypercall::{XenError, PAGE_SIZE};
 use spin::Once;
@@ -113,6 +114,18 @@ impl fmt::Display for SmpError {
             SmpError::Xen(op, e) => write!(f, "{op}: {e}"),
         }
     }
+}
+
+/// Whether the page below vCPU `n`'s stack (its guard) is unmapped, as
+/// the live page tables say; `None` before [`prepare`].
+pub fn guard_unmapped(n: u32) -> Option<bool> {
+    let (lo, _) = stack_range(n)?;
+    let guard = lo - PAGE_SIZE as u64;
+    Some(if crate::is_pvh() {
+        crate::pvh::memory::lookup(guard).is_none()
+    } else {
+        crate::pv::mm::lookup(VirtAddr(guard)).is_none()
+    })
 }
 
 /// The vCPU the caller runs on.
@@ -198,6 +211,14 @@ pub fn prepare(n: u32) -> Result<(), SmpError> {
                 crate::pv::mm::make_read_only(VirtAddr(gdt_page as u64))
                     .map_err(|e| SmpError::Xen("making the GDT frame read-only", e.error))?;
             }
+        } else {
+            // PVH has no GDT frame to give Xen: that page splits the
+            // guard's 2 MiB page of the identity map if it is not split
+            // yet (then it is a page table for good).
+            // SAFETY: the guard and the GDT page are kept frames of this
+            // vCPU that nothing refers to, identity-mapped below 4 GiB.
+            unsafe { crate::pvh::memory::unmap_4k(guard as u64, gdt_page as u64) }
+                .map_err(|_| SmpError::NotReady)?;
         }
         slot.gdt.store(gdt_page as u64, Ordering::Relaxed);
         slot.frames.store(first, Ordering::Relaxed);
@@ -304,6 +325,43 @@ pub fn start(n: u32, entry: fn(u32) -> !) -> Result<(), SmpError> {
         slot.initialised.store(true, Ordering::Release);
     }
     vcpu::up(n).map_err(|e| SmpError::Xen("VCPUOP_up", e))
+}
+
+/// Page-table changes of the kernel's own (PV: the balloon's remaps, a
+/// page-table frame made read-only, vmap's unmaps) flushed on every vCPU
+/// of the domain, because another vCPU may hold the old translation.
+static WIDE_FLUSHES: AtomicU64 = AtomicU64::new(0);
+
+/// How a PV `update_va_mapping` of the kernel's must flush: on this vCPU
+/// while no other vCPU ever had a stack (nothing else can have cached the
+/// entry), else on every vCPU of the domain (`UVMF_ALL`: Xen flushes the
+/// physical CPUs any of them may have left entries on; a vCPU that is
+/// down now may have run before).
+pub fn invlpg_scope() -> Uvmf {
+    if ACTIVE.load(Ordering::Acquire) {
+        WIDE_FLUSHES.fetch_add(1, Ordering::Relaxed);
+        Uvmf::INVLPG.all_vcpus()
+    } else {
+        Uvmf::INVLPG
+    }
+}
+
+/// The `mmuext_op` flush that goes with a batch of the kernel's page-table
+/// updates: `TLB_FLUSH_LOCAL`, or `TLB_FLUSH_ALL` once another vCPU
+/// may have run (see [`invlpg_scope`]).
+pub fn tlb_flush_scope() -> u32 {
+    use hypercall::abi::mmu::ext;
+    if ACTIVE.load(Ordering::Acquire) {
+        WIDE_FLUSHES.fetch_add(1, Ordering::Relaxed);
+        ext::TLB_FLUSH_ALL
+    } else {
+        ext::TLB_FLUSH_LOCAL
+    }
+}
+
+/// Flushes of the kernel's page-table changes made on every vCPU so far.
+pub fn wide_flushes() -> u64 {
+    WIDE_FLUSHES.load(Ordering::Relaxed)
 }
 
 /// Where both modes' entry stubs land, on the new vCPU's stack.

@@ -5,7 +5,7 @@
 use super::ctrl::{CtrlError, CtrlRing};
 use super::flow::{select_queue, RxSteering};
 use super::rx::{Buffer, RxPacket, RxQueue};
-use super::tx::{TxError, TxOffload, TxQueue};
+use super::tx::{TxError, TxOffload, TxQueue, TxRoom};
 use super::{fault, Stats, BROKEN_AFTER_FAULTS, TX_STALL_NS};
 use crate::env::{DriverEnv, EnvError, PageSet};
 use crate::ring::RingError;
@@ -15,6 +15,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 use core::time::Duration;
 use hypercall::abi::grant_table::GrantRef;
 use hypercall::EvtchnPort;
@@ -496,10 +497,31 @@ impl<H: DriverEnv> Netfront<H> {
         self.judge();
     }
 
+    /// The queues `which` names: queue `q`, or all of them (`None`); none
+    /// if `q` is not a queue of this vif.
+    fn span(&self, which: Option<usize>) -> Range<usize> {
+        match which {
+            None => 0..self.queues.len(),
+            Some(q) if q < self.queues.len() => q..q + 1,
+            Some(_) => 0..0,
+        }
+    }
+
     /// Delivers received packets from every queue and posts buffers again.
     /// Returns the first ring error (the other queues are still served).
     pub fn poll_rx(
         &mut self,
+        host: &mut H,
+        deliver: impl FnMut(RxPacket),
+    ) -> Result<(), RingError> {
+        self.poll_rx_queues(None, host, deliver)
+    }
+
+    /// As [`Netfront::poll_rx`], for queue `q` only (`Some(q)`: one
+    /// network shard's, see docs/smp.md) or all (`None`).
+    pub fn poll_rx_queues(
+        &mut self,
+        which: Option<usize>,
         host: &mut H,
         mut deliver: impl FnMut(RxPacket),
     ) -> Result<(), RingError> {
@@ -507,7 +529,8 @@ impl<H: DriverEnv> Netfront<H> {
             return Ok(());
         }
         let mut result = Ok(());
-        for q in &mut self.queues {
+        for i in self.span(which) {
+            let q = &mut self.queues[i];
             let before = self.stats.rx_packets;
             let r = q.rx.poll(&mut self.stats, &mut deliver);
             q.rx_packets += self.stats.rx_packets - before;
@@ -533,6 +556,20 @@ impl<H: DriverEnv> Netfront<H> {
         packet: &[u8],
         off: TxOffload,
     ) -> Result<(), TxError> {
+        self.send_on(None, host, packet, off)
+    }
+
+    /// As [`Netfront::send_offloaded`], on queue `q` whatever the flow
+    /// (`Some(q)`: a network shard sends every packet of its flows on its
+    /// own queue, the one netback steers them in on) or on the flow's
+    /// queue (`None`).
+    pub fn send_on(
+        &mut self,
+        which: Option<usize>,
+        host: &mut H,
+        packet: &[u8],
+        off: TxOffload,
+    ) -> Result<(), TxError> {
         if self.broken {
             return Err(TxError::Broken);
         }
@@ -541,7 +578,11 @@ impl<H: DriverEnv> Netfront<H> {
         {
             return Err(TxError::BadSize);
         }
-        let i = select_queue(packet, self.queues.len());
+        let i = match which {
+            None => select_queue(packet, self.queues.len()),
+            Some(q) if q < self.queues.len() => q,
+            Some(_) => return Err(TxError::NoQueue),
+        };
         let q = &mut self.queues[i];
         let r = match q.tx.send_offloaded(host, &mut self.stats, packet, off) {
             Err(TxError::Busy) => {
@@ -566,8 +607,13 @@ impl<H: DriverEnv> Netfront<H> {
 
     /// Publishes queued packets (one notification per queue at most).
     pub fn flush(&mut self, host: &mut H) {
-        for q in &mut self.queues {
-            q.tx.flush(host, &mut self.stats);
+        self.flush_queues(None, host);
+    }
+
+    /// As [`Netfront::flush`], for queue `q` only or all (`None`).
+    pub fn flush_queues(&mut self, which: Option<usize>, host: &mut H) {
+        for i in self.span(which) {
+            self.queues[i].tx.flush(host, &mut self.stats);
         }
     }
 
@@ -575,12 +621,17 @@ impl<H: DriverEnv> Netfront<H> {
     /// event: its TX answers wake nobody unless a sender waits for room
     /// ([`Netfront::tx_room`], [`Netfront::send`] ask for one then).
     pub fn reclaim_tx(&mut self) -> Result<(), RingError> {
+        self.reclaim_tx_queues(None)
+    }
+
+    /// As [`Netfront::reclaim_tx`], for queue `q` only or all (`None`).
+    pub fn reclaim_tx_queues(&mut self, which: Option<usize>) -> Result<(), RingError> {
         if self.broken {
             return Ok(());
         }
         let mut result = Ok(());
-        for q in &mut self.queues {
-            result = result.and(q.tx.reclaim(&mut self.stats, false));
+        for i in self.span(which) {
+            result = result.and(self.queues[i].tx.reclaim(&mut self.stats, false));
         }
         self.judge();
         result
@@ -599,15 +650,30 @@ impl<H: DriverEnv> Netfront<H> {
     /// Without room, an event is asked for on the first answer of each
     /// full queue, so the waiting stack is woken when room comes.
     pub fn tx_room(&mut self, bytes: usize) -> bool {
-        let _ = self.reclaim_tx();
-        let mut room = true;
-        for q in &mut self.queues {
+        self.tx_room_on(None, bytes).fits(bytes, true)
+    }
+
+    /// What queue `q` (or every queue, `None`: the least of them) can take
+    /// now, after taking the backend's answers; a queue without room for
+    /// a packet of `bytes` asks for an event on its next answer, as
+    /// [`Netfront::tx_room`] does. Nothing for a broken vif or a queue it
+    /// does not have.
+    pub fn tx_room_on(&mut self, which: Option<usize>, bytes: usize) -> TxRoom {
+        let span = self.span(which);
+        if self.broken || span.is_empty() {
+            return TxRoom::default();
+        }
+        let _ = self.reclaim_tx_queues(which);
+        let mut room: Option<TxRoom> = None;
+        for i in span {
+            let q = &mut self.queues[i];
             if !q.tx.has_room(bytes) {
                 let _ = q.tx.reclaim(&mut self.stats, true);
-                room &= q.tx.has_room(bytes);
             }
+            let r = q.tx.room();
+            room = Some(room.map_or(r, |m| m.min(r)));
         }
-        room
+        room.unwrap_or_default()
     }
 
     /// TX slots not yet answered, all queues.

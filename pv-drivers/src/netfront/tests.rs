@@ -8,7 +8,7 @@ use super::ctrl::{CtrlError, WANTED_HASH_TYPES};
 use super::fake::{CtrlMode, FakeBackend, FakeCtrl, FakeHost, Page};
 use super::flow::RSS_KEY;
 use super::rx::{new_buffer, RxPacket, RxQueue, MAX_PACKET};
-use super::tx::{TxError, TxOffload, TxQueue};
+use super::tx::{TxError, TxOffload, TxQueue, TxRoom};
 use super::Stats;
 use hypercall::abi::netif::{
     extra_type, gso_type, rxf, txf, NetifExtraInfo, NetifRxResponse, EXTRA_FLAG_MORE,
@@ -1006,6 +1006,84 @@ mod handshake {
             assert!(host.xen.borrow().grants.is_empty());
             assert!(host.xen.borrow().open_ports.is_empty());
         }
+    }
+
+    /// A network shard owns one queue (docs/smp.md): it takes only that
+    /// queue's RX, sends every packet on it whatever the flow (ARP too),
+    /// publishes only it, and the room it counted beforehand is exactly
+    /// what the queue then accepts.
+    #[test]
+    fn a_shard_owns_one_queue_both_ways_and_its_counted_room_holds() {
+        let (h, be) = vif(true);
+        let mut bus = Bus::new(h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let mut nf = Netfront::connect(&mut bus, &mut host, &dev, &cfg()).unwrap();
+        let mut backends: Vec<FakeBackend> = nf
+            .queues()
+            .iter()
+            .map(|q| {
+                let (t, r) = q.ring_refs();
+                FakeBackend::attach(&host, t, r)
+            })
+            .collect();
+        let mut rng = Rng(11);
+        for k in 0..10 {
+            let p = packet(&mut rng, 80 + k);
+            assert!(backends[k % 2].deliver(&p, 4096, &[], 0));
+        }
+        let mut got = Vec::new();
+        nf.poll_rx_queues(Some(1), &mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(got.len(), 5, "only queue 1's packets");
+        assert_eq!(nf.queues()[0].rx_packets, 0);
+        got.clear();
+        nf.poll_rx_queues(Some(0), &mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(got.len(), 5);
+        // A queue the vif does not have: nothing, and no panic.
+        nf.poll_rx_queues(Some(7), &mut host, |_| panic!("no queue 7")).unwrap();
+        assert_eq!(
+            nf.send_on(Some(7), &mut host, &tcp_frame(1, 10), Default::default()),
+            Err(TxError::NoQueue)
+        );
+        assert_eq!(nf.tx_room_on(Some(7), 100), TxRoom::default());
+
+        // Counted room, spent packet by packet: 64 buffers per queue, big
+        // GSO packets of 16 pages and small ones, every one taken is sent.
+        let mut room = nf.tx_room_on(Some(1), 65_535);
+        assert!(room.fits(65_535, true));
+        let gso = TxOffload { csum_blank: true, gso_size: Some(1460) };
+        // ARP, which a flow's hash would put on queue 0, goes on queue 1.
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert!(room.take(arp.len(), false));
+        nf.send_on(Some(1), &mut host, &arp, TxOffload::default()).unwrap();
+        let (mut sent, mut sport) = (1, 40000u16);
+        loop {
+            let big = sent % 3 == 0;
+            let f = tcp_frame(sport, if big { 60_000 } else { 200 });
+            let off = if big { gso } else { TxOffload::default() };
+            if !room.take(f.len(), off.gso_size.is_some()) {
+                break;
+            }
+            nf.send_on(Some(1), &mut host, &f, off).unwrap();
+            sent += 1;
+            sport += 1;
+        }
+        // The room is spent: the queue is full for a big packet.
+        let big = tcp_frame(sport, 60_000);
+        assert_eq!(nf.send_on(Some(1), &mut host, &big, gso), Err(TxError::Busy));
+        nf.flush_queues(Some(1), &mut host);
+        assert!(backends[0].take_tx().is_empty(), "queue 0 carried nothing");
+        let on1 = backends[1].take_tx();
+        assert_eq!(on1.len(), sent);
+        assert!(sent > 5, "{sent}");
+        assert_eq!(on1[0], arp);
+        nf.reclaim_tx_queues(Some(1)).unwrap();
+        assert_eq!(nf.tx_in_flight(), 0);
+        put(&h, &format!("{be}/state"), b"6", false);
+        let (stats, kept) = nf.disconnect(&mut bus, &mut host, Duration::from_millis(300));
+        assert!(kept.is_empty());
+        assert_eq!(stats.grants_active(), 0);
     }
 
     /// A frame from dom0 (192.0.2.1:`sport`) to the guest (192.0.2.3:7).

@@ -37,6 +37,56 @@ pub enum TxError {
     /// The vif was declared broken (repeated backend faults): it carries
     /// nothing any more.
     Broken,
+    /// The queue asked for is not one of the vif's (a vif with fewer
+    /// queues replaced the one the caller knew).
+    NoQueue,
+}
+
+/// What a TX queue can take, counted at one moment: free request slots,
+/// ids and buffers. A caller that owns the queue between that moment and
+/// its next [`TxQueue::send_offloaded`] (a network shard that builds its
+/// packets without holding the vif, then queues them all at once) spends
+/// it packet by packet with [`TxRoom::take`]: every packet it took room
+/// for is then accepted. Answers coming meanwhile only add room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxRoom {
+    pub requests: u32,
+    pub ids: u32,
+    pub buffers: u32,
+}
+
+impl TxRoom {
+    fn need(bytes: usize, gso: bool) -> (u32, u32) {
+        let slots = bytes.div_ceil(PAGE_BYTES).max(1) as u32;
+        (slots, slots + u32::from(gso))
+    }
+
+    /// Whether a packet of `bytes` (with a GSO extra slot if `gso`) fits.
+    pub fn fits(&self, bytes: usize, gso: bool) -> bool {
+        let (slots, requests) = Self::need(bytes, gso);
+        self.requests >= requests && self.ids >= slots && self.buffers >= slots
+    }
+
+    /// Takes a packet's share if it fits (and says whether it did).
+    pub fn take(&mut self, bytes: usize, gso: bool) -> bool {
+        if !self.fits(bytes, gso) {
+            return false;
+        }
+        let (slots, requests) = Self::need(bytes, gso);
+        self.requests -= requests;
+        self.ids -= slots;
+        self.buffers -= slots;
+        true
+    }
+
+    /// The room of two queues a packet may take either of.
+    pub fn min(self, o: TxRoom) -> TxRoom {
+        TxRoom {
+            requests: self.requests.min(o.requests),
+            ids: self.ids.min(o.ids),
+            buffers: self.buffers.min(o.buffers),
+        }
+    }
 }
 
 /// What the backend is asked to do for one packet.
@@ -112,11 +162,18 @@ impl<P: PageSet> TxQueue<P> {
     /// Whether a packet of `bytes` (with a GSO extra slot) would be taken
     /// now: slots, ids and buffers for it are free.
     pub fn has_room(&self, bytes: usize) -> bool {
-        let slots = bytes.div_ceil(PAGE_BYTES) as u32;
+        self.room().fits(bytes, true)
+    }
+
+    /// What the queue can take now (see [`TxRoom`]).
+    pub fn room(&self) -> TxRoom {
         let ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
-        let buffers_left = self.spare.len() as u32 + (self.max_buffers - self.buffers);
-        ring.free_requests() > slots && self.free_ids.len() as u32 >= slots && buffers_left >= slots
+        TxRoom {
+            requests: ring.free_requests(),
+            ids: self.free_ids.len() as u32,
+            buffers: self.spare.len() as u32 + (self.max_buffers - self.buffers),
+        }
     }
 
     /// Queues `packet` (not yet visible: see [`TxQueue::flush`]).
