@@ -123,12 +123,6 @@ pub fn try_with<R>(f: impl FnOnce(&mut GuestBus) -> R) -> Option<R> {
     BUS.get().and_then(|b| b.try_lock()).map(|mut g| f(&mut g))
 }
 
-/// Events on the store's channel so far: a cheap "did xenstored say
-/// anything" before looking at the ring.
-pub fn store_events() -> u64 {
-    STORE_EVENTS.load(Ordering::SeqCst)
-}
-
 /// This domain's identity, once [`init`] ran.
 pub fn identity() -> Option<&'static Identity> {
     IDENTITY.get()
