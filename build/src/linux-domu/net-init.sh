@@ -17,11 +17,12 @@ echo "linux-net: $(uname -r) eth0 $(ls /sys/class/net/eth0/queues | tr '\n' ' ')
 # bench net's marks (build/src/dom0/bench-net.sh, nb_linux_mark): dom0
 # writes a line to this console's tty before and after each phase; each
 # has the vif's event channels' lines of /proc/interrupts (netfront names
-# them after eth0) and eth0's packet counts printed, then "end".
+# them vif<devid>-q<N>[-tx|-rx]) and eth0's packet counts printed, then
+# "end".
 (
     while read -r mark; do
         while read -r l; do
-            case "$l" in *eth0*) echo "linux-irq: $l" ;; esac
+            case "$l" in *vif*) echo "linux-irq: $l" ;; esac
         done < /proc/interrupts
         echo "linux-irq: packets rx $(cat /sys/class/net/eth0/statistics/rx_packets) tx $(cat /sys/class/net/eth0/statistics/tx_packets)"
         echo "linux-irq: end $mark"
