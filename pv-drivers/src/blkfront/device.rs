@@ -219,18 +219,23 @@ pub struct BlkFront<E: BlkEnv> {
     generation: u64,
 }
 
+/// Copies a request's data into its bounce page, a whole word per store.
+/// Lengths are whole sectors (512-byte multiples), so there is never a
+/// partial word: the loop is a load and a store per 4 bytes, where a
+/// variable-length copy per word (what this was) cost a `memcpy` call per
+/// 4 bytes, the bulk of sequential I/O's time in the guest.
 fn copy_in(words: &[core::sync::atomic::AtomicU32], data: &[u8]) {
-    for (w, c) in words.iter().zip(data.chunks(4)) {
-        let mut b = [0u8; 4];
-        b[..c.len()].copy_from_slice(c);
-        w.store(u32::from_le_bytes(b), Ordering::Relaxed);
+    debug_assert!(data.len().is_multiple_of(4));
+    for (w, c) in words.iter().zip(data.chunks_exact(4)) {
+        w.store(u32::from_le_bytes([c[0], c[1], c[2], c[3]]), Ordering::Relaxed);
     }
 }
 
+/// The read side of [`copy_in`].
 fn copy_out(words: &[core::sync::atomic::AtomicU32], out: &mut [u8]) {
-    for (w, c) in words.iter().zip(out.chunks_mut(4)) {
-        let b = w.load(Ordering::Relaxed).to_le_bytes();
-        c.copy_from_slice(&b[..c.len()]);
+    debug_assert!(out.len().is_multiple_of(4));
+    for (w, c) in words.iter().zip(out.chunks_exact_mut(4)) {
+        c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
     }
 }
 
