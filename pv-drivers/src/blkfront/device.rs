@@ -182,6 +182,10 @@ enum Buf<'b> {
     Write(&'b [u8]),
 }
 
+/// Write data queued but not yet published after which [`BlkFront::transfer`]
+/// publishes before copying more (see there).
+const EARLY_PUBLISH_BYTES: usize = 64 * 1024;
+
 /// Backend faults (bogus ids, wrong operations, requests whose answer a
 /// bogus one took) after which the device is declared broken: every call
 /// fails from then on, until it is closed.
@@ -679,6 +683,7 @@ impl<E: BlkEnv> BlkFront<E> {
         let mut last_progress = self.env.now_ns();
         loop {
             let mut queued = false;
+            let mut unpublished = 0usize;
             while first_err.is_none() && self.health == Health::Live {
                 let (bytes, more) = if total == 0 {
                     (0, !control_sent)
@@ -705,12 +710,25 @@ impl<E: BlkEnv> BlkFront<E> {
                         in_flight += 1;
                         next += bytes;
                         control_sent = true;
+                        // A flush or a discard has no bytes: still one to
+                        // publish.
+                        unpublished += bytes.max(1);
+                        // A write's data is copied into its bounce pages as
+                        // it is queued: once a large share is, the backend
+                        // starts on it while the rest is copied, instead of
+                        // idling until the whole call is (sequential writes;
+                        // small random writes still go as one batch).
+                        if op == Operation::Write && unpublished >= EARLY_PUBLISH_BYTES {
+                            self.publish();
+                            self.env.published(in_flight);
+                            unpublished = 0;
+                        }
                     }
                     Ok(false) => break,
                     Err(e) => first_err = Some(e),
                 }
             }
-            if queued {
+            if queued && unpublished > 0 {
                 self.publish();
                 self.env.published(in_flight);
             }
