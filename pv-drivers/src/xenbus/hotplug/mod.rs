@@ -1090,7 +1090,7 @@ impl<D: Driver> Hotplug<D> {
                     let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                         a == Some(f) && b == Some(Closed)
                     };
-                    if self.write_guarded(bus, id, slot, Initialising, guard, out) {
+                    if self.write_guarded(bus, id, slot, Initialising, &guard, out) {
                         slot.seen_at = now;
                         Self::set_phase(slot, Phase::Waiting, now);
                     }
@@ -1111,7 +1111,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Closing)
                 };
-                self.write_guarded(bus, id, slot, Closed, guard, out);
+                self.write_guarded(bus, id, slot, Closed, &guard, out);
                 Self::set_phase(slot, Phase::Closed, now);
             }
             (Some(f), Some(InitWait)) if retry_due => {
@@ -1120,7 +1120,7 @@ impl<D: Driver> Hotplug<D> {
                     let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                         a == Some(f) && b == Some(InitWait)
                     };
-                    if !self.write_guarded(bus, id, slot, Initialising, guard, out) {
+                    if !self.write_guarded(bus, id, slot, Initialising, &guard, out) {
                         self.dirty = true;
                         return;
                     }
@@ -1134,7 +1134,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Closed)
                 };
-                self.write_guarded(bus, id, slot, Initialising, guard, out);
+                self.write_guarded(bus, id, slot, Initialising, &guard, out);
             }
             // A backend Connected while we hold nothing: connected to rings
             // we let go of (a new backend finds our node still Connected
@@ -1144,7 +1144,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Connected)
                 };
-                self.write_guarded(bus, id, slot, Closed, guard, out);
+                self.write_guarded(bus, id, slot, Closed, &guard, out);
             }
             _ => {}
         }
@@ -1201,7 +1201,7 @@ impl<D: Driver> Hotplug<D> {
         let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
             a == Some(ours) && b != Some(XenbusState::Connected)
         };
-        self.write_guarded(bus, id, slot, XenbusState::Initialising, guard, out);
+        self.write_guarded(bus, id, slot, XenbusState::Initialising, &guard, out);
     }
 
     fn write_guarded<T: Transport>(
@@ -1210,7 +1210,7 @@ impl<D: Driver> Hotplug<D> {
         id: &str,
         slot: &mut Slot<D::Device>,
         to: XenbusState,
-        guard: impl Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
+        guard: &dyn Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
         out: &mut Vec<Happening<D::Closed>>,
     ) -> bool {
         match device::switch_state(bus, &slot.info, to, guard) {
