@@ -182,8 +182,8 @@ enum Buf<'b> {
     Write(&'b [u8]),
 }
 
-/// Write data queued but not yet published after which [`BlkFront::transfer`]
-/// publishes before copying more (see there).
+/// A write request at least this large is published as soon as its data
+/// is copied in, before the next one's is (see [`BlkFront::transfer`]).
 const EARLY_PUBLISH_BYTES: usize = 64 * 1024;
 
 /// Backend faults (bogus ids, wrong operations, requests whose answer a
@@ -714,11 +714,12 @@ impl<E: BlkEnv> BlkFront<E> {
                         // publish.
                         unpublished += bytes.max(1);
                         // A write's data is copied into its bounce pages as
-                        // it is queued: once a large share is, the backend
-                        // starts on it while the rest is copied, instead of
-                        // idling until the whole call is (sequential writes;
-                        // small random writes still go as one batch).
-                        if op == Operation::Write && unpublished >= EARLY_PUBLISH_BYTES {
+                        // it is queued: a large request goes to the backend
+                        // at once, which starts on it while the next is
+                        // copied, instead of idling until the whole call is
+                        // (sequential writes). Small requests (random 4 KiB
+                        // writes) still go as one batch per call.
+                        if op == Operation::Write && bytes >= EARLY_PUBLISH_BYTES {
                             self.publish();
                             self.env.published(in_flight);
                             unpublished = 0;
