@@ -116,6 +116,120 @@ pub fn scenarios(
     v
 }
 
+/// The Linux DomU at one mark: its vif's event channels (the lines of
+/// `/proc/interrupts` netfront named `vif0-q0-tx`, `vif0-q0-rx`, every
+/// CPU's column summed) and eth0's packets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxMark {
+    /// (name, count) per channel, e.g. `("vif0-q0-rx", 812)`.
+    pub channels: Vec<(String, u64)>,
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+}
+
+impl LinuxMark {
+    /// Events on all the vif's channels.
+    pub fn events(&self) -> u64 {
+        self.channels.iter().map(|(_, n)| n).sum()
+    }
+
+    fn minus(&self, o: &Self) -> Self {
+        let before = |name: &str| o.channels.iter().find(|(n, _)| n == name).map_or(0, |c| c.1);
+        LinuxMark {
+            channels: self
+                .channels
+                .iter()
+                .map(|(n, c)| (n.clone(), c.saturating_sub(before(n))))
+                .collect(),
+            rx_pkts: self.rx_pkts.saturating_sub(o.rx_pkts),
+            tx_pkts: self.tx_pkts.saturating_sub(o.tx_pkts),
+        }
+    }
+}
+
+/// The Linux DomU's marks (`linux-irq:` lines, `linux-domu/net-init.sh`),
+/// one per `linux-irq: end`, in order.
+pub fn linux_marks(console: &[String]) -> Vec<LinuxMark> {
+    let mut marks = Vec::new();
+    let mut cur = LinuxMark::default();
+    for l in console {
+        let Some(rest) = l.find("linux-irq: ").map(|i| l[i + 11..].trim()) else { continue };
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        match w.first().copied() {
+            Some("end") => marks.push(std::mem::take(&mut cur)),
+            Some("packets") => {
+                let get = |k: &str| {
+                    w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)?.parse().ok())
+                };
+                cur.rx_pkts = get("rx").unwrap_or(0);
+                cur.tx_pkts = get("tx").unwrap_or(0);
+            }
+            // "25:  1234  xen-dyn  -edge  vif0-q0-tx": the counts follow
+            // the IRQ number, one per CPU; the name is last.
+            Some(irq) if irq.ends_with(':') && w.len() > 2 => {
+                let n: u64 = w[1..].iter().map_while(|x| x.parse::<u64>().ok()).sum();
+                cur.channels.push((w[w.len() - 1].to_string(), n));
+            }
+            _ => {}
+        }
+    }
+    marks
+}
+
+/// The Linux DomU's counts across each phase (send, recv, rr).
+pub fn linux_phases(console: &[String]) -> Vec<LinuxMark> {
+    linux_marks(console).windows(2).take(3).map(|w| w[1].minus(&w[0])).collect()
+}
+
+/// Our exits against the Linux DomU's events, per 1,000 packets (each
+/// side's own packets, both ways) in each phase: issue 17's "fewer
+/// notifications plus hypercalls than the Linux DomU's event count".
+pub fn events_table(phases: &[Counters], linux: &[LinuxMark]) -> String {
+    let mut t = Table::new(Style::Plain)
+        .left("phase", 16)
+        .right("ours pkts", 10)
+        .right("events in", 10)
+        .right("hypercalls", 11)
+        .right("sum", 8)
+        .right("linux pkts", 11)
+        .right("linux events", 13)
+        .right("fewer?", 7);
+    for (i, name) in ["dom0->guest", "guest->dom0", "request/resp."].iter().enumerate() {
+        let (Some(c), Some(l)) = (phases.get(i), linux.get(i)) else { continue };
+        let ours_pkts = c.rx_pkts + c.tx_pkts;
+        let linux_pkts = l.rx_pkts + l.tx_pkts;
+        let per = |n: u64, p: u64| (p > 0).then(|| n as f64 * 1000.0 / p as f64);
+        let ours = per(c.rx_events + c.tx_events + c.hypercalls(), ours_pkts);
+        // No vif lines at all: the mark did not see the channels.
+        let theirs = per(l.events(), linux_pkts).filter(|_| !l.channels.is_empty());
+        let fewer = match (ours, theirs) {
+            (Some(a), Some(b)) if a < b => "yes",
+            (Some(_), Some(_)) => "no",
+            _ => "-",
+        };
+        t.row([
+            name.to_string(),
+            ours_pkts.to_string(),
+            per_k(c.rx_events + c.tx_events, ours_pkts),
+            per_k(c.hypercalls(), ours_pkts),
+            report::cell(ours, 1),
+            linux_pkts.to_string(),
+            report::cell(theirs, 1),
+            fewer.to_string(),
+        ]);
+    }
+    let channels = linux
+        .first()
+        .map(|l| l.channels.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!(
+        "\nExits per 1,000 packets (each side's packets both ways): ours = events in (rx + tx) + \
+         hypercalls (EVTCHNOP_send + set_timer_op + SCHEDOP_block), against the Linux DomU's events \
+         (/proc/interrupts of its vif's channels: {channels}):\n{}",
+        t.render()
+    )
+}
+
 /// One side's measurements.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Side {
@@ -328,6 +442,8 @@ pub struct Report {
     pub ours: SideReport,
     pub linux: SideReport,
     pub phases: Vec<PhaseReport>,
+    /// The Linux DomU's vif events and packets per phase (send, recv, rr).
+    pub linux_phases: Vec<LinuxMark>,
 }
 
 /// One side's figures in [`Report`].
@@ -369,6 +485,7 @@ pub fn to_json(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptio
             .zip(phases)
             .map(|(phase, c)| PhaseReport { phase, counters: *c })
             .collect(),
+        linux_phases: Vec::new(),
     }
 }
 
@@ -391,14 +508,20 @@ pub fn run(o: &NetBenchOptions) -> Result<()> {
     let report = lab.boot(&sc)?;
     let (ours, linux, phases) = collect(&report);
     let loops = report.run(OURS).map(|r| loop_phases(&r.console)).unwrap_or_default();
+    let linux_events = report.run(LINUX).map(|r| linux_phases(&r.console)).unwrap_or_default();
     let mut text = table(&ours, &linux, &phases, o);
+    if !linux_events.is_empty() {
+        text.push_str(&events_table(&phases, &linux_events));
+    }
     if !loops.is_empty() {
         text.push_str(&loop_table(&loops));
     }
     println!("\n{text}");
     // One vCPU: `net.*` as always; more: `net-vcpus2.*`, beside it.
     let stem = if o.vcpus == 1 { "net".to_string() } else { format!("net-vcpus{}", o.vcpus) };
-    report::write(&out, &stem, &text, &to_json(&ours, &linux, &phases, o))?;
+    let mut json = to_json(&ours, &linux, &phases, o);
+    json.linux_phases = linux_events;
+    report::write(&out, &stem, &text, &json)?;
     println!("total: {:.0} s", t.elapsed().as_secs_f64());
     let incomplete = (ours.to_guest.is_none() || ours.from_guest.is_none() || ours.rr.is_none())
         .then(|| "the Rust guest's measurements are incomplete".to_string());
@@ -458,6 +581,41 @@ mod tests {
     }
 
     #[test]
+    fn linux_events_per_phase_beside_ours() {
+        let mark = |k: u64| {
+            s(&[
+                "irq-mark 1",
+                &format!("linux-irq: 25:   {}   xen-dyn    -edge      vif0-q0-tx", 100 * k),
+                &format!("linux-irq: 26:   {}   xen-dyn    -edge      vif0-q0-rx", 300 * k),
+                &format!("linux-irq: packets rx {} tx {}", 1000 * k, 1000 * k),
+                "linux-irq: end irq-mark 1",
+            ])
+        };
+        let console: Vec<String> = (0..4).flat_map(mark).collect();
+        let l = linux_phases(&console);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].channels, vec![("vif0-q0-tx".into(), 100), ("vif0-q0-rx".into(), 300)]);
+        assert_eq!((l[0].events(), l[0].rx_pkts, l[0].tx_pkts), (400, 1000, 1000));
+        // Ours: 1,000 packets, 50 events in, 41 hypercalls: 91 per 1,000
+        // against Linux's 200.
+        let c = Counters {
+            rx_pkts: 600,
+            tx_pkts: 400,
+            rx_events: 30,
+            tx_events: 20,
+            tx_notify: 10,
+            rx_notify: 20,
+            timer_sets: 5,
+            blocks: 6,
+        };
+        let t = events_table(&[c; 3], &l);
+        let row = t.lines().find(|l| l.starts_with("dom0->guest")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[1..], ["1000", "50.0", "41.0", "91.0", "2000", "200.0", "yes"], "{t}");
+        assert!(t.contains("vif0-q0-tx vif0-q0-rx"), "{t}");
+    }
+
+    #[test]
     fn loop_figures_per_phase() {
         let line = |k: u64| {
             vec![
@@ -485,6 +643,8 @@ mod tests {
         let lib = crate::dom0::BENCH_NET.1;
         assert!(lib.contains("nb_tool \"$1\" send \"$2\" 9 \"$3\""));
         assert_eq!(lib.matches("nb_mark \"$1\" \"$6\"").count(), 4);
+        assert!(lib.contains("nb_phases \"$1\" \"$3\" \"$4\" \"$5\" \"$6\" 2"));
+        assert!(crate::netbench::LINUX_INIT.contains("done < /dev/hvc0"));
         let sc =
             scenarios(&o, Path::new("k"), Path::new("t"), Path::new("v"), Some(Path::new("r")));
         assert_eq!(sc.len(), 2);

@@ -21,15 +21,39 @@ pub struct QueueFull;
 
 /// Sorted by deadline, earliest last (so expiry pops from the end);
 /// equal deadlines expire in the order they were added.
+///
+/// A new queue is all zero bytes, so the kernel's per-vCPU queues (a
+/// static) sit in `.bss`, not in the image: `Option<Timer>` slots would
+/// leave the payload of `None` uninitialised, which the compiler can only
+/// place in `.data` (34 KiB of the stripped image, issue 17).
 pub struct TimerQueue<const N: usize> {
-    timers: [Option<Timer>; N],
+    timers: [Slot; N],
     len: usize,
-    next_id: u64,
+    /// The last id handed out (ids start at 1).
+    last_id: u64,
+}
+
+/// A queue entry; the first `len` are timers, the rest `EMPTY`.
+#[derive(Clone, Copy)]
+struct Slot {
+    deadline_ns: u64,
+    id: u64,
+    func: Option<TimerFn>,
+    data: usize,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot { deadline_ns: 0, id: 0, func: None, data: 0 };
+
+    fn timer(&self) -> Option<Timer> {
+        let func = self.func?;
+        Some(Timer { deadline_ns: self.deadline_ns, id: TimerId(self.id), func, data: self.data })
+    }
 }
 
 impl<const N: usize> TimerQueue<N> {
     pub const fn new() -> Self {
-        Self { timers: [None; N], len: 0, next_id: 1 }
+        Self { timers: [Slot::EMPTY; N], len: 0, last_id: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -49,26 +73,26 @@ impl<const N: usize> TimerQueue<N> {
         if self.len == N {
             return Err(QueueFull);
         }
-        let id = TimerId(self.next_id);
-        self.next_id += 1;
+        self.last_id += 1;
+        let id = self.last_id;
         // Insert before every timer that is due no later (they go first).
         let at = self.timers[..self.len]
             .iter()
-            .position(|t| t.is_some_and(|t| t.deadline_ns <= deadline_ns))
+            .position(|t| t.deadline_ns <= deadline_ns)
             .unwrap_or(self.len);
         self.timers.copy_within(at..self.len, at + 1);
-        self.timers[at] = Some(Timer { deadline_ns, id, func, data });
+        self.timers[at] = Slot { deadline_ns, id, func: Some(func), data };
         self.len += 1;
-        Ok(id)
+        Ok(TimerId(id))
     }
 
     /// Removes a timer that has not fired; false if it is not queued.
     pub fn cancel(&mut self, id: TimerId) -> bool {
-        match self.timers[..self.len].iter().position(|t| t.is_some_and(|t| t.id == id)) {
+        match self.timers[..self.len].iter().position(|t| t.id == id.0) {
             Some(at) => {
                 self.timers.copy_within(at + 1..self.len, at);
                 self.len -= 1;
-                self.timers[self.len] = None;
+                self.timers[self.len] = Slot::EMPTY;
                 true
             }
             None => false,
@@ -77,17 +101,17 @@ impl<const N: usize> TimerQueue<N> {
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.len.checked_sub(1).and_then(|i| self.timers[i]).map(|t| t.deadline_ns)
+        self.len.checked_sub(1).map(|i| self.timers[i].deadline_ns)
     }
 
     /// Takes the earliest timer if it is due at `now_ns`.
     pub fn pop_due(&mut self, now_ns: u64) -> Option<Timer> {
         let last = self.len.checked_sub(1)?;
-        let t = self.timers[last]?;
+        let t = self.timers[last].timer()?;
         if t.deadline_ns > now_ns {
             return None;
         }
-        self.timers[last] = None;
+        self.timers[last] = Slot::EMPTY;
         self.len = last;
         Some(t)
     }

@@ -8,7 +8,8 @@
 #   guest's discard port (9), BYTES from its source port (19), REQUESTS
 #   round trips of SIZE bytes to its echo port (7). With MARKS=1 an
 #   `xl sysrq NAME c` before and after each phase has our guest print its
-#   counters ("net: efficiency"), waited for.
+#   counters ("net: efficiency"), waited for; with MARKS=2 the Linux DomU
+#   prints its vif's /proc/interrupts lines ("linux-irq: ..."), waited for.
 # nb_ours NAME CFG IP BYTES REQUESTS SIZE: our guest (app=echo) measured,
 #   then shut down.
 # nb_linux NAME CFG IP BYTES REQUESTS SIZE: the Linux DomU (nettool serve)
@@ -22,11 +23,30 @@ nb_bridge() {
     fi
 }
 
-# nb_mark NAME MARKS K: the K-th counters line of NAME, if MARKS.
+# nb_mark NAME MARKS K: the K-th counters of NAME (MARKS 1: ours, 2:
+# Linux, 0: none).
 nb_mark() {
-    [ "$2" = 1 ] || return 0
-    xl sysrq "$1" c
-    wait_console "$1" 'net: efficiency' "$3" 30
+    case "$2" in
+        1)
+            xl sysrq "$1" c
+            wait_console "$1" 'net: efficiency' "$3" 30
+            ;;
+        2) nb_linux_mark "$1" "$3" ;;
+    esac
+}
+
+# nb_linux_mark NAME K: a line written to the Linux DomU's console tty
+# (xenconsoled's pty, as `xl console` would type it) has its /init print
+# the vif's interrupt counts (linux-domu/net-init.sh), the K-th time;
+# waited for. No packet on the vif: the read itself adds no event.
+nb_linux_mark() {
+    _nb_tty=$(xenstore-read "/local/domain/$(cat "/tmp/lab-domid-$1")/console/tty" 2>/dev/null)
+    if [ -z "$_nb_tty" ]; then
+        echo "[xl check] $1-irq-mark-$2 no console tty"
+        return 1
+    fi
+    echo "irq-mark $2" > "$_nb_tty"
+    wait_console "$1" 'linux-irq: end' "$2" 30
 }
 
 # nb_tool NAME ARGS...: nettool ARGS, its output tagged for the host.
@@ -64,7 +84,7 @@ nb_linux() {
     nb_bridge
     run_guest_start "$1" "$2" || return 1
     if wait_console "$1" 'NETTOOL serve ready' 1 240; then
-        nb_phases "$1" "$3" "$4" "$5" "$6" 0
+        nb_phases "$1" "$3" "$4" "$5" "$6" 2
     fi
     xl destroy "$1"
     run_guest_wait "$1" 30

@@ -24,15 +24,47 @@ struct Call {
 /// Calls waiting for one vCPU.
 const MAILBOX: usize = 16;
 
+/// `None` slots are free. Not `Option<Call>`: its `None` leaves the
+/// payload uninitialised, which puts every vCPU's mailbox (a static) in
+/// the image's `.data` instead of `.bss` (issue 17).
 struct Mailbox {
-    calls: [Option<Call>; MAILBOX],
+    calls: [Slot; MAILBOX],
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    f: Option<CallFn>,
+    data: usize,
+    in_irq: bool,
+}
+
+impl Slot {
+    const FREE: Slot = Slot { f: None, data: 0, in_irq: false };
+
+    fn is_none(&self) -> bool {
+        self.f.is_none()
+    }
+
+    fn is_some_and(&self, p: impl FnOnce(Call) -> bool) -> bool {
+        self.call().is_some_and(p)
+    }
+
+    fn call(&self) -> Option<Call> {
+        Some(Call { f: self.f?, data: self.data, in_irq: self.in_irq })
+    }
+
+    fn take(&mut self) -> Option<Call> {
+        let c = self.call();
+        *self = Slot::FREE;
+        c
+    }
 }
 
 impl Mailbox {
     fn push(&mut self, c: Call) -> bool {
         match self.calls.iter_mut().find(|s| s.is_none()) {
             Some(slot) => {
-                *slot = Some(c);
+                *slot = Slot { f: Some(c.f), data: c.data, in_irq: c.in_irq };
                 true
             }
             None => false,
@@ -80,7 +112,7 @@ const CPU: Cpu = Cpu {
     misdelivered: AtomicU64::new(0),
     tasks_done: AtomicU64::new(0),
     bringup_ns: AtomicU64::new(0),
-    mailbox: IrqLock::new(Mailbox { calls: [None; MAILBOX] }),
+    mailbox: IrqLock::new(Mailbox { calls: [Slot::FREE; MAILBOX] }),
 };
 
 static CPUS: [Cpu; MAX_VCPUS] = [CPU; MAX_VCPUS];
@@ -482,7 +514,7 @@ pub fn resume(was: u64, new_domain: bool) {
             c.ipi_port.store(0, Ordering::Release);
             c.kick_port.store(0, Ordering::Release);
             c.stop.store(false, Ordering::SeqCst);
-            *c.mailbox.lock() = Mailbox { calls: [None; MAILBOX] };
+            *c.mailbox.lock() = Mailbox { calls: [Slot::FREE; MAILBOX] };
             timer::forget_vcpu(n as u32);
         }
         if let Err(e) = bind_ports() {

@@ -13,21 +13,29 @@ use super::stats::Table;
 use crate::events::{self, IrqLock};
 use crate::{console, kprintln};
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use hypercall::trace::{Call, Kind};
+use hypercall::trace::{Call, Capture, Kind};
 
 /// Records waiting for the console; a burst longer than this while the
 /// console is busy is counted as dropped (and the summary says so).
 const QUEUE: usize = 64;
 
+/// The first `len` items from `head` (wrapping) are records; the others
+/// are `EMPTY`. Not `Option`s: a `None` leaves its payload uninitialised,
+/// which would put this static's 16 KiB in the image's `.data` instead
+/// of `.bss` (issue 17).
 struct Queue {
-    items: [Option<(u64, Call)>; QUEUE],
+    items: [(u64, Call); QUEUE],
     head: usize,
     len: usize,
     dropped: u64,
 }
 
 static PENDING: IrqLock<Queue> =
-    IrqLock::new(Queue { items: [None; QUEUE], head: 0, len: 0, dropped: 0 });
+    IrqLock::new(Queue { items: [EMPTY; QUEUE], head: 0, len: 0, dropped: 0 });
+const EMPTY: (u64, Call) = (
+    0,
+    Call { nr: 0, args: [0; 5], ret: 0, cycles: 0, before: Capture::EMPTY, after: Capture::EMPTY },
+);
 static STATS: IrqLock<Table<Kind, 64>> = IrqLock::new(Table::new());
 static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Hypercalls the tracer itself made while printing.
@@ -71,7 +79,7 @@ fn push(c: &Call) {
         return;
     }
     let i = (q.head + q.len) % QUEUE;
-    q.items[i] = Some((seq, *c));
+    q.items[i] = (seq, *c);
     q.len += 1;
 }
 
@@ -83,7 +91,7 @@ fn pop() -> Option<(u64, Call)> {
     let i = q.head;
     q.head = (q.head + 1) % QUEUE;
     q.len -= 1;
-    q.items[i].take()
+    Some(core::mem::replace(&mut q.items[i], EMPTY))
 }
 
 /// Prints what is queued, if the console is free and nobody else is

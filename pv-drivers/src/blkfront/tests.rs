@@ -351,6 +351,28 @@ fn large_transfers_use_indirect_requests_many_in_flight_and_persistent_grants() 
 }
 
 #[test]
+fn large_writes_are_published_while_the_rest_is_copied_reads_at_once() {
+    with_device(Offer::default(), Config::default(), |_, _, w, mut dev| {
+        // 1 MiB: four requests of 64 segments.
+        let data = pattern(1 << 20, 5);
+        dev.write_sectors(0, &data).unwrap();
+        // The backend was told after each 256 KiB request was copied in,
+        // not once after all four.
+        assert_eq!(w.borrow().published, [1, 2, 3, 4]);
+        w.borrow_mut().published.clear();
+        let mut back = vec![0; data.len()];
+        dev.read_sectors(0, &mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(w.borrow().published, [4], "nothing to copy before a read");
+        // Small scattered writes still go as one batch, however many.
+        w.borrow_mut().published.clear();
+        let sectors: Vec<u64> = (0..32).map(|k| k * 24).collect();
+        dev.write_blocks(&sectors, &data[..32 * 4096]).unwrap();
+        assert_eq!(w.borrow().published, [32]);
+    });
+}
+
+#[test]
 fn flush_reaches_the_backend_and_discard_zeroes() {
     with_device(Offer::default(), Config::default(), |_, _, w, mut dev| {
         dev.write_at(0, &[0xaa; 8192]).unwrap();

@@ -278,7 +278,8 @@ pub fn switch_state<T: Transport>(
     bus: &mut Bus<T>,
     dev: &DeviceInfo,
     to: XenbusState,
-    guard: impl Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
+    // `dyn`: one copy of the transaction for every guard (issue 17's size).
+    guard: &dyn Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
 ) -> Result<bool, XenbusError> {
     let fe_path = format!("{}/state", dev.frontend);
     let be_path = format!("{}/state", dev.backend);
@@ -305,7 +306,7 @@ pub fn close_state<T: Transport>(
     dev: &DeviceInfo,
     to: XenbusState,
 ) -> Result<bool, XenbusError> {
-    switch_state(bus, dev, to, |fe, _| matches!(fe, Some(s) if s != XenbusState::Initialising))
+    switch_state(bus, dev, to, &|fe, _| matches!(fe, Some(s) if s != XenbusState::Initialising))
 }
 
 /// The backend's state, `None` if it has not written one. A backend

@@ -36,15 +36,17 @@
 //! device took to connect since it appeared, and how long after its
 //! previous detach.
 
+mod idmap;
+
 use super::bus::Bus;
 use super::device::{self, DeviceInfo, XenbusError, XenbusState};
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 use hypercall::DomId;
+use idmap::IdMap;
 use xenstore_client::{reply, request, Error, Instant, MsgType, Store, Transport, XsErrno};
 
 /// What a frontend driver does for the manager. Its calls may block (a
@@ -369,7 +371,8 @@ struct Slot<D> {
     /// The backend `state` path we watch.
     watched: Option<String>,
     last: (Node, Node),
-    told: BTreeSet<String>,
+    /// Problems said about it (each once).
+    told: Vec<String>,
     /// When this device's backend misbehaved (restarted or vanished under
     /// it, or a connect failed), within [`Config::fault_window`].
     faults: Vec<Instant>,
@@ -419,10 +422,10 @@ pub struct Hotplug<D: Driver> {
     token: String,
     backend_token_prefix: String,
     cfg: Config,
-    slots: BTreeMap<String, Slot<D::Device>>,
-    history: BTreeMap<String, History>,
+    slots: IdMap<Slot<D::Device>>,
+    history: IdMap<History>,
     /// Ids whose entry is broken, with what was said about it.
-    broken: BTreeMap<String, String>,
+    broken: IdMap<String>,
     dirty: bool,
     next_check: Option<Instant>,
     lost_seen: u64,
@@ -522,9 +525,9 @@ impl<D: Driver> Hotplug<D> {
             backend_token_prefix: format!("{token}:"),
             token,
             cfg,
-            slots: BTreeMap::new(),
-            history: BTreeMap::new(),
-            broken: BTreeMap::new(),
+            slots: IdMap::new(),
+            history: IdMap::new(),
+            broken: IdMap::new(),
             dirty: true,
             next_check: None,
             lost_seen: 0,
@@ -657,7 +660,7 @@ impl<D: Driver> Hotplug<D> {
         }
         let now = bus.now();
         let mut unsettled = !scanned;
-        for (id, slot) in &mut self.slots {
+        for (id, slot) in self.slots.iter_mut() {
             if matches!(slot.phase, Phase::Connected { .. }) {
                 continue;
             }
@@ -786,16 +789,14 @@ impl<D: Driver> Hotplug<D> {
         cause: Cause,
         out: &mut Vec<Happening<D::Closed>>,
     ) {
-        let present: BTreeSet<&str> =
-            seen.iter().filter(|s| s.info.is_ok()).map(|s| s.id.as_str()).collect();
-        let gone: Vec<String> =
-            self.slots.keys().filter(|k| !present.contains(k.as_str())).cloned().collect();
+        let present = |id: &str| seen.iter().any(|s| s.info.is_ok() && s.id == id);
+        let gone: Vec<String> = self.slots.keys().filter(|k| !present(k)).cloned().collect();
         for id in gone {
             if let Some(slot) = self.slots.remove(&id) {
                 self.end_slot(bus, driver, &id, slot, Why::Removed, cause, out);
             }
         }
-        self.broken.retain(|id, _| seen.iter().any(|s| s.id == *id));
+        self.broken.retain(|id, _| seen.iter().any(|s| s.id == id));
         for s in seen {
             let info = match s.info {
                 Ok(i) => {
@@ -841,7 +842,8 @@ impl<D: Driver> Hotplug<D> {
             let (backend, online) = s.backend.unwrap_or((Node::Absent, Online::Unknown));
             if let Node::Garbage(v) = &backend {
                 let what = format!("{}/state = {v:?} is not a xenbus state", slot.info.backend);
-                if slot.told.insert(what.clone()) {
+                if !slot.told.contains(&what) {
+                    slot.told.push(what.clone());
                     out.push(Happening::Problem {
                         dev: format!("{}/{}", self.kind, s.id),
                         what: format!("{what}; waiting for a valid one"),
@@ -900,7 +902,7 @@ impl<D: Driver> Hotplug<D> {
             stuck_told: false,
             watched,
             last: (Node::Absent, Node::Absent),
-            told: BTreeSet::new(),
+            told: Vec::new(),
             faults: Vec::new(),
         }
     }
@@ -940,7 +942,7 @@ impl<D: Driver> Hotplug<D> {
         now: Instant,
         cause: Cause,
     ) -> Happening<D::Closed> {
-        let h = self.history.entry(id.into()).or_default();
+        let h = self.history.get_or_default(id);
         h.last_detach = Some(now);
         h.kept += D::kept(&closed);
         self.counters.detaches += 1;
@@ -1088,7 +1090,7 @@ impl<D: Driver> Hotplug<D> {
                     let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                         a == Some(f) && b == Some(Closed)
                     };
-                    if self.write_guarded(bus, id, slot, Initialising, guard, out) {
+                    if self.write_guarded(bus, id, slot, Initialising, &guard, out) {
                         slot.seen_at = now;
                         Self::set_phase(slot, Phase::Waiting, now);
                     }
@@ -1109,7 +1111,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Closing)
                 };
-                self.write_guarded(bus, id, slot, Closed, guard, out);
+                self.write_guarded(bus, id, slot, Closed, &guard, out);
                 Self::set_phase(slot, Phase::Closed, now);
             }
             (Some(f), Some(InitWait)) if retry_due => {
@@ -1118,7 +1120,7 @@ impl<D: Driver> Hotplug<D> {
                     let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                         a == Some(f) && b == Some(InitWait)
                     };
-                    if !self.write_guarded(bus, id, slot, Initialising, guard, out) {
+                    if !self.write_guarded(bus, id, slot, Initialising, &guard, out) {
                         self.dirty = true;
                         return;
                     }
@@ -1132,7 +1134,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Closed)
                 };
-                self.write_guarded(bus, id, slot, Initialising, guard, out);
+                self.write_guarded(bus, id, slot, Initialising, &guard, out);
             }
             // A backend Connected while we hold nothing: connected to rings
             // we let go of (a new backend finds our node still Connected
@@ -1142,7 +1144,7 @@ impl<D: Driver> Hotplug<D> {
                 let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
                     a == Some(f) && b == Some(Connected)
                 };
-                self.write_guarded(bus, id, slot, Closed, guard, out);
+                self.write_guarded(bus, id, slot, Closed, &guard, out);
             }
             _ => {}
         }
@@ -1199,7 +1201,7 @@ impl<D: Driver> Hotplug<D> {
         let guard = |a: Option<XenbusState>, b: Option<XenbusState>| {
             a == Some(ours) && b != Some(XenbusState::Connected)
         };
-        self.write_guarded(bus, id, slot, XenbusState::Initialising, guard, out);
+        self.write_guarded(bus, id, slot, XenbusState::Initialising, &guard, out);
     }
 
     fn write_guarded<T: Transport>(
@@ -1208,7 +1210,7 @@ impl<D: Driver> Hotplug<D> {
         id: &str,
         slot: &mut Slot<D::Device>,
         to: XenbusState,
-        guard: impl Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
+        guard: &dyn Fn(Option<XenbusState>, Option<XenbusState>) -> bool,
         out: &mut Vec<Happening<D::Closed>>,
     ) -> bool {
         match device::switch_state(bus, &slot.info, to, guard) {
@@ -1247,7 +1249,7 @@ impl<D: Driver> Hotplug<D> {
         let dev = format!("{}/{id}", self.kind);
         match result {
             Ok(d) => {
-                let h = self.history.entry(id.into()).or_default();
+                let h = self.history.get_or_default(id);
                 h.attaches += 1;
                 self.counters.attaches += 1;
                 if cause == Cause::Timer {

@@ -14,7 +14,7 @@ use super::*;
 use crate::xenbus::Bus;
 use hypercall::abi::grant_table::GrantRef;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 use xenstore_client::fake::{EventFate, FakeXenstored, Harness};
 use xenstore_client::{Access, Perm};
