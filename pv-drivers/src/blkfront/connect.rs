@@ -153,8 +153,9 @@ fn reopen<T: Transport>(
     timeout: Duration,
 ) -> Result<(), BlkError> {
     let closed = |s: Option<XenbusState>| s == Some(XenbusState::Closed);
-    if device::switch_state(bus, dev, XenbusState::Initialising, &|fe, be| closed(fe) && closed(be))?
-    {
+    if device::switch_state(bus, dev, XenbusState::Initialising, &|fe, be| {
+        closed(fe) && closed(be)
+    })? {
         device::wait_for_backend(bus, dev, |s| s != XenbusState::Closed, timeout)?;
     }
     Ok(())
