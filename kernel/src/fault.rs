@@ -22,6 +22,7 @@ pub fn vector_name(vector: u64) -> &'static str {
         5 => "#BR bound range exceeded",
         6 => "#UD invalid opcode",
         7 => "#NM device not available",
+        8 => "#DF double fault",
         9 => "coprocessor segment overrun",
         10 => "#TS invalid TSS",
         11 => "#NP segment not present",
@@ -84,6 +85,16 @@ fn report(f: &TrapFrame) {
         let (why, access, rsvd) = page_fault_cause(f.error_code);
         let sep = if rsvd.is_empty() { "" } else { ", " };
         kprintln!("  fault address (cr2) {cr2:#018x}: {why} on {access}{sep}{rsvd}");
+    }
+    if f.vector == 8 {
+        // PVH: the double fault runs on its own stack (platform's
+        // pvh/tss.rs); most often the CPU could not push a frame on the
+        // current one, and cr2 is that push's address if it was a #PF.
+        kprintln!(
+            "  a fault while delivering a fault or the upcall: the last page fault's address (cr2) {:#018x}; rsp {:#018x} is the stack it was pushing on (in a guard page: a stack overflow)",
+            platform::fault_address(),
+            f.rsp
+        );
     }
     kprintln!(
         "  rip {:#018x} cs {:#06x} rflags {:#010x} rsp {:#018x} ss {:#06x}",

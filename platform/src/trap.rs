@@ -124,4 +124,9 @@ pub enum DeliberateFault {
     InvalidOpcode,
     /// Division by zero.
     DivideError,
+    /// Unbounded recursion, into the stack's guard page. Under PVH the
+    /// CPU cannot push the page fault's frame either: a double fault,
+    /// taken on its own stack (`pvh/tss.rs`). Under PV Xen cannot write
+    /// the bounce frame and crashes the domain without a report.
+    StackOverflow,
 }

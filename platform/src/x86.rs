@@ -80,5 +80,20 @@ pub fn trigger_fault(kind: DeliberateFault) -> ! {
             }
             panic!("division by zero did not fault");
         }
+        DeliberateFault::StackOverflow => {
+            let depth = recurse(0);
+            panic!("{depth} frames of recursion did not overflow the stack");
+        }
     }
+}
+
+/// Calls itself with a 512-byte frame until the stack overflows (the
+/// `black_box`es keep the frame and the call: no tail call, no loop).
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return frame[0];
+    }
+    core::hint::black_box(recurse(depth + 1)) + frame[1]
 }

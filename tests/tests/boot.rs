@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use xen_tests::{
     assert_console_contains, assert_console_line, assert_result, boot, console_pattern_line,
-    expect_run, guest, parse_summary, BootReport, GuestResult, Scenario,
+    expect_run, guest, parse_summary, BootReport, GuestMode, GuestResult, Scenario,
 };
 
 static LAB: OnceLock<BootReport> = OnceLock::new();
@@ -42,6 +42,9 @@ fn lab() -> &'static BootReport {
                 Scenario::single(guest("panic", "panic").timeout(t)),
                 Scenario::single(
                     guest("fault", "fault").args(&["fault=pf".to_string()]).timeout(t),
+                ),
+                Scenario::single(
+                    guest("fault-stack", "fault").args(&["fault=stack".to_string()]).timeout(t),
                 ),
             ]
         })
@@ -145,6 +148,24 @@ fn a_page_fault_is_reported_then_the_domain_crashes() {
         run,
         "fault address (cr2) 0x0000000000000008: page not present on read",
     );
+    assert_console_contains(run, "backtrace (frame pointers):");
+}
+
+#[test]
+fn a_stack_overflow_crashes_the_domain_with_a_report_under_pvh() {
+    let run = expect_run(lab(), "fault-stack");
+    assert_result(run, &GuestResult::Crash);
+    assert_console_contains(run, "raising StackOverflow on purpose");
+    if xen_tests::guest_mode() == GuestMode::Pv {
+        // Xen cannot write the bounce frame into the guard page: it
+        // crashes the domain itself, and the guest prints nothing more.
+        return;
+    }
+    // PVH: the #PF's frame cannot be pushed either; the double fault runs
+    // on its own stack (IST 1) and reports. Without it: a triple fault,
+    // which Xen turns into a reboot with no report.
+    assert_console_contains(run, "FATAL: #DF double fault (vector 8)");
+    assert_console_contains(run, "is the stack it was pushing on");
     assert_console_contains(run, "backtrace (frame pointers):");
 }
 

@@ -83,7 +83,8 @@ fn panic(_: &Cmdline<'_>) -> AppResult {
     panic!("deliberate panic requested by app=panic")
 }
 
-/// Raises a CPU exception on purpose (`fault=pf|gp|ud|de`, default pf),
+/// Raises a CPU exception on purpose (`fault=pf|gp|ud|de|stack`, default
+/// pf; `stack`: a stack overflow into the guard page),
 /// to show (and test) the fault report.
 #[cfg(target_os = "none")]
 fn fault(cmd: &Cmdline<'_>) -> AppResult {
@@ -93,7 +94,8 @@ fn fault(cmd: &Cmdline<'_>) -> AppResult {
         "gp" => DeliberateFault::GeneralProtection,
         "ud" => DeliberateFault::InvalidOpcode,
         "de" => DeliberateFault::DivideError,
-        _ => return Err(AppError::BadSetting("fault= takes pf, gp, ud or de")),
+        "stack" => DeliberateFault::StackOverflow,
+        _ => return Err(AppError::BadSetting("fault= takes pf, gp, ud, de or stack")),
     };
     kernel::kprintln!("raising {kind:?} on purpose");
     trigger_fault(kind)

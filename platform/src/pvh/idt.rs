@@ -148,7 +148,12 @@ pub fn install() -> Result<(), XenError> {
                     5 => idt.bound_range_exceeded.set_handler_addr(addr),
                     6 => idt.invalid_opcode.set_handler_addr(addr),
                     7 => idt.device_not_available.set_handler_addr(addr),
-                    8 => idt.double_fault.set_handler_addr(addr),
+                    // On its own stack (IST 1, `tss.rs`): a fault while
+                    // pushing a frame on the current stack ends up here.
+                    8 => idt
+                        .double_fault
+                        .set_handler_addr(addr)
+                        .set_stack_index(super::tss::DOUBLE_FAULT_IST),
                     10 => idt.invalid_tss.set_handler_addr(addr),
                     11 => idt.segment_not_present.set_handler_addr(addr),
                     12 => idt.stack_segment_fault.set_handler_addr(addr),
@@ -169,6 +174,7 @@ pub fn install() -> Result<(), XenError> {
         }
         idt
     });
+    super::tss::load(0);
     idt.load();
     set_callback()
 }
@@ -180,9 +186,12 @@ pub fn set_callback() -> Result<(), XenError> {
     hvm_op::set_callback_irq(hvm::callback_vector(UPCALL_VECTOR))
 }
 
-/// Loads the IDT [`install`] built on the calling CPU (a secondary vCPU:
-/// the table is shared, each CPU's IDTR is its own).
-pub(crate) fn load_here() -> Result<(), XenError> {
-    IDT.get().ok_or(XenError::EINVAL)?.load();
+/// Loads the IDT [`install`] built on the calling CPU, secondary vCPU `n`
+/// (the table is shared, each CPU's IDTR is its own), after `n`'s TSS
+/// (the double fault's stack).
+pub(crate) fn load_here(n: u32) -> Result<(), XenError> {
+    let idt = IDT.get().ok_or(XenError::EINVAL)?;
+    super::tss::load(n);
+    idt.load();
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod idt;
 pub mod memory;
 pub mod suspend;
+mod tss;
 
 use crate::hooks::emergency_print;
 use crate::memory::balloon::Holes;

@@ -368,7 +368,7 @@ pub fn wide_flushes() -> u64 {
 extern "C" fn secondary_entry(n: u64) -> ! {
     if crate::is_pvh() {
         // The IDT is the same table vCPU 0 loaded; the IDTR is per CPU.
-        let _ = crate::pvh::idt::load_here();
+        let _ = crate::pvh::idt::load_here(n as u32);
     }
     match ENTRY.get() {
         Some(f) => f(n as u32),
