@@ -71,6 +71,7 @@ pub fn start() -> cmdline::Cmdline<'static> {
         None => console::init_hypervisor(),
     }
     timeline::mark("console");
+    platform::stack_depth::paint();
     // Before memory: `trace=hypercalls` shows the page tables being built.
     trace::init(&cmdline::Cmdline::new(platform::cmdline()));
     let memory = platform::init_memory();

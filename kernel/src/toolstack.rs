@@ -33,6 +33,8 @@ pub fn obey(req: ShutdownRequest) {
     kprintln!(
         "control: {n} devices quiesced ({timed_out} waited out a timeout); shutting down ({reason:?})"
     );
+    let (deepest, size) = platform::stack_depth::deepest();
+    kprintln!("stack: vCPU 0's boot stack used {deepest} of {size} bytes at its deepest");
     platform::shutdown(reason);
 }
 

@@ -58,6 +58,8 @@ pub mod shared_pages;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
+pub mod stack_depth;
+#[cfg(target_os = "none")]
 pub mod suspend;
 #[cfg(target_os = "none")]
 mod x86;
