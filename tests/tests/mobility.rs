@@ -156,7 +156,11 @@ if wait_console mecho "echo: ready" 1 90 && wait_console mecho "connected: mac" 
             lab_save mecho /tmp/mecho.save && sleep {PAUSE_S} && lab_restore mecho /tmp/mecho.save; src=$?
             rm -f /tmp/mecho.save
         fi
-        if wait_answer $t0 180; then ms_now; ans=$((NOW - t0)); else ans=none; fi
+        # A reply after the command returned: one between t0 and the
+        # suspend (xl prepares for a while first) says nothing of the
+        # guest after it.
+        ms_now; t1=$NOW
+        if wait_answer $t1 180; then ms_now; ans=$((NOW - t0)); else ans=none; fi
         echo_line "line-after-$step"; trc=$?
         echo "[xl mobility] step name=mecho step=$step rc=$src ping_answer_ms=$ans tcp_rc=$trc"
     done
