@@ -29,6 +29,42 @@ use crate::pv::suspend::Outcome;
 use hypercall::abi::hvm;
 use hypercall::ops::{hvm as hvm_op, sched_op};
 use hypercall::{EvtchnPort, Mfn, XenError};
+use x86_64::instructions::tables::{lgdt, lidt, sgdt, sidt};
+use x86_64::structures::DescriptorTablePointer;
+
+/// The GDTR and IDTR are the vCPU's own state, which neither a cancelled
+/// suspend (the toolstack rewrites vCPU 0's registers to make the call
+/// return 1: `modify_returncode` in libxc's `xg_resume.c`) nor a restore
+/// should change. Issues 15/16: a PVH guest triple-faulted just after a
+/// cancelled checkpoint, which a table no longer where the GDTR or IDTR
+/// says would do at the next interrupt. If they moved, say so and load
+/// them again (the upcall is still masked: nothing was delivered yet).
+fn check_tables((gdt, idt): (DescriptorTablePointer, DescriptorTablePointer)) {
+    let (g, i) = (sgdt(), sidt());
+    let same = |a: &DescriptorTablePointer, b: &DescriptorTablePointer| {
+        ({ a.base }, { a.limit }) == ({ b.base }, { b.limit })
+    };
+    if same(&g, &gdt) && same(&i, &idt) {
+        return;
+    }
+    crate::hooks::emergency_print(format_args!(
+        "resume: descriptor tables changed across the suspend: GDTR {:#x}/{:#x} -> {:#x}/{:#x}, IDTR {:#x}/{:#x} -> {:#x}/{:#x}; loaded again\n",
+        { gdt.base }.as_u64(),
+        { gdt.limit },
+        { g.base }.as_u64(),
+        { g.limit },
+        { idt.base }.as_u64(),
+        { idt.limit },
+        { i.base }.as_u64(),
+        { i.limit },
+    ));
+    // SAFETY: the two pointers are the ones this vCPU had loaded before
+    // the suspend, to tables that live for good in the image.
+    unsafe {
+        lgdt(&gdt);
+        lidt(&idt);
+    }
+}
 
 fn port(param: u32) -> Result<EvtchnPort, XenError> {
     let v = hvm_op::get_param(param)?;
@@ -43,7 +79,9 @@ pub fn suspend() -> Result<Outcome, XenError> {
     // Xen's physical map, whatever our page tables hold; the argument is
     // 0 (no start-info frame: HVM guests have none). After a 0 return the
     // code below rebuilds what lives outside our memory.
+    let tables = (sgdt(), sidt());
     let r = unsafe { sched_op::suspend(Mfn(0)) }?;
+    check_tables(tables);
     if r != 0 {
         // Cancelled: the same domain, shared info still in place.
         idt::set_callback()?;
