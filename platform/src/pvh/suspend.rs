@@ -75,11 +75,11 @@ fn port(param: u32) -> Result<EvtchnPort, XenError> {
 /// request to xenstored in flight and the console flushed. `Err` when
 /// Xen refused the suspend (nothing changed).
 pub fn suspend() -> Result<Outcome, XenError> {
+    let tables = (sgdt(), sidt());
     // SAFETY: an HVM container's memory is read by the toolstack through
     // Xen's physical map, whatever our page tables hold; the argument is
     // 0 (no start-info frame: HVM guests have none). After a 0 return the
     // code below rebuilds what lives outside our memory.
-    let tables = (sgdt(), sidt());
     let r = unsafe { sched_op::suspend(Mfn(0)) }?;
     check_tables(tables);
     if r != 0 {
