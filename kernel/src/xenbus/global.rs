@@ -67,12 +67,14 @@ impl RingEvents for StoreEvents {
         if woke {
             Ok(())
         } else {
+            // A wait lasts at most the transport's LOOK_AGAIN while a reply
+            // is due. The first few that end without news, then every
+            // 16th: what the rings and the store port looked like when
+            // xenstored seemed silent.
             let n = WAIT_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
-            // The first few, then every 16th: what the rings and the
-            // store port looked like when xenstored seemed silent.
             if n < 4 || n.is_multiple_of(16) {
                 crate::kprintln!(
-                    "xenstore: wait #{} timed out: {}",
+                    "xenstore: no news from xenstored (wait #{}): {}",
                     n + 1,
                     snapshot(self.port, self.page)
                 );
