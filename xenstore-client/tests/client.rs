@@ -838,3 +838,26 @@ fn waiting_for_request_room_reads_the_answers_meanwhile() {
     assert_eq!(replies.len(), 200);
     assert!(replies.iter().all(|m| m.payload == GUEST.0.to_string().as_bytes()));
 }
+
+/// After a stall xenstored answers every request it finds, also ones given
+/// up on longer ago than the client's list of abandoned ids: those answers
+/// are dropped (and counted), not reported as strangers' in place of the
+/// request waited for now (issue 21: `UnknownReqId(27)` to `(30)` each
+/// failed a later request at 378 s).
+#[test]
+fn answers_to_requests_given_up_on_long_ago_are_dropped() {
+    let s = Setup::new();
+    let mut xs = s.client();
+    xs.set_reply_timeout(Some(Duration::from_millis(10)));
+    s.fake().set_stalled(true);
+    for _ in 0..40 {
+        assert_eq!(xs.read("domid"), Err(Error::TimedOut));
+    }
+    s.fake().set_stalled(false);
+    xs.set_reply_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(xs.read_u64("domid"), Ok(u64::from(GUEST.0)));
+    assert_eq!(xs.late_replies(), 8, "40 given up on, the last 32 remembered");
+    // A reply to a request never sent is still an error.
+    s.fake().mangle_next_reply(|m| reencode(m, |m| m.header.req_id = ReqId(0xdead)));
+    assert_eq!(xs.read("domid"), Err(Error::UnknownReqId(ReqId(0xdead))));
+}
