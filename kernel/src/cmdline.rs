@@ -193,6 +193,12 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "log every hypercall, XenStore request or event delivery, with a summary at the end",
     ),
+    s(
+        "xenstore.lose_notify",
+        n(0, 1000),
+        Some("0"),
+        "fault injection: once a second vCPU runs, skip this many notifications to xenstored",
+    ),
     s("spin.secs", n(1, 3600), Some("20"), "with app=spin: seconds to burn the CPU"),
     s("spin.sync", n(0, 1), Some("0"), "with app=spin: 1 waits for dom0's data/spin-go first"),
     s(

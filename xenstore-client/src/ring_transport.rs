@@ -11,10 +11,18 @@ use crate::wire::{Message, MESSAGE_MAX};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use core::time::Duration;
 use hypercall::abi::xenstore::{
     XenstoreDomainInterface, CONNECTED, ERROR_NONE, RECONNECT, RING_SIZE, SERVER_FEATURE_ERROR,
     SERVER_FEATURE_RECONNECTION,
 };
+
+/// How long one wait for xenstored lasts before the transport looks at
+/// both rings again (and, if xenstored has not taken requests we wrote,
+/// notifies it again). An event lost in either direction then costs at
+/// most this instead of the whole reply timeout, and a reply that is in
+/// the ring when the deadline comes is taken, not reported as a timeout.
+pub const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// The deadline passed while waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +56,21 @@ pub struct RingTransport<'a, E> {
     /// Set once the stream is beyond repair (bad indices, a header that
     /// lies about its length): every later call returns it.
     broken: Option<Error>,
+    /// Waits that ended by [`LOOK_AGAIN`] with requests still unread by
+    /// xenstored, each followed by another notification.
+    renotified: u64,
 }
 
 impl<'a, E: RingEvents> RingTransport<'a, E> {
     pub fn new(page: &'a XenstoreDomainInterface, events: E) -> Self {
-        RingTransport { page, events, out: VecDeque::new(), inbuf: Vec::new(), broken: None }
+        RingTransport {
+            page,
+            events,
+            out: VecDeque::new(),
+            inbuf: Vec::new(),
+            broken: None,
+            renotified: 0,
+        }
     }
 
     /// The event mechanism (e.g. for a test to reach its fake server).
@@ -75,6 +93,18 @@ impl<'a, E: RingEvents> RingTransport<'a, E> {
         self.broken = None;
         let prod = self.page.rsp_prod.load(Ordering::Acquire);
         self.page.rsp_cons.store(prod, Ordering::Release);
+    }
+
+    /// Times a wait went a whole [`LOOK_AGAIN`] without news while
+    /// xenstored had not taken requests from the ring, and it was notified
+    /// again.
+    pub fn renotified(&self) -> u64 {
+        self.renotified
+    }
+
+    /// Whether the `req` ring holds bytes xenstored has not taken yet.
+    fn requests_unread(&self) -> bool {
+        Ring::requests(self.page).pending().is_ok_and(|n| n > 0)
     }
 
     /// The error that broke the stream, if one did.
@@ -138,15 +168,43 @@ impl<'a, E: RingEvents> RingTransport<'a, E> {
         Ok(n > 0)
     }
 
-    /// Waits for the other side, or says the deadline passed.
+    /// Waits for the other side, or says the deadline passed. Returning
+    /// `Ok` means "look at the rings again": the caller does, and calls
+    /// again, so the last look comes after the deadline's wait and a reply
+    /// already there is never reported as a timeout.
+    ///
+    /// While xenstored owes us something (a deadline is set: a reply or
+    /// ring space is awaited; or requests sit unread in the ring), a wait
+    /// lasts at most [`LOOK_AGAIN`]; if it ends without news and xenstored
+    /// has still not taken our requests, it is notified again. xenstored
+    /// looks at a ring only when something wakes it, so a notification
+    /// that did not reach it would otherwise leave the requests there
+    /// until some other client happens to wake it. An idle wait (no
+    /// deadline, nothing unread) sleeps until an event, as before.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         if let Some(e) = self.server_error() {
             return self.fail(e);
         }
-        if self.events.now().reached(deadline) {
+        let now = self.events.now();
+        if now.reached(deadline) {
             return Err(Error::TimedOut);
         }
-        self.events.wait(deadline).map_err(|TimedOut| Error::TimedOut)
+        let until = if deadline.is_none() && !self.requests_unread() {
+            None
+        } else {
+            let slice = now.after(LOOK_AGAIN);
+            Some(deadline.map_or(slice, |d| d.min(slice)))
+        };
+        match self.events.wait(until) {
+            Ok(()) => Ok(()),
+            Err(TimedOut) => {
+                if self.requests_unread() {
+                    self.renotified += 1;
+                    self.events.notify();
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -160,6 +218,14 @@ impl<E: RingEvents> Transport for RingTransport<'_, E> {
             self.flush()?;
             if self.out.is_empty() {
                 return Ok(());
+            }
+            // No room for the rest: take what xenstored wrote meanwhile
+            // before waiting. xenstored stops reading requests while the
+            // answers to earlier ones cannot go into our full `rsp` ring
+            // (the C xenstored's quota of outstanding requests), so waiting
+            // for `req` room without reading would wait for ever.
+            if self.fill()? {
+                continue;
             }
             self.wait(deadline)?;
         }

@@ -352,6 +352,18 @@ pub fn is_pending(port: EvtchnPort) -> bool {
     }
 }
 
+/// `port`'s raw state, for reports: the FIFO event word (pending, masked,
+/// linked, link), or the 2-level pending and masked bits as bits 31 and 30.
+pub fn word(port: EvtchnPort) -> u32 {
+    match abi() {
+        Abi::TwoLevel => u32::from(is_pending(port)) << 31 | u32::from(is_masked(port)) << 30,
+        Abi::Fifo => platform::fifo_pages()
+            .1
+            .get(port.0 as usize)
+            .map_or(0, |w| w.load(core::sync::atomic::Ordering::Acquire)),
+    }
+}
+
 /// Clears `port`'s pending state; returns whether it was pending.
 pub fn clear_pending(port: EvtchnPort) -> bool {
     match abi() {

@@ -7,8 +7,9 @@ use crate::timer;
 use crate::trace::xenstore::Traced;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
+use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::{DomId, EvtchnPort};
 use pv_drivers::xenbus::Bus;
 use spin::{Mutex, Once};
@@ -21,9 +22,20 @@ use xenstore_client::{
 pub struct StoreEvents {
     port: EvtchnPort,
     seen: u64,
+    /// The store page, for the report a timed-out wait gives.
+    page: &'static XenstoreDomainInterface,
 }
 
 static STORE_EVENTS: AtomicU64 = AtomicU64::new(0);
+/// Waits for xenstored that ended by their deadline, and `EVTCHNOP_send`s
+/// on the store port that Xen refused.
+static WAIT_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// `xenstore.lose_notify=N`: notifications still to skip once a second
+/// vCPU runs (a notification that never reaches xenstored, made to
+/// happen: docs/smp.md), and how many were.
+static LOSE_LEFT: AtomicU32 = AtomicU32::new(0);
+static LOST: AtomicU32 = AtomicU32::new(0);
 
 fn on_store_event(_: EvtchnPort, _: usize) {
     STORE_EVENTS.fetch_add(1, Ordering::SeqCst);
@@ -39,7 +51,17 @@ pub fn store_events() -> u64 {
 
 impl RingEvents for StoreEvents {
     fn notify(&mut self) {
-        let _ = events::send(self.port);
+        if LOSE_LEFT.load(Ordering::Relaxed) > 0 && crate::smp::count() > 1 {
+            LOSE_LEFT.fetch_sub(1, Ordering::Relaxed);
+            let n = LOST.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::kprintln!("xenstore: notification {n} not sent (xenstore.lose_notify)");
+            return;
+        }
+        if let Err(e) = events::send(self.port) {
+            if SEND_ERRORS.fetch_add(1, Ordering::Relaxed) < 3 {
+                log::warn!("xenstore: notifying port {}: {e}", self.port);
+            }
+        }
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), TimedOut> {
@@ -56,6 +78,18 @@ impl RingEvents for StoreEvents {
         if woke {
             Ok(())
         } else {
+            // A wait lasts at most the transport's LOOK_AGAIN while a reply
+            // is due. The first few that end without news, then every
+            // 16th: what the rings and the store port looked like when
+            // xenstored seemed silent.
+            let n = WAIT_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+            if n < 4 || n.is_multiple_of(16) {
+                crate::kprintln!(
+                    "xenstore: no news from xenstored (wait #{}): {}",
+                    n + 1,
+                    snapshot(self.port, self.page)
+                );
+            }
             Err(TimedOut)
         }
     }
@@ -63,6 +97,34 @@ impl RingEvents for StoreEvents {
     fn now(&self) -> Instant {
         Instant(platform::now_ns())
     }
+}
+
+/// The store rings' indices, the store port's state (ours and Xen's) and
+/// the event counts: what tells a silent xenstored (requests unread) from
+/// a lost wake-up (a reply unread), and where the port's events go.
+fn snapshot(port: EvtchnPort, page: &XenstoreDomainInterface) -> String {
+    let ld = |a: &core::sync::atomic::AtomicU32| a.load(Ordering::SeqCst);
+    let xen = match hypercall::ops::event_channel::status(DomId::SELF, port) {
+        Ok((state, vcpu)) => alloc::format!("state {state} vCPU {vcpu}"),
+        Err(e) => alloc::format!("status refused: {e}"),
+    };
+    let upcalls: String = (0..crate::smp::count())
+        .map(|n| alloc::format!(" {n}:{}", events::upcalls_on(n)))
+        .collect();
+    alloc::format!(
+        "req prod {} cons {}, rsp prod {} cons {}; port {port}: {} (word {:#x}), Xen: {xen}; \
+         store events {}, upcalls{upcalls}, sends {} ({} refused), on vCPU {}",
+        ld(&page.req_prod),
+        ld(&page.req_cons),
+        ld(&page.rsp_prod),
+        ld(&page.rsp_cons),
+        if events::is_pending(port) { "pending" } else { "not pending" },
+        events::word(port),
+        STORE_EVENTS.load(Ordering::SeqCst),
+        events::sends(),
+        SEND_ERRORS.load(Ordering::Relaxed),
+        platform::smp::current(),
+    )
 }
 
 /// The bus over the store ring, with `trace=xenstore` around the transport.
@@ -88,12 +150,15 @@ pub fn init() -> Result<Option<&'static Identity>, Error> {
     let Some((page, port)) = platform::store_page() else {
         return Ok(None);
     };
+    let lose = crate::cmdline::Cmdline::new(platform::cmdline()).number("xenstore.lose_notify");
+    LOSE_LEFT.store(lose.unwrap_or(0) as u32, Ordering::Relaxed);
     if let Err(e) = events::register(port, on_store_event, 0) {
         log::warn!("store port {port}: {e}");
     }
     let seen = STORE_EVENTS.load(Ordering::SeqCst);
     crate::trace::label(port, "xenstore");
-    let mut client = Client::new(Traced::new(RingTransport::new(page, StoreEvents { port, seen })));
+    let mut client =
+        Client::new(Traced::new(RingTransport::new(page, StoreEvents { port, seen, page })));
     client.set_reply_timeout(Some(REPLY_TIMEOUT));
     let mut bus = Bus::new(client);
     // Who we are, in one pipelined round trip to xenstored.
@@ -146,7 +211,8 @@ pub fn resume(port: EvtchnPort) -> Result<usize, Error> {
     }
     let mut bus = bus.lock();
     let seen = STORE_EVENTS.load(Ordering::SeqCst);
-    bus.xs.transport_mut().inner_mut().resume(StoreEvents { port, seen });
+    let page = bus.xs.transport_mut().inner_mut().events().page;
+    bus.xs.transport_mut().inner_mut().resume(StoreEvents { port, seen, page });
     let n = bus.xs.rewatch_all()?;
     // A new domain, a new id.
     if let Some(v) = bus.xs.read_opt("domid")? {

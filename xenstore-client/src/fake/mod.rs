@@ -60,6 +60,11 @@ pub struct FakeConfig {
     /// Offer `XENSTORE_SERVER_FEATURE_RECONNECTION` (as xenstored does):
     /// the guest may ask for a reset of its connection.
     pub reconnection: bool,
+    /// Stop reading the guest's requests while this many bytes of replies
+    /// wait for room in its `rsp` ring. The C xenstored (4.17 on, XSA-326)
+    /// stops reading a domain with 20 requests "outstanding" (answered, the
+    /// answer not yet in the domain's ring); counted in bytes here.
+    pub max_unwritten: Option<usize>,
 }
 
 impl Default for FakeConfig {
@@ -72,6 +77,7 @@ impl Default for FakeConfig {
             quota_errno: XsErrno::EQUOTA,
             events_before_reply: true,
             reconnection: true,
+            max_unwritten: None,
         }
     }
 }
@@ -398,38 +404,49 @@ impl FakeXenstored {
         }
         let mut moved = false;
         let mut chunk = [0u8; 1024];
+        // As xenstored's loop: read what may be read, write what fits, and
+        // again while that made progress (writing may lift the quota).
         loop {
-            match Ring::requests(page).read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    moved = true;
-                    self.inbuf.extend_from_slice(&chunk[..n]);
-                }
-                Err(_) => return self.break_connection(page, ERROR_RINGIDX),
-            }
+            let mut progress = false;
             loop {
-                match Message::decode(&self.inbuf) {
-                    Ok(Some((msg, used))) => {
-                        self.inbuf.drain(..used);
-                        self.handle(msg);
+                if self.config.max_unwritten.is_some_and(|m| self.out.len() >= m) {
+                    break;
+                }
+                match Ring::requests(page).read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        progress = true;
+                        self.inbuf.extend_from_slice(&chunk[..n]);
                     }
-                    Ok(None) => break,
-                    Err(_) => return self.break_connection(page, ERROR_PROTO),
+                    Err(_) => return self.break_connection(page, ERROR_RINGIDX),
+                }
+                loop {
+                    match Message::decode(&self.inbuf) {
+                        Ok(Some((msg, used))) => {
+                            self.inbuf.drain(..used);
+                            self.handle(msg);
+                        }
+                        Ok(None) => break,
+                        Err(_) => return self.break_connection(page, ERROR_PROTO),
+                    }
                 }
             }
-        }
-        while !self.out.is_empty() {
-            let (a, _) = self.out.as_slices();
-            match Ring::responses(page).write(a) {
-                Ok(0) => break,
-                Ok(n) => {
-                    moved = true;
-                    self.out.drain(..n);
+            while !self.out.is_empty() {
+                let (a, _) = self.out.as_slices();
+                match Ring::responses(page).write(a) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        progress = true;
+                        self.out.drain(..n);
+                    }
+                    Err(_) => return self.break_connection(page, ERROR_RINGIDX),
                 }
-                Err(_) => return self.break_connection(page, ERROR_RINGIDX),
+            }
+            moved |= progress;
+            if !progress {
+                break moved;
             }
         }
-        moved
     }
 
     fn break_connection(&mut self, page: &XenstoreDomainInterface, error: u32) -> bool {
