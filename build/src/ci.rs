@@ -118,8 +118,9 @@ const BOOT_TESTS: &[&str] =
 /// The boot test files the run without `--xen` runs on its second release
 /// (Xen 4.20), beside every file on 4.17 in both modes: the boot and
 /// self-test, the control path and both drivers, as issue 13 set it.
-/// Every file on 4.17 takes ~25 minutes as PV and ~32 as PVH on an idle
-/// machine; every file on 4.20 too would not fit in CI's 90 minutes.
+/// Every file on 4.17 takes ~15 minutes as PV on an idle machine and 30
+/// or more as PVH; every file on 4.20 too would not fit in CI's 90
+/// minutes.
 /// `cargo xtask test --xen 4.20` runs all of them there, in both modes.
 pub const LATER_RELEASE_FILES: &[&str] = &["blk", "boot", "control", "net"];
 /// Boot test files whose guests have a mode of their own whatever
