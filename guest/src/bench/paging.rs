@@ -28,7 +28,6 @@ use hypercall::{DomId, EvtchnPort};
 use kernel::events::{self, IrqGuard};
 use kernel::kprintln;
 use platform::paging_bench::{cr3_reload, flush_tlb, FaultPage, WalkSet};
-use platform::pv::bench::Scratch;
 
 use crate::apps::AppResult;
 use kernel::cmdline::Cmdline;
@@ -86,52 +85,18 @@ fn loopback() -> Result<(EvtchnPort, EvtchnPort), events::EventError> {
     Ok((a, r))
 }
 
-/// PV: `mmu_update` singly and batched, `update_va_mapping`, each call
-/// changing every entry it names (see `platform::pv::bench::Scratch`).
+/// PV: `mmu_update` singly and batched, `update_va_mapping`
+/// ([`super::run::pv_mmu_updates`], as `app=bench` measures them).
 /// Returns `update_va_mapping` (one PTE and its `invlpg`, as PVH's
 /// figure), for the ratio against the null hypercall.
 fn mmu(b: &mut Bench, plan: super::stats::Plan) -> Option<(&'static str, Figure)> {
-    let Some(scratch) = Scratch::new(512) else {
-        b.fail("no scratch pages for the page-table benchmarks");
-        return None;
-    };
-    let mut t = Tally::default();
-    let mut held = [0usize; 3];
-    let single = b.run("mmu_update_1", plan.iters, 1, || t.count(scratch.flip(1).is_ok()));
-    held[0] = scratch.holding(1);
-    b.run("mmu_update_64_per_entry", plan.quarter, 64, || t.count(scratch.flip(64).is_ok()));
-    held[1] = scratch.holding(64);
-    let batched = b.run("mmu_update_512_per_entry", plan.sixteenth, 512, || {
-        t.count(scratch.flip(512).is_ok())
-    });
-    held[2] = scratch.holding(512);
-    b.check(
-        "mmu_update_applies_every_entry",
-        t.bad == 0 && held == [1, 64, 512],
-        format_args!(
-            "{} calls of 1, 64 and 512 entries, {} refused; read back, {}/1, {}/64 and {}/512 entries hold what the last call wrote",
-            t.calls, t.bad, held[0], held[1], held[2]
-        ),
-    );
-    let restored = scratch.restore();
-    let mut t = Tally::default();
-    let uvm =
-        b.run("update_va_mapping_invlpg", plan.iters, 1, || t.count(scratch.remap_first().is_ok()));
-    let first = scratch.first_is_original();
-    b.check(
-        "update_va_mapping_succeeds",
-        t.bad == 0 && restored && first,
-        format_args!(
-            "{} calls, {} failed; entries restored: {restored}; first entry as mapped: {first}",
-            t.calls, t.bad
-        ),
-    );
+    let m = super::run::pv_mmu_updates(b, plan)?;
     ratio(
         "mmu_512_per_entry_vs_single",
-        ("mmu_update_512_per_entry", batched),
-        ("mmu_update_1", single),
+        ("mmu_update_512_per_entry", m.batched),
+        ("mmu_update_1", m.single),
     );
-    Some(("update_va_mapping_invlpg", uvm))
+    Some(("update_va_mapping_invlpg", m.update_va_mapping))
 }
 
 /// PVH: a native PTE store and `invlpg` on the scratch page.

@@ -302,46 +302,8 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
             None => b.fail("no scratch frames for the page-table benchmarks"),
         }
     } else {
-        match Scratch::new(512) {
-            Some(scratch) => {
-                let mut t = Tally::default();
-                let mut held = [0usize; 3];
-                let single =
-                    b.run("mmu_update_1", plan.iters, 1, || t.count(scratch.flip(1).is_ok()));
-                held[0] = scratch.holding(1);
-                b.run("mmu_update_64_per_entry", plan.quarter, 64, || {
-                    t.count(scratch.flip(64).is_ok())
-                });
-                held[1] = scratch.holding(64);
-                let batched = b.run("mmu_update_512_per_entry", plan.sixteenth, 512, || {
-                    t.count(scratch.flip(512).is_ok())
-                });
-                held[2] = scratch.holding(512);
-                b.check(
-                    "mmu_update_applies_every_entry",
-                    t.bad == 0 && held == [1, 64, 512],
-                    format_args!(
-                        "{} calls of 1, 64 and 512 entries, {} refused; read back, {}/1, {}/64 and {}/512 entries hold what the last call wrote",
-                        t.calls, t.bad, held[0], held[1], held[2]
-                    ),
-                );
-                batching = Some((single, batched));
-                let restored = scratch.restore();
-                let mut t = Tally::default();
-                b.run("update_va_mapping_invlpg", plan.iters, 1, || {
-                    t.count(scratch.remap_first().is_ok())
-                });
-                let first = scratch.first_is_original();
-                b.check(
-                    "update_va_mapping_succeeds",
-                    t.bad == 0 && restored && first,
-                    format_args!(
-                        "{} calls, {} failed; entries restored: {restored}; first entry as mapped: {first}",
-                        t.calls, t.bad
-                    ),
-                );
-            }
-            None => b.fail("no scratch pages for the page-table benchmarks"),
+        if let Some(m) = pv_mmu_updates(&mut b, plan) {
+            batching = Some((m.single, m.batched));
         }
         // MMUEXT_* is the PV guest's way to flush: an HVM container (PVH)
         // has no mmuext_op and flushes natively (cr3_reload above).
@@ -619,6 +581,57 @@ fn smp_figures(b: &mut Bench, plan: Plan) {
         );
     }
     drop(page);
+}
+
+/// The PV page-table figures of both suites (`app=bench`, and
+/// `bench.suite=paging`).
+pub(super) struct PvMmu {
+    pub single: Figure,
+    pub batched: Figure,
+    pub update_va_mapping: Figure,
+}
+
+/// PV: `mmu_update` singly and batched 64/512, then `update_va_mapping`
+/// with its `invlpg`, each call changing every entry it names (see
+/// `platform::pv::bench::Scratch`), checked by reading the entries back;
+/// `None` (a failure reported) without scratch pages.
+pub(super) fn pv_mmu_updates(b: &mut Bench, plan: Plan) -> Option<PvMmu> {
+    let Some(scratch) = Scratch::new(512) else {
+        b.fail("no scratch pages for the page-table benchmarks");
+        return None;
+    };
+    let mut t = Tally::default();
+    let mut held = [0usize; 3];
+    let single = b.run("mmu_update_1", plan.iters, 1, || t.count(scratch.flip(1).is_ok()));
+    held[0] = scratch.holding(1);
+    b.run("mmu_update_64_per_entry", plan.quarter, 64, || t.count(scratch.flip(64).is_ok()));
+    held[1] = scratch.holding(64);
+    let batched = b.run("mmu_update_512_per_entry", plan.sixteenth, 512, || {
+        t.count(scratch.flip(512).is_ok())
+    });
+    held[2] = scratch.holding(512);
+    b.check(
+        "mmu_update_applies_every_entry",
+        t.bad == 0 && held == [1, 64, 512],
+        format_args!(
+            "{} calls of 1, 64 and 512 entries, {} refused; read back, {}/1, {}/64 and {}/512 entries hold what the last call wrote",
+            t.calls, t.bad, held[0], held[1], held[2]
+        ),
+    );
+    let restored = scratch.restore();
+    let mut t = Tally::default();
+    let update_va_mapping =
+        b.run("update_va_mapping_invlpg", plan.iters, 1, || t.count(scratch.remap_first().is_ok()));
+    let first = scratch.first_is_original();
+    b.check(
+        "update_va_mapping_succeeds",
+        t.bad == 0 && restored && first,
+        format_args!(
+            "{} calls, {} failed; entries restored: {restored}; first entry as mapped: {first}",
+            t.calls, t.bad
+        ),
+    );
+    Some(PvMmu { single, batched, update_va_mapping })
 }
 
 /// Send on `a`, upcall, handler for `r`, return: timed from the send until
