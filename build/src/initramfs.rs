@@ -14,8 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Toolstack programs from `xen-utils` (in `/usr/lib/xen-<ver>/bin`).
-pub const XEN_TOOLS: &[&str] =
-    &["xl", "xenstored", "xenconsoled", "xen-init-dom0", "xenconsole", "libxl-save-helper"];
+pub const XEN_TOOLS: &[&str] = &[
+    "xl",
+    "xenstored",
+    "xenconsoled",
+    "xen-init-dom0",
+    "xenconsole",
+    "libxl-save-helper",
+    "xen-hvmctx",
+    "xenctx",
+];
 
 /// Programs from `xenstore-utils` (in `/usr/bin`).
 pub const XENSTORE_TOOLS: &[&str] = &[

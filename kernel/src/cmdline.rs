@@ -201,6 +201,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("spin.secs", n(1, 3600), Some("20"), "with app=spin: seconds to burn the CPU"),
     s("spin.sync", n(0, 1), Some("0"), "with app=spin: 1 waits for dom0's data/spin-go first"),
+    s("spin.tick_us", n(1, 1_000_000), None, "with app=spin: a timer every N us while it spins"),
     s(
         "smp",
         n(0, 1),
