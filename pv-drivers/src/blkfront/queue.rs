@@ -175,6 +175,11 @@ impl<P: PageSet> Queue<P> {
         self.slots.len() as u32
     }
 
+    /// The queue's number in the device (`queue-N`), which its ids carry.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// Whether a request can be queued now.
     pub fn has_room(&self) -> bool {
         !self.free.is_empty() && self.ring().free_requests() > 0
