@@ -134,7 +134,7 @@ pub const SETTINGS: &[Setting] = &[
     s("svc.request_ms", n(1, 3_600_000), Some("30000"), "reset a request not done by then"),
     s(
         "blk.mode",
-        Accepts::OneOf(&["write", "verify", "soak", "bench", "hotplug", "passes"]),
+        Accepts::OneOf(&["write", "verify", "soak", "bench", "hotplug", "passes", "smp"]),
         Some("write"),
         "with app=blk: what to do with the disks",
     ),

@@ -169,6 +169,12 @@ pub fn register(port: EvtchnPort, handler: Handler, data: usize) -> Result<(), E
     Ok(())
 }
 
+/// Hands `port`'s handler another `data` from the next event on.
+pub fn set_handler_data(port: EvtchnPort, data: usize) -> Result<(), EventError> {
+    TABLE.lock().set_data(port, data)?;
+    Ok(())
+}
+
 /// Removes `port`'s handler.
 pub fn unregister(port: EvtchnPort) -> Result<(), EventError> {
     TABLE.lock().unregister(port)?;

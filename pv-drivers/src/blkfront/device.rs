@@ -276,6 +276,11 @@ impl<E: BlkEnv> BlkFront<E> {
         }
     }
 
+    /// The kernel's side of this device (or part).
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
