@@ -227,6 +227,15 @@ impl BlkEnv for KernelEnv {
         Ok(other)
     }
 
+    fn absorb(&mut self, mut other: Self) {
+        for port in core::mem::take(&mut other.ports) {
+            // A port of the domain before a restore has no handler any
+            // more (events::resume): it only comes back to be forgotten.
+            let _ = events::set_handler_data(port, self.slot);
+            self.ports.push(port);
+        }
+    }
+
     fn reconnected(&mut self, what: &Reconnected) {
         crate::kprintln!(
             "blk: {}: reconnected to {} in the new domain in {} ms; {} request(s) that were in flight issued again (queues {} -> {})",

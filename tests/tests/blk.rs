@@ -275,7 +275,9 @@ fn lane_epoch(run: &GuestRun, epoch: &str, lane: usize) -> LaneEpoch {
 /// (counted by the upcall on that vCPU), both vCPUs have calls in
 /// progress at once, and every pass reads back byte for byte what it
 /// wrote. `xl vcpu-set 1` parks queue 1 on vCPU 0 (its events then come
-/// there), `xl vcpu-set 2` gives it back; no I/O fails.
+/// there), `xl vcpu-set 2` gives it back; after `xl save` and `xl
+/// restore` the disk reconnects and each new channel is on its vCPU
+/// again (epoch 3); no I/O fails.
 #[test]
 fn each_vcpu_drives_its_own_queue_and_takes_its_events_through_vcpu_set() {
     let run = expect_run(lab(), "blkq");
@@ -295,19 +297,24 @@ fn each_vcpu_drives_its_own_queue_and_takes_its_events_through_vcpu_set() {
     assert_console_contains(run, "smp: vCPU 1 offline (xl vcpu-set)");
     assert_console_contains(run, "smp: vCPU 1 online (xl vcpu-set)");
     assert_console_contains(run, "blk: smp: lane 1 leaves vCPU 1 for vCPU 0 (parked)");
+    assert_console_contains(run, "blk: smp: suspend: 2 lanes parked, joined into one device");
+    assert_console_contains(
+        run,
+        "blk: smp: resumed (a new domain); device reconnected to its new backend",
+    );
     let bound =
         run.console.iter().filter(|l| l.contains("lane 1 (queue 1) bound to vCPU 1")).count();
     assert_eq!(
         bound,
-        2,
-        "lane 1 bound to vCPU 1 at the start and after vcpu-set 2\n{}",
+        3,
+        "lane 1 bound to vCPU 1 at the start, after vcpu-set 2 and after the restore\n{}",
         run.describe()
     );
-    for e in ["epoch 0", "epoch 2"] {
+    for e in ["epoch 0", "epoch 2", "epoch 3"] {
         assert_console_contains(run, &format!("blk: smp: {e}: calls on two vCPUs at once"));
     }
     assert!(!run.console.iter().any(|l| l.contains("FAILED")), "a lane failed\n{}", run.describe());
-    for epoch in ["epoch 0", "epoch 1", "epoch 2"] {
+    for epoch in ["epoch 0", "epoch 1", "epoch 2", "epoch 3"] {
         let (l0, l1) = (lane_epoch(run, epoch, 0), lane_epoch(run, epoch, 1));
         eprintln!("{epoch}: lane 0 {l0:?}\n{epoch}: lane 1 {l1:?}");
         for l in [&l0, &l1] {

@@ -1159,6 +1159,61 @@ impl<E: BlkEnv> BlkFront<E> {
         parts
     }
 
+    /// The parts of a device [`BlkFront::split`] made, as one device
+    /// again (its queues in order, every part's pool, counters and event
+    /// channels), e.g. to follow a suspend ([`BlkFront::follow_domain`]).
+    /// Only between calls; `None` if `parts` is empty.
+    pub fn join(parts: Vec<Self>) -> Option<Self> {
+        let mut parts = parts.into_iter();
+        let mut dev = parts.next()?;
+        for p in parts {
+            let BlkFront { env, queues, pool, stats, problems, ring_grants, health, .. } = p;
+            dev.env.absorb(env);
+            dev.queues.extend(queues);
+            dev.pool.absorb(pool);
+            dev.ring_grants += ring_grants;
+            for p in problems {
+                dev.problem(p);
+            }
+            if health != Health::Live {
+                dev.health = health;
+            }
+            let s = &mut dev.stats;
+            s.requests += stats.requests;
+            s.indirect_requests += stats.indirect_requests;
+            s.responses += stats.responses;
+            s.notifies += stats.notifies;
+            s.waits += stats.waits;
+            s.bytes_read += stats.bytes_read;
+            s.bytes_written += stats.bytes_written;
+            s.flushes += stats.flushes;
+            s.errors += stats.errors;
+            s.max_in_flight = s.max_in_flight.max(stats.max_in_flight);
+            s.bad_ids += stats.bad_ids;
+            s.orphaned += stats.orphaned;
+            for (a, b) in s.queue_requests.iter_mut().zip(stats.queue_requests) {
+                *a += b;
+            }
+            s.bad_ops += stats.bad_ops;
+            s.bad_producer += stats.bad_producer;
+            s.reconnects += stats.reconnects;
+            s.reissued += stats.reissued;
+        }
+        dev.queues.sort_by_key(Queue::index);
+        dev.next_queue = 0;
+        Some(dev)
+    }
+
+    /// If the domain came back as a new one (restore, migration) since
+    /// the rings were built: connects to the new backend now, between
+    /// calls (nothing is in flight to issue again). Whether it did; an
+    /// error leaves the device broken. For devices that do not
+    /// [`Config::follow_suspend`] inside their calls (a split device,
+    /// joined again around a suspend).
+    pub fn follow_domain(&mut self) -> Result<bool, BlkError> {
+        self.follow_resume()
+    }
+
     /// The numbers of the queues this device (or part) drives.
     pub fn queue_numbers(&self) -> Vec<usize> {
         self.queues.iter().map(Queue::index).collect()

@@ -72,4 +72,14 @@ pub trait BlkEnv: DriverEnv {
     {
         Err(EnvError::Unsupported("taking one port into a new environment"))
     }
+    /// For [`BlkFront::join`]: takes back every port of `other` (an
+    /// environment [`BlkEnv::split_off`] made), whose events wake waits
+    /// on this one from now on; `other` is then dropped.
+    ///
+    /// [`BlkFront::join`]: super::BlkFront::join
+    fn absorb(&mut self, _other: Self)
+    where
+        Self: Sized,
+    {
+    }
 }

@@ -94,6 +94,8 @@ pub struct World {
     pub split_ports: Vec<u32>,
     /// Refuse to split an environment off.
     pub refuse_split: bool,
+    /// Environments taken back ([`BlkEnv::absorb`]).
+    pub joined: usize,
     pub now: u64,
     pub disk: Vec<u8>,
     pub persistent: bool,
@@ -132,6 +134,7 @@ pub fn world(disk_bytes: usize) -> Shared {
         events: 0,
         split_ports: Vec::new(),
         refuse_split: false,
+        joined: 0,
         now: 0,
         disk: vec![0; disk_bytes],
         persistent: false,
@@ -566,5 +569,9 @@ impl BlkEnv for FakeBlkEnv {
         w.split_ports.push(port.0);
         drop(w);
         Ok(FakeBlkEnv::new(&self.w))
+    }
+
+    fn absorb(&mut self, _other: Self) {
+        self.w.borrow_mut().joined += 1;
     }
 }

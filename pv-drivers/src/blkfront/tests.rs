@@ -596,6 +596,24 @@ fn a_split_device_runs_each_queue_as_its_own_part_and_closes_as_one() {
             }
             assert_eq!(world.seen_queue.iter().filter(|&&q| q == 1).count() as u64, s1.requests);
         }
+        // Joined again: one device over both queues, the parts' figures
+        // summed; split again, the same.
+        let requests = parts.iter().map(|p| p.stats().requests).sum::<u64>();
+        let mut dev = BlkFront::join(parts).unwrap();
+        assert_eq!(w.borrow().joined, 1);
+        assert_eq!(dev.queue_numbers(), vec![0, 1]);
+        assert_eq!(dev.queue_ports(), ports);
+        assert_eq!(dev.stats().requests, requests);
+        assert!(!dev.follow_domain().unwrap(), "same domain: nothing to do");
+        for k in 0..8u64 {
+            dev.write_at(k * 4096, &[k as u8; 4096]).unwrap();
+        }
+        let q = dev.stats().queue_requests;
+        assert!(q[0] > 0 && q[1] > 0, "both queues again: {q:?}");
+        let mut back = vec![0; data.len()];
+        dev.read_at(4096 * 8, &mut back[..4096]).unwrap();
+        let parts = dev.split();
+        assert_eq!(parts.len(), 2);
         // Closing: one handshake, then every part's grants and ports.
         dom0_put(h, &format!("{BACKEND}/state"), "5");
         w.borrow_mut().disconnect();

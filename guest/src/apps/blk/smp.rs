@@ -20,9 +20,12 @@
 //! started while a lane of another vCPU was in a call), and once more at
 //! the end (`xl shutdown`, or `blk.soak_s`).
 //!
-//! A suspend is not followed in this mode (the parts do not reconnect in
-//! a new domain; `blk.mode=passes` carries one disk across): it is
-//! reported and ignored.
+//! A suspend (`xl save`, `xl restore`, `xl save -c`) is taken between
+//! passes: every lane is parked, the parts are joined into one device
+//! again, the domain suspends (the secondary vCPUs go down and come
+//! back), the device connects to its new backend if the domain is a new
+//! one (`BlkFront::follow_domain`), is split again, and each lane's new
+//! channel is bound to its vCPU again; a new epoch begins.
 
 use super::pattern;
 use crate::apps::{AppError, AppResult};
@@ -54,9 +57,12 @@ struct Lane {
     overlapping: AtomicU64,
     responses: AtomicU64,
     requests: AtomicU64,
-    /// Events of its queue taken on each vCPU (copied from the part's
+    /// Events of its queue taken on each vCPU (added up from the part's
     /// environment after each call, and at each epoch's edges).
     events: [AtomicU64; MAX_VCPUS],
+    /// The part's own counters when they were last added up (a part
+    /// made anew after a suspend starts them again).
+    last: [AtomicU64; MAX_VCPUS + 2],
     in_call: AtomicBool,
 }
 
@@ -75,6 +81,7 @@ const LANE: Lane = Lane {
     responses: AtomicU64::new(0),
     requests: AtomicU64::new(0),
     events: [const { AtomicU64::new(0) }; MAX_VCPUS],
+    last: [const { AtomicU64::new(0) }; MAX_VCPUS + 2],
     in_call: AtomicBool::new(false),
 };
 
@@ -82,6 +89,8 @@ static LANES: [Lane; MAX_QUEUES] = [LANE; MAX_QUEUES];
 static N_LANES: AtomicUsize = AtomicUsize::new(0);
 /// Set at the end: every task hands its lanes back and returns.
 static STOP_ALL: AtomicBool = AtomicBool::new(false);
+/// Set around a suspend: the same, for a while.
+static PAUSE: AtomicBool = AtomicBool::new(false);
 /// Whether vCPU n's task (driving its lanes) runs.
 static TASK: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
 static EPOCH: AtomicU32 = AtomicU32::new(0);
@@ -114,13 +123,34 @@ fn snap(l: &Lane) -> Snap {
     }
 }
 
-/// Copies a part's counters into its lane.
-fn note_counts(l: &Lane, d: &Disk) {
+/// The part's own counters: events on each vCPU, responses, requests.
+fn live(d: &Disk) -> [u64; MAX_VCPUS + 2] {
     let s = d.stats();
-    l.responses.store(s.responses, Ordering::SeqCst);
-    l.requests.store(s.requests, Ordering::SeqCst);
-    for n in 0..MAX_VCPUS {
-        l.events[n].store(blk::events_on(d, n as u32), Ordering::SeqCst);
+    core::array::from_fn(|i| match i {
+        i if i < MAX_VCPUS => blk::events_on(d, i as u32),
+        i if i == MAX_VCPUS => s.responses,
+        _ => s.requests,
+    })
+}
+
+/// Adds what a part counted since the last look to its lane.
+fn note_counts(l: &Lane, d: &Disk) {
+    for (i, v) in live(d).into_iter().enumerate() {
+        let was = l.last[i].swap(v, Ordering::SeqCst);
+        let add = v.saturating_sub(was);
+        match i {
+            i if i < MAX_VCPUS => l.events[i].fetch_add(add, Ordering::SeqCst),
+            i if i == MAX_VCPUS => l.responses.fetch_add(add, Ordering::SeqCst),
+            _ => l.requests.fetch_add(add, Ordering::SeqCst),
+        };
+    }
+}
+
+/// A new part for the lane: its counters are where the lane starts
+/// adding from.
+fn rebase(l: &Lane, d: &Disk) {
+    for (i, v) in live(d).into_iter().enumerate() {
+        l.last[i].store(v, Ordering::SeqCst);
     }
 }
 
@@ -166,7 +196,7 @@ fn pass(k: usize, d: &mut Disk) -> Result<bool, alloc::string::String> {
     for write in [true, false] {
         let (mut off, mut i) = (0u64, 0);
         while off < size {
-            if smp::stopping() || STOP_ALL.load(Ordering::SeqCst) {
+            if smp::stopping() || STOP_ALL.load(Ordering::SeqCst) || PAUSE.load(Ordering::SeqCst) {
                 return Ok(false);
             }
             let len = (CHUNKS[i % CHUNKS.len()] as u64).min(size - off) as usize;
@@ -225,7 +255,7 @@ fn task(me: usize) {
             }
         }
     }
-    while !smp::stopping() && !STOP_ALL.load(Ordering::SeqCst) {
+    while !smp::stopping() && !STOP_ALL.load(Ordering::SeqCst) && !PAUSE.load(Ordering::SeqCst) {
         for (k, d) in &mut mine {
             drive(*k, d);
         }
@@ -319,7 +349,7 @@ fn snaps() -> [Snap; MAX_QUEUES] {
 }
 
 /// The toolstack's news without waiting: `xl vcpu-set` is carried out,
-/// a shutdown request returned.
+/// a request on `control/shutdown` returned.
 fn toolstack_news() -> Option<ShutdownRequest> {
     let _ = xenbus::try_with(|bus| {
         let now = bus.now();
@@ -327,13 +357,60 @@ fn toolstack_news() -> Option<ShutdownRequest> {
             smp::hotplug::follow(bus);
         }
     });
-    match toolstack::poll_request() {
-        Some(ShutdownRequest::Suspend) => {
-            kprintln!("blk: smp: suspend requested; not followed in this mode (split queues do not reconnect in a new domain)");
-            None
-        }
-        other => other,
+    toolstack::poll_request()
+}
+
+/// Waits until no secondary vCPU's task holds a lane.
+fn all_parked() -> bool {
+    smp::spin_until(platform::now_ns() + 30_000_000_000, || {
+        TASK.iter().all(|t| !t.load(Ordering::SeqCst))
+    })
+}
+
+/// A suspend with every lane parked and the parts joined into one
+/// device; after it, the device follows the domain (a new one: its new
+/// backend) and is split again, each new part in its lane. Whether the
+/// lanes are all back.
+fn suspend(n: usize) -> bool {
+    PAUSE.store(true, Ordering::SeqCst);
+    let parked = all_parked();
+    let parts: Vec<Disk> = LANES[..n].iter().filter_map(|l| l.part.lock().take()).collect();
+    if !parked || parts.len() != n {
+        kprintln!("blk: smp: suspend: lanes not all parked; FAILED");
+        return false;
     }
+    let Some(mut dev) = BlkFront::join(parts) else { return false };
+    let before = kernel::suspend::counts().1;
+    kprintln!("blk: smp: suspend: {n} lanes parked, joined into one device");
+    if let Err(e) = kernel::suspend::suspend() {
+        kprintln!("blk: smp: suspend failed: {e}; carrying on");
+    }
+    PAUSE.store(false, Ordering::SeqCst);
+    let new_domain = kernel::suspend::counts().1 != before;
+    match dev.follow_domain() {
+        Ok(re) => kprintln!(
+            "blk: smp: resumed ({}); device {}",
+            if new_domain { "a new domain" } else { "the same domain" },
+            if re { "reconnected to its new backend" } else { "kept its rings" }
+        ),
+        Err(e) => {
+            kprintln!("blk: smp: resumed; the device cannot reconnect: {e}; FAILED");
+            for p in dev.take_problems() {
+                kprintln!("blk: smp: {p}");
+            }
+            return false;
+        }
+    }
+    let parts = dev.split();
+    if parts.len() != n {
+        kprintln!("blk: smp: the device came back with {} parts, not {n}; FAILED", parts.len());
+        return false;
+    }
+    for (k, d) in parts.into_iter().enumerate() {
+        rebase(&LANES[k], &d);
+        *LANES[k].part.lock() = Some(d);
+    }
+    true
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
@@ -377,7 +454,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         let q = d.queue_numbers().first().copied().unwrap_or(k);
         l.queue.store(q, Ordering::SeqCst);
         l.home.store(q as u32 % vcpus, Ordering::SeqCst);
-        note_counts(l, &d);
+        rebase(l, &d);
         *l.part.lock() = Some(d);
     }
     N_LANES.store(n, Ordering::SeqCst);
@@ -390,15 +467,25 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     let mut mask = smp::online_mask();
     kprintln!("blk: smp: ready; epoch 0, online mask {mask:#x}");
     let deadline = platform::now_ns() + secs * 1_000_000_000;
+    let mut lost = false;
     let stop = loop {
-        if let Some(req) = toolstack_news() {
-            break req;
+        let mut resumed = false;
+        match toolstack_news() {
+            Some(ShutdownRequest::Suspend) => {
+                if !suspend(n) {
+                    lost = true;
+                    break ShutdownRequest::Poweroff;
+                }
+                resumed = true;
+            }
+            Some(req) => break req,
+            None => {}
         }
         if platform::now_ns() >= deadline {
             break ShutdownRequest::Poweroff;
         }
         let m = smp::online_mask();
-        if m != mask {
+        if m != mask || resumed {
             let e = EPOCH.load(Ordering::SeqCst);
             summary(&alloc::format!("epoch {e}"), &since, vcpus);
             EPOCH.store(e + 1, Ordering::SeqCst);
@@ -427,10 +514,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         }
     };
     STOP_ALL.store(true, Ordering::SeqCst);
-    let all_back = smp::spin_until(platform::now_ns() + 30_000_000_000, || {
-        TASK.iter().all(|t| !t.load(Ordering::SeqCst))
-    });
-    if !all_back {
+    if !all_parked() {
         kprintln!("blk: smp: a vCPU's task did not hand its lanes back in 30 s");
     }
     summary(&alloc::format!("epoch {}", EPOCH.load(Ordering::SeqCst)), &since, vcpus);
@@ -449,7 +533,7 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         );
     }
     kprintln!("blk: smp: done, {passes} passes ok, {failed} failed; {stop:?} requested");
-    if failed > 0 || kept != n {
+    if failed > 0 || kept != n || lost {
         return Err(AppError::TestsFailed { failed: failed.max(1) as u32, passed: passes as u32 });
     }
     Ok(())
