@@ -1,5 +1,5 @@
 //! `blk.mode=smp`: one disk's queues driven at once from every vCPU
-//! (issue 21; docs/blkfront.md, "Queues on vCPUs").
+//! (issue 21; docs/smp.md, "Work on every vCPU: blkfront queues").
 //!
 //! The first writable disk is opened with every queue blkback offers (up
 //! to 8), and split into one part per queue (`BlkFront::split`: its own
