@@ -7,9 +7,9 @@
 //! whose home is vCPU `q mod vCPUs`; its event channel is bound there
 //! (`EVTCHNOP_bind_vcpu`), and that vCPU does the lane's I/O: a long
 //! task on a secondary vCPU, the loop on vCPU 0. A lane writes passes
-//! over its own region of the disk (pattern seed `blk.seed + 1000 * lane
-//! + pass`, in chunks of odd sizes), reads each pass back and checks it
-//! byte for byte.
+//! over its own region of the disk (pattern seed `blk.seed + 1000 *
+//! lane + pass`, in chunks of odd sizes), reads each pass back and checks
+//! it byte for byte.
 //!
 //! `xl vcpu-set` (the `cpu/N/availability` nodes) is followed: a vCPU
 //! asked to go offline finishes its pass, binds its lanes' channels back
@@ -497,15 +497,15 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
         }
         // vCPU 0's lanes, and the parked ones of vCPUs that are offline.
         let mut drove = false;
-        for k in 0..n {
-            let home = LANES[k].home.load(Ordering::SeqCst);
+        for (k, l) in LANES[..n].iter().enumerate() {
+            let home = l.home.load(Ordering::SeqCst);
             if home != 0 && smp::is_online(home) {
                 continue;
             }
-            let taken = LANES[k].part.lock().take();
+            let taken = l.part.lock().take();
             if let Some(mut d) = taken {
                 drive(k, &mut d);
-                *LANES[k].part.lock() = Some(d);
+                *l.part.lock() = Some(d);
                 drove = true;
             }
         }
