@@ -377,6 +377,7 @@ fn suspend(n: usize) -> bool {
     let parts: Vec<Disk> = LANES[..n].iter().filter_map(|l| l.part.lock().take()).collect();
     if !parked || parts.len() != n {
         kprintln!("blk: smp: suspend: lanes not all parked; FAILED");
+        put_back(parts);
         return false;
     }
     let Some(mut dev) = BlkFront::join(parts) else { return false };
@@ -398,12 +399,14 @@ fn suspend(n: usize) -> bool {
             for p in dev.take_problems() {
                 kprintln!("blk: smp: {p}");
             }
+            put_back(vec![dev]);
             return false;
         }
     }
     let parts = dev.split();
     if parts.len() != n {
         kprintln!("blk: smp: the device came back with {} parts, not {n}; FAILED", parts.len());
+        put_back(parts);
         return false;
     }
     for (k, d) in parts.into_iter().enumerate() {
@@ -411,6 +414,14 @@ fn suspend(n: usize) -> bool {
         *LANES[k].part.lock() = Some(d);
     }
     true
+}
+
+/// After a failure: the parts go back into the first lanes, so the run's
+/// end closes them (and reports fewer parts than lanes).
+fn put_back(parts: Vec<Disk>) {
+    for (l, d) in LANES.iter().zip(parts) {
+        *l.part.lock() = Some(d);
+    }
 }
 
 pub fn run(cmd: &Cmdline<'_>) -> AppResult {
