@@ -779,7 +779,11 @@ impl<E: BlkEnv> BlkFront<E> {
                 in_flight -= done;
                 if done == 0 {
                     let waited_ms = (self.env.now_ns() - last_progress) / 1_000_000;
-                    self.problem(format!("no response in {waited_ms} ms; device abandoned"));
+                    let rings: Vec<String> = self.queues.iter().map(Queue::describe).collect();
+                    self.problem(format!(
+                        "no response in {waited_ms} ms; device abandoned ({})",
+                        rings.join("; ")
+                    ));
                     self.abandon_ring();
                     return Err(BlkError::Timeout { op, waited_ms });
                 }
