@@ -335,6 +335,19 @@ pub fn wait_for_backend<T: Transport>(
     wanted: impl Fn(XenbusState) -> bool,
     timeout: Duration,
 ) -> Result<XenbusState, XenbusError> {
+    wait_for_backend_dyn(bus, dev, &wanted, timeout)
+}
+
+/// [`wait_for_backend`]'s body, with the predicate as a `&dyn Fn`: one
+/// copy of the loop, not one per caller's closure (eleven callers in the
+/// image, ~800 bytes each; issue 17's size goal).
+#[inline(never)]
+fn wait_for_backend_dyn<T: Transport>(
+    bus: &mut Bus<T>,
+    dev: &DeviceInfo,
+    wanted: &dyn Fn(XenbusState) -> bool,
+    timeout: Duration,
+) -> Result<XenbusState, XenbusError> {
     let token = format!("backend-state:{}", dev.frontend);
     let path = format!("{}/state", dev.backend);
     let start = bus.now();
