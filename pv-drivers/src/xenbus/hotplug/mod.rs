@@ -498,7 +498,7 @@ fn read_picture<T: Transport>(
             continue;
         }
         let frontend = format!("{}/{id}", dir);
-        let info = parse_info(&kind, id, frontend, v[0].as_deref(), v[1].as_deref());
+        let info = parse_info(kind, id, frontend, v[0].as_deref(), v[1].as_deref());
         let backend = match (&info, guess, guessed_value) {
             (Ok(i), Some(g), Some([state, online])) if *g == i.backend => {
                 Some((Node::from_value(state.as_deref()), Online::from_value(online.as_deref())))
