@@ -266,8 +266,10 @@ pub enum Happening<C> {
     },
 }
 
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
+/// Milliseconds, as a `u64` (saturating): a `u128` in a format string
+/// brings in the 128-bit formatting and division code (issue 17's size goal).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<C: fmt::Display> fmt::Display for Happening<C> {
