@@ -52,3 +52,19 @@ pub fn open(dev: DeviceInfo, config: Config) -> Result<Disk, BlkError> {
     xenbus::with(|bus| blkfront::start(bus, env, dev, config).and_then(|c| c.finish(bus)))
         .unwrap_or(Err(BlkError::Xenbus(XenbusError::NoStore)))
 }
+
+/// Delivers the events of every queue of `d` (a device, or one part of a
+/// split one: `BlkFront::split`) to vCPU `cpu` (`EVTCHNOP_bind_vcpu`).
+/// Only while no call runs on `d`.
+pub fn bind_queues(d: &Disk, cpu: u32) -> Result<(), crate::events::EventError> {
+    for port in d.queue_ports() {
+        crate::events::bind_vcpu(port, cpu)?;
+    }
+    Ok(())
+}
+
+/// Events of `d`'s queues taken so far on vCPU `cpu` (by the upcall on
+/// that vCPU).
+pub fn events_on(d: &Disk, cpu: u32) -> u64 {
+    d.env().event_count().on(cpu)
+}

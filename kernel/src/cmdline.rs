@@ -134,12 +134,12 @@ pub const SETTINGS: &[Setting] = &[
     s("svc.request_ms", n(1, 3_600_000), Some("30000"), "reset a request not done by then"),
     s(
         "blk.mode",
-        Accepts::OneOf(&["write", "verify", "soak", "bench", "hotplug", "passes"]),
+        Accepts::OneOf(&["write", "verify", "soak", "bench", "hotplug", "passes", "smp"]),
         Some("write"),
         "with app=blk: what to do with the disks",
     ),
     s("blk.seed", n(0, u64::MAX), Some("1"), "with app=blk: the pattern's seed"),
-    s("blk.soak_s", n(1, 86_400), Some("300"), "with app=blk soak/hotplug: seconds to run"),
+    s("blk.soak_s", n(1, 86_400), Some("300"), "with app=blk soak/hotplug/smp: seconds to run"),
     s(
         "blk.hotplug_kib",
         n(4, 1_048_576),

@@ -26,8 +26,14 @@ use xenstore_client::RingTransport;
 const MAX_ENVS: usize = 17;
 static EVENTS: [AtomicU64; MAX_ENVS] = [const { AtomicU64::new(0) }; MAX_ENVS];
 static USED: spin::Mutex<[bool; MAX_ENVS]> = spin::Mutex::new([false; MAX_ENVS]);
+/// The same events by the vCPU whose upcall took them: where a queue's
+/// events really run (a blkfront queue bound to its vCPU).
+static EVENTS_ON: [[AtomicU64; platform::smp::MAX_VCPUS]; MAX_ENVS] =
+    [const { [const { AtomicU64::new(0) }; platform::smp::MAX_VCPUS] }; MAX_ENVS];
 
 fn on_event(_: EvtchnPort, slot: usize) {
+    let cpu = (platform::smp::current() as usize).min(platform::smp::MAX_VCPUS - 1);
+    EVENTS_ON[slot][cpu].fetch_add(1, Ordering::Relaxed);
     EVENTS[slot].fetch_add(1, Ordering::SeqCst);
 }
 
@@ -40,6 +46,11 @@ impl EventCount {
     /// Events so far on every port of the environment.
     pub fn get(self) -> u64 {
         EVENTS[self.0].load(Ordering::SeqCst)
+    }
+
+    /// Of those, the ones taken on vCPU `cpu`.
+    pub fn on(self, cpu: u32) -> u64 {
+        EVENTS_ON[self.0].get(cpu as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -60,6 +71,9 @@ impl KernelEnv {
         let slot =
             used.iter().position(|u| !u).ok_or(EnvError::TooManyDevices { max: MAX_ENVS })?;
         used[slot] = true;
+        for c in &EVENTS_ON[slot] {
+            c.store(0, Ordering::Relaxed);
+        }
         Ok(KernelEnv {
             slot,
             seen: EVENTS[slot].load(Ordering::SeqCst),
@@ -194,6 +208,31 @@ impl BlkEnv for KernelEnv {
             }
             Some(other) => toolstack::defer_request(other),
             None => {}
+        }
+    }
+
+    fn split_off(&mut self, port: EvtchnPort) -> Result<Self, EnvError> {
+        if !self.ports.contains(&port) {
+            return Err(EnvError::Unsupported(
+                "splitting off a port this environment did not bind",
+            ));
+        }
+        let mut other = KernelEnv::new()?;
+        // The same handler, counting into the new slot from the next
+        // event on (one step under the table's lock: never a moment
+        // without a handler).
+        events::set_handler_data(port, other.slot).map_err(env_error)?;
+        self.ports.retain(|&p| p != port);
+        other.ports.push(port);
+        Ok(other)
+    }
+
+    fn absorb(&mut self, mut other: Self) {
+        for port in core::mem::take(&mut other.ports) {
+            // A port of the domain before a restore has no handler any
+            // more (events::resume): it only comes back to be forgotten.
+            let _ = events::set_handler_data(port, self.slot);
+            self.ports.push(port);
         }
     }
 

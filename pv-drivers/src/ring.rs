@@ -126,6 +126,12 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
         (self.req_prod_pvt, self.rsp_cons)
     }
 
+    /// The shared header as it is now: `req_prod`, `req_event`,
+    /// `rsp_prod`, `rsp_event` (for reports: the backend writes two).
+    pub fn header(&self) -> [u32; 4] {
+        [REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT].map(|i| self.mem[i].load(Ordering::Acquire))
+    }
+
     fn slot_at(&self, idx: u32) -> usize {
         HEADER_WORDS + (idx & (self.size - 1)) as usize * slot_words::<Req, Rsp>()
     }

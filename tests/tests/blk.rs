@@ -5,7 +5,10 @@
 //! host compares with the hash of the pattern it computes itself; a
 //! second guest reads it all back and verifies; a read-only disk refuses
 //! writes; a third guest does I/O until `xl block-detach` takes its disks
-//! one by one, and closes each with every grant revoked.
+//! one by one, and closes each with every grant revoked. And one disk's
+//! two queues driven at once from two vCPUs (`blk.mode=smp`), each
+//! queue's events taken on its own vCPU, through `xl vcpu-set` 2 -> 1 ->
+//! 2 with no failed I/O.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -22,6 +25,7 @@ const SIZE_B: u64 = (33 << 20) + 512;
 const SIZE_C: u64 = 1 << 20;
 
 const SCRIPT: &str = include_str!("blk/disks.sh");
+const SMP_SCRIPT: &str = include_str!("blk/smp.sh");
 
 fn disk(vdev: &str, loopdev: &str, access: &str) -> String {
     format!("'format=raw, vdev={vdev}, access={access}, backendtype=phy, script=/etc/xen/scripts/block, target={loopdev}'")
@@ -48,7 +52,16 @@ fn lab() -> &'static BootReport {
                 .memory(64)
                 .timeout(Duration::from_secs(300));
             d.extra_config = vec![format!("disk = [{a}, {b}]")];
-            vec![Scenario::script("blk", vec![w, v, d], SCRIPT)]
+            let mut q = guest("blkq", "blk")
+                .vcpus(2)
+                .args(&["blk.mode=smp".into(), format!("blk.seed={SEED}"), "blk.soak_s=900".into()])
+                .memory(64)
+                .timeout(Duration::from_secs(1200));
+            q.extra_config = vec![format!("disk = [{}]", disk("xvda", "/dev/loop3", "rw"))];
+            vec![
+                Scenario::script("blk", vec![w, v, d], SCRIPT),
+                Scenario::script("blksmp", vec![q], SMP_SCRIPT),
+            ]
         })
     })
 }
@@ -212,4 +225,114 @@ fn blkback_offers_two_queues_and_the_guest_spreads_requests_over_both() {
     }
     // And the pattern written over two queues still verifies, byte for byte.
     assert_console_contains(expect_run(lab(), "blkv"), "blk: done, 2 disk(s) ok, 0 failed");
+}
+
+/// One lane's figures for an epoch of `blk.mode=smp`, from its summary
+/// line.
+#[derive(Debug)]
+struct LaneEpoch {
+    passes: u64,
+    requests: u64,
+    responses: u64,
+    events: Vec<u64>,
+    overlapping: u64,
+    failed: u64,
+}
+
+fn lane_epoch(run: &GuestRun, epoch: &str, lane: usize) -> LaneEpoch {
+    let key = format!("blk: smp: {epoch} summary: lane {lane} ");
+    let line = run
+        .console
+        .iter()
+        .find(|l| l.contains(&key))
+        .unwrap_or_else(|| panic!("no `{key}` line\n{}", run.describe()));
+    let num = |name: &str| -> u64 {
+        let rest =
+            line.split(&format!(" {name} ")).nth(1).unwrap_or_else(|| panic!("{name} in {line}"));
+        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let events = line
+        .split("events by vCPU [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_else(|| panic!("events in {line}"))
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    LaneEpoch {
+        passes: num("passes"),
+        requests: num("requests"),
+        responses: num("responses"),
+        events,
+        overlapping: num("overlapping"),
+        failed: num("failed"),
+    }
+}
+
+/// `blk.mode=smp` with `vcpus = 2` and a disk blkback gives 2 queues:
+/// queue k's event channel is bound to vCPU k and vCPU k does its I/O;
+/// every event of a queue is taken on the vCPU its channel is bound to
+/// (counted by the upcall on that vCPU), both vCPUs have calls in
+/// progress at once, and every pass reads back byte for byte what it
+/// wrote. `xl vcpu-set 1` parks queue 1 on vCPU 0 (its events then come
+/// there), `xl vcpu-set 2` gives it back; after `xl save` and `xl
+/// restore` the disk reconnects and each new channel is on its vCPU
+/// again (epoch 3); no I/O fails.
+#[test]
+fn each_vcpu_drives_its_own_queue_and_takes_its_events_through_vcpu_set() {
+    let run = expect_run(lab(), "blkq");
+    for l in run.xl_output.iter().filter(|l| l.starts_with("[xl check]")) {
+        eprintln!("blkq: {l}");
+    }
+    for l in run.console.iter().filter(|l| {
+        l.contains("summary:")
+            || l.contains("smp: vCPU")
+            || l.contains("FAILED")
+            || l.contains("parked")
+    }) {
+        eprintln!("blkq: {l}");
+    }
+    assert_result(run, &GuestResult::Poweroff);
+    assert_console_contains(run, "blk: smp: xvda: 2 queue(s) in 2 part(s) on 2 vCPU(s)");
+    assert_console_contains(run, "smp: vCPU 1 offline (xl vcpu-set)");
+    assert_console_contains(run, "smp: vCPU 1 online (xl vcpu-set)");
+    assert_console_contains(run, "blk: smp: lane 1 leaves vCPU 1 for vCPU 0 (parked)");
+    assert_console_contains(run, "blk: smp: suspend: 2 lanes parked, joined into one device");
+    assert_console_contains(
+        run,
+        "blk: smp: resumed (a new domain); device reconnected to its new backend",
+    );
+    let bound =
+        run.console.iter().filter(|l| l.contains("lane 1 (queue 1) bound to vCPU 1")).count();
+    assert_eq!(
+        bound,
+        3,
+        "lane 1 bound to vCPU 1 at the start, after vcpu-set 2 and after the restore\n{}",
+        run.describe()
+    );
+    for e in ["epoch 0", "epoch 2", "epoch 3"] {
+        assert_console_contains(run, &format!("blk: smp: {e}: calls on two vCPUs at once"));
+    }
+    assert!(!run.console.iter().any(|l| l.contains("FAILED")), "a lane failed\n{}", run.describe());
+    for epoch in ["epoch 0", "epoch 1", "epoch 2", "epoch 3"] {
+        let (l0, l1) = (lane_epoch(run, epoch, 0), lane_epoch(run, epoch, 1));
+        eprintln!("{epoch}: lane 0 {l0:?}\n{epoch}: lane 1 {l1:?}");
+        for l in [&l0, &l1] {
+            assert_eq!(l.failed, 0, "{epoch}: {l:?}");
+            assert!(l.passes > 0 && l.requests > 0, "{epoch}: {l:?}");
+            assert_eq!(l.requests, l.responses, "{epoch}: every request answered: {l:?}");
+        }
+        // Queue 0 never leaves vCPU 0.
+        assert!(l0.events[0] > 0 && l0.events[1] == 0, "{epoch}: lane 0 {l0:?}");
+        if epoch == "epoch 1" {
+            // vCPU 1 offline: queue 1 parked on vCPU 0, its events there.
+            assert!(l1.events[0] > 0 && l1.events[1] == 0, "{epoch}: lane 1 {l1:?}");
+        } else {
+            assert!(l1.events[1] > 0 && l1.events[0] == 0, "{epoch}: lane 1 {l1:?}");
+            assert!(l0.overlapping + l1.overlapping > 0, "{epoch}: calls at once");
+        }
+    }
+    let whole = (lane_epoch(run, "whole run", 0), lane_epoch(run, "whole run", 1));
+    assert_eq!(whole.0.failed + whole.1.failed, 0);
+    assert_console_contains(run, " 0 failed; Poweroff requested");
 }

@@ -70,7 +70,15 @@ pub fn run(s: &mut Suite) {
             }
             note!(d, " {}:{} us", n, smp::bringup_ns(n) / 1000);
         }
-        note!(d, "; vcpu_info registered, FIFO control block each, own stack and timer");
+        match events::abi() {
+            events::Abi::Fifo => {
+                note!(d, "; vcpu_info registered, FIFO control block each, own stack and timer")
+            }
+            events::Abi::TwoLevel => note!(
+                d,
+                "; vcpu_info registered (2-level ABI: own selector, scan of its own ports), own stack and timer"
+            ),
+        }
         true
     });
     s.check("smp.secondary_stacks_have_a_guard_page", |d| {

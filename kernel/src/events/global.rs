@@ -4,7 +4,7 @@
 use super::fifo::{self, FifoConsumer};
 use super::irq::{IrqGuard, IrqLock};
 use super::table::{Handler, HandlerTable, TableError};
-use super::two_level::{self, ScanPosition};
+use super::two_level::{self, PortOwners, ScanPosition};
 use super::Abi;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +62,11 @@ static TABLE: IrqLock<HandlerTable<MAX_PORTS>> = IrqLock::new(HandlerTable::new(
 static SCAN: [IrqLock<ScanState>; VCPUS] = [const {
     IrqLock::new(ScanState { two_level: ScanPosition::new(), fifo: FifoConsumer::new() })
 }; VCPUS];
+/// The vCPU each port is bound to: on the 2-level ABI a vCPU's scan takes
+/// only its own ports from the shared pending words (Linux's
+/// `cpu_evtchn_mask`). Kept on FIFO too (each vCPU has its own queues
+/// there, so the scan does not need it), for reports.
+static OWNERS: PortOwners<VCPUS> = PortOwners::new();
 static UPCALLS: [AtomicU64; VCPUS] = [const { AtomicU64::new(0) }; VCPUS];
 static SENDS: AtomicU64 = AtomicU64::new(0);
 
@@ -114,7 +119,15 @@ pub fn handle_upcall() {
         vcpu.evtchn_upcall_pending.store(0, Ordering::SeqCst);
         match abi() {
             Abi::TwoLevel => {
-                two_level::scan(platform::shared_info(), vcpu, &mut scan.two_level, dispatch)
+                if let Some(mine) = OWNERS.of(cpu as u32) {
+                    two_level::scan(
+                        platform::shared_info(),
+                        vcpu,
+                        mine,
+                        &mut scan.two_level,
+                        dispatch,
+                    )
+                }
             }
             Abi::Fifo => {
                 let words = platform::fifo_pages().1;
@@ -153,6 +166,12 @@ fn dispatch(port: EvtchnPort) {
 /// Runs `handler(port, data)` for every event on `port`.
 pub fn register(port: EvtchnPort, handler: Handler, data: usize) -> Result<(), EventError> {
     TABLE.lock().register(port, handler, data)?;
+    Ok(())
+}
+
+/// Hands `port`'s handler another `data` from the next event on.
+pub fn set_handler_data(port: EvtchnPort, data: usize) -> Result<(), EventError> {
+    TABLE.lock().set_data(port, data)?;
     Ok(())
 }
 
@@ -209,7 +228,7 @@ pub fn bind_virq(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort,
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_virq(virq, 0)?)?;
     label_virq(port, virq);
-    bind_new(port, handler, data)
+    bind_new(port, 0, handler, data)
 }
 
 /// What a VIRQ's port is, for tracing.
@@ -229,7 +248,7 @@ pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError>
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_ipi(0)?)?;
     crate::trace::label(port, "IPI");
-    bind_new(port, handler, data)
+    bind_new(port, 0, handler, data)
 }
 
 /// Binds virtual IRQ `virq` of the calling vCPU (a per-vCPU VIRQ such as
@@ -237,25 +256,53 @@ pub fn bind_ipi(handler: Handler, data: usize) -> Result<EvtchnPort, EventError>
 /// its upcalls masked: the handler is in the table before any event.
 pub fn bind_virq_here(virq: u32, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
-    let port = check_range(evtchn::bind_virq(virq, platform::smp::current())?)?;
+    let cpu = platform::smp::current();
+    let port = check_range(evtchn::bind_virq(virq, cpu)?)?;
     label_virq(port, virq);
-    bind_new(port, handler, data)
+    bind_new(port, cpu, handler, data)
 }
 
 /// A new IPI port whose events go to the calling vCPU (any vCPU may
 /// notify it with [`send`]), with `handler`.
 pub fn bind_ipi_here(handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
     let _masked = IrqGuard::new();
-    let port = check_range(evtchn::bind_ipi(platform::smp::current())?)?;
+    let cpu = platform::smp::current();
+    let port = check_range(evtchn::bind_ipi(cpu)?)?;
     crate::trace::label(port, "IPI");
-    bind_new(port, handler, data)
+    bind_new(port, cpu, handler, data)
 }
 
 /// Delivers `port`'s events to vCPU `cpu` from now on
 /// (`EVTCHNOP_bind_vcpu`: interdomain and unbound ports, global VIRQs).
-/// The vCPU must be running and on the FIFO ABI.
+///
+/// On the 2-level ABI the move is what Linux's `xen_rebind_evtchn_to_cpu`
+/// does: mask the port, move it in Xen and in the per-vCPU masks, unmask
+/// it. Xen's unmask raises a port that is still pending on the vCPU it is
+/// bound to now, so an event that came before the move, whose selector bit
+/// the old vCPU has (and whose scan no longer takes it), is not lost. A
+/// port that was masked stays masked (its owner unmasks it; Xen raises it
+/// then).
 pub fn bind_vcpu(port: EvtchnPort, cpu: u32) -> Result<(), EventError> {
-    Ok(evtchn::bind_vcpu(port, cpu)?)
+    if abi() == Abi::Fifo {
+        evtchn::bind_vcpu(port, cpu)?;
+        OWNERS.bind(port, cpu);
+        return Ok(());
+    }
+    let was_masked = is_masked(port);
+    mask(port);
+    let moved = evtchn::bind_vcpu(port, cpu);
+    if moved.is_ok() {
+        OWNERS.bind(port, cpu);
+    }
+    if !was_masked {
+        evtchn::unmask(port)?;
+    }
+    Ok(moved?)
+}
+
+/// The vCPU `port`'s events go to, as this kernel bound it.
+pub fn bound_vcpu(port: EvtchnPort) -> u32 {
+    OWNERS.owner(port)
 }
 
 /// A new port `remote` may bind to (no handler yet: see [`register`]).
@@ -263,6 +310,7 @@ pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
     let port = check_range(evtchn::alloc_unbound(remote)?)?;
     crate::trace::label(port, "allocated for a peer");
     take_stale(port);
+    OWNERS.bind(port, 0);
     Ok(port)
 }
 
@@ -278,11 +326,20 @@ pub fn bind_interdomain(
     let _masked = IrqGuard::new();
     let port = check_range(evtchn::bind_interdomain(remote, remote_port)?)?;
     crate::trace::label(port, "interdomain");
-    bind_new(port, handler, data)
+    bind_new(port, 0, handler, data)
 }
 
-fn bind_new(port: EvtchnPort, handler: Handler, data: usize) -> Result<EvtchnPort, EventError> {
+/// `port`, just bound by Xen to vCPU `cpu`, gets `handler`. Called with
+/// upcalls masked on the calling vCPU, so the port is in the right
+/// vCPU's mask before it can be delivered there.
+fn bind_new(
+    port: EvtchnPort,
+    cpu: u32,
+    handler: Handler,
+    data: usize,
+) -> Result<EvtchnPort, EventError> {
     take_stale(port);
+    OWNERS.bind(port, cpu);
     if let Err(e) = register(port, handler, data) {
         let _ = evtchn::close(port);
         return Err(e);
@@ -317,10 +374,11 @@ fn take_stale(port: EvtchnPort) -> bool {
 /// forgotten: Xen never knew it in this domain.
 pub fn close(port: EvtchnPort) -> Result<(), EventError> {
     let _ = TABLE.lock().unregister(port);
-    if take_stale(port) {
-        return Ok(());
-    }
-    Ok(evtchn::close(port)?)
+    let closed = if take_stale(port) { Ok(()) } else { evtchn::close(port) };
+    // A port with this number bound later starts on vCPU 0 (or where its
+    // bind says).
+    OWNERS.bind(port, 0);
+    Ok(closed?)
 }
 
 /// Stops upcalls for `port`; its events stay pending.
@@ -384,6 +442,7 @@ pub fn resume() -> Result<(), XenError> {
     }
     table.clear();
     drop(table);
+    OWNERS.reset();
     for scan in &SCAN {
         let mut scan = scan.lock();
         scan.two_level = ScanPosition::new();

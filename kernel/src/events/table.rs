@@ -70,6 +70,14 @@ impl<const N: usize> HandlerTable<N> {
         Ok(())
     }
 
+    /// Gives `port`'s handler another `data` (in one step: no event
+    /// finds the port without a handler meanwhile).
+    pub fn set_data(&mut self, port: EvtchnPort, data: usize) -> Result<(), TableError> {
+        let slot = self.slot(port)?.as_mut().ok_or(TableError::NotBound(port))?;
+        slot.data = data;
+        Ok(())
+    }
+
     pub fn unregister(&mut self, port: EvtchnPort) -> Result<(), TableError> {
         self.slot(port)?.take().map(drop).ok_or(TableError::NotBound(port))
     }

@@ -122,9 +122,6 @@ static COUNT: AtomicU32 = AtomicU32::new(0);
 /// Why SMP could not start, or a call could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// Secondary vCPUs need the FIFO ABI (each has its own control block;
-    /// the 2-level ABI's per-vCPU selector scan is not written).
-    NeedsFifo,
     /// The platform could not prepare or start a vCPU.
     Platform(u32, SmpError),
     /// Binding a vCPU's ports failed.
@@ -141,7 +138,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NeedsFifo => write!(f, "secondary vCPUs need the FIFO event channel ABI"),
             Error::Platform(n, e) => write!(f, "vCPU {n}: {e}"),
             Error::Events(e) => write!(f, "{e}"),
             Error::Timeout(n) => write!(f, "vCPU {n} did not come online within 5 s"),
@@ -191,9 +187,6 @@ pub fn start() -> Result<u32, Error> {
 /// As [`start`], bringing up only the vCPUs `wanted` names (vCPU 0 is
 /// always online).
 pub fn start_with(wanted: impl Fn(u32) -> bool) -> Result<u32, Error> {
-    if events::abi() != events::Abi::Fifo {
-        return Err(Error::NeedsFifo);
-    }
     let (n, more) = platform::smp::count();
     if more {
         log::warn!("smp: the domain has more than {MAX_VCPUS} vCPUs; the rest stay down");
@@ -221,7 +214,12 @@ pub fn bring_up(n: u32) -> Result<(), Error> {
         return Ok(());
     }
     platform::smp::prepare(n).map_err(|e| Error::Platform(n, e))?;
-    platform::smp::fifo_init(n).map_err(|e| Error::Platform(n, e))?;
+    // On the 2-level ABI a vCPU has no control block of its own: its
+    // selector is in the `vcpu_info` just registered, and its scan takes
+    // the ports bound to it (`events::two_level`).
+    if events::abi() == events::Abi::Fifo {
+        platform::smp::fifo_init(n).map_err(|e| Error::Platform(n, e))?;
+    }
     c.stop.store(false, Ordering::SeqCst);
     let t0 = platform::now_ns();
     platform::smp::start(n, secondary_main).map_err(|e| Error::Platform(n, e))?;

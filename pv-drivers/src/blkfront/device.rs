@@ -276,6 +276,11 @@ impl<E: BlkEnv> BlkFront<E> {
         }
     }
 
+    /// The kernel's side of this device (or part).
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
@@ -635,7 +640,7 @@ impl<E: BlkEnv> BlkFront<E> {
         self.queues[q].push(&req, f, seq).expect("has_room");
         self.seq = seq.wrapping_add(1);
         self.next_queue = (q + 1) % n;
-        self.stats.queue_requests[q] += 1;
+        self.stats.queue_requests[self.queues[q].index()] += 1;
         self.stats.requests += 1;
         self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight() as u32);
         Ok(true)
@@ -774,7 +779,11 @@ impl<E: BlkEnv> BlkFront<E> {
                 in_flight -= done;
                 if done == 0 {
                     let waited_ms = (self.env.now_ns() - last_progress) / 1_000_000;
-                    self.problem(format!("no response in {waited_ms} ms; device abandoned"));
+                    let rings: Vec<String> = self.queues.iter().map(Queue::describe).collect();
+                    self.problem(format!(
+                        "no response in {waited_ms} ms; device abandoned ({})",
+                        rings.join("; ")
+                    ));
                     self.abandon_ring();
                     return Err(BlkError::Timeout { op, waited_ms });
                 }
@@ -1090,8 +1099,159 @@ impl<E: BlkEnv> BlkFront<E> {
         self.queues[q].push(&req, f, seq).expect("has room");
         self.seq = seq.wrapping_add(1);
         self.next_queue = (q + 1) % n;
-        self.stats.queue_requests[q] += 1;
+        self.stats.queue_requests[self.queues[q].index()] += 1;
         Ok(())
+    }
+
+    /// The device's queues as one device each, to be driven at once from
+    /// several vCPUs (Linux gives each blk-mq hardware context its own
+    /// ring and interrupt, and runs a CPU's I/O on its own context): part
+    /// `k` owns queue `k`'s ring and event channel (in its own
+    /// environment, from [`BlkEnv::split_off`], so its waits wake on its
+    /// own queue's events only), a bounce pool of its own and its own
+    /// counters; the first part keeps the environment it had. Requests
+    /// keep their queue's number in their ids. Every part of a device is
+    /// the same disk: what one writes, another reads.
+    ///
+    /// Only between calls (nothing in flight). A queue whose environment
+    /// cannot be split off stays with the first part (noted in its
+    /// problems), so every queue is still served. The parts end together:
+    /// [`BlkFront::close_parts`]. They do not follow a suspend
+    /// ([`Config::follow_suspend`] is off in each).
+    pub fn split(mut self) -> Vec<Self> {
+        let mut parts = Vec::new();
+        if self.in_flight() != 0 || self.health != Health::Live {
+            return alloc::vec![self];
+        }
+        self.config.follow_suspend = false;
+        let all = core::mem::take(&mut self.queues);
+        for q in all {
+            if self.queues.is_empty() {
+                self.queues.push(q);
+                continue;
+            }
+            let env = match self.env.split_off(q.setup.port) {
+                Ok(env) => env,
+                Err(e) => {
+                    self.problem(format!("queue {} stays with the first part: {e}", q.index()));
+                    self.queues.push(q);
+                    continue;
+                }
+            };
+            let mut pool = Pool::new(self.pool.capacity(), self.dev.backend_id);
+            pool.set_persistent(self.features.persistent);
+            parts.push(BlkFront {
+                env,
+                dev: self.dev.clone(),
+                config: self.config,
+                ring_grants: q.setup.grefs.len() as u64,
+                queues: alloc::vec![q],
+                next_queue: 0,
+                seq: 0,
+                geometry: self.geometry,
+                features: self.features,
+                pool,
+                health: Health::Live,
+                stats: Stats::default(),
+                problems: Vec::new(),
+                discard_len: 0,
+                generation: self.generation,
+            });
+        }
+        self.ring_grants = self.queues.iter().map(|q| q.setup.grefs.len() as u64).sum();
+        parts.insert(0, self);
+        parts
+    }
+
+    /// The parts of a device [`BlkFront::split`] made, as one device
+    /// again (its queues in order, every part's pool, counters and event
+    /// channels), e.g. to follow a suspend ([`BlkFront::follow_domain`]).
+    /// Only between calls; `None` if `parts` is empty.
+    pub fn join(parts: Vec<Self>) -> Option<Self> {
+        let mut parts = parts.into_iter();
+        let mut dev = parts.next()?;
+        for p in parts {
+            let BlkFront { env, queues, pool, stats, problems, ring_grants, health, .. } = p;
+            dev.env.absorb(env);
+            dev.queues.extend(queues);
+            dev.pool.absorb(pool);
+            dev.ring_grants += ring_grants;
+            for p in problems {
+                dev.problem(p);
+            }
+            if health != Health::Live {
+                dev.health = health;
+            }
+            let s = &mut dev.stats;
+            s.requests += stats.requests;
+            s.indirect_requests += stats.indirect_requests;
+            s.responses += stats.responses;
+            s.notifies += stats.notifies;
+            s.waits += stats.waits;
+            s.bytes_read += stats.bytes_read;
+            s.bytes_written += stats.bytes_written;
+            s.flushes += stats.flushes;
+            s.errors += stats.errors;
+            s.max_in_flight = s.max_in_flight.max(stats.max_in_flight);
+            s.bad_ids += stats.bad_ids;
+            s.orphaned += stats.orphaned;
+            for (a, b) in s.queue_requests.iter_mut().zip(stats.queue_requests) {
+                *a += b;
+            }
+            s.bad_ops += stats.bad_ops;
+            s.bad_producer += stats.bad_producer;
+            s.reconnects += stats.reconnects;
+            s.reissued += stats.reissued;
+        }
+        dev.queues.sort_by_key(Queue::index);
+        dev.next_queue = 0;
+        Some(dev)
+    }
+
+    /// If the domain came back as a new one (restore, migration) since
+    /// the rings were built: connects to the new backend now, between
+    /// calls (nothing is in flight to issue again). Whether it did; an
+    /// error leaves the device broken. For devices that do not
+    /// [`Config::follow_suspend`] inside their calls (a split device,
+    /// joined again around a suspend).
+    pub fn follow_domain(&mut self) -> Result<bool, BlkError> {
+        self.follow_resume()
+    }
+
+    /// The numbers of the queues this device (or part) drives.
+    pub fn queue_numbers(&self) -> Vec<usize> {
+        self.queues.iter().map(Queue::index).collect()
+    }
+
+    /// The event channels of this device's (or part's) queues, in the
+    /// order of [`BlkFront::queue_numbers`].
+    pub fn queue_ports(&self) -> Vec<hypercall::EvtchnPort> {
+        self.queues.iter().map(|q| q.setup.port).collect()
+    }
+
+    /// Closes a device split with [`BlkFront::split`]: the xenbus
+    /// handshake once (through the first part), then every part's grants
+    /// and event channels. One report for the whole device.
+    pub fn close_parts<T: Transport>(parts: Vec<Self>, bus: &mut Bus<T>) -> CloseReport {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return CloseReport {
+                revoked: 0,
+                refused: 0,
+                backend: None,
+                made: 0,
+                revoked_in_all: 0,
+            };
+        };
+        let mut total = first.close(bus);
+        for mut p in parts {
+            let r = p.release_all(total.backend);
+            total.revoked += r.revoked;
+            total.refused += r.refused;
+            total.made += r.made;
+            total.revoked_in_all += r.revoked_in_all;
+        }
+        total
     }
 
     /// Whether the backend is going away (`xl block-detach`): its state is

@@ -4,8 +4,9 @@
 //! over its timer; host tests over a fake blkback that serves the ring
 //! while the driver "waits".
 
-use crate::env::DriverEnv;
+use crate::env::{DriverEnv, EnvError};
 use crate::xenbus::Bus;
+use hypercall::EvtchnPort;
 use xenstore_client::Transport;
 
 /// What a device told the kernel after it reconnected in a new domain.
@@ -59,4 +60,26 @@ pub trait BlkEnv: DriverEnv {
     fn suspend_point(&mut self, _in_flight: usize) {}
     /// Told after a device reconnected in a new domain.
     fn reconnected(&mut self, _what: &Reconnected) {}
+    /// For [`BlkFront::split`]: a new environment of the same kind that
+    /// takes over `port` (one this one bound): its events wake waits on
+    /// the new environment only, and the new one closes it when it lets
+    /// go. On an error nothing changed.
+    ///
+    /// [`BlkFront::split`]: super::BlkFront::split
+    fn split_off(&mut self, _port: EvtchnPort) -> Result<Self, EnvError>
+    where
+        Self: Sized,
+    {
+        Err(EnvError::Unsupported("taking one port into a new environment"))
+    }
+    /// For [`BlkFront::join`]: takes back every port of `other` (an
+    /// environment [`BlkEnv::split_off`] made), whose events wake waits
+    /// on this one from now on; `other` is then dropped.
+    ///
+    /// [`BlkFront::join`]: super::BlkFront::join
+    fn absorb(&mut self, _other: Self)
+    where
+        Self: Sized,
+    {
+    }
 }

@@ -90,6 +90,12 @@ pub struct World {
     /// grants, the ring), frames, event channels.
     pub xen: SharedXen,
     events: u64,
+    /// Ports given to environments split off ([`BlkEnv::split_off`]).
+    pub split_ports: Vec<u32>,
+    /// Refuse to split an environment off.
+    pub refuse_split: bool,
+    /// Environments taken back ([`BlkEnv::absorb`]).
+    pub joined: usize,
     pub now: u64,
     pub disk: Vec<u8>,
     pub persistent: bool,
@@ -126,6 +132,9 @@ pub fn world(disk_bytes: usize) -> Shared {
     Rc::new(RefCell::new(World {
         xen: Rc::new(RefCell::new(xen)),
         events: 0,
+        split_ports: Vec::new(),
+        refuse_split: false,
+        joined: 0,
         now: 0,
         disk: vec![0; disk_bytes],
         persistent: false,
@@ -550,5 +559,19 @@ impl BlkEnv for FakeBlkEnv {
         if let Some(f) = self.at_reconnected.as_mut() {
             f(what);
         }
+    }
+
+    fn split_off(&mut self, port: EvtchnPort) -> Result<Self, EnvError> {
+        let mut w = self.w.borrow_mut();
+        if w.refuse_split {
+            return Err(EnvError::TooManyDevices { max: 1 });
+        }
+        w.split_ports.push(port.0);
+        drop(w);
+        Ok(FakeBlkEnv::new(&self.w))
+    }
+
+    fn absorb(&mut self, _other: Self) {
+        self.w.borrow_mut().joined += 1;
     }
 }

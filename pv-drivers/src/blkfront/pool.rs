@@ -54,6 +54,20 @@ impl<P: PageSet> Pool<P> {
         }
     }
 
+    /// Takes `other`'s pages (and their grants) into this pool: its
+    /// capacity adds to this one's. Only while none of `other`'s pages is
+    /// in a request.
+    pub fn absorb(&mut self, other: Pool<P>) {
+        let base = self.pages.len();
+        self.pages.extend(other.pages);
+        self.free.extend(other.free.into_iter().map(|i| i + base));
+        self.lost.extend(other.lost.into_iter().map(|i| i + base));
+        self.cap += other.cap;
+        self.counts.granted += other.counts.granted;
+        self.counts.revoked += other.counts.revoked;
+        self.counts.revoke_refused += other.counts.revoke_refused;
+    }
+
     pub fn set_persistent(&mut self, on: bool) {
         self.persistent = on;
     }

@@ -175,6 +175,23 @@ impl<P: PageSet> Queue<P> {
         self.slots.len() as u32
     }
 
+    /// The queue's number in the device (`queue-N`), which its ids carry.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The ring's state for a report: `queue N: req_prod P (event E),
+    /// rsp_prod P (event E), consumed C, waiting W`.
+    pub fn describe(&self) -> alloc::string::String {
+        let [rp, re, sp, se] = self.ring().header();
+        alloc::format!(
+            "queue {}: req_prod {rp} (event {re}), rsp_prod {sp} (event {se}), consumed {}, waiting {}",
+            self.index,
+            self.idx.1,
+            self.busy()
+        )
+    }
+
     /// Whether a request can be queued now.
     pub fn has_room(&self) -> bool {
         !self.free.is_empty() && self.ring().free_requests() > 0

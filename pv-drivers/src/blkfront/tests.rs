@@ -568,6 +568,74 @@ fn multi_queue_spreads_requests_and_routes_each_completion_to_its_queue() {
 }
 
 #[test]
+fn a_split_device_runs_each_queue_as_its_own_part_and_closes_as_one() {
+    let offer = Offer { queues: Some(2), ..Offer::default() };
+    with_device(offer, Config::default(), |h, bus, w, dev| {
+        let ports = dev.queue_ports();
+        let mut parts = dev.split();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].queue_numbers(), vec![0]);
+        assert_eq!(parts[1].queue_numbers(), vec![1]);
+        assert_eq!(parts[1].queue_ports(), vec![ports[1]]);
+        assert_eq!(w.borrow().split_ports, vec![ports[1].0], "queue 1's port moved");
+        // What part 1 writes (on queue 1 only), part 0 reads (on queue 0).
+        let data = pattern(256 << 10, 21);
+        parts[1].write_at(4096, &data).unwrap();
+        let mut back = vec![0; data.len()];
+        parts[0].read_at(4096, &mut back).unwrap();
+        assert_eq!(back, data);
+        let (s0, s1) = (parts[0].stats(), parts[1].stats());
+        assert!(s0.queue_requests[0] > 0 && s0.queue_requests[1] == 0, "{s0:?}");
+        assert!(s1.queue_requests[1] > 0 && s1.queue_requests[0] == 0, "{s1:?}");
+        {
+            let world = w.borrow();
+            // Every request carried its queue's number in its id, and
+            // went on that queue's ring.
+            for (r, &q) in world.seen.iter().zip(&world.seen_queue) {
+                assert_eq!((r.id() >> 16) & 0xffff, q as u64);
+            }
+            assert_eq!(world.seen_queue.iter().filter(|&&q| q == 1).count() as u64, s1.requests);
+        }
+        // Joined again: one device over both queues, the parts' figures
+        // summed; split again, the same.
+        let requests = parts.iter().map(|p| p.stats().requests).sum::<u64>();
+        let mut dev = BlkFront::join(parts).unwrap();
+        assert_eq!(w.borrow().joined, 1);
+        assert_eq!(dev.queue_numbers(), vec![0, 1]);
+        assert_eq!(dev.queue_ports(), ports);
+        assert_eq!(dev.stats().requests, requests);
+        assert!(!dev.follow_domain().unwrap(), "same domain: nothing to do");
+        for k in 0..8u64 {
+            dev.write_at(k * 4096, &[k as u8; 4096]).unwrap();
+        }
+        let q = dev.stats().queue_requests;
+        assert!(q[0] > 0 && q[1] > 0, "both queues again: {q:?}");
+        let mut back = vec![0; data.len()];
+        dev.read_at(4096 * 8, &mut back[..4096]).unwrap();
+        let parts = dev.split();
+        assert_eq!(parts.len(), 2);
+        // Closing: one handshake, then every part's grants and ports.
+        dom0_put(h, &format!("{BACKEND}/state"), "5");
+        w.borrow_mut().disconnect();
+        dom0_put(h, &format!("{BACKEND}/state"), "6");
+        let r = BlkFront::close_parts(parts, bus);
+        assert_eq!(r.refused, 0);
+        assert_eq!(w.borrow().live_grants(), 0);
+        assert!(w.borrow().xen().open_ports.is_empty(), "both queues' ports closed");
+    });
+    // An environment that cannot split keeps every queue in one part.
+    let offer = Offer { queues: Some(2), ..Offer::default() };
+    with_device(offer, Config::default(), |_, _, w, dev| {
+        w.borrow_mut().refuse_split = true;
+        let mut parts = dev.split();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].queue_numbers(), vec![0, 1]);
+        assert_eq!(parts[0].take_problems().len(), 1);
+        parts[0].write_at(0, &[5; 8192]).unwrap();
+    });
+}
+
+#[test]
 fn a_response_on_the_wrong_queue_completes_nothing() {
     let offer = Offer { queues: Some(2), ..Offer::default() };
     with_device(offer, Config::default(), |h, bus, w, mut dev| {

@@ -95,6 +95,8 @@ pub enum EnvError {
     PortTable,
     /// More devices than the kernel has event counters for.
     TooManyDevices { max: usize },
+    /// The environment cannot do this (it says what).
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for EnvError {
@@ -109,6 +111,7 @@ impl fmt::Display for EnvError {
             EnvError::EventChannel(e) => write!(f, "event channel: Xen refused: {e}"),
             EnvError::PortTable => f.write_str("event channel: no handler slot for the port"),
             EnvError::TooManyDevices { max } => write!(f, "more than {max} devices"),
+            EnvError::Unsupported(what) => write!(f, "not supported here: {what}"),
         }
     }
 }

@@ -6,6 +6,8 @@
 pub mod pattern;
 #[cfg(target_os = "none")]
 mod run;
+#[cfg(target_os = "none")]
+mod smp;
 
 #[cfg(target_os = "none")]
 pub use run::run;

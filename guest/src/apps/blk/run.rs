@@ -43,6 +43,9 @@
 //!   timer sets, blocks), notifications and grant operations — for
 //!   `cargo xtask bench blk`. Overwrites the disk.
 //!
+//! - `blk.mode=smp`: the first writable disk's queues driven at once, one
+//!   per vCPU, following `xl vcpu-set` (`smp.rs`).
+//!
 //! Figures per disk: bytes, time, throughput, requests, grant operations.
 
 use super::pattern;
@@ -203,6 +206,9 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     }
     if mode == "passes" {
         passes(seed);
+    }
+    if mode == "smp" {
+        return super::smp::run(cmd);
     }
     let disks = open_all(Config::default());
     kprintln!("blk: {} disk(s), mode {mode}, seed {seed}", disks.len());
