@@ -12,8 +12,8 @@ mod global;
 pub mod logger;
 #[cfg(target_os = "none")]
 pub use global::{
-    busy, emergency_print, flush, init_hypervisor, init_ring, port, print, resume, ring_state,
-    stats,
+    busy, emergency_print, flush, init_hypervisor, init_ring, port, print, println, resume,
+    ring_state, stats,
 };
 
 /// Splits `bytes` into runs to send, with every `\n` becoming `\r\n`.
@@ -41,7 +41,7 @@ macro_rules! kprint {
 #[macro_export]
 macro_rules! kprintln {
     () => { $crate::console::print(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::console::println(format_args!($($arg)*)) };
 }
 
 #[cfg(test)]

@@ -266,8 +266,10 @@ pub enum Happening<C> {
     },
 }
 
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
+/// Milliseconds, as a `u64` (saturating): a `u128` in a format string
+/// brings in the 128-bit formatting and division code (issue 17's size goal).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<C: fmt::Display> fmt::Display for Happening<C> {
@@ -456,6 +458,79 @@ fn read_all<T: Transport>(
             Err(e) => Err(e.into()),
         })
         .collect()
+}
+
+/// [`Hotplug::read_picture`]'s reads, not generic over the driver: one
+/// copy for vif and vbd (issue 17's size goal). `known_backend` is the backend
+/// path last seen for an id; `dirty` is set when an id vanished between
+/// the reads.
+fn read_picture<T: Transport>(
+    bus: &mut Bus<T>,
+    dir: &str,
+    kind: &str,
+    known_backend: &dyn Fn(&str) -> Option<String>,
+    dirty: &mut bool,
+) -> Result<Vec<Seen>, XenbusError> {
+    let ids = match bus.xs.directory(dir) {
+        Ok(v) => v,
+        Err(Error::Xs(XsErrno::ENOENT)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut paths = Vec::new();
+    for id in &ids {
+        for key in ["backend", "backend-id", "state"] {
+            paths.push(format!("{}/{id}/{key}", dir));
+        }
+    }
+    // The backend state and `online` of devices we know, read at the
+    // same time on the guess that their backend path did not change.
+    let guesses: Vec<Option<String>> = ids.iter().map(|id| known_backend(id)).collect();
+    for g in guesses.iter().flatten() {
+        paths.push(format!("{g}/state"));
+        paths.push(format!("{g}/online"));
+    }
+    let values = read_all(bus, &paths)?;
+    let (fronts, mut guessed) = (values.chunks(3), values[3 * ids.len()..].chunks(2));
+    let mut seen = Vec::with_capacity(ids.len());
+    for ((id, v), guess) in ids.iter().zip(fronts).zip(&guesses) {
+        let guessed_value = guess.as_ref().and_then(|_| guessed.next());
+        if v.iter().all(Option::is_none) {
+            // Removed between the directory and the reads: not there.
+            *dirty = true;
+            continue;
+        }
+        let frontend = format!("{}/{id}", dir);
+        let info = parse_info(kind, id, frontend, v[0].as_deref(), v[1].as_deref());
+        let backend = match (&info, guess, guessed_value) {
+            (Ok(i), Some(g), Some([state, online])) if *g == i.backend => {
+                Some((Node::from_value(state.as_deref()), Online::from_value(online.as_deref())))
+            }
+            _ => None,
+        };
+        seen.push(Seen {
+            id: id.clone(),
+            info,
+            frontend: Node::from_value(v[2].as_deref()),
+            backend,
+        });
+    }
+    let missing: Vec<usize> =
+        (0..seen.len()).filter(|&i| seen[i].backend.is_none() && seen[i].info.is_ok()).collect();
+    let mut paths = Vec::new();
+    for &i in &missing {
+        if let Ok(d) = &seen[i].info {
+            paths.push(format!("{}/state", d.backend));
+            paths.push(format!("{}/online", d.backend));
+        }
+    }
+    let values = read_all(bus, &paths)?;
+    for (&i, v) in missing.iter().zip(values.chunks(2)) {
+        seen[i].backend = Some((
+            Node::from_value(v[0].as_deref()),
+            Online::from_value(v.get(1).and_then(|o| o.as_deref())),
+        ));
+    }
+    Ok(seen)
 }
 
 fn text(v: &[u8]) -> Option<&str> {
@@ -716,69 +791,9 @@ impl<D: Driver> Hotplug<D> {
     /// The ids under `device/<kind>`, each one's nodes, and its backend's
     /// state: two pipelined round trips (three when a backend path is new).
     fn read_picture<T: Transport>(&mut self, bus: &mut Bus<T>) -> Result<Vec<Seen>, XenbusError> {
-        let ids = match bus.xs.directory(&self.dir) {
-            Ok(v) => v,
-            Err(Error::Xs(XsErrno::ENOENT)) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let mut paths = Vec::new();
-        for id in &ids {
-            for key in ["backend", "backend-id", "state"] {
-                paths.push(format!("{}/{id}/{key}", self.dir));
-            }
-        }
-        // The backend state and `online` of devices we know, read at the
-        // same time on the guess that their backend path did not change.
-        let guesses: Vec<Option<String>> =
-            ids.iter().map(|id| self.slots.get(id).map(|s| s.info.backend.clone())).collect();
-        for g in guesses.iter().flatten() {
-            paths.push(format!("{g}/state"));
-            paths.push(format!("{g}/online"));
-        }
-        let values = read_all(bus, &paths)?;
-        let (fronts, mut guessed) = (values.chunks(3), values[3 * ids.len()..].chunks(2));
-        let mut seen = Vec::with_capacity(ids.len());
-        for ((id, v), guess) in ids.iter().zip(fronts).zip(&guesses) {
-            let guessed_value = guess.as_ref().and_then(|_| guessed.next());
-            if v.iter().all(Option::is_none) {
-                // Removed between the directory and the reads: not there.
-                self.dirty = true;
-                continue;
-            }
-            let frontend = format!("{}/{id}", self.dir);
-            let info = parse_info(&self.kind, id, frontend, v[0].as_deref(), v[1].as_deref());
-            let backend = match (&info, guess, guessed_value) {
-                (Ok(i), Some(g), Some([state, online])) if *g == i.backend => Some((
-                    Node::from_value(state.as_deref()),
-                    Online::from_value(online.as_deref()),
-                )),
-                _ => None,
-            };
-            seen.push(Seen {
-                id: id.clone(),
-                info,
-                frontend: Node::from_value(v[2].as_deref()),
-                backend,
-            });
-        }
-        let missing: Vec<usize> = (0..seen.len())
-            .filter(|&i| seen[i].backend.is_none() && seen[i].info.is_ok())
-            .collect();
-        let mut paths = Vec::new();
-        for &i in &missing {
-            if let Ok(d) = &seen[i].info {
-                paths.push(format!("{}/state", d.backend));
-                paths.push(format!("{}/online", d.backend));
-            }
-        }
-        let values = read_all(bus, &paths)?;
-        for (&i, v) in missing.iter().zip(values.chunks(2)) {
-            seen[i].backend = Some((
-                Node::from_value(v[0].as_deref()),
-                Online::from_value(v.get(1).and_then(|o| o.as_deref())),
-            ));
-        }
-        Ok(seen)
+        let slots = &self.slots;
+        let known = |id: &str| slots.get(id).map(|s| s.info.backend.clone());
+        read_picture(bus, &self.dir, &self.kind, &known, &mut self.dirty)
     }
 
     fn reconcile<T: Transport>(
