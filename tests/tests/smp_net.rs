@@ -285,7 +285,11 @@ fn a_2_vcpu_http_guest_serves_after_save_and_restore() {
     assert_eq!(up(run, "vcpus-restored"), vec![0, 1], "{}", run.describe());
     all_served(run, "after-restore", 1000.0);
     let g = growth(run, "vcpus-restored", "vtime-4");
-    assert!(g[1] > 0.2, "vCPU 1 after the restore: {g:?}\n{}", run.describe());
+    // `xl vcpu-list` counts tenths of a second, and vCPU 1 starts anew at
+    // 0.0 in the new domain: a vCPU 1 that served none of the load stays
+    // there, while its share of 1,000 requests has cost 0.2-0.7 s (0.2 on
+    // an idle host, where a bound of "more than 0.2" failed a good run).
+    assert!(g[1] >= 0.1 - 1e-9, "vCPU 1 after the restore: {g:?}\n{}", run.describe());
 }
 
 #[test]
@@ -302,7 +306,11 @@ fn a_2_vcpu_pvh_http_guest_serves_after_live_migration() {
     assert_eq!(up(run, "vcpus-migrated"), vec![0, 1], "{}", run.describe());
     all_served(run, "after-migrate", 1000.0);
     let g = growth(run, "vcpus-migrated", "vtime-5");
-    assert!(g[1] > 0.2, "vCPU 1 after the migration: {g:?}\n{}", run.describe());
+    // `xl vcpu-list` counts tenths of a second, and vCPU 1 starts anew at
+    // 0.0 in the new domain: a vCPU 1 that served none of the load stays
+    // there, while its share of 1,000 requests has cost 0.2-0.7 s (0.2 on
+    // an idle host, where a bound of "more than 0.2" failed a good run).
+    assert!(g[1] >= 0.1 - 1e-9, "vCPU 1 after the migration: {g:?}\n{}", run.describe());
 }
 
 /// The XenStore stall of docs/smp.md, made to happen: once vCPU 1 runs,
