@@ -196,6 +196,19 @@ run_guest() {
     run_guest_wait "$1" "${3:-60}"
 }
 
+# lab_vcpu_dump NAME: where each of the domain's vCPUs is, twice a
+# second apart (a stalled guest: is it spinning, and where?). xenctx -f
+# follows the frame pointers the image keeps; the addresses are the
+# image's (addr2line -e target/xen/guest.elf).
+lab_vcpu_dump() {
+    local d s
+    d=$(xl domid "$1" 2>/dev/null) || return 0
+    for s in 1 2; do
+        xenctx -f -C "$d" 2>&1 | head -n 80 | sed "s/^/[xl ctx $s] /"
+        sleep 1
+    done
+}
+
 wait_console() {
     _log=$LAB_CONSOLE_DIR/guest-$1.log
     _tries=$(($4 * 5))
@@ -207,6 +220,7 @@ wait_console() {
         _tries=$((_tries - 1))
         if [ "$_tries" -le 0 ]; then
             echo "[xl check] timeout waiting for '$2' x$3 in $1"
+            lab_vcpu_dump "$1"
             return 1
         fi
         sleep 0.2
