@@ -536,7 +536,15 @@ impl Parser {
         if line.contains("chars lost") || line.contains("characters lost") {
             self.report.lost_output.push(line.to_string());
         }
-        if let Some((name, rest)) = xl_line(line) {
+        // What Xen itself says while guests run (a PVH triple fault, a
+        // domain crashed by Xen, its register dump) reaches only the
+        // serial console at the default log level: it goes with the
+        // running guest, as `[xen] ...`.
+        let xen = line
+            .find("(XEN) ")
+            .filter(|_| self.report.dom0_ready_at.is_some())
+            .map(|i| ("xen", &line[i + "(XEN) ".len()..]));
+        if let Some((name, rest)) = xl_line(line).or(xen) {
             if !name.is_empty() {
                 // The running guest's; between guests (a check dom0 makes
                 // after a guest ended, such as hashing its disk), the last
@@ -681,6 +689,20 @@ mod tests {
         p.line(t, "@@SCENARIO-END name=s rc=0");
         let a = p.report.runs.iter().find(|r| r.name == "a").unwrap();
         assert_eq!(a.xl_output, vec!["[xl check] a-sha 1234"]);
+    }
+
+    #[test]
+    fn xen_lines_once_dom0_is_up_go_to_the_running_guest() {
+        let mut p = Parser::default();
+        let t = Duration::from_secs(1);
+        p.line(t, "(XEN) Scrubbing Free RAM");
+        p.line(t, "@@DOM0-READY xen=4.17.7 uptime=3");
+        p.line(t, "@@SCENARIO-BEGIN name=s");
+        p.line(t, "@@GUEST-CREATE name=a uptime=1.0");
+        p.line(t, "[   29.939] (XEN) d2v0 Triple fault - invoking HVM shutdown action 1");
+        p.line(t, "@@GUEST name=a domid=2 result=reboot uptime=2.0");
+        let a = p.report.runs.iter().find(|r| r.name == "a").unwrap();
+        assert_eq!(a.xl_output, vec!["[xen] d2v0 Triple fault - invoking HVM shutdown action 1"]);
     }
 
     #[test]

@@ -171,10 +171,6 @@ run_guest_wait() {
         result=$(lab_reason "$code")
         [ "$result" = unknown ] && [ -f "$xllog" ] && sed "s/^/[xl log] /" "$xllog"
     fi
-    # A guest that did not power off may have said why only to Xen: its
-    # crash report goes to the hypervisor console too, and a PVH triple
-    # fault is reported only there ("Triple fault" as reboot).
-    [ "$result" != poweroff ] && xl dmesg 2>/dev/null | tail -n 25 | sed "s/^/[xl dmesg] /"
     # xenconsoled writes the guest's output to the log as it reads the
     # ring, and closes the log once it has noticed the domain is gone:
     # wait for that (a hang guard of 10 s, reported) before reading it.
