@@ -96,13 +96,53 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
         Ok(l) => l,
         Err(e) => return failed(format!("{e:#}")),
     };
-    match lab.boot(&scenarios()) {
+    let scenarios = scenarios();
+    let mut report = lab.boot(&scenarios);
+    if let Ok(r) = &report {
+        let hits = triple_faults(r);
+        if !hits.is_empty() {
+            print_timings(label, &lab, r);
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "[lab] {label}: Xen ended a PVH guest with a triple fault ({}): the emulator's \
+                 known glitch (docs/pvh.md, \"The PVH triple faults\"); every scenario of \
+                 this file runs once more, in a new boot, and the tests judge that one",
+                hits.join("; ")
+            );
+            report = lab.boot(&scenarios);
+        }
+    }
+    match report {
         Ok(r) => {
             print_timings(label, &lab, &r);
             r
         }
         Err(e) => failed(format!("{e:#}")),
     }
+}
+
+/// The guests Xen ended with a triple fault in this boot, as `NAME: dNvM
+/// Triple fault ...` (Xen's own serial line, `[xen]` in the run's output).
+///
+/// Only a PVH guest can end so (Xen crashes a PV domain whose fault it
+/// cannot deliver), and this guest cannot end so by its own doing: its
+/// double fault runs on a stack of its own (IST 1, `platform/src/pvh/tss.rs`)
+/// and reports, which `boot.rs` checks with a stack overflow. What remains
+/// is the emulator: QEMU's nested paging loses the guest's mappings for an
+/// instant (docs/pvh.md). [`boot`] runs such a file's scenarios once more; a
+/// fault that comes back every time still fails the tests.
+pub fn triple_faults(report: &BootReport) -> Vec<String> {
+    report
+        .runs
+        .iter()
+        .flat_map(|r| {
+            r.xl_output
+                .iter()
+                .filter(|l| l.starts_with("[xen] ") && l.contains("Triple fault"))
+                .map(move |l| format!("{}: {}", r.name, &l["[xen] ".len()..]))
+        })
+        .collect()
 }
 
 fn print_timings(label: &str, lab: &Lab, r: &BootReport) {
@@ -330,5 +370,23 @@ mod tests {
         assert_eq!(splitmix64(0), 0xe220_a839_7b1d_cdaf);
         assert!(console_pattern_line(7).starts_with("console-pattern 007 "));
         assert_eq!(console_pattern_line(0).len(), 20 + 96);
+    }
+
+    #[test]
+    fn triple_faults_are_xen_s_lines_only() {
+        let mut hit = GuestRun::new("shttp", "s");
+        hit.xl_output = vec![
+            "[xl check] seen 'Triple fault' x1 in shttp".to_string(),
+            "[xen] d2v0 Triple fault - invoking HVM shutdown action 1".to_string(),
+            "[xen] *** Dumping Dom2 vcpu#0 state: ***".to_string(),
+        ];
+        let mut clean = GuestRun::new("mhttp", "s");
+        clean.xl_output = vec!["[xen] d3 L1TF-vulnerable".to_string()];
+        let report = BootReport { runs: vec![hit, clean], ..BootReport::default() };
+        assert_eq!(
+            triple_faults(&report),
+            vec!["shttp: d2v0 Triple fault - invoking HVM shutdown action 1"]
+        );
+        assert!(triple_faults(&BootReport::default()).is_empty());
     }
 }
