@@ -3,7 +3,9 @@
 //! Why: Debian 12's QEMU 7.2 sometimes loses a PVH guest's mapping in its
 //! software emulation of nested paging, and the guest dies with a triple
 //! fault (docs/pvh.md, "The PVH triple faults"). QEMU 10's TCG page walker
-//! was rewritten; `XENPV_QEMU=debian13` boots the lab with it.
+//! was rewritten; `XENPV_QEMU=debian13` boots the lab with it. It did not
+//! cure the triple faults (the same chapter says what it did instead), so
+//! it is an opt-in for comparing emulators, not the default.
 //!
 //! How: the same private Debian 13 apt configuration as Xen 4.20
 //! ([`crate::debs::Apt`]) resolves `qemu-system-x86`, its firmware
