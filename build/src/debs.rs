@@ -332,7 +332,7 @@ fn resolve_kernel(apt: &Apt, updated: &mut bool, log: &mut dyn FnMut(&str)) -> R
 }
 
 /// The roots plus their library dependencies, recursively.
-fn package_closure(
+pub(crate) fn package_closure(
     apt: &Apt,
     roots: &[String],
     updated: &mut bool,
@@ -387,14 +387,8 @@ pub fn fetch(cache: &Path, release: XenRelease, log: &mut dyn FnMut(&str)) -> Re
     }
     let apt = Apt::for_release(cache, release)?;
     apt.refresh_if_stale(log)?;
-    let resolved = match read_resolved(cache, &apt) {
-        Some(r) => r,
-        None => {
-            let r = resolve(&apt, log)?;
-            write_resolved(cache, &apt, &r);
-            r
-        }
-    };
+    let name = format!("xen-{}", release.version());
+    let resolved = resolve_cached(cache, &apt, &name, |apt| resolve(apt, log))?;
     let kernel_pkg = resolved
         .iter()
         .map(|(f, _)| package_of(f))
@@ -402,35 +396,8 @@ pub fn fetch(cache: &Path, release: XenRelease, log: &mut dyn FnMut(&str)) -> Re
         .context("no linux-image package among the resolved packages")?
         .to_string();
     let kernel_version = kernel_pkg.strip_prefix("linux-image-").unwrap_or(&kernel_pkg).to_string();
-    let pkgs: BTreeSet<String> = resolved.iter().map(|(f, _)| package_of(f).to_string()).collect();
-    let uris = resolved;
-
     let debs_dir = cache.join("debs");
-    cmd::mkdir(&debs_dir)?;
-    let missing: Vec<&(String, u64)> =
-        uris.iter().filter(|(f, _)| !debs_dir.join(f).is_file()).collect();
-    if missing.is_empty() {
-        log(&format!("{} packages already cached in {}", uris.len(), debs_dir.display()));
-    } else {
-        let bytes: u64 = missing.iter().map(|(_, s)| s).sum();
-        log(&format!(
-            "downloading {} of {} packages ({:.1} MiB, {}) into {}",
-            missing.len(),
-            uris.len(),
-            bytes as f64 / (1024.0 * 1024.0),
-            release.debian(),
-            debs_dir.display()
-        ));
-        download(&apt, &pkgs, &debs_dir)?;
-        for (f, _) in &missing {
-            if !debs_dir.join(f).is_file() {
-                bail!("`apt-get download` did not produce {f}");
-            }
-        }
-    }
-
-    let mut debs: Vec<String> = uris.into_iter().map(|(f, _)| f).collect();
-    debs.sort();
+    let debs = download_missing(&apt, &resolved, &debs_dir, log)?;
     let key = tree_name(release, &debs);
     let trees = cache.join("trees");
     let root = trees.join(&key);
@@ -463,16 +430,54 @@ pub fn package_of(deb: &str) -> &str {
     deb.split('_').next().unwrap_or(deb)
 }
 
-/// Asks apt which `.deb`s (file name, size) make up the lab.
-fn resolve(apt: &Apt, log: &mut dyn FnMut(&str)) -> Result<Vec<(String, u64)>> {
-    let mut updated = false;
-    let kernel_pkg = resolve_kernel(apt, &mut updated, log)?;
-    let mut roots = apt.release.packages();
-    roots.push(kernel_pkg);
-    let pkgs = package_closure(apt, &roots, &mut updated, log)?;
+/// Downloads the `.deb`s of `uris` (file name, size) missing from
+/// `debs_dir`; returns every file name, sorted.
+pub(crate) fn download_missing(
+    apt: &Apt,
+    uris: &[(String, u64)],
+    debs_dir: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<String>> {
+    cmd::mkdir(debs_dir)?;
+    let missing: Vec<&(String, u64)> =
+        uris.iter().filter(|(f, _)| !debs_dir.join(f).is_file()).collect();
+    if missing.is_empty() {
+        log(&format!("{} packages already cached in {}", uris.len(), debs_dir.display()));
+    } else {
+        let bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+        log(&format!(
+            "downloading {} of {} packages ({:.1} MiB, {}) into {}",
+            missing.len(),
+            uris.len(),
+            bytes as f64 / (1024.0 * 1024.0),
+            apt.release.debian(),
+            debs_dir.display()
+        ));
+        let pkgs: BTreeSet<String> = uris.iter().map(|(f, _)| package_of(f).to_string()).collect();
+        download(apt, &pkgs, debs_dir)?;
+        for (f, _) in &missing {
+            if !debs_dir.join(f).is_file() {
+                bail!("`apt-get download` did not produce {f}");
+            }
+        }
+    }
+    let mut debs: Vec<String> = uris.iter().map(|(f, _)| f.clone()).collect();
+    debs.sort();
+    Ok(debs)
+}
+
+/// The `.deb`s (file name, size) of `roots` and their library
+/// dependencies, as `apt-get download --print-uris` names them.
+pub(crate) fn resolve_closure(
+    apt: &Apt,
+    roots: &[String],
+    updated: &mut bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(String, u64)>> {
+    let pkgs = package_closure(apt, roots, updated, log)?;
     let mut args = vec!["apt-get", "download", "--print-uris"];
     args.extend(pkgs.iter().map(String::as_str));
-    let uris = parse_print_uris(&apt_query(apt, &args, &mut updated, log)?);
+    let uris = parse_print_uris(&apt_query(apt, &args, updated, log)?);
     if uris.len() != pkgs.len() {
         bail!(
             "`apt-get download --print-uris` listed {} files for {} packages ({})",
@@ -482,6 +487,31 @@ fn resolve(apt: &Apt, log: &mut dyn FnMut(&str)) -> Result<Vec<(String, u64)>> {
         );
     }
     Ok(uris)
+}
+
+/// The resolution `name` (e.g. `xen-4.17`) from the cache if apt's lists
+/// have not changed since, else `resolve`'s, then cached.
+pub(crate) fn resolve_cached(
+    cache: &Path,
+    apt: &Apt,
+    name: &str,
+    resolve: impl FnOnce(&Apt) -> Result<Vec<(String, u64)>>,
+) -> Result<Vec<(String, u64)>> {
+    if let Some(r) = read_resolved(cache, apt, name) {
+        return Ok(r);
+    }
+    let r = resolve(apt)?;
+    write_resolved(cache, apt, name, &r);
+    Ok(r)
+}
+
+/// Asks apt which `.deb`s (file name, size) make up the lab.
+fn resolve(apt: &Apt, log: &mut dyn FnMut(&str)) -> Result<Vec<(String, u64)>> {
+    let mut updated = false;
+    let kernel_pkg = resolve_kernel(apt, &mut updated, log)?;
+    let mut roots = apt.release.packages();
+    roots.push(kernel_pkg);
+    resolve_closure(apt, &roots, &mut updated, log)
 }
 
 /// A fingerprint of apt's package lists: resolution results stay valid
@@ -503,14 +533,14 @@ fn lists_fingerprint(apt: &Apt) -> Option<String> {
     Some(crate::cache::short_hash(&refs))
 }
 
-/// `CACHE/resolved/xen-VER/FP`: one directory per release.
-fn resolved_path(cache: &Path, apt: &Apt) -> Option<PathBuf> {
-    let release = format!("xen-{}", apt.release.version());
-    Some(cache.join("resolved").join(release).join(lists_fingerprint(apt)?))
+/// `CACHE/resolved/NAME/FP`: one directory per set of packages
+/// (`xen-4.17`, `xen-4.20`, `qemu-debian13`).
+fn resolved_path(cache: &Path, apt: &Apt, name: &str) -> Option<PathBuf> {
+    Some(cache.join("resolved").join(name).join(lists_fingerprint(apt)?))
 }
 
-fn read_resolved(cache: &Path, apt: &Apt) -> Option<Vec<(String, u64)>> {
-    let text = std::fs::read_to_string(resolved_path(cache, apt)?).ok()?;
+fn read_resolved(cache: &Path, apt: &Apt, name: &str) -> Option<Vec<(String, u64)>> {
+    let text = std::fs::read_to_string(resolved_path(cache, apt, name)?).ok()?;
     let r: Vec<(String, u64)> = text
         .lines()
         .filter_map(|l| {
@@ -521,12 +551,12 @@ fn read_resolved(cache: &Path, apt: &Apt) -> Option<Vec<(String, u64)>> {
     (!r.is_empty()).then_some(r)
 }
 
-fn write_resolved(cache: &Path, apt: &Apt, r: &[(String, u64)]) {
-    let Some(p) = resolved_path(cache, apt) else {
+fn write_resolved(cache: &Path, apt: &Apt, name: &str, r: &[(String, u64)]) {
+    let Some(p) = resolved_path(cache, apt, name) else {
         return;
     };
     if let Some(dir) = p.parent() {
-        // Only the current fingerprint of this release is worth keeping.
+        // Only the current fingerprint of this set is worth keeping.
         let _ = std::fs::remove_dir_all(dir);
         let _ = std::fs::create_dir_all(dir);
     }
@@ -559,6 +589,22 @@ fn download(apt: &Apt, pkgs: &BTreeSet<String>, dest: &Path) -> Result<()> {
     res
 }
 
+/// Extracts every deb of `debs` (in `debs_dir`) into a fresh `dir`.
+pub(crate) fn extract_debs(debs_dir: &Path, debs: &[String], dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    cmd::mkdir(dir)?;
+    for d in debs {
+        cmd::output(Command::new("dpkg-deb").arg("-x").arg(debs_dir.join(d)).arg(dir))
+            .with_context(|| {
+                format!(
+                    "cannot extract {d} (a broken download? delete it from {})",
+                    debs_dir.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
 /// Extracts every deb into `trees/.tmp-KEY-PID`, decompresses Xen, then
 /// renames the result to `trees/KEY` (atomic for concurrent runs).
 fn extract_all(
@@ -569,17 +615,7 @@ fn extract_all(
     release: XenRelease,
 ) -> Result<()> {
     let tmp = trees.join(format!(".tmp-{key}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    cmd::mkdir(&tmp)?;
-    for d in debs {
-        cmd::output(Command::new("dpkg-deb").arg("-x").arg(debs_dir.join(d)).arg(&tmp))
-            .with_context(|| {
-                format!(
-                    "cannot extract {d} (a broken download? delete it from {})",
-                    debs_dir.display()
-                )
-            })?;
-    }
+    extract_debs(debs_dir, debs, &tmp)?;
     let gz = tmp.join(release.hypervisor_gz());
     let xen = cmd::output(Command::new("gzip").arg("-dc").arg(&gz))
         .with_context(|| format!("cannot decompress {}", gz.display()))?;

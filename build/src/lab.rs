@@ -5,7 +5,7 @@
 use crate::cpio::Archive;
 use crate::debs::{self, Dom0Bundle};
 use crate::initramfs;
-use crate::qemu::{Next, QemuConfig, Running};
+use crate::qemu::{Next, QemuChoice, QemuConfig, QemuProgram, Running};
 use crate::release::XenRelease;
 use crate::scenario::{self, live_guest_line, xl_line, BootReport, Marker, Parser, Scenario};
 use anyhow::{Context, Result};
@@ -50,6 +50,9 @@ pub struct LabOptions {
     /// An `Err` (a misspelt `$XENPV_XEN`) fails [`Lab::prepare`] with
     /// this message: never a silent default.
     pub xen: Result<XenRelease, String>,
+    /// Which QEMU; by default from `$XENPV_QEMU` (unset: the host's). An
+    /// `Err` (a misspelt value) fails [`Lab::prepare`] with this message.
+    pub qemu: Result<QemuChoice, String>,
 }
 
 impl LabOptions {
@@ -92,6 +95,7 @@ impl Default for LabOptions {
             label: "boot".to_string(),
             cpu: None,
             xen: XenRelease::from_env(),
+            qemu: QemuChoice::from_env(),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Lab {
     pub opts: LabOptions,
     /// The extracted packages.
     pub bundle: Dom0Bundle,
+    /// The QEMU that boots it.
+    pub qemu: QemuProgram,
     /// How long fetching took.
     pub fetch_time: Duration,
 }
@@ -159,7 +165,13 @@ impl Lab {
             }
         };
         let release = opts.xen.clone().map_err(anyhow::Error::msg)?;
-        crate::setup::ensure_packages(crate::setup::LAB)?;
+        let choice = opts.qemu.clone().map_err(anyhow::Error::msg)?;
+        let needs: Vec<crate::setup::Need> = crate::setup::LAB
+            .iter()
+            .filter(|n| choice.needs_host_qemu() || n.package != crate::setup::HOST_QEMU_PACKAGE)
+            .copied()
+            .collect();
+        crate::setup::ensure_packages(&needs)?;
         if release.uses_host_apt() {
             crate::setup::refresh_package_lists()?;
         }
@@ -167,13 +179,14 @@ impl Lab {
         let bundle = debs::fetch(&opts.cache_dir, release, &mut log).with_context(|| {
             format!("fetching {release} and dom0 from {} failed", release.debian())
         })?;
+        let qemu = crate::qemu::resolve(&choice, &opts.cache_dir, &mut log)?;
         log(&format!(
             "{release} from {} + dom0 Linux {} ready in {}",
             release.debian(),
             bundle.kernel_version,
             secs(t.elapsed())
         ));
-        Ok(Self { opts, bundle, fetch_time: t.elapsed() })
+        Ok(Self { opts, bundle, qemu, fetch_time: t.elapsed() })
     }
 
     fn say(&self, s: &str) {
@@ -232,7 +245,6 @@ impl Lab {
     /// a report with [`BootReport::failure`] set and the runs so far.
     pub fn boot(&self, scenarios: &[Scenario]) -> Result<BootReport> {
         scenario::validate(scenarios)?;
-        crate::qemu::qemu_binary()?;
         let t_init = Instant::now();
         let archive = self.initramfs(scenarios)?;
         let out = crate::xen_out_dir();
@@ -261,6 +273,7 @@ impl Lab {
             smp: 2,
             kvm: self.opts.kvm,
             cpu: self.opts.cpu.clone(),
+            qemu: self.qemu.clone(),
         };
         // Written under a private name (several runs may share a target
         // dir), then renamed to LABEL.serial.log: the latest finished run.
@@ -289,9 +302,13 @@ impl Lab {
             let _ = writeln!(f, "# {c:?}");
         }
         self.say(&format!(
-            "[lab] booting Xen + dom0 in QEMU ({}, {} MiB)",
+            "[lab] booting Xen + dom0 in QEMU ({}, {} MiB){}",
             if cfg.kvm { "KVM" } else { "TCG" },
-            cfg.memory_mib
+            cfg.memory_mib,
+            match self.opts.qemu {
+                Ok(QemuChoice::Host) => String::new(),
+                _ => format!(" with {}", cfg.qemu.name),
+            }
         ));
         let mut q = match Running::start(cfg) {
             Ok(q) => q,
@@ -495,6 +512,7 @@ mod tests {
                 key: "k".into(),
                 release: XenRelease::V4_17,
             },
+            qemu: QemuProgram::binary("/usr/bin/qemu-system-x86_64".into(), "test"),
             fetch_time: Duration::ZERO,
         }
     }

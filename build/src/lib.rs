@@ -17,7 +17,8 @@
 //! - [`xlcfg`]: xl domain configuration files.
 //! - [`mode`]: PV, PVH or PVH with shadow paging (`$XENPV_MODE`).
 //! - [`scenario`]: what to run in one boot, and the parsed results.
-//! - [`qemu`]: the QEMU command line and the serial-line reader.
+//! - [`qemu`]: which QEMU, its command line and the serial-line reader.
+//! - [`qemudeb`]: Debian 13's QEMU 10.0, fetched and run without installing it.
 //! - [`lab`]: the whole thing: fetch, assemble, boot, collect.
 //! - [`guest`]: building the guest kernel with cargo.
 //! - [`run`]: the guest and scenario of `cargo xtask run` (and of the docs
@@ -60,6 +61,7 @@ pub mod nettool;
 pub mod pagingbench;
 pub mod pagingchart;
 pub mod qemu;
+pub mod qemudeb;
 pub mod release;
 pub mod report;
 pub mod run;

@@ -458,6 +458,7 @@ fn cmd_fetch(xen: Option<XenRelease>) -> Result<()> {
     println!("tree:   {}", lab.bundle.root.display());
     println!("xen:    {}", lab.bundle.xen.display());
     println!("kernel: {} ({})", lab.bundle.vmlinuz.display(), lab.bundle.kernel_version);
+    println!("qemu:   {}", lab.qemu.name);
     Ok(())
 }
 

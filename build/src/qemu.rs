@@ -1,9 +1,11 @@
-//! QEMU: the command line that boots Xen with dom0, and a reader that
-//! delivers QEMU's stdout (Xen's serial console) line by line with arrival
-//! times and explicit deadlines.
+//! QEMU: which QEMU runs (the host's, Debian 13's, or a named binary), the
+//! command line that boots Xen with dom0, and a reader that delivers QEMU's
+//! stdout (Xen's serial console) line by line with arrival times and
+//! explicit deadlines.
 
 use crate::cmd;
 use anyhow::{bail, Result};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,21 +15,105 @@ use std::time::{Duration, Instant};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// Environment variable naming another QEMU binary.
+/// Environment variable picking the QEMU: unset (the host's
+/// `qemu-system-x86_64`), [`DEBIAN13`], or the path of a QEMU binary or a
+/// wrapper script.
 pub const QEMU_ENV: &str = "XENPV_QEMU";
 
-/// The QEMU binary to run: `$XENPV_QEMU` or `qemu-system-x86_64` from `$PATH`.
-pub fn qemu_binary() -> Result<PathBuf> {
-    match std::env::var_os(QEMU_ENV).filter(|v| !v.is_empty()) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if p.is_file() {
-                Ok(p)
-            } else {
-                bail!("{QEMU_ENV}={} does not exist", p.display())
-            }
+/// The [`QEMU_ENV`] value that selects Debian 13's QEMU 10.0 (see
+/// [`crate::qemudeb`]).
+pub const DEBIAN13: &str = "debian13";
+
+/// Which QEMU boots the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QemuChoice {
+    /// `qemu-system-x86_64` from `$PATH` (Debian 12's 7.2 on this
+    /// project's machines; installed by the harness if missing).
+    Host,
+    /// Debian 13's QEMU 10.0, fetched into the lab cache and run through
+    /// Debian 13's own dynamic loader: nothing is installed.
+    Debian13,
+    /// A QEMU binary or a wrapper script (which gets QEMU's arguments).
+    Binary(PathBuf),
+}
+
+impl QemuChoice {
+    /// The choice a [`QEMU_ENV`] value names (`None` or empty: the host's).
+    /// A path must name an existing file: a typo is an error, never the
+    /// host's QEMU instead.
+    pub fn from_env_value(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(Self::Host),
+            Some(v) if v.eq_ignore_ascii_case(DEBIAN13) => Ok(Self::Debian13),
+            Some(v) if std::path::Path::new(v).is_file() => Ok(Self::Binary(v.into())),
+            Some(v) => Err(format!(
+                "{QEMU_ENV}={v:?} is neither `{DEBIAN13}` (Debian 13's QEMU 10.0, fetched into \
+                 the lab cache) nor an existing QEMU binary or wrapper script"
+            )),
         }
-        None => cmd::require_tool(QEMU),
+    }
+
+    /// The choice `$XENPV_QEMU` names (see [`Self::from_env_value`]).
+    pub fn from_env() -> Result<Self, String> {
+        let v = std::env::var_os(QEMU_ENV).map(|v| v.to_string_lossy().into_owned());
+        Self::from_env_value(v.as_deref())
+    }
+
+    /// Whether the host's `qemu-system-x86` package is needed.
+    pub fn needs_host_qemu(&self) -> bool {
+        *self == Self::Host
+    }
+}
+
+/// How to start a QEMU: the program, the arguments that come before the
+/// machine's, and environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuProgram {
+    /// What is executed (QEMU itself, a wrapper, or a dynamic loader).
+    pub program: PathBuf,
+    /// Arguments before the machine's (the loader's, the binary, `-L`).
+    pub args: Vec<OsString>,
+    /// Environment variables set for it.
+    pub env: Vec<(OsString, OsString)>,
+    /// For messages: `qemu-system-x86_64 (host)`, `Debian 13's QEMU 10.0`.
+    pub name: String,
+}
+
+impl QemuProgram {
+    /// A binary or wrapper run as it is.
+    pub fn binary(path: PathBuf, name: &str) -> Self {
+        Self { program: path, args: Vec::new(), env: Vec::new(), name: name.to_string() }
+    }
+
+    /// A command that starts this QEMU, before the machine's arguments.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+}
+
+/// The QEMU `choice` names, ready to start; Debian 13's is fetched (or
+/// reused from `cache`) first.
+pub fn resolve(
+    choice: &QemuChoice,
+    cache: &std::path::Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<QemuProgram> {
+    match choice {
+        QemuChoice::Host => {
+            Ok(QemuProgram::binary(cmd::require_tool(QEMU)?, &format!("{QEMU} from $PATH")))
+        }
+        QemuChoice::Binary(p) => {
+            if !p.is_file() {
+                bail!("{QEMU_ENV}={} does not exist", p.display());
+            }
+            Ok(QemuProgram::binary(p.clone(), &p.display().to_string()))
+        }
+        QemuChoice::Debian13 => crate::qemudeb::fetch(cache, log),
     }
 }
 
@@ -68,6 +154,8 @@ pub struct QemuConfig {
     pub kvm: bool,
     /// The `-cpu` model; `None`: [`cpu_model`].
     pub cpu: Option<String>,
+    /// Which QEMU.
+    pub qemu: QemuProgram,
 }
 
 impl QemuConfig {
@@ -79,7 +167,7 @@ impl QemuConfig {
                 bail!("QEMU module paths cannot contain ',' or ' ': {s}");
             }
         }
-        let mut c = Command::new(qemu_binary()?);
+        let mut c = self.qemu.command();
         let accel = if self.kvm { "kvm" } else { "tcg" };
         c.args(["-machine", &format!("q35,accel={accel}")])
             .args(["-cpu", &self.cpu.clone().unwrap_or_else(|| cpu_model(self.kvm))])
@@ -128,7 +216,8 @@ impl Running {
         let mut c = cfg.command()?;
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
-        let mut child = c.spawn().map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+        let mut child =
+            c.spawn().map_err(|e| anyhow::anyhow!("cannot start {}: {e}", cfg.qemu.name))?;
         let (tx, lines) = channel();
         let Some(out) = child.stdout.take() else {
             bail!("no stdout pipe from QEMU");
@@ -205,5 +294,56 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choice_from_env_value() {
+        assert_eq!(QemuChoice::from_env_value(None), Ok(QemuChoice::Host));
+        assert_eq!(QemuChoice::from_env_value(Some(" ")), Ok(QemuChoice::Host));
+        assert_eq!(QemuChoice::from_env_value(Some("debian13")), Ok(QemuChoice::Debian13));
+        assert_eq!(QemuChoice::from_env_value(Some("Debian13 ")), Ok(QemuChoice::Debian13));
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(QemuChoice::from_env_value(me.to_str()), Ok(QemuChoice::Binary(me.clone())));
+        let err = QemuChoice::from_env_value(Some("debian-13")).unwrap_err();
+        assert!(err.contains("XENPV_QEMU=\"debian-13\"") && err.contains("debian13"), "{err}");
+        assert!(QemuChoice::Host.needs_host_qemu());
+        assert!(!QemuChoice::Debian13.needs_host_qemu());
+        assert!(!QemuChoice::Binary(me).needs_host_qemu());
+    }
+
+    #[test]
+    fn the_program_comes_before_the_machine() {
+        let q = QemuProgram {
+            program: "/t/ld.so".into(),
+            args: vec!["--library-path".into(), "/t/lib".into(), "/t/qemu".into()],
+            env: vec![("QEMU_MODULE_DIR".into(), "/t/mod".into())],
+            name: "test".into(),
+        };
+        let cfg = QemuConfig {
+            xen: "/x/xen.elf".into(),
+            xen_cmdline: "console=com1".into(),
+            dom0_kernel: "/x/vmlinuz".into(),
+            dom0_cmdline: "console=hvc0".into(),
+            initrd: "/x/initrd".into(),
+            memory_mib: 896,
+            smp: 2,
+            kvm: false,
+            cpu: Some("max".into()),
+            qemu: q,
+        };
+        let c = cfg.command().unwrap();
+        assert_eq!(c.get_program(), "/t/ld.so");
+        let args: Vec<_> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args[..5], ["--library-path", "/t/lib", "/t/qemu", "-machine", "q35,accel=tcg"]);
+        let envs: Vec<_> = c.get_envs().collect();
+        assert_eq!(
+            envs,
+            [(std::ffi::OsStr::new("QEMU_MODULE_DIR"), Some(std::ffi::OsStr::new("/t/mod")))]
+        );
     }
 }

@@ -35,9 +35,12 @@ const fn need(package: &'static str, probe: &'static str, why: &'static str) -> 
     Need { package, probe, why }
 }
 
+/// The host's QEMU package (not needed with `XENPV_QEMU` naming another).
+pub const HOST_QEMU_PACKAGE: &str = "qemu-system-x86";
+
 /// Booting Xen in QEMU: every `run`, `fetch`, `bench` and boot test.
 pub const LAB: &[Need] = &[
-    need("qemu-system-x86", "qemu-system-x86_64", "QEMU boots Xen and dom0"),
+    need(HOST_QEMU_PACKAGE, "qemu-system-x86_64", "QEMU boots Xen and dom0"),
     need("binutils", "readelf", "readelf reads the guest's ELF notes and dom0's libraries"),
     need("binutils", "strip", "strip makes the guest image small"),
     need("xz-utils", "xz", "Debian ships some dom0 kernel modules xz-compressed"),
