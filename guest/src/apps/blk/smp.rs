@@ -378,7 +378,8 @@ fn all_parked() -> bool {
 fn suspend(n: usize) -> bool {
     PAUSE.store(true, Ordering::SeqCst);
     let parked = all_parked();
-    let parts: Vec<Disk> = LANES[..n].iter().filter_map(|l| l.part.lock().take().map(|d| *d)).collect();
+    let parts: Vec<Disk> =
+        LANES[..n].iter().filter_map(|l| l.part.lock().take().map(|d| *d)).collect();
     if !parked || parts.len() != n {
         kprintln!("blk: smp: suspend: lanes not all parked; FAILED");
         put_back(parts);
@@ -537,7 +538,8 @@ pub fn run(cmd: &Cmdline<'_>) -> AppResult {
     summary("whole run", &[Snap::default(); MAX_QUEUES], vcpus);
     let failed: u64 = total.iter().map(|s| s.failed).sum();
     let passes: u64 = total.iter().map(|s| s.passes).sum();
-    let parts: Vec<Disk> = LANES[..n].iter().filter_map(|l| l.part.lock().take().map(|d| *d)).collect();
+    let parts: Vec<Disk> =
+        LANES[..n].iter().filter_map(|l| l.part.lock().take().map(|d| *d)).collect();
     let kept = parts.len();
     if let Some(r) = xenbus::with(|bus| BlkFront::close_parts(parts, bus)) {
         kprintln!(
