@@ -195,7 +195,8 @@ run_guest() {
 # lab_vcpu_dump NAME: where each of the domain's vCPUs is, twice a
 # second apart (a stalled guest: is it spinning, and where?). xenctx -f
 # follows the frame pointers the image keeps; the addresses are the
-# image's (addr2line -e target/xen/guest.elf). xenctx prints a call trace
+# image's (build/scripts/xl-ctx-symbols.sh LOG target/xen/guest.elf
+# names them). xenctx prints a call trace
 # only for a rip at or above its "kernel start", by default Linux's
 # 0xffffffff80000000: the image is linked at 0x400000 (platform/link.ld,
 # __virt_base), so -k says so, or an HVM guest's dump stops at the code
