@@ -195,12 +195,20 @@ run_guest() {
 # lab_vcpu_dump NAME: where each of the domain's vCPUs is, twice a
 # second apart (a stalled guest: is it spinning, and where?). xenctx -f
 # follows the frame pointers the image keeps; the addresses are the
-# image's (addr2line -e target/xen/guest.elf).
+# image's (build/scripts/xl-ctx-symbols.sh LOG target/xen/guest.elf
+# names them). xenctx prints a call trace
+# only for a rip at or above its "kernel start", by default Linux's
+# 0xffffffff80000000: the image is linked at 0x400000 (platform/link.ld,
+# __virt_base), so -k says so, or an HVM guest's dump stops at the code
+# bytes. -n 16: the walk may follow frames up to 16 pages above rsp (a
+# secondary vCPU's stack is 16 pages, STACK_PAGES in
+# platform/src/smp/mod.rs); -l 4: a few raw stack
+# lines, the trace is what matters.
 lab_vcpu_dump() {
     local d s
     d=$(xl domid "$1" 2>/dev/null) || return 0
     for s in 1 2; do
-        xenctx -f -C "$d" 2>&1 | head -n 80 | sed "s/^/[xl ctx $s] /"
+        xenctx -f -C -k 0x400000 -n 16 -l 4 "$d" 2>&1 | head -n 200 | sed "s/^/[xl ctx $s] /"
         sleep 1
     done
 }
