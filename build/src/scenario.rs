@@ -511,6 +511,11 @@ pub struct Parser {
     /// The report so far.
     pub report: BootReport,
     current_scenario: String,
+    /// The start of a line Xen's console cut in two: Xen and dom0 share
+    /// the serial port, and a message of Xen's own (`(XEN) uart interrupt
+    /// taking more than 4ms, switched to polling`) can land in the middle
+    /// of a line of dom0's. The line's rest comes on the next line.
+    cut: Option<String>,
 }
 
 impl Parser {
@@ -533,6 +538,27 @@ impl Parser {
     /// started; returns the marker it held, if any.
     pub fn line(&mut self, at: Duration, line: &str) -> Option<Marker> {
         let line = line.trim_end_matches(['\r', '\n']);
+        // Xen's messages start a line of their own; one that starts
+        // within a line cut dom0's line there (no line of dom0's, the
+        // guests' or the lab's contains "(XEN) ").
+        if let Some(i) = line.find("(XEN) ").filter(|&i| i > 0) {
+            let head = format!("{}{}", self.cut.take().unwrap_or_default(), &line[..i]);
+            self.cut = Some(head);
+            return self.whole_line(at, &line[i..]);
+        }
+        match self.cut.take() {
+            Some(head) if !line.starts_with("(XEN) ") => {
+                let joined = format!("{head}{line}");
+                self.whole_line(at, &joined)
+            }
+            head => {
+                self.cut = head;
+                self.whole_line(at, line)
+            }
+        }
+    }
+
+    fn whole_line(&mut self, at: Duration, line: &str) -> Option<Marker> {
         if line.contains("chars lost") || line.contains("characters lost") {
             self.report.lost_output.push(line.to_string());
         }
@@ -699,10 +725,35 @@ mod tests {
         p.line(t, "@@DOM0-READY xen=4.17.7 uptime=3");
         p.line(t, "@@SCENARIO-BEGIN name=s");
         p.line(t, "@@GUEST-CREATE name=a uptime=1.0");
-        p.line(t, "[   29.939] (XEN) d2v0 Triple fault - invoking HVM shutdown action 1");
+        p.line(t, "(XEN) d2v0 Triple fault - invoking HVM shutdown action 1");
         p.line(t, "@@GUEST name=a domid=2 result=reboot uptime=2.0");
         let a = p.report.runs.iter().find(|r| r.name == "a").unwrap();
         assert_eq!(a.xl_output, vec!["[xen] d2v0 Triple fault - invoking HVM shutdown action 1"]);
+    }
+
+    #[test]
+    fn a_line_xen_cut_in_two_is_put_back_together() {
+        let mut p = Parser::default();
+        let t = Duration::from_secs(1);
+        p.line(t, "@@DOM0-READY xen=4.17.7 uptime=3");
+        p.line(t, "@@SCENARIO-BEGIN name=s");
+        p.line(t, "@@GUEST-CREATE name=q uptime=1.0");
+        p.line(t, "@@GUEST name=q domid=1 result=poweroff uptime=2.0");
+        p.line(t, "@@CONSOLE-BEGIN name=q");
+        p.line(t, "@@C|q|events by vCPU [485, (XEN) uart interrupt taking more than 4ms, switched to polling");
+        p.line(t, "(XEN) another message of Xen's");
+        p.line(t, "0], calls 150");
+        p.line(t, "@@CONSOLE-END name=q lines=1");
+        let q = p.report.run("q").unwrap();
+        assert_eq!(q.console, vec!["events by vCPU [485, 0], calls 150"]);
+        assert!(q.console_complete);
+        assert_eq!(
+            q.xl_output,
+            vec![
+                "[xen] uart interrupt taking more than 4ms, switched to polling",
+                "[xen] another message of Xen's"
+            ]
+        );
     }
 
     #[test]
