@@ -566,10 +566,12 @@ impl Parser {
         // domain crashed by Xen, its register dump) reaches only the
         // serial console at the default log level: it goes with the
         // running guest, as `[xen] ...`.
+        // (`line` split a message of Xen's off the line it cut: here one
+        // starts the line or there is none.)
         let xen = line
-            .find("(XEN) ")
+            .strip_prefix("(XEN) ")
             .filter(|_| self.report.dom0_ready_at.is_some())
-            .map(|i| ("xen", &line[i + "(XEN) ".len()..]));
+            .map(|rest| ("xen", rest));
         if let Some((name, rest)) = xl_line(line).or(xen) {
             if !name.is_empty() {
                 // The running guest's; between guests (a check dom0 makes
