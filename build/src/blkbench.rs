@@ -192,7 +192,7 @@ pub fn table(
     }
     s.push_str(&t.render());
     s.push_str(
-        "ratio: ours / Linux (higher is better for us). hcalls: EVTCHNOP_send + set_timer_op + SCHEDOP_block per ring request;\n\
+        "ratio: ours / Linux (higher is better for us). hcalls: traps for EVTCHNOP_send + set_timer_op + SCHEDOP_block per ring request (a block's multicall counted once);\n\
          grant ops: grants made + revoked per request (persistent grants: hot bounce pages are granted once).\n",
     );
     s

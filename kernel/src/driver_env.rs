@@ -160,6 +160,11 @@ impl EventChannels for KernelEnv {
     fn notify(&mut self, port: EvtchnPort) {
         let _ = events::send(port);
     }
+
+    fn notify_batched(&mut self, port: EvtchnPort) {
+        // Owed instead while a service loop defers (events::owed).
+        let _ = events::send_or_owe(port);
+    }
 }
 
 impl BlkEnv for KernelEnv {

@@ -23,6 +23,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
 use hypercall::ops::{sched_op, vcpu};
 use hypercall::EvtchnPort;
+use platform::{TimerChange, MAX_CARRIED_SENDS};
 
 /// Timers that can be armed at once (on each vCPU).
 pub const CAPACITY: usize = 128;
@@ -48,6 +49,9 @@ struct PerCpu {
     programmed: AtomicU64,
     last_programmed: AtomicU64,
     blocks: AtomicU64,
+    /// Calls (owed notifications, timer changes) that went into Xen in a
+    /// block's own trap.
+    carried: AtomicU64,
     virqs: AtomicU64,
     stray_virqs: AtomicU64,
     skew_max_ns: AtomicU64,
@@ -75,6 +79,7 @@ impl PerCpu {
             programmed: AtomicU64::new(0),
             last_programmed: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
+            carried: AtomicU64::new(0),
             virqs: AtomicU64::new(0),
             stray_virqs: AtomicU64::new(0),
             skew_max_ns: AtomicU64::new(0),
@@ -186,27 +191,37 @@ fn on_timer_virq(_: EvtchnPort, cpu: usize) {
 /// Points this vCPU's single-shot timer at `deadline`. A deadline already
 /// past fires at once (flags 0), which is what we want.
 fn set(me: &PerCpu, t: &mut Timers, deadline: u64) {
+    note_set(me, t, deadline);
+    let _ = vcpu::set_singleshot_timer(platform::smp::current(), deadline);
+}
+
+/// The bookkeeping of arming Xen's timer for `deadline` (the caller makes
+/// the call).
+fn note_set(me: &PerCpu, t: &mut Timers, deadline: u64) {
     me.programmed.fetch_add(1, Ordering::Relaxed);
     me.last_programmed.store(deadline, Ordering::Relaxed);
-    let _ = vcpu::set_singleshot_timer(platform::smp::current(), deadline);
     t.armed = Some(deadline);
     // The minimum, not the latest: a VIRQ of an earlier deadline may be
     // pending still, and must not make a later timer due early.
     t.floor = Some(t.floor.map_or(deadline, |f| f.min(deadline)));
 }
 
-/// Makes Xen's timer match the queue: the earliest deadline, or none.
-fn sync(me: &PerCpu, t: &mut Timers) {
+/// What makes Xen's timer match the queue (the earliest deadline, or
+/// none), noted as done: the caller makes the call (the block carries it).
+fn plan(me: &PerCpu, t: &mut Timers) -> TimerChange {
     let next = t.queue.next_deadline();
     if t.armed == next {
-        return;
+        return TimerChange::Keep;
     }
     match next {
-        Some(deadline) => set(me, t, deadline),
+        Some(deadline) => {
+            note_set(me, t, deadline);
+            TimerChange::Set(deadline)
+        }
         None => {
             me.programmed.fetch_add(1, Ordering::Relaxed);
-            let _ = vcpu::stop_singleshot_timer(platform::smp::current());
             t.armed = None;
+            TimerChange::Stop
         }
     }
 }
@@ -214,10 +229,22 @@ fn sync(me: &PerCpu, t: &mut Timers) {
 /// Runs `func(data)` from the calling vCPU's timer upcall at system time
 /// `deadline_ns`.
 pub fn add(deadline_ns: u64, func: TimerFn, data: usize) -> Result<TimerId, QueueFull> {
+    add_armed(deadline_ns, func, data, true)
+}
+
+/// [`add`]; without `arm`, Xen's timer is left for the caller's next
+/// block to point at the new deadline (in the block's own trap): only for
+/// a caller that blocks next, before the deadline matters.
+fn add_armed(
+    deadline_ns: u64,
+    func: TimerFn,
+    data: usize,
+    arm: bool,
+) -> Result<TimerId, QueueFull> {
     let me = here();
     let mut t = me.timers.lock();
     let id = t.queue.add(deadline_ns, func, data)?;
-    if t.queue.next_deadline() == Some(deadline_ns) && t.armed != Some(deadline_ns) {
+    if arm && t.queue.next_deadline() == Some(deadline_ns) && t.armed != Some(deadline_ns) {
         set(me, &mut t, deadline_ns);
     }
     Ok(id)
@@ -299,11 +326,20 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
             return;
         }
         // No stale deadline (of a wait that ended early) may wake us.
-        sync(me, &mut me.timers.lock());
+        let timer = plan(me, &mut me.timers.lock());
+        // What a deferring service loop owes its backends goes in the same
+        // trap (events::owed).
+        let owed = events::owed::take_owed();
+        let mut ports = [EvtchnPort(0); MAX_CARRIED_SENDS];
+        for (slot, p) in ports.iter_mut().zip(owed.ports()) {
+            *slot = p;
+        }
+        events::count_sends(owed.len() as u64);
         // Unmasks, blocks if nothing is pending, and takes the upcall
         // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
         me.blocks.fetch_add(1, Ordering::Relaxed);
-        platform::block();
+        let carried = platform::block_carrying(&ports[..owed.len()], timer);
+        me.carried.fetch_add(carried, Ordering::Relaxed);
     }
 }
 
@@ -315,6 +351,12 @@ pub fn late_starts() -> u64 {
 /// `SCHEDOP_block` calls so far on this vCPU (from [`block_until`]).
 pub fn blocks() -> u64 {
     here().blocks.load(Ordering::Relaxed)
+}
+
+/// Calls that went into Xen inside this vCPU's blocks' own traps so far
+/// (notifications and timer changes that cost no trap of their own).
+pub fn carried() -> u64 {
+    here().carried.load(Ordering::Relaxed)
 }
 
 fn wake_waiter(token: usize) {
@@ -332,7 +374,9 @@ pub fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
         return cond();
     }
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-    match add(deadline_ns, wake_waiter, token as usize) {
+    // Not armed here: the block below points Xen's timer at it in its own
+    // trap (a wait whose condition already holds sets no timer at all).
+    match add_armed(deadline_ns, wake_waiter, token as usize, false) {
         Ok(id) => {
             block_until(|| cond() || me.woken.load(Ordering::SeqCst) == token);
             cancel(id);

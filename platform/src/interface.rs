@@ -12,6 +12,7 @@ use hypercall::abi::console::XenconsInterface;
 use hypercall::abi::sched::ShutdownReason;
 use hypercall::abi::shared_info::{SharedInfo, VcpuInfo};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
+pub use hypercall::ops::multicall::{TimerChange, MAX_CARRIED_SENDS};
 use hypercall::ops::sched_op;
 use hypercall::{EvtchnPort, Mfn, XenError};
 use spin::Once;
@@ -78,6 +79,12 @@ pub trait Backend: Sync {
     /// an event is pending, atomically (`SCHEDOP_block` for PV, `sti; hlt`
     /// for PVH). Returns with upcalls unmasked, the event delivered.
     fn block(&self);
+    /// [`Backend::block`], after sending an event on each of `sends` and
+    /// making `timer`'s change to this vCPU's one-shot timer, in as few
+    /// traps into Xen as the mode allows: one multicall that ends in
+    /// `SCHEDOP_block` (PV), or one multicall and the `hlt` (PVH). Returns
+    /// how many of the calls cost no trap of their own.
+    fn block_carrying(&self, sends: &[EvtchnPort], timer: TimerChange) -> u64;
 }
 
 static BACKEND: Once<&'static dyn Backend> = Once::new();
@@ -127,6 +134,7 @@ through_backend! {
     fn stack_word(addr: u64) -> Option<u64>;
     fn fault_address() -> u64;
     fn block();
+    fn block_carrying(sends: &[EvtchnPort], timer: TimerChange) -> u64;
 }
 
 static MEMORY: Once<&'static (dyn fmt::Display + Sync)> = Once::new();

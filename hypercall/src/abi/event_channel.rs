@@ -21,6 +21,7 @@ pub mod cmd {
 
 /// `struct evtchn_send`.
 #[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct EvtchnSend {
     pub port: u32,
 }

@@ -8,11 +8,15 @@
 //! entries carry raw pointers the caller keeps alive, and change page
 //! tables).
 
+use crate::abi::event_channel::{self as evtchn, EvtchnSend};
 use crate::abi::memory::{cmd, XenMemoryReservation};
 use crate::abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
+use crate::abi::sched;
+use crate::abi::vcpu::{self as vcpu_abi, VcpuSetSingleshotTimer};
 use crate::abi::xen::{Uvmf, DOMID_SELF};
 use crate::error::{XenError, XenResult};
 use crate::raw::{hypercall, nr};
+use crate::types::EvtchnPort;
 
 /// An `update_va_mapping(va, pte, flags)` entry.
 pub fn update_va_mapping(va: usize, pte: u64, flags: Uvmf) -> MulticallEntry {
@@ -80,6 +84,111 @@ pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> XenResult<()> {
     .map(drop)
 }
 
+/// What [`send_and_block`] does to the vCPU's one-shot timer on the way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerChange {
+    /// Leaves it as it is.
+    Keep,
+    /// `VCPUOP_set_singleshot_timer` for this absolute system time.
+    Set(u64),
+    /// `VCPUOP_stop_singleshot_timer`.
+    Stop,
+}
+
+/// The most notifications one [`send_and_block`] carries.
+pub const MAX_CARRIED_SENDS: usize = 8;
+
+/// What a vCPU does before it sleeps, in one trap into Xen instead of one
+/// each: `EVTCHNOP_send` on every port of `sends`, then `timer` on `vcpu`'s
+/// one-shot timer, then, with `block`, `SCHEDOP_block` (Xen unmasks upcalls
+/// as it blocks, as [`super::sched_op::block`] does). Xen runs the entries
+/// in order, so the block comes after the sends and the timer. More than
+/// [`MAX_CARRIED_SENDS`] ports, or nothing to do, is `EINVAL` (nothing is
+/// run). Returns the first entry's failure, if any (the rest still ran).
+pub fn send_and_block(
+    vcpu: u32,
+    sends: &[EvtchnPort],
+    timer: TimerChange,
+    block: bool,
+) -> XenResult<()> {
+    let mut args = CarriedArgs {
+        sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
+        timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
+    };
+    let mut entries = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
+    let n = carried_entries(vcpu, sends, timer, block, &mut args, &mut entries)?;
+    // SAFETY: each entry is a call that is safe on its own (`send`,
+    // `set_singleshot_timer`, `stop_singleshot_timer`, `block` in
+    // `event_channel`, `vcpu` and `sched_op`): ports and vCPU ids are
+    // numbers Xen checks, and the argument structs the entries point at
+    // (`args`) stay on this stack frame, unmoved, until the multicall
+    // returns.
+    unsafe { multicall(&mut entries[..n]) }?;
+    match first_failure(&entries[..n]) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The argument structs [`send_and_block`]'s entries point at.
+struct CarriedArgs {
+    sends: [EvtchnSend; MAX_CARRIED_SENDS],
+    timer: VcpuSetSingleshotTimer,
+}
+
+/// Fills `entries` for [`send_and_block`], pointing into `args` (which
+/// must not move while they run); how many entries it used.
+fn carried_entries(
+    vcpu: u32,
+    sends: &[EvtchnPort],
+    timer: TimerChange,
+    block: bool,
+    args: &mut CarriedArgs,
+    entries: &mut [MulticallEntry; MAX_CARRIED_SENDS + 2],
+) -> XenResult<usize> {
+    if sends.len() > MAX_CARRIED_SENDS || (sends.is_empty() && timer == TimerChange::Keep && !block)
+    {
+        return Err(XenError::EINVAL);
+    }
+    let mut n = 0;
+    for (slot, p) in args.sends.iter_mut().zip(sends) {
+        slot.port = p.0;
+        entries[n] = MulticallEntry {
+            op: nr::EVENT_CHANNEL_OP.into(),
+            result: 0,
+            args: [evtchn::cmd::SEND.into(), slot as *const _ as u64, 0, 0, 0, 0],
+        };
+        n += 1;
+    }
+    let vcpu_op = |cmd: u32, arg: u64| MulticallEntry {
+        op: nr::VCPU_OP.into(),
+        result: 0,
+        args: [cmd.into(), vcpu.into(), arg, 0, 0, 0],
+    };
+    match timer {
+        TimerChange::Keep => {}
+        TimerChange::Set(deadline_ns) => {
+            args.timer.timeout_abs_ns = deadline_ns;
+            let arg = &args.timer as *const _ as u64;
+            entries[n] = vcpu_op(vcpu_abi::cmd::SET_SINGLESHOT_TIMER, arg);
+            n += 1;
+        }
+        TimerChange::Stop => {
+            entries[n] = vcpu_op(vcpu_abi::cmd::STOP_SINGLESHOT_TIMER, 0);
+            n += 1;
+        }
+    }
+    if block {
+        entries[n] = MulticallEntry {
+            op: nr::SCHED_OP.into(),
+            result: 0,
+            args: [sched::cmd::BLOCK.into(), 0, 0, 0, 0, 0],
+        };
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +200,43 @@ mod tests {
         assert_eq!(first_failure(&entries), None);
         entries[1].result = (-22i64) as u64;
         assert_eq!(first_failure(&entries), Some((1, XenError::EINVAL)));
+    }
+
+    #[test]
+    fn a_block_carries_its_sends_and_timer_in_order() {
+        let mut args = CarriedArgs {
+            sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
+            timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
+        };
+        let mut e = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
+        let ports = [EvtchnPort(5), EvtchnPort(9)];
+        let n = carried_entries(3, &ports, TimerChange::Set(77), true, &mut args, &mut e).unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(e[0].op, u64::from(nr::EVENT_CHANNEL_OP));
+        assert_eq!(e[0].args[..2], [4, &args.sends[0] as *const _ as u64]);
+        assert_eq!(args.sends[1].port, 9);
+        assert_eq!(e[1].args[1], &args.sends[1] as *const _ as u64);
+        assert_eq!(e[2].op, u64::from(nr::VCPU_OP));
+        assert_eq!(e[2].args[..3], [8, 3, &args.timer as *const _ as u64]);
+        assert_eq!(args.timer.timeout_abs_ns, 77);
+        assert_eq!(e[3].op, u64::from(nr::SCHED_OP));
+        assert_eq!(e[3].args[0], 1, "SCHEDOP_block, last");
+    }
+
+    #[test]
+    fn a_carry_without_work_or_with_too_many_sends_is_refused() {
+        let mut args = CarriedArgs {
+            sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
+            timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
+        };
+        let mut e = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
+        let r = carried_entries(0, &[], TimerChange::Keep, false, &mut args, &mut e);
+        assert_eq!(r, Err(XenError::EINVAL));
+        let many = [EvtchnPort(1); MAX_CARRIED_SENDS + 1];
+        let r = carried_entries(0, &many, TimerChange::Stop, true, &mut args, &mut e);
+        assert_eq!(r, Err(XenError::EINVAL));
+        let n = carried_entries(0, &[], TimerChange::Stop, false, &mut args, &mut e).unwrap();
+        assert_eq!((n, e[0].args[0]), (1, 9), "VCPUOP_stop_singleshot_timer alone");
     }
 
     #[test]

@@ -353,6 +353,12 @@ pub fn send(port: EvtchnPort) -> Result<(), EventError> {
     Ok(evtchn::send(port)?)
 }
 
+/// Counts `EVTCHNOP_send`s made inside a multicall ([`super::owed`], the
+/// timer's block).
+pub fn count_sends(n: u64) {
+    SENDS.fetch_add(n, Ordering::Relaxed);
+}
+
 /// `EVTCHNOP_send` hypercalls so far (every port: devices, XenStore,
 /// console).
 pub fn sends() -> u64 {

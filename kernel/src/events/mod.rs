@@ -12,9 +12,13 @@ mod global;
 #[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
+pub mod owed;
+#[cfg(target_os = "none")]
 pub use global::*;
 #[cfg(target_os = "none")]
 pub use irq::{enable_upcalls, upcalls_masked, IrqGuard, IrqLock};
+#[cfg(target_os = "none")]
+pub use owed::{defer_sends, send_or_owe, send_owed, DeferSends};
 
 /// Which event channel ABI to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

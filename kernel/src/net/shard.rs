@@ -632,6 +632,8 @@ fn task(k: usize) {
     let mut status_gen = 0;
     let mut report_gen = REPORT_GEN.load(Ordering::SeqCst);
     kprintln!("net: shard {k} serves on vCPU {me}");
+    // As the service loop does: notifications go out with the block.
+    let defer = events::defer_sends();
     while !smp::stopping() {
         looped.passes += 1;
         let seen = news_of(k);
@@ -656,6 +658,7 @@ fn task(k: usize) {
         let mut lap = Lap::start();
         if shard.has_input() || news_of(k) != seen {
             looped.no_wait += 1;
+            events::send_owed();
             continue;
         }
         // Capped: a wake-up lost to a channel moving between vCPUs costs
@@ -673,6 +676,7 @@ fn task(k: usize) {
         }
         lap.lap(&mut looped.ns_wait);
     }
+    drop(defer);
     move_home(k, 0);
     kprintln!(
         "net: shard {k} leaves vCPU {me} after {} passes ({} ms); vCPU 0 serves it",

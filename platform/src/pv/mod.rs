@@ -29,6 +29,7 @@ use hypercall::abi::start_info::StartInfo;
 use hypercall::abi::xen::{pte, Uvmf, MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_START};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::mmu;
+use hypercall::ops::multicall::{send_and_block, TimerChange};
 use hypercall::{EvtchnPort, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::Once;
 
@@ -215,6 +216,19 @@ impl crate::Backend for Pv {
         // Xen unmasks, blocks if nothing is pending, and delivers the
         // upcall before this returns.
         let _ = hypercall::ops::sched_op::block();
+    }
+
+    fn block_carrying(&self, sends: &[EvtchnPort], timer: TimerChange) -> u64 {
+        let calls = sends.len() as u64 + u64::from(timer != TimerChange::Keep);
+        if calls == 0 {
+            self.block();
+            return 0;
+        }
+        // One trap: the sends, the timer, and the block last (Xen unmasks
+        // and blocks as the plain block does). Failed sends or a refused
+        // timer were ignored when they were separate calls too.
+        let _ = send_and_block(crate::smp::current(), sends, timer, true);
+        calls
     }
 }
 

@@ -30,6 +30,7 @@ use hypercall::abi::shared_info::SharedInfo;
 use hypercall::abi::start_info::{ConsoleUnion, StartInfo, MAX_GUEST_CMDLINE};
 use hypercall::abi::xenstore::XenstoreDomainInterface;
 use hypercall::ops::hvm as hvm_op;
+use hypercall::ops::multicall::{send_and_block, TimerChange};
 use hypercall::{EvtchnPort, Mfn, Pfn, XenError, PAGE_SIZE};
 use spin::Once;
 
@@ -373,6 +374,17 @@ impl crate::Backend for Pvh {
 
     fn block(&self) {
         block()
+    }
+
+    fn block_carrying(&self, sends: &[EvtchnPort], timer: TimerChange) -> u64 {
+        let calls = sends.len() as u64 + u64::from(timer != TimerChange::Keep);
+        // `hlt` is the block here (SCHEDOP_block would return with the
+        // interrupt flag still clear): the calls share one multicall.
+        if calls > 0 {
+            let _ = send_and_block(crate::smp::current(), sends, timer, false);
+        }
+        block();
+        calls.saturating_sub(1)
     }
 }
 

@@ -70,6 +70,13 @@ pub trait EventChannels {
     fn close_event(&mut self, port: EvtchnPort);
     /// Kicks the backend through `port`.
     fn notify(&mut self, port: EvtchnPort);
+    /// Kicks the backend through `port` for requests that may wait for
+    /// the end of the caller's pass (a service loop's TX push): the
+    /// environment may hold it and send it with the pass's block, in one
+    /// trap. Not for what the backend is stalled on (RX buffers).
+    fn notify_batched(&mut self, port: EvtchnPort) {
+        self.notify(port);
+    }
 }
 
 /// Everything a frontend needs from the kernel.

@@ -282,7 +282,7 @@ impl<P: PageSet> TxQueue<P> {
         let mut ring =
             FrontRing::<NetifTxRequest, NetifTxResponse>::resume(self.ring.words(), self.indices);
         if ring.publish() {
-            host.notify(self.port);
+            host.notify_batched(self.port);
             stats.notifications += 1;
             stats.tx_notifications += 1;
         }
