@@ -206,6 +206,10 @@ enum BenchCmd {
         /// Skip the Linux DomU.
         #[arg(long)]
         no_linux: bool,
+        /// More settings for our guest's command line (KEY=VALUE, e.g.
+        /// net.rx_batch=1), repeatable.
+        #[arg(long = "guest-arg", value_name = "KEY=VALUE")]
+        guest_args: Vec<String>,
         /// vCPUs of both guests; writes net-vcpusN.{txt,json} for N > 1.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
         vcpus: u32,
@@ -381,7 +385,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 xen: lab.xen,
             })
         }
-        BenchCmd::Net { mib, requests, no_linux, vcpus, lab } => {
+        BenchCmd::Net { mib, requests, no_linux, guest_args, vcpus, lab } => {
             let d = xtask::netbench::NetBenchOptions::default();
             xtask::netbench::run(&xtask::netbench::NetBenchOptions {
                 bytes: mib.map_or(d.bytes, |m| m << 20),
@@ -391,6 +395,7 @@ fn run_bench(b: BenchCmd) -> Result<()> {
                 no_linux,
                 xen: lab.xen,
                 vcpus,
+                guest_args,
             })
         }
         BenchCmd::Http { requests, no_linux, guest_args, vcpus, lab } => {

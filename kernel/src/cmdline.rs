@@ -116,8 +116,25 @@ pub const SETTINGS: &[Setting] = &[
         Some("8"),
         "network shards at most, one per vCPU and queue (1: every queue on vCPU 0)",
     ),
-    s("net.rx_buffers", n(16, 256), Some("128"), "netfront RX buffers per queue"),
+    s(
+        "net.rx_buffers",
+        n(16, 256),
+        None,
+        "netfront RX buffers per queue (default 128; 256, a full ring, with 64 MiB or more)",
+    ),
     s("net.offload", n(0, 1), Some("1"), "netfront checksum and GSO offloads (0: none)"),
+    s(
+        "net.rx_batch",
+        n(1, 128),
+        Some("1"),
+        "netfront RX moderation: slots an RX event may wait for (1: an event per push)",
+    ),
+    s(
+        "net.rx_hold_us",
+        n(50, 100_000),
+        Some("1000"),
+        "netfront RX moderation: the longest a batch is waited for",
+    ),
     s(
         "net.poll_us",
         n(0, 10_000),
@@ -480,7 +497,7 @@ mod tests {
     fn typed_getters_use_defaults() {
         let c = Cmdline::new("net.queues=2");
         assert_eq!(c.number("net.queues"), Some(2));
-        assert_eq!(c.number("net.rx_buffers"), Some(128));
+        assert_eq!(c.number("net.rx_buffers"), None, "the default depends on memory");
         assert_eq!(c.number("bench.iters"), None);
         assert_eq!(c.choice("blk.mode"), "write");
         let t = Cmdline::new("trace=events,hypercalls");

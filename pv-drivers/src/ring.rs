@@ -201,12 +201,22 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
     /// The consumer's loop: every response, each with its ring index, then
     /// the final check (re-arming the event), repeated until the ring is
     /// truly empty. Stops at the first protocol error.
-    pub fn drain_responses(&mut self, mut f: impl FnMut(u32, Rsp)) -> Result<(), RingError> {
+    pub fn drain_responses(&mut self, f: impl FnMut(u32, Rsp)) -> Result<(), RingError> {
+        self.drain_responses_ahead(1, f)
+    }
+
+    /// [`FrontRing::drain_responses`], re-arming the event `ahead`
+    /// responses on ([`FrontRing::final_check_for_responses_ahead`]).
+    pub fn drain_responses_ahead(
+        &mut self,
+        ahead: u32,
+        mut f: impl FnMut(u32, Rsp),
+    ) -> Result<(), RingError> {
         loop {
             let idx = self.rsp_cons;
             match self.take_response()? {
                 Some(rsp) => f(idx, rsp),
-                None if self.final_check_for_responses()? => continue,
+                None if self.final_check_for_responses_ahead(ahead)? => continue,
                 None => return Ok(()),
             }
         }
@@ -232,10 +242,22 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
     /// once more (`RING_FINAL_CHECK_FOR_RESPONSES`), so a response that
     /// raced the request is not left without an event.
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
+        self.final_check_for_responses_ahead(1)
+    }
+
+    /// [`FrontRing::final_check_for_responses`], asking for the event only
+    /// when the `ahead`-th response from here is published (the other end
+    /// notifies when `rsp_event` falls among the responses it pushes), so
+    /// a batch costs one event: interrupt moderation. 0 counts as 1, and
+    /// more than the requests in flight as that many.
+    pub fn final_check_for_responses_ahead(&mut self, ahead: u32) -> Result<bool, RingError> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        self.mem[RSP_EVENT].store(self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
+        // Never further than the requests still unanswered: that event
+        // would not come.
+        let ahead = ahead.clamp(1, self.in_flight().max(1));
+        self.mem[RSP_EVENT].store(self.rsp_cons.wrapping_add(ahead), Ordering::Relaxed);
         fence(Ordering::SeqCst);
         Ok(self.unconsumed_responses()? > 0)
     }
@@ -505,6 +527,31 @@ mod tests {
         // rsp_event == 1 and the response is index 0 -> 1: notify.
         assert!(back.publish());
         assert!(front.final_check_for_responses().unwrap());
+    }
+
+    #[test]
+    fn an_event_asked_ahead_comes_with_that_response_and_never_past_the_requests() {
+        let mem = page();
+        let mut front = FrontRing::<Req, Rsp>::init(&mem);
+        let mut back = BackRing::<Req, Rsp>::attach(&mem);
+        for id in 0..3 {
+            front.push_request(&Req { id, op: 0, payload: 0 }).unwrap();
+        }
+        front.publish();
+        // 5 asked, 3 in flight: the event comes with the third.
+        assert!(!front.final_check_for_responses_ahead(5).unwrap());
+        assert_eq!(mem[RSP_EVENT].load(Ordering::SeqCst), 3);
+        let mut answer = |n| {
+            let r = back.take_request().unwrap();
+            back.push_response(&Rsp { id: r.id, status: 0, extra: 0 });
+            assert_eq!(back.publish(), n == 3, "response {n}");
+        };
+        (1..=3).for_each(&mut answer);
+        let mut got = 0;
+        front.drain_responses_ahead(2, |_, _| got += 1).unwrap();
+        assert_eq!(got, 3);
+        // Nothing in flight: asked as 1.
+        assert_eq!(mem[RSP_EVENT].load(Ordering::SeqCst), 4);
     }
 
     /// Fuzz target `ring`: the generic FrontRing against a backend that

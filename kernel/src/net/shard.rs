@@ -210,6 +210,19 @@ pub struct Shard {
     pub stats: ShardStats,
     /// Retransmitted SYNs of connections already held, dropped.
     pub syn_duplicates: u64,
+    /// The shard's RX queue asks for a batch per event (netfront's RX
+    /// moderation): the shard's waits end by [`RX_HOLD_NS`] too.
+    rx_batching: bool,
+    /// When the current wait for an RX batch runs out.
+    hold_until: Option<u64>,
+}
+
+/// The longest an RX batch is waited for (`net.rx_hold_us`).
+static RX_HOLD_NS: AtomicU64 = AtomicU64::new(1_000_000);
+
+/// Sets the longest wait for an RX batch.
+pub fn set_rx_hold_ns(ns: u64) {
+    RX_HOLD_NS.store(ns, Ordering::Relaxed);
 }
 
 fn now() -> Instant {
@@ -241,6 +254,8 @@ impl Shard {
             tx_waiting: false,
             stats: ShardStats::default(),
             syn_duplicates: 0,
+            rx_batching: false,
+            hold_until: None,
         }
     }
 
@@ -290,11 +305,18 @@ impl Shard {
             self.rxq.extend(inbox.drain(..).map(|f| (f, 0)));
         }
         let me = self.index;
+        let hold_over = self.hold_until.take().is_some_and(|h| platform::now_ns() >= h);
+        let mut batching = false;
         let view = super::service::with_vif(|d| {
             let v = d.view(me)?;
             // With one shard per queue, non-IP frames are everyone's.
             let sharded = v.queue.is_some();
             let (Some(nf), host) = d.netfront() else { return Some(v) };
+            // A wait for an RX batch that ran its hold out: the sender
+            // waits for us; back to an event per push.
+            if hold_over {
+                nf.rx_end_batch(v.queue);
+            }
             let before = nf.stats.rx_packets;
             let sockets = &self.sockets;
             let rxq = &mut self.rxq;
@@ -313,6 +335,7 @@ impl Shard {
                 }
             });
             self.stats.rx_packets += nf.stats.rx_packets - before;
+            batching = nf.rx_batching(v.queue);
             let _ = nf.reclaim_tx_queues(v.queue);
             if me == 0 {
                 nf.watchdog(platform::now_ns());
@@ -321,6 +344,7 @@ impl Shard {
             Some(v)
         })
         .flatten();
+        self.rx_batching = batching;
         match view {
             Some(v) if self.vif.as_ref().is_none_or(|o| o.gen != v.gen) => self.follow_vif(&v),
             Some(_) => {}
@@ -426,13 +450,18 @@ impl Shard {
         if self.tx_waiting {
             return Some(platform::now_ns() + 10_000_000);
         }
+        // Called as the shard's loop is about to wait: an RX batch is
+        // waited for at most the hold.
+        let hold =
+            self.rx_batching.then(|| platform::now_ns() + RX_HOLD_NS.load(Ordering::Relaxed));
+        self.hold_until = hold;
         let stack = self
             .iface
             .as_mut()
             .and_then(|i| i.poll_at(now(), &self.sockets))
             .map(|at| at.total_micros().max(0) as u64 * 1000);
         let service = self.svc.poll_at().map(super::listener::timer_deadline_ns);
-        [stack, service].into_iter().flatten().min()
+        [stack, service, hold].into_iter().flatten().min()
     }
 
     /// Whether received frames wait to go through the stack.

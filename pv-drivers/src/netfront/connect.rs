@@ -37,6 +37,10 @@ pub struct Config {
     /// validated, GSO TCPv4 both ways); false keeps every packet at the
     /// MTU with its checksum computed in software (for comparison).
     pub offload: bool,
+    /// RX interrupt moderation: the most responses an RX event may wait
+    /// for (1: an event for every push netback makes). See
+    /// [`super::rx::Batch`].
+    pub rx_batch_max: u32,
 }
 
 /// The offloads in use on a connected vif (netif.h, "Offload features").
@@ -71,6 +75,7 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             max_queues: 4,
             offload: true,
+            rx_batch_max: 1,
         }
     }
 }
@@ -197,9 +202,11 @@ impl<P: PageSet> Queue<P> {
                 return Err(e);
             }
         };
+        let mut rx = RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers);
+        rx.set_batch_max(cfg.rx_batch_max);
         Ok(Queue {
             tx: TxQueue::new(txb.page, txb.gref, tx_port, backend, cfg.tx_buffers),
-            rx: RxQueue::new(rxb.page, rxb.gref, rx_port, backend, cfg.rx_buffers),
+            rx,
             rx_packets: 0,
             tx_packets: 0,
             tx_watch: (0, 0),
@@ -539,6 +546,35 @@ impl<H: DriverEnv> Netfront<H> {
         }
         self.judge();
         result
+    }
+
+    /// Whether an RX event of queue `q` (or of any, `None`) waits for a
+    /// batch: the caller must also wake by its own timer, then call
+    /// [`Netfront::rx_end_batch`].
+    pub fn rx_batching(&self, which: Option<usize>) -> bool {
+        !self.broken && self.span(which).any(|i| self.queues[i].rx.batching())
+    }
+
+    /// The caller's hold for a batch ran out on queue `q` (or all): each
+    /// goes back to an event per push; true if responses are waiting.
+    pub fn rx_end_batch(&mut self, which: Option<usize>) -> bool {
+        if self.broken {
+            return false;
+        }
+        let mut waiting = false;
+        for i in self.span(which) {
+            let rx = &mut self.queues[i].rx;
+            if rx.batching() {
+                // A broken index shows at the next poll, which counts it.
+                waiting |= rx.end_batch().unwrap_or(true);
+            }
+        }
+        waiting
+    }
+
+    /// The RX moderation of queue `q` (for reports and tests).
+    pub fn rx_batch(&self, q: usize) -> Option<super::rx::Batch> {
+        self.queues.get(q).map(|q| q.rx.batch())
     }
 
     /// Queues a packet on its flow's queue (see [`Netfront::flush`]);

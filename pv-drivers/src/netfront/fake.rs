@@ -33,6 +33,8 @@ pub struct FakeBackend {
     /// Events netback would have sent for TX answers (`rsp_event` asked
     /// for them).
     pub tx_events: u32,
+    /// Events netback would have sent for RX packets ([`FakeBackend::deliver`]).
+    pub rx_events: u32,
 }
 
 impl FakeBackend {
@@ -42,6 +44,7 @@ impl FakeBackend {
             tx: BackRing::attach(granted(&host.xen, tx_ref).leak()),
             rx: BackRing::attach(granted(&host.xen, rx_ref).leak()),
             tx_events: 0,
+            rx_events: 0,
         }
     }
 
@@ -84,7 +87,9 @@ impl FakeBackend {
                 }
             }
         }
-        self.rx.publish();
+        if self.rx.publish() {
+            self.rx_events += 1;
+        }
         true
     }
 

@@ -71,7 +71,33 @@ pub struct RxQueue<P> {
     indices: (u32, u32),
     size: u32,
     target: u32,
+    batch: Batch,
     st: RxState<P>,
+}
+
+/// RX interrupt moderation: how many responses the next event waits for
+/// (`rsp_event` that far ahead). A wake-up that finds more than were
+/// asked for (the backend streams: bulk data, 11-17 slots a GSO packet)
+/// doubles it, up to `max`; one that finds fewer (woken by something else,
+/// or by the caller's hold timer: the sender waits for us) takes it down
+/// to what came. Request/response traffic, a slot at a time, stays at 1,
+/// an event per packet. The caller bounds the wait for a batch with a
+/// timer ([`RxQueue::batching`], [`RxQueue::end_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub ask: u32,
+    pub max: u32,
+}
+
+impl Batch {
+    /// Adjusts the ask to `found` responses that were waiting at a poll.
+    pub fn adapt(&mut self, found: u32) {
+        if found > self.ask {
+            self.ask = (self.ask * 2).min(self.max).max(1);
+        } else if found > 0 && found < self.ask {
+            self.ask = found;
+        }
+    }
 }
 
 /// The buffers and the packet in progress (apart from the ring memory,
@@ -104,6 +130,7 @@ impl<P: PageSet> RxQueue<P> {
             indices,
             size,
             target: target.clamp(1, size),
+            batch: Batch { ask: 1, max: 1 },
             st: RxState {
                 size,
                 posted: (0..size).map(|_| None).collect(),
@@ -155,9 +182,38 @@ impl<P: PageSet> RxQueue<P> {
         result
     }
 
+    /// Lets the next event wait for up to `max` responses (1: an event
+    /// for every push, as before; at most half the buffers posted).
+    pub fn set_batch_max(&mut self, max: u32) {
+        self.batch.max = max.clamp(1, (self.target / 2).max(1));
+        self.batch.ask = self.batch.ask.min(self.batch.max);
+    }
+
+    /// Whether the next event waits for more than one response: the
+    /// caller must wake by a timer of its own too (a sender waiting for
+    /// our ACK sends no more).
+    pub fn batching(&self) -> bool {
+        self.batch.ask > 1
+    }
+
+    /// The moderation state (for reports and tests).
+    pub fn batch(&self) -> Batch {
+        self.batch
+    }
+
+    /// The caller's hold ran out: back to an event per push, re-armed now;
+    /// true if responses are waiting.
+    pub fn end_batch(&mut self) -> Result<bool, RingError> {
+        self.batch.ask = 1;
+        let mut ring =
+            FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.words(), self.indices);
+        ring.final_check_for_responses()
+    }
+
     /// Takes every response the backend published and hands each complete
     /// packet to `deliver`. A broken producer index is counted and ends
-    /// this round (no slot is read).
+    /// this round (no slot is read). The event is re-armed as far ahead
+    /// as the moderation asks ([`Batch`]).
     pub fn poll(
         &mut self,
         stats: &mut Stats,
@@ -165,7 +221,13 @@ impl<P: PageSet> RxQueue<P> {
     ) -> Result<(), RingError> {
         let mut ring =
             FrontRing::<NetifRxRequest, NetifRxResponse>::resume(self.ring.words(), self.indices);
-        let result = ring.drain_responses(|idx, rsp| self.st.slot(idx, &rsp, stats, &mut deliver));
+        if let Ok(found) = ring.unconsumed_responses() {
+            self.batch.adapt(found);
+        }
+        let ask = self.batch.ask;
+        let st = &mut self.st;
+        let result =
+            ring.drain_responses_ahead(ask, |idx, rsp| st.slot(idx, &rsp, stats, &mut deliver));
         self.indices = ring.indices();
         if let Err(RingError::ProducerOutOfRange { prod, cons, size }) = result {
             fault(

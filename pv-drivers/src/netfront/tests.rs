@@ -782,6 +782,7 @@ mod handshake {
             timeout: Duration::from_millis(500),
             max_queues: 4,
             offload: true,
+            rx_batch_max: 1,
         }
     }
 
@@ -1006,6 +1007,88 @@ mod handshake {
             assert!(host.xen.borrow().grants.is_empty());
             assert!(host.xen.borrow().open_ports.is_empty());
         }
+    }
+
+    /// RX interrupt moderation (rx.rs `Batch`): a stream's pushes share
+    /// events as the ask doubles, up to the cap; fewer than asked (the
+    /// sender waits for us) ends in the caller's hold and back at one;
+    /// request/response stays at an event per packet. Every packet arrives,
+    /// byte for byte.
+    #[test]
+    fn rx_events_wait_for_a_batch_while_the_backend_streams() {
+        let (_h, _be) = vif(false);
+        let mut bus = Bus::new(_h.client());
+        let mut host = FakeHost::default();
+        let dev = device::describe(&mut bus, "vif", "0").unwrap();
+        let c = Config { max_queues: 1, rx_batch_max: 8, ..cfg() };
+        let mut nf = Netfront::connect(&mut bus, &mut host, &dev, &c).unwrap();
+        let (t, r) = nf.queues()[0].ring_refs();
+        let mut be = FakeBackend::attach(&host, t, r);
+        let mut rng = Rng(5);
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        let mut push = |be: &mut FakeBackend, n: usize| {
+            for _ in 0..n {
+                let p = packet(&mut rng, 100);
+                assert!(be.deliver(&p, 4096, &[], 0));
+                sent.push(p);
+            }
+        };
+        // Three pushes at one event (rsp_event stays at the first).
+        push(&mut be, 3);
+        assert_eq!(be.rx_events, 1);
+        assert!(!nf.rx_batching(None));
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 2, "3 found, 1 asked: doubled");
+        assert!(nf.rx_batching(None) && nf.rx_batching(Some(0)));
+        // The next event comes with the second push only.
+        push(&mut be, 1);
+        assert_eq!(be.rx_events, 1);
+        push(&mut be, 1);
+        assert_eq!(be.rx_events, 2);
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 2, "as many as asked: kept");
+        // Streaming on: 4, then 8, then capped at 8.
+        for want in [4, 8, 8] {
+            push(&mut be, 9);
+            nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+            assert_eq!(nf.rx_batch(0).unwrap().ask, want);
+        }
+        // One push and the sender waits: no event; the caller's hold ends
+        // the batch, which finds it waiting.
+        let events = be.rx_events;
+        push(&mut be, 1);
+        assert_eq!(be.rx_events, events, "1 of 8: no event");
+        assert!(nf.rx_end_batch(None));
+        assert!(!nf.rx_batching(None));
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 1);
+        // Request/response: an event for every packet, the ask stays 1.
+        for k in 1..=5 {
+            push(&mut be, 1);
+            assert_eq!(be.rx_events, events + k);
+            nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+            assert_eq!(nf.rx_batch(0).unwrap().ask, 1);
+        }
+        // Fewer found than asked takes the ask down to what came.
+        push(&mut be, 9);
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 2);
+        push(&mut be, 9);
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 4);
+        push(&mut be, 3);
+        nf.poll_rx(&mut host, |p| got.push(p.data)).unwrap();
+        assert_eq!(nf.rx_batch(0).unwrap().ask, 3);
+        assert_eq!(got, sent, "every packet, in order, byte for byte");
+        // The cap is at most half the buffers posted.
+        let c = Config { rx_batch_max: 1000, ..c };
+        let (h2, _) = vif(false);
+        let mut bus2 = Bus::new(h2.client());
+        let mut host2 = FakeHost::default();
+        let dev2 = device::describe(&mut bus2, "vif", "0").unwrap();
+        let nf2 = Netfront::connect(&mut bus2, &mut host2, &dev2, &c).unwrap();
+        assert_eq!(nf2.rx_batch(0).unwrap().max, 16);
     }
 
     /// A network shard owns one queue (docs/smp.md): it takes only that
