@@ -74,7 +74,7 @@ mod tests {
                 "xl",
                 "echo \"xl $*\" >> \"$CALLS\"\n\
                  case $1 in\n\
-                 domid) echo 7 ;;\n\
+                 domid) [ \"$2\" = stuck ] || exit 1; echo 7 ;;\n\
                  list) printf 'Name ID Mem VCPUs State Time(s)\\nDomain-0 0 512 2 r----- 9.1\\nstuck 7 32 1 r----- 3.2\\n' ;;\n\
                  esac\n",
             ),
@@ -96,9 +96,11 @@ mod tests {
     }
 
     /// Runs `script` after the lab library, in the host's `sh`, with the
-    /// fakes first in `PATH`: (stdout, the calls, how long it took).
+    /// fakes first in `PATH`: (stdout, its calls of the fakes, how long
+    /// it took).
     fn lab_sh(d: &Path, env: &[(&str, &str)], script: &str) -> (String, String, Duration) {
         let calls = d.join("calls");
+        let _ = std::fs::remove_file(&calls);
         let t = Instant::now();
         let lib = format!("{LIB_SH}\nLAB_CONSOLE_DIR={}\n{script}", d.display());
         let out = std::process::Command::new("sh")
@@ -137,6 +139,13 @@ mod tests {
         assert!(out.contains("[xl ctx 1] xenctx gave no answer in 1 s\n"), "{out}");
         assert!(out.contains("[xl ctx 2] xenctx gave no answer in 1 s\n"), "{out}");
         assert!(out.ends_with("done\n"), "{out}");
+        // A domain already gone: said, and no xenctx.
+        let (out, calls, _) = lab_sh(&d, &[], "lab_vcpu_dump gone");
+        assert!(
+            out.starts_with("[xl ctx 1] no vCPUs to dump: xl domid gone found no domain"),
+            "{out}"
+        );
+        assert!(!calls.contains("xenctx"), "{calls}");
         // Twice 1 s of xenctx and 1 s of pause, not the fake's 60 s.
         assert!(took < Duration::from_secs(20), "{took:?}");
         let _ = std::fs::remove_dir_all(&d);

@@ -117,10 +117,13 @@ impl GuestSpec {
 }
 
 /// How long before a scenario's budget runs out dom0 dumps its domains'
-/// vCPUs ([`Scenario::watch`]): one domain's dump takes at most 23 s
-/// (`lab_vcpu_dump` in dom0/lib.sh: 5 s for `xl domid`, twice 8 s of
+/// vCPUs ([`Scenario::watch`]): one domain's dump takes at most 27 s
+/// (`lab_vcpu_dump` in dom0/lib.sh: 5 s for `xl domid`, twice 10 s of
 /// `xenctx` and a 1 s pause), `xl list` before it 5 s.
-pub const WATCH_MARGIN: Duration = Duration::from_secs(30);
+pub const WATCH_MARGIN: Duration = Duration::from_secs(40);
+
+/// What `lab_budget_watch` (dom0/lib.sh) says before its dump.
+const WATCH_WORDS: &str = "near its budget: the vCPUs of its domains";
 
 /// A dom0 shell snippet and the guests it uses.
 #[derive(Debug, Clone)]
@@ -442,6 +445,18 @@ impl BootReport {
             Some(r) => Ok(r),
             None => Err(format!("guest {name} never ran: {}", self.failure_summary())),
         }
+    }
+
+    /// The guests with a vCPU dump of dom0's budget watch (`[xl check]
+    /// scenario ... near its budget`, then `[xl ctx N]` lines), by name:
+    /// what a scenario's timeout leaves of where its guests were.
+    pub fn budget_dumps(&self) -> Vec<&str> {
+        let watch = |l: &String| l.starts_with("[xl check] scenario ") && l.contains(WATCH_WORDS);
+        self.runs
+            .iter()
+            .filter(|r| r.xl_output.iter().any(watch))
+            .map(|r| r.name.as_str())
+            .collect()
     }
 
     /// One paragraph on why the boot went wrong (or "boot completed").
@@ -838,11 +853,11 @@ mod tests {
     fn dom0_dumps_the_vcpus_before_the_host_kills_qemu_and_not_after_the_scenario() {
         let g = GuestSpec::new("hello", "/k", "hello").timeout(Duration::from_secs(20));
         let s = Scenario::single(g);
-        // 110 s of budget: the watch fires 30 s before.
-        assert_eq!(s.watch(), Duration::from_secs(80));
+        // 110 s of budget: the watch fires 40 s before.
+        assert_eq!(s.watch(), Duration::from_secs(70));
         let sh = s.shell();
         let (watch, kill) = (
-            sh.find("lab_budget_watch hello 80 &\nLAB_WATCH=$!\n").expect(&sh),
+            sh.find("lab_budget_watch hello 70 &\nLAB_WATCH=$!\n").expect(&sh),
             sh.find("kill \"$LAB_WATCH\"").expect(&sh),
         );
         let (body, end) = (sh.find("run_guest hello").unwrap(), sh.find("@@SCENARIO-END").unwrap());
@@ -851,8 +866,8 @@ mod tests {
         assert!(sh.contains(")\nLAB_RC=$?\n"), "{sh}");
         // A budget shorter than twice the margin: halfway, still before it.
         let mut short = Scenario::script("s", vec![], "true");
-        short.slack = Duration::from_secs(40);
-        assert_eq!(short.watch(), Duration::from_secs(20));
+        short.slack = Duration::from_secs(60);
+        assert_eq!(short.watch(), Duration::from_secs(30));
         short.slack = Duration::ZERO;
         assert_eq!(short.watch(), Duration::ZERO);
         for secs in [1, 59, 60, 61, 90, 10_000] {
@@ -874,6 +889,12 @@ mod tests {
         p.line(t, "[xl ctx 1] rip: 0000000000401308");
         p.line(t, "[xl ctx 2] rip: 0000000000401310");
         p.line(t, "@@GUEST name=a domid=1 result=timeout uptime=9.0");
+        assert!(p.report.budget_dumps().is_empty());
+        p.line(t, "@@GUEST-CREATE name=b uptime=10.0");
+        p.line(t, &format!("[xl check] scenario s still running after 70 s, {WATCH_WORDS}"));
+        p.line(t, "[xl ctx 1] rip: 0000000000401308");
+        assert_eq!(p.report.budget_dumps(), ["b"]);
+        assert!(crate::dom0::LIB_SH.contains(WATCH_WORDS));
         let a = p.report.run("a").unwrap();
         assert_eq!(a.result, GuestResult::Timeout);
         assert_eq!(

@@ -209,14 +209,18 @@ run_guest() {
 # bytes. -n 16: the walk may follow frames up to 16 pages above rsp (a
 # secondary vCPU's stack is 16 pages, STACK_PAGES in
 # platform/src/smp/mod.rs); -l 4: a few raw stack
-# lines, the trace is what matters. Each xenctx (and the xl domid before)
-# gets LAB_CTX_SECS seconds at most, so a dump takes at most 2 x
-# (LAB_CTX_SECS + 1) + 5 s: a hung xenctx cannot eat the budget of the
-# run that asked for the dump.
-LAB_CTX_SECS=8
+# lines, the trace is what matters. Each xenctx gets LAB_CTX_SECS
+# seconds at most (the first took 4 s under TCG at load 3: it pauses the
+# domain, reads it and unpauses it), the xl domid before 5 s, so a dump
+# takes at most 2 x (LAB_CTX_SECS + 1) + 5 s: a hung xenctx cannot eat
+# the budget of the run that asked for the dump.
+LAB_CTX_SECS=10
 lab_vcpu_dump() {
     local d s
-    d=$(timeout 5 xl domid "$1" 2>/dev/null) || return 0
+    if ! d=$(timeout 5 xl domid "$1" 2>/dev/null); then
+        echo "[xl ctx 1] no vCPUs to dump: xl domid $1 found no domain (or gave no answer in 5 s)"
+        return 0
+    fi
     for s in 1 2; do
         {
             timeout "$LAB_CTX_SECS" xenctx -f -C -k 0x400000 -n 16 -l 4 "$d"
