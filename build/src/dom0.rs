@@ -59,6 +59,109 @@ pub const BLOCK_SCRIPT: &str = include_str!("dom0/block.sh");
 mod tests {
     use super::*;
     use crate::release::XenRelease;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// A directory with fake `xl`, `xenctx` and `xenstore-exists` that
+    /// log each call to `calls`: domain `stuck` (id 7) never goes away,
+    /// and xenctx answers (or, with `$HANG`, never does).
+    fn fake_dom0(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xtask-dom0-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        let fakes = [
+            (
+                "xl",
+                "echo \"xl $*\" >> \"$CALLS\"\n\
+                 case $1 in\n\
+                 domid) [ \"$2\" = stuck ] || exit 1; echo 7 ;;\n\
+                 list) printf 'Name ID Mem VCPUs State Time(s)\\nDomain-0 0 512 2 r----- 9.1\\nstuck 7 32 1 r----- 3.2\\n' ;;\n\
+                 esac\n",
+            ),
+            (
+                "xenctx",
+                "echo \"xenctx $*\" >> \"$CALLS\"\n\
+                 [ -n \"$HANG\" ] && exec sleep 60\n\
+                 echo 'vcpu0:'\necho 'rip: 0000000000401308 spin::run'\n",
+            ),
+            ("xenstore-exists", "exit 0\n"),
+        ];
+        for (name, body) in fakes {
+            let p = d.join("bin").join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        d
+    }
+
+    /// Runs `script` after the lab library, in the host's `sh`, with the
+    /// fakes first in `PATH`: (stdout, its calls of the fakes, how long
+    /// it took).
+    fn lab_sh(d: &Path, env: &[(&str, &str)], script: &str) -> (String, String, Duration) {
+        let calls = d.join("calls");
+        let _ = std::fs::remove_file(&calls);
+        let t = Instant::now();
+        let lib = format!("{LIB_SH}\nLAB_CONSOLE_DIR={}\n{script}", d.display());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(lib)
+            .env("PATH", format!("{}:{}", d.join("bin").display(), std::env::var("PATH").unwrap()))
+            .env("CALLS", &calls)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), calls, t.elapsed())
+    }
+
+    #[test]
+    fn a_guest_that_runs_out_of_time_has_its_vcpus_dumped_before_xl_destroy() {
+        let d = fake_dom0("timeout");
+        let (out, calls, _) = lab_sh(&d, &[], "run_guest_wait stuck 1");
+        let calls: Vec<&str> = calls.lines().collect();
+        let ctx = "xenctx -f -C -k 0x400000 -n 16 -l 4 7";
+        let destroy = calls.iter().position(|c| *c == "xl destroy stuck").expect(&out);
+        assert_eq!(calls.iter().filter(|c| **c == ctx).count(), 2, "{calls:?}");
+        assert!(calls.iter().rposition(|c| *c == ctx).unwrap() < destroy, "{calls:?}");
+        for s in ["[xl ctx 1] rip: 0000000000401308 spin::run", "[xl ctx 2] vcpu0:"] {
+            assert!(out.lines().any(|l| l == s), "{s}: {out}");
+        }
+        assert!(out.contains("@@GUEST name=stuck domid=none result=timeout"), "{out}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_hung_xenctx_is_cut_short() {
+        let d = fake_dom0("hang");
+        let (out, _, took) =
+            lab_sh(&d, &[("HANG", "1")], "LAB_CTX_SECS=1\nlab_vcpu_dump stuck\necho done");
+        assert!(out.contains("[xl ctx 1] xenctx gave no answer in 1 s\n"), "{out}");
+        assert!(out.contains("[xl ctx 2] xenctx gave no answer in 1 s\n"), "{out}");
+        assert!(out.ends_with("done\n"), "{out}");
+        // A domain already gone: said, and no xenctx.
+        let (out, calls, _) = lab_sh(&d, &[], "lab_vcpu_dump gone");
+        assert!(
+            out.starts_with("[xl ctx 1] no vCPUs to dump: xl domid gone found no domain"),
+            "{out}"
+        );
+        assert!(!calls.contains("xenctx"), "{calls}");
+        // Twice 1 s of xenctx and 1 s of pause, not the fake's 60 s.
+        assert!(took < Duration::from_secs(20), "{took:?}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_budget_watch_dumps_every_guest_domain_and_not_dom0() {
+        let d = fake_dom0("watch");
+        let (out, calls, _) = lab_sh(&d, &[], "lab_budget_watch sc 0");
+        assert!(out.starts_with("[xl check] scenario sc still running after 0 s"), "{out}");
+        assert!(calls.contains("xl domid stuck\n"), "{calls}");
+        assert!(!calls.contains("Domain-0"), "{calls}");
+        assert_eq!(calls.matches("xenctx ").count(), 2, "{calls}");
+        assert!(out.contains("[xl ctx 2] rip: 0000000000401308"), "{out}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn release_settings() {

@@ -387,8 +387,17 @@ impl Lab {
                         } else {
                             ""
                         };
+                        let dumps = parser.report.budget_dumps();
+                        let dumped = if dumps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (dom0 dumped the vCPUs before: [xl ctx] lines of {})",
+                                dumps.join(", ")
+                            )
+                        };
                         parser.report.failure = Some(format!(
-                            "timeout after {}: waiting for {waiting_for}; QEMU killed{hint}",
+                            "timeout after {}: waiting for {waiting_for}; QEMU killed{hint}{dumped}",
                             secs(start.elapsed())
                         ));
                     }

@@ -571,26 +571,25 @@ pub fn shadow_config(root: &Path) -> Option<String> {
     ))
 }
 
-/// Xen's word on how a domain ended, from the serial log (`Triple
-/// fault`, `domain_crash`), if the log names its domid.
-fn serial_hint(report: &BootReport, run: &GuestRun) -> String {
-    let (Some(d), Some(log)) = (run.domid, report.serial_log.as_ref()) else {
-        return String::new();
-    };
-    let Ok(text) = std::fs::read_to_string(log) else {
+/// Xen's word on how a domain ended (`Triple fault`, `domain_crash`),
+/// from the `[xen] ...` lines the run collected if one names its domid:
+/// Xen's serial lines while a guest runs go with it (scenario::Parser),
+/// and these boots' Linux DomUs run alone under `run_guest`.
+fn serial_hint(run: &GuestRun) -> String {
+    let Some(d) = run.domid else {
         return String::new();
     };
     let tag = format!("d{d}v0 ");
-    let rip = |l: &str| l.contains("RIP:");
-    let mut lines = text.lines().skip_while(|l| !l.contains(&tag));
+    let mut lines = run
+        .xl_output
+        .iter()
+        .filter_map(|l| l.strip_prefix("[xen] "))
+        .skip_while(|l| !l.contains(&tag));
     match lines.next() {
         Some(l) => {
-            let what = l.split_once(&tag).map_or(l, |(_, w)| w).trim().to_string();
-            let at = lines.take(6).find(|l| rip(l)).map(|l| l.trim().to_string());
-            format!(
-                "; Xen: {what}{}",
-                at.map_or(String::new(), |a| format!(", {}", a.replace("(XEN) ", "")))
-            )
+            let what = l.split_once(&tag).map_or(l, |(_, w)| w).trim();
+            let at = lines.take(6).find(|l| l.contains("RIP:")).map(str::trim);
+            format!("; Xen: {what}{}", at.map_or(String::new(), |a| format!(", {a}")))
         }
         None => String::new(),
     }
@@ -656,7 +655,7 @@ pub fn collect(o: &PagingOptions, report: &BootReport) -> Vec<ColumnResult> {
                         "{name} ended with {} before BENCH-DONE ({} console lines{}); its second boot {} ran instead",
                         run.result,
                         run.console.len(),
-                        serial_hint(report, run),
+                        serial_hint(run),
                         again.name
                     ));
                     run = again;
@@ -1353,7 +1352,23 @@ mod tests {
             GuestResult::Poweroff,
             linux_console(GuestMode::Pv, 2),
         ));
-        b.runs.push(guest_run("pg-linux-pvh", GuestResult::Reboot, vec![]));
+        let mut dead = guest_run("pg-linux-pvh", GuestResult::Reboot, vec![]);
+        dead.domid = Some(5);
+        // As the parser collects them: Xen's lines while it ran, one of
+        // another domain's first.
+        dead.xl_output = [
+            "[xl list] pg-linux-pvh 5 512 1 r----- 0.0",
+            "[xen] d4v0 Triple fault - invoking HVM shutdown action 1",
+            "[xen] d5v0 Triple fault - invoking HVM shutdown action 1",
+            "[xen] *** Dumping Dom5 vcpu#0 state: ***",
+            "[xen] ----[ Xen-4.17.7  x86_64  debug=n  Not tainted ]----",
+            "[xen] CPU:    1",
+            "[xen] RIP:    e008:[<ffff82d0402044a5>] svm_stgi_label+0x8/0x18",
+            "[xen] RFLAGS: 0000000000000046   CONTEXT: hvm guest (d5v0)",
+        ]
+        .map(String::from)
+        .to_vec();
+        b.runs.push(dead);
         b.runs.push(guest_run(
             "pg-linux-pvh-retry",
             GuestResult::Poweroff,
@@ -1363,11 +1378,11 @@ mod tests {
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         let l = p.columns.iter().find(|c| c.column.key == "linux-pvh").unwrap();
         assert_eq!(l.runs.len(), 2);
-        assert!(
-            l.notes[0]
-                .contains("pg-linux-pvh ended with reboot before BENCH-DONE (0 console lines)"),
-            "{:?}",
-            l.notes
+        assert_eq!(
+            l.notes[0],
+            "pg-linux-pvh ended with reboot before BENCH-DONE (0 console lines; Xen: Triple \
+             fault - invoking HVM shutdown action 1, RIP:    e008:[<ffff82d0402044a5>] \
+             svm_stgi_label+0x8/0x18); its second boot pg-linux-pvh-retry ran instead",
         );
         let t = table(&p, &o);
         assert!(t.contains("note: Linux PVH (HAP): pg-linux-pvh ended with reboot"), "{t}");

@@ -116,6 +116,15 @@ impl GuestSpec {
     }
 }
 
+/// How long before a scenario's budget runs out dom0 dumps its domains'
+/// vCPUs ([`Scenario::watch`]): one domain's dump takes at most 27 s
+/// (`lab_vcpu_dump` in dom0/lib.sh: 5 s for `xl domid`, twice 10 s of
+/// `xenctx` and a 1 s pause), `xl list` before it 5 s.
+pub const WATCH_MARGIN: Duration = Duration::from_secs(40);
+
+/// What `lab_budget_watch` (dom0/lib.sh) says before its dump.
+const WATCH_WORDS: &str = "near its budget: the vCPUs of its domains";
+
 /// A dom0 shell snippet and the guests it uses.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -178,9 +187,18 @@ impl Scenario {
                 })
                 .collect(),
         };
+        // The host kills QEMU when the budget runs out: a watch in dom0
+        // dumps the vCPUs of the domains still there a little before
+        // (`lab_budget_watch`, dom0/lib.sh), and is killed if the
+        // scenario ends first.
         format!(
-            "echo \"@@SCENARIO-BEGIN name={n}\"\n(\n{body}\n)\necho \"@@SCENARIO-END name={n} rc=$?\"\n",
-            n = self.name
+            "echo \"@@SCENARIO-BEGIN name={n}\"\n\
+             lab_budget_watch {n} {w} &\nLAB_WATCH=$!\n\
+             (\n{body}\n)\nLAB_RC=$?\n\
+             kill \"$LAB_WATCH\" 2>/dev/null\n\
+             echo \"@@SCENARIO-END name={n} rc=$LAB_RC\"\n",
+            n = self.name,
+            w = self.watch().as_secs()
         )
     }
 
@@ -188,6 +206,15 @@ impl Scenario {
     pub fn budget(&self) -> Duration {
         self.guests.iter().map(|g| g.timeout + Duration::from_secs(30)).sum::<Duration>()
             + self.slack
+    }
+
+    /// When dom0 dumps the vCPUs of the domains still there: [`WATCH_MARGIN`]
+    /// before the [`budget`](Self::budget) runs out (or halfway through a
+    /// budget shorter than twice that), so the dump is over before the
+    /// host kills QEMU.
+    pub fn watch(&self) -> Duration {
+        let b = self.budget();
+        b.saturating_sub(WATCH_MARGIN).max(b / 2)
     }
 
     /// Memory all its guests need at once, MiB (plus per-domain overhead).
@@ -418,6 +445,18 @@ impl BootReport {
             Some(r) => Ok(r),
             None => Err(format!("guest {name} never ran: {}", self.failure_summary())),
         }
+    }
+
+    /// The guests with a vCPU dump of dom0's budget watch (`[xl check]
+    /// scenario ... near its budget`, then `[xl ctx N]` lines), by name:
+    /// what a scenario's timeout leaves of where its guests were.
+    pub fn budget_dumps(&self) -> Vec<&str> {
+        let watch = |l: &String| l.starts_with("[xl check] scenario ") && l.contains(WATCH_WORDS);
+        self.runs
+            .iter()
+            .filter(|r| r.xl_output.iter().any(watch))
+            .map(|r| r.name.as_str())
+            .collect()
     }
 
     /// One paragraph on why the boot went wrong (or "boot completed").
@@ -805,8 +844,62 @@ mod tests {
         let s = Scenario::single(g);
         let sh = s.shell();
         assert!(sh.contains("run_guest hello /etc/xen-lab/guests/hello.cfg 20"));
-        assert!(sh.contains("@@SCENARIO-END name=hello rc=$?"));
+        assert!(sh.contains("@@SCENARIO-END name=hello rc=$LAB_RC"));
         assert_eq!(s.budget(), Duration::from_secs(110));
         assert_eq!(s.memory_mib(), 40);
+    }
+
+    #[test]
+    fn dom0_dumps_the_vcpus_before_the_host_kills_qemu_and_not_after_the_scenario() {
+        let g = GuestSpec::new("hello", "/k", "hello").timeout(Duration::from_secs(20));
+        let s = Scenario::single(g);
+        // 110 s of budget: the watch fires 40 s before.
+        assert_eq!(s.watch(), Duration::from_secs(70));
+        let sh = s.shell();
+        let (watch, kill) = (
+            sh.find("lab_budget_watch hello 70 &\nLAB_WATCH=$!\n").expect(&sh),
+            sh.find("kill \"$LAB_WATCH\"").expect(&sh),
+        );
+        let (body, end) = (sh.find("run_guest hello").unwrap(), sh.find("@@SCENARIO-END").unwrap());
+        assert!(watch < body && body < kill && kill < end, "{sh}");
+        // The scenario's status, not kill's.
+        assert!(sh.contains(")\nLAB_RC=$?\n"), "{sh}");
+        // A budget shorter than twice the margin: halfway, still before it.
+        let mut short = Scenario::script("s", vec![], "true");
+        short.slack = Duration::from_secs(60);
+        assert_eq!(short.watch(), Duration::from_secs(30));
+        short.slack = Duration::ZERO;
+        assert_eq!(short.watch(), Duration::ZERO);
+        for secs in [1, 59, 60, 61, 90, 10_000] {
+            let mut x = Scenario::script("x", vec![], "true");
+            x.slack = Duration::from_secs(secs);
+            assert!(x.watch() < x.budget() && x.watch() >= x.budget() / 2, "{secs}");
+        }
+    }
+
+    #[test]
+    fn a_vcpu_dump_goes_with_the_running_guest() {
+        let mut p = Parser::default();
+        let t = Duration::from_secs(1);
+        p.line(t, "@@DOM0-READY xen=4.17.7 uptime=3");
+        p.line(t, "@@SCENARIO-BEGIN name=s");
+        p.line(t, "@@GUEST-CREATE name=a uptime=1.0");
+        p.line(t, "@@GUEST-UP name=a domid=1 uptime=1.5");
+        p.line(t, "[xl check] a still running after 3 s: its vCPUs before xl destroy");
+        p.line(t, "[xl ctx 1] rip: 0000000000401308");
+        p.line(t, "[xl ctx 2] rip: 0000000000401310");
+        p.line(t, "@@GUEST name=a domid=1 result=timeout uptime=9.0");
+        assert!(p.report.budget_dumps().is_empty());
+        p.line(t, "@@GUEST-CREATE name=b uptime=10.0");
+        p.line(t, &format!("[xl check] scenario s still running after 70 s, {WATCH_WORDS}"));
+        p.line(t, "[xl ctx 1] rip: 0000000000401308");
+        assert_eq!(p.report.budget_dumps(), ["b"]);
+        assert!(crate::dom0::LIB_SH.contains(WATCH_WORDS));
+        let a = p.report.run("a").unwrap();
+        assert_eq!(a.result, GuestResult::Timeout);
+        assert_eq!(
+            a.xl_output[1..],
+            ["[xl ctx 1] rip: 0000000000401308", "[xl ctx 2] rip: 0000000000401310"]
+        );
     }
 }

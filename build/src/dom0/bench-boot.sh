@@ -60,6 +60,8 @@ bb_run() {
     # Services (and anything not ready) are destroyed; hello powered off.
     if [ "$_b" != hello ] || [ "$_res" != ready ]; then
         sleep 0.3
+        # A guest that never got ready: where its vCPUs were (lib.sh).
+        [ "$_res" = timeout ] && lab_vcpu_dump "$_n"
         xl destroy "$_n" 2>/dev/null
     fi
     _i=0

@@ -5,7 +5,8 @@
 # run_guest NAME CFG TIMEOUT
 #   Creates the domain NAME from CFG paused, prints `xl list`, streams its
 #   console live as "[NAME] line", unpauses it and waits up to TIMEOUT
-#   seconds for it to end (then `xl destroy`). Afterwards prints
+#   seconds for it to end (then dumps its vCPUs, lab_vcpu_dump, and
+#   `xl destroy`s it). Afterwards prints
 #     @@GUEST name=NAME domid=N result=poweroff|reboot|suspend|crash|watchdog|soft_reset|timeout|create-failed|unknown
 #   and the complete console log between @@CONSOLE-BEGIN/@@CONSOLE-END, one
 #   "@@C|NAME|line" per line. Returns 0 for poweroff, 1 otherwise.
@@ -15,7 +16,8 @@
 #
 # wait_console NAME TEXT COUNT SECONDS
 #   Waits until TEXT (a grep pattern) is in NAME's console log COUNT times;
-#   prints "[xl check] seen ..." or "[xl check] timeout ..." and returns 1.
+#   prints "[xl check] seen ..." or "[xl check] timeout ..." (then dumps
+#   NAME's vCPUs as "[xl ctx N] ..." lines) and returns 1.
 
 LAB_CONSOLE_DIR=/var/log/xen/console
 
@@ -148,6 +150,10 @@ run_guest_wait() {
         if [ "${up%.*}" -ge "$deadline" ]; then
             result=timeout
             xl list | sed "s/^/[xl list] /"
+            # Where it was, while it still is (the host has no other
+            # evidence of a guest that ran out of time).
+            echo "[xl check] $name still running after $timeout s: its vCPUs before xl destroy"
+            lab_vcpu_dump "$name"
             xl destroy "$name"
             break
         fi
@@ -203,13 +209,43 @@ run_guest() {
 # bytes. -n 16: the walk may follow frames up to 16 pages above rsp (a
 # secondary vCPU's stack is 16 pages, STACK_PAGES in
 # platform/src/smp/mod.rs); -l 4: a few raw stack
-# lines, the trace is what matters.
+# lines, the trace is what matters. Each xenctx gets LAB_CTX_SECS
+# seconds at most (the first took 4 s under TCG at load 3: it pauses the
+# domain, reads it and unpauses it), the xl domid before 5 s, so a dump
+# takes at most 2 x (LAB_CTX_SECS + 1) + 5 s: a hung xenctx cannot eat
+# the budget of the run that asked for the dump.
+LAB_CTX_SECS=10
 lab_vcpu_dump() {
     local d s
-    d=$(xl domid "$1" 2>/dev/null) || return 0
+    if ! d=$(timeout 5 xl domid "$1" 2>/dev/null); then
+        echo "[xl ctx 1] no vCPUs to dump: xl domid $1 found no domain (or gave no answer in 5 s)"
+        return 0
+    fi
     for s in 1 2; do
-        xenctx -f -C -k 0x400000 -n 16 -l 4 "$d" 2>&1 | head -n 200 | sed "s/^/[xl ctx $s] /"
+        {
+            timeout "$LAB_CTX_SECS" xenctx -f -C -k 0x400000 -n 16 -l 4 "$d"
+            # 124: coreutils' timeout; busybox's kills with SIGTERM.
+            case $? in 124 | 143) echo "xenctx gave no answer in $LAB_CTX_SECS s" ;; esac
+        } 2>&1 | head -n 200 | sed "s/^/[xl ctx $s] /"
         sleep 1
+    done
+}
+
+# lab_budget_watch SCENARIO SECS: started in the background beside each
+# scenario (Scenario::shell in build/src/scenario.rs), killed when it
+# ends. If the scenario still runs after SECS, a little before the host's
+# budget for it runs out and the host kills QEMU, dumps the vCPUs of
+# every guest domain still there: the only evidence of where a scenario
+# stuck in a wait of its own was.
+lab_budget_watch() {
+    local n d _
+    sleep "$2"
+    echo "[xl check] scenario $1 still running after $2 s, near its budget: the vCPUs of its domains"
+    timeout 5 xl list 2>/dev/null | while read -r n d _; do
+        case "$d" in
+            '' | 0 | *[!0-9]*) ;; # the heading, dom0
+            *) lab_vcpu_dump "$n" ;;
+        esac
     done
 }
 
