@@ -327,6 +327,30 @@ fn offloads_are_negotiated_and_used_both_ways() {
     assert_eq!(f["tx-csum-sw"], 0, "{line}");
 }
 
+/// A pass's TX notifications, owed while the service loop works, go into
+/// Xen in the multicall that puts the vCPU to sleep (docs/exits.md): after
+/// the bulk transfers and 1,000 round trips, blocks have carried some, and
+/// never more calls than the guest made.
+#[test]
+fn a_sleep_carries_the_passs_notifications_into_xen() {
+    let run = echo();
+    let line = run
+        .console
+        .iter()
+        .rev()
+        .find_map(|l| l.split("net: efficiency ").nth(1))
+        .unwrap_or_else(|| panic!("no efficiency line\n{}", run.describe()));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let get = |k: &str| -> u64 {
+        let i = w.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k}: {line}"));
+        w[i + 1].parse().unwrap_or_else(|_| panic!("{k}: {line}"))
+    };
+    let made = get("tx-notify") + get("rx-notify") + get("timer-sets");
+    assert!(get("carried") > 0, "no call rode in a block: {line}");
+    assert!(get("carried") <= made, "more carried than made: {line}");
+    assert!(get("blocks") > 0, "{line}");
+}
+
 #[test]
 fn echo_keeps_serving_while_idle_clients_hold_connections_until_their_timeout() {
     let run = echo();
