@@ -103,14 +103,16 @@ pub const MAX_CARRIED_SENDS: usize = 8;
 /// one-shot timer, then, with `block`, `SCHEDOP_block` (Xen unmasks upcalls
 /// as it blocks, as [`super::sched_op::block`] does). Xen runs the entries
 /// in order, so the block comes after the sends and the timer. More than
-/// [`MAX_CARRIED_SENDS`] ports, or nothing to do, is `EINVAL` (nothing is
-/// run). Returns the first entry's failure, if any (the rest still ran).
+/// [`MAX_CARRIED_SENDS`] ports, or nothing to do, is `EINVAL`, and `Err`
+/// means nothing ran (Xen rejected the batch). `Ok` carries the first
+/// entry that failed, with its index, if one did: the others still ran
+/// (a block included).
 pub fn send_and_block(
     vcpu: u32,
     sends: &[EvtchnPort],
     timer: TimerChange,
     block: bool,
-) -> XenResult<()> {
+) -> XenResult<Option<(usize, XenError)>> {
     let mut args = CarriedArgs {
         sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
         timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
@@ -124,10 +126,7 @@ pub fn send_and_block(
     // (`args`) stay on this stack frame, unmoved, until the multicall
     // returns.
     unsafe { multicall(&mut entries[..n]) }?;
-    match first_failure(&entries[..n]) {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
+    Ok(first_failure(&entries[..n]))
 }
 
 /// The argument structs [`send_and_block`]'s entries point at.

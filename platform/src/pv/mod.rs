@@ -225,11 +225,29 @@ impl crate::Backend for Pv {
             return 0;
         }
         // One trap: the sends, the timer, and the block last (Xen unmasks
-        // and blocks as the plain block does). Failed sends or a refused
-        // timer were ignored when they were separate calls too.
-        let _ = send_and_block(crate::smp::current(), sends, timer, true);
-        calls
+        // and blocks as the plain block does). A failed send or a refused
+        // timer is ignored, as it was as a lone call.
+        let vcpu = crate::smp::current();
+        if send_and_block(vcpu, sends, timer, true).is_ok() {
+            return calls;
+        }
+        // Xen ran none of it (it refused the batch itself): one by one.
+        for &p in sends {
+            let _ = hypercall::ops::event_channel::send(p);
+        }
+        apply_timer(vcpu, timer);
+        self.block();
+        0
     }
+}
+
+/// `timer`'s change to `vcpu`'s one-shot timer, as a lone call.
+pub(crate) fn apply_timer(vcpu: u32, timer: TimerChange) {
+    let _ = match timer {
+        TimerChange::Keep => Ok(()),
+        TimerChange::Set(ns) => hypercall::ops::vcpu::set_singleshot_timer(vcpu, ns),
+        TimerChange::Stop => hypercall::ops::vcpu::stop_singleshot_timer(vcpu),
+    };
 }
 
 /// Pages Xen hands a domU in `start_info` and shares with a dom0 daemon,

@@ -380,8 +380,15 @@ impl crate::Backend for Pvh {
         let calls = sends.len() as u64 + u64::from(timer != TimerChange::Keep);
         // `hlt` is the block here (SCHEDOP_block would return with the
         // interrupt flag still clear): the calls share one multicall.
-        if calls > 0 {
-            let _ = send_and_block(crate::smp::current(), sends, timer, false);
+        let vcpu = crate::smp::current();
+        if calls > 0 && send_and_block(vcpu, sends, timer, false).is_err() {
+            // Xen ran none of it (it refused the batch itself): one by one.
+            for &p in sends {
+                let _ = hypercall::ops::event_channel::send(p);
+            }
+            crate::pv::apply_timer(vcpu, timer);
+            block();
+            return 0;
         }
         block();
         calls.saturating_sub(1)
