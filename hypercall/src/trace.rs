@@ -13,7 +13,7 @@
 //! What is not seen here: `HYPERVISOR_iret` (a jump into the hypercall page
 //! from the trap return path, `platform/src/pv/entry.rs`) and the calls
 //! that Xen makes on the guest's behalf inside a multicall (the multicall
-//! itself is traced, with its first entry).
+//! itself is traced, with its first and last entries).
 
 use crate::abi::{event_channel as ev, grant_table as gt, memory as mem, mmu, sched, vcpu};
 use crate::raw::nr;
@@ -215,6 +215,27 @@ unsafe fn capture(plan: Option<Plan>) -> Capture {
     c
 }
 
+/// A multicall of two or more entries: its last entry's `op` and first
+/// argument (the command of a multiplexed call: `op | arg0 << 32`) at
+/// offset 16, or its `result` at offset 8. A sleep's multicall ends in
+/// `SCHEDOP_block`, and the first entry alone would not say so.
+///
+/// # Safety
+/// `args` are a multicall's, whose entry array the caller vouched for.
+unsafe fn last_entry(nr: u32, args: &[u64; 5], field: u64) -> Option<u64> {
+    if nr != nr::MULTICALL || args[1] < 2 || args[0] == 0 {
+        return None;
+    }
+    let entry = args[0] + (args[1] - 1) * core::mem::size_of::<mmu::MulticallEntry>() as u64;
+    // SAFETY: the last of the `args[1]` entries at `args[0]`; `op`,
+    // `result` and `args[0]` are its words at offsets 0, 8 and 16.
+    let word = |off: u64| unsafe { core::ptr::read_unaligned((entry + off) as *const u64) };
+    Some(match field {
+        16 => (word(0) & 0xffff_ffff) | (word(16) << 32),
+        _ => word(field),
+    })
+}
+
 /// Whether a hook is set. Read (relaxed) on every hypercall.
 static ON: AtomicBool = AtomicBool::new(false);
 static HOOK: spin::Once<fn(&Call)> = spin::Once::new();
@@ -276,14 +297,19 @@ pub(crate) unsafe fn traced<const NR: u32>(a1: u64, a2: u64, a3: u64, a4: u64, a
     let args = [a1, a2, a3, a4, a5];
     let p = plan(NR, &args);
     // SAFETY: `p` is this call's plan; the caller vouched for its pointers.
-    let before = unsafe { capture(p) };
+    let mut before = unsafe { capture(p) };
+    // SAFETY: for a multicall, the caller vouched for its whole entry array.
+    let last = unsafe { last_entry(NR, &args, 16) };
+    before.extra = before.extra.or(last);
     let t0 = tsc();
     // SAFETY: the caller's guarantee for this call.
     let ret = unsafe { crate::raw::hypercall_untraced::<NR>(a1, a2, a3, a4, a5) };
     let cycles = tsc().wrapping_sub(t0).saturating_sub(TSC_PAIR.load(Ordering::Relaxed));
     // SAFETY: as above; the call has returned and the caller's borrow of
     // the argument memory lasts until this function returns.
-    let after = unsafe { capture(p) };
+    let mut after = unsafe { capture(p) };
+    // SAFETY: as above.
+    after.extra = after.extra.or(unsafe { last_entry(NR, &args, 8) });
     if let Some(hook) = HOOK.get() {
         hook(&Call { nr: NR, args, ret, cycles, before, after });
     }
@@ -579,6 +605,11 @@ impl Call {
                     let op = b.u64(0) as u32;
                     let k = Kind { name: name(op), sub: sub_name(op, b.u64(16)) };
                     write!(f, "; first: {k} = {}", Ret(af.u64(8) as i64))?;
+                }
+                if let Some(x) = b.extra {
+                    let op = x as u32;
+                    let k = Kind { name: name(op), sub: sub_name(op, x >> 32) };
+                    write!(f, "; last: {k} = {}", Ret(af.extra.unwrap_or(0) as i64))?;
                 }
                 Ok(())
             }
@@ -902,6 +933,32 @@ mod tests {
 
     fn call(nr: u32, args: [u64; 5], ret: i64, before: Capture, after: Capture) -> Call {
         Call { nr, args, ret, cycles: 100, before, after }
+    }
+
+    /// A sleep's multicall shows its first and last calls: the last is the
+    /// block, read from the caller's entry array.
+    #[test]
+    fn a_multicall_shows_its_first_and_last_entries() {
+        use crate::ops::multicall::{send_and_block_entries_for_test, TimerChange};
+        let entries =
+            send_and_block_entries_for_test(0, &[crate::EvtchnPort(5)], TimerChange::Set(9));
+        let args = [entries.as_ptr() as u64, entries.len() as u64, 0, 0, 0];
+        let plan = plan(nr::MULTICALL, &args);
+        // SAFETY: `entries` is live and `plan`/`last_entry` read within it.
+        let mut before = unsafe { capture(plan) };
+        before.extra = unsafe { last_entry(nr::MULTICALL, &args, 16) };
+        let mut after = before;
+        after.extra = unsafe { last_entry(nr::MULTICALL, &args, 8) };
+        let c = call(nr::MULTICALL, args, 0, before, after);
+        assert_eq!(
+            c.to_string(),
+            "multicall(3 calls; first: event_channel_op.send = 0; last: sched_op.block = 0) = 0"
+        );
+        assert_eq!(c.kind().to_string(), "multicall");
+        // One entry: no last.
+        let one = [args[0], 1, 0, 0, 0];
+        assert_eq!(unsafe { last_entry(nr::MULTICALL, &one, 16) }, None);
+        assert_eq!(unsafe { last_entry(nr::MMU_UPDATE, &args, 16) }, None);
     }
 
     #[test]

@@ -129,6 +129,24 @@ pub fn send_and_block(
     Ok(first_failure(&entries[..n]))
 }
 
+/// The entries [`send_and_block`] would run with `block` (for the tracer's
+/// tests; the argument structs they point at are gone, only `op` and
+/// `args[0]` mean anything).
+#[cfg(test)]
+pub(crate) fn send_and_block_entries_for_test(
+    vcpu: u32,
+    sends: &[EvtchnPort],
+    timer: TimerChange,
+) -> std::vec::Vec<MulticallEntry> {
+    let mut args = CarriedArgs {
+        sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
+        timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
+    };
+    let mut entries = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
+    let n = carried_entries(vcpu, sends, timer, true, &mut args, &mut entries).unwrap();
+    entries[..n].to_vec()
+}
+
 /// The argument structs [`send_and_block`]'s entries point at.
 struct CarriedArgs {
     sends: [EvtchnSend; MAX_CARRIED_SENDS],
