@@ -944,10 +944,12 @@ mod tests {
             send_and_block_entries_for_test(0, &[crate::EvtchnPort(5)], TimerChange::Set(9));
         let args = [entries.as_ptr() as u64, entries.len() as u64, 0, 0, 0];
         let plan = plan(nr::MULTICALL, &args);
-        // SAFETY: `entries` is live and `plan`/`last_entry` read within it.
+        // SAFETY: `entries` is live and `plan` reads its first entry.
         let mut before = unsafe { capture(plan) };
+        // SAFETY: `args` name the live `entries`.
         before.extra = unsafe { last_entry(nr::MULTICALL, &args, 16) };
         let mut after = before;
+        // SAFETY: as above.
         after.extra = unsafe { last_entry(nr::MULTICALL, &args, 8) };
         let c = call(nr::MULTICALL, args, 0, before, after);
         assert_eq!(
@@ -957,7 +959,9 @@ mod tests {
         assert_eq!(c.kind().to_string(), "multicall");
         // One entry: no last.
         let one = [args[0], 1, 0, 0, 0];
+        // SAFETY: nothing is read for one entry, or for another call.
         assert_eq!(unsafe { last_entry(nr::MULTICALL, &one, 16) }, None);
+        // SAFETY: as above.
         assert_eq!(unsafe { last_entry(nr::MMU_UPDATE, &args, 16) }, None);
     }
 
