@@ -453,7 +453,8 @@ pub fn table(ours: &Side, linux: &Side, phases: &[Counters], o: &NetBenchOptions
     s.push_str(&t.render());
     s.push_str(
         "(rx events/notify per 1,000 RX packets, tx notify/events per 1,000 TX packets; hypercalls = \
-         EVTCHNOP_send + set_timer_op + SCHEDOP_block per 1,000 packets both ways)\n",
+         traps for EVTCHNOP_send + set_timer_op + SCHEDOP_block, a block's multicall counted once, \
+         per 1,000 packets both ways)\n",
     );
     s
 }
