@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <time.h>
@@ -58,6 +59,11 @@ static void die(const char *what) {
     fflush(stdout);
     exit(2);
 }
+
+/* How long a connect may take, and a send or receive may make no
+ * progress, before the tool gives up (seconds). */
+#define CONNECT_S 10
+#define IO_S 30
 
 /* Connects to ip:port, from local port lport unless it is 0. */
 static int dial_from(const char *ip, int port, int lport) {
@@ -81,9 +87,22 @@ static int dial_from(const char *ip, int port, int lport) {
             l.sin_port = htons((uint16_t)lport);
             if (bind(s, (struct sockaddr *)&l, sizeof l) != 0) die("bind");
         }
-        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) return s;
+        /* A peer that is gone (a guest that crashed) must end the tool,
+         * not hang it: connect gives up after CONNECT_S, and once
+         * connected a send or receive that makes no progress for IO_S
+         * fails. Only a refusal (the listener not up yet) is retried. */
+        struct timeval tv = {CONNECT_S, 0};
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) {
+            struct timeval io = {IO_S, 0};
+            setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &io, sizeof io);
+            setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &io, sizeof io);
+            return s;
+        }
+        int e = errno;
         close(s);
-        if (attempt >= 20) die("connect");
+        errno = e;
+        if (e != ECONNREFUSED || attempt >= 20) die("connect");
         usleep(200000);
     }
 }
