@@ -552,11 +552,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
     // Validated at boot (cmdline::SETTINGS): all are in range.
     // A full ring (Linux netfront's 256) when memory allows: with 128, a
     // burst of GSO packets (13-17 slots each) left netback without
-    // buffers, waiting for our refill's notification, 8% of them.
-    let rx_buffers = cmd
-        .number("net.rx_buffers")
-        .unwrap_or(if platform::nr_pages() >= RX_FULL_RING_PAGES { 256 } else { 128 })
-        as u32;
+    // buffers, waiting for our refill's notification, 8% of them. Not as
+    // PVH: two queues of 256 need a second grant frame, put into the
+    // physmap, and the PVH runs with it saw a TX stall (docs/exits.md).
+    let rx_buffers = cmd.number("net.rx_buffers").unwrap_or(
+        if platform::nr_pages() >= RX_FULL_RING_PAGES && !platform::is_pvh() { 256 } else { 128 },
+    ) as u32;
     let mut max_queues = cmd.number("net.queues").unwrap_or(4) as u32;
     let offload = cmd.number("net.offload").unwrap_or(1) == 1;
     let rx_batch_max = cmd.number("net.rx_batch").unwrap_or(1) as u32;
