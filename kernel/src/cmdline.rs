@@ -120,7 +120,7 @@ pub const SETTINGS: &[Setting] = &[
         "net.rx_buffers",
         n(16, 256),
         None,
-        "netfront RX buffers per queue (default 128; 256, a full ring, with 64 MiB or more)",
+        "netfront RX buffers per queue (default 128; 256, a full ring, as PV with 64 MiB or more)",
     ),
     s("net.offload", n(0, 1), Some("1"), "netfront checksum and GSO offloads (0: none)"),
     s(
