@@ -330,7 +330,7 @@ fn offloads_are_negotiated_and_used_both_ways() {
 /// A pass's TX notifications, owed while the service loop works, go into
 /// Xen in the multicall that puts the vCPU to sleep (docs/exits.md): after
 /// the bulk transfers and 1,000 round trips, a PV guest's blocks have
-/// carried some, and never more calls than it made; a PVH guest's none.
+/// carried some; neither guest's carried count exceeds the calls it made.
 #[test]
 fn a_sleep_carries_the_passs_notifications_into_xen() {
     let run = echo();
@@ -347,13 +347,12 @@ fn a_sleep_carries_the_passs_notifications_into_xen() {
     };
     let made = get("tx-notify") + get("rx-notify") + get("timer-sets");
     assert!(get("blocks") > 0, "{line}");
-    if xen_tests::guest_mode().is_pvh() {
-        // PVH makes each call alone before its `hlt` (docs/exits.md).
-        assert_eq!(get("carried"), 0, "PVH carries nothing: {line}");
-    } else {
+    // PVH makes each call alone before its `hlt` (docs/exits.md): only
+    // notifications owed twice for one port are saved there.
+    if !xen_tests::guest_mode().is_pvh() {
         assert!(get("carried") > 0, "no call rode in a block: {line}");
-        assert!(get("carried") <= made, "more carried than made: {line}");
     }
+    assert!(get("carried") <= made, "more carried than made: {line}");
 }
 
 #[test]

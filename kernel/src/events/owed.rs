@@ -123,7 +123,11 @@ pub fn send_owed() {
     let owed = take_owed();
     match owed.len() {
         0 => {}
+        // PVH makes each call alone (docs/exits.md).
         1 => {
+            let _ = owed.ports().try_for_each(send);
+        }
+        _ if platform::is_pvh() => {
             let _ = owed.ports().try_for_each(send);
         }
         n => {
