@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall::abi::event_channel::virq;
 use hypercall::ops::{sched_op, vcpu};
 use hypercall::EvtchnPort;
-use platform::{TimerChange, MAX_CARRIED_SENDS};
+use platform::TimerChange;
 
 /// Timers that can be armed at once (on each vCPU).
 pub const CAPACITY: usize = 128;
@@ -330,15 +330,11 @@ pub fn block_until(mut cond: impl FnMut() -> bool) {
         // What a deferring service loop owes its backends goes in the same
         // trap (events::owed).
         let owed = events::owed::take_owed();
-        let mut ports = [EvtchnPort(0); MAX_CARRIED_SENDS];
-        for (slot, p) in ports.iter_mut().zip(owed.ports()) {
-            *slot = p;
-        }
         events::count_sends(owed.len() as u64);
         // Unmasks, blocks if nothing is pending, and takes the upcall
         // before returning (SCHEDOP_block for PV, sti; hlt for PVH).
         me.blocks.fetch_add(1, Ordering::Relaxed);
-        let carried = platform::block_carrying(&ports[..owed.len()], timer);
+        let carried = platform::block_carrying(owed.ports(), timer);
         me.carried.fetch_add(carried, Ordering::Relaxed);
     }
 }

@@ -133,7 +133,6 @@ through_backend! {
     fn upcalls_masked() -> bool;
     fn stack_word(addr: u64) -> Option<u64>;
     fn fault_address() -> u64;
-    fn block();
     fn block_carrying(sends: &[EvtchnPort], timer: TimerChange) -> u64;
 }
 

@@ -299,6 +299,26 @@ fn a_thousand_echo_round_trips_come_back_byte_for_byte() {
 /// slots, checksums it vouched for were not summed again, the guest sent
 /// TSO segments for netback to cut (smoltcp's fork), and every TCP
 /// segment it sent went out with a blank checksum for netback.
+/// The guest's last console line with `marker`, and its `key value`
+/// pairs after it (every value a number).
+fn counters<'a>(
+    run: &'a GuestRun,
+    marker: &str,
+) -> (&'a str, std::collections::HashMap<&'a str, u64>) {
+    let line = run
+        .console
+        .iter()
+        .rev()
+        .find_map(|l| l.split(marker).nth(1))
+        .unwrap_or_else(|| panic!("no '{marker}' line\n{}", run.describe()));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let pairs = w.chunks(2).map(|p| match p {
+        [k, v] => (*k, v.parse::<u64>().unwrap_or_else(|_| panic!("{k}: {line}"))),
+        _ => panic!("a key without a value: {line}"),
+    });
+    (line, pairs.collect())
+}
+
 #[test]
 fn offloads_are_negotiated_and_used_both_ways() {
     let run = echo();
@@ -308,17 +328,7 @@ fn offloads_are_negotiated_and_used_both_ways() {
         run,
         "net: offloads: rx-csum on rx-gso-tcpv4 on tx-csum on tx-gso-tcpv4 on",
     );
-    let line = run
-        .console
-        .iter()
-        .rev()
-        .find_map(|l| l.split("net: offload counters: ").nth(1))
-        .unwrap_or_else(|| panic!("no offload counters\n{}", run.describe()));
-    let mut f = std::collections::HashMap::new();
-    let w: Vec<&str> = line.split_whitespace().collect();
-    for p in w.chunks(2) {
-        f.insert(p[0], p[1].parse::<u64>().unwrap_or_else(|_| panic!("{line}")));
-    }
+    let (line, f) = counters(run, "net: offload counters: ");
     for key in ["rx-gso", "rx-multi-slot", "tx-gso", "tx-multi-slot", "tx-csum-blank"] {
         assert!(f[key] > 0, "{key} is 0: {line}");
     }
@@ -334,17 +344,8 @@ fn offloads_are_negotiated_and_used_both_ways() {
 #[test]
 fn a_sleep_carries_the_passs_notifications_into_xen() {
     let run = echo();
-    let line = run
-        .console
-        .iter()
-        .rev()
-        .find_map(|l| l.split("net: efficiency ").nth(1))
-        .unwrap_or_else(|| panic!("no efficiency line\n{}", run.describe()));
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let get = |k: &str| -> u64 {
-        let i = w.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k}: {line}"));
-        w[i + 1].parse().unwrap_or_else(|_| panic!("{k}: {line}"))
-    };
+    let (line, f) = counters(run, "net: efficiency ");
+    let get = |k: &str| *f.get(k).unwrap_or_else(|| panic!("no {k}: {line}"));
     let made = get("tx-notify") + get("rx-notify") + get("timer-sets");
     assert!(get("blocks") > 0, "{line}");
     // PVH makes each call alone before its `hlt` (docs/exits.md): only

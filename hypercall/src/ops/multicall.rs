@@ -113,10 +113,7 @@ pub fn send_and_block(
     timer: TimerChange,
     block: bool,
 ) -> XenResult<Option<(usize, XenError)>> {
-    let mut args = CarriedArgs {
-        sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
-        timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
-    };
+    let mut args = CarriedArgs::new();
     let mut entries = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
     let n = carried_entries(vcpu, sends, timer, block, &mut args, &mut entries)?;
     // SAFETY: each entry is a call that is safe on its own (`send`,
@@ -138,10 +135,7 @@ pub(crate) fn send_and_block_entries_for_test(
     sends: &[EvtchnPort],
     timer: TimerChange,
 ) -> std::vec::Vec<MulticallEntry> {
-    let mut args = CarriedArgs {
-        sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
-        timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
-    };
+    let mut args = CarriedArgs::new();
     let mut entries = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
     let n = carried_entries(vcpu, sends, timer, true, &mut args, &mut entries).unwrap();
     entries[..n].to_vec()
@@ -151,6 +145,15 @@ pub(crate) fn send_and_block_entries_for_test(
 struct CarriedArgs {
     sends: [EvtchnSend; MAX_CARRIED_SENDS],
     timer: VcpuSetSingleshotTimer,
+}
+
+impl CarriedArgs {
+    fn new() -> Self {
+        CarriedArgs {
+            sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
+            timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
+        }
+    }
 }
 
 /// Fills `entries` for [`send_and_block`], pointing into `args` (which
@@ -221,10 +224,7 @@ mod tests {
 
     #[test]
     fn a_block_carries_its_sends_and_timer_in_order() {
-        let mut args = CarriedArgs {
-            sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
-            timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
-        };
+        let mut args = CarriedArgs::new();
         let mut e = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
         let ports = [EvtchnPort(5), EvtchnPort(9)];
         let n = carried_entries(3, &ports, TimerChange::Set(77), true, &mut args, &mut e).unwrap();
@@ -242,10 +242,7 @@ mod tests {
 
     #[test]
     fn a_carry_without_work_or_with_too_many_sends_is_refused() {
-        let mut args = CarriedArgs {
-            sends: [EvtchnSend { port: 0 }; MAX_CARRIED_SENDS],
-            timer: VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0 },
-        };
+        let mut args = CarriedArgs::new();
         let mut e = [MulticallEntry::default(); MAX_CARRIED_SENDS + 2];
         let r = carried_entries(0, &[], TimerChange::Keep, false, &mut args, &mut e);
         assert_eq!(r, Err(XenError::EINVAL));

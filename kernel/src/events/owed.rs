@@ -21,18 +21,18 @@ use platform::{TimerChange, MAX_CARRIED_SENDS};
 /// One vCPU's owed ports.
 #[derive(Clone, Copy)]
 pub struct Owed {
-    ports: [u32; MAX_CARRIED_SENDS],
+    ports: [EvtchnPort; MAX_CARRIED_SENDS],
     len: usize,
 }
 
 impl Owed {
     const fn new() -> Self {
-        Owed { ports: [0; MAX_CARRIED_SENDS], len: 0 }
+        Owed { ports: [EvtchnPort(0); MAX_CARRIED_SENDS], len: 0 }
     }
 
     /// The ports, each once.
-    pub fn ports(&self) -> impl Iterator<Item = EvtchnPort> + '_ {
-        self.ports[..self.len].iter().map(|&p| EvtchnPort(p))
+    pub fn ports(&self) -> &[EvtchnPort] {
+        &self.ports[..self.len]
     }
 
     pub fn len(&self) -> usize {
@@ -45,12 +45,12 @@ impl Owed {
 
     /// Notes `port`; false if it is full (the caller sends at once).
     fn note(&mut self, port: EvtchnPort) -> bool {
-        if self.ports[..self.len].contains(&port.0) {
+        if self.ports().contains(&port) {
             return true;
         }
         match self.ports.get_mut(self.len) {
             Some(slot) => {
-                *slot = port.0;
+                *slot = port;
                 self.len += 1;
                 true
             }
@@ -118,40 +118,23 @@ pub fn take_owed() -> Owed {
     core::mem::replace(&mut here().lock().owed, Owed::new())
 }
 
-/// Sends what this vCPU owes now: one trap for all of them.
+/// Sends what this vCPU owes now: one trap for all of them (PV; PVH
+/// makes each call alone, docs/exits.md).
 pub fn send_owed() {
     let owed = take_owed();
-    match owed.len() {
-        0 => {}
-        // PVH makes each call alone (docs/exits.md).
-        1 => {
-            let _ = owed.ports().try_for_each(send);
+    let ports = owed.ports();
+    if ports.len() > 1 && !platform::is_pvh() {
+        let vcpu = platform::smp::current();
+        if hypercall::ops::multicall::send_and_block(vcpu, ports, TimerChange::Keep, false).is_ok()
+        {
+            super::count_sends(ports.len() as u64);
+            SAVED.fetch_add(ports.len() as u64 - 1, Ordering::Relaxed);
+            return;
         }
-        _ if platform::is_pvh() => {
-            let _ = owed.ports().try_for_each(send);
-        }
-        n => {
-            let mut ports = [EvtchnPort(0); MAX_CARRIED_SENDS];
-            for (slot, p) in ports.iter_mut().zip(owed.ports()) {
-                *slot = p;
-            }
-            super::count_sends(n as u64);
-            let vcpu = platform::smp::current();
-            match hypercall::ops::multicall::send_and_block(
-                vcpu,
-                &ports[..n],
-                TimerChange::Keep,
-                false,
-            ) {
-                Ok(_) => {
-                    SAVED.fetch_add(n as u64 - 1, Ordering::Relaxed);
-                }
-                // Xen ran none of it: one by one.
-                Err(_) => ports[..n].iter().for_each(|&p| {
-                    let _ = hypercall::ops::event_channel::send(p);
-                }),
-            }
-        }
+        // Xen ran none of it: one by one.
+    }
+    for &p in ports {
+        let _ = send(p);
     }
 }
 

@@ -232,17 +232,19 @@ impl crate::Backend for Pv {
             return calls;
         }
         // Xen ran none of it (it refused the batch itself): one by one.
-        for &p in sends {
-            let _ = hypercall::ops::event_channel::send(p);
-        }
-        apply_timer(vcpu, timer);
+        calls_alone(vcpu, sends, timer);
         self.block();
         0
     }
 }
 
-/// `timer`'s change to `vcpu`'s one-shot timer, as a lone call.
-pub(crate) fn apply_timer(vcpu: u32, timer: TimerChange) {
+/// What a block carries, one call each: an event on each of `sends`,
+/// then `timer`'s change to `vcpu`'s one-shot timer. Failures are
+/// ignored, as the callers ignored them before the calls were batched.
+pub(crate) fn calls_alone(vcpu: u32, sends: &[EvtchnPort], timer: TimerChange) {
+    for &p in sends {
+        let _ = hypercall::ops::event_channel::send(p);
+    }
     let _ = match timer {
         TimerChange::Keep => Ok(()),
         TimerChange::Set(ns) => hypercall::ops::vcpu::set_singleshot_timer(vcpu, ns),

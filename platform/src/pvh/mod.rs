@@ -382,11 +382,7 @@ impl crate::Backend for Pvh {
         // under this lab's emulator, runs with the multicall saw stalls and
         // a TX stall that runs without it had not (docs/exits.md); the
         // exits saved are the PV guest's.
-        let vcpu = crate::smp::current();
-        for &p in sends {
-            let _ = hypercall::ops::event_channel::send(p);
-        }
-        crate::pv::apply_timer(vcpu, timer);
+        crate::pv::calls_alone(crate::smp::current(), sends, timer);
         block();
         0
     }

@@ -1016,8 +1016,8 @@ mod handshake {
     /// byte for byte.
     #[test]
     fn rx_events_wait_for_a_batch_while_the_backend_streams() {
-        let (_h, _be) = vif(false);
-        let mut bus = Bus::new(_h.client());
+        let (h, _) = vif(false);
+        let mut bus = Bus::new(h.client());
         let mut host = FakeHost::default();
         let dev = device::describe(&mut bus, "vif", "0").unwrap();
         let c = Config { max_queues: 1, rx_batch_max: 8, ..cfg() };
