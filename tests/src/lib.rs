@@ -98,20 +98,23 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
     };
     let scenarios = scenarios();
     let mut report = lab.boot(&scenarios);
-    if let Ok(r) = &report {
+    for retry in 1..=TRIPLE_FAULT_RETRIES {
+        let Ok(r) = &report else { break };
         let hits = triple_faults(r);
-        if !hits.is_empty() {
-            print_timings(label, &lab, r);
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "[lab] {label}: Xen ended a PVH guest with a triple fault ({}): the emulator's \
-                 known glitch (docs/pvh.md, \"The PVH triple faults\"); every scenario of \
-                 this file runs once more, in a new boot, and the tests judge that one",
-                hits.join("; ")
-            );
-            report = lab.boot(&scenarios);
+        if hits.is_empty() {
+            break;
         }
+        print_timings(label, &lab, r);
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "[lab] {label}: Xen ended a PVH guest with a triple fault ({}): the emulator's \
+             known glitch (docs/pvh.md, \"The PVH triple faults\"); every scenario of \
+             this file runs again, in a new boot ({retry} of at most {TRIPLE_FAULT_RETRIES}), \
+             and the tests judge the last boot",
+            hits.join("; ")
+        );
+        report = lab.boot(&scenarios);
     }
     match report {
         Ok(r) => {
@@ -122,6 +125,13 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
     }
 }
 
+/// New boots a file gets after a boot in which Xen ended a guest with a
+/// triple fault. The glitch strikes a boot at random (six `xl mem-set`
+/// squeezes of a PVH `app=http` in one boot: none; the same squeeze in
+/// `hostile`: its first boot of two), so a file fails on it only when
+/// every one of its boots is struck.
+pub const TRIPLE_FAULT_RETRIES: u32 = 2;
+
 /// The guests Xen ended with a triple fault in this boot, as `NAME: dNvM
 /// Triple fault ...` (Xen's own serial line, `[xen]` in the run's output).
 ///
@@ -130,8 +140,9 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
 /// double fault runs on a stack of its own (IST 1, `platform/src/pvh/tss.rs`)
 /// and reports, which `boot.rs` checks with a stack overflow. What remains
 /// is the emulator: QEMU's nested paging loses the guest's mappings for an
-/// instant (docs/pvh.md). [`boot`] runs such a file's scenarios once more; a
-/// fault that comes back every time still fails the tests.
+/// instant (docs/pvh.md). [`boot`] runs such a file's scenarios again (at most
+/// [`TRIPLE_FAULT_RETRIES`] times); a fault that comes back every time
+/// still fails the tests.
 pub fn triple_faults(report: &BootReport) -> Vec<String> {
     report
         .runs
