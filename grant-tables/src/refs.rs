@@ -122,7 +122,7 @@ impl RefAllocator {
     }
 
     pub fn free_count(&self) -> u32 {
-        self.free.len() as u32
+        self.free.len()
     }
 
     /// References granted or reserved (the toolstack's not counted).
