@@ -562,6 +562,7 @@ fn lock_demo(d: &mut super::Detail, count: u32) -> bool {
     let Some((spin_wall, spin_run)) = demo(count, 0) else {
         fail!(d, "the spin lock run did not finish in 60 s");
     };
+    let early_before = smp::early_poll_returns();
     let Some((poll_wall, poll_run)) = demo(count, 1) else {
         fail!(d, "the poll lock run did not finish in 60 s");
     };
@@ -584,10 +585,11 @@ fn lock_demo(d: &mut super::Detail, count: u32) -> bool {
             ps.timeouts
         );
     }
+    let early = smp::early_poll_returns() - early_before;
     let ms = |ns: u64| ns / 1_000_000;
     note!(
         d,
-        "{count} vCPUs x {ROUNDS} rounds, the holder asleep in Xen {} ms each: spin lock wall {} ms, vCPUs running {} ms; spin-then-poll wall {} ms, vCPUs running {} ms ({} waits in SCHEDOP_poll, {} kicks, 0 timeouts); running time poll/spin {}.{:02}",
+        "{count} vCPUs x {ROUNDS} rounds, the holder asleep in Xen {} ms each: spin lock wall {} ms, vCPUs running {} ms; spin-then-poll wall {} ms, vCPUs running {} ms ({} waits in SCHEDOP_poll, {early} polled again after an upcall, {} kicks, 0 timeouts); running time poll/spin {}.{:02}",
         HOLD_NS / 1_000_000,
         ms(spin_wall),
         ms(spin_run),

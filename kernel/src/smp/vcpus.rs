@@ -449,6 +449,15 @@ pub struct XenWaiters;
 /// The waiters every [`lock::PollLock`] of the kernel uses.
 pub static XEN_WAITERS: XenWaiters = XenWaiters;
 
+/// `SCHEDOP_poll`s of a lock wait that returned with neither the kick nor
+/// the timeout (an upcall was due), each followed by another poll.
+static EARLY_POLL_RETURNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many lock-wait polls returned early so far (see [`XenWaiters`]).
+pub fn early_poll_returns() -> u64 {
+    EARLY_POLL_RETURNS.load(Ordering::Relaxed)
+}
+
 fn kick_port(cpu_id: usize) -> Option<EvtchnPort> {
     let p = CPUS.get(cpu_id)?.kick_port.load(Ordering::Acquire);
     (p != 0).then_some(EvtchnPort(p))
@@ -472,9 +481,22 @@ impl lock::Waiters for XenWaiters {
             return true;
         };
         let deadline = platform::now_ns().saturating_add(timeout_ns);
-        // SCHEDOP_poll returns at once if the port is pending already.
-        let _ = sched_op::poll(&[p], deadline);
-        events::clear_pending(p)
+        loop {
+            // SCHEDOP_poll returns at once if the port is pending already,
+            // and also, with the kick not pending, when an upcall is due
+            // on this vCPU (Xen's `do_poll` checks
+            // `local_events_need_delivery`: a timer or IPI event with
+            // upcalls on). Such a return is neither a kick nor the
+            // timeout: the upcall has run on the way back, so poll again.
+            let _ = sched_op::poll(&[p], deadline);
+            if events::clear_pending(p) {
+                return true;
+            }
+            if platform::now_ns() >= deadline {
+                return false;
+            }
+            EARLY_POLL_RETURNS.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn kick(&self, cpu_id: usize) {
