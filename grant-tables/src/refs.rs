@@ -8,8 +8,9 @@
 //! The free references are a bitmap with a hint at its lowest word that
 //! may hold a free bit, so taking and putting back one reference costs a
 //! few word operations. (It was a `BTreeSet`: a walk down the tree and a
-//! rebalance on every take and every put, the most of a grant publish +
-//! revoke's cost in `app=bench`.)
+//! rebalance on every take and every put. `app=bench`'s grant publish +
+//! revoke took a median 6,885 cycles with it and 3,308 with the bitmap,
+//! against 1,469 for Linux's, in one quick run each on Xen 4.17.)
 
 use alloc::vec::Vec;
 use hypercall::abi::grant_table::{GrantRef, NR_RESERVED_ENTRIES};
