@@ -97,7 +97,15 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
         Err(e) => return failed(format!("{e:#}")),
     };
     let scenarios = scenarios();
-    let mut report = lab.boot(&scenarios);
+    // A boot that another follows if struck stops at the triple fault.
+    let boot_once = |retry: u32| {
+        if retry < TRIPLE_FAULT_RETRIES {
+            lab.boot_stopping_at_triple_fault(&scenarios)
+        } else {
+            lab.boot(&scenarios)
+        }
+    };
+    let mut report = boot_once(0);
     for retry in 1..=TRIPLE_FAULT_RETRIES {
         let Ok(r) = &report else { break };
         let hits = triple_faults(r);
@@ -114,7 +122,7 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
              and the tests judge the last boot",
             hits.join("; ")
         );
-        report = lab.boot(&scenarios);
+        report = boot_once(retry);
     }
     match report {
         Ok(r) => {
