@@ -179,29 +179,95 @@ pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
     let total = Instant::now();
     let scripts = shell_scripts(&root)?;
     let boot_files = boot_test_files(&root)?;
+    let logs = xtask::xen_out_dir().join("logs");
+    xtask::cmd::mkdir(&logs)?;
     for step in steps(&releases, &pvh_releases, &scripts, &boot_files) {
         let program = step.program.as_deref().unwrap_or(&cargo);
         let shown = step.program.as_deref().unwrap_or("cargo");
         println!("\n==> {}: {shown} {}", step.name, step.args.join(" "));
         let t = Instant::now();
-        let status = Command::new(program)
-            .args(&step.args)
-            .envs(step.env.iter().copied())
-            .current_dir(&root)
-            .stdin(std::process::Stdio::null())
-            .status();
-        let ok = matches!(&status, Ok(s) if s.success());
-        if !ok {
-            print_summary(&done, Some(&step.name), total.elapsed());
-            match status {
-                Err(e) => bail!("{} failed: cannot run {program}: {e}", step.name),
-                Ok(s) => bail!("{} failed ({s}): see its output above", step.name),
+        let output = logs.join(format!("ci-step-{}.log", done.len() + 1));
+        let tee = std::fs::File::create(&output)
+            .with_context(|| format!("cannot create {}", output.display()))?;
+        let started = std::time::SystemTime::now();
+        let run = crate::faildigest::run(
+            Command::new(program)
+                .args(&step.args)
+                .envs(step.env.iter().copied())
+                .current_dir(&root)
+                .stdin(std::process::Stdio::null()),
+            tee,
+        );
+        match run {
+            Ok((s, _)) if s.success() => {}
+            Err(e) => {
+                print_summary(&done, Some(&step.name), total.elapsed());
+                bail!("{} failed: cannot run {program}: {e}", step.name)
+            }
+            Ok((s, digest)) => {
+                print_summary(&done, Some(&step.name), total.elapsed());
+                // Last, so that CI's tail of the output keeps it.
+                println!("\n==> why {} failed", step.name);
+                for l in digest.lines() {
+                    println!("  {l}");
+                }
+                let kept = xtask::cache::cache_dir().join("failed-runs");
+                match keep_evidence(&kept, &logs, &output, started, &step.name) {
+                    Ok(dir) => println!("  output and serial logs kept in {}", dir.display()),
+                    Err(e) => println!("  output and serial logs not kept: {e:#}"),
+                }
+                bail!("{} failed ({s}): see its output above", step.name)
             }
         }
         done.push((step.name, t.elapsed()));
     }
     print_summary(&done, None, total.elapsed());
     Ok(())
+}
+
+/// Failed runs whose evidence [`keep_evidence`] keeps, newest first.
+const KEPT_FAILURES: usize = 6;
+
+/// Copies a failed step's whole output and the serial logs written since
+/// it started to a directory of the lab cache, which outlives CI's clone
+/// (CI shows only the tail of the output); keeps the newest
+/// [`KEPT_FAILURES`]. Returns the directory.
+fn keep_evidence(
+    base: &Path,
+    logs: &Path,
+    output: &Path,
+    since: std::time::SystemTime,
+    step: &str,
+) -> Result<PathBuf> {
+    let stamp = since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let slug: String =
+        step.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    let dir = base.join(format!("{stamp}-{slug}"));
+    xtask::cmd::mkdir(&dir)?;
+    std::fs::copy(output, dir.join("output.log"))
+        .with_context(|| format!("cannot copy {}", output.display()))?;
+    for e in std::fs::read_dir(logs).with_context(|| format!("cannot list {}", logs.display()))? {
+        let path = e?.path();
+        let fresh = path.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+        let serial = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".serial.log"));
+        if fresh && serial {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, dir.join(name))
+                    .with_context(|| format!("cannot copy {}", path.display()))?;
+            }
+        }
+    }
+    let mut old: Vec<PathBuf> = std::fs::read_dir(base)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    // Names start with the Unix time: the newest sort last.
+    old.sort();
+    let excess = old.len().saturating_sub(KEPT_FAILURES);
+    for p in &old[..excess] {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    Ok(dir)
 }
 
 /// Every shell script of the workspace: `*.sh` files outside `target/`
@@ -406,6 +472,53 @@ mod tests {
                 "tests/tests/{f}.rs: sets its guests' mode {sets_mode}; listed in MODE_FIXED {fixed}"
             );
         }
+    }
+
+    #[test]
+    fn a_failed_step_keeps_its_output_and_fresh_serial_logs_and_only_the_newest_runs() {
+        let tmp = std::env::temp_dir().join(format!("xenpv-keep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let (base, logs) = (tmp.join("failed-runs"), tmp.join("logs"));
+        std::fs::create_dir_all(&logs).unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let stale = logs.join("net.serial.log");
+        std::fs::write(&stale, "old boot").unwrap();
+        std::fs::File::options().write(true).open(&stale).unwrap().set_modified(hour_ago).unwrap();
+        let since = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::write(logs.join("blk.123.serial.log"), "the failed boot").unwrap();
+        std::fs::write(logs.join("ci-step-10.log"), "test blk ... FAILED").unwrap();
+        for i in 0..KEPT_FAILURES + 2 {
+            std::fs::create_dir_all(base.join(format!("100000000{i}-older"))).unwrap();
+        }
+        let dir = keep_evidence(
+            &base,
+            &logs,
+            &logs.join("ci-step-10.log"),
+            since,
+            "boot tests (Xen 4.17, pvh)",
+        )
+        .unwrap();
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-boot-tests--Xen-4.17--pvh-"));
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        assert_eq!(read("output.log"), "test blk ... FAILED");
+        assert_eq!(read("blk.123.serial.log"), "the failed boot");
+        assert!(
+            !dir.join("net.serial.log").exists(),
+            "a log from before the step is not its evidence"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), KEPT_FAILURES);
+        assert_eq!(left.last().unwrap(), &dir.file_name().unwrap().to_string_lossy());
+        assert!(!left.contains(&"1000000000-older".to_string()), "{left:?}");
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the arguments are parsed by clap from the types below.
 
 mod ci;
+mod faildigest;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};

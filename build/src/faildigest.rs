@@ -1,0 +1,313 @@
+//! Why a step of `cargo xtask test` failed, in a few lines printed last.
+//!
+//! CI keeps only the tail of the run's output: about twenty lines, the
+//! summary and the `error:` line. A failed boot test's own words (its
+//! panic message, the strikes the harness retried) scroll out of it, so
+//! the step's output is read as it passes and the lines that say why are
+//! printed again after the summary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// Lines printed at most, and characters per line.
+pub const MAX_LINES: usize = 10;
+pub const MAX_WIDTH: usize = 300;
+
+/// One failed test: its file, name, where it panicked and the first line
+/// of the panic's message.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Failure {
+    target: String,
+    test: String,
+    at: String,
+    message: String,
+    /// The block's lines that name a triple fault (Xen's, in the report).
+    triple_faults: usize,
+}
+
+/// What was read of one step's output.
+#[derive(Debug, Default)]
+pub struct Digest {
+    target: String,
+    failures: Vec<Failure>,
+    /// In a `---- NAME stdout ----` block: its failure's index.
+    block: Option<usize>,
+    /// The next line is the panic's message.
+    message_next: bool,
+    /// The harness's retries after a strike, by file label.
+    retries: Vec<String>,
+    /// cargo's and rustc's `error` lines (a build that failed).
+    errors: Vec<String>,
+}
+
+impl Digest {
+    /// One line of the step's standard output (libtest's report).
+    pub fn stdout_line(&mut self, line: &str) {
+        if let Some(name) = line.strip_prefix("---- ").and_then(|l| l.strip_suffix(" stdout ----"))
+        {
+            self.failures.push(Failure {
+                target: self.target.clone(),
+                test: name.to_string(),
+                ..Failure::default()
+            });
+            self.block = Some(self.failures.len() - 1);
+            self.message_next = false;
+            return;
+        }
+        let Some(i) = self.block else { return };
+        if line == "failures:" || line.starts_with("test result:") {
+            self.block = None;
+            return;
+        }
+        let f = &mut self.failures[i];
+        if self.message_next {
+            self.message_next = false;
+            if f.message.is_empty() {
+                f.message = line.trim().to_string();
+            }
+        } else if let Some(at) = panic_location(line) {
+            if f.at.is_empty() {
+                f.at = at.to_string();
+                // Since Rust 1.73 the message follows on the next line;
+                // before, it followed the location and a colon on this one.
+                match at.split_once(": ") {
+                    Some((loc, msg)) => {
+                        f.at = loc.to_string();
+                        f.message = msg.trim_matches('\'').to_string();
+                    }
+                    None => self.message_next = true,
+                }
+            }
+        }
+        if line.contains("Triple fault") {
+            f.triple_faults += 1;
+        }
+    }
+
+    /// One line of the step's standard error (cargo, and the harness's
+    /// `[lab]` lines).
+    pub fn stderr_line(&mut self, line: &str) {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            // `Running tests/blk.rs (target/debug/deps/blk-…)`, `Running
+            // unittests src/lib.rs (target/debug/deps/grant_tables-…)`
+            let path = rest.split(" (").next().unwrap_or("");
+            let bin = rest.rsplit('/').next().unwrap_or("").trim_end_matches(')');
+            let krate = bin.rsplit_once('-').map_or(bin, |(k, _)| k);
+            self.target = match path.strip_prefix("unittests ") {
+                Some(src) => format!("{krate} {src}"),
+                None => path.to_string(),
+            };
+        } else if t.starts_with("[lab] ") && t.contains("triple fault") && t.contains("new boot") {
+            let label = t["[lab] ".len()..].split(':').next().unwrap_or("").to_string();
+            self.retries.push(label);
+        } else if t.starts_with("error") && self.errors.len() < MAX_LINES {
+            self.errors.push(t.to_string());
+        }
+    }
+
+    /// The lines to print after the summary: each failed test with its
+    /// panic, the retried strikes, else cargo's errors; at most
+    /// [`MAX_LINES`], each cut to [`MAX_WIDTH`] characters.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| {
+                let mut s = format!("{} {}", f.target, f.test);
+                if !f.at.is_empty() {
+                    s.push_str(&format!(" at {}", f.at));
+                }
+                if !f.message.is_empty() {
+                    s.push_str(&format!(": {}", f.message));
+                }
+                if f.triple_faults > 0 {
+                    s.push_str(&format!(" [{} triple-fault lines]", f.triple_faults));
+                }
+                s
+            })
+            .collect();
+        if !self.retries.is_empty() {
+            let mut counted: Vec<(String, usize)> = Vec::new();
+            for r in &self.retries {
+                match counted.iter_mut().find(|(l, _)| l == r) {
+                    Some((_, n)) => *n += 1,
+                    None => counted.push((r.clone(), 1)),
+                }
+            }
+            let each: Vec<String> = counted.iter().map(|(l, n)| format!("{l} x{n}")).collect();
+            out.push(format!("boots retried after a PVH triple fault: {}", each.join(", ")));
+        }
+        if self.failures.is_empty() {
+            out.extend(self.errors.iter().cloned());
+        }
+        let total = out.len();
+        out.truncate(MAX_LINES);
+        if total > MAX_LINES {
+            out.push(format!("... and {} more", total - MAX_LINES));
+        }
+        out.into_iter().map(|l| cut(&l, MAX_WIDTH)).collect()
+    }
+}
+
+/// `thread 'x' panicked at FILE:L:C:` -> `FILE:L:C` (with a message after
+/// it on older Rusts).
+fn panic_location(line: &str) -> Option<&str> {
+    // Newer Rusts put the thread's id after its name: `thread 'x' (123) panicked at`.
+    let t = line.strip_prefix("thread '")?;
+    let (_, rest) = t.split_once(" panicked at ")?;
+    Some(rest.strip_suffix(':').unwrap_or(rest))
+}
+
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut c: String = s.chars().take(width - 3).collect();
+    c.push_str("...");
+    c
+}
+
+/// Runs `cmd` with its output passed through as it comes, copied to
+/// `tee` (both streams, in the order read) and read into a [`Digest`] on
+/// the way.
+pub fn run(cmd: &mut Command, tee: std::fs::File) -> std::io::Result<(ExitStatus, Digest)> {
+    let mut child: Child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let digest = Arc::new(Mutex::new(Digest::default()));
+    let tee = Arc::new(Mutex::new(tee));
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (d, t) = (digest.clone(), tee.clone());
+    let t_out = std::thread::spawn(move || {
+        pass(out, std::io::stdout(), |l| {
+            let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
+            d.lock().unwrap_or_else(|e| e.into_inner()).stdout_line(l)
+        })
+    });
+    let (d, t) = (digest.clone(), tee);
+    let t_err = std::thread::spawn(move || {
+        pass(err, std::io::stderr(), |l| {
+            let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
+            d.lock().unwrap_or_else(|e| e.into_inner()).stderr_line(l)
+        })
+    });
+    let status = child.wait()?;
+    let _ = t_out.join();
+    let _ = t_err.join();
+    let digest = Arc::try_unwrap(digest)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_default();
+    Ok((status, digest))
+}
+
+/// Copies `from` to `to` line by line (bytes as they are), handing each
+/// line, lossily decoded, to `each`.
+fn pass(from: impl Read, mut to: impl Write, mut each: impl FnMut(&str)) {
+    let mut r = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let _ = to.write_all(&buf);
+                let _ = to.flush();
+                let line = String::from_utf8_lossy(&buf);
+                each(line.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PVH step as cargo and libtest print it: two files, one failed test
+    /// in each, one retried strike.
+    #[test]
+    fn a_failed_step_is_told_in_a_line_per_test() {
+        let mut d = Digest::default();
+        d.stderr_line("     Running tests/blk.rs (target/debug/deps/blk-0123)");
+        d.stderr_line("[lab] blk: Xen ended a PVH guest with a triple fault (b: d2v0 Triple fault - invoking HVM shutdown action 1): the emulator's known glitch; every scenario of this file runs again, in a new boot (1 of at most 3), and the tests judge the last boot");
+        for l in [
+            "running 2 tests",
+            "test blk_reads ... FAILED",
+            "test blk_writes ... ok",
+            "",
+            "failures:",
+            "",
+            "---- blk_reads stdout ----",
+            "[xen] (XEN) d2v0 Triple fault - invoking HVM shutdown action 1",
+            "",
+            "thread 'blk_reads' panicked at tests/tests/blk.rs:42:5:",
+            "guest b never ran: QEMU timed out",
+            "--- last serial lines ---",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+            "",
+            "",
+            "failures:",
+            "    blk_reads",
+            "",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        ] {
+            d.stdout_line(l);
+        }
+        d.stderr_line("     Running tests/mobility.rs (target/debug/deps/mobility-4567)");
+        d.stdout_line("---- saves_and_restores stdout ----");
+        d.stdout_line(
+            "thread 'saves_and_restores' panicked at tests/tests/mobility.rs:7:9: 'old style'",
+        );
+        d.stdout_line("test result: FAILED. 0 passed; 1 failed");
+        d.stderr_line("     Running unittests src/lib.rs (target/debug/deps/grant_tables-89ab)");
+        d.stdout_line("---- refs::a stdout ----");
+        d.stdout_line("thread 'refs::a' (29819) panicked at grant-tables/src/refs.rs:303:9:");
+        d.stdout_line("assertion `left == right` failed: two");
+        d.stderr_line("error: 2 targets failed:");
+        assert_eq!(
+            d.lines(),
+            [
+                "tests/blk.rs blk_reads at tests/tests/blk.rs:42:5: guest b never ran: QEMU timed out [1 triple-fault lines]",
+                "tests/mobility.rs saves_and_restores at tests/tests/mobility.rs:7:9: old style",
+                "grant_tables src/lib.rs refs::a at grant-tables/src/refs.rs:303:9: assertion `left == right` failed: two",
+                "boots retried after a PVH triple fault: blk x1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_build_that_failed_is_told_by_its_errors_and_every_line_is_bounded() {
+        let mut d = Digest::default();
+        d.stderr_line("error[E0425]: cannot find value `x` in this scope");
+        d.stderr_line("warning: unused");
+        d.stderr_line("error: could not compile `kernel`");
+        assert_eq!(
+            d.lines(),
+            [
+                "error[E0425]: cannot find value `x` in this scope",
+                "error: could not compile `kernel`"
+            ]
+        );
+        let mut d = Digest::default();
+        for i in 0..15 {
+            d.stdout_line(&format!("---- t{i} stdout ----"));
+            d.stdout_line(&format!("thread 't{i}' panicked at a.rs:1:1:"));
+            d.stdout_line(&"x".repeat(1000));
+        }
+        let lines = d.lines();
+        assert_eq!(lines.len(), MAX_LINES + 1);
+        assert_eq!(lines[MAX_LINES], "... and 5 more");
+        assert!(lines.iter().all(|l| l.chars().count() <= MAX_WIDTH), "{lines:?}");
+        assert!(lines[0].ends_with("..."));
+    }
+
+    #[test]
+    fn output_passes_through_whole_and_is_read() {
+        let mut seen = Vec::new();
+        let mut to = Vec::new();
+        pass(&b"one\ntwo\r\nthree"[..], &mut to, |l| seen.push(l.to_string()));
+        assert_eq!(to, b"one\ntwo\r\nthree");
+        assert_eq!(seen, ["one", "two", "three"]);
+    }
+}
