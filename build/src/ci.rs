@@ -207,14 +207,14 @@ pub fn run(xen: Option<XenRelease>, no_boot: bool) -> Result<()> {
             Ok((s, digest)) => {
                 print_summary(&done, Some(&step.name), total.elapsed());
                 // Last, so that CI's tail of the output keeps it.
-                println!("\n==> why {} failed", step.name);
-                for l in digest.lines() {
-                    println!("  {l}");
-                }
                 let kept = xtask::cache::cache_dir().join("failed-runs");
                 match keep_evidence(&kept, &logs, &output, started, &step.name) {
-                    Ok(dir) => println!("  output and serial logs kept in {}", dir.display()),
-                    Err(e) => println!("  output and serial logs not kept: {e:#}"),
+                    Ok(dir) => println!("output and serial logs kept in {}", dir.display()),
+                    Err(e) => println!("output and serial logs not kept: {e:#}"),
+                }
+                println!("==> why {} failed", step.name);
+                for l in digest.lines() {
+                    println!("  {l}");
                 }
                 bail!("{} failed ({s}): see its output above", step.name)
             }

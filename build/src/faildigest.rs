@@ -1,7 +1,7 @@
 //! Why a step of `cargo xtask test` failed, in a few lines printed last.
 //!
-//! CI keeps only the tail of the run's output: about twenty lines, the
-//! summary and the `error:` line. A failed boot test's own words (its
+//! CI keeps only the tail of the run's output: the last twenty-odd lines
+//! or 900-odd characters, the summary and the `error:` line. A failed boot test's own words (its
 //! panic message, the strikes the harness retried) scroll out of it, so
 //! the step's output is read as it passes and the lines that say why are
 //! printed again after the summary.
@@ -10,9 +10,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
-/// Lines printed at most, and characters per line.
-pub const MAX_LINES: usize = 10;
-pub const MAX_WIDTH: usize = 300;
+/// Lines printed at most, and characters per line: the last of them
+/// (the most telling: failures come after the retries) fit in CI's tail.
+pub const MAX_LINES: usize = 6;
+pub const MAX_WIDTH: usize = 200;
 
 /// One failed test: its file, name, where it panicked and the first line
 /// of the panic's message.
@@ -111,23 +112,7 @@ impl Digest {
     /// panic, the retried strikes, else cargo's errors; at most
     /// [`MAX_LINES`], each cut to [`MAX_WIDTH`] characters.
     pub fn lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| {
-                let mut s = format!("{} {}", f.target, f.test);
-                if !f.at.is_empty() {
-                    s.push_str(&format!(" at {}", f.at));
-                }
-                if !f.message.is_empty() {
-                    s.push_str(&format!(": {}", f.message));
-                }
-                if f.triple_faults > 0 {
-                    s.push_str(&format!(" [{} triple-fault lines]", f.triple_faults));
-                }
-                s
-            })
-            .collect();
+        let mut out: Vec<String> = Vec::new();
         if !self.retries.is_empty() {
             let mut counted: Vec<(String, usize)> = Vec::new();
             for r in &self.retries {
@@ -139,13 +124,27 @@ impl Digest {
             let each: Vec<String> = counted.iter().map(|(l, n)| format!("{l} x{n}")).collect();
             out.push(format!("boots retried after a PVH triple fault: {}", each.join(", ")));
         }
+        out.extend(self.failures.iter().map(|f| {
+            let mut s = format!("{} {}", f.target, f.test);
+            if !f.at.is_empty() {
+                s.push_str(&format!(" at {}", f.at));
+            }
+            if !f.message.is_empty() {
+                s.push_str(&format!(": {}", f.message));
+            }
+            if f.triple_faults > 0 {
+                s.push_str(&format!(" [{} triple-fault lines]", f.triple_faults));
+            }
+            s
+        }));
         if self.failures.is_empty() {
             out.extend(self.errors.iter().cloned());
         }
-        let total = out.len();
-        out.truncate(MAX_LINES);
-        if total > MAX_LINES {
-            out.push(format!("... and {} more", total - MAX_LINES));
+        // The last lines are the ones CI keeps: drop from the front.
+        if out.len() > MAX_LINES {
+            let more = out.len() - (MAX_LINES - 1);
+            out.drain(..more);
+            out.insert(0, format!("{more} more before these"));
         }
         out.into_iter().map(|l| cut(&l, MAX_WIDTH)).collect()
     }
@@ -268,10 +267,10 @@ mod tests {
         assert_eq!(
             d.lines(),
             [
+                "boots retried after a PVH triple fault: blk x1",
                 "tests/blk.rs blk_reads at tests/tests/blk.rs:42:5: guest b never ran: QEMU timed out [1 triple-fault lines]",
                 "tests/mobility.rs saves_and_restores at tests/tests/mobility.rs:7:9: old style",
                 "grant_tables src/lib.rs refs::a at grant-tables/src/refs.rs:303:9: assertion `left == right` failed: two",
-                "boots retried after a PVH triple fault: blk x1",
             ]
         );
     }
@@ -296,10 +295,11 @@ mod tests {
             d.stdout_line(&"x".repeat(1000));
         }
         let lines = d.lines();
-        assert_eq!(lines.len(), MAX_LINES + 1);
-        assert_eq!(lines[MAX_LINES], "... and 5 more");
+        assert_eq!(lines.len(), MAX_LINES);
+        assert_eq!(lines[0], format!("{} more before these", 15 - (MAX_LINES - 1)));
+        assert!(lines[MAX_LINES - 1].starts_with(" t14 at a.rs:1:1: xxx"), "{lines:?}");
         assert!(lines.iter().all(|l| l.chars().count() <= MAX_WIDTH), "{lines:?}");
-        assert!(lines[0].ends_with("..."));
+        assert!(lines[1].ends_with("..."));
     }
 
     #[test]
