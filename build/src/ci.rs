@@ -127,10 +127,11 @@ pub const LATER_RELEASE_FILES: &[&str] = &["blk", "boot", "control", "net"];
 /// `$XENPV_MODE` says: they run once, in the PV step.
 /// `mobility_pvh`: PVH guests only (live migration works only as PVH on
 /// this Xen); `mobility_blk`: a PV guest and two PVH guests;
-/// `mobility_balloon`: PVH guests only. (`smp_net` fixes one guest's mode,
+/// `mobility_balloon`: PVH guests only; `strike`: a PVH guest that
+/// triple-faults on purpose and a PV one. (`smp_net` fixes one guest's mode,
 /// PVH for its migration, and its others follow `$XENPV_MODE`: it runs
 /// in both steps.)
-pub const MODE_FIXED: &[&str] = &["mobility_balloon", "mobility_blk", "mobility_pvh"];
+pub const MODE_FIXED: &[&str] = &["mobility_balloon", "mobility_blk", "mobility_pvh", "strike"];
 /// `cargo xtask bench paging` as CI runs it (no Linux DomUs: their kernel
 /// takes a minute to boot and they are the comparison, not the check).
 const PAGING_QUICK: &[&str] = &["xtask", "bench", "paging", "--quick", "--runs", "1", "--no-linux"];

@@ -294,8 +294,18 @@ impl Lab {
         // dir), then renamed to LABEL.serial.log: the latest finished run.
         prune_stale_logs(&logs);
         let running = logs.join(format!("{}.{}.serial.log", self.opts.label, std::process::id()));
-        let serial_path = logs.join(format!("{}.serial.log", self.opts.label));
         let mut report = self.run_qemu(&cfg, scenarios, &running, stop_at_triple_fault);
+        // A struck boot's log keeps Xen's register dump: the retry's log
+        // must not replace it.
+        let serial_path = match report.stopped_at_triple_fault {
+            Some(_) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                logs.join(format!("{}.struck-{stamp}.serial.log", self.opts.label))
+            }
+            None => logs.join(format!("{}.serial.log", self.opts.label)),
+        };
         let _ = std::fs::remove_file(&initrd);
         report.serial_log = Some(match std::fs::rename(&running, &serial_path) {
             Ok(()) => serial_path,
@@ -346,6 +356,7 @@ impl Lab {
         let mut done = false;
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
         let mut struck: Option<String> = None;
+        let mut killed = false;
         loop {
             match q.next(deadline) {
                 Next::Line(t, line) => {
@@ -369,7 +380,8 @@ impl Lab {
                     self.echo_line(&line, marker.as_ref(), &guests, at, &parser.report, &mut shown);
                     if stop_at_triple_fault && struck.is_none() {
                         struck = xen_triple_fault(&line, &parser.report);
-                        if struck.is_some() {
+                        if let Some(x) = &struck {
+                            parser.report.stopped_at_triple_fault = Some((at, x.clone()));
                             // Xen's register dump follows at once: kept
                             // in the serial log, then QEMU is stopped.
                             deadline = Instant::now() + Duration::from_secs(3);
@@ -411,9 +423,11 @@ impl Lab {
                 }
                 Next::Eof => break,
                 Next::Timeout => {
+                    killed = true;
                     if let Some(x) = &struck {
                         parser.report.failure = Some(format!(
-                            "boot stopped {} after Xen's triple fault ({x}), to boot again",
+                            "boot stopped {} into QEMU, 3 s after Xen's triple fault ({x}), \
+                             to boot again",
                             secs(start.elapsed())
                         ));
                     } else if parser.report.failure.is_none() {
@@ -440,7 +454,10 @@ impl Lab {
                 }
             }
         }
-        let (status, stderr) = q.finish(Duration::from_secs(10));
+        // QEMU ends by itself when dom0 powers off; one given up on is
+        // killed at once.
+        let grace = if killed { Duration::ZERO } else { Duration::from_secs(10) };
+        let (status, stderr) = q.finish(grace);
         parser.report.qemu_time = start.elapsed();
         parser.report.tail = tail.into_iter().collect();
         if parser.report.failure.is_none() {

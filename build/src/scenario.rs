@@ -436,6 +436,9 @@ pub struct BootReport {
     pub lost_output: Vec<String>,
     /// The last serial lines (for failure messages).
     pub tail: Vec<String>,
+    /// Xen's triple-fault line and when it came (since QEMU start), if the
+    /// boot was stopped at it (`Lab::boot_stopping_at_triple_fault`).
+    pub stopped_at_triple_fault: Option<(Duration, String)>,
 }
 
 impl BootReport {

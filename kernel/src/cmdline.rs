@@ -101,7 +101,7 @@ pub const SETTINGS: &[Setting] = &[
         Some("info"),
         "log level",
     ),
-    s("fault", Accepts::OneOf(&["pf", "gp", "ud", "de", "stack"]), Some("pf"), "with app=fault: the fault"),
+    s("fault", Accepts::OneOf(&["pf", "gp", "ud", "de", "stack", "triple"]), Some("pf"), "with app=fault: the fault"),
     s(
         "evtchn",
         Accepts::OneOf(&["fifo", "2l", "2level", "two-level"]),

@@ -129,4 +129,10 @@ pub enum DeliberateFault {
     /// taken on its own stack (`pvh/tss.rs`). Under PV Xen cannot write
     /// the bounce frame and crashes the domain without a report.
     StackOverflow,
+    /// PVH only: an empty IDT, then `ud2`. The CPU can deliver neither
+    /// the #UD nor the double fault and shuts down; Xen ends the domain
+    /// with `dNvM Triple fault` on its console, the line the boot tests'
+    /// harness takes for the emulator's glitch (docs/pvh.md), so that the
+    /// harness's handling of it is tested by making it happen.
+    TripleFault,
 }

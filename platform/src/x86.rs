@@ -80,6 +80,25 @@ pub fn trigger_fault(kind: DeliberateFault) -> ! {
             }
             panic!("division by zero did not fault");
         }
+        DeliberateFault::TripleFault => {
+            #[repr(C, packed)]
+            struct Idtr {
+                limit: u16,
+                base: u64,
+            }
+            let empty = Idtr { limit: 0, base: 0 };
+            // SAFETY: an IDT of limit 0 makes every exception undeliverable:
+            // the ud2 ends in a shutdown, and nothing runs after it. Only a
+            // PVH guest (ring 0) can load an IDT; the caller checks the mode.
+            unsafe {
+                core::arch::asm!(
+                    "lidt [{0}]",
+                    "ud2",
+                    in(reg) &raw const empty,
+                    options(noreturn, nostack),
+                )
+            }
+        }
         DeliberateFault::StackOverflow => {
             let depth = recurse(0);
             panic!("{depth} frames of recursion did not overflow the stack");

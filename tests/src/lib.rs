@@ -85,9 +85,24 @@ pub fn guest(name: &str, app: &str) -> GuestSpec {
 
 /// Boots once and runs the scenarios. Never panics: a failure to build,
 /// fetch or start is recorded in [`BootReport::failure`], so each test
-/// reports it with its own name.
+/// reports it with its own name. A boot in which Xen ended a guest with a
+/// triple fault is done again, up to [`TRIPLE_FAULT_RETRIES`] times; the
+/// last boot's report is returned.
 pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootReport {
-    let failed = |msg: String| BootReport { failure: Some(msg), ..BootReport::default() };
+    let mut boots = boot_with_retries(label, TRIPLE_FAULT_RETRIES, scenarios);
+    boots.pop().unwrap_or_default()
+}
+
+/// [`boot`] with `retries` new boots at most after a struck one; every
+/// boot's report, in order (at least one). Each boot that another may
+/// follow stops 3 s after the strike ([`Lab::boot_stopping_at_triple_fault`]);
+/// the last allowed one runs to its end whatever happens.
+pub fn boot_with_retries(
+    label: &str,
+    retries: u32,
+    scenarios: impl FnOnce() -> Vec<Scenario>,
+) -> Vec<BootReport> {
+    let failed = |msg: String| vec![BootReport { failure: Some(msg), ..BootReport::default() }];
     if let Err(e) = guest_elf() {
         return failed(e);
     }
@@ -97,40 +112,41 @@ pub fn boot(label: &str, scenarios: impl FnOnce() -> Vec<Scenario>) -> BootRepor
         Err(e) => return failed(format!("{e:#}")),
     };
     let scenarios = scenarios();
-    // A boot that another follows if struck stops at the triple fault.
     let boot_once = |retry: u32| {
-        if retry < TRIPLE_FAULT_RETRIES {
+        if retry < retries {
             lab.boot_stopping_at_triple_fault(&scenarios)
         } else {
             lab.boot(&scenarios)
         }
     };
-    let mut report = boot_once(0);
-    for retry in 1..=TRIPLE_FAULT_RETRIES {
-        let Ok(r) = &report else { break };
-        let hits = triple_faults(r);
-        if hits.is_empty() {
+    let mut reports = Vec::new();
+    for retry in 0..=retries {
+        let r = match boot_once(retry) {
+            Ok(r) => r,
+            Err(e) => {
+                reports
+                    .push(BootReport { failure: Some(format!("{e:#}")), ..BootReport::default() });
+                break;
+            }
+        };
+        print_timings(label, &lab, &r);
+        let hits = triple_faults(&r);
+        reports.push(r);
+        if hits.is_empty() || retry == retries {
             break;
         }
-        print_timings(label, &lab, r);
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
             "[lab] {label}: Xen ended a PVH guest with a triple fault ({}): the emulator's \
              known glitch (docs/pvh.md, \"The PVH triple faults\"); every scenario of \
-             this file runs again, in a new boot ({retry} of at most {TRIPLE_FAULT_RETRIES}), \
+             this file runs again, in a new boot ({} of at most {retries}), \
              and the tests judge the last boot",
-            hits.join("; ")
+            hits.join("; "),
+            retry + 1
         );
-        report = boot_once(retry);
     }
-    match report {
-        Ok(r) => {
-            print_timings(label, &lab, &r);
-            r
-        }
-        Err(e) => failed(format!("{e:#}")),
-    }
+    reports
 }
 
 /// New boots a file gets after a boot in which Xen ended a guest with a

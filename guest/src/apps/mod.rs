@@ -83,8 +83,9 @@ fn panic(_: &Cmdline<'_>) -> AppResult {
     panic!("deliberate panic requested by app=panic")
 }
 
-/// Raises a CPU exception on purpose (`fault=pf|gp|ud|de|stack`, default
-/// pf; `stack`: a stack overflow into the guard page),
+/// Raises a CPU exception on purpose (`fault=pf|gp|ud|de|stack|triple`,
+/// default pf; `stack`: a stack overflow into the guard page; `triple`:
+/// PVH only, a shutdown Xen reports as a triple fault),
 /// to show (and test) the fault report.
 #[cfg(target_os = "none")]
 fn fault(cmd: &Cmdline<'_>) -> AppResult {
@@ -95,7 +96,11 @@ fn fault(cmd: &Cmdline<'_>) -> AppResult {
         "ud" => DeliberateFault::InvalidOpcode,
         "de" => DeliberateFault::DivideError,
         "stack" => DeliberateFault::StackOverflow,
-        _ => return Err(AppError::BadSetting("fault= takes pf, gp, ud, de or stack")),
+        "triple" if platform::is_pvh() => DeliberateFault::TripleFault,
+        "triple" => {
+            return Err(AppError::BadSetting("fault=triple needs PVH (a PV guest has no IDT)"))
+        }
+        _ => return Err(AppError::BadSetting("fault= takes pf, gp, ud, de, stack or triple")),
     };
     kernel::kprintln!("raising {kind:?} on purpose");
     trigger_fault(kind)
