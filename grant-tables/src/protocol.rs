@@ -82,6 +82,7 @@ pub const IN_USE: u16 = gtf::READING | gtf::WRITING;
 /// # Panics
 /// If `frame` does not fit the 32 bits of a v1 entry (the table checks
 /// before it publishes: [`GrantError::FrameTooLarge`](crate::GrantError)).
+#[inline(always)]
 pub fn publish_v1<E: EntryV1>(e: &E, domid: DomId, frame: Mfn, readonly: bool) {
     assert!(frame.0 <= u64::from(u32::MAX), "{frame:?} does not fit a v1 grant entry");
     e.domid().store(domid.0, Ordering::Relaxed);
@@ -94,6 +95,7 @@ pub fn publish_v1<E: EntryV1>(e: &E, domid: DomId, frame: Mfn, readonly: bool) {
 /// stay out of use. `Ok` means no mapping exists and none can start;
 /// Acquire on success orders the caller's reuse of the page after the
 /// peer's last access (Xen clears the bits after unmapping).
+#[inline(always)]
 pub fn revoke_v1<E: EntryV1>(e: &E) -> Result<(), u16> {
     let mut flags = e.flags().load(Ordering::Acquire);
     loop {

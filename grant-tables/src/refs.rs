@@ -63,10 +63,12 @@ struct FreeBits {
 }
 
 impl FreeBits {
+    #[inline(always)]
     fn len(&self) -> u32 {
         self.count
     }
 
+    #[inline(always)]
     fn insert(&mut self, r: u32) {
         let (w, bit) = (r as usize / 64, 1u64 << (r % 64));
         if w >= self.words.len() {
@@ -78,6 +80,7 @@ impl FreeBits {
         self.lowest = self.lowest.min(w);
     }
 
+    #[inline(always)]
     fn pop_first(&mut self) -> Option<u32> {
         if self.count == 0 {
             return None;
@@ -122,6 +125,7 @@ impl RefAllocator {
         self.state.len() as u32
     }
 
+    #[inline(always)]
     pub fn free_count(&self) -> u32 {
         self.free.len()
     }
@@ -131,6 +135,7 @@ impl RefAllocator {
         self.capacity() - self.free_count() - NR_RESERVED_ENTRIES.min(self.capacity())
     }
 
+    #[inline(always)]
     pub fn state(&self, r: GrantRef) -> Option<RefState> {
         self.state.get(r.0 as usize).copied()
     }
@@ -173,6 +178,7 @@ impl RefAllocator {
 
     /// One reference, reserved: the single-grant path, without the
     /// allocation a [`Reservation`] costs.
+    #[inline(always)]
     pub fn take_one(&mut self) -> Option<GrantRef> {
         let r = self.free.pop_first()?;
         self.state[r as usize] = RefState::Reserved;
@@ -180,12 +186,14 @@ impl RefAllocator {
     }
 
     /// A reserved reference now grants a page.
+    #[inline(always)]
     pub fn mark_granted(&mut self, r: GrantRef) {
         debug_assert_eq!(self.state(r), Some(RefState::Reserved));
         self.state[r.0 as usize] = RefState::Granted;
     }
 
     /// A reserved or revoked reference is free again.
+    #[inline(always)]
     pub fn put(&mut self, r: GrantRef) {
         let s = &mut self.state[r.0 as usize];
         debug_assert!(matches!(*s, RefState::Reserved | RefState::Granted));

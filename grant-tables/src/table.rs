@@ -178,7 +178,17 @@ impl<H: Hypervisor> GrantTable<H> {
     }
 
     /// Grows the table until `n` references are free, or says it is full.
+    #[inline(always)]
     fn ensure_free(&mut self, n: u32) -> Result<(), GrantError> {
+        if self.refs.free_count() >= n {
+            return Ok(());
+        }
+        self.grow_for(n)
+    }
+
+    /// [`ensure_free`](Self::ensure_free)'s slow path: more table frames.
+    #[inline(never)]
+    fn grow_for(&mut self, n: u32) -> Result<(), GrantError> {
         while self.refs.free_count() < n {
             if self.frames >= self.max_frames {
                 return Err(GrantError::TableFull {
@@ -231,6 +241,7 @@ impl<H: Hypervisor> GrantTable<H> {
 
     /// The frame of page `index` of `page`, checked against the entry
     /// layout, and the hold on it.
+    #[inline(always)]
     fn share(&mut self, page: &H::Page, index: usize) -> Result<(Mfn, H::Hold), GrantError> {
         let (frame, hold) = self.hv.share(page, index).ok_or(GrantError::NoSuchPage { index })?;
         if self.version == Version::V1 && frame.0 > u64::from(u32::MAX) {
@@ -256,6 +267,7 @@ impl<H: Hypervisor> GrantTable<H> {
 
     /// Writes the entry of reserved `r` in Xen's order, keeps the page's
     /// hold, and marks it granted.
+    #[inline(always)]
     fn publish(&mut self, r: GrantRef, domid: DomId, frame: Mfn, hold: H::Hold, readonly: bool) {
         let i = r.0 as usize;
         self.holds[i] = Some(hold);

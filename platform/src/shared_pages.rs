@@ -24,13 +24,18 @@ use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::sync::Arc;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use hypercall::{Mfn, PAGE_SIZE};
+use hypercall::{Mfn, Pfn, PAGE_SIZE};
 use pv_drivers::env::{PageSet, PAGE_WORDS};
 
 /// `pages` consecutive zeroed heap pages, given back when dropped.
 struct PageMemory {
     ptr: NonNull<u8>,
     pages: usize,
+    /// The pseudo-physical frame of page 0; page `i`'s is `first + i`
+    /// (checked in `new`). Fixed for the memory's life, where the machine
+    /// frame behind it is not (a PV domain restored has new ones): a
+    /// grant looks that up each time, in the P2M alone.
+    first: Pfn,
 }
 
 // SAFETY: the memory is only ever reached through shared references to
@@ -50,7 +55,20 @@ impl PageMemory {
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { alloc_zeroed(Self::layout(pages)) };
         let ptr = NonNull::new(p)?;
-        Some(Arc::new(PageMemory { ptr, pages }))
+        let pfn_at = |i: usize| {
+            let va = VirtAddr(p as u64 + (i * PAGE_SIZE) as u64);
+            crate::xen_frame(va)
+                .and_then(crate::pv::mfn_to_pfn)
+                .expect("heap pages have a frame Xen knows")
+        };
+        let first = pfn_at(0);
+        // The heap's pages are contiguous in the guest's physical space
+        // too (the direct map and the image are linear): what `frame`
+        // counts on.
+        for i in 1..pages {
+            assert_eq!(pfn_at(i), Pfn(first.0 + i as u64), "heap page {i} of {pages}");
+        }
+        Some(Arc::new(PageMemory { ptr, pages, first }))
     }
 
     /// The memory as `T` atomics (`AtomicU32` or `AtomicU64`).
@@ -64,12 +82,17 @@ impl PageMemory {
     }
 
     /// The frame Xen knows page `i` by.
+    #[inline(always)]
     fn frame(&self, i: usize) -> Option<Mfn> {
         if i >= self.pages {
             return None;
         }
-        let va = VirtAddr(self.ptr.as_ptr() as u64 + (i * PAGE_SIZE) as u64);
-        Some(crate::xen_frame(va).expect("heap pages have a frame Xen knows"))
+        // What `xen_frame` finds for the page's address, without finding
+        // the pfn again: one P2M read (a grant's hot path, issue 17).
+        let frame = crate::pv::pfn_to_mfn(Pfn(self.first.0 + i as u64))
+            .filter(|m| m.0 != u64::MAX)
+            .expect("heap pages have a frame Xen knows");
+        Some(frame)
     }
 }
 
@@ -124,6 +147,7 @@ impl PageSet for SharedPages {
 impl sealed::Sealed for SharedPages {}
 
 impl Grantable for SharedPages {
+    #[inline(always)]
     fn share(&self, index: usize) -> Option<(Mfn, Hold)> {
         Some((self.mem.frame(index)?, Hold(self.mem.clone())))
     }
@@ -168,6 +192,7 @@ impl Default for SharedPage {
 impl sealed::Sealed for SharedPage {}
 
 impl Grantable for SharedPage {
+    #[inline(always)]
     fn share(&self, index: usize) -> Option<(Mfn, Hold)> {
         Some((self.mem.frame(index)?, Hold(self.mem.clone())))
     }
