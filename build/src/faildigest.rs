@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 /// (the most telling: failures come after the retries) fit in CI's tail.
 pub const MAX_LINES: usize = 6;
 pub const MAX_WIDTH: usize = 200;
+/// How long the output's readers may go on after the step ended.
+const READERS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One failed test: its file, name, where it panicked and the first line
 /// of the panic's message.
@@ -28,7 +30,7 @@ struct Failure {
 }
 
 /// What was read of one step's output.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Digest {
     target: String,
     failures: Vec<Failure>,
@@ -177,26 +179,35 @@ pub fn run(cmd: &mut Command, tee: std::fs::File) -> std::io::Result<(ExitStatus
     let tee = Arc::new(Mutex::new(tee));
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
-    let (d, t) = (digest.clone(), tee.clone());
-    let t_out = std::thread::spawn(move || {
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let (d, t, tx) = (digest.clone(), tee.clone(), done_tx.clone());
+    std::thread::spawn(move || {
         pass(out, std::io::stdout(), |l| {
             let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
             d.lock().unwrap_or_else(|e| e.into_inner()).stdout_line(l)
-        })
+        });
+        let _ = tx.send(());
     });
     let (d, t) = (digest.clone(), tee);
-    let t_err = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         pass(err, std::io::stderr(), |l| {
             let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
             d.lock().unwrap_or_else(|e| e.into_inner()).stderr_line(l)
-        })
+        });
+        let _ = done_tx.send(());
     });
     let status = child.wait()?;
-    let _ = t_out.join();
-    let _ = t_err.join();
-    let digest = Arc::try_unwrap(digest)
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .unwrap_or_default();
+    // The pipes end when every process holding them has: a process the
+    // step left behind (a QEMU not killed) would keep a reader waiting
+    // for ever, so the readers get a few seconds after the step ends.
+    let until = std::time::Instant::now() + READERS_GRACE;
+    for _ in 0..2 {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if done.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    let digest = digest.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok((status, digest))
 }
 
@@ -300,6 +311,26 @@ mod tests {
         assert!(lines[MAX_LINES - 1].starts_with(" t14 at a.rs:1:1: xxx"), "{lines:?}");
         assert!(lines.iter().all(|l| l.chars().count() <= MAX_WIDTH), "{lines:?}");
         assert!(lines[1].ends_with("..."));
+    }
+
+    /// A step that leaves a process holding its output (here a `sleep`
+    /// in the background) ends when the step does, not when that process
+    /// does.
+    #[test]
+    fn a_process_left_behind_does_not_hold_the_step() {
+        let tee = std::fs::File::create(
+            std::env::temp_dir().join(format!("xenpv-digest-{}.log", std::process::id())),
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        let (status, d) = run(
+            Command::new("sh").args(["-c", "echo 'error: one'; sleep 60 & echo left >&2"]),
+            tee,
+        )
+        .unwrap();
+        assert!(status.success());
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "{:?}", t.elapsed());
+        assert_eq!(d.lines(), Vec::<String>::new(), "stdout's error lines are not cargo's");
     }
 
     #[test]
