@@ -195,12 +195,31 @@ pub fn vcpu_info() -> &'static VcpuInfo {
 
 /// Xen system time now, in ns.
 pub fn now_ns() -> u64 {
+    // A plain load and store, not a locked add: two vCPUs reading at the
+    // same instant may count one read. It is a statistic (reads per pass
+    // of a loop), and the read it counts must stay cheap.
+    CLOCK_READS.store(CLOCK_READS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     PvClock::read(&vcpu_info().time).ns_at(crate::rdtsc())
 }
 
+/// Clock reads ([`now_ns`]) so far. Each reads the TSC, which Xen traps
+/// and emulates when the host's TSC is not reliable (`tsc_mode`
+/// default without an invariant TSC, as under QEMU's TCG): then a read
+/// costs an exit, and a loop that runs often counts its reads.
+pub fn clock_reads() -> u64 {
+    CLOCK_READS.load(Ordering::Relaxed)
+}
+
+static CLOCK_READS: AtomicU64 = AtomicU64::new(0);
+
 /// Nanoseconds since this guest started.
 pub fn uptime_ns() -> u64 {
-    now_ns().saturating_sub(BOOT_NS.load(Ordering::Relaxed))
+    uptime_at(now_ns())
+}
+
+/// The uptime at system time `now_ns` (a reading already taken).
+pub fn uptime_at(now_ns: u64) -> u64 {
+    now_ns.saturating_sub(BOOT_NS.load(Ordering::Relaxed))
 }
 
 /// Runs the kernel's `before_shutdown` hook (flushes the console) and

@@ -112,7 +112,7 @@ impl LoopStats {
             .map(|r| r.time)
             .unwrap_or_default();
         format!(
-            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} rx-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} us-total {}",
+            "net: loop passes {} woke-event {} woke-timer {} no-wait {} spin-hits {} spin-misses {} polls {} sockets {} sends {} timer-sets {} blocks {} upcalls {} us-rx {} us-stack {} us-ingress {} us-serve {} us-misc {} us-store {} us-report {} us-delay {} us-wait {} us-spin {} us-running {} us-runnable {} syn-in {} syn-after-timer {} rx-after-timer {} synack-out {} rst-in {} rst-out {} fin-in {} fin-out {} store-looks {} store-slow {} hotplug-scans {} us-store-max {} timer-virqs {} us-skew-max {} clock-reads {} us-total {}",
             self.passes,
             self.woke_event,
             self.woke_timer,
@@ -151,13 +151,17 @@ impl LoopStats {
             self.ns_store_max / 1000,
             crate::timer::virqs().0,
             crate::timer::skew_max_ns() / 1000,
+            platform::clock_reads(),
             at_ns.saturating_sub(self.start_ns) / 1000,
         )
     }
 }
 
 /// A stopwatch over one stretch of the loop: adds the time since it was
-/// last read to the counter it is read into.
+/// last read to the counter it is read into. Its last reading is also the
+/// loop's idea of "now" until the next lap ([`at`](Lap::at)): each clock
+/// read may be an exit (`platform::clock_reads`), so a pass reads the
+/// clock at its laps and nowhere else it can help.
 pub struct Lap(u64);
 
 impl Lap {
@@ -170,5 +174,10 @@ impl Lap {
         let now = platform::now_ns();
         *into += now.saturating_sub(self.0);
         self.0 = now;
+    }
+
+    /// The last reading: system time at the last lap (or the start).
+    pub fn at(&self) -> u64 {
+        self.0
     }
 }
