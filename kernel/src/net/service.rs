@@ -642,6 +642,11 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
     // netfront's notifications (a pass's TX push, RX refills) go out with
     // the pass's block, in its trap, or before the next pass (events::owed).
     let _defer = events::defer_sends();
+    // One stopwatch for the whole loop (`Lap`): each pass's laps go on
+    // from the last one's, and its last reading is the pass's "now".
+    // Under an emulated TSC a clock read is an exit, and a pass read the
+    // clock about twenty times.
+    let mut lap = Lap::start();
     loop {
         net.status.looped.passes += 1;
         // Taken before looking at the rings: an event that arrives while we
@@ -652,7 +657,6 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
         last_seen = seen;
         let before = net.progress();
         let syns = super::loopstats::syns_in();
-        let mut lap = Lap::start();
         if let Some(h) = dhcp {
             shard::with_parked(0, |s| {
                 if let (Some(iface), sockets) = s.parts() {
@@ -660,18 +664,18 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
                 }
             });
         }
-        net.status.uptime_ms = platform::uptime_ns() / 1_000_000;
+        net.status.uptime_ms = platform::uptime_at(lap.at()) / 1_000_000;
         net.status.events = shard::events_total();
         net.refresh_status();
         net.status.syn_duplicates = shard::with_parked(0, |s| s.syn_duplicates).unwrap_or(0);
         net.status.tx_busy = shard::with_parked(0, |s| s.tx_busy()).unwrap_or(0);
-        if net.shards > 1 && platform::now_ns() >= last_publish + 100_000_000 {
+        if net.shards > 1 && lap.at() >= last_publish + 100_000_000 {
             shard::publish_status(&net.status);
-            last_publish = platform::now_ns();
+            last_publish = lap.at();
         }
         lap.lap(&mut net.status.looped.ns_misc);
         let mut looped = net.status.looped;
-        let input = shard::serve_parked(&net.status, &mut looped);
+        let input = shard::serve_parked(&net.status, &mut looped, &mut lap);
         net.status.looped = looped;
         if net.status.looped.last_wake_timer && super::loopstats::syns_in() != syns {
             net.status.looped.syn_after_timer += 1;
@@ -683,10 +687,9 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
         if net.shards > 1 {
             shard::dispatch();
         }
-        let mut lap = Lap::start();
         let did_work = input || net.progress() != before;
         if did_work {
-            last_traffic = platform::now_ns();
+            last_traffic = lap.at();
         }
         net.throttle(woke_by_events, did_work);
         lap.lap(&mut net.status.looped.ns_misc);
@@ -700,12 +703,12 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
             (d.vifs.ids().count() != d.vifs.devices().count() || next == Some(0), next)
         })
         .unwrap_or((false, None));
-        let vif_due = unsettled && vif_deadline.is_some_and(|d| d <= platform::now_ns());
-        if xenbus::store_events() != store_seen || platform::now_ns() >= next_store || vif_due {
+        let vif_due = unsettled && vif_deadline.is_some_and(|d| d <= lap.at());
+        if xenbus::store_events() != store_seen || lap.at() >= next_store || vif_due {
             // The backend hears the pass's requests before a look that may
             // take round trips, or a suspend.
             events::send_owed();
-            next_store = platform::now_ns() + STORE_TICK_NS;
+            next_store = lap.at() + STORE_TICK_NS;
             // Before the look: its own requests' replies move the count,
             // which costs one more (empty) look, where taking it after
             // could miss a watch event arriving meanwhile.
@@ -842,8 +845,10 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
         // A vif being connected is re-examined on the hotplug manager's
         // own schedule.
         let vif = vif_deadline.filter(|_| unsettled);
-        let mut until =
-            [shard::parked_deadline(), vif].into_iter().flatten().fold(next_store, u64::min);
+        let mut until = [shard::parked_deadline(lap.at()), vif]
+            .into_iter()
+            .flatten()
+            .fold(next_store, u64::min);
         if !net.masked.is_empty() {
             until = until.min(net.masked_until);
         }
@@ -854,7 +859,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
         // costs no block, no timer and no upcall-driven wake-up.
         if poll_ns > 0 && !news() {
             events::send_owed();
-            let end = platform::now_ns().saturating_add(poll_ns).min(until);
+            let end = lap.at().saturating_add(poll_ns).min(until);
             while !news() && platform::now_ns() < end {
                 core::hint::spin_loop();
             }
@@ -865,7 +870,7 @@ pub fn run(cmd: &Cmdline<'_>, svc: Box<dyn Service>) -> AppResult {
             }
             lap.lap(&mut l.ns_spin);
         }
-        if platform::now_ns() >= until || news() {
+        if lap.at() >= until || news() {
             l.no_wait += 1;
             events::send_owed();
         } else if timer::wait_until(until, news) {

@@ -225,8 +225,9 @@ pub fn set_rx_hold_ns(ns: u64) {
     RX_HOLD_NS.store(ns, Ordering::Relaxed);
 }
 
-fn now() -> Instant {
-    Instant::from_micros((platform::now_ns() / 1000) as i64)
+/// smoltcp's time for system time `ns`.
+fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
 }
 
 impl Shard {
@@ -273,7 +274,8 @@ impl Shard {
                 let mut cfg = Config::new(hw);
                 // Each shard its own: ISNs and ports must not repeat.
                 cfg.random_seed = platform::now_ns() ^ ((self.index as u64) << 56);
-                let mut iface = Interface::new(cfg, &mut CapsOnly(v.link.mtu as usize + 14), now());
+                let now = instant(platform::now_ns());
+                let mut iface = Interface::new(cfg, &mut CapsOnly(v.link.mtu as usize + 14), now);
                 if let Some(cidr) = self.cidr {
                     iface.update_ip_addrs(|a| {
                         let _ = a.push(cidr);
@@ -295,8 +297,9 @@ impl Shard {
     /// every received packet into the stack, the service's pass over its
     /// connections, one egress, then the packets onto the ring (holding
     /// the vif again). `status` is what the service shows.
-    pub fn pass(&mut self, status: &Status, looped: &mut LoopStats) {
-        let mut lap = Lap::start();
+    /// `lap` is the loop's stopwatch, running: the pass's laps go on
+    /// from it, and its readings are the pass's time.
+    pub fn pass(&mut self, status: &Status, looped: &mut LoopStats, lap: &mut Lap) {
         let mut wake = 0u64;
         // Frames other shards handed over.
         {
@@ -305,7 +308,8 @@ impl Shard {
             self.rxq.extend(inbox.drain(..).map(|f| (f, 0)));
         }
         let me = self.index;
-        let hold_over = self.hold_until.take().is_some_and(|h| platform::now_ns() >= h);
+        let hold_over = self.hold_until.take().is_some_and(|h| lap.at() >= h);
+        let started = lap.at();
         let mut batching = false;
         let view = super::service::with_vif(|d| {
             let v = d.view(me)?;
@@ -338,7 +342,7 @@ impl Shard {
             batching = nf.rx_batching(v.queue);
             let _ = nf.reclaim_tx_queues(v.queue);
             if me == 0 {
-                nf.watchdog(platform::now_ns());
+                nf.watchdog(started);
             }
             self.room = nf.tx_room_on(v.queue, MAX_FRAME);
             Some(v)
@@ -364,7 +368,7 @@ impl Shard {
             return;
         };
         let Some(iface) = &mut self.iface else { return };
-        let t = now();
+        let t = instant(lap.at());
         let busy = self.tally.tx_busy;
         loop {
             let syn = self.rxq.front().is_some_and(|(f, _)| netsvc::frame::syn_of(f).is_some());
@@ -396,7 +400,7 @@ impl Shard {
             tally: &mut self.tally,
             mss: &mut self.mss,
         };
-        iface.poll_egress(now(), &mut dev, &mut self.sockets);
+        iface.poll_egress(instant(lap.at()), &mut dev, &mut self.sockets);
         looped.polls += 1;
         self.tx_waiting = self.tally.tx_busy != busy;
         self.transmit();
@@ -445,20 +449,20 @@ impl Shard {
     }
 
     /// When the shard must run again if nothing arrives: smoltcp's next
-    /// timer and the service's next timeout (ns of system time).
-    pub fn deadline(&mut self) -> Option<u64> {
+    /// timer and the service's next timeout (ns of system time), as of
+    /// system time `now` (the loop's last reading).
+    pub fn deadline(&mut self, now: u64) -> Option<u64> {
         if self.tx_waiting {
-            return Some(platform::now_ns() + 10_000_000);
+            return Some(now + 10_000_000);
         }
         // Called as the shard's loop is about to wait: an RX batch is
         // waited for at most the hold.
-        let hold =
-            self.rx_batching.then(|| platform::now_ns() + RX_HOLD_NS.load(Ordering::Relaxed));
+        let hold = self.rx_batching.then(|| now + RX_HOLD_NS.load(Ordering::Relaxed));
         self.hold_until = hold;
         let stack = self
             .iface
             .as_mut()
-            .and_then(|i| i.poll_at(now(), &self.sockets))
+            .and_then(|i| i.poll_at(instant(now), &self.sockets))
             .map(|at| at.total_micros().max(0) as u64 * 1000);
         let service = self.svc.poll_at().map(super::listener::timer_deadline_ns);
         [stack, service, hold].into_iter().flatten().min()
@@ -528,7 +532,7 @@ pub(super) fn park(shard: Box<Shard>) {
 
 /// Serves every parked shard once (vCPU 0's loop). Returns whether any
 /// has received frames left over.
-pub(super) fn serve_parked(status: &Status, looped: &mut LoopStats) -> bool {
+pub(super) fn serve_parked(status: &Status, looped: &mut LoopStats, lap: &mut Lap) -> bool {
     let parked = PARKED.load(Ordering::SeqCst);
     let mut input = false;
     for (k, slot) in SLOTS.iter().enumerate().take(count()) {
@@ -539,22 +543,22 @@ pub(super) fn serve_parked(status: &Status, looped: &mut LoopStats) -> bool {
             if k != 0 {
                 s.stats.parked_passes += 1;
             }
-            s.pass(status, looped);
+            s.pass(status, looped, lap);
             input |= s.has_input();
         }
     }
     input
 }
 
-/// The parked shards' earliest deadline.
-pub(super) fn parked_deadline() -> Option<u64> {
+/// The parked shards' earliest deadline, as of system time `now`.
+pub(super) fn parked_deadline(now: u64) -> Option<u64> {
     let parked = PARKED.load(Ordering::SeqCst);
     SLOTS
         .iter()
         .enumerate()
         .take(count())
         .filter(|(k, _)| parked & (1 << k) != 0)
-        .filter_map(|(_, slot)| slot.lock().as_mut().and_then(|s| s.deadline()))
+        .filter_map(|(_, slot)| slot.lock().as_mut().and_then(|s| s.deadline(now)))
         .min()
 }
 
@@ -663,6 +667,9 @@ fn task(k: usize) {
     kprintln!("net: shard {k} serves on vCPU {me}");
     // As the service loop does: notifications go out with the block.
     let defer = events::defer_sends();
+    // One stopwatch for the whole loop: each pass's laps go on from the
+    // last one's, and its readings are the pass's time.
+    let mut lap = Lap::start();
     while !smp::stopping() {
         looped.passes += 1;
         let seen = news_of(k);
@@ -677,14 +684,13 @@ fn task(k: usize) {
             status_gen = snap.0;
         }
         let empty = Status::default();
-        shard.pass(status.as_ref().unwrap_or(&empty), &mut looped);
+        shard.pass(status.as_ref().unwrap_or(&empty), &mut looped, &mut lap);
         let rg = REPORT_GEN.load(Ordering::SeqCst);
         if rg != report_gen {
             report_gen = rg;
             let line = shard.report(Some(&looped));
             *REPORTS[k].lock() = (rg, line);
         }
-        let mut lap = Lap::start();
         if shard.has_input() || news_of(k) != seen {
             looped.no_wait += 1;
             events::send_owed();
@@ -692,8 +698,8 @@ fn task(k: usize) {
         }
         // Capped: a wake-up lost to a channel moving between vCPUs costs
         // at most this.
-        let cap = platform::now_ns() + 1_000_000_000;
-        let until = shard.deadline().map_or(cap, |d| d.min(cap));
+        let cap = lap.at() + 1_000_000_000;
+        let until = shard.deadline(lap.at()).map_or(cap, |d| d.min(cap));
         lap.lap(&mut looped.ns_delay);
         let woke = timer::wait_until(until, || {
             news_of(k) != seen || smp::stopping() || REPORT_GEN.load(Ordering::SeqCst) != report_gen
