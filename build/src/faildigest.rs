@@ -45,8 +45,13 @@ pub struct Digest {
 }
 
 impl Digest {
-    /// One line of the step's standard output (libtest's report).
-    pub fn stdout_line(&mut self, line: &str) {
+    /// One line of the step's output (both streams, in the order the
+    /// step wrote them: a file's `Running` line precedes its report).
+    pub fn line(&mut self, line: &str) {
+        // Inside a failed test's block every line is the test's own.
+        if self.block.is_none() && self.cargo_line(line) {
+            return;
+        }
         if let Some(name) = line.strip_prefix("---- ").and_then(|l| l.strip_suffix(" stdout ----"))
         {
             self.failures.push(Failure {
@@ -88,9 +93,9 @@ impl Digest {
         }
     }
 
-    /// One line of the step's standard error (cargo, and the harness's
-    /// `[lab]` lines).
-    pub fn stderr_line(&mut self, line: &str) {
+    /// A line of cargo's or the harness's (their standard error): a test
+    /// binary starting, a retried strike, an error. Whether it was one.
+    fn cargo_line(&mut self, line: &str) -> bool {
         let t = line.trim_start();
         if let Some(rest) = t.strip_prefix("Running ") {
             // `Running tests/blk.rs (target/debug/deps/blk-…)`, `Running
@@ -105,9 +110,14 @@ impl Digest {
         } else if t.starts_with("[lab] ") && t.contains("triple fault") && t.contains("new boot") {
             let label = t["[lab] ".len()..].split(':').next().unwrap_or("").to_string();
             self.retries.push(label);
-        } else if t.starts_with("error") && self.errors.len() < MAX_LINES {
-            self.errors.push(t.to_string());
+        } else if t.starts_with("error") {
+            if self.errors.len() < MAX_LINES {
+                self.errors.push(t.to_string());
+            }
+        } else {
+            return false;
         }
+        true
     }
 
     /// The lines to print after the summary: each failed test with its
@@ -173,40 +183,31 @@ fn cut(s: &str, width: usize) -> String {
 /// Runs `cmd` with its output passed through as it comes, copied to
 /// `tee` (both streams, in the order read) and read into a [`Digest`] on
 /// the way.
-pub fn run(cmd: &mut Command, tee: std::fs::File) -> std::io::Result<(ExitStatus, Digest)> {
-    let mut child: Child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+pub fn run(cmd: &mut Command, mut tee: std::fs::File) -> std::io::Result<(ExitStatus, Digest)> {
+    // One pipe for both streams, so lines come in the order written (a
+    // test file's `Running` line, on stderr, before its report, on
+    // stdout); all of it is passed on to standard output.
+    let (reader, writer) = std::io::pipe()?;
+    let spawned = cmd.stdout(writer.try_clone()?).stderr(writer).spawn();
+    // The command keeps what it was given: our write ends, which would
+    // hold the pipe open after the step ended.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child: Child = spawned?;
     let digest = Arc::new(Mutex::new(Digest::default()));
-    let tee = Arc::new(Mutex::new(tee));
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
     let (done_tx, done) = std::sync::mpsc::channel::<()>();
-    let (d, t, tx) = (digest.clone(), tee.clone(), done_tx.clone());
+    let d = digest.clone();
     std::thread::spawn(move || {
-        pass(out, std::io::stdout(), |l| {
-            let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
-            d.lock().unwrap_or_else(|e| e.into_inner()).stdout_line(l)
-        });
-        let _ = tx.send(());
-    });
-    let (d, t) = (digest.clone(), tee);
-    std::thread::spawn(move || {
-        pass(err, std::io::stderr(), |l| {
-            let _ = writeln!(t.lock().unwrap_or_else(|e| e.into_inner()), "{l}");
-            d.lock().unwrap_or_else(|e| e.into_inner()).stderr_line(l)
+        pass(reader, std::io::stdout(), |l| {
+            let _ = writeln!(tee, "{l}");
+            d.lock().unwrap_or_else(|e| e.into_inner()).line(l)
         });
         let _ = done_tx.send(());
     });
     let status = child.wait()?;
-    // The pipes end when every process holding them has: a process the
-    // step left behind (a QEMU not killed) would keep a reader waiting
-    // for ever, so the readers get a few seconds after the step ends.
-    let until = std::time::Instant::now() + READERS_GRACE;
-    for _ in 0..2 {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if done.recv_timeout(left).is_err() {
-            break;
-        }
-    }
+    // The pipe ends when every process holding it has: a process the
+    // step left behind (a QEMU not killed) would keep the reader waiting
+    // for ever, so it gets a few seconds after the step ends.
+    let _ = done.recv_timeout(READERS_GRACE);
     let digest = digest.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok((status, digest))
 }
@@ -239,8 +240,8 @@ mod tests {
     #[test]
     fn a_failed_step_is_told_in_a_line_per_test() {
         let mut d = Digest::default();
-        d.stderr_line("     Running tests/blk.rs (target/debug/deps/blk-0123)");
-        d.stderr_line("[lab] blk: Xen ended a PVH guest with a triple fault (b: d2v0 Triple fault - invoking HVM shutdown action 1): the emulator's known glitch; every scenario of this file runs again, in a new boot (1 of at most 3), and the tests judge the last boot");
+        d.line("     Running tests/blk.rs (target/debug/deps/blk-0123)");
+        d.line("[lab] blk: Xen ended a PVH guest with a triple fault (b: d2v0 Triple fault - invoking HVM shutdown action 1): the emulator's known glitch; every scenario of this file runs again, in a new boot (1 of at most 3), and the tests judge the last boot");
         for l in [
             "running 2 tests",
             "test blk_reads ... FAILED",
@@ -262,19 +263,17 @@ mod tests {
             "",
             "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
         ] {
-            d.stdout_line(l);
+            d.line(l);
         }
-        d.stderr_line("     Running tests/mobility.rs (target/debug/deps/mobility-4567)");
-        d.stdout_line("---- saves_and_restores stdout ----");
-        d.stdout_line(
-            "thread 'saves_and_restores' panicked at tests/tests/mobility.rs:7:9: 'old style'",
-        );
-        d.stdout_line("test result: FAILED. 0 passed; 1 failed");
-        d.stderr_line("     Running unittests src/lib.rs (target/debug/deps/grant_tables-89ab)");
-        d.stdout_line("---- refs::a stdout ----");
-        d.stdout_line("thread 'refs::a' (29819) panicked at grant-tables/src/refs.rs:303:9:");
-        d.stdout_line("assertion `left == right` failed: two");
-        d.stderr_line("error: 2 targets failed:");
+        d.line("     Running tests/mobility.rs (target/debug/deps/mobility-4567)");
+        d.line("---- saves_and_restores stdout ----");
+        d.line("thread 'saves_and_restores' panicked at tests/tests/mobility.rs:7:9: 'old style'");
+        d.line("test result: FAILED. 0 passed; 1 failed");
+        d.line("     Running unittests src/lib.rs (target/debug/deps/grant_tables-89ab)");
+        d.line("---- refs::a stdout ----");
+        d.line("thread 'refs::a' (29819) panicked at grant-tables/src/refs.rs:303:9:");
+        d.line("assertion `left == right` failed: two");
+        d.line("error: 2 targets failed:");
         assert_eq!(
             d.lines(),
             [
@@ -289,9 +288,9 @@ mod tests {
     #[test]
     fn a_build_that_failed_is_told_by_its_errors_and_every_line_is_bounded() {
         let mut d = Digest::default();
-        d.stderr_line("error[E0425]: cannot find value `x` in this scope");
-        d.stderr_line("warning: unused");
-        d.stderr_line("error: could not compile `kernel`");
+        d.line("error[E0425]: cannot find value `x` in this scope");
+        d.line("warning: unused");
+        d.line("error: could not compile `kernel`");
         assert_eq!(
             d.lines(),
             [
@@ -301,9 +300,9 @@ mod tests {
         );
         let mut d = Digest::default();
         for i in 0..15 {
-            d.stdout_line(&format!("---- t{i} stdout ----"));
-            d.stdout_line(&format!("thread 't{i}' panicked at a.rs:1:1:"));
-            d.stdout_line(&"x".repeat(1000));
+            d.line(&format!("---- t{i} stdout ----"));
+            d.line(&format!("thread 't{i}' panicked at a.rs:1:1:"));
+            d.line(&"x".repeat(1000));
         }
         let lines = d.lines();
         assert_eq!(lines.len(), MAX_LINES);
@@ -324,13 +323,13 @@ mod tests {
         .unwrap();
         let t = std::time::Instant::now();
         let (status, d) = run(
-            Command::new("sh").args(["-c", "echo 'error: one'; sleep 60 & echo left >&2"]),
+            Command::new("sh").args(["-c", "echo 'error: one' >&2; sleep 60 & echo left"]),
             tee,
         )
         .unwrap();
         assert!(status.success());
         assert!(t.elapsed() < std::time::Duration::from_secs(30), "{:?}", t.elapsed());
-        assert_eq!(d.lines(), Vec::<String>::new(), "stdout's error lines are not cargo's");
+        assert_eq!(d.lines(), ["error: one"], "read from the one pipe of both streams");
     }
 
     #[test]
