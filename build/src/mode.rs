@@ -57,15 +57,17 @@ impl GuestMode {
         self != GuestMode::Pv
     }
 
-    /// Config lines the mode adds besides `type`. The TSC is the config's
-    /// business (`XlConfig::native_tsc`): session 6 gave every PVH guest
-    /// `tsc_mode = "native"` ([`TSC_NATIVE`]) to make the emulator's
-    /// triple faults rarer (docs/pvh.md, "The PVH triple faults"). It did
-    /// not stop one in CI, and the vCPUs' clocks then disagreed by
-    /// milliseconds: the SMP self-test's check read vCPU 3 6.7 ms ahead of
-    /// vCPU 0. Since session 9 PVH guests with one vCPU for good have it
-    /// again, and the boot tests retry a triple fault
-    /// (`xen_tests::triple_faults`).
+    /// Config lines the mode adds besides `type`. The TSC stays on Xen's
+    /// default (emulated on this lab's QEMU, whose TSC is neither constant
+    /// nor reliable). Session 6 gave PVH guests `tsc_mode = "native"`
+    /// ([`TSC_NATIVE`]) to make the emulator's triple faults rarer
+    /// (docs/pvh.md, "The PVH triple faults"). It did not stop one in CI,
+    /// and the vCPUs' clocks then disagreed by milliseconds: the SMP
+    /// self-test's check read vCPU 3 6.7 ms ahead of vCPU 0. Session 9
+    /// gave it back to PVH guests with one vCPU; session 10 took it back
+    /// again, after a one-vCPU PVH guest's 1 ms wait lasted 200 s (its
+    /// one vCPU moves between the emulator's CPUs, whose TSCs disagree).
+    /// The boot tests retry a triple fault (`xen_tests::triple_faults`).
     pub fn xl_lines(self) -> &'static [&'static str] {
         match self {
             GuestMode::Pv | GuestMode::Pvh => &[],
