@@ -355,7 +355,6 @@ impl Lab {
         let mut tail: std::collections::VecDeque<String> = Default::default();
         let mut done = false;
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
-        let mut struck: Option<String> = None;
         let mut killed = false;
         loop {
             match q.next(deadline) {
@@ -378,10 +377,9 @@ impl Lab {
                     }
                     let marker = parser.line(at, &line);
                     self.echo_line(&line, marker.as_ref(), &guests, at, &parser.report, &mut shown);
-                    if stop_at_triple_fault && struck.is_none() {
-                        struck = xen_triple_fault(&line, &parser.report);
-                        if let Some(x) = &struck {
-                            parser.report.stopped_at_triple_fault = Some((at, x.clone()));
+                    if stop_at_triple_fault && parser.report.stopped_at_triple_fault.is_none() {
+                        if let Some(x) = xen_triple_fault(&line, &parser.report) {
+                            parser.report.stopped_at_triple_fault = Some((at, x));
                             // Xen's register dump follows at once: kept
                             // in the serial log, then QEMU is stopped.
                             deadline = Instant::now() + Duration::from_secs(3);
@@ -389,7 +387,7 @@ impl Lab {
                             continue;
                         }
                     }
-                    if struck.is_some() {
+                    if parser.report.stopped_at_triple_fault.is_some() {
                         continue;
                     }
                     match marker {
@@ -424,7 +422,7 @@ impl Lab {
                 Next::Eof => break,
                 Next::Timeout => {
                     killed = true;
-                    if let Some(x) = &struck {
+                    if let Some((_, x)) = parser.report.stopped_at_triple_fault.clone() {
                         parser.report.failure = Some(format!(
                             "boot stopped {} into QEMU, 3 s after Xen's triple fault ({x}), \
                              to boot again",
