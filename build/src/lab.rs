@@ -7,7 +7,9 @@ use crate::debs::{self, Dom0Bundle};
 use crate::initramfs;
 use crate::qemu::{Next, QemuChoice, QemuConfig, QemuProgram, Running};
 use crate::release::XenRelease;
-use crate::scenario::{self, live_guest_line, xl_line, BootReport, Marker, Parser, Scenario};
+use crate::scenario::{
+    self, live_guest_line, xl_line, BootReport, GuestResult, Marker, Parser, Scenario,
+};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -295,6 +297,7 @@ impl Lab {
         prune_stale_logs(&logs);
         let running = logs.join(format!("{}.{}.serial.log", self.opts.label, std::process::id()));
         let mut report = self.run_qemu(&cfg, scenarios, &running, stop_at_triple_fault);
+        self.name_crash_sites(scenarios, &mut report);
         // A struck boot's log keeps Xen's register dump: the retry's log
         // must not replace it.
         let serial_path = match report.stopped_at_triple_fault {
@@ -313,6 +316,23 @@ impl Lab {
         });
         report.initramfs_time = initramfs_time;
         Ok(report)
+    }
+
+    /// Each crashed guest's `[crash site]` lines (crashsite.rs), from
+    /// dom0's dump of its vCPUs and its image's symbols: in its toolstack
+    /// lines, and said.
+    fn name_crash_sites(&self, scenarios: &[Scenario], report: &mut BootReport) {
+        for run in report.runs.iter_mut().filter(|r| r.result == GuestResult::Crash) {
+            let sites = crate::crashsite::parse(&run.xl_output);
+            let Some(spec) = scenarios.iter().flat_map(|s| &s.guests).find(|g| g.name == run.name)
+            else {
+                continue;
+            };
+            for line in crate::crashsite::describe_with_image(&sites, &spec.kernel) {
+                self.say(&format!("[{}] {line}", run.name));
+                run.xl_output.push(line);
+            }
+        }
     }
 
     fn run_qemu(

@@ -41,6 +41,7 @@ pub mod cache;
 pub mod chart;
 pub mod cmd;
 pub mod cpio;
+pub mod crashsite;
 pub mod ctool;
 pub mod debs;
 pub mod demo;

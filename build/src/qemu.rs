@@ -189,6 +189,37 @@ impl QemuConfig {
     }
 }
 
+/// `c`, run through util-linux's `setpriv --pdeathsig KILL`: the kernel
+/// kills the child when the thread that started it ends, so a test process
+/// killed from outside (a CI timeout, `kill -9`, Ctrl-C) does not leave its
+/// Xen machine running on the cores the next run needs. `setpriv` execs the
+/// program, so the child's pid and command line stay QEMU's. The thread is
+/// the right owner: [`Running`] lives on the thread that starts it (the
+/// lab's boot loop), and its `Drop` kills QEMU first anyway. Without
+/// `setpriv` (util-linux is essential on Debian, so only on other hosts) `c`
+/// is returned as it is: the same run, without the safety net.
+pub fn dies_with_this_thread(c: Command) -> Command {
+    match cmd::which("setpriv") {
+        Some(setpriv) => wrapped_in(&setpriv, c),
+        None => c,
+    }
+}
+
+fn wrapped_in(setpriv: &std::path::Path, c: Command) -> Command {
+    let mut w = Command::new(setpriv);
+    w.args(["--pdeathsig", "KILL", "--"]).arg(c.get_program()).args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => w.env(k, v),
+            None => w.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        w.current_dir(d);
+    }
+    w
+}
+
 /// What the reader produced.
 #[derive(Debug)]
 pub enum Next {
@@ -213,7 +244,7 @@ pub struct Running {
 impl Running {
     /// Starts QEMU (fails with an install hint if it is missing).
     pub fn start(cfg: &QemuConfig) -> Result<Self> {
-        let mut c = cfg.command()?;
+        let mut c = dies_with_this_thread(cfg.command()?);
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child =
@@ -314,6 +345,62 @@ mod tests {
         assert!(QemuChoice::Host.needs_host_qemu());
         assert!(!QemuChoice::Debian13.needs_host_qemu());
         assert!(!QemuChoice::Binary(me).needs_host_qemu());
+    }
+
+    #[test]
+    fn the_wrapper_keeps_the_command() {
+        let mut c = Command::new("/t/qemu");
+        c.args(["-m", "896"]).env("A", "1").env_remove("B").current_dir("/t");
+        let w = wrapped_in(std::path::Path::new("/usr/bin/setpriv"), c);
+        assert_eq!(w.get_program(), "/usr/bin/setpriv");
+        let args: Vec<_> = w.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args, ["--pdeathsig", "KILL", "--", "/t/qemu", "-m", "896"]);
+        let envs: Vec<_> = w.get_envs().collect();
+        assert_eq!(
+            envs,
+            [(std::ffi::OsStr::new("A"), Some(std::ffi::OsStr::new("1"))), ("B".as_ref(), None)]
+        );
+        assert_eq!(w.get_current_dir(), Some(std::path::Path::new("/t")));
+    }
+
+    /// The safety net itself: a child started through the wrapper by a
+    /// thread that then ends, without killing it, is killed by the kernel.
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        use std::os::unix::process::ExitStatusExt;
+        if cmd::which("setpriv").is_none() {
+            panic!("this host has no setpriv (util-linux): the lab cannot tie QEMU to its test");
+        }
+        let mut child = std::thread::spawn(|| {
+            let mut c = Command::new("sleep");
+            c.arg("60");
+            let child = dies_with_this_thread(c).spawn().expect("spawn sleep through setpriv");
+            // setpriv arms the signal, then execs: a thread that ended
+            // before that would have no child to signal (QEMU's thread
+            // lives for the whole boot). Wait for the exec.
+            let comm = format!("/proc/{}/comm", child.id());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::fs::read_to_string(&comm).map_or(true, |c| c.trim() != "sleep") {
+                assert!(Instant::now() < deadline, "setpriv did not exec sleep in 10 s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child
+        })
+        .join()
+        .expect("the starting thread");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child outlived the thread that started it by 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.signal(), Some(9), "{status:?}");
     }
 
     #[test]

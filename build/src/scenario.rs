@@ -30,7 +30,9 @@ pub struct GuestSpec {
     pub timeout: Duration,
     /// xl `on_reboot` (the lab default is `destroy`, so a reboot is reported).
     pub on_reboot: String,
-    /// xl `on_crash`.
+    /// xl `on_crash`; the lab's default `preserve` keeps a crashed domain
+    /// until dom0's `run_guest_wait` has read its vCPUs and destroyed it
+    /// ([`crate::crashsite`]).
     pub on_crash: String,
     /// Further raw xl config lines.
     pub extra_config: Vec<String>,
@@ -52,7 +54,7 @@ impl GuestSpec {
             vcpus: 1,
             timeout: Duration::from_secs(60),
             on_reboot: "destroy".into(),
-            on_crash: "destroy".into(),
+            on_crash: "preserve".into(),
             extra_config: Vec::new(),
             ramdisk: None,
             mode: GuestMode::from_env().unwrap_or_default(),

@@ -152,15 +152,39 @@ fn a_page_fault_is_reported_then_the_domain_crashes() {
 }
 
 #[test]
-fn a_stack_overflow_crashes_the_domain_with_a_report_under_pvh() {
+fn a_stack_overflow_crashes_the_domain_with_a_report() {
     let run = expect_run(lab(), "fault-stack");
     assert_result(run, &GuestResult::Crash);
     assert_console_contains(run, "raising StackOverflow on purpose");
+    // The lab keeps a crashed domain until dom0 has dumped its vCPUs; the
+    // host names where vCPU 0 stopped (build/src/crashsite.rs).
+    let site = run
+        .xl_output
+        .iter()
+        .find(|l| l.starts_with("[crash site] vCPU 0: rip "))
+        .unwrap_or_else(|| panic!("no crash site for vCPU 0\n{}", run.describe()));
     if xen_tests::guest_mode() == GuestMode::Pv {
         // Xen cannot write the bounce frame into the guard page: it
         // crashes the domain itself, and the guest prints nothing more.
+        // The dump is the report: vCPU 0 in the recursion, its stack
+        // pointer in the guard page.
+        assert!(
+            site.contains("platform::x86::recurse")
+                && site.contains("(in the boot stack's guard page")
+                && site.contains(": a stack overflow)"),
+            "{site}\n{}",
+            run.describe()
+        );
+        assert!(
+            !run.console.iter().any(|l| l.contains("FATAL")),
+            "a PV guest cannot report this itself\n{}",
+            run.describe()
+        );
         return;
     }
+    // PVH reports it itself (below) and then asks Xen to crash it: vCPU 0
+    // stopped in that request, on the double fault's own stack.
+    assert!(!site.contains("guard page"), "{site}\n{}", run.describe());
     // PVH: the #PF's frame cannot be pushed either; the double fault runs
     // on its own stack (IST 1) and reports. Without it: a triple fault,
     // which Xen turns into a reboot with no report.

@@ -137,16 +137,35 @@ run_guest_start() {
 }
 
 run_guest_wait() {
-    local name="$1" timeout="${2:-60}" domid deadline up result xllog code i
+    local name="$1" timeout="${2:-60}" domid deadline up result xllog code i tick=0 dumped=
     domid=$(cat "/tmp/lab-domid-$name" 2>/dev/null)
     read -r up _ < /proc/uptime
     deadline=$((${up%.*} + timeout))
     result=
+    # The xl monitor process logs why the domain ended. After a
+    # migration (the last mobility step: lab_migrate leaves a mark,
+    # lab_restore takes it) the receiving xl's monitor logs under the
+    # domain's first name there, NAME--incoming.
+    xllog=/var/log/xen/xl-$name.log
+    [ -e "/tmp/lab-migrated-$name" ] && xllog=/var/log/xen/xl-$name--incoming.log
     # Cheap polling (xenstore-exists, not xl): dom0 shares the CPUs with
     # the guest under TCG. libxl removes the domain's xenstore directory
     # once it has destroyed it.
     while if [ -n "$domid" ]; then xenstore-exists "/local/domain/$domid"; else xl domid "$name"; fi > /dev/null 2>&1; do
         read -r up _ < /proc/uptime
+        tick=$((tick + 1))
+        # A crashed domain is kept (the lab's on_crash = "preserve") so
+        # that its vCPUs can be read: a crash the guest could not report
+        # (a PV stack overflow: Xen cannot push the fault's frame and ends
+        # the domain itself) leaves no other evidence. Looked for twice a
+        # second; the host names the place (build/src/crashsite.rs).
+        if [ -z "$dumped" ] && [ $((tick % 5)) -eq 0 ] && grep -q "has shut down, reason code 3 " "$xllog" 2>/dev/null; then
+            dumped=1
+            echo "[xl check] $name crashed: its vCPUs as Xen left them, before xl destroy"
+            lab_vcpu_dump "$name" 1
+            xl destroy "$name"
+            continue
+        fi
         if [ "${up%.*}" -ge "$deadline" ]; then
             result=timeout
             xl list | sed "s/^/[xl list] /"
@@ -160,12 +179,6 @@ run_guest_wait() {
         sleep 0.1
     done
     if [ -z "$result" ]; then
-        # The xl monitor process logs why the domain ended. After a
-        # migration (the last mobility step: lab_migrate leaves a mark,
-        # lab_restore takes it) the receiving xl's monitor logs under the
-        # domain's first name there, NAME--incoming.
-        xllog=/var/log/xen/xl-$name.log
-        [ -e "/tmp/lab-migrated-$name" ] && xllog=/var/log/xen/xl-$name--incoming.log
         code=
         i=0
         while [ $i -lt 20 ]; do
@@ -198,7 +211,7 @@ run_guest() {
     run_guest_wait "$1" "${3:-60}"
 }
 
-# lab_vcpu_dump NAME: where each of the domain's vCPUs is, twice a
+# lab_vcpu_dump NAME [SAMPLES]: where each of the domain's vCPUs is, twice a
 # second apart (a stalled guest: is it spinning, and where?). xenctx -f
 # follows the frame pointers the image keeps; the addresses are the
 # image's (build/scripts/xl-ctx-symbols.sh LOG target/xen/guest.elf
@@ -221,7 +234,9 @@ lab_vcpu_dump() {
         echo "[xl ctx 1] no vCPUs to dump: xl domid $1 found no domain (or gave no answer in 5 s)"
         return 0
     fi
-    for s in 1 2; do
+    # A second sample (SAMPLES, default 2) tells a spin from a wait; a
+    # crashed domain does not move, so one is enough there.
+    for s in $(seq 1 "${2:-2}"); do
         {
             timeout "$LAB_CTX_SECS" xenctx -f -C -k 0x400000 -n 16 -l 4 "$d"
             # 124: coreutils' timeout; busybox's kills with SIGTERM.
