@@ -26,6 +26,11 @@ pub struct QueueFull;
 /// static) sit in `.bss`, not in the image: `Option<Timer>` slots would
 /// leave the payload of `None` uninitialised, which the compiler can only
 /// place in `.data` (34 KiB of the stripped image, issue 17).
+///
+/// Not `heapless::BinaryHeap`: a timer is cancelled by id from anywhere
+/// in the queue (a heap removes only its top), equal deadlines must
+/// expire in the order they were armed (a heap is not stable), and the
+/// heap's `MaybeUninit` storage is the `.data` case above.
 pub struct TimerQueue<const N: usize> {
     timers: [Slot; N],
     len: usize,

@@ -1,4 +1,9 @@
 //! A fixed-capacity string for formatting without a heap.
+//!
+//! Not `heapless::String`: its `fmt::Write` refuses a piece that does not
+//! fit whole (nothing of it is written, and `write!` stops with an
+//! error), where a console or panic line must keep what fits and show
+//! that it was cut.
 
 use core::fmt;
 
