@@ -28,9 +28,8 @@ pub struct QueueFull;
 /// place in `.data` (34 KiB of the stripped image, issue 17).
 ///
 /// Not `heapless::BinaryHeap`: a timer is cancelled by id from anywhere
-/// in the queue (a heap removes only its top), equal deadlines must
-/// expire in the order they were armed (a heap is not stable), and the
-/// heap's `MaybeUninit` storage is the `.data` case above.
+/// in the queue (a heap removes only its top), and equal deadlines must
+/// expire in the order they were armed (a heap is not stable).
 pub struct TimerQueue<const N: usize> {
     timers: [Slot; N],
     len: usize,
