@@ -10,9 +10,10 @@ pub fn dump(why: core::fmt::Arguments<'_>) {
     let con = console::stats();
     kprintln!("{why}: uptime {} ms", platform::uptime_ns() / 1_000_000);
     kprintln!(
-        "  events: {} ABI, {} upcalls, {} unknown",
+        "  events: {} ABI, {} upcalls ({} nested), {} unknown",
         events::abi().name(),
         events::upcalls(),
+        events::nested_upcalls(),
         events::unknown_events()
     );
     let (virqs, stray) = timer::virqs();

@@ -25,6 +25,24 @@ fn record_df(_: EvtchnPort, _: usize) {
     DF_SEEN.store(if platform::pvh::direction_flag() { 2 } else { 1 }, Ordering::SeqCst);
 }
 
+/// [`nest`]'s runs, the port it raises, and that port's deliveries.
+static NEST_RUNS: AtomicU64 = AtomicU64::new(0);
+static NEST_RAISES: AtomicU64 = AtomicU64::new(0);
+static RAISED_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Raises another port and unmasks upcalls for a moment inside the
+/// handler, so that port's event comes as an upcall inside this upcall.
+fn nest(_: EvtchnPort, _: usize) {
+    NEST_RUNS.fetch_add(1, Ordering::SeqCst);
+    let _ = events::send(EvtchnPort(NEST_RAISES.load(Ordering::SeqCst) as u32));
+    events::enable_upcalls();
+    let _ = platform::mask_upcalls();
+}
+
+fn count_raised(_: EvtchnPort, _: usize) {
+    RAISED_HITS.fetch_add(1, Ordering::SeqCst);
+}
+
 fn hits(slot: usize) -> u64 {
     HITS[slot].load(Ordering::SeqCst)
 }
@@ -182,6 +200,33 @@ pub fn run(s: &mut Suite) {
             events::close(port).is_ok() && seen == 1
         });
     }
+
+    // A nested upcall must not spin on the scan lock the interrupted one
+    // holds (a PVH guest once did, after a live migration): it leaves the
+    // event to the interrupted upcall, which scans once more.
+    s.check("evtchn.an_upcall_inside_an_upcall_is_left_to_it", |d| {
+        NEST_RUNS.store(0, Ordering::SeqCst);
+        RAISED_HITS.store(0, Ordering::SeqCst);
+        let (nester, raised) = match (events::bind_ipi(nest, 0), events::bind_ipi(count_raised, 0))
+        {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => fail!(d, "bind_ipi: {:?} {:?}", a.err(), b.err()),
+        };
+        NEST_RAISES.store(raised.0 as u64, Ordering::SeqCst);
+        let nested_before = events::nested_upcalls();
+        let _ = events::send(nester);
+        let arrived = wait_ms(HANG_GUARD_MS, || RAISED_HITS.load(Ordering::SeqCst) >= 1);
+        let drained = drain();
+        let (runs, hits) = (NEST_RUNS.load(Ordering::SeqCst), RAISED_HITS.load(Ordering::SeqCst));
+        let nested = events::nested_upcalls() - nested_before;
+        note!(
+            d,
+            "ports {nester}->{raised}: the handler ran {runs} time(s), the event it raised inside \
+             it was delivered {hits} time(s), {nested} nested upcall(s) left to the outer one"
+        );
+        let closed = events::close(nester).is_ok() && events::close(raised).is_ok();
+        closed && arrived && drained && runs == 1 && hits == 1 && nested == 1
+    });
 
     s.check("evtchn.ipi_to_self", |d| {
         HITS[2].store(0, Ordering::SeqCst);

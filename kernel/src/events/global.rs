@@ -96,6 +96,10 @@ pub fn init(want: Abi) -> (Abi, Option<XenError>) {
 }
 
 static IN_UPCALL: [AtomicBool; VCPUS] = [const { AtomicBool::new(false) }; VCPUS];
+/// Upcalls that arrived inside an upcall on the same vCPU ([`handle_upcall`]).
+static NESTED: [AtomicU64; VCPUS] = [const { AtomicU64::new(0) }; VCPUS];
+/// Set by a nested upcall: the upcall it interrupted scans once more.
+static RESCAN: [AtomicBool; VCPUS] = [const { AtomicBool::new(false) }; VCPUS];
 
 /// The calling vCPU's index into the per-vCPU state.
 fn here() -> usize {
@@ -109,14 +113,45 @@ pub fn in_upcall() -> bool {
 
 /// Called by the platform's upcall entry with upcalls masked, on the vCPU
 /// the upcall is for: scans that vCPU's pending events.
+///
+/// An upcall inside an upcall should not happen (the upcall runs masked),
+/// but if a handler unmasks, or the platform delivers one anyway (a PVH
+/// guest once spun here after a live migration, docs/pvh.md), taking the
+/// scan lock again would spin for ever on the lock the interrupted upcall
+/// holds. So a nested upcall only clears `evtchn_upcall_pending` (under
+/// PVH Xen injects the vector again for as long as it is set, which would
+/// livelock the code it returns to) and leaves the scan to the upcall it
+/// interrupted, which looks once more before it returns: nothing is lost.
+/// Counted ([`nested_upcalls`]); nothing is printed, as the console's lock
+/// may be held by the code it interrupted.
 pub fn handle_upcall() {
     let cpu = here();
-    UPCALLS[cpu].fetch_add(1, Ordering::Relaxed);
-    IN_UPCALL[cpu].store(true, Ordering::Relaxed);
     let vcpu = platform::vcpu_info();
+    if IN_UPCALL[cpu].load(Ordering::SeqCst) {
+        NESTED[cpu].fetch_add(1, Ordering::Relaxed);
+        vcpu.evtchn_upcall_pending.store(0, Ordering::SeqCst);
+        RESCAN[cpu].store(true, Ordering::SeqCst);
+        return;
+    }
+    UPCALLS[cpu].fetch_add(1, Ordering::Relaxed);
+    loop {
+        IN_UPCALL[cpu].store(true, Ordering::SeqCst);
+        scan_pending(cpu, vcpu);
+        IN_UPCALL[cpu].store(false, Ordering::SeqCst);
+        // A nested upcall between the scan's last look and here left its
+        // scan to this one.
+        if !RESCAN[cpu].swap(false, Ordering::SeqCst) {
+            break;
+        }
+    }
+}
+
+/// Scans until nothing is pending and no nested upcall asked for more.
+fn scan_pending(cpu: usize, vcpu: &hypercall::abi::shared_info::VcpuInfo) {
     let mut scan = SCAN[cpu].lock();
     loop {
         vcpu.evtchn_upcall_pending.store(0, Ordering::SeqCst);
+        RESCAN[cpu].store(false, Ordering::SeqCst);
         match abi() {
             Abi::TwoLevel => {
                 if let Some(mine) = OWNERS.of(cpu as u32) {
@@ -138,11 +173,18 @@ pub fn handle_upcall() {
                 }
             }
         }
-        if vcpu.evtchn_upcall_pending.load(Ordering::SeqCst) == 0 {
+        if vcpu.evtchn_upcall_pending.load(Ordering::SeqCst) == 0
+            && !RESCAN[cpu].load(Ordering::SeqCst)
+        {
             break;
         }
     }
-    IN_UPCALL[cpu].store(false, Ordering::Relaxed);
+}
+
+/// Upcalls that arrived inside an upcall on the calling vCPU (0 unless a
+/// handler unmasked, or the platform delivered one while masked).
+pub fn nested_upcalls() -> u64 {
+    NESTED[here()].load(Ordering::Relaxed)
 }
 
 fn dispatch(port: EvtchnPort) {
