@@ -65,8 +65,8 @@ fn hex(s: &str) -> Option<u64> {
 /// Lines that say where each vCPU stopped: `[crash site] vCPU N: rip
 /// ADDR in FUNCTION (FILE:LINE), rsp ADDR, called from ADDR in FUNCTION`,
 /// and for an `rsp` in the boot stack's guard page, that this was a stack
-/// overflow. `symbol` names an
-/// address; `guard` is the guard page's first byte.
+/// overflow. `symbol` names an address; `guard` is the guard page's first
+/// byte.
 pub fn describe(
     sites: &[VcpuSite],
     symbol: &dyn Fn(u64) -> Option<String>,

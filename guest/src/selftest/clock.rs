@@ -46,8 +46,9 @@ pub fn run(s: &mut Suite) {
         // at once and nothing was blocked (seen once under load: 99 ms
         // waited in 1 poll, 0 us blocked). Such an attempt is told apart
         // by the runstate's runnable time, said, and made again.
-        let mut last = None;
-        for attempt in 1..=POLL_ATTEMPTS {
+        let mut attempt = 0;
+        let w = loop {
+            attempt += 1;
             let w = match poll_20ms() {
                 Ok(w) => w,
                 Err(e) => fail!(d, "{e}"),
@@ -65,12 +66,10 @@ pub fn run(s: &mut Suite) {
                 w.pending
             );
             let stolen = w.blocked < 1_000_000 && w.runnable >= 20_000_000;
-            last = Some(w);
-            if !stolen {
-                break;
+            if !stolen || attempt == POLL_ATTEMPTS {
+                break w;
             }
-        }
-        let Some(w) = last else { fail!(d, "no attempt ran") };
+        };
         // Nothing fired, it did not end before the deadline, and the vCPU
         // waited in Xen, not in a loop of polls that return at once (those
         // never reach the scheduler, so they add no blocked time at all):
